@@ -1,0 +1,61 @@
+"""Shared fixtures: real folders, real processes (always reaped)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def progress_dir(tmp_path):
+    d = tmp_path / "progress"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def spawn():
+    """Start real subprocesses; every one is killed (its whole session) and
+    reaped at teardown. ``spawn([...], **popen_kwargs) -> Popen``."""
+    procs = []
+
+    def _spawn(args, **kw):
+        kw.setdefault("start_new_session", True)
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(args, **kw)
+        procs.append(p)
+        return p
+
+    yield _spawn
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                p.kill()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05):
+    """Poll ``predicate`` until it returns a truthy value; return it, or raise
+    AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %.1fs" % timeout)
+        time.sleep(interval)

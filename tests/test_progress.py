@@ -1,0 +1,115 @@
+import json
+import math
+import os
+
+import pytest
+
+from ttop import progress as P
+
+
+def good(**kw):
+    d = {"format": P.PROGRESS_FORMAT, "run_name": "r", "status": "RUNNING", "updated_at": 1.0}
+    d.update(kw)
+    return json.dumps(d).encode()
+
+
+def test_parse_minimal_and_drops_wrong_optional_types():
+    data, dropped = P.parse_progress(good(epoch="3", batch=4, rate=True, pid=12))
+    assert data["batch"] == 4 and data["pid"] == 12
+    assert "epoch" not in data and "rate" not in data
+    assert sorted(dropped) == ["epoch", "rate"]
+
+
+@pytest.mark.parametrize(
+    "raw,reason",
+    [
+        (b"", "empty"),
+        (b"\xff\xfe{", "UTF-8"),
+        (b'{"format": "ttop.progress/1"', "invalid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (good(format="other/1"), "format"),
+        (good(status="DANCING"), "status"),
+        (good(updated_at="now"), "updated_at"),
+        (b"[" * 100000, "JSON"),
+    ],
+)
+def test_parse_rejects_with_reason(raw, reason):
+    with pytest.raises(P.ProgressError) as e:
+        P.parse_progress(raw)
+    assert reason in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("ok-run_1", "ok-run_1"),
+        ("../../etc/passwd", "_.._etc_passwd"),
+        ("a/b\x00c\x1b[31m", "a_b_c_[31m"),
+        ("..", "run"),
+        ("control_x", "run_control_x"),
+        ("", "run"),
+    ],
+)
+def test_sanitize_run_name(name, expected):
+    out = P.sanitize_run_name(name)
+    assert out == expected
+    assert "/" not in out and "\x00" not in out and not out.startswith(".")
+
+
+def test_sanitize_caps_length_on_character_boundary():
+    out = P.sanitize_run_name("\u00e9" * 500)
+    assert len(out.encode()) <= P.MAX_RUN_NAME_BYTES
+    out.encode("utf-8")  # whole characters only
+
+
+def test_json_safe_non_finite_and_objects():
+    class Scalar:
+        def item(self):
+            return float("nan")
+
+    out = P.dumps({"a": math.inf, "b": -math.inf, "c": Scalar(), "d": object(), "e": (1, 2)})
+    back = json.loads(out)
+    assert back["a"] == "Infinity" and back["b"] == "-Infinity" and back["c"] == "NaN"
+    assert isinstance(back["d"], str) and back["e"] == [1, 2]
+    assert math.isnan(P.number_or_none("NaN"))
+
+
+def test_write_json_atomic_leaves_no_temp(tmp_path):
+    path = tmp_path / "r.json"
+    P.write_json_atomic(str(path), {"x": 1})
+    assert json.loads(path.read_text()) == {"x": 1}
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_resolve_inside(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a.log").write_text("x")
+    outside = tmp_path / "secret"
+    outside.write_text("s")
+    os.symlink(outside, folder / "link.log")
+    assert P.resolve_inside(str(folder), "a.log") == str((folder / "a.log").resolve())
+    for bad in ["../secret", str(outside), "link.log", "", ".", "a\x00b", None, 5]:
+        assert P.resolve_inside(str(folder), bad) is None
+
+
+def test_filenames():
+    assert P.is_progress_filename("run.json")
+    for name in ["control_run.json", ".run.json.abc.tmp", ".json", "run.stdout.log", "run.json.tmp"]:
+        assert not P.is_progress_filename(name)
+
+
+def test_control_roundtrip_and_typing(tmp_path):
+    P.write_control(str(tmp_path), "r", 3, {"lr": 0.1})
+    with open(P.control_path(str(tmp_path), "r"), "rb") as f:
+        seq, variables = P.parse_control(f.read())
+    assert seq == 3 and variables == {"lr": 0.1}
+    assert P.coerce_value("float", 1) == 1.0 and isinstance(P.coerce_value("float", 1), float)
+    with pytest.raises(P.ProgressError):
+        P.coerce_value("int", 1.5)
+    with pytest.raises(P.ProgressError):
+        P.coerce_value("int", True)
+    with pytest.raises(P.ProgressError) as e:
+        P.parse_typed_text("float", "abc")
+    assert "not a float" in str(e.value)
+    assert P.parse_typed_text("bool", "False") is False

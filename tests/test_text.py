@@ -1,0 +1,19 @@
+from ttop.view.text import clean, clip, crop_line, fit, width
+
+
+def test_clean_removes_control_and_ansi():
+    assert clean("a\x1b[31mred\x1b[0m\tb\x00c\u202e") == "ared b?c?"
+
+
+def test_width_and_clip_wide_chars():
+    assert width("日本") == 4
+    assert clip("日本語テキスト", 5) == "日本…"
+    assert width(clip("日本語テキスト", 6)) <= 6
+    assert fit("ab", 4, ">") == "  ab"
+    assert fit("abcdef", 4) == "abc…"
+
+
+def test_crop_line_splits_wide_char():
+    line = (("abc", "x"), ("日本", "y"), ("def", "z"))
+    assert crop_line(line, 2, 4) == (("c", "x"), ("日 ", "y"))
+    assert crop_line(line, 0, 100) == line

@@ -1,0 +1,161 @@
+"""Immutable snapshot types published by the collector.
+
+A :class:`Snapshot` is everything one collection cycle saw. The UI, the
+``--once`` printer and the CSV sink only ever read these; nothing in them is
+mutated after publication (tuples and frozen dataclasses; ``RunSnapshot.data``
+is the parsed progress file and must be treated as read-only).
+
+``None`` means "unavailable"; where a reason is known it sits in a matching
+``*_error`` field or in ``errors``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    tid: int
+    user_time: float
+    system_time: float
+    cpu_percent: Optional[float] = None  # since the previous cycle, % of one core
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    name: str
+    create_time: float
+    depth: int  # 0 = the run's main process
+    status: str = ""  # psutil status: running, sleeping, zombie, ...
+    cmdline: str = ""
+    cpu_percent: Optional[float] = None  # % of one core
+    rss_bytes: Optional[int] = None
+    num_threads: Optional[int] = None
+    gpu_memory_bytes: Optional[int] = None
+    gpu_indices: Tuple[int, ...] = ()
+    tpu_memory_bytes: Optional[int] = None
+    threads: Tuple[ThreadInfo, ...] = ()
+    error: Optional[str] = None  # e.g. "access denied: rss"
+
+
+@dataclass(frozen=True)
+class RunResources:
+    """Totals over a run's process tree."""
+
+    cpu_percent: Optional[float] = None  # % of one core (may exceed 100)
+    rss_bytes: Optional[int] = None
+    gpu_memory_bytes: Optional[int] = None
+    tpu_memory_bytes: Optional[int] = None
+    num_procs: Optional[int] = None
+    num_threads: Optional[int] = None
+    sampled_at: Optional[float] = None
+    source: str = "none"  # "local" (psutil here), "reported" (the file's own), "none"
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    key: str  # progress file name without .json; unique in the folder
+    path: str  # absolute path of the progress file
+    data: Mapping[str, Any]  # last good parsed progress file (read-only)
+    run_name: str
+    status: str  # effective status (may be inferred)
+    reported_status: str  # what the file says
+    status_inferred: bool = False  # True: status is ttop's inference, not the run's report
+    status_reason: Optional[str] = None  # why inferred, e.g. "process 1234 is gone"
+    host: Optional[str] = None
+    local: bool = True  # written on this host: processes were looked up here
+    alive: Optional[bool] = None  # process exists with matching create time (None: cannot tell)
+    pid: Optional[int] = None
+    pid_create_time: Optional[float] = None
+    stale: bool = False  # heartbeat too old, or the file turned bad (last good data kept)
+    stale_reason: Optional[str] = None
+    file_error: Optional[str] = None  # the file is currently unreadable; data is the last good one
+    dropped_keys: Tuple[str, ...] = ()  # optional keys ignored for a wrong type
+    mtime: float = 0.0
+    heartbeat_age: Optional[float] = None  # seconds since updated_at at collection time
+    resources: RunResources = field(default_factory=RunResources)
+    processes: Tuple[ProcInfo, ...] = ()  # main process first, then children depth-first
+    gpu_note: Optional[str] = None  # e.g. "NVML PIDs do not match this PID namespace"
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    name: str  # file name inside the folder
+    reason: str
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    hostname: str
+    cpu_count: int
+    cpu_percent: Optional[float] = None  # whole machine, 0..100
+    mem_total: Optional[int] = None
+    mem_used: Optional[int] = None
+    load_avg: Optional[Tuple[float, float, float]] = None
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    index: int
+    name: Optional[str] = None
+    uuid: Optional[str] = None
+    memory_used: Optional[int] = None
+    memory_total: Optional[int] = None
+    utilization: Optional[int] = None  # %
+    memory_utilization: Optional[int] = None  # %
+    temperature: Optional[int] = None  # degrees C
+    power_mw: Optional[int] = None
+    power_limit_mw: Optional[int] = None
+    errors: Mapping[str, str] = field(default_factory=dict)  # field -> reason
+
+
+@dataclass(frozen=True)
+class TpuChip:
+    index: int
+    device_id: Optional[int] = None
+    memory_used: Optional[int] = None
+    memory_total: Optional[int] = None
+    duty_cycle: Optional[float] = None  # %
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Usage is shown as % of these (defaults: the machine's totals)."""
+
+    cpus: float
+    ram_bytes: int
+    gpu_bytes: Optional[int] = None  # None: sum of GPU memory, or no GPU
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    seq: int  # increases by one per published snapshot
+    taken_at: float  # wall clock
+    folder: str
+    runs: Tuple[RunSnapshot, ...] = ()  # sorted by key
+    skipped: Tuple[SkippedFile, ...] = ()
+    host: Optional[HostInfo] = None
+    gpus: Tuple[GpuDevice, ...] = ()
+    gpu_error: Optional[str] = None  # e.g. "NVML not available: libnvidia-ml.so.1 not found"
+    tpus: Tuple[TpuChip, ...] = ()
+    tpu_error: Optional[str] = None
+    budgets: Optional[Budgets] = None
+    folder_error: Optional[str] = None  # folder missing / unreadable this cycle
+    notices: Tuple[str, ...] = ()
+    cycle_seconds: float = 0.0  # how long the cycle took
+
+    def run(self, key: str) -> Optional[RunSnapshot]:
+        for r in self.runs:
+            if r.key == key:
+                return r
+        return None
+
+    def counts(self) -> Dict[str, int]:
+        """Runs per effective status."""
+        out: Dict[str, int] = {}
+        for r in self.runs:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out

@@ -1,0 +1,457 @@
+"""The on-disk contracts: progress files (``ttop.progress/1``) and control files
+(``ttop.control/1``).
+
+This module is shared by the writer (:mod:`ttop.monitor`, imported inside
+training scripts) and the readers (collector, UI, sinks), so it imports only
+the standard library and knows nothing of the UI.
+
+Folder layout (one folder, many runs)::
+
+    <folder>/<run>.json              progress file, written by TrainingMonitor
+    <folder>/control_<run>.json      control file, written by ttop
+    <folder>/<run>.stdout.log        optional output capture (see ``logs``)
+    <folder>/<run>.stderr.log
+    <folder>/.<anything>             temp files of atomic writes: never read
+
+Progress file keys (all times Unix seconds, wall clock; durations in seconds).
+Readers ignore unknown keys and tolerate missing optional ones.
+
+required
+    ``format`` ("ttop.progress/1"), ``run_name`` (str), ``status`` (one of
+    :data:`STATUSES`), ``updated_at`` (number: heartbeat)
+identity
+    ``host`` (str), ``pid`` (int), ``pid_create_time`` (number, psutil's
+    ``create_time()``), ``started_at``, ``ended_at`` (number or null),
+    ``heartbeat_interval`` (number: the writer refreshes ``updated_at`` at
+    least this often while alive)
+state
+    ``phase`` (str or null; ``train``, ``validation``, ``loading`` have
+    colours), ``error`` (str or null: message + traceback tail on FAILED)
+counters (int or null)
+    ``epoch``, ``total_epochs``, ``batch``, ``total_batches`` (of the current
+    phase), ``train_batch``, ``train_total_batches``, ``val_batch``,
+    ``val_total_batches``; ``rate`` (number: batches/s of the current phase,
+    smoothed)
+times
+    ``{"run"|"epoch"|"train"|"validation": {"elapsed", "remaining", "total"}}``
+    each a number or null; ``times.validation.last`` is the duration of the
+    last completed validation phase (the "Val Time" column)
+metrics
+    ``metrics`` {name: number|str|null}; ``history`` {name: [number|null, ...]}
+    (bounded, oldest first). Non-finite floats are written as the strings
+    ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` so the file stays strict JSON.
+variables
+    ``variables`` {name: bool|int|float|str}, ``variable_types`` {name:
+    "bool"|"int"|"float"|"str"}, ``control_seq`` (int: last control edit
+    applied), ``control_error`` (str or null: why the last edit was refused)
+files
+    ``logs`` {"stdout": path, "stderr": path} relative to the folder;
+    ``run_dir`` (optional str: a run folder, relative to the progress folder)
+resources
+    ``{"cpu_percent", "rss_bytes", "gpu_memory_bytes", "num_procs",
+    "num_threads", "sampled_at"}``: the writer's own sample of its process tree
+links
+    ``{"wandb": "https://..."}``
+
+Control file: ``{"format": "ttop.control/1", "seq": N, "variables": {...}}``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+PROGRESS_FORMAT = "ttop.progress/1"
+CONTROL_FORMAT = "ttop.control/1"
+PROGRESS_FORMAT_PREFIX = "ttop.progress/"
+CONTROL_PREFIX = "control_"
+PROGRESS_SUFFIX = ".json"
+
+RUNNING = "RUNNING"
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+CANCELED = "CANCELED"
+KILLED = "KILLED"
+STATUSES = (RUNNING, FINISHED, FAILED, CANCELED, KILLED)
+END_STATUSES = (FINISHED, FAILED, CANCELED, KILLED)
+
+#: Readers never read more than this many bytes of a progress file.
+MAX_PROGRESS_BYTES = 4 * 1024 * 1024
+#: ... nor of a control file.
+MAX_CONTROL_BYTES = 1024 * 1024
+#: Longest run name, in bytes of UTF-8, once sanitised.
+MAX_RUN_NAME_BYTES = 200
+
+VARIABLE_TYPES = ("bool", "int", "float", "str")
+
+_NUMBER = (int, float)
+
+# Optional known keys and the JSON types they may have (None = null allowed).
+_OPTIONAL_TYPES: Dict[str, Tuple[type, ...]] = {
+    "host": (str,),
+    "pid": (int,),
+    "pid_create_time": _NUMBER,
+    "started_at": _NUMBER,
+    "ended_at": _NUMBER,
+    "heartbeat_interval": _NUMBER,
+    "phase": (str,),
+    "error": (str,),
+    "epoch": (int,),
+    "total_epochs": (int,),
+    "batch": (int,),
+    "total_batches": (int,),
+    "train_batch": (int,),
+    "train_total_batches": (int,),
+    "val_batch": (int,),
+    "val_total_batches": (int,),
+    "rate": _NUMBER,
+    "times": (dict,),
+    "metrics": (dict,),
+    "history": (dict,),
+    "variables": (dict,),
+    "variable_types": (dict,),
+    "control_seq": (int,),
+    "control_error": (str,),
+    "logs": (dict,),
+    "run_dir": (str,),
+    "resources": (dict,),
+    "links": (dict,),
+}
+
+
+class ProgressError(ValueError):
+    """A progress or control file that cannot be used; ``str()`` is the reason."""
+
+
+# ---------------------------------------------------------------------------
+# names and paths
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
+
+
+def sanitize_run_name(name: Any) -> str:
+    """Return a run name that is safe as a single file name in the folder.
+
+    Path separators, NUL and control characters become ``_``; leading dots and
+    spaces are dropped (no hidden files, no ``..``); a name that would read as
+    a control file gets a ``run_`` prefix; the result is at most
+    :data:`MAX_RUN_NAME_BYTES` bytes of UTF-8 and never empty.
+    """
+    text = _UNSAFE.sub("_", str(name)).strip()
+    text = text.lstrip(". ")
+    if text.startswith(CONTROL_PREFIX):
+        text = "run_" + text
+    raw = text.encode("utf-8", "surrogatepass")[:MAX_RUN_NAME_BYTES]
+    text = raw.decode("utf-8", "ignore").rstrip()
+    return text or "run"
+
+
+def progress_path(folder: str, run_name: str) -> str:
+    return os.path.join(folder, run_name + PROGRESS_SUFFIX)
+
+
+def control_path(folder: str, run_name: str) -> str:
+    return os.path.join(folder, CONTROL_PREFIX + run_name + PROGRESS_SUFFIX)
+
+
+def log_paths(run_name: str) -> Dict[str, str]:
+    """Default ``logs`` entry: capture files relative to the folder."""
+    return {"stdout": run_name + ".stdout.log", "stderr": run_name + ".stderr.log"}
+
+
+def is_progress_filename(name: str) -> bool:
+    """True for names the collector reads as progress files."""
+    return (
+        name.endswith(PROGRESS_SUFFIX)
+        and not name.startswith(".")
+        and not name.startswith(CONTROL_PREFIX)
+        and len(name) > len(PROGRESS_SUFFIX)
+    )
+
+
+def run_key(filename: str) -> str:
+    """The run's key: its progress file name without ``.json``."""
+    return filename[: -len(PROGRESS_SUFFIX)]
+
+
+def resolve_inside(folder: str, relpath: Any) -> Optional[str]:
+    """Resolve ``relpath`` against ``folder`` (symlinks followed) and return the
+    real path only if it lies strictly inside the folder's real path; else None.
+
+    Absolute paths, ``..`` escapes, symlinks pointing outside, NUL bytes and
+    non-strings all give None.
+    """
+    if not isinstance(relpath, str) or not relpath or "\x00" in relpath:
+        return None
+    if os.path.isabs(relpath):
+        return None
+    root = os.path.realpath(folder)
+    target = os.path.realpath(os.path.join(root, relpath))
+    if target == root or not target.startswith(root + os.sep):
+        return None
+    return target
+
+
+# ---------------------------------------------------------------------------
+# JSON values
+
+
+def json_safe(value: Any, _depth: int = 0) -> Any:
+    """Convert ``value`` to something :func:`json.dumps` accepts with
+    ``allow_nan=False``.
+
+    Non-finite floats become ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``;
+    numpy / torch scalars (anything with ``.item()``) become Python numbers;
+    other unknown objects become their ``str()``. Never raises.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if _depth > 8:
+        return _short_str(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, _depth + 1) for v in value]
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return json_safe(item(), _depth + 1)
+        except Exception:
+            pass
+    try:
+        f = float(value)
+    except Exception:
+        return _short_str(value)
+    return json_safe(f, _depth + 1)
+
+
+def _short_str(value: Any, limit: int = 200) -> str:
+    try:
+        text = str(value)
+    except Exception:
+        text = "<%s>" % type(value).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def number_or_none(value: Any) -> Optional[float]:
+    """A metric value as a float (``"NaN"``/``"Infinity"`` strings understood),
+    or None."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, _NUMBER):
+        return float(value)
+    if value == "NaN":
+        return math.nan
+    if value == "Infinity":
+        return math.inf
+    if value == "-Infinity":
+        return -math.inf
+    return None
+
+
+def dumps(obj: Any) -> str:
+    """Strict, compact JSON (no NaN literals)."""
+    return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically: a temp file in the same
+    folder (named ``.<name>.<random>.tmp`` so readers skip it) then
+    :func:`os.replace`. A reader sees the old file or the new one, never a mix.
+    Raises OSError on failure (the temp file is removed)."""
+    data = dumps(obj).encode("utf-8")
+    folder, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_capped(path: str, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; raise ProgressError if the file is larger."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ProgressError("file larger than %d bytes" % limit)
+    return data
+
+
+def _loads(raw: bytes, what: str) -> Any:
+    if not raw.strip():
+        raise ProgressError("empty file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProgressError("not UTF-8 (byte %d)" % e.start) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ProgressError("JSON nested too deeply") from None
+    except ValueError as e:
+        raise ProgressError("invalid JSON: %s" % _short_str(e, 120)) from None
+
+
+# ---------------------------------------------------------------------------
+# progress files (reader side)
+
+
+def parse_progress(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
+    """Parse and validate a progress file's bytes.
+
+    Returns ``(data, dropped)``: ``data`` is the object with every optional
+    known key of the wrong type removed, ``dropped`` names those keys (so a
+    hand-written file with one odd field still shows). Raises
+    :class:`ProgressError` with a one-line reason when the file cannot be used
+    at all (not UTF-8, not JSON, not an object, wrong ``format``, a required key
+    missing or of the wrong type, an unknown status).
+    """
+    obj = _loads(raw, "progress")
+    if not isinstance(obj, dict):
+        raise ProgressError("not a JSON object")
+    fmt = obj.get("format")
+    if not isinstance(fmt, str) or not fmt.startswith(PROGRESS_FORMAT_PREFIX):
+        raise ProgressError("format is %s, expected %s" % (_short_str(fmt, 40), PROGRESS_FORMAT))
+    name = obj.get("run_name")
+    if not isinstance(name, str) or not name:
+        raise ProgressError("run_name missing or not a string")
+    status = obj.get("status")
+    if status not in STATUSES:
+        raise ProgressError("status is %s, expected one of %s" % (_short_str(status, 40), "/".join(STATUSES)))
+    updated = obj.get("updated_at")
+    if isinstance(updated, bool) or not isinstance(updated, _NUMBER) or not math.isfinite(updated):
+        raise ProgressError("updated_at missing or not a number")
+    dropped = []
+    for key, types in _OPTIONAL_TYPES.items():
+        if key not in obj or obj[key] is None:
+            continue
+        value = obj[key]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        if not ok:
+            dropped.append(key)
+            del obj[key]
+    return obj, dropped
+
+
+# ---------------------------------------------------------------------------
+# control files
+
+
+def parse_control(raw: bytes) -> Tuple[int, Dict[str, Any]]:
+    """Parse a control file: returns ``(seq, variables)`` or raises
+    :class:`ProgressError` with the reason."""
+    obj = _loads(raw, "control")
+    if not isinstance(obj, dict):
+        raise ProgressError("control file is not a JSON object")
+    if obj.get("format") != CONTROL_FORMAT:
+        raise ProgressError("control format is %s, expected %s" % (_short_str(obj.get("format"), 40), CONTROL_FORMAT))
+    seq = obj.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise ProgressError("control seq missing or not an integer")
+    variables = obj.get("variables", {})
+    if not isinstance(variables, dict):
+        raise ProgressError("control variables is not an object")
+    return seq, variables
+
+
+def write_control(folder: str, run_name: str, seq: int, variables: Mapping[str, Any]) -> str:
+    """Atomically write the control file for ``run_name``; returns its path."""
+    path = control_path(folder, run_name)
+    write_json_atomic(path, {"format": CONTROL_FORMAT, "seq": int(seq), "variables": dict(variables)})
+    return path
+
+
+def type_name(value: Any) -> Optional[str]:
+    """The control type of a tracked value: bool, int, float, str, or None."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return None
+
+
+def coerce_value(type_: str, value: Any) -> Any:
+    """Apply the control-file typing rule (DESIGN section 4) to a value read
+    from JSON: int->int, float accepts int (and the NaN/Infinity strings), bool,
+    str. Returns the converted value or raises ProgressError with the reason."""
+    if type_ == "bool":
+        if isinstance(value, bool):
+            return value
+    elif type_ == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif type_ == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if value in ("NaN", "Infinity", "-Infinity"):
+            return number_or_none(value)
+    elif type_ == "str":
+        if isinstance(value, str):
+            return value
+    else:
+        raise ProgressError("variable of unsupported type %s" % type_)
+    raise ProgressError("expected %s, got %s %s" % (type_, _json_type(value), _short_str(json.dumps(value), 40)))
+
+
+def parse_typed_text(type_: str, text: str) -> Any:
+    """Parse what a user typed in the editor into a value of ``type_``, or raise
+    ProgressError ("abc" is not a float)."""
+    t = text.strip()
+    if type_ == "str":
+        return text
+    if type_ == "bool":
+        low = t.lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ProgressError("%r is not a bool (true/false)" % t)
+    if type_ == "int":
+        try:
+            return int(t, 10)
+        except ValueError:
+            raise ProgressError("%r is not an int" % t) from None
+    if type_ == "float":
+        try:
+            return float(t)
+        except ValueError:
+            raise ProgressError("%r is not a float" % t) from None
+    raise ProgressError("variable of unsupported type %s" % type_)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -1,0 +1,73 @@
+"""The contract between the curses application and its screens.
+
+Screens (main table, help, variable editor, output viewer, dialogs) never call
+curses. Each one keeps its own state, turns a key into an action, and renders
+itself as lines of ``(text, role)`` segments (:mod:`ttop.view.text`). The
+application (``ttop.ui.app``) owns the terminal: it reads keys, normalises them
+to the names below, hands them to the top screen of a stack, and paints what
+the screen renders, only when something changed.
+
+Key names passed to :meth:`Screen.on_key`: a printable character as itself
+(``"q"``, ``"/"``, ``"F"``), or one of ``UP DOWN LEFT RIGHT PGUP PGDN HOME END
+ENTER ESC BACKSPACE DELETE TAB BTAB CTRL_C CTRL_L F1``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, List, Optional
+
+from ..view.text import Line
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..collect.snapshot import Snapshot
+
+
+class AppContext:
+    """What a screen may ask of the application (implemented by the app).
+
+    ``snapshot``: the latest published snapshot (never None once running).
+    ``folder``: the progress folder. ``push``/``pop``: the screen stack.
+    ``notify``: a message for the footer. ``refresh_now``: ask the collector
+    for a new cycle. ``quit``: leave the program.
+    """
+
+    snapshot: "Snapshot"
+    folder: str
+
+    def push(self, screen: "Screen") -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def pop(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def notify(self, message: str, error: bool = False) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def refresh_now(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def quit(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Screen:
+    """Base class of everything drawn by the app.
+
+    ``render`` must be cheap and side-effect free apart from the screen's own
+    view state (scroll positions clamped to the size); it is called after every
+    key and every new snapshot, with the full terminal size. ``on_key`` returns
+    True if the key was handled (False lets the app apply global keys such as
+    ``q`` / Ctrl+C on the main screen).
+    """
+
+    #: Screens that are full-size replace the main table; others (dialogs) are
+    #: drawn centred over it.
+    modal: bool = False
+
+    def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
+        raise NotImplementedError
+
+    def on_key(self, key: str, ctx: AppContext) -> bool:
+        return False
+
+    def on_snapshot(self, ctx: AppContext) -> None:
+        """Called when a new snapshot was published (e.g. to re-check state)."""

@@ -1,0 +1,117 @@
+"""Terminal-safe text: sanitising, display width and clipping.
+
+Every string that reaches the screen passes through :func:`clean` (no control
+character is ever written raw) and is measured with :func:`width` (wide East
+Asian characters take two cells, combining marks none).
+
+A rendered screen is a list of :data:`Line`; a line is a tuple of
+:data:`Segment` ``(text, role)`` pairs. Roles are plain strings that the curses
+layer maps to attributes (see ``ttop.view.roles``); nothing here knows curses.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import List, Tuple
+
+Segment = Tuple[str, str]
+Line = Tuple[Segment, ...]
+
+_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def strip_ansi(text: str) -> str:
+    """Remove ANSI escape sequences (CSI, OSC, two-byte escapes)."""
+    return _ANSI.sub("", text)
+
+
+def clean(text: object) -> str:
+    """One-line, terminal-safe text: ANSI escapes removed, tabs and newlines
+    become spaces, other control, zero-width and bidi-override characters
+    become ``?``."""
+    s = text if isinstance(text, str) else str(text)
+    if s.isascii() and s.isprintable():
+        return s
+    s = strip_ansi(s).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    s = _CTRL.sub("?", s)
+    # lone surrogates (from surrogateescape decoding) cannot be encoded
+    return s.encode("utf-8", "replace").decode("utf-8")
+
+
+def char_width(ch: str) -> int:
+    if ch.isascii():
+        return 1
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def width(text: str) -> int:
+    """Display width in terminal cells of already-:func:`clean` text."""
+    if text.isascii():
+        return len(text)
+    return sum(char_width(c) for c in text)
+
+
+def clip(text: str, cells: int, ellipsis: str = "\u2026") -> str:
+    """Cut ``text`` to at most ``cells`` cells, ending in ``ellipsis`` if cut."""
+    if cells <= 0:
+        return ""
+    if width(text) <= cells:
+        return text
+    ell_w = width(ellipsis)
+    if cells <= ell_w:
+        return ellipsis[:cells] if ellipsis.isascii() else ""
+    out: List[str] = []
+    used = 0
+    for ch in text:
+        w = char_width(ch)
+        if used + w > cells - ell_w:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + ellipsis
+
+
+def fit(text: str, cells: int, align: str = "<", ellipsis: str = "\u2026") -> str:
+    """Clip and pad ``text`` to exactly ``cells`` cells (align ``<`` or ``>``)."""
+    t = clip(text, cells, ellipsis)
+    pad = cells - width(t)
+    if pad <= 0:
+        return t
+    return t + " " * pad if align == "<" else " " * pad + t
+
+
+def line_width(line: Line) -> int:
+    return sum(width(t) for t, _ in line)
+
+
+def crop_line(line: Line, start: int, cells: int) -> Line:
+    """The part of ``line`` from cell ``start`` spanning at most ``cells`` cells
+    (a wide character cut in half becomes a space)."""
+    out: List[Segment] = []
+    pos = 0
+    end = start + cells
+    for text, role in line:
+        if pos >= end:
+            break
+        w = width(text)
+        if pos + w <= start:
+            pos += w
+            continue
+        if pos >= start and pos + w <= end:
+            out.append((text, role))
+            pos += w
+            continue
+        buf: List[str] = []
+        for ch in text:
+            cw = char_width(ch)
+            if pos >= start and pos + cw <= end:
+                buf.append(ch)
+            elif pos < end and pos + cw > start:
+                buf.append(" " * max(0, min(pos + cw, end) - max(pos, start)))
+            pos += cw
+        if buf:
+            out.append(("".join(buf), role))
+    return tuple(out)
