@@ -71,3 +71,23 @@ class Screen:
 
     def on_snapshot(self, ctx: AppContext) -> None:
         """Called when a new snapshot was published (e.g. to re-check state)."""
+
+
+class Target:
+    """The thing a signal is aimed at: a run's main process (kind ``run``), an
+    expanded ``[P]`` process (``proc``) or a ``[T]`` thread (``thread``).
+    ``create_time`` is the one seen in the snapshot: the process is re-checked
+    against it right before anything is sent."""
+
+    __slots__ = ("kind", "run_key", "pid", "create_time", "tid", "name")
+
+    def __init__(self, kind: str, run_key: str, pid: int, create_time: Optional[float], tid: Optional[int] = None, name: str = ""):
+        self.kind = kind
+        self.run_key = run_key
+        self.pid = pid
+        self.create_time = create_time
+        self.tid = tid
+        self.name = name
+
+    def __repr__(self) -> str:
+        return "Target(%s, %s, pid=%s, tid=%s)" % (self.kind, self.run_key, self.pid, self.tid)
