@@ -1,0 +1,113 @@
+"""This machine: hostname, CPUs, memory, load, and the default budgets."""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Dict, Optional, Sequence
+
+import psutil
+
+from .snapshot import Budgets, GpuDevice, HostInfo, RunResources
+
+
+def hostname() -> str:
+    try:
+        return socket.gethostname()
+    except OSError:  # pragma: no cover - gethostname practically never fails
+        return "localhost"
+
+
+def cpu_count() -> int:
+    return psutil.cpu_count(logical=True) or os.cpu_count() or 1
+
+
+class HostSampler:
+    """Samples :class:`HostInfo` without blocking (``cpu_percent(None)``: the
+    first call primes the counter and reports None)."""
+
+    def __init__(self) -> None:
+        self._primed = False
+        self._cpus = cpu_count()
+
+    def sample(self) -> HostInfo:
+        name = hostname()
+        cpu: Optional[float]
+        try:
+            cpu = psutil.cpu_percent(interval=None)
+        except Exception:
+            cpu = None
+        if not self._primed:
+            self._primed = True
+            cpu = None
+        try:
+            vm = psutil.virtual_memory()
+            total, used = int(vm.total), int(vm.total - vm.available)
+        except Exception:
+            total = used = None
+        try:
+            load = tuple(float(x) for x in os.getloadavg())
+        except (OSError, AttributeError):
+            load = None
+        return HostInfo(
+            hostname=name,
+            cpu_count=self._cpus,
+            cpu_percent=cpu,
+            mem_total=total,
+            mem_used=used,
+            load_avg=load,  # type: ignore[arg-type]
+        )
+
+
+def resolve_budgets(given: Optional[Budgets], host: HostInfo, gpus: Sequence[GpuDevice]) -> Budgets:
+    """Fill the budget defaults: the machine's CPUs and RAM, and for GPU memory
+    the sum of the devices' totals (None without GPUs)."""
+    gpu_total = None
+    totals = [g.memory_total for g in gpus if g.memory_total]
+    if totals:
+        gpu_total = int(sum(totals))
+    if given is None:
+        return Budgets(cpus=float(host.cpu_count), ram_bytes=int(host.mem_total or 0), gpu_bytes=gpu_total)
+    if given.gpu_bytes is None and gpu_total is not None:
+        return Budgets(cpus=given.cpus, ram_bytes=given.ram_bytes, gpu_bytes=gpu_total)
+    return given
+
+
+def budgets_from_args(
+    max_cpus: Optional[float] = None,
+    max_ram_gb: Optional[float] = None,
+    max_gpu_gb: Optional[float] = None,
+) -> Optional[Budgets]:
+    """Build :class:`Budgets` from the CLI's ``--max-cpus/--max-ram/--max-gpu``.
+
+    A "GB" here is :data:`GB` = 2**30 bytes (memory is shown in GiB). Unset
+    values default to the machine's totals (GPU: the devices' total, filled in
+    by the collector); returns None when nothing was given."""
+    if max_cpus is None and max_ram_gb is None and max_gpu_gb is None:
+        return None
+    cpus = float(max_cpus) if max_cpus is not None else float(cpu_count())
+    if max_ram_gb is not None:
+        ram = int(float(max_ram_gb) * GB)
+    else:
+        ram = int(psutil.virtual_memory().total)
+    gpu = int(float(max_gpu_gb) * GB) if max_gpu_gb is not None else None
+    return Budgets(cpus=cpus, ram_bytes=ram, gpu_bytes=gpu)
+
+
+#: One "GB" of a budget flag, in bytes.
+GB = 1 << 30
+
+
+def usage_percent(res: RunResources, budgets: Optional[Budgets]) -> Dict[str, Optional[float]]:
+    """A run's usage as % of the budgets: ``{"cpu", "ram", "gpu"}``, each None
+    when the value or the budget is unknown. CPU: ``cpu_percent`` (% of one
+    core) over ``cpus`` cores, so 4 busy cores of an 8-core budget = 50."""
+    out: Dict[str, Optional[float]] = {"cpu": None, "ram": None, "gpu": None}
+    if budgets is None:
+        return out
+    if res.cpu_percent is not None and budgets.cpus:
+        out["cpu"] = res.cpu_percent / float(budgets.cpus)
+    if res.rss_bytes is not None and budgets.ram_bytes:
+        out["ram"] = 100.0 * res.rss_bytes / float(budgets.ram_bytes)
+    if res.gpu_memory_bytes is not None and budgets.gpu_bytes:
+        out["gpu"] = 100.0 * res.gpu_memory_bytes / float(budgets.gpu_bytes)
+    return out

@@ -1,0 +1,288 @@
+"""Process trees with psutil: one pass over the process table per cycle.
+
+``children(recursive=True)`` scans every process on the machine on each call,
+so calling it per run does not scale. Instead :meth:`ProcessTable.refresh`
+makes one pass over ``process_iter(["pid", "ppid", "create_time", "name",
+"status"])``, builds a ppid -> children map, and :meth:`ProcessTable.tree`
+walks it from a run's main PID.
+
+``psutil.Process`` objects are kept across cycles, keyed by ``(pid,
+create_time)``, so ``cpu_percent()`` measures the time since the previous cycle
+(psutil's first call on a new object returns a meaningless 0.0: ttop reports
+None for a process seen for the first time). Thread CPU % is the delta of each
+thread's user+system time over the wall time since the previous cycle.
+
+Errors are per process and per field: a process that vanished mid-cycle is
+left out, a zombie is listed with status ``zombie`` and no figures, a field
+the OS refuses to show is None and named in ``ProcInfo.error``.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import psutil
+
+from .snapshot import ProcInfo, RunResources, ThreadInfo
+
+#: Two create times closer than this are the same process. psutil computes
+#: create_time as boot time + start ticks / CLK_TCK: 10 ms ticks, identical
+#: in every reader as long as the boot time reads the same. A reused PID's
+#: process starts at least one tick later.
+CREATE_TIME_TOLERANCE = 0.05
+
+#: Cap on the processes walked per run (a runaway fork tree cannot stall a cycle).
+MAX_TREE = 4096
+
+ALIVE = "alive"
+GONE = "gone"
+REUSED = "reused"
+ZOMBIE = "zombie"
+UNKNOWN = "unknown"
+
+_Row = Tuple[int, Optional[float], str, str]  # (ppid, create_time, name, status)
+
+
+def same_process(a: Optional[float], b: Optional[float]) -> bool:
+    return a is not None and b is not None and abs(a - b) < CREATE_TIME_TOLERANCE
+
+
+class ProcessTable:
+    """The process table of this host, refreshed once per cycle."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.rows: Dict[int, _Row] = {}
+        self.children: Dict[int, List[int]] = {}
+        self._objs: Dict[Tuple[int, float], psutil.Process] = {}
+        self._cmdlines: Dict[Tuple[int, float], str] = {}
+        self._thread_prev: Dict[Tuple[int, int], Tuple[float, float]] = {}
+        self._thread_seen: Dict[Tuple[int, int], Tuple[float, float]] = {}
+        self._used: set = set()
+        self.refreshed = False
+
+    # -- the table ---------------------------------------------------------
+
+    def refresh(self) -> None:
+        rows: Dict[int, _Row] = {}
+        children: Dict[int, List[int]] = {}
+        for p in psutil.process_iter(["ppid", "create_time", "name", "status"]):
+            try:
+                info = p.info
+                pid = p.pid
+                ppid = info.get("ppid")
+                ppid = int(ppid) if ppid is not None else -1
+                rows[pid] = (ppid, info.get("create_time"), info.get("name") or "", info.get("status") or "")
+                if ppid >= 0 and ppid != pid:
+                    children.setdefault(ppid, []).append(pid)
+            except Exception:  # a process that vanished mid-iteration
+                continue
+        for kids in children.values():
+            kids.sort()
+        self.rows = rows
+        self.children = children
+        self.refreshed = True
+
+    def identify(self, pid: int, create_time: Optional[float]) -> Tuple[str, Optional[float]]:
+        """Is ``pid`` still the process that started at ``create_time``?
+
+        Returns ``(state, actual_create_time)`` with state one of ALIVE, GONE
+        (no such PID), ZOMBIE (exited, not yet reaped), REUSED (the PID now
+        belongs to a process with another create time) or UNKNOWN (the create
+        time could not be read, or the file gave none).
+        """
+        row = self.rows.get(pid)
+        if row is None:
+            return GONE, None
+        actual = row[1]
+        if actual is None:
+            try:
+                actual = psutil.Process(pid).create_time()
+            except psutil.NoSuchProcess:
+                return GONE, None
+            except Exception:
+                return UNKNOWN, None
+        if create_time is None:
+            return UNKNOWN, actual
+        if not same_process(actual, create_time):
+            return REUSED, actual
+        if row[3] == psutil.STATUS_ZOMBIE or row[3] == psutil.STATUS_DEAD:
+            return ZOMBIE, actual
+        return ALIVE, actual
+
+    def tree_pids(self, pid: int) -> List[Tuple[int, int]]:
+        """``[(pid, depth)]``: the main process, then its descendants
+        depth-first (children by PID)."""
+        out: List[Tuple[int, int]] = []
+        seen = set()
+        stack = [(pid, 0)]
+        while stack and len(out) < MAX_TREE:
+            p, d = stack.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            out.append((p, d))
+            kids = self.children.get(p)
+            if kids:
+                stack.extend((k, d + 1) for k in reversed(kids))
+        return out
+
+    # -- sampling -------------------------------------------------------------
+
+    def tree(
+        self,
+        pid: int,
+        gpu_memory: Mapping[int, Optional[int]] = {},
+        gpu_indices: Optional[Callable[[int, float], Tuple[int, ...]]] = None,
+        tpu_memory: Mapping[int, int] = {},
+    ) -> List[ProcInfo]:
+        """Sample every process of the tree rooted at ``pid`` (already
+        identified as alive). ``gpu_memory``/``tpu_memory`` map PIDs to bytes
+        (only PIDs known to be of this PID namespace); ``gpu_indices(pid,
+        create_time)`` names the GPUs a process has open."""
+        now = self.clock()
+        out: List[ProcInfo] = []
+        for p, depth in self.tree_pids(pid):
+            row = self.rows.get(p)
+            if row is None:
+                continue
+            info = self._sample(p, depth, row, now, gpu_memory, gpu_indices, tpu_memory)
+            if info is not None:
+                out.append(info)
+        return out
+
+    def _process(self, pid: int, ctime: float) -> psutil.Process:
+        key = (pid, ctime)
+        proc = self._objs.get(key)
+        if proc is None:
+            proc = psutil.Process(pid)
+            self._objs[key] = proc
+        self._used.add(key)
+        return proc
+
+    def _sample(self, pid, depth, row, now, gpu_memory, gpu_indices, tpu_memory) -> Optional[ProcInfo]:
+        ppid, ctime, name, status = row
+        if ctime is None:
+            ctime = 0.0
+        key = (pid, ctime)
+        fresh = key not in self._objs
+        errors: List[str] = []
+        cpu = rss = nthreads = None
+        threads: Tuple[ThreadInfo, ...] = ()
+        try:
+            proc = self._process(pid, ctime)
+        except psutil.NoSuchProcess:
+            return None
+        except Exception as e:  # pragma: no cover - Process() only raises NoSuchProcess
+            return ProcInfo(pid=pid, ppid=ppid, name=name, create_time=ctime, depth=depth, status=status,
+                            error=type(e).__name__)
+        cmdline = self._cmdlines.get(key)
+        zombie = status == psutil.STATUS_ZOMBIE
+        try:
+            with proc.oneshot():
+                if not zombie:
+                    try:
+                        cpu = proc.cpu_percent(None)
+                        if fresh:
+                            cpu = None  # psutil's first call has nothing to compare with
+                    except psutil.AccessDenied:
+                        errors.append("cpu")
+                    try:
+                        rss = int(proc.memory_info().rss)
+                    except psutil.AccessDenied:
+                        errors.append("rss")
+                    try:
+                        nthreads = int(proc.num_threads())
+                    except psutil.AccessDenied:
+                        errors.append("threads")
+                    try:
+                        status = proc.status()
+                    except psutil.AccessDenied:
+                        pass
+                    try:
+                        threads = self._threads(pid, proc.threads(), now)
+                    except psutil.AccessDenied:
+                        if "threads" not in errors:
+                            errors.append("threads")
+                if cmdline is None:
+                    try:
+                        cmdline = " ".join(proc.cmdline())
+                    except (psutil.AccessDenied, psutil.ZombieProcess):
+                        cmdline = ""
+                    self._cmdlines[key] = cmdline
+        except psutil.ZombieProcess:
+            status = psutil.STATUS_ZOMBIE
+            cpu = rss = nthreads = None
+            threads = ()
+        except psutil.NoSuchProcess:
+            return None
+        gpu_mem = gpu_memory.get(pid)
+        idx: Tuple[int, ...] = ()
+        if gpu_indices is not None:
+            try:
+                idx = gpu_indices(pid, ctime) or ()
+            except Exception:
+                idx = ()
+        return ProcInfo(
+            pid=pid,
+            ppid=ppid,
+            name=name,
+            create_time=ctime,
+            depth=depth,
+            status=status,
+            cmdline=cmdline or "",
+            cpu_percent=cpu,
+            rss_bytes=rss,
+            num_threads=nthreads,
+            gpu_memory_bytes=gpu_mem,
+            gpu_indices=idx,
+            tpu_memory_bytes=tpu_memory.get(pid),
+            threads=threads,
+            error=("access denied: " + ", ".join(errors)) if errors else None,
+        )
+
+    def _threads(self, pid: int, raw: Iterable, now: float) -> Tuple[ThreadInfo, ...]:
+        out = []
+        prev_map = self._thread_prev
+        seen = self._thread_seen
+        for t in raw:
+            total = t.user_time + t.system_time
+            k = (pid, t.id)
+            prev = prev_map.get(k)
+            pct = None
+            if prev is not None and now > prev[1]:
+                pct = max(0.0, 100.0 * (total - prev[0]) / (now - prev[1]))
+            seen[k] = (total, now)
+            out.append(ThreadInfo(tid=t.id, user_time=t.user_time, system_time=t.system_time, cpu_percent=pct))
+        return tuple(out)
+
+    def end_cycle(self) -> None:
+        """Forget processes and threads not sampled this cycle."""
+        if len(self._objs) != len(self._used):
+            for key in [k for k in self._objs if k not in self._used]:
+                del self._objs[key]
+                self._cmdlines.pop(key, None)
+        self._used = set()
+        self._thread_prev = self._thread_seen
+        self._thread_seen = {}
+
+
+def totals(procs: List[ProcInfo], sampled_at: float) -> RunResources:
+    """Sum a run's processes into :class:`RunResources` (``source="local"``).
+    A total is None only when no process has that figure."""
+
+    def _sum(values):
+        vals = [v for v in values if v is not None]
+        return sum(vals) if vals else None
+
+    return RunResources(
+        cpu_percent=_sum(p.cpu_percent for p in procs),
+        rss_bytes=_sum(p.rss_bytes for p in procs),
+        gpu_memory_bytes=_sum(p.gpu_memory_bytes for p in procs),
+        tpu_memory_bytes=_sum(p.tpu_memory_bytes for p in procs),
+        num_procs=len(procs),
+        num_threads=_sum(p.num_threads for p in procs),
+        sampled_at=sampled_at,
+        source="local",
+    )
+

@@ -1,0 +1,237 @@
+"""Folder scan of progress files with a stat cache.
+
+Each cycle lists the folder once (``os.scandir``) and stats every progress
+file (:func:`ttop.progress.is_progress_filename`: control files, temp files of
+atomic writes and logs are never read). A file whose signature (inode, size,
+mtime in ns) is unchanged since it was last read is neither re-read nor
+re-parsed: its previous result (good data or the reason it was bad) is reused.
+
+One exception keeps the cache honest: a file whose mtime was within
+:data:`RACY_SECONDS` of the moment it was read may have been rewritten in the
+same timestamp tick without changing size; it is read once more on the next
+cycle (git's "racily clean" rule). After that it is trusted.
+
+Per file the scan yields a :class:`FileResult`: either good data or an error
+reason; for a file that turned bad the last good data (and its mtime) is kept
+so the run stays on screen, marked stale by the collector.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..progress import (
+    MAX_PROGRESS_BYTES,
+    ProgressError,
+    is_progress_filename,
+    parse_progress,
+    run_key,
+)
+
+#: A file modified this close to the moment it was read is read again once.
+RACY_SECONDS = 0.05
+
+Signature = Tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns)
+
+
+def read_progress_bytes(path: str, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of a regular file without ever blocking.
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat`` so that a FIFO or
+    device swapped in under a progress file's name cannot hang the collector.
+    Raises :class:`ProgressError` (file larger than ``limit``, not a regular
+    file) or OSError.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ProgressError("not a regular file")
+        if st.st_size > limit:
+            raise ProgressError("file larger than %d bytes" % limit)
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise ProgressError("file larger than %d bytes" % limit)
+    return data
+
+
+def os_error_reason(e: OSError) -> str:
+    """A short, stable reason for an OSError ("permission denied", ...)."""
+    if e.errno == errno.EACCES or e.errno == errno.EPERM:
+        return "permission denied"
+    if e.errno == errno.ENOENT:
+        return "vanished while reading"
+    if e.errno == errno.EISDIR:
+        return "is a directory"
+    text = e.strerror or str(e)
+    return "cannot read: %s" % text.lower()
+
+
+@dataclass
+class FileResult:
+    """What the scan knows about one progress file this cycle."""
+
+    name: str
+    key: str
+    path: str
+    mtime: float
+    data: Optional[Dict[str, Any]] = None  # current good data (None if error)
+    dropped: Tuple[str, ...] = ()
+    error: Optional[str] = None  # why the current contents are unusable
+    # last good contents, kept when the file turned bad:
+    last_data: Optional[Dict[str, Any]] = None
+    last_dropped: Tuple[str, ...] = ()
+    last_mtime: float = 0.0
+
+
+@dataclass
+class _Cached:
+    sig: Signature
+    read_at: float
+    data: Optional[Dict[str, Any]]
+    dropped: Tuple[str, ...]
+    error: Optional[str]
+    mtime: float
+
+
+@dataclass
+class ScanResult:
+    files: List[FileResult]  # sorted by name
+    folder_error: Optional[str] = None
+    reads: int = 0  # files read (and parsed) this cycle
+
+
+class FolderScanner:
+    """Scans one folder; keeps a stat cache and the last good data per file.
+
+    ``reader(path, limit) -> bytes`` is the function used to read a file (the
+    tests count calls to it to prove the cache works).
+    """
+
+    def __init__(
+        self,
+        folder: str,
+        max_bytes: int = MAX_PROGRESS_BYTES,
+        reader: Callable[[str, int], bytes] = read_progress_bytes,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder = os.path.abspath(folder)
+        self.max_bytes = max_bytes
+        self.reader = reader
+        self.clock = clock
+        self._cache: Dict[str, _Cached] = {}
+        self._last_good: Dict[str, Tuple[Dict[str, Any], Tuple[str, ...], float]] = {}
+        self.total_reads = 0
+
+    def scan(self) -> ScanResult:
+        try:
+            it = os.scandir(self.folder)
+        except FileNotFoundError:
+            return self._folder_gone("folder does not exist: %s" % self.folder)
+        except NotADirectoryError:
+            return self._folder_gone("not a folder: %s" % self.folder)
+        except OSError as e:
+            return self._folder_gone("cannot read folder %s: %s" % (self.folder, os_error_reason(e)))
+        cache = self._cache
+        seen = set()
+        out: List[FileResult] = []
+        reads = 0
+        with it:
+            entries = [e for e in it if is_progress_filename(e.name)]
+        entries.sort(key=lambda e: e.name)
+        for entry in entries:
+            name = entry.name
+            path = entry.path
+            seen.add(name)
+            try:
+                st = entry.stat()  # follows symlinks
+            except FileNotFoundError:
+                if not entry.is_symlink():
+                    seen.discard(name)  # removed since the listing: normal
+                    continue
+                out.append(self._result(name, path, 0.0, None, (), "broken symbolic link"))
+                cache.pop(name, None)
+                continue
+            except OSError as e:
+                out.append(self._result(name, path, 0.0, None, (), os_error_reason(e)))
+                cache.pop(name, None)
+                continue
+            mtime = st.st_mtime
+            if stat.S_ISDIR(st.st_mode):
+                out.append(self._result(name, path, mtime, None, (), "is a directory"))
+                cache.pop(name, None)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                out.append(self._result(name, path, mtime, None, (), "not a regular file"))
+                cache.pop(name, None)
+                continue
+            sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+            c = cache.get(name)
+            if c is not None and c.sig == sig and (c.mtime + RACY_SECONDS) < c.read_at:
+                out.append(self._result(name, path, mtime, c.data, c.dropped, c.error))
+                continue
+            read_at = self.clock()
+            if st.st_size > self.max_bytes:
+                data, dropped, error = None, (), "file larger than %d bytes" % self.max_bytes
+            else:
+                reads += 1
+                try:
+                    data, dropped, error = self._read(path)
+                except FileNotFoundError:
+                    seen.discard(name)  # removed between stat and open: normal
+                    continue
+            cache[name] = _Cached(sig, read_at, data, dropped, error, mtime)
+            out.append(self._result(name, path, mtime, data, dropped, error))
+        for gone in [n for n in cache if n not in seen]:
+            del cache[gone]
+        for gone in [n for n in self._last_good if n not in seen]:
+            del self._last_good[gone]
+        self.total_reads += reads
+        return ScanResult(out, None, reads)
+
+    def _folder_gone(self, reason: str) -> ScanResult:
+        self._cache.clear()
+        self._last_good.clear()
+        return ScanResult([], reason, 0)
+
+    def _read(self, path: str) -> Tuple[Optional[Dict[str, Any]], Tuple[str, ...], Optional[str]]:
+        try:
+            raw = self.reader(path, self.max_bytes)
+        except ProgressError as e:
+            return None, (), str(e)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            return None, (), os_error_reason(e)
+        try:
+            data, dropped = parse_progress(raw)
+        except ProgressError as e:
+            return None, (), str(e)
+        except Exception as e:  # parse_progress should not raise anything else
+            return None, (), "cannot parse: %s" % type(e).__name__
+        return data, tuple(dropped), None
+
+    def _result(self, name, path, mtime, data, dropped, error) -> FileResult:
+        r = FileResult(name=name, key=run_key(name), path=path, mtime=mtime, data=data, dropped=dropped, error=error)
+        if data is not None:
+            self._last_good[name] = (data, dropped, mtime)
+        else:
+            last = self._last_good.get(name)
+            if last is not None:
+                r.last_data, r.last_dropped, r.last_mtime = last
+        return r
