@@ -1,0 +1,251 @@
+"""CsvSink on hand-made snapshots: real files in a temp folder, loaded back
+with the csv module and pandas."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import pandas as pd
+import pytest
+
+from ttop.collect.snapshot import RunResources, RunSnapshot, Snapshot
+from ttop.sinks import csv as csvsink
+from ttop.sinks.csv import MATRIX_COLUMNS, OVERALL_COLUMNS, CsvSink
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def run(key, status="RUNNING", metrics=None, cpu=10.0, rss=1000, threads=4, inferred=False, **data):
+    d = {
+        "format": "ttop.progress/1",
+        "run_name": data.pop("run_name", key),
+        "status": status,
+        "updated_at": 1.0,
+        "phase": "train",
+        "epoch": 1,
+        "batch": 5,
+        "total_batches": 100,
+        "rate": 2.5,
+        "started_at": 1700000000.0,
+    }
+    d.update(data)
+    if metrics is not None:
+        d["metrics"] = metrics
+    return RunSnapshot(
+        key=key,
+        path="/x/%s.json" % key,
+        data=d,
+        run_name=d["run_name"],
+        status=status,
+        reported_status="RUNNING" if inferred else status,
+        status_inferred=inferred,
+        status_reason="process 1 is gone" if inferred else None,
+        resources=RunResources(cpu_percent=cpu, rss_bytes=rss, gpu_memory_bytes=None, num_procs=1, num_threads=threads, source="local"),
+    )
+
+
+def snap(seq, runs, t=None):
+    return Snapshot(seq=seq, taken_at=1700000000.0 + (t if t is not None else seq * 2), folder="/x", runs=tuple(runs))
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows, path
+    width = len(rows[0])
+    for r in rows[1:]:
+        assert len(r) == width, (path, r)
+    return rows
+
+
+def load_all(csv_dir):
+    """Every .csv file loads with csv (rectangular) and pandas."""
+    frames = {}
+    for name in sorted(os.listdir(csv_dir)):
+        if name.endswith(".csv"):
+            p = os.path.join(csv_dir, name)
+            read_csv(p)
+            frames[name] = pd.read_csv(p)
+    return frames
+
+
+def test_matrix_and_overall_rows(tmp_path):
+    clock = Clock()
+    sink = CsvSink(str(tmp_path / "out"), 2.0, clock=clock)
+    assert sink.maybe_write(snap(1, [run("a", metrics={"loss": 1.5}, cpu=10.0, rss=1000)]))
+    clock.t += 2
+    assert sink.maybe_write(snap(2, [run("a", metrics={"loss": 0.5}, cpu=30.0, rss=3000)]))
+    sink.close()
+    frames = load_all(str(tmp_path / "out"))
+    assert set(frames) == {"a_matrix.csv", "a_overall.csv"}
+    m = frames["a_matrix.csv"]
+    assert list(m.columns) == list(MATRIX_COLUMNS) + ["metric_loss"]
+    assert list(m["metric_loss"]) == [1.5, 0.5]
+    assert list(m["cpu_percent"]) == [10.0, 30.0]
+    assert list(m["status"]) == ["RUNNING", "RUNNING"]
+    assert m["time"][0] == "2023-11-14T22:13:22.000+00:00"
+    assert pd.to_datetime(m["time"]).dt.tz is not None
+    o = frames["a_overall.csv"]
+    assert list(o.columns) == list(OVERALL_COLUMNS)
+    assert len(o) == 1
+    row = o.iloc[0]
+    assert row["samples"] == 2
+    assert row["cpu_percent_min"] == 10 and row["cpu_percent_mean"] == 20 and row["cpu_percent_max"] == 30
+    assert row["rss_bytes_max"] == 3000
+    assert math.isnan(row["gpu_memory_bytes_mean"])  # never known: empty cells
+    assert row["status"] == "RUNNING"
+    assert row["start_timestamp"] == 1700000000.0
+    assert row["duration"] == pytest.approx(4.0)
+
+
+def test_interval_and_same_snapshot_are_not_written_twice(tmp_path):
+    clock = Clock()
+    sink = CsvSink(str(tmp_path), 5.0, clock=clock)
+    s1 = snap(1, [run("a")])
+    assert sink.maybe_write(s1)
+    clock.t += 10
+    assert not sink.maybe_write(s1)  # same snapshot
+    clock.t += 0
+    assert sink.maybe_write(snap(2, [run("a")]))
+    clock.t += 2
+    assert not sink.maybe_write(snap(3, [run("a")]))  # too soon
+    clock.t += 3
+    assert sink.maybe_write(snap(4, [run("a")]))
+    assert len(read_csv(str(tmp_path / "a_matrix.csv"))) == 1 + 3
+    assert not sink.maybe_write(None)
+
+
+def test_new_metric_mid_run_widens_the_header(tmp_path):
+    clock = Clock()
+    sink = CsvSink(str(tmp_path), 1.0, clock=clock)
+    for i, metrics in enumerate([{"loss": 1.0}, {"loss": 0.9}, {"loss": 0.8, "val_acc": 0.7}, {"loss": 0.7, "val_acc": 0.75, "lr": 0.01}]):
+        clock.t += 1
+        assert sink.maybe_write(snap(i + 1, [run("a", metrics=metrics)]))
+    m = load_all(str(tmp_path))["a_matrix.csv"]
+    assert list(m.columns)[len(MATRIX_COLUMNS):] == ["metric_loss", "metric_val_acc", "metric_lr"]
+    assert list(m["metric_loss"]) == [1.0, 0.9, 0.8, 0.7]
+    assert m["metric_val_acc"].isna().tolist() == [True, True, False, False]
+    assert m["metric_lr"].tolist()[3] == 0.01
+    # no temp file left behind
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+
+
+def test_nonfinite_and_odd_metric_values(tmp_path):
+    sink = CsvSink(str(tmp_path), 1.0, clock=Clock())
+    metrics = {"nan": float("nan"), "inf": "Infinity", "ninf": "-Infinity", "text": 'a,"b"\nc', "flag": True, "n": None, "weird\nname": 3}
+    sink.write(snap(1, [run("a", metrics=metrics)]))
+    rows = read_csv(str(tmp_path / "a_matrix.csv"))
+    assert len(rows) == 2
+    row = dict(zip(rows[0], rows[1]))
+    assert row["metric_nan"] == "nan"
+    assert row["metric_inf"] == "inf" and row["metric_ninf"] == "-inf"
+    assert row["metric_text"] == 'a,"b" c'  # one line; quoting done by csv
+    assert row["metric_flag"] == "1" and row["metric_n"] == ""
+    assert row["metric_weird name"] == "3"
+    m = pd.read_csv(tmp_path / "a_matrix.csv")
+    assert math.isnan(m["metric_nan"][0]) and m["metric_inf"][0] == math.inf
+
+
+def test_ended_run_gets_one_final_row_and_restart_appends(tmp_path):
+    clock = Clock()
+    out = str(tmp_path)
+    sink = CsvSink(out, 1.0, clock=clock)
+    for seq in (1, 2):
+        clock.t += 1
+        sink.maybe_write(snap(seq, [run("a", cpu=10.0 * seq), run("old", status="FINISHED", ended_at=1700000100.0)]))
+    clock.t += 1
+    sink.maybe_write(snap(3, [run("a", status="KILLED", inferred=True, cpu=None), run("old", status="FINISHED", ended_at=1700000100.0)]))
+    clock.t += 1
+    sink.maybe_write(snap(4, [run("a", status="KILLED", inferred=True, cpu=None)]))
+    sink.close()
+    a = read_csv(os.path.join(out, "a_matrix.csv"))
+    assert [r[2] for r in a[1:]] == ["RUNNING", "RUNNING", "KILLED"]
+    assert a[-1][3] == "1"  # status_inferred
+    assert len(read_csv(os.path.join(out, "old_matrix.csv"))) == 2
+    o = pd.read_csv(os.path.join(out, "old_overall.csv")).iloc[0]
+    assert o["status"] == "FINISHED" and o["end_timestamp"] == 1700000100.0 and o["duration"] == 100.0
+    oa = pd.read_csv(os.path.join(out, "a_overall.csv")).iloc[0]
+    assert oa["status"] == "KILLED" and oa["status_inferred"] == 1 and oa["samples"] == 3
+    assert oa["status_reason"] == "process 1 is gone"
+
+    # a second ttop on the same folder: ended runs get no new rows, a running
+    # one appends and its summary continues from the rows already there
+    clock2 = Clock()
+    sink2 = CsvSink(out, 1.0, clock=clock2)
+    sink2.maybe_write(snap(1, [run("a", status="KILLED", inferred=True), run("old", status="FINISHED", ended_at=1700000100.0), run("b", cpu=5.0)], t=100))
+    clock2.t += 1
+    sink2.maybe_write(snap(2, [run("a", cpu=50.0), run("b", cpu=7.0)], t=102))  # "a" restarted under the same name
+    sink2.close()
+    a = read_csv(os.path.join(out, "a_matrix.csv"))
+    assert [r[2] for r in a[1:]] == ["RUNNING", "RUNNING", "KILLED", "RUNNING"]
+    assert len(read_csv(os.path.join(out, "old_matrix.csv"))) == 2
+    oa = pd.read_csv(os.path.join(out, "a_overall.csv")).iloc[0]
+    assert oa["samples"] == 4 and oa["cpu_percent_max"] == 50 and oa["status"] == "RUNNING"
+    load_all(out)
+
+
+def test_torn_tail_from_elsewhere_is_dropped_on_restart(tmp_path):
+    path = tmp_path / "a_matrix.csv"
+    header = ",".join(MATRIX_COLUMNS)
+    good = "2023-11-14T22:13:22.000+00:00,1700000002.000,RUNNING,0,train,1,5,100,2.5,10.0,1000,,1,4"
+    path.write_text(header + "\n" + good + "\n" + "2023-11-14T22:13:24.000+00:00,17000", encoding="utf-8")
+    sink = CsvSink(str(tmp_path), 1.0, clock=Clock())
+    sink.write(snap(5, [run("a", cpu=20.0)]))
+    rows = read_csv(str(path))
+    assert len(rows) == 3 and rows[1][1] == "1700000002.000" and rows[2][1] == "1700000010.000"
+    assert pd.read_csv(tmp_path / "a_overall.csv").iloc[0]["samples"] == 2
+
+
+def test_file_names_stay_inside_csv_dir(tmp_path):
+    out = tmp_path / "out"
+    sink = CsvSink(str(out), 1.0, clock=Clock())
+    keys = ["..evil", "control_x", "tab\there", "a" * 300, "a" * 301]
+    sink.write(snap(1, [run(k) for k in keys]))
+    names = sorted(os.listdir(out))
+    assert len(names) == 2 * len(keys)  # long names that collide after truncation stay apart
+    for n in names:
+        assert not n.startswith(".") and "\t" not in n and len(n.encode()) <= 255
+        assert os.path.dirname(os.path.realpath(out / n)) == os.path.realpath(out)
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    load_all(str(out))
+
+
+def test_errors_are_reported_and_other_runs_still_written(tmp_path):
+    (tmp_path / "bad_matrix.csv").mkdir()  # cannot be opened as a file
+    errors = []
+    sink = CsvSink(str(tmp_path), 1.0, on_error=errors.append, clock=Clock())
+    sink.write(snap(1, [run("bad"), run("good")]))
+    assert len(errors) == 1 and "bad" in errors[0]
+    assert sink.last_error == errors[0]
+    assert len(read_csv(str(tmp_path / "good_matrix.csv"))) == 2
+
+
+def test_csv_dir_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OSError):
+        CsvSink(str(f), 1.0)
+    with pytest.raises(ValueError):
+        CsvSink(str(tmp_path), 0)
+
+
+def test_short_write_is_truncated_back(tmp_path, monkeypatch):
+    errors = []
+    sink = CsvSink(str(tmp_path), 1.0, on_error=errors.append, clock=Clock())
+    sink.write(snap(1, [run("a")]))
+    before = (tmp_path / "a_matrix.csv").read_bytes()
+    real_write = os.write
+    monkeypatch.setattr(csvsink.os, "write", lambda fd, data: real_write(fd, data[:10]))
+    sink.write(snap(2, [run("a")]))
+    monkeypatch.undo()
+    assert (tmp_path / "a_matrix.csv").read_bytes() == before
+    assert errors and "short write" in errors[0]
+    sink.write(snap(3, [run("a")]))
+    assert len(read_csv(str(tmp_path / "a_matrix.csv"))) == 3

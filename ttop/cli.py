@@ -1,0 +1,311 @@
+"""Command line: ``ttop [FOLDER] [options]``. Argument parsing and wiring only.
+
+Modes: the curses monitor (default), ``--once`` (print one snapshot as a table
+and exit), ``--once --json`` (the same as JSON), ``--headless`` (CSV only, until
+SIGINT/SIGTERM).
+
+Exit status: 0 success; 1 unexpected internal error (one line on stderr;
+``TTOP_DEBUG=1`` shows the traceback); 2 bad arguments or a missing/unreadable
+folder (one line on stderr); 130 interrupted by Ctrl+C in ``--once``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import time
+from typing import IO, Any, List, Optional, Sequence
+
+from ._version import __version__
+
+DEFAULT_FOLDER = "./progress"
+DEFAULT_INTERVAL = 2.0
+DEFAULT_CSV_DIR = "./train/statistics/data"
+#: Shortest accepted --interval / --csv-interval: below this the collector
+#: would spin.
+MIN_INTERVAL = 0.05
+#: Budgets in GB are GiB (2**30 bytes), the unit the view prints as "G".
+GIB = 1 << 30
+#: Pause between the two collection cycles of --once (psutil CPU % needs two).
+ONCE_PAUSE = 0.5
+#: Table width for --once when stdout is not a terminal and COLUMNS is unset.
+ONCE_DEFAULT_WIDTH = 100
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: one line, exit 2."""
+
+
+def _positive(what: str, minimum: float = 0.0):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("%s must be a number, got %r" % (what, text)) from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError("%s must be a number > 0, got %r" % (what, text))
+        if value < minimum:
+            raise argparse.ArgumentTypeError("%s must be at least %g, got %r" % (what, minimum, text))
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ttop",
+        description="Monitor long-running jobs (ML training) from their progress files.",
+        epilog="Exit status: 0 ok, 2 bad arguments or unreadable folder. See docs/cli.md.",
+    )
+    p.add_argument(
+        "folder",
+        nargs="?",
+        default=DEFAULT_FOLDER,
+        metavar="FOLDER",
+        help="folder of per-run progress files (default: %(default)s)",
+    )
+    p.add_argument(
+        "-i",
+        "--interval",
+        type=_positive("interval", MIN_INTERVAL),
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help="refresh interval (default: %(default)s)",
+    )
+    p.add_argument("--max-cpus", type=_positive("max-cpus"), metavar="CORES", help="CPU budget in cores: usage shown as %% of it (default: all cores)")
+    p.add_argument("--max-ram", type=_positive("max-ram"), metavar="GB", help="RAM budget in GiB (default: the machine's RAM)")
+    p.add_argument("--max-gpu", type=_positive("max-gpu"), metavar="GB", help="GPU memory budget in GiB (default: the GPUs' memory)")
+    p.add_argument(
+        "--csv-interval",
+        type=_positive("csv-interval", MIN_INTERVAL),
+        metavar="SECONDS",
+        help="write CSV statistics every SECONDS (default with --headless: the --interval)",
+    )
+    p.add_argument("--csv-dir", metavar="PATH", help="CSV folder (default: %s)" % DEFAULT_CSV_DIR)
+    p.add_argument("--headless", action="store_true", help="no UI: write CSV until SIGINT/SIGTERM")
+    p.add_argument("--once", action="store_true", help="print one snapshot as a table and exit")
+    p.add_argument("--json", action="store_true", help="with --once: print the snapshot as JSON")
+    p.add_argument("--ascii", action="store_true", help="draw the UI with ASCII characters only")
+    p.add_argument("--version", action="version", version="ttop %s" % __version__)
+    return p
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.once:
+        parser.error("--json only works with --once")
+    if args.once and args.headless:
+        parser.error("--once and --headless cannot be combined")
+    if args.once and (args.csv_dir is not None or args.csv_interval is not None):
+        parser.error("--csv-dir/--csv-interval do not apply to --once")
+    if not args.folder:
+        parser.error("FOLDER must not be empty")
+    return args
+
+
+# ---------------------------------------------------------------------------
+# wiring
+
+
+def check_folder(folder: str) -> None:
+    """Raise UsageError with one line if ``folder`` is not a readable folder."""
+    if not os.path.exists(folder):
+        raise UsageError("folder %s does not exist (pass the folder your runs write their progress files to)" % folder)
+    if not os.path.isdir(folder):
+        raise UsageError("%s is not a folder" % folder)
+    try:
+        with os.scandir(folder) as it:
+            next(it, None)
+    except OSError as e:
+        raise UsageError("cannot read folder %s: %s" % (folder, e.strerror or e)) from None
+
+
+def make_budgets(args: argparse.Namespace) -> Any:
+    if args.max_cpus is None and args.max_ram is None and args.max_gpu is None:
+        return None
+    import psutil
+
+    from .collect.snapshot import Budgets
+
+    cpus = args.max_cpus if args.max_cpus is not None else float(psutil.cpu_count() or 1)
+    ram = int(args.max_ram * GIB) if args.max_ram is not None else int(psutil.virtual_memory().total)
+    gpu = int(args.max_gpu * GIB) if args.max_gpu is not None else None
+    return Budgets(cpus=cpus, ram_bytes=max(1, ram), gpu_bytes=None if gpu is None else max(1, gpu))
+
+
+def make_collector(args: argparse.Namespace) -> Any:
+    from .collect.collector import Collector
+
+    return Collector(args.folder, interval=args.interval, budgets=make_budgets(args))
+
+
+def make_sink(args: argparse.Namespace, stderr: IO[str]) -> Any:
+    from .sinks.csv import CsvSink
+    from .sinks.headless import ErrorReporter
+
+    csv_dir = args.csv_dir if args.csv_dir is not None else DEFAULT_CSV_DIR
+    interval = args.csv_interval if args.csv_interval is not None else args.interval
+    try:
+        return CsvSink(csv_dir, interval, on_error=ErrorReporter(stderr))
+    except OSError as e:
+        raise UsageError("cannot use CSV folder %s: %s" % (csv_dir, e.strerror or e)) from None
+
+
+def once_width(stream: IO[str]) -> int:
+    """Table width for --once: COLUMNS if set, else the terminal's width, else
+    100 when the output is not a terminal."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
+    try:
+        if stream.isatty():
+            return shutil.get_terminal_size((ONCE_DEFAULT_WIDTH, 24)).columns
+    except (AttributeError, ValueError, OSError):
+        pass
+    return ONCE_DEFAULT_WIDTH
+
+
+def use_color(stream: IO[str]) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set or TERM=dumb."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _print_table(snapshot: Any, stream: IO[str], width: int, color: bool) -> None:
+    try:
+        from .sinks.once import print_once
+    except ImportError as e:
+        if e.name not in ("ttop.sinks.once",):
+            raise
+        print_once = None
+    if print_once is not None:
+        print_once(snapshot, stream, width=width, color=color)
+        return
+    # Interim listing until the table renderer is available: one line per run.
+    from .view.text import clean, clip
+
+    for r in snapshot.runs:
+        stream.write(clip(clean("%s  %s" % (r.key, r.status)), width) + "\n")
+
+
+def run_once(args: argparse.Namespace, stdout: IO[str]) -> int:
+    collector = make_collector(args)
+    try:
+        collector.collect()  # first cycle primes psutil's CPU counters
+        time.sleep(ONCE_PAUSE)
+        snapshot = collector.collect()
+    finally:
+        stop = getattr(collector, "close", None) or getattr(collector, "stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception:
+                pass
+    if snapshot.folder_error:
+        raise UsageError(snapshot.folder_error)
+    if args.json:
+        from .sinks.jsonout import write_json
+
+        write_json(snapshot, stdout)
+    else:
+        _print_table(snapshot, stdout, once_width(stdout), use_color(stdout))
+        stdout.flush()
+    return EXIT_OK
+
+
+def run_headless_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
+    from .sinks.headless import run_headless
+
+    sink = make_sink(args, stderr)
+    collector = make_collector(args)
+    return run_headless(collector, sink, stderr=stderr)
+
+
+def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
+    try:
+        from .ui.app import run_ui
+    except ImportError as e:
+        if e.name not in ("ttop.ui.app", "ttop.ui") and "run_ui" not in str(e):
+            raise
+        stderr.write("ttop: the curses monitor is not available in this build; use --once or --headless\n")
+        return EXIT_ERROR
+    sink = None
+    if args.csv_interval is not None or args.csv_dir is not None:
+        sink = make_sink(args, stderr)
+    collector = make_collector(args)
+    if sink is not None:
+        collector.add_listener(sink.listener(collector))
+    try:
+        return int(run_ui(collector, ascii=args.ascii, csv_sink=sink) or 0)
+    finally:
+        try:
+            collector.stop(timeout=5)
+        finally:
+            if sink is not None:
+                sink.close()
+
+
+def _guard_stdout() -> None:
+    """Make printing survive odd locales (unencodable characters replaced)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="replace")
+            except (ValueError, OSError):
+                pass
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``ttop`` command and ``python -m ttop``; returns
+    the exit status."""
+    args = parse_args(argv)  # argparse exits 2 itself on bad arguments
+    _guard_stdout()
+    try:
+        check_folder(args.folder)
+        if args.once:
+            return run_once(args, sys.stdout)
+        if args.headless:
+            return run_headless_mode(args, sys.stderr)
+        return run_ui_mode(args, sys.stderr)
+    except UsageError as e:
+        sys.stderr.write("ttop: %s\n" % e)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (``ttop --once | head``): stop quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
+    except Exception as e:
+        if os.environ.get("TTOP_DEBUG"):
+            raise
+        sys.stderr.write("ttop: internal error: %s: %s (set TTOP_DEBUG=1 for the traceback)\n" % (type(e).__name__, e))
+        return EXIT_ERROR
+
+
+def console_main() -> None:  # pragma: no cover - thin wrapper
+    sys.exit(main())
+
+
+__all__: List[str] = ["main", "build_parser", "parse_args", "DEFAULT_FOLDER", "DEFAULT_CSV_DIR", "GIB"]

@@ -1,0 +1,99 @@
+"""``ttop FOLDER --headless``: the collector thread feeding the CSV sink, no UI.
+
+Runs until SIGINT, SIGTERM or SIGHUP (unless SIGHUP is ignored, as under
+``nohup``), then stops the collector, writes the final summaries and returns
+0. The main thread only sleeps on an event; all work happens in the
+collector's thread, which calls the sink after each published snapshot.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import IO, Any, Callable, Dict, Optional
+
+from .csv import CsvSink
+
+_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class ErrorReporter:
+    """Prints sink errors to a stream, each distinct message once per
+    ``repeat_every`` occurrences, so a full disk does not flood the log."""
+
+    def __init__(self, stream: IO[str], repeat_every: int = 100) -> None:
+        self.stream = stream
+        self.repeat_every = repeat_every
+        self._seen: Dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, message: str) -> None:
+        with self._lock:
+            n = self._seen.get(message, 0)
+            self._seen[message] = n + 1
+            if n % self.repeat_every:
+                return
+            suffix = " (repeated %d times)" % n if n else ""
+        try:
+            self.stream.write("ttop: %s%s\n" % (message, suffix))
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def run_headless(
+    collector: Any,
+    sink: CsvSink,
+    *,
+    stderr: Optional[IO[str]] = None,
+    stop_event: Optional[threading.Event] = None,
+    install_signals: bool = True,
+) -> int:
+    """Run ``collector`` with ``sink`` attached until a stop signal (or
+    ``stop_event``); then stop the collector, close the sink and return 0.
+
+    Must be called from the main thread when ``install_signals`` is true."""
+    err = stderr if stderr is not None else sys.stderr
+    stop = stop_event if stop_event is not None else threading.Event()
+    received = []
+    previous: Dict[int, Any] = {}
+
+    def _handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        stop.set()
+
+    if install_signals:
+        for name in _STOP_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            current = signal.getsignal(signum)
+            if name == "SIGHUP" and current is signal.SIG_IGN:
+                continue  # nohup: keep ignoring hang-ups
+            previous[signum] = current
+            signal.signal(signum, _handler)
+    try:
+        listener: Callable[[], None] = sink.listener(collector)
+        collector.add_listener(listener)
+        try:
+            err.write(
+                "ttop: headless, writing CSV to %s every %g s; Ctrl+C to stop\n"
+                % (sink.csv_dir, sink.interval)
+            )
+            err.flush()
+        except (OSError, ValueError):
+            pass
+        collector.start()
+        while not stop.is_set():
+            stop.wait(3600)
+    finally:
+        try:
+            collector.stop(timeout=5)
+        finally:
+            sink.close()
+            for signum, handler in previous.items():
+                try:
+                    signal.signal(signum, handler)
+                except (TypeError, ValueError, OSError):
+                    pass
+    return 0

@@ -1,0 +1,238 @@
+"""``ttop FOLDER --once --json``: a snapshot as a plain, stable JSON document.
+
+:func:`snapshot_to_dict` turns a :class:`~ttop.collect.snapshot.Snapshot` into
+a dict of JSON values with the keys listed below, always all of them (a value
+that is unknown is ``null``, never a missing key). Keys are only ever added,
+never renamed or removed, within format ``ttop.snapshot/1``; ``docs/cli.md``
+documents each one. Non-finite floats become the strings ``"NaN"``,
+``"Infinity"``, ``"-Infinity"`` (as in progress files), so the output is strict
+JSON that every parser accepts.
+
+This module knows nothing of curses and reads nothing from disk.
+"""
+from __future__ import annotations
+
+import json
+from typing import IO, Any, Dict, Iterable, List, Mapping, Optional
+
+from ..progress import json_safe
+
+SNAPSHOT_FORMAT = "ttop.snapshot/1"
+
+#: Top-level keys, in output order.
+TOP_KEYS = (
+    "format",
+    "seq",
+    "taken_at",
+    "folder",
+    "folder_error",
+    "cycle_seconds",
+    "host",
+    "budgets",
+    "gpus",
+    "gpu_error",
+    "tpus",
+    "tpu_error",
+    "skipped",
+    "notices",
+    "counts",
+    "runs",
+)
+HOST_KEYS = ("hostname", "cpu_count", "cpu_percent", "mem_total", "mem_used", "load_avg")
+BUDGET_KEYS = ("cpus", "ram_bytes", "gpu_bytes")
+GPU_KEYS = (
+    "index",
+    "name",
+    "uuid",
+    "memory_used",
+    "memory_total",
+    "utilization",
+    "memory_utilization",
+    "temperature",
+    "power_mw",
+    "power_limit_mw",
+    "errors",
+)
+TPU_KEYS = ("index", "device_id", "memory_used", "memory_total", "duty_cycle")
+SKIPPED_KEYS = ("name", "reason")
+
+#: Keys of each entry of ``runs``.
+RUN_KEYS = (
+    "key",
+    "path",
+    "run_name",
+    "status",
+    "reported_status",
+    "status_inferred",
+    "status_reason",
+    "host",
+    "local",
+    "alive",
+    "stale",
+    "stale_reason",
+    "file_error",
+    "dropped_keys",
+    "pid",
+    "pid_create_time",
+    "heartbeat_age",
+    "started_at",
+    "updated_at",
+    "ended_at",
+    "phase",
+    "error",
+    "epoch",
+    "total_epochs",
+    "batch",
+    "total_batches",
+    "train_batch",
+    "train_total_batches",
+    "val_batch",
+    "val_total_batches",
+    "rate",
+    "times",
+    "metrics",
+    "variables",
+    "control_seq",
+    "control_error",
+    "logs",
+    "links",
+    "gpu_note",
+    "resources",
+    "processes",
+)
+#: Run keys taken from the RunSnapshot object itself; the rest come from the
+#: progress file (``RunSnapshot.data``).
+_RUN_ATTRS = (
+    "key",
+    "path",
+    "run_name",
+    "status",
+    "reported_status",
+    "status_inferred",
+    "status_reason",
+    "host",
+    "local",
+    "alive",
+    "stale",
+    "stale_reason",
+    "file_error",
+    "pid",
+    "pid_create_time",
+    "heartbeat_age",
+    "gpu_note",
+)
+_RUN_DICT_KEYS = ("times", "metrics", "variables", "logs", "links")
+RESOURCE_KEYS = (
+    "cpu_percent",
+    "rss_bytes",
+    "gpu_memory_bytes",
+    "tpu_memory_bytes",
+    "num_procs",
+    "num_threads",
+    "sampled_at",
+    "source",
+)
+PROCESS_KEYS = (
+    "pid",
+    "ppid",
+    "name",
+    "create_time",
+    "depth",
+    "status",
+    "cmdline",
+    "cpu_percent",
+    "rss_bytes",
+    "num_threads",
+    "gpu_memory_bytes",
+    "gpu_indices",
+    "tpu_memory_bytes",
+    "error",
+    "threads",
+)
+THREAD_KEYS = ("tid", "user_time", "system_time", "cpu_percent")
+
+
+def _attrs(obj: Any, keys: Iterable[str]) -> Dict[str, Any]:
+    return {k: json_safe(getattr(obj, k, None)) for k in keys}
+
+
+def _maybe(obj: Any, keys: Iterable[str]) -> Optional[Dict[str, Any]]:
+    return None if obj is None else _attrs(obj, keys)
+
+
+def _process_dict(proc: Any) -> Dict[str, Any]:
+    out = _attrs(proc, PROCESS_KEYS[:-1])
+    out["gpu_indices"] = [json_safe(i) for i in (getattr(proc, "gpu_indices", ()) or ())]
+    out["threads"] = [_attrs(t, THREAD_KEYS) for t in (getattr(proc, "threads", ()) or ())]
+    return out
+
+
+def run_to_dict(run: Any) -> Dict[str, Any]:
+    """One run as a dict with exactly :data:`RUN_KEYS`."""
+    data: Mapping[str, Any] = run.data if isinstance(getattr(run, "data", None), Mapping) else {}
+    attrs = _attrs(run, _RUN_ATTRS)
+    out: Dict[str, Any] = {}
+    for key in RUN_KEYS:
+        if key in attrs:
+            out[key] = attrs[key]
+        elif key == "dropped_keys":
+            out[key] = [str(k) for k in (getattr(run, "dropped_keys", ()) or ())]
+        elif key == "resources":
+            out[key] = _attrs(getattr(run, "resources", None), RESOURCE_KEYS)
+        elif key == "processes":
+            out[key] = [_process_dict(p) for p in (getattr(run, "processes", ()) or ())]
+        elif key in _RUN_DICT_KEYS:
+            value = data.get(key)
+            out[key] = json_safe(value) if isinstance(value, Mapping) else {}
+        else:
+            out[key] = json_safe(data.get(key))
+    return out
+
+
+def snapshot_to_dict(snapshot: Any) -> Dict[str, Any]:
+    """The snapshot as a dict of JSON values with exactly :data:`TOP_KEYS`
+    (format ``ttop.snapshot/1``). Never raises on odd progress-file content."""
+    host = getattr(snapshot, "host", None)
+    host_d = _maybe(host, HOST_KEYS)
+    if host_d is not None and host_d.get("load_avg") is not None:
+        host_d["load_avg"] = list(host_d["load_avg"])
+    gpus: List[Dict[str, Any]] = []
+    for g in getattr(snapshot, "gpus", ()) or ():
+        d = _attrs(g, GPU_KEYS)
+        if not isinstance(d.get("errors"), dict):
+            d["errors"] = {}
+        gpus.append(d)
+    runs = tuple(getattr(snapshot, "runs", ()) or ())
+    counts: Dict[str, int] = {}
+    for r in runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "seq": json_safe(getattr(snapshot, "seq", None)),
+        "taken_at": json_safe(getattr(snapshot, "taken_at", None)),
+        "folder": json_safe(getattr(snapshot, "folder", None)),
+        "folder_error": json_safe(getattr(snapshot, "folder_error", None)),
+        "cycle_seconds": json_safe(getattr(snapshot, "cycle_seconds", None)),
+        "host": host_d,
+        "budgets": _maybe(getattr(snapshot, "budgets", None), BUDGET_KEYS),
+        "gpus": gpus,
+        "gpu_error": json_safe(getattr(snapshot, "gpu_error", None)),
+        "tpus": [_attrs(t, TPU_KEYS) for t in (getattr(snapshot, "tpus", ()) or ())],
+        "tpu_error": json_safe(getattr(snapshot, "tpu_error", None)),
+        "skipped": [_attrs(s, SKIPPED_KEYS) for s in (getattr(snapshot, "skipped", ()) or ())],
+        "notices": [json_safe(n) for n in (getattr(snapshot, "notices", ()) or ())],
+        "counts": counts,
+        "runs": [run_to_dict(r) for r in runs],
+    }
+
+
+def dumps_snapshot(snapshot: Any, indent: Optional[int] = 2) -> str:
+    """Strict JSON text of :func:`snapshot_to_dict` (ASCII-only, so it survives
+    any locale; non-ASCII appears as ``\\uXXXX`` escapes)."""
+    return json.dumps(snapshot_to_dict(snapshot), indent=indent, allow_nan=False, ensure_ascii=True)
+
+
+def write_json(snapshot: Any, stream: IO[str]) -> None:
+    """Write the snapshot as JSON plus a newline to ``stream``."""
+    stream.write(dumps_snapshot(snapshot) + "\n")
+    stream.flush()
