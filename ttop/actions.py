@@ -292,18 +292,38 @@ def log_files(folder: str, run: Any) -> Dict[str, Tuple[Optional[str], str, Opti
 def read_control(folder: str, key: str) -> Tuple[Optional[int], Dict[str, Any], Optional[str]]:
     """The run's control file as ``(seq, variables, error)``: seq None when
     there is none (or it is unreadable: then ``error`` says why)."""
+    seq, variables, error, _mtime = _read_control(folder, key)
+    return seq, variables, error
+
+
+def _read_control(folder: str, key: str) -> Tuple[Optional[int], Dict[str, Any], Optional[str], Optional[float]]:
     path = P.control_path(folder, key)
     try:
+        mtime = os.stat(path).st_mtime
         raw = P.read_capped(path, P.MAX_CONTROL_BYTES)
     except FileNotFoundError:
-        return None, {}, None
+        return None, {}, None, None
     except (OSError, P.ProgressError) as e:
-        return None, {}, "control file unreadable: %s" % (getattr(e, "strerror", None) or e)
+        return None, {}, "control file unreadable: %s" % (getattr(e, "strerror", None) or e), None
     try:
         seq, variables = P.parse_control(raw)
     except P.ProgressError as e:
-        return None, {}, "control file unreadable: %s" % e
-    return seq, dict(variables), None
+        return None, {}, "control file unreadable: %s" % e, mtime
+    return seq, dict(variables), None, mtime
+
+
+def unacknowledged(folder: str, key: str, data: Mapping[str, Any]) -> Tuple[Optional[int], Dict[str, Any]]:
+    """The edits in the control file the run has not acknowledged yet:
+    ``(seq, variables)``, or ``(None, {})``. A control file older than the
+    run's start (left by an earlier run of the same name) does not count."""
+    seq, variables, _err, mtime = _read_control(folder, key)
+    if seq is None or seq <= acked_seq(data):
+        return None, {}
+    started = data.get("started_at")
+    if isinstance(started, (int, float)) and not isinstance(started, bool) and mtime is not None:
+        if mtime < started - 1.0:
+            return None, {}
+    return seq, variables
 
 
 def acked_seq(data: Mapping[str, Any]) -> int:
@@ -331,15 +351,14 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
 
     Next seq = max(seq of the existing control file, the run's
     ``control_seq``) + 1. While the existing file is not yet acknowledged
-    (its seq > ``control_seq``) its variables are kept and the new edit merged
-    in, so quick successive edits are all applied, in order. Raises OSError if
-    the file cannot be written.
+    (its seq > ``control_seq``, and it is not older than the run) its
+    variables are kept and the new edit merged in, so quick successive edits
+    are all applied, in order. Raises OSError if the file cannot be written.
     """
     acked = acked_seq(data)
-    seq, old, _err = read_control(folder, key)
+    seq, _old, _err = read_control(folder, key)
     variables: Dict[str, Any] = {}
-    if seq is not None and seq > acked:
-        variables.update(old)
+    variables.update(unacknowledged(folder, key, data)[1])
     variables.pop(name, None)
     variables[name] = value
     new_seq = max(seq or 0, acked) + 1

@@ -1,0 +1,390 @@
+"""Acting on runs with real processes and real files: signals re-checked by
+create time, thread signals, safe deletion, control-file edits."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from conftest import ROOT, wait_until
+from ttop import actions as A
+from ttop import progress as P
+from ttop.collect.snapshot import RunSnapshot
+
+SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
+
+
+def _ct(pid):
+    return psutil.Process(pid).create_time()
+
+
+def _state(pid):
+    return psutil.Process(pid).status()
+
+
+# ---------------------------------------------------------------------------
+# signals
+
+
+def test_sigterm_kills_a_real_process(spawn):
+    p = spawn(SLEEPER)
+    ok, msg = A.send_signal(p.pid, _ct(p.pid), signal.SIGTERM)
+    assert ok, msg
+    assert msg.startswith("sent SIGTERM to PID %d (" % p.pid)
+    assert p.wait(timeout=15) == -signal.SIGTERM
+
+
+def test_sigstop_then_sigcont_changes_state(spawn):
+    p = spawn(SLEEPER)
+    ct = _ct(p.pid)
+    assert A.send_signal(p.pid, ct, signal.SIGSTOP)[0]
+    wait_until(lambda: _state(p.pid) == psutil.STATUS_STOPPED, timeout=15)
+    assert A.send_signal(p.pid, ct, signal.SIGCONT)[0]
+    wait_until(lambda: _state(p.pid) != psutil.STATUS_STOPPED, timeout=15)
+    assert p.poll() is None
+
+
+def test_create_time_mismatch_is_never_signalled(spawn):
+    """A PID reused between the snapshot and the key press: the create time
+    seen in the snapshot differs from the process's now."""
+    p = spawn(SLEEPER)
+    ok, msg = A.send_signal(p.pid, _ct(p.pid) - 100.0, signal.SIGKILL)
+    assert not ok
+    assert msg.startswith("process changed, not sent")
+    time.sleep(0.2)
+    assert p.poll() is None
+    ok, msg = A.send_signal(p.pid, None, signal.SIGKILL)
+    assert not ok and "no create time" in msg
+    assert p.poll() is None
+
+
+def test_vanished_process(spawn):
+    p = spawn(SLEEPER)
+    ct = _ct(p.pid)
+    p.kill()
+    p.wait(timeout=15)
+    ok, msg = A.send_signal(p.pid, ct, signal.SIGTERM)
+    assert not ok
+    assert msg == "process %d has exited, not sent" % p.pid
+
+
+def test_permission_denied_is_reported(spawn, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the sender as another user")
+    target = spawn(SLEEPER)
+    ct = _ct(target.pid)
+    code = textwrap.dedent(
+        """
+        import signal, sys
+        sys.path.insert(0, %r)
+        from ttop.actions import send_signal
+        import os
+        os.setgid(65534)
+        os.setuid(65534)  # the sender drops root; the target stays root's
+        ok, msg = send_signal(%d, %r, signal.SIGTERM)
+        print(ok, msg)
+        """ % (str(ROOT), target.pid, ct)
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False permission denied sending SIGTERM to %d" % target.pid
+    assert target.poll() is None
+
+
+THREADED = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    got = []
+    def handler(signum, frame):
+        got.append(threading.current_thread().name)
+    signal.signal(signal.SIGUSR1, handler)
+    def work():
+        while True:
+            time.sleep(0.02)
+    t = threading.Thread(target=work, name="worker", daemon=True)
+    t.start()
+    print(threading.get_native_id(), t.native_id, flush=True)
+    while True:
+        time.sleep(0.02)
+        if got:
+            print("handled in", got.pop(), flush=True)
+    """
+)
+
+
+def test_thread_signal_semantics_on_linux(spawn):
+    p = spawn([sys.executable, "-c", THREADED], stdout=subprocess.PIPE, text=True)
+    try:
+        main_tid, worker_tid = map(int, p.stdout.readline().split())
+        assert main_tid == p.pid and worker_tid != p.pid
+        ct = _ct(p.pid)
+        # a Python handler for a signal sent to the worker thread runs in the main thread
+        ok, msg = A.send_signal(p.pid, ct, signal.SIGUSR1, tid=worker_tid)
+        assert ok and msg.startswith("sent SIGUSR1 to thread %d of PID %d" % (worker_tid, p.pid))
+        assert p.stdout.readline().strip() == "handled in MainThread"
+        # a default action (stop) sent to one thread stops the whole process
+        assert A.send_signal(p.pid, ct, signal.SIGSTOP, tid=worker_tid)[0]
+        wait_until(lambda: _state(p.pid) == psutil.STATUS_STOPPED, timeout=15)
+        assert A.send_signal(p.pid, ct, signal.SIGCONT, tid=worker_tid)[0]
+        wait_until(lambda: _state(p.pid) != psutil.STATUS_STOPPED, timeout=15)
+        # a thread that is not in the process
+        ok, msg = A.send_signal(p.pid, ct, signal.SIGTERM, tid=worker_tid + 100000)
+        assert not ok and "has exited, not sent" in msg
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait(timeout=15)
+        p.stdout.close()
+
+
+def _run(folder, key, status="FINISHED", pid=None, ct=None, local=True, **data):
+    d = {"format": P.PROGRESS_FORMAT, "run_name": key, "status": status, "updated_at": time.time()}
+    if pid is not None:
+        d["pid"] = pid
+    if ct is not None:
+        d["pid_create_time"] = ct
+    d.update(data)
+    return RunSnapshot(key=key, path=os.path.join(str(folder), key + ".json"), data=d, run_name=key,
+                       status=status, reported_status=status, pid=pid, pid_create_time=ct, local=local,
+                       host="h")
+
+
+def test_signal_runs_rechecks_each(spawn, progress_dir):
+    a = spawn(SLEEPER)
+    b = spawn(SLEEPER)
+    ra = _run(progress_dir, "a", "RUNNING", a.pid, _ct(a.pid))
+    rb = _run(progress_dir, "b", "RUNNING", b.pid, _ct(b.pid) + 50)  # PID reused
+    rc = _run(progress_dir, "c", "RUNNING")  # no pid
+    sent, refused = A.signal_runs([ra, rb, rc], signal.SIGTERM)
+    assert sent == ["a"]
+    assert [k for k, _ in refused] == ["b", "c"]
+    assert refused[0][1].startswith("process changed, not sent")
+    assert a.wait(timeout=15) == -signal.SIGTERM
+    assert b.poll() is None
+    text = A.summarize_signal_runs(signal.SIGTERM, sent, refused)
+    assert text.startswith("SIGTERM sent to 1 run; not sent to 2: b: process changed")
+
+
+# ---------------------------------------------------------------------------
+# log paths
+
+
+def test_log_files_refuse_paths_outside(progress_dir, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    (progress_dir / "link.log").symlink_to(outside)
+    (progress_dir / "ok.log").write_text("fine")
+    for bad in ["../../etc/passwd", str(outside), "link.log", "..", ".", 7]:
+        run = _run(progress_dir, "r", logs={"stdout": bad, "stderr": "ok.log"})
+        files = A.log_files(str(progress_dir), run)
+        real, shown, reason = files["stdout"]
+        assert real is None
+        assert reason.startswith("refused: stdout log ") and "not inside the progress folder" in reason
+        assert files["stderr"][0] == os.path.realpath(progress_dir / "ok.log")
+    # default names when the file has no logs entry
+    files = A.log_files(str(progress_dir), _run(progress_dir, "r"))
+    assert files["stdout"][1] == "r.stdout.log" and files["stdout"][2] is None
+
+
+# ---------------------------------------------------------------------------
+# deletion
+
+
+@pytest.fixture
+def outside(tmp_path):
+    d = tmp_path / "outside"
+    d.mkdir()
+    (d / "victim.txt").write_text("keep me")
+    (d / "sub").mkdir()
+    (d / "sub" / "deep.txt").write_text("keep me too")
+    return d
+
+
+def _outside_intact(outside):
+    return (outside / "victim.txt").read_text() == "keep me" and (outside / "sub" / "deep.txt").read_text() == "keep me too"
+
+
+def test_delete_removes_the_runs_files_only(progress_dir, outside):
+    f = progress_dir
+    for name in ["r.json", "control_r.json", "r.stdout.log", "r.stderr.log", "other.json", "custom.log"]:
+        (f / name).write_text("x")
+    rd = f / "runs" / "r"
+    rd.mkdir(parents=True)
+    (rd / "ckpt.bin").write_text("weights")
+    (rd / "escape").symlink_to(outside)  # a symlink inside the run folder to outside
+    (rd / "victim_link").symlink_to(outside / "victim.txt")
+    run = _run(f, "r", logs={"stdout": "custom.log", "stderr": "r.stderr.log"}, run_dir="runs/r")
+    plan = A.plan_delete(str(f), run)
+    assert plan.refusal is None
+    deleted, refused = A.delete_run_files(str(f), run)
+    assert refused == []
+    real = os.path.realpath(f)
+    assert sorted(os.path.relpath(p, real) for p in deleted) == sorted(
+        ["r.json", "control_r.json", "r.stdout.log", "r.stderr.log", "custom.log", "runs/r"])
+    assert sorted(os.listdir(f)) == ["other.json", "runs"]
+    assert not rd.exists()
+    assert _outside_intact(outside)
+
+
+@pytest.mark.parametrize("bad", ["../outside/victim.txt", "../../outside/victim.txt", "ABS", "link", "other.json"])
+def test_delete_never_follows_logs_outside(progress_dir, outside, bad):
+    f = progress_dir
+    (f / "r.json").write_text("x")
+    (f / "other.json").write_text("another run")
+    (f / "link").symlink_to(outside / "victim.txt")
+    rel = str(outside / "victim.txt") if bad == "ABS" else bad
+    run = _run(f, "r", logs={"stdout": rel, "stderr": rel})
+    deleted, refused = A.delete_run_files(str(f), run)
+    assert [os.path.basename(p) for p in deleted] == ["r.json"]
+    assert len(refused) == 2 and all("left alone" in r for r in refused)
+    assert _outside_intact(outside)
+    assert (f / "other.json").read_text() == "another run"
+    assert (f / "link").is_symlink()
+
+
+@pytest.mark.parametrize("bad", [".", "..", "../outside", "ABS", "rdlink", "sub/../..", "r.json"])
+def test_delete_never_removes_run_dir_outside(progress_dir, outside, bad):
+    f = progress_dir
+    (f / "r.json").write_text("x")
+    (f / "keep.json").write_text("keep")
+    (f / "rdlink").symlink_to(outside)
+    (f / "sub").mkdir()
+    rel = str(outside) if bad == "ABS" else bad
+    run = _run(f, "r", run_dir=rel)
+    deleted, refused = A.delete_run_files(str(f), run)
+    assert [os.path.basename(p) for p in deleted] == ["r.json"]
+    if bad != "r.json":
+        assert refused and "left alone" in refused[0]
+    assert _outside_intact(outside)
+    assert (f / "keep.json").exists() and (f / "sub").is_dir() and (f / "rdlink").is_symlink()
+    assert f.is_dir()
+
+
+def test_default_log_symlink_is_unlinked_not_its_target(progress_dir, outside):
+    f = progress_dir
+    (f / "r.json").write_text("x")
+    (f / "r.stdout.log").symlink_to(outside / "victim.txt")
+    deleted, refused = A.delete_run_files(str(f), _run(f, "r"))
+    assert not os.path.lexists(f / "r.stdout.log")
+    assert _outside_intact(outside)
+
+
+def test_delete_refused_for_a_live_run(progress_dir, spawn):
+    f = progress_dir
+    p = spawn(SLEEPER)
+    for name in ["r.json", "control_r.json", "r.stdout.log"]:
+        (f / name).write_text("x")
+    # even if the snapshot said the run was over, the process is checked now
+    run = _run(f, "r", "FINISHED", p.pid, _ct(p.pid))
+    deleted, refused = A.delete_run_files(str(f), run)
+    assert deleted == []
+    assert len(refused) == 1 and refused[0].startswith("run r is live: process %d (python" % p.pid)
+    assert sorted(os.listdir(f)) == ["control_r.json", "r.json", "r.stdout.log"]
+    # the same PID with another create time is another process: not the run
+    run = _run(f, "r", "KILLED", p.pid, _ct(p.pid) - 1000)
+    deleted, refused = A.delete_run_files(str(f), run)
+    assert len(deleted) == 3 and refused == []
+    assert p.poll() is None
+
+
+def test_delete_refused_for_a_remote_running_run(progress_dir):
+    (progress_dir / "r.json").write_text("x")
+    run = _run(progress_dir, "r", "RUNNING", 1, 1.0, local=False)
+    deleted, refused = A.delete_run_files(str(progress_dir), run)
+    assert deleted == [] and "cannot be checked from here" in refused[0]
+    assert (progress_dir / "r.json").exists()
+
+
+# ---------------------------------------------------------------------------
+# control edits
+
+
+def _control(folder, key):
+    return json.loads((folder / ("control_%s.json" % key)).read_text())
+
+
+def test_edits_are_cumulative_until_acknowledged(progress_dir):
+    f = progress_dir
+    data = {"variables": {"lr": 0.1, "bs": 32}, "control_seq": 0, "started_at": time.time() - 10}
+    assert A.write_edit(str(f), "r", data, "lr", 0.01) == (1, {"lr": 0.01})
+    assert A.write_edit(str(f), "r", data, "bs", 64) == (2, {"lr": 0.01, "bs": 64})
+    assert _control(f, "r") == {"format": "ttop.control/1", "seq": 2, "variables": {"lr": 0.01, "bs": 64}}
+    assert A.edit_state(data, 2, "lr") == ("pending", "")
+    assert A.unacknowledged(str(f), "r", data) == (2, {"lr": 0.01, "bs": 64})
+    # acknowledged: the next edit carries only itself
+    data = dict(data, control_seq=2)
+    assert A.edit_state(data, 2, "lr") == ("applied", "")
+    assert A.unacknowledged(str(f), "r", data) == (None, {})
+    assert A.write_edit(str(f), "r", data, "lr", 0.5) == (3, {"lr": 0.5})
+    # refused: the run names the variable in control_error
+    data = dict(data, control_seq=3, control_error="lr: expected float, got str 'x'")
+    assert A.edit_state(data, 3, "lr") == ("refused", "lr: expected float, got str 'x'")
+    assert A.edit_state(data, 3, "bs") == ("applied", "")
+    data = dict(data, control_error="control file ignored: invalid JSON")
+    assert A.edit_state(data, 3, "bs") == ("refused", "control file ignored: invalid JSON")
+
+
+def test_control_file_of_an_earlier_run_is_not_merged(progress_dir):
+    f = progress_dir
+    P.write_control(str(f), "r", 7, {"lr": 9.0})
+    old = time.time() - 3600
+    os.utime(f / "control_r.json", (old, old))
+    data = {"variables": {"lr": 0.1, "bs": 1}, "control_seq": 0, "started_at": time.time() - 5}
+    assert A.unacknowledged(str(f), "r", data) == (None, {})
+    assert A.write_edit(str(f), "r", data, "bs", 2) == (8, {"bs": 2})
+
+
+def test_variable_types():
+    data = {"variables": {"lr": 1, "flag": True, "name": "x", "odd": [1]}, "variable_types": {"lr": "float", "bad": "list"}}
+    assert A.variable_type(data, "lr") == "float"
+    assert A.variable_type(data, "flag") == "bool"
+    assert A.variable_type(data, "name") == "str"
+    assert A.variable_type(data, "odd") is None
+    assert A.variable_type(data, "missing") is None
+
+
+READER = textwrap.dedent(
+    """
+    import json, sys, time
+    path, seconds = sys.argv[1], float(sys.argv[2])
+    reads = bad = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            continue
+        reads += 1
+        try:
+            obj = json.loads(raw)
+            assert obj["variables"]["blob"] == "x" * 20000 + str(obj["seq"])
+        except Exception:
+            bad += 1
+    print(reads, bad)
+    """
+)
+
+
+def test_concurrent_reader_never_sees_a_half_written_control_file(progress_dir, spawn):
+    f = progress_dir
+    data = {"variables": {"blob": ""}, "control_seq": 0}
+    path = f / "control_r.json"
+    reader = spawn([sys.executable, "-c", READER, str(path), "2.0"], stdout=subprocess.PIPE, text=True)
+    seq = 0
+    deadline = time.monotonic() + 2.5
+    while reader.poll() is None and time.monotonic() < deadline + 30:
+        seq += 1
+        P.write_control(str(f), "r", seq, {"blob": "x" * 20000 + str(seq)})
+    out, _ = reader.communicate(timeout=30)
+    reads, bad = map(int, out.split())
+    assert seq > 10 and reads > 10
+    assert bad == 0
+    assert not [n for n in os.listdir(f) if n.endswith(".tmp")]
