@@ -1,0 +1,475 @@
+"""The curses application: owns the terminal, the screen stack and the loop.
+
+``run_ui(collector, *, ascii=False, csv_sink=None) -> int``
+
+* Reads only ``collector.latest``; never waits on the collector. A collector
+  listener writes one byte to a self-pipe; the loop ``select()``s on stdin and
+  that pipe, so an idle monitor sleeps in the kernel (no polling).
+* Paints by diffing rendered lines against the previous frame: only changed
+  rows are written, then one ``noutrefresh`` + ``doupdate``; nothing is sent
+  to the terminal when nothing changed.
+* The terminal is always restored: normal exit, ``q``, Ctrl+C (SIGINT, exit
+  status 0), SIGTERM / SIGHUP (exit status 128 + signal number), and any
+  exception (one line on stderr, the traceback too with ``TTOP_DEBUG=1``,
+  exit status 1).
+* Resizes (SIGWINCH) are handled by the loop itself: the new size is read from
+  the terminal, ``resizeterm`` is called and the whole screen redrawn.
+* ``ascii=True`` (or a locale whose encoding is not UTF-8) draws ``...`` and
+  ``#``/``.`` bars instead of Unicode; ``NO_COLOR`` or a terminal without
+  colours uses bold/underline/reverse/dim only.
+
+``csv_sink`` is accepted for the CLI's convenience; when given, its
+``maybe_write(snapshot)`` is called from a collector listener unless the sink
+says it is already wired (``sink.wired`` true, as ``ttop.cli`` does), and it
+is closed by the caller.
+"""
+from __future__ import annotations
+
+import codecs
+import errno
+import locale
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from typing import Any, List, Optional, Tuple
+
+from ..view import roles as R
+from ..view.text import Line, char_width, crop_line, line_width
+from .screen import AppContext, Screen
+
+MESSAGE_SECONDS = 6.0
+
+_CTRL_KEYS = {
+    "\n": "ENTER", "\r": "ENTER", "\x1b": "ESC", "\x7f": "BACKSPACE", "\x08": "BACKSPACE",
+    "\t": "TAB", "\x03": "CTRL_C", "\x0c": "CTRL_L",
+}
+
+
+def _curses_keys() -> dict:
+    import curses
+
+    names = {
+        "KEY_UP": "UP", "KEY_DOWN": "DOWN", "KEY_LEFT": "LEFT", "KEY_RIGHT": "RIGHT",
+        "KEY_PPAGE": "PGUP", "KEY_NPAGE": "PGDN", "KEY_HOME": "HOME", "KEY_END": "END",
+        "KEY_FIND": "HOME", "KEY_SELECT": "END", "KEY_A1": "HOME", "KEY_C1": "END",
+        "KEY_A3": "PGUP", "KEY_C3": "PGDN", "KEY_ENTER": "ENTER", "KEY_BACKSPACE": "BACKSPACE",
+        "KEY_DC": "DELETE", "KEY_BTAB": "BTAB", "KEY_F1": "F1", "KEY_RESIZE": "RESIZE",
+    }
+    out = {}
+    for attr, name in names.items():
+        code = getattr(curses, attr, None)
+        if code is not None:
+            out[code] = name
+    return out
+
+
+def normalise_key(ch: Any, keymap: dict) -> Optional[str]:
+    """A ``get_wch()`` result as a key name of :mod:`ttop.ui.screen`, or None."""
+    if isinstance(ch, int):
+        return keymap.get(ch)
+    if not isinstance(ch, str) or not ch:
+        return None
+    if ch in _CTRL_KEYS:
+        return _CTRL_KEYS[ch]
+    if ch.isprintable():
+        return ch
+    return None
+
+
+def utf8_locale() -> bool:
+    try:
+        enc = locale.getpreferredencoding(False) or ""
+        return codecs.lookup(enc).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def _asciify(text: str) -> str:
+    if text.isascii():
+        return text
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch)
+        else:
+            out.append("?" * char_width(ch))
+    return "".join(out)
+
+
+_BLANK: Line = ()
+
+
+class App(AppContext):
+    """The running application (implements :class:`AppContext`)."""
+
+    def __init__(self, collector: Any, ascii: bool = False, csv_sink: Any = None) -> None:
+        self.collector = collector
+        self.folder = getattr(collector, "folder", "")
+        self.snapshot = getattr(collector, "latest", None)
+        self.ascii = ascii
+        self.csv_sink = csv_sink
+        self.stack: List[Screen] = []
+        self._quit = False
+        self.exit_status = 0
+        self._message: Optional[Tuple[str, bool, float]] = None
+        self._prev: List[Optional[Line]] = []
+        self._dirty = True
+        self._resized = False
+        self._signal: Optional[int] = None
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        self._closed = False
+
+    # -- AppContext ----------------------------------------------------------
+
+    def push(self, screen: Screen) -> None:
+        self.stack.append(screen)
+        self._dirty = True
+
+    def pop(self) -> None:
+        if len(self.stack) > 1:
+            self.stack.pop()
+        self._dirty = True
+
+    def notify(self, message: str, error: bool = False) -> None:
+        self._message = (str(message), bool(error), time.monotonic() + MESSAGE_SECONDS)
+        self._dirty = True
+
+    def current_message(self) -> Optional[Tuple[str, bool]]:
+        m = self._message
+        if m is None:
+            return None
+        if time.monotonic() >= m[2]:
+            self._message = None
+            return None
+        return m[0], m[1]
+
+    def refresh_now(self) -> None:
+        try:
+            self.collector.refresh_now()
+        except Exception as e:  # the UI stays up whatever the collector does
+            self.notify("refresh failed: %s" % e, error=True)
+
+    def quit(self) -> None:
+        self._quit = True
+
+    # -- wake-ups --------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Called from any thread (collector listener, signal handler)."""
+        if self._closed:
+            return
+        try:
+            os.write(self._wfd, b"x")
+        except OSError:
+            pass  # pipe full: a wake-up is already pending
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGWINCH:
+            self._resized = True
+        elif signum == signal.SIGINT:
+            self._quit = True
+        else:
+            self._signal = signum
+            self._quit = True
+        self.wake()
+
+    def _drain_pipe(self) -> None:
+        try:
+            while os.read(self._rfd, 4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._closed = True
+        for fd in (self._rfd, self._wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # -- drawing -----------------------------------------------------------------
+
+    def render(self, width: int, height: int) -> List[Line]:
+        top = self.stack[-1]
+        if not top.modal:
+            return top.render(self, width, height)
+        below = next((s for s in reversed(self.stack) if not s.modal), self.stack[0])
+        base = below.render(self, width, height)
+        dlg = top.render(self, width, height)
+        dh = min(len(dlg), height)
+        dw = min(width, max([line_width(l) for l in dlg] + [0]))
+        y0 = max(0, (height - dh) // 2)
+        x0 = max(0, (width - dw) // 2)
+        out = list(base)
+        for i in range(dh):
+            y = y0 + i
+            if y >= len(out):
+                break
+            row = out[y]
+            mid = crop_line(dlg[i], 0, dw)
+            pad = dw - line_width(mid)
+            if pad > 0:
+                mid = mid + ((" " * pad, R.NORMAL),)
+            out[y] = crop_line(row, 0, x0) + mid + crop_line(row, x0 + dw, width - x0 - dw)
+        return out
+
+    def paint(self, stdscr: Any, palette: Any) -> None:
+        import curses
+
+        height, width = stdscr.getmaxyx()
+        lines = self.render(width, height)
+        if len(self._prev) != height:
+            self._prev = [None] * height
+        changed = False
+        for y in range(height):
+            line = lines[y] if y < len(lines) else _BLANK
+            if self._prev[y] == line:
+                continue
+            self._prev[y] = line
+            changed = True
+            x = 0
+            try:
+                stdscr.move(y, 0)
+                stdscr.clrtoeol()
+            except curses.error:
+                pass
+            for text, role in line:
+                if x >= width:
+                    break
+                if self.ascii:
+                    text = _asciify(text)
+                try:
+                    stdscr.addstr(y, x, text, palette.attr(role))
+                except curses.error:
+                    pass  # writing the bottom-right cell moves the cursor off-screen
+                x += sum(char_width(c) for c in text) if not text.isascii() else len(text)
+        if changed:
+            stdscr.noutrefresh()
+            curses.doupdate()
+
+    def _apply_resize(self, stdscr: Any) -> None:
+        import curses
+
+        self._resized = False
+        try:
+            size = os.get_terminal_size(sys.__stdin__.fileno())
+            cols, rows = size.columns, size.lines
+        except (OSError, ValueError, AttributeError):
+            rows, cols = stdscr.getmaxyx()
+        try:
+            curses.resizeterm(max(1, rows), max(1, cols))
+        except curses.error:
+            pass
+        try:
+            curses.update_lines_cols()
+        except AttributeError:
+            pass
+        stdscr.clear()
+        self._prev = []
+        self._dirty = True
+
+    # -- loop ----------------------------------------------------------------------
+
+    def _take_snapshot(self) -> None:
+        snap = getattr(self.collector, "latest", None)
+        if snap is not None and snap is not self.snapshot:
+            self.snapshot = snap
+            for s in list(self.stack):
+                try:
+                    s.on_snapshot(self)
+                except Exception as e:
+                    self.notify("%s: %s" % (type(e).__name__, e), error=True)
+            self._dirty = True
+
+    def handle_key(self, key: str) -> None:
+        self._dirty = True
+        if key == "CTRL_L":
+            self._prev = []
+            return
+        top = self.stack[-1]
+        handled = top.on_key(key, self)
+        if handled:
+            return
+        if key == "CTRL_C":
+            self.quit()
+        elif key == "q" and len(self.stack) <= 1:
+            self.quit()
+        elif key in ("q", "ESC") and len(self.stack) > 1:
+            self.pop()
+
+    def loop(self, stdscr: Any, palette: Any) -> None:
+        import curses
+
+        keymap = _curses_keys()
+        stdin_fd = sys.__stdin__.fileno()
+        while not self._quit:
+            if self._resized:
+                self._apply_resize(stdscr)
+            self._take_snapshot()
+            if self._dirty:
+                self._dirty = False
+                self.paint(stdscr, palette)
+            timeout = None
+            if self._message is not None:
+                timeout = max(0.05, self._message[2] - time.monotonic() + 0.05)
+            try:
+                ready, _, _ = select.select([stdin_fd, self._rfd], [], [], timeout)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                ready = []
+            except OSError as e:
+                if e.errno == errno.EINTR:
+                    ready = []
+                else:
+                    raise
+            if self._message is not None and self.current_message() is None:
+                self._dirty = True
+            if self._rfd in ready:
+                self._drain_pipe()
+            if stdin_fd in ready:
+                got_any = False
+                while not self._quit:
+                    try:
+                        ch = stdscr.get_wch()
+                    except curses.error:
+                        break
+                    except KeyboardInterrupt:  # pragma: no cover - SIGINT handled below
+                        self._quit = True
+                        break
+                    got_any = True
+                    key = normalise_key(ch, keymap)
+                    if key == "RESIZE":
+                        self._resized = True
+                        continue
+                    if key is not None:
+                        self.handle_key(key)
+                    if self._resized:
+                        self._apply_resize(stdscr)
+                    if self._dirty and not self._quit:
+                        # paint between keys so a burst of keys stays visible
+                        self._take_snapshot()
+                        self._dirty = False
+                        self.paint(stdscr, palette)
+                if not got_any:
+                    # stdin readable but no key: EOF / hang-up of the terminal
+                    try:
+                        if os.read(stdin_fd, 0) == b"" and not _isatty(stdin_fd):
+                            self._quit = True
+                    except OSError:
+                        self._quit = True
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def run_ui(collector: Any, *, ascii: bool = False, csv_sink: Any = None) -> int:
+    """Run the curses monitor until the user quits; return the exit status.
+
+    0: quit with ``q`` or Ctrl+C; 128+N: ended by signal N (SIGTERM: 143,
+    SIGHUP: 129); 1: an unexpected error (the terminal is restored first and
+    one line is printed on stderr; ``TTOP_DEBUG=1`` adds the traceback).
+    """
+    import curses
+
+    from .colors import Palette, no_color_requested
+    from .main_screen import MainScreen
+
+    try:
+        locale.setlocale(locale.LC_ALL, "")
+    except locale.Error:
+        pass
+    if not utf8_locale():
+        ascii = True
+    os.environ.setdefault("ESCDELAY", "25")
+
+    app = App(collector, ascii=ascii, csv_sink=csv_sink)
+    app.push(MainScreen(ascii=ascii))
+
+    listener = app.wake
+    if csv_sink is not None and hasattr(csv_sink, "maybe_write") and not getattr(csv_sink, "wired", True):
+        def listener() -> None:
+            try:
+                csv_sink.maybe_write(collector.latest)
+            finally:
+                app.wake()
+
+    collector.add_listener(listener)
+    started_here = False
+    if not getattr(collector, "running", False):
+        collector.start()
+        started_here = True
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH)
+    old = {}
+    for s in handled:
+        try:
+            old[s] = signal.signal(s, app._on_signal)
+        except (ValueError, OSError):  # not the main thread
+            pass
+
+    stdscr = None
+    status = 0
+    error: Optional[BaseException] = None
+    tb = ""
+    try:
+        stdscr = curses.initscr()
+        try:
+            curses.noecho()
+            curses.cbreak()
+            stdscr.keypad(True)
+            stdscr.nodelay(True)
+            try:
+                curses.set_escdelay(25)
+            except (AttributeError, curses.error):
+                pass
+            try:
+                curses.curs_set(0)
+            except curses.error:
+                pass
+            palette = Palette(use_color=not no_color_requested())
+            app.loop(stdscr, palette)
+        finally:
+            try:
+                stdscr.keypad(False)
+                curses.echo()
+                curses.nocbreak()
+            except curses.error:
+                pass
+            curses.endwin()
+    except Exception as e:  # restore first, then report
+        error = e
+        tb = traceback.format_exc()
+    finally:
+        for s, h in old.items():
+            try:
+                signal.signal(s, h)
+            except (ValueError, OSError, TypeError):
+                pass
+        remove = getattr(collector, "remove_listener", None)
+        if remove is not None:
+            remove(listener)
+        app.close()
+        if started_here:
+            try:
+                collector.stop(timeout=2)
+            except Exception:
+                pass
+    if error is not None:
+        sys.stderr.write("ttop: error: %s: %s%s\n" % (
+            type(error).__name__, error, "" if os.environ.get("TTOP_DEBUG") else " (TTOP_DEBUG=1 shows the traceback)"))
+        if os.environ.get("TTOP_DEBUG"):
+            sys.stderr.write(tb)
+        sys.stderr.flush()
+        return 1
+    if app._signal is not None:
+        return 128 + int(app._signal)
+    return status

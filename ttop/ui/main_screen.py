@@ -1,0 +1,214 @@
+"""The main screen: the run table and its keys.
+
+All drawing goes through the pure renderer (:func:`ttop.view.screen.main_frame`);
+this class only turns keys into new :class:`~ttop.view.state.ViewState` values
+and pushes the other screens (help, and the lever screens of
+``ttop.ui.levers``).
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from ..view.screen import main_frame
+from ..view.state import ViewState
+from ..view.table import filtered_runs, max_offset
+from ..view.text import Line, clean
+from .screen import AppContext, Screen, Target
+
+_MOVE_KEYS = ("UP", "DOWN", "PGUP", "PGDN", "HOME", "END")
+_LEVER_KEYS = {"e": "open_editor", "o": "open_output", "k": "open_signal", "l": "open_signal_all", "c": "open_delete"}
+
+
+class MainScreen(Screen):
+    def __init__(self, ascii: bool = False) -> None:
+        self.state = ViewState(ascii=ascii)
+        self._rows: List[Any] = []
+        self._sel = -1
+        self._page = 10
+        self._paused_snapshot: Any = None
+        self._refresh_seq: Optional[int] = None
+
+    # -- drawing -------------------------------------------------------------
+
+    def snapshot(self, ctx: AppContext) -> Any:
+        if self.state.paused and self._paused_snapshot is not None:
+            return self._paused_snapshot
+        return getattr(ctx, "snapshot", None)
+
+    def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
+        snap = self.snapshot(ctx)
+        msg = getattr(ctx, "current_message", None)
+        m = msg() if callable(msg) else None
+        st = self.state
+        if m is not None:
+            st = st.with_(message=m[0], message_error=m[1])
+        elif st.message is not None:
+            st = st.with_(message=None, message_error=False)
+        frame = main_frame(snap, st, width, height)
+        if frame.table is not None:
+            self._rows = frame.table.rows
+            self._sel = frame.table.selected
+            self._page = frame.body_height
+            if frame.table.top != self.state.top:
+                self.state = self.state.with_(top=frame.table.top)
+        return frame.lines
+
+    def on_snapshot(self, ctx: AppContext) -> None:
+        snap = getattr(ctx, "snapshot", None)
+        if self.state.refreshing and snap is not None and (self._refresh_seq is None or snap.seq > self._refresh_seq):
+            self.state = self.state.with_(refreshing=False)
+
+    # -- keys ------------------------------------------------------------------
+
+    def on_key(self, key: str, ctx: AppContext) -> bool:
+        st = self.state
+        if st.editing_filter:
+            return self._filter_key(key, ctx)
+        if key in _MOVE_KEYS:
+            self._move(key)
+        elif key == "LEFT":
+            self.state = st.with_(col_offset=max(0, st.col_offset - 1))
+        elif key == "RIGHT":
+            self.state = st.with_(col_offset=min(max_offset(self.snapshot(ctx)), st.col_offset + 1))
+        elif key == "s":
+            self.state = st.next_status_filter()
+        elif key == "f":
+            self.state = st.with_(editing_filter=True, filter_buffer=st.name_filter)
+        elif key == "ESC":
+            sel = st.selected
+            if sel is not None and sel[0] != "run":
+                sel = ("run", sel[1])
+            self.state = st.with_(status_filter=None, name_filter="", filter_buffer="", col_offset=0, top=0,
+                                  expanded=frozenset(), selected=sel)
+        elif key == "t":
+            self._toggle_expand()
+        elif key == "r":
+            snap = getattr(ctx, "snapshot", None)
+            self._refresh_seq = snap.seq if snap is not None else None
+            self.state = st.with_(refreshing=True)
+            ctx.refresh_now()
+        elif key == "p":
+            if st.paused:
+                self._paused_snapshot = None
+                self.state = st.with_(paused=False)
+            else:
+                self._paused_snapshot = getattr(ctx, "snapshot", None)
+                self.state = st.with_(paused=True)
+        elif key in ("h", "?", "F1"):
+            from .help_screen import HelpScreen
+
+            ctx.push(HelpScreen(ascii=st.ascii))
+        elif key in _LEVER_KEYS:
+            self._lever(key, ctx)
+        elif key in ("q", "CTRL_C"):
+            ctx.quit()
+        else:
+            return False
+        return True
+
+    def _filter_key(self, key: str, ctx: AppContext) -> bool:
+        st = self.state
+        if key == "CTRL_C":
+            ctx.quit()
+        elif key == "ENTER":
+            self.state = st.with_(editing_filter=False, name_filter=st.filter_buffer.strip(), filter_buffer="", top=0)
+        elif key == "ESC":
+            self.state = st.with_(editing_filter=False, filter_buffer="")
+        elif key == "BACKSPACE":
+            self.state = st.with_(filter_buffer=st.filter_buffer[:-1])
+        elif len(key) == 1 and key.isprintable():
+            if len(st.filter_buffer) < 200:
+                self.state = st.with_(filter_buffer=st.filter_buffer + key, top=0)
+        return True
+
+    def _move(self, key: str) -> None:
+        rows = self._rows
+        if not rows:
+            return
+        cur = max(0, self._sel)
+        page = max(1, self._page)
+        new = {"UP": cur - 1, "DOWN": cur + 1, "PGUP": cur - page, "PGDN": cur + page,
+               "HOME": 0, "END": len(rows) - 1}[key]
+        new = max(0, min(len(rows) - 1, new))
+        self._sel = new
+        self.state = self.state.with_(selected=rows[new].id)
+
+    def selected_row(self) -> Any:
+        if 0 <= self._sel < len(self._rows):
+            return self._rows[self._sel]
+        return None
+
+    def _toggle_expand(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            return
+        key = row.run.key
+        exp = set(self.state.expanded)
+        if key in exp:
+            exp.discard(key)
+            self.state = self.state.with_(expanded=frozenset(exp), selected=("run", key))
+        else:
+            exp.add(key)
+            self.state = self.state.with_(expanded=frozenset(exp), selected=("run", key))
+
+    # -- levers (screens written in ttop.ui.levers) ----------------------------
+
+    def target(self) -> Optional[Target]:
+        row = self.selected_row()
+        if row is None:
+            return None
+        run = row.run
+        if row.kind == "run":
+            if run.pid is None:
+                return None
+            return Target("run", run.key, run.pid, run.pid_create_time, name=clean(run.run_name))
+        p = row.proc
+        if row.kind == "proc":
+            return Target("proc", run.key, p.pid, p.create_time, name=clean(p.name))
+        return Target("thread", run.key, p.pid, p.create_time, tid=row.thread.tid, name=clean(p.name))
+
+    def running_in_filter(self, ctx: AppContext) -> List[str]:
+        return [r.key for r in filtered_runs(self.snapshot(ctx), self.state) if r.status == "RUNNING"]
+
+    def filter_description(self) -> str:
+        st = self.state
+        parts = []
+        if st.status_filter:
+            parts.append("status " + st.status_filter)
+        if st.name_filter:
+            parts.append("name contains %r" % clean(st.name_filter))
+        return "RUNNING runs" + (" (filter: %s)" % ", ".join(parts) if parts else " (no filter)")
+
+    def _lever(self, key: str, ctx: AppContext) -> None:
+        fname = _LEVER_KEYS[key]
+        try:
+            from . import levers  # written separately; may not exist yet
+        except ModuleNotFoundError as e:
+            if e.name in ("ttop.ui.levers",):
+                ctx.notify("not available yet")
+                return
+            raise
+        fn = getattr(levers, fname, None)
+        if fn is None:
+            ctx.notify("not available yet")
+            return
+        row = self.selected_row()
+        if key == "l":
+            keys = self.running_in_filter(ctx)
+            if not keys:
+                ctx.notify("no RUNNING runs in the filter", error=True)
+                return
+            screen = fn(ctx, keys, self.filter_description())
+        elif key == "k":
+            target = self.target()
+            if target is None:
+                ctx.notify("nothing to signal: no row selected or the run has no PID", error=True)
+                return
+            screen = fn(ctx, target)
+        else:
+            if row is None:
+                ctx.notify("no run selected", error=True)
+                return
+            screen = fn(ctx, row.run.key)
+        if screen is not None:
+            ctx.push(screen)

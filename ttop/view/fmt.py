@@ -1,0 +1,173 @@
+"""Human formatting of durations, sizes, percents and rates.
+
+Every function takes the raw value (or None, or garbage from a hand-written
+file) and returns a short string; ``-`` stands for "unknown". Nothing here
+raises: NaN, infinities, negative and huge values all format to something that
+fits a column.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+NA = "-"
+
+
+def _num(value: Any) -> Optional[float]:
+    """A finite-or-not float, or None for anything that is not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if value == "NaN":
+        return math.nan
+    if value == "Infinity":
+        return math.inf
+    if value == "-Infinity":
+        return -math.inf
+    return None
+
+
+def _special(x: float) -> Optional[str]:
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return None
+
+
+def duration(value: Any) -> str:
+    """Seconds as ``45s``, ``12m05s``, ``1h02m``, ``3d04h``; ``-`` if unknown.
+
+    Negative durations (clock skew) show as ``0s``; more than 999 days shows
+    as ``>999d``.
+    """
+    x = _num(value)
+    if x is None:
+        return NA
+    sp = _special(x)
+    if sp is not None:
+        return NA if sp == "NaN" else ("inf" if x > 0 else "0s")
+    if x < 0:
+        x = 0.0
+    s = int(x)
+    if s < 60:
+        return "%ds" % s
+    m, s = divmod(s, 60)
+    if m < 60:
+        return "%dm%02ds" % (m, s)
+    h, m = divmod(m, 60)
+    if h < 24:
+        return "%dh%02dm" % (h, m)
+    d, h = divmod(h, 24)
+    if d > 999:
+        return ">999d"
+    return "%dd%02dh" % (d, h)
+
+
+_UNITS = "BKMGTPE"
+
+
+def size(value: Any) -> str:
+    """Bytes in binary units: ``512B``, ``812K``, ``3.2G``, ``15G``; ``-`` if
+    unknown."""
+    x = _num(value)
+    if x is None:
+        return NA
+    sp = _special(x)
+    if sp is not None:
+        return sp
+    if x < 0:
+        return NA
+    i = 0
+    while x >= 1000 and i < len(_UNITS) - 1:
+        x /= 1024.0
+        i += 1
+    if i == 0:
+        return "%dB" % int(x)
+    if x < 9.95:
+        return "%.1f%s" % (x, _UNITS[i])
+    return "%d%s" % (int(round(x)), _UNITS[i])
+
+
+def percent(value: Any, decimals: int = 0) -> str:
+    """``37%``; ``-`` if unknown. Huge values stay short (``>9999%``)."""
+    x = _num(value)
+    if x is None:
+        return NA
+    sp = _special(x)
+    if sp is not None:
+        return sp
+    if x > 9999:
+        return ">9999%"
+    if decimals:
+        return "%.*f%%" % (decimals, x)
+    return "%d%%" % int(round(x))
+
+
+def rate(value: Any) -> str:
+    """Batches per second: ``12.3/s``, ``0.52/s``, ``3.1/min``, ``1.2k/s``."""
+    x = _num(value)
+    if x is None:
+        return NA
+    sp = _special(x)
+    if sp is not None:
+        return sp
+    if x < 0:
+        return NA
+    if x == 0:
+        return "0/s"
+    if x >= 1e6:
+        return ">1M/s"
+    if x >= 1000:
+        return "%.1fk/s" % (x / 1000.0)
+    if x >= 100:
+        return "%d/s" % int(round(x))
+    if x >= 10:
+        return "%.1f/s" % x
+    if x >= 0.1:
+        return "%.2f/s" % x
+    per_min = x * 60.0
+    if per_min >= 0.1:
+        return "%.1f/min" % per_min
+    return "%.1f/h" % (x * 3600.0)
+
+
+def count(value: Any) -> str:
+    """An integer counter, ``-`` if unknown; huge ones abbreviated."""
+    x = _num(value)
+    if x is None:
+        return NA
+    sp = _special(x)
+    if sp is not None:
+        return sp
+    n = int(x)
+    if abs(n) < 10 ** 7:
+        return str(n)
+    return "%.1e" % n
+
+
+def fraction(done: Any, total: Any) -> str:
+    """``120/500``, ``120`` without a total, ``-`` without either."""
+    d = count(done)
+    t = count(total)
+    if d == NA and t == NA:
+        return NA
+    if t == NA:
+        return d
+    return "%s/%s" % (d, t)
+
+
+def metric(value: Any) -> str:
+    """A metric value: numbers to 4 significant digits, strings as they are."""
+    if isinstance(value, str) and _num(value) is None:
+        return value
+    x = _num(value)
+    if x is None:
+        return NA
+    sp = _special(x)
+    if sp is not None:
+        return sp
+    if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
+        return "%.3g" % x
+    return "%.4g" % x

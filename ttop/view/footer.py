@@ -1,0 +1,109 @@
+"""The footer: a status line (counts, PAUSED, the latest notice) and a key-hint
+line (or the name-filter prompt while it is being typed)."""
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+from . import roles as R
+from .state import ViewState
+from .text import Line, Segment, clean, clip, crop_line, line_width
+
+#: Key hints, most important first (cut from the end when narrow).
+HINTS: Tuple[Tuple[str, str], ...] = (
+    ("q", "quit"), ("h", "help"), ("s", "status"), ("f", "filter"), ("t", "expand"),
+    ("e", "edit"), ("o", "output"), ("k", "signal"), ("r", "refresh"), ("p", "pause"),
+    ("\u2190\u2192", "columns"),
+)
+
+
+def skipped_notice(snapshot: Any, limit: int = 3) -> Optional[str]:
+    sk = snapshot.skipped if snapshot is not None else ()
+    if not sk:
+        return None
+    parts = ["%s (%s)" % (clean(s.name), clean(s.reason)) for s in sk[:limit]]
+    more = ", +%d more" % (len(sk) - limit) if len(sk) > limit else ""
+    return "%d file%s skipped: %s%s" % (len(sk), "" if len(sk) == 1 else "s", ", ".join(parts), more)
+
+
+def snapshot_notice(snapshot: Any) -> Tuple[Optional[str], bool]:
+    """The most important thing the snapshot has to say, and whether it is an
+    error."""
+    if snapshot is None:
+        return "collecting...", False
+    if snapshot.folder_error:
+        return clean(snapshot.folder_error), True
+    s = skipped_notice(snapshot)
+    if s:
+        return s, True
+    if snapshot.notices:
+        return clean(snapshot.notices[-1]), False
+    return None, False
+
+
+def counts_segments(snapshot: Any) -> List[Segment]:
+    c = snapshot.counts() if snapshot is not None else {}
+    segs: List[Segment] = []
+    for status, role, label in (("RUNNING", R.TRAIN, "running"), ("FINISHED", R.FINISHED, "finished"),
+                                ("FAILED", R.FAILED, "failed"), ("CANCELED", R.CANCELED, "canceled"),
+                                ("KILLED", R.KILLED, "killed")):
+        n = c.get(status, 0)
+        if n or status in ("RUNNING", "FINISHED", "FAILED"):
+            if segs:
+                segs.append((" ", R.FOOTER))
+            segs.append(("%d %s" % (n, label), role if n else R.FOOTER))
+    return segs
+
+
+def _pad(segs: Sequence[Segment], width: int, role: str = R.FOOTER) -> Line:
+    line = crop_line(tuple(segs), 0, width)
+    w = line_width(line)
+    if w < width:
+        line = line + ((" " * (width - w), role),)
+    return line
+
+
+def status_line(snapshot: Any, state: ViewState, width: int, shown: int, total: int,
+                legend_inferred: bool = False, col_info: str = "") -> Line:
+    ell = "..." if state.ascii else "\u2026"
+    segs: List[Segment] = []
+    if state.paused:
+        segs.append(("PAUSED", R.PAUSED))
+        segs.append((" ", R.FOOTER))
+    if state.refreshing:
+        segs.append(("refreshing" + ell, R.NOTICE))
+        segs.append((" ", R.FOOTER))
+    segs += counts_segments(snapshot)
+    filt = []
+    if state.status_filter:
+        filt.append("status=" + state.status_filter)
+    nf = state.effective_name_filter()
+    if nf:
+        filt.append("name~" + clean(nf))
+    if filt or shown != total:
+        segs.append(("  [%d/%d shown%s]" % (shown, total, ": " + " ".join(filt) if filt else ""), R.FILTER))
+    if col_info:
+        segs.append(("  " + col_info, R.FOOTER))
+    if legend_inferred:
+        segs.append(("  * inferred: process gone", R.KILLED_INFERRED))
+    msg, err = (state.message, state.message_error) if state.message else snapshot_notice(snapshot)
+    if msg:
+        used = line_width(tuple(segs))
+        segs.append(("  " + clip(clean(msg), max(0, width - used - 2), ell), R.ERROR if err else R.NOTICE))
+    return _pad(segs, width)
+
+
+def hint_line(state: ViewState, width: int) -> Line:
+    if state.editing_filter:
+        cursor = "_" if state.ascii else "\u2581"
+        segs: List[Segment] = [("Filter: ", R.KEY), (clean(state.filter_buffer), R.FILTER), (cursor, R.FILTER),
+                               ("   Enter confirm  Esc cancel", R.FOOTER)]
+        return _pad(segs, width)
+    segs = []
+    for key, what in HINTS:
+        if key == "\u2190\u2192" and state.ascii:
+            key = "<>"
+        if key == "s" and state.status_filter:
+            what = "status:" + state.status_filter
+        segs.append((key, R.KEY))
+        segs.append((" " + what + "  ", R.FOOTER))
+    return _pad(segs, width)

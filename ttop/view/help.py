@@ -1,0 +1,64 @@
+"""The key list: the single source for the help screen (``h`` / ``?``) and the
+documentation (``docs/ui.md``)."""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+from . import roles as R
+from .text import Line, clean, fit
+
+#: (keys, description), in the order shown.
+KEYS: Tuple[Tuple[str, str], ...] = (
+    ("Up / Down", "move the selection one row"),
+    ("PgUp / PgDn", "move the selection one page"),
+    ("Home / End", "first / last row"),
+    ("Left / Right", "scroll the columns (the run name stays)"),
+    ("s", "cycle the status filter: all, RUNNING, FINISHED, CANCELED, FAILED, KILLED"),
+    ("f", "name filter: type to filter live, Enter confirms, Esc cancels"),
+    ("Esc", "clear the filters and reset the view"),
+    ("t", "expand / collapse the selected run into [P] processes and [T] threads"),
+    ("e", "edit variables of the selected run"),
+    ("o", "output viewer (stdout / stderr) of the selected run"),
+    ("k", "signal the selected row (run, [P] process or [T] thread)"),
+    ("l", "signal all RUNNING runs in the filter"),
+    ("c", "delete the selected run's files (asks first)"),
+    ("r", "refresh now"),
+    ("p", "pause / resume refreshing"),
+    ("h / ?", "this help"),
+    ("q / Ctrl+C", "quit"),
+)
+
+LEGEND: Tuple[Tuple[str, str, str], ...] = (
+    ("loading", R.LOADING, "RUNNING, loading data / setting up"),
+    ("train", R.TRAIN, "RUNNING, training batches"),
+    ("validation", R.VALIDATION, "RUNNING, validation batches"),
+    ("running", R.RUNNING, "RUNNING, any other phase"),
+    ("FINISHED", R.FINISHED, "ended normally"),
+    ("FAILED", R.FAILED, "ended with an error"),
+    ("CANCELED", R.CANCELED, "stopped by the user"),
+    ("KILLED", R.KILLED, "the run reported it was killed"),
+    ("KILLED*", R.KILLED_INFERRED, "inferred by ttop: the process is gone"),
+    ("dim row", R.DIM, "stale: no heartbeat lately, or the file turned unreadable"),
+)
+
+
+def help_lines(width: int, ascii: bool = False) -> List[Line]:
+    """Every line of the help screen (the caller scrolls / crops them)."""
+    ell = "..." if ascii else "\u2026"
+    kw = 14
+    out: List[Line] = [((fit("ttop - keys (any key closes this help)", width, "<", ell), R.TITLE),)]
+    out.append(((" " * width, R.NORMAL),))
+    for keys, desc in KEYS:
+        out.append(((fit("  " + keys, kw, "<", ell), R.KEY), (fit(" " + desc, max(0, width - kw), "<", ell), R.NORMAL)))
+    out.append(((" " * width, R.NORMAL),))
+    out.append(((fit("Colours", width, "<", ell), R.TITLE),))
+    for label, role, desc in LEGEND:
+        out.append(((fit("  " + label, kw, "<", ell), role), (fit(" " + desc, max(0, width - kw), "<", ell), R.NORMAL)))
+    return [tuple((clean(t), r) for t, r in line) for line in out]
+
+
+def markdown() -> str:
+    """The key list as a Markdown table (for docs/ui.md)."""
+    rows = ["| key | action |", "| --- | --- |"]
+    rows += ["| `%s` | %s |" % (k, d) for k, d in KEYS]
+    return "\n".join(rows)

@@ -1,0 +1,363 @@
+"""The main table: column specs, the flat row list after filters, and the
+pure renderer.
+
+``visible_rows(snapshot, state)`` is the list of rows the user can move
+through: one per run that passes the filters, followed by its ``[P]`` process
+and ``[T]`` thread rows when the run is expanded. ``render_table`` draws only
+the rows that fit (``top`` .. ``top + height``), with the name column frozen on
+the left while the others scroll by ``state.col_offset`` columns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
+
+from . import fmt
+from . import roles as R
+from .state import RowId, ViewState
+from .text import Line, Segment, clean, clip, fit, width
+
+# ---------------------------------------------------------------------------
+# rows
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: str  # "run", "proc", "thread"
+    id: RowId
+    run: Any  # RunSnapshot
+    proc: Any = None  # ProcInfo for proc/thread rows
+    thread: Any = None  # ThreadInfo for thread rows
+
+
+def _name_matches(run: Any, needle: str) -> bool:
+    if not needle:
+        return True
+    n = needle.lower()
+    return n in clean(run.run_name).lower() or n in clean(run.key).lower()
+
+
+def filtered_runs(snapshot: Any, state: ViewState) -> List[Any]:
+    if snapshot is None:
+        return []
+    sf = state.status_filter
+    nf = state.effective_name_filter()
+    return [r for r in snapshot.runs if (sf is None or r.status == sf) and _name_matches(r, nf)]
+
+
+def visible_rows(snapshot: Any, state: ViewState) -> List[Row]:
+    """Runs after the status and name filters, each followed by its process
+    and thread rows when expanded."""
+    rows: List[Row] = []
+    expanded = state.expanded
+    for run in filtered_runs(snapshot, state):
+        rows.append(Row("run", ("run", run.key), run))
+        if run.key in expanded:
+            for p in run.processes:
+                rows.append(Row("proc", ("proc", run.key, p.pid), run, p))
+                for t in p.threads:
+                    rows.append(Row("thread", ("thread", run.key, p.pid, t.tid), run, p, t))
+    return rows
+
+
+def selected_index(rows: Sequence[Row], state: ViewState) -> int:
+    """Index of the selected row; if it is not visible, its run's row; else
+    the first row. -1 when there are no rows."""
+    if not rows:
+        return -1
+    sel = state.selected
+    if sel is not None:
+        for i, row in enumerate(rows):
+            if row.id == sel:
+                return i
+        if sel[0] != "run" and len(sel) > 1:
+            for i, row in enumerate(rows):
+                if row.id == ("run", sel[1]):
+                    return i
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# data getters (every value a string already cleaned)
+
+
+def _get(d: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(p)
+    return d
+
+
+def _int(v: Any) -> Optional[int]:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def batch_text(run: Any) -> str:
+    """``120/500`` in training, ``v 12/50`` in validation."""
+    d = run.data
+    phase = (d.get("phase") or "") if isinstance(d.get("phase"), str) else ""
+    if phase.strip().lower() in ("validation", "val", "validate", "eval", "evaluation"):
+        vb, vt = _int(d.get("val_batch")), _int(d.get("val_total_batches"))
+        if vb is None and vt is None:
+            vb, vt = _int(d.get("batch")), _int(d.get("total_batches"))
+        if vb is None and vt is None:
+            return fmt.NA
+        return "v " + fmt.fraction(vb, vt)
+    tb, tt = _int(d.get("train_batch")), _int(d.get("train_total_batches"))
+    if tb is None and tt is None:
+        tb, tt = _int(d.get("batch")), _int(d.get("total_batches"))
+    return fmt.fraction(tb, tt)
+
+
+def epoch_text(run: Any) -> str:
+    return fmt.fraction(_int(run.data.get("epoch")), _int(run.data.get("total_epochs")))
+
+
+def status_text(run: Any, ascii: bool = False) -> str:
+    s = run.status
+    if run.status_inferred:
+        s += "*"
+    return s
+
+
+def _time(section: str, key: str) -> Callable[[Any], str]:
+    return lambda run: fmt.duration(_get(run.data, "times", section, key))
+
+
+def _res(attr: str, f: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda run: f(getattr(run.resources, attr, None))
+
+
+def _phase(run: Any) -> str:
+    p = run.data.get("phase")
+    return clean(p) if isinstance(p, str) and p else fmt.NA
+
+
+def _wandb(run: Any) -> str:
+    u = _get(run.data, "links", "wandb")
+    return clean(u) if isinstance(u, str) and u else fmt.NA
+
+
+def _host(run: Any) -> str:
+    return clean(run.host) if run.host else fmt.NA
+
+
+# ---------------------------------------------------------------------------
+# columns
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    width: int
+    align: str  # "<" or ">"
+    run: Callable[[Any], str]
+    proc: Optional[Callable[[Any], str]] = None  # value on a [P] row
+    thread: Optional[Callable[[Any, Any], str]] = None  # value on a [T] row (proc, thread)
+    status_colored: bool = False
+
+
+def _p(attr: str, f: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda p: f(getattr(p, attr, None))
+
+
+COLUMNS: Tuple[Column, ...] = (
+    Column("host", "Host", 12, "<", _host),
+    Column("status", "Status", 9, "<", lambda r: status_text(r), proc=lambda p: clean(p.status) if p.status else fmt.NA, status_colored=True),
+    Column("phase", "Phase", 10, "<", _phase, status_colored=True),
+    Column("epoch", "Epoch", 7, ">", epoch_text),
+    Column("batch", "Batch", 11, ">", batch_text),
+    Column("rate", "Rate", 8, ">", lambda r: fmt.rate(r.data.get("rate"))),
+    Column("run_elapsed", "Run El", 7, ">", _time("run", "elapsed")),
+    Column("run_remaining", "Run Rem", 7, ">", _time("run", "remaining")),
+    Column("run_total", "Run Tot", 7, ">", _time("run", "total")),
+    Column("epoch_elapsed", "Ep El", 7, ">", _time("epoch", "elapsed")),
+    Column("epoch_remaining", "Ep Rem", 7, ">", _time("epoch", "remaining")),
+    Column("epoch_total", "Ep Tot", 7, ">", _time("epoch", "total")),
+    Column("train_elapsed", "Tr El", 7, ">", _time("train", "elapsed")),
+    Column("train_remaining", "Tr Rem", 7, ">", _time("train", "remaining")),
+    Column("train_total", "Tr Tot", 7, ">", _time("train", "total")),
+    Column("val_time", "Val Time", 8, ">", _time("validation", "last")),
+    Column("val_elapsed", "Val El", 7, ">", _time("validation", "elapsed")),
+    Column("val_remaining", "Val Rem", 7, ">", _time("validation", "remaining")),
+    Column("val_total", "Val Tot", 7, ">", _time("validation", "total")),
+    Column("cpu", "CPU", 6, ">", _res("cpu_percent", fmt.percent), proc=_p("cpu_percent", fmt.percent),
+           thread=lambda p, t: fmt.percent(t.cpu_percent)),
+    Column("ram", "RAM", 6, ">", _res("rss_bytes", fmt.size), proc=_p("rss_bytes", fmt.size)),
+    Column("gpu", "GPU", 6, ">", _res("gpu_memory_bytes", fmt.size), proc=_p("gpu_memory_bytes", fmt.size)),
+    Column("procs", "Procs", 5, ">", _res("num_procs", fmt.count)),
+    Column("threads", "Threads", 7, ">", _res("num_threads", fmt.count), proc=_p("num_threads", fmt.count)),
+    Column("pid", "PID", 8, ">", lambda r: fmt.count(r.pid), proc=lambda p: str(p.pid), thread=lambda p, t: str(t.tid)),
+    Column("wandb", "Wandb URL", 9, "<", _wandb),
+)
+
+NAME_TITLE = "Run Name"
+NAME_MIN = 10
+NAME_MAX = 32
+MAX_URL = 300
+
+
+def _multi_host(snapshot: Any) -> bool:
+    hosts = {r.host for r in snapshot.runs} if snapshot is not None else set()
+    return len(hosts) > 1
+
+
+def columns_for(snapshot: Any) -> List[Column]:
+    """The scrollable columns (Host only when runs come from several hosts)."""
+    multi = _multi_host(snapshot)
+    return [c for c in COLUMNS if c.key != "host" or multi]
+
+
+def _name_text(row: Row) -> str:
+    if row.kind == "run":
+        return clean(row.run.run_name)
+    if row.kind == "proc":
+        p = row.proc
+        indent = "  " * (1 + max(0, min(int(p.depth), 4)))
+        return "%s[P] %s" % (indent, clean(p.name) or "?")
+    p = row.proc
+    indent = "  " * (2 + max(0, min(int(p.depth), 4)))
+    return "%s[T] %d" % (indent, row.thread.tid)
+
+
+def name_width(rows: Sequence[Row], total_width: int) -> int:
+    """The frozen name column: as wide as the longest visible name, between
+    NAME_MIN and min(NAME_MAX, a third of the screen)."""
+    cap = max(NAME_MIN, min(NAME_MAX, total_width // 3))
+    longest = max([width(_name_text(r)) for r in rows[:2000]] + [len(NAME_TITLE)])
+    return max(NAME_MIN, min(cap, longest))
+
+
+def cell_text(col: Column, row: Row) -> str:
+    if row.kind == "run":
+        return col.run(row.run)
+    if row.kind == "proc":
+        return col.proc(row.proc) if col.proc else ""
+    return col.thread(row.proc, row.thread) if col.thread else ""
+
+
+def _layout(cols: Sequence[Column], offset: int, avail: int, url_width: int) -> List[Tuple[Column, int]]:
+    """Which scrollable columns fit, and their widths (the last one may be
+    clipped)."""
+    out: List[Tuple[Column, int]] = []
+    used = 0
+    for col in cols[offset:]:
+        w = url_width if col.key == "wandb" else col.width
+        need = w + 1  # one space before each column
+        if used + need <= avail:
+            out.append((col, w))
+            used += need
+            continue
+        rest = avail - used - 1
+        if rest >= 4:
+            out.append((col, rest))
+        break
+    return out
+
+
+def max_offset(snapshot: Any) -> int:
+    return max(0, len(columns_for(snapshot)) - 1)
+
+
+def row_role(row: Row) -> str:
+    if row.kind == "proc":
+        return R.PROC
+    if row.kind == "thread":
+        return R.THREAD
+    run = row.run
+    phase = run.data.get("phase") if isinstance(run.data.get("phase"), str) else None
+    return R.status_role(run.status, phase, run.status_inferred)
+
+
+@dataclass(frozen=True)
+class TableFrame:
+    lines: List[Line]
+    rows: List[Row]
+    selected: int  # index into rows, -1 if none
+    top: int  # first row drawn
+    columns: List[str]  # keys of the scrollable columns drawn
+
+
+def _ell(ascii: bool) -> str:
+    return "..." if ascii else "\u2026"
+
+
+def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
+                 select: bool = True, rows: Optional[List[Row]] = None) -> TableFrame:
+    """Title line + at most ``height - 1`` rows, each exactly ``width_`` cells.
+
+    ``top`` is adjusted (minimally) so the selected row is visible. With
+    ``select=False`` (the ``--once`` printer) nothing is highlighted and
+    ``height`` may be large enough for every row.
+    """
+    ell = _ell(state.ascii)
+    if rows is None:
+        rows = visible_rows(snapshot, state)
+    cols = columns_for(snapshot)
+    offset = max(0, min(state.col_offset, len(cols) - 1))
+    nw = min(name_width(rows, width_), max(1, width_))
+    body_h = max(0, height - 1)
+    sel = selected_index(rows, state) if select else -1
+
+    top = max(0, min(state.top, max(0, len(rows) - body_h)))
+    if sel >= 0 and body_h > 0:
+        if sel < top:
+            top = sel
+        elif sel >= top + body_h:
+            top = sel - body_h + 1
+    shown = rows[top:top + body_h]
+
+    url_w = 9
+    if any(c.key == "wandb" for c in cols[offset:]):
+        for r in shown:
+            if r.kind == "run":
+                url_w = max(url_w, min(MAX_URL, width(_wandb(r.run))))
+    layout = _layout(cols, offset, width_ - nw, url_w)
+
+    lines: List[Line] = []
+    # title line
+    left_mark = "<" if offset > 0 else ""
+    title: List[Segment] = [(fit(NAME_TITLE, nw - len(left_mark), "<", ell) + left_mark, R.TITLE)]
+    for col, w in layout:
+        title.append((" " + fit(col.title, w, col.align, ell), R.TITLE))
+    used = nw + sum(w + 1 for _, w in layout)
+    if used < width_:
+        title.append((" " * (width_ - used), R.TITLE))
+    lines.append(tuple(title))
+
+    for i, row in enumerate(shown):
+        idx = top + i
+        base = row_role(row)
+        stale = row.kind == "run" and row.run.stale
+        is_sel = idx == sel
+
+        def role_of(r: str) -> str:
+            if stale:
+                r = R.with_mod(r, R.STALE)
+            if is_sel:
+                r = R.with_mod(r, R.SEL)
+            return r
+
+        name_role = base if row.kind != "run" else R.NORMAL
+        segs: List[Segment] = [(fit(_name_text(row), nw, "<", ell), role_of(name_role))]
+        for col, w in layout:
+            text = clean(cell_text(col, row))
+            role = base if (col.status_colored and row.kind == "run") else (base if row.kind != "run" else R.NORMAL)
+            segs.append((" " + fit(text, w, col.align, ell), role_of(role)))
+        if used < width_:
+            segs.append((" " * (width_ - used), role_of(R.NORMAL)))
+        lines.append(_merge(segs))
+    return TableFrame(lines, list(rows), sel, top, [c.key for c, _ in layout])
+
+
+def _merge(segs: List[Segment]) -> Line:
+    """Join neighbouring segments of the same role (fewer curses calls)."""
+    out: List[Segment] = []
+    for text, role in segs:
+        if out and out[-1][1] == role:
+            out[-1] = (out[-1][0] + text, role)
+        else:
+            out.append((text, role))
+    return tuple(out)
