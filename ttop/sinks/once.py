@@ -1,0 +1,85 @@
+"""``ttop --once``: the main screen's header and full table, printed once.
+
+Same pure renderer as the curses monitor (:mod:`ttop.view`): every run, no
+height limit, no selection. ANSI colours only when ``color`` is true; ASCII
+only (``...`` and ``#``/``.`` bars) when the stream cannot encode Unicode or
+``ascii=True``.
+"""
+from __future__ import annotations
+
+import codecs
+from typing import IO, Any, Dict, Iterable, Optional
+
+from ..view import roles as R
+from ..view.footer import counts_segments, snapshot_notice
+from ..view.header import header_lines
+from ..view.state import ViewState
+from ..view.table import render_table, visible_rows
+from ..view.text import Line, clean, clip
+
+# role -> SGR parameters (8 colours; no colour for roles absent here)
+SGR: Dict[str, str] = {
+    R.DIM: "2", R.TITLE: "30;46", R.LABEL: "1;36", R.BAR_LOW: "32", R.BAR_MID: "33",
+    R.BAR_HIGH: "1;31", R.BAR_EMPTY: "2", R.KEY: "1;36", R.NOTICE: "33", R.ERROR: "1;31",
+    R.PAUSED: "1;30;43", R.PROC: "36", R.THREAD: "34", R.FILTER: "1;35",
+    R.LOADING: "1;34", R.TRAIN: "32", R.VALIDATION: "36", R.RUNNING: "1;32", R.FINISHED: "1",
+    R.FAILED: "1;31", R.CANCELED: "33", R.KILLED: "1;35", R.KILLED_INFERRED: "4;35",
+}
+
+
+def _sgr(role: str) -> str:
+    base, mods = R.split(role)
+    codes = [SGR[base]] if base in SGR else []
+    if "dim" in mods:
+        codes.append("2")
+    if "sel" in mods:
+        codes.append("7")
+    return ";".join(codes)
+
+
+def line_text(line: Line, color: bool) -> str:
+    if not color:
+        return "".join(t for t, _ in line).rstrip()
+    out = []
+    for text, role in line:
+        code = _sgr(role)
+        out.append("\x1b[%sm%s\x1b[0m" % (code, text) if code else text)
+    return "".join(out)
+
+
+def _wants_ascii(stream: Any) -> bool:
+    enc = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        return codecs.lookup(enc).name not in ("utf-8", "utf-16", "utf-32", "gb18030")
+    except LookupError:
+        return True
+
+
+def render_once(snapshot: Any, width: int, ascii: bool = False) -> Iterable[Line]:
+    """The lines ``--once`` prints: header, table title, every run, a summary."""
+    width = max(40, int(width))
+    state = ViewState(ascii=ascii)
+    for line in header_lines(snapshot, state, width, 1 + len(snapshot.gpus) + len(snapshot.tpus) + 2):
+        yield line
+    rows = visible_rows(snapshot, state)
+    table = render_table(snapshot, state, width, len(rows) + 1, select=False, rows=rows)
+    for line in table.lines:
+        yield line
+    summary = counts_segments(snapshot)
+    msg, err = snapshot_notice(snapshot)
+    if msg:
+        summary.append(("  " + clip(clean(msg), max(0, width - 40), "..." if ascii else "\u2026"), R.ERROR if err else R.NOTICE))
+    if any(r.status_inferred for r in snapshot.runs):
+        summary.append(("  * inferred: process gone", R.KILLED_INFERRED))
+    yield tuple(summary)
+
+
+def print_once(snapshot: Any, stream: IO[str], *, width: int, color: bool, ascii: Optional[bool] = None) -> None:
+    """Print the snapshot as the monitor's header and table to ``stream``."""
+    if ascii is None:
+        ascii = _wants_ascii(stream)
+    for line in render_once(snapshot, width, ascii):
+        text = line_text(line, color)
+        if ascii and not text.isascii():
+            text = text.encode("ascii", "replace").decode("ascii")
+        stream.write(text + "\n")
