@@ -130,16 +130,10 @@ def check_folder(folder: str) -> None:
 
 
 def make_budgets(args: argparse.Namespace) -> Any:
-    if args.max_cpus is None and args.max_ram is None and args.max_gpu is None:
-        return None
-    import psutil
+    """Budgets from --max-cpus/--max-ram/--max-gpu (GiB), or None."""
+    from .collect.host import budgets_from_args
 
-    from .collect.snapshot import Budgets
-
-    cpus = args.max_cpus if args.max_cpus is not None else float(psutil.cpu_count() or 1)
-    ram = int(args.max_ram * GIB) if args.max_ram is not None else int(psutil.virtual_memory().total)
-    gpu = int(args.max_gpu * GIB) if args.max_gpu is not None else None
-    return Budgets(cpus=cpus, ram_bytes=max(1, ram), gpu_bytes=None if gpu is None else max(1, gpu))
+    return budgets_from_args(args.max_cpus, args.max_ram, args.max_gpu)
 
 
 def make_collector(args: argparse.Namespace) -> Any:

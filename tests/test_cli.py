@@ -1,0 +1,228 @@
+"""The ``ttop`` command: argument errors, folder errors, ``--once`` and
+``--once --json``, run as real subprocesses (``python -m ttop``)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import sys
+import time
+
+import pytest
+from conftest import wait_until
+from test_cli_support import ROOT, child_env, run_ttop, start_writer, ttop_cmd
+
+from ttop import cli
+from ttop.progress import write_json_atomic
+
+ESC = "\x1b"
+SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def assert_one_line_error(proc, needle, usage):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("ttop:")]
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0], proc.stderr
+    assert ("usage: ttop" in proc.stderr) == usage, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["-i", "-1"], "interval must be a number > 0"),
+        (["-i", "0"], "interval must be a number > 0"),
+        (["--interval", "nan"], "interval must be a number > 0"),
+        (["-i", "fast"], "interval must be a number"),
+        (["-i", "0.001"], "at least 0.05"),
+        (["--max-cpus", "0"], "max-cpus must be a number > 0"),
+        (["--max-ram", "-2"], "max-ram must be a number > 0"),
+        (["--max-gpu", "0"], "max-gpu must be a number > 0"),
+        (["--csv-interval", "-5"], "csv-interval must be a number > 0"),
+        (["--json"], "--json only works with --once"),
+        (["--once", "--headless"], "cannot be combined"),
+        (["--once", "--csv-dir", "x"], "do not apply to --once"),
+        (["--no-such-option"], "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args, needle, progress_dir):
+    proc = run_ttop(str(progress_dir), *args)
+    assert_one_line_error(proc, needle, usage=True)
+
+
+@pytest.mark.parametrize("mode", [["--once"], ["--once", "--json"], ["--headless"], []])
+def test_missing_folder_exits_2(mode, tmp_path):
+    proc = run_ttop(str(tmp_path / "nope"), *mode, cwd=str(tmp_path))
+    assert_one_line_error(proc, "does not exist", usage=False)
+    assert not (tmp_path / "nope").exists()
+
+
+def test_file_instead_of_folder_and_csv_dir_exit_2(tmp_path, progress_dir):
+    f = tmp_path / "file"
+    f.write_text("not a folder")
+    assert_one_line_error(run_ttop(str(f), "--once"), "is not a folder", usage=False)
+    assert_one_line_error(run_ttop(str(f / "sub"), "--headless"), "does not exist", usage=False)
+    # headless with a CSV folder that cannot be created
+    proc = run_ttop(str(progress_dir), "--headless", "--csv-dir", str(f / "csv"))
+    assert_one_line_error(proc, "cannot use CSV folder", usage=False)
+
+
+def test_unreadable_folder_message(monkeypatch, tmp_path):
+    # Tests run as root, which reads any folder: a permission error is
+    # simulated at the one call that would raise it.
+    def denied(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(cli.os, "scandir", denied)
+    with pytest.raises(cli.UsageError, match="cannot read folder .*: Permission denied"):
+        cli.check_folder(str(tmp_path))
+
+
+def test_version_and_help():
+    proc = run_ttop("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == "ttop " + cli.__version__
+    proc = run_ttop("--help")
+    assert proc.returncode == 0
+    for opt in ("--interval", "--max-cpus", "--max-ram", "--max-gpu", "--csv-interval", "--csv-dir", "--headless", "--once", "--json", "--ascii"):
+        assert opt in proc.stdout
+
+
+def test_internal_error_is_one_line_unless_debug(monkeypatch, capsys, progress_dir):
+    def boom(args):
+        raise RuntimeError("collector exploded")
+
+    monkeypatch.setattr(cli, "make_collector", boom)
+    monkeypatch.delenv("TTOP_DEBUG", raising=False)
+    assert cli.main([str(progress_dir), "--once"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: collector exploded" in err
+    monkeypatch.setenv("TTOP_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli.main([str(progress_dir), "--once"])
+
+
+def test_once_width_and_color_rules(monkeypatch):
+    pipe = io.StringIO()
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert cli.once_width(pipe) == 100
+    monkeypatch.setenv("COLUMNS", "61")
+    assert cli.once_width(pipe) == 61
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert cli.use_color(pipe) is False
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("TERM", "xterm")
+    assert cli.use_color(Tty()) is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli.use_color(Tty()) is False
+
+
+def _static_runs(folder):
+    now = time.time()
+    for name, status in [("alpha-run", "FINISHED"), ("beta_run", "FAILED"), ("gamma-" + "x" * 60, "CANCELED")]:
+        write_json_atomic(os.path.join(folder, name + ".json"), {
+            "format": "ttop.progress/1", "run_name": name, "status": status, "updated_at": now,
+            "epoch": 3, "total_epochs": 3, "batch": 10, "total_batches": 10, "metrics": {"loss": 0.25},
+        })
+    (folder / "broken.json").write_text("{not json")
+
+
+def test_once_to_a_pipe_is_plain_and_fits(progress_dir):
+    _static_runs(progress_dir)
+    proc = run_ttop(str(progress_dir), "--once", env=child_env(COLUMNS=80, TERM="xterm-256color"))
+    assert proc.returncode == 0, proc.stderr
+    assert ESC not in proc.stdout
+    assert "alpha-run" in proc.stdout and "beta_run" in proc.stdout and "gamma-" in proc.stdout
+    for line in proc.stdout.splitlines():
+        assert len(line) <= 80, repr(line)
+    assert proc.stderr == ""
+
+
+def test_once_no_color_under_a_pty(progress_dir):
+    ptyprocess = pytest.importorskip("ptyprocess")
+    _static_runs(progress_dir)
+
+    def run_in_pty(**env):
+        p = ptyprocess.PtyProcess.spawn(ttop_cmd(str(progress_dir), "--once"), env=child_env(TERM="xterm-256color", **env), dimensions=(24, 100))
+        chunks = []
+        try:
+            while True:
+                try:
+                    chunks.append(p.read(65536))
+                except EOFError:
+                    break
+        finally:
+            p.wait()
+        return p.exitstatus, b"".join(chunks).decode("utf-8", "replace")
+
+    status, out = run_in_pty(NO_COLOR="1")
+    assert status == 0, out
+    assert "alpha-run" in out
+    assert not SGR.search(out), repr(out)
+    for line in out.splitlines():
+        assert len(line.rstrip("\r")) <= 100
+    try:
+        from ttop.sinks.once import print_once  # noqa: F401
+    except ImportError:
+        return
+    status, out = run_in_pty()
+    assert status == 0 and SGR.search(out), "a terminal without NO_COLOR gets colour: %r" % out
+
+
+def test_once_json_keys_and_a_killed_run(progress_dir, spawn, tmp_path):
+    from test_json import EXPECTED_RUN, EXPECTED_TOP
+
+    writer = start_writer(spawn, progress_dir, ["live", "doomed"], tmp_path, period=0.2)
+    writer_pid = writer.pid
+    # a second writer we SIGKILL: its file keeps saying RUNNING
+    victim = start_writer(spawn, tmp_path, ["victim"], tmp_path, period=0.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    os.replace(tmp_path / "victim.json", progress_dir / "victim.json")
+    (progress_dir / "bad.json").write_text("[1, 2")
+
+    proc = run_ttop(str(progress_dir), "--once", "--json", "--max-ram", "2", "--max-cpus", "1.5")
+    assert proc.returncode == 0, proc.stderr
+    assert ESC not in proc.stdout
+    doc = json.loads(proc.stdout)
+    assert list(doc) == EXPECTED_TOP
+    assert doc["format"] == "ttop.snapshot/1"
+    assert doc["folder"] == os.path.realpath(progress_dir) or doc["folder"] == os.path.abspath(progress_dir)
+    assert doc["budgets"]["ram_bytes"] == 2 * 2**30 and doc["budgets"]["cpus"] == 1.5
+    runs = {r["key"]: r for r in doc["runs"]}
+    assert set(runs) == {"live", "doomed", "victim"}
+    for r in runs.values():
+        assert list(r) == EXPECTED_RUN
+    live = runs["live"]
+    assert live["status"] == "RUNNING" and live["alive"] is True and live["status_inferred"] is False
+    assert live["pid"] == writer_pid
+    assert live["processes"] and live["processes"][0]["pid"] == writer_pid
+    assert live["resources"]["source"] == "local" and live["resources"]["rss_bytes"] > 0
+    assert isinstance(live["metrics"]["loss"], float)
+    v = runs["victim"]
+    assert v["status"] == "KILLED" and v["reported_status"] == "RUNNING" and v["status_inferred"] is True
+    assert v["alive"] is False and v["status_reason"]
+    assert doc["counts"] == {"RUNNING": 2, "KILLED": 1}
+    assert [s["name"] for s in doc["skipped"]] == ["bad.json"]
+
+
+def test_python_dash_m_and_console_script_agree(progress_dir):
+    _static_runs(progress_dir)
+    script = os.path.join(os.path.dirname(sys.executable), "ttop")
+    if not os.path.exists(script):
+        pytest.skip("console script not installed")
+    import subprocess
+
+    a = subprocess.run([script, str(progress_dir), "--once", "--json"], capture_output=True, text=True, timeout=60, env=child_env(), cwd=str(ROOT))
+    b = run_ttop(str(progress_dir), "--once", "--json")
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    ka = [r["key"] for r in json.loads(a.stdout)["runs"]]
+    kb = [r["key"] for r in json.loads(b.stdout)["runs"]]
+    assert ka == kb == sorted(["alpha-run", "beta_run", "gamma-" + "x" * 60])

@@ -1,0 +1,108 @@
+"""``ttop FOLDER --headless``: a real ttop process writing CSV from real
+writer processes; stopped by SIGTERM/SIGINT, and killed with SIGKILL at random
+moments to prove no row is ever torn."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import wait_until
+from test_cli_support import child_env, load_csv_dir, start_writer, ttop_cmd
+
+from ttop.sinks.csv import MATRIX_COLUMNS, OVERALL_COLUMNS
+
+
+def _rows(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"\n") - 1
+    except FileNotFoundError:
+        return 0
+
+
+def _header(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip().split(",")
+    except FileNotFoundError:
+        return []
+
+
+def _start_ttop(spawn, folder, csv_dir, *extra, interval="0.2"):
+    return spawn(
+        ttop_cmd(folder, "--headless", "-i", interval, "--csv-dir", csv_dir, *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_headless_writes_csv_until_signal(sig, spawn, progress_dir, tmp_path):
+    writer = start_writer(spawn, progress_dir, ["r1", "r2"], tmp_path, period=0.1, new_metric_every=15)
+    csv_dir = tmp_path / "csv"
+    ttop = _start_ttop(spawn, str(progress_dir), str(csv_dir), "--csv-interval", "0.3")
+    m1 = csv_dir / "r1_matrix.csv"
+    # a metric that first appears mid-run gets its own column
+    wait_until(lambda: "metric_extra0" in _header(m1) and _rows(m1) >= 4, timeout=30)
+    writer.send_signal(signal.SIGTERM)  # the run ends: CANCELED is recorded
+    writer.wait(timeout=15)
+    wait_until(lambda: "CANCELED" in m1.read_text(encoding="utf-8") and "CANCELED" in (csv_dir / "r2_matrix.csv").read_text(encoding="utf-8"), timeout=30)
+    ttop.send_signal(sig)
+    out, err = ttop.communicate(timeout=30)
+    assert ttop.returncode == 0, err
+    assert b"Traceback" not in err
+    assert err.decode().startswith("ttop: headless, writing CSV to %s every 0.3 s; Ctrl+C to stop" % csv_dir)
+    frames = load_csv_dir(str(csv_dir))
+    assert set(frames) == {"r1_matrix.csv", "r1_overall.csv", "r2_matrix.csv", "r2_overall.csv"}
+    m = frames["r1_matrix.csv"]
+    assert list(m.columns)[: len(MATRIX_COLUMNS)] == list(MATRIX_COLUMNS)
+    assert "metric_loss" in m.columns and "metric_extra0" in m.columns
+    assert m["metric_extra0"].isna().iloc[0] and not m["metric_extra0"].isna().iloc[-1]
+    assert list(m["status"])[-1] == "CANCELED" and (m["status"] == "CANCELED").sum() == 1
+    running = m[m["status"] == "RUNNING"]
+    # CPU % needs two samples of a process: the first may be empty, never wrong
+    assert (running["cpu_percent"].iloc[1:] >= 0).all() and (running["rss_bytes"] > 1_000_000).all()
+    assert (running["num_procs"] == 1).all()
+    ts = m["timestamp"].tolist()
+    assert ts == sorted(ts) and min(b - a for a, b in zip(ts, ts[1:])) > 0.2  # --csv-interval honoured
+    o = frames["r1_overall.csv"]
+    assert list(o.columns) == list(OVERALL_COLUMNS) and len(o) == 1
+    assert o["samples"][0] == len(m) and o["status"][0] == "CANCELED"
+    assert o["rss_bytes_max"][0] == m["rss_bytes"].max()
+    assert o["duration"][0] > 0
+
+
+def test_kill_9_never_tears_a_row(spawn, progress_dir, tmp_path):
+    """SIGKILL a real ttop --headless at random moments (25 times, restarting
+    it on the same CSV folder): every file always loads whole."""
+    names = ["k%d" % i for i in range(6)]
+    start_writer(spawn, progress_dir, names, tmp_path, period=0.05, new_metric_every=40)
+    csv_dir = tmp_path / "csv"
+    rng = random.Random(1234)
+    kills = 0
+    last_rows = 0
+    for _ in range(25):
+        ttop = _start_ttop(spawn, str(progress_dir), str(csv_dir), "--csv-interval", "0.05", interval="0.05")
+        # wait until this ttop has written, then kill it at a random moment
+        wait_until(lambda: _rows(csv_dir / "k0_matrix.csv") > last_rows or ttop.poll() is not None, timeout=30)
+        assert ttop.poll() is None, ttop.communicate()[1]
+        time.sleep(rng.uniform(0.0, 0.6))
+        ttop.send_signal(signal.SIGKILL)
+        ttop.communicate(timeout=15)
+        assert ttop.returncode == -signal.SIGKILL
+        kills += 1
+        frames = load_csv_dir(str(csv_dir))
+        assert len(frames) == 2 * len(names)
+        rows = len(frames["k0_matrix.csv"])
+        assert rows > last_rows  # appends continue across restarts, nothing lost
+        last_rows = rows
+    assert kills >= 20
+    m = load_csv_dir(str(csv_dir))["k0_matrix.csv"]
+    extra = [c for c in m.columns if c.startswith("metric_extra")]
+    assert extra, "the writer's new metrics got columns"
+    assert (m["status"] == "RUNNING").all()
