@@ -81,14 +81,15 @@ def status_line(snapshot: Any, state: ViewState, width: int, shown: int, total: 
         filt.append("name~" + clean(nf))
     if filt or shown != total:
         segs.append(("  [%d/%d shown%s]" % (shown, total, ": " + " ".join(filt) if filt else ""), R.FILTER))
-    if col_info:
-        segs.append(("  " + col_info, R.FOOTER))
     if legend_inferred:
         segs.append(("  * inferred: process gone", R.KILLED_INFERRED))
     msg, err = (state.message, state.message_error) if state.message else snapshot_notice(snapshot)
-    if msg:
+    if msg and width - line_width(tuple(segs)) >= 12:
         used = line_width(tuple(segs))
-        segs.append(("  " + clip(clean(msg), max(0, width - used - 2), ell), R.ERROR if err else R.NOTICE))
+        text = clip(clean(msg), max(0, width - used - 2), ell)
+        segs.append(("  " + text, R.ERROR if err else R.NOTICE))
+    if col_info and width - line_width(tuple(segs)) >= len(col_info) + 2:
+        segs.append(("  " + col_info, R.FOOTER))
     return _pad(segs, width)
 
 

@@ -45,8 +45,8 @@ LEGEND: Tuple[Tuple[str, str, str], ...] = (
 def help_lines(width: int, ascii: bool = False) -> List[Line]:
     """Every line of the help screen (the caller scrolls / crops them)."""
     ell = "..." if ascii else "\u2026"
-    kw = 14
-    out: List[Line] = [((fit("ttop - keys (any key closes this help)", width, "<", ell), R.TITLE),)]
+    kw = 16
+    out: List[Line] = [((fit("ttop keys  (Up/Down scroll, any other key closes)", width, "<", ell), R.TITLE),)]
     out.append(((" " * width, R.NORMAL),))
     for keys, desc in KEYS:
         out.append(((fit("  " + keys, kw, "<", ell), R.KEY), (fit(" " + desc, max(0, width - kw), "<", ell), R.NORMAL)))

@@ -325,7 +325,7 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
     used = nw + sum(w + 1 for _, w in layout)
     if used < width_:
         title.append((" " * (width_ - used), R.TITLE))
-    lines.append(tuple(title))
+    lines.append(_merge(title))
 
     for i, row in enumerate(shown):
         idx = top + i

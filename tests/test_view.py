@@ -1,0 +1,439 @@
+"""The pure view layer: formatting and rendering, asserted with literal lines."""
+from __future__ import annotations
+
+import ast
+import io
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from ttop.collect.snapshot import (
+    Budgets, GpuDevice, HostInfo, ProcInfo, RunResources, RunSnapshot, SkippedFile, Snapshot, ThreadInfo,
+)
+from ttop.view import fmt
+from ttop.view import roles as R
+from ttop.view.footer import skipped_notice
+from ttop.view.header import bar, header_lines
+from ttop.view.help import KEYS, help_lines, markdown
+from ttop.view.screen import main_frame, render_main
+from ttop.view.state import STATUS_CYCLE, ViewState
+from ttop.view.table import columns_for, render_table, selected_index, visible_rows
+from ttop.view.text import line_width
+
+ROOT = Path(__file__).resolve().parent.parent
+GiB = 1024 ** 3
+
+
+def run(key, status="RUNNING", phase="train", inferred=False, stale=False, data=None, **kw):
+    d = {"format": "ttop.progress/1", "run_name": kw.pop("run_name", key), "status": status,
+         "updated_at": 1000.0, "phase": phase}
+    d.update(data or {})
+    return RunSnapshot(key=key, path="/p/%s.json" % key, data=d, run_name=d["run_name"], status=status,
+                       reported_status=status, status_inferred=inferred, stale=stale, **kw)
+
+
+def four_runs():
+    return (
+        run("alpha", data={"epoch": 2, "total_epochs": 10, "train_batch": 120, "train_total_batches": 500,
+                           "rate": 12.34, "times": {"run": {"elapsed": 3725, "remaining": 725, "total": 4450}}},
+            pid=4242, resources=RunResources(cpu_percent=98.6, rss_bytes=3435973837, num_procs=3, num_threads=17)),
+        run("beta", phase="validation",
+            data={"epoch": 3, "total_epochs": 3, "val_batch": 12, "val_total_batches": 50, "rate": 0.52}),
+        run("gamma", status="KILLED", phase="train", inferred=True),
+        run("delta", status="FINISHED", phase=None),
+    )
+
+
+def snap(runs, **kw):
+    return Snapshot(seq=kw.pop("seq", 1), taken_at=1000.0, folder="/p", runs=tuple(runs), **kw)
+
+
+def text(line):
+    return "".join(t for t, _ in line)
+
+
+def texts(lines):
+    return [text(l) for l in lines]
+
+
+# ---------------------------------------------------------------------------
+# formatting
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, "-"), (0, "0s"), (45, "45s"), (45.9, "45s"), (725, "12m05s"), (3725, "1h02m"),
+    (3 * 86400 + 4 * 3600 + 59, "3d04h"), (-5, "0s"), (1e12, ">999d"), (math.nan, "-"), ("NaN", "-"),
+    (math.inf, "inf"), ("soon", "-"), (True, "-"),
+])
+def test_duration(value, expected):
+    assert fmt.duration(value) == expected
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, "-"), (0, "0B"), (999, "999B"), (812 * 1024, "812K"), (3.2 * GiB, "3.2G"), (15 * GiB, "15G"),
+    (1000, "1.0K"), (2 ** 70, "1024E"), (math.nan, "NaN"), (-1, "-"),
+])
+def test_size(value, expected):
+    assert fmt.size(value) == expected
+
+
+@pytest.mark.parametrize("value,expected", [
+    (12.34, "12.3/s"), (0.52, "0.52/s"), (0.052, "3.1/min"), (0.0001, "0.4/h"), (250, "250/s"),
+    (1234, "1.2k/s"), (0, "0/s"), (None, "-"), (math.nan, "NaN"), (1e300, ">1M/s"), (-3, "-"),
+])
+def test_rate(value, expected):
+    assert fmt.rate(value) == expected
+
+
+def test_percent_count_fraction_metric():
+    assert fmt.percent(37.4) == "37%"
+    assert fmt.percent(1e9) == ">9999%"
+    assert fmt.percent(None) == "-"
+    assert fmt.count(10 ** 12) == "1.0e+12"
+    assert fmt.fraction(120, 500) == "120/500"
+    assert fmt.fraction(120, None) == "120"
+    assert fmt.fraction(None, None) == "-"
+    assert fmt.metric(0.123456) == "0.1235"
+    assert fmt.metric("NaN") == "NaN"
+    assert fmt.metric(1e20) == "1e+20"
+
+
+# ---------------------------------------------------------------------------
+# table
+
+
+def test_render_table_literal_80():
+    lines = render_table(snap(four_runs()), ViewState(), 80, 6).lines
+    assert texts(lines) == [
+        "Run Name   Status    Phase        Epoch       Batch     Rate  Run El Run Rem    ",
+        "alpha      RUNNING   train         2/10     120/500   12.3/s   1h02m  12m05s    ",
+        "beta       RUNNING   validation     3/3     v 12/50   0.52/s       -       -    ",
+        "gamma      KILLED*   train            -           -        -       -       -    ",
+        "delta      FINISHED  -                -           -        -       -       -    ",
+    ]
+    # roles: title, the selected first row reversed, status colours by phase / status
+    assert lines[0] == (("Run Name   Status    Phase        Epoch       Batch     Rate  Run El Run Rem    ", R.TITLE),)
+    assert lines[1][0] == ("alpha     ", "normal+sel")
+    assert lines[1][1] == (" RUNNING   train     ", "train+sel")
+    assert lines[2][1] == (" RUNNING   validation", R.VALIDATION)
+    assert lines[3][1] == (" KILLED*   train     ", R.KILLED_INFERRED)
+    assert lines[4][1] == (" FINISHED  -         ", R.FINISHED)
+
+
+def test_killed_reported_vs_inferred_roles_differ():
+    a = R.status_role("KILLED", None, inferred=False)
+    b = R.status_role("KILLED", None, inferred=True)
+    assert a == R.KILLED and b == R.KILLED_INFERRED and a != b
+    assert R.status_role("RUNNING", "loading") == R.LOADING
+    assert R.status_role("RUNNING", "whatever") == R.RUNNING
+    assert R.status_role("CANCELED", "train") == R.CANCELED
+    assert R.status_role("FAILED", "train") == R.FAILED
+
+
+def test_scrolling_keeps_name_column():
+    s = snap(four_runs())
+    lines = render_table(s, ViewState(col_offset=18), 80, 3).lines
+    assert texts(lines)[:2] == [
+        "Run Name <    CPU    RAM    GPU Procs Threads      PID Wandb URL                ",
+        "alpha         99%   3.2G      -     3      17     4242 -                        ",
+    ]
+
+
+def test_wandb_url_reachable_in_full():
+    url = "https://wandb.ai/some-team/some-project/runs/abcdef123456"
+    s = snap([run("alpha", data={"links": {"wandb": url}})])
+    ncols = len(columns_for(s))
+    lines = render_table(s, ViewState(col_offset=ncols - 1), 80, 3).lines
+    assert url in text(lines[1])
+
+
+def test_host_column_only_with_several_hosts():
+    one = snap([run("a", host="h1"), run("b", host="h1")])
+    two = snap([run("a", host="h1"), run("b", host="h2")])
+    assert "Host" not in text(render_table(one, ViewState(), 120, 4).lines[0])
+    lines = render_table(two, ViewState(), 120, 4).lines
+    assert text(lines[0]).startswith("Run Name   Host         Status")
+    assert text(lines[2]).startswith("b          h2           RUNNING")
+
+
+def test_batch_fallback_to_batch_keys_in_train():
+    s = snap([run("a", data={"batch": 7, "total_batches": 9})])
+    assert "7/9" in text(render_table(s, ViewState(), 80, 3).lines[1])
+
+
+def expanded_snapshot():
+    procs = (
+        ProcInfo(pid=100, ppid=1, name="python", create_time=5.0, depth=0, cpu_percent=150.0, rss_bytes=2 * GiB,
+                 num_threads=2, gpu_memory_bytes=GiB,
+                 threads=(ThreadInfo(100, 1.0, 0.5, 90.0), ThreadInfo(101, 2.0, 0.1, 60.0))),
+        ProcInfo(pid=200, ppid=100, name="worker", create_time=6.0, depth=1, cpu_percent=20.0, rss_bytes=512 * 1024 ** 2,
+                 num_threads=1),
+    )
+    return snap([run("a", pid=100, pid_create_time=5.0, processes=procs), run("b")])
+
+
+def test_expanded_rows_literal():
+    s = expanded_snapshot()
+    st = ViewState(expanded=frozenset({"a"}), col_offset=18)
+    rows = visible_rows(s, st)
+    assert [r.id for r in rows] == [("run", "a"), ("proc", "a", 100), ("thread", "a", 100, 100),
+                                    ("thread", "a", 100, 101), ("proc", "a", 200), ("run", "b")]
+    lines = render_table(s, st, 80, 8).lines
+    assert texts(lines) == [
+        "Run Name     <    CPU    RAM    GPU Procs Threads      PID Wandb URL            ",
+        "a                   -      -      -     -       -      100 -                    ",
+        "  [P] python     150%   2.0G   1.0G             2      100                      ",
+        "    [T] 100       90%                                  100                      ",
+        "    [T] 101       60%                                  101                      ",
+        "    [P] worker    20%   512M      -             1      200                      ",
+        "b                   -      -      -     -       -        - -                    ",
+    ]
+    assert lines[2][0][1] == R.PROC and lines[3][0][1] == R.THREAD
+
+
+def test_selection_follows_run_not_index():
+    s1 = snap([run("b"), run("c"), run("d")])
+    st = ViewState(selected=("run", "c"))
+    assert selected_index(visible_rows(s1, st), st) == 1
+    # a new run sorts before it: the same run stays selected at a new index
+    s2 = snap([run("a"), run("b"), run("c"), run("d")], seq=2)
+    rows = visible_rows(s2, st)
+    assert rows[selected_index(rows, st)].id == ("run", "c")
+    # filter that keeps it: still selected
+    st2 = st.with_(name_filter="c")
+    rows = visible_rows(s2, st2)
+    assert [r.id for r in rows] == [("run", "c")] and selected_index(rows, st2) == 0
+    # filter that hides it, then cleared: it comes back
+    st3 = st.with_(name_filter="d")
+    assert visible_rows(s2, st3)[selected_index(visible_rows(s2, st3), st3)].id == ("run", "d")
+    st4 = st3.with_(name_filter="")
+    rows = visible_rows(s2, st4)
+    assert rows[selected_index(rows, st4)].id == ("run", "c")
+
+
+def test_selected_thread_row_falls_back_to_its_run_when_collapsed():
+    s = expanded_snapshot()
+    st = ViewState(selected=("thread", "a", 100, 101))
+    rows = visible_rows(s, st)
+    assert rows[selected_index(rows, st)].id == ("run", "a")
+
+
+def test_status_and_live_name_filter():
+    s = snap(four_runs())
+    st = ViewState()
+    seen = []
+    for _ in range(len(STATUS_CYCLE)):
+        seen.append(st.status_filter)
+        st = st.next_status_filter()
+    assert seen == [None, "RUNNING", "FINISHED", "CANCELED", "FAILED", "KILLED"]
+    assert st.status_filter is None
+    assert [r.run.key for r in visible_rows(s, ViewState(status_filter="RUNNING"))] == ["alpha", "beta"]
+    assert [r.run.key for r in visible_rows(s, ViewState(status_filter="KILLED"))] == ["gamma"]
+    # while typing, the buffer filters live; the confirmed filter is ignored
+    st = ViewState(name_filter="zzz", editing_filter=True, filter_buffer="ET")
+    assert [r.run.key for r in visible_rows(s, st)] == ["beta"]
+
+
+def test_only_visible_rows_are_drawn_with_1000_runs():
+    runs = [run("run-%04d" % i) for i in range(1000)]
+    s = snap(runs)
+    st = ViewState(selected=("run", "run-0500"))
+    tf = render_table(s, st, 100, 20)
+    assert len(tf.lines) == 20
+    assert tf.top == 500 - 18
+    assert text(tf.lines[-1]).startswith("run-0500")
+    assert len(tf.rows) == 1000
+
+
+# ---------------------------------------------------------------------------
+# whole screen
+
+
+def full_snapshot():
+    host = HostInfo("box", 8, 37.0, 16 * GiB, 5 * GiB, (0.5, 0.4, 0.3))
+    gpus = (GpuDevice(0, "NVIDIA H200", memory_used=12 * GiB, memory_total=140 * GiB, utilization=45, temperature=55),)
+    return snap(four_runs(), host=host, gpus=gpus, budgets=Budgets(8, 32 * GiB, 80 * GiB),
+                skipped=(SkippedFile("bad.json", "invalid JSON"), SkippedFile("empty.json", "empty file")))
+
+
+def test_render_main_literal_80x14():
+    lines = render_main(full_snapshot(), ViewState(ascii=True), 80, 14)
+    assert texts(lines) == [
+        "box  CPU [####......] 37% of 8  RAM [###.......] 5.0G/16G  load 0.50            ",
+        "GPU0 NVIDIA H200 util [####......] 45%  mem [#.........] 12G/140G  55C          ",
+        "Budget  CPU 1.0/8 cores (12%)  RAM 3.2G/32G (10%)  GPU 0B/80G (0%)              ",
+        "Run Name   Status    Phase        Epoch       Batch     Rate  Run El Run Rem    ",
+        "alpha      RUNNING   train         2/10     120/500   12.3/s   1h02m  12m05s    ",
+        "beta       RUNNING   validation     3/3     v 12/50   0.52/s       -       -    ",
+        "gamma      KILLED*   train            -           -        -       -       -    ",
+        "delta      FINISHED  -                -           -        -       -       -    ",
+        " " * 80,
+        " " * 80,
+        " " * 80,
+        " " * 80,
+        "2 running 1 finished 0 failed 1 killed  * inferred: process gone  2 files ski...",
+        "q quit  h help  s status  f filter  t expand  e edit  o output  k signal  r refr",
+    ]
+    # Unicode bars by default
+    top = text(render_main(full_snapshot(), ViewState(), 80, 14)[0])
+    assert top.startswith("box  CPU [\u2588\u2588\u2588\u2588\u2591\u2591\u2591\u2591\u2591\u2591] 37% of 8")
+    # the selected row is reversed, the footer legend has the inferred role
+    assert lines[4][0][1].endswith("+sel")
+    assert (" * inferred: process gone", R.KILLED_INFERRED) in [(t.strip(" ") and t[1:], r) for t, r in lines[12]]
+
+
+def test_footer_notice_skipped_files():
+    s = full_snapshot()
+    assert skipped_notice(s) == "2 files skipped: bad.json (invalid JSON), empty.json (empty file)"
+    lines = render_main(s, ViewState(), 200, 14)
+    assert "2 files skipped: bad.json (invalid JSON), empty.json (empty file)" in text(lines[-2])
+
+
+def test_footer_paused_refreshing_message_and_filter_prompt():
+    s = full_snapshot()
+    st = ViewState(paused=True, refreshing=True, message="not available yet", status_filter="RUNNING")
+    foot = text(render_main(s, st, 160, 14)[-2])
+    assert foot.startswith("PAUSED refreshing\u2026 2 running")
+    assert "[2/4 shown: status=RUNNING]" in foot
+    assert "not available yet" in foot and "skipped" not in foot
+    prompt = text(render_main(s, ViewState(editing_filter=True, filter_buffer="alp"), 80, 14)[-1])
+    assert prompt.startswith("Filter: alp\u2581   Enter confirm  Esc cancel")
+
+
+def test_header_gpu_error_and_device_overflow():
+    s = snap([], host=HostInfo("box", 2), gpu_error="NVML not available: libnvidia-ml.so.1 not found")
+    lines = texts(header_lines(s, ViewState(), 100, 4))
+    assert lines[1].startswith("GPU: NVML not available: libnvidia-ml.so.1 not found")
+    gpus = tuple(GpuDevice(i, "H200", memory_used=GiB, memory_total=80 * GiB, utilization=10) for i in range(8))
+    s = snap([], host=HostInfo("box", 2), gpus=gpus)
+    lines = texts(header_lines(s, ViewState(), 100, 4))
+    assert len(lines) == 4
+    assert lines[1].startswith("GPU0 ") and lines[2].startswith("GPU1 ")
+    assert lines[3].startswith("+6 more devices")
+
+
+def test_bar():
+    assert bar(0.5, 4, ascii=True) == [("##", R.BAR_LOW), ("..", R.BAR_EMPTY)]
+    assert bar(0.95, 4, ascii=True) == [("####", R.BAR_HIGH)]
+    assert bar(math.nan, 3, ascii=True) == [("...", R.BAR_EMPTY)]
+    assert bar(7.0, 2) == [("\u2588\u2588", R.BAR_HIGH)]
+
+
+@pytest.mark.parametrize("w,h", [(39, 10), (40, 9), (10, 3), (1, 1)])
+def test_too_small(w, h):
+    lines = render_main(full_snapshot(), ViewState(), w, h)
+    assert len(lines) == h
+    assert all(line_width(l) == w for l in lines)
+    assert text(lines[0]).rstrip() == ("ttop needs at least 40x10 (now %dx%d)" % (w, h))[:w].rstrip()
+
+
+@pytest.mark.parametrize("w,h", [(40, 10), (41, 11), (80, 24), (250, 60)])
+def test_every_size_fills_exactly(w, h):
+    lines = render_main(full_snapshot(), ViewState(), w, h)
+    assert len(lines) == h
+    assert [line_width(l) for l in lines] == [w] * h
+    assert "Run Name" in "".join(texts(lines))
+
+
+BAD_NAMES = [
+    "x" * 500,
+    "\u5b66\u7fd2\u5b9f\u9a13-\u65e5\u672c\u8a9e-\u30c6\u30b9\u30c8-\u5927\u304d\u306a\u30e2\u30c7\u30eb-\u5b66\u7fd2",
+    "evil\x1b[2J\x1b]0;pwned\x07\r\nname\x00\x7f\u202e",
+    "e\u0301\u0301\u0301combining",
+]
+
+
+def test_bad_names_and_values_never_break_layout():
+    runs = [run("r%d" % i, run_name=n, data={"rate": v, "epoch": 10 ** 15, "total_epochs": -1,
+                                             "times": {"run": {"elapsed": v, "remaining": "NaN"}},
+                                             "links": {"wandb": "http://x/\x1b[31mred"}},
+                resources=RunResources(cpu_percent=v, rss_bytes=10 ** 30))
+            for i, (n, v) in enumerate(zip(BAD_NAMES, [math.nan, math.inf, 1e308, -1e308]))]
+    s = snap(runs, host=HostInfo("h\x1bost", 2, math.nan, 0, 10))
+    for off in (0, 5, 24):
+        for w, h in ((40, 10), (80, 24), (133, 30)):
+            lines = render_main(s, ViewState(col_offset=off, expanded=frozenset({"r0"})), w, h)
+            assert [line_width(l) for l in lines] == [w] * h
+            for l in lines:
+                for t, _ in l:
+                    assert not any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 for c in t), repr(t)
+    out = text(render_table(s, ViewState(), 133, 6).lines[2])
+    assert "\u5b66\u7fd2" in out  # wide names are kept, just measured
+
+
+def test_ascii_mode_has_no_unicode():
+    s = full_snapshot()
+    for line in render_main(s, ViewState(ascii=True), 80, 14) + render_main(s, ViewState(ascii=True, col_offset=3), 45, 12):
+        assert text(line).isascii(), text(line)
+    assert "#" in text(render_main(s, ViewState(ascii=True), 80, 14)[0])
+
+
+def test_main_frame_reports_top_and_selection():
+    runs = [run("run-%03d" % i) for i in range(100)]
+    fr = main_frame(snap(runs), ViewState(selected=("run", "run-099")), 80, 20)
+    assert fr.table.selected == 99
+    assert fr.table.rows[fr.table.top + fr.body_height - 1].id == ("run", "run-099")
+
+
+# ---------------------------------------------------------------------------
+# help, once, layering
+
+
+def test_help_lists_every_key():
+    joined = "\n".join(k for k, _ in KEYS)
+    for key in ["s", "f", "Esc", "t", "e", "o", "k", "l", "c", "r", "p", "h / ?", "q / Ctrl+C", "Up / Down",
+                "PgUp / PgDn", "Home / End", "Left / Right"]:
+        assert key in joined
+    lines = texts(help_lines(80))
+    assert any(l.startswith("  q / Ctrl+C     quit") for l in lines)
+    assert all(len(l) == 80 for l in lines)
+    assert "| `t` | expand / collapse" in markdown()
+
+
+def test_print_once_plain_and_colour():
+    from ttop.sinks.once import print_once
+
+    s = full_snapshot()
+    buf = io.StringIO()
+    print_once(s, buf, width=80, color=False)
+    out = buf.getvalue().splitlines()
+    assert "\x1b" not in buf.getvalue()
+    assert out[3] == "Run Name   Status    Phase        Epoch       Batch     Rate  Run El Run Rem"
+    assert out[4] == "alpha      RUNNING   train         2/10     120/500   12.3/s   1h02m  12m05s"
+    assert out[-1].startswith("2 running 1 finished 0 failed 1 killed  2 files skipped: bad.json")
+    assert len(out) == 3 + 1 + 4 + 1
+    buf = io.StringIO()
+    print_once(s, buf, width=80, color=True)
+    assert "\x1b[1;31m" not in buf.getvalue().splitlines()[4]
+    assert "\x1b[32m RUNNING   train     \x1b[0m" in buf.getvalue()
+    buf = io.StringIO()
+    print_once(s, buf, width=80, color=False, ascii=True)
+    assert buf.getvalue().isascii()
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def test_layering():
+    """Only ttop/ui imports curses; ttop/view touches neither curses nor the
+    filesystem; view and ui never import psutil/pynvml."""
+    for path in (ROOT / "ttop").rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        mods = {m.split(".")[0] for m in _imports(path)}
+        if not rel.startswith("ttop/ui/"):
+            assert "curses" not in mods, rel
+        if rel.startswith(("ttop/view/", "ttop/ui/")):
+            assert not mods & {"psutil", "pynvml"}, rel
+        if rel.startswith("ttop/view/"):
+            assert not mods & {"os", "io", "pathlib", "shutil", "glob", "curses"}, rel
+            src = path.read_text()
+            assert "open(" not in src, rel
