@@ -3,14 +3,15 @@
 Writes ``<folder>/<name>.json`` (format ``ttop.progress/1``) with only
 ``ttop.progress.write_json_atomic`` every ``--interval`` seconds, with its own
 PID, create time, host name and a self-sampled ``resources`` block, and keeps
-``--children`` child processes (busy loops with ``--busy``, else sleeping)
+``--children`` child processes (the last ``--busy`` of them spin, the others
+sleep; the first has ``--grandchildren`` children of its own)
 and ``--threads`` extra threads alive until it is killed. ``--batches N``
 stops after N batches with status FINISHED.
 
 Extra keys (ignored by readers): ``children`` (the child PIDs) and
 ``ready`` (true once every child has started).
 
-    python progress_writer.py --folder DIR --name run1 --children 4 --busy
+    python progress_writer.py --folder DIR --name run1 --children 4 --busy 1
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--children", type=int, default=0)
     ap.add_argument("--grandchildren", type=int, default=0, help="children of the first child")
-    ap.add_argument("--busy", action="store_true")
+    ap.add_argument("--busy", type=int, default=0, help="the last N children spin the CPU")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--interval", type=float, default=0.2)
     ap.add_argument("--batches", type=int, default=0)
@@ -52,14 +53,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     me = psutil.Process()
     kept = open(args.open, "rb") if args.open else None  # noqa: F841 (kept open on purpose)
-    code = BUSY if args.busy else IDLE
     kids = []
     for i in range(args.children):
+        code = BUSY if i >= args.children - args.busy else IDLE
         if i == 0 and args.grandchildren:
             inner = (
                 "import subprocess, sys, time\n"
                 "ps = [subprocess.Popen([sys.executable, '-c', %r]) for _ in range(%d)]\n"
-                "%s" % (code, args.grandchildren, code)
+                "%s" % (IDLE, args.grandchildren, code)
             )
             kids.append(subprocess.Popen([sys.executable, "-c", inner]))
         else:

@@ -1,0 +1,234 @@
+"""Process trees, status inference and PID reuse, with real processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+import psutil
+import pytest
+
+from conftest import wait_until
+from ttop.collect import Budgets, Collector, RunResources
+from ttop.collect import procs as procs_mod
+from ttop.collect.collector import heartbeat_limit
+from ttop.collect.host import budgets_from_args, usage_percent, GB
+from ttop.progress import write_json_atomic
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WRITER = os.path.join(HERE, "fakes", "progress_writer.py")
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
+
+
+def doc(name, status="RUNNING", updated_at=None, **extra):
+    d = {"format": "ttop.progress/1", "run_name": name, "status": status,
+         "updated_at": time.time() if updated_at is None else updated_at}
+    d.update(extra)
+    return d
+
+
+def write(folder, name, obj):
+    write_json_atomic(os.path.join(str(folder), name + ".json"), obj)
+
+
+def collector(folder, **kw):
+    kw.setdefault("gpu", False)
+    kw.setdefault("tpu", False)
+    return Collector(str(folder), **kw)
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def start_writer(spawn, folder, name, *args):
+    p = spawn([sys.executable, WRITER, "--folder", str(folder), "--name", name] + [str(a) for a in args])
+    wait_until(lambda: (read_json(os.path.join(str(folder), name + ".json")) or {}).get("ready"), timeout=20)
+    return p
+
+
+def test_tree_of_a_real_parent_with_four_children(spawn, progress_dir):
+    w = start_writer(spawn, progress_dir, "job", "--children", 4, "--grandchildren", 1, "--busy", 1,
+                     "--threads", 2, "--interval", 0.2)
+    kids = read_json(str(progress_dir / "job.json"))["children"]
+    assert len(kids) == 4
+    grandkid = wait_until(lambda: psutil.Process(kids[0]).children(), timeout=20)[0].pid
+    c = collector(progress_dir, interval=0.5)
+    s1 = c.collect()
+    r = s1.run("job")
+    assert r.alive is True and r.local and r.status == "RUNNING" and not r.status_inferred
+    pids = [p.pid for p in r.processes]
+    # main first, then depth-first by PID: the first child is followed by its child
+    assert pids == [w.pid, kids[0], grandkid] + sorted(kids[1:])
+    assert [p.depth for p in r.processes] == [0, 1, 2, 1, 1, 1]
+    assert r.processes[1].ppid == w.pid and r.processes[2].ppid == kids[0]
+    assert all(p.cpu_percent is None for p in r.processes)  # first sight: not yet measurable
+    time.sleep(0.5)
+    r = c.collect().run("job")
+    by_pid = {p.pid: p for p in r.processes}
+    busy = by_pid[kids[-1]]
+    assert busy.cpu_percent is not None and busy.cpu_percent > 5.0
+    main = by_pid[w.pid]
+    assert main.num_threads >= 3
+    tids = [t.tid for t in main.threads]
+    assert w.pid in tids and len(tids) == main.num_threads
+    assert all(t.cpu_percent is not None for t in main.threads)
+    busy_thread = busy.threads[0]
+    assert busy_thread.tid == busy.pid and busy_thread.cpu_percent > 5.0
+    assert "progress_writer.py" in main.cmdline
+    assert all(p.rss_bytes and p.rss_bytes > 1_000_000 for p in r.processes)
+    res = r.resources
+    assert res.source == "local" and res.num_procs == 6
+    assert res.rss_bytes == sum(p.rss_bytes for p in r.processes)
+    assert res.num_threads == sum(p.num_threads for p in r.processes)
+    assert res.cpu_percent == pytest.approx(sum(p.cpu_percent for p in r.processes))
+    # a child killed (and not reaped by its parent) stays as a zombie without figures
+    os.kill(kids[1], signal.SIGKILL)
+
+    def zombie():
+        got = [p for p in c.collect().run("job").processes if p.pid == kids[1]]
+        return got and got[0].status == psutil.STATUS_ZOMBIE and got[0]
+
+    z = wait_until(zombie, timeout=15)
+    assert z.rss_bytes is None and z.cpu_percent is None and z.num_threads is None
+
+
+def test_sigkilled_run_shows_killed_within_two_intervals(spawn, progress_dir):
+    w = start_writer(spawn, progress_dir, "victim", "--children", 2, "--interval", 0.05)
+    c = collector(progress_dir, interval=0.3)
+    c.start()
+    try:
+        wait_until(lambda: c.latest and c.latest.run("victim") and c.latest.run("victim").alive, timeout=15)
+        os.kill(w.pid, signal.SIGKILL)  # mid-batch: it rewrites its file every 50 ms
+        seq_at_kill = c.latest.seq
+        killed = wait_until(
+            lambda: c.latest.run("victim") if c.latest.run("victim").status == "KILLED" else None, timeout=15)
+        assert c.latest.seq <= seq_at_kill + 2
+        assert killed.status_inferred and killed.reported_status == "RUNNING"
+        assert killed.alive is False
+        assert killed.status_reason == "process %d has exited" % w.pid  # a zombie until reaped
+        assert killed.processes == () and killed.resources.source == "none"
+        w.wait(timeout=10)  # reaped: the PID is gone
+        gone = wait_until(lambda: c.latest.run("victim").status_reason == "process %d is gone" % w.pid
+                          and c.latest.run("victim"), timeout=15)
+        assert gone.status == "KILLED" and gone.processes == ()
+    finally:
+        assert c.stop(timeout=5)
+
+
+def test_reused_pid_is_never_attributed(spawn, progress_dir):
+    other = spawn(SLEEPER)
+    real_ct = wait_until(lambda: psutil.Process(other.pid).create_time(), timeout=10)
+    write(progress_dir, "stale", doc("stale", pid=other.pid, pid_create_time=real_ct - 3600.0,
+                                     host=socket.gethostname(),
+                                     resources={"cpu_percent": 99.0, "rss_bytes": 123}))
+    s = collector(progress_dir).collect()
+    r = s.run("stale")
+    assert r.status == "KILLED" and r.status_inferred and r.alive is False
+    assert r.status_reason == "PID %d now belongs to another process" % other.pid
+    assert r.processes == ()
+    assert r.resources == RunResources()  # nothing attributed, not even the file's stale sample
+    assert other.poll() is None
+
+
+def test_create_time_tolerance(spawn, progress_dir):
+    p = spawn(SLEEPER)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    tol = procs_mod.CREATE_TIME_TOLERANCE
+    write(progress_dir, "same", doc("same", pid=p.pid, pid_create_time=ct + tol * 0.5))
+    write(progress_dir, "exact", doc("exact", pid=p.pid, pid_create_time=ct))
+    write(progress_dir, "later", doc("later", pid=p.pid, pid_create_time=ct + 0.01 + tol))
+    write(progress_dir, "earlier", doc("earlier", pid=p.pid, pid_create_time=ct - 0.01 - tol))
+    s = collector(progress_dir).collect()
+    assert s.run("same").alive is True and s.run("exact").alive is True
+    assert [x.pid for x in s.run("exact").processes] == [p.pid]
+    for k in ("later", "earlier"):
+        assert s.run(k).alive is False and s.run(k).status == "KILLED" and s.run(k).processes == ()
+
+
+def test_finished_run_keeps_its_status(spawn, progress_dir):
+    write(progress_dir, "done", doc("done", "FINISHED", pid=2 ** 22 + 7, pid_create_time=1.0, ended_at=time.time()))
+    p = spawn(SLEEPER)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    write(progress_dir, "lingering", doc("lingering", "FINISHED", pid=p.pid, pid_create_time=ct))
+    s = collector(progress_dir).collect()
+    done = s.run("done")
+    assert done.status == "FINISHED" and not done.status_inferred and done.alive is False
+    assert done.status_reason is None
+    ling = s.run("lingering")  # finished, but its process still runs (e.g. saving)
+    assert ling.status == "FINISHED" and ling.alive is True and ling.processes[0].pid == p.pid
+
+
+def test_zombie_child_in_a_tree(spawn, progress_dir):
+    code = "import os, time\nif os.fork() == 0:\n    os._exit(0)\ntime.sleep(120)\n"
+    p = spawn([sys.executable, "-c", code])
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    wait_until(lambda: [k for k in psutil.Process(p.pid).children() if k.status() == psutil.STATUS_ZOMBIE],
+               timeout=15)
+    write(progress_dir, "z", doc("z", pid=p.pid, pid_create_time=ct))
+    c = collector(progress_dir)
+    c.collect()
+    r = c.collect().run("z")
+    assert r.alive is True and len(r.processes) == 2
+    zombie = r.processes[1]
+    assert zombie.status == psutil.STATUS_ZOMBIE and zombie.depth == 1
+    assert zombie.rss_bytes is None and zombie.cpu_percent is None and zombie.threads == ()
+    assert r.resources.num_procs == 2 and r.resources.rss_bytes == r.processes[0].rss_bytes
+
+
+def test_dead_zombie_main_process_is_killed(spawn, progress_dir):
+    p = spawn([sys.executable, "-c", "pass"])
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_ZOMBIE, timeout=15)
+    write(progress_dir, "r", doc("r", pid=p.pid, pid_create_time=ct))
+    r = collector(progress_dir).collect().run("r")
+    assert r.status == "KILLED" and r.status_reason == "process %d has exited" % p.pid
+
+
+def test_local_run_without_pid_relies_on_heartbeat(progress_dir):
+    now = time.time()
+    write(progress_dir, "fresh", doc("fresh", updated_at=now - 2, resources={"rss_bytes": 5}))
+    write(progress_dir, "old", doc("old", updated_at=now - 31, heartbeat_interval=10))
+    write(progress_dir, "slowbeat", doc("slowbeat", updated_at=now - 31, heartbeat_interval=20))
+    write(progress_dir, "done", doc("done", "FINISHED", updated_at=now - 10 ** 6))
+    s = collector(progress_dir, interval=2.0).collect()
+    fresh = s.run("fresh")
+    assert fresh.alive is None and not fresh.stale and fresh.status == "RUNNING"
+    assert fresh.resources.source == "reported" and fresh.resources.rss_bytes == 5
+    old = s.run("old")
+    assert old.stale and old.stale_reason == "no heartbeat for 31 s" and old.status == "RUNNING"
+    assert not old.status_inferred
+    assert not s.run("slowbeat").stale  # 3 x 20 s not yet over
+    assert not s.run("done").stale  # only running runs need a heartbeat
+    assert s.run("old").heartbeat_age == pytest.approx(31, abs=2)
+
+
+def test_heartbeat_limit():
+    assert heartbeat_limit({}, 2.0) == 10.0
+    assert heartbeat_limit({"heartbeat_interval": 5}, 2.0) == 15.0
+    assert heartbeat_limit({"heartbeat_interval": 1}, 8.0) == 24.0
+    assert heartbeat_limit({"heartbeat_interval": -5}, 1.0) == 10.0
+
+
+def test_budgets_default_to_machine_and_usage_percent(progress_dir):
+    s = collector(progress_dir).collect()
+    assert s.budgets.cpus == psutil.cpu_count() and s.budgets.ram_bytes == psutil.virtual_memory().total
+    assert s.budgets.gpu_bytes is None  # no GPU source
+    b = Budgets(cpus=4, ram_bytes=8 * GB, gpu_bytes=2 * GB)
+    assert collector(progress_dir, budgets=b).collect().budgets == b
+    res = RunResources(cpu_percent=200.0, rss_bytes=2 * GB, gpu_memory_bytes=GB, source="local")
+    assert usage_percent(res, b) == {"cpu": 50.0, "ram": 25.0, "gpu": 50.0}
+    assert usage_percent(RunResources(), b) == {"cpu": None, "ram": None, "gpu": None}
+    made = budgets_from_args(max_cpus=2, max_ram_gb=1.5)
+    assert made.cpus == 2.0 and made.ram_bytes == int(1.5 * GB) and made.gpu_bytes is None
+    assert budgets_from_args() is None
+    s = collector(progress_dir, budgets=made).collect()
+    assert s.host.hostname == socket.gethostname() and s.host.cpu_count == psutil.cpu_count()
+    assert s.host.mem_total == psutil.virtual_memory().total

@@ -1,0 +1,170 @@
+"""The collector thread: publishes every interval, readers never wait, stops fast."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from conftest import wait_until
+from ttop.collect import Collector, GpuDevice
+from ttop.collect.gpu import GpuSample
+from ttop.progress import write_json_atomic
+
+
+class SlowGpu:
+    """A GPU source whose sample() can be held up, to make one cycle slow."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.calls = 0
+
+    def sample(self):
+        self.calls += 1
+        self.entered.set()
+        self.gate.wait(30)
+        return GpuSample(devices=[GpuDevice(index=0, name="slow", memory_total=100)])
+
+
+class BrokenSource:
+    def sample(self):
+        raise RuntimeError("driver exploded")
+
+
+def write_run(folder, name):
+    write_json_atomic(os.path.join(str(folder), name + ".json"),
+                      {"format": "ttop.progress/1", "run_name": name, "status": "FINISHED",
+                       "updated_at": time.time()})
+
+
+def test_publishes_every_interval_and_stops_fast(progress_dir):
+    write_run(progress_dir, "a")
+    c = Collector(str(progress_dir), interval=0.2, gpu=False, tpu=False)
+    assert c.latest is None
+    seen = []
+    c.add_listener(lambda: seen.append(c.latest.seq))
+    c.start()
+    c.start()  # idempotent
+    try:
+        wait_until(lambda: c.latest is not None and c.latest.seq >= 5, timeout=20)
+        snap = c.latest
+        assert snap.run("a").status == "FINISHED"
+        assert seen[:5] == [1, 2, 3, 4, 5]
+        assert c.running
+    finally:
+        t0 = time.monotonic()
+        assert c.stop(timeout=5)
+        assert time.monotonic() - t0 < 2.0
+    assert not c.running
+    n = c.latest.seq
+    time.sleep(0.5)
+    assert c.latest.seq == n  # stopped means stopped
+
+
+def test_interval_is_paced_from_cycle_start(progress_dir):
+    c = Collector(str(progress_dir), interval=0.3, gpu=False, tpu=False)
+    stamps = []
+    c.add_listener(lambda: stamps.append(time.monotonic()))
+    c.start()
+    try:
+        wait_until(lambda: len(stamps) >= 5, timeout=20)
+    finally:
+        c.stop()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert min(gaps) >= 0.25  # never faster than the interval
+    assert sorted(gaps)[len(gaps) // 2] < 1.0  # and not much slower, even on a loaded machine
+
+
+def test_latest_never_blocks_during_a_slow_cycle(progress_dir):
+    gpu = SlowGpu()
+    c = Collector(str(progress_dir), interval=0.1, gpu=gpu, tpu=False)
+    c.start()
+    try:
+        wait_until(lambda: c.latest is not None, timeout=15)
+        gpu.entered.clear()
+        gpu.gate.clear()  # the next cycle hangs in the GPU source
+        wait_until(gpu.entered.is_set, timeout=15)
+        before = c.latest
+        t0 = time.monotonic()
+        for _ in range(1000):
+            assert c.latest is before
+        c.refresh_now()
+        assert time.monotonic() - t0 < 0.5
+        assert before.gpus[0].name == "slow"
+        gpu.gate.set()
+        wait_until(lambda: c.latest.seq > before.seq, timeout=15)
+    finally:
+        gpu.gate.set()
+        assert c.stop(timeout=5)
+
+
+def test_refresh_now_wakes_the_thread(progress_dir):
+    c = Collector(str(progress_dir), interval=60, gpu=False, tpu=False)
+    c.start()
+    try:
+        wait_until(lambda: c.latest is not None, timeout=15)
+        first = c.latest.seq
+        write_run(progress_dir, "new")
+        c.refresh_now()
+        snap = wait_until(lambda: c.latest.seq > first and c.latest, timeout=10)
+        assert snap.run("new") is not None
+    finally:
+        t0 = time.monotonic()
+        assert c.stop(timeout=5)
+        assert time.monotonic() - t0 < 2.0  # does not sit out the 60 s interval
+
+
+def test_listener_errors_are_swallowed_and_others_still_called(progress_dir):
+    c = Collector(str(progress_dir), interval=0.1, gpu=False, tpu=False)
+    calls = []
+
+    def bad():
+        calls.append("bad")
+        raise ValueError("listener bug")
+
+    c.add_listener(bad)
+    c.add_listener(lambda: calls.append("good"))
+    c.start()
+    try:
+        wait_until(lambda: calls.count("good") >= 3, timeout=15)
+    finally:
+        c.stop()
+    assert calls.count("bad") >= 3 and c.last_error is None
+    c.remove_listener(bad)
+    n = calls.count("bad")
+    c.collect()
+    assert calls.count("bad") == n
+
+
+def test_broken_sources_do_not_break_a_cycle(progress_dir):
+    write_run(progress_dir, "a")
+    c = Collector(str(progress_dir), gpu=BrokenSource(), tpu=BrokenSource())
+    s = c.collect()
+    assert s.gpu_error == "GPU source failed: driver exploded"
+    assert s.tpu_error == "TPU source failed: driver exploded"
+    assert s.run("a") is not None
+
+
+def test_collect_alongside_the_thread_keeps_seq_unique(progress_dir):
+    c = Collector(str(progress_dir), interval=0.01, gpu=False, tpu=False)
+    c.start()
+    try:
+        mine = [c.collect().seq for _ in range(30)]
+    finally:
+        c.stop()
+    assert mine == sorted(mine) and len(set(mine)) == 30
+    assert c.latest.seq >= 30
+
+
+def test_folder_missing_keeps_the_thread_going(tmp_path):
+    folder = tmp_path / "later"
+    c = Collector(str(folder), interval=0.1, gpu=False, tpu=False)
+    c.start()
+    try:
+        wait_until(lambda: c.latest is not None and c.latest.folder_error, timeout=15)
+        folder.mkdir()
+        write_run(folder, "a")
+        wait_until(lambda: c.latest.folder_error is None and c.latest.run("a"), timeout=15)
+    finally:
+        c.stop()
