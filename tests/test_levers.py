@@ -1,0 +1,324 @@
+"""The lever screens with a small AppContext holding a real Snapshot, real
+files and real processes (no curses: the rendered lines are asserted)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import psutil
+import pytest
+
+from conftest import wait_until
+from ttop import progress as P
+from ttop.collect.snapshot import ProcInfo, RunResources, RunSnapshot, Snapshot
+from ttop.ui import levers
+from ttop.ui.screen import AppContext, Target
+
+SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
+NAME = psutil.Process().name()  # what psutil calls a process of this interpreter
+
+
+class Ctx(AppContext):
+    def __init__(self, folder, runs=()):
+        self.folder = str(folder)
+        self.stack = []
+        self.notices = []
+        self.refreshes = 0
+        self.snapshot = Snapshot(seq=1, taken_at=time.time(), folder=str(folder), runs=tuple(runs))
+
+    def push(self, screen):
+        self.stack.append(screen)
+
+    def pop(self):
+        self.stack.pop()
+
+    def notify(self, message, error=False):
+        self.notices.append((message, error))
+
+    def refresh_now(self):
+        self.refreshes += 1
+
+    def quit(self):
+        pass
+
+    def set_runs(self, runs):
+        self.snapshot = Snapshot(seq=self.snapshot.seq + 1, taken_at=time.time(), folder=self.folder, runs=tuple(runs))
+        for s in self.stack:
+            s.on_snapshot(self)
+
+    def text(self, width=100, height=30):
+        lines = self.stack[-1].render(self, width, height)
+        return "\n".join("".join(t for t, _ in line).rstrip() for line in lines)
+
+    def keys(self, *keys):
+        for k in keys:
+            assert self.stack, "no screen left for key %r" % k
+            self.stack[-1].on_key(k, self)
+
+
+def make_run(folder, key, status="RUNNING", pid=None, ct=None, **data):
+    d = {"format": P.PROGRESS_FORMAT, "run_name": key, "status": status, "updated_at": time.time(),
+         "started_at": time.time() - 60}
+    if pid is not None:
+        d.update(pid=pid, pid_create_time=ct)
+    d.update(data)
+    procs = ()
+    if pid is not None:
+        try:
+            name = psutil.Process(pid).name()
+        except psutil.Error:
+            name = "python3"
+        procs = (ProcInfo(pid=pid, ppid=1, name=name, create_time=ct or 0.0, depth=0),)
+    return RunSnapshot(key=key, path=os.path.join(str(folder), key + ".json"), data=d, run_name=key, status=status,
+                       reported_status=status, pid=pid, pid_create_time=ct, host="h", local=True,
+                       resources=RunResources(cpu_percent=12.0, rss_bytes=300 * 2 ** 20, num_procs=1, num_threads=4),
+                       processes=procs, heartbeat_age=1.0)
+
+
+VARS = {"variables": {"lr": 0.001, "epochs": 10, "tag": "base", "amp": True},
+        "variable_types": {"lr": "float", "epochs": "int", "tag": "str", "amp": "bool"}, "control_seq": 0}
+
+
+# ---------------------------------------------------------------------------
+# editor
+
+
+def test_editor_lists_validates_writes_and_tracks_state(progress_dir):
+    run = make_run(progress_dir, "exp", pid=4242, ct=1.0, **VARS)
+    ctx = Ctx(progress_dir, [run])
+    ctx.push(levers.open_editor(ctx, "exp"))
+    text = ctx.text()
+    assert "Variables of run exp" in text
+    assert "PID 4242  RUNNING  CPU 12%  RAM 300M  procs 1  threads 4" in text
+    assert "> lr" in text and "float  0.001" in text
+    assert "epochs  int" in text.replace("    ", "  ") or "int    10" in text
+    # "abc" for a float is refused on the spot, nothing written
+    ctx.keys("ENTER", "a", "b", "c", "ENTER")
+    assert "lr (float) not written: 'abc' is not a float" in ctx.text()
+    assert not (progress_dir / "control_exp.json").exists()
+    # fix it: typing replaces the prefilled value once Backspace cleared it
+    ctx.keys("DELETE", *"0.01", "ENTER")
+    ctrl = json.loads((progress_dir / "control_exp.json").read_text())
+    assert ctrl == {"format": "ttop.control/1", "seq": 1, "variables": {"lr": 0.01}}
+    text = ctx.text()
+    assert "lr = 0.01 written (seq 1)" in text
+    assert "pending #1 (0.01)" in text
+    # a second edit before the run acknowledged: both in the file, in order
+    ctx.keys("DOWN", "ENTER", *"20", "ENTER")
+    ctrl = json.loads((progress_dir / "control_exp.json").read_text())
+    assert ctrl["seq"] == 2 and ctrl["variables"] == {"lr": 0.01, "epochs": 20}
+    assert "pending #2 (0.01)" in ctx.text() and "pending #2 (20)" in ctx.text()
+    # the run acknowledges: applied, with its new values and a new PID row (live)
+    data = dict(VARS, variables=dict(VARS["variables"], lr=0.01, epochs=20), control_seq=2)
+    ctx.set_runs([make_run(progress_dir, "exp", pid=4243, ct=1.0, **data)])
+    text = ctx.text()
+    assert "applied #2 (0.01)" in text and "applied #2 (20)" in text
+    assert "PID 4243" in text
+    # a refused edit shows the run's reason
+    ctx.keys("UP", "UP", "DOWN", "DOWN", "ENTER", *"new", "ENTER")  # tag (str)
+    data2 = dict(data, control_seq=3, control_error="tag: refused by the training script")
+    ctx.set_runs([make_run(progress_dir, "exp", pid=4243, ct=1.0, **data2)])
+    assert "refused #3: tag: refused by the training script" in ctx.text()
+    # bool validation and Esc cancels an edit
+    ctx.keys("DOWN", "ENTER", *"maybe", "ENTER")
+    assert "'maybe' is not a bool (true/false)" in ctx.text()
+    ctx.keys("ESC")
+    assert "edit of amp cancelled" in ctx.text()
+    ctx.keys("ESC")
+    assert ctx.stack == []
+
+
+def test_editor_reopened_shows_pending_edits(progress_dir):
+    run = make_run(progress_dir, "exp", pid=1, ct=1.0, **VARS)
+    P.write_control(str(progress_dir), "exp", 5, {"lr": 0.5})
+    ctx = Ctx(progress_dir, [run])
+    ctx.push(levers.open_editor(ctx, "exp"))
+    assert "pending #5 (0.5)" in ctx.text()
+
+
+def test_editor_read_only_when_not_running(progress_dir):
+    run = make_run(progress_dir, "done", status="FINISHED", **VARS)
+    ctx = Ctx(progress_dir, [run])
+    ctx.push(levers.open_editor(ctx, "done"))
+    assert "read-only: the run is FINISHED; edits need a RUNNING run" in ctx.text()
+    ctx.keys("ENTER")
+    assert ctx.stack[-1].editing is None
+    assert not (progress_dir / "control_done.json").exists()
+    # a run that stops while an edit is being typed: nothing written
+    run = make_run(progress_dir, "r", **VARS)
+    ctx = Ctx(progress_dir, [run])
+    ctx.push(levers.open_editor(ctx, "r"))
+    ctx.keys("ENTER", *"1.5")
+    ctx.set_runs([make_run(progress_dir, "r", status="KILLED", **VARS)])
+    ctx.keys("ENTER")
+    assert "nothing written" in ctx.text()
+    assert not (progress_dir / "control_r.json").exists()
+
+
+# ---------------------------------------------------------------------------
+# output viewer
+
+
+def test_output_viewer_pages_follows_and_searches(progress_dir):
+    (progress_dir / "job.stdout.log").write_bytes(
+        b"".join(b"step %d \x1b[32mok\x1b[0m\n" % i for i in range(500)) + b"eta 10%\reta 99%\n")
+    (progress_dir / "job.stderr.log").write_bytes(b"warning: something\n")
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "job")])
+    ctx.push(levers.open_output(ctx, "job"))
+    text = ctx.text(height=12)
+    assert "Output of run job \u00b7 stdout \u00b7 no wrap" in text
+    assert "stdout \u00b7 job.stdout.log" in text and "follow" in text
+    assert text.splitlines()[-3] == "eta 99%"
+    assert "step 499 ok" in text and "\x1b" not in text
+    ctx.keys("HOME")
+    assert ctx.text(height=12).splitlines()[2] == "step 0 ok"
+    ctx.keys("PGDN")
+    assert ctx.text(height=12).splitlines()[2] == "step 7 ok"
+    ctx.keys("/", *"STEP 42", "ENTER")  # upper case: case-sensitive, not found
+    assert "not found: STEP 42" in ctx.text(height=12)
+    ctx.keys("/", *"step 42", "ENTER")
+    assert ctx.text(height=12).splitlines()[2] == "step 42 ok"
+    ctx.keys("n")
+    assert ctx.text(height=12).splitlines()[2] == "step 420 ok"
+    ctx.keys("N")
+    assert ctx.text(height=12).splitlines()[2] == "step 42 ok"
+    ctx.keys("END")
+    assert "follow" in ctx.text(height=12)
+    ctx.keys("s")
+    text = ctx.text(height=12)
+    assert "warning: something" in text and "\u00b7 stderr \u00b7" in text
+    ctx.keys("s")
+    text = ctx.text(height=14)
+    assert "two panes" in text and "warning: something" in text and "eta 99%" in text
+
+
+def test_output_viewer_refuses_logs_outside_the_folder(progress_dir, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET\n")
+    (progress_dir / "link.log").symlink_to(secret)
+    for bad in ["../secret.txt", str(secret), "link.log", "../../etc/passwd"]:
+        run = make_run(progress_dir, "r", logs={"stdout": bad, "stderr": bad})
+        ctx = Ctx(progress_dir, [run])
+        ctx.push(levers.open_output(ctx, "r"))
+        for _ in range(3):
+            text = ctx.text(width=200).replace("\n", " ")
+            assert "TOP SECRET" not in text and "root:" not in text
+            assert "refused: " in text and "is not inside the progress folder" in text
+            assert bad in text
+            ctx.keys("s")
+
+
+def test_output_viewer_wrap_and_horizontal_scroll(progress_dir):
+    (progress_dir / "w.stdout.log").write_text("A" * 50 + "B" * 50 + "\n")
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "w")])
+    ctx.push(levers.open_output(ctx, "w"))
+    assert ctx.text(width=60, height=8).splitlines()[2] == "A" * 50 + "B" * 10
+    ctx.keys("RIGHT")
+    lines = ctx.text(width=60, height=8).splitlines()
+    assert lines[2] == "A" * 42 + "B" * 18 and "col 8" in lines[1]
+    ctx.keys("w")
+    lines = ctx.text(width=60, height=8).splitlines()
+    assert "\u00b7 wrap" in lines[0]
+    assert lines[2] == "A" * 50 + "B" * 10 and lines[3] == "B" * 40
+
+
+# ---------------------------------------------------------------------------
+# signals
+
+
+def test_signal_menu_confirms_and_sends(progress_dir, spawn):
+    p = spawn(SLEEPER)
+    ct = psutil.Process(p.pid).create_time()
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "job", pid=p.pid, ct=ct)])
+    ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct, name="job")))
+    text = ctx.text()
+    assert "Signal PID %d (%s, run job)" % (p.pid, NAME) in text
+    for name in ("SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGSTOP", "SIGCONT", "SIGUSR1", "SIGUSR2"):
+        assert name in text
+    ctx.keys("5")  # SIGSTOP
+    assert "Send SIGSTOP to PID %d (%s, run job)?" % (p.pid, NAME) in ctx.text()
+    ctx.keys("n")
+    assert ctx.stack == [] and ctx.notices[-1] == ("cancelled", False)
+    assert psutil.Process(p.pid).status() != psutil.STATUS_STOPPED
+    ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct, name="job")))
+    ctx.keys("DOWN", "DOWN", "DOWN", "DOWN", "ENTER", "y")
+    assert ctx.stack == []
+    assert ctx.notices[-1] == ("sent SIGSTOP to PID %d (%s)" % (p.pid, NAME), False)
+    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=15)
+    ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct, name="job")))
+    ctx.keys("6", "y")
+    wait_until(lambda: psutil.Process(p.pid).status() != psutil.STATUS_STOPPED, timeout=15)
+    # PID reused between the snapshot and the key press: refused
+    ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct + 30, name="job")))
+    ctx.keys("3", "y")
+    assert ctx.notices[-1][1] is True and ctx.notices[-1][0].startswith("process changed, not sent")
+    assert p.poll() is None
+
+
+def test_signal_thread_says_what_it_does(progress_dir, spawn):
+    p = spawn(SLEEPER)
+    ct = psutil.Process(p.pid).create_time()
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "job", pid=p.pid, ct=ct)])
+    ctx.push(levers.open_signal(ctx, Target("thread", "job", p.pid, ct, tid=p.pid, name="python3")))
+    text = ctx.text(width=300)
+    assert "Signal thread %d of PID %d (%s, run job)" % (p.pid, p.pid, NAME) in text
+    assert "Python runs its handlers in the main thread" in text
+    ctx.keys("1")
+    assert "whole process" in ctx.text(width=300)
+    ctx.keys("y")
+    assert ctx.notices[-1] == ("sent SIGTERM to thread %d of PID %d (%s)" % (p.pid, p.pid, NAME), False)
+    assert p.wait(timeout=15) == -signal.SIGTERM
+
+
+def test_signal_all_states_count_and_filter(progress_dir, spawn):
+    procs = [spawn(SLEEPER) for _ in range(3)]
+    runs = [make_run(progress_dir, "r%d" % i, pid=p.pid, ct=psutil.Process(p.pid).create_time()) for i, p in enumerate(procs)]
+    # r2's PID was reused: its snapshot create time is stale
+    runs[2] = make_run(progress_dir, "r2", pid=procs[2].pid, ct=runs[2].pid_create_time - 5)
+    ctx = Ctx(progress_dir, runs)
+    ctx.push(levers.open_signal_all(ctx, ["r0", "r1", "r2"], "RUNNING runs (filter: name contains 'r')"))
+    assert "Signal 3 RUNNING runs (filter: name contains 'r')" in ctx.text(width=120)
+    ctx.keys("1")
+    assert "Send SIGTERM to 3 RUNNING runs (filter: name contains 'r')?" in ctx.text(width=120)
+    ctx.keys("y")
+    msg, err = ctx.notices[-1]
+    assert msg.startswith("SIGTERM sent to 2 runs; not sent to 1: r2: process changed, not sent") and err
+    assert procs[0].wait(timeout=15) == -signal.SIGTERM and procs[1].wait(timeout=15) == -signal.SIGTERM
+    assert procs[2].poll() is None
+
+
+# ---------------------------------------------------------------------------
+# delete
+
+
+def test_delete_confirm_with_y_and_cancel(progress_dir):
+    for n in ("gone.json", "control_gone.json", "gone.stdout.log", "keep.json"):
+        (progress_dir / n).write_text("x")
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "gone", status="FINISHED")])
+    ctx.push(levers.open_delete(ctx, "gone"))
+    text = ctx.text()
+    assert "Delete these files of run gone?" in text
+    assert "gone.json" in text and "control_gone.json" in text and "gone.stdout.log" in text
+    assert "type y to delete, any other key cancels" in text
+    ctx.keys("n")
+    assert ctx.notices[-1] == ("delete cancelled, nothing touched", False)
+    assert len(os.listdir(progress_dir)) == 4
+    ctx.push(levers.open_delete(ctx, "gone"))
+    ctx.keys("y")
+    assert ctx.notices[-1] == ("deleted 3 paths of run gone", False)
+    assert os.listdir(progress_dir) == ["keep.json"]
+
+
+def test_delete_refused_for_live_run(progress_dir, spawn):
+    p = spawn(SLEEPER)
+    (progress_dir / "live.json").write_text("x")
+    run = make_run(progress_dir, "live", pid=p.pid, ct=psutil.Process(p.pid).create_time())
+    ctx = Ctx(progress_dir, [run])
+    ctx.push(levers.open_delete(ctx, "live"))
+    text = ctx.text()
+    assert "Cannot delete run live" in text and "is live: process %d" % p.pid in text
+    ctx.keys("y")
+    assert ctx.stack == [] and (progress_dir / "live.json").exists()

@@ -1,0 +1,169 @@
+"""Small dialogs drawn centred over the current screen: a message, a
+confirmation (``y`` confirms, any other key cancels) and a menu.
+
+They never call curses: each renders a boxed list of :data:`Line` and the app
+centres it (``modal = True``). Callbacks receive the :class:`AppContext`.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from ..view import roles as R
+from ..view.text import Line, clean, clip, fit, width as text_width
+from .screen import AppContext, Screen
+
+_BOX = {"tl": "\u250c", "tr": "\u2510", "bl": "\u2514", "br": "\u2518", "h": "\u2500", "v": "\u2502"}
+_ASCII_BOX = {"tl": "+", "tr": "+", "bl": "+", "br": "+", "h": "-", "v": "|"}
+
+
+def wrap_text(text: str, cells: int) -> List[str]:
+    """Greedy word wrap of clean text to ``cells`` cells (long words cut)."""
+    text = clean(text)
+    if cells <= 1:
+        return [text[:1]] if text else [""]
+    out: List[str] = []
+    line = ""
+    for word in text.split(" "):
+        cand = word if not line else line + " " + word
+        if text_width(cand) <= cells:
+            line = cand
+            continue
+        if line:
+            out.append(line)
+        while text_width(word) > cells:
+            piece = clip(word, cells, ellipsis="")
+            out.append(piece)
+            word = word[len(piece):]
+        line = word
+    out.append(line)
+    return out
+
+
+def boxed(title: str, body: Sequence[Tuple[str, str]], width: int, height: int, ascii: bool = False,
+          footer: str = "", min_inner: int = 30) -> List[Line]:
+    """A box around ``body`` (pairs of (text, role), wrapped to fit) with a
+    title on the top border and ``footer`` on the bottom border."""
+    b = _ASCII_BOX if ascii else _BOX
+    max_inner = max(10, width - 4)
+    natural = max([text_width(clean(t)) for t, _ in body] + [text_width(clean(title)) + 2, text_width(footer) + 2, min_inner])
+    inner = min(max_inner, natural)
+    rows: List[Tuple[str, str]] = []
+    for text, role in body:
+        for piece in wrap_text(text, inner):
+            rows.append((piece, role))
+    room = max(1, height - 2)
+    if len(rows) > room:
+        rows = rows[: room - 1] + [("\u2026" if not ascii else "...", R.DIM)]
+    def border(left: str, label: str, right: str) -> Line:
+        label = clip(clean(label), inner - 2, "")
+        mid = (b["h"] + " " + label + " ") if label else ""
+        fill = inner + 2 - text_width(mid)
+        return ((left + mid + b["h"] * fill + right, R.TITLE),)
+
+    lines: List[Line] = [border(b["tl"], title, b["tr"])]
+    for text, role in rows:
+        lines.append(((b["v"] + " ", R.TITLE), (fit(text, inner), role), (" " + b["v"], R.TITLE)))
+    lines.append(border(b["bl"], footer, b["br"]))
+    return lines
+
+
+class MessageDialog(Screen):
+    """A message; any key closes it (Ctrl+C still quits)."""
+
+    modal = True
+
+    def __init__(self, title: str, lines: Sequence[str], error: bool = False) -> None:
+        self.title = title
+        self.lines = list(lines)
+        self.error = error
+
+    def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
+        role = R.ERROR if self.error else R.NORMAL
+        return boxed(self.title, [(t, role) for t in self.lines], width, height,
+                     getattr(ctx, "ascii", False), footer="any key closes")
+
+    def on_key(self, key: str, ctx: AppContext) -> bool:
+        if key == "CTRL_C":
+            return False
+        ctx.pop()
+        return True
+
+
+class ConfirmDialog(Screen):
+    """``y`` confirms (the dialog closes, then ``on_yes(ctx)`` runs); any other
+    key cancels. Ctrl+C cancels and is passed on (quit)."""
+
+    modal = True
+
+    def __init__(self, title: str, lines: Sequence[Tuple[str, str]], on_yes: Callable[[AppContext], None],
+                 prompt: str = "y: yes, any other key: no", cancel_message: Optional[str] = "cancelled") -> None:
+        self.title = title
+        self.lines = list(lines)
+        self.on_yes = on_yes
+        self.prompt = prompt
+        self.cancel_message = cancel_message
+
+    def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
+        body = self.lines + [("", R.NORMAL), (self.prompt, R.KEY)]
+        return boxed(self.title, body, width, height, getattr(ctx, "ascii", False))
+
+    def on_key(self, key: str, ctx: AppContext) -> bool:
+        if key in ("y", "Y"):
+            ctx.pop()
+            self.on_yes(ctx)
+            return True
+        ctx.pop()
+        if self.cancel_message:
+            ctx.notify(self.cancel_message)
+        return key != "CTRL_C"
+
+
+class MenuDialog(Screen):
+    """A list of choices: Up/Down and Enter, or the number shown; Esc (or q)
+    cancels. ``on_choose(index, ctx)`` runs after the menu closed."""
+
+    modal = True
+
+    def __init__(self, title: str, items: Sequence[Tuple[str, str]], on_choose: Callable[[int, AppContext], None],
+                 notes: Sequence[str] = ()) -> None:
+        self.title = title
+        self.items = list(items)
+        self.on_choose = on_choose
+        self.notes = list(notes)
+        self.index = 0
+
+    def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
+        label_w = max([text_width(clean(a)) for a, _ in self.items] + [0])
+        body: List[Tuple[str, str]] = [(n, R.DIM) for n in self.notes]
+        if body:
+            body.append(("", R.NORMAL))
+        for i, (label, hint) in enumerate(self.items):
+            text = "%d %s  %s" % (i + 1, fit(clean(label), label_w), clean(hint))
+            body.append((text, R.with_mod(R.NORMAL, R.SEL) if i == self.index else R.NORMAL))
+        return boxed(self.title, body, width, height, getattr(ctx, "ascii", False),
+                     footer="\u2191\u2193 Enter or 1-%d; Esc cancels" % len(self.items))
+
+    def on_key(self, key: str, ctx: AppContext) -> bool:
+        n = len(self.items)
+        if key == "UP":
+            self.index = (self.index - 1) % n
+        elif key == "DOWN":
+            self.index = (self.index + 1) % n
+        elif key in ("HOME", "PGUP"):
+            self.index = 0
+        elif key in ("END", "PGDN"):
+            self.index = n - 1
+        elif key == "ENTER":
+            ctx.pop()
+            self.on_choose(self.index, ctx)
+        elif len(key) == 1 and key.isdigit() and 1 <= int(key) <= n:
+            self.index = int(key) - 1
+            ctx.pop()
+            self.on_choose(self.index, ctx)
+        elif key in ("ESC", "q"):
+            ctx.pop()
+            ctx.notify("cancelled")
+        elif key == "CTRL_C":
+            ctx.pop()
+            return False
+        return True

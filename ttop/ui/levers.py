@@ -1,0 +1,189 @@
+"""The levers of the main screen: each function returns the Screen to push
+(or None after a notice when there is nothing to show).
+
+=================  ======  =================================================
+``open_editor``     ``e``   variable editor (:mod:`ttop.ui.editor`)
+``open_output``     ``o``   output viewer (:mod:`ttop.ui.output`)
+``open_signal``     ``k``   signal menu for a run / [P] process / [T] thread
+``open_signal_all`` ``l``   signal every RUNNING run in the current filter
+``open_delete``     ``c``   delete a run's files (type ``y`` to confirm)
+=================  ======  =================================================
+
+All process and file work is in :mod:`ttop.actions`; these screens only ask
+and report.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, List, Optional, Sequence, Tuple
+
+from .. import actions as A
+from ..view import roles as R
+from ..view.text import clean
+from .dialogs import ConfirmDialog, MenuDialog, MessageDialog
+from .editor import EditorScreen
+from .output import OutputScreen
+from .screen import AppContext, Screen, Target
+
+__all__ = ["open_editor", "open_output", "open_signal", "open_signal_all", "open_delete"]
+
+
+def _run(ctx: AppContext, key: str) -> Any:
+    snap = getattr(ctx, "snapshot", None)
+    return snap.run(key) if snap is not None else None
+
+
+def open_editor(ctx: AppContext, run_key: str) -> Optional[Screen]:
+    if _run(ctx, run_key) is None:
+        ctx.notify("run %s is no longer in the folder" % clean(run_key), error=True)
+        return None
+    return EditorScreen(ctx, run_key)
+
+
+def open_output(ctx: AppContext, run_key: str) -> Optional[Screen]:
+    if _run(ctx, run_key) is None:
+        ctx.notify("run %s is no longer in the folder" % clean(run_key), error=True)
+        return None
+    return OutputScreen(ctx, run_key)
+
+
+# ---------------------------------------------------------------------------
+# signals
+
+
+def _signal_items() -> List[Tuple[str, str]]:
+    return [(n, A.SIGNAL_HELP[n]) for n in A.SIGNAL_NAMES]
+
+
+def _process_name(ctx: AppContext, target: Target) -> str:
+    run = _run(ctx, target.run_key)
+    if run is not None:
+        for p in run.processes:
+            if p.pid == target.pid:
+                return clean(p.name)
+    if target.kind != "run" and target.name:
+        return clean(target.name)
+    return clean(A.process_name(target.pid)) or "?"
+
+
+def describe_target(ctx: AppContext, target: Target) -> str:
+    """``PID 1234 (python3, run foo)`` / ``thread 77 of PID 1234 (...)``."""
+    run = _run(ctx, target.run_key)
+    run_name = clean(run.run_name) if run is not None else clean(target.run_key)
+    inner = "%s, run %s" % (_process_name(ctx, target), run_name)
+    if target.kind == "thread" and target.tid is not None:
+        return "thread %d of PID %d (%s)" % (target.tid, target.pid, inner)
+    return "PID %d (%s)" % (target.pid, inner)
+
+
+def open_signal(ctx: AppContext, target: Target) -> Optional[Screen]:
+    what = describe_target(ctx, target)
+    notes: List[str] = []
+    if target.kind == "thread":
+        notes.append(A.THREAD_SIGNAL_NOTE)
+    if target.create_time is None:
+        ctx.notify("cannot signal %s: no create time known to check it is the same process" % what, error=True)
+        return None
+
+    def chosen(index: int, ctx: AppContext) -> None:
+        name = A.SIGNAL_NAMES[index]
+        sig = A.signal_number(name)
+        body: List[Tuple[str, str]] = [("Send %s to %s?" % (name, what), R.NORMAL)]
+        body.extend((n, R.DIM) for n in notes)
+        body.append(("The process is re-checked (PID and create time) right before sending.", R.DIM))
+
+        def yes(ctx: AppContext) -> None:
+            ok, msg = A.send_signal(target.pid, target.create_time, sig, tid=target.tid if target.kind == "thread" else None)
+            ctx.notify(msg, error=not ok)
+            ctx.refresh_now()
+
+        ctx.push(ConfirmDialog("Send %s" % name, body, yes, prompt="y: send, any other key: cancel"))
+
+    return MenuDialog("Signal %s" % what, _signal_items(), chosen, notes=notes)
+
+
+def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) -> Optional[Screen]:
+    keys = list(run_keys)
+    if not keys:
+        ctx.notify("no RUNNING runs to signal", error=True)
+        return None
+    count = len(keys)
+    desc = clean(description)
+
+    def chosen(index: int, ctx: AppContext) -> None:
+        name = A.SIGNAL_NAMES[index]
+        sig = A.signal_number(name)
+        body: List[Tuple[str, str]] = [("Send %s to %d %s?" % (name, count, desc), R.NORMAL)]
+        names = []
+        for k in keys[:8]:
+            run = _run(ctx, k)
+            pid, _ct = A.run_main_process(run) if run is not None else (None, None)
+            names.append("%s (PID %s)" % (clean(run.run_name) if run is not None else clean(k), pid if pid is not None else "-"))
+        body.append(("Runs: " + ", ".join(names) + (", +%d more" % (count - 8) if count > 8 else ""), R.DIM))
+        body.append(("Each run's main process is re-checked (PID and create time) before sending.", R.DIM))
+
+        def yes(ctx: AppContext) -> None:
+            runs = []
+            missing: List[Tuple[str, str]] = []
+            for k in keys:
+                run = _run(ctx, k)
+                if run is None:
+                    missing.append((k, "gone from the folder"))
+                else:
+                    runs.append(run)
+            sent, refused = A.signal_runs(runs, sig)
+            refused = missing + refused
+            ctx.notify(A.summarize_signal_runs(sig, sent, refused), error=bool(refused))
+            ctx.refresh_now()
+
+        ctx.push(ConfirmDialog("Send %s to %d runs" % (name, count), body, yes, prompt="y: send, any other key: cancel"))
+
+    return MenuDialog("Signal %d %s" % (count, desc), _signal_items(), chosen)
+
+
+# ---------------------------------------------------------------------------
+# delete
+
+
+def _rel(folder: str, path: str) -> str:
+    root = os.path.realpath(folder)
+    try:
+        rel = os.path.relpath(path, root)
+    except ValueError:
+        rel = path
+    return clean(rel)
+
+
+def open_delete(ctx: AppContext, run_key: str) -> Optional[Screen]:
+    run = _run(ctx, run_key)
+    if run is None:
+        ctx.notify("run %s is no longer in the folder" % clean(run_key), error=True)
+        return None
+    name = clean(run.run_name)
+    plan = A.plan_delete(ctx.folder, run)
+    if plan.refusal:
+        return MessageDialog("Cannot delete run %s" % name, [clean(plan.refusal), "Nothing was deleted."], error=True)
+    if not plan.paths:
+        return MessageDialog("Delete run %s" % name, ["No files of this run are left."] + [clean(s) for s in plan.skipped])
+    body: List[Tuple[str, str]] = [("Delete these files of run %s?" % name, R.NORMAL)]
+    for p in plan.files:
+        body.append(("  " + _rel(ctx.folder, p), R.NORMAL))
+    for d in plan.dirs:
+        body.append(("  " + _rel(ctx.folder, d) + "/ (folder, with everything in it)", R.NORMAL))
+    for s in plan.skipped:
+        body.append(("  not touched: " + clean(s), R.DIM))
+
+    def yes(ctx: AppContext) -> None:
+        current = _run(ctx, run_key) or run
+        deleted, refused = A.delete_run_files(ctx.folder, current)
+        if deleted and not refused:
+            ctx.notify("deleted %d path%s of run %s" % (len(deleted), "" if len(deleted) == 1 else "s", name))
+        elif deleted:
+            ctx.notify("deleted %d path%s of run %s; %s" % (len(deleted), "" if len(deleted) == 1 else "s", name,
+                                                           "; ".join(clean(r) for r in refused)), error=True)
+        else:
+            ctx.notify("nothing deleted: %s" % "; ".join(clean(r) for r in refused), error=True)
+        ctx.refresh_now()
+
+    return ConfirmDialog("Delete run %s" % name, body, yes,
+                         prompt="type y to delete, any other key cancels", cancel_message="delete cancelled, nothing touched")

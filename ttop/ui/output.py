@@ -1,0 +1,298 @@
+"""The output viewer (``o``): a run's captured stdout and stderr.
+
+Logs are paged lazily (:mod:`ttop.logfile`): a log of any size opens at once
+and no more than a few screens of it are ever in memory. Only files that
+resolve inside the progress folder are read (:func:`ttop.actions.log_files`);
+anything else is refused on screen, naming the path.
+
+Streams: ``s`` cycles stdout, stderr and both. The capture files carry no
+timestamps, so ttop cannot know how lines of the two files interleaved in
+time; rather than invent an order, "both" shows the two streams in two panes
+(stdout above, stderr below), each following its own tail; Tab moves the focus
+(the pane that keys scroll).
+
+Keys: Up/Down, PgUp/PgDn, Home/End; ``F`` or End: follow (like ``tail -f``,
+on at start, off as soon as you scroll up); ``/`` search forward (Enter),
+``n``/``N`` next/previous match (wrapping around the file); ``w`` toggles
+wrapping long lines, otherwise Left/Right scroll horizontally; Esc or q close.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+from .. import actions as A
+from ..logfile import LogPager, display_text
+from ..view import fmt
+from ..view import roles as R
+from ..view.text import Line, Segment, clean, crop_line, line_width
+from ..view.text import width as text_width
+from .dialogs import wrap_text
+from .screen import AppContext, Screen
+
+STREAMS = ("stdout", "stderr")
+MODES = ("stdout", "stderr", "both")
+HSTEP = 8
+
+
+def _pad(segs, width: int, role: str = R.NORMAL) -> Line:
+    line = crop_line(tuple(segs), 0, width)
+    w = line_width(line)
+    if w < width:
+        line = line + ((" " * (width - w), role),)
+    return line
+
+
+def highlight(text: str, query: Optional[str]) -> Line:
+    """``text`` as segments with every match of ``query`` (smart case)
+    marked."""
+    if not query:
+        return ((text, R.NORMAL),)
+    flags = re.IGNORECASE if query == query.lower() else 0
+    segs: List[Segment] = []
+    pos = 0
+    for m in re.finditer(re.escape(clean(query)), text, flags):
+        if m.start() == m.end():
+            continue
+        if m.start() > pos:
+            segs.append((text[pos:m.start()], R.NORMAL))
+        segs.append((m.group(0), R.with_mod(R.NOTICE, R.SEL)))
+        pos = m.end()
+    if pos < len(text):
+        segs.append((text[pos:], R.NORMAL))
+    return tuple(segs)
+
+
+def wrap_rows(line: Line, width: int) -> List[Line]:
+    w = line_width(line)
+    if w <= width or width <= 0:
+        return [line]
+    return [crop_line(line, x, width) for x in range(0, w, width)]
+
+
+class Pane:
+    """One stream: where its file is (or why it is refused) and its pager."""
+
+    def __init__(self, stream: str, real: Optional[str], shown: str, reason: Optional[str]) -> None:
+        self.stream = stream
+        self.shown = shown
+        self.reason = reason
+        self.pager = LogPager(real)
+
+    def title(self, width_hint: int, focused: bool, wrap: bool) -> str:
+        pg = self.pager
+        parts = [self.stream]
+        if self.shown:
+            parts.append(clean(self.shown))
+        if self.reason is None and pg.file is not None and pg.file.error is None:
+            parts.append(fmt.size(pg.size))
+            pct = pg.percent(0)
+            parts.append("follow" if pg.follow else ("%d%%" % pct if pct is not None else "top"))
+            if not wrap and pg.col:
+                parts.append("col %d" % pg.col)
+        return " \u00b7 ".join(parts)
+
+    def body(self, width: int, height: int, wrap: bool, query: Optional[str]) -> List[Line]:
+        if height <= 0:
+            return []
+        if self.reason is not None:
+            return [_pad([(t, R.ERROR)], width) for t in wrap_text(self.reason, width)][:height]
+        pg = self.pager
+        pg.refresh()
+        f = pg.file
+        if f is not None and f.error is not None:
+            return [_pad([("%s: %s" % (clean(self.shown), clean(f.error)), R.DIM)], width)]
+        raw = pg.visible(height)
+        if not raw:
+            return [_pad([("(empty so far)", R.DIM)], width)]
+        rows: List[Line] = []
+        for _s, _e, b in raw:
+            line = highlight(display_text(b), query)
+            if wrap:
+                rows.extend(wrap_rows(line, width))
+            else:
+                rows.append(crop_line(line, pg.col, width))
+        if wrap and len(rows) > height:
+            rows = rows[-height:] if pg.follow else rows[:height]
+        return [_pad(list(r), width) for r in rows[:height]]
+
+
+class OutputScreen(Screen):
+    modal = False
+
+    def __init__(self, ctx: AppContext, run_key: str) -> None:
+        self.key = run_key
+        run = ctx.snapshot.run(run_key) if getattr(ctx, "snapshot", None) is not None else None
+        self.run_name = clean(run.run_name) if run is not None else clean(run_key)
+        self.panes: Dict[str, Pane] = {}
+        if run is not None:
+            files = A.log_files(ctx.folder, run)
+            for stream in STREAMS:
+                real, shown, reason = files[stream]
+                self.panes[stream] = Pane(stream, real, shown, reason)
+        else:
+            for stream in STREAMS:
+                self.panes[stream] = Pane(stream, None, "", "run %s is no longer in the folder" % self.run_name)
+        self.mode = "stdout"
+        out = self.panes["stdout"]
+        err = self.panes["stderr"]
+        if out.reason is None and err.reason is None:
+            out.pager.refresh()
+            err.pager.refresh()
+            if out.pager.size == 0 and err.pager.size > 0:
+                self.mode = "stderr"
+        self.focus = self.mode if self.mode != "both" else "stdout"
+        self.wrap = False
+        self.prompt: Optional[str] = None  # the search being typed
+        self.query: Optional[str] = None
+        self.message: Optional[Tuple[str, bool]] = None
+        self._heights: Dict[str, int] = {"stdout": 10, "stderr": 10}
+        self._width = 80
+
+    def _visible_streams(self) -> List[str]:
+        return list(STREAMS) if self.mode == "both" else [self.mode]
+
+    def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
+        self._width = width
+        out: List[Line] = []
+        title = "Output of run %s \u00b7 %s \u00b7 %s" % (
+            self.run_name, {"stdout": "stdout", "stderr": "stderr", "both": "stdout + stderr (two panes)"}[self.mode],
+            "wrap" if self.wrap else "no wrap, \u2190\u2192 scroll")
+        out.append(_pad([(title, R.TITLE)], width, R.TITLE))
+        body_h = max(1, height - 3)
+        streams = self._visible_streams()
+        if len(streams) == 1:
+            s = streams[0]
+            pane = self.panes[s]
+            out.append(_pad([(pane.title(width, True, self.wrap), R.HEADER)], width, R.HEADER))
+            self._heights[s] = body_h - 1
+            lines = pane.body(width, body_h - 1, self.wrap, self.query)
+            out.extend(lines)
+            out.extend(_pad([], width) for _ in range(body_h - 1 - len(lines)))
+        else:
+            top_h = (body_h - 2) // 2
+            sizes = {"stdout": top_h, "stderr": body_h - 2 - top_h}
+            for s in streams:
+                pane = self.panes[s]
+                focused = s == self.focus
+                mark = "\u25b6 " if focused and not getattr(ctx, "ascii", False) else ("> " if focused else "  ")
+                role = R.with_mod(R.HEADER, R.SEL) if focused else R.HEADER
+                out.append(_pad([(mark + pane.title(width, focused, self.wrap), role)], width, role))
+                self._heights[s] = sizes[s]
+                lines = pane.body(width, sizes[s], self.wrap, self.query)
+                out.extend(lines)
+                out.extend(_pad([], width) for _ in range(sizes[s] - len(lines)))
+        out.append(self._status_line(ctx, width))
+        out.append(self._hint_line(width))
+        return out[:height]
+
+    def _status_line(self, ctx: AppContext, width: int) -> Line:
+        if self.prompt is not None:
+            return _pad([("/", R.KEY), (clean(self.prompt) + "_", R.FILTER)], width)
+        msg = self.message
+        if msg is None:
+            cm = getattr(ctx, "current_message", None)
+            msg = cm() if callable(cm) else None
+        if msg:
+            return _pad([(clean(msg[0]), R.ERROR if msg[1] else R.NOTICE)], width)
+        if self.query:
+            return _pad([("search: %s  (n next, N previous)" % clean(self.query), R.DIM)], width)
+        return _pad([], width)
+
+    def _hint_line(self, width: int) -> Line:
+        if self.prompt is not None:
+            hints = [("Enter", "search forward"), ("Esc", "cancel")]
+        else:
+            hints = [("Esc", "back"), ("s", "stream"), ("F/End", "follow"), ("/", "search"), ("n/N", "next/prev"),
+                     ("w", "wrap"), ("Home", "start")]
+            if self.mode == "both":
+                hints.insert(2, ("Tab", "pane"))
+        segs: List[Segment] = []
+        for k, label in hints:
+            segs.append((k, R.KEY))
+            segs.append((" %s  " % label, R.FOOTER))
+        return _pad(segs, width, R.FOOTER)
+
+    # -- keys ---------------------------------------------------------------
+
+    def on_key(self, key: str, ctx: AppContext) -> bool:
+        if self.prompt is not None:
+            return self._prompt_key(key, ctx)
+        if key == "CTRL_C":
+            return False
+        self.message = None
+        pane = self.panes[self.focus]
+        pg = pane.pager
+        h = max(1, self._heights.get(self.focus, 10))
+        if key in ("ESC", "q"):
+            ctx.pop()
+        elif key == "s":
+            self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+            if self.mode != "both":
+                self.focus = self.mode
+        elif key in ("TAB", "BTAB"):
+            if self.mode == "both":
+                self.focus = "stderr" if self.focus == "stdout" else "stdout"
+        elif key == "UP":
+            pg.refresh()
+            pg.up(1, h)
+        elif key == "DOWN":
+            pg.refresh()
+            pg.down(1, h)
+        elif key == "PGUP":
+            pg.refresh()
+            pg.up(max(1, h - 1), h)
+        elif key in ("PGDN", " "):
+            pg.refresh()
+            pg.down(max(1, h - 1), h)
+        elif key in ("HOME", "g"):
+            pg.home()
+        elif key in ("END", "F", "G"):
+            pg.end()
+        elif key == "w":
+            self.wrap = not self.wrap
+            for p in self.panes.values():
+                p.pager.col = 0
+        elif key == "LEFT":
+            if not self.wrap:
+                pg.col = max(0, pg.col - HSTEP)
+        elif key == "RIGHT":
+            if not self.wrap:
+                pg.col += HSTEP
+        elif key == "/":
+            self.prompt = ""
+        elif key in ("n", "N"):
+            if not self.query:
+                self.message = ("no search yet: press / to search", True)
+            else:
+                self._search(key == "n")
+        return True
+
+    def _prompt_key(self, key: str, ctx: AppContext) -> bool:
+        if key in ("ESC", "CTRL_C"):
+            self.prompt = None
+            return key != "CTRL_C"
+        if key == "ENTER":
+            q = self.prompt or ""
+            self.prompt = None
+            if q:
+                self.query = q
+                self._search(True)
+            return True
+        if key == "BACKSPACE":
+            self.prompt = (self.prompt or "")[:-1]
+        elif len(key) == 1 and key.isprintable() and len(self.prompt or "") < 200:
+            self.prompt = (self.prompt or "") + key
+        return True
+
+    def _search(self, forward: bool) -> None:
+        pane = self.panes[self.focus]
+        if pane.reason is not None or pane.pager.file is None:
+            self.message = ("nothing to search in %s" % pane.stream, True)
+            return
+        pane.pager.refresh()
+        found, wrapped = pane.pager.search(self.query or "", forward)
+        if not found:
+            self.message = ("not found: %s" % clean(self.query or ""), True)
+        elif wrapped:
+            self.message = ("search wrapped around %s" % ("to the start" if forward else "to the end"), False)
