@@ -1,0 +1,145 @@
+"""The writer's own sample of its process tree (the ``resources`` key).
+
+Created and used only inside the monitor's background thread: psutil and
+pynvml are imported here, never at ``import ttop`` time.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Dict, Iterable, Optional, Set
+
+
+class ResourceSampler:
+    """Sum CPU %, RSS, processes and threads over ``pid`` and its descendants;
+    GPU memory of those processes through NVML when it is available.
+
+    NVML is initialised once, on the first sample. If ``pynvml`` is missing or
+    ``nvmlInit`` fails (no driver, no GPU) GPU sampling is disabled quietly;
+    an NVML error after a successful init disables it with one line on
+    stderr. ``note`` keeps the reason.
+    """
+
+    def __init__(self, pid: int, gpu: bool = True) -> None:
+        import psutil  # lazy: only ever in the background thread
+
+        self._psutil = psutil
+        self.pid = pid
+        self.root = psutil.Process(pid)
+        self.create_time: Optional[float] = self.root.create_time()
+        self._procs: Dict[int, Any] = {pid: self.root}
+        self._gpu_wanted = gpu
+        self._nvml: Any = None
+        self._handles: list = []
+        self.note: Optional[str] = None
+
+    # -- process tree -----------------------------------------------------
+
+    def _tree(self) -> Iterable[Any]:
+        psutil = self._psutil
+        try:
+            children = self.root.children(recursive=True)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            children = []
+        seen = {self.pid: self.root}
+        for child in children:
+            old = self._procs.get(child.pid)
+            # keep the cached object (its cpu_percent baseline) if it is the
+            # same process: psutil compares create times in __eq__
+            seen[child.pid] = old if old is not None and old == child else child
+        self._procs = seen
+        return seen.values()
+
+    def sample(self) -> Dict[str, Any]:
+        psutil = self._psutil
+        cpu = 0.0
+        rss = 0
+        threads = 0
+        nprocs = 0
+        pids: Set[int] = set()
+        for proc in self._tree():
+            try:
+                c = proc.cpu_percent(None)
+                m = proc.memory_info().rss
+                t = proc.num_threads()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+            except psutil.AccessDenied:
+                continue
+            cpu += c
+            rss += m
+            threads += t
+            nprocs += 1
+            pids.add(proc.pid)
+        return {
+            "cpu_percent": round(cpu, 1),
+            "rss_bytes": rss,
+            "gpu_memory_bytes": self._gpu_memory(pids),
+            "num_procs": nprocs,
+            "num_threads": threads,
+            "sampled_at": time.time(),
+        }
+
+    # -- GPU (NVML) -------------------------------------------------------
+
+    def _init_nvml(self) -> bool:
+        self._gpu_wanted = False  # try once
+        try:
+            import pynvml  # lazy: 20 ms, and only useful on a GPU box
+
+            pynvml.nvmlInit()
+        except Exception as e:  # no module, no driver, no GPU
+            self.note = "GPU memory not sampled: %s" % (str(e) or type(e).__name__)
+            return False
+        try:
+            count = pynvml.nvmlDeviceGetCount()
+            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        except Exception as e:
+            self.note = "GPU memory not sampled: %s" % (str(e) or type(e).__name__)
+            self._shutdown(pynvml)
+            return False
+        self._nvml = pynvml
+        return True
+
+    def _gpu_memory(self, pids: Set[int]) -> Optional[int]:
+        if self._nvml is None and not (self._gpu_wanted and self._init_nvml()):
+            return None
+        if not self._handles:
+            return None
+        nvml = self._nvml
+        total = 0
+        try:
+            for handle in self._handles:
+                per_pid: Dict[int, int] = {}
+                for getter in (nvml.nvmlDeviceGetComputeRunningProcesses, nvml.nvmlDeviceGetGraphicsRunningProcesses):
+                    try:
+                        procs = getter(handle)
+                    except nvml.NVMLError_NotSupported:  # e.g. graphics list on compute-only boards
+                        continue
+                    for p in procs:
+                        used = getattr(p, "usedGpuMemory", None)
+                        if p.pid in pids and isinstance(used, int):
+                            per_pid[p.pid] = max(per_pid.get(p.pid, 0), used)
+                total += sum(per_pid.values())
+        except Exception as e:
+            self.note = "GPU memory sampling disabled after an NVML error: %s" % (str(e) or type(e).__name__)
+            try:
+                sys.stderr.write("ttop: %s\n" % self.note)
+            except Exception:
+                pass
+            self.close()
+            return None
+        return total
+
+    @staticmethod
+    def _shutdown(nvml: Any) -> None:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        if self._nvml is not None:
+            self._shutdown(self._nvml)
+        self._nvml = None
+        self._handles = []
