@@ -30,10 +30,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import psutil
 
 from . import progress as P
-
-#: Two create times (seconds) closer than this are the same process. psutil
-#: derives create time from clock ticks since boot (10 ms resolution).
-CREATE_TIME_TOLERANCE = 0.01
+from .collect.procs import CREATE_TIME_TOLERANCE, same_process  # noqa: F401  (the collector's rule)
 
 #: The signals offered by the signal menu, in menu order.
 SIGNAL_NAMES = ("SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGSTOP", "SIGCONT", "SIGUSR1", "SIGUSR2")
@@ -78,7 +75,8 @@ def signal_name(sig: int) -> str:
 
 
 def same_create_time(a: Optional[float], b: Optional[float]) -> bool:
-    return a is not None and b is not None and abs(float(a) - float(b)) < CREATE_TIME_TOLERANCE
+    """Same process? The collector's rule (:data:`CREATE_TIME_TOLERANCE`)."""
+    return a is not None and b is not None and same_process(float(a), float(b))
 
 
 def process_alive(pid: Optional[int], create_time: Optional[float]) -> Optional[bool]:

@@ -143,6 +143,9 @@ class EditorScreen(Screen):
         ro = self.read_only_reason(run)
         if ro:
             out.append(_pad([(ro, R.ERROR)], width))
+        cerr = (run.data or {}).get("control_error") if run is not None else None
+        if isinstance(cerr, str) and cerr.strip():
+            out.append(_pad([("the run says: %s" % clean(cerr), R.ERROR)], width))
         out.append(_pad([], width))
         data = (run.data or {}) if run is not None else {}
         names = self._names(run)
