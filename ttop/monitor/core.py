@@ -782,8 +782,7 @@ class TrainingMonitor:
         with self._lock:
             for name, raw in values.items():
                 if name not in self.variables:
-                    known = ", ".join(sorted(self.variables)) or "none"
-                    refused.append("%s: not a tracked variable (tracked: %s)" % (name, known))
+                    refused.append("%s: not a tracked variable" % name)
                     continue
                 t = self._var_types.get(name)
                 if t is None:

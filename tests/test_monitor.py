@@ -1,0 +1,510 @@
+"""TrainingMonitor in-process: the file it writes, phases and epochs, track(),
+metric conversion, run-name sanitising, control edits, folder errors.
+
+Every test works on a real folder and reads the real file the monitor's
+background thread wrote."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, wait_until
+from ttop import progress as P
+from ttop.monitor import TrainingMonitor
+
+
+def read(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    # strict JSON: no NaN / Infinity literals
+    return json.loads(raw, parse_constant=lambda c: pytest.fail("non-strict JSON constant %s" % c))
+
+
+@pytest.fixture
+def make(progress_dir):
+    """TrainingMonitor factory (fast interval, no signal hooks); every monitor
+    is ended at teardown so no thread outlives the test."""
+    made = []
+
+    def _make(**kw):
+        kw.setdefault("folder", str(progress_dir))
+        kw.setdefault("run_name", "run")
+        kw.setdefault("interval", 0.05)
+        kw.setdefault("handle_signals", False)
+        kw.setdefault("gpu", False)
+        m = TrainingMonitor(**kw)
+        made.append(m)
+        return m
+
+    yield _make
+    for m in made:
+        if m.status == "RUNNING" and m._started:
+            m.set_canceled("test teardown")
+
+
+def field(m, key, pred, timeout=15):
+    """Wait until the file's ``key`` satisfies ``pred``; return the data."""
+
+    def check():
+        try:
+            d = read(m.path)
+        except (OSError, ValueError):
+            return None
+        return d if pred(d.get(key)) else None
+
+    return wait_until(check, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------
+# the seed API
+
+
+def test_seed_api_running_then_finished(progress_dir):
+    out = progress_dir / "tutorial.json"
+    monitor = TrainingMonitor(output_file=str(out), interval=0.05, handle_signals=False, gpu=False)
+    assert monitor.run_name == "tutorial" and monitor.path == str(out)
+    monitor.track_variables({"lr": 0.01, "batch_size": 32})
+    assert not out.exists()  # nothing before start_monitoring
+    monitor.start_monitoring()
+    d = read(out)  # written synchronously by start_monitoring
+    assert d["format"] == "ttop.progress/1" and d["status"] == "RUNNING" and d["run_name"] == "tutorial"
+    assert d["pid"] == os.getpid() and d["host"] == os.uname().nodename
+    assert d["variables"] == {"lr": 0.01, "batch_size": 32}
+    assert d["variable_types"] == {"lr": "float", "batch_size": "int"}
+    monitor.start_phase("train")
+    for i in range(25):
+        monitor.start_batch()
+        monitor.update_metrics(loss=1.0 / (i + 1))
+    d = field(monitor, "batch", lambda b: b == 25)
+    assert d["phase"] == "train" and d["train_batch"] == 25 and d["metrics"] == {"loss": 0.04}
+    monitor.end_phase()
+    monitor.set_finished()
+    d = read(out)  # written before set_finished returned
+    assert d["status"] == "FINISHED" and d["ended_at"] >= d["started_at"]
+    assert d["train_batch"] == 25 and d["phase"] is None and d["times"]["run"]["remaining"] == 0
+    assert not monitor._thread.is_alive()
+    time.sleep(0.2)
+    assert read(out)["updated_at"] == d["updated_at"]  # nothing written after the end
+
+
+def test_heartbeat_and_pid_create_time(make):
+    import psutil
+
+    m = make(run_name="beat")
+    m.start_monitoring()
+    first = read(m.path)["updated_at"]
+    d = field(m, "updated_at", lambda t: t > first + 0.1)
+    d = field(m, "pid_create_time", lambda t: t is not None)
+    assert d["pid_create_time"] == pytest.approx(psutil.Process().create_time(), abs=0.02)
+    assert d["heartbeat_interval"] == 0.05
+
+
+def test_epochs_validation_and_times(make):
+    m = make(total_epochs=3)
+    m.start_monitoring()
+    m.start_epoch(1)
+    m.start_phase("train", total_batches=10)
+    for _ in range(10):
+        m.start_batch()
+        time.sleep(0.02)
+    m.end_phase()
+    m.start_phase("validation", total_batches=4)
+    for _ in range(2):
+        m.start_batch()
+        time.sleep(0.02)
+    d = field(m, "phase", lambda p: p == "validation")
+    d = field(m, "val_batch", lambda b: b == 2)
+    assert (d["epoch"], d["total_epochs"]) == (1, 3)
+    assert (d["batch"], d["total_batches"]) == (2, 4)  # the current phase's own counter
+    assert (d["train_batch"], d["train_total_batches"]) == (10, 10)
+    assert d["val_total_batches"] == 4
+    t = d["times"]
+    assert t["train"]["remaining"] == 0 and t["train"]["elapsed"] >= 0.15
+    assert t["validation"]["last"] is None and t["validation"]["elapsed"] > 0
+    m.start_batch()
+    m.start_batch()
+    m.end_phase()
+    m.start_epoch()  # numbering continues: 2
+    m.start_phase("train", total_batches=10)
+    for _ in range(3):
+        m.start_batch()
+        time.sleep(0.05)
+    d = field(m, "rate", lambda r: r is not None and r > 0)
+    d = field(m, "epoch", lambda e: e == 2)
+    t = d["times"]
+    assert t["validation"]["last"] is not None and t["validation"]["last"] > 0.02
+    assert d["val_batch"] == 4  # kept from the finished validation phase
+    # remaining: 7 train batches at the current rate + one validation + one more epoch
+    assert t["epoch"]["remaining"] is not None and t["epoch"]["remaining"] > t["validation"]["last"] * 0.9
+    assert t["run"]["remaining"] > t["epoch"]["remaining"]
+    assert t["run"]["total"] == pytest.approx(t["run"]["elapsed"] + t["run"]["remaining"], abs=0.01)
+    m.set_finished()
+    d = read(m.path)
+    assert d["status"] == "FINISHED" and d["times"]["epoch"]["remaining"] == 0
+
+
+def test_phase_without_epochs_estimates_run_remaining(make):
+    m = make()
+    m.start_phase("train", total_batches=100)
+    for _ in range(10):
+        m.start_batch()
+        time.sleep(0.03)
+    d = field(m, "rate", lambda r: r is not None and r > 5)
+    rem = d["times"]["run"]["remaining"]
+    # 90 batches left at ~30/s: a few seconds (generous bounds for a loaded machine)
+    assert rem is not None and 0.5 < rem < 60
+    assert d["times"]["train"]["remaining"] == rem
+
+
+def test_track_uses_len_counts_and_ends_phase(make):
+    m = make()
+    seen = list(m.track(["a", "b", "c", "d", "e", "f", "g"], phase="train"))
+    assert seen == list("abcdefg")
+    d = field(m, "train_batch", lambda b: b == 7)
+    assert d["phase"] is None and d["train_total_batches"] == 7
+    # a generator has no len(): total unknown, still counted
+    for x in m.track((i for i in range(5)), phase="validation"):
+        pass
+    d = field(m, "val_batch", lambda b: b == 5)
+    assert d["val_total_batches"] is None
+    # break early: the phase still ends (generator closed), counters kept
+    for i in m.track(range(100), phase="train", total=None):
+        if i == 9:
+            break
+    d = field(m, "train_batch", lambda b: b == 10)
+    assert d["phase"] is None and d["train_total_batches"] == 100
+    # phase=None counts into the current phase
+    m.start_phase("loading")
+    for _ in m.track(range(3), phase=None):
+        pass
+    d = field(m, "batch", lambda b: b == 3)
+    assert d["phase"] == "loading" and d["total_batches"] == 3
+
+
+def test_phase_context_manager(make):
+    m = make()
+    with m.phase("validation", total_batches=2):
+        m.start_batch()
+        field(m, "phase", lambda p: p == "validation")
+    d = field(m, "times", lambda t: t["validation"]["last"] is not None)
+    assert d["val_batch"] == 1 and d["phase"] is None
+
+
+# ---------------------------------------------------------------------------
+# metric values
+
+
+def test_non_finite_and_numpy_metrics_keep_the_file_strict_json(make):
+    np = pytest.importorskip("numpy")
+
+    class Opaque:
+        def __str__(self):
+            return "opaque-object"
+
+    m = make()
+    m.start_monitoring()
+    m.update_metrics(
+        nan=float("nan"),
+        up=float("inf"),
+        down=-math.inf,
+        f32=np.float32(0.5),
+        i64=np.int64(7),
+        npnan=np.float64("nan"),
+        flag=True,
+        text="warmup",
+        obj=Opaque(),
+        none=None,
+    )
+    m.update_metrics({"val/loss": 0.25})  # names that are not identifiers
+    m.start_batch()
+    d = field(m, "metrics", lambda x: x and "val/loss" in x)
+    assert d["metrics"] == {
+        "nan": "NaN",
+        "up": "Infinity",
+        "down": "-Infinity",
+        "f32": 0.5,
+        "i64": 7,
+        "npnan": "NaN",
+        "flag": True,
+        "text": "warmup",
+        "obj": "opaque-object",
+        "none": None,
+        "val/loss": 0.25,
+    }
+    h = d["history"]
+    assert h["nan"][-1] is None and h["up"][-1] is None and h["f32"][-1] == 0.5 and h["text"][-1] is None
+    with open(m.path, "rb") as f:
+        P.parse_progress(f.read())  # and the readers' parser agrees
+
+
+def test_history_is_bounded(make):
+    m = make(history_size=5)
+    m.start_phase("train")
+    for i in range(12):
+        m.start_batch()
+        m.update_metrics(loss=float(i))
+        field(m, "batch", lambda b, i=i: b == i + 1)
+    d = read(m.path)
+    assert len(d["history"]["loss"]) == 5 and d["history"]["loss"][-1] == 11.0
+
+
+# ---------------------------------------------------------------------------
+# names and folders
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../escape", "../../etc/evil", "a/b/c", "nul\x00byte", "esc\x1b[31mred", "..", "/abs/path", "control_x", "tab\tname"],
+)
+def test_run_names_never_write_outside_the_folder(tmp_path, name):
+    folder = tmp_path / "deep" / "progress"
+    folder.parent.mkdir()
+    before = set(os.listdir(tmp_path)) | {"deep"}
+    m = TrainingMonitor(folder=str(folder), run_name=name, interval=0.05, handle_signals=False, capture_output=False)
+    m.start_monitoring()
+    m.set_finished()
+    assert set(os.listdir(tmp_path)) == before
+    assert os.listdir(folder.parent) == ["progress"]
+    files = os.listdir(folder)
+    assert files == [m.run_name + ".json"]
+    assert P.is_progress_filename(files[0]) and "/" not in m.run_name and "\x00" not in m.run_name
+    assert not any(ord(c) < 32 for c in m.run_name)
+    assert read(m.path)["run_name"] == m.run_name
+
+
+def test_output_file_seed_style_is_sanitised(tmp_path):
+    m = TrainingMonitor(output_file=str(tmp_path / ".hidden.json"), handle_signals=False)
+    assert m.folder == str(tmp_path) and m.run_name == "hidden"
+    with pytest.raises(ValueError):
+        TrainingMonitor(output_file=str(tmp_path / "a.json"), run_name="b")
+
+
+def test_default_folder_and_run_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    m = TrainingMonitor(handle_signals=False)
+    assert m.folder == "progress" and (tmp_path / "progress").is_dir()
+    assert m.run_name.endswith("-%d" % os.getpid()) and P.sanitize_run_name(m.run_name) == m.run_name
+
+
+def test_missing_parent_raises_clearly_at_construction(tmp_path):
+    folder = tmp_path / "no" / "such" / "progress"
+    with pytest.raises(FileNotFoundError) as e:
+        TrainingMonitor(folder=str(folder))
+    assert str(folder) in str(e.value) and "parent" in str(e.value)
+    assert not (tmp_path / "no").exists()
+
+
+def test_folder_that_is_a_file_raises(tmp_path):
+    f = tmp_path / "progress"
+    f.write_text("not a folder")
+    with pytest.raises(NotADirectoryError) as e:
+        TrainingMonitor(folder=str(f))
+    assert str(f) in str(e.value)
+
+
+def test_unwritable_folder_raises_at_construction(tmp_path):
+    """A real permission denial. As root, the check runs in a child whose
+    capabilities are dropped (setpriv), so the folder's mode applies."""
+    import shutil
+
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    os.chmod(folder, 0o555)
+    script = (
+        "import sys\n"
+        "from ttop import TrainingMonitor\n"
+        "try:\n"
+        "    TrainingMonitor(folder=sys.argv[1], run_name='x')\n"
+        "except PermissionError as e:\n"
+        "    print('PermissionError:', e)\n"
+        "    sys.exit(3)\n"
+    )
+    cmd = [sys.executable, "-c", script, str(folder)]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: cannot be denied")
+        cmd = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"] + cmd
+    r = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "not writable" in r.stdout and str(folder) in r.stdout
+    assert os.listdir(folder) == []
+
+
+def test_import_ttop_stays_light():
+    code = (
+        "import sys, ttop\n"
+        "heavy = ('curses', '_curses', 'pynvml', 'psutil')\n"
+        "assert not [m for m in heavy if m in sys.modules], sys.modules.keys()\n"
+        "TM = ttop.TrainingMonitor\n"
+        "import ttop.monitor\n"
+        "m = TM(folder=sys.argv[1], run_name='light')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run(
+            [sys.executable, "-c", code, d],
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------
+# variables and the control file
+
+
+def test_variables_live_dict_and_types(make):
+    np = pytest.importorskip("numpy")
+    m = make(variables={"lr": np.float32(0.5)})
+    m.track_variables({"batch_size": 32, "pause": False, "tag": "a", "layers": [1, 2]})
+    assert m.variables["lr"] == 0.5 and type(m.variables["lr"]) is float
+    m.start_monitoring()
+    d = read(m.path)
+    assert d["variable_types"] == {"lr": "float", "batch_size": "int", "pause": "bool", "tag": "str"}
+    assert d["variables"]["layers"] == [1, 2]  # shown, read-only
+    with pytest.raises(TypeError):
+        m.track_variables([("lr", 1.0)])
+
+
+def test_control_edit_applied_refused_and_acknowledged(make, progress_dir):
+    changes = []
+    m = make(on_variable_change=lambda n, o, v: changes.append((n, o, v)))
+    m.track_variables({"lr": 0.1, "batch_size": 32, "pause": False, "tag": "x", "layers": [1]})
+    m.start_monitoring()
+    P.write_control(
+        str(progress_dir), m.run_name, 1, {"lr": 1, "batch_size": "64", "pause": True, "nope": 3, "layers": [2]}
+    )
+    d = field(m, "control_seq", lambda s: s == 1)
+    assert m.variables["lr"] == 1.0 and type(m.variables["lr"]) is float  # float accepts int
+    assert m.variables["pause"] is True and m.variables["batch_size"] == 32 and m.variables["layers"] == [1]
+    assert d["variables"]["lr"] == 1.0 and d["variables"]["batch_size"] == 32
+    err = d["control_error"]
+    assert "batch_size: expected int" in err and "nope: not a tracked variable" in err and "layers: read-only" in err
+    assert "lr" not in err.replace("layers", "")  # an applied edit is not blamed
+    wait_until(lambda: len(changes) == 2)
+    assert sorted(changes) == [("lr", 0.1, 1.0), ("pause", False, True)]
+    # a clean edit clears the error
+    P.write_control(str(progress_dir), m.run_name, 2, {"batch_size": 64, "tag": "y"})
+    d = field(m, "control_seq", lambda s: s == 2)
+    assert d["control_error"] is None and m.variables["batch_size"] == 64 and m.variables["tag"] == "y"
+
+
+def test_two_quick_edits_last_writer_wins_and_old_seq_ignored(make, progress_dir):
+    m = make(interval=0.3)
+    m.track_variables({"lr": 0.1, "batch_size": 32})
+    m.start_monitoring()
+    # both written before the next poll (ttop writes the pending edits cumulatively)
+    P.write_control(str(progress_dir), m.run_name, 1, {"lr": 0.2})
+    P.write_control(str(progress_dir), m.run_name, 2, {"lr": 0.3, "batch_size": 64})
+    d = field(m, "control_seq", lambda s: s == 2)
+    assert d["variables"] == {"lr": 0.3, "batch_size": 64}
+    # an older seq is ignored
+    P.write_control(str(progress_dir), m.run_name, 1, {"lr": 9.0})
+    time.sleep(1.0)
+    d = read(m.path)
+    assert d["control_seq"] == 2 and m.variables["lr"] == 0.3
+
+
+def test_stale_control_file_from_an_earlier_run_is_not_applied(make, progress_dir):
+    P.write_control(str(progress_dir), "run", 5, {"lr": 9.0})
+    m = make(variables={"lr": 0.1})
+    m.start_monitoring()
+    time.sleep(0.4)
+    assert m.variables["lr"] == 0.1 and read(m.path)["control_seq"] == 0
+    P.write_control(str(progress_dir), "run", 6, {"lr": 0.2})  # ttop's next edit
+    field(m, "control_seq", lambda s: s == 6)
+    assert m.variables["lr"] == 0.2
+
+
+def _raw_control(progress_dir, data):
+    # written in place, not atomically: the reader must cope with anything
+    with open(P.control_path(str(progress_dir), "run"), "wb") as f:
+        f.write(data)
+
+
+@pytest.mark.parametrize(
+    "raw,reason",
+    [
+        (b"garbage{{{", "invalid JSON"),
+        (b'{"format": "ttop.control/1", "seq": 3, "variables": {"lr": 0.', "invalid JSON"),
+        (b"", "empty"),
+        (b"\xff\xfe\x00", "UTF-8"),
+        (b"[1, 2, 3]", "not a JSON object"),
+        (b'{"format": "ttop.control/1", "seq": "7", "variables": {}}', "seq"),
+        (b'{"format": "ttop.control/1", "seq": 7, "variables": [1]}', "variables"),
+        (b'{"format": "other/9", "seq": 7}', "format"),
+        (b"[" * 200000, "JSON"),
+        (b'{"format": "ttop.control/1", "seq": 7, "variables": {"pad": "' + b"x" * P.MAX_CONTROL_BYTES + b'"}}', "larger"),
+    ],
+    ids=["garbage", "truncated", "empty", "binary", "array", "seq-str", "vars-list", "format", "deep", "huge"],
+)
+def test_bad_control_files_never_raise_and_are_explained(make, progress_dir, raw, reason):
+    m = make(variables={"lr": 0.1})
+    m.start_phase("train")
+    _raw_control(progress_dir, raw)
+    d = field(m, "control_error", lambda e: e is not None)
+    assert reason in d["control_error"] and d["control_seq"] == 0 and d["status"] == "RUNNING"
+    for _ in range(5):  # the loop goes on
+        m.start_batch()
+    field(m, "batch", lambda b: b == 5)
+    assert m._thread.is_alive()
+    # a good file afterwards is applied
+    P.write_control(str(progress_dir), "run", 1, {"lr": 0.5})
+    d = field(m, "control_seq", lambda s: s == 1)
+    assert d["control_error"] is None and m.variables["lr"] == 0.5
+
+
+def test_wrong_typed_edit_explained_with_variable_name(make, progress_dir):
+    m = make(variables={"lr": 0.1, "steps": 10, "on": True})
+    m.start_monitoring()
+    P.write_control(str(progress_dir), "run", 1, {"steps": 2.5, "on": 1, "lr": "fast"})
+    d = field(m, "control_seq", lambda s: s == 1)
+    err = d["control_error"]
+    assert "steps: expected int" in err and "on: expected bool" in err and "lr: expected float" in err
+    assert m.variables == {"lr": 0.1, "steps": 10, "on": True}
+
+
+def test_callback_error_is_recorded_and_reported_once(make, progress_dir, capsys):
+    def boom(name, old, new):
+        raise ValueError("cannot apply %s" % name)
+
+    m = make(variables={"lr": 0.1}, on_variable_change=boom)
+    m.start_monitoring()
+    for seq in (1, 2):
+        P.write_control(str(progress_dir), "run", seq, {"lr": 0.1 * (seq + 1)})
+        d = field(m, "control_seq", lambda s, seq=seq: s == seq)
+        d = field(m, "control_error", lambda e: e is not None and "cannot apply" in e)
+    assert "on_variable_change('lr') raised ValueError" in d["control_error"]
+    assert m.variables["lr"] == pytest.approx(0.3)  # the value is applied all the same
+    err = capsys.readouterr().err
+    assert err.count("on_variable_change") == 1
+
+
+# ---------------------------------------------------------------------------
+# resources
+
+
+def test_resources_cover_the_process_tree(make, spawn):
+    m = make(resource_interval=0.1)
+    kids = [spawn([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
+    m.start_monitoring()
+    d = field(m, "resources", lambda r: r is not None and r["num_procs"] >= 3)
+    r = d["resources"]
+    assert r["rss_bytes"] > 10 * 1024 * 1024 and r["num_threads"] >= 4 and r["cpu_percent"] >= 0
+    assert r["gpu_memory_bytes"] is None  # gpu=False
+    assert r["sampled_at"] == pytest.approx(time.time(), abs=30)
+    for k in kids:
+        k.kill()
+        k.wait()
+    field(m, "resources", lambda r: r is not None and r["num_procs"] == 1)
