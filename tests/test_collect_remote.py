@@ -1,0 +1,89 @@
+"""A run on "another host": its own PID namespace and hostname (unshare), so
+the local collector cannot and must not look its processes up."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import wait_until
+from ttop.collect import Collector
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WRITER = os.path.join(HERE, "fakes", "progress_writer.py")
+UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--uts"]
+
+
+def unshare_allowed():
+    if shutil.which("unshare") is None:
+        return "unshare is not installed"
+    try:
+        r = subprocess.run(UNSHARE + ["sh", "-c", "hostname ttop-probe && hostname"], capture_output=True,
+                           timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "unshare failed: %s" % e
+    if r.returncode != 0 or r.stdout.strip() != b"ttop-probe":
+        return "unshare --pid --fork --mount-proc --uts is not permitted here: %s" % (
+            r.stderr.decode(errors="replace").strip() or r.returncode)
+    return None
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def test_run_in_another_pid_namespace_and_host(spawn, progress_dir):
+    why = unshare_allowed()
+    if why:
+        pytest.skip(why)
+    assert socket.gethostname() != "otherhost"
+    cmd = "hostname otherhost && exec %s %s --folder %s --name remote --children 2 --interval 0.2" % (
+        sys.executable, WRITER, progress_dir)
+    spawn(UNSHARE + ["sh", "-c", cmd])
+    path = str(progress_dir / "remote.json")
+    written = wait_until(lambda: (read_json(path) or {}).get("ready") and
+                         (read_json(path) or {}).get("resources", {}).get("num_procs") == 3 and read_json(path),
+                         timeout=30)
+    assert written["host"] == "otherhost"
+    assert written["pid"] == 1  # the writer is PID 1 of its namespace
+    c = Collector(str(progress_dir), interval=0.5, gpu=False, tpu=False)
+    c.collect()
+    s = c.collect()
+    r = s.run("remote")
+    assert r.host == "otherhost" and r.local is False
+    assert r.alive is None and r.status == "RUNNING" and not r.status_inferred
+    # never looked up here: local PID 1 (this machine's init) is not its process
+    assert r.processes == ()
+    assert r.resources.source == "reported"
+    assert r.resources.num_procs == 3 and r.resources.rss_bytes > 1_000_000
+    assert r.resources.num_threads >= 3
+    assert r.pid == 1 and not r.stale
+
+
+def test_remote_run_with_an_old_heartbeat_is_stale_not_killed(progress_dir):
+    from ttop.progress import write_json_atomic
+
+    now = time.time()
+    write_json_atomic(str(progress_dir / "far.json"),
+                      {"format": "ttop.progress/1", "run_name": "far", "status": "RUNNING",
+                       "updated_at": now - 120, "host": "gpu-node-7", "pid": os.getpid(),
+                       "pid_create_time": 1.0, "heartbeat_interval": 5,
+                       "resources": {"cpu_percent": 350.0, "rss_bytes": 7 << 30, "gpu_memory_bytes": 3 << 30,
+                                     "num_procs": 5, "num_threads": 40, "sampled_at": now - 120}})
+    r = Collector(str(progress_dir), gpu=False, tpu=False).collect().run("far")
+    assert r.local is False and r.alive is None
+    assert r.status == "RUNNING" and not r.status_inferred  # a remote run is never declared dead here
+    assert r.stale and r.stale_reason == "no heartbeat for 2 min"
+    assert r.processes == ()  # os.getpid() names a process here, but not this run's
+    assert r.resources.cpu_percent == 350.0 and r.resources.gpu_memory_bytes == 3 << 30
+    assert r.resources.num_procs == 5 and r.resources.sampled_at == pytest.approx(now - 120)
