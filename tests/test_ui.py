@@ -1,0 +1,460 @@
+"""The curses monitor, driven for real: ``python -m ttop FOLDER`` in a
+pseudo-terminal (tests/ptyharness.py), against a folder with live demo jobs
+(examples/demo_job.py) and a set of ended runs. Every key has a test that
+presses it and asserts on the screen."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import wait_until
+from ptyharness import KEYS, TtopTerm, ttop_term  # noqa: F401  (fixture)
+from ttop.progress import write_json_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo_job.py"
+WRITER = ROOT / "tests" / "fakes" / "progress_writer.py"
+LIVE = ("live-a", "live-b", "live-c")
+ENDED = [("old-%02d" % i, st) for i, st in enumerate(["FINISHED", "FAILED", "CANCELED", "KILLED"] * 8)]
+
+
+def _start_live(folder: Path, name: str) -> subprocess.Popen:
+    if DEMO.exists():
+        args = [sys.executable, str(DEMO), "--folder", str(folder), "--name", name, "--epochs", "1000",
+                "--batches", "40", "--val-batches", "8", "--batch-time", "0.1", "--workers", "1"]
+    else:  # until the demo job lands: a real process writing real progress files
+        args = [sys.executable, str(WRITER), "--folder", str(folder), "--name", name, "--children", "1",
+                "--threads", "2", "--interval", "0.2"]
+    return subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+
+
+def _ended_doc(name: str, status: str) -> dict:
+    now = time.time()
+    return {"format": "ttop.progress/1", "run_name": name, "status": status, "updated_at": now - 100,
+            "started_at": now - 4000, "ended_at": now - 100, "phase": "train", "epoch": 3, "total_epochs": 3,
+            "train_batch": 500, "train_total_batches": 500, "host": socket.gethostname(),
+            "times": {"run": {"elapsed": 3900, "remaining": 0, "total": 3900}}}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ui") / "progress"
+    d.mkdir()
+    for name, st in ENDED:
+        write_json_atomic(str(d / (name + ".json")), _ended_doc(name, st))
+    procs = [_start_live(d, n) for n in LIVE]
+    try:
+        wait_until(lambda: all((d / (n + ".json")).exists() for n in LIVE), timeout=30)
+        yield d
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            p.wait(timeout=10)
+
+
+def start(ttop_term, folder, *args, **kw) -> TtopTerm:
+    t = ttop_term(folder, *args, **kw)
+    t.wait_for("Run Name", msg="the table never showed")
+    t.wait_for(LIVE[0], msg="the live run never showed")
+    return t
+
+
+def selected_name(t: TtopTerm):
+    """Name (first word) of the row drawn reversed, or None."""
+    for y in range(t.rows):
+        cells = t.row_cells(y)
+        if len(cells) > 3 and all(c.reverse for c in cells[:4]) and t.line(y).strip() and not t.line(y).startswith("Run Name"):
+            return t.line(y).split()[0]
+    return None
+
+
+def table_names(t: TtopTerm):
+    names = []
+    for line in t.display:
+        w = line.split()[:1]
+        if w and (w[0].startswith("old-") or w[0].startswith("live-")):
+            names.append(w[0])
+    return names
+
+
+ALL_SORTED = sorted([n for n, _ in ENDED] + list(LIVE))
+
+
+# ---------------------------------------------------------------------------
+# the main table
+
+
+def test_main_screen_shows_runs_header_and_footer(ttop_term, folder):
+    t = start(ttop_term, folder, cols=150, rows=50)
+    t.wait_for(lambda t: set(LIVE) <= set(table_names(t)))
+    t.wait_for("3 running")
+    text = t.text
+    assert "Run Name" in text and "Status" in text and "Batch" in text
+    assert "CPU [" in t.line(0) and "RAM [" in t.line(0)
+    assert "q quit" in t.line(t.rows - 1)
+    y = t.row_of("old-01 ")
+    assert "FAILED" in t.line(y) and "1h05m" in t.line(y)
+    y = t.row_of("live-a ")
+    assert "RUNNING" in t.line(y)
+    # first row selected (reversed), ended runs coloured by status
+    assert selected_name(t) == ALL_SORTED[0]
+    x = t.line(t.row_of("old-01 ")).index("FAILED")
+    assert t.cell(x, t.row_of("old-01 ")).fg == "red"
+
+
+def test_down_up_move_selection(ttop_term, folder):
+    t = start(ttop_term, folder)
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[0])
+    t.press("DOWN")
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[1])
+    t.press("DOWN", "DOWN")
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[3])
+    t.press("UP")
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[2])
+
+
+def test_pgdn_pgup_end_home(ttop_term, folder):
+    t = start(ttop_term, folder, rows=20)
+    first_body = t.row_of("Run Name") + 1
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[0])
+    t.press("PGDN")
+    # a page down: the selection lands on the last table line, the view scrolled
+    t.wait_for(lambda t: selected_name(t) not in (None, ALL_SORTED[0]) and t.line(first_body).split()[0] != ALL_SORTED[0])
+    page = ALL_SORTED.index(selected_name(t))
+    assert page >= 5
+    t.press("PGUP")
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[0] and t.line(first_body).startswith(ALL_SORTED[0]))
+    t.press("END")
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[-1])
+    assert ALL_SORTED[0] not in table_names(t)
+    t.press("HOME")
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[0])
+
+
+def test_left_right_scroll_columns_name_stays(ttop_term, folder):
+    t = start(ttop_term, folder, cols=80)
+    hdr = t.row_of("Run Name")
+    assert "Status" in t.line(hdr) and "CPU" not in t.line(hdr)
+    for _ in range(18):
+        t.press("RIGHT")
+    t.wait_for(lambda t: "CPU" in t.line(hdr) and "Status" not in t.line(hdr))
+    assert t.line(hdr).startswith("Run Name")
+    assert "live-a" in t.text  # the name column stayed
+    t.wait_for("Wandb URL")
+    for _ in range(18):
+        t.press("LEFT")
+    t.wait_for(lambda t: "Status" in t.line(hdr))
+
+
+def test_s_cycles_status_filter(ttop_term, folder):
+    t = start(ttop_term, folder, rows=50)
+    t.press("s")
+    t.wait_for("status=RUNNING")
+    t.wait_for(lambda t: set(table_names(t)) == set(LIVE))
+    t.press("s")
+    t.wait_for("status=FINISHED")
+    t.wait_for(lambda t: set(table_names(t)) == {n for n, st in ENDED if st == "FINISHED"})
+    for st in ("CANCELED", "FAILED", "KILLED"):
+        t.press("s")
+        t.wait_for("status=" + st)
+        t.wait_for(lambda t, st=st: set(table_names(t)) == {n for n, s in ENDED if s == st})
+    t.press("s")
+    t.wait_gone("status=")
+    t.wait_for(lambda t: len(table_names(t)) == len(ALL_SORTED))
+
+
+def test_f_name_filter_live_enter_and_esc(ttop_term, folder):
+    t = start(ttop_term, folder, rows=50)
+    t.press("f")
+    t.wait_for("Filter:")
+    t.send("old-1")
+    t.wait_for("Filter: old-1")
+    # applied live while typing
+    t.wait_for(lambda t: table_names(t) == sorted(n for n, _ in ENDED if "old-1" in n))
+    t.press("ENTER")
+    t.wait_gone("Filter:")
+    t.wait_for("name~old-1")
+    assert table_names(t) == sorted(n for n, _ in ENDED if "old-1" in n)
+    # f again, Esc cancels the edit and keeps the confirmed filter
+    t.press("f")
+    t.wait_for("Filter: old-1")
+    t.send("9")
+    t.wait_for(lambda t: table_names(t) == ["old-19"])
+    t.press("ESC")
+    t.wait_gone("Filter:")
+    t.wait_for(lambda t: table_names(t) == sorted(n for n, _ in ENDED if "old-1" in n))
+    # Backspace while typing
+    t.press("f", "BACKSPACE", "BACKSPACE", "BACKSPACE", "BACKSPACE", "BACKSPACE", "l", "i", "ENTER")
+    t.wait_for(lambda t: set(table_names(t)) == set(LIVE))
+
+
+def test_esc_clears_filters_and_resets_view(ttop_term, folder):
+    t = start(ttop_term, folder, rows=50, cols=120)
+    t.press("s", "s", "f", "0", "ENTER", "RIGHT", "RIGHT")
+    t.wait_for("status=FINISHED")
+    t.wait_for("name~0")
+    hdr = t.row_of("Run Name")
+    t.wait_for(lambda t: "Run Name <" in t.line(hdr))
+    t.press("ESC")
+    t.wait_gone("status=FINISHED")
+    t.wait_gone("name~0")
+    t.wait_for(lambda t: "Status" in t.line(hdr) and "<" not in t.line(hdr))
+    t.wait_for(lambda t: len(table_names(t)) == len(ALL_SORTED))
+
+
+def test_selection_follows_run_across_refresh_and_filters(ttop_term, folder):
+    t = start(ttop_term, folder, rows=50)
+    target = "old-12"
+    for _ in range(ALL_SORTED.index(target)):
+        t.press("DOWN")
+    t.wait_for(lambda t: selected_name(t) == target)
+    # a new run sorting before it appears: the same run stays selected
+    extra = folder / "old-00a.json"
+    write_json_atomic(str(extra), _ended_doc("old-00a", "FINISHED"))
+    try:
+        t.wait_for("old-00a")
+        t.wait_quiet(0.3)
+        assert selected_name(t) == target
+        # filter that keeps it, then filter that hides it, then clear: back on it
+        t.press("f", "1", "ENTER")
+        t.wait_for("name~1")
+        t.wait_for(lambda t: selected_name(t) == target)
+        t.press("s", "s", "s", "s")  # FAILED... old-12 is CANCELED
+        t.wait_for("status=FAILED")
+        t.wait_for(lambda t: selected_name(t) != target)
+        t.press("ESC")
+        t.wait_for(lambda t: selected_name(t) == target)
+    finally:
+        extra.unlink()
+
+
+def test_t_expands_into_process_and_thread_rows(ttop_term, folder):
+    t = start(ttop_term, folder, rows=60, cols=150)
+    for _ in range(ALL_SORTED.index("live-a")):
+        t.press("DOWN")
+    t.wait_for(lambda t: selected_name(t) == "live-a")
+    t.press("t")
+    t.wait_for("[P]")
+    t.wait_for("[T]")
+    y = t.row_of("[P]")
+    assert t.line(y).startswith("  [P] ")  # indented under its run
+    ty = t.row_of("[T]")
+    assert t.line(ty).startswith("    [T] ") or t.line(ty).startswith("      [T] ")
+    tid = int(t.line(ty).split()[1])
+    assert os.path.exists("/proc/%d/task/%d" % (tid, tid)) or any(
+        os.path.exists("/proc/%d/task/%d" % (p.pid, tid)) for p in psutil.process_iter())
+    # the run's row stays selected; t again collapses
+    assert selected_name(t) == "live-a"
+    t.press("t")
+    t.wait_gone("[P]")
+    t.wait_gone("[T]")
+
+
+def _batch_cell(t: TtopTerm, name: str) -> str:
+    y = t.row_of(name + " ")
+    return t.line(y)[:70] if y is not None else ""
+
+
+def test_r_refreshes_now(ttop_term, folder):
+    # a long interval: without r the live rows would not change for 60 s
+    t = start(ttop_term, folder, interval="60")
+    time.sleep(0.5)
+    before = _batch_cell(t, "live-a")
+    t.press("r")
+    t.wait_for(lambda t: _batch_cell(t, "live-a") != before, msg="r did not refresh")
+    assert b"refreshing" in bytes(t.raw)
+
+
+def test_p_pauses_and_resumes(ttop_term, folder):
+    t = start(ttop_term, folder)
+    t.press("p")
+    t.wait_for("PAUSED")
+    frozen = _batch_cell(t, "live-a")
+    time.sleep(2.0)  # several collector cycles at -i 0.5
+    assert _batch_cell(t, "live-a") == frozen, t.dump()
+    assert "PAUSED" in t.text
+    t.press("p")
+    t.wait_gone("PAUSED")
+    t.wait_for(lambda t: _batch_cell(t, "live-a") != frozen)
+
+
+@pytest.mark.parametrize("key", ["h", "?"])
+def test_help_screen(ttop_term, folder, key):
+    t = start(ttop_term, folder, rows=40)
+    t.press(key)
+    t.wait_for("ttop keys")
+    for k in ("q / Ctrl+C", "Home / End", "signal all RUNNING runs", "KILLED*", "stale"):
+        t.wait_for(k)
+    t.press("x")  # any other key closes
+    t.wait_gone("ttop keys")
+    t.wait_for("Run Name")
+
+
+# ---------------------------------------------------------------------------
+# quitting and the terminal
+
+
+def _shell(folder, *extra, env=None, cols=100, rows=30):
+    # the shell survives a Ctrl+C (trap) and reports how ttop left the terminal
+    cmd = "trap : INT; %s -m ttop %s -i 0.5 %s; echo EXIT=$?; stty -a; echo DONE" % (sys.executable, folder, " ".join(extra))
+    return TtopTerm(["/bin/sh", "-c", cmd], cols=cols, rows=rows, env=env)
+
+
+def _ttop_child(t: TtopTerm) -> psutil.Process:
+    def find():
+        for c in psutil.Process(t.proc.pid).children(recursive=True):
+            if "ttop" in " ".join(c.cmdline()):
+                return c
+        return None
+    return wait_until(find, timeout=15)
+
+
+def _restored(t: TtopTerm, status: int) -> None:
+    t.wait_for("DONE")
+    assert t.wait_exit() == 0
+    text = "\n".join(t.display)
+    assert "EXIT=%d" % status in text, t.dump()
+    flags = text.split()
+    assert "echo" in flags and "icanon" in flags and "-echo" not in flags, t.dump()
+    raw = bytes(t.raw)
+    assert b"\x1b[?25h" in raw  # the cursor was made visible again
+
+
+@pytest.mark.parametrize("key,status", [("q", 0), ("CTRL_C", 0)])
+def test_quit_restores_terminal(folder, key, status):
+    t = _shell(folder)
+    try:
+        t.wait_for("live-a")
+        t.press(key)
+        _restored(t, status)
+    finally:
+        t.close()
+
+
+def test_sigterm_restores_terminal(folder):
+    t = _shell(folder)
+    try:
+        t.wait_for("live-a")
+        _ttop_child(t).send_signal(signal.SIGTERM)
+        _restored(t, 143)
+    finally:
+        t.close()
+
+
+def test_resize_shrink_and_grow(ttop_term, folder):
+    t = start(ttop_term, folder, cols=120, rows=30)
+    t.resize(40, 10)
+    t.wait_for(lambda t: t.line(0).startswith(os.uname().nodename[:5]) or "CPU" in t.line(0))
+    t.wait_for(lambda t: "Run Name" in t.text and "q quit" in t.line(9))
+    assert all(len(l) == 40 for l in t.display)
+    t.resize(30, 8)
+    t.wait_for("ttop needs at least 40x10 (now 30x8)"[:30])
+    t.resize(120, 30)
+    t.wait_for(lambda t: "Run Name" in t.text and "q quit" in t.line(29) and "Status" in t.text)
+    t.wait_gone("ttop needs")
+    # still responsive
+    t.press("DOWN")
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[1])
+
+
+def test_no_color_is_monochrome(ttop_term, folder):
+    t = start(ttop_term, folder, env={"NO_COLOR": "1"}, rows=45)
+    t.wait_for(lambda t: t.row_of("old-01 ") is not None)
+    t.wait_quiet(0.3)
+    for y in range(t.rows):
+        for c in t.row_cells(y):
+            assert c.fg == "default" and c.bg == "default", (y, c, t.dump())
+    # the selected row still stands out (reverse), failed runs still bold
+    assert selected_name(t) == ALL_SORTED[0]
+    y = t.row_of("old-01 ")
+    assert t.cell(t.line(y).index("FAILED"), y).bold
+
+
+def test_eight_colours_distinguish_statuses(ttop_term, folder):
+    t = start(ttop_term, folder, rows=45)
+    t.wait_quiet(0.3)
+    seen = {}
+    for name, st in ENDED[:4]:
+        y = t.row_of(name + " ")
+        c = t.cell(t.line(y).index(st), y)
+        seen[st] = (c.fg, c.bold, c.underscore)
+    assert len(set(seen.values())) == 4, seen
+
+
+def test_ascii_option(ttop_term, folder):
+    t = start(ttop_term, folder, "--ascii", rows=40)
+    t.wait_for("CPU [")
+    t.wait_quiet(0.3)
+    assert all(line.isascii() for line in t.display), t.dump()
+    assert "#" in t.line(0) or "." in t.line(0)
+
+
+def test_non_utf8_locale_falls_back_to_ascii(ttop_term, folder):
+    t = start(ttop_term, folder, env={"LANG": "C", "LC_ALL": "C"}, rows=40)
+    t.wait_quiet(0.3)
+    assert all(line.isascii() for line in t.display), t.dump()
+
+
+def test_bad_names_do_not_break_the_screen(ttop_term, tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    names = {"wide": "\u5b66\u7fd2\u5b9f\u9a13-\u65e5\u672c\u8a9e-\u30c6\u30b9\u30c8-\u5927\u304d\u306a\u30e2\u30c7\u30eb",
+             "ctrl": "evil\x1b[2J\x1b]0;pwned\x07\r\nname\x1b[31m", "long": "L" * 180}
+    for key, name in names.items():
+        doc = _ended_doc(name, "FAILED")
+        doc["rate"] = "NaN"
+        doc["epoch"] = 10 ** 15
+        write_json_atomic(str(d / (key + ".json")), doc)
+    t = ttop_term(d, cols=80, rows=12)
+    t.wait_for("Run Name")
+    t.wait_for("evil")
+    t.wait_for("\u5b66\u7fd2")
+    t.wait_quiet(0.3)
+    raw = bytes(t.raw)
+    assert b"\x1b[2J" not in raw and b"pwned\x07" not in raw and b"\x1b]0;" not in raw
+    assert t.line(t.row_of("evil")).startswith("evil  name ")  # escapes dropped, newline -> space
+    assert "LLLLLLL" in t.text and "L" * 40 not in t.text
+    assert t.row_of("q quit") == 11
+
+
+def test_thousand_runs_end_home(ttop_term, tmp_path):
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(1000):
+        write_json_atomic(str(d / ("run-%04d.json" % i)), _ended_doc("run-%04d" % i, "FINISHED"))
+    t = ttop_term(d, cols=100, rows=30)
+    t.wait_for("run-0000")
+    t.wait_for("1000 finished")
+    t0 = time.monotonic()
+    t.press("END")
+    t.wait_for(lambda t: selected_name(t) == "run-0999")
+    t.press("HOME")
+    t.wait_for(lambda t: selected_name(t) == "run-0000")
+    for _ in range(30):
+        t.press("PGDN")
+    t.wait_for(lambda t: selected_name(t) not in (None, "run-0000") and int(selected_name(t)[4:]) > 500)
+    assert time.monotonic() - t0 < 10
+
+
+def test_lever_keys_never_crash(ttop_term, folder):
+    t = start(ttop_term, folder)
+    for key in ("e", "o", "k", "l", "c"):
+        t.press(key)
+        time.sleep(0.2)
+        t.press("ESC")
+        time.sleep(0.2)
+    t.press("q")
+    t.wait_for(lambda t: not t.proc.isalive(), msg="q did not quit after the lever keys")
+    assert t.wait_exit() == 0
