@@ -104,7 +104,7 @@ def test_editor_lists_validates_writes_and_tracks_state(progress_dir):
     ctrl = json.loads((progress_dir / "control_exp.json").read_text())
     assert ctrl == {"format": "ttop.control/1", "seq": 1, "variables": {"lr": 0.01}}
     text = ctx.text()
-    assert "lr = 0.01 written (seq 1)" in text
+    assert "lr = 0.01 written to the control file (seq 1)" in text
     assert "pending #1 (0.01)" in text
     # a second edit before the run acknowledged: both in the file, in order
     ctx.keys("DOWN", "ENTER", *"20", "ENTER")

@@ -40,11 +40,11 @@ def wrap_text(text: str, cells: int) -> List[str]:
 
 
 def boxed(title: str, body: Sequence[Tuple[str, str]], width: int, height: int, ascii: bool = False,
-          footer: str = "", min_inner: int = 30) -> List[Line]:
+          footer: str = "", min_inner: int = 30, max_inner: int = 76) -> List[Line]:
     """A box around ``body`` (pairs of (text, role), wrapped to fit) with a
     title on the top border and ``footer`` on the bottom border."""
     b = _ASCII_BOX if ascii else _BOX
-    max_inner = max(10, width - 4)
+    max_inner = max(10, min(max_inner, width - 4))
     natural = max([text_width(clean(t)) for t, _ in body] + [text_width(clean(title)) + 2, text_width(footer) + 2, min_inner])
     inner = min(max_inner, natural)
     rows: List[Tuple[str, str]] = []

@@ -314,7 +314,7 @@ class EditorScreen(Screen):
         for n, v in written.items():
             self.edits[str(n)] = Edit(seq, v)
         self.editing = None
-        self.message = ("%s = %s written (seq %d); pending until the run applies it" % (
+        self.message = ("%s = %s written to the control file (seq %d)" % (
             clean(name), clean(value_text(value)), seq), False)
         try:
             ctx.refresh_now()
