@@ -21,20 +21,24 @@ from ttop.progress import write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo_job.py"
-WRITER = ROOT / "tests" / "fakes" / "progress_writer.py"
 LIVE = ("live-a", "live-b", "live-c")
 ENDED = [("old-%02d" % i, st) for i, st in enumerate(["FINISHED", "FAILED", "CANCELED", "KILLED"] * 8)]
 
 
-def _start_live(folder: Path, name: str) -> subprocess.Popen:
-    if DEMO.exists():
-        args = [sys.executable, str(DEMO), "--folder", str(folder), "--name", name, "--epochs", "1000",
-                "--batches", "40", "--val-batches", "8", "--batch-time", "0.1", "--workers", "1"]
-    else:  # until the demo job lands: a real process writing real progress files
-        args = [sys.executable, str(WRITER), "--folder", str(folder), "--name", name, "--children", "1",
-                "--threads", "2", "--interval", "0.2"]
+def _start_live(folder: Path, name: str, epochs: int = 1000) -> subprocess.Popen:
+    args = [sys.executable, str(DEMO), "--folder", str(folder), "--name", name, "--epochs", str(epochs),
+            "--batches", "40", "--val-batches", "8", "--batch-time", "0.1", "--workers", "1",
+            "--work", "2000", "--interval", "0.3"]
     return subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+
+
+def _kill(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    p.wait(timeout=10)
 
 
 def _ended_doc(name: str, status: str) -> dict:
@@ -57,11 +61,7 @@ def folder(tmp_path_factory):
         yield d
     finally:
         for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            p.wait(timeout=10)
+            _kill(p)
 
 
 def start(ttop_term, folder, *args, **kw) -> TtopTerm:
@@ -458,3 +458,56 @@ def test_lever_keys_never_crash(ttop_term, folder):
     t.press("q")
     t.wait_for(lambda t: not t.proc.isalive(), msg="q did not quit after the lever keys")
     assert t.wait_exit() == 0
+
+
+def test_inferred_killed_is_distinct_from_reported(ttop_term, tmp_path):
+    d = tmp_path / "killed"
+    d.mkdir()
+    write_json_atomic(str(d / "reported.json"), _ended_doc("reported", "KILLED"))
+    p = _start_live(d, "victim")
+    try:
+        t = ttop_term(d, cols=100, rows=20)
+        t.wait_for(lambda t: t.row_of("victim ") is not None and "RUNNING" in t.line(t.row_of("victim ")))
+    finally:
+        _kill(p)  # SIGKILL: the run cannot report anything
+    t.wait_for("KILLED*", timeout=30)
+    t.wait_for("* inferred: process gone")
+    yv, yr = t.row_of("victim "), t.row_of("reported ")
+    xv, xr = t.line(yv).index("KILLED*"), t.line(yr).index("KILLED")
+    assert "KILLED*" not in t.line(yr)
+    cv, cr = t.cell(xv, yv), t.cell(xr, yr)
+    assert (cv.fg, cv.bold, cv.underscore, cv.reverse) != (cr.fg, cr.bold, cr.underscore, cr.reverse)
+
+
+CRASH = """
+import sys
+from ttop.collect import Collector
+from ttop.ui import main_screen
+from ttop.ui.app import run_ui
+orig = main_screen.MainScreen.on_key
+def on_key(self, key, ctx):
+    if key == "X":
+        raise RuntimeError("boom from a key handler")
+    return orig(self, key, ctx)
+main_screen.MainScreen.on_key = on_key
+sys.exit(run_ui(Collector(sys.argv[1], interval=0.5)))
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_exception_restores_terminal_and_reports_one_line(folder, debug):
+    env = {"TTOP_DEBUG": "1"} if debug else None
+    cmd = "trap : INT; %s -c '%s' %s; echo EXIT=$?; stty -a; echo DONE" % (sys.executable, CRASH, folder)
+    t = TtopTerm(["/bin/sh", "-c", cmd], cols=120, rows=40, env=env)
+    try:
+        t.wait_for("live-a")
+        t.press("X")
+        t.wait_for("DONE")
+        text = t.text
+        assert "EXIT=1" in text
+        assert "ttop: error: RuntimeError: boom from a key handler" in text
+        assert ("Traceback" in text) == debug
+        flags = text.split()
+        assert "echo" in flags and "icanon" in flags, t.dump()
+    finally:
+        t.close()
