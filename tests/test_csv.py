@@ -249,3 +249,46 @@ def test_short_write_is_truncated_back(tmp_path, monkeypatch):
     assert errors and "short write" in errors[0]
     sink.write(snap(3, [run("a")]))
     assert len(read_csv(str(tmp_path / "a_matrix.csv"))) == 3
+
+
+def test_overall_is_throttled_but_exact_on_status_change_and_close(tmp_path):
+    clock = Clock()
+    sink = CsvSink(str(tmp_path), 1.0, clock=clock, overall_every=10.0)
+    overall = tmp_path / "a_overall.csv"
+
+    def samples():
+        return int(pd.read_csv(overall)["samples"][0])
+
+    sink.maybe_write(snap(1, [run("a")]))
+    assert samples() == 1  # first row: summary written at once
+    for seq in range(2, 6):
+        clock.t += 2
+        sink.maybe_write(snap(seq, [run("a")]))
+    assert samples() == 1  # 8 s later: not yet rewritten
+    clock.t += 2
+    sink.maybe_write(snap(6, [run("a")]))
+    assert samples() == 6  # 10 s: rewritten
+    clock.t += 1
+    sink.maybe_write(snap(7, [run("a")]))
+    assert samples() == 6
+    clock.t += 1
+    sink.maybe_write(snap(8, [run("a", status="FAILED")]))
+    assert samples() == 8 and pd.read_csv(overall)["status"][0] == "FAILED"  # status change: at once
+    clock.t += 1
+    sink.maybe_write(snap(9, [run("b")]))
+    sink.close()
+    assert samples() == 8 and int(pd.read_csv(tmp_path / "b_overall.csv")["samples"][0]) == 1
+    assert not sink.maybe_write(snap(10, [run("b")]))  # closed
+
+
+def test_stale_temp_file_or_planted_link_is_not_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(str(victim), str(out / (".a_overall.csv.%d.tmp" % os.getpid())))
+    sink = CsvSink(str(out), 1.0, clock=Clock())
+    sink.write(snap(1, [run("a")]))
+    assert victim.read_text() == "precious"
+    assert int(pd.read_csv(out / "a_overall.csv")["samples"][0]) == 1
+    assert sorted(os.listdir(out)) == ["a_matrix.csv", "a_overall.csv"]

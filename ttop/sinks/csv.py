@@ -27,7 +27,10 @@ last seconds the OS had not flushed.
 
 ``<run>_overall.csv``: a header and one row summarising the run (start, end,
 duration, final status, min/mean/max of each resource over the samples,
-sample count), rewritten atomically (temp + ``os.replace``) after each write.
+sample count), rewritten atomically (temp + ``os.replace``): at the run's
+first row, whenever its status changes, at most every :data:`OVERALL_EVERY`
+seconds in between, and when the sink closes. (Rewriting it at every sample
+cost more than everything else the sink does together.)
 When ttop restarts with an existing matrix file it appends to it and the
 summary continues from the rows already there.
 
@@ -42,7 +45,6 @@ import hashlib
 import io
 import math
 import os
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -87,6 +89,9 @@ OVERALL_COLUMNS = (
 ) + tuple("%s_%s" % (r, s) for r in SUMMARY_RESOURCES for s in ("min", "mean", "max"))
 
 MATRIX_SUFFIX = "_matrix.csv"
+#: While a run is RUNNING its summary is rewritten at most this often (s); at
+#: once when its status changes, and when the sink closes.
+OVERALL_EVERY = 10.0
 #: Permissions of the CSV files (readable by the people who analyse them).
 FILE_MODE = 0o644
 OVERALL_SUFFIX = "_overall.csv"
@@ -152,14 +157,26 @@ def _num(value: Any) -> Optional[float]:
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a hidden temp file in the same folder and
-    :func:`os.replace`."""
+    """Write ``text`` to ``path`` via a hidden temp file in the same folder
+    (``.<name>.<pid>.tmp``, created with ``O_EXCL`` so it never follows a
+    planted link; a stale one left by a killed ttop is removed first) and
+    :func:`os.replace`. Cheaper than :func:`tempfile.mkstemp`, which matters
+    at one summary per run per write."""
     folder, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder or ".")
+    tmp = os.path.join(folder, ".%s.%d.tmp" % (name, os.getpid()))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        fd = os.open(tmp, flags, FILE_MODE)
+    except FileExistsError:
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, FILE_MODE)
+    try:
+        try:
+            data = text.encode("utf-8")
+            if os.write(fd, data) != len(data):
+                raise OSError("short write to %s" % tmp)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -223,6 +240,9 @@ class _RunFiles:
         self.reason = ""
         self.started_at: Optional[float] = None
         self.ended_at: Optional[float] = None
+        self.overall_at: Optional[float] = None  # sink clock of the last summary write
+        self.overall_status: Optional[str] = None
+        self.dirty = False  # samples not yet in the summary file
         self._load()
 
     # existing file (restart): adopt its header, continue its summary
@@ -375,6 +395,8 @@ class _RunFiles:
         for r in SUMMARY_RESOURCES:
             row.extend(self.aggs[r].cells())
         write_text_atomic(self.overall_path, _csv_text([OVERALL_COLUMNS, row]))
+        self.dirty = False
+        self.overall_status = self.status
 
 
 # ---------------------------------------------------------------------------
@@ -399,6 +421,7 @@ class CsvSink:
         *,
         on_error: Optional[Callable[[str], None]] = None,
         clock: Callable[[], float] = time.monotonic,
+        overall_every: float = OVERALL_EVERY,
     ) -> None:
         if not (interval > 0):
             raise ValueError("interval must be > 0")
@@ -407,6 +430,7 @@ class CsvSink:
         if not os.access(self.csv_dir, os.W_OK | os.X_OK):
             raise PermissionError("cannot write to %s" % self.csv_dir)
         self.interval = float(interval)
+        self.overall_every = float(overall_every)
         self.on_error = on_error
         self.last_error: Optional[str] = None
         self.rows_written = 0
@@ -439,7 +463,7 @@ class CsvSink:
                 return False
             self._last_write = now
             self._last_seq = snapshot.seq
-            self._write(snapshot)
+            self._write(snapshot, now)
             return True
 
     def write(self, snapshot: Any) -> None:
@@ -447,9 +471,9 @@ class CsvSink:
         with self._lock:
             if self._closed:
                 return
-            self._last_write = self._clock()
+            self._last_write = now = self._clock()
             self._last_seq = snapshot.seq
-            self._write(snapshot)
+            self._write(snapshot, now)
 
     def listener(self, collector: Any) -> Callable[[], None]:
         """A function for ``collector.add_listener``: writes ``collector.latest``
@@ -484,7 +508,7 @@ class CsvSink:
             self._files[key] = rf
         return rf
 
-    def _write(self, snapshot: Any) -> None:
+    def _write(self, snapshot: Any, now: float) -> None:
         taken_at = float(snapshot.taken_at)
         for run in snapshot.runs:
             try:
@@ -503,8 +527,11 @@ class CsvSink:
                 else:
                     rf.final_written = True
                 rf.add_sample(run, taken_at)
+                rf.dirty = True
                 self.rows_written += 1
-                rf.write_overall()
+                if rf.overall_at is None or rf.status != rf.overall_status or now - rf.overall_at >= self.overall_every:
+                    rf.overall_at = now
+                    rf.write_overall()
             except (OSError, ValueError, csv.Error) as e:
                 self._error("cannot write CSV for run %s: %s" % (clean(run.key), e))
 
@@ -523,7 +550,7 @@ class CsvSink:
                 return
             self._closed = True
             for rf in self._files.values():
-                if not rf.samples:
+                if not rf.samples or not (rf.dirty or not os.path.exists(rf.overall_path)):
                     continue
                 try:
                     rf.write_overall()
