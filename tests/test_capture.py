@@ -1,0 +1,106 @@
+"""Output capture (capture_output=True) in real processes: Python prints,
+shell commands (os.system), raw fd writes, subprocesses and stderr all land in
+the logs AND still reach the console (here: the parent's pipes)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT
+
+CHILD = textwrap.dedent(
+    """
+    import io, os, subprocess, sys
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    mode, folder = sys.argv[1], sys.argv[2]
+    if mode == "python-level":
+        class NoFd(io.TextIOBase):
+            # a stream without a file descriptor (like a notebook's)
+            def __init__(self, inner):
+                self.inner = inner
+            def write(self, s):
+                return self.inner.write(s)
+            def flush(self):
+                self.inner.flush()
+            def fileno(self):
+                raise io.UnsupportedOperation("no fileno")
+        sys.stdout = NoFd(sys.stdout)
+        sys.stderr = NoFd(sys.stderr)
+
+    print("before capture")
+    with TrainingMonitor(folder=folder, run_name="cap", capture_output=True, interval=0.05, gpu=False) as m:
+        print("from python print")
+        print("to python stderr", file=sys.stderr)
+        if mode == "fd":
+            sys.stdout.flush()
+            os.system("echo from os.system")
+            os.write(1, b"raw fd write\\n")
+            subprocess.run([sys.executable, "-c", "import sys; print('child out'); print('child err', file=sys.stderr)"])
+            print("unicode \\u00e9\\u4e2d")
+            print("x" * 200000)  # more than a pipe buffer
+            if len(sys.argv) > 3:
+                raise RuntimeError("crash after output")
+        print("mode", m._capture.mode)
+    print("after capture")
+    """
+    % str(ROOT)
+)
+
+
+def run(tmp_path, progress_dir, mode, *extra):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    r = subprocess.run(
+        [sys.executable, str(script), mode, str(progress_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=60,
+    )
+    out = (progress_dir / "cap.stdout.log").read_bytes().decode()
+    err = (progress_dir / "cap.stderr.log").read_bytes().decode()
+    return r, out, err
+
+
+def test_fd_level_capture_tees_everything(tmp_path, progress_dir):
+    r, out, err = run(tmp_path, progress_dir, "fd")
+    assert r.returncode == 0, r.stderr
+    console_out, console_err = r.stdout.decode(), r.stderr.decode()
+    for text in ("from python print", "from os.system", "raw fd write", "child out", "unicode \u00e9\u4e2d", "x" * 200000):
+        assert text + "\n" in out, text
+        assert text + "\n" in console_out, text
+    for text in ("to python stderr", "child err"):
+        assert text in err and text in console_err
+    assert "mode fd" in out
+    # only what was written while capturing goes to the logs
+    assert "before capture" not in out and "after capture" not in out
+    assert console_out.startswith("before capture\n") and console_out.endswith("after capture\n")
+    # order within a stream is kept
+    assert out.index("from python print") < out.index("from os.system") < out.index("raw fd write") < out.index("child out")
+    with open(progress_dir / "cap.json") as f:
+        d = json.load(f)
+    assert d["logs"] == {"stdout": "cap.stdout.log", "stderr": "cap.stderr.log"}
+    assert d["status"] == "FINISHED"
+
+
+def test_traceback_of_a_crash_reaches_the_stderr_log(tmp_path, progress_dir):
+    r, out, err = run(tmp_path, progress_dir, "fd", "crash")
+    assert r.returncode == 1
+    assert "RuntimeError: crash after output" in err  # printed by Python after the with block
+    assert "RuntimeError: crash after output" in r.stderr.decode()
+    assert "from python print" in out
+    with open(progress_dir / "cap.json") as f:
+        assert json.load(f)["status"] == "FAILED"
+
+
+def test_python_level_fallback_without_file_descriptors(tmp_path, progress_dir):
+    r, out, err = run(tmp_path, progress_dir, "python-level")
+    assert r.returncode == 0, r.stderr
+    console_out = r.stdout.decode()
+    assert "from python print\n" in out and "from python print\n" in console_out
+    assert "to python stderr" in err and "to python stderr" in r.stderr.decode()
+    assert "mode python" in out
+    assert "after capture" in console_out and "after capture" not in out

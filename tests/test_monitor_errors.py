@@ -1,0 +1,105 @@
+"""Write failures mid-run, for real: the folder removed under a running job,
+and writes failing in the kernel (RLIMIT_FSIZE: EFBIG, like a full disk). The
+training loop carries on, the error is reported once on stderr."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT, wait_until
+
+CHILD = textwrap.dedent(
+    """
+    import os, resource, signal, sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    mode, folder, flag = sys.argv[1], sys.argv[2], sys.argv[3]
+    with TrainingMonitor(folder=folder, run_name="job", interval=0.05, gpu=False) as m:
+        m.start_phase("train")
+        n = 0
+        def batches(count):
+            global n
+            for _ in range(count):
+                m.start_batch()
+                m.update_metrics(loss=1.0 / (n + 1))
+                n += 1
+                time.sleep(0.01)
+        batches(10)
+        if mode == "fsize":
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (64, hard))  # every write now fails: EFBIG
+            batches(50)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            batches(30)
+        else:
+            open(flag, "w").close()  # tell the test to remove the folder
+            while os.path.exists(flag):  # it removes the flag once done
+                batches(1)
+            batches(30)
+    print("loop done, batches", n, flush=True)
+    """
+    % str(ROOT)
+)
+
+
+def run_child(tmp_path, spawn, folder, mode):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    flag = tmp_path / "flag"
+    p = spawn(
+        [sys.executable, str(script), mode, str(folder), str(flag)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return p, flag
+
+
+def test_folder_removed_mid_run(tmp_path, spawn):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    p, flag = run_child(tmp_path, spawn, folder, "remove")
+    wait_until(flag.exists, timeout=30)
+    for _ in range(50):  # the writer may drop a temp file in between
+        try:
+            shutil.rmtree(folder)
+            break
+        except FileNotFoundError:
+            break
+        except OSError:
+            continue
+    assert not folder.exists()
+    flag.unlink()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "loop done, batches" in out
+    n = int(out.split()[-1])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ttop:") and str(folder) in lines[0], err
+    with open(folder / "job.json") as f:
+        d = json.load(f)
+    assert d["status"] == "FINISHED" and d["train_batch"] == n
+
+
+def test_write_errors_reported_once_and_recovered(tmp_path, spawn):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    p, _flag = run_child(tmp_path, spawn, folder, "fsize")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert out.strip() == "loop done, batches 90"  # the loop never saw an exception
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 2, err
+    assert lines[0].startswith("ttop: cannot write %s" % (folder / "job.json")) and "File too large" in lines[0]
+    assert "retrying" in lines[0]
+    assert lines[1] == "ttop: %s written again" % (folder / "job.json")
+    with open(folder / "job.json") as f:
+        d = json.load(f)
+    assert d["status"] == "FINISHED" and d["train_batch"] == 90
+    assert sorted(os.listdir(folder)) == ["job.json"]  # failed temp files were removed

@@ -1,0 +1,200 @@
+"""Final statuses written by real training processes: the context manager
+(normal exit, exception, SystemExit), SIGTERM (default death kept, a user
+handler still runs), Ctrl+C (SIGINT), and the plain seed API with an uncaught
+exception or no final call at all."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT, wait_until
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    mode, folder = sys.argv[1], sys.argv[2]
+
+    def loop(m, n=None):
+        m.start_phase("train")
+        i = 0
+        while n is None or i < n:
+            m.start_batch()
+            m.update_metrics(loss=1.0 / (i + 1))
+            i += 1
+            time.sleep(0.01)
+
+    def make():
+        return TrainingMonitor(folder=folder, run_name=mode, interval=0.05, gpu=False)
+
+    if mode == "user-handler":
+        def handler(signum, frame):
+            print("user handler ran", flush=True)
+            sys.exit(7)
+        signal.signal(signal.SIGTERM, handler)
+
+    if mode in ("sigterm", "sigint", "user-handler"):
+        with make() as m:
+            loop(m)
+    elif mode == "finish":
+        with make() as m:
+            loop(m, 20)
+    elif mode == "raise":
+        with make() as m:
+            loop(m, 5)
+            raise ValueError("bad batch 5")
+    elif mode == "exit0":
+        with make() as m:
+            loop(m, 3)
+            sys.exit(0)
+    elif mode == "exit3":
+        with make() as m:
+            loop(m, 3)
+            sys.exit(3)
+    elif mode.startswith("plain"):
+        m = make()
+        m.track_variables({"lr": 0.1})
+        m.start_monitoring()
+        if mode == "plain-raise":
+            loop(m, 3)
+            raise RuntimeError("boom in plain API")
+        elif mode == "plain-ctrlc":
+            loop(m)
+        else:
+            loop(m, 3)  # plain-exit: never calls set_finished
+    """
+    % str(ROOT)
+)
+
+
+@pytest.fixture
+def child(tmp_path, spawn, progress_dir):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+
+    def _run(mode):
+        p = spawn(
+            [sys.executable, str(script), mode, str(progress_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        return p, progress_dir / (mode + ".json")
+
+    return _run
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def running_with_batches(path):
+    def check():
+        try:
+            d = load(path)
+        except (OSError, ValueError):
+            return False
+        return d["status"] == "RUNNING" and (d.get("batch") or 0) >= 5
+
+    wait_until(check, timeout=30)
+
+
+def finish(p):
+    out, err = p.communicate(timeout=30)
+    return p.returncode, out, err
+
+
+def test_sigterm_records_canceled_and_still_dies_by_sigterm(child):
+    p, path = child("sigterm")
+    running_with_batches(path)
+    p.send_signal(signal.SIGTERM)
+    rc, out, err = finish(p)
+    assert rc == -signal.SIGTERM, err
+    d = load(path)
+    assert d["status"] == "CANCELED" and "SIGTERM" in d["error"] and d["ended_at"] >= d["started_at"]
+    assert [f for f in os.listdir(path.parent) if f.startswith(".")] == []  # no temp file left
+
+
+def test_sigterm_keeps_a_user_handler(child):
+    p, path = child("user-handler")
+    running_with_batches(path)
+    p.send_signal(signal.SIGTERM)
+    rc, out, err = finish(p)
+    assert rc == 7 and "user handler ran" in out, err
+    assert load(path)["status"] == "CANCELED"
+
+
+def test_ctrl_c_records_canceled_and_reraises(child):
+    p, path = child("sigint")
+    running_with_batches(path)
+    p.send_signal(signal.SIGINT)
+    rc, out, err = finish(p)
+    assert rc == -signal.SIGINT and "KeyboardInterrupt" in err  # re-raised: Python's usual Ctrl+C exit
+    d = load(path)
+    assert d["status"] == "CANCELED" and d["error"] == "KeyboardInterrupt"
+
+
+def test_normal_exit_finished(child):
+    p, path = child("finish")
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    d = load(path)
+    assert d["status"] == "FINISHED" and d["train_batch"] == 20 and d["error"] is None
+
+
+def test_exception_failed_with_message_and_traceback(child):
+    p, path = child("raise")
+    rc, out, err = finish(p)
+    assert rc == 1 and "ValueError: bad batch 5" in err  # the exception still propagates
+    d = load(path)
+    assert d["status"] == "FAILED"
+    assert d["error"].startswith("ValueError: bad batch 5")
+    assert "Traceback" in d["error"] and "child.py" in d["error"]
+
+
+@pytest.mark.parametrize("mode,status,rc", [("exit0", "FINISHED", 0), ("exit3", "FAILED", 3)])
+def test_sys_exit_inside_with(child, mode, status, rc):
+    p, path = child(mode)
+    code, out, err = finish(p)
+    assert code == rc, err
+    d = load(path)
+    assert d["status"] == status
+    if status == "FAILED":
+        assert "SystemExit: 3" in d["error"]
+
+
+def test_plain_api_uncaught_exception_records_failed(child):
+    p, path = child("plain-raise")
+    rc, out, err = finish(p)
+    assert rc == 1 and "RuntimeError: boom in plain API" in err  # the usual traceback is printed
+    d = load(path)
+    assert d["status"] == "FAILED" and "boom in plain API" in d["error"]
+
+
+def test_plain_api_ctrl_c_records_canceled(child):
+    p, path = child("plain-ctrlc")
+    running_with_batches(path)
+    p.send_signal(signal.SIGINT)
+    rc, out, err = finish(p)
+    assert rc == -signal.SIGINT
+    assert load(path)["status"] == "CANCELED"
+
+
+def test_plain_api_without_final_call_stays_running(child):
+    """Documented: without set_finished() or ``with``, the file keeps RUNNING
+    and ttop shows the run as KILLED once its PID is gone."""
+    p, path = child("plain-exit")
+    rc, out, err = finish(p)
+    assert rc == 0 and err == ""
+    d = load(path)
+    assert d["status"] == "RUNNING" and d["ended_at"] is None and d["pid"] == p.pid
+    assert [f for f in os.listdir(path.parent) if f.startswith(".")] == []
