@@ -97,12 +97,14 @@ def test_kill_9_never_tears_a_row(spawn, progress_dir, tmp_path):
         assert ttop.returncode == -signal.SIGKILL
         kills += 1
         frames = load_csv_dir(str(csv_dir))
-        assert len(frames) == 2 * len(names)
+        assert len(frames) <= 2 * len(names)  # the first kill may come before every run has a file
         rows = len(frames["k0_matrix.csv"])
         assert rows > last_rows  # appends continue across restarts, nothing lost
         last_rows = rows
     assert kills >= 20
-    m = load_csv_dir(str(csv_dir))["k0_matrix.csv"]
+    frames = load_csv_dir(str(csv_dir))
+    assert len(frames) == 2 * len(names)
+    m = frames["k0_matrix.csv"]
     extra = [c for c in m.columns if c.startswith("metric_extra")]
     assert extra, "the writer's new metrics got columns"
     assert (m["status"] == "RUNNING").all()
