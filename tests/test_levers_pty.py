@@ -355,3 +355,38 @@ def test_delete_with_y_removes_files_other_key_keeps_them(ttop_term, tmp_path, s
     t.press("y")
     t.wait_gone("Cannot delete run")
     assert (folder / "c-live.json").exists() and live.poll() is None
+
+
+def test_output_viewer_shows_escapes_and_binary_safely(ttop_term, tmp_path):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    _ended(folder, "esc")
+    (folder / "esc.stdout.log").write_bytes(
+        b"first line\n"
+        b"\x1b[2J\x1b[Hcleared?\n"                       # clear screen + home
+        b"\x1b[31mred text\x1b[0m plain\n"
+        b"\x1b]0;evil title\x07after osc\n"
+        b"epoch 1: 10%\repoch 1: 55%\repoch 1: 100%\n"
+        b"bin \x00\x01\x02\xff\xfe\x9b[31m end\n"
+        b"tab\there\n" + b"L" * 300 + b"R\n")
+    t = _start(ttop_term, folder, "esc", cols=100, rows=20)
+    t.press("o")
+    t.wait_for("Output of run esc")
+    t.wait_for("first line")
+    t.wait_for("tab     here")
+    t.wait_quiet()
+    lines = t.display
+    assert lines[0].startswith("Output of run esc")  # nothing cleared or moved the screen
+    assert lines[2].startswith("first line")
+    assert lines[3].startswith("cleared?")
+    y = 4
+    assert lines[y].startswith("red text plain")
+    assert all(c.fg == "default" for c in t.row_cells(y)[:8])  # the colour code was not passed on
+    assert lines[5].startswith("after osc") and "evil" not in t.text
+    assert lines[6].rstrip() == "epoch 1: 100%"
+    assert lines[7].startswith("bin ???\ufffd\ufffd\ufffd[31m end")
+    assert lines[8].startswith("tab     here")
+    assert lines[9] == "L" * 100  # no wrap: cut at the edge
+    t.press("w")
+    t.wait_for("\u00b7 wrap")
+    t.wait_for(lambda t: t.line(11) == "L" * 100 and t.line(12).rstrip() == "R")

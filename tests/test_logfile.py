@@ -185,3 +185,33 @@ def test_giant_line_without_newline_pages_in_pieces(tmp_path, n):
     assert starts[0] == 0
     assert all(0 < b - a <= 1024 for a, b in zip(starts, starts[1:]))
     assert len(data) - starts[-1] <= 1024 + n
+
+
+def test_search_with_a_time_budget_resumes(tmp_path):
+    p = tmp_path / "big.log"
+    p.write_bytes(b"".join(b"filler line %d\n" % i for i in range(20000)) + b"the needle\n")
+    pg = LogPager(str(p))
+    pg.file.search_chunk = 4096
+    pg.refresh()
+    pg.home()
+    steps = []
+    while True:
+        found, wrapped = pg.search("needle", budget=0.0)
+        if found:
+            break
+        assert pg.searching is not None and 0 < pg.searching < 1
+        steps.append(pg.searching)
+        assert len(steps) < 1000
+    assert len(steps) > 5 and steps == sorted(steps)
+    assert display_text(pg.visible(1)[0][2]) == "the needle"
+    # a search that ends without a match says so and leaves no resume state
+    pg.home()
+    while pg.search("absent", budget=0.0) == (False, False) and pg.searching is not None:
+        pass
+    assert pg.searching is None and pg.top == 0
+    # backward, resumed too
+    pg.end()
+    pg.visible(5)
+    while not pg.search("filler line 7\n", forward=False, budget=0.0)[0]:
+        assert pg.searching is not None
+    assert display_text(pg.visible(1)[0][2]) == "filler line 7"

@@ -27,7 +27,7 @@ it then starts again from the top of the new file.
 from __future__ import annotations
 
 import os
-import re
+import time
 from typing import List, Optional, Tuple
 
 from .view.text import clean, strip_ansi
@@ -203,59 +203,63 @@ class LogFile:
 
     # -- search
 
-    def find(self, needle: bytes, start: int, end: int, ignore_case: bool) -> Optional[int]:
-        """Offset of the first match of ``needle`` in ``[start, end)``,
-        reading :data:`self.search_chunk` bytes at a time."""
+    def find(self, needle: bytes, start: int, end: int, ignore_case: bool,
+             deadline: Optional[float] = None) -> Tuple[Optional[int], int]:
+        """First match of ``needle`` in ``[start, end)``, reading
+        ``search_chunk`` bytes at a time. Returns ``(offset or None,
+        reached)``: ``reached`` is where the search stopped (``end`` when it
+        covered the range; less when ``deadline``, a ``time.monotonic()``
+        value, passed first: search again from there to go on). With
+        ``ignore_case`` the needle must be lower case."""
         if not needle or start >= end:
-            return None
-        pat = re.compile(re.escape(needle), re.IGNORECASE) if ignore_case else None
+            return None, end
         overlap = len(needle) - 1
         try:
             f = self._open()
         except OSError:
-            return None
+            return None, end
         with f:
             pos = start
             while pos < end:
                 f.seek(pos)
                 data = f.read(min(self.search_chunk + overlap, end - pos))
                 if not data:
-                    return None
-                if pat is None:
-                    i = data.find(needle)
-                else:
-                    m = pat.search(data)
-                    i = m.start() if m else -1
+                    return None, end
+                i = (data.lower() if ignore_case else data).find(needle)
                 if i >= 0:
-                    return pos + i
+                    return pos + i, end
                 if len(data) <= overlap:
-                    return None
+                    return None, end
                 pos += len(data) - overlap
-        return None
+                if deadline is not None and pos < end and time.monotonic() > deadline:
+                    return None, pos
+        return None, end
 
-    def rfind(self, needle: bytes, start: int, end: int, ignore_case: bool) -> Optional[int]:
-        """Offset of the last match of ``needle`` in ``[start, end)``."""
+    def rfind(self, needle: bytes, start: int, end: int, ignore_case: bool,
+              deadline: Optional[float] = None) -> Tuple[Optional[int], int]:
+        """Last match of ``needle`` in ``[start, end)``. Returns ``(offset or
+        None, reached)`` where ``reached`` is ``start`` when the range was
+        covered, else the end of what is left to search."""
         if not needle or start >= end:
-            return None
+            return None, start
         overlap = len(needle) - 1
         try:
             f = self._open()
         except OSError:
-            return None
+            return None, start
         with f:
             hi = end
             while hi > start:
                 lo = max(start, hi - self.search_chunk)
                 f.seek(lo)
                 data = f.read(min(hi + overlap, end) - lo)
-                if ignore_case:
-                    idx = data.lower().rfind(needle.lower())
-                else:
-                    idx = data.rfind(needle)
+                idx = (data.lower() if ignore_case else data).rfind(needle)
                 if idx >= 0:
-                    return lo + idx
+                    return lo + idx, start
                 hi = lo
-        return None
+                if deadline is not None and hi > start and time.monotonic() > deadline:
+                    return None, hi
+        return None, start
 
 
 def _smartcase(query: str) -> bool:
@@ -274,6 +278,9 @@ class LogPager:
         self.follow = True
         self.col = 0
         self.resets = 0  # how often the file was truncated/replaced
+        #: fraction of the file covered by a search that ran out of time
+        self.searching: Optional[float] = None
+        self._resume: Optional[tuple] = None
 
     def refresh(self) -> None:
         if self.file is None:
@@ -338,11 +345,19 @@ class LogPager:
             return 100
         return int(100 * self.top / self.file.size)
 
-    def search(self, query: str, forward: bool = True) -> Tuple[bool, bool]:
+    def search(self, query: str, forward: bool = True, budget: Optional[float] = None) -> Tuple[bool, bool]:
         """Move to the next (previous) line matching ``query`` after (before)
         the top line, wrapping around the file once. Returns ``(found,
-        wrapped)``. Streams through the file; nothing is loaded whole."""
+        wrapped)``. Streams through the file; nothing is loaded whole.
+
+        Smart case: case-insensitive unless the query has an upper-case
+        letter. With ``budget`` (seconds), a search that has not finished in
+        that time stops with ``(False, False)`` and sets :attr:`searching` to
+        the fraction of the file covered; the same search called again goes
+        on from there."""
+        self.searching = None
         if self.file is None or not query:
+            self._resume = None
             return False, False
         ic = _smartcase(query)
         needle = query.encode("utf-8")
@@ -350,23 +365,40 @@ class LogPager:
             needle = needle.lower()
         f = self.file
         size = f.size
-        top = self.top
-        hit: Optional[int] = None
-        wrapped = False
-        if forward:
-            first = f.lines_from(top, 1)
-            after = first[0][1] if first else top
-            hit = f.find(needle, after, size, ic)
-            if hit is None:
-                wrapped = True
-                hit = f.find(needle, 0, min(size, after), ic)
-        else:
-            hit = f.rfind(needle, 0, top, ic)
-            if hit is None:
-                wrapped = True
-                hit = f.rfind(needle, top, size, ic)
-        if hit is None:
-            return False, False
-        self.follow = False
-        self.top = f.line_start(hit)
-        return True, wrapped
+        ident = (query, forward, self.top)
+        state = self._resume if self._resume is not None and self._resume[0] == ident else None
+        if state is None:
+            top = self.top
+            if forward:
+                first = f.lines_from(top, 1)
+                after = first[0][1] if first else top
+                segments = [(after, size), (0, min(size, after))]
+            else:
+                segments = [(0, top), (top, size)]
+            state = (ident, segments, 0, segments[0][0] if forward else segments[0][1], 0)
+        _ident, segments, seg, cursor, done = state
+        deadline = time.monotonic() + budget if budget is not None else None
+        total = sum(e - s for s, e in segments) or 1
+        while seg < len(segments):
+            lo, hi = segments[seg]
+            if forward:
+                hit, reached = f.find(needle, cursor, hi, ic, deadline)
+                covered = reached - cursor
+            else:
+                hit, reached = f.rfind(needle, lo, cursor, ic, deadline)
+                covered = cursor - reached
+            if hit is not None:
+                self._resume = None
+                self.follow = False
+                self.top = f.line_start(hit)
+                return True, seg == 1
+            done += covered
+            if (forward and reached < hi) or (not forward and reached > lo):
+                self._resume = (ident, segments, seg, reached, done)
+                self.searching = min(1.0, done / total)
+                return False, False
+            seg += 1
+            if seg < len(segments):
+                cursor = segments[seg][0] if forward else segments[seg][1]
+        self._resume = None
+        return False, False

@@ -13,7 +13,8 @@ time; rather than invent an order, "both" shows the two streams in two panes
 
 Keys: Up/Down, PgUp/PgDn, Home/End; ``F`` or End: follow (like ``tail -f``,
 on at start, off as soon as you scroll up); ``/`` search forward (Enter),
-``n``/``N`` next/previous match (wrapping around the file); ``w`` toggles
+``n``/``N`` next/previous match (wrapping around the file; a search through a
+huge log stops after half a second, says how far it got, and ``n`` goes on); ``w`` toggles
 wrapping long lines, otherwise Left/Right scroll horizontally; Esc or q close.
 """
 from __future__ import annotations
@@ -33,6 +34,9 @@ from .screen import AppContext, Screen
 STREAMS = ("stdout", "stderr")
 MODES = ("stdout", "stderr", "both")
 HSTEP = 8
+#: Seconds one search key may block the screen; a longer search stops and
+#: goes on with the next n / N.
+SEARCH_BUDGET = 0.5
 
 
 def _pad(segs, width: int, role: str = R.NORMAL) -> Line:
@@ -291,8 +295,11 @@ class OutputScreen(Screen):
             self.message = ("nothing to search in %s" % pane.stream, True)
             return
         pane.pager.refresh()
-        found, wrapped = pane.pager.search(self.query or "", forward)
-        if not found:
+        found, wrapped = pane.pager.search(self.query or "", forward, budget=SEARCH_BUDGET)
+        if not found and pane.pager.searching is not None:
+            self.message = ("searched %d%% of %s, not found yet: press %s to go on" % (
+                int(100 * pane.pager.searching), pane.stream, "n" if forward else "N"), False)
+        elif not found:
             self.message = ("not found: %s" % clean(self.query or ""), True)
         elif wrapped:
             self.message = ("search wrapped around %s" % ("to the start" if forward else "to the end"), False)
