@@ -131,7 +131,10 @@ class TtopTerm:
         return "\n".join("%2d|%s|" % (i, line) for i, line in enumerate(self.display))
 
     def line(self, y: int) -> str:
-        return self.display[y]
+        """Row y as text (cheaper than ``display[y]``: one row only)."""
+        with self._lock:
+            row = self.screen.buffer[y]
+            return "".join(row[x].data for x in range(self.screen.columns))
 
     def row_of(self, needle: str) -> Optional[int]:
         """The first screen row containing ``needle``, or None."""
@@ -152,8 +155,18 @@ class TtopTerm:
 
     def is_reverse_row(self, y: int, start: int = 0, n: int = 8) -> bool:
         """True if the first ``n`` cells from ``start`` of row y are reversed."""
-        cells = self.row_cells(y)[start:start + n]
-        return bool(cells) and all(c.reverse for c in cells)
+        with self._lock:
+            row = self.screen.buffer[y]
+            end = min(start + n, self.screen.columns)
+            return end > start and all(row[x].reverse for x in range(start, end))
+
+    def selected_row(self, first_col: int = 0, n: int = 4) -> Optional[int]:
+        """The first row whose cells ``first_col .. first_col+n`` are all
+        reversed (the main table's selection), or None."""
+        for y in range(self.rows):
+            if self.is_reverse_row(y, first_col, n):
+                return y
+        return None
 
     @property
     def cursor(self):

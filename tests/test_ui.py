@@ -74,9 +74,10 @@ def start(ttop_term, folder, *args, **kw) -> TtopTerm:
 def selected_name(t: TtopTerm):
     """Name (first word) of the row drawn reversed, or None."""
     for y in range(t.rows):
-        cells = t.row_cells(y)
-        if len(cells) > 3 and all(c.reverse for c in cells[:4]) and t.line(y).strip() and not t.line(y).startswith("Run Name"):
-            return t.line(y).split()[0]
+        if t.is_reverse_row(y, 0, 4):
+            line = t.line(y)
+            if line.strip() and not line.startswith("Run Name"):
+                return line.split()[0]
     return None
 
 
