@@ -437,3 +437,27 @@ def test_layering():
             assert not mods & {"os", "io", "pathlib", "shutil", "glob", "curses"}, rel
             src = path.read_text()
             assert "open(" not in src, rel
+
+
+def test_selected_run_explains_inferred_and_stale_status():
+    runs = [run("a", status="KILLED", inferred=True, status_reason="process 123 is gone"),
+            run("b", stale=True, stale_reason="no heartbeat for 2m05s"), run("c")]
+    s = snap(runs)
+    foot = text(render_main(s, ViewState(), 160, 12)[-2])
+    assert "1 stale" in foot
+    assert "a: KILLED* (process 123 is gone)" in foot
+    foot = text(render_main(s, ViewState(selected=("run", "b")), 160, 12)[-2])
+    assert "b: stale, no heartbeat for 2m05s" in foot
+    # stale rows are dimmed, on every segment
+    lines = render_main(s, ViewState(), 160, 12)
+    row_b = next(l for l in lines if text(l).startswith("b "))
+    assert all(R.split(r)[1] == {"dim"} for _, r in row_b)
+
+
+def test_selection_stays_near_when_its_run_vanishes():
+    s1 = snap([run("r%d" % i) for i in range(10)])
+    st = ViewState(selected=("run", "r5"), sel_index=5)
+    s2 = snap([run("r%d" % i) for i in range(10) if i != 5], seq=2)
+    rows = visible_rows(s2, st)
+    assert rows[selected_index(rows, st)].id == ("run", "r6")
+    assert selected_index(visible_rows(s1, st), st) == 5

@@ -49,8 +49,8 @@ class MainScreen(Screen):
             self._rows = frame.table.rows
             self._sel = frame.table.selected
             self._page = frame.body_height
-            if frame.table.top != self.state.top:
-                self.state = self.state.with_(top=frame.table.top)
+            if frame.table.top != self.state.top or max(0, self._sel) != self.state.sel_index:
+                self.state = self.state.with_(top=frame.table.top, sel_index=max(0, self._sel))
         return frame.lines
 
     def on_snapshot(self, ctx: AppContext) -> None:

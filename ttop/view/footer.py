@@ -40,6 +40,21 @@ def snapshot_notice(snapshot: Any) -> Tuple[Optional[str], bool]:
     return None, False
 
 
+def run_notice(run: Any) -> Tuple[Optional[str], bool]:
+    """Why the selected run looks the way it does (inferred status, stale
+    data, a file error), or None."""
+    if run is None:
+        return None, False
+    name = clean(run.run_name)
+    if run.status_inferred and run.status_reason:
+        return "%s: %s* (%s)" % (name, run.status, clean(run.status_reason)), False
+    if run.stale and run.stale_reason:
+        return "%s: stale, %s" % (name, clean(run.stale_reason)), False
+    if run.file_error:
+        return "%s: %s" % (name, clean(run.file_error)), True
+    return None, False
+
+
 def counts_segments(snapshot: Any) -> List[Segment]:
     c = snapshot.counts() if snapshot is not None else {}
     segs: List[Segment] = []
@@ -63,7 +78,8 @@ def _pad(segs: Sequence[Segment], width: int, role: str = R.FOOTER) -> Line:
 
 
 def status_line(snapshot: Any, state: ViewState, width: int, shown: int, total: int,
-                legend_inferred: bool = False, col_info: str = "") -> Line:
+                legend_inferred: bool = False, col_info: str = "", selected_run: Any = None,
+                stale: int = 0) -> Line:
     ell = "..." if state.ascii else "\u2026"
     segs: List[Segment] = []
     if state.paused:
@@ -73,6 +89,8 @@ def status_line(snapshot: Any, state: ViewState, width: int, shown: int, total: 
         segs.append(("refreshing" + ell, R.NOTICE))
         segs.append((" ", R.FOOTER))
     segs += counts_segments(snapshot)
+    if stale:
+        segs.append(("  %d stale" % stale, R.DIM))
     filt = []
     if state.status_filter:
         filt.append("status=" + state.status_filter)
@@ -83,7 +101,12 @@ def status_line(snapshot: Any, state: ViewState, width: int, shown: int, total: 
         segs.append(("  [%d/%d shown%s]" % (shown, total, ": " + " ".join(filt) if filt else ""), R.FILTER))
     if legend_inferred:
         segs.append(("  * inferred: process gone", R.KILLED_INFERRED))
-    msg, err = (state.message, state.message_error) if state.message else snapshot_notice(snapshot)
+    if state.message:
+        msg, err = state.message, state.message_error
+    else:
+        msg, err = run_notice(selected_run)
+        if not msg:
+            msg, err = snapshot_notice(snapshot)
     if msg and width - line_width(tuple(segs)) >= 12:
         used = line_width(tuple(segs))
         text = clip(clean(msg), max(0, width - used - 2), ell)

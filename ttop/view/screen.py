@@ -61,7 +61,9 @@ def main_frame(snapshot: Any, state: ViewState, width: int, height: int) -> Fram
     if state.col_offset > 0 or len(tf.columns) < ncols:
         first = min(state.col_offset, ncols - 1) + 1
         col_info = "cols %d-%d/%d" % (first, first + len(tf.columns) - 1, ncols)
-    lines.append(status_line(snapshot, state, width, shown, total, inferred, col_info))
+    sel_run = tf.rows[tf.selected].run if 0 <= tf.selected < len(tf.rows) else None
+    stale = sum(1 for r in rows if r.kind == "run" and r.run.stale)
+    lines.append(status_line(snapshot, state, width, shown, total, inferred, col_info, sel_run, stale))
     lines.append(hint_line(state, width))
     return Frame(lines[:height], tf, max(1, table_h - 1))
 

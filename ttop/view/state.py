@@ -28,6 +28,7 @@ class ViewState:
     expanded: FrozenSet[str] = field(default_factory=frozenset)  # run keys shown with [P]/[T] rows
     col_offset: int = 0  # scrollable columns skipped (the name column stays)
     top: int = 0  # first table row shown
+    sel_index: int = 0  # where the selection was last drawn (used if its row vanished)
     paused: bool = False
     refreshing: bool = False
     ascii: bool = False

@@ -62,7 +62,8 @@ def visible_rows(snapshot: Any, state: ViewState) -> List[Row]:
 
 def selected_index(rows: Sequence[Row], state: ViewState) -> int:
     """Index of the selected row; if it is not visible, its run's row; else
-    the first row. -1 when there are no rows."""
+    the row now at the index where the selection was last drawn
+    (``state.sel_index``, clamped). -1 when there are no rows."""
     if not rows:
         return -1
     sel = state.selected
@@ -74,7 +75,7 @@ def selected_index(rows: Sequence[Row], state: ViewState) -> int:
             for i, row in enumerate(rows):
                 if row.id == ("run", sel[1]):
                     return i
-    return 0
+    return max(0, min(state.sel_index, len(rows) - 1))
 
 
 # ---------------------------------------------------------------------------
