@@ -322,3 +322,40 @@ def test_delete_refused_for_live_run(progress_dir, spawn):
     assert "Cannot delete run live" in text and "is live: process %d" % p.pid in text
     ctx.keys("y")
     assert ctx.stack == [] and (progress_dir / "live.json").exists()
+
+
+def test_output_viewer_interleaves_by_arrival_while_open(progress_dir):
+    out = progress_dir / "job.stdout.log"
+    err = progress_dir / "job.stderr.log"
+    out.write_text("old out\n")
+    err.write_text("old err\n")
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "job")])
+    ctx.push(levers.open_output(ctx, "job"))
+    ctx.keys("s", "s", "s")
+    text = ctx.text(height=12)
+    assert "by arrival" in text and "(no new output since the viewer opened)" in text
+    with open(err, "a") as f:
+        f.write("err 1\n")
+    ctx.set_runs(ctx.snapshot.runs)  # a refresh: the files are polled
+    with open(out, "a") as f:
+        f.write("out 1\nout 2 partial")
+    ctx.set_runs(ctx.snapshot.runs)
+    with open(err, "a") as f:
+        f.write("err 2\n")
+    with open(out, "a") as f:
+        f.write(" done\n")
+    body = ctx.text(height=12).splitlines()[2:7]
+    assert body == ["[err] err 1", "[out] out 1", "[out] out 2 partial done", "[err] err 2", ""]
+    assert "old out" not in ctx.text(height=12)
+    ctx.keys("/", *"OUT 2", "ENTER")
+    assert "not found: OUT 2" in ctx.text(height=12)
+    ctx.keys("HOME", "/", *"err 2", "ENTER")
+    lines = ctx.text(height=12).splitlines()
+    assert "(4 lines)" in lines[1] and "[err] err 2" in lines  # scrolled, not following
+    ctx.keys("END")
+    assert "(follow)" in ctx.text(height=12).splitlines()[1]
+    # truncation is said, then the new file is read from its start
+    out.write_text("fresh\n")
+    lines = ctx.text(height=12).splitlines()
+    assert any("stdout was truncated or replaced" in ln for ln in lines)
+    assert "[out] fresh" in lines

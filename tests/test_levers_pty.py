@@ -196,6 +196,9 @@ def test_output_viewer_follow_home_end_search_stream(ttop_term, demo):
     t.wait_for("Output of run demo \u00b7 stderr")
     t.press("s")
     t.wait_for("stdout + stderr (two panes)")
+    t.press("s")
+    t.wait_for("· by arrival")
+    t.wait_for("[out] epoch ", timeout=20)  # the live job's new lines, labelled
     t.press("ESC")
     t.wait_for("Run Name")
 

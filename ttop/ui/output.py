@@ -5,11 +5,17 @@ and no more than a few screens of it are ever in memory. Only files that
 resolve inside the progress folder are read (:func:`ttop.actions.log_files`);
 anything else is refused on screen, naming the path.
 
-Streams: ``s`` cycles stdout, stderr and both. The capture files carry no
-timestamps, so ttop cannot know how lines of the two files interleaved in
-time; rather than invent an order, "both" shows the two streams in two panes
-(stdout above, stderr below), each following its own tail; Tab moves the focus
-(the pane that keys scroll).
+Streams: ``s`` cycles stdout, stderr, both (two panes) and "by arrival". The
+capture files carry no timestamps, so ttop cannot know how lines already in
+the two files interleaved in time; rather than invent an order:
+
+* "both" shows the two streams in two panes (stdout above, stderr below), each
+  following its own tail; Tab moves the focus (the pane that keys scroll);
+* "by arrival" interleaves, labelled ``[out]`` / ``[err]``, the lines that
+  arrived *while the viewer is open*, in the order ttop saw them (files are
+  polled at every refresh; lines that arrived between the same two polls keep
+  their order within their stream, stdout's first). The last 10,000 such
+  lines are kept.
 
 Keys: Up/Down, PgUp/PgDn, Home/End; ``F`` or End: follow (like ``tail -f``,
 on at start, off as soon as you scroll up); ``/`` search forward (Enter),
@@ -23,7 +29,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import actions as A
-from ..logfile import LogPager, display_text
+from ..logfile import ArrivalLog, LogPager, display_text
 from ..view import fmt
 from ..view import roles as R
 from ..view.text import Line, Segment, clean, crop_line, line_width
@@ -32,7 +38,7 @@ from .dialogs import wrap_text
 from .screen import AppContext, Screen
 
 STREAMS = ("stdout", "stderr")
-MODES = ("stdout", "stderr", "both")
+MODES = ("stdout", "stderr", "both", "arrival")
 HSTEP = 8
 #: Seconds one search key may block the screen; a longer search stops and
 #: goes on with the next n / N.
@@ -146,6 +152,10 @@ class OutputScreen(Screen):
             if out.pager.size == 0 and err.pager.size > 0:
                 self.mode = "stderr"
         self.focus = self.mode if self.mode != "both" else "stdout"
+        self.arrival = ArrivalLog([(st, self.panes[st].pager.file.path if self.panes[st].pager.file is not None else None)
+                                   for st in STREAMS])
+        self.arr_top = 0  # absolute number of the first line shown
+        self.arr_follow = True
         self.wrap = False
         self.prompt: Optional[str] = None  # the search being typed
         self.query: Optional[str] = None
@@ -156,16 +166,101 @@ class OutputScreen(Screen):
     def _visible_streams(self) -> List[str]:
         return list(STREAMS) if self.mode == "both" else [self.mode]
 
+    def on_snapshot(self, ctx: AppContext) -> None:
+        self.arrival.poll()
+
+    # -- arrival mode ---------------------------------------------------------
+
+    def _arr_bounds(self, h: int) -> Tuple[int, int]:
+        first = self.arrival.total - len(self.arrival.lines)
+        last_top = max(first, self.arrival.total - h)
+        return first, last_top
+
+    def _arrival_body(self, width: int, height: int) -> List[Line]:
+        self.arrival.poll()
+        lines = self.arrival.lines
+        if not lines:
+            return [_pad([("(no new output since the viewer opened)", R.DIM)], width)]
+        first, last_top = self._arr_bounds(height)
+        if self.arr_follow:
+            self.arr_top = last_top
+        self.arr_top = max(first, min(self.arr_top, last_top))
+        rows: List[Line] = []
+        i = self.arr_top - first
+        while i < len(lines) and len(rows) < height * (4 if self.wrap else 1):
+            stream, text = lines[i]
+            if stream == "note":
+                line: Line = (("  " + text, R.DIM),)
+            else:
+                tag = ("[out] ", R.DIM) if stream == "stdout" else ("[err] ", R.NOTICE)
+                line = (tag,) + highlight(text, self.query)
+            if self.wrap:
+                rows.extend(wrap_rows(line, width))
+            else:
+                rows.append(crop_line(line, self.panes[self.focus].pager.col, width))
+            i += 1
+        if self.wrap and len(rows) > height:
+            rows = rows[-height:] if self.arr_follow else rows[:height]
+        return [_pad(list(r), width) for r in rows[:height]]
+
+    def _arrival_key(self, key: str) -> bool:
+        h = max(1, self._heights.get("arrival", 10))
+        first, last_top = self._arr_bounds(h)
+        if self.arr_follow:
+            self.arr_top = last_top
+        step = {"UP": -1, "DOWN": 1, "PGUP": -(h - 1), "PGDN": h - 1, " ": h - 1}.get(key)
+        if step is not None:
+            self.arr_top = max(first, min(self.arr_top + step, last_top))
+            self.arr_follow = self.arr_follow and step > 0
+            if step < 0:
+                self.arr_follow = False
+            return True
+        if key in ("HOME", "g"):
+            self.arr_top, self.arr_follow = first, False
+            return True
+        if key in ("END", "F", "G"):
+            self.arr_follow = True
+            return True
+        return False
+
+    def _arrival_search(self, forward: bool) -> None:
+        q = self.query or ""
+        flags = 0 if q != q.lower() else re.IGNORECASE
+        pat = re.compile(re.escape(q), flags)
+        lines = self.arrival.lines
+        first = self.arrival.total - len(lines)
+        n = len(lines)
+        cur = max(0, self.arr_top - first)
+        for k in range(1, n + 1):
+            i = (cur + k) % n if forward else (cur - k) % n
+            if lines[i][0] != "note" and pat.search(lines[i][1]):
+                self.arr_top = first + i
+                self.arr_follow = False
+                if (forward and i <= cur) or (not forward and i >= cur):
+                    self.message = ("search wrapped around", False)
+                return
+        self.message = ("not found: %s" % clean(q), True)
+
     def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
         self._width = width
         out: List[Line] = []
         title = "Output of run %s \u00b7 %s \u00b7 %s" % (
-            self.run_name, {"stdout": "stdout", "stderr": "stderr", "both": "stdout + stderr (two panes)"}[self.mode],
+            self.run_name, {"stdout": "stdout", "stderr": "stderr", "both": "stdout + stderr (two panes)",
+                               "arrival": "by arrival"}[self.mode],
             "wrap" if self.wrap else "no wrap, \u2190\u2192 scroll")
         out.append(_pad([(title, R.TITLE)], width, R.TITLE))
         body_h = max(1, height - 3)
         streams = self._visible_streams()
-        if len(streams) == 1:
+        if self.mode == "arrival":
+            n = len(self.arrival.lines)
+            head = "stdout + stderr in the order ttop saw lines arrive since this viewer opened (%s)" % (
+                "follow" if self.arr_follow else "%d lines" % n)
+            out.append(_pad([(head, R.HEADER)], width, R.HEADER))
+            self._heights["arrival"] = body_h - 1
+            lines = self._arrival_body(width, body_h - 1)
+            out.extend(lines)
+            out.extend(_pad([], width) for _ in range(body_h - 1 - len(lines)))
+        elif len(streams) == 1:
             s = streams[0]
             pane = self.panes[s]
             out.append(_pad([(pane.title(width, True, self.wrap), R.HEADER)], width, R.HEADER))
@@ -232,8 +327,10 @@ class OutputScreen(Screen):
             ctx.pop()
         elif key == "s":
             self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
-            if self.mode != "both":
+            if self.mode in STREAMS:
                 self.focus = self.mode
+        elif self.mode == "arrival" and self._arrival_key(key):
+            pass
         elif key in ("TAB", "BTAB"):
             if self.mode == "both":
                 self.focus = "stderr" if self.focus == "stdout" else "stdout"
@@ -290,6 +387,9 @@ class OutputScreen(Screen):
         return True
 
     def _search(self, forward: bool) -> None:
+        if self.mode == "arrival":
+            self._arrival_search(forward)
+            return
         pane = self.panes[self.focus]
         if pane.reason is not None or pane.pager.file is None:
             self.message = ("nothing to search in %s" % pane.stream, True)
