@@ -108,3 +108,62 @@ def test_kill_9_never_tears_a_row(spawn, progress_dir, tmp_path):
     extra = [c for c in m.columns if c.startswith("metric_extra")]
     assert extra, "the writer's new metrics got columns"
     assert (m["status"] == "RUNNING").all()
+
+
+def test_csv_alongside_the_curses_ui(progress_dir, spawn, tmp_path):
+    """``ttop FOLDER --csv-interval S`` in a real pty: the monitor runs, CSV is
+    written meanwhile, and ``q`` leaves with status 0 and complete files."""
+    ptyprocess = pytest.importorskip("ptyprocess")
+    import threading
+
+    start_writer(spawn, progress_dir, ["ui1"], tmp_path, period=0.1)
+    csv_dir = tmp_path / "csv"
+    p = ptyprocess.PtyProcess.spawn(
+        ttop_cmd(progress_dir, "-i", "0.2", "--csv-interval", "0.2", "--csv-dir", csv_dir),
+        env=child_env(TERM="linux", ESCDELAY="25"), dimensions=(24, 100))
+    screen = []
+
+    def drain():
+        while True:
+            try:
+                screen.append(p.read(65536))
+            except EOFError:
+                return
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: _rows(csv_dir / "ui1_matrix.csv") >= 3 or not p.isalive(), timeout=30)
+        assert p.isalive(), b"".join(screen)[-2000:]
+        wait_until(lambda: b"ui1" in b"".join(screen), timeout=15)
+        p.write(b"q")
+        wait_until(lambda: not p.isalive(), timeout=15)
+    finally:
+        if p.isalive():
+            p.kill(signal.SIGKILL)
+        p.wait()
+        t.join(timeout=5)
+    assert p.exitstatus == 0, b"".join(screen)[-2000:]
+    frames = load_csv_dir(str(csv_dir))
+    assert len(frames["ui1_matrix.csv"]) >= 3
+    assert frames["ui1_matrix.csv"]["timestamp"].is_unique  # one row per snapshot, however it is wired
+    assert int(frames["ui1_overall.csv"]["samples"][0]) == len(frames["ui1_matrix.csv"])
+
+
+def test_error_reporter_does_not_flood():
+    import io
+
+    from ttop.sinks.headless import ErrorReporter
+
+    out = io.StringIO()
+    rep = ErrorReporter(out, repeat_every=100)
+    for _ in range(250):
+        rep("cannot write CSV for run a: disk full")
+    rep("another problem")
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "ttop: cannot write CSV for run a: disk full",
+        "ttop: cannot write CSV for run a: disk full (repeated 100 times)",
+        "ttop: cannot write CSV for run a: disk full (repeated 200 times)",
+        "ttop: another problem",
+    ]

@@ -142,14 +142,16 @@ def make_collector(args: argparse.Namespace) -> Any:
     return Collector(args.folder, interval=args.interval, budgets=make_budgets(args))
 
 
-def make_sink(args: argparse.Namespace, stderr: IO[str]) -> Any:
+def make_sink(args: argparse.Namespace, stderr: Optional[IO[str]]) -> Any:
+    """The CSV sink; its write errors go to ``stderr`` (None: only kept in
+    ``sink.last_error``, as under the curses UI)."""
     from .sinks.csv import CsvSink
     from .sinks.headless import ErrorReporter
 
     csv_dir = args.csv_dir if args.csv_dir is not None else DEFAULT_CSV_DIR
     interval = args.csv_interval if args.csv_interval is not None else args.interval
     try:
-        return CsvSink(csv_dir, interval, on_error=ErrorReporter(stderr))
+        return CsvSink(csv_dir, interval, on_error=None if stderr is None else ErrorReporter(stderr))
     except OSError as e:
         raise UsageError("cannot use CSV folder %s: %s" % (csv_dir, e.strerror or e)) from None
 
@@ -240,7 +242,7 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
         return EXIT_ERROR
     sink = None
     if args.csv_interval is not None or args.csv_dir is not None:
-        sink = make_sink(args, stderr)
+        sink = make_sink(args, None)  # nothing may print over the curses screen
     collector = make_collector(args)
     if sink is not None:
         collector.add_listener(sink.listener(collector))
@@ -252,6 +254,8 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
         finally:
             if sink is not None:
                 sink.close()
+                if sink.last_error:
+                    stderr.write("ttop: CSV: %s\n" % sink.last_error)
 
 
 def _guard_stdout() -> None:

@@ -433,6 +433,9 @@ class CsvSink:
         self.overall_every = float(overall_every)
         self.on_error = on_error
         self.last_error: Optional[str] = None
+        #: True once :meth:`listener` has been handed out (the UI then does not
+        #: call :meth:`maybe_write` itself)
+        self.wired = False
         self.rows_written = 0
         self._clock = clock
         self._lock = threading.Lock()
@@ -478,6 +481,7 @@ class CsvSink:
     def listener(self, collector: Any) -> Callable[[], None]:
         """A function for ``collector.add_listener``: writes ``collector.latest``
         when due. Never raises."""
+        self.wired = True
 
         def _on_publish() -> None:
             try:
