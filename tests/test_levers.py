@@ -258,6 +258,18 @@ def test_signal_menu_confirms_and_sends(progress_dir, spawn):
     assert p.poll() is None
 
 
+def test_signal_refused_for_remote_run_and_unknown_create_time(progress_dir):
+    remote = make_run(progress_dir, "far", pid=os.getpid(), ct=psutil.Process().create_time())
+    remote = type(remote)(**dict(remote.__dict__, local=False, host="otherhost"))
+    ctx = Ctx(progress_dir, [remote])
+    assert levers.open_signal(ctx, Target("run", "far", remote.pid, remote.pid_create_time)) is None
+    assert ctx.notices[-1] == ("cannot signal run far: it runs on host otherhost, not here", True)
+    local = make_run(progress_dir, "near", pid=os.getpid(), ct=None)
+    ctx = Ctx(progress_dir, [local])
+    assert levers.open_signal(ctx, Target("run", "near", os.getpid(), None)) is None
+    assert "no create time known" in ctx.notices[-1][0]
+
+
 def test_signal_thread_says_what_it_does(progress_dir, spawn):
     p = spawn(SLEEPER)
     ct = psutil.Process(p.pid).create_time()

@@ -81,6 +81,11 @@ def open_signal(ctx: AppContext, target: Target) -> Optional[Screen]:
     notes: List[str] = []
     if target.kind == "thread":
         notes.append(A.THREAD_SIGNAL_NOTE)
+    run = _run(ctx, target.run_key)
+    if run is not None and not run.local:
+        ctx.notify("cannot signal run %s: it runs on host %s, not here" % (clean(run.run_name), clean(run.host or "?")),
+                   error=True)
+        return None
     if target.create_time is None:
         ctx.notify("cannot signal %s: no create time known to check it is the same process" % what, error=True)
         return None
