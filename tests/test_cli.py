@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-from conftest import wait_until
 from test_cli_support import ROOT, child_env, run_ttop, start_writer, ttop_cmd
 
 from ttop import cli

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""CPU cost of ``ttop FOLDER --headless -i 2`` watching 20 live runs.
+
+Starts ``--runs`` live demo runs (``examples/demo_job.py``; a small writer loop
+if it is missing), then ``ttop FOLDER --headless -i 2 --csv-dir TMP`` and, as
+the baseline measured over the same seconds, ``top -b -d 2`` (procps). Reads
+each process's utime+stime from ``/proc/<pid>/stat`` at the start and end of
+each window and prints the CPU % of one core per window, the median, the
+target (1 % of one core) and the ratio to the baseline. ttop's start-up
+(imports, first cycle) is measured separately, before the first window.
+
+    python bench/bench_headless.py                # 20 runs, 3 windows of 20 s
+    python bench/bench_headless.py --seconds 30 --window 10 --runs 5
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK = os.sysconf("SC_CLK_TCK")
+TARGET = 1.0  # % of one core
+
+FALLBACK_WRITER = r"""
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+import psutil
+from ttop.progress import write_json_atomic
+folder, name = sys.argv[2], sys.argv[3]
+ctime = psutil.Process().create_time(); t0 = time.time(); i = 0
+while True:
+    write_json_atomic(os.path.join(folder, name + ".json"), {
+        "format": "ttop.progress/1", "run_name": name, "status": "RUNNING", "updated_at": time.time(),
+        "started_at": t0, "pid": os.getpid(), "pid_create_time": ctime, "phase": "train",
+        "epoch": i // 100, "batch": i % 100, "total_batches": 100, "metrics": {"loss": 1.0 / (i + 1)}})
+    i += 1
+    time.sleep(1.0)
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        raw = f.read()
+    fields = raw[raw.rindex(b")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def start_runs(n: int, folder: str, tmp: str) -> list:
+    demo = os.path.join(ROOT, "examples", "demo_job.py")
+    procs = []
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    for i in range(n):
+        name = "bench-%02d" % i
+        if os.path.exists(demo):
+            args = [sys.executable, demo, "--folder", folder, "--name", name, "--epochs", "1000", "--batches", "500",
+                    "--val-batches", "50", "--batch-time", "1.0", "--workers", "1", "--work", "1000", "--seed", str(i)]
+        else:
+            script = os.path.join(tmp, "writer.py")
+            with open(script, "w") as f:
+                f.write(FALLBACK_WRITER)
+            args = [sys.executable, script, ROOT, folder, name]
+        procs.append(subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True, env=env))
+    return procs
+
+
+def stop(procs: list) -> None:
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=60.0, help="measured time (default: %(default)s)")
+    ap.add_argument("--window", type=float, default=20.0, help="window length (default: %(default)s)")
+    ap.add_argument("--interval", default="2", help="ttop -i (default: %(default)s)")
+    a = ap.parse_args()
+    if not shutil.which("top"):
+        print("bench_headless: `top` (procps) is needed for the baseline: apt-get install procps", file=sys.stderr)
+        return 2
+    tmp = tempfile.mkdtemp(prefix="ttop-bench-")
+    folder = os.path.join(tmp, "progress")
+    csv_dir = os.path.join(tmp, "csv")
+    os.makedirs(folder)
+    runs, others = [], []
+    try:
+        runs = start_runs(a.runs, folder, tmp)
+        deadline = time.monotonic() + 60
+        while len([n for n in os.listdir(folder) if n.endswith(".json") and not n.startswith(("control_", "."))]) < a.runs:
+            if time.monotonic() > deadline:
+                print("bench_headless: runs did not start", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        time.sleep(2)  # let them settle (loading phase, workers up)
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        t0 = time.monotonic()
+        ttop = subprocess.Popen([sys.executable, "-m", "ttop", folder, "--headless", "-i", a.interval, "--csv-dir", csv_dir],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+        others.append(ttop)
+        first = os.path.join(csv_dir, "bench-00_matrix.csv")
+        while not os.path.exists(first):
+            if ttop.poll() is not None or time.monotonic() - t0 > 60:
+                print("bench_headless: ttop wrote nothing", file=sys.stderr)
+                return 1
+            time.sleep(0.05)
+        startup_cpu, startup_wall = cpu_seconds(ttop.pid), time.monotonic() - t0
+        top = subprocess.Popen(["top", "-b", "-d", "2"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True, env=dict(os.environ, COLUMNS="200"))
+        others.append(top)
+        time.sleep(0.5)  # top's own start-up is not part of its steady cost either
+        windows = max(1, int(round(a.seconds / a.window)))
+        print("bench_headless: %d live %s runs, `ttop --headless -i %s`, %d windows of %g s (%d cores, CLK_TCK %d)"
+              % (a.runs, "demo_job.py" if os.path.exists(os.path.join(ROOT, "examples", "demo_job.py")) else "writer",
+                 a.interval, windows, a.window, os.cpu_count() or 0, TICK))
+        print("  ttop start-up (imports + first cycle + first CSV): %.2f s CPU in %.2f s" % (startup_cpu, startup_wall))
+        ttop_pcts, top_pcts = [], []
+        for w in range(windows):
+            c0, b0, m0 = cpu_seconds(ttop.pid), cpu_seconds(top.pid), time.monotonic()
+            time.sleep(a.window)
+            c1, b1, m1 = cpu_seconds(ttop.pid), cpu_seconds(top.pid), time.monotonic()
+            ttop_pcts.append(100.0 * (c1 - c0) / (m1 - m0))
+            top_pcts.append(100.0 * (b1 - b0) / (m1 - m0))
+            print("  window %d: ttop %.2f%% of one core | baseline top -b -d 2: %.2f%%" % (w + 1, ttop_pcts[-1], top_pcts[-1]))
+        med, base = statistics.median(ttop_pcts), statistics.median(top_pcts)
+        ratio = med / base if base > 0 else float("inf")
+        rows = 0
+        for n in os.listdir(csv_dir):
+            if n.endswith("_matrix.csv"):
+                with open(os.path.join(csv_dir, n), "rb") as f:
+                    rows += f.read().count(b"\n") - 1
+        print("  median: ttop %.2f%% of one core (target <= %.1f%%: %s) | baseline top -b -d 2: %.2f%% | ratio ttop/top = %.2f"
+              % (med, TARGET, "PASS" if med <= TARGET else "FAIL", base, ratio))
+        print("  CSV rows written: %d across %d runs" % (rows, a.runs))
+        return 0 if med <= TARGET else 1
+    finally:
+        stop(others)
+        stop(runs)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
