@@ -16,6 +16,7 @@ from ttop import progress as P
 from ttop.collect.snapshot import ProcInfo, RunResources, RunSnapshot, Snapshot
 from ttop.ui import levers
 from ttop.ui.screen import AppContext, Target
+from ttop.view.text import line_width
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 NAME = psutil.Process().name()  # what psutil calls a process of this interpreter
@@ -371,3 +372,19 @@ def test_output_viewer_interleaves_by_arrival_while_open(progress_dir):
     lines = ctx.text(height=12).splitlines()
     assert any("stdout was truncated or replaced" in ln for ln in lines)
     assert "[out] fresh" in lines
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 2), (10, 3), (20, 5), (40, 8), (80, 24)])
+def test_every_lever_screen_renders_at_any_size(progress_dir, size):
+    w, h = size
+    (progress_dir / "r.stdout.log").write_text("hello \u4e16\u754c\n" * 50)
+    (progress_dir / "r.json").write_text("x")
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "r", pid=os.getpid(), ct=1.0, **VARS)])
+    screens = [levers.open_editor(ctx, "r"), levers.open_output(ctx, "r"),
+               levers.open_signal(ctx, Target("thread", "r", os.getpid(), 1.0, tid=os.getpid())),
+               levers.open_signal_all(ctx, ["r"], "RUNNING runs (no filter)"), levers.open_delete(ctx, "r")]
+    for s in screens:
+        lines = s.render(ctx, w, h)
+        if not s.modal:  # full screens fill exactly the terminal; dialogs are cropped by the app
+            assert len(lines) == h
+            assert all(line_width(ln) == w for ln in lines), [ln for ln in lines if line_width(ln) != w]

@@ -141,7 +141,8 @@ class MenuDialog(Screen):
             text = "%d %s  %s" % (i + 1, fit(clean(label), label_w), clean(hint))
             body.append((text, R.with_mod(R.NORMAL, R.SEL) if i == self.index else R.NORMAL))
         return boxed(self.title, body, width, height, getattr(ctx, "ascii", False),
-                     footer="\u2191\u2193 Enter or 1-%d; Esc cancels" % len(self.items))
+                     footer="%s Enter or 1-%d; Esc cancels" % ("Up/Down" if getattr(ctx, "ascii", False) else "\u2191\u2193",
+                                                                len(self.items)))
 
     def on_key(self, key: str, ctx: AppContext) -> bool:
         n = len(self.items)

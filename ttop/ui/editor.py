@@ -193,7 +193,7 @@ class EditorScreen(Screen):
             hint = [("Enter", R.KEY), (" write  ", R.FOOTER), ("Esc", R.KEY), (" cancel  ", R.FOOTER),
                     ("typing replaces the old value; Backspace edits it", R.FOOTER)]
         else:
-            hint = [("\u2191\u2193", R.KEY), (" select  ", R.FOOTER), ("Enter", R.KEY), (" edit  ", R.FOOTER),
+            hint = [("Up/Down" if getattr(ctx, "ascii", False) else "\u2191\u2193", R.KEY), (" select  ", R.FOOTER), ("Enter", R.KEY), (" edit  ", R.FOOTER),
                     ("Esc", R.KEY), (" back", R.FOOTER)]
         out.append(_pad(hint, width, R.FOOTER))
         return out[:height]

@@ -26,14 +26,13 @@ wrapping long lines, otherwise Left/Right scroll horizontally; Esc or q close.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .. import actions as A
 from ..logfile import ArrivalLog, LogPager, display_text
 from ..view import fmt
 from ..view import roles as R
 from ..view.text import Line, Segment, clean, crop_line, line_width
-from ..view.text import width as text_width
 from .dialogs import wrap_text
 from .screen import AppContext, Screen
 
@@ -89,7 +88,7 @@ class Pane:
         self.reason = reason
         self.pager = LogPager(real)
 
-    def title(self, width_hint: int, focused: bool, wrap: bool) -> str:
+    def title(self, width_hint: int, focused: bool, wrap: bool, sep: str = " \u00b7 ") -> str:
         pg = self.pager
         parts = [self.stream]
         if self.shown:
@@ -100,7 +99,7 @@ class Pane:
             parts.append("follow" if pg.follow else ("%d%%" % pct if pct is not None else "top"))
             if not wrap and pg.col:
                 parts.append("col %d" % pg.col)
-        return " \u00b7 ".join(parts)
+        return sep.join(parts)
 
     def body(self, width: int, height: int, wrap: bool, query: Optional[str]) -> List[Line]:
         if height <= 0:
@@ -244,10 +243,12 @@ class OutputScreen(Screen):
     def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
         self._width = width
         out: List[Line] = []
-        title = "Output of run %s \u00b7 %s \u00b7 %s" % (
+        ascii = getattr(ctx, "ascii", False)
+        sep = " - " if ascii else " \u00b7 "
+        title = ("Output of run %s" + sep + "%s" + sep + "%s") % (
             self.run_name, {"stdout": "stdout", "stderr": "stderr", "both": "stdout + stderr (two panes)",
                                "arrival": "by arrival"}[self.mode],
-            "wrap" if self.wrap else "no wrap, \u2190\u2192 scroll")
+            "wrap" if self.wrap else ("no wrap, Left/Right scroll" if ascii else "no wrap, \u2190\u2192 scroll"))
         out.append(_pad([(title, R.TITLE)], width, R.TITLE))
         body_h = max(1, height - 3)
         streams = self._visible_streams()
@@ -263,7 +264,7 @@ class OutputScreen(Screen):
         elif len(streams) == 1:
             s = streams[0]
             pane = self.panes[s]
-            out.append(_pad([(pane.title(width, True, self.wrap), R.HEADER)], width, R.HEADER))
+            out.append(_pad([(pane.title(width, True, self.wrap, sep), R.HEADER)], width, R.HEADER))
             self._heights[s] = body_h - 1
             lines = pane.body(width, body_h - 1, self.wrap, self.query)
             out.extend(lines)
@@ -276,7 +277,7 @@ class OutputScreen(Screen):
                 focused = s == self.focus
                 mark = "\u25b6 " if focused and not getattr(ctx, "ascii", False) else ("> " if focused else "  ")
                 role = R.with_mod(R.HEADER, R.SEL) if focused else R.HEADER
-                out.append(_pad([(mark + pane.title(width, focused, self.wrap), role)], width, role))
+                out.append(_pad([(mark + pane.title(width, focused, self.wrap, sep), role)], width, role))
                 self._heights[s] = sizes[s]
                 lines = pane.body(width, sizes[s], self.wrap, self.query)
                 out.extend(lines)
