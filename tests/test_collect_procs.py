@@ -121,6 +121,10 @@ def test_sigkilled_run_shows_killed_within_two_intervals(spawn, progress_dir):
         assert gone.status == "KILLED" and gone.processes == ()
     finally:
         assert c.stop(timeout=5)
+        try:  # its orphaned children (the spawn fixture only cleans up live leaders)
+            os.killpg(w.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_reused_pid_is_never_attributed(spawn, progress_dir):

@@ -21,6 +21,7 @@ Status inference (what ttop tells that the file cannot):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -131,6 +132,7 @@ class Collector:
         self._scanner = FolderScanner(self.folder, clock=clock)
         self._table = _procs.ProcessTable()
         self._host = HostSampler()
+        self._statics: Dict[str, _Static] = {}
         self._seq = 0
         self._cycle_lock = threading.Lock()
         self._listeners: List[Callable[[], None]] = []
@@ -227,13 +229,12 @@ class Collector:
         scan = self._scanner.scan()
         table = self._table
 
-        # which files name a local process to look up
-        need_table = False
-        for fr in scan.files:
-            data = fr.data if fr.data is not None else fr.last_data
-            if data is not None and isinstance(data.get("pid"), int) and self._is_local(data, me):
-                need_table = True
-                break
+        # what each file says (cached per file version); which name a local process
+        statics = [(fr, self._static(fr, me)) for fr in scan.files]
+        if len(self._statics) > len(statics):
+            keep = {fr.name for fr, st in statics if st is not None}
+            self._statics = {k: v for k, v in self._statics.items() if k in keep}
+        need_table = any(st is not None and st.lookup_pid is not None for fr, st in statics)
         table_ok = False
         if need_table:
             try:
@@ -266,12 +267,12 @@ class Collector:
 
         runs: List[RunSnapshot] = []
         skipped: List[SkippedFile] = []
-        for fr in scan.files:
-            r = self._run(fr, now, me, table if table_ok else None, gpu_mem, gpu_indices, tpu_pids, gpu_note)
-            if r is None:
+        tbl = table if table_ok else None
+        for fr, st in statics:
+            if st is None:
                 skipped.append(SkippedFile(fr.name, fr.error or "unusable"))
             else:
-                runs.append(r)
+                runs.append(self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note))
         if table_ok:
             table.end_cycle()
 
@@ -294,11 +295,6 @@ class Collector:
             notices=tuple(notices),
             cycle_seconds=time.perf_counter() - t0,
         )
-
-    @staticmethod
-    def _is_local(data: Mapping[str, Any], me: str) -> bool:
-        host = data.get("host")
-        return host is None or host == me
 
     def _refresh_table_for_gpu(self) -> bool:
         try:
@@ -329,42 +325,46 @@ class Collector:
         except Exception as e:
             return [], "TPU source failed: %s" % e, {}
 
-    def _run(
-        self,
-        fr: FileResult,
-        now: float,
-        me: str,
-        table: Optional[_procs.ProcessTable],
-        gpu_mem: Mapping[int, Optional[int]],
-        gpu_indices,
-        tpu_mem: Mapping[int, int],
-        gpu_note: Optional[str],
-    ) -> Optional[RunSnapshot]:
+    def _static(self, fr: FileResult, me: str) -> Optional["_Static"]:
+        """What a run's file says, worked out once per file version."""
         if fr.data is not None:
             data, dropped, mtime, file_error = fr.data, fr.dropped, fr.mtime, None
         elif fr.last_data is not None:
             data, dropped, mtime, file_error = fr.last_data, fr.last_dropped, fr.last_mtime, fr.error
         else:
             return None
-        reported = data["status"]
+        cached = self._statics.get(fr.name)
+        if cached is not None and cached.data is data and cached.file_error == file_error and cached.me == me:
+            return cached
+        st = _Static(fr, data, dropped, mtime, file_error, me, self.interval)
+        self._statics[fr.name] = st
+        return st
+
+    def _run(
+        self,
+        st: "_Static",
+        now: float,
+        table: Optional[_procs.ProcessTable],
+        gpu_mem: Mapping[int, Optional[int]],
+        gpu_indices,
+        tpu_mem: Mapping[int, int],
+        gpu_note: Optional[str],
+    ) -> RunSnapshot:
+        reported = st.reported
         status = reported
         inferred = False
         status_reason = None
         stale = False
         stale_reason = None
-        host = data.get("host")
-        local = host is None or host == me
-        pid = data.get("pid")
-        pid_ctime = data.get("pid_create_time")
-        updated = data["updated_at"]
-        age = now - float(updated)
+        pid = st.lookup_pid
+        age = now - st.updated
         alive: Optional[bool] = None
         processes: Tuple = ()
-        resources = RunResources()
+        resources = _NO_RESOURCES
         note = None
 
-        if local and isinstance(pid, int) and pid > 0 and table is not None:
-            state, _actual = table.identify(pid, pid_ctime)
+        if pid is not None and table is not None:
+            state, _actual = table.identify(pid, st.pid_create_time)
             if state == _procs.ALIVE:
                 alive = True
                 plist = table.tree(pid, gpu_mem, gpu_indices, tpu_mem)
@@ -383,35 +383,96 @@ class Collector:
                 status_reason = None
         if alive is None:
             # remote, or local but unverifiable: the run's own sample
-            resources = reported_resources(data)
-        if status == RUNNING and alive is not False:
-            limit = heartbeat_limit(data, self.interval)
-            if age > limit:
-                stale, stale_reason = True, "no heartbeat for %s" % _fmt_age(age)
-        if file_error is not None:
+            resources = st.reported_resources
+        if status == RUNNING and alive is not False and age > st.hb_limit:
+            stale, stale_reason = True, "no heartbeat for %s" % _fmt_age(age)
+        if st.file_error is not None:
             stale = True
-            stale_reason = "file unreadable (%s); showing its last good contents" % file_error
-        return RunSnapshot(
-            key=fr.key,
-            path=fr.path,
-            data=data,
-            run_name=str(data.get("run_name") or fr.key),
-            status=status,
-            reported_status=reported,
-            status_inferred=inferred,
-            status_reason=status_reason,
-            host=host if host is not None else (me if local else None),
-            local=local,
-            alive=alive,
-            pid=pid if isinstance(pid, int) else None,
-            pid_create_time=float(pid_ctime) if isinstance(pid_ctime, (int, float)) else None,
-            stale=stale,
-            stale_reason=stale_reason,
-            file_error=file_error,
-            dropped_keys=tuple(dropped),
-            mtime=mtime,
-            heartbeat_age=age,
-            resources=resources,
-            processes=processes,
-            gpu_note=note,
-        )
+            stale_reason = "file unreadable (%s); showing its last good contents" % st.file_error
+        return _new_run(st.template, status, inferred, status_reason, alive, stale, stale_reason, age,
+                        resources, processes, note)
+
+
+_NO_RESOURCES = RunResources()
+
+
+class _Static:
+    """The parts of a run's snapshot that depend only on its file."""
+
+    __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
+                 "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
+                 "reported_resources", "template")
+
+    def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float) -> None:
+        self.data = data
+        self.file_error = file_error
+        self.me = me
+        self.key = fr.key
+        self.path = fr.path
+        self.dropped = tuple(dropped)
+        self.mtime = mtime
+        self.reported = data["status"]
+        host = data.get("host")
+        self.local = host is None or host == me
+        self.host = host if host is not None else me
+        pid = data.get("pid")
+        self.pid = pid if isinstance(pid, int) else None
+        ct = data.get("pid_create_time")
+        self.pid_create_time = float(ct) if isinstance(ct, (int, float)) and not isinstance(ct, bool) else None
+        self.lookup_pid = self.pid if (self.local and self.pid is not None and self.pid > 0) else None
+        self.updated = float(data["updated_at"])
+        self.hb_limit = heartbeat_limit(data, interval)
+        self.run_name = str(data.get("run_name") or fr.key)
+        self.reported_resources = reported_resources(data)
+        self.template = {
+            "key": self.key,
+            "path": self.path,
+            "data": data,
+            "run_name": self.run_name,
+            "reported_status": self.reported,
+            "host": self.host,
+            "local": self.local,
+            "pid": self.pid,
+            "pid_create_time": self.pid_create_time,
+            "file_error": file_error,
+            "dropped_keys": self.dropped,
+            "mtime": mtime,
+        }
+
+
+_TEMPLATE_KEYS = frozenset(("key", "path", "data", "run_name", "reported_status", "host", "local", "pid",
+                            "pid_create_time", "file_error", "dropped_keys", "mtime"))
+_DYNAMIC_KEYS = frozenset(("status", "status_inferred", "status_reason", "alive", "stale", "stale_reason",
+                           "heartbeat_age", "resources", "processes", "gpu_note"))
+# The fast path only while it sets exactly RunSnapshot's fields (a field added
+# to snapshot.py later falls back to the constructor and its defaults).
+_FAST_NEW = (
+    "__slots__" not in RunSnapshot.__dict__
+    and frozenset(f.name for f in dataclasses.fields(RunSnapshot)) == _TEMPLATE_KEYS | _DYNAMIC_KEYS
+)
+
+
+def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age, resources, processes,
+             note) -> RunSnapshot:
+    """``RunSnapshot(**template, status=..., ...)`` without the frozen
+    dataclass's per-field ``object.__setattr__`` (7x faster; 1,000 runs per
+    cycle add up). Every field is always set, so the result equals the
+    normal constructor's (a test checks it)."""
+    if _FAST_NEW:
+        obj = object.__new__(RunSnapshot)
+        d = obj.__dict__
+        d.update(template)
+        d["status"] = status
+        d["status_inferred"] = inferred
+        d["status_reason"] = reason
+        d["alive"] = alive
+        d["stale"] = stale
+        d["stale_reason"] = stale_reason
+        d["heartbeat_age"] = age
+        d["resources"] = resources
+        d["processes"] = processes
+        d["gpu_note"] = note
+        return obj
+    return RunSnapshot(status=status, status_inferred=inferred, status_reason=reason, alive=alive,  # pragma: no cover
+                       stale=stale, stale_reason=stale_reason, heartbeat_age=age, resources=resources,
+                       processes=processes, gpu_note=note, **template)

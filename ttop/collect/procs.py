@@ -2,9 +2,10 @@
 
 ``children(recursive=True)`` scans every process on the machine on each call,
 so calling it per run does not scale. Instead :meth:`ProcessTable.refresh`
-makes one pass over ``process_iter(["pid", "ppid", "create_time", "name",
-"status"])``, builds a ppid -> children map, and :meth:`ProcessTable.tree`
-walks it from a run's main PID.
+makes one pass over the process table (on Linux one read of
+``/proc/<pid>/stat`` per process; elsewhere ``process_iter(["ppid",
+"create_time", "name", "status"])``), builds a ppid -> children map, and
+:meth:`ProcessTable.tree` walks it from a run's main PID.
 
 ``psutil.Process`` objects are kept across cycles, keyed by ``(pid,
 create_time)``, so ``cpu_percent()`` measures the time since the previous cycle
@@ -18,6 +19,7 @@ the OS refuses to show is None and named in ``ProcInfo.error``.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -40,7 +42,128 @@ REUSED = "reused"
 ZOMBIE = "zombie"
 UNKNOWN = "unknown"
 
-_Row = Tuple[int, Optional[float], str, str]  # (ppid, create_time, name, status)
+# (ppid, create_time, name, status, cpu_seconds, num_threads, rss_bytes); the
+# last three are None where the table came from psutil (then psutil samples them)
+_Row = Tuple[int, Optional[float], str, str, Optional[float], Optional[int], Optional[int]]
+
+
+_HAVE_PROC = os.path.exists("/proc/self/stat")
+try:
+    _CLK_TCK = float(os.sysconf("SC_CLK_TCK"))
+except (AttributeError, ValueError, OSError):  # pragma: no cover - not Linux
+    _CLK_TCK = 100.0
+try:
+    _PAGE = os.sysconf("SC_PAGE_SIZE")
+except (AttributeError, ValueError, OSError):  # pragma: no cover - not Linux
+    _PAGE = 4096
+_STATES = {
+    "R": psutil.STATUS_RUNNING,
+    "S": psutil.STATUS_SLEEPING,
+    "D": psutil.STATUS_DISK_SLEEP,
+    "T": psutil.STATUS_STOPPED,
+    "t": psutil.STATUS_TRACING_STOP,
+    "Z": psutil.STATUS_ZOMBIE,
+    "X": psutil.STATUS_DEAD,
+    "x": psutil.STATUS_DEAD,
+    "K": "wake-kill",
+    "W": psutil.STATUS_WAKING,
+    "I": psutil.STATUS_IDLE,
+    "P": psutil.STATUS_PARKED,
+}
+
+
+def _proc_rows_linux() -> Optional[Dict[int, _Row]]:
+    """The process table from ``/proc/<pid>/stat`` (one read per process,
+    ~10x cheaper than ``process_iter``). Create times are computed as psutil
+    does: start ticks / CLK_TCK + boot time. None if /proc cannot be read."""
+    try:
+        names = os.listdir("/proc")
+        boot = psutil.boot_time()
+    except OSError:
+        return None
+    rows: Dict[int, _Row] = {}
+    _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    for n in names:
+        if not n.isdigit():
+            continue
+        try:
+            fd = os.open("/proc/" + n + "/stat", _O_RDONLY)
+            try:
+                raw = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+        except OSError:  # gone, or not readable
+            continue
+        try:
+            lp = raw.index(b"(")
+            rp = raw.rindex(b")")
+            fields = raw[rp + 2:].split()
+            rows[int(n)] = (
+                int(fields[1]),
+                int(fields[19]) / _CLK_TCK + boot,
+                raw[lp + 1:rp].decode("utf-8", "replace"),
+                _STATES.get(fields[0].decode("ascii", "replace"), ""),
+                (int(fields[11]) + int(fields[12])) / _CLK_TCK,  # utime + stime, seconds
+                int(fields[17]),  # num_threads
+                int(fields[21]) * _PAGE,  # rss
+            )
+        except (ValueError, IndexError):
+            continue
+    return rows
+
+
+def _linux_threads(pid: int) -> Optional[List[Tuple[int, float, float]]]:
+    """``[(tid, user_time, system_time)]`` from ``/proc/<pid>/task/*/stat``;
+    None when the task folder cannot be listed (psutil then decides: gone,
+    access denied). Threads that end while being read are left out."""
+    base = "/proc/%d/task/" % pid
+    try:
+        tids = os.listdir(base)
+    except OSError:
+        return None
+    out = []
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    for t in tids:
+        try:
+            fd = os.open(base + t + "/stat", flags)
+            try:
+                raw = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+            fields = raw[raw.rindex(b")") + 2:].split()
+            out.append((int(t), int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK))
+        except (OSError, ValueError, IndexError):
+            continue
+    out.sort()
+    return out
+
+
+def _proc_rows_psutil() -> Dict[int, _Row]:
+    rows: Dict[int, _Row] = {}
+    for p in psutil.process_iter(["ppid", "create_time", "name", "status"]):
+        try:
+            info = p.info
+            ppid = info.get("ppid")
+            rows[p.pid] = (int(ppid) if ppid is not None else -1, info.get("create_time"),
+                           info.get("name") or "", info.get("status") or "", None, None, None)
+        except Exception:  # a process that vanished mid-iteration
+            continue
+    return rows
+
+
+class _NoOneshot:
+    """``oneshot()`` only pays off when several values come from one /proc
+    file; with the table's own stat read, only threads() and the cmdline are
+    left to ask psutil for."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NO_ONESHOT = _NoOneshot()
 
 
 def same_process(a: Optional[float], b: Optional[float]) -> bool:
@@ -55,33 +178,32 @@ class ProcessTable:
         self.rows: Dict[int, _Row] = {}
         self.children: Dict[int, List[int]] = {}
         self._objs: Dict[Tuple[int, float], psutil.Process] = {}
-        self._cmdlines: Dict[Tuple[int, float], str] = {}
+        self._cmdlines: Dict[Tuple[int, float], Tuple[str, str]] = {}  # (cmdline, name)
         self._thread_prev: Dict[Tuple[int, int], Tuple[float, float]] = {}
         self._thread_seen: Dict[Tuple[int, int], Tuple[float, float]] = {}
         self._used: set = set()
+        self._cpu_prev: Dict[Tuple[int, float], Tuple[float, float]] = {}
+        self._cpu_seen: Dict[Tuple[int, float], Tuple[float, float]] = {}
         self.refreshed = False
+        self.refreshed_at = 0.0
 
     # -- the table ---------------------------------------------------------
 
     def refresh(self) -> None:
-        rows: Dict[int, _Row] = {}
+        rows = _proc_rows_linux() if _HAVE_PROC else None
+        if rows is None:
+            rows = _proc_rows_psutil()
         children: Dict[int, List[int]] = {}
-        for p in psutil.process_iter(["ppid", "create_time", "name", "status"]):
-            try:
-                info = p.info
-                pid = p.pid
-                ppid = info.get("ppid")
-                ppid = int(ppid) if ppid is not None else -1
-                rows[pid] = (ppid, info.get("create_time"), info.get("name") or "", info.get("status") or "")
-                if ppid >= 0 and ppid != pid:
-                    children.setdefault(ppid, []).append(pid)
-            except Exception:  # a process that vanished mid-iteration
-                continue
+        for pid, row in rows.items():
+            ppid = row[0]
+            if ppid >= 0 and ppid != pid:
+                children.setdefault(ppid, []).append(pid)
         for kids in children.values():
             kids.sort()
         self.rows = rows
         self.children = children
         self.refreshed = True
+        self.refreshed_at = self.clock()
 
     def identify(self, pid: int, create_time: Optional[float]) -> Tuple[str, Optional[float]]:
         """Is ``pid`` still the process that started at ``create_time``?
@@ -161,14 +283,23 @@ class ProcessTable:
         return proc
 
     def _sample(self, pid, depth, row, now, gpu_memory, gpu_indices, tpu_memory) -> Optional[ProcInfo]:
-        ppid, ctime, name, status = row
+        ppid, ctime, name, status, cpu_s, nthreads, rss = row
         if ctime is None:
             ctime = 0.0
         key = (pid, ctime)
         fresh = key not in self._objs
         errors: List[str] = []
-        cpu = rss = nthreads = None
+        cpu = None
         threads: Tuple[ThreadInfo, ...] = ()
+        zombie = status == psutil.STATUS_ZOMBIE
+        from_table = cpu_s is not None
+        if from_table and not zombie:
+            # CPU % from the table's own read of /proc/<pid>/stat, against the previous cycle
+            t = self.refreshed_at
+            prev = self._cpu_prev.get(key)
+            if prev is not None and t > prev[1]:
+                cpu = max(0.0, 100.0 * (cpu_s - prev[0]) / (t - prev[1]))
+            self._cpu_seen[key] = (cpu_s, t)
         try:
             proc = self._process(pid, ctime)
         except psutil.NoSuchProcess:
@@ -176,11 +307,13 @@ class ProcessTable:
         except Exception as e:  # pragma: no cover - Process() only raises NoSuchProcess
             return ProcInfo(pid=pid, ppid=ppid, name=name, create_time=ctime, depth=depth, status=status,
                             error=type(e).__name__)
-        cmdline = self._cmdlines.get(key)
-        zombie = status == psutil.STATUS_ZOMBIE
+        cached = self._cmdlines.get(key)
+        cmdline = None
+        if cached is not None:
+            cmdline, name = cached
         try:
-            with proc.oneshot():
-                if not zombie:
+            with (_NO_ONESHOT if from_table else proc.oneshot()):
+                if not zombie and not from_table:
                     try:
                         cpu = proc.cpu_percent(None)
                         if fresh:
@@ -199,23 +332,33 @@ class ProcessTable:
                         status = proc.status()
                     except psutil.AccessDenied:
                         pass
+                if not zombie:
                     try:
-                        threads = self._threads(pid, proc.threads(), now)
+                        raw = _linux_threads(pid) if from_table else None
+                        if raw is None:
+                            raw = [(t.id, t.user_time, t.system_time) for t in proc.threads()]
+                        threads = self._threads(pid, raw, now)
                     except psutil.AccessDenied:
                         if "threads" not in errors:
                             errors.append("threads")
-                if cmdline is None:
+                if cached is None:
                     try:
                         cmdline = " ".join(proc.cmdline())
                     except (psutil.AccessDenied, psutil.ZombieProcess):
                         cmdline = ""
-                    self._cmdlines[key] = cmdline
+                    try:
+                        name = proc.name()  # /proc's comm is cut at 15 characters
+                    except (psutil.AccessDenied, psutil.ZombieProcess):
+                        pass
+                    self._cmdlines[key] = (cmdline, name)
         except psutil.ZombieProcess:
+            zombie = True
+        except psutil.NoSuchProcess:
+            return None
+        if zombie:
             status = psutil.STATUS_ZOMBIE
             cpu = rss = nthreads = None
             threads = ()
-        except psutil.NoSuchProcess:
-            return None
         gpu_mem = gpu_memory.get(pid)
         idx: Tuple[int, ...] = ()
         if gpu_indices is not None:
@@ -245,15 +388,15 @@ class ProcessTable:
         out = []
         prev_map = self._thread_prev
         seen = self._thread_seen
-        for t in raw:
-            total = t.user_time + t.system_time
-            k = (pid, t.id)
+        for tid, user, system in raw:
+            total = user + system
+            k = (pid, tid)
             prev = prev_map.get(k)
             pct = None
             if prev is not None and now > prev[1]:
                 pct = max(0.0, 100.0 * (total - prev[0]) / (now - prev[1]))
             seen[k] = (total, now)
-            out.append(ThreadInfo(tid=t.id, user_time=t.user_time, system_time=t.system_time, cpu_percent=pct))
+            out.append(ThreadInfo(tid=tid, user_time=user, system_time=system, cpu_percent=pct))
         return tuple(out)
 
     def end_cycle(self) -> None:
@@ -265,6 +408,8 @@ class ProcessTable:
         self._used = set()
         self._thread_prev = self._thread_seen
         self._thread_seen = {}
+        self._cpu_prev = self._cpu_seen
+        self._cpu_seen = {}
 
 
 def totals(procs: List[ProcInfo], sampled_at: float) -> RunResources:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..progress import (
     MAX_PROGRESS_BYTES,
+    PROGRESS_SUFFIX,
     ProgressError,
     is_progress_filename,
     parse_progress,
@@ -36,6 +37,10 @@ from ..progress import (
 RACY_SECONDS = 0.05
 
 Signature = Tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns)
+
+
+def _first(pair):
+    return pair[0]
 
 
 def read_progress_bytes(path: str, limit: int) -> bytes:
@@ -84,7 +89,8 @@ def os_error_reason(e: OSError) -> str:
 
 @dataclass
 class FileResult:
-    """What the scan knows about one progress file this cycle."""
+    """What the scan knows about one progress file this cycle (read-only once
+    returned: an unchanged file gives the same object again)."""
 
     name: str
     key: str
@@ -99,14 +105,13 @@ class FileResult:
     last_mtime: float = 0.0
 
 
-@dataclass
 class _Cached:
-    sig: Signature
-    read_at: float
-    data: Optional[Dict[str, Any]]
-    dropped: Tuple[str, ...]
-    error: Optional[str]
-    mtime: float
+    __slots__ = ("sig", "trusted", "result")
+
+    def __init__(self, sig: Signature, trusted: bool, result: FileResult) -> None:
+        self.sig = sig
+        self.trusted = trusted  # False: modified in the tick it was read; read once more
+        self.result = result  # reused as is while the file is unchanged
 
 
 @dataclass
@@ -148,29 +153,33 @@ class FolderScanner:
         except OSError as e:
             return self._folder_gone("cannot read folder %s: %s" % (self.folder, os_error_reason(e)))
         cache = self._cache
-        seen = set()
         out: List[FileResult] = []
         reads = 0
         with it:
-            entries = [e for e in it if is_progress_filename(e.name)]
-        entries.sort(key=lambda e: e.name)
-        for entry in entries:
-            name = entry.name
-            path = entry.path
-            seen.add(name)
+            entries = [(e.name, e) for e in it]
+        entries = [ne for ne in entries if ne[0][-5:] == PROGRESS_SUFFIX and is_progress_filename(ne[0])]
+        entries.sort(key=_first)
+        seen = {ne[0] for ne in entries}
+        for name, entry in entries:
             try:
                 st = entry.stat()  # follows symlinks
             except FileNotFoundError:
                 if not entry.is_symlink():
                     seen.discard(name)  # removed since the listing: normal
                     continue
-                out.append(self._result(name, path, 0.0, None, (), "broken symbolic link"))
+                out.append(self._result(name, entry.path, 0.0, None, (), "broken symbolic link"))
                 cache.pop(name, None)
                 continue
             except OSError as e:
-                out.append(self._result(name, path, 0.0, None, (), os_error_reason(e)))
+                out.append(self._result(name, entry.path, 0.0, None, (), os_error_reason(e)))
                 cache.pop(name, None)
                 continue
+            sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+            c = cache.get(name)
+            if c is not None and c.trusted and c.sig == sig:
+                out.append(c.result)  # unchanged since it was read: not read again
+                continue
+            path = entry.path
             mtime = st.st_mtime
             if stat.S_ISDIR(st.st_mode):
                 out.append(self._result(name, path, mtime, None, (), "is a directory"))
@@ -179,11 +188,6 @@ class FolderScanner:
             if not stat.S_ISREG(st.st_mode):
                 out.append(self._result(name, path, mtime, None, (), "not a regular file"))
                 cache.pop(name, None)
-                continue
-            sig = (st.st_ino, st.st_size, st.st_mtime_ns)
-            c = cache.get(name)
-            if c is not None and c.sig == sig and (c.mtime + RACY_SECONDS) < c.read_at:
-                out.append(self._result(name, path, mtime, c.data, c.dropped, c.error))
                 continue
             read_at = self.clock()
             if st.st_size > self.max_bytes:
@@ -195,11 +199,12 @@ class FolderScanner:
                 except FileNotFoundError:
                     seen.discard(name)  # removed between stat and open: normal
                     continue
-            cache[name] = _Cached(sig, read_at, data, dropped, error, mtime)
-            out.append(self._result(name, path, mtime, data, dropped, error))
-        for gone in [n for n in cache if n not in seen]:
+            result = self._result(name, path, mtime, data, dropped, error)
+            cache[name] = _Cached(sig, mtime + RACY_SECONDS < read_at, result)
+            out.append(result)
+        for gone in cache.keys() - seen:
             del cache[gone]
-        for gone in [n for n in self._last_good if n not in seen]:
+        for gone in self._last_good.keys() - seen:
             del self._last_good[gone]
         self.total_reads += reads
         return ScanResult(out, None, reads)
