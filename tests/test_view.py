@@ -461,3 +461,8 @@ def test_selection_stays_near_when_its_run_vanishes():
     rows = visible_rows(s2, st)
     assert rows[selected_index(rows, st)].id == ("run", "r6")
     assert selected_index(visible_rows(s1, st), st) == 5
+
+
+def test_docs_key_list_matches_help():
+    doc = (ROOT / "docs" / "ui.md").read_text(encoding="utf-8")
+    assert markdown() in doc
