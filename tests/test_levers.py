@@ -388,3 +388,17 @@ def test_every_lever_screen_renders_at_any_size(progress_dir, size):
         if not s.modal:  # full screens fill exactly the terminal; dialogs are cropped by the app
             assert len(lines) == h
             assert all(line_width(ln) == w for ln in lines), [ln for ln in lines if line_width(ln) != w]
+
+
+def test_editor_reopened_shows_last_outcome_but_not_an_earlier_runs_file(progress_dir):
+    data = dict(VARS, control_seq=4, control_error="refused lr: expected float, got str 'x'")
+    P.write_control(str(progress_dir), "exp", 4, {"lr": "x"})
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "exp", pid=1, ct=1.0, **data)])
+    ctx.push(levers.open_editor(ctx, "exp"))
+    assert "refused #4: refused lr: expected float, got str 'x'" in ctx.text(width=140)
+    # the same file, but older than the run: from an earlier run, not shown
+    old = time.time() - 3600
+    os.utime(progress_dir / "control_exp.json", (old, old))
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "exp", pid=1, ct=1.0, **data)])
+    ctx.push(levers.open_editor(ctx, "exp"))
+    assert "#4" not in ctx.text(width=140)

@@ -310,17 +310,26 @@ def _read_control(folder: str, key: str) -> Tuple[Optional[int], Dict[str, Any],
     return seq, dict(variables), None, mtime
 
 
-def unacknowledged(folder: str, key: str, data: Mapping[str, Any]) -> Tuple[Optional[int], Dict[str, Any]]:
-    """The edits in the control file the run has not acknowledged yet:
-    ``(seq, variables)``, or ``(None, {})``. A control file older than the
+def current_control(folder: str, key: str, data: Mapping[str, Any]) -> Tuple[Optional[int], Dict[str, Any]]:
+    """The run's control file as ``(seq, variables)`` if it is readable and
+    belongs to this run, else ``(None, {})``. A control file older than the
     run's start (left by an earlier run of the same name) does not count."""
     seq, variables, _err, mtime = _read_control(folder, key)
-    if seq is None or seq <= acked_seq(data):
+    if seq is None:
         return None, {}
     started = data.get("started_at")
     if isinstance(started, (int, float)) and not isinstance(started, bool) and mtime is not None:
         if mtime < started - 1.0:
             return None, {}
+    return seq, variables
+
+
+def unacknowledged(folder: str, key: str, data: Mapping[str, Any]) -> Tuple[Optional[int], Dict[str, Any]]:
+    """The edits in the control file the run has not acknowledged yet:
+    ``(seq, variables)``, or ``(None, {})`` (see :func:`current_control`)."""
+    seq, variables = current_control(folder, key, data)
+    if seq is None or seq <= acked_seq(data):
+        return None, {}
     return seq, variables
 
 

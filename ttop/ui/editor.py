@@ -85,21 +85,15 @@ class EditorScreen(Screen):
         """Edits found in the control file: pending ones (not acknowledged
         yet) and the last acknowledged edit's outcome."""
         data = run.data or {}
-        seq, variables, _err = A.read_control(ctx.folder, self.key)
+        seq, variables = A.current_control(ctx.folder, self.key, data)
         if seq is None:
             return
-        pend_seq, pending = A.unacknowledged(ctx.folder, self.key, data)
-        if pend_seq is not None:
-            for name, value in pending.items():
-                self.edits[str(name)] = Edit(pend_seq, value)
-            return
-        started = data.get("started_at")
-        if seq <= A.acked_seq(data) and isinstance(started, (int, float)):
-            # acknowledged by this run (same seq it reports): show the outcome
-            if seq == A.acked_seq(data):
-                for name, value in variables.items():
-                    state, err = A.edit_state(data, seq, str(name))
-                    self.edits[str(name)] = Edit(seq, value, state, err)
+        # pending (not acknowledged yet), or the outcome of the edit the run
+        # acknowledged last
+        if seq >= A.acked_seq(data):
+            for name, value in variables.items():
+                state, err = A.edit_state(data, seq, str(name))
+                self.edits[str(name)] = Edit(seq, value, state, err)
 
     def _update_states(self, run: Any) -> None:
         data = run.data or {}
