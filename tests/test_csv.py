@@ -292,3 +292,26 @@ def test_stale_temp_file_or_planted_link_is_not_followed(tmp_path):
     assert victim.read_text() == "precious"
     assert int(pd.read_csv(out / "a_overall.csv")["samples"][0]) == 1
     assert sorted(os.listdir(out)) == ["a_matrix.csv", "a_overall.csv"]
+
+
+def test_silent_stale_run_gets_no_copies_of_its_last_row(tmp_path):
+    import dataclasses
+
+    clock = Clock()
+    sink = CsvSink(str(tmp_path), 1.0, clock=clock)
+    live = run("remote", updated_at=10.0)
+    sink.maybe_write(snap(1, [live]))
+    stale = dataclasses.replace(live, stale=True, stale_reason="no heartbeat for 5 min")
+    for seq in range(2, 6):
+        clock.t += 1
+        sink.maybe_write(snap(seq, [stale]))
+    assert len(read_csv(str(tmp_path / "remote_matrix.csv"))) == 1 + 1
+    clock.t += 1
+    sink.maybe_write(snap(6, [run("remote", updated_at=99.0)]))  # it speaks again
+    assert len(read_csv(str(tmp_path / "remote_matrix.csv"))) == 1 + 2
+    # a local process that is alive but stopped reporting (hung?) keeps its rows
+    hung = dataclasses.replace(run("local", updated_at=5.0), stale=True, alive=True)
+    for seq in range(7, 10):
+        clock.t += 1
+        sink.maybe_write(snap(seq, [hung]))
+    assert len(read_csv(str(tmp_path / "local_matrix.csv"))) == 1 + 3

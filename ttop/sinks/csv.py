@@ -6,7 +6,10 @@ object serves ``--headless`` and the curses UI with ``--csv-interval``, with no
 thread of its own.
 
 ``<run>_matrix.csv``: one row per sample while the run is RUNNING, plus one
-row when it is first seen ended (so the final status is recorded). Columns:
+row when it is first seen ended (so the final status is recorded). A RUNNING
+run whose heartbeat stopped (``stale``) and whose process is not seen alive
+here (e.g. it died on another host) gets no further rows until its file
+changes again. Columns:
 :data:`MATRIX_COLUMNS`, then one ``metric_<name>`` column per metric the run has
 ever reported, in order of first appearance.
 
@@ -232,6 +235,7 @@ class _RunFiles:
         self.first_ts: Optional[float] = None
         self.last_ts: Optional[float] = None
         self.last_status: Optional[str] = None
+        self.last_updated_at: Any = None  # the file's updated_at at the last RUNNING row
         self.final_written = False
         self.needs_rewrite = False  # existing file must be rewritten (torn tail, missing columns)
         self.run_name = key
@@ -519,6 +523,14 @@ class CsvSink:
                 rf = self._files_for(run.key)
                 if run.status == RUNNING:
                     rf.final_written = False
+                    updated = run.data.get("updated_at") if isinstance(run.data, Mapping) else None
+                    if run.stale and run.alive is not True and rf.samples and updated == rf.last_updated_at:
+                        # silent and not seen alive here (e.g. dead on another
+                        # host): no copies of its last row. A live local
+                        # process that stopped reporting keeps its rows: its
+                        # CPU and memory still tell what it is doing.
+                        continue
+                    rf.last_updated_at = updated
                 elif rf.final_written:
                     continue
                 elif rf.last_status == run.status and rf.samples:
