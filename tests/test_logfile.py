@@ -215,3 +215,24 @@ def test_search_with_a_time_budget_resumes(tmp_path):
     while not pg.search("filler line 7\n", forward=False, budget=0.0)[0]:
         assert pg.searching is not None
     assert display_text(pg.visible(1)[0][2]) == "filler line 7"
+
+
+def test_arrival_log_is_bounded(tmp_path):
+    from ttop.logfile import ArrivalLog
+
+    a = tmp_path / "a.log"
+    b = tmp_path / "b.log"
+    a.write_bytes(b"")
+    arr = ArrivalLog([("stdout", str(a)), ("stderr", str(b)), ("none", None)], max_lines=5, max_bytes=1000, max_chars=10)
+    assert arr.poll() == 0
+    with open(a, "ab") as f:
+        f.write(b"x" * 50 + b"\n" + b"".join(b"%d\n" % i for i in range(3)))
+    b.write_bytes(b"from b\n")  # created after the viewer opened: read from its start
+    assert arr.poll() == 5
+    assert list(arr.lines) == [("stdout", "xxxxxxxxx\u2026"), ("stdout", "0"), ("stdout", "1"), ("stdout", "2"),
+                               ("stderr", "from b")]
+    with open(a, "ab") as f:
+        f.write(b"y" * 5000 + b"\nlast\n")
+    arr.poll()
+    assert len(arr.lines) == 5 and arr.lines[-1] == ("stdout", "last")
+    assert any(k == "note" and "bytes of stdout skipped" in t for k, t in arr.lines)

@@ -413,13 +413,13 @@ class ArrivalLog:
     each file gained since the previous poll and appends their complete lines,
     labelled with their stream. Lines that arrived between the same two polls
     are only ordered within their own stream (the first stream's lines come
-    first). Memory is bounded: the last ``max_lines`` lines are kept, and at
-    most ``max_bytes`` per stream per poll are read (the rest is skipped, and
-    a line says how much).
+    first). Memory is bounded: the last ``max_lines`` lines are kept, each cut
+    to ``max_chars`` characters, and at most ``max_bytes`` per stream per poll
+    are read (the rest is skipped, and a line says how much).
     """
 
     def __init__(self, paths: "List[Tuple[str, Optional[str]]]", max_lines: int = 10000,
-                 max_bytes: int = 1024 * 1024) -> None:
+                 max_bytes: int = 1024 * 1024, max_chars: int = 2000) -> None:
         import collections
 
         self.files = [(name, LogFile(path) if path else None) for name, path in paths]
@@ -427,6 +427,7 @@ class ArrivalLog:
         self.partial: List[bytes] = []
         self.lines: "collections.deque[Tuple[str, str]]" = collections.deque(maxlen=max_lines)
         self.max_bytes = max_bytes
+        self.max_chars = max_chars  # longer lines are cut (memory stays bounded)
         self.total = 0  # lines appended so far (including those dropped from the front)
         for _name, f in self.files:
             if f is not None:
@@ -471,7 +472,10 @@ class ArrivalLog:
                 rest = b""
             self.partial[i] = rest
             for raw in parts:
-                self._add(name, display_text(raw), "line")
+                text = display_text(raw[: 4 * self.max_chars])
+                if len(text) > self.max_chars:
+                    text = text[: self.max_chars - 1] + "\u2026"
+                self._add(name, text, "line")
                 added += 1
         return added
 
