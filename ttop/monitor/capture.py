@@ -15,9 +15,11 @@ Two mechanisms:
   a tee object. Only output written through those Python objects is
   captured.
 
-Stopping restores the original descriptors (or objects), drains the pipe and
-closes the logs. Child processes that still hold the pipe keep the reader
-thread alive until they close it.
+Stopping restores the original descriptors (or objects) and waits until
+everything written so far has been copied to the console and the logs; it
+does not wait for end-of-file, which never comes while a child process still
+holds the pipe: such children keep being tee'd by the daemon thread, which
+closes the log when the last of them closes the pipe.
 """
 from __future__ import annotations
 
