@@ -4,7 +4,8 @@ Modes: the curses monitor (default), ``--once`` (print one snapshot as a table
 and exit), ``--once --json`` (the same as JSON), ``--headless`` (CSV only, until
 SIGINT/SIGTERM).
 
-Exit status: 0 success; 1 unexpected internal error (one line on stderr;
+Exit status: 0 success (the monitor: whatever ``run_ui`` returns, 128+N when
+ended by signal N); 1 unexpected internal error (one line on stderr;
 ``TTOP_DEBUG=1`` shows the traceback); 2 bad arguments or a missing/unreadable
 folder (one line on stderr); 130 interrupted by Ctrl+C in ``--once``.
 """
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no UI: write CSV until SIGINT/SIGTERM")
     p.add_argument("--once", action="store_true", help="print one snapshot as a table and exit")
     p.add_argument("--json", action="store_true", help="with --once: print the snapshot as JSON")
-    p.add_argument("--ascii", action="store_true", help="draw the UI with ASCII characters only")
+    p.add_argument("--ascii", action="store_true", help="draw with ASCII characters only (monitor and --once)")
     p.add_argument("--version", action="version", version="ttop %s" % __version__)
     return p
 
@@ -182,23 +183,6 @@ def use_color(stream: IO[str]) -> bool:
         return False
 
 
-def _print_table(snapshot: Any, stream: IO[str], width: int, color: bool) -> None:
-    try:
-        from .sinks.once import print_once
-    except ImportError as e:
-        if e.name not in ("ttop.sinks.once",):
-            raise
-        print_once = None
-    if print_once is not None:
-        print_once(snapshot, stream, width=width, color=color)
-        return
-    # Interim listing until the table renderer is available: one line per run.
-    from .view.text import clean, clip
-
-    for r in snapshot.runs:
-        stream.write(clip(clean("%s  %s" % (r.key, r.status)), width) + "\n")
-
-
 def run_once(args: argparse.Namespace, stdout: IO[str]) -> int:
     collector = make_collector(args)
     try:
@@ -219,7 +203,9 @@ def run_once(args: argparse.Namespace, stdout: IO[str]) -> int:
 
         write_json(snapshot, stdout)
     else:
-        _print_table(snapshot, stdout, once_width(stdout), use_color(stdout))
+        from .sinks.once import print_once
+
+        print_once(snapshot, stdout, width=once_width(stdout), color=use_color(stdout), ascii=True if args.ascii else None)
         stdout.flush()
     return EXIT_OK
 
@@ -234,12 +220,13 @@ def run_headless_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
 
 def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     try:
+        import curses  # noqa: F401  (checked here: the UI imports it lazily)
+
         from .ui.app import run_ui
     except ImportError as e:
-        if e.name not in ("ttop.ui.app", "ttop.ui") and "run_ui" not in str(e):
+        if e.name not in ("curses", "_curses"):
             raise
-        stderr.write("ttop: the curses monitor is not available in this build; use --once or --headless\n")
-        return EXIT_ERROR
+        raise UsageError("the monitor needs Python's curses module, missing here (%s); --once and --headless work without it" % e) from None
     sink = None
     if args.csv_interval is not None or args.csv_dir is not None:
         sink = make_sink(args, None)  # nothing may print over the curses screen
