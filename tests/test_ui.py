@@ -512,3 +512,33 @@ def test_exception_restores_terminal_and_reports_one_line(folder, debug):
         assert "echo" in flags and "icanon" in flags, t.dump()
     finally:
         t.close()
+
+
+def test_monochrome_terminal_without_colours(ttop_term, folder):
+    # vt100 has no colours: has_colors() is false, roles fall back to attributes
+    t = start(ttop_term, folder, env={"TERM": "vt100"}, rows=45)
+    t.wait_quiet(0.3)
+    for y in range(t.rows):
+        for c in t.row_cells(y):
+            assert c.fg == "default" and c.bg == "default", (y, c, t.dump())
+    assert selected_name(t) == ALL_SORTED[0]
+    t.send(b"\x1bOB")  # vt100's Down key (application cursor mode)
+    t.wait_for(lambda t: selected_name(t) == ALL_SORTED[1])
+
+
+def test_unknown_terminal_gives_one_clear_line(folder):
+    t = TtopTerm([sys.executable, "-m", "ttop", str(folder)], cols=100, rows=10, env={"TERM": "no-such-terminal"})
+    try:
+        assert t.wait_exit() == 1
+        assert "ttop: cannot drive this terminal (TERM=no-such-terminal)" in t.text
+        assert "Traceback" not in t.text
+    finally:
+        t.close()
+
+
+def test_needs_a_terminal(folder):
+    p = subprocess.run([sys.executable, "-m", "ttop", str(folder)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, cwd=str(ROOT))
+    assert p.returncode == 2
+    assert p.stdout == b""
+    assert b"needs a terminal" in p.stderr and b"Traceback" not in p.stderr

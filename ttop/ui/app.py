@@ -32,6 +32,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, List, Optional, Tuple
@@ -123,6 +124,7 @@ class App(AppContext):
         os.set_blocking(self._rfd, False)
         os.set_blocking(self._wfd, False)
         self._closed = False
+        self._pipe_lock = threading.Lock()
 
     # -- AppContext ----------------------------------------------------------
 
@@ -160,7 +162,11 @@ class App(AppContext):
     # -- wake-ups --------------------------------------------------------------
 
     def wake(self) -> None:
-        """Called from any thread (collector listener, signal handler)."""
+        """Called from the collector thread after each publish."""
+        with self._pipe_lock:
+            self._poke()
+
+    def _poke(self) -> None:
         if self._closed:
             return
         try:
@@ -176,7 +182,9 @@ class App(AppContext):
         else:
             self._signal = signum
             self._quit = True
-        self.wake()
+        # no lock here: the handler runs in the main thread, and the pipe is
+        # only closed after the handlers are restored
+        self._poke()
 
     def _drain_pipe(self) -> None:
         try:
@@ -186,12 +194,13 @@ class App(AppContext):
             pass
 
     def close(self) -> None:
-        self._closed = True
-        for fd in (self._rfd, self._wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        with self._pipe_lock:
+            self._closed = True
+            for fd in (self._rfd, self._wfd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     # -- drawing -----------------------------------------------------------------
 
@@ -364,6 +373,10 @@ class App(AppContext):
                         self._quit = True
 
 
+class _NoTerminal(Exception):
+    pass
+
+
 def _isatty(fd: int) -> bool:
     try:
         return os.isatty(fd)
@@ -383,6 +396,11 @@ def run_ui(collector: Any, *, ascii: bool = False, csv_sink: Any = None) -> int:
     from .colors import Palette, no_color_requested
     from .main_screen import MainScreen
 
+    for stream in (sys.__stdin__, sys.__stdout__):
+        if stream is None or not _isatty(stream.fileno()):
+            sys.stderr.write("ttop: the monitor needs a terminal on stdin and stdout; "
+                             "use --once or --headless otherwise\n")
+            return 2
     try:
         locale.setlocale(locale.LC_ALL, "")
     except locale.Error:
@@ -421,7 +439,11 @@ def run_ui(collector: Any, *, ascii: bool = False, csv_sink: Any = None) -> int:
     error: Optional[BaseException] = None
     tb = ""
     try:
-        stdscr = curses.initscr()
+        try:
+            stdscr = curses.initscr()
+        except curses.error as e:
+            raise _NoTerminal("cannot drive this terminal (TERM=%s): %s; use --once or --headless"
+                              % (os.environ.get("TERM", ""), e)) from None
         try:
             curses.noecho()
             curses.cbreak()
@@ -463,6 +485,9 @@ def run_ui(collector: Any, *, ascii: bool = False, csv_sink: Any = None) -> int:
                 collector.stop(timeout=2)
             except Exception:
                 pass
+    if isinstance(error, _NoTerminal):
+        sys.stderr.write("ttop: %s\n" % error)
+        return 1
     if error is not None:
         sys.stderr.write("ttop: error: %s: %s%s\n" % (
             type(error).__name__, error, "" if os.environ.get("TTOP_DEBUG") else " (TTOP_DEBUG=1 shows the traceback)"))
