@@ -166,3 +166,49 @@ def test_error_reporter_does_not_flood():
         "ttop: cannot write CSV for run a: disk full (repeated 200 times)",
         "ttop: another problem",
     ]
+
+
+def test_run_headless_reports_a_failing_collector_and_stops_cleanly(tmp_path, monkeypatch):
+    """In-process: run_headless with a collector whose cycles fail; the error is
+    reported once, and stop_event ends it with the sink closed."""
+    import io
+    import threading
+
+    from ttop.sinks import headless
+    from ttop.sinks.csv import CsvSink
+
+    monkeypatch.setattr(headless, "CHECK_EVERY", 0.05)
+
+    class Failing:
+        latest = None
+        last_error = None
+
+        def __init__(self):
+            self.listeners, self.started, self.stopped = [], False, False
+
+        def add_listener(self, fn):
+            self.listeners.append(fn)
+
+        def start(self):
+            self.started = True
+            self.last_error = RuntimeError("boom")
+
+        def stop(self, timeout=5):
+            self.stopped = True
+
+    err = io.StringIO()
+    sink = CsvSink(str(tmp_path / "csv"), 1.0)
+    sink.on_error = None
+    c = Failing()
+    stop = threading.Event()
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    try:
+        assert headless.run_headless(c, sink, stderr=err, stop_event=stop, install_signals=False) == 0
+    finally:
+        timer.cancel()
+    assert c.started and c.stopped and len(c.listeners) == 1
+    lines = err.getvalue().splitlines()
+    assert lines[0].startswith("ttop: headless, writing CSV to ")
+    assert lines[1:] == ["ttop: collector cycle failed: RuntimeError: boom"]
+    assert not sink.maybe_write(object())  # closed

@@ -2,7 +2,8 @@
 
 Runs until SIGINT, SIGTERM or SIGHUP (unless SIGHUP is ignored, as under
 ``nohup``), then stops the collector, writes the final summaries and returns
-0. The main thread only sleeps on an event; all work happens in the
+0. The main thread only sleeps on an event (waking every 30 s to report a
+failed collector cycle, once per distinct error); all work happens in the
 collector's thread, which calls the sink after each published snapshot.
 """
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import IO, Any, Callable, Dict, Optional
 from .csv import CsvSink
 
 _STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+#: How often (s) the main thread looks at the collector's last error.
+CHECK_EVERY = 30.0
 
 
 class ErrorReporter:
@@ -84,8 +87,14 @@ def run_headless(
         except (OSError, ValueError):
             pass
         collector.start()
-        while not stop.is_set():
-            stop.wait(3600)
+        reported = None
+        while not stop.wait(CHECK_EVERY):
+            # the collector keeps going after a failed cycle; say so once
+            error = getattr(collector, "last_error", None)
+            if error is not None and error is not reported:
+                reported = error
+                report = sink.on_error or ErrorReporter(err)
+                report("collector cycle failed: %s: %s" % (type(error).__name__, error))
     finally:
         try:
             collector.stop(timeout=5)
