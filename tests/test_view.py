@@ -430,7 +430,9 @@ def test_layering():
         rel = path.relative_to(ROOT).as_posix()
         mods = {m.split(".")[0] for m in _imports(path)}
         if not rel.startswith("ttop/ui/"):
-            assert "curses" not in mods, rel
+            assert "curses" not in mods, (
+                "%s imports curses: only ttop/ui may (a missing curses shows as ImportError(name='_curses') "
+                "from `from ttop.ui.app import run_ui`)" % rel)
         if rel.startswith(("ttop/view/", "ttop/ui/")):
             assert not mods & {"psutil", "pynvml"}, rel
         if rel.startswith("ttop/view/"):

@@ -26,6 +26,7 @@ is closed by the caller.
 from __future__ import annotations
 
 import codecs
+import curses  # ImportError(name="_curses") here tells the CLI the monitor cannot run
 import errno
 import locale
 import os
@@ -50,8 +51,6 @@ _CTRL_KEYS = {
 
 
 def _curses_keys() -> dict:
-    import curses
-
     names = {
         "KEY_UP": "UP", "KEY_DOWN": "DOWN", "KEY_LEFT": "LEFT", "KEY_RIGHT": "RIGHT",
         "KEY_PPAGE": "PGUP", "KEY_NPAGE": "PGDN", "KEY_HOME": "HOME", "KEY_END": "END",
@@ -229,8 +228,6 @@ class App(AppContext):
         return out
 
     def paint(self, stdscr: Any, palette: Any) -> None:
-        import curses
-
         height, width = stdscr.getmaxyx()
         lines = self.render(width, height)
         if len(self._prev) != height:
@@ -263,8 +260,6 @@ class App(AppContext):
             curses.doupdate()
 
     def _apply_resize(self, stdscr: Any) -> None:
-        import curses
-
         self._resized = False
         try:
             size = os.get_terminal_size(sys.__stdin__.fileno())
@@ -313,8 +308,6 @@ class App(AppContext):
             self.pop()
 
     def loop(self, stdscr: Any, palette: Any) -> None:
-        import curses
-
         keymap = _curses_keys()
         stdin_fd = sys.__stdin__.fileno()
         while not self._quit:
@@ -391,8 +384,6 @@ def run_ui(collector: Any, *, ascii: bool = False, csv_sink: Any = None) -> int:
     SIGHUP: 129); 1: an unexpected error (the terminal is restored first and
     one line is printed on stderr; ``TTOP_DEBUG=1`` adds the traceback).
     """
-    import curses
-
     from .colors import Palette, no_color_requested
     from .main_screen import MainScreen
 
