@@ -251,6 +251,8 @@ def test_t_expands_into_process_and_thread_rows(ttop_term, folder):
     t.wait_for("[T]")
     y = t.row_of("[P]")
     assert t.line(y).startswith("  [P] ")  # indented under its run
+    pid = int(t.line(y).split()[1])
+    assert "live-a" in " ".join(psutil.Process(pid).cmdline())  # the run's real main process
     ty = t.row_of("[T]")
     assert t.line(ty).startswith("    [T] ") or t.line(ty).startswith("      [T] ")
     tid = int(t.line(ty).split()[1])

@@ -182,13 +182,13 @@ def test_expanded_rows_literal():
                                     ("thread", "a", 100, 101), ("proc", "a", 200), ("run", "b")]
     lines = render_table(s, st, 80, 8).lines
     assert texts(lines) == [
-        "Run Name     <    CPU    RAM    GPU Procs Threads      PID Wandb URL            ",
-        "a                   -      -      -     -       -      100 -                    ",
-        "  [P] python     150%   2.0G   1.0G             2      100                      ",
-        "    [T] 100       90%                                  100                      ",
-        "    [T] 101       60%                                  101                      ",
-        "    [P] worker    20%   512M      -             1      200                      ",
-        "b                   -      -      -     -       -        - -                    ",
+        "Run Name         <    CPU    RAM    GPU Procs Threads      PID Wandb URL        ",
+        "a                       -      -      -     -       -      100 -                ",
+        "  [P] 100 python     150%   2.0G   1.0G             2      100                  ",
+        "    [T] 100           90%                                  100                  ",
+        "    [T] 101           60%                                  101                  ",
+        "    [P] 200 worker    20%   512M      -             1      200                  ",
+        "b                       -      -      -     -       -        - -                ",
     ]
     assert lines[2][0][1] == R.PROC and lines[3][0][1] == R.THREAD
 

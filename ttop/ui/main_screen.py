@@ -57,6 +57,8 @@ class MainScreen(Screen):
         snap = getattr(ctx, "snapshot", None)
         if self.state.refreshing and snap is not None and (self._refresh_seq is None or snap.seq > self._refresh_seq):
             self.state = self.state.with_(refreshing=False)
+            if self.state.paused:  # r while paused: show that one new snapshot
+                self._paused_snapshot = snap
 
     # -- keys ------------------------------------------------------------------
 

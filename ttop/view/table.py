@@ -217,7 +217,7 @@ def _name_text(row: Row) -> str:
     if row.kind == "proc":
         p = row.proc
         indent = "  " * (1 + max(0, min(int(p.depth), 4)))
-        return "%s[P] %s" % (indent, clean(p.name) or "?")
+        return "%s[P] %d %s" % (indent, p.pid, clean(p.name) or "?")
     p = row.proc
     indent = "  " * (2 + max(0, min(int(p.depth), 4)))
     return "%s[T] %d" % (indent, row.thread.tid)
