@@ -315,3 +315,18 @@ def test_silent_stale_run_gets_no_copies_of_its_last_row(tmp_path):
         clock.t += 1
         sink.maybe_write(snap(seq, [hung]))
     assert len(read_csv(str(tmp_path / "local_matrix.csv"))) == 1 + 3
+
+
+def test_temp_files_of_a_killed_ttop_are_removed_at_start(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / (".a_matrix.csv.%d.tmp" % dead.pid)
+    live = tmp_path / (".a_overall.csv.%d.tmp" % os.getppid())  # a live process: left alone
+    other = tmp_path / ".unrelated.tmp"
+    for p in (stale, live, other):
+        p.write_text("half")
+    CsvSink(str(tmp_path), 1.0)
+    assert not stale.exists() and live.exists() and other.exists()

@@ -48,6 +48,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -406,6 +407,38 @@ class _RunFiles:
 # ---------------------------------------------------------------------------
 # the sink
 
+_TEMP = re.compile(r"^\..+(?:%s|%s)\.(\d+)\.tmp$" % (re.escape(MATRIX_SUFFIX), re.escape(OVERALL_SUFFIX)))
+
+
+def remove_stale_temps(csv_dir: str) -> int:
+    """Delete temp files that a killed ttop left in ``csv_dir`` (ours are
+    ``.<file>.<pid>.tmp``; only those whose process is gone are touched).
+    Returns how many were removed."""
+    removed = 0
+    try:
+        names = os.listdir(csv_dir)
+    except OSError:
+        return 0
+    for name in names:
+        m = _TEMP.match(name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue  # its writer is alive (another ttop on this folder)
+            except ProcessLookupError:
+                pass
+            except (PermissionError, OverflowError):
+                continue
+        try:
+            os.unlink(os.path.join(csv_dir, name))
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
 
 class CsvSink:
     """Writes CSV statistics for every run of published snapshots.
@@ -433,6 +466,7 @@ class CsvSink:
         os.makedirs(self.csv_dir, exist_ok=True)
         if not os.access(self.csv_dir, os.W_OK | os.X_OK):
             raise PermissionError("cannot write to %s" % self.csv_dir)
+        remove_stale_temps(self.csv_dir)
         self.interval = float(interval)
         self.overall_every = float(overall_every)
         self.on_error = on_error
