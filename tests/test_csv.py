@@ -330,3 +330,17 @@ def test_temp_files_of_a_killed_ttop_are_removed_at_start(tmp_path):
         p.write_text("half")
     CsvSink(str(tmp_path), 1.0)
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_metric_columns_are_capped(tmp_path, monkeypatch):
+    monkeypatch.setattr(csvsink, "MAX_METRIC_COLUMNS", 3)
+    errors = []
+    clock = Clock()
+    sink = CsvSink(str(tmp_path), 1.0, on_error=errors.append, clock=clock)
+    for step in range(6):
+        clock.t += 1
+        sink.maybe_write(snap(step + 1, [run("a", metrics={"step%d" % i: i for i in range(step + 1)})]))
+    rows = read_csv(str(tmp_path / "a_matrix.csv"))
+    assert rows[0][len(MATRIX_COLUMNS):] == ["metric_step0", "metric_step1", "metric_step2"]
+    assert len(rows) == 7
+    assert len(errors) == 1 and "more than 3 metrics" in errors[0]

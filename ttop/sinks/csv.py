@@ -93,6 +93,9 @@ OVERALL_COLUMNS = (
 ) + tuple("%s_%s" % (r, s) for r in SUMMARY_RESOURCES for s in ("min", "mean", "max"))
 
 MATRIX_SUFFIX = "_matrix.csv"
+#: At most this many ``metric_`` columns per run (each new one rewrites the
+#: file; a run inventing metric names every step would otherwise cost O(n^2)).
+MAX_METRIC_COLUMNS = 256
 #: While a run is RUNNING its summary is rewritten at most this often (s); at
 #: once when its status changes, and when the sink closes.
 OVERALL_EVERY = 10.0
@@ -248,6 +251,8 @@ class _RunFiles:
         self.overall_at: Optional[float] = None  # sink clock of the last summary write
         self.overall_status: Optional[str] = None
         self.dirty = False  # samples not yet in the summary file
+        self.overflow = False  # metrics beyond MAX_METRIC_COLUMNS were left out
+        self.overflow_reported = False
         self._load()
 
     # existing file (restart): adopt its header, continue its summary
@@ -354,6 +359,9 @@ class _RunFiles:
             for name, value in metrics.items():
                 col = metric_column(name)
                 if col not in self.known:
+                    if len(self.columns) - len(MATRIX_COLUMNS) >= MAX_METRIC_COLUMNS:
+                        self.overflow = True  # reported once by the sink
+                        continue
                     self.columns.append(col)
                     self.known.add(col)
                     self.needs_rewrite = True
@@ -578,6 +586,9 @@ class CsvSink:
                     rf.final_written = True
                 rf.add_sample(run, taken_at)
                 rf.dirty = True
+                if rf.overflow and not rf.overflow_reported:
+                    rf.overflow_reported = True
+                    self._error("run %s has more than %d metrics: the rest get no CSV column" % (clean(run.key), MAX_METRIC_COLUMNS))
                 self.rows_written += 1
                 if rf.overall_at is None or rf.status != rf.overall_status or now - rf.overall_at >= self.overall_every:
                     rf.overall_at = now
