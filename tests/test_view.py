@@ -468,3 +468,11 @@ def test_selection_stays_near_when_its_run_vanishes():
 def test_docs_key_list_matches_help():
     doc = (ROOT / "docs" / "ui.md").read_text(encoding="utf-8")
     assert markdown() in doc
+
+
+def test_to_ascii_keeps_cell_widths():
+    from ttop.view.asciify import to_ascii
+
+    s = "\u5b66x\u00e9e\u0301\u2588"
+    assert to_ascii(s) == "??x?e?"
+    assert to_ascii("plain") == "plain"

@@ -11,6 +11,7 @@ import codecs
 from typing import IO, Any, Dict, Iterable, Optional
 
 from ..view import roles as R
+from ..view.asciify import to_ascii
 from ..view.footer import counts_segments, snapshot_notice
 from ..view.header import header_lines
 from ..view.state import ViewState
@@ -81,5 +82,5 @@ def print_once(snapshot: Any, stream: IO[str], *, width: int, color: bool, ascii
     for line in render_once(snapshot, width, ascii):
         text = line_text(line, color)
         if ascii and not text.isascii():
-            text = text.encode("ascii", "replace").decode("ascii")
+            text = to_ascii(text)
         stream.write(text + "\n")

@@ -39,6 +39,7 @@ import traceback
 from typing import Any, List, Optional, Tuple
 
 from ..view import roles as R
+from ..view.asciify import to_ascii
 from ..view.text import Line, char_width, crop_line, line_width
 from .screen import AppContext, Screen
 
@@ -85,18 +86,6 @@ def utf8_locale() -> bool:
         return codecs.lookup(enc).name == "utf-8"
     except LookupError:
         return False
-
-
-def _asciify(text: str) -> str:
-    if text.isascii():
-        return text
-    out = []
-    for ch in text:
-        if ch.isascii():
-            out.append(ch)
-        else:
-            out.append("?" * char_width(ch))
-    return "".join(out)
 
 
 _BLANK: Line = ()
@@ -249,7 +238,7 @@ class App(AppContext):
                 if x >= width:
                     break
                 if self.ascii:
-                    text = _asciify(text)
+                    text = to_ascii(text)
                 try:
                     stdscr.addstr(y, x, text, palette.attr(role))
                 except curses.error:

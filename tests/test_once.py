@@ -1,0 +1,83 @@
+"""``ttop FOLDER --once``: the monitor's header and table printed once, by the
+real program, with the same renderer as the curses screen."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import wait_until
+from ttop.progress import write_json_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo_job.py"
+
+
+def _doc(name, status, **kw):
+    now = time.time()
+    d = {"format": "ttop.progress/1", "run_name": name, "status": status, "updated_at": now - 50,
+         "host": socket.gethostname(), "phase": "train", "epoch": 3, "total_epochs": 3,
+         "train_batch": 500, "train_total_batches": 500,
+         "times": {"run": {"elapsed": 3725, "remaining": 0, "total": 3725}}}
+    d.update(kw)
+    return d
+
+
+def _once(folder, *args, env=None):
+    e = dict(os.environ)
+    e.pop("NO_COLOR", None)
+    e.update(env or {})
+    p = subprocess.run([sys.executable, "-m", "ttop", str(folder), "--once"] + list(args), cwd=str(ROOT),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode("utf-8", "replace")
+
+
+def test_once_prints_header_table_and_summary_with_a_live_run(progress_dir, spawn):
+    write_json_atomic(str(progress_dir / "done.json"), _doc("done", "FINISHED"))
+    write_json_atomic(str(progress_dir / "boom.json"), _doc("boom", "FAILED", error="ValueError: x"))
+    (progress_dir / "broken.json").write_text("{not json")
+    spawn([sys.executable, str(DEMO), "--folder", str(progress_dir), "--name", "live", "--epochs", "100",
+           "--batches", "40", "--batch-time", "0.05", "--workers", "1", "--work", "1000", "--interval", "0.3"],
+          cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: (progress_dir / "live.json").exists(), timeout=30)
+    out = _once(progress_dir, env={"COLUMNS": "100"})
+    lines = out.splitlines()
+    assert "\x1b" not in out  # not a terminal: no colour
+    assert all(len(l) <= 100 for l in lines)
+    title = next(i for i, l in enumerate(lines) if l.startswith("Run Name"))
+    assert lines[title].split()[:6] == ["Run", "Name", "Status", "Phase", "Epoch", "Batch"]
+    rows = lines[title + 1:title + 4]
+    assert [r.split()[0] for r in rows] == ["boom", "done", "live"]
+    assert rows[0].split()[1] == "FAILED" and "1h02m" in rows[0]
+    assert rows[2].split()[1] == "RUNNING"
+    assert lines[-1].startswith("1 running 1 finished 1 failed")
+    assert "1 file skipped: broken.json (invalid JSON" in lines[-1]
+    assert "CPU [" in lines[0] and "RAM [" in lines[0]
+
+
+def test_once_ascii_when_the_output_cannot_encode_unicode(progress_dir):
+    write_json_atomic(str(progress_dir / "w.json"), _doc("\u5b66\u7fd2-run", "FINISHED"))
+    out = _once(progress_dir, env={"PYTHONIOENCODING": "ascii", "COLUMNS": "90"})
+    assert out.isascii()
+    assert "#" in out.splitlines()[0] or "." in out.splitlines()[0]
+    assert any(l.startswith("????-run") for l in out.splitlines())  # wide chars kept their width
+
+
+def test_once_colour_only_when_asked(progress_dir):
+    from ttop.collect import Collector
+    from ttop.sinks.once import print_once
+    import io
+
+    write_json_atomic(str(progress_dir / "f.json"), _doc("f", "FAILED"))
+    snap = Collector(str(progress_dir)).collect()
+    buf = io.StringIO()
+    print_once(snap, buf, width=80, color=True)
+    row = next(l for l in buf.getvalue().splitlines() if l.startswith("f "))
+    assert "\x1b[1;31m FAILED " in row  # failed: bold red, as on the curses screen
+    buf = io.StringIO()
+    print_once(snap, buf, width=80, color=False)
+    assert "\x1b" not in buf.getvalue()
