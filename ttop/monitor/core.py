@@ -211,7 +211,7 @@ class TrainingMonitor:
     total_epochs, links, run_dir
         written to the file as given.
     resource_interval
-        seconds between samples of the process tree (default 3.0).
+        seconds between samples of the process tree (default 5.0).
     gpu
         sample GPU memory through NVML when available (default True).
     handle_signals
@@ -233,7 +233,7 @@ class TrainingMonitor:
         total_epochs: Optional[int] = None,
         links: Optional[Mapping[str, str]] = None,
         run_dir: Optional[str] = None,
-        resource_interval: float = 3.0,
+        resource_interval: float = 5.0,
         gpu: bool = True,
         handle_signals: bool = True,
     ) -> None:
