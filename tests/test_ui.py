@@ -544,3 +544,32 @@ def test_needs_a_terminal(folder):
     assert p.returncode == 2
     assert p.stdout == b""
     assert b"needs a terminal" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_no_output_when_nothing_changed_and_small_updates(ttop_term, tmp_path):
+    d = tmp_path / "static"
+    d.mkdir()
+    for name, st in ENDED[:12]:
+        write_json_atomic(str(d / (name + ".json")), _ended_doc(name, st))
+    t = ttop_term(d, interval="60", cols=120, rows=30)
+    t.wait_for("old-11")
+    t.wait_quiet(0.5)
+    n = len(t.raw)
+    time.sleep(2.0)
+    assert len(t.raw) == n, "output while nothing changed: %r" % bytes(t.raw[n:])
+    t.press("DOWN")
+    t.wait_for(lambda t: selected_name(t) == "old-01")
+    t.wait_quiet(0.3)
+    # only the two rows whose highlight changed were rewritten (a full screen is ~4 KB)
+    assert len(t.raw) - n < 700, len(t.raw) - n
+
+
+def test_r_while_paused_shows_one_new_snapshot(ttop_term, folder):
+    t = start(ttop_term, folder, interval="60")
+    t.press("p")
+    t.wait_for("PAUSED")
+    time.sleep(0.6)  # the live run moves on in its file
+    before = _batch_cell(t, "live-a")
+    t.press("r")
+    t.wait_for(lambda t: _batch_cell(t, "live-a") != before)
+    assert "PAUSED" in t.text
