@@ -132,6 +132,7 @@ def main() -> int:
                  a.interval, windows, a.window, os.cpu_count() or 0, TICK))
         print("  ttop start-up (imports + first cycle + first CSV): %.2f s CPU in %.2f s" % (startup_cpu, startup_wall))
         ttop_pcts, top_pcts = [], []
+        t_start, b_start, m_start = cpu_seconds(ttop.pid), cpu_seconds(top.pid), time.monotonic()
         for w in range(windows):
             c0, b0, m0 = cpu_seconds(ttop.pid), cpu_seconds(top.pid), time.monotonic()
             time.sleep(a.window)
@@ -139,6 +140,11 @@ def main() -> int:
             ttop_pcts.append(100.0 * (c1 - c0) / (m1 - m0))
             top_pcts.append(100.0 * (b1 - b0) / (m1 - m0))
             print("  window %d: ttop %.2f%% of one core | baseline top -b -d 2: %.2f%%" % (w + 1, ttop_pcts[-1], top_pcts[-1]))
+        span = time.monotonic() - m_start
+        t_all = 100.0 * (cpu_seconds(ttop.pid) - t_start) / span
+        b_all = 100.0 * (cpu_seconds(top.pid) - b_start) / span
+        print("  whole %.0f s: ttop %.2f%% | baseline top -b -d 2: %.2f%% (CPU time is counted in 1/%d s ticks)"
+              % (span, t_all, b_all, TICK))
         med, base = statistics.median(ttop_pcts), statistics.median(top_pcts)
         ratio = med / base if base > 0 else float("inf")
         rows = 0
