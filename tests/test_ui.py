@@ -573,3 +573,18 @@ def test_r_while_paused_shows_one_new_snapshot(ttop_term, folder):
     t.press("r")
     t.wait_for(lambda t: _batch_cell(t, "live-a") != before)
     assert "PAUSED" in t.text
+
+
+def test_resize_storm_then_correct_screen(ttop_term, folder):
+    t = start(ttop_term, folder, cols=100, rows=30)
+    t.press("h")
+    t.wait_for("ttop keys")
+    for cols, rows in [(60, 12), (20, 5), (1, 1), (200, 60), (40, 10), (39, 9), (150, 20), (45, 11)] * 2:
+        t.resize(cols, rows)
+        time.sleep(0.02)
+    t.wait_for("ttop keys")
+    t.press("x")
+    t.resize(90, 24)
+    t.wait_for(lambda t: "Run Name" in t.text and t.line(23).startswith("q quit") and "live-a" in t.text)
+    assert t.proc.isalive()
+    assert all(len(line) == 90 for line in t.display)
