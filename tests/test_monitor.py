@@ -187,6 +187,19 @@ def test_track_uses_len_counts_and_ends_phase(make):
     assert d["phase"] == "loading" and d["total_batches"] == 3
 
 
+def test_batches_without_a_phase_show_as_train(make):
+    m = make()
+    m.start_monitoring()
+    for _ in range(5):
+        m.start_batch()
+    d = field(m, "batch", lambda b: b == 5)
+    assert d["phase"] == "train" and d["train_batch"] == 5
+    m.start_batch()
+    m.set_finished()
+    d = read(m.path)
+    assert d["train_batch"] == 6 and d["phase"] is None
+
+
 def test_phase_context_manager(make):
     m = make()
     with m.phase("validation", total_batches=2):

@@ -307,6 +307,7 @@ class TrainingMonitor:
         self._epoch_durations: List[float] = []
         self._epoch_val_done = False
         self._gen = 0
+        self._phase_end: Optional[float] = None
         self._cur: Optional[_Phase] = None
         self._train: Optional[_Phase] = None
         self._val: Optional[_Phase] = None
@@ -566,6 +567,8 @@ class TrainingMonitor:
             self._last_val = now - rec.start
             self._epoch_val_done = True
         self._cur = None
+        self._n = 0
+        self._phase_end = now
 
     def phase(self, name: str, total_batches: Optional[int] = None) -> "_PhaseContext":
         """``with monitor.phase("validation", total_batches=40): ...``"""
@@ -610,6 +613,7 @@ class TrainingMonitor:
             now = time.monotonic()
             self._ended_wall = time.time()
             self._ended_mono = now
+            self._adopt_loose_batches()
             self._end_phase_locked(now)
             self._end_epoch_locked(now)
             data = self._build(now, self._ended_wall, tick=False)
@@ -816,6 +820,14 @@ class TrainingMonitor:
     # ------------------------------------------------------------------
     # building and writing the file
 
+    def _adopt_loose_batches(self) -> None:
+        """Batches counted outside any phase (start_batch without
+        start_phase) are shown as a ``train`` phase."""
+        if self._cur is None and self._n > 0:
+            self._gen += 1
+            rec = _Phase("train", "train", self._phase_end or self._started_mono, None, self._gen)
+            self._cur = self._train = rec
+
     def _phase_numbers(self, rec: Optional[_Phase], now: float):
         """(batch, elapsed, remaining, total) of a phase record."""
         if rec is None:
@@ -883,6 +895,8 @@ class TrainingMonitor:
         ended = self._ended_mono
         t = ended if ended is not None else now
         terminal = self._status in END_STATUSES
+        if not terminal:
+            self._adopt_loose_batches()
         if tick and not terminal:
             self._update_rate(now)
         metrics = self._metrics.copy()
