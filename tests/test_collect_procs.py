@@ -236,3 +236,26 @@ def test_budgets_default_to_machine_and_usage_percent(progress_dir):
     s = collector(progress_dir, budgets=made).collect()
     assert s.host.hostname == socket.gethostname() and s.host.cpu_count == psutil.cpu_count()
     assert s.host.mem_total == psutil.virtual_memory().total
+
+
+def test_published_runs_equal_constructor_built_ones_and_stay_frozen(spawn, progress_dir):
+    import dataclasses
+
+    from ttop.collect import RunSnapshot
+
+    p = spawn(SLEEPER)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    write(progress_dir, "alive", doc("alive", pid=p.pid, pid_create_time=ct))
+    write(progress_dir, "dead", doc("dead", pid=2 ** 22 + 9, pid_create_time=1.0))
+    write(progress_dir, "ended", doc("ended", "FINISHED", pid=2 ** 22 + 9, pid_create_time=1.0))
+    write(progress_dir, "remote", doc("remote", "CANCELED", host="far"))
+    s = collector(progress_dir).collect()
+    assert len(s.runs) == 4
+    for r in s.runs:
+        rebuilt = RunSnapshot(**{f.name: getattr(r, f.name) for f in dataclasses.fields(RunSnapshot)})
+        assert rebuilt == r and repr(rebuilt) == repr(r)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            r.status = "FINISHED"
+        assert dataclasses.replace(r, status="X").status == "X"
+    assert s.run("ended").alive is False and s.run("ended").status_reason is None
+    assert s.run("dead").status == "KILLED"

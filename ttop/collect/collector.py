@@ -351,6 +351,9 @@ class Collector:
         gpu_note: Optional[str],
     ) -> RunSnapshot:
         reported = st.reported
+        if st.simple:  # ended, nothing to look up, file fine: only the age changes
+            return _new_run(st.template, reported, False, None, None, False, None, now - st.updated,
+                            st.reported_resources, (), None)
         status = reported
         inferred = False
         status_reason = None
@@ -371,16 +374,19 @@ class Collector:
                 processes = tuple(plist)
                 resources = _procs.totals(plist, now)
                 note = gpu_note
-            elif state == _procs.GONE:
-                alive, status_reason = False, "process %d is gone" % pid
-            elif state == _procs.ZOMBIE:
-                alive, status_reason = False, "process %d has exited" % pid
-            elif state == _procs.REUSED:
-                alive, status_reason = False, "PID %d now belongs to another process" % pid
-            if alive is False and reported == RUNNING:
-                status, inferred = KILLED, True
-            elif alive is False:
-                status_reason = None
+            elif state != _procs.UNKNOWN:
+                alive = False
+                if reported == RUNNING:  # says it runs, but its process is not there
+                    status, inferred = KILLED, True
+                    if state == _procs.GONE:
+                        status_reason = "process %d is gone" % pid
+                    elif state == _procs.ZOMBIE:
+                        status_reason = "process %d has exited" % pid
+                    else:
+                        status_reason = "PID %d now belongs to another process" % pid
+                elif st.file_error is None:  # ended and gone: the common case, kept cheap
+                    return _new_run(st.template, reported, False, None, False, False, None, age,
+                                    _NO_RESOURCES, (), None)
         if alive is None:
             # remote, or local but unverifiable: the run's own sample
             resources = st.reported_resources
@@ -401,7 +407,7 @@ class _Static:
 
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
-                 "reported_resources", "template")
+                 "reported_resources", "template", "simple")
 
     def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float) -> None:
         self.data = data
@@ -424,6 +430,7 @@ class _Static:
         self.hb_limit = heartbeat_limit(data, interval)
         self.run_name = str(data.get("run_name") or fr.key)
         self.reported_resources = reported_resources(data)
+        self.simple = self.lookup_pid is None and self.reported != RUNNING and file_error is None
         self.template = {
             "key": self.key,
             "path": self.path,

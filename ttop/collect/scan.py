@@ -39,10 +39,6 @@ RACY_SECONDS = 0.05
 Signature = Tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns)
 
 
-def _first(pair):
-    return pair[0]
-
-
 def read_progress_bytes(path: str, limit: int) -> bytes:
     """Read at most ``limit`` bytes of a regular file without ever blocking.
 
@@ -158,8 +154,10 @@ class FolderScanner:
         with it:
             entries = [(e.name, e) for e in it]
         entries = [ne for ne in entries if ne[0][-5:] == PROGRESS_SUFFIX and is_progress_filename(ne[0])]
-        entries.sort(key=_first)
+        entries.sort()  # by name (names are unique, so DirEntry objects are never compared)
         seen = {ne[0] for ne in entries}
+        get = cache.get
+        append = out.append
         for name, entry in entries:
             try:
                 st = entry.stat()  # follows symlinks
@@ -175,9 +173,9 @@ class FolderScanner:
                 cache.pop(name, None)
                 continue
             sig = (st.st_ino, st.st_size, st.st_mtime_ns)
-            c = cache.get(name)
+            c = get(name)
             if c is not None and c.trusted and c.sig == sig:
-                out.append(c.result)  # unchanged since it was read: not read again
+                append(c.result)  # unchanged since it was read: not read again
                 continue
             path = entry.path
             mtime = st.st_mtime
