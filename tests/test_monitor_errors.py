@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import ROOT, wait_until
 
 CHILD = textwrap.dedent(
@@ -30,7 +32,18 @@ CHILD = textwrap.dedent(
                 n += 1
                 time.sleep(0.01)
         batches(10)
-        if mode == "fsize":
+        if mode == "diskfull":
+            filler = os.path.join(folder, "filler")
+            with open(filler, "wb", buffering=0) as f:  # fill the disk
+                try:
+                    while True:
+                        f.write(b"x" * 4096)
+                except OSError as e:
+                    print("disk full:", e.strerror, flush=True)
+            batches(50)
+            os.unlink(filler)
+            batches(30)
+        elif mode == "fsize":
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
             resource.setrlimit(resource.RLIMIT_FSIZE, (64, hard))  # every write now fails: EFBIG
@@ -42,6 +55,11 @@ CHILD = textwrap.dedent(
             while os.path.exists(flag):  # it removes the flag once done
                 batches(1)
             batches(30)
+    if mode == "diskfull":
+        import json
+        with open(os.path.join(folder, "job.json")) as f:
+            d = json.load(f)
+        print("final", d["status"], d["train_batch"], sorted(os.listdir(folder)), flush=True)
     print("loop done, batches", n, flush=True)
     """
     % str(ROOT)
@@ -103,3 +121,37 @@ def test_write_errors_reported_once_and_recovered(tmp_path, spawn):
         d = json.load(f)
     assert d["status"] == "FINISHED" and d["train_batch"] == 90
     assert sorted(os.listdir(folder)) == ["job.json"]  # failed temp files were removed
+
+
+def test_disk_full_reported_once_and_recovered(tmp_path):
+    """A real ENOSPC: the child runs in its own mount namespace with the
+    progress folder on a 256 kB tmpfs, fills it, then frees it."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare(1)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    ns = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--user", "--map-root-user", "--mount"]
+    probe = subprocess.run(ns + ["true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip("cannot create a mount namespace here: %s" % probe.stderr.decode().strip())
+    shell = 'mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" "$3" diskfull "$1" "$1/flag"'
+    r = subprocess.run(
+        ns + ["sh", "-c", shell, "sh", str(mnt), sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "disk full: No space left on device"
+    assert out[1] == "final FINISHED 90 ['job.json']"  # no temp file left behind
+    assert out[2] == "loop done, batches 90"
+    path = os.path.join(str(mnt), "job.json")
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2, r.stderr
+    assert lines[0].startswith("ttop: cannot write %s: [Errno 28] No space left on device" % path)
+    assert lines[1] == "ttop: %s written again" % path
+    assert os.listdir(mnt) == []  # the tmpfs lived only in the child's namespace
