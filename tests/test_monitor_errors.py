@@ -1,6 +1,7 @@
 """Write failures mid-run, for real: the folder removed under a running job,
-and writes failing in the kernel (RLIMIT_FSIZE: EFBIG, like a full disk). The
-training loop carries on, the error is reported once on stderr."""
+a full disk (ENOSPC on a tiny tmpfs) and writes refused by the kernel
+(RLIMIT_FSIZE: EFBIG). The training loop carries on; the error is reported
+once on stderr, and the recovery once."""
 from __future__ import annotations
 
 import json
