@@ -259,3 +259,16 @@ def test_published_runs_equal_constructor_built_ones_and_stay_frozen(spawn, prog
         assert dataclasses.replace(r, status="X").status == "X"
     assert s.run("ended").alive is False and s.run("ended").status_reason is None
     assert s.run("dead").status == "KILLED"
+
+
+def test_pid_without_create_time(spawn, progress_dir):
+    p = spawn(SLEEPER)
+    wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    write(progress_dir, "unsure", doc("unsure", pid=p.pid, resources={"rss_bytes": 42}))
+    write(progress_dir, "gone", doc("gone", pid=2 ** 22 + 11))
+    s = collector(progress_dir).collect()
+    unsure = s.run("unsure")  # a live PID, but is it the run's process? cannot tell
+    assert unsure.alive is None and unsure.status == "RUNNING" and unsure.processes == ()
+    assert unsure.resources.source == "reported" and unsure.resources.rss_bytes == 42
+    gone = s.run("gone")
+    assert gone.status == "KILLED" and gone.status_reason == "process %d is gone" % (2 ** 22 + 11)
