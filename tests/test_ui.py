@@ -588,3 +588,35 @@ def test_resize_storm_then_correct_screen(ttop_term, folder):
     t.wait_for(lambda t: "Run Name" in t.text and t.line(23).startswith("q quit") and "live-a" in t.text)
     assert t.proc.isalive()
     assert all(len(line) == 90 for line in t.display)
+
+
+def test_gpu_header_and_unattributable_gpu_memory_from_replayed_nvml(ttop_term, tmp_path):
+    """NVML cannot exist here: the recorded H200 answers are replayed by
+    tests/fakes/pynvml.py. The recorded CUDA process is mapped onto a live
+    demo run's PID, but that process has no /dev/nvidiaN open, so the
+    collector refuses to attribute the memory and the UI says why."""
+    d = tmp_path / "gpu"
+    d.mkdir()
+    p = _start_live(d, "on-gpu")
+    try:
+        wait_until(lambda: (d / "on-gpu.json").exists(), timeout=30)
+        import json
+        pid = wait_until(lambda: json.loads((d / "on-gpu.json").read_text()).get("pid"), timeout=30)
+        env = {"PYTHONPATH": str(ROOT / "tests" / "fakes"), "TTOP_FAKE_NVML_PHASE": "busy",
+               "TTOP_FAKE_NVML_PID_MAP": "489:%d" % pid}
+        t = ttop_term(d, cols=160, rows=16, env=env)
+        t.wait_for("GPU0 NVIDIA H200")
+        line = t.line(t.row_of("GPU0"))
+        assert "util [" in line and "] 100%" in line and "mem [" in line and "/140G" in line
+        t.wait_for("GPU 0B/140G")  # the budget line: nothing attributed
+        t.wait_for("NVML PIDs do not match this PID namespace")
+        hdr = t.row_of("Run Name")
+        for _ in range(17):
+            t.press("RIGHT")
+        t.wait_for(lambda t: " GPU " in t.line(hdr) + " ")
+        end = t.line(hdr).index("    GPU") + 7  # right-aligned, 6 cells after a space
+        row = t.line(t.row_of("on-gpu "))
+        assert row[end - 6:end].strip() == "-", (t.line(hdr), row)
+        assert row[end - 13:end - 7].strip().endswith("M")  # RAM, the column before, is known
+    finally:
+        _kill(p)
