@@ -216,3 +216,30 @@ def test_run_headless_reports_a_failing_collector_and_stops_cleanly(tmp_path, mo
     assert lines[0].startswith("ttop: headless, writing CSV to ")
     assert lines[1:] == ["ttop: collector cycle failed: RuntimeError: boom"]
     assert not sink.maybe_write(object())  # closed
+
+
+def test_folder_going_away_and_back_is_reported(spawn, progress_dir, tmp_path):
+    # ttop watches a symlink to the writer's folder: removing the link makes
+    # the folder vanish for ttop while the writer goes on
+    start_writer(spawn, progress_dir, ["f1"], tmp_path, period=0.1)
+    link = tmp_path / "watched"
+    os.symlink(str(progress_dir), str(link))
+    csv_dir = tmp_path / "csv"
+    err_path = tmp_path / "err.txt"
+    with open(err_path, "wb") as err:
+        ttop = spawn(ttop_cmd(link, "--headless", "-i", "0.1", "--csv-dir", csv_dir),
+                     stdout=subprocess.DEVNULL, stderr=err, env=child_env())
+    matrix = csv_dir / "f1_matrix.csv"
+    wait_until(lambda: _rows(matrix) >= 2, timeout=30)
+    os.unlink(str(link))
+    wait_until(lambda: b"progress folder:" in err_path.read_bytes(), timeout=30)
+    os.symlink(str(progress_dir), str(link))
+    wait_until(lambda: b"progress folder is readable again" in err_path.read_bytes(), timeout=30)
+    before = _rows(matrix)
+    wait_until(lambda: _rows(matrix) > before, timeout=30)  # writing resumed
+    ttop.send_signal(signal.SIGTERM)
+    assert ttop.wait(timeout=30) == 0
+    text = err_path.read_text()
+    assert len(text.splitlines()) == 3 and "Traceback" not in text, text
+    frames = load_csv_dir(str(csv_dir))
+    assert (frames["f1_matrix.csv"]["status"] == "RUNNING").all()

@@ -2,9 +2,11 @@
 
 Runs until SIGINT, SIGTERM or SIGHUP (unless SIGHUP is ignored, as under
 ``nohup``), then stops the collector, writes the final summaries and returns
-0. The main thread only sleeps on an event (waking every 30 s to report a
-failed collector cycle, once per distinct error); all work happens in the
-collector's thread, which calls the sink after each published snapshot.
+0. When the progress folder goes away (or comes back) one line says so on
+stderr; writing resumes when it is back. The main thread only sleeps on an
+event (waking every 30 s to report a failed collector cycle, once per
+distinct error); all work happens in the collector's thread, which calls the
+sink after each published snapshot.
 """
 from __future__ import annotations
 
@@ -44,6 +46,16 @@ class ErrorReporter:
             pass
 
 
+def _say(stream: IO[str], message: str) -> None:
+    if not message:
+        return
+    try:
+        stream.write("ttop: %s\n" % message)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def run_headless(
     collector: Any,
     sink: CsvSink,
@@ -76,7 +88,17 @@ def run_headless(
             previous[signum] = current
             signal.signal(signum, _handler)
     try:
-        listener: Callable[[], None] = sink.listener(collector)
+        write_csv: Callable[[], None] = sink.listener(collector)
+        folder_state: Dict[str, Any] = {"error": None}
+
+        def listener() -> None:
+            write_csv()
+            # say when the progress folder goes away and when it is back
+            error = getattr(collector.latest, "folder_error", None)
+            if error != folder_state["error"]:
+                was, folder_state["error"] = folder_state["error"], error
+                _say(err, "progress folder: %s" % error if error else "progress folder is readable again" if was else "")
+
         collector.add_listener(listener)
         try:
             err.write(
