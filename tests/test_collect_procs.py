@@ -272,3 +272,21 @@ def test_pid_without_create_time(spawn, progress_dir):
     assert unsure.resources.source == "reported" and unsure.resources.rss_bytes == 42
     gone = s.run("gone")
     assert gone.status == "KILLED" and gone.status_reason == "process %d is gone" % (2 ** 22 + 11)
+
+
+def test_nested_run_is_counted_for_itself_only(spawn, progress_dir):
+    """A sweep script that is a run itself launches a run: each process counts once."""
+    w = start_writer(spawn, progress_dir, "sweep", "--children", 2, "--grandchildren", 1, "--interval", 0.5)
+    kids = read_json(str(progress_dir / "sweep.json"))["children"]
+    grandkid = wait_until(lambda: psutil.Process(kids[0]).children(), timeout=20)[0].pid
+    write(progress_dir, "trial", doc("trial", pid=kids[0], pid_create_time=psutil.Process(kids[0]).create_time()))
+    s = collector(progress_dir).collect()
+    assert [p.pid for p in s.run("sweep").processes] == [w.pid, kids[1]]
+    assert [(p.pid, p.depth) for p in s.run("trial").processes] == [(kids[0], 0), (grandkid, 1)]
+    assert s.run("sweep").resources.num_procs == 2 and s.run("trial").resources.num_procs == 2
+    # once the trial ends (its file says so and its process is gone), the sweep's tree is whole again
+    os.kill(kids[0], signal.SIGKILL)
+    s = collector(progress_dir).collect()
+    assert s.run("trial").status == "KILLED"
+    pids = [p.pid for p in s.run("sweep").processes]
+    assert pids[0] == w.pid and kids[0] in pids  # the zombie child, no longer another run's

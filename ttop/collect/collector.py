@@ -26,7 +26,7 @@ import math
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..progress import RUNNING, KILLED
 from . import procs as _procs
@@ -268,11 +268,22 @@ class Collector:
         runs: List[RunSnapshot] = []
         skipped: List[SkippedFile] = []
         tbl = table if table_ok else None
+        # main processes of live local runs: a run nested in another run's
+        # tree (e.g. launched by a sweep script that is a run itself) is
+        # counted for itself only
+        mains: AbstractSet[int] = frozenset()
+        if tbl is not None:
+            mains = {
+                st.lookup_pid
+                for fr, st in statics
+                if st is not None and st.lookup_pid is not None
+                and tbl.identify(st.lookup_pid, st.pid_create_time)[0] == _procs.ALIVE
+            }
         for fr, st in statics:
             if st is None:
                 skipped.append(SkippedFile(fr.name, fr.error or "unusable"))
             else:
-                runs.append(self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note))
+                runs.append(self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains))
         if table_ok:
             table.end_cycle()
 
@@ -349,6 +360,7 @@ class Collector:
         gpu_indices,
         tpu_mem: Mapping[int, int],
         gpu_note: Optional[str],
+        mains: AbstractSet[int] = frozenset(),
     ) -> RunSnapshot:
         reported = st.reported
         if st.simple:  # ended, nothing to look up, file fine: only the age changes
@@ -370,7 +382,7 @@ class Collector:
             state, _actual = table.identify(pid, st.pid_create_time)
             if state == _procs.ALIVE:
                 alive = True
-                plist = table.tree(pid, gpu_mem, gpu_indices, tpu_mem)
+                plist = table.tree(pid, gpu_mem, gpu_indices, tpu_mem, mains)
                 processes = tuple(plist)
                 resources = _procs.totals(plist, now)
                 note = gpu_note

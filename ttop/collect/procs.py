@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import psutil
 
@@ -232,11 +232,14 @@ class ProcessTable:
             return ZOMBIE, actual
         return ALIVE, actual
 
-    def tree_pids(self, pid: int) -> List[Tuple[int, int]]:
+    def tree_pids(self, pid: int, stop_at: AbstractSet[int] = frozenset()) -> List[Tuple[int, int]]:
         """``[(pid, depth)]``: the main process, then its descendants
-        depth-first (children by PID)."""
+        depth-first (children by PID). Subtrees rooted at a PID in
+        ``stop_at`` (another run's main process) are left out, so a process
+        counts for one run only."""
         out: List[Tuple[int, int]] = []
-        seen = set()
+        seen = set(stop_at)
+        seen.discard(pid)
         stack = [(pid, 0)]
         while stack and len(out) < MAX_TREE:
             p, d = stack.pop()
@@ -257,14 +260,16 @@ class ProcessTable:
         gpu_memory: Mapping[int, Optional[int]] = {},
         gpu_indices: Optional[Callable[[int, float], Tuple[int, ...]]] = None,
         tpu_memory: Mapping[int, int] = {},
+        stop_at: AbstractSet[int] = frozenset(),
     ) -> List[ProcInfo]:
         """Sample every process of the tree rooted at ``pid`` (already
         identified as alive). ``gpu_memory``/``tpu_memory`` map PIDs to bytes
         (only PIDs known to be of this PID namespace); ``gpu_indices(pid,
-        create_time)`` names the GPUs a process has open."""
+        create_time)`` names the GPUs a process has open; ``stop_at``: see
+        :meth:`tree_pids`."""
         now = self.clock()
         out: List[ProcInfo] = []
-        for p, depth in self.tree_pids(pid):
+        for p, depth in self.tree_pids(pid, stop_at):
             row = self.rows.get(p)
             if row is None:
                 continue
