@@ -290,3 +290,37 @@ def test_nested_run_is_counted_for_itself_only(spawn, progress_dir):
     assert s.run("trial").status == "KILLED"
     pids = [p.pid for p in s.run("sweep").processes]
     assert pids[0] == w.pid and kids[0] in pids  # the zombie child, no longer another run's
+
+
+def test_psutil_path_where_proc_is_not_readable(spawn, progress_dir, monkeypatch):
+    """Without /proc (other systems) the table comes from process_iter and the
+    figures from psutil, with Process objects kept so cpu_percent is real."""
+    monkeypatch.setattr(procs_mod, "_HAVE_PROC", False)
+    busy = spawn([sys.executable, "-c", "import threading\nwhile True: pass"])
+    ct = wait_until(lambda: psutil.Process(busy.pid).create_time(), timeout=10)
+    write(progress_dir, "b", doc("b", pid=busy.pid, pid_create_time=ct))
+    c = collector(progress_dir)
+    r = c.collect().run("b")
+    assert r.alive and r.processes[0].cpu_percent is None  # first sight
+    time.sleep(0.3)
+    r = c.collect().run("b")
+    p = r.processes[0]
+    assert p.cpu_percent > 5.0 and p.rss_bytes > 1_000_000 and p.num_threads == 1
+    assert [t.tid for t in p.threads] == [busy.pid] and p.status in ("running", "sleeping")
+    assert p.name.startswith("python")
+    assert r.resources.cpu_percent == p.cpu_percent
+
+
+def test_resolve_budgets_fills_gpu_from_devices():
+    from ttop.collect import GpuDevice, HostInfo
+    from ttop.collect.host import resolve_budgets
+
+    host = HostInfo(hostname="h", cpu_count=8, mem_total=64 * GB)
+    gpus = [GpuDevice(index=0, memory_total=80 * GB), GpuDevice(index=1, memory_total=80 * GB),
+            GpuDevice(index=2)]  # a device whose memory could not be read adds nothing
+    assert resolve_budgets(None, host, gpus) == Budgets(cpus=8.0, ram_bytes=64 * GB, gpu_bytes=160 * GB)
+    assert resolve_budgets(None, host, []) == Budgets(cpus=8.0, ram_bytes=64 * GB, gpu_bytes=None)
+    given = Budgets(cpus=2, ram_bytes=GB)
+    assert resolve_budgets(given, host, gpus) == Budgets(cpus=2, ram_bytes=GB, gpu_bytes=160 * GB)
+    given = Budgets(cpus=2, ram_bytes=GB, gpu_bytes=GB)
+    assert resolve_budgets(given, host, gpus) is given
