@@ -476,3 +476,18 @@ def test_to_ascii_keeps_cell_widths():
     s = "\u5b66x\u00e9e\u0301\u2588"
     assert to_ascii(s) == "??x?e?"
     assert to_ascii("plain") == "plain"
+
+
+def test_wandb_url_in_full_in_the_footer_when_its_column_is_in_view():
+    url = "https://wandb.ai/a-rather-long-team-name/a-rather-long-project-name/runs/abcdef123456?workspace=user"
+    s = snap([run("alpha", data={"links": {"wandb": url}}), run("beta")])
+    ncols = len(columns_for(s))
+    lines = render_main(s, ViewState(col_offset=ncols - 1), 120, 12)
+    assert text(lines[-2]).rstrip().endswith("wandb: " + url)
+    assert "wandb:" not in text(render_main(s, ViewState(), 120, 12)[-2])
+    # another run selected: no link
+    lines = render_main(s, ViewState(col_offset=ncols - 1, selected=("run", "beta")), 120, 12)
+    assert "wandb:" not in text(lines[-2])
+    # longer than the line shares: the link gets the whole status line
+    lines = render_main(s, ViewState(col_offset=ncols - 1), 110, 12)
+    assert text(lines[-2]).rstrip() == "wandb: " + url

@@ -15,8 +15,8 @@ from . import roles as R
 from .footer import hint_line, status_line
 from .header import header_lines
 from .state import ViewState
-from .table import Row, TableFrame, columns_for, render_table, visible_rows
-from .text import Line, clip, fit
+from .table import Row, TableFrame, columns_for, render_table, visible_rows, wandb_url
+from .text import Line, clip, crop_line, fit
 
 MIN_WIDTH = 40
 MIN_HEIGHT = 10
@@ -62,8 +62,15 @@ def main_frame(snapshot: Any, state: ViewState, width: int, height: int) -> Fram
         first = min(state.col_offset, ncols - 1) + 1
         col_info = "cols %d-%d/%d" % (first, first + len(tf.columns) - 1, ncols)
     sel_run = tf.rows[tf.selected].run if 0 <= tf.selected < len(tf.rows) else None
+    url = wandb_url(sel_run) if sel_run is not None and "wandb" in tf.columns and not state.message else None
+    if url:  # the full link, readable and copyable, while its column is in view
+        state = state.with_(message="wandb: " + url, message_error=False)
     stale = sum(1 for r in rows if r.kind == "run" and r.run.stale)
-    lines.append(status_line(snapshot, state, width, shown, total, inferred, col_info, sel_run, stale))
+    status = status_line(snapshot, state, width, shown, total, inferred, col_info, sel_run, stale)
+    if url and ("wandb: " + url) not in "".join(t for t, _ in status):
+        # too long to share the line: the link gets the whole line
+        status = crop_line((("wandb: ", R.KEY), (url, R.NOTICE), (" " * width, R.FOOTER)), 0, width)
+    lines.append(status)
     lines.append(hint_line(state, width))
     return Frame(lines[:height], tf, max(1, table_h - 1))
 

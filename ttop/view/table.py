@@ -140,6 +140,12 @@ def _wandb(run: Any) -> str:
     return clean(u) if isinstance(u, str) and u else fmt.NA
 
 
+def wandb_url(run: Any) -> Optional[str]:
+    """The run's W&B link (cleaned), or None."""
+    u = _get(run.data, "links", "wandb")
+    return clean(u) if isinstance(u, str) and u else None
+
+
 def _host(run: Any) -> str:
     return clean(run.host) if run.host else fmt.NA
 
