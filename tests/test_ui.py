@@ -46,7 +46,8 @@ def _ended_doc(name: str, status: str) -> dict:
     return {"format": "ttop.progress/1", "run_name": name, "status": status, "updated_at": now - 100,
             "started_at": now - 4000, "ended_at": now - 100, "phase": "train", "epoch": 3, "total_epochs": 3,
             "train_batch": 500, "train_total_batches": 500, "host": socket.gethostname(),
-            "times": {"run": {"elapsed": 3900, "remaining": 0, "total": 3900}}}
+            "times": {"run": {"elapsed": 3900, "remaining": 0, "total": 3900}},
+            "links": {"wandb": "https://wandb.ai/team/project/runs/" + name}}
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +155,14 @@ def test_left_right_scroll_columns_name_stays(ttop_term, folder):
     assert t.line(hdr).startswith("Run Name")
     assert "live-a" in t.text  # the name column stayed
     t.wait_for("Wandb URL")
-    for _ in range(18):
+    for _ in range(10):
+        t.press("RIGHT")
+    # scrolled to the end: the selected run's full link, in the column and the footer
+    for _ in range(ALL_SORTED.index("old-00")):
+        t.press("DOWN")
+    t.wait_for("wandb: https://wandb.ai/team/project/runs/old-00")
+    assert "https://wandb.ai/team/project/runs/old-00" in t.line(t.row_of("old-00 "))
+    for _ in range(30):
         t.press("LEFT")
     t.wait_for(lambda t: "Status" in t.line(hdr))
 
