@@ -223,3 +223,35 @@ def test_python_dash_m_and_console_script_agree(progress_dir):
     ka = [r["key"] for r in json.loads(a.stdout)["runs"]]
     kb = [r["key"] for r in json.loads(b.stdout)["runs"]]
     assert ka == kb == sorted(["alpha-run", "beta_run", "gamma-" + "x" * 60])
+
+
+FAKES = ROOT / "tests" / "fakes"
+BUSY_BYTES = 3869245440  # what the recorded H200 reported for its one CUDA process
+
+
+def nvml_env(pid):
+    """Env for a ttop child that sees the recorded H200 (tests/fakes/pynvml.py)
+    with the recorded CUDA process reported as ``pid``."""
+    env = child_env(TTOP_FAKE_NVML_PHASE="busy", TTOP_FAKE_NVML_PID_MAP="489:%d" % pid)
+    env["PYTHONPATH"] = str(FAKES) + os.pathsep + env["PYTHONPATH"]
+    return env
+
+
+def test_once_json_with_the_recorded_h200(progress_dir, spawn, tmp_path):
+    """NVML cannot exist here: the recorded H200 is replayed by
+    tests/fakes/pynvml.py, its CUDA process mapped onto our writer's PID. That
+    process has no /dev/nvidiaN open, so the collector refuses to attribute
+    the memory; the JSON shows the GPU, no GPU memory for the run, and why."""
+    writer = start_writer(spawn, progress_dir, ["gpu-run"], tmp_path, period=0.2)
+    proc = run_ttop(progress_dir, "--once", "--json", "--max-gpu", "100", env=nvml_env(writer.pid))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["gpu_error"] is None
+    assert len(doc["gpus"]) == 1 and "H200" in doc["gpus"][0]["name"]
+    assert doc["gpus"][0]["memory_total"] > 100 * 10**9 and doc["gpus"][0]["memory_used"] > BUSY_BYTES
+    assert doc["gpus"][0]["errors"] == {"fan_speed": "Not Supported"}
+    assert doc["budgets"]["gpu_bytes"] == 100 * 2**30
+    run = doc["runs"][0]
+    assert run["alive"] is True
+    assert run["resources"]["gpu_memory_bytes"] is None and run["processes"][0]["gpu_memory_bytes"] is None
+    assert run["gpu_note"] and run["gpu_note"] in doc["notices"]

@@ -243,3 +243,23 @@ def test_folder_going_away_and_back_is_reported(spawn, progress_dir, tmp_path):
     assert len(text.splitlines()) == 3 and "Traceback" not in text, text
     frames = load_csv_dir(str(csv_dir))
     assert (frames["f1_matrix.csv"]["status"] == "RUNNING").all()
+
+
+def test_unattributable_gpu_memory_stays_empty_in_the_csv(spawn, progress_dir, tmp_path):
+    """The replayed H200 reports a CUDA process at our writer's PID, which has
+    no GPU device open: the CSV leaves gpu_memory_bytes empty rather than
+    attributing memory wrongly (see test_once_json_with_the_recorded_h200)."""
+    from test_cli import nvml_env
+
+    writer = start_writer(spawn, progress_dir, ["g1"], tmp_path, period=0.1)
+    csv_dir = tmp_path / "csv"
+    ttop = spawn(ttop_cmd(progress_dir, "--headless", "-i", "0.2", "--csv-dir", csv_dir),
+                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=nvml_env(writer.pid))
+    wait_until(lambda: _rows(csv_dir / "g1_matrix.csv") >= 2, timeout=30)
+    ttop.send_signal(signal.SIGTERM)
+    _, err = ttop.communicate(timeout=30)
+    assert ttop.returncode == 0, err
+    frames = load_csv_dir(str(csv_dir))
+    m = frames["g1_matrix.csv"]
+    assert m["gpu_memory_bytes"].isna().all() and (m["rss_bytes"] > 0).all()
+    assert frames["g1_overall.csv"]["gpu_memory_bytes_max"].isna().all()
