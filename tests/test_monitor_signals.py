@@ -68,6 +68,20 @@ CHILD = textwrap.dedent(
             raise RuntimeError("boom in plain API")
         elif mode == "plain-ctrlc":
             loop(m)
+        elif mode == "plain-fork":
+            loop(m, 5)
+            pid = os.fork()
+            if pid == 0:  # a forked worker: it must never write the parent's file
+                m.start_batch()
+                m.set_finished()
+                if sys.argv[3] == "term":
+                    os.kill(os.getpid(), signal.SIGTERM)  # the inherited handler passes it on
+                    time.sleep(5)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            print("child", "signal %%d" %% os.WTERMSIG(status) if os.WIFSIGNALED(status) else "exit %%d" %% os.WEXITSTATUS(status), flush=True)
+            time.sleep(0.3)
+            m.set_finished()
         else:
             loop(m, 3)  # plain-exit: never calls set_finished
     """
@@ -80,9 +94,9 @@ def child(tmp_path, spawn, progress_dir):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
 
-    def _run(mode):
+    def _run(mode, *extra):
         p = spawn(
-            [sys.executable, str(script), mode, str(progress_dir)],
+            [sys.executable, str(script), mode, str(progress_dir), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -198,3 +212,23 @@ def test_plain_api_without_final_call_stays_running(child):
     d = load(path)
     assert d["status"] == "RUNNING" and d["ended_at"] is None and d["pid"] == p.pid
     assert [f for f in os.listdir(path.parent) if f.startswith(".")] == []
+
+
+def test_plain_api_sigterm_records_canceled(child):
+    p, path = child("plain-ctrlc")
+    running_with_batches(path)
+    p.send_signal(signal.SIGTERM)
+    rc, out, err = finish(p)
+    assert rc == -signal.SIGTERM
+    assert load(path)["status"] == "CANCELED"
+
+
+@pytest.mark.parametrize("how,child_end", [("exit", "child exit 0"), ("term", "child signal 15")])
+def test_forked_child_never_writes_the_parents_file(child, how, child_end):
+    p, path = child("plain-fork", how)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    assert out.splitlines() == [child_end]
+    d = load(path)
+    # the child's set_finished() / SIGTERM did nothing to the file: the parent finished it
+    assert d["status"] == "FINISHED" and d["pid"] == p.pid and d["train_batch"] == 5
