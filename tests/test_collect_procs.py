@@ -324,3 +324,14 @@ def test_resolve_budgets_fills_gpu_from_devices():
     assert resolve_budgets(given, host, gpus) == Budgets(cpus=2, ram_bytes=GB, gpu_bytes=160 * GB)
     given = Budgets(cpus=2, ram_bytes=GB, gpu_bytes=GB)
     assert resolve_budgets(given, host, gpus) is given
+
+
+def test_live_process_with_an_old_heartbeat_is_stale(spawn, progress_dir):
+    """Alive but silent (hung, or stuck in a long step): shown, and flagged."""
+    p = spawn(SLEEPER)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    write(progress_dir, "hung", doc("hung", updated_at=time.time() - 600, pid=p.pid, pid_create_time=ct))
+    r = collector(progress_dir).collect().run("hung")
+    assert r.alive is True and r.status == "RUNNING" and not r.status_inferred
+    assert r.stale and r.stale_reason == "no heartbeat for 10 min"
+    assert r.processes[0].pid == p.pid
