@@ -344,3 +344,15 @@ def test_metric_columns_are_capped(tmp_path, monkeypatch):
     assert rows[0][len(MATRIX_COLUMNS):] == ["metric_step0", "metric_step1", "metric_step2"]
     assert len(rows) == 7
     assert len(errors) == 1 and "more than 3 metrics" in errors[0]
+
+
+def test_a_foreign_file_under_a_matrix_name_is_kept_aside(tmp_path):
+    foreign = tmp_path / "a_matrix.csv"
+    foreign.write_bytes(b"someone else's data, not ours\x00\x01")
+    errors = []
+    sink = CsvSink(str(tmp_path), 1.0, on_error=errors.append, clock=Clock())
+    sink.write(snap(1, [run("a")]))
+    kept = [n for n in os.listdir(tmp_path) if n.startswith("a_matrix.csv.unrecognised-")]
+    assert len(kept) == 1 and (tmp_path / kept[0]).read_bytes() == b"someone else's data, not ours\x00\x01"
+    assert len(read_csv(str(foreign))) == 2
+    assert len(errors) == 1 and "not a ttop matrix file" in errors[0]

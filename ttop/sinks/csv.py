@@ -253,6 +253,7 @@ class _RunFiles:
         self.dirty = False  # samples not yet in the summary file
         self.overflow = False  # metrics beyond MAX_METRIC_COLUMNS were left out
         self.overflow_reported = False
+        self.notes: List[str] = []  # things the sink should report once
         self._load()
 
     # existing file (restart): adopt its header, continue its summary
@@ -270,11 +271,18 @@ class _RunFiles:
             raw = raw[: cut + 1] if cut >= 0 else b""
             self.needs_rewrite = True
         text = raw.decode("utf-8", "replace")
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-        if not rows:
-            self.needs_rewrite = True
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error:
+            rows = []
+        header = rows[0] if rows else []
+        if not set(("time", "timestamp", "status")) <= set(header):
+            # not a matrix file of ours: keep it under another name, start afresh
+            aside = "%s.unrecognised-%d" % (self.matrix_path, int(time.time()))
+            os.replace(self.matrix_path, aside)
+            self.notes.append("%s was not a ttop matrix file: kept as %s" % (self.matrix_path, aside))
+            self.needs_rewrite = False
             return
-        header = rows[0]
         cols = list(MATRIX_COLUMNS) + [c for c in header if c not in MATRIX_COLUMNS]
         if header != cols:
             self.needs_rewrite = True
@@ -556,6 +564,8 @@ class CsvSink:
                 if os.path.dirname(p) != self.csv_dir:  # pragma: no cover - sanitize guarantees it
                     raise OSError("refusing to write outside %s: %r" % (self.csv_dir, p))
             self._files[key] = rf
+            for note in rf.notes:
+                self._error(note)
         return rf
 
     def _write(self, snapshot: Any, now: float) -> None:
