@@ -27,7 +27,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import timeit
 
