@@ -628,3 +628,21 @@ def test_gpu_header_and_unattributable_gpu_memory_from_replayed_nvml(ttop_term, 
         assert row[end - 13:end - 7].strip().endswith("M")  # RAM, the column before, is known
     finally:
         _kill(p)
+
+
+def test_sighup_exits_without_spinning(ttop_term, folder):
+    t = start(ttop_term, folder)
+    child = psutil.Process(t.proc.pid)
+    child.send_signal(signal.SIGHUP)
+    assert t.wait_exit() == 129
+
+
+def test_closed_stdin_is_refused_with_one_line(folder):
+    # the terminal stays on stdout, stdin is closed by the shell
+    cmd = "%s -m ttop %s -i 0.5 <&-; echo EXIT=$?" % (sys.executable, folder)
+    t = TtopTerm(["/bin/sh", "-c", cmd], cols=100, rows=20)
+    try:
+        t.wait_for("EXIT=")
+        assert "EXIT=2" in t.text and "needs a terminal" in t.text
+    finally:
+        t.close()

@@ -347,10 +347,13 @@ class App(AppContext):
                         self._dirty = False
                         self.paint(stdscr, palette)
                 if not got_any:
-                    # stdin readable but no key: EOF / hang-up of the terminal
+                    # readable but no key: end of input or a hung-up terminal
+                    # (never spin on it); a stray byte is dropped
                     try:
-                        if os.read(stdin_fd, 0) == b"" and not _isatty(stdin_fd):
+                        if os.read(stdin_fd, 1) == b"":
                             self._quit = True
+                    except BlockingIOError:
+                        pass
                     except OSError:
                         self._quit = True
 
@@ -446,7 +449,10 @@ def run_ui(collector: Any, *, ascii: bool = False, csv_sink: Any = None) -> int:
                 curses.nocbreak()
             except curses.error:
                 pass
-            curses.endwin()
+            try:
+                curses.endwin()
+            except curses.error:  # the terminal is gone (hang-up)
+                pass
     except Exception as e:  # restore first, then report
         error = e
         tb = traceback.format_exc()
