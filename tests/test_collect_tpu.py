@@ -55,9 +55,11 @@ def test_chips_and_per_process_hbm_mapped_onto_a_run(stub_lib, state, spawn, pro
     write_json_atomic(str(progress_dir / "tpujob.json"),
                       {"format": "ttop.progress/1", "run_name": "tpujob", "status": "RUNNING",
                        "updated_at": time.time(), "pid": p.pid, "pid_create_time": ct})
-    # chips 0 and 1 held by the run's process, chip 2 by a process we do not know, chip 3 idle
+    other = spawn([sys.executable, "-c", "import time; time.sleep(120)"])
+    wait_until(lambda: psutil.Process(other.pid).create_time(), timeout=10)
+    # chips 0 and 1 held by the run's process, chip 2 by a process of no run, chip 3 idle
     state([(100, 3 * GiB, 16 * GiB, 87.5, p.pid), (101, 2 * GiB, 16 * GiB, 80.0, p.pid),
-           (102, 1 * GiB, 16 * GiB, 10.0, 999999999), (103, 0, 16 * GiB, 0.0, 0)])
+           (102, 1 * GiB, 16 * GiB, 10.0, other.pid), (103, 0, 16 * GiB, 0.0, 0)])
     c = Collector(str(progress_dir), gpu=False, tpu=TpuInfoSource(stub_lib))
     s = c.collect()
     assert s.tpu_error is None
@@ -65,6 +67,7 @@ def test_chips_and_per_process_hbm_mapped_onto_a_run(stub_lib, state, spawn, pro
                                 duty_cycle=87.5)
     assert [t.device_id for t in s.tpus] == [100, 101, 102, 103]
     assert s.tpus[3].duty_cycle == 0.0 and s.tpus[3].memory_used == 0
+    assert s.notices == ()
     r = s.run("tpujob")
     assert r.processes[0].tpu_memory_bytes == 5 * GiB
     assert r.resources.tpu_memory_bytes == 5 * GiB
@@ -131,3 +134,18 @@ def test_library_without_the_abi(tmp_path):
     lib = build(tmp_path, str(src), "libpartial.so")
     err = TpuInfoSource(lib).sample().error
     assert err.startswith("libtpuinfo at %s is incomplete" % lib) and "tpu_pids" in err
+
+
+def test_tpu_pids_of_another_namespace_are_not_attributed(stub_lib, state, spawn, progress_dir):
+    from ttop.collect.collector import TPU_PIDNS_NOTE
+
+    p = spawn([sys.executable, "-c", "import time; time.sleep(120)"])
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    write_json_atomic(str(progress_dir / "tpujob.json"),
+                      {"format": "ttop.progress/1", "run_name": "tpujob", "status": "RUNNING",
+                       "updated_at": time.time(), "pid": p.pid, "pid_create_time": ct})
+    absent = max(psutil.pids()) + 100000  # e.g. a host PID seen from inside a container
+    state([(100, 3 * GiB, 16 * GiB, 87.5, p.pid), (101, 2 * GiB, 16 * GiB, 80.0, absent)])
+    s = Collector(str(progress_dir), gpu=False, tpu=TpuInfoSource(stub_lib)).collect()
+    assert s.notices == (TPU_PIDNS_NOTE,)
+    assert len(s.tpus) == 2 and s.run("tpujob").resources.tpu_memory_bytes is None

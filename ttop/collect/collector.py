@@ -42,6 +42,8 @@ from .snapshot import (
     TpuChip,
 )
 
+TPU_PIDNS_NOTE = "libtpuinfo PIDs do not match this PID namespace; per-process TPU memory unavailable"
+
 #: Floor of the heartbeat limit, seconds.
 MIN_STALE_SECONDS = 10.0
 #: The heartbeat limit is this many heartbeat (or collector) intervals.
@@ -265,6 +267,16 @@ class Collector:
                     notices.append(why)
             gpu_indices = self._gpu_indices_fn()
 
+        if tpu_pids:
+            if table_ok or self._refresh_table_for_gpu():
+                table_ok = True
+                missing = [pid for pid in tpu_pids if pid not in table.rows]
+            else:
+                missing = list(tpu_pids)
+            if missing:
+                tpu_pids = {}
+                notices.append(TPU_PIDNS_NOTE)
+
         runs: List[RunSnapshot] = []
         skipped: List[SkippedFile] = []
         tbl = table if table_ok else None
@@ -307,7 +319,7 @@ class Collector:
             cycle_seconds=time.perf_counter() - t0,
         )
 
-    def _refresh_table_for_gpu(self) -> bool:
+    def _refresh_table_for_gpu(self) -> bool:  # also used for TPU PIDs
         try:
             self._table.refresh()
             return True
