@@ -335,3 +335,18 @@ def test_live_process_with_an_old_heartbeat_is_stale(spawn, progress_dir):
     assert r.alive is True and r.status == "RUNNING" and not r.status_inferred
     assert r.stale and r.stale_reason == "no heartbeat for 10 min"
     assert r.processes[0].pid == p.pid
+
+
+def test_injected_clock_drives_heartbeat_ages(progress_dir):
+    t0 = 1795000000.0
+    now = [t0]
+    write(progress_dir, "r", doc("r", updated_at=t0 - 5, host="far"))
+    c = collector(progress_dir, interval=1.0, clock=lambda: now[0])
+    s = c.collect()
+    assert s.taken_at == t0 and s.run("r").heartbeat_age == 5.0 and not s.run("r").stale
+    now[0] = t0 + 1000
+    r = c.collect().run("r")
+    assert r.heartbeat_age == 1005.0 and r.stale and r.stale_reason == "no heartbeat for 16 min"
+    write(progress_dir, "r", doc("r", updated_at=t0 + 999, host="far"))  # still seen: real time for the scan
+    r = c.collect().run("r")
+    assert r.heartbeat_age == 1.0 and not r.stale

@@ -131,7 +131,7 @@ class Collector:
             tpu = TpuInfoSource()
         self.gpu = gpu or None
         self.tpu = tpu or None
-        self._scanner = FolderScanner(self.folder, clock=clock)
+        self._scanner = FolderScanner(self.folder)  # real time: compared with file mtimes
         self._table = _procs.ProcessTable()
         self._host = HostSampler()
         self._statics: Dict[str, _Static] = {}
