@@ -79,6 +79,9 @@ def test_write_json_atomic_leaves_no_temp(tmp_path):
     P.write_json_atomic(str(path), {"x": 1})
     assert json.loads(path.read_text()) == {"x": 1}
     assert os.listdir(tmp_path) == ["r.json"]
+    # readable by others (as open() would create it under umask 022), not mkstemp's 0600
+    mode = os.stat(path).st_mode & 0o777
+    assert mode == 0o666 & ~P._umask() and mode & 0o044
 
 
 def test_resolve_inside(tmp_path):

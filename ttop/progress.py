@@ -273,6 +273,9 @@ def write_json_atomic(path: str, obj: Any) -> None:
     folder, name = os.path.split(path)
     fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder or ".")
     try:
+        # mkstemp creates 0600; give the file the mode open() would have, so a
+        # monitor running as another user can read it.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -282,6 +285,26 @@ def write_json_atomic(path: str, obj: Any) -> None:
         except OSError:
             pass
         raise
+
+
+_UMASK: Optional[int] = None
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux: /proc), cached."""
+    global _UMASK
+    if _UMASK is None:
+        mask = 0o022
+        try:
+            with open("/proc/self/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Umask:"):
+                        mask = int(line.split()[1], 8)
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+        _UMASK = mask
+    return _UMASK
 
 
 def read_capped(path: str, limit: int) -> bytes:
