@@ -286,8 +286,8 @@ def test_nested_run_is_counted_for_itself_only(spawn, progress_dir):
     assert s.run("sweep").resources.num_procs == 2 and s.run("trial").resources.num_procs == 2
     # once the trial ends (its file says so and its process is gone), the sweep's tree is whole again
     os.kill(kids[0], signal.SIGKILL)
-    s = collector(progress_dir).collect()
-    assert s.run("trial").status == "KILLED"
+    c = collector(progress_dir)
+    s = wait_until(lambda: (lambda s: s.run("trial").status == "KILLED" and s)(c.collect()), timeout=15)
     pids = [p.pid for p in s.run("sweep").processes]
     assert pids[0] == w.pid and kids[0] in pids  # the zombie child, no longer another run's
 
