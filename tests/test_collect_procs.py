@@ -272,6 +272,12 @@ def test_pid_without_create_time(spawn, progress_dir):
     assert unsure.resources.source == "reported" and unsure.resources.rss_bytes == 42
     gone = s.run("gone")
     assert gone.status == "KILLED" and gone.status_reason == "process %d is gone" % (2 ** 22 + 11)
+    # an exited (zombie) process is dead whichever process it was
+    z = spawn([sys.executable, "-c", "pass"])
+    wait_until(lambda: psutil.Process(z.pid).status() == psutil.STATUS_ZOMBIE, timeout=15)
+    write(progress_dir, "exited", doc("exited", pid=z.pid))
+    r = collector(progress_dir).collect().run("exited")
+    assert r.status == "KILLED" and r.status_reason == "process %d has exited" % z.pid
 
 
 def test_nested_run_is_counted_for_itself_only(spawn, progress_dir):

@@ -7,11 +7,15 @@ makes one pass over the process table (on Linux one read of
 "create_time", "name", "status"])``), builds a ppid -> children map, and
 :meth:`ProcessTable.tree` walks it from a run's main PID.
 
-``psutil.Process`` objects are kept across cycles, keyed by ``(pid,
-create_time)``, so ``cpu_percent()`` measures the time since the previous cycle
-(psutil's first call on a new object returns a meaningless 0.0: ttop reports
-None for a process seen for the first time). Thread CPU % is the delta of each
-thread's user+system time over the wall time since the previous cycle.
+CPU % is measured between two cycles, so a process seen for the first time
+reports None (not psutil's meaningless first 0.0). On Linux the table's own
+read of ``/proc/<pid>/stat`` already holds CPU times, thread count and RSS:
+CPU % is the change of user+system time, keyed by ``(pid, create_time)``, over
+the wall time between two table reads, and no further call per process is
+needed. Elsewhere ``psutil.Process`` objects are kept across cycles, keyed the
+same way, and sampled under ``oneshot()`` (``cpu_percent()``,
+``memory_info()``, ``num_threads()``, ``status()``). Thread CPU % is the change
+of each thread's user+system time over the wall time since the previous cycle.
 
 Errors are per process and per field: a process that vanished mid-cycle is
 left out, a zombie is listed with status ``zombie`` and no figures, a field
@@ -225,7 +229,8 @@ class ProcessTable:
             except Exception:
                 return UNKNOWN, None
         if create_time is None:
-            return UNKNOWN, actual
+            # which process it is cannot be told; an exited one is dead either way
+            return (ZOMBIE if row[3] in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD) else UNKNOWN), actual
         if not same_process(actual, create_time):
             return REUSED, actual
         if row[3] == psutil.STATUS_ZOMBIE or row[3] == psutil.STATUS_DEAD:
