@@ -402,7 +402,7 @@ def test_print_once_plain_and_colour():
     assert "\x1b" not in buf.getvalue()
     assert out[3] == "Run Name   Status    Phase        Epoch       Batch     Rate  Run El Run Rem"
     assert out[4] == "alpha      RUNNING   train         2/10     120/500   12.3/s   1h02m  12m05s"
-    assert out[-1].startswith("2 running 1 finished 0 failed 1 killed  2 files skipped: bad.json")
+    assert out[-1].startswith("2 running 1 finished 0 failed 1 killed  * inferred: process gone  2 files skipp")
     assert len(out) == 3 + 1 + 4 + 1
     buf = io.StringIO()
     print_once(s, buf, width=80, color=True)
@@ -491,3 +491,13 @@ def test_wandb_url_in_full_in_the_footer_when_its_column_is_in_view():
     # longer than the line shares: the link gets the whole status line
     lines = render_main(s, ViewState(col_offset=ncols - 1), 110, 12)
     assert text(lines[-2]).rstrip() == "wandb: " + url
+
+
+@pytest.mark.parametrize("w", [40, 61, 80, 100])
+def test_print_once_never_wider_than_asked(w):
+    from ttop.sinks.once import print_once
+
+    buf = io.StringIO()
+    print_once(full_snapshot(), buf, width=w, color=False)
+    for line in buf.getvalue().splitlines():
+        assert line_width((( line, "normal"),)) <= w, line

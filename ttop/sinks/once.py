@@ -16,7 +16,7 @@ from ..view.footer import counts_segments, snapshot_notice
 from ..view.header import header_lines
 from ..view.state import ViewState
 from ..view.table import render_table, visible_rows
-from ..view.text import Line, clean, clip
+from ..view.text import Line, clean, clip, crop_line, line_width
 
 # role -> SGR parameters (8 colours; no colour for roles absent here)
 SGR: Dict[str, str] = {
@@ -67,12 +67,13 @@ def render_once(snapshot: Any, width: int, ascii: bool = False) -> Iterable[Line
     for line in table.lines:
         yield line
     summary = counts_segments(snapshot)
-    msg, err = snapshot_notice(snapshot)
-    if msg:
-        summary.append(("  " + clip(clean(msg), max(0, width - 40), "..." if ascii else "\u2026"), R.ERROR if err else R.NOTICE))
     if any(r.status_inferred for r in snapshot.runs):
         summary.append(("  * inferred: process gone", R.KILLED_INFERRED))
-    yield tuple(summary)
+    msg, err = snapshot_notice(snapshot)
+    room = width - line_width(tuple(summary)) - 2
+    if msg and room >= 12:
+        summary.append(("  " + clip(clean(msg), room, "..." if ascii else "\u2026"), R.ERROR if err else R.NOTICE))
+    yield crop_line(tuple(summary), 0, width)
 
 
 def print_once(snapshot: Any, stream: IO[str], *, width: int, color: bool, ascii: Optional[bool] = None) -> None:
