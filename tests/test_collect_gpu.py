@@ -254,3 +254,29 @@ def test_nvidia_device_indices_of_a_real_process(spawn, tmp_path):
     assert gpu_mod.nvidia_device_indices(p.pid, prefix) == (3,)
     assert gpu_mod.nvidia_device_indices(os.getpid(), prefix) == ()
     assert gpu_mod.nvidia_device_indices(max(psutil.pids()) + 100000, prefix) is None
+
+
+def test_fake_errors_match_the_real_module(fake_nvml):
+    sys.path.remove(FAKES)
+    saved = sys.modules.pop("pynvml")
+    try:
+        import pynvml as real
+
+        assert not real.__file__.startswith(FAKES)
+        for name in ("NotSupported", "NotFound", "LibraryNotFound", "DriverNotLoaded", "Uninitialized",
+                     "NoPermission", "GpuIsLost"):
+            fake_cls = getattr(fake_nvml, "NVMLError_" + name)
+            real_cls = getattr(real, "NVMLError_" + name)
+            assert fake_cls().value == real_cls(getattr(real, "NVML_ERROR_" + _const(name))).value
+            assert str(fake_cls()) == str(real.NVMLError(fake_cls().value))
+            assert isinstance(fake_nvml.NVMLError(fake_cls().value), fake_cls)
+        assert fake_nvml.NVML_TEMPERATURE_GPU == real.NVML_TEMPERATURE_GPU
+    finally:
+        sys.modules["pynvml"] = saved
+        sys.path.insert(0, FAKES)
+
+
+def _const(name):
+    return {"NotSupported": "NOT_SUPPORTED", "NotFound": "NOT_FOUND", "LibraryNotFound": "LIBRARY_NOT_FOUND",
+            "DriverNotLoaded": "DRIVER_NOT_LOADED", "Uninitialized": "UNINITIALIZED",
+            "NoPermission": "NO_PERMISSION", "GpuIsLost": "GPU_IS_LOST"}[name]
