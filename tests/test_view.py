@@ -501,3 +501,15 @@ def test_print_once_never_wider_than_asked(w):
     print_once(full_snapshot(), buf, width=w, color=False)
     for line in buf.getvalue().splitlines():
         assert line_width((( line, "normal"),)) <= w, line
+
+
+def test_header_tpu_lines_and_errors():
+    from ttop.collect.snapshot import TpuChip
+
+    tpus = (TpuChip(0, device_id=7, memory_used=8 * GiB, memory_total=16 * GiB, duty_cycle=93.0),)
+    s = snap([], host=HostInfo("box", 2), tpus=tpus, gpu_error="NVML not available: no driver")
+    lines = texts(header_lines(s, ViewState(ascii=True), 80, 5))
+    assert lines[1].rstrip() == "TPU0 duty [#########.] 93%  mem [#####.....] 8.0G/16G"
+    assert lines[2].startswith("GPU: NVML not available: no driver")
+    roles = [r for _, r in header_lines(s, ViewState(ascii=True), 80, 5)[1]]
+    assert R.BAR_HIGH in roles and R.BAR_LOW in roles  # 93 % duty is red, 50 % memory green
