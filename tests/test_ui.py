@@ -646,3 +646,23 @@ def test_closed_stdin_is_refused_with_one_line(folder):
         assert "EXIT=2" in t.text and "needs a terminal" in t.text
     finally:
         t.close()
+
+
+def test_ctrl_z_suspends_and_fg_redraws(folder):
+    t = TtopTerm(["/bin/bash", "--norc", "--noprofile", "-i"], cols=120, rows=30, env={"PS1": "PROMPT$ "})
+    try:
+        t.wait_for("PROMPT$")
+        t.send("%s -m ttop %s -i 0.5\r" % (sys.executable, folder))
+        t.wait_for("live-a")
+        t.send(b"\x1a")  # Ctrl+Z
+        t.wait_for("Stopped")
+        t.send("clear; fg\r")
+        t.wait_for(lambda t: "Run Name" in t.text and "q quit" in t.line(29) and "live-a" in t.text)
+        t.press("DOWN")
+        t.wait_for(lambda t: selected_name(t) == ALL_SORTED[1])
+        t.press("q")
+        t.wait_for(lambda t: t.line(29).startswith("PROMPT$") or "PROMPT$" in t.text.split("q quit")[-1])
+        t.send("exit\r")
+        assert t.wait_exit() == 0
+    finally:
+        t.close()
