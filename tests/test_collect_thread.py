@@ -168,3 +168,25 @@ def test_folder_missing_keeps_the_thread_going(tmp_path):
         wait_until(lambda: c.latest.folder_error is None and c.latest.run("a"), timeout=15)
     finally:
         c.stop()
+
+
+def test_stop_timing_out_then_start_keeps_one_thread_running(progress_dir):
+    gpu = SlowGpu()
+    c = Collector(str(progress_dir), interval=0.05, gpu=gpu, tpu=False)
+    c.start()
+    try:
+        wait_until(lambda: c.latest is not None, timeout=15)
+        gpu.entered.clear()
+        gpu.gate.clear()
+        wait_until(gpu.entered.is_set, timeout=15)
+        thread = c._thread
+        assert c.stop(timeout=0.1) is False  # stuck in a slow cycle
+        c.start()  # taken back: the same thread goes on
+        assert c._thread is thread
+        gpu.gate.set()
+        seq = c.latest.seq
+        wait_until(lambda: c.latest.seq >= seq + 3, timeout=15)
+        assert thread.is_alive() and c.running
+    finally:
+        gpu.gate.set()
+        assert c.stop(timeout=5)

@@ -161,6 +161,7 @@ class Collector:
     def start(self) -> None:
         """Start the background thread (a daemon). No-op if running."""
         if self._thread is not None and self._thread.is_alive():
+            self._stopping.clear()  # a stop() that timed out is taken back
             return
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="ttop-collector", daemon=True)
