@@ -81,7 +81,18 @@ def _proc_rows_linux() -> Optional[Dict[int, _Row]]:
     ~10x cheaper than ``process_iter``). Create times are computed as psutil
     does: start ticks / CLK_TCK + boot time. None if /proc cannot be read."""
     try:
-        names = os.listdir("/proc")
+        proc = os.open("/proc", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        return _read_rows(proc)
+    finally:
+        os.close(proc)
+
+
+def _read_rows(proc: int) -> Optional[Dict[int, _Row]]:
+    try:
+        names = os.listdir(proc)
         boot = psutil.boot_time()
     except OSError:
         return None
@@ -91,7 +102,7 @@ def _proc_rows_linux() -> Optional[Dict[int, _Row]]:
         if not n.isdigit():
             continue
         try:
-            fd = os.open("/proc/" + n + "/stat", _O_RDONLY)
+            fd = os.open(n + "/stat", _O_RDONLY, dir_fd=proc)
             try:
                 raw = os.read(fd, 4096)
             finally:

@@ -33,6 +33,8 @@ from ..progress import (
     run_key,
 )
 
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
 #: A file modified this close to the moment it was read is read again once.
 RACY_SECONDS = 0.05
 
@@ -141,35 +143,49 @@ class FolderScanner:
 
     def scan(self) -> ScanResult:
         try:
-            it = os.scandir(self.folder)
+            # names are looked up relative to the folder's fd: one path
+            # component per stat instead of the whole absolute path
+            dfd = os.open(self.folder, _DIR_FLAGS)
         except FileNotFoundError:
             return self._folder_gone("folder does not exist: %s" % self.folder)
         except NotADirectoryError:
             return self._folder_gone("not a folder: %s" % self.folder)
         except OSError as e:
             return self._folder_gone("cannot read folder %s: %s" % (self.folder, os_error_reason(e)))
+        try:
+            return self._scan(dfd)
+        finally:
+            os.close(dfd)
+
+    def _scan(self, dfd: int) -> ScanResult:
+        try:
+            names = os.listdir(dfd)
+        except OSError as e:
+            return self._folder_gone("cannot read folder %s: %s" % (self.folder, os_error_reason(e)))
         cache = self._cache
         out: List[FileResult] = []
         reads = 0
-        with it:
-            entries = [(e.name, e) for e in it]
-        entries = [ne for ne in entries if ne[0][-5:] == PROGRESS_SUFFIX and is_progress_filename(ne[0])]
-        entries.sort()  # by name (names are unique, so DirEntry objects are never compared)
-        seen = {ne[0] for ne in entries}
+        folder = self.folder + os.sep
+        names = [n for n in names if n[-5:] == PROGRESS_SUFFIX and is_progress_filename(n)]
+        names.sort()
+        seen = set(names)
         get = cache.get
         append = out.append
-        for name, entry in entries:
+        stat_ = os.stat
+        for name in names:
             try:
-                st = entry.stat()  # follows symlinks
+                st = stat_(name, dir_fd=dfd)  # follows symlinks
             except FileNotFoundError:
-                if not entry.is_symlink():
+                try:
+                    os.lstat(name, dir_fd=dfd)
+                except OSError:
                     seen.discard(name)  # removed since the listing: normal
                     continue
-                out.append(self._result(name, entry.path, 0.0, None, (), "broken symbolic link"))
+                out.append(self._result(name, folder + name, 0.0, None, (), "broken symbolic link"))
                 cache.pop(name, None)
                 continue
             except OSError as e:
-                out.append(self._result(name, entry.path, 0.0, None, (), os_error_reason(e)))
+                out.append(self._result(name, folder + name, 0.0, None, (), os_error_reason(e)))
                 cache.pop(name, None)
                 continue
             sig = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -177,7 +193,7 @@ class FolderScanner:
             if c is not None and c.trusted and c.sig == sig:
                 append(c.result)  # unchanged since it was read: not read again
                 continue
-            path = entry.path
+            path = folder + name
             mtime = st.st_mtime
             if stat.S_ISDIR(st.st_mode):
                 out.append(self._result(name, path, mtime, None, (), "is a directory"))
