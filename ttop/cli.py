@@ -220,9 +220,7 @@ def run_headless_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
 
 def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     try:
-        import curses  # noqa: F401  (checked here: the UI imports it lazily)
-
-        from .ui.app import run_ui
+        from .ui.app import run_ui  # the only place curses is imported
     except ImportError as e:
         if e.name not in ("curses", "_curses"):
             raise
