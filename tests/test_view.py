@@ -513,3 +513,20 @@ def test_header_tpu_lines_and_errors():
     assert lines[2].startswith("GPU: NVML not available: no driver")
     roles = [r for _, r in header_lines(s, ViewState(ascii=True), 80, 5)[1]]
     assert R.BAR_HIGH in roles and R.BAR_LOW in roles  # 93 % duty is red, 50 % memory green
+
+
+def test_dead_or_stale_runs_show_no_rate_or_time_left():
+    """A dead job must never look alive: the last reported rate and time left
+    of an inferred-KILLED, ended or stale run are not shown."""
+    data = {"rate": 12.0, "times": {"run": {"elapsed": 60, "remaining": 600, "total": 660},
+                                    "epoch": {"remaining": 30}, "train": {"remaining": 20},
+                                    "validation": {"remaining": 10}}}
+    live = run("live", data=data)
+    dead = (run("killed", status="KILLED", inferred=True, data=data), run("stale", stale=True, data=data),
+            run("failed", status="FAILED", data=data))
+    cols = {c.key: c for c in columns_for(snap((live,) + dead))}
+    keys = ["rate", "run_remaining", "epoch_remaining", "train_remaining", "val_remaining"]
+    assert [cols[k].run(live) for k in keys] == ["12.0/s", "10m00s", "30s", "20s", "10s"]
+    for r in dead:
+        assert [cols[k].run(r) for k in keys] == ["-"] * 5, r.key
+        assert cols["run_elapsed"].run(r) == "1m00s"  # how long it ran is still true

@@ -126,6 +126,13 @@ def _time(section: str, key: str) -> Callable[[Any], str]:
     return lambda run: fmt.duration(_get(run.data, "times", section, key))
 
 
+def _live(getter: Callable[[Any], str]) -> Callable[[Any], str]:
+    """Rate and time left only mean something for a run that is running now:
+    an ended, inferred-KILLED or stale run shows ``-`` there, never the last
+    figures it reported (a dead job must not look alive)."""
+    return lambda run: getter(run) if run.status == "RUNNING" and not run.stale else fmt.NA
+
+
 def _res(attr: str, f: Callable[[Any], str]) -> Callable[[Any], str]:
     return lambda run: f(getattr(run.resources, attr, None))
 
@@ -176,19 +183,19 @@ COLUMNS: Tuple[Column, ...] = (
     Column("phase", "Phase", 10, "<", _phase, status_colored=True),
     Column("epoch", "Epoch", 7, ">", epoch_text),
     Column("batch", "Batch", 11, ">", batch_text),
-    Column("rate", "Rate", 8, ">", lambda r: fmt.rate(r.data.get("rate"))),
+    Column("rate", "Rate", 8, ">", _live(lambda r: fmt.rate(r.data.get("rate")))),
     Column("run_elapsed", "Run El", 7, ">", _time("run", "elapsed")),
-    Column("run_remaining", "Run Rem", 7, ">", _time("run", "remaining")),
+    Column("run_remaining", "Run Rem", 7, ">", _live(_time("run", "remaining"))),
     Column("run_total", "Run Tot", 7, ">", _time("run", "total")),
     Column("epoch_elapsed", "Ep El", 7, ">", _time("epoch", "elapsed")),
-    Column("epoch_remaining", "Ep Rem", 7, ">", _time("epoch", "remaining")),
+    Column("epoch_remaining", "Ep Rem", 7, ">", _live(_time("epoch", "remaining"))),
     Column("epoch_total", "Ep Tot", 7, ">", _time("epoch", "total")),
     Column("train_elapsed", "Tr El", 7, ">", _time("train", "elapsed")),
-    Column("train_remaining", "Tr Rem", 7, ">", _time("train", "remaining")),
+    Column("train_remaining", "Tr Rem", 7, ">", _live(_time("train", "remaining"))),
     Column("train_total", "Tr Tot", 7, ">", _time("train", "total")),
     Column("val_time", "Val Time", 8, ">", _time("validation", "last")),
     Column("val_elapsed", "Val El", 7, ">", _time("validation", "elapsed")),
-    Column("val_remaining", "Val Rem", 7, ">", _time("validation", "remaining")),
+    Column("val_remaining", "Val Rem", 7, ">", _live(_time("validation", "remaining"))),
     Column("val_total", "Val Tot", 7, ">", _time("validation", "total")),
     Column("cpu", "CPU", 6, ">", _res("cpu_percent", fmt.percent), proc=_p("cpu_percent", fmt.percent),
            thread=lambda p, t: fmt.percent(t.cpu_percent)),
