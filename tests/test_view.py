@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import io
 import math
 import os
@@ -522,7 +523,8 @@ def test_dead_or_stale_runs_show_no_rate_or_time_left():
                                     "epoch": {"remaining": 30}, "train": {"remaining": 20},
                                     "validation": {"remaining": 10}}}
     live = run("live", data=data)
-    dead = (run("killed", status="KILLED", inferred=True, data=data), run("stale", stale=True, data=data),
+    killed = dataclasses.replace(run("killed", status="KILLED", inferred=True, data=data), reported_status="RUNNING")
+    dead = (killed, run("stale", stale=True, data=data),
             run("failed", status="FAILED", data=data))
     cols = {c.key: c for c in columns_for(snap((live,) + dead))}
     keys = ["rate", "run_remaining", "epoch_remaining", "train_remaining", "val_remaining"]
@@ -530,3 +532,7 @@ def test_dead_or_stale_runs_show_no_rate_or_time_left():
     for r in dead:
         assert [cols[k].run(r) for k in keys] == ["-"] * 5, r.key
         assert cols["run_elapsed"].run(r) == "1m00s"  # how long it ran is still true
+    # a total is a projection while RUNNING is reported: gone once the run is dead or stale,
+    # kept when the run itself reported its end (then it is the real duration)
+    assert cols["run_total"].run(live) == "11m00s"
+    assert [cols["run_total"].run(r) for r in dead] == ["-", "-", "11m00s"]

@@ -133,6 +133,15 @@ def _live(getter: Callable[[Any], str]) -> Callable[[Any], str]:
     return lambda run: getter(run) if run.status == "RUNNING" and not run.stale else fmt.NA
 
 
+def _projection(getter: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A total is elapsed + remaining: a projection while the run reports
+    RUNNING. Once the run says it ended, the total is what it took; if ttop
+    inferred its death, or its heartbeat stopped, the projection never came
+    true and is not shown."""
+    live = _live(getter)
+    return lambda run: live(run) if run.reported_status == "RUNNING" else getter(run)
+
+
 def _res(attr: str, f: Callable[[Any], str]) -> Callable[[Any], str]:
     return lambda run: f(getattr(run.resources, attr, None))
 
@@ -186,17 +195,17 @@ COLUMNS: Tuple[Column, ...] = (
     Column("rate", "Rate", 8, ">", _live(lambda r: fmt.rate(r.data.get("rate")))),
     Column("run_elapsed", "Run El", 7, ">", _time("run", "elapsed")),
     Column("run_remaining", "Run Rem", 7, ">", _live(_time("run", "remaining"))),
-    Column("run_total", "Run Tot", 7, ">", _time("run", "total")),
+    Column("run_total", "Run Tot", 7, ">", _projection(_time("run", "total"))),
     Column("epoch_elapsed", "Ep El", 7, ">", _time("epoch", "elapsed")),
     Column("epoch_remaining", "Ep Rem", 7, ">", _live(_time("epoch", "remaining"))),
-    Column("epoch_total", "Ep Tot", 7, ">", _time("epoch", "total")),
+    Column("epoch_total", "Ep Tot", 7, ">", _projection(_time("epoch", "total"))),
     Column("train_elapsed", "Tr El", 7, ">", _time("train", "elapsed")),
     Column("train_remaining", "Tr Rem", 7, ">", _live(_time("train", "remaining"))),
-    Column("train_total", "Tr Tot", 7, ">", _time("train", "total")),
+    Column("train_total", "Tr Tot", 7, ">", _projection(_time("train", "total"))),
     Column("val_time", "Val Time", 8, ">", _time("validation", "last")),
     Column("val_elapsed", "Val El", 7, ">", _time("validation", "elapsed")),
     Column("val_remaining", "Val Rem", 7, ">", _live(_time("validation", "remaining"))),
-    Column("val_total", "Val Tot", 7, ">", _time("validation", "total")),
+    Column("val_total", "Val Tot", 7, ">", _projection(_time("validation", "total"))),
     Column("cpu", "CPU", 6, ">", _res("cpu_percent", fmt.percent), proc=_p("cpu_percent", fmt.percent),
            thread=lambda p, t: fmt.percent(t.cpu_percent)),
     Column("ram", "RAM", 6, ">", _res("rss_bytes", fmt.size), proc=_p("rss_bytes", fmt.size)),
