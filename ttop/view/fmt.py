@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from ..progress import number_or_none
+
 NA = "-"
 
 
 def _num(value: Any) -> Optional[float]:
-    """A finite-or-not float, or None for anything that is not a number."""
-    if value is None or isinstance(value, bool):
-        return None
+    """A finite-or-not float, or None for anything that is not a number
+    (booleans included; the "NaN"/"Infinity" strings of progress files are
+    understood)."""
+    return None if isinstance(value, bool) else number_or_none(value)
     if isinstance(value, (int, float)):
         return float(value)
     if value == "NaN":
