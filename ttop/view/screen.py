@@ -15,8 +15,8 @@ from . import roles as R
 from .footer import hint_line, status_line
 from .header import header_lines
 from .state import ViewState
-from .table import Row, TableFrame, columns_for, render_table, visible_rows, wandb_url
-from .text import Line, clip, crop_line, fit
+from .table import TableFrame, columns_for, render_table, visible_rows, wandb_url
+from .text import Line, crop_line, fit
 
 MIN_WIDTH = 40
 MIN_HEIGHT = 10

@@ -15,7 +15,7 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 from . import fmt
 from . import roles as R
 from .state import RowId, ViewState
-from .text import Line, Segment, clean, clip, fit, width
+from .text import Line, Segment, clean, fit, width
 
 # ---------------------------------------------------------------------------
 # rows
