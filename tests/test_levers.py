@@ -100,8 +100,8 @@ def test_editor_lists_validates_writes_and_tracks_state(progress_dir):
     ctx.keys("ENTER", "a", "b", "c", "ENTER")
     assert "lr (float) not written: 'abc' is not a float" in ctx.text()
     assert not (progress_dir / "control_exp.json").exists()
-    # fix it: typing replaces the prefilled value once Backspace cleared it
-    ctx.keys("DELETE", *"0.01", "ENTER")
+    # fix it: Ctrl+U clears the field, as in a shell
+    ctx.keys("CTRL_U", *"0.01", "ENTER")
     ctrl = json.loads((progress_dir / "control_exp.json").read_text())
     assert ctrl == {"format": "ttop.control/1", "seq": 1, "variables": {"lr": 0.01}}
     text = ctx.text()

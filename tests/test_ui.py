@@ -666,3 +666,12 @@ def test_ctrl_z_suspends_and_fg_redraws(folder):
         assert t.wait_exit() == 0
     finally:
         t.close()
+
+
+def test_ctrl_u_is_a_key_name():
+    """Ctrl+U reaches the screens as CTRL_U (it clears the editor, filter and
+    search fields), never as a raw control character."""
+    from ttop.ui.app import normalise_key
+
+    assert normalise_key("\x15", {}) == "CTRL_U"
+    assert normalise_key("\x01", {}) is None

@@ -47,7 +47,7 @@ MESSAGE_SECONDS = 6.0
 
 _CTRL_KEYS = {
     "\n": "ENTER", "\r": "ENTER", "\x1b": "ESC", "\x7f": "BACKSPACE", "\x08": "BACKSPACE",
-    "\t": "TAB", "\x03": "CTRL_C", "\x0c": "CTRL_L",
+    "\t": "TAB", "\x03": "CTRL_C", "\x0c": "CTRL_L", "\x15": "CTRL_U",
 }
 
 

@@ -185,7 +185,7 @@ class EditorScreen(Screen):
         out.append(_pad([(clean(msg[0]), R.ERROR if msg[1] else R.NOTICE)] if msg else [], width))
         if self.editing is not None:
             hint = [("Enter", R.KEY), (" write  ", R.FOOTER), ("Esc", R.KEY), (" cancel  ", R.FOOTER),
-                    ("typing replaces the old value; Backspace edits it", R.FOOTER)]
+                    ("typing replaces the old value; Backspace edits it; Ctrl+U clears", R.FOOTER)]
         else:
             hint = [("Up/Down" if getattr(ctx, "ascii", False) else "\u2191\u2193", R.KEY), (" select  ", R.FOOTER), ("Enter", R.KEY), (" edit  ", R.FOOTER),
                     ("Esc", R.KEY), (" back", R.FOOTER)]
@@ -277,7 +277,7 @@ class EditorScreen(Screen):
         if key == "BACKSPACE":
             self.buffer = self.buffer[:-1]
             self.fresh = False
-        elif key == "DELETE":
+        elif key in ("DELETE", "CTRL_U"):
             self.buffer = ""
             self.fresh = False
         elif len(key) == 1 and key.isprintable():

@@ -118,6 +118,8 @@ class MainScreen(Screen):
             self.state = st.with_(editing_filter=False, filter_buffer="")
         elif key == "BACKSPACE":
             self.state = st.with_(filter_buffer=st.filter_buffer[:-1])
+        elif key == "CTRL_U":
+            self.state = st.with_(filter_buffer="", top=0)
         elif len(key) == 1 and key.isprintable():
             if len(st.filter_buffer) < 200:
                 self.state = st.with_(filter_buffer=st.filter_buffer + key, top=0)

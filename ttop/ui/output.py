@@ -383,6 +383,8 @@ class OutputScreen(Screen):
             return True
         if key == "BACKSPACE":
             self.prompt = (self.prompt or "")[:-1]
+        elif key == "CTRL_U":
+            self.prompt = ""
         elif len(key) == 1 and key.isprintable() and len(self.prompt or "") < 200:
             self.prompt = (self.prompt or "") + key
         return True

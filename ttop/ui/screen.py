@@ -9,7 +9,8 @@ the screen renders, only when something changed.
 
 Key names passed to :meth:`Screen.on_key`: a printable character as itself
 (``"q"``, ``"/"``, ``"F"``), or one of ``UP DOWN LEFT RIGHT PGUP PGDN HOME END
-ENTER ESC BACKSPACE DELETE TAB BTAB CTRL_C CTRL_L F1``.
+ENTER ESC BACKSPACE DELETE TAB BTAB CTRL_C CTRL_L CTRL_U F1``
+(``CTRL_U`` clears a text field, as in a shell).
 """
 from __future__ import annotations
 
