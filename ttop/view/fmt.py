@@ -20,15 +20,6 @@ def _num(value: Any) -> Optional[float]:
     (booleans included; the "NaN"/"Infinity" strings of progress files are
     understood)."""
     return None if isinstance(value, bool) else number_or_none(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if value == "NaN":
-        return math.nan
-    if value == "Infinity":
-        return math.inf
-    if value == "-Infinity":
-        return -math.inf
-    return None
 
 
 def _special(x: float) -> Optional[str]:
