@@ -402,3 +402,23 @@ def test_editor_reopened_shows_last_outcome_but_not_an_earlier_runs_file(progres
     ctx = Ctx(progress_dir, [make_run(progress_dir, "exp", pid=1, ct=1.0, **data)])
     ctx.push(levers.open_editor(ctx, "exp"))
     assert "#4" not in ctx.text(width=140)
+
+
+def test_small_dialogs_keep_the_prompt_and_the_selected_signal_in_view(progress_dir):
+    # a 60x12 terminal: the thread note and the wrapped menu do not fit;
+    # the selected signal and the confirmation prompt must still be shown
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "r", pid=os.getpid(), ct=1.0)])
+    ctx.push(levers.open_signal(ctx, Target("thread", "r", os.getpid(), 1.0, tid=os.getpid())))
+    for _ in range(5):
+        ctx.keys("DOWN")
+    lines = ctx.text(width=60, height=12).splitlines()
+    assert len(lines) <= 12
+    assert any("6 SIGCONT" in ln for ln in lines), lines
+    ctx.keys("DOWN", "DOWN")
+    assert any("8 SIGUSR2" in ln for ln in ctx.text(width=60, height=12).splitlines())
+    ctx.keys("HOME")
+    assert any("1 SIGTERM" in ln for ln in ctx.text(width=60, height=12).splitlines())
+    ctx.keys("ENTER")
+    lines = ctx.text(width=60, height=12).splitlines()
+    assert "Send SIGTERM to thread" in lines[1]
+    assert "y: send, any other key: cancel" in lines[-2], lines

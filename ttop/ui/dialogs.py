@@ -40,20 +40,43 @@ def wrap_text(text: str, cells: int) -> List[str]:
 
 
 def boxed(title: str, body: Sequence[Tuple[str, str]], width: int, height: int, ascii: bool = False,
-          footer: str = "", min_inner: int = 30, max_inner: int = 76) -> List[Line]:
+          footer: str = "", min_inner: int = 30, max_inner: int = 76, keep_tail: int = 0,
+          focus: Optional[int] = None) -> List[Line]:
     """A box around ``body`` (pairs of (text, role), wrapped to fit) with a
-    title on the top border and ``footer`` on the bottom border."""
+    title on the top border and ``footer`` on the bottom border.
+
+    When the body does not fit the height, rows of the first entries give
+    way to an ellipsis, but the last ``keep_tail`` entries (a prompt, the
+    choices of a menu) stay; if even those do not fit, the rows shown are
+    those around entry ``focus`` (else the last ones)."""
     b = _ASCII_BOX if ascii else _BOX
     max_inner = max(10, min(max_inner, width - 4))
     natural = max([text_width(clean(t)) for t, _ in body] + [text_width(clean(title)) + 2, text_width(footer) + 2, min_inner])
     inner = min(max_inner, natural)
-    rows: List[Tuple[str, str]] = []
-    for text, role in body:
+    numbered: List[Tuple[str, str, int]] = []
+    for i, (text, role) in enumerate(body):
         for piece in wrap_text(text, inner):
-            rows.append((piece, role))
+            numbered.append((piece, role, i))
+    rows: List[Tuple[str, str]] = [(t, r) for t, r, _ in numbered]
     room = max(1, height - 2)
     if len(rows) > room:
-        rows = rows[: room - 1] + [("\u2026" if not ascii else "...", R.DIM)]
+        ell = ("\u2026" if not ascii else "...", R.DIM)
+        first_kept = len(body) - max(0, keep_tail)
+        head = [(t, r) for t, r, i in numbered if i < first_kept]
+        tail = [(t, r) for t, r, i in numbered if i >= first_kept]
+        if not tail:
+            rows = head[: room - 1] + [ell]
+        elif len(tail) < room:
+            rows = head[: room - 1 - len(tail)] + [ell] + tail
+        else:
+            at = [k for k, (_t, _r, i) in enumerate(numbered) if i >= first_kept and i == focus]
+            start = len(tail) - room
+            if at:
+                lo, hi = at[0] - len(head), at[-1] - len(head)
+                start = max(0, min(lo, len(tail) - room))
+                if hi >= start + room:
+                    start = hi - room + 1
+            rows = tail[start:start + room]
     def border(left: str, label: str, right: str) -> Line:
         label = clip(clean(label), inner - 2, "")
         mid = (b["h"] + " " + label + " ") if label else ""
@@ -105,7 +128,7 @@ class ConfirmDialog(Screen):
 
     def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
         body = self.lines + [("", R.NORMAL), (self.prompt, R.KEY)]
-        return boxed(self.title, body, width, height, getattr(ctx, "ascii", False))
+        return boxed(self.title, body, width, height, getattr(ctx, "ascii", False), keep_tail=1)
 
     def on_key(self, key: str, ctx: AppContext) -> bool:
         if key in ("y", "Y"):
@@ -137,12 +160,14 @@ class MenuDialog(Screen):
         body: List[Tuple[str, str]] = [(n, R.DIM) for n in self.notes]
         if body:
             body.append(("", R.NORMAL))
+        focus = len(body) + self.index
         for i, (label, hint) in enumerate(self.items):
             text = "%d %s  %s" % (i + 1, fit(clean(label), label_w), clean(hint))
             body.append((text, R.with_mod(R.NORMAL, R.SEL) if i == self.index else R.NORMAL))
         return boxed(self.title, body, width, height, getattr(ctx, "ascii", False),
                      footer="%s Enter or 1-%d; Esc cancels" % ("Up/Down" if getattr(ctx, "ascii", False) else "\u2191\u2193",
-                                                                len(self.items)))
+                                                                len(self.items)),
+                     keep_tail=len(self.items), focus=focus)
 
     def on_key(self, key: str, ctx: AppContext) -> bool:
         n = len(self.items)
