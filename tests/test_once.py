@@ -81,3 +81,15 @@ def test_once_colour_only_when_asked(progress_dir):
     buf = io.StringIO()
     print_once(snap, buf, width=80, color=False)
     assert "\x1b" not in buf.getvalue()
+
+
+def test_once_survives_an_integer_beyond_the_float_range(progress_dir):
+    huge = "1" + "0" * 400  # valid JSON, too big for a float
+    (progress_dir / "big.json").write_text(
+        '{"format":"ttop.progress/1","run_name":"big","status":"FINISHED","updated_at":%f,'
+        '"times":{"run":{"elapsed":%s}},"metrics":{"loss":%s},"history":{"loss":[%s,1]}}'
+        % (time.time(), huge, huge, huge))
+    write_json_atomic(str(progress_dir / "ok.json"), _doc("ok", "FINISHED"))
+    out = _once(progress_dir, env={"COLUMNS": "100"})
+    names = [l.split()[0] for l in out.splitlines() if l.startswith(("big ", "ok "))]
+    assert names == ["big", "ok"]

@@ -116,3 +116,11 @@ def test_control_roundtrip_and_typing(tmp_path):
         P.parse_typed_text("float", "abc")
     assert "not a float" in str(e.value)
     assert P.parse_typed_text("bool", "False") is False
+
+
+def test_huge_integers_never_raise():
+    # a metric or time that is an int beyond the float range (or beyond the
+    # digits json.dumps will write) must not break readers or the writer
+    assert P.number_or_none(10**400) == math.inf and P.number_or_none(-(10**400)) == -math.inf
+    back = json.loads(P.dumps({"a": 10**5000, "b": -(10**5000), "c": 10**400}))
+    assert back == {"a": "Infinity", "b": "-Infinity", "c": 10**400}

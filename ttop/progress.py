@@ -200,6 +200,11 @@ def resolve_inside(folder: str, relpath: Any) -> Optional[str]:
 # JSON values
 
 
+#: Integers longer than this (about 4200 decimal digits, under Python's
+#: int-to-str limit of 4300) are written as "Infinity" / "-Infinity".
+_MAX_INT_BITS = 14000
+
+
 def json_safe(value: Any, _depth: int = 0) -> Any:
     """Convert ``value`` to something :func:`json.dumps` accepts with
     ``allow_nan=False``.
@@ -211,6 +216,8 @@ def json_safe(value: Any, _depth: int = 0) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:  # json.dumps would refuse its digits
+            return "Infinity" if value > 0 else "-Infinity"
         return int(value)
     if isinstance(value, float):
         if math.isfinite(value):
@@ -249,7 +256,10 @@ def number_or_none(value: Any) -> Optional[float]:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, _NUMBER):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond the float range
+            return math.inf if value > 0 else -math.inf
     if value == "NaN":
         return math.nan
     if value == "Infinity":
