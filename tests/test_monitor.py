@@ -267,6 +267,31 @@ def test_history_is_bounded(make):
     assert len(d["history"]["loss"]) == 5 and d["history"]["loss"][-1] == 11.0
 
 
+def test_metrics_whose_comparison_or_conversion_raises_never_stop_the_writer(make):
+    class NoEq:  # like a numpy array: == cannot be turned into a bool
+        def __eq__(self, other):
+            raise ValueError("truth value is ambiguous")
+
+        __hash__ = object.__hash__
+
+        def __str__(self):
+            return "noeq"
+
+    m = make()
+    m.start_phase("train")
+    m.update_metrics(arr=NoEq(), huge=10**400, huger=10**5000, loss=1.0)
+    m.start_batch()
+    d = field(m, "batch", lambda b: b == 1)
+    first = d["updated_at"]
+    field(m, "updated_at", lambda t: t > first)  # heartbeat goes on
+    m.update_metrics(arr=NoEq(), loss=0.5)
+    d = field(m, "metrics", lambda x: x and x.get("loss") == 0.5)
+    assert d["metrics"]["arr"] == "noeq" and d["metrics"]["huge"] == 10**400 and d["metrics"]["huger"] == "Infinity"
+    assert m._thread.is_alive()
+    m.set_finished()
+    assert read(m.path)["status"] == "FINISHED"
+
+
 # ---------------------------------------------------------------------------
 # names and folders
 

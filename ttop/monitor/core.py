@@ -875,7 +875,11 @@ class TrainingMonitor:
     def _sample_history(self, metrics: Dict[str, Any]) -> None:
         if self.history_size <= 0:
             return
-        if metrics == self._last_hist_metrics and self._n == self._last_hist_n:
+        try:
+            same = bool(metrics == self._last_hist_metrics)
+        except Exception:  # values whose == raises (numpy arrays, ...): count as changed
+            same = False
+        if same and self._n == self._last_hist_n:
             return
         self._last_hist_metrics = metrics
         self._last_hist_n = self._n
@@ -886,7 +890,10 @@ class TrainingMonitor:
                 if len(hist) >= MAX_HISTORY_METRICS:
                     continue
                 series = hist[name] = collections.deque(maxlen=self.history_size)
-            x = number_or_none(json_safe(value))
+            try:
+                x = number_or_none(json_safe(value))
+            except Exception:
+                x = None
             series.append(x if x is not None and math.isfinite(x) else None)
 
     def _build(self, now: float, wall: float, tick: bool) -> Dict[str, Any]:
