@@ -515,6 +515,18 @@ def test_wrong_typed_edit_explained_with_variable_name(make, progress_dir):
     assert m.variables == {"lr": 0.1, "steps": 10, "on": True}
 
 
+def test_int_too_large_for_a_float_variable_is_refused_not_fatal(make, progress_dir):
+    m = make(variables={"lr": 0.1})
+    m.start_monitoring()
+    _raw_control(progress_dir, b'{"format": "ttop.control/1", "seq": 1, "variables": {"lr": 1' + b"0" * 400 + b"}}")
+    d = field(m, "control_seq", lambda s: s == 1)
+    assert "lr: expected float" in d["control_error"] and m.variables["lr"] == 0.1
+    assert m._thread.is_alive()
+    P.write_control(str(progress_dir), "run", 2, {"lr": 0.5})
+    d = field(m, "control_seq", lambda s: s == 2)
+    assert d["control_error"] is None and m.variables["lr"] == 0.5
+
+
 def test_callback_error_is_recorded_and_reported_once(make, progress_dir, capsys):
     def boom(name, old, new):
         raise ValueError("cannot apply %s" % name)

@@ -437,7 +437,10 @@ def coerce_value(type_: str, value: Any) -> Any:
             return value
     elif type_ == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ProgressError("expected float, got int too large for a float") from None
         if value in ("NaN", "Infinity", "-Infinity"):
             return number_or_none(value)
     elif type_ == "str":
