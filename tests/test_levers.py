@@ -422,3 +422,17 @@ def test_small_dialogs_keep_the_prompt_and_the_selected_signal_in_view(progress_
     lines = ctx.text(width=60, height=12).splitlines()
     assert "Send SIGTERM to thread" in lines[1]
     assert "y: send, any other key: cancel" in lines[-2], lines
+
+
+def test_log_and_run_dir_paths_no_file_system_can_hold_are_refused_not_a_crash(progress_dir):
+    # "\ud800" in the JSON is a lone surrogate: no path can be encoded from it
+    (progress_dir / "odd.stderr.log").write_text("err line\n")
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "odd", status="FINISHED", logs={"stdout": "x\ud800.log"},
+                                      run_dir="d\ud800")])
+    ctx.push(levers.open_output(ctx, "odd"))
+    assert "refused: stdout log" in ctx.text()
+    ctx.stack.clear()
+    ctx.push(levers.open_delete(ctx, "odd"))
+    text = ctx.text(width=200)
+    assert "not touched: stdout log" in text and "not touched: run_dir" in text
+    assert "odd.stderr.log" in text
