@@ -436,3 +436,13 @@ def test_log_and_run_dir_paths_no_file_system_can_hold_are_refused_not_a_crash(p
     text = ctx.text(width=200)
     assert "not touched: stdout log" in text and "not touched: run_dir" in text
     assert "odd.stderr.log" in text
+
+
+def test_editor_survives_a_variable_name_that_cannot_be_written(progress_dir):
+    # "l\ud800r" came from a JSON escape: it cannot be encoded into the control file
+    data = {"variables": {"l\ud800r": 0.1}, "variable_types": {"l\ud800r": "float"}, "control_seq": 0}
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "r", pid=os.getpid(), ct=psutil.Process().create_time(), **data)])
+    ctx.push(levers.open_editor(ctx, "r"))
+    ctx.keys("ENTER", "2", "ENTER")
+    assert "could not write the control file" in ctx.text(width=200)
+    assert not (progress_dir / "control_r.json").exists()

@@ -305,6 +305,9 @@ class EditorScreen(Screen):
         except OSError as e:
             self.message = ("could not write the control file: %s" % (e.strerror or e), True)
             return
+        except (UnicodeError, ValueError) as e:  # e.g. a name with a lone surrogate (a \ud800 escape)
+            self.message = ("could not write the control file: %s" % e, True)
+            return
         for n, v in written.items():
             self.edits[str(n)] = Edit(seq, v)
         self.editing = None
