@@ -29,6 +29,9 @@ DEFAULT_CSV_DIR = "./train/statistics/data"
 MIN_INTERVAL = 0.05
 #: Budgets in GB are GiB (2**30 bytes), the unit the view prints as "G".
 GIB = 1 << 30
+#: Largest accepted number option: longer waits overflow the thread timers,
+#: bigger GiB budgets the byte counts.
+MAX_NUMBER = 1e9
 #: Pause between the two collection cycles of --once (psutil CPU % needs two).
 ONCE_PAUSE = 0.5
 #: Table width for --once when stdout is not a terminal and COLUMNS is unset.
@@ -44,7 +47,7 @@ class UsageError(Exception):
     """A problem with what the user asked for: one line, exit 2."""
 
 
-def _positive(what: str, minimum: float = 0.0):
+def _positive(what: str, minimum: float = 0.0, maximum: float = MAX_NUMBER):
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -54,6 +57,8 @@ def _positive(what: str, minimum: float = 0.0):
             raise argparse.ArgumentTypeError("%s must be a number > 0, got %r" % (what, text))
         if value < minimum:
             raise argparse.ArgumentTypeError("%s must be at least %g, got %r" % (what, minimum, text))
+        if value > maximum:
+            raise argparse.ArgumentTypeError("%s must be at most %g, got %r" % (what, maximum, text))
         return value
 
     parse.__name__ = what  # argparse names the type in some messages
