@@ -505,6 +505,17 @@ def test_bad_control_files_never_raise_and_are_explained(make, progress_dir, raw
     assert d["control_error"] is None and m.variables["lr"] == 0.5
 
 
+def test_fifo_as_control_file_never_blocks_the_writer(make, progress_dir):
+    m = make(variables={"lr": 0.1})
+    m.start_phase("train")
+    os.mkfifo(P.control_path(str(progress_dir), "run"))  # opening it for reading would block
+    d = field(m, "control_error", lambda e: e is not None and "not a regular file" in e)
+    field(m, "updated_at", lambda t: t > d["updated_at"])  # the heartbeat goes on
+    t0 = time.monotonic()
+    m.set_finished()
+    assert time.monotonic() - t0 < 2.0 and read(m.path)["status"] == "FINISHED"
+
+
 def test_wrong_typed_edit_explained_with_variable_name(make, progress_dir):
     m = make(variables={"lr": 0.1, "steps": 10, "on": True})
     m.start_monitoring()

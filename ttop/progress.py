@@ -61,6 +61,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -318,8 +319,13 @@ def _umask() -> int:
 
 
 def read_capped(path: str, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; raise ProgressError if the file is larger."""
-    with open(path, "rb") as f:
+    """Read at most ``limit`` bytes; raise ProgressError if the file is larger
+    or not a regular file (opened non-blocking: a FIFO under the name never
+    hangs the reader)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ProgressError("not a regular file")
         data = f.read(limit + 1)
     if len(data) > limit:
         raise ProgressError("file larger than %d bytes" % limit)
