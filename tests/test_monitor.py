@@ -105,6 +105,25 @@ def test_heartbeat_and_pid_create_time(make):
     assert d["heartbeat_interval"] == 0.05
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="boot-relative start times are read from /proc")
+def test_pid_create_time_follows_a_clock_step(make, monkeypatch):
+    # psutil's wall-clock create time is start-since-boot + the boot time,
+    # which moves when the clock is stepped (NTP, date -s): the file must
+    # keep matching what a reader computes now, or a live run looks KILLED
+    import psutil
+    from psutil import _pslinux
+    from ttop.collect import Collector
+
+    m = make(run_name="step")
+    m.start_phase("train")
+    before = field(m, "pid_create_time", lambda t: t is not None)["pid_create_time"]
+    real = _pslinux.boot_time
+    monkeypatch.setattr(_pslinux, "boot_time", lambda: real() + 3.0)
+    field(m, "pid_create_time", lambda t: t is not None and abs(t - (before + 3.0)) < 0.02)
+    run = Collector(os.path.dirname(m.path), gpu=False, tpu=False).collect().runs[0]
+    assert (run.status, run.alive, run.status_inferred) == ("RUNNING", True, False)
+
+
 def test_epochs_validation_and_times(make):
     m = make(total_epochs=3)
     m.start_monitoring()

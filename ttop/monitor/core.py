@@ -755,6 +755,8 @@ class TrainingMonitor:
                         self.resource_note = "resources not sampled: %s" % e
                     next_sample = now + self.resource_interval
                 self._poll_control()
+                if sampler is not None:
+                    self._pid_create_time = sampler.refresh_create_time()
                 with self._lock:
                     if self._closed:
                         break

@@ -77,6 +77,13 @@ class ResourceSampler:
         self.pid = pid
         self.root = psutil.Process(pid)
         self.create_time: Optional[float] = self.root.create_time()
+        self._start_s: Optional[float] = None  # start in seconds after boot (Linux)
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                raw = f.read()
+            self._start_s = int(raw[raw.rfind(b")") + 2 :].split()[19]) / float(os.sysconf("SC_CLK_TCK"))
+        except (OSError, ValueError, IndexError, AttributeError):
+            pass
         self._procs: Dict[int, Any] = {pid: self.root}
         self._starts: Dict[int, Any] = {}
         self._fast = sys.platform.startswith("linux")
@@ -85,6 +92,19 @@ class ResourceSampler:
         self._nvml: Any = None
         self._handles: list = []
         self.note: Optional[str] = None
+
+    def refresh_create_time(self) -> Optional[float]:
+        """The process's create time with the boot time as it reads now: the
+        wall-clock boot time moves when the system clock is stepped, and
+        readers add the one they see (psutil's ``create_time()`` keeps the
+        first value). Linux only; elsewhere the first value is kept."""
+        if self._start_s is None:
+            return self.create_time
+        try:
+            self.create_time = self._start_s + self._psutil.boot_time()
+        except Exception:
+            pass
+        return self.create_time
 
     # -- process tree -----------------------------------------------------
 
