@@ -87,3 +87,46 @@ def test_remote_run_with_an_old_heartbeat_is_stale_not_killed(progress_dir):
     assert r.processes == ()  # os.getpid() names a process here, but not this run's
     assert r.resources.cpu_percent == 350.0 and r.resources.gpu_memory_bytes == 3 << 30
     assert r.resources.num_procs == 5 and r.resources.sampled_at == pytest.approx(now - 120)
+
+
+MONITOR_JOB = """
+import sys, time
+from ttop import TrainingMonitor
+with TrainingMonitor(folder=sys.argv[1], run_name="boxed", interval=0.2, gpu=False) as m:
+    m.start_phase("train")
+    while True:
+        m.start_batch()
+        time.sleep(0.05)
+"""
+
+
+def test_run_in_another_pid_namespace_on_the_same_host_is_not_killed(spawn, progress_dir):
+    # a container sharing the host's name (host networking) but not its PIDs:
+    # the writer is PID 1 of its namespace, which is this machine's init here
+    why = unshare_allowed()
+    if why:
+        pytest.skip(why)
+    spawn(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", MONITOR_JOB, str(progress_dir)],
+          cwd=os.path.dirname(HERE))
+    path = str(progress_dir / "boxed.json")
+    written = wait_until(lambda: (read_json(path) or {}).get("resources") and read_json(path), timeout=30)
+    assert written["pid"] == 1 and written["host"] == socket.gethostname()
+    c = Collector(str(progress_dir), interval=0.5, gpu=False, tpu=False)
+    c.collect()
+    r = c.collect().run("boxed")
+    assert r.status == "RUNNING" and not r.status_inferred and r.alive is None and r.local is False
+    assert r.processes == () and r.resources.source == "reported"
+
+
+def test_pid_namespace_other_than_ours_is_never_looked_up(progress_dir):
+    import psutil
+    from ttop.progress import write_json_atomic
+
+    me = psutil.Process()
+    write_json_atomic(str(progress_dir / "ns.json"),
+                      {"format": "ttop.progress/1", "run_name": "ns", "status": "RUNNING",
+                       "updated_at": time.time(), "host": socket.gethostname(), "pid": me.pid,
+                       "pid_create_time": me.create_time(), "pid_namespace": "pid:[1]"})
+    r = Collector(str(progress_dir), gpu=False, tpu=False).collect().run("ns")
+    assert r.local is False and r.alive is None and r.processes == ()
+    assert r.status == "RUNNING" and not r.status_inferred

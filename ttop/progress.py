@@ -23,7 +23,9 @@ identity
     ``host`` (str), ``pid`` (int), ``pid_create_time`` (number, psutil's
     ``create_time()``), ``started_at``, ``ended_at`` (number or null),
     ``heartbeat_interval`` (number: the writer refreshes ``updated_at`` at
-    least this often while alive)
+    least this often while alive), ``pid_namespace`` (str: the writer's PID
+    namespace, e.g. ``"pid:[4026531836]"``; a reader in another one cannot
+    look ``pid`` up)
 state
     ``phase`` (str or null; ``train``, ``validation``, ``loading`` have
     colours), ``error`` (str or null: message + traceback tail on FAILED)
@@ -95,6 +97,7 @@ _OPTIONAL_TYPES: Dict[str, Tuple[type, ...]] = {
     "host": (str,),
     "pid": (int,),
     "pid_create_time": _NUMBER,
+    "pid_namespace": (str,),
     "started_at": _NUMBER,
     "ended_at": _NUMBER,
     "heartbeat_interval": _NUMBER,
@@ -162,6 +165,15 @@ def control_path(folder: str, run_name: str) -> str:
 def log_paths(run_name: str) -> Dict[str, str]:
     """Default ``logs`` entry: capture files relative to the folder."""
     return {"stdout": run_name + ".stdout.log", "stderr": run_name + ".stderr.log"}
+
+
+def pid_namespace() -> Optional[str]:
+    """This process's PID namespace (``"pid:[4026531836]"``), or None where
+    it cannot be read (not Linux)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except (OSError, AttributeError):
+        return None
 
 
 def is_progress_filename(name: str) -> bool:

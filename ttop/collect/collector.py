@@ -28,7 +28,7 @@ import threading
 import time
 from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..progress import RUNNING, KILLED
+from ..progress import RUNNING, KILLED, pid_namespace
 from . import procs as _procs
 from .host import HostSampler, hostname, resolve_budgets
 from .scan import FileResult, FolderScanner
@@ -425,6 +425,7 @@ class Collector:
 
 
 _NO_RESOURCES = RunResources()
+_MY_PIDNS = pid_namespace()
 
 
 class _Static:
@@ -444,7 +445,10 @@ class _Static:
         self.mtime = mtime
         self.reported = data["status"]
         host = data.get("host")
-        self.local = host is None or host == me
+        # same host name but another PID namespace (a container sharing the
+        # host's name, e.g. host networking): its PIDs mean nothing here
+        ns = data.get("pid_namespace")
+        self.local = (host is None or host == me) and (ns is None or _MY_PIDNS is None or ns == _MY_PIDNS)
         self.host = host if host is not None else me
         pid = data.get("pid")
         self.pid = pid if isinstance(pid, int) else None

@@ -36,6 +36,7 @@ from ..progress import (
     json_safe,
     log_paths,
     number_or_none,
+    pid_namespace,
     progress_path,
     sanitize_run_name,
     type_name,
@@ -284,6 +285,7 @@ class TrainingMonitor:
 
         self._pid = os.getpid()
         self._host = os.uname().nodename if hasattr(os, "uname") else None
+        self._pid_namespace = pid_namespace()
         self._lock = threading.RLock()  # run state (phase, epoch, status)
         self._write_lock = threading.RLock()  # one file write at a time
         self._wake = threading.Event()
@@ -977,6 +979,7 @@ class TrainingMonitor:
             "host": self._host,
             "pid": self._pid,
             "pid_create_time": self._pid_create_time,
+            "pid_namespace": self._pid_namespace,
             "started_at": self._started_wall,
             "ended_at": self._ended_wall,
             "heartbeat_interval": self.interval,
