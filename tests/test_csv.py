@@ -251,6 +251,26 @@ def test_short_write_is_truncated_back(tmp_path, monkeypatch):
     assert len(read_csv(str(tmp_path / "a_matrix.csv"))) == 3
 
 
+def test_first_row_on_a_full_disk_leaves_no_empty_file(tmp_path, monkeypatch):
+    import errno
+
+    errors = []
+    sink = CsvSink(str(tmp_path), 1.0, on_error=errors.append, clock=Clock())
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(csvsink.os, "write", full)
+    sink.write(snap(1, [run("a")]))
+    real_write = os.write
+    monkeypatch.setattr(csvsink.os, "write", lambda fd, data: real_write(fd, data[:10]))
+    sink.write(snap(2, [run("b")]))
+    monkeypatch.undo()
+    assert errors and not (tmp_path / "a_matrix.csv").exists() and not (tmp_path / "b_matrix.csv").exists()
+    sink.write(snap(3, [run("a"), run("b")]))
+    assert len(read_csv(str(tmp_path / "a_matrix.csv"))) == 2 and len(read_csv(str(tmp_path / "b_matrix.csv"))) == 2  # header + row
+
+
 def test_overall_is_throttled_but_exact_on_status_change_and_close(tmp_path):
     clock = Clock()
     sink = CsvSink(str(tmp_path), 1.0, clock=clock, overall_every=10.0)

@@ -336,12 +336,28 @@ class _RunFiles:
         try:
             size = os.fstat(fd).st_size
             data = line if size else _csv_text([self.columns]).encode("utf-8") + line
-            n = os.write(fd, data)
+            try:
+                n = os.write(fd, data)
+            except OSError:
+                if not size:
+                    self._drop_if_empty(fd)
+                raise
             if n != len(data):
                 os.ftruncate(fd, size)
+                if not size:
+                    self._drop_if_empty(fd)
                 raise OSError("short write (%d of %d bytes); row dropped" % (n, len(data)))
         finally:
             os.close(fd)
+
+    def _drop_if_empty(self, fd: int) -> None:
+        """A first row that could not be written (disk full) leaves no empty
+        file behind: pandas cannot load one."""
+        try:
+            if os.fstat(fd).st_size == 0:
+                os.unlink(self.matrix_path)
+        except OSError:
+            pass
 
     def add_sample(self, run: Any, taken_at: float) -> None:
         data: Mapping[str, Any] = run.data if isinstance(run.data, Mapping) else {}
