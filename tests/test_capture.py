@@ -30,6 +30,8 @@ CHILD = textwrap.dedent(
                 raise io.UnsupportedOperation("no fileno")
         sys.stdout = NoFd(sys.stdout)
         sys.stderr = NoFd(sys.stderr)
+    if mode == "closed":
+        sys.stdout = sys.stderr = None  # what Python sets when fds 1 and 2 are closed
 
     print("before capture")
     with TrainingMonitor(folder=folder, run_name="cap", capture_output=True, interval=0.05, gpu=False) as m:
@@ -104,3 +106,13 @@ def test_python_level_fallback_without_file_descriptors(tmp_path, progress_dir):
     assert "to python stderr" in err and "to python stderr" in r.stderr.decode()
     assert "mode python" in out
     assert "after capture" in console_out and "after capture" not in out
+
+
+def test_closed_console_streams_never_make_print_raise(tmp_path, progress_dir):
+    # started with stdout/stderr closed, print() is a no-op for Python;
+    # capturing must not turn it into an AttributeError in the training loop
+    r, out, err = run(tmp_path, progress_dir, "closed")
+    assert r.returncode == 0, r.stderr
+    assert "from python print\n" in out and "to python stderr" in err and "mode python" in out
+    with open(progress_dir / "cap.json") as f:
+        assert json.load(f)["status"] == "FINISHED"

@@ -165,7 +165,9 @@ class _StreamTee:
         self._lock = threading.Lock()
 
     def write(self, s: str) -> int:
-        n = self._stream.write(s)
+        # the stream is None when the process started with the fd closed:
+        # print() then writes nowhere, and must not raise
+        n = self._stream.write(s) if self._stream is not None else None
         try:
             with self._lock:
                 self._log.write(s.encode("utf-8", "replace"))
@@ -179,7 +181,8 @@ class _StreamTee:
 
     def flush(self) -> None:
         try:
-            self._stream.flush()
+            if self._stream is not None:
+                self._stream.flush()
         finally:
             try:
                 self._log.flush()
