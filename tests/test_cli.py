@@ -63,6 +63,33 @@ def test_missing_folder_exits_2(mode, tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+def test_closed_stderr_keeps_exit_codes_and_headless_working(tmp_path, progress_dir):
+    import subprocess
+
+    def closed_stderr(*args, **kw):
+        cmd = " ".join("'%s'" % a for a in ttop_cmd(*args)) + " 2>&-"
+        return subprocess.Popen(["sh", "-c", "exec " + cmd], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                env=child_env(), **kw)
+
+    assert closed_stderr(str(tmp_path / "nope"), "--once").wait(60) == 2
+    write_json_atomic(str(progress_dir / "r.json"), {"format": "ttop.progress/1", "run_name": "r",
+                                                      "status": "FINISHED", "updated_at": time.time()})
+    csv_dir = tmp_path / "csv"
+    p = closed_stderr(str(progress_dir), "--headless", "-i", "0.1", "--csv-dir", str(csv_dir))
+    try:
+        deadline = time.time() + 30
+        while not (csv_dir / "r_matrix.csv").exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None, "headless exited with %s" % p.returncode
+        assert (csv_dir / "r_matrix.csv").exists()
+        p.send_signal(signal.SIGINT)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def test_file_instead_of_folder_and_csv_dir_exit_2(tmp_path, progress_dir):
     f = tmp_path / "file"
     f.write_text("not a folder")

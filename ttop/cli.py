@@ -249,7 +249,13 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
 
 
 def _guard_stdout() -> None:
-    """Make printing survive odd locales (unencodable characters replaced)."""
+    """Make printing survive odd locales (unencodable characters replaced),
+    and a closed stderr (None for Python: messages then go nowhere)."""
+    if sys.stderr is None:
+        try:
+            sys.stderr = open(os.devnull, "w")
+        except OSError:  # pragma: no cover
+            pass
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
