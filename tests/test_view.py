@@ -536,3 +536,18 @@ def test_dead_or_stale_runs_show_no_rate_or_time_left():
     # kept when the run itself reported its end (then it is the real duration)
     assert cols["run_total"].run(live) == "11m00s"
     assert [cols["run_total"].run(r) for r in dead] == ["-", "-", "11m00s"]
+
+
+def test_large_epoch_and_batch_counters_are_shown_whole():
+    # an LLM run counts steps in the hundreds of thousands: the column widens
+    # rather than cut the total short ("123456/10…")
+    s = snap([run("llm", data={"epoch": 999, "total_epochs": 1000, "train_batch": 123456,
+                               "train_total_batches": 1000000}),
+              run("small", data={"epoch": 1, "total_epochs": 3, "train_batch": 5, "train_total_batches": 50})])
+    lines = texts(render_table(s, ViewState(), 120, 4).lines)
+    assert lines[0].startswith("Run Name   Status    Phase         Epoch          Batch     Rate ")
+    assert lines[1].startswith("llm        RUNNING   train      999/1000 123456/1000000 ")
+    assert lines[2].startswith("small      RUNNING   train           1/3           5/50 ")
+    # ordinary counters keep the usual widths
+    lines = texts(render_table(snap([run("small", data={"epoch": 1, "total_epochs": 3})]), ViewState(), 120, 3).lines)
+    assert lines[0].startswith("Run Name   Status    Phase        Epoch       Batch ")

@@ -220,6 +220,9 @@ NAME_TITLE = "Run Name"
 NAME_MIN = 10
 NAME_MAX = 32
 MAX_URL = 300
+#: Columns that widen (up to GROW_MAX cells) rather than cut a counter short.
+GROWING = ("epoch", "batch")
+GROW_MAX = 25
 
 
 def _multi_host(snapshot: Any) -> bool:
@@ -261,13 +264,15 @@ def cell_text(col: Column, row: Row) -> str:
     return col.thread(row.proc, row.thread) if col.thread else ""
 
 
-def _layout(cols: Sequence[Column], offset: int, avail: int, url_width: int) -> List[Tuple[Column, int]]:
+def _layout(cols: Sequence[Column], offset: int, avail: int, url_width: int,
+            widths: Optional[Mapping[str, int]] = None) -> List[Tuple[Column, int]]:
     """Which scrollable columns fit, and their widths (the last one may be
-    clipped)."""
+    clipped). ``widths`` overrides a column's width (one grown to fit its
+    values)."""
     out: List[Tuple[Column, int]] = []
     used = 0
     for col in cols[offset:]:
-        w = url_width if col.key == "wandb" else col.width
+        w = url_width if col.key == "wandb" else (widths or {}).get(col.key, col.width)
         need = w + 1  # one space before each column
         if used + need <= avail:
             out.append((col, w))
@@ -337,7 +342,13 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
         for r in shown:
             if r.kind == "run":
                 url_w = max(url_w, min(MAX_URL, width(_wandb(r.run))))
-    layout = _layout(cols, offset, width_ - nw, url_w)
+    # counters never lose digits: Epoch and Batch grow to fit the rows shown
+    grown = {}
+    for col in cols[offset:]:
+        if col.key in GROWING:
+            need = max([width(clean(cell_text(col, r))) for r in shown] + [col.width])
+            grown[col.key] = min(need, GROW_MAX)
+    layout = _layout(cols, offset, width_ - nw, url_w, grown)
 
     lines: List[Line] = []
     # title line
