@@ -104,6 +104,24 @@ def test_wrong_typed_optional_keys_are_dropped_not_fatal(progress_dir):
     assert r.pid is None
 
 
+def test_integers_beyond_the_float_range_never_hide_the_other_runs(progress_dir):
+    import socket
+
+    huge = "1" + "0" * 400  # valid JSON, too big for a float
+    now = time.time()
+    head = '{"format":"ttop.progress/1","status":"RUNNING","host":"%s","pid":%d,' % (socket.gethostname(), os.getpid())
+    for name, extra in [("ct", '"pid_create_time":%s' % huge), ("hb", '"heartbeat_interval":%s' % huge),
+                        ("res", '"resources":{"cpu_percent":%s,"rss_bytes":%s,"sampled_at":%s}' % (huge, huge, huge))]:
+        (progress_dir / (name + ".json")).write_text(head + '"run_name":"%s","updated_at":%f,%s}' % (name, now, extra))
+    (progress_dir / "upd.json").write_text(head + '"run_name":"upd","updated_at":%s}' % huge)
+    write(progress_dir, "good", doc("good", status="FINISHED"))
+    snap = make_collector(progress_dir).collect()
+    assert [r.key for r in snap.runs] == ["ct", "good", "hb", "res"]
+    assert snap.run("ct").dropped_keys == ("pid_create_time",) and snap.run("hb").dropped_keys == ("heartbeat_interval",)
+    assert snap.run("res").resources.cpu_percent is None and snap.run("res").resources.rss_bytes is None
+    assert skipped_map(snap) == {"upd.json": "updated_at missing or not a number"}
+
+
 def test_huge_file_is_not_read(progress_dir, monkeypatch):
     with open(progress_dir / "huge.json", "wb") as f:
         f.truncate(MAX_PROGRESS_BYTES + 10)

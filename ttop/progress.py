@@ -363,6 +363,14 @@ def _loads(raw: bytes, what: str) -> Any:
 # progress files (reader side)
 
 
+def _finite(value: Any) -> bool:
+    """A number that is a finite float (an int too big for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def parse_progress(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
     """Parse and validate a progress file's bytes.
 
@@ -386,7 +394,7 @@ def parse_progress(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
     if status not in STATUSES:
         raise ProgressError("status is %s, expected one of %s" % (_short_str(status, 40), "/".join(STATUSES)))
     updated = obj.get("updated_at")
-    if isinstance(updated, bool) or not isinstance(updated, _NUMBER) or not math.isfinite(updated):
+    if isinstance(updated, bool) or not isinstance(updated, _NUMBER) or not _finite(updated):
         raise ProgressError("updated_at missing or not a number")
     dropped = []
     for key, types in _OPTIONAL_TYPES.items():
@@ -394,7 +402,7 @@ def parse_progress(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
             continue
         value = obj[key]
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if ok and isinstance(value, float) and not math.isfinite(value):
+        if ok and float in types and not _finite(value):  # NaN, infinities, ints beyond float range
             ok = False
         if not ok:
             dropped.append(key)

@@ -59,7 +59,10 @@ def heartbeat_limit(data: Mapping[str, Any], interval: float) -> float:
 def _num(value: Any) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, float) and not math.isfinite(value):
+    try:
+        if not math.isfinite(value):  # an int beyond the float range raises
+            return None
+    except OverflowError:
         return None
     return value
 
