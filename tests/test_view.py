@@ -551,3 +551,21 @@ def test_large_epoch_and_batch_counters_are_shown_whole():
     # ordinary counters keep the usual widths
     lines = texts(render_table(snap([run("small", data={"epoch": 1, "total_epochs": 3})]), ViewState(), 120, 3).lines)
     assert lines[0].startswith("Run Name   Status    Phase        Epoch       Batch ")
+
+
+def test_marks_and_format_characters_take_no_cells_as_the_terminal_counts_them():
+    # Thai and Devanagari vowel signs (non-spacing marks without a combining
+    # class), variation selectors and zero-width format characters: the C
+    # library's wcwidth, which ncurses uses, gives them 0 cells
+    from ttop.view.text import fit, width
+    thai = "\u0e20\u0e32\u0e29\u0e32\u0e44\u0e17\u0e22\u0e2a\u0e34\u0e48\u0e07\u0e17\u0e35\u0e48"
+    assert width(thai) == 10
+    assert width("\u0939\u093f\u0928\u094d\u0926\u0940") == 5
+    assert width("a\ufeffb\u2060c") == 3
+    assert width("\u2764\ufe0f") == 1
+    assert width("\u1100\u1161\u11a8") == 2  # a Hangul syllable from jamo
+    assert fit(thai, 12) == thai + "  "
+    lines = render_table(snap([run("t", run_name=thai)]), ViewState(), 60, 2).lines
+    assert [line_width(l) for l in lines] == [60, 60]
+    assert text(lines[0]).startswith("Run Name   Status ")  # the name takes 10 cells, not 14
+    assert text(lines[1]).startswith(thai + " RUNNING ")

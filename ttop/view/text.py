@@ -40,9 +40,15 @@ def clean(text: object) -> str:
 
 
 def char_width(ch: str) -> int:
+    """Cells ``ch`` takes, as the C library's ``wcwidth`` (which ncurses
+    uses) counts them: non-spacing and enclosing marks (Thai and Devanagari
+    vowel signs, variation selectors) and format characters take none."""
     if ch.isascii():
         return 1
     if unicodedata.combining(ch):
+        return 0
+    cat = unicodedata.category(ch)
+    if cat in ("Mn", "Me") or (cat == "Cf" and ch != "\u00ad") or "\u1160" <= ch <= "\u11ff":
         return 0
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
