@@ -89,6 +89,26 @@ def test_remote_run_with_an_old_heartbeat_is_stale_not_killed(progress_dir):
     assert r.resources.num_procs == 5 and r.resources.sampled_at == pytest.approx(now - 120)
 
 
+@pytest.mark.parametrize("status", ["FINISHED", "FAILED", "CANCELED", "KILLED"])
+def test_an_ended_remote_run_shows_no_resources(progress_dir, status):
+    """Its last self-reported sample describes processes that have ended: a
+    finished job must not look busy."""
+    from ttop.progress import write_json_atomic
+
+    now = time.time()
+    write_json_atomic(str(progress_dir / "done.json"),
+                      {"format": "ttop.progress/1", "run_name": "done", "status": status,
+                       "updated_at": now - 1, "host": "gpu-node-7", "pid": 4321, "pid_create_time": 1.0,
+                       "resources": {"cpu_percent": 350.0, "rss_bytes": 7 << 30, "num_procs": 5,
+                                     "num_threads": 40, "sampled_at": now - 2}})
+    c = Collector(str(progress_dir), gpu=False, tpu=False)
+    for _ in range(2):  # the first cycle and the cached one alike
+        r = c.collect().run("done")
+        assert r.status == status and r.local is False
+        assert r.resources.cpu_percent is None and r.resources.num_procs is None
+        assert r.resources.source == "none"
+
+
 MONITOR_JOB = """
 import sys, time
 from ttop import TrainingMonitor

@@ -569,3 +569,15 @@ def test_marks_and_format_characters_take_no_cells_as_the_terminal_counts_them()
     assert [line_width(l) for l in lines] == [60, 60]
     assert text(lines[0]).startswith("Run Name   Status ")  # the name takes 10 cells, not 14
     assert text(lines[1]).startswith(thai + " RUNNING ")
+
+
+def test_budget_line_counts_only_this_machines_running_runs():
+    """Budgets are this machine's: a run on another host does not use them."""
+    from ttop.view.header import budget_line
+
+    here = run("here", resources=RunResources(cpu_percent=150.0, rss_bytes=2 * GiB))
+    far = run("far", host="gpu-node-7", local=False,
+              resources=RunResources(cpu_percent=400.0, rss_bytes=20 * GiB, source="reported"))
+    done = run("done", status="FINISHED", resources=RunResources(cpu_percent=90.0, rss_bytes=GiB))
+    line = text(budget_line(snap([here, far, done], budgets=Budgets(8, 32 * GiB)), 80))
+    assert line.startswith("Budget  CPU 1.5/8 cores (19%)  RAM 2.0G/32G (6%)"), line

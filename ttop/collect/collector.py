@@ -381,7 +381,7 @@ class Collector:
         reported = st.reported
         if st.simple:  # ended, nothing to look up, file fine: only the age changes
             return _new_run(st.template, reported, False, None, None, False, None, now - st.updated,
-                            st.reported_resources, (), None)
+                            _NO_RESOURCES, (), None)
         status = reported
         inferred = False
         status_reason = None
@@ -423,6 +423,11 @@ class Collector:
         if st.file_error is not None:
             stale = True
             stale_reason = "file unreadable (%s); showing its last good contents" % st.file_error
+        if alive is None and status != RUNNING:
+            # the run's own last sample describes processes that have ended:
+            # showing it would make a finished job look busy. (A RUNNING run
+            # whose heartbeat stopped keeps it, marked stale.)
+            resources = _NO_RESOURCES
         return _new_run(st.template, status, inferred, status_reason, alive, stale, stale_reason, age,
                         resources, processes, note)
 

@@ -109,8 +109,8 @@ def budget_line(snapshot: Any, width: int) -> Optional[Line]:
         return None
     cpu = ram = gpu = 0.0
     for r in snapshot.runs:
-        if r.status != "RUNNING":
-            continue
+        if r.status != "RUNNING" or not r.local:
+            continue  # budgets are this machine's: runs on other hosts do not use them
         res = r.resources
         cpu += res.cpu_percent if _finite(res.cpu_percent) else 0.0
         ram += res.rss_bytes if _finite(res.rss_bytes) else 0
