@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import signal
 import sys
 import time
@@ -265,6 +266,12 @@ def test_signal_refused_for_remote_run_and_unknown_create_time(progress_dir):
     ctx = Ctx(progress_dir, [remote])
     assert levers.open_signal(ctx, Target("run", "far", remote.pid, remote.pid_create_time)) is None
     assert ctx.notices[-1] == ("cannot signal run far: it runs on host otherhost, not here", True)
+    # a container on this host with its own PID namespace: named as such, not as "host <this host>"
+    boxed = type(remote)(**dict(remote.__dict__, key="boxed", run_name="boxed", host=socket.gethostname()))
+    ctx = Ctx(progress_dir, [boxed])
+    assert levers.open_signal(ctx, Target("run", "boxed", boxed.pid, boxed.pid_create_time)) is None
+    assert ctx.notices[-1] == ("cannot signal run boxed: it runs in another PID namespace (a container?), not here",
+                               True)
     local = make_run(progress_dir, "near", pid=os.getpid(), ct=None)
     ctx = Ctx(progress_dir, [local])
     assert levers.open_signal(ctx, Target("run", "near", os.getpid(), None)) is None

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -218,6 +219,16 @@ def run_main_process(run: Any) -> Tuple[Optional[int], Optional[float]]:
     return pid, (float(ct) if ct is not None else None)
 
 
+def where_else(run: Any) -> str:
+    """Where a non-local run runs, for messages: "on host X", or, for a file
+    written on this host from another PID namespace (a container sharing the
+    host's name), "in another PID namespace"."""
+    host = getattr(run, "host", None)
+    if host and host == socket.gethostname():
+        return "in another PID namespace (a container?)"
+    return "on host %s" % (host or "?")
+
+
 def signal_runs(runs: Sequence[Any], sig: int) -> Tuple[List[str], List[Tuple[str, str]]]:
     """Signal the main process of each run (each re-checked individually).
     Returns ``(sent_keys, [(key, reason), ...])``."""
@@ -229,7 +240,7 @@ def signal_runs(runs: Sequence[Any], sig: int) -> Tuple[List[str], List[Tuple[st
             refused.append((run.key, "no PID in its progress file"))
             continue
         if not getattr(run, "local", True):
-            refused.append((run.key, "runs on host %s, not here" % (getattr(run, "host", None) or "?")))
+            refused.append((run.key, "runs %s, not here" % where_else(run)))
             continue
         ok, msg = send_signal(pid, ct, sig)
         if ok:
@@ -434,8 +445,8 @@ def _live_reason(run: Any) -> Optional[str]:
     pid, ct = run_main_process(run)
     if not getattr(run, "local", True):
         if getattr(run, "status", None) == P.RUNNING and not getattr(run, "stale", False):
-            return "run %s reports RUNNING on host %s; its process cannot be checked from here" % (
-                run.key, getattr(run, "host", None) or "?")
+            return "run %s reports RUNNING %s; its process cannot be checked from here" % (
+                run.key, where_else(run))
         return None
     alive = process_alive(pid, ct)
     if alive:

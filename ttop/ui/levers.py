@@ -83,7 +83,7 @@ def open_signal(ctx: AppContext, target: Target) -> Optional[Screen]:
         notes.append(A.THREAD_SIGNAL_NOTE)
     run = _run(ctx, target.run_key)
     if run is not None and not run.local:
-        ctx.notify("cannot signal run %s: it runs on host %s, not here" % (clean(run.run_name), clean(run.host or "?")),
+        ctx.notify("cannot signal run %s: it runs %s, not here" % (clean(run.run_name), clean(A.where_else(run))),
                    error=True)
         return None
     if target.create_time is None:
