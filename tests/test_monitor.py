@@ -590,3 +590,20 @@ def test_resources_cover_the_process_tree(make, spawn):
         k.kill()
         k.wait()
     field(m, "resources", lambda r: r is not None and r["num_procs"] == 1)
+
+
+def test_absurd_totals_are_refused_at_the_call_and_the_writer_lives_on(make):
+    """A total the writer cannot turn into a float (10**400) is refused where
+    it is given, with a clear error; it never reaches the writer thread."""
+    m = make()
+    m.start_phase("train", total_batches=10)
+    with pytest.raises(ValueError, match="at most 2\\*\\*53"):
+        m.set_total_batches(10 ** 400)
+    with pytest.raises(ValueError):
+        m.start_phase("train", total_batches=10 ** 400)
+    with pytest.raises(ValueError):
+        m.start_epoch(1, total_epochs=10 ** 400)
+    m.set_total_batches(2 ** 53)  # the largest allowed still works
+    m.start_batch()
+    d = field(m, "train_total_batches", lambda t: t == 2 ** 53)
+    assert d["status"] == "RUNNING" and m._thread.is_alive()

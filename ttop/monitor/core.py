@@ -145,6 +145,9 @@ def _phase_kind(name: str) -> str:
     return "other"
 
 
+_MAX_COUNT = 2 ** 53
+
+
 def _opt_int(value: Any, what: str) -> Optional[int]:
     if value is None:
         return None
@@ -156,6 +159,8 @@ def _opt_int(value: Any, what: str) -> Optional[int]:
         raise TypeError("%s must be an int or None, not %r" % (what, value)) from None
     if out < 0:
         raise ValueError("%s must be >= 0, not %d" % (what, out))
+    if out > _MAX_COUNT:  # the writer divides by it as a float; JSON readers lose precision past 2**53
+        raise ValueError("%s must be at most 2**53, not a %d-digit number" % (what, len(str(out))))
     return out
 
 
