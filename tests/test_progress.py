@@ -92,7 +92,7 @@ def test_resolve_inside(tmp_path):
     outside.write_text("s")
     os.symlink(outside, folder / "link.log")
     assert P.resolve_inside(str(folder), "a.log") == str((folder / "a.log").resolve())
-    for bad in ["../secret", str(outside), "link.log", "", ".", "a\x00b", None, 5]:
+    for bad in ["../secret", str(outside), "link.log", "", ".", "a\x00b", "x\ud800.log", None, 5]:
         assert P.resolve_inside(str(folder), bad) is None
 
 

@@ -264,16 +264,6 @@ def summarize_signal_runs(sig: int, sent: Sequence[str], refused: Sequence[Tuple
 # log paths
 
 
-def _resolve_inside(folder: str, rel: Any) -> Optional[str]:
-    """:func:`ttop.progress.resolve_inside`, with a name that no path can
-    have (a lone surrogate from a ``\\ud800`` JSON escape) resolving
-    nowhere instead of raising."""
-    try:
-        return P.resolve_inside(folder, rel)
-    except (UnicodeError, ValueError):
-        return None
-
-
 def log_files(folder: str, run: Any) -> Dict[str, Tuple[Optional[str], str, Optional[str]]]:
     """Where a run's output capture is: ``{"stdout"|"stderr": (real_path or
     None, path as written, refusal reason or None)}``.
@@ -296,7 +286,7 @@ def log_files(folder: str, run: Any) -> Dict[str, Tuple[Optional[str], str, Opti
             out[stream] = (None, "", "the run has no %s log" % stream)
             continue
         shown = rel if isinstance(rel, str) else repr(rel)
-        real = _resolve_inside(folder, rel)
+        real = P.resolve_inside(folder, rel)
         if real is None:
             out[stream] = (None, shown, "refused: %s log %s is not inside the progress folder" % (stream, P._short_str(repr(shown), 120)))
         else:
@@ -505,7 +495,7 @@ def plan_delete(folder: str, run: Any) -> DeletePlan:
             if stream not in logs:
                 continue
             rel = logs[stream]
-            real = _resolve_inside(root, rel)
+            real = P.resolve_inside(root, rel)
             if real is None:
                 plan.skipped.append("%s log %s: not inside the progress folder, left alone" % (stream, P._short_str(repr(rel), 80)))
                 continue
@@ -525,7 +515,7 @@ def plan_delete(folder: str, run: Any) -> DeletePlan:
             add_file(real)
     rd = data.get("run_dir")
     if rd is not None:
-        real = _resolve_inside(root, rd)
+        real = P.resolve_inside(root, rd)
         if real is None:
             plan.skipped.append("run_dir %s: not inside the progress folder, left alone" % P._short_str(repr(rd), 80))
         elif not os.path.isdir(real):

@@ -195,15 +195,19 @@ def resolve_inside(folder: str, relpath: Any) -> Optional[str]:
     """Resolve ``relpath`` against ``folder`` (symlinks followed) and return the
     real path only if it lies strictly inside the folder's real path; else None.
 
-    Absolute paths, ``..`` escapes, symlinks pointing outside, NUL bytes and
-    non-strings all give None.
+    Absolute paths, ``..`` escapes, symlinks pointing outside, NUL bytes,
+    names no path can have (a lone surrogate from a ``\\ud800`` JSON escape)
+    and non-strings all give None.
     """
     if not isinstance(relpath, str) or not relpath or "\x00" in relpath:
         return None
     if os.path.isabs(relpath):
         return None
-    root = os.path.realpath(folder)
-    target = os.path.realpath(os.path.join(root, relpath))
+    try:
+        root = os.path.realpath(folder)
+        target = os.path.realpath(os.path.join(root, relpath))
+    except (UnicodeError, ValueError):
+        return None
     if target == root or not target.startswith(root + os.sep):
         return None
     return target
