@@ -204,6 +204,7 @@ def resolve_inside(folder: str, relpath: Any) -> Optional[str]:
     if os.path.isabs(relpath):
         return None
     try:
+        os.fsencode(relpath)  # a name no file system can hold (realpath only fails on it in newer Pythons)
         root = os.path.realpath(folder)
         target = os.path.realpath(os.path.join(root, relpath))
     except (UnicodeError, ValueError):
