@@ -7,8 +7,9 @@ fits a column.
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..progress import number_or_none
 
@@ -59,18 +60,31 @@ def duration(value: Any) -> str:
     return "%dd%02dh" % (d, h)
 
 
+def _numeric(f: Callable[..., str]) -> Callable[..., str]:
+    """Wrap a formatter of finite numbers: it is called with the value as a
+    float; unknown values (None, garbage) give ``-`` and NaN/inf their
+    :func:`_special` text, so each formatter handles only real numbers."""
+
+    @functools.wraps(f)
+    def wrapper(value: Any, *args: Any, **kw: Any) -> str:
+        x = _num(value)
+        if x is None:
+            return NA
+        sp = _special(x)
+        if sp is not None:
+            return sp
+        return f(x, *args, **kw)
+
+    return wrapper
+
+
 _UNITS = "BKMGTPE"
 
 
-def size(value: Any) -> str:
+@_numeric
+def size(x: float) -> str:
     """Bytes in binary units: ``512B``, ``812K``, ``3.2G``, ``15G``; ``-`` if
     unknown."""
-    x = _num(value)
-    if x is None:
-        return NA
-    sp = _special(x)
-    if sp is not None:
-        return sp
     if x < 0:
         return NA
     i = 0
@@ -84,14 +98,9 @@ def size(value: Any) -> str:
     return "%d%s" % (int(round(x)), _UNITS[i])
 
 
-def percent(value: Any, decimals: int = 0) -> str:
+@_numeric
+def percent(x: float, decimals: int = 0) -> str:
     """``37%``; ``-`` if unknown. Huge values stay short (``>9999%``)."""
-    x = _num(value)
-    if x is None:
-        return NA
-    sp = _special(x)
-    if sp is not None:
-        return sp
     if x > 9999:
         return ">9999%"
     if decimals:
@@ -99,14 +108,9 @@ def percent(value: Any, decimals: int = 0) -> str:
     return "%d%%" % int(round(x))
 
 
-def rate(value: Any) -> str:
+@_numeric
+def rate(x: float) -> str:
     """Batches per second: ``12.3/s``, ``0.52/s``, ``3.1/min``, ``1.2k/s``."""
-    x = _num(value)
-    if x is None:
-        return NA
-    sp = _special(x)
-    if sp is not None:
-        return sp
     if x < 0:
         return NA
     if x == 0:
@@ -127,14 +131,9 @@ def rate(value: Any) -> str:
     return "%.1f/h" % (x * 3600.0)
 
 
-def count(value: Any) -> str:
+@_numeric
+def count(x: float) -> str:
     """An integer counter, ``-`` if unknown; huge ones abbreviated."""
-    x = _num(value)
-    if x is None:
-        return NA
-    sp = _special(x)
-    if sp is not None:
-        return sp
     n = int(x)
     if abs(n) < 10 ** 7:
         return str(n)
@@ -156,12 +155,11 @@ def metric(value: Any) -> str:
     """A metric value: numbers to 4 significant digits, strings as they are."""
     if isinstance(value, str) and _num(value) is None:
         return value
-    x = _num(value)
-    if x is None:
-        return NA
-    sp = _special(x)
-    if sp is not None:
-        return sp
+    return _metric_number(value)
+
+
+@_numeric
+def _metric_number(x: float) -> str:
     if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
         return "%.3g" % x
     return "%.4g" % x
