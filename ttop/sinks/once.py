@@ -25,6 +25,9 @@ SGR: Dict[str, str] = {
     R.PAUSED: "1;30;43", R.PROC: "36", R.THREAD: "34", R.FILTER: "1;35",
     R.LOADING: "1;34", R.TRAIN: "32", R.VALIDATION: "36", R.RUNNING: "1;32", R.FINISHED: "1",
     R.FAILED: "1;31", R.CANCELED: "33", R.KILLED: "1;35", R.KILLED_INFERRED: "4;35",
+    R.CHART: "32", R.TREND_UP: "33", R.TREND_DOWN: "32", R.MARK: "1;33",
+    R.SERIES[0]: "32", R.SERIES[1]: "35", R.SERIES[2]: "36", R.SERIES[3]: "33",
+    R.SERIES[4]: "1;34", R.SERIES[5]: "31",
 }
 
 

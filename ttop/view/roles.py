@@ -36,6 +36,13 @@ PAUSED = "paused"
 PROC = "proc"  # [P] rows
 THREAD = "thread"  # [T] rows
 FILTER = "filter"  # the name-filter prompt
+CHART = "chart"  # the curve of a single-series chart
+TREND_UP = "trend_up"  # a metric rising over its recent window
+TREND_DOWN = "trend_down"  # a metric falling over its recent window
+MARK = "mark"  # a run marked for comparison
+#: Overlaid series of a comparison chart, one colour each (and, without
+#: colour, one marker each: see ``ttop.view.chart.MARKERS``).
+SERIES = ("series0", "series1", "series2", "series3", "series4", "series5")
 
 LOADING = "loading"
 TRAIN = "train"
@@ -51,8 +58,8 @@ STATUS_ROLES = (LOADING, TRAIN, VALIDATION, RUNNING, FINISHED, FAILED, CANCELED,
 
 ALL = (
     NORMAL, DIM, TITLE, HEADER, LABEL, BAR_LOW, BAR_MID, BAR_HIGH, BAR_EMPTY, FOOTER, KEY,
-    NOTICE, ERROR, PAUSED, PROC, THREAD, FILTER,
-) + STATUS_ROLES
+    NOTICE, ERROR, PAUSED, PROC, THREAD, FILTER, CHART, TREND_UP, TREND_DOWN, MARK,
+) + SERIES + STATUS_ROLES
 
 SEL = "sel"
 STALE = "dim"
