@@ -14,9 +14,9 @@ import psutil
 import pytest
 
 from conftest import ROOT, wait_until
-from ttop import actions as A
 from ttop import progress as P
 from ttop.collect.snapshot import RunSnapshot
+from ttop.levers import control, delete, logs, signals
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 
@@ -35,7 +35,7 @@ def _state(pid):
 
 def test_sigterm_kills_a_real_process(spawn):
     p = spawn(SLEEPER)
-    ok, msg = A.send_signal(p.pid, _ct(p.pid), signal.SIGTERM)
+    ok, msg = signals.send_signal(p.pid, _ct(p.pid), signal.SIGTERM)
     assert ok, msg
     assert msg.startswith("sent SIGTERM to PID %d (" % p.pid)
     assert p.wait(timeout=15) == -signal.SIGTERM
@@ -44,9 +44,9 @@ def test_sigterm_kills_a_real_process(spawn):
 def test_sigstop_then_sigcont_changes_state(spawn):
     p = spawn(SLEEPER)
     ct = _ct(p.pid)
-    assert A.send_signal(p.pid, ct, signal.SIGSTOP)[0]
+    assert signals.send_signal(p.pid, ct, signal.SIGSTOP)[0]
     wait_until(lambda: _state(p.pid) == psutil.STATUS_STOPPED, timeout=15)
-    assert A.send_signal(p.pid, ct, signal.SIGCONT)[0]
+    assert signals.send_signal(p.pid, ct, signal.SIGCONT)[0]
     wait_until(lambda: _state(p.pid) != psutil.STATUS_STOPPED, timeout=15)
     assert p.poll() is None
 
@@ -55,12 +55,12 @@ def test_create_time_mismatch_is_never_signalled(spawn):
     """A PID reused between the snapshot and the key press: the create time
     seen in the snapshot differs from the process's now."""
     p = spawn(SLEEPER)
-    ok, msg = A.send_signal(p.pid, _ct(p.pid) - 100.0, signal.SIGKILL)
+    ok, msg = signals.send_signal(p.pid, _ct(p.pid) - 100.0, signal.SIGKILL)
     assert not ok
     assert msg.startswith("process changed, not sent")
     time.sleep(0.2)
     assert p.poll() is None
-    ok, msg = A.send_signal(p.pid, None, signal.SIGKILL)
+    ok, msg = signals.send_signal(p.pid, None, signal.SIGKILL)
     assert not ok and "no create time" in msg
     assert p.poll() is None
 
@@ -70,7 +70,7 @@ def test_vanished_process(spawn):
     ct = _ct(p.pid)
     p.kill()
     p.wait(timeout=15)
-    ok, msg = A.send_signal(p.pid, ct, signal.SIGTERM)
+    ok, msg = signals.send_signal(p.pid, ct, signal.SIGTERM)
     assert not ok
     assert msg == "process %d has exited, not sent" % p.pid
 
@@ -84,7 +84,7 @@ def test_permission_denied_is_reported(spawn, tmp_path):
         """
         import signal, sys
         sys.path.insert(0, %r)
-        from ttop.actions import send_signal
+        from ttop.levers.signals import send_signal
         import os
         os.setgid(65534)
         os.setuid(65534)  # the sender drops root; the target stays root's
@@ -126,16 +126,16 @@ def test_thread_signal_semantics_on_linux(spawn):
         assert main_tid == p.pid and worker_tid != p.pid
         ct = _ct(p.pid)
         # a Python handler for a signal sent to the worker thread runs in the main thread
-        ok, msg = A.send_signal(p.pid, ct, signal.SIGUSR1, tid=worker_tid)
+        ok, msg = signals.send_signal(p.pid, ct, signal.SIGUSR1, tid=worker_tid)
         assert ok and msg.startswith("sent SIGUSR1 to thread %d of PID %d" % (worker_tid, p.pid))
         assert p.stdout.readline().strip() == "handled in MainThread"
         # a default action (stop) sent to one thread stops the whole process
-        assert A.send_signal(p.pid, ct, signal.SIGSTOP, tid=worker_tid)[0]
+        assert signals.send_signal(p.pid, ct, signal.SIGSTOP, tid=worker_tid)[0]
         wait_until(lambda: _state(p.pid) == psutil.STATUS_STOPPED, timeout=15)
-        assert A.send_signal(p.pid, ct, signal.SIGCONT, tid=worker_tid)[0]
+        assert signals.send_signal(p.pid, ct, signal.SIGCONT, tid=worker_tid)[0]
         wait_until(lambda: _state(p.pid) != psutil.STATUS_STOPPED, timeout=15)
         # a thread that is not in the process
-        ok, msg = A.send_signal(p.pid, ct, signal.SIGTERM, tid=worker_tid + 100000)
+        ok, msg = signals.send_signal(p.pid, ct, signal.SIGTERM, tid=worker_tid + 100000)
         assert not ok and "has exited, not sent" in msg
         assert p.poll() is None
     finally:
@@ -162,13 +162,13 @@ def test_signal_runs_rechecks_each(spawn, progress_dir):
     ra = _run(progress_dir, "a", "RUNNING", a.pid, _ct(a.pid))
     rb = _run(progress_dir, "b", "RUNNING", b.pid, _ct(b.pid) + 50)  # PID reused
     rc = _run(progress_dir, "c", "RUNNING")  # no pid
-    sent, refused = A.signal_runs([ra, rb, rc], signal.SIGTERM)
+    sent, refused = signals.signal_runs([ra, rb, rc], signal.SIGTERM)
     assert sent == ["a"]
     assert [k for k, _ in refused] == ["b", "c"]
     assert refused[0][1].startswith("process changed, not sent")
     assert a.wait(timeout=15) == -signal.SIGTERM
     assert b.poll() is None
-    text = A.summarize_signal_runs(signal.SIGTERM, sent, refused)
+    text = signals.summarize_signal_runs(signal.SIGTERM, sent, refused)
     assert text.startswith("SIGTERM sent to 1 run; not sent to 2: b: process changed")
 
 
@@ -183,13 +183,13 @@ def test_log_files_refuse_paths_outside(progress_dir, tmp_path):
     (progress_dir / "ok.log").write_text("fine")
     for bad in ["../../etc/passwd", str(outside), "link.log", "..", ".", 7]:
         run = _run(progress_dir, "r", logs={"stdout": bad, "stderr": "ok.log"})
-        files = A.log_files(str(progress_dir), run)
+        files = logs.log_files(str(progress_dir), run)
         real, shown, reason = files["stdout"]
         assert real is None
         assert reason.startswith("refused: stdout log ") and "not inside the progress folder" in reason
         assert files["stderr"][0] == os.path.realpath(progress_dir / "ok.log")
     # default names when the file has no logs entry
-    files = A.log_files(str(progress_dir), _run(progress_dir, "r"))
+    files = logs.log_files(str(progress_dir), _run(progress_dir, "r"))
     assert files["stdout"][1] == "r.stdout.log" and files["stdout"][2] is None
 
 
@@ -221,9 +221,9 @@ def test_delete_removes_the_runs_files_only(progress_dir, outside):
     (rd / "escape").symlink_to(outside)  # a symlink inside the run folder to outside
     (rd / "victim_link").symlink_to(outside / "victim.txt")
     run = _run(f, "r", logs={"stdout": "custom.log", "stderr": "r.stderr.log"}, run_dir="runs/r")
-    plan = A.plan_delete(str(f), run)
+    plan = delete.plan_delete(str(f), run)
     assert plan.refusal is None
-    deleted, refused = A.delete_run_files(str(f), run)
+    deleted, refused = delete.delete_run_files(str(f), run)
     assert refused == []
     real = os.path.realpath(f)
     assert sorted(os.path.relpath(p, real) for p in deleted) == sorted(
@@ -241,7 +241,7 @@ def test_delete_never_follows_logs_outside(progress_dir, outside, bad):
     (f / "link").symlink_to(outside / "victim.txt")
     rel = str(outside / "victim.txt") if bad == "ABS" else bad
     run = _run(f, "r", logs={"stdout": rel, "stderr": rel})
-    deleted, refused = A.delete_run_files(str(f), run)
+    deleted, refused = delete.delete_run_files(str(f), run)
     assert [os.path.basename(p) for p in deleted] == ["r.json"]
     assert len(refused) == 2 and all("left alone" in r for r in refused)
     assert _outside_intact(outside)
@@ -258,7 +258,7 @@ def test_delete_never_removes_run_dir_outside(progress_dir, outside, bad):
     (f / "sub").mkdir()
     rel = str(outside) if bad == "ABS" else bad
     run = _run(f, "r", run_dir=rel)
-    deleted, refused = A.delete_run_files(str(f), run)
+    deleted, refused = delete.delete_run_files(str(f), run)
     assert [os.path.basename(p) for p in deleted] == ["r.json"]
     if bad != "r.json":
         assert refused and "left alone" in refused[0]
@@ -271,7 +271,7 @@ def test_default_log_symlink_is_unlinked_not_its_target(progress_dir, outside):
     f = progress_dir
     (f / "r.json").write_text("x")
     (f / "r.stdout.log").symlink_to(outside / "victim.txt")
-    deleted, refused = A.delete_run_files(str(f), _run(f, "r"))
+    deleted, refused = delete.delete_run_files(str(f), _run(f, "r"))
     assert not os.path.lexists(f / "r.stdout.log")
     assert _outside_intact(outside)
 
@@ -283,13 +283,13 @@ def test_delete_refused_for_a_live_run(progress_dir, spawn):
         (f / name).write_text("x")
     # even if the snapshot said the run was over, the process is checked now
     run = _run(f, "r", "FINISHED", p.pid, _ct(p.pid))
-    deleted, refused = A.delete_run_files(str(f), run)
+    deleted, refused = delete.delete_run_files(str(f), run)
     assert deleted == []
     assert len(refused) == 1 and refused[0].startswith("run r is live: process %d (python" % p.pid)
     assert sorted(os.listdir(f)) == ["control_r.json", "r.json", "r.stdout.log"]
     # the same PID with another create time is another process: not the run
     run = _run(f, "r", "KILLED", p.pid, _ct(p.pid) - 1000)
-    deleted, refused = A.delete_run_files(str(f), run)
+    deleted, refused = delete.delete_run_files(str(f), run)
     assert len(deleted) == 3 and refused == []
     assert p.poll() is None
 
@@ -297,7 +297,7 @@ def test_delete_refused_for_a_live_run(progress_dir, spawn):
 def test_delete_refused_for_a_remote_running_run(progress_dir):
     (progress_dir / "r.json").write_text("x")
     run = _run(progress_dir, "r", "RUNNING", 1, 1.0, local=False)
-    deleted, refused = A.delete_run_files(str(progress_dir), run)
+    deleted, refused = delete.delete_run_files(str(progress_dir), run)
     assert deleted == [] and "cannot be checked from here" in refused[0]
     assert (progress_dir / "r.json").exists()
 
@@ -313,22 +313,22 @@ def _control(folder, key):
 def test_edits_are_cumulative_until_acknowledged(progress_dir):
     f = progress_dir
     data = {"variables": {"lr": 0.1, "bs": 32}, "control_seq": 0, "started_at": time.time() - 10}
-    assert A.write_edit(str(f), "r", data, "lr", 0.01) == (1, {"lr": 0.01})
-    assert A.write_edit(str(f), "r", data, "bs", 64) == (2, {"lr": 0.01, "bs": 64})
+    assert control.write_edit(str(f), "r", data, "lr", 0.01) == (1, {"lr": 0.01})
+    assert control.write_edit(str(f), "r", data, "bs", 64) == (2, {"lr": 0.01, "bs": 64})
     assert _control(f, "r") == {"format": "ttop.control/1", "seq": 2, "variables": {"lr": 0.01, "bs": 64}}
-    assert A.edit_state(data, 2, "lr") == ("pending", "")
-    assert A.unacknowledged(str(f), "r", data) == (2, {"lr": 0.01, "bs": 64})
+    assert control.edit_state(data, 2, "lr") == ("pending", "")
+    assert control.unacknowledged(str(f), "r", data) == (2, {"lr": 0.01, "bs": 64})
     # acknowledged: the next edit carries only itself
     data = dict(data, control_seq=2)
-    assert A.edit_state(data, 2, "lr") == ("applied", "")
-    assert A.unacknowledged(str(f), "r", data) == (None, {})
-    assert A.write_edit(str(f), "r", data, "lr", 0.5) == (3, {"lr": 0.5})
+    assert control.edit_state(data, 2, "lr") == ("applied", "")
+    assert control.unacknowledged(str(f), "r", data) == (None, {})
+    assert control.write_edit(str(f), "r", data, "lr", 0.5) == (3, {"lr": 0.5})
     # refused: the run names the variable in control_error
     data = dict(data, control_seq=3, control_error="lr: expected float, got str 'x'")
-    assert A.edit_state(data, 3, "lr") == ("refused", "lr: expected float, got str 'x'")
-    assert A.edit_state(data, 3, "bs") == ("applied", "")
+    assert control.edit_state(data, 3, "lr") == ("refused", "lr: expected float, got str 'x'")
+    assert control.edit_state(data, 3, "bs") == ("applied", "")
     data = dict(data, control_error="control file ignored: invalid JSON")
-    assert A.edit_state(data, 3, "bs") == ("refused", "control file ignored: invalid JSON")
+    assert control.edit_state(data, 3, "bs") == ("refused", "control file ignored: invalid JSON")
 
 
 def test_control_file_of_an_earlier_run_is_not_merged(progress_dir):
@@ -337,17 +337,17 @@ def test_control_file_of_an_earlier_run_is_not_merged(progress_dir):
     old = time.time() - 3600
     os.utime(f / "control_r.json", (old, old))
     data = {"variables": {"lr": 0.1, "bs": 1}, "control_seq": 0, "started_at": time.time() - 5}
-    assert A.unacknowledged(str(f), "r", data) == (None, {})
-    assert A.write_edit(str(f), "r", data, "bs", 2) == (8, {"bs": 2})
+    assert control.unacknowledged(str(f), "r", data) == (None, {})
+    assert control.write_edit(str(f), "r", data, "bs", 2) == (8, {"bs": 2})
 
 
 def test_variable_types():
     data = {"variables": {"lr": 1, "flag": True, "name": "x", "odd": [1]}, "variable_types": {"lr": "float", "bad": "list"}}
-    assert A.variable_type(data, "lr") == "float"
-    assert A.variable_type(data, "flag") == "bool"
-    assert A.variable_type(data, "name") == "str"
-    assert A.variable_type(data, "odd") is None
-    assert A.variable_type(data, "missing") is None
+    assert control.variable_type(data, "lr") == "float"
+    assert control.variable_type(data, "flag") == "bool"
+    assert control.variable_type(data, "name") == "str"
+    assert control.variable_type(data, "odd") is None
+    assert control.variable_type(data, "missing") is None
 
 
 READER = textwrap.dedent(

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import wait_until
 from ptyharness import TtopTerm, ttop_term  # noqa: F401  (fixture)
-from ttop import actions as A
+from ttop.levers import control
 from ttop.progress import write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,9 +149,9 @@ def test_two_quick_edits_are_both_applied_in_order(demo):
     back to back (the run has acknowledged neither) are both applied, and of
     two edits to one variable the later wins."""
     data = _progress(demo, "demo")
-    s1, v1 = A.write_edit(str(demo), "demo", data, "batch_size", 16)
-    s2, v2 = A.write_edit(str(demo), "demo", data, "lr", 0.03)
-    s3, v3 = A.write_edit(str(demo), "demo", data, "lr", 0.04)
+    s1, v1 = control.write_edit(str(demo), "demo", data, "batch_size", 16)
+    s2, v2 = control.write_edit(str(demo), "demo", data, "lr", 0.03)
+    s3, v3 = control.write_edit(str(demo), "demo", data, "lr", 0.04)
     assert (s2, s3) == (s1 + 1, s1 + 2)
     assert v3 == {"batch_size": 16, "lr": 0.04}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any, Dict, Iterable, List, Mapping, Optional
 
+from ..collect.snapshot import ProcInfo, RunSnapshot, Snapshot
 from ..progress import json_safe
 
 SNAPSHOT_FORMAT = "ttop.snapshot/1"
@@ -153,34 +154,35 @@ THREAD_KEYS = ("tid", "user_time", "system_time", "cpu_percent")
 
 
 def _attrs(obj: Any, keys: Iterable[str]) -> Dict[str, Any]:
-    return {k: json_safe(getattr(obj, k, None)) for k in keys}
+    """The named fields of a snapshot dataclass, as JSON values."""
+    return {k: json_safe(getattr(obj, k)) for k in keys}
 
 
 def _maybe(obj: Any, keys: Iterable[str]) -> Optional[Dict[str, Any]]:
     return None if obj is None else _attrs(obj, keys)
 
 
-def _process_dict(proc: Any) -> Dict[str, Any]:
+def _process_dict(proc: ProcInfo) -> Dict[str, Any]:
     out = _attrs(proc, PROCESS_KEYS[:-1])
-    out["gpu_indices"] = [json_safe(i) for i in (getattr(proc, "gpu_indices", ()) or ())]
-    out["threads"] = [_attrs(t, THREAD_KEYS) for t in (getattr(proc, "threads", ()) or ())]
+    out["gpu_indices"] = [json_safe(i) for i in proc.gpu_indices]
+    out["threads"] = [_attrs(t, THREAD_KEYS) for t in proc.threads]
     return out
 
 
-def run_to_dict(run: Any) -> Dict[str, Any]:
+def run_to_dict(run: RunSnapshot) -> Dict[str, Any]:
     """One run as a dict with exactly :data:`RUN_KEYS`."""
-    data: Mapping[str, Any] = run.data if isinstance(getattr(run, "data", None), Mapping) else {}
+    data = run.data
     attrs = _attrs(run, _RUN_ATTRS)
     out: Dict[str, Any] = {}
     for key in RUN_KEYS:
         if key in attrs:
             out[key] = attrs[key]
         elif key == "dropped_keys":
-            out[key] = [str(k) for k in (getattr(run, "dropped_keys", ()) or ())]
+            out[key] = [str(k) for k in run.dropped_keys]
         elif key == "resources":
-            out[key] = _attrs(getattr(run, "resources", None), RESOURCE_KEYS)
+            out[key] = _attrs(run.resources, RESOURCE_KEYS)
         elif key == "processes":
-            out[key] = [_process_dict(p) for p in (getattr(run, "processes", ()) or ())]
+            out[key] = [_process_dict(p) for p in run.processes]
         elif key in _RUN_DICT_KEYS:
             value = data.get(key)
             out[key] = json_safe(value) if isinstance(value, Mapping) else {}
@@ -189,50 +191,49 @@ def run_to_dict(run: Any) -> Dict[str, Any]:
     return out
 
 
-def snapshot_to_dict(snapshot: Any) -> Dict[str, Any]:
+def snapshot_to_dict(snapshot: Snapshot) -> Dict[str, Any]:
     """The snapshot as a dict of JSON values with exactly :data:`TOP_KEYS`
     (format ``ttop.snapshot/1``). Never raises on odd progress-file content."""
-    host = getattr(snapshot, "host", None)
-    host_d = _maybe(host, HOST_KEYS)
+    host_d = _maybe(snapshot.host, HOST_KEYS)
     if host_d is not None and host_d.get("load_avg") is not None:
         host_d["load_avg"] = list(host_d["load_avg"])
     gpus: List[Dict[str, Any]] = []
-    for g in getattr(snapshot, "gpus", ()) or ():
+    for g in snapshot.gpus:
         d = _attrs(g, GPU_KEYS)
         if not isinstance(d.get("errors"), dict):
             d["errors"] = {}
         gpus.append(d)
-    runs = tuple(getattr(snapshot, "runs", ()) or ())
+    runs = snapshot.runs
     counts: Dict[str, int] = {}
     for r in runs:
         counts[r.status] = counts.get(r.status, 0) + 1
     return {
         "format": SNAPSHOT_FORMAT,
-        "seq": json_safe(getattr(snapshot, "seq", None)),
-        "taken_at": json_safe(getattr(snapshot, "taken_at", None)),
-        "folder": json_safe(getattr(snapshot, "folder", None)),
-        "folder_error": json_safe(getattr(snapshot, "folder_error", None)),
-        "cycle_seconds": json_safe(getattr(snapshot, "cycle_seconds", None)),
+        "seq": json_safe(snapshot.seq),
+        "taken_at": json_safe(snapshot.taken_at),
+        "folder": json_safe(snapshot.folder),
+        "folder_error": json_safe(snapshot.folder_error),
+        "cycle_seconds": json_safe(snapshot.cycle_seconds),
         "host": host_d,
-        "budgets": _maybe(getattr(snapshot, "budgets", None), BUDGET_KEYS),
+        "budgets": _maybe(snapshot.budgets, BUDGET_KEYS),
         "gpus": gpus,
-        "gpu_error": json_safe(getattr(snapshot, "gpu_error", None)),
-        "tpus": [_attrs(t, TPU_KEYS) for t in (getattr(snapshot, "tpus", ()) or ())],
-        "tpu_error": json_safe(getattr(snapshot, "tpu_error", None)),
-        "skipped": [_attrs(s, SKIPPED_KEYS) for s in (getattr(snapshot, "skipped", ()) or ())],
-        "notices": [json_safe(n) for n in (getattr(snapshot, "notices", ()) or ())],
+        "gpu_error": json_safe(snapshot.gpu_error),
+        "tpus": [_attrs(t, TPU_KEYS) for t in snapshot.tpus],
+        "tpu_error": json_safe(snapshot.tpu_error),
+        "skipped": [_attrs(s, SKIPPED_KEYS) for s in snapshot.skipped],
+        "notices": [json_safe(n) for n in snapshot.notices],
         "counts": counts,
         "runs": [run_to_dict(r) for r in runs],
     }
 
 
-def dumps_snapshot(snapshot: Any, indent: Optional[int] = 2) -> str:
+def dumps_snapshot(snapshot: Snapshot, indent: Optional[int] = 2) -> str:
     """Strict JSON text of :func:`snapshot_to_dict` (ASCII-only, so it survives
     any locale; non-ASCII appears as ``\\uXXXX`` escapes)."""
     return json.dumps(snapshot_to_dict(snapshot), indent=indent, allow_nan=False, ensure_ascii=True)
 
 
-def write_json(snapshot: Any, stream: IO[str]) -> None:
+def write_json(snapshot: Snapshot, stream: IO[str]) -> None:
     """Write the snapshot as JSON plus a newline to ``stream``."""
     stream.write(dumps_snapshot(snapshot) + "\n")
     stream.flush()

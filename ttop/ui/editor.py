@@ -2,7 +2,7 @@
 
 Each edit is validated against the variable's type before anything is
 written, then written to ``control_<run>.json`` (atomically, next ``seq``,
-see :func:`ttop.actions.write_edit`). The edit shows as *pending* until the run
+see :func:`ttop.levers.control.write_edit`). The edit shows as *pending* until the run
 acknowledges its seq (``control_seq``), then *applied*, or *refused* with the
 run's ``control_error``. The control file is the store: reopening the editor
 shows edits still pending.
@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import actions as A
 from .. import progress as P
+from ..levers import control as C
 from ..view import fmt
 from ..view import roles as R
 from ..view.text import Line, Segment, clean, clip, crop_line, fit, line_width
@@ -78,28 +78,28 @@ class EditorScreen(Screen):
     # -- state --------------------------------------------------------------
 
     def _run(self, ctx: AppContext) -> Any:
-        snap = getattr(ctx, "snapshot", None)
+        snap = ctx.snapshot
         return snap.run(self.key) if snap is not None else None
 
     def _reconstruct(self, ctx: AppContext, run: Any) -> None:
         """Edits found in the control file: pending ones (not acknowledged
         yet) and the last acknowledged edit's outcome."""
         data = run.data or {}
-        seq, variables = A.current_control(ctx.folder, self.key, data)
+        seq, variables = C.current_control(ctx.folder, self.key, data)
         if seq is None:
             return
         # pending (not acknowledged yet), or the outcome of the edit the run
         # acknowledged last
-        if seq >= A.acked_seq(data):
+        if seq >= C.acked_seq(data):
             for name, value in variables.items():
-                state, err = A.edit_state(data, seq, str(name))
+                state, err = C.edit_state(data, seq, str(name))
                 self.edits[str(name)] = Edit(seq, value, state, err)
 
     def _update_states(self, run: Any) -> None:
         data = run.data or {}
         for name, e in self.edits.items():
             if e.state == "pending":
-                e.state, e.error = A.edit_state(data, e.seq, name)
+                e.state, e.error = C.edit_state(data, e.seq, name)
 
     def on_snapshot(self, ctx: AppContext) -> None:
         run = self._run(ctx)
@@ -157,7 +157,7 @@ class EditorScreen(Screen):
         first = max(0, self.index - room + 1)
         for i, n in enumerate(names[first:first + room], start=first):
             sel = i == self.index
-            t = A.variable_type(data, n)
+            t = C.variable_type(data, n)
             row: List[Segment] = [
                 ("> " if sel else "  ", R.NORMAL),
                 (fit(clean(n), name_w), R.NORMAL),
@@ -180,14 +180,13 @@ class EditorScreen(Screen):
             out.append(_pad([], width))
         msg = self.message
         if msg is None:
-            cm = getattr(ctx, "current_message", None)
-            msg = cm() if callable(cm) else None
+            msg = ctx.current_message()
         out.append(_pad([(clean(msg[0]), R.ERROR if msg[1] else R.NOTICE)] if msg else [], width))
         if self.editing is not None:
             hint = [("Enter", R.KEY), (" write  ", R.FOOTER), ("Esc", R.KEY), (" cancel  ", R.FOOTER),
                     ("typing replaces the old value; Backspace edits it; Ctrl+U clears", R.FOOTER)]
         else:
-            hint = [("Up/Down" if getattr(ctx, "ascii", False) else "\u2191\u2193", R.KEY), (" select  ", R.FOOTER), ("Enter", R.KEY), (" edit  ", R.FOOTER),
+            hint = [("Up/Down" if ctx.ascii else "\u2191\u2193", R.KEY), (" select  ", R.FOOTER), ("Enter", R.KEY), (" edit  ", R.FOOTER),
                     ("Esc", R.KEY), (" back", R.FOOTER)]
         out.append(_pad(hint, width, R.FOOTER))
         return out[:height]
@@ -209,7 +208,7 @@ class EditorScreen(Screen):
         segs.append(("  procs %s  threads %s" % (fmt.count(res.num_procs), fmt.count(res.num_threads)), R.HEADER))
         if run.heartbeat_age is not None:
             segs.append(("  updated %s ago" % fmt.duration(run.heartbeat_age), R.DIM))
-        segs.append(("  control seq %d" % A.acked_seq(data), R.DIM))
+        segs.append(("  control seq %d" % C.acked_seq(data), R.DIM))
         return segs
 
     def _state_segments(self, name: str) -> List[Segment]:
@@ -252,7 +251,7 @@ class EditorScreen(Screen):
                 self.message = (ro, True)
                 return True
             name = names[min(self.index, len(names) - 1)]
-            if A.variable_type(run.data, name) is None:
+            if C.variable_type(run.data, name) is None:
                 self.message = ("%s has a value of an unsupported type; it cannot be edited" % clean(name), True)
                 return True
             self.editing = name
@@ -294,14 +293,14 @@ class EditorScreen(Screen):
             self.editing = None
             self.message = (ro + "; nothing written", True)
             return
-        t = A.variable_type(run.data, name)
+        t = C.variable_type(run.data, name)
         try:
             value = P.parse_typed_text(t or "", self.buffer)
         except P.ProgressError as e:
             self.message = ("%s (%s) not written: %s" % (clean(name), t, e), True)
             return  # stay in the edit so it can be fixed
         try:
-            seq, written = A.write_edit(ctx.folder, self.key, run.data, name, value)
+            seq, written = C.write_edit(ctx.folder, self.key, run.data, name, value)
         except OSError as e:
             self.message = ("could not write the control file: %s" % (e.strerror or e), True)
             return

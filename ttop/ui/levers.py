@@ -9,7 +9,7 @@
 ``open_delete``     ``c``   delete a run's files (type ``y`` to confirm)
 =================  ======  =================================================
 
-All process and file work is in :mod:`ttop.actions`; these screens only ask
+All process and file work is in :mod:`ttop.levers`; these screens only ask
 and report.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from typing import Any, List, Optional, Sequence, Tuple
 
-from .. import actions as A
+from ..levers import delete as D
+from ..levers import signals as S
 from ..view import roles as R
 from ..view.text import clean
 from .dialogs import ConfirmDialog, MenuDialog, MessageDialog
@@ -29,7 +30,7 @@ __all__ = ["open_editor", "open_output", "open_signal", "open_signal_all", "open
 
 
 def _run(ctx: AppContext, key: str) -> Any:
-    snap = getattr(ctx, "snapshot", None)
+    snap = ctx.snapshot
     return snap.run(key) if snap is not None else None
 
 
@@ -52,7 +53,7 @@ def open_output(ctx: AppContext, run_key: str) -> Optional[Screen]:
 
 
 def _signal_items() -> List[Tuple[str, str]]:
-    return [(n, A.SIGNAL_HELP[n]) for n in A.SIGNAL_NAMES]
+    return [(n, S.SIGNAL_HELP[n]) for n in S.SIGNAL_NAMES]
 
 
 def _process_name(ctx: AppContext, target: Target) -> str:
@@ -63,7 +64,7 @@ def _process_name(ctx: AppContext, target: Target) -> str:
                 return clean(p.name)
     if target.kind != "run" and target.name:
         return clean(target.name)
-    return clean(A.process_name(target.pid)) or "?"
+    return clean(S.process_name(target.pid)) or "?"
 
 
 def describe_target(ctx: AppContext, target: Target) -> str:
@@ -80,10 +81,10 @@ def open_signal(ctx: AppContext, target: Target) -> Optional[Screen]:
     what = describe_target(ctx, target)
     notes: List[str] = []
     if target.kind == "thread":
-        notes.append(A.THREAD_SIGNAL_NOTE)
+        notes.append(S.THREAD_SIGNAL_NOTE)
     run = _run(ctx, target.run_key)
     if run is not None and not run.local:
-        ctx.notify("cannot signal run %s: it runs %s, not here" % (clean(run.run_name), clean(A.where_else(run))),
+        ctx.notify("cannot signal run %s: it runs %s, not here" % (clean(run.run_name), clean(S.where_else(run))),
                    error=True)
         return None
     if target.create_time is None:
@@ -91,14 +92,14 @@ def open_signal(ctx: AppContext, target: Target) -> Optional[Screen]:
         return None
 
     def chosen(index: int, ctx: AppContext) -> None:
-        name = A.SIGNAL_NAMES[index]
-        sig = A.signal_number(name)
+        name = S.SIGNAL_NAMES[index]
+        sig = S.signal_number(name)
         body: List[Tuple[str, str]] = [("Send %s to %s?" % (name, what), R.NORMAL)]
         body.extend((n, R.DIM) for n in notes)
         body.append(("The process is re-checked (PID and create time) right before sending.", R.DIM))
 
         def yes(ctx: AppContext) -> None:
-            ok, msg = A.send_signal(target.pid, target.create_time, sig, tid=target.tid if target.kind == "thread" else None)
+            ok, msg = S.send_signal(target.pid, target.create_time, sig, tid=target.tid if target.kind == "thread" else None)
             ctx.notify(msg, error=not ok)
             ctx.refresh_now()
 
@@ -116,13 +117,13 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
     desc = clean(description)
 
     def chosen(index: int, ctx: AppContext) -> None:
-        name = A.SIGNAL_NAMES[index]
-        sig = A.signal_number(name)
+        name = S.SIGNAL_NAMES[index]
+        sig = S.signal_number(name)
         body: List[Tuple[str, str]] = [("Send %s to %d %s?" % (name, count, desc), R.NORMAL)]
         names = []
         for k in keys[:8]:
             run = _run(ctx, k)
-            pid, _ct = A.run_main_process(run) if run is not None else (None, None)
+            pid, _ct = S.run_main_process(run) if run is not None else (None, None)
             names.append("%s (PID %s)" % (clean(run.run_name) if run is not None else clean(k), pid if pid is not None else "-"))
         body.append(("Runs: " + ", ".join(names) + (", +%d more" % (count - 8) if count > 8 else ""), R.DIM))
         body.append(("Each run's main process is re-checked (PID and create time) before sending.", R.DIM))
@@ -136,9 +137,9 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
                     missing.append((k, "gone from the folder"))
                 else:
                     runs.append(run)
-            sent, refused = A.signal_runs(runs, sig)
+            sent, refused = S.signal_runs(runs, sig)
             refused = missing + refused
-            ctx.notify(A.summarize_signal_runs(sig, sent, refused), error=bool(refused))
+            ctx.notify(S.summarize_signal_runs(sig, sent, refused), error=bool(refused))
             ctx.refresh_now()
 
         ctx.push(ConfirmDialog("Send %s to %d runs" % (name, count), body, yes, prompt="y: send, any other key: cancel"))
@@ -165,7 +166,7 @@ def open_delete(ctx: AppContext, run_key: str) -> Optional[Screen]:
         ctx.notify("run %s is no longer in the folder" % clean(run_key), error=True)
         return None
     name = clean(run.run_name)
-    plan = A.plan_delete(ctx.folder, run)
+    plan = D.plan_delete(ctx.folder, run)
     if plan.refusal:
         return MessageDialog("Cannot delete run %s" % name, [clean(plan.refusal), "Nothing was deleted."], error=True)
     if not plan.paths:
@@ -180,7 +181,7 @@ def open_delete(ctx: AppContext, run_key: str) -> Optional[Screen]:
 
     def yes(ctx: AppContext) -> None:
         current = _run(ctx, run_key) or run
-        deleted, refused = A.delete_run_files(ctx.folder, current)
+        deleted, refused = D.delete_run_files(ctx.folder, current)
         if deleted and not refused:
             ctx.notify("deleted %d path%s of run %s" % (len(deleted), "" if len(deleted) == 1 else "s", name))
         elif deleted:

@@ -33,12 +33,11 @@ class MainScreen(Screen):
     def snapshot(self, ctx: AppContext) -> Any:
         if self.state.paused and self._paused_snapshot is not None:
             return self._paused_snapshot
-        return getattr(ctx, "snapshot", None)
+        return ctx.snapshot
 
     def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
         snap = self.snapshot(ctx)
-        msg = getattr(ctx, "current_message", None)
-        m = msg() if callable(msg) else None
+        m = ctx.current_message()
         st = self.state
         if m is not None:
             st = st.with_(message=m[0], message_error=m[1])
@@ -54,7 +53,7 @@ class MainScreen(Screen):
         return frame.lines
 
     def on_snapshot(self, ctx: AppContext) -> None:
-        snap = getattr(ctx, "snapshot", None)
+        snap = ctx.snapshot
         if self.state.refreshing and snap is not None and (self._refresh_seq is None or snap.seq > self._refresh_seq):
             self.state = self.state.with_(refreshing=False)
             if self.state.paused:  # r while paused: show that one new snapshot
@@ -85,7 +84,7 @@ class MainScreen(Screen):
         elif key == "t":
             self._toggle_expand()
         elif key == "r":
-            snap = getattr(ctx, "snapshot", None)
+            snap = ctx.snapshot
             self._refresh_seq = snap.seq if snap is not None else None
             self.state = st.with_(refreshing=True)
             ctx.refresh_now()
@@ -94,7 +93,7 @@ class MainScreen(Screen):
                 self._paused_snapshot = None
                 self.state = st.with_(paused=False)
             else:
-                self._paused_snapshot = getattr(ctx, "snapshot", None)
+                self._paused_snapshot = ctx.snapshot
                 self.state = st.with_(paused=True)
         elif key in ("h", "?", "F1"):
             from .help_screen import HelpScreen

@@ -2,7 +2,7 @@
 
 Logs are paged lazily (:mod:`ttop.logfile`): a log of any size opens at once
 and no more than a few screens of it are ever in memory. Only files that
-resolve inside the progress folder are read (:func:`ttop.actions.log_files`);
+resolve inside the progress folder are read (:func:`ttop.levers.logs.log_files`);
 anything else is refused on screen, naming the path.
 
 Streams: ``s`` cycles stdout, stderr, both (two panes) and "by arrival". The
@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Tuple
 
-from .. import actions as A
+from ..levers.logs import log_files
 from ..logfile import ArrivalLog, LogPager, display_text
 from ..view import fmt
 from ..view import roles as R
@@ -131,11 +131,11 @@ class OutputScreen(Screen):
 
     def __init__(self, ctx: AppContext, run_key: str) -> None:
         self.key = run_key
-        run = ctx.snapshot.run(run_key) if getattr(ctx, "snapshot", None) is not None else None
+        run = ctx.snapshot.run(run_key) if ctx.snapshot is not None else None
         self.run_name = clean(run.run_name) if run is not None else clean(run_key)
         self.panes: Dict[str, Pane] = {}
         if run is not None:
-            files = A.log_files(ctx.folder, run)
+            files = log_files(ctx.folder, run)
             for stream in STREAMS:
                 real, shown, reason = files[stream]
                 self.panes[stream] = Pane(stream, real, shown, reason)
@@ -243,7 +243,7 @@ class OutputScreen(Screen):
     def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
         self._width = width
         out: List[Line] = []
-        ascii = getattr(ctx, "ascii", False)
+        ascii = ctx.ascii
         sep = " - " if ascii else " \u00b7 "
         title = ("Output of run %s" + sep + "%s" + sep + "%s") % (
             self.run_name, {"stdout": "stdout", "stderr": "stderr", "both": "stdout + stderr (two panes)",
@@ -275,7 +275,7 @@ class OutputScreen(Screen):
             for s in streams:
                 pane = self.panes[s]
                 focused = s == self.focus
-                mark = "\u25b6 " if focused and not getattr(ctx, "ascii", False) else ("> " if focused else "  ")
+                mark = "\u25b6 " if focused and not ctx.ascii else ("> " if focused else "  ")
                 role = R.with_mod(R.HEADER, R.SEL) if focused else R.HEADER
                 out.append(_pad([(mark + pane.title(width, focused, self.wrap, sep), role)], width, role))
                 self._heights[s] = sizes[s]
@@ -291,8 +291,7 @@ class OutputScreen(Screen):
             return _pad([("/", R.KEY), (clean(self.prompt) + "_", R.FILTER)], width)
         msg = self.message
         if msg is None:
-            cm = getattr(ctx, "current_message", None)
-            msg = cm() if callable(cm) else None
+            msg = ctx.current_message()
         if msg:
             return _pad([(clean(msg[0]), R.ERROR if msg[1] else R.NOTICE)], width)
         if self.query:

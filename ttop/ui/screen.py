@@ -14,7 +14,7 @@ ENTER ESC BACKSPACE DELETE TAB BTAB CTRL_C CTRL_L CTRL_U F1``
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from ..view.text import Line
 
@@ -25,14 +25,17 @@ if TYPE_CHECKING:  # pragma: no cover
 class AppContext:
     """What a screen may ask of the application (implemented by the app).
 
-    ``snapshot``: the latest published snapshot (never None once running).
-    ``folder``: the progress folder. ``push``/``pop``: the screen stack.
-    ``notify``: a message for the footer. ``refresh_now``: ask the collector
-    for a new cycle. ``quit``: leave the program.
+    ``snapshot``: the latest published snapshot (None only before the first
+    one). ``folder``: the progress folder. ``ascii``: draw without Unicode
+    symbols. ``push``/``pop``: the screen stack. ``notify``: a message for the
+    footer; ``current_message``: the one still shown, as ``(text, is_error)``.
+    ``refresh_now``: ask the collector for a new cycle. ``quit``: leave the
+    program.
     """
 
-    snapshot: "Snapshot"
+    snapshot: Optional["Snapshot"]
     folder: str
+    ascii: bool = False
 
     def push(self, screen: "Screen") -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -42,6 +45,9 @@ class AppContext:
 
     def notify(self, message: str, error: bool = False) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def current_message(self) -> Optional[Tuple[str, bool]]:
+        return None
 
     def refresh_now(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError

@@ -1,0 +1,129 @@
+"""The control-edit protocol: writing a variable change for a running job and
+following whether the job applied it.
+
+A control file is written atomically with the next ``seq``, cumulatively while
+earlier edits are still unacknowledged, so two quick edits are both applied,
+in order.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .. import progress as P
+
+
+def read_control(folder: str, key: str) -> Tuple[Optional[int], Dict[str, Any], Optional[str]]:
+    """The run's control file as ``(seq, variables, error)``: seq None when
+    there is none (or it is unreadable: then ``error`` says why)."""
+    seq, variables, error, _mtime = _read_control(folder, key)
+    return seq, variables, error
+
+
+def _read_control(folder: str, key: str) -> Tuple[Optional[int], Dict[str, Any], Optional[str], Optional[float]]:
+    path = P.control_path(folder, key)
+    try:
+        mtime = os.stat(path).st_mtime
+        raw = P.read_capped(path, P.MAX_CONTROL_BYTES)
+    except FileNotFoundError:
+        return None, {}, None, None
+    except (OSError, P.ProgressError) as e:
+        return None, {}, "control file unreadable: %s" % (getattr(e, "strerror", None) or e), None
+    try:
+        seq, variables = P.parse_control(raw)
+    except P.ProgressError as e:
+        return None, {}, "control file unreadable: %s" % e, mtime
+    return seq, dict(variables), None, mtime
+
+
+def current_control(folder: str, key: str, data: Mapping[str, Any]) -> Tuple[Optional[int], Dict[str, Any]]:
+    """The run's control file as ``(seq, variables)`` if it is readable and
+    belongs to this run, else ``(None, {})``. A control file older than the
+    run's start (left by an earlier run of the same name) does not count."""
+    seq, variables, _err, mtime = _read_control(folder, key)
+    if seq is None:
+        return None, {}
+    started = data.get("started_at")
+    if isinstance(started, (int, float)) and not isinstance(started, bool) and mtime is not None:
+        if mtime < started - 1.0:
+            return None, {}
+    return seq, variables
+
+
+def unacknowledged(folder: str, key: str, data: Mapping[str, Any]) -> Tuple[Optional[int], Dict[str, Any]]:
+    """The edits in the control file the run has not acknowledged yet:
+    ``(seq, variables)``, or ``(None, {})`` (see :func:`current_control`)."""
+    seq, variables = current_control(folder, key, data)
+    if seq is None or seq <= acked_seq(data):
+        return None, {}
+    return seq, variables
+
+
+def acked_seq(data: Mapping[str, Any]) -> int:
+    v = data.get("control_seq")
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def variable_type(data: Mapping[str, Any], name: str) -> Optional[str]:
+    """A tracked variable's control type: ``variable_types[name]`` else the
+    type of its current value."""
+    types = data.get("variable_types")
+    if isinstance(types, Mapping):
+        t = types.get(name)
+        if t in P.VARIABLE_TYPES:
+            return t
+    variables = data.get("variables")
+    if isinstance(variables, Mapping) and name in variables:
+        return P.type_name(variables[name])
+    return None
+
+
+def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value: Any) -> Tuple[int, Dict[str, Any]]:
+    """Write one edit to the run's control file; returns ``(seq, variables
+    written)``.
+
+    Next seq = max(seq of the existing control file, the run's
+    ``control_seq``) + 1. While the existing file is not yet acknowledged
+    (its seq > ``control_seq``, and it is not older than the run) its
+    variables are kept and the new edit merged in, so quick successive edits
+    are all applied, in order. Raises OSError if the file cannot be written.
+    """
+    acked = acked_seq(data)
+    seq, _old, _err = read_control(folder, key)
+    variables: Dict[str, Any] = {}
+    variables.update(unacknowledged(folder, key, data)[1])
+    variables.pop(name, None)
+    variables[name] = value
+    new_seq = max(seq or 0, acked) + 1
+    P.write_control(folder, key, new_seq, variables)
+    return new_seq, variables
+
+
+def edit_state(data: Mapping[str, Any], seq: int, name: str) -> Tuple[str, str]:
+    """The state of edit ``seq`` of variable ``name`` given the run's latest
+    progress data: ``("pending", "")``, ``("applied", "")`` or
+    ``("refused", control_error)``. When a later edit was already acknowledged
+    with an error, the error is blamed on this variable only if it names it."""
+    acked = acked_seq(data)
+    if acked < seq:
+        return "pending", ""
+    err = data.get("control_error")
+    if isinstance(err, str) and err.strip():
+        err = err.strip()
+        if _mentions(err, name):
+            return "refused", err
+        if acked == seq and not _mentions_any(err, data):
+            return "refused", err
+    return "applied", ""
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(r"(?<![\w])%s(?![\w])" % re.escape(name), text) is not None
+
+
+def _mentions_any(text: str, data: Mapping[str, Any]) -> bool:
+    variables = data.get("variables")
+    if not isinstance(variables, Mapping):
+        return False
+    return any(_mentions(text, str(n)) for n in variables)

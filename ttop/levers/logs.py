@@ -1,0 +1,36 @@
+"""Where a run's captured output is, checked to lie inside the progress folder."""
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional, Tuple
+
+from .. import progress as P
+from ..collect.snapshot import RunSnapshot
+
+
+def log_files(folder: str, run: RunSnapshot) -> Dict[str, Tuple[Optional[str], str, Optional[str]]]:
+    """Where a run's output capture is: ``{"stdout"|"stderr": (real_path or
+    None, path as written, refusal reason or None)}``.
+
+    Paths come from ``logs`` in the progress file (default
+    ``<key>.stdout.log`` / ``<key>.stderr.log``); one that does not resolve
+    inside the folder (absolute, ``..``, symlink to outside) is refused with a
+    reason naming it, and never opened.
+    """
+    logs = run.data.get("logs")
+    defaults = P.log_paths(run.key)
+    out: Dict[str, Tuple[Optional[str], str, Optional[str]]] = {}
+    for stream in ("stdout", "stderr"):
+        if isinstance(logs, Mapping) and stream in logs:
+            rel = logs.get(stream)
+        else:
+            rel = defaults[stream]
+        if rel is None:
+            out[stream] = (None, "", "the run has no %s log" % stream)
+            continue
+        shown = rel if isinstance(rel, str) else repr(rel)
+        real = P.resolve_inside(folder, rel)
+        if real is None:
+            out[stream] = (None, shown, "refused: %s log %s is not inside the progress folder" % (stream, P._short_str(repr(shown), 120)))
+        else:
+            out[stream] = (real, shown, None)
+    return out
