@@ -33,7 +33,8 @@ EXPECTED_RUN = [
     "pid_create_time", "heartbeat_age", "started_at", "updated_at", "ended_at", "phase", "error",
     "epoch", "total_epochs", "batch", "total_batches", "train_batch", "train_total_batches",
     "val_batch", "val_total_batches", "rate", "times", "metrics", "variables", "control_seq",
-    "control_error", "logs", "links", "gpu_note", "resources", "processes",
+    "control_error", "logs", "links", "gpu_note", "owner_uid", "owner", "ownership_note", "resources",
+    "processes",
 ]
 EXPECTED_PROCESS = [
     "pid", "ppid", "name", "create_time", "depth", "status", "cmdline", "cpu_percent", "rss_bytes",

@@ -288,18 +288,15 @@ class Collector:
         # tree (e.g. launched by a sweep script that is a run itself) is
         # counted for itself only
         mains: AbstractSet[int] = frozenset()
+        refused: Dict[str, str] = {}
         if tbl is not None:
-            mains = {
-                st.lookup_pid
-                for fr, st in statics
-                if st is not None and st.lookup_pid is not None
-                and tbl.identify(st.lookup_pid, st.pid_create_time)[0] == _procs.ALIVE
-            }
+            mains, refused = claims(statics, tbl)
         for fr, st in statics:
             if st is None:
                 skipped.append(SkippedFile(fr.name, fr.error or "unusable"))
             else:
-                runs.append(self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains))
+                runs.append(self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains,
+                                      refused.get(st.key)))
         if table_ok:
             table.end_cycle()
 
@@ -377,6 +374,7 @@ class Collector:
         tpu_mem: Mapping[int, int],
         gpu_note: Optional[str],
         mains: AbstractSet[int] = frozenset(),
+        refusal: Optional[str] = None,
     ) -> RunSnapshot:
         reported = st.reported
         if st.simple:  # ended, nothing to look up, file fine: only the age changes
@@ -396,12 +394,22 @@ class Collector:
 
         if pid is not None and table is not None:
             state, _actual = table.identify(pid, st.pid_create_time)
-            if state == _procs.ALIVE:
+            if state == _procs.ALIVE and refusal is not None:
+                # the process exists but is not this file's to claim (another
+                # user's), or another file claims it too and wins: nothing of
+                # it is shown, counted or offered for signals here. Another
+                # user's process says nothing of this run: alive stays None.
+                if refusal.startswith(_LOST_PREFIX):
+                    alive = True
+            elif state == _procs.ALIVE:
                 alive = True
-                plist = table.tree(pid, gpu_mem, gpu_indices, tpu_mem, mains)
+                foreign: List[Tuple[int, Optional[int]]] = []
+                plist = table.tree(pid, gpu_mem, gpu_indices, tpu_mem, mains, st.owner_uid, foreign)
                 processes = tuple(plist)
                 resources = _procs.totals(plist, now)
                 note = gpu_note
+                if foreign:
+                    refusal = _foreign_note(foreign, st.owner_uid)
             elif state != _procs.UNKNOWN:
                 alive = False
                 if reported == RUNNING:  # says it runs, but its process is not there
@@ -415,7 +423,7 @@ class Collector:
                 elif st.file_error is None:  # ended and gone: the common case, kept cheap
                     return _new_run(st.template, reported, False, None, False, False, None, age,
                                     _NO_RESOURCES, (), None)
-        if alive is None:
+        if alive is None and refusal is None:
             # remote, or local but unverifiable: the run's own sample
             resources = st.reported_resources
         if status == RUNNING and alive is not False and age > st.hb_limit:
@@ -429,7 +437,79 @@ class Collector:
             # whose heartbeat stopped keeps it, marked stale.)
             resources = _NO_RESOURCES
         return _new_run(st.template, status, inferred, status_reason, alive, stale, stale_reason, age,
-                        resources, processes, note)
+                        resources, processes, note, refusal)
+
+
+def claims(statics, table: _procs.ProcessTable) -> Tuple[AbstractSet[int], Dict[str, str]]:
+    """Which file may claim which live process (see docs/security.md).
+
+    A file claims its ``pid`` only when that process's real uid is the
+    file's owner. Of several files that rightly claim the same process, the
+    one with the newest heartbeat (``updated_at``; then the lowest key) wins:
+    the process's own writer keeps refreshing its file, a copy does not.
+    Returns ``(main PIDs of the winning claims, {key: why refused})``."""
+    winners: Dict[int, Any] = {}
+    refused: Dict[str, str] = {}
+    for _fr, st in statics:
+        if st is None or st.lookup_pid is None:
+            continue
+        pid = st.lookup_pid
+        if table.identify(pid, st.pid_create_time)[0] != _procs.ALIVE:
+            continue
+        if st.owner_uid is not None:
+            uid = table.uid(pid)
+            if uid != st.owner_uid:
+                refused[st.key] = "pid %d belongs to %s, not to the file's owner %s" % (
+                    pid, user_name(uid), user_name(st.owner_uid))
+                continue
+        best = winners.get(pid)
+        if best is None:
+            winners[pid] = st
+        elif (st.updated, _neg(st.key)) > (best.updated, _neg(best.key)):
+            refused[best.key] = _lost(pid, st)
+            winners[pid] = st
+        else:
+            refused[st.key] = _lost(pid, best)
+    return set(winners), refused
+
+
+def _neg(key: str) -> Tuple[int, ...]:
+    return tuple(-ord(c) for c in key)  # lower key first among equal heartbeats
+
+
+_LOST_PREFIX = "shared: "
+
+
+def _lost(pid: int, winner: Any) -> str:
+    return _LOST_PREFIX + "pid %d is claimed by run %s too (its file has the newer heartbeat): shown there" % (pid, winner.key)
+
+
+def _foreign_note(foreign: List[Tuple[int, Optional[int]]], owner: Optional[int]) -> str:
+    pid, uid = foreign[0]
+    more = " (and %d more)" % (len(foreign) - 1) if len(foreign) > 1 else ""
+    return "not counted: child pid %d%s belongs to %s, not to the file's owner %s" % (
+        pid, more, user_name(uid), user_name(owner))
+
+
+_USER_NAMES: Dict[Optional[int], str] = {}
+
+
+def user_name(uid: Optional[int]) -> str:
+    """``uid`` -> login name (cached), the number where it has none."""
+    if uid is None:
+        return "an unknown user"
+    name = _USER_NAMES.get(uid)
+    if name is None:
+        try:
+            import pwd
+
+            name = pwd.getpwuid(uid).pw_name
+        except (KeyError, ImportError):
+            name = "uid %d" % uid
+        if len(_USER_NAMES) > 4096:
+            _USER_NAMES.clear()
+        _USER_NAMES[uid] = name
+    return name
 
 
 _NO_RESOURCES = RunResources()
@@ -441,7 +521,7 @@ class _Static:
 
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
-                 "reported_resources", "template", "simple")
+                 "reported_resources", "template", "simple", "owner_uid")
 
     def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float) -> None:
         self.data = data
@@ -468,6 +548,7 @@ class _Static:
         self.run_name = str(data.get("run_name") or fr.key)
         self.reported_resources = reported_resources(data)
         self.simple = self.lookup_pid is None and self.reported != RUNNING and file_error is None
+        self.owner_uid = getattr(fr, "uid", None)
         self.template = {
             "key": self.key,
             "path": self.path,
@@ -481,13 +562,15 @@ class _Static:
             "file_error": file_error,
             "dropped_keys": self.dropped,
             "mtime": mtime,
+            "owner_uid": self.owner_uid,
+            "owner": user_name(self.owner_uid) if self.owner_uid is not None else None,
         }
 
 
 _TEMPLATE_KEYS = frozenset(("key", "path", "data", "run_name", "reported_status", "host", "local", "pid",
-                            "pid_create_time", "file_error", "dropped_keys", "mtime"))
+                            "pid_create_time", "file_error", "dropped_keys", "mtime", "owner_uid", "owner"))
 _DYNAMIC_KEYS = frozenset(("status", "status_inferred", "status_reason", "alive", "stale", "stale_reason",
-                           "heartbeat_age", "resources", "processes", "gpu_note"))
+                           "heartbeat_age", "resources", "processes", "gpu_note", "ownership_note"))
 # The fast path only while it sets exactly RunSnapshot's fields (a field added
 # to snapshot.py later falls back to the constructor and its defaults).
 _FAST_NEW = (
@@ -497,7 +580,7 @@ _FAST_NEW = (
 
 
 def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age, resources, processes,
-             note) -> RunSnapshot:
+             note, ownership_note=None) -> RunSnapshot:
     """``RunSnapshot(**template, status=..., ...)`` without the frozen
     dataclass's per-field ``object.__setattr__`` (7x faster; 1,000 runs per
     cycle add up). Every field is always set, so the result equals the
@@ -516,7 +599,8 @@ def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age
         d["resources"] = resources
         d["processes"] = processes
         d["gpu_note"] = note
+        d["ownership_note"] = ownership_note
         return obj
     return RunSnapshot(status=status, status_inferred=inferred, status_reason=reason, alive=alive,  # pragma: no cover
                        stale=stale, stale_reason=stale_reason, heartbeat_age=age, resources=resources,
-                       processes=processes, gpu_note=note, **template)
+                       processes=processes, gpu_note=note, ownership_note=ownership_note, **template)

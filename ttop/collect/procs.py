@@ -40,6 +40,11 @@ CREATE_TIME_TOLERANCE = 0.05
 #: Cap on the processes walked per run (a runaway fork tree cannot stall a cycle).
 MAX_TREE = 4096
 
+#: A process's real uid is read again after this many seconds (it only
+#: changes when a privileged process drops or changes its ids; a signal
+#: re-reads it right before sending anyway).
+UID_RECHECK_SECONDS = 5.0
+
 ALIVE = "alive"
 GONE = "gone"
 REUSED = "reused"
@@ -166,6 +171,26 @@ def _proc_rows_psutil() -> Dict[int, _Row]:
     return rows
 
 
+def read_real_uid(pid: int) -> Optional[int]:
+    """The real uid of process ``pid`` (``Uid:`` in ``/proc/<pid>/status``,
+    elsewhere psutil), or None when it cannot be read (gone, denied)."""
+    if _HAVE_PROC:
+        try:
+            fd = os.open("/proc/%d/status" % pid, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                raw = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+            i = raw.index(b"\nUid:")
+            return int(raw[i + 5:raw.index(b"\n", i + 5)].split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+    try:  # pragma: no cover - not Linux
+        return int(psutil.Process(pid).uids().real)
+    except Exception:  # pragma: no cover
+        return None
+
+
 class _NoOneshot:
     """``oneshot()`` only pays off when several values come from one /proc
     file; with the table's own stat read, only threads() and the cmdline are
@@ -199,6 +224,8 @@ class ProcessTable:
         self._used: set = set()
         self._cpu_prev: Dict[Tuple[int, float], Tuple[float, float]] = {}
         self._cpu_seen: Dict[Tuple[int, float], Tuple[float, float]] = {}
+        self._uids: Dict[Tuple[int, float], Tuple[Optional[int], float]] = {}  # -> (uid, read at)
+        self._uids_used: set = set()
         self.refreshed = False
         self.refreshed_at = 0.0
 
@@ -248,11 +275,31 @@ class ProcessTable:
             return ZOMBIE, actual
         return ALIVE, actual
 
-    def tree_pids(self, pid: int, stop_at: AbstractSet[int] = frozenset()) -> List[Tuple[int, int]]:
+    def uid(self, pid: int) -> Optional[int]:
+        """Real uid of ``pid`` as of at most :data:`UID_RECHECK_SECONDS`
+        ago (cached per process, i.e. per PID and create time)."""
+        row = self.rows.get(pid)
+        key = (pid, row[1] if row is not None and row[1] is not None else 0.0)
+        self._uids_used.add(key)
+        now = self.clock()
+        got = self._uids.get(key)
+        if got is not None and now - got[1] < UID_RECHECK_SECONDS and got[0] is not None:
+            return got[0]
+        uid = read_real_uid(pid)
+        self._uids[key] = (uid, now)
+        return uid
+
+    def tree_pids(self, pid: int, stop_at: AbstractSet[int] = frozenset(), owner_uid: Optional[int] = None,
+                  foreign: Optional[List[Tuple[int, Optional[int]]]] = None) -> List[Tuple[int, int]]:
         """``[(pid, depth)]``: the main process, then its descendants
         depth-first (children by PID). Subtrees rooted at a PID in
         ``stop_at`` (another run's main process) are left out, so a process
-        counts for one run only."""
+        counts for one run only.
+
+        With ``owner_uid``, a descendant whose real uid is another one is
+        left out with its whole subtree (and listed in ``foreign`` as
+        ``(pid, uid)``): a run only holds its owner's processes. PID 1
+        (every orphan is re-parented to it) never brings its descendants."""
         out: List[Tuple[int, int]] = []
         seen = set(stop_at)
         seen.discard(pid)
@@ -262,7 +309,15 @@ class ProcessTable:
             if p in seen:
                 continue
             seen.add(p)
+            if d > 0 and owner_uid is not None:
+                u = self.uid(p)
+                if u != owner_uid:
+                    if foreign is not None:
+                        foreign.append((p, u))
+                    continue
             out.append((p, d))
+            if p == 1:
+                continue
             kids = self.children.get(p)
             if kids:
                 stack.extend((k, d + 1) for k in reversed(kids))
@@ -277,15 +332,17 @@ class ProcessTable:
         gpu_indices: Optional[Callable[[int, float], Tuple[int, ...]]] = None,
         tpu_memory: Mapping[int, int] = {},
         stop_at: AbstractSet[int] = frozenset(),
+        owner_uid: Optional[int] = None,
+        foreign: Optional[List[Tuple[int, Optional[int]]]] = None,
     ) -> List[ProcInfo]:
         """Sample every process of the tree rooted at ``pid`` (already
         identified as alive). ``gpu_memory``/``tpu_memory`` map PIDs to bytes
         (only PIDs known to be of this PID namespace); ``gpu_indices(pid,
-        create_time)`` names the GPUs a process has open; ``stop_at``: see
-        :meth:`tree_pids`."""
+        create_time)`` names the GPUs a process has open; ``stop_at``,
+        ``owner_uid``, ``foreign``: see :meth:`tree_pids`."""
         now = self.clock()
         out: List[ProcInfo] = []
-        for p, depth in self.tree_pids(pid, stop_at):
+        for p, depth in self.tree_pids(pid, stop_at, owner_uid, foreign):
             row = self.rows.get(p)
             if row is None:
                 continue
@@ -431,6 +488,9 @@ class ProcessTable:
         self._thread_seen = {}
         self._cpu_prev = self._cpu_seen
         self._cpu_seen = {}
+        if len(self._uids) != len(self._uids_used):
+            self._uids = {k: v for k, v in self._uids.items() if k in self._uids_used}
+        self._uids_used = set()
 
 
 def totals(procs: List[ProcInfo], sampled_at: float) -> RunResources:

@@ -49,6 +49,13 @@ def read_progress_bytes(path: str, limit: int) -> bytes:
     Raises :class:`ProgressError` (file larger than ``limit``, not a regular
     file) or OSError.
     """
+    return read_progress_file(path, limit)[0]
+
+
+def read_progress_file(path: str, limit: int) -> Tuple[bytes, os.stat_result]:
+    """:func:`read_progress_bytes`, plus the ``fstat`` of the descriptor the
+    bytes were read from (its owner is the run's owner: the name may be
+    replaced between a ``stat`` and an ``open``, the descriptor cannot)."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
@@ -70,7 +77,7 @@ def read_progress_bytes(path: str, limit: int) -> bytes:
     data = b"".join(chunks)
     if len(data) > limit:
         raise ProgressError("file larger than %d bytes" % limit)
-    return data
+    return data, st
 
 
 def os_error_reason(e: OSError) -> str:
@@ -101,6 +108,10 @@ class FileResult:
     last_data: Optional[Dict[str, Any]] = None
     last_dropped: Tuple[str, ...] = ()
     last_mtime: float = 0.0
+    #: owner of the file the data was read from (fstat of that descriptor;
+    #: for a symbolic link owned by someone else, the link's owner); None
+    #: where unknown (a custom reader)
+    uid: Optional[int] = None
 
 
 class _Cached:
@@ -117,6 +128,19 @@ class ScanResult:
     files: List[FileResult]  # sorted by name
     folder_error: Optional[str] = None
     reads: int = 0  # files read (and parsed) this cycle
+
+
+def _owner(name: str, dfd: int, fst: os.stat_result) -> int:
+    """The run's owner: the owner of the file read, unless the name is a
+    symbolic link made by another user (then the link's maker: pointing at
+    someone's file does not make a run theirs)."""
+    try:
+        lst = os.lstat(name, dir_fd=dfd)
+    except OSError:
+        return fst.st_uid
+    if stat.S_ISLNK(lst.st_mode) and lst.st_uid != fst.st_uid and lst.st_uid != 0:
+        return lst.st_uid
+    return fst.st_uid
 
 
 class FolderScanner:
@@ -195,6 +219,7 @@ class FolderScanner:
                 continue
             path = folder + name
             mtime = st.st_mtime
+            uid = None
             if stat.S_ISDIR(st.st_mode):
                 out.append(self._result(name, path, mtime, None, (), "is a directory"))
                 cache.pop(name, None)
@@ -209,11 +234,16 @@ class FolderScanner:
             else:
                 reads += 1
                 try:
-                    data, dropped, error = self._read(path)
+                    data, dropped, error, fst = self._read(path)
                 except FileNotFoundError:
                     seen.discard(name)  # removed between stat and open: normal
                     continue
+                if fst is not None:  # what was read, not what was stat'ed before
+                    sig = (fst.st_ino, fst.st_size, fst.st_mtime_ns)
+                    mtime = fst.st_mtime
+                    uid = _owner(name, dfd, fst)
             result = self._result(name, path, mtime, data, dropped, error)
+            result.uid = uid
             cache[name] = _Cached(sig, mtime + RACY_SECONDS < read_at, result)
             out.append(result)
         for gone in cache.keys() - seen:
@@ -228,22 +258,26 @@ class FolderScanner:
         self._last_good.clear()
         return ScanResult([], reason, 0)
 
-    def _read(self, path: str) -> Tuple[Optional[Dict[str, Any]], Tuple[str, ...], Optional[str]]:
+    def _read(self, path: str):
+        fst = None
         try:
-            raw = self.reader(path, self.max_bytes)
+            if self.reader is read_progress_bytes:
+                raw, fst = read_progress_file(path, self.max_bytes)
+            else:
+                raw = self.reader(path, self.max_bytes)
         except ProgressError as e:
-            return None, (), str(e)
+            return None, (), str(e), None
         except FileNotFoundError:
             raise
         except OSError as e:
-            return None, (), os_error_reason(e)
+            return None, (), os_error_reason(e), None
         try:
             data, dropped = parse_progress(raw)
         except ProgressError as e:
-            return None, (), str(e)
+            return None, (), str(e), fst
         except Exception as e:  # parse_progress should not raise anything else
-            return None, (), "cannot parse: %s" % type(e).__name__
-        return data, tuple(dropped), None
+            return None, (), "cannot parse: %s" % type(e).__name__, fst
+        return data, tuple(dropped), None, fst
 
     def _result(self, name, path, mtime, data, dropped, error) -> FileResult:
         r = FileResult(name=name, key=run_key(name), path=path, mtime=mtime, data=data, dropped=dropped, error=error)

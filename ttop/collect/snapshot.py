@@ -79,6 +79,11 @@ class RunSnapshot:
     resources: RunResources = field(default_factory=RunResources)
     processes: Tuple[ProcInfo, ...] = ()  # main process first, then children depth-first
     gpu_note: Optional[str] = None  # e.g. "NVML PIDs do not match this PID namespace"
+    owner_uid: Optional[int] = None  # uid owning the progress file (None: unknown)
+    owner: Optional[str] = None  # its login name (or "uid N")
+    #: why the run's process (or part of its tree) is not attributed to it,
+    #: e.g. "pid 12036 belongs to hostc, not to the file's owner hostb"
+    ownership_note: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,9 @@ RUN_KEYS = (
     "logs",
     "links",
     "gpu_note",
+    "owner_uid",
+    "owner",
+    "ownership_note",
     "resources",
     "processes",
 )
@@ -121,6 +124,9 @@ _RUN_ATTRS = (
     "pid_create_time",
     "heartbeat_age",
     "gpu_note",
+    "owner_uid",
+    "owner",
+    "ownership_note",
 )
 _RUN_DICT_KEYS = ("times", "metrics", "variables", "logs", "links")
 RESOURCE_KEYS = (

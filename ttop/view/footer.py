@@ -46,12 +46,17 @@ def run_notice(run: Any) -> Tuple[Optional[str], bool]:
     if run is None:
         return None, False
     name = clean(run.run_name)
+    own = getattr(run, "ownership_note", None)
+    if own and not run.processes:
+        return "%s: %s" % (name, clean(own)), True
     if run.status_inferred and run.status_reason:
         return "%s: %s* (%s)" % (name, run.status, clean(run.status_reason)), False
     if run.stale and run.stale_reason:
         return "%s: stale, %s" % (name, clean(run.stale_reason)), False
     if run.file_error:
         return "%s: %s" % (name, clean(run.file_error)), True
+    if own:
+        return "%s: %s" % (name, clean(own)), False
     return None, False
 
 

@@ -1,0 +1,154 @@
+"""Who may claim which process: a run is its progress file's owner's, and
+only holds that user's processes (docs/security.md). Real users, real files
+written by them, real processes running as them."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from conftest import wait_until
+from users import shared_dir, three_users  # noqa: F401  (fixtures)
+from ttop.collect import Collector
+from ttop.sinks.jsonout import run_to_dict
+
+
+def doc(name, pid, ctime, status="RUNNING", **extra):
+    d = {"format": "ttop.progress/1", "run_name": name, "status": status, "updated_at": time.time(),
+         "pid": pid, "pid_create_time": ctime, "heartbeat_interval": 60}
+    d.update(extra)
+    return json.dumps(d).encode()
+
+
+def collect(folder):
+    return Collector(folder, gpu=False, tpu=False).collect()
+
+
+@pytest.fixture
+def procs():
+    started = []
+
+    def track(p):
+        started.append(p)
+        return p
+
+    yield track
+    for p in started:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                p.kill()
+        p.wait(timeout=10)
+
+
+def ctime(pid):
+    return psutil.Process(pid).create_time()
+
+
+def children_of(pid, n):
+    return wait_until(lambda: len(psutil.Process(pid).children()) >= n and psutil.Process(pid).children())
+
+
+def test_file_of_one_user_naming_another_users_process_gets_nothing(three_users, shared_dir, procs):
+    b, c = three_users[0], three_users[1]
+    victim = procs(c.popen(["sleep", "600"]))
+    b.write(os.path.join(shared_dir, "innocent-run.json"), doc("innocent-run", victim.pid, ctime(victim.pid)))
+    run = collect(shared_dir).run("innocent-run")
+    assert run.owner_uid == b.uid and run.owner == b.name
+    assert run.processes == ()
+    assert run.resources.source == "none" and run.resources.rss_bytes is None
+    assert run.ownership_note == "pid %d belongs to %s, not to the file's owner %s" % (victim.pid, c.name, b.name)
+    assert run.alive is None
+    d = run_to_dict(run)
+    assert d["owner"] == b.name and d["owner_uid"] == b.uid and d["processes"] == []
+    assert d["ownership_note"] == run.ownership_note
+
+
+def test_pid_1_claims_nothing(three_users, shared_dir):
+    b = three_users[0]
+    b.write(os.path.join(shared_dir, "init.json"), doc("init", 1, ctime(1)))
+    run = collect(shared_dir).run("init")
+    assert run.processes == () and run.resources.num_procs is None
+    assert run.ownership_note.startswith("pid 1 belongs to root, not to the file's owner %s" % b.name)
+
+
+def test_root_owned_file_naming_pid_1_gets_pid_1_alone(shared_dir):
+    with open(os.path.join(shared_dir, "init.json"), "wb") as f:
+        f.write(doc("init", 1, ctime(1)))
+    run = collect(shared_dir).run("init")
+    assert [p.pid for p in run.processes] == [1]  # every orphan of the machine is not this run's
+
+
+def test_other_user_cannot_steal_a_worker(three_users, shared_dir, procs):
+    a, b = three_users[0], three_users[1]
+    main = procs(a.popen(["sh", "-c", "sleep 600 & sleep 600 & wait"]))
+    workers = children_of(main.pid, 2)
+    a.write(os.path.join(shared_dir, "a-run.json"), doc("a-run", main.pid, ctime(main.pid)))
+    w = workers[0]
+    b.write(os.path.join(shared_dir, "b-steal.json"), doc("b-steal", w.pid, w.create_time()))
+    snap = collect(shared_dir)
+    a_run, b_run = snap.run("a-run"), snap.run("b-steal")
+    assert sorted(p.pid for p in a_run.processes) == sorted([main.pid] + [x.pid for x in workers])
+    assert a_run.ownership_note is None and a_run.alive is True
+    assert b_run.processes == () and b_run.ownership_note.startswith("pid %d belongs to %s" % (w.pid, a.name))
+
+
+def test_same_owner_two_files_one_process_newer_heartbeat_wins(three_users, shared_dir, procs):
+    a = three_users[0]
+    main = procs(a.popen(["sleep", "600"]))
+    ct = ctime(main.pid)
+    old = json.loads(doc("copy", main.pid, ct))
+    old["updated_at"] -= 30
+    a.write(os.path.join(shared_dir, "copy.json"), json.dumps(old).encode())
+    a.write(os.path.join(shared_dir, "real.json"), doc("real", main.pid, ct))
+    snap = collect(shared_dir)
+    real, copy = snap.run("real"), snap.run("copy")
+    assert [p.pid for p in real.processes] == [main.pid] and real.ownership_note is None
+    assert copy.processes == () and copy.resources.source == "none"
+    assert "claimed by run real too" in copy.ownership_note
+    assert copy.alive is True  # its process lives: it is only counted once
+
+
+def test_child_of_another_user_is_not_counted(three_users, shared_dir, procs):
+    c = three_users[1]
+    # a root job whose helper drops to user c: the helper is c's, not the run's
+    main = procs(subprocess.Popen(
+        ["sh", "-c", "su %s -s /bin/sh -c 'exec sleep 600' & sleep 600 & wait" % c.name],
+        start_new_session=True, stdin=subprocess.DEVNULL))
+
+    def c_proc():
+        for p in psutil.Process(main.pid).children(recursive=True):
+            try:
+                if p.uids().real == c.uid:
+                    return p
+            except psutil.Error:
+                pass
+        return None
+
+    theirs = wait_until(c_proc)
+    try:
+        with open(os.path.join(shared_dir, "root-run.json"), "wb") as f:
+            f.write(doc("root-run", main.pid, ctime(main.pid)))
+        run = collect(shared_dir).run("root-run")
+    finally:
+        theirs.kill()  # su may start it in a session of its own
+    pids = [p.pid for p in run.processes]
+    assert main.pid in pids and theirs.pid not in pids
+    assert "belongs to %s, not to the file's owner root" % c.name in run.ownership_note
+
+
+def test_symlink_to_someone_elses_file_is_the_links_makers_claim(three_users, shared_dir, procs):
+    a, b = three_users[0], three_users[1]
+    main = procs(a.popen(["sleep", "600"]))
+    private = os.path.join(shared_dir, "a-private")
+    a.sh('mkdir -p "$1"', private)
+    a.write(os.path.join(private, "a.json"), doc("a", main.pid, ctime(main.pid)))
+    b.sh('ln -s "$1" "$2"', os.path.join(private, "a.json"), os.path.join(shared_dir, "b-link.json"))
+    run = collect(shared_dir).run("b-link")
+    assert run.owner == b.name and run.processes == ()
