@@ -124,61 +124,89 @@ def test_pid_create_time_follows_a_clock_step(make, monkeypatch):
     assert (run.status, run.alive, run.status_inferred) == ("RUNNING", True, False)
 
 
+class FakeClock:
+    """``clock=`` for TrainingMonitor: time moves only when the test says."""
+
+    def __init__(self, mono=1000.0, wall=1.7e9):
+        self.mono, self.wall = mono, wall
+
+    def monotonic(self):
+        return self.mono
+
+    def time(self):
+        return self.wall
+
+    def advance(self, seconds):
+        self.mono += seconds
+        self.wall += seconds
+
+
+def at(m, clock):
+    """The file as written at the clock's current time (the writer ticks at
+    least once at that time before it is returned)."""
+    return field(m, "updated_at", lambda t: t == clock.wall)
+
+
 def test_epochs_validation_and_times(make):
-    m = make(total_epochs=3)
+    clock = FakeClock()
+    m = make(total_epochs=3, clock=clock)
     m.start_monitoring()
     m.start_epoch(1)
     m.start_phase("train", total_batches=10)
     for _ in range(10):
         m.start_batch()
-        time.sleep(0.02)
+    clock.advance(2.0)
+    assert at(m, clock)["rate"] == 5.0
     m.end_phase()
     m.start_phase("validation", total_batches=4)
-    for _ in range(2):
-        m.start_batch()
-        time.sleep(0.02)
-    d = field(m, "phase", lambda p: p == "validation")
-    d = field(m, "val_batch", lambda b: b == 2)
-    assert (d["epoch"], d["total_epochs"]) == (1, 3)
+    m.start_batch()
+    m.start_batch()
+    clock.advance(1.0)
+    d = at(m, clock)
+    assert (d["phase"], d["epoch"], d["total_epochs"]) == ("validation", 1, 3)
     assert (d["batch"], d["total_batches"]) == (2, 4)  # the current phase's own counter
     assert (d["train_batch"], d["train_total_batches"]) == (10, 10)
-    assert d["val_total_batches"] == 4
+    assert (d["val_batch"], d["val_total_batches"], d["rate"]) == (2, 4, 2.0)
     t = d["times"]
-    assert t["train"]["remaining"] == 0 and t["train"]["elapsed"] >= 0.15
-    assert t["validation"]["last"] is None and t["validation"]["elapsed"] > 0
+    assert t["train"] == {"elapsed": 2.0, "remaining": 0.0, "total": 2.0}
+    assert t["validation"] == {"elapsed": 1.0, "remaining": 1.0, "total": 2.0, "last": None}
+    assert t["epoch"] == {"elapsed": 3.0, "remaining": 1.0, "total": 4.0}
+    assert t["run"] == {"elapsed": 3.0, "remaining": 9.0, "total": 12.0}
     m.start_batch()
     m.start_batch()
+    clock.advance(1.0)
     m.end_phase()
     m.start_epoch()  # numbering continues: 2
     m.start_phase("train", total_batches=10)
     for _ in range(3):
         m.start_batch()
-        time.sleep(0.05)
-    d = field(m, "rate", lambda r: r is not None and r > 0)
-    d = field(m, "epoch", lambda e: e == 2)
+    clock.advance(1.0)
+    d = at(m, clock)
     t = d["times"]
-    assert t["validation"]["last"] is not None and t["validation"]["last"] > 0.02
-    assert d["val_batch"] == 4  # kept from the finished validation phase
-    # remaining: 7 train batches at the current rate + one validation + one more epoch
-    assert t["epoch"]["remaining"] is not None and t["epoch"]["remaining"] > t["validation"]["last"] * 0.9
-    assert t["run"]["remaining"] > t["epoch"]["remaining"]
-    assert t["run"]["total"] == pytest.approx(t["run"]["elapsed"] + t["run"]["remaining"], abs=0.01)
+    assert (d["epoch"], d["rate"], d["val_batch"]) == (2, 3.0, 4)  # val_batch kept from the finished phase
+    assert t["validation"]["last"] == 2.0
+    # 7 train batches at 3/s + one validation (2 s) + one more epoch (the mean: 4 s)
+    assert t["epoch"] == {"elapsed": 1.0, "remaining": 4.333, "total": 5.333}
+    assert t["run"] == {"elapsed": 5.0, "remaining": 8.333, "total": 13.333}
+    clock.advance(1.0)
     m.set_finished()
     d = read(m.path)
-    assert d["status"] == "FINISHED" and d["times"]["epoch"]["remaining"] == 0
+    assert d["status"] == "FINISHED" and d["ended_at"] == clock.wall and d["started_at"] == clock.wall - 6.0
+    assert d["times"]["epoch"] == {"elapsed": 2.0, "remaining": 0.0, "total": 2.0}
+    assert d["times"]["run"] == {"elapsed": 6.0, "remaining": 0.0, "total": 6.0}
 
 
 def test_phase_without_epochs_estimates_run_remaining(make):
-    m = make()
+    clock = FakeClock()
+    m = make(clock=clock)
     m.start_phase("train", total_batches=100)
     for _ in range(10):
         m.start_batch()
-        time.sleep(0.03)
-    d = field(m, "rate", lambda r: r is not None and r > 5)
-    rem = d["times"]["run"]["remaining"]
-    # 90 batches left at ~30/s: a few seconds (generous bounds for a loaded machine)
-    assert rem is not None and 0.5 < rem < 60
-    assert d["times"]["train"]["remaining"] == rem
+    clock.advance(1.0)
+    d = at(m, clock)
+    assert d["rate"] == 10.0
+    assert d["times"]["run"] == {"elapsed": 1.0, "remaining": 9.0, "total": 10.0}  # 90 batches at 10/s
+    assert d["times"]["train"] == d["times"]["run"]
 
 
 def test_track_uses_len_counts_and_ends_phase(make):

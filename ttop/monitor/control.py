@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Tuple
+import sys
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..progress import MAX_CONTROL_BYTES, ProgressError, parse_control, read_capped
+from ..progress import MAX_CONTROL_BYTES, ProgressError, coerce_value, parse_control, read_capped, type_name
 
 
 class ControlPoller:
@@ -50,3 +51,131 @@ class ControlPoller:
         except Exception as e:  # permissions, I/O errors, anything odd
             return None, None, "control file ignored: %s: %s" % (type(e).__name__, e)
         return seq, variables, None
+
+
+def apply_edit(
+    values: Mapping[str, Any], variables: Dict[str, Any], var_types: Mapping[str, str]
+) -> Tuple[List[Tuple[str, Any, Any]], List[str]]:
+    """Apply an edit's ``values`` to the tracked ``variables`` (in place).
+
+    Only tracked names with an editable type (``var_types``) are accepted,
+    each value coerced by the type rule of :func:`ttop.progress.coerce_value`.
+    Returns ``(changed, refused)``: ``(name, old, new)`` for each value that
+    changed, and one ``"name: reason"`` per refused value."""
+    refused: List[str] = []
+    changed: List[Tuple[str, Any, Any]] = []
+    for name, raw in values.items():
+        if name not in variables:
+            refused.append("%s: not a tracked variable" % name)
+            continue
+        t = var_types.get(name)
+        if t is None:
+            refused.append("%s: read-only (a %s)" % (name, type(variables[name]).__name__))
+            continue
+        try:
+            new = coerce_value(t, raw)
+        except ProgressError as e:
+            refused.append("%s: %s" % (name, e))
+            continue
+        old = variables.get(name)
+        variables[name] = new
+        if not (old == new and type(old) is type(new)):
+            changed.append((name, old, new))
+    return changed, refused
+
+
+def report(message: str) -> None:
+    """One line on stderr; never raises."""
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+class VariableControl:
+    """The tracked variables and the edits ttop makes to them through the
+    control file: what is editable, the last acknowledged ``seq`` and the
+    ``control_error`` to write.
+
+    ``variables`` is the monitor's live dict (edited in place); ``lock``
+    guards it against the script's thread."""
+
+    def __init__(self, path: str, variables: Dict[str, Any], lock: Any) -> None:
+        self.poller = ControlPoller(path)
+        self.variables = variables
+        self.types: Dict[str, str] = {}
+        self.seq = 0
+        self.error: Optional[str] = None
+        self._lock = lock
+        self._callback_error_reported = False
+
+    def track(self, variables: Mapping[str, Any]) -> None:
+        """Register variables (see :meth:`TrainingMonitor.track_variables`)."""
+        if not isinstance(variables, Mapping):
+            raise TypeError("track_variables expects a dict, not %s" % type(variables).__name__)
+        for name, value in variables.items():
+            if not isinstance(name, str):
+                raise TypeError("variable names must be strings, not %r" % (name,))
+            if type_name(value) is None and callable(getattr(value, "item", None)):
+                try:
+                    value = value.item()
+                except Exception:
+                    pass
+            t = type_name(value)
+            with self._lock:
+                if t is not None:
+                    self.types[name] = t
+                else:
+                    self.types.pop(name, None)
+                self.variables[name] = value
+
+    def poll(self, callback: Optional[Callable[[str, Any, Any], Any]]) -> None:
+        """Apply a new edit, if the control file has one, then call
+        ``callback(name, old, new)`` for each changed value (its exceptions
+        are caught, added to :attr:`error` and reported once on stderr)."""
+        try:
+            got = self.poller.poll()
+        except Exception as e:  # pragma: no cover - poll never raises
+            got = (None, None, "control file ignored: %s" % e)
+        if got is None:
+            return
+        seq, values, reason = got
+        if reason is not None:
+            self.error = reason
+            return
+        assert seq is not None and values is not None
+        if seq <= self.seq:
+            return
+        with self._lock:
+            changed, refused = apply_edit(values, self.variables, self.types)
+            self.seq = seq
+            self.error = ("refused " + "; ".join(refused)) if refused else None
+        if callback is None:
+            return
+        for name, old, new in changed:
+            try:
+                callback(name, old, new)
+            except Exception as e:
+                msg = "on_variable_change(%r) raised %s: %s" % (name, type(e).__name__, e)
+                with self._lock:
+                    self.error = msg if self.error is None else self.error + "; " + msg
+                if not self._callback_error_reported:
+                    self._callback_error_reported = True
+                    report("ttop: " + msg)
+
+    def file_fields(self) -> Dict[str, Any]:
+        """``variables``, ``variable_types``, ``control_seq`` and
+        ``control_error`` as written; called with the lock held."""
+        variables = dict(self.variables)
+        var_types = {}
+        for name, value in variables.items():
+            vt = self.types.get(name) or type_name(value)
+            if vt is not None:
+                var_types[name] = vt
+        return {
+            "variables": variables,
+            "variable_types": var_types,
+            "control_seq": self.seq,
+            "control_error": self.error,
+        }

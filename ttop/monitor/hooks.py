@@ -1,0 +1,163 @@
+"""Process hooks of the writer: ``atexit``, ``fork``, SIGTERM and
+``sys.excepthook``.
+
+The process-wide hooks (``atexit``, after-fork) are installed once and act on
+every live monitor; the SIGTERM handler and the excepthook belong to one
+monitor (:class:`SignalHooks`) and are removed when its run ends.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any, List, Optional
+
+from ..progress import CANCELED, FAILED
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core import TrainingMonitor
+
+#: Longest ``error`` text written (message + traceback tail).
+MAX_ERROR_CHARS = 4000
+
+_live: "List[TrainingMonitor]" = []
+_live_lock = threading.Lock()
+_installed = False
+
+
+def error_text(exc: Optional[BaseException], message: Optional[str] = None) -> str:
+    """Message + traceback tail, capped at :data:`MAX_ERROR_CHARS`."""
+    parts = []
+    if message:
+        parts.append(message.rstrip())
+    if exc is not None:
+        head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if not message or message.strip() not in head:
+            parts.append(head)
+        tb = traceback.format_tb(exc.__traceback__) if exc.__traceback__ is not None else []
+        if tb:
+            tail = "".join(tb[-6:]).rstrip()
+            parts.append("Traceback (most recent call last, tail):\n" + tail)
+    text = "\n".join(parts) or "failed"
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS // 4] + "\n...\n" + text[-(MAX_ERROR_CHARS * 3 // 4) :]
+    return text
+
+
+# ----------------------------------------------------------------------
+# process-wide: atexit and fork
+
+
+def _at_exit() -> None:
+    with _live_lock:
+        monitors = list(_live)
+    for m in monitors:
+        m._shutdown_at_exit()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child (e.g. a data-loader worker) inherits the monitor objects
+    # but not their thread: make them inert so the child never writes the
+    # parent's files.
+    with _live_lock:
+        monitors = list(_live)
+        _live[:] = []
+    for m in monitors:
+        m._closed = True
+
+
+def register(monitor: "TrainingMonitor") -> None:
+    """Add a started monitor to the ones the atexit and fork hooks act on
+    (installing those hooks the first time)."""
+    global _installed
+    with _live_lock:
+        _live.append(monitor)
+        if _installed:
+            return
+        _installed = True
+    atexit.register(_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def unregister(monitor: "TrainingMonitor") -> None:
+    with _live_lock:
+        if monitor in _live:
+            _live.remove(monitor)
+
+
+# ----------------------------------------------------------------------
+# per monitor: SIGTERM and the excepthook
+
+
+class SignalHooks:
+    """The SIGTERM handler and the chained ``sys.excepthook`` of one
+    monitor: they record CANCELED / FAILED, then let the process go on as it
+    would have without them."""
+
+    def __init__(self, monitor: "TrainingMonitor") -> None:
+        self.monitor = monitor
+        self._prev_sigterm: Any = None
+        self._sigterm_installed = False
+        self._prev_excepthook: Any = None
+
+    def install(self) -> None:
+        """From the main thread only; SIGTERM only if it is not ignored."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            prev = signal.getsignal(signal.SIGTERM)
+            if prev is not signal.SIG_IGN and prev is not None:
+                signal.signal(signal.SIGTERM, self.on_sigterm)
+                self._prev_sigterm = prev
+                self._sigterm_installed = True
+        except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+            pass
+        self._prev_excepthook = sys.excepthook
+        sys.excepthook = self.excepthook
+
+    def restore(self) -> None:
+        if self._sigterm_installed and threading.current_thread() is threading.main_thread():
+            try:
+                if signal.getsignal(signal.SIGTERM) == self.on_sigterm:
+                    signal.signal(signal.SIGTERM, self._prev_sigterm)
+                self._sigterm_installed = False
+            except (ValueError, OSError):  # pragma: no cover
+                pass
+        if self._prev_excepthook is not None and sys.excepthook == self.excepthook:
+            sys.excepthook = self._prev_excepthook
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        m = self.monitor
+        prev = self._prev_sigterm
+        if os.getpid() == m._pid:
+            try:
+                m._terminal(CANCELED, "received SIGTERM", from_signal=True)
+            except Exception:
+                pass
+        # keep the default behaviour (or the user's handler): restore it and
+        # deliver the signal again
+        try:
+            signal.signal(signal.SIGTERM, prev if prev is not None else signal.SIG_DFL)
+        except (ValueError, OSError):  # pragma: no cover
+            pass
+        self._sigterm_installed = False
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def excepthook(self, et: Any, ev: Any, tb: Any) -> None:
+        m = self.monitor
+        prev = self._prev_excepthook or sys.__excepthook__
+        try:
+            if not m._closed and os.getpid() == m._pid:
+                if issubclass(et, KeyboardInterrupt):
+                    m._terminal(CANCELED, "KeyboardInterrupt", defer_capture=True)
+                else:
+                    if ev is not None and ev.__traceback__ is None:
+                        ev = ev.with_traceback(tb)
+                    m._terminal(FAILED, error_text(ev), defer_capture=True)
+        except Exception:
+            pass
+        prev(et, ev, tb)

@@ -1,0 +1,52 @@
+"""The metric history written in the progress file's ``history``."""
+from __future__ import annotations
+
+import collections
+import math
+from typing import Any, Deque, Dict, List, Optional
+
+from ..progress import json_safe, number_or_none
+
+#: History is kept for at most this many metric names (the first ones seen).
+MAX_HISTORY_METRICS = 64
+
+
+class MetricHistory:
+    """Up to ``size`` points per metric: one per :meth:`sample` in which a
+    metric or the batch counter changed. Values that are not finite numbers
+    are kept as None."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._series: Dict[str, Deque[Optional[float]]] = {}
+        self._last_metrics: Optional[Dict[str, Any]] = None
+        self._last_n = -1
+
+    def sample(self, metrics: Dict[str, Any], n: int) -> None:
+        """Append the latest ``metrics`` (a copy the caller no longer
+        changes) unless nothing moved since the last sample."""
+        if self.size <= 0:
+            return
+        try:
+            same = bool(metrics == self._last_metrics)
+        except Exception:  # values whose == raises (numpy arrays, ...): count as changed
+            same = False
+        if same and n == self._last_n:
+            return
+        self._last_metrics = metrics
+        self._last_n = n
+        hist = self._series
+        for name, value in metrics.items():
+            series = hist.get(name)
+            if series is None:
+                if len(hist) >= MAX_HISTORY_METRICS:
+                    continue
+                series = hist[name] = collections.deque(maxlen=self.size)
+            try:
+                x = number_or_none(json_safe(value))
+            except Exception:
+                x = None
+            series.append(x if x is not None and math.isfinite(x) else None)
+
+    def as_dict(self) -> Dict[str, List[Optional[float]]]:
+        return {k: list(v) for k, v in self._series.items()}
