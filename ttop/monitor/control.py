@@ -1,37 +1,82 @@
 """Polling the control file (``control_<run>.json``) off the hot path."""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..progress import MAX_CONTROL_BYTES, ProgressError, coerce_value, parse_control, read_capped, type_name
+from ..progress import (
+    MAX_CONTROL_BYTES,
+    ProgressError,
+    coerce_value,
+    parse_control,
+    type_name,
+)
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except (ImportError, KeyError):
+        return "uid %d" % uid
 
 
 class ControlPoller:
-    """Re-reads the control file only when its inode, size or mtime changed
-    (one ``stat`` per poll otherwise).
+    """Re-reads the control file only when its inode, size, mtime or owner
+    changed (one ``lstat`` per poll otherwise).
+
+    The file is opened once, without following a symbolic link and without
+    blocking (``O_NOFOLLOW | O_NONBLOCK``), and checked on that descriptor:
+    it must be a regular file owned by the run's own user (``uid``, default
+    this process's effective uid) or by root. Anyone else who can write the
+    folder cannot change the run's variables.
 
     :meth:`poll` returns None when nothing new is there, else ``(seq,
     variables, None)`` for a valid file or ``(None, None, reason)`` for one
     that cannot be used. It never raises.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, uid: Optional[int] = None) -> None:
         self.path = path
-        self._sig: Optional[Tuple[int, int, int]] = None
+        self.uid = os.geteuid() if uid is None else uid
+        self._sig: Optional[Tuple[int, int, int, int]] = None
 
-    def _stat(self) -> Optional[Tuple[int, int, int]]:
+    def _stat(self) -> Optional[Tuple[int, int, int, int]]:
         try:
-            st = os.stat(self.path)
+            st = os.lstat(self.path)
         except OSError:
             return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_uid)
 
     def skip_existing(self) -> None:
         """Treat whatever control file exists now (left by an earlier run of
         the same name) as already seen."""
         self._sig = self._stat()
+
+    def _read(self) -> bytes:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise ProgressError("it is a symbolic link (not followed)") from None
+            raise
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ProgressError("not a regular file")
+            if st.st_uid not in (self.uid, 0):
+                raise ProgressError(
+                    "owned by %s, not by this run's user %s or root" % (_user(st.st_uid), _user(self.uid))
+                )
+            data = f.read(MAX_CONTROL_BYTES + 1)
+        if len(data) > MAX_CONTROL_BYTES:
+            raise ProgressError("file larger than %d bytes" % MAX_CONTROL_BYTES)
+        return data
 
     def poll(self) -> Optional[Tuple[Optional[int], Optional[Dict[str, Any]], Optional[str]]]:
         sig = self._stat()
@@ -41,8 +86,7 @@ class ControlPoller:
             return None
         self._sig = sig
         try:
-            raw = read_capped(self.path, MAX_CONTROL_BYTES)
-            seq, variables = parse_control(raw)
+            seq, variables = parse_control(self._read())
         except ProgressError as e:
             return None, None, "control file ignored: %s" % e
         except FileNotFoundError:

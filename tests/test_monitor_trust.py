@@ -1,0 +1,135 @@
+"""The writer on a folder shared with other users: control files it accepts
+(owner, no symbolic links), run names in use by live runs, and SIGTERM
+when the script is PID 1 of its PID namespace (a container without init).
+Real users (useradd), real processes, real namespaces."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT, wait_until
+from ttop import progress as P
+from ttop.monitor import TrainingMonitor
+from users import shared_dir, three_users  # noqa: F401  (fixtures)
+
+
+def read(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def field(path, key, pred, timeout=15):
+    def check():
+        try:
+            d = read(path)
+        except (OSError, ValueError):
+            return None
+        return d if pred(d.get(key)) else None
+
+    return wait_until(check, timeout=timeout)
+
+
+def user_python(user):
+    """A Python interpreter ``user`` can run that imports this checkout's
+    ttop (the test venv's may live in root's home)."""
+    seen = []
+    for cand in (sys.executable, os.path.realpath(sys.executable), getattr(sys, "_base_executable", None),
+                 shutil.which("python3"), "/usr/bin/python3", "/usr/local/bin/python3"):
+        if not cand or cand in seen:
+            continue
+        seen.append(cand)
+        r = user.sh('"$1" -c "import sys; sys.path.insert(0, sys.argv[1]); import ttop" "$2"', cand, str(ROOT),
+                    check=False)
+        if r.returncode == 0:
+            return cand
+    pytest.skip("no Python interpreter that user %s can run with this checkout (%s)" % (user.name, ", ".join(seen)))
+
+
+def control_bytes(seq, variables):
+    return json.dumps({"format": P.CONTROL_FORMAT, "seq": seq, "variables": variables}).encode()
+
+
+# ---------------------------------------------------------------------------
+# control files
+
+
+def test_control_file_of_another_user_is_refused(three_users, shared_dir):  # noqa: F811
+    b = three_users[0]
+    m = TrainingMonitor(folder=shared_dir, run_name="a-run", interval=0.05, handle_signals=False, gpu=False,
+                        variables={"lr": 0.1})
+    try:
+        m.start_monitoring()
+        # user b can write the shared folder: its control file must not change A's run
+        b.write(m.control_file, control_bytes(1, {"lr": 1e6}))
+        assert os.stat(m.control_file).st_uid == b.uid
+        d = field(m.path, "control_error", lambda e: e is not None and "owned by" in e)
+        assert "%s (uid %d)" % (b.name, b.uid) in d["control_error"] and "root" in d["control_error"]
+        assert d["control_seq"] == 0 and m.variables["lr"] == 0.1
+
+        # nor through a symbolic link to a file the run's user owns: links are never followed
+        own = os.path.join(shared_dir, "own-control.json")
+        P.write_json_atomic(own, json.loads(control_bytes(2, {"lr": 2e6})))
+        b.sh('rm -f "$1" && ln -s "$2" "$1"', m.control_file, own)
+        assert os.path.islink(m.control_file)
+        d = field(m.path, "control_error", lambda e: e is not None and "symbolic link" in e)
+        assert d["control_seq"] == 0 and m.variables["lr"] == 0.1
+
+        # an edit by the run's own user (ttop run by the same user, or root) is applied
+        b.sh('rm -f "$1"', m.control_file)
+        P.write_control(shared_dir, m.run_name, 3, {"lr": 0.5})
+        d = field(m.path, "control_seq", lambda s: s == 3)
+        assert d["control_error"] is None and m.variables["lr"] == 0.5
+    finally:
+        m.set_canceled("test end")
+
+
+def test_control_file_owned_by_root_is_accepted_by_another_users_run(three_users, shared_dir):  # noqa: F811
+    """A run of user b accepts edits from root's ttop (root-owned control
+    files) and from b itself, and refuses user c's."""
+    b, c = three_users[0], three_users[1]
+    script = textwrap.dedent(
+        """
+        import sys, time
+        sys.path.insert(0, %r)
+        from ttop import TrainingMonitor
+        m = TrainingMonitor(folder=sys.argv[1], run_name="b-run", interval=0.05, gpu=False,
+                            variables={"lr": 0.1},
+                            on_variable_change=lambda n, o, v: print("applied", v, flush=True))
+        m.start_phase("train")
+        while m.variables["lr"] != 0.25:
+            m.start_batch()
+            time.sleep(0.01)
+        m.set_finished()
+        """
+        % str(ROOT)
+    )
+    p = b.popen([user_python(b), "-c", script, shared_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        path = os.path.join(shared_dir, "b-run.json")
+        field(path, "status", lambda s: s == "RUNNING")
+        assert os.stat(path).st_uid == b.uid
+        ctl = P.control_path(shared_dir, "b-run")
+        c.write(ctl, control_bytes(1, {"lr": 9.0}))
+        d = field(path, "control_error", lambda e: e is not None and c.name in e)
+        assert "not by this run's user %s (uid %d) or root" % (b.name, b.uid) in d["control_error"]
+        os.unlink(ctl)  # root may: sticky folder
+        P.write_control(shared_dir, "b-run", 2, {"lr": 0.5})  # root-owned
+        d = field(path, "control_seq", lambda s: s == 2)
+        assert d["control_error"] is None and d["variables"]["lr"] == 0.5
+        os.unlink(ctl)
+        b.write(ctl, control_bytes(3, {"lr": 0.25}))  # the run's own user
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert out.split() == ["applied", "0.5", "applied", "0.25"]
+        assert read(path)["status"] == "FINISHED"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
