@@ -133,3 +133,62 @@ def test_control_file_owned_by_root_is_accepted_by_another_users_run(three_users
         if p.poll() is None:
             p.kill()
             p.communicate()
+
+
+# ---------------------------------------------------------------------------
+# SIGTERM as PID 1 of a PID namespace
+
+PID1_CHILD = textwrap.dedent(
+    """
+    import os, sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    with TrainingMonitor(folder=sys.argv[1], run_name="pid1", interval=0.05, gpu=False) as m:
+        try:
+            print("pid", os.getpid(), flush=True)
+            m.start_phase("train")
+            while True:
+                m.start_batch()
+                time.sleep(0.01)
+        finally:
+            print("finally ran", flush=True)
+    print("after the with block", flush=True)
+    """
+    % str(ROOT)
+)
+
+
+def _unshare_pid_ok():
+    if shutil.which("unshare") is None:
+        return "unshare is not installed"
+    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        return "unshare --pid is not permitted here: %s" % r.stderr.strip()
+    return None
+
+
+def test_sigterm_as_pid_1_of_a_pid_namespace_ends_the_process(tmp_path, progress_dir, spawn):
+    import psutil
+
+    why = _unshare_pid_ok()
+    if why:
+        pytest.skip(why)
+    script = tmp_path / "pid1.py"
+    script.write_text(PID1_CHILD)
+    p = spawn(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, str(script), str(progress_dir)],
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = str(progress_dir / "pid1.json")
+    d = field(path, "batch", lambda b: b is not None and b >= 5)
+    assert d["pid"] == 1 and d["status"] == "RUNNING"
+    (child,) = psutil.Process(p.pid).children()  # the script, seen from outside the namespace
+    child.send_signal(signal.SIGTERM)
+    try:
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the script went on after SIGTERM as PID 1; file says %s" % read(path)["status"])
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert out.splitlines() == ["pid 1", "finally ran"]
+    d = read(path)
+    assert (d["status"], d["error"]) == ("CANCELED", "received SIGTERM")

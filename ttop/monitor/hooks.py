@@ -140,11 +140,18 @@ class SignalHooks:
                 pass
         # keep the default behaviour (or the user's handler): restore it and
         # deliver the signal again
+        if prev is None:
+            prev = signal.SIG_DFL
         try:
-            signal.signal(signal.SIGTERM, prev if prev is not None else signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, prev)
         except (ValueError, OSError):  # pragma: no cover
             pass
         self._sigterm_installed = False
+        if prev == signal.SIG_DFL and os.getpid() == 1:
+            # PID 1 of a PID namespace (a container without an init): the
+            # kernel ignores a signal left to its default action there, so
+            # end the process as the signal asked, finally blocks run
+            raise SystemExit(128 + signum)
         os.kill(os.getpid(), signal.SIGTERM)
 
     def excepthook(self, et: Any, ev: Any, tb: Any) -> None:
