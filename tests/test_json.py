@@ -25,14 +25,14 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 # The contract, spelled out here on purpose: changing a key must fail a test.
 EXPECTED_TOP = [
     "format", "seq", "taken_at", "folder", "folder_error", "cycle_seconds", "host", "budgets",
-    "gpus", "gpu_error", "tpus", "tpu_error", "skipped", "notices", "counts", "runs",
+    "gpus", "gpu_error", "tpus", "tpu_error", "skipped", "notices", "counts", "metric_columns", "runs",
 ]
 EXPECTED_RUN = [
     "key", "path", "run_name", "status", "reported_status", "status_inferred", "status_reason",
     "host", "local", "alive", "stale", "stale_reason", "file_error", "dropped_keys", "pid",
     "pid_create_time", "heartbeat_age", "started_at", "updated_at", "ended_at", "phase", "error",
     "epoch", "total_epochs", "batch", "total_batches", "train_batch", "train_total_batches",
-    "val_batch", "val_total_batches", "rate", "times", "metrics", "variables", "control_seq",
+    "val_batch", "val_total_batches", "rate", "times", "metrics", "metric_trends", "variables", "control_seq",
     "control_error", "logs", "links", "gpu_note", "owner_uid", "owner", "ownership_note", "resources",
     "processes",
 ]
@@ -64,6 +64,13 @@ def full_snapshot():
         tpus=(TpuChip(index=0, device_id=7, memory_used=1, memory_total=2, duty_cycle=50.0),),
         budgets=Budgets(cpus=2.0, ram_bytes=100, gpu_bytes=None),
     )
+
+
+def test_metric_columns_and_trends_match_the_table():
+    d = snapshot_to_dict(full_snapshot())
+    assert d["metric_columns"] == ["loss", "acc"]
+    # loss is NaN: no trend; acc has no history
+    assert d["runs"][0]["metric_trends"] == {"loss": None, "acc": None}
 
 
 def test_keys_are_exactly_the_documented_ones():

@@ -17,6 +17,7 @@ from typing import IO, Any, Dict, Iterable, List, Mapping, Optional
 
 from ..collect.snapshot import ProcInfo, RunSnapshot, Snapshot
 from ..progress import json_safe
+from ..view.metrics import default_metrics, trend
 
 SNAPSHOT_FORMAT = "ttop.snapshot/1"
 
@@ -37,6 +38,7 @@ TOP_KEYS = (
     "skipped",
     "notices",
     "counts",
+    "metric_columns",
     "runs",
 )
 HOST_KEYS = ("hostname", "cpu_count", "cpu_percent", "mem_total", "mem_used", "load_avg")
@@ -92,6 +94,7 @@ RUN_KEYS = (
     "rate",
     "times",
     "metrics",
+    "metric_trends",
     "variables",
     "control_seq",
     "control_error",
@@ -175,6 +178,13 @@ def _process_dict(proc: ProcInfo) -> Dict[str, Any]:
     return out
 
 
+def _trends(run: Any) -> Dict[str, Optional[str]]:
+    m = run.data.get("metrics") if isinstance(getattr(run, "data", None), Mapping) else None
+    if not isinstance(m, Mapping):
+        return {}
+    return {str(k): trend(run, k) for k in m if isinstance(k, str)}
+
+
 def run_to_dict(run: RunSnapshot) -> Dict[str, Any]:
     """One run as a dict with exactly :data:`RUN_KEYS`."""
     data = run.data
@@ -189,12 +199,21 @@ def run_to_dict(run: RunSnapshot) -> Dict[str, Any]:
             out[key] = _attrs(run.resources, RESOURCE_KEYS)
         elif key == "processes":
             out[key] = [_process_dict(p) for p in run.processes]
+        elif key == "metric_trends":
+            out[key] = _trends(run)
         elif key in _RUN_DICT_KEYS:
             value = data.get(key)
             out[key] = json_safe(value) if isinstance(value, Mapping) else {}
         else:
             out[key] = json_safe(data.get(key))
     return out
+
+
+def _metric_columns(runs: Any) -> List[str]:
+    try:
+        return default_metrics(runs)
+    except Exception:  # odd progress-file content never breaks the output
+        return []
 
 
 def snapshot_to_dict(snapshot: Snapshot) -> Dict[str, Any]:
@@ -229,6 +248,7 @@ def snapshot_to_dict(snapshot: Snapshot) -> Dict[str, Any]:
         "skipped": [_attrs(s, SKIPPED_KEYS) for s in snapshot.skipped],
         "notices": [json_safe(n) for n in snapshot.notices],
         "counts": counts,
+        "metric_columns": _metric_columns(runs),
         "runs": [run_to_dict(r) for r in runs],
     }
 

@@ -11,7 +11,7 @@ from typing import Any, List, Optional
 
 from ..view.screen import main_frame
 from ..view.state import ViewState
-from ..view.table import filtered_runs, max_offset
+from ..view.table import COLUMNS, filtered_runs, max_offset, metric_column, sort_keys
 from ..view.text import Line, clean
 from .screen import AppContext, Screen, Target
 
@@ -70,7 +70,7 @@ class MainScreen(Screen):
         elif key == "LEFT":
             self.state = st.with_(col_offset=max(0, st.col_offset - 1))
         elif key == "RIGHT":
-            self.state = st.with_(col_offset=min(max_offset(self.snapshot(ctx)), st.col_offset + 1))
+            self.state = st.with_(col_offset=min(max_offset(self.snapshot(ctx), st), st.col_offset + 1))
         elif key == "s":
             self.state = st.next_status_filter()
         elif key == "f":
@@ -83,6 +83,12 @@ class MainScreen(Screen):
                                   expanded=frozenset(), selected=sel)
         elif key == "t":
             self._toggle_expand()
+        elif key in ("<", ">"):
+            self._sort_step(-1 if key == "<" else 1, ctx)
+        elif key == "I":
+            if st.sort_key is not None:
+                self.state = st.with_(sort_reverse=not st.sort_reverse)
+                ctx.notify("sort: %s" % self._sort_description())
         elif key == "r":
             snap = ctx.snapshot
             self._refresh_seq = snap.seq if snap is not None else None
@@ -106,6 +112,32 @@ class MainScreen(Screen):
         else:
             return False
         return True
+
+    # -- sorting, marks, detail and compare screens -----------------------------
+
+    def _sort_step(self, step: int, ctx: AppContext) -> None:
+        st = self.state
+        keys = sort_keys(self.snapshot(ctx), st)
+        i = keys.index(st.sort_key) if st.sort_key in keys else -1
+        i = max(-1, min(len(keys) - 1, i + step))
+        self.state = st.with_(sort_key=keys[i] if i >= 0 else None, sort_reverse=False)
+        ctx.notify("sort: %s" % self._sort_description())
+
+    def _sort_description(self) -> str:
+        from ..view.table import TEXT_SORTS
+
+        key = self.state.sort_key
+        if key is None:
+            return "the folder's order"
+        if key == "name":
+            title = "Run Name"
+        elif key.startswith("m:"):
+            title = metric_column(key[2:]).title
+        else:
+            title = next((c.title for c in COLUMNS if c.key == key), key)
+        text = key in TEXT_SORTS
+        first = ("Z-A" if text else "lowest first") if self.state.sort_reverse else ("A-Z" if text else "highest first")
+        return "%s, %s (I inverts)" % (title, first)
 
     def _filter_key(self, key: str, ctx: AppContext) -> bool:
         st = self.state

@@ -17,6 +17,8 @@ KEYS: Tuple[Tuple[str, str], ...] = (
     ("f", "name filter: type to filter live, Enter confirms, Esc cancels"),
     ("Esc", "clear the filters and reset the view"),
     ("t", "expand / collapse the selected run into [P] processes and [T] threads"),
+    ("< / >", "sort by the column left / right of the current one (before the name: the folder's order)"),
+    ("I", "invert the sort order"),
     ("e", "edit variables of the selected run"),
     ("o", "output viewer (stdout / stderr) of the selected run"),
     ("k", "signal the selected row (run, [P] process or [T] thread)"),

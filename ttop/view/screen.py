@@ -56,7 +56,7 @@ def main_frame(snapshot: Any, state: ViewState, width: int, height: int) -> Fram
     total = len(snapshot.runs) if snapshot is not None else 0
     shown = sum(1 for r in rows if r.kind == "run")
     inferred = any(r.kind == "run" and r.run.status_inferred for r in rows)
-    ncols = len(columns_for(snapshot))
+    ncols = len(columns_for(snapshot, state))
     col_info = ""
     if state.col_offset > 0 or len(tf.columns) < ncols:
         first = min(state.col_offset, ncols - 1) + 1

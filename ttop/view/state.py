@@ -32,6 +32,10 @@ class ViewState:
     paused: bool = False
     refreshing: bool = False
     ascii: bool = False
+    sort_key: Optional[str] = None  # "name" or a column key; None: the folder's order
+    sort_reverse: bool = False  # ``I``: numbers ascending, text descending
+    metrics: Optional[Tuple[str, ...]] = None  # metric columns; None: chosen from the runs
+    marked: FrozenSet[str] = field(default_factory=frozenset)  # run keys marked for comparison
     message: Optional[str] = None  # a notice for the footer (from the app)
     message_error: bool = False
 

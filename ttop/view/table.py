@@ -9,13 +9,15 @@ the left while the others scroll by ``state.col_offset`` columns.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from . import fmt
+from . import metrics as M
 from . import roles as R
 from .state import RowId, ViewState
-from .text import Line, Segment, clean, fit, width
+from .text import Line, Segment, clean, clip, fit, width
 
 # ---------------------------------------------------------------------------
 # rows
@@ -46,11 +48,14 @@ def filtered_runs(snapshot: Any, state: ViewState) -> List[Any]:
 
 
 def visible_rows(snapshot: Any, state: ViewState) -> List[Row]:
-    """Runs after the status and name filters, each followed by its process
-    and thread rows when expanded."""
+    """Runs after the status and name filters, in the chosen sort order, each
+    followed by its process and thread rows when expanded."""
     rows: List[Row] = []
     expanded = state.expanded
-    for run in filtered_runs(snapshot, state):
+    runs = filtered_runs(snapshot, state)
+    if state.sort_key is not None:
+        runs = sort_runs(runs, state.sort_key, state.sort_reverse, columns_for(snapshot, state, runs))
+    for run in runs:
         rows.append(Row("run", ("run", run.key), run))
         if run.key in expanded:
             for p in run.processes:
@@ -166,6 +171,32 @@ def _host(run: Any) -> str:
     return clean(run.host) if run.host else fmt.NA
 
 
+def _time_v(section: str, key: str) -> Callable[[Any], Any]:
+    return lambda run: _get(run.data, "times", section, key)
+
+
+def _live_v(getter: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda run: getter(run) if run.status == "RUNNING" and not run.stale else None
+
+
+def _projection_v(getter: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    live = _live_v(getter)
+    return lambda run: live(run) if run.reported_status == "RUNNING" else getter(run)
+
+
+def _res_v(attr: str) -> Callable[[Any], Any]:
+    return lambda run: getattr(run.resources, attr, None)
+
+
+def _batch_v(run: Any) -> Any:
+    d = run.data
+    for k in ("train_batch", "batch"):
+        v = _int(d.get(k))
+        if v is not None:
+            return v
+    return None
+
+
 # ---------------------------------------------------------------------------
 # columns
 
@@ -180,41 +211,118 @@ class Column:
     proc: Optional[Callable[[Any], str]] = None  # value on a [P] row
     thread: Optional[Callable[[Any, Any], str]] = None  # value on a [T] row (proc, thread)
     status_colored: bool = False
+    #: the raw value a sort compares (a number, or text); None: the cell text
+    value: Optional[Callable[[Any], Any]] = None
+    #: a role for one run's cell (e.g. NaN highlighted), None for the default
+    cell_role: Optional[Callable[[Any], Optional[str]]] = None
 
 
 def _p(attr: str, f: Callable[[Any], str]) -> Callable[[Any], str]:
     return lambda p: f(getattr(p, attr, None))
 
 
+def _tv(section: str, key: str, live: str = "") -> Callable[[Any], Any]:
+    g = _time_v(section, key)
+    return _live_v(g) if live == "live" else (_projection_v(g) if live == "proj" else g)
+
+
 COLUMNS: Tuple[Column, ...] = (
     Column("host", "Host", 12, "<", _host),
     Column("status", "Status", 9, "<", lambda r: status_text(r), proc=lambda p: clean(p.status) if p.status else fmt.NA, status_colored=True),
     Column("phase", "Phase", 10, "<", _phase, status_colored=True),
-    Column("epoch", "Epoch", 7, ">", epoch_text),
-    Column("batch", "Batch", 11, ">", batch_text),
-    Column("rate", "Rate", 8, ">", _live(lambda r: fmt.rate(r.data.get("rate")))),
-    Column("run_elapsed", "Run El", 7, ">", _time("run", "elapsed")),
-    Column("run_remaining", "Run Rem", 7, ">", _live(_time("run", "remaining"))),
-    Column("run_total", "Run Tot", 7, ">", _projection(_time("run", "total"))),
-    Column("epoch_elapsed", "Ep El", 7, ">", _time("epoch", "elapsed")),
-    Column("epoch_remaining", "Ep Rem", 7, ">", _live(_time("epoch", "remaining"))),
-    Column("epoch_total", "Ep Tot", 7, ">", _projection(_time("epoch", "total"))),
-    Column("train_elapsed", "Tr El", 7, ">", _time("train", "elapsed")),
-    Column("train_remaining", "Tr Rem", 7, ">", _live(_time("train", "remaining"))),
-    Column("train_total", "Tr Tot", 7, ">", _projection(_time("train", "total"))),
-    Column("val_time", "Val Time", 8, ">", _time("validation", "last")),
-    Column("val_elapsed", "Val El", 7, ">", _time("validation", "elapsed")),
-    Column("val_remaining", "Val Rem", 7, ">", _live(_time("validation", "remaining"))),
-    Column("val_total", "Val Tot", 7, ">", _projection(_time("validation", "total"))),
+    Column("epoch", "Epoch", 7, ">", epoch_text, value=lambda r: _int(r.data.get("epoch"))),
+    Column("batch", "Batch", 11, ">", batch_text, value=_batch_v),
+    Column("rate", "Rate", 8, ">", _live(lambda r: fmt.rate(r.data.get("rate"))), value=_live_v(lambda r: r.data.get("rate"))),
+    Column("run_elapsed", "Run El", 7, ">", _time("run", "elapsed"), value=_tv("run", "elapsed")),
+    Column("run_remaining", "Run Rem", 7, ">", _live(_time("run", "remaining")), value=_tv("run", "remaining", "live")),
+    Column("run_total", "Run Tot", 7, ">", _projection(_time("run", "total")), value=_tv("run", "total", "proj")),
+    Column("epoch_elapsed", "Ep El", 7, ">", _time("epoch", "elapsed"), value=_tv("epoch", "elapsed")),
+    Column("epoch_remaining", "Ep Rem", 7, ">", _live(_time("epoch", "remaining")), value=_tv("epoch", "remaining", "live")),
+    Column("epoch_total", "Ep Tot", 7, ">", _projection(_time("epoch", "total")), value=_tv("epoch", "total", "proj")),
+    Column("train_elapsed", "Tr El", 7, ">", _time("train", "elapsed"), value=_tv("train", "elapsed")),
+    Column("train_remaining", "Tr Rem", 7, ">", _live(_time("train", "remaining")), value=_tv("train", "remaining", "live")),
+    Column("train_total", "Tr Tot", 7, ">", _projection(_time("train", "total")), value=_tv("train", "total", "proj")),
+    Column("val_time", "Val Time", 8, ">", _time("validation", "last"), value=_tv("validation", "last")),
+    Column("val_elapsed", "Val El", 7, ">", _time("validation", "elapsed"), value=_tv("validation", "elapsed")),
+    Column("val_remaining", "Val Rem", 7, ">", _live(_time("validation", "remaining")), value=_tv("validation", "remaining", "live")),
+    Column("val_total", "Val Tot", 7, ">", _projection(_time("validation", "total")), value=_tv("validation", "total", "proj")),
     Column("cpu", "CPU", 6, ">", _res("cpu_percent", fmt.percent), proc=_p("cpu_percent", fmt.percent),
-           thread=lambda p, t: fmt.percent(t.cpu_percent)),
-    Column("ram", "RAM", 6, ">", _res("rss_bytes", fmt.size), proc=_p("rss_bytes", fmt.size)),
-    Column("gpu", "GPU", 6, ">", _res("gpu_memory_bytes", fmt.size), proc=_p("gpu_memory_bytes", fmt.size)),
-    Column("procs", "Procs", 5, ">", _res("num_procs", fmt.count)),
-    Column("threads", "Threads", 7, ">", _res("num_threads", fmt.count), proc=_p("num_threads", fmt.count)),
-    Column("pid", "PID", 8, ">", lambda r: fmt.count(r.pid), proc=lambda p: str(p.pid), thread=lambda p, t: str(t.tid)),
+           thread=lambda p, t: fmt.percent(t.cpu_percent), value=_res_v("cpu_percent")),
+    Column("ram", "RAM", 6, ">", _res("rss_bytes", fmt.size), proc=_p("rss_bytes", fmt.size), value=_res_v("rss_bytes")),
+    Column("gpu", "GPU", 6, ">", _res("gpu_memory_bytes", fmt.size), proc=_p("gpu_memory_bytes", fmt.size),
+           value=_res_v("gpu_memory_bytes")),
+    Column("procs", "Procs", 5, ">", _res("num_procs", fmt.count), value=_res_v("num_procs")),
+    Column("threads", "Threads", 7, ">", _res("num_threads", fmt.count), proc=_p("num_threads", fmt.count),
+           value=_res_v("num_threads")),
+    Column("pid", "PID", 8, ">", lambda r: fmt.count(r.pid), proc=lambda p: str(p.pid), thread=lambda p, t: str(t.tid),
+           value=lambda r: r.pid),
     Column("wandb", "Wandb URL", 9, "<", _wandb),
 )
+
+#: Metric columns go after this column.
+METRICS_AFTER = "rate"
+METRIC_PREFIX = "m:"
+METRIC_WIDTH = 10
+
+
+def metric_column(name: str, ascii: bool = False) -> Column:
+    """The column of metric ``name`` (key ``m:<name>``): latest value and
+    trend mark; NaN / inf in the error role."""
+    return Column(
+        METRIC_PREFIX + name, clean(name), METRIC_WIDTH, ">",
+        lambda r: M.metric_text(r, name, ascii),
+        value=lambda r: M.value(r, name),
+        cell_role=lambda r: R.ERROR if M.non_finite(r, name) else None,
+    )
+
+
+def sort_value(col: Optional[Column], run: Any) -> Any:
+    """What a sort compares for ``run`` in ``col`` (None: the name): a float
+    for numbers and durations, lower-case text otherwise; None when unknown
+    (NaN and infinities included), which sorts last either way."""
+    if col is None:
+        return clean(run.run_name).lower()
+    if col.value is None:
+        t = clean(col.run(run))
+        return None if t == fmt.NA or not t else t.lower()
+    v = col.value(run)
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, str):
+        x = fmt._num(v)
+        if x is None:
+            return v.lower()
+        v = x
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def sort_runs(runs: Sequence[Any], key: str, reverse: bool, cols: Sequence[Column]) -> List[Any]:
+    """``runs`` ordered by column ``key`` (``"name"`` or a column key):
+    numbers descending and text ascending by default, ``reverse`` inverts;
+    unknown values last either way; ties keep their order."""
+    col = None
+    if key != "name":
+        col = next((c for c in cols if c.key == key), None)
+        if col is None:
+            return list(runs)
+    vals = [(sort_value(col, r), i, r) for i, r in enumerate(runs)]
+    known = [v for v in vals if v[0] is not None]
+    unknown = [v[2] for v in vals if v[0] is None]
+    nums = [v for v in known if isinstance(v[0], float)]
+    texts = [v for v in known if not isinstance(v[0], float)]
+    nums.sort(key=lambda v: (-v[0], v[1]) if not reverse else (v[0], v[1]))
+    texts.sort(key=lambda v: v[0], reverse=reverse)
+    return [v[2] for v in nums] + [v[2] for v in texts] + unknown
+
+
+def sort_keys(snapshot: Any, state: ViewState) -> List[str]:
+    """The columns ``<`` / ``>`` move the sort through, left to right."""
+    return ["name"] + [c.key for c in columns_for(snapshot, state)]
+
 
 NAME_TITLE = "Run Name"
 NAME_MIN = 10
@@ -230,10 +338,26 @@ def _multi_host(snapshot: Any) -> bool:
     return len(hosts) > 1
 
 
-def columns_for(snapshot: Any) -> List[Column]:
-    """The scrollable columns (Host only when runs come from several hosts)."""
+def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional[Sequence[Any]] = None) -> List[Column]:
+    """The scrollable columns: Host only when runs come from several hosts,
+    and after Rate up to 3 metric columns (the metrics the shown runs report,
+    loss-like names first; ``state.metrics`` overrides the choice)."""
     multi = _multi_host(snapshot)
-    return [c for c in COLUMNS if c.key != "host" or multi]
+    ascii = state.ascii if state is not None else False
+    if state is not None and state.metrics is not None:
+        names = list(state.metrics)
+    else:
+        if runs is None:
+            runs = filtered_runs(snapshot, state) if state is not None else (snapshot.runs if snapshot is not None else ())
+        names = M.default_metrics(runs)
+    out: List[Column] = []
+    for c in COLUMNS:
+        if c.key == "host" and not multi:
+            continue
+        out.append(c)
+        if c.key == METRICS_AFTER:
+            out.extend(metric_column(n, ascii) for n in names)
+    return out
 
 
 def _name_text(row: Row) -> str:
@@ -285,8 +409,8 @@ def _layout(cols: Sequence[Column], offset: int, avail: int, url_width: int,
     return out
 
 
-def max_offset(snapshot: Any) -> int:
-    return max(0, len(columns_for(snapshot)) - 1)
+def max_offset(snapshot: Any, state: Optional[ViewState] = None) -> int:
+    return max(0, len(columns_for(snapshot, state)) - 1)
 
 
 def row_role(row: Row) -> str:
@@ -308,6 +432,20 @@ class TableFrame:
     columns: List[str]  # keys of the scrollable columns drawn
 
 
+def sort_mark(state: ViewState) -> str:
+    """``▼`` descending numbers / ``▲`` ascending (``v`` / ``^`` in ASCII)."""
+    if state.sort_key is None:
+        return ""
+    desc = state.sort_reverse if state.sort_key in TEXT_SORTS else not state.sort_reverse
+    if state.ascii:
+        return "v" if desc else "^"
+    return "\u25bc" if desc else "\u25b2"
+
+
+#: Columns whose values are text (ascending by default).
+TEXT_SORTS = ("name", "host", "status", "phase", "wandb")
+
+
 def _ell(ascii: bool) -> str:
     return "..." if ascii else "\u2026"
 
@@ -323,7 +461,7 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
     ell = _ell(state.ascii)
     if rows is None:
         rows = visible_rows(snapshot, state)
-    cols = columns_for(snapshot)
+    cols = columns_for(snapshot, state)
     offset = max(0, min(state.col_offset, len(cols) - 1))
     nw = min(name_width(rows, width_), max(1, width_))
     body_h = max(0, height - 1)
@@ -353,9 +491,14 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
     lines: List[Line] = []
     # title line
     left_mark = "<" if offset > 0 else ""
-    title: List[Segment] = [(fit(NAME_TITLE, nw - len(left_mark), "<", ell) + left_mark, R.TITLE)]
+    mark = sort_mark(state)
+    name_title = NAME_TITLE + (mark if state.sort_key == "name" else "")
+    title: List[Segment] = [(fit(name_title, nw - len(left_mark), "<", ell) + left_mark, R.TITLE)]
     for col, w in layout:
-        title.append((" " + fit(col.title, w, col.align, ell), R.TITLE))
+        t = col.title
+        if col.key == state.sort_key:
+            t = clip(t, w - 1, ell) + mark
+        title.append((" " + fit(t, w, col.align, ell), R.TITLE))
     used = nw + sum(w + 1 for _, w in layout)
     if used < width_:
         title.append((" " * (width_ - used), R.TITLE))
@@ -375,10 +518,15 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
             return r
 
         name_role = base if row.kind != "run" else R.NORMAL
-        segs: List[Segment] = [(fit(_name_text(row), nw, "<", ell), role_of(name_role))]
+        name = _name_text(row)
+        if row.kind == "run" and row.run.key in state.marked:
+            name_role, name = R.MARK, "*" + name
+        segs: List[Segment] = [(fit(name, nw, "<", ell), role_of(name_role))]
         for col, w in layout:
             text = clean(cell_text(col, row))
             role = base if (col.status_colored and row.kind == "run") else (base if row.kind != "run" else R.NORMAL)
+            if col.cell_role is not None and row.kind == "run":
+                role = col.cell_role(row.run) or role
             segs.append((" " + fit(text, w, col.align, ell), role_of(role)))
         if used < width_:
             segs.append((" " * (width_ - used), role_of(R.NORMAL)))

@@ -1,0 +1,102 @@
+"""Metrics of a run as the table shows them: which ones get a column, the
+latest value, and its trend.
+
+* :func:`default_metrics`: up to ``n`` metric names the given runs report,
+  loss-like names (containing ``loss``) first, then the names most runs
+  report, then by name.
+* :func:`trend`: ``"up"``, ``"down"`` or ``"flat"``: the latest value against
+  the mean of the window before it in the progress file's ``history`` (up to
+  :data:`TREND_WINDOW` points); a change within :data:`FLAT_TOLERANCE` of that
+  mean, or within half the window's spread, is flat. None with fewer than 3
+  earlier points or a latest value that is not a finite number.
+* :func:`metric_text`: the value with 4 significant digits and the trend mark
+  (``↑ ↓ →``, or ``^ v =`` in ASCII).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from . import fmt
+from ..progress import number_or_none
+
+TREND_WINDOW = 10
+FLAT_TOLERANCE = 0.01
+MARKS = {"up": "\u2191", "down": "\u2193", "flat": "\u2192"}
+ASCII_MARKS = {"up": "^", "down": "v", "flat": "="}
+
+
+def _metrics_of(run: Any) -> Mapping[str, Any]:
+    m = run.data.get("metrics") if isinstance(getattr(run, "data", None), Mapping) else None
+    return m if isinstance(m, Mapping) else {}
+
+
+def _history_of(run: Any, name: str) -> Sequence[Any]:
+    h = run.data.get("history") if isinstance(getattr(run, "data", None), Mapping) else None
+    s = h.get(name) if isinstance(h, Mapping) else None
+    return s if isinstance(s, list) else ()
+
+
+def is_loss(name: str) -> bool:
+    return "loss" in name.lower()
+
+
+def default_metrics(runs: Iterable[Any], n: int = 3) -> List[str]:
+    """Up to ``n`` metric names reported by ``runs``, loss-like ones first."""
+    seen: Dict[str, int] = {}
+    for run in runs:
+        for name in _metrics_of(run):
+            if isinstance(name, str) and name:
+                seen[name] = seen.get(name, 0) + 1
+    order = sorted(seen, key=lambda k: (not is_loss(k), -seen[k], k))
+    return order[:n]
+
+
+def value(run: Any, name: str) -> Optional[float]:
+    """The latest value as a float (NaN / inf included), None when the run
+    does not report it as a number."""
+    v = _metrics_of(run).get(name)
+    if isinstance(v, bool):
+        return None
+    return number_or_none(v)
+
+
+def trend(run: Any, name: str) -> Optional[str]:
+    x = value(run, name)
+    if x is None or not math.isfinite(x):
+        return None
+    hist = _history_of(run, name)
+    # the history's last point is usually the latest value itself
+    earlier = list(hist[-(TREND_WINDOW + 1):])
+    if earlier:
+        last = number_or_none(earlier[-1]) if not isinstance(earlier[-1], bool) else None
+        if last is not None and last == x:
+            earlier = earlier[:-1]
+    pts = [v for v in (number_or_none(p) for p in earlier[-TREND_WINDOW:] if not isinstance(p, bool))
+           if v is not None and math.isfinite(v)]
+    if len(pts) < 3:
+        return None
+    mean = sum(pts) / len(pts)
+    spread = (max(pts) - min(pts)) / 2.0
+    tol = max(FLAT_TOLERANCE * abs(mean), spread * 0.5, 1e-12)
+    if x > mean + tol:
+        return "up"
+    if x < mean - tol:
+        return "down"
+    return "flat"
+
+
+def metric_text(run: Any, name: str, ascii: bool = False) -> str:
+    raw = _metrics_of(run).get(name)
+    if raw is None:
+        return fmt.NA
+    text = fmt.metric(raw)
+    t = trend(run, name)
+    if t is not None:
+        text += (ASCII_MARKS if ascii else MARKS)[t]
+    return text
+
+
+def non_finite(run: Any, name: str) -> bool:
+    x = value(run, name)
+    return x is not None and not math.isfinite(x)
