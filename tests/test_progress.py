@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import threading
 
 import pytest
 
@@ -81,7 +82,46 @@ def test_write_json_atomic_leaves_no_temp(tmp_path):
     assert os.listdir(tmp_path) == ["r.json"]
     # readable by others (as open() would create it under umask 022), not mkstemp's 0600
     mode = os.stat(path).st_mode & 0o777
-    assert mode == 0o666 & ~P._umask() and mode & 0o044
+    assert mode == 0o666 & ~_umask() and mode & 0o044
+
+
+def _umask():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+
+
+def test_atomic_write_follows_no_planted_link_and_survives_a_stale_temp(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    folder = tmp_path / "f"
+    folder.mkdir()
+    os.symlink(str(victim), str(folder / P.temp_name("r.json")))
+    P.write_json_atomic(str(folder / "r.json"), {"x": 1})
+    assert victim.read_text() == "keep"
+    assert json.loads((folder / "r.json").read_text()) == {"x": 1}
+    assert os.listdir(folder) == ["r.json"]
+
+
+def test_atomic_writes_from_threads_never_mix(tmp_path):
+    path = str(tmp_path / "r.json")
+    errors = []
+
+    def writer(n):
+        try:
+            for i in range(200):
+                P.write_json_atomic(path, {"n": n, "i": i, "pad": "x" * (1000 * n)})
+        except Exception as e:  # pragma: no cover - the failure being tested
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["pad"] == "x" * (1000 * doc["n"])
+    assert os.listdir(tmp_path) == ["r.json"]
 
 
 def test_resolve_inside(tmp_path):

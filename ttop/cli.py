@@ -237,7 +237,7 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     if sink is not None:
         collector.add_listener(sink.listener(collector))
     try:
-        return int(run_ui(collector, ascii=args.ascii, csv_sink=sink) or 0)
+        return int(run_ui(collector, ascii=args.ascii) or 0)
     finally:
         try:
             collector.stop(timeout=5)
@@ -296,10 +296,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         sys.stderr.write("ttop: internal error: %s: %s (set TTOP_DEBUG=1 for the traceback)\n" % (type(e).__name__, e))
         return EXIT_ERROR
-
-
-def console_main() -> None:  # pragma: no cover - thin wrapper
-    sys.exit(main())
 
 
 __all__: List[str] = ["main", "build_parser", "parse_args", "DEFAULT_FOLDER", "DEFAULT_CSV_DIR", "GIB"]

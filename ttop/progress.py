@@ -64,7 +64,7 @@ import math
 import os
 import re
 import stat
-import tempfile
+import threading
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 PROGRESS_FORMAT = "ttop.progress/1"
@@ -292,47 +292,63 @@ def dumps(obj: Any) -> str:
     return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically: a temp file in the same
-    folder (named ``.<name>.<random>.tmp`` so readers skip it) then
-    :func:`os.replace`. A reader sees the old file or the new one, never a mix.
-    Raises OSError on failure (the temp file is removed)."""
-    data = dumps(obj).encode("utf-8")
+#: Striped locks: two threads of one process never write the same temp file.
+_TEMP_LOCKS = tuple(threading.Lock() for _ in range(16))
+
+
+def temp_name(name: str, pid: Optional[int] = None) -> str:
+    """The hidden temp file an atomic write of ``name`` goes through:
+    ``.<name>.<pid>.tmp`` (hidden, so readers of the folder skip it; the PID
+    tells whether a leftover's writer is still alive)."""
+    return ".%s.%d.tmp" % (name, os.getpid() if pid is None else pid)
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder
+    (:func:`temp_name`) then :func:`os.replace`. A reader sees the old file or
+    the new one, never a mix.
+
+    The temp file is created with ``O_EXCL`` (never through a planted link; a
+    leftover of a killed writer with this PID is removed first) and mode
+    ``0o666`` less the umask, as :func:`open` would create it, so a monitor
+    running as another user can read it. Raises OSError on failure (the temp
+    file is removed)."""
     folder, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder or ".")
-    try:
-        # mkstemp creates 0600; give the file the mode open() would have, so a
-        # monitor running as another user can read it.
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
+    tmp = os.path.join(folder, temp_name(name))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    with _TEMP_LOCKS[hash(tmp) % len(_TEMP_LOCKS)]:
         try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
             os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-_UMASK: Optional[int] = None
-
-
-def _umask() -> int:
-    """The process umask, read without changing it (Linux: /proc), cached."""
-    global _UMASK
-    if _UMASK is None:
-        mask = 0o022
+            fd = os.open(tmp, flags, 0o666)
         try:
-            with open("/proc/self/status", "rb") as f:
-                for line in f:
-                    if line.startswith(b"Umask:"):
-                        mask = int(line.split()[1], 8)
-                        break
-        except (OSError, ValueError, IndexError):
-            pass
-        _UMASK = mask
-    return _UMASK
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    if n <= 0:
+                        raise OSError("short write to %s" % tmp)
+                    view = view[n:]
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """:func:`write_bytes_atomic` of ``text`` encoded as UTF-8."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """:func:`write_bytes_atomic` of ``obj`` as strict JSON (:func:`dumps`)."""
+    write_bytes_atomic(path, dumps(obj).encode("utf-8"))
 
 
 def read_capped(path: str, limit: int) -> bytes:
@@ -457,9 +473,9 @@ def type_name(value: Any) -> Optional[str]:
 
 
 def coerce_value(type_: str, value: Any) -> Any:
-    """Apply the control-file typing rule (DESIGN section 4) to a value read
-    from JSON: int->int, float accepts int (and the NaN/Infinity strings), bool,
-    str. Returns the converted value or raises ProgressError with the reason."""
+    """Apply the control-file typing rule to a value read from JSON: an int
+    variable takes an int, a float one an int or float (and the NaN/Infinity
+    strings), a bool one a bool, a str one a str; nothing else. Returns the converted value or raises ProgressError with the reason."""
     if type_ == "bool":
         if isinstance(value, bool):
             return value

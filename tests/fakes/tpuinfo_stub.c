@@ -1,4 +1,4 @@
-/* A stand-in libtpuinfo with the same ABI (DESIGN section 8), built by the
+/* A stand-in libtpuinfo with the ABI of ttop/collect/tpu.py, built by the
  * tests with `gcc -shared -fPIC`. Its values come from the text file named by
  * $TTOP_TPU_STUB_STATE, read on every call so a test can change them between
  * collector cycles:

@@ -1,6 +1,6 @@
 """Google TPUs through libtpuinfo (ctypes).
 
-The C ABI (DESIGN section 8)::
+The C ABI ttop expects from libtpuinfo::
 
     int tpu_chip_count(void);
     int tpu_pids(long long *pids, int n);

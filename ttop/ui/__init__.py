@@ -1,5 +1,5 @@
 """The curses monitor: the only package that imports curses.
 
-``ttop.ui.app.run_ui(collector, *, ascii=False, csv_sink=None) -> int`` runs
+``ttop.ui.app.run_ui(collector, *, ascii=False) -> int`` runs
 it; screens follow the contract in :mod:`ttop.ui.screen`.
 """

@@ -1,6 +1,6 @@
 """The curses application: owns the terminal, the screen stack and the loop.
 
-``run_ui(collector, *, ascii=False, csv_sink=None) -> int``
+``run_ui(collector, *, ascii=False) -> int``
 
 * Reads only ``collector.latest``; never waits on the collector. A collector
   listener writes one byte to a self-pipe; the loop ``select()``s on stdin and
@@ -18,10 +18,8 @@
   ``#``/``.`` bars instead of Unicode; ``NO_COLOR`` or a terminal without
   colours uses bold/underline/reverse/dim only.
 
-``csv_sink`` is accepted for the CLI's convenience; when given, its
-``maybe_write(snapshot)`` is called from a collector listener unless the sink
-says it is already wired (``sink.wired`` true, as ``ttop.cli`` does), and it
-is closed by the caller.
+A CSV sink, when asked for, is a collector listener of its own (wired by
+``ttop.cli``); the UI knows nothing of it.
 """
 from __future__ import annotations
 
@@ -94,15 +92,13 @@ _BLANK: Line = ()
 class App(AppContext):
     """The running application (implements :class:`AppContext`)."""
 
-    def __init__(self, collector: Any, ascii: bool = False, csv_sink: Any = None) -> None:
+    def __init__(self, collector: Any, ascii: bool = False) -> None:
         self.collector = collector
         self.folder = getattr(collector, "folder", "")
         self.snapshot = getattr(collector, "latest", None)
         self.ascii = ascii
-        self.csv_sink = csv_sink
         self.stack: List[Screen] = []
         self._quit = False
-        self.exit_status = 0
         self._message: Optional[Tuple[str, bool, float]] = None
         self._prev: List[Optional[Line]] = []
         self._dirty = True
@@ -369,7 +365,7 @@ def _isatty(fd: int) -> bool:
         return False
 
 
-def run_ui(collector: Any, *, ascii: bool = False, csv_sink: Any = None) -> int:
+def run_ui(collector: Any, *, ascii: bool = False) -> int:
     """Run the curses monitor until the user quits; return the exit status.
 
     0: quit with ``q`` or Ctrl+C; 128+N: ended by signal N (SIGTERM: 143,
@@ -392,17 +388,10 @@ def run_ui(collector: Any, *, ascii: bool = False, csv_sink: Any = None) -> int:
         ascii = True
     os.environ.setdefault("ESCDELAY", "25")
 
-    app = App(collector, ascii=ascii, csv_sink=csv_sink)
+    app = App(collector, ascii=ascii)
     app.push(MainScreen(ascii=ascii))
 
     listener = app.wake
-    if csv_sink is not None and hasattr(csv_sink, "maybe_write") and not getattr(csv_sink, "wired", True):
-        def listener() -> None:
-            try:
-                csv_sink.maybe_write(collector.latest)
-            finally:
-                app.wake()
-
     collector.add_listener(listener)
     started_here = False
     if not getattr(collector, "running", False):

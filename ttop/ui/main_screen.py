@@ -13,10 +13,14 @@ from ..view.screen import main_frame
 from ..view.state import ViewState
 from ..view.table import COLUMNS, filtered_runs, max_offset, metric_column, sort_keys
 from ..view.text import Line, clean
+from . import levers
 from .screen import AppContext, Screen, Target
 
 _MOVE_KEYS = ("UP", "DOWN", "PGUP", "PGDN", "HOME", "END")
-_LEVER_KEYS = {"e": "open_editor", "o": "open_output", "k": "open_signal", "l": "open_signal_all", "c": "open_delete"}
+#: Levers that act on the selected run, by key; ``k`` (the selected row's
+#: process) and ``l`` (every RUNNING run in the filter) take other arguments.
+_ROW_LEVERS = {"e": levers.open_editor, "o": levers.open_output, "c": levers.open_delete}
+_LEVER_KEYS = frozenset(_ROW_LEVERS) | {"k", "l"}
 
 
 class MainScreen(Screen):
@@ -178,13 +182,8 @@ class MainScreen(Screen):
         if row is None:
             return
         key = row.run.key
-        exp = set(self.state.expanded)
-        if key in exp:
-            exp.discard(key)
-            self.state = self.state.with_(expanded=frozenset(exp), selected=("run", key))
-        else:
-            exp.add(key)
-            self.state = self.state.with_(expanded=frozenset(exp), selected=("run", key))
+        expanded = self.state.expanded ^ {key}
+        self.state = self.state.with_(expanded=frozenset(expanded), selected=("run", key))
 
     # -- levers (screens written in ttop.ui.levers) ----------------------------
 
@@ -215,35 +214,24 @@ class MainScreen(Screen):
         return "RUNNING runs" + (" (filter: %s)" % ", ".join(parts) if parts else " (no filter)")
 
     def _lever(self, key: str, ctx: AppContext) -> None:
-        fname = _LEVER_KEYS[key]
-        try:
-            from . import levers  # written separately; may not exist yet
-        except ModuleNotFoundError as e:
-            if e.name in ("ttop.ui.levers",):
-                ctx.notify("not available yet")
-                return
-            raise
-        fn = getattr(levers, fname, None)
-        if fn is None:
-            ctx.notify("not available yet")
-            return
         row = self.selected_row()
+        screen: Optional[Screen]
         if key == "l":
             keys = self.running_in_filter(ctx)
             if not keys:
                 ctx.notify("no RUNNING runs in the filter", error=True)
                 return
-            screen = fn(ctx, keys, self.filter_description())
+            screen = levers.open_signal_all(ctx, keys, self.filter_description())
         elif key == "k":
             target = self.target()
             if target is None:
                 ctx.notify("nothing to signal: no row selected or the run has no PID", error=True)
                 return
-            screen = fn(ctx, target)
+            screen = levers.open_signal(ctx, target)
         else:
             if row is None:
                 ctx.notify("no run selected", error=True)
                 return
-            screen = fn(ctx, row.run.key)
+            screen = _ROW_LEVERS[key](ctx, row.run.key)
         if screen is not None:
             ctx.push(screen)
