@@ -192,3 +192,124 @@ def test_sigterm_as_pid_1_of_a_pid_namespace_ends_the_process(tmp_path, progress
     assert out.splitlines() == ["pid 1", "finally ran"]
     d = read(path)
     assert (d["status"], d["error"]) == ("CANCELED", "received SIGTERM")
+
+
+# ---------------------------------------------------------------------------
+# run names in use
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    m = TrainingMonitor(folder=sys.argv[1], run_name="shared", interval=0.05, gpu=False, capture_output=True)
+    m.start_phase("train")
+    print("first run's line", flush=True)
+    while True:
+        m.start_batch()
+        time.sleep(0.01)
+    """
+    % str(ROOT)
+)
+
+
+def _make(folder, **kw):
+    kw.setdefault("interval", 0.05)
+    kw.setdefault("handle_signals", False)
+    kw.setdefault("gpu", False)
+    return TrainingMonitor(folder=str(folder), **kw)
+
+
+def test_a_name_in_use_by_a_live_run_is_refused(tmp_path, progress_dir, spawn):
+    from ttop.monitor import RunNameInUseError
+
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    holder = spawn([sys.executable, str(script), str(progress_dir)], stdout=subprocess.DEVNULL)
+    path = str(progress_dir / "shared.json")
+    log = progress_dir / "shared.stdout.log"
+    field(path, "batch", lambda b: b is not None and b >= 3)
+    wait_until(lambda: b"first run's line" in log.read_bytes())
+    before = log.read_bytes()
+
+    second = _make(progress_dir, run_name="shared", capture_output=True)
+    with pytest.raises(RunNameInUseError, match="PID %d" % holder.pid) as e:
+        second.start_monitoring()
+    assert e.value.pid == holder.pid and e.value.run_name == "shared"
+    with pytest.raises(RunNameInUseError):
+        with _make(progress_dir, run_name="shared"):
+            pytest.fail("the with block must not run")
+    # nothing of the first run was touched: its file, its log
+    d = read(path)
+    assert d["pid"] == holder.pid and d["status"] == "RUNNING"
+    assert log.read_bytes().startswith(before)
+    field(path, "batch", lambda b: b > d["batch"])  # and it goes on
+
+    # opt-in: a free name is picked
+    with _make(progress_dir, run_name="shared", name_conflict="suffix") as m:
+        assert m.run_name == "shared-2" and m.path == str(progress_dir / "shared-2.json")
+        assert m.control_file == P.control_path(str(progress_dir), "shared-2")
+        with _make(progress_dir, run_name="shared", name_conflict="suffix") as m3:
+            assert m3.run_name == "shared-3"  # shared-2 is live too (this process)
+    assert read(str(progress_dir / "shared-2.json"))["status"] == "FINISHED"
+    # an ended run's name is reused as is
+    with _make(progress_dir, run_name="shared-2", name_conflict="suffix") as m:
+        assert m.run_name == "shared-2"
+
+    # the first run killed (its file still says RUNNING): the name is free
+    holder.kill()
+    holder.wait()
+    assert read(path)["status"] == "RUNNING"
+    with _make(progress_dir, run_name="shared") as m:
+        assert m.run_name == "shared" and read(path)["pid"] == os.getpid()
+
+
+def test_a_name_in_use_in_the_same_process_is_refused(progress_dir):
+    from ttop.monitor import RunNameInUseError
+
+    first = _make(progress_dir, run_name="twice")
+    first.start_monitoring()
+    try:
+        with pytest.raises(RunNameInUseError, match="PID %d" % os.getpid()):
+            _make(progress_dir, run_name="twice").start_phase("train")
+    finally:
+        first.set_finished()
+    second = _make(progress_dir, run_name="twice")  # ended: free again
+    second.start_monitoring()
+    second.set_finished()
+
+
+def test_a_reused_pid_or_another_host_does_not_hold_a_name(progress_dir, spawn):
+    import psutil
+
+    sleeper = spawn(["sleep", "60"])
+    ct = psutil.Process(sleeper.pid).create_time()
+    me = _make(progress_dir, run_name="probe")
+    me.start_monitoring()
+    me.set_finished()
+    base = read(me.path)
+    for name, changes, held in [
+        ("live", {"pid": sleeper.pid, "pid_create_time": ct}, True),
+        ("no-create-time", {"pid": sleeper.pid, "pid_create_time": None}, True),
+        ("reused-pid", {"pid": sleeper.pid, "pid_create_time": ct - 5.0}, False),
+        ("finished", {"pid": sleeper.pid, "pid_create_time": ct, "status": "FINISHED"}, False),
+        ("other-host", {"pid": sleeper.pid, "pid_create_time": ct, "host": "elsewhere"}, False),
+        ("other-ns", {"pid": sleeper.pid, "pid_create_time": ct, "pid_namespace": "pid:[1]"}, False),
+    ]:
+        data = dict(base, run_name=name, status="RUNNING", ended_at=None)
+        data.update(changes)
+        P.write_json_atomic(P.progress_path(str(progress_dir), name), data)
+        m = _make(progress_dir, run_name=name, name_conflict="suffix")
+        m.start_monitoring()
+        m.set_finished()
+        assert m.run_name == (name + "-2" if held else name), name
+
+
+def test_suffix_fits_a_name_at_the_length_cap(progress_dir):
+    from ttop.monitor.names import suffixed
+
+    long = "x" * P.MAX_RUN_NAME_BYTES
+    assert P.sanitize_run_name(long) == long
+    s = suffixed(long, 12)
+    assert s.endswith("-12") and len(s.encode()) <= P.MAX_RUN_NAME_BYTES

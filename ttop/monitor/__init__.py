@@ -7,5 +7,6 @@ the monitor's background thread, curses never.
 from __future__ import annotations
 
 from .core import TrainingMonitor
+from .names import RunNameInUseError
 
-__all__ = ["TrainingMonitor"]
+__all__ = ["RunNameInUseError", "TrainingMonitor"]

@@ -34,6 +34,7 @@ from .control import VariableControl, report
 from .estimates import RunState, estimate, update_rate
 from .files import ProgressWriter, check_folder, default_run_name, resolve_target
 from .hooks import error_text
+from .names import RunNameInUseError, live_run_pid, pick_free_name
 from .series import MetricHistory
 
 T = TypeVar("T")
@@ -118,6 +119,11 @@ class TrainingMonitor:
     handle_signals
         install the SIGTERM handler and the ``sys.excepthook`` hook (main
         thread only), default True.
+    name_conflict
+        what :meth:`start_monitoring` does when a live run on this host
+        already uses the run name: ``"error"`` (default) raises
+        :class:`RunNameInUseError` naming its PID; ``"suffix"`` picks the
+        first free ``name-2``, ``name-3``, ... (see :attr:`run_name`).
     clock
         where times come from: any object with ``monotonic()`` (durations,
         rate, estimates) and ``time()`` (the wall-clock timestamps written),
@@ -142,6 +148,7 @@ class TrainingMonitor:
         gpu: bool = True,
         handle_signals: bool = True,
         clock: Any = time,
+        name_conflict: str = "error",
     ) -> None:
         # hot-path state first
         self._n = 0
@@ -151,6 +158,8 @@ class TrainingMonitor:
         self.variables: Dict[str, Any] = {}
 
         folder, run_name = resolve_target(output_file, folder, run_name)
+        if name_conflict not in ("error", "suffix"):
+            raise ValueError('name_conflict must be "error" or "suffix", not %r' % (name_conflict,))
         if not (isinstance(interval, (int, float)) and not isinstance(interval, bool) and 0 < interval < 3600):
             raise ValueError("interval must be a number of seconds in (0, 3600), not %r" % (interval,))
         if not (isinstance(resource_interval, (int, float)) and resource_interval > 0):
@@ -162,6 +171,7 @@ class TrainingMonitor:
         self.run_name: str = sanitize_run_name(run_name if run_name is not None else default_run_name())
         self.path: str = progress_path(folder, self.run_name)
         self.control_file: str = control_path(folder, self.run_name)
+        self._name_conflict = name_conflict
         self.interval = float(interval)
         self.resource_interval = float(resource_interval)
         self.history_size = history_size
@@ -230,6 +240,7 @@ class TrainingMonitor:
             self._started_wall = self._wall()
             self._started_mono = self._mono()
         try:
+            self._claim_name()
             if self.capture_output:
                 from .capture import OutputCapture
 
@@ -260,6 +271,29 @@ class TrainingMonitor:
         self._thread = threading.Thread(target=self._run, name="ttop-monitor", daemon=True)
         self._thread.start()
         return self
+
+    def _name_in_use(self, name: str) -> Optional[int]:
+        path = progress_path(self.folder, name)
+        if hooks.live_path(path, self):
+            return self._pid
+        return live_run_pid(path, self._host, self._pid_namespace, self._pid)
+
+    def _claim_name(self) -> None:
+        """Refuse (or, with ``name_conflict="suffix"``, change) a run name in
+        use by a live run, before any of its files is touched."""
+        pid = self._name_in_use(self.run_name)
+        if pid is None:
+            return
+        if self._name_conflict == "suffix":
+            name = pick_free_name(self.run_name, self._name_in_use)
+            if name is not None:
+                self.run_name = name
+                self.path = self._writer.path = progress_path(self.folder, name)
+                self.control_file = self._control.poller.path = control_path(self.folder, name)
+                if self.log_files is not None:
+                    self.log_files = log_paths(name)
+                return
+        raise RunNameInUseError(self.run_name, pid, self.path)
 
     def _ensure_started(self) -> None:
         if not self._started:

@@ -89,6 +89,14 @@ def unregister(monitor: "TrainingMonitor") -> None:
             _live.remove(monitor)
 
 
+def live_path(path: str, other_than: "TrainingMonitor") -> bool:
+    """Does a running monitor of this process (other than ``other_than``)
+    write ``path``?"""
+    path = os.path.abspath(path)
+    with _live_lock:
+        return any(m is not other_than and not m._closed and os.path.abspath(m.path) == path for m in _live)
+
+
 # ----------------------------------------------------------------------
 # per monitor: SIGTERM and the excepthook
 

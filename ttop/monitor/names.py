@@ -1,0 +1,116 @@
+"""Run names in use: a name whose progress file belongs to a live run is
+not taken over by a second run."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import Callable, Optional
+
+from ..progress import MAX_PROGRESS_BYTES, RUNNING, sanitize_run_name
+
+#: Two create times closer than this are the same process (psutil counts in
+#: clock ticks of 10 ms; a reused PID's process starts at least one later).
+CREATE_TIME_TOLERANCE = 0.05
+#: ``name_conflict="suffix"`` tries ``name-2`` ... ``name-<this>``.
+MAX_SUFFIX = 1000
+
+
+class RunNameInUseError(RuntimeError):
+    """The run name is in use by a live run (``pid``) on this host."""
+
+    def __init__(self, run_name: str, pid: int, path: str) -> None:
+        self.run_name = run_name
+        self.pid = pid
+        self.path = path
+        super().__init__(
+            "ttop: run name %r is in use by a live run (PID %d on this host, %s); give another run_name, "
+            "or pass name_conflict=\"suffix\" to pick a free one (%s-2, ...)" % (run_name, pid, path, run_name)
+        )
+
+
+def _read_progress(path: str) -> Optional[dict]:
+    """The JSON object at ``path`` (not following a symlink, not blocking
+    on a FIFO), or None if there is none that can be read."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            raw = f.read(MAX_PROGRESS_BYTES + 1)
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _alive(pid: int, create_time: Optional[float]) -> bool:
+    """Is ``pid`` a running process that started at ``create_time`` (when
+    known)?"""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        p = psutil.Process(pid)
+        if p.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return False
+        if create_time is not None and abs(p.create_time() - create_time) > CREATE_TIME_TOLERANCE:
+            return False  # the PID was reused
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # cannot tell: count it as alive
+    return True
+
+
+def live_run_pid(path: str, host: Optional[str], namespace: Optional[str], own_pid: int) -> Optional[int]:
+    """The PID of the live run writing ``path``, or None.
+
+    A run is live when its file says RUNNING, names this host and PID
+    namespace, and its PID (with its create time, when the file has one) is
+    a running process. Runs of this process (``own_pid``) are left to the
+    caller, who knows its own monitors."""
+    data = _read_progress(path)
+    if data is None or data.get("status") != RUNNING:
+        return None
+    if data.get("host") != host or data.get("pid_namespace") != namespace:
+        return None
+    pid = data.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == own_pid:
+        return None
+    ct = data.get("pid_create_time")
+    ct = float(ct) if isinstance(ct, (int, float)) and not isinstance(ct, bool) else None
+    return pid if _alive(pid, ct) else None
+
+
+def suffixed(name: str, i: int) -> str:
+    """``name-i``, shortening ``name`` when the sanitised result would
+    otherwise lose the suffix (names are capped in length)."""
+    suffix = "-%d" % i
+    base = name
+    while True:
+        cand = sanitize_run_name(base + suffix)
+        if cand.endswith(suffix) or not base:
+            return cand
+        base = base[:-1]
+
+
+def pick_free_name(name: str, in_use: Callable[[str], Optional[int]]) -> Optional[str]:
+    """The first of ``name-2``, ``name-3``, ... not in use by a live run
+    (``in_use(name)`` returns the live PID or None)."""
+    for i in range(2, MAX_SUFFIX + 1):
+        cand = suffixed(name, i)
+        if in_use(cand) is None:
+            return cand
+    return None
