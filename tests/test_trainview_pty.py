@@ -73,3 +73,72 @@ def test_sort_by_rate_puts_the_fastest_first_and_I_inverts(ttop_term, folder):
     t.press("I")
     t.wait_for("sort: Rate, lowest first")
     t.wait_for(lambda t: order(t) == ["a-slow", "c-mid", "b-fast"], timeout=30)
+
+
+def _loss_axis_end(t: TtopTerm):
+    """The last x label on the axis under the loss chart (or None)."""
+    y = t.row_of("loss  last")
+    if y is None:
+        return None
+    for yy in range(y + 1, t.rows):
+        line = t.line(yy)
+        if "\u2514" in line:
+            axis = line.split("\u2514", 1)[1].split(" ")[0]
+            digits = axis.split("\u2500")[-1]
+            return int(digits) if digits.isdigit() else None
+    return None
+
+
+def test_enter_opens_the_detail_view_and_its_charts_grow(ttop_term, folder):
+    t = start(ttop_term, folder, cols=100, rows=30)
+    t.press("DOWN")  # b-fast
+    t.wait_for(lambda t: t.selected_row() == t.row_of("b-fast "))
+    t.press("ENTER")
+    t.wait_for(lambda t: t.line(0).startswith("b-fast  RUNNING"), msg="the detail view never opened")
+    t.wait_for("loss  last")
+    assert "PID" in t.line(1) and "host" in t.line(1)
+    first = t.wait_for(lambda t: _loss_axis_end(t))
+    t.wait_for(lambda t: (_loss_axis_end(t) or 0) > first, timeout=30, msg="the loss chart never grew")
+    assert "Variables" in t.text and "lr = " in t.text
+    # keys: zoom, log, x by time
+    t.press("+")
+    t.wait_for("zoom last 500")
+    t.press("l")
+    t.wait_for(lambda t: "l log" in t.line(t.rows - 1))
+    t.press("x")
+    t.wait_for("x by time")
+    t.press("ESC")
+    t.wait_for("Run Name")
+
+
+def test_detail_view_degrades_at_40x10(ttop_term, folder):
+    t = start(ttop_term, folder, cols=40, rows=10)
+    t.press("ENTER")
+    t.wait_for(lambda t: t.line(0).startswith("a-slow"))
+    t.wait_for(lambda t: any("last" in l for l in t.display[1:3]))
+    assert "Esc" not in t.line(9) or "x by" in t.line(9)
+    t.press("q")
+    t.wait_for("Run Name")
+
+
+def test_two_marked_runs_are_overlaid_without_colour(ttop_term, folder):
+    t = ttop_term(folder, "--ascii", cols=100, rows=30, env={"NO_COLOR": "1"})
+    t.wait_for(lambda t: all(t.row_of(n + " ") is not None for n in RUNS))
+    t.press("C")
+    t.wait_for("mark at least two runs")
+    t.press(" ")
+    t.wait_for("1 run marked")
+    t.press("DOWN", " ")
+    t.wait_for("2 runs marked")
+    t.wait_for(lambda t: t.row_of("*a-slow") is not None and t.row_of("*b-fast") is not None)
+    t.press("C")
+    t.wait_for("compare 2 runs")
+    # the legend: one marker per run, no colour needed
+    t.wait_for(lambda t: "* a-slow  + b-fast" in t.line(1))
+    t.wait_for(lambda t: t.row_of("loss ") is not None)
+
+    def plot(t):
+        y = t.row_of("loss ")
+        return "\n".join(t.line(yy)[9:40] for yy in range(y + 1, y + 5))
+
+    t.wait_for(lambda t: "*" in plot(t) and "+" in plot(t), msg="both runs drawn, each with its marker")

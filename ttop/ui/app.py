@@ -98,6 +98,11 @@ class App(AppContext):
         self.snapshot = getattr(collector, "latest", None)
         self.ascii = ascii
         self.stack: List[Screen] = []
+        from ..collect.rings import ResourceRings
+
+        #: recent resource samples per run, for the detail screen's charts
+        self.rings = ResourceRings()
+        self.rings.feed(self.snapshot)
         self._quit = False
         self._message: Optional[Tuple[str, bool, float]] = None
         self._prev: List[Optional[Line]] = []
@@ -269,6 +274,7 @@ class App(AppContext):
         snap = getattr(self.collector, "latest", None)
         if snap is not None and snap is not self.snapshot:
             self.snapshot = snap
+            self.rings.feed(snap)
             for s in list(self.stack):
                 try:
                     s.on_snapshot(self)

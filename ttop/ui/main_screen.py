@@ -89,6 +89,12 @@ class MainScreen(Screen):
             self._toggle_expand()
         elif key in ("<", ">"):
             self._sort_step(-1 if key == "<" else 1, ctx)
+        elif key == "ENTER":
+            self._open_detail(ctx)
+        elif key == " ":
+            self._toggle_mark(ctx)
+        elif key == "C":
+            self._open_compare(ctx)
         elif key == "I":
             if st.sort_key is not None:
                 self.state = st.with_(sort_reverse=not st.sort_reverse)
@@ -142,6 +148,38 @@ class MainScreen(Screen):
         text = key in TEXT_SORTS
         first = ("Z-A" if text else "lowest first") if self.state.sort_reverse else ("A-Z" if text else "highest first")
         return "%s, %s (I inverts)" % (title, first)
+
+    def _toggle_mark(self, ctx: AppContext) -> None:
+        row = self.selected_row()
+        if row is None:
+            return
+        marked = set(self.state.marked)
+        key = row.run.key
+        if key in marked:
+            marked.discard(key)
+        else:
+            marked.add(key)
+        self.state = self.state.with_(marked=frozenset(marked))
+        ctx.notify("%d run%s marked (C compares them)" % (len(marked), "" if len(marked) == 1 else "s"))
+
+    def _open_detail(self, ctx: AppContext) -> None:
+        row = self.selected_row()
+        if row is None:
+            ctx.notify("no run selected", error=True)
+            return
+        from .detail import DetailScreen
+
+        ctx.push(DetailScreen([row.run.key], ascii=self.state.ascii))
+
+    def _open_compare(self, ctx: AppContext) -> None:
+        snap = self.snapshot(ctx)
+        keys = [r.key for r in (snap.runs if snap is not None else ()) if r.key in self.state.marked]
+        if len(keys) < 2:
+            ctx.notify("mark at least two runs with Space first", error=True)
+            return
+        from .detail import DetailScreen
+
+        ctx.push(DetailScreen(keys, ascii=self.state.ascii))
 
     def _filter_key(self, key: str, ctx: AppContext) -> bool:
         st = self.state

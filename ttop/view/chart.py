@@ -353,6 +353,8 @@ def render_chart(series: Sequence[Series], width_: int, height: int, *, zoom: Op
         return [((fit(one, width_, "<", "..." if ascii else "\u2026"), R.LABEL),)] + [_blank(width_)] * (height - 1)
 
     ell = "..." if ascii else "\u2026"
+    if x_by == "time" and not all(s.t is not None for s in series):
+        x_by = "step"  # no wall-clock times to place the points by
     plot_rows = height - 2
     # --- windows and x range -------------------------------------------------
     wins = []

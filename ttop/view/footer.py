@@ -12,7 +12,7 @@ from .text import Line, Segment, clean, clip, crop_line, line_width
 HINTS: Tuple[Tuple[str, str], ...] = (
     ("q", "quit"), ("h", "help"), ("s", "status"), ("f", "filter"), ("t", "expand"),
     ("e", "edit"), ("o", "output"), ("k", "signal"), ("r", "refresh"), ("p", "pause"),
-    ("\u2190\u2192", "columns"), ("<>", "sort"),
+    ("\u2190\u2192", "columns"), ("Enter", "detail"), ("<>", "sort"),
 )
 
 
