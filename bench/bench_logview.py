@@ -129,7 +129,7 @@ def measure(folder: str, key: str, runs: int):
     for _ in range(runs):
         box = {}
 
-        def first():
+        def first(box=box):
             box["s"] = OutputScreen(ctx, key)
             box["lines"] = box["s"].render(ctx, WIDTH, HEIGHT)
 
@@ -137,7 +137,7 @@ def measure(folder: str, key: str, runs: int):
         s = box["s"]
         check["last"] = "".join(t for t, _ in box["lines"][-3]).rstrip()
 
-        def key_render(*keys):
+        def key_render(*keys, s=s, box=box):
             def go():
                 for k in keys:
                     s.on_key(k, ctx)
@@ -166,7 +166,7 @@ def search_miss(folder: str, key: str):
     times = []
     keys = ["/"] + list("no such text") + ["ENTER"]
     while True:
-        times.append(timed(lambda: [s.on_key(k, ctx) for k in keys]))
+        times.append(timed(lambda keys=keys: [s.on_key(k, ctx) for k in keys]))
         msg = (s.message or ("", False))[0]
         if not msg.startswith("searched ") or len(times) > 200:
             break

@@ -31,7 +31,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
 
 from ptyharness import TtopTerm  # noqa: E402
-
 from ttop.progress import write_json_atomic  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -80,7 +79,7 @@ def latency(folder: str, interval: str, presses: int):
             want = "run-%04d" % (cur + 1)
             t0 = time.perf_counter()
             t.send("DOWN")
-            t.wait_for(lambda t: selected(t) == want, timeout=30)
+            t.wait_for(lambda t, want=want: selected(t) == want, timeout=30)
             times.append((time.perf_counter() - t0) * 1000.0)
             cur += 1
         return times

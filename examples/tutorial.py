@@ -17,7 +17,7 @@ monitor.start_monitoring()
 
 monitor.start_phase("train")
 loss = 2.0
-for batch in range(100):
+for _batch in range(100):
     monitor.start_batch()
     time.sleep(0.03)  # the work of one batch
     lr = monitor.variables["learning_rate"]

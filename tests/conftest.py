@@ -1,4 +1,5 @@
-"""Shared fixtures: real folders, real processes (always reaped)."""
+"""Shared fixtures: real folders, real processes (always reaped), and
+``ttop_term``, ttop in a real pty (:mod:`ptyharness`)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 EXAMPLES = ROOT / "examples"
+
+# fixtures defined in helper modules, registered for every test module
+from ptyharness import ttop_term as ttop_term
+from users import shared_dir as shared_dir
+from users import three_users as three_users
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ terminal-restore sequences after exit). All waits poll with a timeout
 (default 15 s) and raise ``AssertionError`` with the screen dump on failure.
 
 ``TtopTerm.ttop(folder, *args, **kw)`` starts ``python -m ttop FOLDER -i 0.5
-ARGS`` (a fast interval for tests). The fixture ``ttop_term`` (import it into
-a test module: ``from ptyharness import ttop_term``) yields that factory and
-always closes every terminal it made.
+ARGS`` (a fast interval for tests). The fixture ``ttop_term`` (registered for every
+test module by ``conftest.py``) yields that factory and always closes every
+terminal it made.
 
 Keys: ``KEYS`` holds what a TERM=linux terminal sends (ncurses there reads
 ``\x1b[A`` for Up, ``\x1b[1~`` for Home, ...). Another TERM may expect other

@@ -375,7 +375,6 @@ READER = textwrap.dedent(
 
 def test_concurrent_reader_never_sees_a_half_written_control_file(progress_dir, spawn):
     f = progress_dir
-    data = {"variables": {"blob": ""}, "control_seq": 0}
     path = f / "control_r.json"
     reader = spawn([sys.executable, "-c", READER, str(path), "2.0"], stdout=subprocess.PIPE, text=True)
     seq = 0

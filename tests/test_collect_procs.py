@@ -15,7 +15,7 @@ from conftest import wait_until
 from ttop.collect import Budgets, Collector, RunResources
 from ttop.collect import procs as procs_mod
 from ttop.collect.collector import heartbeat_limit
-from ttop.collect.host import budgets_from_args, usage_percent, GB
+from ttop.collect.host import GB, budgets_from_args, usage_percent
 from ttop.progress import write_json_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -140,6 +140,7 @@ def test_run_in_another_pid_namespace_on_the_same_host_is_not_killed(spawn, prog
 
 def test_pid_namespace_other_than_ours_is_never_looked_up(progress_dir):
     import psutil
+
     from ttop.progress import write_json_atomic
 
     me = psutil.Process()

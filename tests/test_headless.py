@@ -10,9 +10,9 @@ import subprocess
 import time
 
 import pytest
-from conftest import wait_until
 from test_cli_support import child_env, load_csv_dir, start_writer, ttop_cmd
 
+from conftest import wait_until
 from ttop.sinks.csv import MATRIX_COLUMNS, OVERALL_COLUMNS
 
 

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from conftest import wait_until
-from ptyharness import TtopTerm, ttop_term  # noqa: F401  (fixture)
+from ptyharness import TtopTerm
 from ttop.levers import control
 from ttop.progress import write_json_atomic
 
@@ -213,7 +213,7 @@ def test_output_viewer_refuses_logs_outside(ttop_term, tmp_path):
     _ended(folder, "b-abs", logs={"stdout": str(secret), "stderr": "/etc/passwd"})
     _ended(folder, "c-link", logs={"stdout": "link.log", "stderr": "link.log"})
     t = _start(ttop_term, folder, "a-dotdot", cols=140)
-    for i, (name, bad) in enumerate([("a-dotdot", "../../etc/passwd"), ("b-abs", str(secret)), ("c-link", "link.log")]):
+    for name, bad in [("a-dotdot", "../../etc/passwd"), ("b-abs", str(secret)), ("c-link", "link.log")]:
         t.press("o")
         t.wait_for("Output of run %s" % name)
         t.wait_for("refused: stdout log '%s' is not inside the progress folder" % bad)

@@ -110,8 +110,8 @@ def test_pid_create_time_follows_a_clock_step(make, monkeypatch):
     # psutil's wall-clock create time is start-since-boot + the boot time,
     # which moves when the clock is stepped (NTP, date -s): the file must
     # keep matching what a reader computes now, or a live run looks KILLED
-    import psutil
     from psutil import _pslinux
+
     from ttop.collect import Collector
 
     m = make(run_name="step")
@@ -216,7 +216,7 @@ def test_track_uses_len_counts_and_ends_phase(make):
     d = field(m, "train_batch", lambda b: b == 7)
     assert d["phase"] is None and d["train_total_batches"] == 7
     # a generator has no len(): total unknown, still counted
-    for x in m.track((i for i in range(5)), phase="validation"):
+    for _ in m.track((i for i in range(5)), phase="validation"):
         pass
     d = field(m, "val_batch", lambda b: b == 5)
     assert d["val_total_batches"] is None

@@ -17,7 +17,6 @@ import pytest
 from conftest import ROOT, wait_until
 from ttop import progress as P
 from ttop.monitor import TrainingMonitor
-from users import shared_dir, three_users  # noqa: F401  (fixtures)
 
 
 def read(path):

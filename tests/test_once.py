@@ -68,9 +68,10 @@ def test_once_ascii_when_the_output_cannot_encode_unicode(progress_dir):
 
 
 def test_once_colour_only_when_asked(progress_dir):
+    import io
+
     from ttop.collect import Collector
     from ttop.sinks.once import print_once
-    import io
 
     write_json_atomic(str(progress_dir / "f.json"), _doc("f", "FAILED"))
     snap = Collector(str(progress_dir)).collect()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_until
-from ptyharness import TtopTerm, ttop_term  # noqa: F401  (fixture)
+from ptyharness import TtopTerm
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo_job.py"

@@ -13,7 +13,6 @@ import psutil
 import pytest
 
 from conftest import wait_until
-from users import shared_dir, three_users  # noqa: F401  (fixtures)
 from ttop.collect import Collector
 from ttop.sinks.jsonout import run_to_dict
 

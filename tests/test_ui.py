@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from conftest import wait_until
-from ptyharness import KEYS, TtopTerm, ttop_term  # noqa: F401  (fixture)
+from ptyharness import TtopTerm
 from ttop.progress import write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent

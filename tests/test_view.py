@@ -5,13 +5,20 @@ import ast
 import dataclasses
 import io
 import math
-import os
 from pathlib import Path
 
 import pytest
 
 from ttop.collect.snapshot import (
-    Budgets, GpuDevice, HostInfo, ProcInfo, RunResources, RunSnapshot, SkippedFile, Snapshot, ThreadInfo,
+    Budgets,
+    GpuDevice,
+    HostInfo,
+    ProcInfo,
+    RunResources,
+    RunSnapshot,
+    SkippedFile,
+    Snapshot,
+    ThreadInfo,
 )
 from ttop.view import fmt
 from ttop.view import roles as R

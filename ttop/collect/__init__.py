@@ -11,7 +11,9 @@ Public API (see ``collector.py``)::
     c.refresh_now()           # wake the thread for a cycle now
     c.stop(timeout=5)         # stop and join
 """
-from .snapshot import (  # noqa: F401
+from typing import Any
+
+from .snapshot import (
     Budgets,
     GpuDevice,
     HostInfo,
@@ -24,8 +26,22 @@ from .snapshot import (  # noqa: F401
     TpuChip,
 )
 
+__all__ = [
+    "Budgets",
+    "Collector",
+    "GpuDevice",
+    "HostInfo",
+    "ProcInfo",
+    "RunResources",
+    "RunSnapshot",
+    "SkippedFile",
+    "Snapshot",
+    "ThreadInfo",
+    "TpuChip",
+]
 
-def __getattr__(name):
+
+def __getattr__(name: str) -> Any:
     if name == "Collector":
         from .collector import Collector
 

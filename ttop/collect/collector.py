@@ -28,7 +28,7 @@ import threading
 import time
 from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..progress import RUNNING, KILLED, pid_namespace
+from ..progress import KILLED, RUNNING, pid_namespace
 from . import procs as _procs
 from .host import HostSampler, hostname, resolve_budgets
 from .scan import FileResult, FolderScanner
@@ -256,7 +256,7 @@ class Collector:
         gpu_note: Optional[str] = None
         gpu_indices = None
         if gpus:
-            from .gpu import check_pid_namespace
+            from .gpu import PIDNS_NOTE, check_pid_namespace
 
             if gpu_pids:
                 if table_ok or self._refresh_table_for_gpu():
@@ -267,8 +267,8 @@ class Collector:
                 if ok:
                     gpu_mem = gpu_pids
                 else:
-                    gpu_note = why
-                    notices.append(why)
+                    gpu_note = why or PIDNS_NOTE
+                    notices.append(gpu_note)
             gpu_indices = self._gpu_indices_fn()
 
         if tpu_pids:

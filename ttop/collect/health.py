@@ -252,8 +252,9 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG) -> 
 
     if running and cur.alive is not False:
         age = None if cur.updated_at is None else cur.t - cur.updated_at
-        hb_lost = age is not None and age > cur.heartbeat_limit and not cur.stopped
-        if hb_lost:
+        hb_lost = False
+        if age is not None and age > cur.heartbeat_limit and not cur.stopped:
+            hb_lost = True
             found.append(Finding("heartbeat", CRIT, "heartbeat lost (no update for %s)" % fmt_duration(age)))
 
         # stalled: the counters unmoved, while the heartbeat is fresh (or the process is stopped)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import psutil
 
@@ -39,13 +39,17 @@ class HostSampler:
         if not self._primed:
             self._primed = True
             cpu = None
+        total: Optional[int]
+        used: Optional[int]
         try:
             vm = psutil.virtual_memory()
             total, used = int(vm.total), int(vm.total - vm.available)
         except Exception:
             total = used = None
+        load: Optional[Tuple[float, float, float]]
         try:
-            load = tuple(float(x) for x in os.getloadavg())
+            one, five, fifteen = os.getloadavg()
+            load = (float(one), float(five), float(fifteen))
         except (OSError, AttributeError):
             load = None
         return HostInfo(
@@ -54,7 +58,7 @@ class HostSampler:
             cpu_percent=cpu,
             mem_total=total,
             mem_used=used,
-            load_avg=load,  # type: ignore[arg-type]
+            load_avg=load,
         )
 
 

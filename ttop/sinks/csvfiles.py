@@ -261,7 +261,7 @@ class RunFiles:
                 for row in parsed[1:]:
                     if row:
                         old_rows.append([row[i] if 0 <= i < len(row) else "" for i in pos])
-        rows: List[Sequence[str]] = [self.columns] + old_rows
+        rows: List[Sequence[str]] = [self.columns, *old_rows]
         if extra_row is not None:
             rows.append(extra_row)
         write_text_atomic(self.matrix_path, _csv_text(rows))

@@ -252,7 +252,7 @@ class App(AppContext):
     def _apply_resize(self, stdscr: Any) -> None:
         self._resized = False
         try:
-            size = os.get_terminal_size(sys.__stdin__.fileno())
+            size = os.get_terminal_size(_stdin_fd())
             cols, rows = size.columns, size.lines
         except (OSError, ValueError, AttributeError):
             rows, cols = stdscr.getmaxyx()
@@ -300,7 +300,7 @@ class App(AppContext):
 
     def loop(self, stdscr: Any, palette: Any) -> None:
         keymap = _curses_keys()
-        stdin_fd = sys.__stdin__.fileno()
+        stdin_fd = _stdin_fd()
         while not self._quit:
             if self._resized:
                 self._apply_resize(stdscr)
@@ -362,6 +362,13 @@ class App(AppContext):
 
 class _NoTerminal(Exception):
     pass
+
+
+def _stdin_fd() -> int:
+    """The terminal's descriptor: the interpreter's own stdin (run_ui has
+    checked it is a terminal)."""
+    stream = sys.__stdin__
+    return stream.fileno() if stream is not None else 0
 
 
 def _isatty(fd: int) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import curses
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 from ..view import roles as R
 
@@ -87,9 +87,8 @@ _MONO_SPEC: Dict[str, int] = {
 }
 
 
-def no_color_requested(env: Optional[Dict[str, str]] = None) -> bool:
-    env = os.environ if env is None else env
-    return bool(env.get("NO_COLOR"))
+def no_color_requested(env: Optional[Mapping[str, str]] = None) -> bool:
+    return bool((os.environ if env is None else env).get("NO_COLOR"))
 
 
 class Palette:

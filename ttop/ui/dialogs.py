@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..view import roles as R
-from ..view.text import Line, clean, clip, fit, width as text_width
+from ..view.text import Line, clean, clip, fit
+from ..view.text import width as text_width
 from .screen import AppContext, Screen
 
 _BOX = {"tl": "\u250c", "tr": "\u2510", "bl": "\u2514", "br": "\u2518", "h": "\u2500", "v": "\u2502"}

@@ -14,7 +14,7 @@ read-only, and says so.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .. import progress as P
 from ..levers import control as C
@@ -143,7 +143,8 @@ class EditorScreen(Screen):
         out.append(_pad([], width))
         data = (run.data or {}) if run is not None else {}
         names = self._names(run)
-        variables = data.get("variables") if isinstance(data.get("variables"), dict) else {}
+        found = data.get("variables")
+        variables: Mapping[str, Any] = found if isinstance(found, dict) else {}
         if names:
             self.index = max(0, min(self.index, len(names) - 1))
         name_w = max([text_width(clean(n)) for n in names] + [4])

@@ -88,6 +88,12 @@ class Pane:
         self.reason = reason
         self.pager = LogPager(real)
 
+    @property
+    def path(self) -> Optional[str]:
+        """The log file being read, None when refused or not there."""
+        f = self.pager.file
+        return f.path if f is not None else None
+
     def title(self, width_hint: int, focused: bool, wrap: bool, sep: str = " \u00b7 ") -> str:
         pg = self.pager
         parts = [self.stream]
@@ -151,8 +157,7 @@ class OutputScreen(Screen):
             if out.pager.size == 0 and err.pager.size > 0:
                 self.mode = "stderr"
         self.focus = self.mode if self.mode != "both" else "stdout"
-        self.arrival = ArrivalLog([(st, self.panes[st].pager.file.path if self.panes[st].pager.file is not None else None)
-                                   for st in STREAMS])
+        self.arrival = ArrivalLog([(st, self.panes[st].path) for st in STREAMS])
         self.arr_top = 0  # absolute number of the first line shown
         self.arr_follow = True
         self.wrap = False

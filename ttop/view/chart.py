@@ -513,13 +513,13 @@ def render_chart(series: Sequence[Series], width_: int, height: int, *, zoom: Op
         buf: List[str] = []
         cur_role: Optional[str] = None
         for cx in range(plot_w):
-            role = roles[r][cx]
+            cell_role = roles[r][cx]
             if cell_res:
                 ch = marks[r][cx]
             else:
                 b = bits[r][cx]
                 ch = chr(_BRAILLE_BASE + b) if b else " "
-            rr = role or R.NORMAL
+            rr = cell_role or R.NORMAL
             if rr != cur_role and buf:
                 segs.append(("".join(buf), cur_role or R.NORMAL))
                 buf = []

@@ -106,6 +106,7 @@ def status_line(snapshot: Any, state: ViewState, width: int, shown: int, total: 
         segs.append(("  [%d/%d shown%s]" % (shown, total, ": " + " ".join(filt) if filt else ""), R.FILTER))
     if legend_inferred:
         segs.append(("  * inferred: process gone", R.KILLED_INFERRED))
+    msg: Optional[str]
     if state.message:
         msg, err = state.message, state.message_error
     else:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import fmt
 from ..progress import number_or_none
+from . import fmt
 
 TREND_WINDOW = 10
 FLAT_TOLERANCE = 0.01

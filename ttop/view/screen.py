@@ -30,7 +30,8 @@ def too_small_lines(width: int, height: int) -> List[Line]:
     msg = "ttop needs at least %dx%d (now %dx%d)" % (MIN_WIDTH, MIN_HEIGHT, width, height)
     if width <= 0 or height <= 0:
         return []
-    return [((fit(msg, width, "<", ""), R.ERROR),)] + [((" " * width, R.NORMAL),)] * (height - 1)
+    blank: Line = ((" " * width, R.NORMAL),)
+    return [((fit(msg, width, "<", ""), R.ERROR),)] + [blank] * (height - 1)
 
 
 @dataclass(frozen=True)

@@ -510,7 +510,7 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
         stale = row.kind == "run" and row.run.stale
         is_sel = idx == sel
 
-        def role_of(r: str) -> str:
+        def role_of(r: str, stale: bool = stale, is_sel: bool = is_sel) -> str:
             if stale:
                 r = R.with_mod(r, R.STALE)
             if is_sel:
