@@ -141,10 +141,18 @@ class FakeClock:
         self.wall += seconds
 
 
-def at(m, clock):
-    """The file as written at the clock's current time (the writer ticks at
-    least once at that time before it is returned)."""
-    return field(m, "updated_at", lambda t: t == clock.wall)
+def at(m, clock, **want):
+    """The file as written at the clock's current time once it shows the
+    ``want``ed values (the writer ticks at that time before it returns)."""
+
+    def check():
+        try:
+            d = read(m.path)
+        except (OSError, ValueError):
+            return None
+        return d if d["updated_at"] == clock.wall and all(d.get(k) == v for k, v in want.items()) else None
+
+    return wait_until(check, timeout=15)
 
 
 def test_epochs_validation_and_times(make):
@@ -207,6 +215,57 @@ def test_phase_without_epochs_estimates_run_remaining(make):
     assert d["rate"] == 10.0
     assert d["times"]["run"] == {"elapsed": 1.0, "remaining": 9.0, "total": 10.0}  # 90 batches at 10/s
     assert d["times"]["train"] == d["times"]["run"]
+
+
+def test_train_resumes_after_mid_epoch_validation(make):
+    """A framework validating mid-epoch (Lightning's val_check_interval, HF's
+    eval steps) resumes the train phase: batch counter, Train Elapsed and
+    rate go on; no jump."""
+    clock = FakeClock()
+    m = make(total_epochs=2, clock=clock)
+    m.start_epoch(1)
+    loader = list(range(10))
+    seen = []
+    for i in m.track(loader, phase="train"):
+        seen.append(i)
+        clock.advance(0.5)  # 2 batches/s
+        if i == 3:
+            d = at(m, clock, batch=4)
+            assert (d["train_batch"], d["rate"]) == (4, 2.0)
+            with m.phase("validation", total_batches=3):
+                for _ in range(3):
+                    m.start_batch()
+                clock.advance(1.5)
+                at(m, clock, val_batch=3)
+            m.start_phase("train", resume=True)
+            d = at(m, clock, phase="train")
+            assert (d["phase"], d["batch"], d["train_batch"], d["train_total_batches"]) == ("train", 4, 4, 10)
+            assert d["rate"] == 2.0  # not reset, not jumping
+            assert d["times"]["train"] == {"elapsed": 2.0, "remaining": 3.0, "total": 5.0}
+            assert d["times"]["validation"]["last"] == 1.5
+        if i == 7:
+            d = at(m, clock, batch=8)
+            assert (d["batch"], d["rate"]) == (8, 2.0)
+            assert d["times"]["train"] == {"elapsed": 4.0, "remaining": 1.0, "total": 5.0}
+    assert seen == loader
+    d = field(m, "phase", lambda p: p is None)  # the loop's end ended the resumed phase
+    assert (d["train_batch"], d["times"]["train"]["elapsed"]) == (10, 5.0)
+
+
+def test_epoch_base_zero_shows_one_based_epochs(make):
+    m = make(total_epochs=3, epoch_base=0)
+    m.start_epoch(0)
+    assert field(m, "epoch", lambda e: e is not None)["epoch"] == 1
+    m.start_epoch(2)
+    d = field(m, "epoch", lambda e: e == 3)
+    assert d["total_epochs"] == 3  # a count, not shifted
+    with pytest.raises(ValueError, match="epoch_base"):
+        make(run_name="other", epoch_base=2)
+    m1 = make(run_name="one")  # the default: the numbers given are shown
+    m1.start_epoch(0)
+    assert field(m1, "epoch", lambda e: e is not None)["epoch"] == 0
+    m1.start_epoch()
+    field(m1, "epoch", lambda e: e == 1)
 
 
 def test_track_uses_len_counts_and_ends_phase(make):

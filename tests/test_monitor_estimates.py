@@ -171,3 +171,41 @@ def test_rounding_as_written():
     e = estimate(1.0 / 3.0, s, 3, 0.0, False)
     assert e["rate"] == round(3 / 0.7, 4)
     assert e["times"]["train"]["elapsed"] == 0.333
+
+
+def test_resumed_phase_continues_its_count_elapsed_and_rate():
+    s = RunState(total_epochs=1)
+    s.start_epoch(0.0, 1)
+    assert s.start_phase(0.0, "train", 10, n=0) == 0
+    train = s.cur
+    update_rate(train, 4, 2.0)  # 4 batches in 2 s
+    assert s.start_phase(2.0, "validation", 3, n=4) == 0  # mid-epoch validation
+    update_rate(s.cur, 3, 3.5)
+    n = s.start_phase(3.5, "train", None, n=3, resume=True)
+    assert n == 4 and s.cur is train and s.train is train and train.total == 10  # total kept
+    e = estimate(3.5, s, n, 0.0, False)
+    # elapsed goes on from 2 s (the validation in between is not train time), no rate jump
+    assert e["rate"] == 2.0 and e["train_batch"] == 4 and e["batch"] == 4
+    assert e["times"]["train"] == {"elapsed": 2.0, "remaining": 3.0, "total": 5.0}
+    assert e["times"]["validation"]["last"] == 1.5 and e["val_batch"] == 3
+    # 2 more batches in 1 s: the same pace, the same rate
+    assert update_rate(train, 6, 4.5) == approx(2.0)
+    e = estimate(4.5, s, 6, 0.0, False)
+    assert e["times"]["train"] == {"elapsed": 3.0, "remaining": 2.0, "total": 5.0}
+    # validation already ran this epoch: nothing more expected for it
+    assert e["times"]["epoch"] == {"elapsed": 4.5, "remaining": 2.0, "total": 6.5}
+
+
+def test_resume_without_an_earlier_phase_or_of_the_current_one():
+    s = RunState()
+    assert s.start_phase(0.0, "train", 5, n=0, resume=True) == 0  # nothing to resume: a new phase
+    first = s.cur
+    assert s.start_phase(1.0, "train", 8, n=3, resume=True) == 3  # the current one: goes on
+    assert s.cur is first and first.total == 8 and first.end is None
+    s.start_phase(2.0, "checkpoint", None, n=4)
+    assert s.start_phase(3.0, "checkpoint", None, n=0, resume=False) == 0  # without resume: a new one
+    s.start_phase(4.0, "train", None, n=0)  # a new train phase, not resumed
+    assert s.cur is not first and s.cur.n == 0 and first.n == 4
+    s.end_phase(5.0, 2)
+    assert s.start_phase(6.0, "checkpoint", None, n=0, resume=True) == 0  # not the latest train/validation phase nor the last ended: a new one
+    assert s.start_phase(7.0, "train", None, n=0, resume=True) == 2  # the latest train phase, not the first

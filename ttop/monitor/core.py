@@ -31,33 +31,16 @@ from ..progress import (
 )
 from . import hooks
 from .control import VariableControl, report
-from .estimates import RunState, estimate, update_rate
+from .estimates import RunState, count_arg, estimate, update_rate
 from .files import ProgressWriter, check_folder, default_run_name, resolve_target
 from .hooks import error_text
-from .names import RunNameInUseError, live_run_pid, pick_free_name
+from .names import claim_name, live_run_pid
 from .series import MetricHistory
 
 T = TypeVar("T")
 
 #: Least time between two writes triggered by phase/epoch changes.
 MIN_WAKE_GAP = 0.05
-_MAX_COUNT = 2 ** 53
-
-
-def _opt_int(value: Any, what: str) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError("%s must be an int or None, not bool" % what)
-    try:
-        out = int(value)
-    except (TypeError, ValueError):
-        raise TypeError("%s must be an int or None, not %r" % (what, value)) from None
-    if out < 0:
-        raise ValueError("%s must be >= 0, not %d" % (what, out))
-    if out > _MAX_COUNT:  # the writer divides by it as a float; JSON readers lose precision past 2**53
-        raise ValueError("%s must be at most 2**53, not a %d-digit number" % (what, len(str(out))))
-    return out
 
 
 class TrainingMonitor:
@@ -119,6 +102,10 @@ class TrainingMonitor:
     handle_signals
         install the SIGTERM handler and the ``sys.excepthook`` hook (main
         thread only), default True.
+    epoch_base
+        what the epoch numbers given to :meth:`start_epoch` count from: 1
+        (default) or 0, for frameworks that count epochs from 0; the file
+        always shows 1-based epochs.
     name_conflict
         what :meth:`start_monitoring` does when a live run on this host
         already uses the run name: ``"error"`` (default) raises
@@ -149,6 +136,7 @@ class TrainingMonitor:
         handle_signals: bool = True,
         clock: Any = time,
         name_conflict: str = "error",
+        epoch_base: int = 1,
     ) -> None:
         # hot-path state first
         self._n = 0
@@ -158,6 +146,8 @@ class TrainingMonitor:
         self.variables: Dict[str, Any] = {}
 
         folder, run_name = resolve_target(output_file, folder, run_name)
+        if epoch_base not in (0, 1) or isinstance(epoch_base, bool):
+            raise ValueError("epoch_base must be 0 or 1, not %r" % (epoch_base,))
         if name_conflict not in ("error", "suffix"):
             raise ValueError('name_conflict must be "error" or "suffix", not %r' % (name_conflict,))
         if not (isinstance(interval, (int, float)) and not isinstance(interval, bool) and 0 < interval < 3600):
@@ -172,6 +162,8 @@ class TrainingMonitor:
         self.path: str = progress_path(folder, self.run_name)
         self.control_file: str = control_path(folder, self.run_name)
         self._name_conflict = name_conflict
+        #: What the script's epoch numbers count from (see :meth:`start_epoch`).
+        self.epoch_base: int = epoch_base
         self.interval = float(interval)
         self.resource_interval = float(resource_interval)
         self.history_size = history_size
@@ -203,10 +195,8 @@ class TrainingMonitor:
         self._pid_create_time: Optional[float] = None
         self._resources: Optional[Dict[str, Any]] = None
 
-        self._state = RunState(_opt_int(total_epochs, "total_epochs"))
-
+        self._state = RunState(count_arg(total_epochs, "total_epochs"))
         self._history = MetricHistory(history_size)
-
         self._control = VariableControl(self.control_file, self.variables, self._lock)
         self._writer = ProgressWriter(self.path, folder, self.interval, report)
         self._capture: Any = None
@@ -281,19 +271,13 @@ class TrainingMonitor:
     def _claim_name(self) -> None:
         """Refuse (or, with ``name_conflict="suffix"``, change) a run name in
         use by a live run, before any of its files is touched."""
-        pid = self._name_in_use(self.run_name)
-        if pid is None:
-            return
-        if self._name_conflict == "suffix":
-            name = pick_free_name(self.run_name, self._name_in_use)
-            if name is not None:
-                self.run_name = name
-                self.path = self._writer.path = progress_path(self.folder, name)
-                self.control_file = self._control.poller.path = control_path(self.folder, name)
-                if self.log_files is not None:
-                    self.log_files = log_paths(name)
-                return
-        raise RunNameInUseError(self.run_name, pid, self.path)
+        name = claim_name(self.run_name, self.path, self._name_in_use, self._name_conflict == "suffix")
+        if name != self.run_name:
+            self.run_name = name
+            self.path = self._writer.path = progress_path(self.folder, name)
+            self.control_file = self._control.poller.path = control_path(self.folder, name)
+            if self.log_files is not None:
+                self.log_files = log_paths(name)
 
     def _ensure_started(self) -> None:
         if not self._started:
@@ -327,7 +311,7 @@ class TrainingMonitor:
                 total = None
         if phase is not None:
             self.start_phase(phase, total_batches=total)
-            gen = self._state.gen
+            gen = self._state.cur.gen if self._state.cur is not None else -1
         else:
             self._ensure_started()
             gen = -1
@@ -350,11 +334,14 @@ class TrainingMonitor:
     # phases and epochs (not hot: may lock and wake the writer)
 
     def start_epoch(self, epoch: Optional[int] = None, total_epochs: Optional[int] = None) -> None:
-        """Start an epoch. ``epoch`` is the number shown (1-based by
-        convention; default: previous + 1, starting at 1). The previous epoch,
-        if any, ends here."""
-        epoch = _opt_int(epoch, "epoch")
-        total_epochs = _opt_int(total_epochs, "total_epochs")
+        """Start an epoch; the previous one, if any, ends here. ``epoch``
+        counts from :attr:`epoch_base` (default 1: the number shown; with
+        ``epoch_base=0``, ``start_epoch(0)`` shows epoch 1). Default: the
+        previous epoch + 1, starting at 1. ``total_epochs`` is a count."""
+        epoch = count_arg(epoch, "epoch")
+        total_epochs = count_arg(total_epochs, "total_epochs")
+        if epoch is not None:
+            epoch += 1 - self.epoch_base
         self._ensure_started()
         with self._lock:
             self._state.start_epoch(self._mono(), epoch)
@@ -369,23 +356,27 @@ class TrainingMonitor:
             self._state.end_epoch(self._mono())
         self._wake.set()
 
-    def start_phase(self, name: str, total_batches: Optional[int] = None) -> None:
+    def start_phase(self, name: str, total_batches: Optional[int] = None, *, resume: bool = False) -> None:
         """Start a phase (``"loading"``, ``"train"``, ``"validation"``, ...)
         with its own batch counter; ends the previous phase. ``train`` /
         ``training`` count as training, ``validation`` / ``val`` / ``eval``
-        as validation."""
+        as validation.
+
+        ``resume=True`` continues the most recent phase of that name (e.g.
+        training after a mid-epoch validation): its batch counter, elapsed
+        time and rate go on from where it stopped, and ``total_batches=None``
+        keeps its total. Without such a phase it starts a new one."""
         if not isinstance(name, str) or not name.strip():
             raise ValueError("phase name must be a non-empty string, not %r" % (name,))
-        total_batches = _opt_int(total_batches, "total_batches")
+        total_batches = count_arg(total_batches, "total_batches")
         self._ensure_started()
         with self._lock:
-            self._state.start_phase(self._mono(), name, total_batches, self._n)
-            self._n = 0
+            self._n = self._state.start_phase(self._mono(), name, total_batches, self._n, resume=resume)
         self._wake.set()
 
     def set_total_batches(self, total_batches: Optional[int]) -> None:
         """Set or change the current phase's total number of batches."""
-        total_batches = _opt_int(total_batches, "total_batches")
+        total_batches = count_arg(total_batches, "total_batches")
         with self._lock:
             if self._state.cur is not None:
                 self._state.cur.total = total_batches
@@ -463,23 +454,6 @@ class TrainingMonitor:
                 thread.join(5.0)
             if not self._defer_capture_stop:
                 hooks.unregister(self)
-
-    def _shutdown_at_exit(self) -> None:
-        """atexit: stop the writer thread and restore the console. The status
-        is left as it is (a plain-API script that never called set_finished
-        stays RUNNING, and ttop shows it as KILLED once the PID is gone)."""
-        if os.getpid() != self._pid:
-            return
-        with self._lock:
-            self._closed = True
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(2.0)
-        if self._capture is not None:
-            self._capture.stop(timeout=1.0)
-            self._capture = None
-        self._hooks.restore()
 
     # context manager
     def __enter__(self) -> "TrainingMonitor":
@@ -607,7 +581,8 @@ class _PhaseContext:
 
     def __enter__(self) -> TrainingMonitor:
         self.monitor.start_phase(self.name, total_batches=self.total)
-        self._gen = self.monitor._state.gen
+        cur = self.monitor._state.cur
+        self._gen = cur.gen if cur is not None else -1
         return self.monitor
 
     def __exit__(self, *exc: Any) -> None:

@@ -24,6 +24,28 @@ PhaseNumbers = Tuple[Optional[int], Optional[float], Optional[float], Optional[f
 Times = Tuple[Optional[float], Optional[float], Optional[float]]
 
 
+_MAX_COUNT = 2 ** 53
+
+
+def count_arg(value: Any, what: str) -> Optional[int]:
+    """A count given to the API (a total, an epoch number): None or an int
+    from 0 to 2**53; TypeError / ValueError otherwise, at the call rather
+    than later in the writer."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError("%s must be an int or None, not bool" % what)
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise TypeError("%s must be an int or None, not %r" % (what, value)) from None
+    if out < 0:
+        raise ValueError("%s must be >= 0, not %d" % (what, out))
+    if out > _MAX_COUNT:  # the writer divides by it as a float; JSON readers lose precision past 2**53
+        raise ValueError("%s must be at most 2**53, not a %d-digit number" % (what, len(str(out))))
+    return out
+
+
 def phase_kind(name: str) -> str:
     """``"train"``, ``"validation"`` or ``"other"`` for a phase name."""
     low = name.strip().lower()
@@ -197,6 +219,7 @@ class RunState:
         self.train: Optional[Phase] = None  # latest phase of each kind
         self.val: Optional[Phase] = None
         self.phase_end: Optional[float] = None  # when the last phase ended
+        self.last: Optional[Phase] = None  # the phase that ended last
         self.last_val: Optional[float] = None  # duration of the last validation
         self.epoch: Optional[int] = None
         self.total_epochs = total_epochs
@@ -206,17 +229,44 @@ class RunState:
 
     # phases
 
-    def start_phase(self, now: float, name: str, total: Optional[int], n: int) -> Phase:
-        """End the current phase (``n`` batches) and start a new one."""
+    def start_phase(self, now: float, name: str, total: Optional[int], n: int, resume: bool = False) -> int:
+        """End the current phase (``n`` batches) and start phase ``name``;
+        return its batch count: 0 for a new phase.
+
+        ``resume``: continue the most recent phase of that name instead (the
+        latest train or validation phase, or the phase that ended last), as
+        if it had never stopped: its batch count, its elapsed time (the time
+        in between is not counted) and its rate go on; ``total`` None keeps
+        its total. With no such phase, or when it is the current one, this
+        is the same as without ``resume``, resp. changes nothing."""
+        cur = self.cur
+        if resume and cur is not None and cur.name == name:
+            if total is not None:
+                cur.total = total
+            return n
         self.end_phase(now, n)
-        self.gen += 1
-        rec = Phase(name, phase_kind(name), now, total, self.gen)
+        rec = None
+        if resume:
+            for cand in (self.last, self.train, self.val):
+                if cand is not None and cand.name == name and cand.end is not None:
+                    rec = cand
+                    break
+        if rec is not None:
+            assert rec.end is not None
+            rec.start = now - max(rec.end - rec.start, 0.0)
+            rec.end = None
+            rec.rate_t, rec.rate_n = now, rec.n
+            if total is not None:
+                rec.total = total
+        else:
+            self.gen += 1
+            rec = Phase(name, phase_kind(name), now, total, self.gen)
         self.cur = rec
         if rec.kind == "train":
             self.train = rec
         elif rec.kind == "validation":
             self.val = rec
-        return rec
+        return rec.n
 
     def end_phase(self, now: float, n: int) -> None:
         """End the current phase, if any, freezing its count at ``n``."""
@@ -229,6 +279,7 @@ class RunState:
             self.last_val = now - rec.start
             self.epoch_val_done = True
         self.cur = None
+        self.last = rec
         self.phase_end = now
 
     def adopt_loose_batches(self, n: int, started_at: float) -> None:

@@ -55,7 +55,25 @@ def _at_exit() -> None:
     with _live_lock:
         monitors = list(_live)
     for m in monitors:
-        m._shutdown_at_exit()
+        shutdown(m)
+
+
+def shutdown(m: "TrainingMonitor") -> None:
+    """At exit: stop the writer thread and restore the console. The status
+    is left as it is (a plain-API script that never called set_finished
+    stays RUNNING, and ttop shows it as KILLED once the PID is gone)."""
+    if os.getpid() != m._pid:
+        return
+    with m._lock:
+        m._closed = True
+    m._wake.set()
+    thread = m._thread
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(2.0)
+    if m._capture is not None:
+        m._capture.stop(timeout=1.0)
+        m._capture = None
+    m._hooks.restore()
 
 
 def _after_fork_in_child() -> None:

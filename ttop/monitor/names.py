@@ -114,3 +114,16 @@ def pick_free_name(name: str, in_use: Callable[[str], Optional[int]]) -> Optiona
         if in_use(cand) is None:
             return cand
     return None
+
+
+def claim_name(name: str, path: str, in_use: Callable[[str], Optional[int]], suffix: bool) -> str:
+    """``name`` if no live run uses it; else, with ``suffix``, the first free
+    ``name-N``; else raise :class:`RunNameInUseError`."""
+    pid = in_use(name)
+    if pid is None:
+        return name
+    if suffix:
+        free = pick_free_name(name, in_use)
+        if free is not None:
+            return free
+    raise RunNameInUseError(name, pid, path)
