@@ -1,159 +1,300 @@
-"""Opt-in output capture: the script's stdout/stderr tee'd into log files
-while still reaching the console.
+"""Opt-in output capture: the script's stdout/stderr copied into log files
+while still reaching the console, with nothing lost when the script crashes.
 
 Two mechanisms:
 
 * **fd level** (the default whenever ``sys.stdout.fileno()`` is 1 and
-  ``sys.stderr.fileno()`` is 2): file descriptor 1 (2) is replaced with the
-  write end of a pipe (``dup2``); a daemon thread reads the pipe and writes
-  every chunk both to the original descriptor (the console) and to the log.
-  Everything that writes to fd 1/2 is captured: Python's ``print``, C
-  extensions, ``os.system`` and subprocesses started after capture began
-  (they inherit the pipe).
+  ``sys.stderr.fileno()`` is 2): file descriptors 1 and 2 are replaced with
+  the write ends of pipes (``dup2``). A **sidecar process**
+  (:mod:`ttop.monitor._tee`, ``python -I -S``, standard library only, a few
+  MB) reads the pipes and writes every byte to the original descriptors (the
+  console) and to the logs. Everything that writes to fd 1/2 is captured:
+  Python's ``print``, C extensions, ``os.system``, subprocesses started after
+  capture began (they inherit the pipes), and the last words of a dying
+  process (faulthandler's traceback of a SIGSEGV, a C ``abort()`` message).
 * **Python level** (fallback when there is no usable descriptor, e.g. a
   notebook's stream object): ``sys.stdout`` / ``sys.stderr`` are replaced by
-  a tee object. Only output written through those Python objects is
-  captured.
+  a tee object that writes to the stream and to the log in the same call.
+  Only output written through those Python objects is captured.
 
-Stopping restores the original descriptors (or objects) and waits until
-everything written so far has been copied to the console and the logs; it
-does not wait for end-of-file, which never comes while a child process still
-holds the pipe: such children keep being tee'd by the daemon thread, which
-closes the log when the last of them closes the pipe.
+Why a process and not a thread: a thread that copies the pipes dies with the
+training process. Whatever it had not copied yet when the process was
+SIGKILLed, aborted, crashed or left through ``os._exit`` was lost from the
+console and the log alike, exactly the output that explains the crash. The
+sidecar is a separate process that reads until end-of-file, which comes only
+when every writer (the script and any child still holding the pipes) has
+closed them or died, so every byte written before a crash reaches both. It
+ignores SIGINT, SIGTERM and SIGHUP (a Ctrl+C reaches the whole process group)
+and forks once at start, so it is not a child of the script (``os.wait()`` in
+the script never sees it). The cost is one short-lived interpreter start at
+``start()`` and one extra copy of the bytes through a pipe.
+
+Stopping restores the original descriptors (or objects) and waits, bounded,
+until everything written so far has reached the console and the logs (a
+sync request to the sidecar); it does not wait for end-of-file, which never
+comes while a child process still holds the pipes: the sidecar keeps copying
+their output, after the script ended too, and exits when they close it.
+
+Log files are opened without following symbolic links, relative to the
+folder's descriptor, in append mode: a symlink, FIFO, device, directory, a
+file with other hard links or a file owned by another user at the log path
+turns capture off for the run, with a one-line message on stderr; the script
+goes on with its output on the console as without capture. A log that
+already holds output (an ended run of the same name) is kept; a separator
+line ``--- ttop: run started <time> pid <pid> ---`` marks where this run
+begins.
+
+When fd 1 was a terminal, ``COLUMNS`` and ``LINES`` (if unset) are set to its
+size while capturing, so progress bars (tqdm) drawn into the pipe have the
+terminal's width rather than a pipe's default.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import select
-import struct
+import socket
+import stat
+import subprocess
 import sys
-import termios
 import threading
 import time
-from typing import IO, Any, List, Optional
+from datetime import datetime
+from typing import IO, Any, List, Optional, Tuple
 
 _active_lock = threading.Lock()
 _active: Optional["OutputCapture"] = None
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+SIDECAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_tee.py")
+PIPE_SIZE = 1 << 20  # fewer wake-ups of the sidecar; the default (64 KiB) where refused
+START_TIMEOUT = 10.0
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
-class _FdTee:
-    """fd-level tee of one descriptor (1 or 2).
+class CaptureError(OSError):
+    """A log file that cannot be opened safely, or a sidecar that does not
+    start. :meth:`OutputCapture.start` reports it on stderr and leaves the
+    console as it was."""
 
-    The pump thread reads the pipe only while holding ``lock``, so
-    :meth:`drain` can tell "everything written so far has been copied" (no
-    unread bytes while it holds the lock) without waiting for end-of-file,
-    which never comes while a child process still holds the pipe.
-    """
 
-    def __init__(self, fd: int, stream: Any, log_path: str) -> None:
-        self.fd = fd
-        self.stream = stream
-        self.log = open(log_path, "wb", buffering=0)
-        self.saved: Optional[int] = None
-        self.r: Optional[int] = None
-        self.lock = threading.Lock()
-        self.thread: Optional[threading.Thread] = None
-        self.console_ok = True
+def _describe(st: os.stat_result) -> str:
+    mode = st.st_mode
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
-    def start(self) -> None:
-        _flush(self.stream)
-        self.saved = os.dup(self.fd)
-        r, w = os.pipe()
+
+def open_log(path: str) -> int:
+    """Open (create) the log at ``path`` for appending, without following a
+    symbolic link at its last component, relative to the folder's descriptor.
+    Returns the descriptor (close-on-exec); raises :class:`CaptureError` with
+    a clear message for a symlink, a non-regular file, a file with other
+    hard links or one owned by another user. A log that already holds bytes
+    gets a separator line saying a new run starts here."""
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CaptureError(e.errno, "cannot open the folder %s (%s)" % (folder, e.strerror)) from None
+    try:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
         try:
-            os.dup2(w, self.fd)  # inheritable: children write into the pipe
-        except BaseException:
-            os.close(r)
-            os.close(w)
-            os.close(self.saved)
-            self.saved = None
-            raise
-        os.close(w)
-        self.r = r
-        self.thread = threading.Thread(
-            target=self._pump, args=(r, self.saved), name="ttop-capture-%d" % self.fd, daemon=True
-        )
-        self.thread.start()
-
-    def _pump(self, r: int, saved: int) -> None:
-        log = self.log
-        log_ok = True
-        poller = select.poll()
-        poller.register(r, select.POLLIN | select.POLLHUP | select.POLLERR)
-        try:
-            while True:
+            fd = os.open(name, flags, 0o644, dir_fd=dfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise CaptureError(e.errno, "%s is a symbolic link; it was not followed" % path) from None
+            if e.errno in (errno.ENXIO, errno.EISDIR):
                 try:
-                    poller.poll()
-                except InterruptedError:  # pragma: no cover - PEP 475 retries
-                    continue
-                with self.lock:
-                    try:
-                        data = os.read(r, 65536)
-                    except BlockingIOError:  # pragma: no cover
-                        continue
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    if self.console_ok:
-                        try:
-                            _write_all(saved, data)
-                        except OSError:
-                            self.console_ok = False  # console gone: keep logging
-                    if log_ok:
-                        try:
-                            log.write(data)
-                        except (OSError, ValueError):
-                            log_ok = False
-        finally:
-            with self.lock:
-                self.r = None
-                for fd in (r, saved):
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                try:
-                    log.close()
+                    what = _describe(os.stat(name, dir_fd=dfd, follow_symlinks=False))
                 except OSError:
-                    pass
+                    what = "not a regular file"
+                raise CaptureError(e.errno, "%s is %s" % (path, what)) from None
+            raise CaptureError(e.errno, "cannot open %s (%s)" % (path, e.strerror)) from None
+    finally:
+        os.close(dfd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CaptureError(errno.EINVAL, "%s is %s" % (path, _describe(st)))
+        if st.st_nlink != 1:
+            raise CaptureError(errno.EMLINK, "%s has %d hard links (other names for the same file)" % (path, st.st_nlink))
+        if st.st_uid != os.geteuid():
+            raise CaptureError(
+                errno.EPERM, "%s is owned by uid %d, not by this process (uid %d)" % (path, st.st_uid, os.geteuid())
+            )
+        os.set_blocking(fd, True)
+        if st.st_size > 0:
+            try:
+                last = os.pread(fd, 1, st.st_size - 1)
+            except OSError:
+                last = b"\n"
+            stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+            line = "--- ttop: run started %s pid %d ---\n" % (stamp, os.getpid())
+            os.write(fd, (b"" if last == b"\n" else b"\n") + line.encode())
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
-    def restore(self) -> None:
-        """Put the original descriptor back (closes our write end of the
-        pipe; children started meanwhile may still hold theirs)."""
-        if self.saved is None:
-            return
-        _flush(self.stream)
+
+def _close(fd: Optional[int]) -> None:
+    if fd is not None and fd >= 0:
         try:
-            os.dup2(self.saved, self.fd)
+            os.close(fd)
         except OSError:
             pass
-        self.saved = None  # the pump closes it when the pipe ends
+
+
+class _Sidecar:
+    """fd-level capture of descriptors 1 and 2 through the sidecar process."""
+
+    def __init__(self, streams: List[Any], logs: List[int]) -> None:
+        self.streams = streams  # sys.stdout, sys.stderr (flushed around dup2)
+        self.logs = logs
+        self.saved: List[int] = []
+        self.ctl: Optional[socket.socket] = None  # to the sidecar: requests, answers
+        self.pid: Optional[int] = None
+        self._buf = b""
+        self._env_set: List[Tuple[str, str]] = []
+
+    def start(self) -> None:
+        mine: List[int] = []  # descriptors to close here once the sidecar has its copies
+        writers: List[int] = []
+        try:
+            for s in self.streams:
+                _flush(s)
+            self.saved = [os.dup(1), os.dup(2)]
+            readers: List[int] = []
+            for _ in (1, 2):
+                r, w = os.pipe()
+                readers.append(r)
+                writers.append(w)
+                try:
+                    fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
+                except OSError:
+                    pass
+            self.ctl, theirs = socket.socketpair()
+            mine = readers + [theirs.detach()] + self.logs
+            self.logs = []
+            specs = ["%d:%d:%d" % (readers[i], self.saved[i], mine[3 + i]) for i in (0, 1)]
+            if not sys.executable:
+                raise CaptureError(errno.ENOENT, "no Python interpreter to run the capture process (sys.executable is empty)")
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", SIDECAR, str(mine[2])] + specs,
+                    stdin=subprocess.DEVNULL,
+                    stdout=self.saved[0],
+                    stderr=self.saved[1],
+                    pass_fds=mine + self.saved,
+                    close_fds=True,
+                )
+            except OSError as e:
+                raise CaptureError(e.errno, "cannot start the capture process %s (%s)" % (sys.executable, e.strerror)) from None
+            try:
+                proc.wait(START_TIMEOUT)  # the first process exits once the sidecar forked
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for fd in mine:
+                _close(fd)
+            mine = []
+            line = self._read_line(time.monotonic() + START_TIMEOUT)
+            if not line.startswith(b"ready "):
+                raise CaptureError(errno.ECHILD, "the capture process did not start (exit status %s)" % proc.returncode)
+            self.pid = int(line.split()[1])
+            self._set_terminal_size()
+            for s in self.streams:
+                _flush(s)
+            os.dup2(writers[0], 1)  # inheritable: children write into the pipes
+            os.dup2(writers[1], 2)
+        except BaseException:
+            for fd in mine + self.logs:
+                _close(fd)
+            self.logs = []
+            self._finish()
+            raise
+        finally:
+            for fd in writers:
+                _close(fd)
+
+    def _set_terminal_size(self) -> None:
+        try:
+            if not os.isatty(self.saved[0]):
+                return
+            size = os.get_terminal_size(self.saved[0])
+        except OSError:
+            return
+        # COLUMNS/LINES: shutil.get_terminal_size, tqdm up to 4.67, rich,
+        # click...; TQDM_NCOLS: tqdm >= 4.66 imported after this point or in
+        # a child process (tqdm draws cols - 1 on a terminal)
+        for name, value in (("COLUMNS", size.columns), ("LINES", size.lines), ("TQDM_NCOLS", size.columns - 1)):
+            if value > 0 and not os.environ.get(name):
+                os.environ[name] = str(value)
+                self._env_set.append((name, str(value)))
+
+    def _read_line(self, deadline: float) -> bytes:
+        """One line from the sidecar (b"" at end-of-file or deadline)."""
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.ctl is None:
+                return b""
+            try:
+                ready, _, _ = select.select([self.ctl], [], [], left)
+                if not ready:
+                    continue
+                data = self.ctl.recv(256)
+            except OSError:
+                data = b""
+            if not data:
+                return b""
+            self._buf += data
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def restore(self) -> None:
+        """Put the original descriptors back (closes our write ends of the
+        pipes; children started meanwhile may still hold theirs)."""
+        for s in self.streams:
+            _flush(s)
+        for fd, saved in zip((1, 2), self.saved):
+            try:
+                os.dup2(saved, fd)
+            except OSError:
+                pass
+        for name, value in self._env_set:
+            if os.environ.get(name) == value:
+                del os.environ[name]
+        self._env_set = []
 
     def drain(self, deadline: float) -> bool:
-        """Wait until every byte written to the pipe so far has been copied
-        to the console and the log (or ``deadline`` passes)."""
-        while True:
-            with self.lock:
-                r = self.r
-                if r is None:
-                    return True
-                try:
-                    left = struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0\0\0\0"))[0]
-                except OSError:
-                    return True
-                if left == 0:
-                    return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
+        """Wait until every byte written to the pipes so far has reached the
+        console and the logs (or ``deadline`` passes)."""
+        try:
+            if self.ctl is None:
+                return True
+            try:
+                self.ctl.send(b"s", socket.MSG_NOSIGNAL)
+            except OSError:  # the sidecar has ended: it copied everything first
+                return True
+            line = self._read_line(deadline)
+            return line in (b"d", b"e") or (line == b"" and time.monotonic() < deadline)
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        for fd in self.saved:
+            _close(fd)
+        self.saved = []
+        if self.ctl is not None:
+            self.ctl.close()
+            self.ctl = None
 
 
 class _StreamTee:
@@ -194,9 +335,9 @@ class _StreamTee:
 
 
 class _PyTee:
-    def __init__(self, name: str, log_path: str) -> None:
+    def __init__(self, name: str, log_fd: int) -> None:
         self.name = name
-        self.log = open(log_path, "wb", buffering=0)
+        self.log = os.fdopen(log_fd, "ab", buffering=0)
         self.original: Any = None
         self.tee: Optional[_StreamTee] = None
 
@@ -236,54 +377,86 @@ def _fd_usable(stream: Any, fd: int) -> bool:
         return False
 
 
+def _report(message: str) -> None:
+    """One line on the console's stderr, whatever sys.stderr is."""
+    try:
+        os.write(2, ("ttop: " + message + "\n").encode("utf-8", "replace"))
+    except OSError:
+        try:
+            print("ttop: " + message, file=sys.__stderr__)
+        except Exception:
+            pass
+
+
 class OutputCapture:
     """Tee stdout and stderr into ``stdout_path`` / ``stderr_path``.
 
-    ``mode`` is ``"fd"`` or ``"python"`` once started (see module docs). Only
-    one capture is active per process: starting a second one stops the first.
+    ``mode`` is ``"fd"`` or ``"python"`` once started (see module docs), or
+    None when capture could not start; ``error`` then says why (it was also
+    written on stderr). Only one capture is active per process: starting a
+    second one stops the first. ``sidecar_pid`` is the copying process in fd
+    mode.
     """
 
     def __init__(self, stdout_path: str, stderr_path: str) -> None:
         self.paths = (stdout_path, stderr_path)
         self.mode: Optional[str] = None
+        self.error: Optional[str] = None
+        self.sidecar_pid: Optional[int] = None
         self._tees: List[Any] = []
         self._pid = os.getpid()
 
     def start(self) -> None:
+        """Start capturing. A log path that cannot be used safely (symlink,
+        FIFO, another user's file...) or a sidecar that cannot start does not
+        raise: capture stays off, ``error`` says why and a line on stderr
+        too, and output reaches the console as without capture."""
         global _active
         with _active_lock:
             previous = _active
             _active = None
         if previous is not None:
             previous.stop()
-        tees: List[Any] = []
+        logs: List[int] = []
         try:
-            if _fd_usable(sys.stdout, 1) and _fd_usable(sys.stderr, 2):
-                self.mode = "fd"
-                tees = [_FdTee(1, sys.stdout, self.paths[0]), _FdTee(2, sys.stderr, self.paths[1])]
-            else:
-                self.mode = "python"
-                tees = [_PyTee("stdout", self.paths[0]), _PyTee("stderr", self.paths[1])]
-            for tee in tees:
-                tee.start()
-                self._tees.append(tee)
-        except BaseException:
-            self.stop()
-            for tee in tees:
-                if tee not in self._tees:
-                    try:
-                        tee.log.close()
-                    except OSError:
-                        pass
-            raise
+            try:
+                for path in self.paths:
+                    logs.append(open_log(path))
+                if _fd_usable(sys.stdout, 1) and _fd_usable(sys.stderr, 2):
+                    tee = _Sidecar([sys.stdout, sys.stderr], logs)
+                    logs = []  # the sidecar owns them now
+                    tee.start()
+                    self._tees = [tee]
+                    self.sidecar_pid = tee.pid
+                    self.mode = "fd"
+                else:
+                    names = ("stdout", "stderr")
+                    tees = [_PyTee(names[i], logs[i]) for i in (0, 1)]
+                    logs = []
+                    for t in tees:
+                        t.start()
+                        self._tees.append(t)
+                    self.mode = "python"
+            except CaptureError as e:
+                self.stop()
+                self.mode = None
+                self.error = "output capture is off: %s" % e.strerror
+                _report(self.error + " (output goes to the console only)")
+                return
+            except BaseException:
+                self.stop()
+                raise
+        finally:
+            for fd in logs:
+                _close(fd)
         with _active_lock:
             _active = self
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Restore the console and wait (up to ``timeout`` s) until what was
         written so far reached the console and the logs; False on timeout.
-        Child processes that still hold the pipe keep being tee'd (into the
-        logs and the console) by the daemon thread until they close it."""
+        Child processes that still hold the pipes keep being copied (into the
+        logs and the console) by the sidecar until they close them."""
         global _active
         if os.getpid() != self._pid:  # a forked child: not ours to restore
             return True

@@ -1,0 +1,138 @@
+"""Output capture when the training process dies: every byte it wrote to
+fd 1/2 before dying reaches both the console (here: the test's pipes, the
+child's real stdout/stderr) and the logs, for each way of dying, 10 times
+each. Also: Ctrl+C to the whole process group, and children that outlive
+the script."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+
+LINES = 2000
+RUNS = 10
+
+CHILD = textwrap.dedent(
+    """
+    import ctypes, faulthandler, os, sys, threading, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    mode, folder, ready_fd = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    faulthandler.enable()
+    m = TrainingMonitor(folder=folder, run_name="crash", capture_output=True, interval=60, gpu=False)
+    m.start_monitoring()
+    for i in range(%d):
+        print("out %%05d %%s" %% (i, "x" * 60), flush=True)
+        if i %% 10 == 0:
+            print("err %%05d" %% i, file=sys.stderr, flush=True)
+    if mode == "segv":
+        ctypes.string_at(0)
+    elif mode == "abort":
+        os.abort()
+    elif mode == "exit":
+        os._exit(7)
+    elif mode == "thread":
+        t = threading.Thread(target=lambda: 1 / 0, name="loader")
+        t.start()
+        t.join()
+        os._exit(3)
+    elif mode == "late-child":
+        import subprocess
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5); print('late child line', flush=True)"])
+        m.set_finished()
+        print("after stop")
+        sys.exit(0)
+    os.write(ready_fd, b"ready")  # kill / sigint: wait for the signal
+    while True:
+        time.sleep(0.05)
+    """
+    % (str(ROOT), LINES)
+)
+
+# mode -> (expected return code, text that must be in the stderr log)
+MODES = {
+    "segv": (-signal.SIGSEGV, "Fatal Python error: Segmentation fault"),
+    "abort": (-signal.SIGABRT, "Fatal Python error: Aborted"),
+    "exit": (7, None),
+    "kill": (-signal.SIGKILL, None),
+    "thread": (3, "ZeroDivisionError: division by zero"),
+}
+
+
+def run_child(tmp_path, folder, mode, spawn):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    ready_r, ready_w = os.pipe()
+    try:
+        p = spawn(
+            [sys.executable, str(script), mode, str(folder), str(ready_w)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(ready_w,),
+        )
+        os.close(ready_w)
+        ready_w = -1
+        if mode in ("kill", "sigint"):
+            assert os.read(ready_r, 16) == b"ready"
+            if mode == "kill":
+                os.kill(p.pid, signal.SIGKILL)
+            else:
+                os.killpg(p.pid, signal.SIGINT)  # Ctrl+C reaches the whole group
+        # EOF on both only once the sidecar copied everything and exited
+        out, err = p.communicate(timeout=120)
+    finally:
+        os.close(ready_r)
+        if ready_w >= 0:
+            os.close(ready_w)
+    log_out = (folder / "crash.stdout.log").read_bytes()
+    log_err = (folder / "crash.stderr.log").read_bytes()
+    return p.returncode, out, err, log_out, log_err
+
+
+def check_lines(out, err):
+    want_out = b"".join(b"out %05d %s\n" % (i, b"x" * 60) for i in range(LINES))
+    want_err = b"".join(b"err %05d\n" % i for i in range(0, LINES, 10))
+    assert out.startswith(want_out), "stdout: %d of %d lines arrived" % (out.count(b"\nout ") + out.startswith(b"out "), LINES)
+    assert err.startswith(want_err), "stderr lines lost"
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_no_output_lost_when_the_process_dies(tmp_path, spawn, mode):
+    code, marker = MODES[mode]
+    for n in range(RUNS):
+        folder = tmp_path / ("run%d" % n)
+        folder.mkdir()
+        rc, out, err, log_out, log_err = run_child(tmp_path, folder, mode, spawn)
+        assert rc == code, (n, rc, err[-2000:])
+        check_lines(log_out, log_err)
+        # the console got exactly the bytes of the log
+        assert out == log_out, n
+        assert err == log_err, n
+        if marker:
+            assert marker.encode() in log_err, (n, log_err[-2000:])
+
+
+def test_ctrl_c_to_the_process_group_loses_nothing(tmp_path, spawn, progress_dir):
+    rc, out, err, log_out, log_err = run_child(tmp_path, progress_dir, "sigint", spawn)
+    assert rc != 0
+    check_lines(log_out, log_err)
+    assert out == log_out and err == log_err
+    # the traceback Python prints at exit is captured too
+    assert b"KeyboardInterrupt" in log_err
+
+
+def test_a_child_that_outlives_the_capture_is_still_copied(tmp_path, spawn, progress_dir):
+    rc, out, err, log_out, log_err = run_child(tmp_path, progress_dir, "late-child", spawn)
+    assert rc == 0, err
+    check_lines(log_out, log_err)
+    # the child kept the pipe: its line reaches console and log after the script ended
+    assert b"late child line\n" in log_out and b"late child line\n" in out
+    # the script's own output after stop goes to the console only
+    assert b"after stop\n" in out and b"after stop" not in log_out
