@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="print one snapshot as a table and exit")
     p.add_argument("--json", action="store_true", help="with --once: print the snapshot as JSON")
     p.add_argument("--ascii", action="store_true", help="draw with ASCII characters only (monitor and --once)")
+    p.add_argument(
+        "--serve",
+        metavar="[ADDR:]PORT",
+        help="serve Prometheus metrics on http://ADDR:PORT/metrics (ADDR default 127.0.0.1); "
+        "with --headless and no CSV option, serve only",
+    )
     p.add_argument("--version", action="version", version="ttop %s" % __version__)
     return p
 
@@ -113,6 +119,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--once and --headless cannot be combined")
     if args.once and (args.csv_dir is not None or args.csv_interval is not None):
         parser.error("--csv-dir/--csv-interval do not apply to --once")
+    if args.once and args.serve is not None:
+        parser.error("--serve does not apply to --once")
+    if args.serve is not None:
+        from .sinks.prometheus import ServeError, parse_serve
+
+        try:
+            args.serve_addr = parse_serve(args.serve)
+        except ServeError as e:
+            parser.error("--serve: %s" % e)
     if not args.folder:
         parser.error("FOLDER must not be empty")
     return args
@@ -215,12 +230,41 @@ def run_once(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
+def start_serving(args: argparse.Namespace, collector: Any) -> Any:
+    """Start the Prometheus endpoint when ``--serve`` was given; returns the
+    server (or None). A port that cannot be bound is a UsageError."""
+    if getattr(args, "serve", None) is None:
+        return None
+    try:
+        from .sinks.prometheus import serve
+    except ImportError as e:  # pragma: no cover - a dependency of the package
+        raise UsageError("--serve needs the prometheus_client package (%s)" % e) from None
+    addr, port = args.serve_addr
+    try:
+        server, _page = serve(collector, addr, port)
+    except OSError as e:
+        raise UsageError("cannot serve metrics on %s:%d: %s" % (addr, port, e.strerror or e)) from None
+    return server
+
+
+def stop_serving(server: Any) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
 def run_headless_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     from .sinks.headless import run_headless
 
-    sink = make_sink(args, stderr)
+    serve_only = args.serve is not None and args.csv_dir is None and args.csv_interval is None
+    sink = None if serve_only else make_sink(args, stderr)
     collector = make_collector(args)
-    return run_headless(collector, sink, stderr=stderr)
+    server = start_serving(args, collector)
+    try:
+        return run_headless(collector, sink, stderr=stderr,
+                            serving="http://%s:%d/metrics" % args.serve_addr if server is not None else None)
+    finally:
+        stop_serving(server)
 
 
 def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
@@ -236,11 +280,13 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     collector = make_collector(args)
     if sink is not None:
         collector.add_listener(sink.listener(collector))
+    server = start_serving(args, collector)
     try:
         return int(run_ui(collector, ascii=args.ascii) or 0)
     finally:
         try:
             collector.stop(timeout=5)
+            stop_serving(server)
         finally:
             if sink is not None:
                 sink.close()

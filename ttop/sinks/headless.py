@@ -58,13 +58,15 @@ def _say(stream: IO[str], message: str) -> None:
 
 def run_headless(
     collector: Any,
-    sink: CsvSink,
+    sink: Optional[CsvSink],
     *,
     stderr: Optional[IO[str]] = None,
     stop_event: Optional[threading.Event] = None,
     install_signals: bool = True,
+    serving: Optional[str] = None,
 ) -> int:
-    """Run ``collector`` with ``sink`` attached until a stop signal (or
+    """Run ``collector`` with ``sink`` attached (None: no CSV, e.g. only the
+    Prometheus endpoint at ``serving`` is wanted) until a stop signal (or
     ``stop_event``); then stop the collector, close the sink and return 0.
 
     Must be called from the main thread when ``install_signals`` is true."""
@@ -88,7 +90,7 @@ def run_headless(
             previous[signum] = current
             signal.signal(signum, _handler)
     try:
-        write_csv: Callable[[], None] = sink.listener(collector)
+        write_csv: Callable[[], None] = sink.listener(collector) if sink is not None else (lambda: None)
         folder_state: Dict[str, Any] = {"error": None}
 
         def listener() -> None:
@@ -101,10 +103,12 @@ def run_headless(
 
         collector.add_listener(listener)
         try:
-            err.write(
-                "ttop: headless, writing CSV to %s every %g s; Ctrl+C to stop\n"
-                % (sink.csv_dir, sink.interval)
-            )
+            doing = []
+            if sink is not None:
+                doing.append("writing CSV to %s every %g s" % (sink.csv_dir, sink.interval))
+            if serving:
+                doing.append("serving Prometheus metrics on %s" % serving)
+            err.write("ttop: headless, %s; Ctrl+C to stop\n" % " and ".join(doing))
             err.flush()
         except (OSError, ValueError):
             pass
@@ -115,13 +119,14 @@ def run_headless(
             error = getattr(collector, "last_error", None)
             if error is not None and error is not reported:
                 reported = error
-                report = sink.on_error or ErrorReporter(err)
+                report = (sink.on_error if sink is not None else None) or ErrorReporter(err)
                 report("collector cycle failed: %s: %s" % (type(error).__name__, error))
     finally:
         try:
             collector.stop(timeout=5)
         finally:
-            sink.close()
+            if sink is not None:
+                sink.close()
             for signum, handler in previous.items():
                 try:
                     signal.signal(signum, handler)

@@ -1,0 +1,378 @@
+"""The Prometheus endpoint (``--serve``): series built from the snapshot,
+bounded label sets, real HTTP scrapes parsed with prometheus_client's own
+parser, the CLI wiring, and (when the Debian package is installed) a real
+Prometheus server scraping ttop."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Dict, Tuple
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from test_cli_support import ROOT
+
+from ttop.collect.collector import Collector
+from ttop.collect.snapshot import (
+    GpuDevice,
+    HostInfo,
+    RunResources,
+    RunSnapshot,
+    Snapshot,
+)
+from ttop.progress import write_json_atomic
+from ttop.sinks.jsonout import snapshot_to_dict
+from ttop.sinks.prometheus import (
+    ENDED_RETENTION,
+    MetricsPage,
+    ServeError,
+    SnapshotMetrics,
+    parse_serve,
+    progress_fraction,
+    serve,
+)
+
+
+def _run(key: str, status: str, ended_at: Any = None, **data: Any) -> RunSnapshot:
+    doc = {"format": "ttop.progress/1", "run_name": key, "status": status, "updated_at": 1000.0,
+           "ended_at": ended_at}
+    doc.update(data)
+    return RunSnapshot(key=key, path="/p/%s.json" % key, data=doc, run_name=key, status=status,
+                       reported_status=status, host="h1",
+                       resources=RunResources(cpu_percent=50.0, rss_bytes=2048, num_procs=2, num_threads=7))
+
+
+def _snap(*runs: RunSnapshot, seq: int = 1) -> Snapshot:
+    return Snapshot(seq=seq, taken_at=1000.0, folder="/p", runs=tuple(runs), host=HostInfo("h1", 2, 10.0, 100, 50),
+                    gpus=(GpuDevice(index=0, name="NVIDIA H200", uuid="GPU-1", memory_used=10, memory_total=100,
+                                    utilization=42, power_mw=71_000),))
+
+
+def _samples(text: str) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _value(samples, series: str, **labels: str) -> float:
+    hits = [v for (n, ls), v in samples.items()
+            if n == series and all(dict(ls).get(k) == v2 for k, v2 in labels.items())]
+    assert len(hits) == 1, (series, labels, hits)
+    return hits[0]
+
+
+# -- pure parts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("9100", ("127.0.0.1", 9100)),
+    (":9100", ("127.0.0.1", 9100)),
+    ("0.0.0.0:80", ("0.0.0.0", 80)),
+    ("[::1]:9100", ("::1", 9100)),
+    ("localhost:1", ("localhost", 1)),
+])
+def test_parse_serve(text, expected):
+    assert parse_serve(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "abc", "0", "70000", "::1:9100", "host:", "1.2.3.4:-5"])
+def test_parse_serve_refuses(text):
+    with pytest.raises(ServeError):
+        parse_serve(text)
+
+
+def test_progress_fraction():
+    assert progress_fraction({"epoch": 3, "total_epochs": 4, "train_batch": 50, "train_total_batches": 100}) == 0.625
+    assert progress_fraction({"batch": 30, "total_batches": 120}) == 0.25
+    assert progress_fraction({"status": "FINISHED"}) == 1.0
+    assert progress_fraction({"epoch": 1}) is None
+    assert progress_fraction({"batch": 5, "total_batches": 0}) is None
+
+
+def test_series_carry_run_labels_metrics_devices_and_nan():
+    run = _run("a", "RUNNING", epoch=2, total_epochs=4, batch=10, total_batches=40, train_batch=10,
+               train_total_batches=40, rate=12.5, times={"run": {"elapsed": 30.0, "remaining": 90.0}},
+               metrics={"loss": 0.25, "acc": "NaN", "note": "text"})
+    page = MetricsPage(lambda: _snap(run))
+    s = _samples(page.page().decode())
+    assert _value(s, "ttop_run_status", run="a", status="RUNNING") == 1
+    assert _value(s, "ttop_run_status", run="a", status="FAILED") == 0
+    assert _value(s, "ttop_run_progress_ratio", run="a", host="h1") == pytest.approx((1 + 0.25) / 4)
+    assert _value(s, "ttop_run_rate_batches_per_second", run="a") == 12.5
+    assert _value(s, "ttop_run_eta_seconds", run="a") == 90.0
+    assert _value(s, "ttop_metric", run="a", name="loss") == 0.25
+    assert math.isnan(_value(s, "ttop_metric", run="a", name="acc"))
+    assert not [k for k in s if k[0] == "ttop_metric" and dict(k[1]).get("name") == "note"]
+    assert _value(s, "ttop_run_cpu_percent", run="a") == 50.0
+    assert _value(s, "ttop_run_memory_bytes", run="a") == 2048
+    assert _value(s, "ttop_gpu_utilization_percent", gpu="0", name="NVIDIA H200") == 42
+    assert _value(s, "ttop_gpu_power_watts", gpu="0") == 71.0
+    assert _value(s, "ttop_runs", status="RUNNING") == 1
+
+
+def test_ended_runs_leave_the_endpoint_after_the_retention():
+    now = [5000.0]
+    old = _run("old", "FINISHED", ended_at=5000.0 - ENDED_RETENTION - 1)  # ended before ttop started
+    fresh = _run("fresh", "FAILED", ended_at=4990.0)
+    future = _run("skewed", "FINISHED", ended_at=5000.0 + 3600)  # a host whose clock runs ahead
+    live = _run("live", "RUNNING")
+    m = SnapshotMetrics(lambda: None, clock=lambda: now[0])
+    snap = _snap(old, fresh, future, live)
+    assert sorted(r.key for r in m.exported_runs(snap)) == ["fresh", "live", "skewed"]
+    now[0] += ENDED_RETENTION - 5  # fresh ended 605 s ago now; skewed was first seen ended 595 s ago
+    assert sorted(r.key for r in m.exported_runs(snap)) == ["live", "skewed"]
+    now[0] += 10
+    assert sorted(r.key for r in m.exported_runs(snap)) == ["live"]
+    # a run that is rewritten as RUNNING (same name, new run) is back at once
+    assert sorted(r.key for r in m.exported_runs(_snap(_run("fresh", "RUNNING"), live))) == ["fresh", "live"]
+
+
+def test_page_is_rendered_once_per_snapshot():
+    snaps = [_snap(_run("a", "RUNNING"), seq=1)]
+    page = MetricsPage(lambda: snaps[-1])
+    first = page.page()
+    assert page.page() is first  # the cached bytes, not a new render
+    snaps.append(_snap(_run("a", "RUNNING"), _run("b", "RUNNING"), seq=2))
+    second = page.page()
+    assert second is not first and b'run="b"' in second
+
+
+# -- real HTTP -------------------------------------------------------------------
+
+
+def _open(url: str, timeout: float = 10.0) -> Any:
+    try:
+        return urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as e:  # e.g. a server still starting: close its socket
+        e.close()
+        raise
+
+
+def _get(url: str, timeout: float = 10.0) -> str:
+    with _open(url, timeout) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain")
+        return r.read().decode()
+
+
+def test_scrape_over_http_equals_the_json_snapshot_of_the_same_cycle(tmp_path):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    now = time.time()
+    write_json_atomic(str(folder / "train-a.json"), {
+        "format": "ttop.progress/1", "run_name": "train-a", "status": "RUNNING", "updated_at": now,
+        "host": "elsewhere", "epoch": 2, "total_epochs": 5, "batch": 7, "total_batches": 70,
+        "train_batch": 7, "train_total_batches": 70, "rate": 3.5,
+        "times": {"run": {"elapsed": 100.0, "remaining": 400.0, "total": 500.0}},
+        "metrics": {"loss": 0.125, "val/acc": 0.5},
+        "resources": {"cpu_percent": 150.0, "rss_bytes": 123456, "num_procs": 3, "num_threads": 9,
+                      "gpu_memory_bytes": 4096},
+    })
+    write_json_atomic(str(folder / "done.json"), {
+        "format": "ttop.progress/1", "run_name": "done", "status": "FINISHED", "updated_at": now, "ended_at": now})
+    collector = Collector(str(folder), interval=60, gpu=False, tpu=False)
+    server, page = serve(collector, "127.0.0.1", 0)
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        snap = collector.collect()
+        text = _get("http://127.0.0.1:%d/metrics" % port)
+    finally:
+        server.shutdown()
+        server.server_close()
+        page.stop()
+    s = _samples(text)
+    doc = snapshot_to_dict(snap)
+    assert _value(s, "ttop_snapshot_seq") == doc["seq"]
+    run = next(r for r in doc["runs"] if r["key"] == "train-a")
+    labels = {"run": "train-a", "host": "elsewhere"}
+    assert _value(s, "ttop_run_epoch", **labels) == run["epoch"]
+    assert _value(s, "ttop_run_epochs_total", **labels) == run["total_epochs"]
+    assert _value(s, "ttop_run_batch", **labels) == run["batch"]
+    assert _value(s, "ttop_run_batches_total", **labels) == run["total_batches"]
+    assert _value(s, "ttop_run_rate_batches_per_second", **labels) == run["rate"]
+    assert _value(s, "ttop_run_eta_seconds", **labels) == run["times"]["run"]["remaining"]
+    assert _value(s, "ttop_run_heartbeat_age_seconds", **labels) == pytest.approx(run["heartbeat_age"])
+    assert _value(s, "ttop_metric", name="loss", **labels) == run["metrics"]["loss"]
+    assert _value(s, "ttop_metric", name="val/acc", **labels) == run["metrics"]["val/acc"]
+    assert _value(s, "ttop_run_cpu_percent", **labels) == run["resources"]["cpu_percent"]
+    assert _value(s, "ttop_run_memory_bytes", **labels) == run["resources"]["rss_bytes"]
+    assert _value(s, "ttop_run_gpu_memory_bytes", **labels) == run["resources"]["gpu_memory_bytes"]
+    assert _value(s, "ttop_run_processes", **labels) == run["resources"]["num_procs"]
+    assert _value(s, "ttop_run_status", status=run["status"], **labels) == 1
+    assert _value(s, "ttop_run_progress_ratio", **labels) == pytest.approx((1 + 7 / 70) / 5)
+    for status, n in doc["counts"].items():
+        assert _value(s, "ttop_runs", status=status) == n
+    assert _value(s, "ttop_run_status", run="done", status="FINISHED") == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(fn, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            got = fn()
+            if got:
+                return got
+        except Exception as e:  # not up yet
+            last = e
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for %s (last error: %r)" % (what, last))
+
+
+def _ttop(*args: str, **kw: Any) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "ttop", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, text=True, **kw)
+
+
+def _stop(proc: subprocess.Popen) -> Tuple[str, str]:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return out, err
+
+
+def _write_running(folder, name: str, **extra: Any) -> None:
+    doc = {"format": "ttop.progress/1", "run_name": name, "status": "RUNNING", "updated_at": time.time(),
+           "host": "otherhost", "batch": 25, "total_batches": 100}
+    doc.update(extra)
+    write_json_atomic(os.path.join(str(folder), name + ".json"), doc)
+
+
+def test_headless_serve_only_binds_loopback_and_writes_no_csv(tmp_path):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    _write_running(folder, "r1")
+    port = _free_port()
+    proc = _ttop(str(folder), "--headless", "--serve", str(port), "-i", "0.2", cwd=str(tmp_path))
+    try:
+        text = _wait_for(lambda: _get("http://127.0.0.1:%d/metrics" % port), what="the endpoint")
+        assert _value(_samples(text), "ttop_run_progress_ratio", run="r1") == 0.25
+        # bound to loopback only: the machine's other addresses are refused
+        conns = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True)
+        if conns.returncode == 0 and conns.stdout.strip():
+            assert "127.0.0.1:%d" % port in conns.stdout
+            assert "0.0.0.0:%d" % port not in conns.stdout and "*:%d" % port not in conns.stdout
+    finally:
+        out, err = _stop(proc)
+    assert proc.returncode == 0, err
+    assert "serving Prometheus metrics on http://127.0.0.1:%d/metrics" % port in err
+    assert not (tmp_path / "train").exists()  # --serve without CSV options writes no CSV
+
+
+def test_serve_with_csv_options_writes_both(tmp_path):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    _write_running(folder, "r1")
+    port = _free_port()
+    proc = _ttop(str(folder), "--headless", "--serve", "127.0.0.1:%d" % port, "--csv-dir", str(tmp_path / "csv"),
+                 "-i", "0.2")
+    try:
+        _wait_for(lambda: _get("http://127.0.0.1:%d/metrics" % port), what="the endpoint")
+        _wait_for(lambda: (tmp_path / "csv" / "r1_matrix.csv").exists(), what="the CSV")
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0
+
+
+def test_port_in_use_is_a_usage_error(tmp_path):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        proc = _ttop(str(folder), "--headless", "--serve", str(port))
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.count("\n") == 1 and "cannot serve metrics on 127.0.0.1:%d" % port in err
+
+
+def test_bad_serve_values_exit_2(tmp_path):
+    for bad in (["--serve", "http"], ["--once", "--serve", "9100"]):
+        proc = _ttop(str(tmp_path), *bad)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2, (bad, err)
+        assert "--serve" in err
+
+
+# -- a real Prometheus server ---------------------------------------------------------
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PROMETHEUS is None, reason="the prometheus server is not installed (Debian package 'prometheus')")
+def test_real_prometheus_scrapes_ttop_and_answers_promql(tmp_path):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    _write_running(folder, "promrun", batch=30, total_batches=120)
+    port, prom_port = _free_port(), _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: ttop\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % port)
+    ttop = _ttop(str(folder), "--headless", "--serve", str(port), "-i", "0.5")
+    prom = subprocess.Popen([PROMETHEUS, "--config.file=%s" % config, "--storage.tsdb.path=%s" % (tmp_path / "tsdb"),
+                             "--web.listen-address=127.0.0.1:%d" % prom_port], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        query = urllib.parse.urlencode({"query": 'ttop_run_progress_ratio{run="promrun"}'})
+
+        def progress():
+            doc = json.loads(_get_json("http://127.0.0.1:%d/api/v1/query?%s" % (prom_port, query)))
+            result = doc["data"]["result"]
+            return float(result[0]["value"][1]) if result else None
+
+        assert _wait_for(progress, timeout=60, what="Prometheus to scrape ttop") == 0.25
+    finally:
+        _stop(prom)
+        _stop(ttop)
+
+
+def _get_json(url: str) -> str:
+    with _open(url) as r:
+        return r.read().decode()
+
+
+EXAMPLES = ROOT / "examples" / "prometheus"
+
+
+def test_grafana_dashboard_uses_only_series_the_endpoint_serves():
+    import re
+
+    dash = json.loads((EXAMPLES / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    exprs += [v["definition"] for v in dash["templating"]["list"] if "definition" in v]
+    used = {name for e in exprs for name in re.findall(r"\bttop_[a-z_]+", e)}
+    served = {f.name for f in SnapshotMetrics(lambda: None).families(_snap(_run("a", "RUNNING")))}
+    assert used and used <= served, used - served
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package 'prometheus') is not installed")
+def test_example_scrape_config_is_valid():
+    r = subprocess.run(["promtool", "check", "config", str(EXAMPLES / "prometheus.yml")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
