@@ -138,6 +138,7 @@ class Collector:
         self._table = _procs.ProcessTable()
         self._host = HostSampler()
         self._statics: Dict[str, _Static] = {}
+        self._holders: Dict[int, str] = {}  # pid -> key of the run holding it (see claims())
         self._seq = 0
         self._cycle_lock = threading.Lock()
         self._listeners: List[Callable[[], None]] = []
@@ -290,7 +291,7 @@ class Collector:
         mains: AbstractSet[int] = frozenset()
         refused: Dict[str, str] = {}
         if tbl is not None:
-            mains, refused = claims(statics, tbl)
+            mains, refused = claims(statics, tbl, self._holders)
         for fr, st in statics:
             if st is None:
                 skipped.append(SkippedFile(fr.name, fr.error or "unusable"))
@@ -440,15 +441,20 @@ class Collector:
                         resources, processes, note, refusal)
 
 
-def claims(statics, table: _procs.ProcessTable) -> Tuple[AbstractSet[int], Dict[str, str]]:
+def claims(statics, table: _procs.ProcessTable,
+           holders: Optional[Dict[int, str]] = None) -> Tuple[AbstractSet[int], Dict[str, str]]:
     """Which file may claim which live process (see docs/security.md).
 
     A file claims its ``pid`` only when that process's real uid is the
     file's owner. Of several files that rightly claim the same process, the
-    one with the newest heartbeat (``updated_at``; then the lowest key) wins:
-    the process's own writer keeps refreshing its file, a copy does not.
+    run that held it in the previous cycle keeps it (``holders``, updated in
+    place), so one writer keeping several files never makes the process
+    flip between them; a new contest is won by the newest heartbeat
+    (``updated_at``; then the lowest key): the process's own writer keeps
+    refreshing its file, a stale copy does not.
     Returns ``(main PIDs of the winning claims, {key: why refused})``."""
-    winners: Dict[int, Any] = {}
+    held = holders if holders is not None else {}
+    contenders: Dict[int, List[Any]] = {}
     refused: Dict[str, str] = {}
     for _fr, st in statics:
         if st is None or st.lookup_pid is None:
@@ -462,15 +468,19 @@ def claims(statics, table: _procs.ProcessTable) -> Tuple[AbstractSet[int], Dict[
                 refused[st.key] = "pid %d belongs to %s, not to the file's owner %s" % (
                     pid, user_name(uid), user_name(st.owner_uid))
                 continue
-        best = winners.get(pid)
-        if best is None:
-            winners[pid] = st
-        elif (st.updated, _neg(st.key)) > (best.updated, _neg(best.key)):
-            refused[best.key] = _lost(pid, st)
-            winners[pid] = st
-        else:
-            refused[st.key] = _lost(pid, best)
-    return set(winners), refused
+        contenders.setdefault(pid, []).append(st)
+    new_held: Dict[int, str] = {}
+    for pid, sts in contenders.items():
+        winner = next((st for st in sts if st.key == held.get(pid)), None)
+        if winner is None:
+            winner = max(sts, key=lambda st: (st.updated, _neg(st.key)))
+        new_held[pid] = winner.key
+        for st in sts:
+            if st is not winner:
+                refused[st.key] = _lost(pid, winner)
+    held.clear()
+    held.update(new_held)
+    return set(contenders), refused
 
 
 def _neg(key: str) -> Tuple[int, ...]:
@@ -481,7 +491,7 @@ _LOST_PREFIX = "shared: "
 
 
 def _lost(pid: int, winner: Any) -> str:
-    return _LOST_PREFIX + "pid %d is claimed by run %s too (its file has the newer heartbeat): shown there" % (pid, winner.key)
+    return _LOST_PREFIX + "pid %d is claimed by run %s too: shown there" % (pid, winner.key)
 
 
 def _foreign_note(foreign: List[Tuple[int, Optional[int]]], owner: Optional[int]) -> str:
