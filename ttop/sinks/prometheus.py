@@ -299,7 +299,7 @@ class MetricsPage:
         self.get_snapshot = get_snapshot
         self.metrics = SnapshotMetrics(self._pinned_snapshot, retention=retention, clock=clock)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.metrics)  # type: ignore[arg-type]
+        self.registry.register(self.metrics)
         self.idle_after = idle_after
         self._pinned: Any = None
         self._render_lock = threading.Lock()
