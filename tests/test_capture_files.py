@@ -62,7 +62,9 @@ def test_planted_symlink_is_not_followed(tmp_path, progress_dir):
     # nothing was captured into the other log either
     assert not (progress_dir / "job.stderr.log").exists() or (progress_dir / "job.stderr.log").read_bytes() == b""
     with open(progress_dir / "job.json") as f:
-        assert json.load(f)["status"] == "FINISHED"
+        d = json.load(f)
+    assert d["status"] == "FINISHED"
+    assert d["logs"] is None  # the viewer is not pointed at the link
 
 
 def test_fifo_at_the_log_path_neither_blocks_nor_is_written(tmp_path, progress_dir):

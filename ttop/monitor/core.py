@@ -241,6 +241,8 @@ class TrainingMonitor:
                 )
                 cap.start()
                 self._capture = cap
+                if not cap.active:  # log path unsafe to use (said on stderr): the file names no logs
+                    self.log_files = None
             self._control.poller.skip_existing()
             data = self._build(self._mono(), self._wall(), tick=False)
             try:
