@@ -12,7 +12,10 @@ Environment (read on every call, so a test may change it between cycles):
     the recording to replay (default: ``tests/fixtures/nvml-h200.json``).
 ``TTOP_FAKE_NVML_PHASE``
     ``idle`` (default), ``busy`` (one CUDA process, PID 489, holding
-    3869245440 bytes) or ``after`` (it exited).
+    3869245440 bytes) or ``after`` (it exited); ``held`` replays the
+    ``busy`` process lists with everything else from ``idle`` (utilisation
+    0 %, per-process utilisation NotFound): a process that keeps its GPU
+    memory but stopped computing.
 ``TTOP_FAKE_NVML_PID_MAP``
     ``"489:<pid>[,<recorded>:<pid>...]"``: report a recorded PID as another
     PID, e.g. a process the test spawned, so its GPU memory is attributed.
@@ -166,6 +169,8 @@ def _recorded(fn: str, index: Any = None) -> Any:
         key = fn
     else:
         phase = os.environ.get("TTOP_FAKE_NVML_PHASE") or "idle"
+        if phase == "held":
+            phase = "busy" if fn.endswith("RunningProcesses") else "idle"
         key = "%s:%s[%d]" % (phase, fn, index)
     if key not in rec:
         raise NVMLError_NotSupported()
@@ -261,6 +266,8 @@ def nvmlDeviceGetPerformanceState(handle) -> int:
 def _procs(fn: str, handle) -> list:
     raw = _recorded(fn, _index(handle))
     phase = os.environ.get("TTOP_FAKE_NVML_PHASE") or "idle"
+    if phase == "held":
+        phase = "busy"
     if (
         os.environ.get("TTOP_FAKE_NVML_PROCS") == "pidns"
         and phase == "busy"

@@ -12,8 +12,12 @@ seconds. Every call is wrapped: an ``NVMLError`` makes that one field None and
 records ``errors[field] = reason``; a field that is *Not Supported* is never
 asked again. Per-process GPU memory comes from
 ``nvmlDeviceGetComputeRunningProcesses`` + ``...GraphicsRunningProcesses``.
-``nvmlDeviceGetProcessUtilization`` (~1.9 ms a call on an H200, and
-NotFound while idle) is not used.
+Per-process GPU utilisation comes from ``nvmlDeviceGetProcessUtilization``
+(~1.9 ms a call on an H200): one call per device that has processes, at most
+once per :data:`UTIL_TTL` seconds, asking for the samples since the newest one
+seen. *Not Found* means no process used the device since then (the recording
+shows it while idle): every listed process then counts 0 %. Any other error
+makes the device's per-process utilisation unknown (None).
 
 PID namespaces: NVML may report PIDs of another namespace (older drivers in
 containers report host PIDs). :func:`check_pid_namespace` refuses to attribute
@@ -39,6 +43,8 @@ RETRY_SECONDS = 60.0
 SLOW_TTL = 30.0
 #: Seconds a process's open /dev/nvidiaN files are cached.
 FD_TTL = 5.0
+#: Seconds per-process utilisation is cached per device (one NVML call each).
+UTIL_TTL = 1.0
 
 PIDNS_NOTE = "NVML PIDs do not match this PID namespace; per-process GPU memory unavailable"
 
@@ -48,6 +54,10 @@ class GpuSample:
     devices: List[GpuDevice] = field(default_factory=list)
     error: Optional[str] = None
     pid_memory: Dict[int, Optional[int]] = field(default_factory=dict)  # pid -> bytes (None: N/A)
+    #: device index -> PIDs NVML lists on it (compute and graphics)
+    device_pids: Dict[int, Tuple[int, ...]] = field(default_factory=dict)
+    #: device index -> {pid: SM utilisation %} (absent pid: 0 %), None: unknown
+    device_pid_util: Dict[int, Optional[Dict[int, int]]] = field(default_factory=dict)
 
 
 def _reason(e: BaseException) -> str:
@@ -131,6 +141,8 @@ class NvmlSource:
         self._unsupported: Dict[Tuple[int, str], str] = {}
         self._slow: TTLCache = TTLCache(maxsize=256, ttl=SLOW_TTL, timer=clock)
         self._fds: TTLCache = TTLCache(maxsize=8192, ttl=FD_TTL, timer=clock)
+        self._util: TTLCache = TTLCache(maxsize=256, ttl=UTIL_TTL, timer=clock)
+        self._util_seen: Dict[int, int] = {}  # device -> newest sample timestamp (us)
 
     # -- init -------------------------------------------------------------------
 
@@ -223,6 +235,8 @@ class NvmlSource:
         nvml = self.nvml
         devices: List[GpuDevice] = []
         pid_memory: Dict[int, Optional[int]] = {}
+        device_pids: Dict[int, Tuple[int, ...]] = {}
+        device_util: Dict[int, Optional[Dict[int, int]]] = {}
         temp_sensor = getattr(nvml, "NVML_TEMPERATURE_GPU", 0)
         for i, h in enumerate(self._handles):
             errors: Dict[str, str] = {}
@@ -251,6 +265,9 @@ class NvmlSource:
                     used = int(used) if isinstance(used, int) and used >= 0 else None
                     prev = here.get(pid)
                     here[pid] = used if prev is None else (prev if used is None else max(prev, used))
+            if here:
+                device_pids[i] = tuple(here)
+                device_util[i] = self._process_util(i, h, errors)
             for pid, used in here.items():
                 prev = pid_memory.get(pid)
                 if prev is None:
@@ -272,7 +289,54 @@ class NvmlSource:
                     errors=errors,
                 )
             )
-        return GpuSample(devices=devices, error=None, pid_memory=pid_memory)
+        return GpuSample(devices=devices, error=None, pid_memory=pid_memory, device_pids=device_pids,
+                         device_pid_util=device_util)
+
+    def _process_util(self, index: int, handle: Any, errors: Dict[str, str]) -> Optional[Dict[int, int]]:
+        """{pid: SM %} on one device (cached :data:`UTIL_TTL` s), or None."""
+        try:
+            value, reason = self._util[index]
+        except KeyError:
+            value, reason = self._query_util(index, handle)
+            self._util[index] = (value, reason)
+        if reason is not None:
+            errors["process_utilization"] = reason
+        return value
+
+    def _query_util(self, index: int, handle: Any) -> Tuple[Optional[Dict[int, int]], Optional[str]]:
+        nvml = self.nvml
+        fn = getattr(nvml, "nvmlDeviceGetProcessUtilization", None)
+        if fn is None:
+            return None, "not available"
+        key = (index, "process_utilization")
+        if key in self._unsupported:
+            return None, self._unsupported[key]
+        try:
+            rows = fn(handle, self._util_seen.get(index, 0))
+        except Exception as e:
+            nf = getattr(nvml, "NVMLError_NotFound", None)
+            if nf is not None and isinstance(e, nf):
+                return {}, None  # no samples since the last one: nothing ran
+            ns = getattr(nvml, "NVMLError_NotSupported", None)
+            if ns is not None and isinstance(e, ns):
+                self._unsupported[key] = _reason(e)
+            return None, _reason(e)
+        out: Dict[int, int] = {}
+        newest: Dict[int, int] = {}
+        seen = self._util_seen.get(index, 0)
+        for r in rows or ():
+            pid = getattr(r, "pid", None)
+            sm = getattr(r, "smUtil", None)
+            ts = getattr(r, "timeStamp", 0)
+            if not isinstance(pid, int) or not isinstance(sm, int) or isinstance(sm, bool):
+                continue
+            ts = ts if isinstance(ts, int) else 0
+            if pid not in newest or ts >= newest[pid]:
+                newest[pid] = ts
+                out[pid] = max(0, min(100, sm))
+            seen = max(seen, ts)
+        self._util_seen[index] = seen
+        return out, None
 
     def device_indices(self, pid: int, create_time: float) -> Optional[Tuple[int, ...]]:
         """GPUs the process has open (cached for :data:`FD_TTL` s)."""
