@@ -165,14 +165,27 @@ def main():
                 write_json_atomic(os.path.join(folder, name + ".json"), d)
 
         c = Collector(folder, interval=2.0)
+        c_plain = Collector(folder, interval=2.0, health=False)  # peer: no samples, no health verdicts
         c.collect()
         c.collect()  # warm: first read of every file, NVML/TPU probes
+        c_plain.collect()
+        c_plain.collect()
+        t_health = []
+        _update = c.recent.update
+
+        def timed_update(*a, **kw):  # the health step's own share of each cycle
+            t0 = time.perf_counter()
+            _update(*a, **kw)
+            t_health.append(time.perf_counter() - t0)
+
+        c.recent.update = timed_update
         snap = c.collect()
         lives = [r for r in snap.runs if r.key.startswith("live")]
         assert len(snap.runs) == N_FILES and len(lives) == N_LIVE, (len(snap.runs), len(lives))
         assert all(r.alive and len(r.processes) == 1 + CHILDREN for r in lives)
         naive_cycle(folder, me)
-        t_ttop, t_naive = [], []
+        t_ttop, t_naive, t_plain = [], [], []
+        del t_health[:]
         for cycle in range(args.cycles):
             touch(cycle)
             t0 = time.perf_counter()
@@ -182,6 +195,10 @@ def main():
             t0 = time.perf_counter()
             snap = c.collect()
             t_ttop.append(time.perf_counter() - t0)
+            touch(cycle)
+            t0 = time.perf_counter()
+            c_plain.collect()
+            t_plain.append(time.perf_counter() - t0)
         assert all(r.resources.num_procs == 1 + CHILDREN for r in snap.runs if r.key.startswith("live"))
         m_ttop = statistics.median(t_ttop) * 1000
         m_naive = statistics.median(t_naive) * 1000
@@ -190,6 +207,13 @@ def main():
               % (m_ttop, min(t_ttop) * 1000, max(t_ttop) * 1000, len(t_ttop)))
         print("naive baseline (parse all): median %7.2f ms  (min %.2f, max %.2f, %d cycles)"
               % (m_naive, min(t_naive) * 1000, max(t_naive) * 1000, len(t_naive)))
+        m_plain = statistics.median(t_plain) * 1000
+        print("collect cycle without health: median %7.2f ms; health adds %+.1f%%"
+              % (m_plain, (m_ttop / m_plain - 1) * 100))
+        share = statistics.median(t / total for t, total in zip(t_health, t_ttop))
+        print("health step inside the cycle: median %.2f ms, %.1f%% of its cycle"
+              % (statistics.median(t_health) * 1000, share * 100))
+        print("%s  health adds <= 10%% (with/without)" % ("PASS" if m_ttop <= 1.10 * m_plain else "FAIL"))
         print("speed-up vs baseline: %.1fx" % ratio)
         print("%s  median <= 50 ms" % ("PASS" if m_ttop <= 50 else "FAIL"))
         print("%s  >= 5x faster than the baseline" % ("PASS" if ratio >= 5 else "FAIL"))

@@ -115,7 +115,8 @@ def test_heartbeat_rule_ignores_dead_and_ended_runs():
 # -- NaN / inf ---------------------------------------------------------------
 
 @pytest.mark.parametrize("value, fires", [(1.0, False), (float("nan"), True), (float("inf"), True),
-                                          (-float("inf"), True), ("nan", False), (None, False)])
+                                          (-float("inf"), True), ("NaN", True), ("-Infinity", True),
+                                          ("n/a", False), (None, False)])
 def test_nan_or_inf_in_any_metric_is_crit(value, fires):
     s = run(3)
     s[-1] = s[-1]._replace(metrics={"loss": 0.5, "grad_norm": value})
@@ -231,3 +232,15 @@ def test_overrides_are_checked():
         HealthConfig().with_overrides({"stall_seconds": "-1"})
     with pytest.raises(ValueError, match="regular expression"):
         HealthConfig().with_overrides({"loss_pattern": "("})
+
+
+def test_cli_health_options():
+    from ttop.cli import parse_args
+
+    args = parse_args(["f", "--health", "stall_seconds=5", "--health", "gpu-idle-seconds = 30"])
+    assert args.health_config.stall_seconds == 5.0 and args.health_config.gpu_idle_seconds == 30.0
+    assert parse_args(["f"]).health_config is None
+    for bad in ("stall_seconds", "=3", "nope=1", "stall_seconds=-2"):
+        with pytest.raises(SystemExit) as e:
+            parse_args(["f", "--health", bad])
+        assert e.value.code == 2

@@ -25,7 +25,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 # The contract, spelled out here on purpose: changing a key must fail a test.
 EXPECTED_TOP = [
     "format", "seq", "taken_at", "folder", "folder_error", "cycle_seconds", "host", "budgets",
-    "gpus", "gpu_error", "tpus", "tpu_error", "skipped", "notices", "counts", "metric_columns", "runs",
+    "gpus", "gpu_error", "tpus", "tpu_error", "skipped", "notices", "counts", "metric_columns", "health_counts",
+    "runs",
 ]
 EXPECTED_RUN = [
     "key", "path", "run_name", "status", "reported_status", "status_inferred", "status_reason",
@@ -33,8 +34,8 @@ EXPECTED_RUN = [
     "pid_create_time", "heartbeat_age", "started_at", "updated_at", "ended_at", "phase", "error",
     "epoch", "total_epochs", "batch", "total_batches", "train_batch", "train_total_batches",
     "val_batch", "val_total_batches", "rate", "times", "metrics", "metric_trends", "variables", "control_seq",
-    "control_error", "logs", "links", "gpu_note", "owner_uid", "owner", "ownership_note", "resources",
-    "processes",
+    "control_error", "logs", "links", "gpu_note", "owner_uid", "owner", "ownership_note",
+    "health", "health_reason", "gpu_utilization", "resources", "processes",
 ]
 EXPECTED_PROCESS = [
     "pid", "ppid", "name", "create_time", "depth", "status", "cmdline", "cpu_percent", "rss_bytes",
@@ -142,3 +143,17 @@ def test_every_key_is_documented():
                   | set(jsonout.THREAD_KEYS) | set(jsonout.SKIPPED_KEYS))
     missing = sorted(everything - documented)
     assert not missing, "keys not documented in docs/cli.md: %s" % missing
+
+
+def test_health_verdict_and_counts():
+    import dataclasses
+
+    snap = full_snapshot()
+    run = dataclasses.replace(snap.runs[0], status="RUNNING", health="CRIT", health_reason="loss is NaN",
+                              gpu_utilization=12.0)
+    other = dataclasses.replace(run, key="r2", health="OK", health_reason=None)
+    d = snapshot_to_dict(dataclasses.replace(snap, runs=(run, other)))
+    assert d["health_counts"] == {"CRIT": 1, "OK": 1}
+    assert (d["runs"][0]["health"], d["runs"][0]["health_reason"], d["runs"][0]["gpu_utilization"]) == (
+        "CRIT", "loss is NaN", 12.0)
+    assert d["runs"][1]["health_reason"] is None

@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no UI: write CSV until SIGINT/SIGTERM")
     p.add_argument("--once", action="store_true", help="print one snapshot as a table and exit")
     p.add_argument("--json", action="store_true", help="with --once: print the snapshot as JSON")
+    p.add_argument(
+        "--health",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a health threshold, e.g. stall_seconds=300 (repeatable; see docs/health.md)",
+    )
     p.add_argument("--ascii", action="store_true", help="draw with ASCII characters only (monitor and --once)")
     p.add_argument(
         "--serve",
@@ -130,7 +137,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             parser.error("--serve: %s" % e)
     if not args.folder:
         parser.error("FOLDER must not be empty")
+    try:
+        args.health_config = health_config(args.health)
+    except ValueError as e:
+        parser.error(str(e))
     return args
+
+
+def health_config(pairs: Sequence[str]) -> Any:
+    """HealthConfig from ``--health NAME=VALUE`` options (None: defaults);
+    ValueError with one line for a bad one."""
+    if not pairs:
+        return None
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError("--health takes NAME=VALUE, got %r" % pair)
+        overrides[name.strip()] = value.strip()
+    from .collect.health import HealthConfig
+
+    return HealthConfig().with_overrides(overrides)
 
 
 # ---------------------------------------------------------------------------
@@ -160,7 +187,8 @@ def make_budgets(args: argparse.Namespace) -> Any:
 def make_collector(args: argparse.Namespace) -> Any:
     from .collect.collector import Collector
 
-    return Collector(args.folder, interval=args.interval, budgets=make_budgets(args))
+    return Collector(args.folder, interval=args.interval, budgets=make_budgets(args),
+                     health=getattr(args, "health_config", None))
 
 
 def make_sink(args: argparse.Namespace, stderr: Optional[IO[str]]) -> Any:

@@ -31,6 +31,7 @@ from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Tu
 from ..progress import KILLED, RUNNING, pid_namespace
 from . import procs as _procs
 from .host import HostSampler, hostname, resolve_budgets
+from .recent import RecentSamples
 from .scan import FileResult, FolderScanner
 from .snapshot import (
     Budgets,
@@ -107,7 +108,11 @@ class Collector:
     ``budgets``: :class:`Budgets` or None (the machine's totals). ``gpu`` /
     ``tpu``: source objects with ``sample()`` (defaults: NVML through
     ``pynvml``, libtpuinfo through ctypes); pass ``False`` to disable one.
-    ``clock``: wall clock (heartbeat ages, ``taken_at``).
+    ``clock``: wall clock (heartbeat ages, ``taken_at``). ``health``: the
+    thresholds of the health rules (:class:`~ttop.collect.health.HealthConfig`;
+    default: the documented defaults; ``False``: no samples, no verdicts).
+    Each run's recent samples are kept in :attr:`recent`
+    (:class:`~ttop.collect.recent.RecentSamples`).
     """
 
     def __init__(
@@ -119,6 +124,7 @@ class Collector:
         gpu: Any = None,
         tpu: Any = None,
         clock: Callable[[], float] = time.time,
+        health: Any = None,
     ) -> None:
         self.folder = os.path.abspath(str(folder))
         self.interval = float(interval)
@@ -139,6 +145,12 @@ class Collector:
         self._host = HostSampler()
         self._statics: Dict[str, _Static] = {}
         self._holders: Dict[int, str] = {}  # pid -> key of the run holding it (see claims())
+        interval_ = self.interval
+        #: each run's recent samples and health verdict
+        self.recent: Optional[RecentSamples] = None
+        if health is not False:
+            self.recent = RecentSamples(self.interval, health, heartbeat_limit=lambda d: heartbeat_limit(d, interval_))
+        self._gpu_last: Any = None
         self._seq = 0
         self._cycle_lock = threading.Lock()
         self._listeners: List[Callable[[], None]] = []
@@ -303,6 +315,9 @@ class Collector:
 
         host = self._host.sample()
         budgets = resolve_budgets(self.budgets, host, gpus)
+        if self.recent is not None:
+            self.recent.update(runs, now, budgets, self.budgets.gpu_bytes if self.budgets is not None else None,
+                               gpus, self._gpu_last if gpu_note is None else None)
         self._seq += 1
         return Snapshot(
             seq=self._seq,
@@ -335,8 +350,10 @@ class Collector:
     def _sample_gpu(self) -> Tuple[List[GpuDevice], Optional[str], Dict[int, Optional[int]]]:
         if self.gpu is None:
             return [], None, {}
+        self._gpu_last = None
         try:
             s = self.gpu.sample()
+            self._gpu_last = s if hasattr(s, "device_pids") else None
             return list(s.devices), s.error, dict(s.pid_memory)
         except Exception as e:  # a source must never break a cycle
             return [], "GPU source failed: %s" % e, {}
@@ -580,7 +597,8 @@ class _Static:
 _TEMPLATE_KEYS = frozenset(("key", "path", "data", "run_name", "reported_status", "host", "local", "pid",
                             "pid_create_time", "file_error", "dropped_keys", "mtime", "owner_uid", "owner"))
 _DYNAMIC_KEYS = frozenset(("status", "status_inferred", "status_reason", "alive", "stale", "stale_reason",
-                           "heartbeat_age", "resources", "processes", "gpu_note", "ownership_note"))
+                           "heartbeat_age", "resources", "processes", "gpu_note", "ownership_note",
+                           "health", "health_reason", "gpu_utilization"))  # the last three: set by RecentSamples
 # The fast path only while it sets exactly RunSnapshot's fields (a field added
 # to snapshot.py later falls back to the constructor and its defaults).
 _FAST_NEW = (
@@ -610,6 +628,7 @@ def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age
         d["processes"] = processes
         d["gpu_note"] = note
         d["ownership_note"] = ownership_note
+        d["health"] = d["health_reason"] = d["gpu_utilization"] = None
         return obj
     return RunSnapshot(status=status, status_inferred=inferred, status_reason=reason, alive=alive,  # pragma: no cover
                        stale=stale, stale_reason=stale_reason, heartbeat_age=age, resources=resources,

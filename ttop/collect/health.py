@@ -14,7 +14,8 @@ reported when two have the same level:
 ========================  =====  ===================================================
 rule                      level  fires when
 ========================  =====  ===================================================
-``nan``                   CRIT   a metric of the newest sample is NaN or +-inf
+``nan``                   CRIT   a metric of the newest sample is NaN or +-inf (also
+                                 as the strings "NaN", "Infinity", "-Infinity")
 ``oom``                   CRIT   the run's process vanished (``alive`` turned False)
                                  while RAM or GPU memory was at ``oom_fraction`` of
                                  its limit: "likely OOM-killed"
@@ -153,6 +154,15 @@ NOT_JUDGED = Verdict(None, "")
 ALL_OK = Verdict(OK, "")
 
 _loss_res: Dict[str, Any] = {}
+_loss_name_cache: Dict[str, Dict[str, bool]] = {}
+
+
+def _loss_names(pattern: str) -> Dict[str, bool]:
+    """name -> loss-like? for one pattern (memo, bounded)."""
+    d = _loss_name_cache.get(pattern)
+    if d is None or len(d) > 4096:
+        d = _loss_name_cache[pattern] = {}
+    return d
 
 
 def _loss_re(pattern: str) -> Any:
@@ -175,8 +185,18 @@ def _pct(x: float) -> str:
     return "%d%%" % int(x * 100 + 0.5)
 
 
+#: How writers spell non-finite numbers in JSON (TrainingMonitor writes the
+#: first three).
+NON_FINITE_TEXT = frozenset(("NaN", "Infinity", "-Infinity", "nan", "inf", "-inf"))
+
+
+_INF = (math.inf, -math.inf)
+
+
 def _bad_number(v: Any) -> bool:
-    return isinstance(v, float) and not math.isfinite(v)
+    if isinstance(v, float):
+        return not math.isfinite(v)
+    return isinstance(v, str) and v in NON_FINITE_TEXT
 
 
 def _streak(samples: Sequence[Sample], cond) -> Optional[float]:
@@ -226,7 +246,8 @@ def _memory_fraction(s: Sample) -> Tuple[Optional[float], str]:
 
 
 def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG) -> Verdict:
-    """The verdict for a run from its recent samples (oldest first)."""
+    """The verdict for a run from its recent samples (oldest first; any
+    indexable sequence, e.g. a deque)."""
     if not samples:
         return NOT_JUDGED
     cur = samples[-1]
@@ -236,14 +257,18 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG) -> 
     # NaN / inf in any metric
     metrics = cur.metrics
     if metrics:
-        bad = [k for k, v in metrics.items() if _bad_number(v)]
-        if bad:
-            bad.sort()
-            found.append(Finding("nan", CRIT, "%s is %s" % (bad[0], metrics[bad[0]])))
+        bad = None
+        for k, v in metrics.items():
+            if (v.__class__ is float and v != v or v in _INF) or (v.__class__ is str and v in NON_FINITE_TEXT):
+                if bad is None or k < bad:
+                    bad = k
+        if bad is not None:
+            found.append(Finding("nan", CRIT, "%s is %s" % (bad, metrics[bad])))
 
     # vanished close to a memory limit
     if cur.alive is False:
-        for prev in reversed(samples[:-1]):
+        for j in range(len(samples) - 2, -1, -1):
+            prev = samples[j]
             if prev.alive is True:
                 frac, label = _memory_fraction(prev)
                 if frac is not None and frac >= config.oom_fraction:
@@ -269,21 +294,27 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG) -> 
                                          % (what, cur.batch, fmt_duration(idle))))
 
     # diverging: a loss-like metric far above its running minimum
-    if metrics and config.diverge_factor > 0:
-        lre = _loss_re(config.loss_pattern)
+    if metrics and config.diverge_factor > 0 and len(samples) > config.diverge_warmup:
+        loss_like = _loss_names(config.loss_pattern)
         for name in sorted(metrics):
             v = metrics[name]
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not lre.search(name):
+            if not (v.__class__ is float or v.__class__ is int) or not math.isfinite(v):
                 continue
-            low = None
+            is_loss = loss_like.get(name)
+            if is_loss is None:
+                is_loss = loss_like[name] = _loss_re(config.loss_pattern).search(name) is not None
+            if not is_loss:
+                continue
+            low = math.inf
             n = 0
-            for s in samples[:-1]:
-                m = s.metrics.get(name) if s.metrics else None
-                if isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m):
+            for j in range(len(samples) - 1):
+                sm = samples[j].metrics
+                m = sm.get(name) if sm else None
+                if (m.__class__ is float or m.__class__ is int) and m == m and m not in _INF:
                     n += 1
-                    if low is None or m < low:
+                    if m < low:
                         low = m
-            if low is not None and low > 0 and n >= config.diverge_warmup and v > config.diverge_factor * low:
+            if n >= config.diverge_warmup and 0 < low and v > config.diverge_factor * low:
                 found.append(Finding("diverging", WARN, "%s diverging (%.3g, %.1fx its minimum)" % (name, v, v / low)))
                 break
 

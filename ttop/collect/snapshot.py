@@ -84,6 +84,9 @@ class RunSnapshot:
     #: why the run's process (or part of its tree) is not attributed to it,
     #: e.g. "pid 12036 belongs to hostc, not to the file's owner hostb"
     ownership_note: Optional[str] = None
+    health: Optional[str] = None  # OK / WARN / CRIT (ttop.collect.health); None: not judged (ended)
+    health_reason: Optional[str] = None  # e.g. "stalled: batch 120 unmoved for 75 s"
+    gpu_utilization: Optional[float] = None  # % the run's processes use of their busiest GPU
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ TOP_KEYS = (
     "notices",
     "counts",
     "metric_columns",
+    "health_counts",
     "runs",
 )
 HOST_KEYS = ("hostname", "cpu_count", "cpu_percent", "mem_total", "mem_used", "load_avg")
@@ -104,6 +105,9 @@ RUN_KEYS = (
     "owner_uid",
     "owner",
     "ownership_note",
+    "health",
+    "health_reason",
+    "gpu_utilization",
     "resources",
     "processes",
 )
@@ -130,6 +134,9 @@ _RUN_ATTRS = (
     "owner_uid",
     "owner",
     "ownership_note",
+    "health",
+    "health_reason",
+    "gpu_utilization",
 )
 _RUN_DICT_KEYS = ("times", "metrics", "variables", "logs", "links")
 RESOURCE_KEYS = (
@@ -230,8 +237,12 @@ def snapshot_to_dict(snapshot: Snapshot) -> Dict[str, Any]:
         gpus.append(d)
     runs = snapshot.runs
     counts: Dict[str, int] = {}
+    health: Dict[str, int] = {}
     for r in runs:
         counts[r.status] = counts.get(r.status, 0) + 1
+        level = getattr(r, "health", None)
+        if level is not None:
+            health[level] = health.get(level, 0) + 1
     return {
         "format": SNAPSHOT_FORMAT,
         "seq": json_safe(snapshot.seq),
@@ -249,6 +260,7 @@ def snapshot_to_dict(snapshot: Snapshot) -> Dict[str, Any]:
         "notices": [json_safe(n) for n in snapshot.notices],
         "counts": counts,
         "metric_columns": _metric_columns(runs),
+        "health_counts": health,
         "runs": [run_to_dict(r) for r in runs],
     }
 

@@ -1,0 +1,266 @@
+"""Each run's recent samples, kept by the collector, and its health verdict.
+
+:class:`RecentSamples` holds one bounded ring of :class:`~ttop.collect.health.Sample`
+per run (oldest first), appended once per collector cycle, and sets each
+published :class:`~ttop.collect.snapshot.RunSnapshot`'s ``health``,
+``health_reason`` and ``gpu_utilization`` before the snapshot is published.
+The same rings serve anything that wants a run's recent series (resource
+charts, heartbeat freshness): :meth:`RecentSamples.samples`.
+
+Cost and memory stay small with many runs:
+
+* a sample equal to the one before it except for its time replaces the
+  newest of a repeated pair (every rule measures a streak from its first
+  sample, so nothing is lost): a silent remote run keeps two samples;
+* an ended run whose file, status and liveness did not change since the last
+  cycle keeps its verdict and gets no new sample (an ended status does not
+  change back while the file stays the same);
+* a ring holds at most ``horizon / interval`` samples (default horizon
+  :data:`HORIZON` seconds), so durations longer than the horizon are not seen.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .health import DEFAULT_CONFIG, NOT_JUDGED, HealthConfig, Sample, Verdict, assess
+
+RUNNING = "RUNNING"
+#: Seconds of samples kept per run (at least; see :func:`ring_length`).
+HORIZON = 600.0
+#: Bounds of a ring's length, samples.
+MIN_SAMPLES = 8
+MAX_SAMPLES = 2048
+_STOPPED = frozenset(("stopped", "tracing-stop"))
+
+
+def ring_length(interval: float, config: HealthConfig = DEFAULT_CONFIG, horizon: Optional[float] = None) -> int:
+    """Samples kept per run: enough for ``horizon`` seconds (default: the
+    longer of :data:`HORIZON` and twice the longest rule window)."""
+    if horizon is None:
+        horizon = max(HORIZON, 2 * config.stall_seconds, 2 * config.gpu_idle_seconds, 2 * config.input_seconds)
+    n = int(math.ceil(horizon / max(interval, 1e-3))) + 2
+    return max(MIN_SAMPLES, min(MAX_SAMPLES, n))
+
+
+def _num(v: Any) -> Optional[float]:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        return float(v) if math.isfinite(v) else None
+    except OverflowError:
+        return None
+
+
+class _FileFacts:
+    """What the samples take from a progress file, worked out once per version."""
+
+    __slots__ = ("data", "progress", "batch", "rate", "metrics", "updated_at", "hb_limit")
+
+    def __init__(self, data: Mapping[str, Any], hb_limit: float) -> None:
+        self.data = data
+        get = data.get
+        batch = get("batch")
+        self.batch = batch if isinstance(batch, int) and not isinstance(batch, bool) else None
+        self.progress = (get("phase"), get("epoch"), batch, get("train_batch"), get("val_batch"))
+        self.rate = _num(get("rate"))
+        m = get("metrics")
+        self.metrics = m if isinstance(m, dict) else {}
+        self.updated_at = _num(get("updated_at"))
+        self.hb_limit = hb_limit
+
+
+class _Track:
+    __slots__ = ("ring", "facts", "status", "alive", "resources", "processes", "verdict", "gpu_util", "repeat")
+
+    def __init__(self, maxlen: int) -> None:
+        self.ring: Deque[Sample] = deque(maxlen=maxlen)
+        self.facts: Optional[_FileFacts] = None
+        self.status: Optional[str] = None
+        self.alive: Optional[bool] = None
+        self.resources: Any = None
+        self.processes: Any = None
+        self.verdict: Verdict = NOT_JUDGED
+        self.gpu_util: Optional[float] = None
+        self.repeat = False  # ring[-1] equals ring[-2] except for its time
+
+
+class RecentSamples:
+    """Per-run sample rings and verdicts (see the module docstring).
+
+    ``interval``: the collector's interval (sizes the rings). ``config``:
+    the rules' thresholds. ``heartbeat_limit(data)`` gives a run's heartbeat
+    limit in seconds."""
+
+    def __init__(
+        self,
+        interval: float,
+        config: Optional[HealthConfig] = None,
+        *,
+        heartbeat_limit: Any = None,
+        horizon: Optional[float] = None,
+    ) -> None:
+        self.config = config if config is not None else DEFAULT_CONFIG
+        self.maxlen = ring_length(interval, self.config, horizon)
+        self._hb = heartbeat_limit if heartbeat_limit is not None else (lambda data: 10.0)
+        self._tracks: Dict[str, _Track] = {}
+        self._settled: Dict[str, Tuple[Any, Optional[str], Optional[str]]] = {}  # key -> (data, level, reason)
+        self._lock = threading.Lock()  # readers copy a ring while the collector appends
+
+    def samples(self, key: str) -> Tuple[Sample, ...]:
+        """The run's recent samples, oldest first (empty if unknown)."""
+        t = self._tracks.get(key)
+        if t is None:
+            return ()
+        with self._lock:
+            return tuple(t.ring)
+
+    def verdict(self, key: str) -> Verdict:
+        t = self._tracks.get(key)
+        return t.verdict if t is not None else NOT_JUDGED
+
+    def update(
+        self,
+        runs: Sequence[Any],
+        now: float,
+        budgets: Any = None,
+        gpu_budget: Optional[int] = None,
+        gpus: Sequence[Any] = (),
+        gpu_sample: Any = None,
+    ) -> None:
+        """Append this cycle's sample of every run and set its verdict on
+        the (not yet published) RunSnapshot. ``budgets``: the resolved
+        budgets (RAM limit of local runs); ``gpu_budget``: bytes given by
+        the user (None: the memory of the run's GPUs); ``gpu_sample``: the
+        GPU source's sample, or None when its PIDs cannot be trusted."""
+        tracks = self._tracks
+        if len(tracks) > len(runs):
+            keep = {r.key for r in runs}
+            for k in [k for k in tracks if k not in keep]:
+                del tracks[k]
+        ram_limit = getattr(budgets, "ram_bytes", None) or None
+        gpu_index = {g.index: g for g in gpus} if gpus else {}
+        setattr_ = object.__setattr__
+        config = self.config
+        settled = self._settled
+        if len(settled) > len(runs):
+            keep = {r.key for r in runs}
+            for k in [k for k in settled if k not in keep]:
+                del settled[k]
+        for run in runs:
+            key = run.key
+            status = run.status
+            done = settled.get(key)
+            if done is not None and done[0] is run.data and status != RUNNING:
+                # ended, and its file unchanged: an ended status cannot change back, nor its verdict
+                if done[1] is not None:
+                    setattr_(run, "health", done[1])
+                    setattr_(run, "health_reason", done[2])
+                continue
+            tr = tracks.get(key)
+            if tr is None:
+                tr = tracks[key] = _Track(self.maxlen)
+            facts = tr.facts
+            same = (facts is not None and facts.data is run.data and tr.status == status and tr.alive == run.alive
+                    and tr.resources is run.resources and tr.processes is run.processes)
+            if same and status != RUNNING:
+                verdict = tr.verdict  # ended and unchanged for two cycles: settled
+                settled[key] = (run.data, verdict.level, verdict.reason or None)
+            else:
+                if same:  # only the time moved (e.g. a silent remote run)
+                    last = tr.ring[-1]
+                    s = tuple.__new__(Sample, (now,) + last[1:])
+                else:
+                    if facts is None or facts.data is not run.data:
+                        facts = tr.facts = _FileFacts(run.data, self._hb(run.data))
+                    s, tr.gpu_util = self._sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample)
+                    tr.status, tr.alive, tr.resources, tr.processes = status, run.alive, run.resources, run.processes
+                self._append(tr, s)
+                verdict = tr.verdict = assess(tr.ring, config)
+            if verdict.level is not None or tr.gpu_util is not None:
+                setattr_(run, "health", verdict.level)
+                setattr_(run, "health_reason", verdict.reason or None)
+                setattr_(run, "gpu_utilization", tr.gpu_util)
+
+    def _append(self, tr: _Track, s: Sample) -> None:
+        ring = tr.ring
+        with self._lock:
+            if ring and ring[-1][1:] == s[1:]:
+                if tr.repeat:
+                    ring[-1] = s
+                else:
+                    ring.append(s)
+                    tr.repeat = True
+            else:
+                ring.append(s)
+                tr.repeat = False
+
+    @staticmethod
+    def _sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample) -> Tuple[Sample, Optional[float]]:
+        res = run.resources
+        procs = run.processes
+        main = procs[0] if procs else None
+        local = run.alive is True
+        gpu_mem = res.gpu_memory_bytes
+        util = None
+        gpu_limit = None
+        dev_frac = None
+        if gpu_mem and local:
+            pids = {p.pid for p in procs}
+            devices: List[int] = []
+            if gpu_sample is not None:
+                devices = [d for d, on in gpu_sample.device_pids.items() if not pids.isdisjoint(on)]
+            if not devices:
+                devices = sorted({i for p in procs for i in p.gpu_indices})
+            devs = [gpu_index[d] for d in devices if d in gpu_index]
+            if gpu_budget:
+                gpu_limit = gpu_budget
+            else:
+                totals = [g.memory_total for g in devs if g.memory_total]
+                gpu_limit = sum(totals) if totals else None
+            fracs = [g.memory_used / g.memory_total for g in devs if g.memory_total and g.memory_used is not None]
+            dev_frac = max(fracs) if fracs else None
+            if gpu_sample is not None:
+                util = _run_util(pids, devices, gpu_sample, gpu_index)
+        return Sample(
+            t=now,
+            status=run.status,
+            alive=run.alive,
+            stopped=main is not None and main.status in _STOPPED,
+            updated_at=facts.updated_at,
+            heartbeat_limit=facts.hb_limit,
+            progress=facts.progress,
+            batch=facts.batch,
+            rate=facts.rate,
+            metrics=facts.metrics,
+            cpu_percent=main.cpu_percent if main is not None else None,
+            rss_bytes=res.rss_bytes,
+            ram_limit=ram_limit if local else None,
+            gpu_memory_bytes=gpu_mem,
+            gpu_limit=gpu_limit,
+            device_memory_fraction=dev_frac,
+            gpu_utilization=util,
+        ), util
+
+
+def _run_util(pids: Iterable[int], devices: Sequence[int], gpu_sample: Any, gpu_index: Mapping[int, Any]) -> Optional[float]:
+    """The run's GPU utilisation: per device the sum of its processes' SM %
+    (NVML's per-process figures), or the device's utilisation when the run
+    is alone on it; the busiest device counts. None when unknown."""
+    pids = set(pids)
+    best: Optional[float] = None
+    for d in devices:
+        on = gpu_sample.device_pids.get(d, ())
+        per = gpu_sample.device_pid_util.get(d)
+        if per is not None:
+            u: Optional[float] = float(min(100, sum(per.get(p, 0) for p in on if p in pids)))
+        elif on and all(p in pids for p in on):
+            g = gpu_index.get(d)
+            u = float(g.utilization) if g is not None and g.utilization is not None else None
+        else:
+            u = None
+        if u is not None and (best is None or u > best):
+            best = u
+    return best
