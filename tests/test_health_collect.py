@@ -10,9 +10,9 @@ import sys
 import time
 
 import pytest
+from test_collect_gpu import doc, fake_nvml, gpu_process  # noqa: F401 (fixture)
 
 from conftest import EXAMPLES, ROOT, wait_until
-from test_collect_gpu import doc, fake_nvml, gpu_process  # noqa: F401 (fixture)
 from ttop.collect import Collector
 from ttop.collect.gpu import NvmlSource
 from ttop.collect.health import CRIT, OK, WARN, HealthConfig
@@ -49,7 +49,8 @@ def test_sigstop_is_stalled_once_past_the_threshold_and_sigcont_clears(spawn, pr
         while fired is None and time.monotonic() < deadline:
             r = c.collect().run("demo")
             samples = c.recent.samples("demo")
-            idle = streak(samples, lambda s: s.progress == samples[-1].progress)
+            newest = samples[-1].progress
+            idle = streak(samples, lambda s, newest=newest: s.progress == newest)
             # every cycle: stalled exactly when the counters have been still for the threshold
             assert (r.health == WARN) == (idle is not None and idle >= 1.5), (idle, r.health, r.health_reason)
             if r.health == WARN:
@@ -115,7 +116,7 @@ def test_gpu_idle_from_the_recording_busy_then_held(fake_nvml, spawn, tmp_path, 
 
     monkeypatch.setenv("TTOP_FAKE_NVML_PHASE", "held")  # memory kept, NotFound = nothing ran
     verdicts = []
-    for k in range(30):
+    for _ in range(30):
         clock[0] += 2.0  # the NVML cache's clock; samples use the collector's wall clock
         beat()
         r = c.collect().run("g")

@@ -31,6 +31,7 @@ import importlib
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from cachetools import TTLCache
@@ -69,6 +70,10 @@ def _text(v: Any) -> str:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     return str(v)
+
+
+def _text_of(fn: Callable[[Any], Any], handle: Any) -> str:
+    return _text(fn(handle))
 
 
 def nvidia_device_indices(pid: int, prefix: str = "/dev/nvidia") -> Optional[Tuple[int, ...]]:
@@ -240,14 +245,14 @@ class NvmlSource:
         temp_sensor = getattr(nvml, "NVML_TEMPERATURE_GPU", 0)
         for i, h in enumerate(self._handles):
             errors: Dict[str, str] = {}
-            name = self._static_call(i, "name", errors, lambda: _text(nvml.nvmlDeviceGetName(h)))
-            uuid = self._static_call(i, "uuid", errors, lambda: _text(nvml.nvmlDeviceGetUUID(h)))
-            mem = self._call(i, "memory", errors, lambda: nvml.nvmlDeviceGetMemoryInfo(h))
-            util = self._call(i, "utilization", errors, lambda: nvml.nvmlDeviceGetUtilizationRates(h))
-            temp = self._call(i, "temperature", errors, lambda: nvml.nvmlDeviceGetTemperature(h, temp_sensor))
-            power = self._call(i, "power", errors, lambda: nvml.nvmlDeviceGetPowerUsage(h))
-            limit = self._slow_call(i, "power_limit", errors, lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(h))
-            self._call(i, "fan_speed", errors, lambda: nvml.nvmlDeviceGetFanSpeed(h))
+            name = self._static_call(i, "name", errors, partial(_text_of, nvml.nvmlDeviceGetName, h))
+            uuid = self._static_call(i, "uuid", errors, partial(_text_of, nvml.nvmlDeviceGetUUID, h))
+            mem = self._call(i, "memory", errors, partial(nvml.nvmlDeviceGetMemoryInfo, h))
+            util = self._call(i, "utilization", errors, partial(nvml.nvmlDeviceGetUtilizationRates, h))
+            temp = self._call(i, "temperature", errors, partial(nvml.nvmlDeviceGetTemperature, h, temp_sensor))
+            power = self._call(i, "power", errors, partial(nvml.nvmlDeviceGetPowerUsage, h))
+            limit = self._slow_call(i, "power_limit", errors, partial(nvml.nvmlDeviceGetEnforcedPowerLimit, h))
+            self._call(i, "fan_speed", errors, partial(nvml.nvmlDeviceGetFanSpeed, h))
             here: Dict[int, Optional[int]] = {}
             for fname, label in (
                 ("nvmlDeviceGetComputeRunningProcesses", "compute_processes"),
@@ -256,7 +261,7 @@ class NvmlSource:
                 fn = getattr(nvml, fname, None)
                 if fn is None:
                     continue
-                plist = self._call(i, label, errors, lambda: fn(h))
+                plist = self._call(i, label, errors, partial(fn, h))
                 for p in plist or ():
                     pid = getattr(p, "pid", None)
                     if not isinstance(pid, int):
