@@ -43,6 +43,15 @@ CHILD = textwrap.dedent(
         t.start()
         t.join()
         os._exit(3)
+    elif mode == "sidecar-killed":
+        import signal
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a write to a dead reader would kill us
+        os.kill(m._capture.sidecar_pid, signal.SIGKILL)
+        for i in range(%d):
+            print("later %%05d" %% i, flush=True)
+        m.set_finished()
+        print("after stop", flush=True)
+        sys.exit(0)
     elif mode == "late-child":
         import subprocess
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5); print('late child line', flush=True)"])
@@ -53,7 +62,7 @@ CHILD = textwrap.dedent(
     while True:
         time.sleep(0.05)
     """
-    % (str(ROOT), LINES)
+    % (str(ROOT), LINES, LINES)
 )
 
 # mode -> (expected return code, text that must be in the stderr log)
@@ -136,3 +145,18 @@ def test_a_child_that_outlives_the_capture_is_still_copied(tmp_path, spawn, prog
     assert b"late child line\n" in log_out and b"late child line\n" in out
     # the script's own output after stop goes to the console only
     assert b"after stop\n" in out and b"after stop" not in log_out
+
+
+def test_a_killed_sidecar_puts_the_console_back(tmp_path, spawn, progress_dir):
+    # kill -9 of the copying process must not break the training loop: the
+    # console comes back on fd 1/2, nothing the script prints fails
+    rc, out, err, log_out, log_err = run_child(tmp_path, progress_dir, "sidecar-killed", spawn)
+    assert rc == 0, err[-2000:]
+    want_later = b"".join(b"later %05d\n" % i for i in range(LINES))
+    assert want_later + b"after stop\n" in out  # every line after the kill reached the console
+    assert b"the output capture process (pid " in err and b"ended; output goes to the console only" in err
+    # what the killed process had read but not written is lost; whatever
+    # the log got (the pipes' leftovers included), the console got too
+    assert out.startswith(b"out 00000 ")
+    console_lines = set(out.split(b"\n"))
+    assert all(line in console_lines for line in log_out.split(b"\n")[:-1])

@@ -29,6 +29,11 @@ and forks once at start, so it is not a child of the script (``os.wait()`` in
 the script never sees it). The cost is one short-lived interpreter start at
 ``start()`` and one extra copy of the bytes through a pipe.
 
+If the sidecar is killed while capture is on, a watchdog thread puts the
+console back on fd 1/2, copies what was left in the pipes and says so on
+stderr; until then the script's writes queue in the pipes (this process
+keeps a read end: they never fail with EPIPE).
+
 Stopping restores the original descriptors (or objects) and waits, bounded,
 until everything written so far has reached the console and the logs (a
 sync request to the sidecar); it does not wait for end-of-file, which never
@@ -144,6 +149,13 @@ def open_log(path: str) -> int:
     return fd
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
 def _close(fd: Optional[int]) -> None:
     if fd is not None and fd >= 0:
         try:
@@ -153,46 +165,56 @@ def _close(fd: Optional[int]) -> None:
 
 
 class _Sidecar:
-    """fd-level capture of descriptors 1 and 2 through the sidecar process."""
+    """fd-level capture of descriptors 1 and 2 through the sidecar process.
+
+    A watchdog thread reads the sidecar's answers; if the sidecar ends while
+    capture is on (killed by hand, the OOM killer), it puts the console back
+    on fd 1/2, says so on stderr and copies what was left in the pipes. This
+    process keeps a read end of each pipe so that, until then, writes queue
+    in the pipe instead of failing with EPIPE in the training loop.
+    """
 
     def __init__(self, streams: List[Any], logs: List[int]) -> None:
         self.streams = streams  # sys.stdout, sys.stderr (flushed around dup2)
-        self.logs = logs
+        self.logs = logs  # kept for a take-over, as are the read ends
+        self.readers: List[int] = []
         self.saved: List[int] = []
         self.ctl: Optional[socket.socket] = None  # to the sidecar: requests, answers
         self.pid: Optional[int] = None
         self._buf = b""
         self._env_set: List[Tuple[str, str]] = []
+        self._cond = threading.Condition()
+        self._acks = 0
+        self._gone = False
+        self._restored = False
 
     def start(self) -> None:
-        mine: List[int] = []  # descriptors to close here once the sidecar has its copies
+        theirs = -1
         writers: List[int] = []
         try:
             for s in self.streams:
                 _flush(s)
             self.saved = [os.dup(1), os.dup(2)]
-            readers: List[int] = []
             for _ in (1, 2):
                 r, w = os.pipe()
-                readers.append(r)
+                self.readers.append(r)
                 writers.append(w)
                 try:
                     fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
                 except OSError:
                     pass
-            self.ctl, theirs = socket.socketpair()
-            mine = readers + [theirs.detach()] + self.logs
-            self.logs = []
-            specs = ["%d:%d:%d" % (readers[i], self.saved[i], mine[3 + i]) for i in (0, 1)]
+            self.ctl, sock = socket.socketpair()
+            theirs = sock.detach()
+            specs = ["%d:%d:%d" % (self.readers[i], self.saved[i], self.logs[i]) for i in (0, 1)]
             if not sys.executable:
                 raise CaptureError(errno.ENOENT, "no Python interpreter to run the capture process (sys.executable is empty)")
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", SIDECAR, str(mine[2])] + specs,
+                    [sys.executable, "-I", "-S", SIDECAR, str(theirs)] + specs,
                     stdin=subprocess.DEVNULL,
                     stdout=self.saved[0],
                     stderr=self.saved[1],
-                    pass_fds=mine + self.saved,
+                    pass_fds=[theirs] + self.readers + self.saved + self.logs,
                     close_fds=True,
                 )
             except OSError as e:
@@ -202,9 +224,8 @@ class _Sidecar:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            for fd in mine:
-                _close(fd)
-            mine = []
+            _close(theirs)
+            theirs = -1
             line = self._read_line(time.monotonic() + START_TIMEOUT)
             if not line.startswith(b"ready "):
                 raise CaptureError(errno.ECHILD, "the capture process did not start (exit status %s)" % proc.returncode)
@@ -214,10 +235,10 @@ class _Sidecar:
                 _flush(s)
             os.dup2(writers[0], 1)  # inheritable: children write into the pipes
             os.dup2(writers[1], 2)
+            threading.Thread(target=self._watch, name="ttop-capture-watch", daemon=True).start()
         except BaseException:
-            for fd in mine + self.logs:
-                _close(fd)
-            self.logs = []
+            _close(theirs)
+            self._restored = True
             self._finish()
             raise
         finally:
@@ -239,17 +260,21 @@ class _Sidecar:
                 os.environ[name] = str(value)
                 self._env_set.append((name, str(value)))
 
-    def _read_line(self, deadline: float) -> bytes:
+    def _read_line(self, deadline: Optional[float]) -> bytes:
         """One line from the sidecar (b"" at end-of-file or deadline)."""
         while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.ctl is None:
+            ctl = self.ctl
+            if ctl is None:
                 return b""
             try:
-                ready, _, _ = select.select([self.ctl], [], [], left)
-                if not ready:
-                    continue
-                data = self.ctl.recv(256)
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return b""
+                    ready, _, _ = select.select([ctl], [], [], left)
+                    if not ready:
+                        continue
+                data = ctl.recv(256)
             except OSError:
                 data = b""
             if not data:
@@ -258,9 +283,46 @@ class _Sidecar:
         line, _, self._buf = self._buf.partition(b"\n")
         return line
 
-    def restore(self) -> None:
-        """Put the original descriptors back (closes our write ends of the
-        pipes; children started meanwhile may still hold theirs)."""
+    def _watch(self) -> None:
+        """Count the sidecar's answers; take over if it ends too early."""
+        while True:
+            line = self._read_line(None)
+            if line:
+                with self._cond:
+                    self._acks += 1
+                    self._cond.notify_all()
+                continue
+            with self._cond:
+                self._gone = True
+                self._cond.notify_all()
+                if self._restored:
+                    return
+                self._put_back()
+                saved, logs, readers = list(self.saved), list(self.logs), list(self.readers)
+                self.saved, self.logs, self.readers = [], [], []
+            for r, console, log in zip(readers, saved, logs):
+                os.set_blocking(r, False)
+                while True:
+                    try:
+                        data = os.read(r, 1 << 20)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    for fd in (console, log):
+                        try:
+                            _write_all(fd, data)
+                        except OSError:
+                            pass
+            for fd in readers + saved + logs:
+                _close(fd)
+            _report(
+                "the output capture process (pid %s) ended; output goes to the console only from here on" % self.pid
+            )
+            return
+
+    def _put_back(self) -> None:
+        self._restored = True
         for s in self.streams:
             _flush(s)
         for fd, saved in zip((1, 2), self.saved):
@@ -273,28 +335,46 @@ class _Sidecar:
                 del os.environ[name]
         self._env_set = []
 
+    def restore(self) -> None:
+        """Put the original descriptors back (closes our write ends of the
+        pipes; children started meanwhile may still hold theirs)."""
+        with self._cond:
+            if not self._restored:
+                self._put_back()
+
     def drain(self, deadline: float) -> bool:
         """Wait until every byte written to the pipes so far has reached the
         console and the logs (or ``deadline`` passes)."""
         try:
-            if self.ctl is None:
+            with self._cond:
+                if self.ctl is None or self._gone:
+                    return True
+                want = self._acks + 1
+                try:
+                    self.ctl.send(b"s", socket.MSG_NOSIGNAL)
+                except OSError:  # the sidecar has ended: it copied everything first
+                    return True
+                while self._acks < want and not self._gone:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
                 return True
-            try:
-                self.ctl.send(b"s", socket.MSG_NOSIGNAL)
-            except OSError:  # the sidecar has ended: it copied everything first
-                return True
-            line = self._read_line(deadline)
-            return line in (b"d", b"e") or (line == b"" and time.monotonic() < deadline)
         finally:
             self._finish()
 
     def _finish(self) -> None:
-        for fd in self.saved:
-            _close(fd)
-        self.saved = []
-        if self.ctl is not None:
-            self.ctl.close()
-            self.ctl = None
+        with self._cond:
+            for fd in self.saved + self.logs + self.readers:
+                _close(fd)
+            self.saved, self.logs, self.readers = [], [], []
+            if self.ctl is not None:
+                try:
+                    self.ctl.shutdown(socket.SHUT_RDWR)  # wakes the watchdog
+                except OSError:
+                    pass
+                self.ctl.close()
+                self.ctl = None
 
 
 class _StreamTee:
@@ -424,7 +504,7 @@ class OutputCapture:
                     logs.append(open_log(path))
                 if _fd_usable(sys.stdout, 1) and _fd_usable(sys.stderr, 2):
                     tee = _Sidecar([sys.stdout, sys.stderr], logs)
-                    logs = []  # the sidecar owns them now
+                    logs = []  # the sidecar object owns them now
                     tee.start()
                     self._tees = [tee]
                     self.sidecar_pid = tee.pid
