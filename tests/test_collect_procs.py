@@ -31,7 +31,13 @@ def doc(name, status="RUNNING", updated_at=None, **extra):
 
 
 def write(folder, name, obj):
-    write_json_atomic(os.path.join(str(folder), name + ".json"), obj)
+    """Write a progress file as its writer would have at ``updated_at``: a
+    heartbeat in the past is also the file's modification time (ttop times a
+    heartbeat it has not seen change from the file's mtime)."""
+    path = os.path.join(str(folder), name + ".json")
+    write_json_atomic(path, obj)
+    stamp = min(obj["updated_at"], time.time())
+    os.utime(path, (stamp, stamp))
 
 
 def collector(folder, **kw):
@@ -355,4 +361,4 @@ def test_injected_clock_drives_heartbeat_ages(progress_dir):
     assert r.heartbeat_age == 1005.0 and r.stale and r.stale_reason == "no heartbeat for 16 min"
     write(progress_dir, "r", doc("r", updated_at=t0 + 999, host="far"))  # still seen: real time for the scan
     r = c.collect().run("r")
-    assert r.heartbeat_age == 1.0 and not r.stale
+    assert r.heartbeat_age == 0.0 and not r.stale  # timed from when ttop saw it change

@@ -80,6 +80,7 @@ def test_remote_run_with_an_old_heartbeat_is_stale_not_killed(progress_dir):
                        "pid_create_time": 1.0, "heartbeat_interval": 5,
                        "resources": {"cpu_percent": 350.0, "rss_bytes": 7 << 30, "gpu_memory_bytes": 3 << 30,
                                      "num_procs": 5, "num_threads": 40, "sampled_at": now - 120}})
+    os.utime(str(progress_dir / "far.json"), (now - 120, now - 120))  # written 2 min ago, then silence
     r = Collector(str(progress_dir), gpu=False, tpu=False).collect().run("far")
     assert r.local is False and r.alive is None
     assert r.status == "RUNNING" and not r.status_inferred  # a remote run is never declared dead here
@@ -151,3 +152,40 @@ def test_pid_namespace_other_than_ours_is_never_looked_up(progress_dir):
     r = Collector(str(progress_dir), gpu=False, tpu=False).collect().run("ns")
     assert r.local is False and r.alive is None and r.processes == ()
     assert r.status == "RUNNING" and not r.status_inferred
+
+
+SKEWED_WRITER = r"""
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from ttop.progress import write_json_atomic
+folder, name, host, skew = sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+while True:
+    write_json_atomic(os.path.join(folder, name + ".json"), {
+        "format": "ttop.progress/1", "run_name": name, "status": "RUNNING", "host": host,
+        "updated_at": time.time() + skew, "heartbeat_interval": 0.2})
+    time.sleep(0.1)
+"""
+
+
+def test_heartbeat_staleness_is_timed_on_ttops_clock_not_the_writers(spawn, progress_dir):
+    """A host whose clock runs 10 min ahead goes stale when its writer stops;
+    one 10 min behind is never stale while it writes."""
+    root = os.path.dirname(HERE)
+    ahead = spawn([sys.executable, "-c", SKEWED_WRITER, root, str(progress_dir), "ahead", "fast-clock", "600"])
+    spawn([sys.executable, "-c", SKEWED_WRITER, root, str(progress_dir), "behind", "slow-clock", "-600"])
+    wait_until(lambda: {"ahead.json", "behind.json"} <= set(os.listdir(str(progress_dir))), timeout=30)
+    shift = [0.0]
+    c = Collector(str(progress_dir), interval=0.2, gpu=False, tpu=False, clock=lambda: time.time() + shift[0])
+    for _ in range(3):
+        s = c.collect()
+        assert not s.run("ahead").stale and not s.run("behind").stale
+        assert 0 <= s.run("behind").heartbeat_age < 10  # not 600 s: its clock is not ttop's
+        time.sleep(0.3)
+    ahead.kill()
+    ahead.wait(timeout=10)
+    c.collect()  # sees the last write of the stopped writer
+    shift[0] = 11.0  # 11 s later on ttop's clock: past the 10 s floor of the heartbeat limit
+    time.sleep(0.3)  # the live writer writes again meanwhile
+    s = c.collect()
+    assert s.run("ahead").stale and s.run("ahead").stale_reason.startswith("no heartbeat for 1")
+    assert not s.run("behind").stale

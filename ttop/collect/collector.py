@@ -13,8 +13,10 @@ Status inference (what ttop tells that the file cannot):
   with ``status_inferred=True`` and a ``status_reason``;
 * a **remote** run (another ``host``) is never looked up here: ``alive`` is
   None, its resources are the file's own ``resources`` (``source="reported"``);
-* a RUNNING run whose heartbeat (``updated_at``) is older than
-  ``max(3 x heartbeat_interval, 3 x interval, 10 s)`` is marked ``stale``;
+* a RUNNING run whose heartbeat (``updated_at``) has not changed for
+  ``max(3 x heartbeat_interval, 3 x interval, 10 s)``, timed on ttop's own
+  clock (not by comparing ``updated_at`` with it, which a writer's clock skew
+  would fool), is marked ``stale``;
 * a file that turns bad keeps its run on screen with the last good data,
   ``stale=True`` and ``file_error`` set (it is *not* also listed in
   ``Snapshot.skipped``; ``skipped`` only holds files that never parsed).
@@ -249,7 +251,7 @@ class Collector:
         table = self._table
 
         # what each file says (cached per file version); which name a local process
-        statics = [(fr, self._static(fr, me)) for fr in scan.files]
+        statics = [(fr, self._static(fr, me, now)) for fr in scan.files]
         if len(self._statics) > len(statics):
             keep = {fr.name for fr, st in statics if st is not None}
             self._statics = {k: v for k, v in self._statics.items() if k in keep}
@@ -367,8 +369,14 @@ class Collector:
         except Exception as e:
             return [], "TPU source failed: %s" % e, {}
 
-    def _static(self, fr: FileResult, me: str) -> Optional["_Static"]:
-        """What a run's file says, worked out once per file version."""
+    def _static(self, fr: FileResult, me: str, now: float) -> Optional["_Static"]:
+        """What a run's file says, worked out once per file version.
+
+        The heartbeat is timed on ttop's own clock: ``beat`` is when ttop saw
+        ``updated_at`` change (at first sight: the file's modification time,
+        on this machine's or the file server's clock), so a writer whose
+        clock runs ahead still goes stale when it stops, and one whose clock
+        runs behind is fresh while it writes."""
         if fr.data is not None:
             data, dropped, mtime, file_error = fr.data, fr.dropped, fr.mtime, None
         elif fr.last_data is not None:
@@ -379,6 +387,12 @@ class Collector:
         if cached is not None and cached.data is data and cached.file_error == file_error and cached.me == me:
             return cached
         st = _Static(fr, data, dropped, mtime, file_error, me, self.interval)
+        if cached is None:
+            st.beat = min(now, mtime) if mtime else now
+        elif cached.updated == st.updated:
+            st.beat = cached.beat
+        else:
+            st.beat = now
         self._statics[fr.name] = st
         return st
 
@@ -396,7 +410,7 @@ class Collector:
     ) -> RunSnapshot:
         reported = st.reported
         if st.simple:  # ended, nothing to look up, file fine: only the age changes
-            return _new_run(st.template, reported, False, None, None, False, None, now - st.updated,
+            return _new_run(st.template, reported, False, None, None, False, None, now - st.beat,
                             _NO_RESOURCES, (), None)
         status = reported
         inferred = False
@@ -404,7 +418,7 @@ class Collector:
         stale = False
         stale_reason = None
         pid = st.lookup_pid
-        age = now - st.updated
+        age = now - st.beat
         alive: Optional[bool] = None
         processes: Tuple = ()
         resources = _NO_RESOURCES
@@ -548,7 +562,7 @@ class _Static:
 
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
-                 "reported_resources", "template", "simple", "owner_uid")
+                 "reported_resources", "template", "simple", "owner_uid", "beat")
 
     def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float) -> None:
         self.data = data
@@ -576,6 +590,7 @@ class _Static:
         self.reported_resources = reported_resources(data)
         self.simple = self.lookup_pid is None and self.reported != RUNNING and file_error is None
         self.owner_uid = getattr(fr, "uid", None)
+        self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
         self.template = {
             "key": self.key,
             "path": self.path,
