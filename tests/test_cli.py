@@ -223,12 +223,19 @@ def test_once_json_keys_and_a_killed_run(progress_dir, spawn, tmp_path):
     assert set(runs) == {"live", "doomed", "victim"}
     for r in runs.values():
         assert list(r) == EXPECTED_RUN
-    live = runs["live"]
+    # one writer process keeps both files: one of the two runs holds it, the
+    # other says so (docs/security.md)
+    holders = [runs[k] for k in ("live", "doomed") if runs[k]["processes"]]
+    assert len(holders) == 1
+    live = holders[0]
+    other = runs[({"live", "doomed"} - {live["key"]}).pop()]
     assert live["status"] == "RUNNING" and live["alive"] is True and live["status_inferred"] is False
     assert live["pid"] == writer_pid
-    assert live["processes"] and live["processes"][0]["pid"] == writer_pid
+    assert live["processes"][0]["pid"] == writer_pid
     assert live["resources"]["source"] == "local" and live["resources"]["rss_bytes"] > 0
     assert isinstance(live["metrics"]["loss"], float)
+    assert other["alive"] is True and other["resources"]["rss_bytes"] is None
+    assert "claimed by run %s too" % live["key"] in other["ownership_note"]
     v = runs["victim"]
     assert v["status"] == "KILLED" and v["reported_status"] == "RUNNING" and v["status_inferred"] is True
     assert v["alive"] is False and v["status_reason"]
