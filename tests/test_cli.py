@@ -235,7 +235,7 @@ def test_once_json_keys_and_a_killed_run(progress_dir, spawn, tmp_path):
     assert live["resources"]["source"] == "local" and live["resources"]["rss_bytes"] > 0
     assert isinstance(live["metrics"]["loss"], float)
     assert other["alive"] is True and other["resources"]["rss_bytes"] is None
-    assert "claimed by run %s too" % live["key"] in other["ownership_note"]
+    assert "held by run %s" % live["key"] in other["ownership_note"]
     v = runs["victim"]
     assert v["status"] == "KILLED" and v["reported_status"] == "RUNNING" and v["status_inferred"] is True
     assert v["alive"] is False and v["status_reason"]

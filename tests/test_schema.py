@@ -47,6 +47,7 @@ def test_schema_is_valid_and_describes_every_known_key():
     assert set(SCHEMA["properties"]["resources"]["properties"]) == {
         "cpu_percent",
         "rss_bytes",
+        "ram_measure",
         "gpu_memory_bytes",
         "num_procs",
         "num_threads",

@@ -98,20 +98,25 @@ def test_other_user_cannot_steal_a_worker(three_users, shared_dir, procs):
     assert b_run.processes == () and b_run.ownership_note.startswith("pid %d belongs to %s" % (w.pid, a.name))
 
 
-def test_same_owner_two_files_one_process_newer_heartbeat_wins(three_users, shared_dir, procs):
+def test_same_owner_files_naming_one_process_one_holds_it(three_users, shared_dir, procs):
     a = three_users[0]
     main = procs(a.popen(["sleep", "600"]))
     ct = ctime(main.pid)
-    old = json.loads(doc("copy", main.pid, ct))
-    old["updated_at"] -= 30
-    a.write(os.path.join(shared_dir, "copy.json"), json.dumps(old).encode())
-    a.write(os.path.join(shared_dir, "real.json"), doc("real", main.pid, ct))
-    snap = collect(shared_dir)
-    real, copy = snap.run("real"), snap.run("copy")
-    assert [p.pid for p in real.processes] == [main.pid] and real.ownership_note is None
-    assert copy.processes == () and copy.resources.source == "none"
-    assert "claimed by run real too" in copy.ownership_note
-    assert copy.alive is True  # its process lives: it is only counted once
+    now = time.time()
+    # one script, three runs: an ended one, then two running (the later one is its current run)
+    a.write(os.path.join(shared_dir, "a-done.json"), doc("a-done", main.pid, ct, status="FINISHED",
+                                                         started_at=now - 5, ended_at=now - 4))
+    a.write(os.path.join(shared_dir, "b-current.json"), doc("b-current", main.pid, ct, started_at=now - 10))
+    a.write(os.path.join(shared_dir, "c-older.json"), doc("c-older", main.pid, ct, started_at=now - 20))
+    c = Collector(shared_dir, gpu=False, tpu=False)
+    for _ in range(2):  # the same holder every cycle
+        snap = c.collect()
+        cur = snap.run("b-current")
+        assert [p.pid for p in cur.processes] == [main.pid] and cur.ownership_note is None
+        for other in (snap.run("a-done"), snap.run("c-older")):
+            assert other.processes == () and other.resources.source == "none"
+            assert other.ownership_note == "shared: pid %d is held by run b-current: its processes and resources are shown there" % main.pid
+            assert other.alive is True  # its process lives: it is only counted once
 
 
 def test_child_of_another_user_is_not_counted(three_users, shared_dir, procs):

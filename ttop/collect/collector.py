@@ -90,7 +90,12 @@ def reported_resources(data: Mapping[str, Any]) -> RunResources:
         num_threads=_int(res.get("num_threads")),
         sampled_at=_num(res.get("sampled_at")),
         source="reported",
+        ram_measure=_measure(res.get("ram_measure")) if res.get("rss_bytes") is not None else None,
     )
+
+
+def _measure(value: Any) -> str:
+    return value if value in ("rss", "pss", "pss+rss") else "rss"  # older writers: the RSS sum
 
 
 def _fmt_age(seconds: float) -> str:
@@ -146,7 +151,6 @@ class Collector:
         self._table = _procs.ProcessTable()
         self._host = HostSampler()
         self._statics: Dict[str, _Static] = {}
-        self._holders: Dict[int, str] = {}  # pid -> key of the run holding it (see claims())
         interval_ = self.interval
         #: each run's recent samples and health verdict
         self.recent: Optional[RecentSamples] = None
@@ -305,7 +309,7 @@ class Collector:
         mains: AbstractSet[int] = frozenset()
         refused: Dict[str, str] = {}
         if tbl is not None:
-            mains, refused = claims(statics, tbl, self._holders)
+            mains, refused = claims(statics, tbl)
         for fr, st in statics:
             if st is None:
                 skipped.append(SkippedFile(fr.name, fr.error or "unusable"))
@@ -438,7 +442,7 @@ class Collector:
                 foreign: List[Tuple[int, Optional[int]]] = []
                 plist = table.tree(pid, gpu_mem, gpu_indices, tpu_mem, mains, st.owner_uid, foreign)
                 processes = tuple(plist)
-                resources = _procs.totals(plist, now)
+                resources = _procs.totals(plist, now, _procs.tree_pss(table, plist), table.clock())
                 note = gpu_note
                 if foreign:
                     refusal = _foreign_note(foreign, st.owner_uid)
@@ -472,20 +476,16 @@ class Collector:
                         resources, processes, note, refusal)
 
 
-def claims(statics, table: _procs.ProcessTable,
-           holders: Optional[Dict[int, str]] = None) -> Tuple[AbstractSet[int], Dict[str, str]]:
+def claims(statics, table: _procs.ProcessTable) -> Tuple[AbstractSet[int], Dict[str, str]]:
     """Which file may claim which live process (see docs/security.md).
 
     A file claims its ``pid`` only when that process's real uid is the
-    file's owner. Of several files that rightly claim the same process, the
-    run that held it in the previous cycle keeps it (``holders``, updated in
-    place), so one writer keeping several files never makes the process
-    flip between them; a new contest is won by the newest heartbeat
-    (``updated_at``; then the lowest key): the process's own writer keeps
-    refreshing its file, a stale copy does not.
+    file's owner. Of several files that rightly claim the same process, one
+    holds it: a RUNNING one before an ended one, then the one started last
+    (``started_at``: the process's current run), then the lowest key. The
+    choice is stable, so the holder does not change from cycle to cycle.
     Returns ``(main PIDs of the winning claims, {key: why refused})``."""
-    held = holders if holders is not None else {}
-    contenders: Dict[int, List[Any]] = {}
+    winners: Dict[int, Any] = {}
     refused: Dict[str, str] = {}
     for _fr, st in statics:
         if st is None or st.lookup_pid is None:
@@ -499,30 +499,27 @@ def claims(statics, table: _procs.ProcessTable,
                 refused[st.key] = "pid %d belongs to %s, not to the file's owner %s" % (
                     pid, user_name(uid), user_name(st.owner_uid))
                 continue
-        contenders.setdefault(pid, []).append(st)
-    new_held: Dict[int, str] = {}
-    for pid, sts in contenders.items():
-        winner = next((st for st in sts if st.key == held.get(pid)), None)
-        if winner is None:
-            winner = max(sts, key=lambda st: (st.updated, _neg(st.key)))
-        new_held[pid] = winner.key
-        for st in sts:
-            if st is not winner:
-                refused[st.key] = _lost(pid, winner)
-    held.clear()
-    held.update(new_held)
-    return set(contenders), refused
+        best = winners.get(pid)
+        if best is None:
+            winners[pid] = st
+        elif _rank(st) < _rank(best):
+            refused[best.key] = _lost(pid, st)
+            winners[pid] = st
+        else:
+            refused[st.key] = _lost(pid, best)
+    return set(winners), refused
 
 
-def _neg(key: str) -> Tuple[int, ...]:
-    return tuple(-ord(c) for c in key)  # lower key first among equal heartbeats
+def _rank(st: Any) -> Tuple[bool, float, str]:
+    return (st.reported != RUNNING, -st.started, st.key)
 
 
 _LOST_PREFIX = "shared: "
 
 
 def _lost(pid: int, winner: Any) -> str:
-    return _LOST_PREFIX + "pid %d is claimed by run %s too: shown there" % (pid, winner.key)
+    return _LOST_PREFIX + "pid %d is held by run %s: its processes and resources are shown there" % (
+        pid, winner.key)
 
 
 def _foreign_note(foreign: List[Tuple[int, Optional[int]]], owner: Optional[int]) -> str:
@@ -562,7 +559,7 @@ class _Static:
 
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
-                 "reported_resources", "template", "simple", "owner_uid", "beat")
+                 "reported_resources", "template", "simple", "owner_uid", "beat", "started")
 
     def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float) -> None:
         self.data = data
@@ -591,6 +588,8 @@ class _Static:
         self.simple = self.lookup_pid is None and self.reported != RUNNING and file_error is None
         self.owner_uid = getattr(fr, "uid", None)
         self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
+        started = _num(data.get("started_at"))
+        self.started = float(started) if started is not None else -math.inf
         self.template = {
             "key": self.key,
             "path": self.path,

@@ -29,6 +29,7 @@ from typing import AbstractSet, Callable, Dict, Iterable, List, Mapping, Optiona
 
 import psutil
 
+from ..pss import PssCache
 from .snapshot import ProcInfo, RunResources, ThreadInfo
 
 #: Two create times closer than this are the same process. psutil computes
@@ -226,6 +227,8 @@ class ProcessTable:
         self._cpu_seen: Dict[Tuple[int, float], Tuple[float, float]] = {}
         self._uids: Dict[Tuple[int, float], Tuple[Optional[int], float]] = {}  # -> (uid, read at)
         self._uids_used: set = set()
+        #: PSS of processes of multi-process trees (see :mod:`ttop.pss`)
+        self.pss = PssCache(clock)
         self.refreshed = False
         self.refreshed_at = 0.0
 
@@ -242,6 +245,7 @@ class ProcessTable:
                 children.setdefault(ppid, []).append(pid)
         for kids in children.values():
             kids.sort()
+        self.pss.begin()
         self.rows = rows
         self.children = children
         self.refreshed = True
@@ -488,27 +492,74 @@ class ProcessTable:
         self._thread_seen = {}
         self._cpu_prev = self._cpu_seen
         self._cpu_seen = {}
+        self.pss.end()
         if len(self._uids) != len(self._uids_used):
             self._uids = {k: v for k, v in self._uids.items() if k in self._uids_used}
         self._uids_used = set()
 
 
-def totals(procs: List[ProcInfo], sampled_at: float) -> RunResources:
+def tree_pss(table: "ProcessTable", procs: List[ProcInfo]) -> Optional[Dict[int, Tuple[int, float]]]:
+    """``{pid: (pss_bytes, read_at)}`` for a tree of more than one process
+    (None for a single process: its RSS is what it holds). ``read_at`` is on
+    the table's clock. Read on the budget of :mod:`ttop.pss`."""
+    if len(procs) < 2 or sum(1 for p in procs if p.rss_bytes is not None) < 2:
+        return None
+    out: Dict[int, Tuple[int, float]] = {}
+    get = table.pss.get
+    for p in procs:
+        if p.rss_bytes is None:  # zombie, or not readable
+            continue
+        got = get((p.pid, p.create_time), p.pid)
+        if got is not None:
+            out[p.pid] = got
+    return out
+
+
+def totals(procs: List[ProcInfo], sampled_at: float, pss: Optional[Dict[int, Tuple[int, float]]] = None,
+           clock_now: Optional[float] = None) -> RunResources:
     """Sum a run's processes into :class:`RunResources` (``source="local"``).
-    A total is None only when no process has that figure."""
+    A total is None only when no process has that figure.
+
+    ``rss_bytes`` counts shared pages once: with ``pss`` (see
+    :func:`tree_pss`) each process counts its PSS where it was read and its
+    RSS otherwise; ``ram_measure`` says which ("pss", "pss+rss", "rss") and
+    ``ram_sampled_at`` (wall clock) when the oldest PSS figure used was read
+    (``clock_now``: the PSS clock's reading at ``sampled_at``)."""
 
     def _sum(values):
         vals = [v for v in values if v is not None]
         return sum(vals) if vals else None
 
+    measure = "rss"
+    ram_at = sampled_at
+    if pss:
+        ram = 0
+        have = 0
+        oldest = None
+        for p in procs:
+            got = pss.get(p.pid)
+            if got is not None:
+                ram += got[0]
+                have += 1
+                oldest = got[1] if oldest is None else min(oldest, got[1])
+            elif p.rss_bytes is not None:
+                ram += p.rss_bytes
+        rss_total: Optional[int] = ram
+        measure = "pss" if have == sum(1 for p in procs if p.rss_bytes is not None) else "pss+rss"
+        if oldest is not None and clock_now is not None:
+            ram_at = sampled_at - max(0.0, clock_now - oldest)
+    else:
+        rss_total = _sum(p.rss_bytes for p in procs)
     return RunResources(
         cpu_percent=_sum(p.cpu_percent for p in procs),
-        rss_bytes=_sum(p.rss_bytes for p in procs),
+        rss_bytes=rss_total,
         gpu_memory_bytes=_sum(p.gpu_memory_bytes for p in procs),
         tpu_memory_bytes=_sum(p.tpu_memory_bytes for p in procs),
         num_procs=len(procs),
         num_threads=_sum(p.num_threads for p in procs),
         sampled_at=sampled_at,
         source="local",
+        ram_measure=measure if rss_total is not None else None,
+        ram_sampled_at=ram_at if rss_total is not None else None,
     )
 

@@ -46,6 +46,8 @@ class RunResources:
     """Totals over a run's process tree."""
 
     cpu_percent: Optional[float] = None  # % of one core (may exceed 100)
+    #: resident memory of the tree with shared pages counted once: the PSS
+    #: sum for trees of several processes (see ttop.pss), RSS for one process
     rss_bytes: Optional[int] = None
     gpu_memory_bytes: Optional[int] = None
     tpu_memory_bytes: Optional[int] = None
@@ -53,6 +55,8 @@ class RunResources:
     num_threads: Optional[int] = None
     sampled_at: Optional[float] = None
     source: str = "none"  # "local" (psutil here), "reported" (the file's own), "none"
+    ram_measure: Optional[str] = None  # "rss", "pss", "pss+rss" (PSS where read yet), None: unknown
+    ram_sampled_at: Optional[float] = None  # when the oldest figure in rss_bytes was read (PSS is sampled less often)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Dict, Iterable, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+
+from ..pss import PssCache
 
 
 def _last_pid() -> Optional[int]:
@@ -61,8 +63,10 @@ def _linux_descendants(root: int) -> Optional[Dict[int, int]]:
 
 
 class ResourceSampler:
-    """Sum CPU %, RSS, processes and threads over ``pid`` and its descendants;
-    GPU memory of those processes through NVML when it is available.
+    """Sum CPU %, memory, processes and threads over ``pid`` and its
+    descendants; GPU memory of those processes through NVML when it is
+    available. Memory counts shared pages once: PSS for a tree of several
+    processes, on the budget of :mod:`ttop.pss` (``ram_measure`` says which).
 
     NVML is initialised once, on the first sample. If ``pynvml`` is missing or
     ``nvmlInit`` fails (no driver, no GPU) GPU sampling is disabled quietly;
@@ -92,6 +96,7 @@ class ResourceSampler:
         self._nvml: Any = None
         self._handles: list = []
         self.note: Optional[str] = None
+        self._pss = PssCache()
 
     def refresh_create_time(self) -> Optional[float]:
         """The process's create time with the boot time as it reads now: the
@@ -153,6 +158,7 @@ class ResourceSampler:
         threads = 0
         nprocs = 0
         pids: Set[int] = set()
+        rows: List[Tuple[int, int]] = []
         for proc in self._tree():
             try:
                 c = proc.cpu_percent(None)
@@ -167,9 +173,26 @@ class ResourceSampler:
             threads += t
             nprocs += 1
             pids.add(proc.pid)
+            rows.append((proc.pid, m))
+        measure = "rss"
+        if len(rows) > 1:
+            pss = self._pss
+            pss.begin()
+            rss = 0
+            have = 0
+            for pid, m in rows:
+                got = pss.get((pid, self._starts.get(pid)), pid)
+                if got is not None:
+                    rss += got[0]
+                    have += 1
+                else:
+                    rss += m
+            pss.end()
+            measure = "pss" if have == len(rows) else ("pss+rss" if have else "rss")
         return {
             "cpu_percent": round(cpu, 1),
             "rss_bytes": rss,
+            "ram_measure": measure,
             "gpu_memory_bytes": self._gpu_memory(pids),
             "num_procs": nprocs,
             "num_threads": threads,

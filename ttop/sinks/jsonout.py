@@ -148,6 +148,8 @@ RESOURCE_KEYS = (
     "num_threads",
     "sampled_at",
     "source",
+    "ram_measure",
+    "ram_sampled_at",
 )
 PROCESS_KEYS = (
     "pid",

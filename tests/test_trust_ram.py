@@ -1,0 +1,136 @@
+"""RAM that adds up: a parent holding 400 MB and 4 forked workers that only
+read it are ~400 MB, not 2 GB (the RSS sum counts each shared page 5 times)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from conftest import wait_until
+from ttop.collect import Collector
+from ttop.monitor.resources import ResourceSampler
+from ttop.pss import PssCache, read_pss
+
+MB = 1 << 20
+
+FORKER = r"""
+import os, sys, time
+buf = bytearray(b"x" * (400 << 20))          # 400 MB, every page written
+kids = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        total = 0
+        for i in range(0, len(buf), 4096):   # read every page, write none
+            total += buf[i]
+        sys.stdout.write("r"); sys.stdout.flush()
+        time.sleep(600)
+        os._exit(0)
+    kids.append(pid)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def forker():
+    if read_pss(os.getpid()) is None:
+        pytest.skip("no /proc/<pid>/smaps_rollup on this kernel")
+    p = subprocess.Popen([sys.executable, "-c", FORKER], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        got = b""
+        while len(got) < 4:  # each worker has read all of it
+            got += p.stdout.read(1)
+        yield p
+    finally:
+        kids = []
+        try:
+            kids = psutil.Process(p.pid).children()
+        except psutil.Error:
+            pass
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        for k in kids:
+            try:
+                k.kill()
+            except psutil.Error:
+                pass
+
+
+def tree_pss(pid):
+    pids = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    return sum(read_pss(p) or 0 for p in pids), len(pids)
+
+
+def test_collector_counts_shared_pages_once(forker, tmp_path):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    doc = {"format": "ttop.progress/1", "run_name": "fork", "status": "RUNNING", "updated_at": time.time(),
+           "heartbeat_interval": 600, "pid": forker.pid, "pid_create_time": psutil.Process(forker.pid).create_time()}
+    (folder / "fork.json").write_text(json.dumps(doc))
+    c = Collector(str(folder), gpu=False, tpu=False)
+
+    def settled():
+        s = c.collect()
+        r = s.run("fork")
+        return s if r.resources.ram_measure == "pss" and r.resources.num_procs == 5 else None
+
+    snap = wait_until(settled, timeout=60)
+    ram = snap.run("fork").resources.rss_bytes
+    expected, n = tree_pss(forker.pid)
+    assert n == 5
+    rss_sum = sum(p.rss_bytes for p in snap.run("fork").processes)
+    assert rss_sum > 4 * 400 * MB  # what a plain RSS sum would show
+    assert abs(ram - expected) <= 0.1 * expected
+    assert ram <= snap.host.mem_used
+    assert snap.run("fork").resources.ram_sampled_at <= snap.taken_at
+
+
+def test_writer_reports_pss_for_its_tree(forker):
+    s = ResourceSampler(forker.pid, gpu=False)
+    got = wait_until(lambda: (lambda d: d if d["ram_measure"] == "pss" and d["num_procs"] == 5 else None)(s.sample()),
+                     timeout=60)
+    expected, _n = tree_pss(forker.pid)
+    assert abs(got["rss_bytes"] - expected) <= 0.1 * expected
+    assert got["rss_bytes"] <= psutil.virtual_memory().used
+
+
+def test_single_process_keeps_rss_and_reads_no_pss(tmp_path, spawn):
+    p = spawn([sys.executable, "-c", "import time; time.sleep(60)"])
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    doc = {"format": "ttop.progress/1", "run_name": "one", "status": "RUNNING", "updated_at": time.time(),
+           "pid": p.pid, "pid_create_time": psutil.Process(p.pid).create_time()}
+    (folder / "one.json").write_text(json.dumps(doc))
+    c = Collector(str(folder), gpu=False, tpu=False)
+    r = c.collect().run("one")
+    assert r.resources.ram_measure == "rss" and r.resources.rss_bytes == r.processes[0].rss_bytes
+    assert c._table.pss.total_reads == 0
+
+
+def test_pss_budget_spreads_reads_over_cycles():
+    t = [0.0]
+    reads = []
+
+    def reader(pid):
+        reads.append(pid)
+        t[0] += 0.0  # the clock only moves between cycles
+        return 4096
+
+    cache = PssCache(clock=lambda: t[0], refresh=10.0, budget=-1.0, reader=reader)  # budget: one read per cycle
+    for cycle in range(3):
+        cache.begin()
+        got = [cache.get(("p", i), i) for i in range(3)]
+        cache.end()
+        assert sum(g is not None for g in got) == cycle + 1
+    assert reads == [0, 1, 2]
+    t[0] = 11.0  # stale: read again, oldest first as the budget allows
+    cache.begin()
+    cache.get(("p", 0), 0)
+    cache.end()
+    assert reads[-1] == 0
