@@ -81,7 +81,8 @@ def test_keys_are_exactly_the_documented_ones():
     run = d["runs"][0]
     assert list(run) == EXPECTED_RUN
     assert list(run["resources"]) == list(jsonout.RESOURCE_KEYS) == [
-        "cpu_percent", "rss_bytes", "gpu_memory_bytes", "tpu_memory_bytes", "num_procs", "num_threads", "sampled_at", "source"]
+        "cpu_percent", "rss_bytes", "gpu_memory_bytes", "tpu_memory_bytes", "num_procs", "num_threads", "sampled_at", "source",
+        "ram_measure", "ram_sampled_at"]
     assert list(run["processes"][0]) == EXPECTED_PROCESS
     assert list(run["processes"][0]["threads"][0]) == ["tid", "user_time", "system_time", "cpu_percent"]
     assert list(d["host"]) == ["hostname", "cpu_count", "cpu_percent", "mem_total", "mem_used", "load_avg"]
