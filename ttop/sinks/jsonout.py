@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any, Dict, Iterable, List, Mapping, Optional
 
+from ..collect.fleet import host_summaries
 from ..collect.snapshot import ProcInfo, RunSnapshot, Snapshot
 from ..progress import json_safe
 from ..view.metrics import default_metrics, trend
@@ -40,10 +41,14 @@ TOP_KEYS = (
     "counts",
     "metric_columns",
     "health_counts",
+    "hosts",
     "runs",
 )
 HOST_KEYS = ("hostname", "cpu_count", "cpu_percent", "mem_total", "mem_used", "load_avg")
 BUDGET_KEYS = ("cpus", "ram_bytes", "gpu_bytes")
+#: Keys of each entry of ``hosts`` (see :mod:`ttop.collect.fleet`).
+FLEET_KEYS = ("host", "local", "runs", "running", "stale", "cpu_percent", "rss_bytes", "gpu_memory_bytes",
+              "heartbeat_age", "clock_skew", "silent")
 GPU_KEYS = (
     "index",
     "name",
@@ -263,6 +268,7 @@ def snapshot_to_dict(snapshot: Snapshot) -> Dict[str, Any]:
         "counts": counts,
         "metric_columns": _metric_columns(runs),
         "health_counts": health,
+        "hosts": [_attrs(h, FLEET_KEYS) for h in host_summaries(snapshot)],
         "runs": [run_to_dict(r) for r in runs],
     }
 

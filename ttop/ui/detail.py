@@ -24,7 +24,7 @@ import math
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..view import roles as R
-from ..view.chart import ZOOMS, Series, blocks_of
+from ..view.chart import ZOOMS, Series
 from ..view.detail import DetailModel, DetailState, render_detail
 from ..view.text import Line
 from .screen import AppContext, Screen

@@ -111,6 +111,10 @@ class MainScreen(Screen):
             else:
                 self._paused_snapshot = ctx.snapshot
                 self.state = st.with_(paused=True)
+        elif key == "H":
+            from .hosts import HostsScreen
+
+            ctx.push(HostsScreen(self._show_host))
         elif key in ("h", "?", "F1"):
             from .help_screen import HelpScreen
 
@@ -122,6 +126,12 @@ class MainScreen(Screen):
         else:
             return False
         return True
+
+    def _show_host(self, host: str) -> None:
+        """The hosts screen's Enter: the table shows that host's runs."""
+        from ..view.table import HOST_FILTER
+
+        self.state = self.state.with_(name_filter=HOST_FILTER + host, filter_buffer="", top=0)
 
     # -- sorting, marks, detail and compare screens -----------------------------
 

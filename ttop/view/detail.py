@@ -26,7 +26,7 @@ from . import roles as R
 from .chart import ZOOMS, Series, legend, render_chart, zoom_label
 from .metrics import is_loss
 from .table import Row, batch_text, epoch_text, row_role, status_text
-from .text import Line, Segment, clean, crop_line, fit, width
+from .text import Line, Segment, clean, crop_line, width
 
 #: Charts narrower / lower than this are not drawn side by side.
 CHART_MIN_W = 36

@@ -32,10 +32,16 @@ class Row:
     thread: Any = None  # ThreadInfo for thread rows
 
 
+#: A name filter starting with this matches the host instead (``host:gpu-01``).
+HOST_FILTER = "host:"
+
+
 def _name_matches(run: Any, needle: str) -> bool:
     if not needle:
         return True
     n = needle.lower()
+    if n.startswith(HOST_FILTER):
+        return n[len(HOST_FILTER):] in clean(run.host or "").lower()
     return n in clean(run.run_name).lower() or n in clean(run.key).lower()
 
 

@@ -1,0 +1,82 @@
+"""The fleet view: per-host summaries of a shared folder, the ``host:``
+filter, and the hosts screen in a real terminal."""
+from __future__ import annotations
+
+import os
+import time
+
+from ttop.collect.fleet import host_summaries
+from ttop.collect.snapshot import RunResources, RunSnapshot, Snapshot
+from ttop.view.state import ViewState
+from ttop.view.table import filtered_runs
+
+
+def _run(key, host, status="RUNNING", stale=False, local=False, updated=1000.0, mtime=1000.0, age=1.0,
+         cpu=None, rss=None):
+    data = {"format": "ttop.progress/1", "run_name": key, "status": status, "updated_at": updated, "host": host}
+    return RunSnapshot(key=key, path="/p/%s.json" % key, data=data, run_name=key, status=status,
+                       reported_status=status, host=host, local=local, stale=stale, mtime=mtime,
+                       heartbeat_age=age, resources=RunResources(cpu_percent=cpu, rss_bytes=rss))
+
+
+def test_host_summaries_group_sum_and_estimate_skew():
+    snap = Snapshot(seq=1, taken_at=2000.0, folder="/p", runs=(
+        _run("a1", "node-a", updated=1600.0, mtime=1000.0, age=3.0, cpu=100.0, rss=10),   # clock 10 min ahead
+        _run("a2", "node-a", updated=1601.0, mtime=1001.0, age=1.5, cpu=50.0, rss=5),
+        _run("a3", "node-a", status="FINISHED", updated=1500.0, mtime=900.0, age=99.0, cpu=7.0, rss=1000),
+        _run("b1", "node-b", stale=True, updated=400.0, mtime=1000.0, age=700.0, cpu=80.0),  # 10 min behind, silent
+        _run("me1", "here", local=True, age=0.5),
+    ))
+    by = {h.host: h for h in host_summaries(snap)}
+    assert [h.host for h in host_summaries(snap)] == ["here", "node-a", "node-b"]  # this machine first
+    a, b, me = by["node-a"], by["node-b"], by["here"]
+    assert (a.runs, a.running, a.stale, a.silent) == (3, 2, 0, False)
+    assert a.cpu_percent == 150.0 and a.rss_bytes == 15  # only RUNNING runs count
+    assert a.heartbeat_age == 1.5 and a.clock_skew == 600.0
+    assert (b.running, b.stale, b.silent, b.clock_skew) == (1, 1, True, -600.0)
+    assert me.local and not a.local and me.cpu_percent is None
+
+
+def test_host_filter_matches_the_host_column():
+    snap = Snapshot(seq=1, taken_at=0.0, folder="/p", runs=(_run("x", "gpu-01"), _run("gpu-01-run", "gpu-02")))
+    keys = lambda f: [r.key for r in filtered_runs(snap, ViewState(name_filter=f))]  # noqa: E731
+    assert keys("host:gpu-01") == ["x"]  # the host, not a name containing it
+    assert keys("gpu-01") == ["gpu-01-run"]  # a plain filter still matches names only
+    assert keys("host:") == ["x", "gpu-01-run"]
+
+
+def _write(folder, name, host, updated, mtime=None):
+    from ttop.progress import write_json_atomic
+
+    path = os.path.join(str(folder), name + ".json")
+    write_json_atomic(path, {"format": "ttop.progress/1", "run_name": name, "status": "RUNNING", "host": host,
+                             "updated_at": updated, "heartbeat_interval": 1.0,
+                             "resources": {"cpu_percent": 42.0, "rss_bytes": 3 << 30}})
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+def test_hosts_screen_in_a_terminal_flags_a_silent_host_and_filters_by_host(ttop_term, tmp_path):
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    now = time.time()
+    _write(folder, "alpha-1", "node-a", now + 600)  # fresh, clock 10 min ahead
+    _write(folder, "alpha-2", "node-a", now + 600)
+    _write(folder, "beta-1", "node-b", now - 900, mtime=now - 900)  # silent for 15 min
+    t = ttop_term(str(folder), cols=110, rows=20)
+    t.wait_for("alpha-1")
+    t.press("H")
+    t.wait_for("Hosts")
+
+    def host_row(name):
+        y = t.row_of(name)
+        return t.line(y) if y is not None else ""
+
+    t.wait_for(lambda t: "SILENT" in host_row("node-b") and "SILENT" not in host_row("node-a"))
+    assert host_row("node-a").split()[1:4] == ["2", "2", "0"]  # runs, running, stale
+    assert "+10m" in host_row("node-a")  # its clock runs 10 min ahead
+    t.press("DOWN", "ENTER")  # node-b
+    t.wait_for(lambda t: "beta-1" in t.text and "alpha-1" not in t.text)
+    assert "host:node-b" in t.text
+    t.press("ESC")
+    t.wait_for("alpha-1")

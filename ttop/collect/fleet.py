@@ -1,0 +1,76 @@
+"""Per-host summary of a snapshot: the fleet view of a shared folder.
+
+A pure function of a :class:`~ttop.collect.snapshot.Snapshot`: runs are
+grouped by the host that wrote them, and for each host ttop tells how many
+runs it has, what they use, when it last gave a sign of life (timed on ttop's
+own clock, see ``heartbeat_age``) and how far its clock is off.
+
+Clock skew is estimated per run as ``updated_at - mtime``: the writer stamps
+``updated_at`` from its own clock just before the file is replaced, and the
+file system stamps ``mtime`` from this machine's (or the file server's)
+clock. The host's figure is the median over its runs; a positive value means
+the host's clock runs ahead. It is an estimate to within the write latency
+(milliseconds locally, more over NFS).
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from ..progress import RUNNING, number_or_none
+
+
+@dataclass(frozen=True)
+class HostSummary:
+    host: str
+    local: bool  # this machine (its runs' processes are looked up here)
+    runs: int
+    running: int  # effective status RUNNING
+    stale: int  # RUNNING runs whose heartbeat stopped
+    cpu_percent: Optional[float]  # sum over RUNNING runs, % of one core
+    rss_bytes: Optional[int]
+    gpu_memory_bytes: Optional[int]
+    heartbeat_age: Optional[float]  # youngest heartbeat of its runs, seconds on ttop's clock
+    clock_skew: Optional[float]  # seconds the host's clock is ahead of this machine's (median over runs)
+    silent: bool  # it has RUNNING runs and every one of them went stale
+
+
+def _sum(values: List[Optional[float]]) -> Optional[float]:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def host_summaries(snapshot: Any) -> List[HostSummary]:
+    """One :class:`HostSummary` per host, sorted by host name (this machine first)."""
+    groups: Dict[str, List[Any]] = {}
+    for run in getattr(snapshot, "runs", ()) or ():
+        groups.setdefault(run.host or "", []).append(run)
+    out: List[HostSummary] = []
+    for host, runs in groups.items():
+        running = [r for r in runs if r.status == RUNNING]
+        stale = [r for r in running if r.stale]
+        skews = []
+        for r in runs:
+            updated = number_or_none(r.data.get("updated_at"))
+            if updated is not None and r.mtime:
+                skews.append(updated - r.mtime)
+        ages = [r.heartbeat_age for r in runs if r.heartbeat_age is not None]
+        cpu = _sum([r.resources.cpu_percent for r in running])
+        rss = _sum([r.resources.rss_bytes for r in running])
+        gpu = _sum([r.resources.gpu_memory_bytes for r in running])
+        out.append(HostSummary(
+            host=host,
+            local=any(r.local for r in runs),
+            runs=len(runs),
+            running=len(running),
+            stale=len(stale),
+            cpu_percent=cpu,
+            rss_bytes=None if rss is None else int(rss),
+            gpu_memory_bytes=None if gpu is None else int(gpu),
+            heartbeat_age=min(ages) if ages else None,
+            clock_skew=statistics.median(skews) if skews else None,
+            silent=bool(running) and len(stale) == len(running),
+        ))
+    out.sort(key=lambda h: (not h.local, h.host))
+    return out
