@@ -112,6 +112,7 @@ def check_lines(out, err):
     assert err.startswith(want_err), "stderr lines lost"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_no_output_lost_when_the_process_dies(tmp_path, spawn, mode):
     code, marker = MODES[mode]
