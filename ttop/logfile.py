@@ -23,13 +23,26 @@ Display rules for one line (what a terminal would have shown, made safe):
 :class:`LogPager` keeps one stream's view state: top offset, follow mode (like
 ``tail -f``), and notices a file that was truncated or replaced (rotation):
 it then starts again from the top of the new file.
+
+**No path is trusted twice** (the folder is shared with other users, who can
+swap a log's name for a symbolic link to a file they cannot read while root
+has the viewer open). A :class:`LogFile` reads through one descriptor,
+opened relative to the folder's descriptor with ``O_NOFOLLOW`` on every
+component (:func:`ttop.fsafe.open_beneath`: a symbolic link is refused, a
+FIFO cannot hang it, only a regular file is read). Each :meth:`LogFile.refresh`
+opens the name again the same way: the same file (device and inode) keeps
+being read through the descriptor it had; a replaced or rotated file is
+checked like the first one before a byte of it is shown; a name that now
+fails the checks shows nothing but the reason.
 """
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import List, Optional, Tuple
 
+from . import fsafe
 from .view.text import clean, strip_ansi
 
 #: Bytes read per backward/forward step.
@@ -59,13 +72,64 @@ def display_text(raw: bytes) -> str:
     return clean(text)
 
 
-class LogFile:
-    """Random access to the lines of one file by byte offset. The file is
-    opened for each operation and closed again, so a reader holds no file
-    descriptor between renders and sees the file as it is now."""
+def _user(uid: int) -> str:
+    try:
+        import pwd
 
-    def __init__(self, path: str, max_line: int = MAX_LINE, chunk: int = CHUNK, search_chunk: int = SEARCH_CHUNK):
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return "uid %d" % uid
+
+
+class _Reader:
+    """``seek``/``read`` over a descriptor the :class:`LogFile` keeps (pread:
+    no shared offset; leaving the ``with`` block does not close it)."""
+
+    __slots__ = ("fd", "pos")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pos = 0
+
+    def __enter__(self) -> "_Reader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def seek(self, pos: int) -> None:
+        self.pos = pos
+
+    def read(self, n: int) -> bytes:
+        data = fsafe.pread_all(self.fd, n, self.pos)
+        self.pos += len(data)
+        return data
+
+
+class LogFile:
+    """Random access to the lines of one file by byte offset, read through a
+    descriptor checked as the module doc says.
+
+    ``path``: the file; with ``folder``, ``path`` (absolute inside it, or
+    relative to it) is opened below the folder's descriptor, no component
+    followed if it is a symbolic link. Without ``folder`` only the last
+    component is protected (the caller trusts the folder holding it).
+    ``owner``: a uid; a file owned by anyone else is not shown (a hard link
+    to a file the run's owner could not read is a regular file too)."""
+
+    def __init__(self, path: str, max_line: int = MAX_LINE, chunk: int = CHUNK, search_chunk: int = SEARCH_CHUNK,
+                 folder: Optional[str] = None, owner: Optional[int] = None):
         self.path = path
+        self.owner = owner
+        if folder is not None:
+            rel = path
+            if os.path.isabs(path):
+                rel = os.path.relpath(path, os.path.abspath(folder))
+                if rel.startswith(".."):
+                    rel = os.path.relpath(path, os.path.realpath(folder))
+            self._where: Tuple[str, str] = (folder, rel)
+        else:
+            self._where = (os.path.dirname(os.path.abspath(path)), os.path.basename(path))
         self.max_line = max_line
         self.chunk = chunk
         self.search_chunk = search_chunk
@@ -73,24 +137,45 @@ class LogFile:
         self.size = 0
         self.ident: Optional[Tuple[int, int]] = None
         self.error: Optional[str] = None
+        self._fd: Optional[int] = None
 
     def refresh(self) -> str:
-        """Re-read the file's size. Returns ``"same"``, ``"grew"``,
-        ``"reset"`` (truncated or replaced) or ``"missing"``."""
+        """Open the name again (checked) and re-read the size. Returns
+        ``"same"``, ``"grew"``, ``"reset"`` (truncated or replaced: the new
+        file passed the checks) or ``"missing"``."""
+        folder, rel = self._where
         try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            self.error = "no such file (yet)"
+            fd = fsafe.open_beneath(folder, rel)
+        except OSError as e:
+            self.error = "no such file (yet)" if e.errno == errno.ENOENT and not isinstance(e, fsafe.Refused) \
+                else "not shown: %s" % fsafe.describe(e)
             was = self.ident
+            self._drop()
             self.size, self.ident = 0, None
             return "reset" if was is not None else "missing"
-        except OSError as e:
+        try:
+            st = os.fstat(fd)
+        except OSError as e:  # pragma: no cover - fstat of an open fd
+            os.close(fd)
             self.error = e.strerror or str(e)
+            self._drop()
             self.size, self.ident = 0, None
             return "missing"
+        if self.owner is not None and st.st_uid != self.owner:
+            os.close(fd)
+            self.error = "not shown: owned by %s, not by the run's owner %s" % (_user(st.st_uid), _user(self.owner))
+            was = self.ident
+            self._drop()
+            self.size, self.ident = 0, None
+            return "reset" if was is not None else "missing"
         self.error = None
         ident = (st.st_dev, st.st_ino)
         old_size, old_ident = self.size, self.ident
+        if ident == old_ident and self._fd is not None:
+            os.close(fd)  # the same file: keep reading through the descriptor it had
+        else:
+            self._drop()
+            self._fd = fd
         self.size, self.ident = st.st_size, ident
         if old_ident is not None and (ident != old_ident or st.st_size < old_size):
             return "reset"
@@ -98,8 +183,29 @@ class LogFile:
             return "grew"
         return "same"
 
-    def _open(self):
-        return open(self.path, "rb")
+    def _drop(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover
+                pass
+
+    def close(self) -> None:
+        """Close the descriptor (a later :meth:`refresh` opens it again)."""
+        self._drop()
+        self.size, self.ident = 0, None
+
+    def __del__(self) -> None:
+        try:
+            self._drop()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def _open(self) -> _Reader:
+        if self._fd is None:
+            raise OSError(errno.EBADF, self.error or "not opened: call refresh() first")
+        return _Reader(self._fd)
 
     # -- forward
 
@@ -272,8 +378,8 @@ class LogPager:
     column. ``height`` is passed in by the caller each time (it changes on
     resize)."""
 
-    def __init__(self, path: Optional[str]):
-        self.file: Optional[LogFile] = LogFile(path) if path else None
+    def __init__(self, path: Optional[str], folder: Optional[str] = None, owner: Optional[int] = None):
+        self.file: Optional[LogFile] = LogFile(path, folder=folder, owner=owner) if path else None
         self.top = 0
         self.follow = True
         self.col = 0
@@ -281,6 +387,10 @@ class LogPager:
         #: fraction of the file covered by a search that ran out of time
         self.searching: Optional[float] = None
         self._resume: Optional[tuple] = None
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
     def refresh(self) -> None:
         if self.file is None:
@@ -419,10 +529,11 @@ class ArrivalLog:
     """
 
     def __init__(self, paths: "List[Tuple[str, Optional[str]]]", max_lines: int = 10000,
-                 max_bytes: int = 1024 * 1024, max_chars: int = 2000) -> None:
+                 max_bytes: int = 1024 * 1024, max_chars: int = 2000, folder: Optional[str] = None,
+                 owner: Optional[int] = None) -> None:
         import collections
 
-        self.files = [(name, LogFile(path) if path else None) for name, path in paths]
+        self.files = [(name, LogFile(path, folder=folder, owner=owner) if path else None) for name, path in paths]
         self.offsets: List[int] = []
         self.partial: List[bytes] = []
         self.lines: "collections.deque[Tuple[str, str]]" = collections.deque(maxlen=max_lines)
@@ -458,7 +569,7 @@ class ArrivalLog:
                 start = size - self.max_bytes
                 self.partial[i] = b""
             try:
-                with open(f.path, "rb") as fh:
+                with f._open() as fh:  # the descriptor refresh() checked, not the path again
                     fh.seek(start)
                     data = fh.read(size - start)
             except OSError:

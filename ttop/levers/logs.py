@@ -1,6 +1,7 @@
 """Where a run's captured output is, checked to lie inside the progress folder."""
 from __future__ import annotations
 
+import os
 from typing import Dict, Mapping, Optional, Tuple
 
 from .. import progress as P
@@ -8,13 +9,17 @@ from ..collect.snapshot import RunSnapshot
 
 
 def log_files(folder: str, run: RunSnapshot) -> Dict[str, Tuple[Optional[str], str, Optional[str]]]:
-    """Where a run's output capture is: ``{"stdout"|"stderr": (real_path or
+    """Where a run's output capture is: ``{"stdout"|"stderr": (path or
     None, path as written, refusal reason or None)}``.
 
     Paths come from ``logs`` in the progress file (default
     ``<key>.stdout.log`` / ``<key>.stderr.log``); one that does not resolve
     inside the folder (absolute, ``..``, symlink to outside) is refused with a
-    reason naming it, and never opened.
+    reason naming it, and never opened. The path returned is the name as
+    written (normalised, inside the folder), not where symbolic links lead:
+    readers open it below the folder's descriptor without following links
+    (:class:`ttop.logfile.LogFile` with ``folder``), so a name swapped for a
+    link after this check is refused, not followed.
     """
     logs = run.data.get("logs")
     defaults = P.log_paths(run.key)
@@ -32,5 +37,5 @@ def log_files(folder: str, run: RunSnapshot) -> Dict[str, Tuple[Optional[str], s
         if real is None:
             out[stream] = (None, shown, "refused: %s log %s is not inside the progress folder" % (stream, P._short_str(repr(shown), 120)))
         else:
-            out[stream] = (real, shown, None)
+            out[stream] = (os.path.join(os.path.abspath(folder), os.path.normpath(rel)), shown, None)
     return out

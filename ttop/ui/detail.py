@@ -185,7 +185,7 @@ class DetailScreen(Screen):
             if real is None:
                 continue
             try:
-                f = LogFile(real)
+                f = LogFile(real, folder=getattr(ctx, "folder", None) or None, owner=getattr(run, "owner_uid", None))
                 f.refresh()
                 starts = f.starts_before(f.size, OUTPUT_LINES)
                 if starts:

@@ -82,11 +82,12 @@ def wrap_rows(line: Line, width: int) -> List[Line]:
 class Pane:
     """One stream: where its file is (or why it is refused) and its pager."""
 
-    def __init__(self, stream: str, real: Optional[str], shown: str, reason: Optional[str]) -> None:
+    def __init__(self, stream: str, real: Optional[str], shown: str, reason: Optional[str],
+                 folder: Optional[str] = None, owner: Optional[int] = None) -> None:
         self.stream = stream
         self.shown = shown
         self.reason = reason
-        self.pager = LogPager(real)
+        self.pager = LogPager(real, folder=folder, owner=owner)
 
     @property
     def path(self) -> Optional[str]:
@@ -144,7 +145,7 @@ class OutputScreen(Screen):
             files = log_files(ctx.folder, run)
             for stream in STREAMS:
                 real, shown, reason = files[stream]
-                self.panes[stream] = Pane(stream, real, shown, reason)
+                self.panes[stream] = Pane(stream, real, shown, reason, ctx.folder, getattr(run, "owner_uid", None))
         else:
             for stream in STREAMS:
                 self.panes[stream] = Pane(stream, None, "", "run %s is no longer in the folder" % self.run_name)
@@ -157,7 +158,8 @@ class OutputScreen(Screen):
             if out.pager.size == 0 and err.pager.size > 0:
                 self.mode = "stderr"
         self.focus = self.mode if self.mode != "both" else "stdout"
-        self.arrival = ArrivalLog([(st, self.panes[st].path) for st in STREAMS])
+        self.arrival = ArrivalLog([(st, self.panes[st].path) for st in STREAMS], folder=ctx.folder,
+                                  owner=getattr(run, "owner_uid", None))
         self.arr_top = 0  # absolute number of the first line shown
         self.arr_follow = True
         self.wrap = False
