@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from users import shared_dir, three_users  # noqa: F401  (fixtures)
 from ttop import fsafe
 from ttop.collect import Collector
 from ttop.levers.logs import log_files
