@@ -159,6 +159,7 @@ def test_silent_remote_runs_keep_two_samples(progress_dir, n_remote):
         write_json_atomic(str(progress_dir / ("r%d.json" % i)),
                           {"format": "ttop.progress/1", "run_name": "r%d" % i, "status": "RUNNING",
                            "updated_at": now - 100, "host": "elsewhere", "batch": 3})
+        os.utime(str(progress_dir / ("r%d.json" % i)), (now - 100, now - 100))  # as its writer left it
     c = Collector(str(progress_dir), interval=0.5, gpu=False, tpu=False)
     for _ in range(10):
         s = c.collect()

@@ -60,8 +60,9 @@ RUNNING = "RUNNING"
 class Sample(NamedTuple):
     """What one collector cycle saw of one run (immutable).
 
-    ``t`` is ttop's clock when the cycle ran; ``updated_at`` the run's own
-    heartbeat (same clock when local; remote clocks may differ).
+    ``t`` is ttop's clock when the cycle ran; ``updated_at`` the run's last
+    heartbeat on the same clock (the collector times it from when the file's
+    ``updated_at`` changed, so a writer's clock skew does not matter).
     ``progress`` is any hashable value that changes whenever the run makes
     progress (the collector uses ``(phase, epoch, batch, train_batch,
     val_batch)``); ``batch`` is None while no batch counter exists (e.g. a

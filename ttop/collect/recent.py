@@ -229,7 +229,9 @@ class RecentSamples:
             status=run.status,
             alive=run.alive,
             stopped=main is not None and main.status in _STOPPED,
-            updated_at=facts.updated_at,
+            # the heartbeat as the collector times it: on ttop's clock, from
+            # when updated_at last changed (a writer's clock skew cannot fool it)
+            updated_at=now - run.heartbeat_age if run.heartbeat_age is not None else facts.updated_at,
             heartbeat_limit=facts.hb_limit,
             progress=facts.progress,
             batch=facts.batch,
