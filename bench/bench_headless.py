@@ -11,6 +11,7 @@ target (1 % of one core) and the ratio to the baseline. ttop's start-up
 
     python bench/bench_headless.py                # 20 runs, 3 windows of 20 s
     python bench/bench_headless.py --seconds 30 --window 10 --runs 5
+    python bench/bench_headless.py --alerts       # with --events and --alert-cmd
 """
 from __future__ import annotations
 
@@ -91,6 +92,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="measured time (default: %(default)s)")
     ap.add_argument("--window", type=float, default=20.0, help="window length (default: %(default)s)")
     ap.add_argument("--interval", default="2", help="ttop -i (default: %(default)s)")
+    ap.add_argument("--alerts", action="store_true",
+                    help="also pass --events TMP/events.jsonl --alert-cmd true (health and alerts on)")
     a = ap.parse_args()
     if not shutil.which("top"):
         print("bench_headless: `top` (procps) is needed for the baseline: apt-get install procps", file=sys.stderr)
@@ -111,8 +114,9 @@ def main() -> int:
         time.sleep(2)  # let them settle (loading phase, workers up)
         env = dict(os.environ, PYTHONPATH=ROOT)
         t0 = time.monotonic()
-        ttop = subprocess.Popen([sys.executable, "-m", "ttop", folder, "--headless", "-i", a.interval, "--csv-dir", csv_dir],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        extra = ["--events", os.path.join(tmp, "events.jsonl"), "--alert-cmd", "true"] if a.alerts else []
+        ttop = subprocess.Popen([sys.executable, "-m", "ttop", folder, "--headless", "-i", a.interval, "--csv-dir", csv_dir]
+                                + extra, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
         others.append(ttop)
         first = os.path.join(csv_dir, "bench-00_matrix.csv")

@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="change a health threshold, e.g. stall_seconds=300 (repeatable; see docs/health.md)",
     )
+    p.add_argument("--events", metavar="FILE", help="append one JSON line per alert event to FILE (monitor and --headless)")
+    p.add_argument("--alert-cmd", metavar="CMD",
+                   help="run the shell command CMD per alert event, details in TTOP_* environment variables")
+    p.add_argument("--alert-timeout", type=_positive("alert-timeout"), default=10.0, metavar="SECONDS",
+                   help="kill an alert command running longer than this (default: %(default)s)")
+    p.add_argument("--bell", action="store_true", help="ring the terminal bell on each alert (monitor)")
     p.add_argument("--ascii", action="store_true", help="draw with ASCII characters only (monitor and --once)")
     p.add_argument(
         "--serve",
@@ -137,6 +143,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             parser.error("--serve: %s" % e)
     if not args.folder:
         parser.error("FOLDER must not be empty")
+    if args.once and (args.events or args.alert_cmd):
+        parser.error("--events/--alert-cmd need the monitor or --headless, not --once")
     try:
         args.health_config = health_config(args.health)
     except ValueError as e:
@@ -189,6 +197,24 @@ def make_collector(args: argparse.Namespace) -> Any:
 
     return Collector(args.folder, interval=args.interval, budgets=make_budgets(args),
                      health=getattr(args, "health_config", None))
+
+
+def make_alerts(args: argparse.Namespace, collector: Any, stderr: Optional[IO[str]]) -> Any:
+    """Alerts (``--events``, ``--alert-cmd``) listening to ``collector``, or
+    None; problems are reported on ``stderr`` (None: only to the monitor)."""
+    events, cmd = getattr(args, "events", None), getattr(args, "alert_cmd", None)
+    if not events and not cmd:
+        return None
+    from .sinks.alerts import Alerts, stream_reporter
+
+    try:
+        alerts = Alerts(events, cmd, timeout=args.alert_timeout)
+    except OSError as e:
+        raise UsageError("cannot append to events file %s: %s" % (events, e.strerror or e)) from None
+    if stderr is not None:
+        alerts.on_error.append(stream_reporter(stderr))
+    collector.add_listener(alerts.listener(collector))
+    return alerts
 
 
 def make_sink(args: argparse.Namespace, stderr: Optional[IO[str]]) -> Any:
@@ -287,12 +313,15 @@ def run_headless_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     serve_only = args.serve is not None and args.csv_dir is None and args.csv_interval is None
     sink = None if serve_only else make_sink(args, stderr)
     collector = make_collector(args)
+    alerts = make_alerts(args, collector, stderr)
     server = start_serving(args, collector)
     try:
         return run_headless(collector, sink, stderr=stderr,
                             serving="http://%s:%d/metrics" % args.serve_addr if server is not None else None)
     finally:
         stop_serving(server)
+        if alerts is not None:
+            alerts.close()
 
 
 def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
@@ -308,13 +337,16 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     collector = make_collector(args)
     if sink is not None:
         collector.add_listener(sink.listener(collector))
+    alerts = make_alerts(args, collector, None)  # nothing may print over the curses screen
     server = start_serving(args, collector)
     try:
-        return int(run_ui(collector, ascii=args.ascii) or 0)
+        return int(run_ui(collector, ascii=args.ascii, alerts=alerts, bell=args.bell) or 0)
     finally:
         try:
             collector.stop(timeout=5)
             stop_serving(server)
+            if alerts is not None:
+                alerts.close()
         finally:
             if sink is not None:
                 sink.close()

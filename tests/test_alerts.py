@@ -1,0 +1,206 @@
+"""Alerts: transitions -> events file lines and alert commands, in process and
+through ``ttop --headless`` with real runs and signals."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, wait_until
+from ttop.collect.snapshot import RunSnapshot, Snapshot
+from ttop.sinks.alerts import AlertCommand, Alerts, EventsFile, TransitionTracker, command_env
+
+
+def run(key, status="RUNNING", health="OK", reason=None):
+    return RunSnapshot(key=key, path="/p/%s.json" % key, data={}, run_name=key, status=status,
+                       reported_status=status, health=health, health_reason=reason, pid=42, host="box")
+
+
+def snap(seq, *runs):
+    return Snapshot(seq=seq, taken_at=1000.0 + seq, folder="/p", runs=tuple(runs))
+
+
+def kinds(events):
+    return [(e["run"], e["event"], e.get("previous_status"), e["status"], e.get("previous_health"), e["health"])
+            for e in events]
+
+
+def test_transitions_and_steady_state():
+    t = TransitionTracker()
+    assert t.events(snap(1, run("a"), run("b", "FAILED", None))) == []  # baseline
+    assert t.events(snap(2, run("a"), run("b", "FAILED", None))) == []  # steady
+    ev = t.events(snap(3, run("a", health="WARN", reason="stalled: x"), run("b", "FAILED", None)))
+    assert kinds(ev) == [("a", "health", "RUNNING", "RUNNING", "OK", "WARN")]
+    assert ev[0]["reason"] == "stalled: x" and ev[0]["message"] == "a: WARN stalled: x"
+    assert t.events(snap(4, run("a", health="WARN", reason="stalled: y"))) == []  # same level: nothing
+    assert kinds(t.events(snap(5, run("a", health="CRIT")))) == [("a", "health", "RUNNING", "RUNNING", "WARN", "CRIT")]
+    assert t.events(snap(6, run("a", health="WARN"))) == []  # better but not OK: nothing
+    assert kinds(t.events(snap(7, run("a", health="OK")))) == [("a", "health", "RUNNING", "RUNNING", "WARN", "OK")]
+    ev = t.events(snap(8, run("a", "KILLED", None), run("new", "FAILED", None)))  # a new run: baseline only
+    assert kinds(ev) == [("a", "status", "RUNNING", "KILLED", "OK", None)]
+    assert t.events(snap(9, run("a", "KILLED", None))) == []
+    t2 = TransitionTracker()
+    t2.events(snap(1, run("c")))
+    assert kinds(t2.events(snap(2, run("c", "FINISHED", None)))) == [("c", "status", "RUNNING", "FINISHED", "OK", None)]
+
+
+def test_events_file_lines_and_env(tmp_path):
+    path = tmp_path / "ev.jsonl"
+    f = EventsFile(str(path))
+    ev = {"event": "health", "run": "r\u00e9", "health": "CRIT", "reason": "loss is NaN", "x": float("nan")}
+    f.write(ev)
+    f.write(ev)
+    f.close()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and len(lines) == 3
+    assert json.loads(lines[0]) == dict(ev, x="NaN")
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    env = command_env(dict(ev, status="RUNNING", run_name="r"), base={})
+    assert env["TTOP_RUN"] == "r\u00e9" and env["TTOP_HEALTH"] == "CRIT" and env["TTOP_REASON"] == "loss is NaN"
+    assert env["TTOP_STATUS"] == "RUNNING" and env["TTOP_PID"] == "" and json.loads(env["TTOP_EVENT_JSON"])["run"] == "r\u00e9"
+    with pytest.raises(OSError):
+        EventsFile(str(tmp_path / "missing" / "ev.jsonl"))
+
+
+def test_alert_command_one_line_per_event_hanging_killed_and_rate_limited(tmp_path):
+    out = tmp_path / "out.txt"
+    errors = []
+    cmd = AlertCommand('echo "$TTOP_RUN $TTOP_STATUS $TTOP_HEALTH $TTOP_REASON" >> %s' % out, on_error=errors.append)
+    try:
+        for i in range(3):
+            assert cmd.submit({"run": "r%d" % i, "status": "RUNNING", "health": "WARN", "reason": "why"})
+        wait_until(cmd.idle, timeout=30)
+        assert out.read_text().splitlines() == ["r0 RUNNING WARN why", "r1 RUNNING WARN why", "r2 RUNNING WARN why"]
+        assert errors == [] and cmd.ran == 3
+    finally:
+        cmd.close()
+
+    pidfile = tmp_path / "hang.pid"
+    hang = AlertCommand("echo $$ > %s; exec sleep 600" % pidfile, timeout=0.5, on_error=errors.append)
+    try:
+        t0 = time.monotonic()
+        hang.submit({"run": "a"})
+        hang.submit({"run": "b"})
+        assert hang.submit({"run": "c"}) is True  # submit never waits for the command
+        assert time.monotonic() - t0 < 5
+        wait_until(lambda: hang.killed == 3, timeout=60)
+        pid = int(pidfile.read_text())
+        wait_until(lambda: not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z",
+                   timeout=10)
+        assert [e for e in errors if "killed" in e] == [
+            "alert command ran longer than 0.5 s and was killed: echo $$ > %s; exec sleep 600" % pidfile]  # once
+    finally:
+        hang.close()
+
+    limited = AlertCommand("true", per_minute=2, on_error=errors.append)
+    try:
+        assert [limited.submit({"run": str(i)}) for i in range(4)] == [True, True, False, False]
+        assert limited.dropped == 2 and sum("not sent" in e for e in errors) == 1
+    finally:
+        limited.close()
+
+
+def test_failing_command_reported_once(tmp_path):
+    errors = []
+    cmd = AlertCommand("echo boom >&2; exit 3", on_error=errors.append)
+    try:
+        cmd.submit({"run": "a"})
+        cmd.submit({"run": "b"})
+        wait_until(lambda: cmd.ran == 2, timeout=30)
+        assert errors == ["alert command failed (exit 3): boom"]
+    finally:
+        cmd.close()
+
+
+def test_alerts_feed_once_per_snapshot(tmp_path):
+    a = Alerts(str(tmp_path / "ev.jsonl"))
+    seen = []
+    a.on_event.append(seen.append)
+    a.feed(snap(1, run("a")))
+    s2 = snap(2, run("a", "FAILED", None))
+    assert len(a.feed(s2)) == 1 and a.feed(s2) == [] and a.count == 1 and len(seen) == 1
+    a.close()
+    assert len((tmp_path / "ev.jsonl").read_text().splitlines()) == 1
+
+
+# -- through ttop --headless, real processes ---------------------------------------
+
+WRITER = os.path.join(ROOT, "tests", "fakes", "progress_writer.py")
+
+
+def ttop_headless(spawn, folder, tmp_path, *extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with open(tmp_path / "ttop.err", "wb") as err:
+        return spawn([sys.executable, "-m", "ttop", str(folder), "--headless", "-i", "0.2", "--csv-dir",
+                      str(tmp_path / "csv"), *extra], env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def read_events(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_sigkill_of_a_run_is_one_killed_event_and_one_command(spawn, progress_dir, tmp_path):
+    events = tmp_path / "events.jsonl"
+    out = tmp_path / "cmd.txt"
+    job = spawn([sys.executable, WRITER, "--folder", str(progress_dir), "--name", "victim", "--interval", "0.2"])
+    wait_until(lambda: (progress_dir / "victim.json").exists(), timeout=30)
+    spawn([sys.executable, WRITER, "--folder", str(progress_dir), "--name", "calm", "--interval", "0.2"])
+    ttop = ttop_headless(spawn, progress_dir, tmp_path, "--events", str(events),
+                         "--alert-cmd", 'echo "$TTOP_RUN $TTOP_STATUS $TTOP_PREVIOUS_STATUS" >> %s' % out)
+    time.sleep(1.5)  # steady state: several cycles, no event
+    assert read_events(events) == [] and not out.exists()
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait(timeout=10)
+    ev = wait_until(lambda: read_events(events), timeout=30)
+    wait_until(lambda: out.exists() and out.read_text(), timeout=30)
+    time.sleep(1.0)  # more cycles: still one event
+    ev = read_events(events)
+    assert [(e["run"], e["event"], e["status"], e["previous_status"]) for e in ev] == [("victim", "status", "KILLED", "RUNNING")]
+    assert out.read_text().splitlines() == ["victim KILLED RUNNING"]
+    assert ttop.poll() is None
+
+
+def test_events_file_survives_a_sigkill_of_ttop(spawn, progress_dir, tmp_path):
+    events = tmp_path / "events.jsonl"
+    ttop = ttop_headless(spawn, progress_dir, tmp_path, "--events", str(events))
+    wait_until(lambda: (tmp_path / "ttop.err").exists() and (tmp_path / "ttop.err").read_text(), timeout=60)
+    # short runs: each is seen RUNNING, then FINISHED (one event each) while ttop is killed
+    for i in range(8):
+        spawn([sys.executable, WRITER, "--folder", str(progress_dir), "--name", "w%d" % i, "--interval", "0.1",
+               "--batches", "15"])
+    wait_until(lambda: len(read_events(events)) >= 1, timeout=60)
+    os.kill(ttop.pid, signal.SIGKILL)
+    ttop.wait(timeout=10)
+    data = events.read_bytes()
+    assert data.endswith(b"\n")
+    lines = data.decode("ascii").splitlines()
+    for line in lines:
+        ev = json.loads(line)
+        assert ev["format"] == "ttop.event/1" and ev["status"] == "FINISHED"
+    assert len({json.loads(line)["run"] for line in lines}) == len(lines)  # one event per run
+
+
+def test_events_and_once_do_not_mix(progress_dir, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "ttop", str(progress_dir), "--once", "--events", str(tmp_path / "e")],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    assert p.returncode == 2 and "--once" in p.stderr.splitlines()[-1]
+    p = subprocess.run([sys.executable, "-m", "ttop", str(progress_dir), "--headless", "--events",
+                        str(tmp_path / "no" / "e")], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    assert p.returncode == 2 and "cannot append to events file" in p.stderr
+
+
+def test_dataclass_fields_of_events_are_json():
+    r = dataclasses.replace(run("a"), host=None)
+    t = TransitionTracker()
+    t.events(snap(1, r))
+    ev = t.events(snap(2, dataclasses.replace(r, status="FINISHED", health=None)))
+    assert json.loads(json.dumps(ev[0]))["host"] is None

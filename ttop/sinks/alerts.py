@@ -1,0 +1,387 @@
+"""Alerts: one event per transition of a run, to a file and to a command.
+
+:class:`TransitionTracker` compares each published snapshot with the one
+before and returns the events (plain dicts, format ``ttop.event/1``):
+
+* ``health``: a run's verdict got worse (OK -> WARN, OK -> CRIT,
+  WARN -> CRIT) or came back to OK;
+* ``status``: a run's status changed to FAILED, KILLED, CANCELED or FINISHED.
+
+The first snapshot, and a run seen for the first time, only set the baseline:
+starting ttop on a folder of old runs says nothing.
+
+:class:`EventsFile` appends each event as one JSON line with a single
+``write()`` on a descriptor opened once with ``O_APPEND``, so a ttop killed
+at any moment leaves only whole lines. :class:`AlertCommand` runs a shell
+command per event in a worker thread (the collector never waits for it), with
+the event in environment variables, at most ``per_minute`` times a minute;
+a command that runs longer than ``timeout`` seconds is killed (its whole
+process group). Failures are reported through ``on_error`` once per distinct
+message. :class:`Alerts` ties them together as a collector listener.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
+
+from ..progress import json_safe
+
+EVENT_FORMAT = "ttop.event/1"
+#: Statuses whose arrival is an event.
+END_STATUSES = ("FINISHED", "FAILED", "KILLED", "CANCELED")
+_RANK = {None: -1, "OK": 0, "WARN": 1, "CRIT": 2}
+#: Default limits of the alert command.
+COMMAND_TIMEOUT = 10.0
+COMMAND_PER_MINUTE = 10
+QUEUE_SIZE = 100
+
+
+def _message(ev: Dict[str, Any]) -> str:
+    name = ev.get("run_name") or ev.get("run")
+    if ev["event"] == "status":
+        text = "%s: %s -> %s" % (name, ev.get("previous_status"), ev.get("status"))
+        if ev.get("status_reason"):
+            text += " (%s)" % ev["status_reason"]
+        return text
+    if ev.get("health") == "OK":
+        return "%s: health back to OK" % name
+    return "%s: %s %s" % (name, ev.get("health"), ev.get("reason") or "")
+
+
+class TransitionTracker:
+    """Events between consecutive snapshots (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._last: Optional[Dict[str, Tuple[str, Optional[str]]]] = None
+
+    def events(self, snapshot: Any) -> List[Dict[str, Any]]:
+        runs = getattr(snapshot, "runs", ()) or ()
+        now: Dict[str, Tuple[str, Optional[str]]] = {}
+        out: List[Dict[str, Any]] = []
+        last = self._last
+        for r in runs:
+            state = (r.status, getattr(r, "health", None))
+            now[r.key] = state
+            if last is None:
+                continue
+            prev = last.get(r.key)
+            if prev is None or prev == state:
+                continue
+            status, health = state
+            pstatus, phealth = prev
+            if status != pstatus and status in END_STATUSES:
+                out.append(self._event(snapshot, r, "status", prev))
+            elif status == "RUNNING" and health != phealth and health is not None and phealth is not None and (
+                    _RANK[health] > _RANK[phealth] or health == "OK"):
+                out.append(self._event(snapshot, r, "health", prev))
+        self._last = now
+        return out
+
+    @staticmethod
+    def _event(snapshot: Any, r: Any, kind: str, prev: Tuple[str, Optional[str]]) -> Dict[str, Any]:
+        ev = {
+            "format": EVENT_FORMAT,
+            "time": json_safe(getattr(snapshot, "taken_at", None)),
+            "event": kind,
+            "run": r.key,
+            "run_name": r.run_name,
+            "host": r.host,
+            "pid": r.pid,
+            "status": r.status,
+            "previous_status": prev[0],
+            "status_reason": r.status_reason,
+            "health": getattr(r, "health", None),
+            "previous_health": prev[1],
+            "reason": getattr(r, "health_reason", None),
+            "path": r.path,
+        }
+        ev["message"] = _message(ev)
+        return ev
+
+
+def event_line(ev: Dict[str, Any]) -> bytes:
+    """One event as one line of strict, ASCII-only JSON."""
+    return (json.dumps(json_safe(ev), ensure_ascii=True, allow_nan=False, separators=(",", ":")) + "\n").encode("ascii")
+
+
+class EventsFile:
+    """Appends event lines to ``path`` (created 0600 if missing). Raises
+    OSError at construction when it cannot be opened."""
+
+    def __init__(self, path: str, on_error: Optional[Callable[[str], None]] = None) -> None:
+        self.path = path
+        self.on_error = on_error
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        self.written = 0
+        self.last_error: Optional[str] = None
+
+    def write(self, ev: Dict[str, Any]) -> None:
+        data = event_line(ev)
+        try:
+            n = os.write(self.fd, data)  # one write per line: never a torn line
+            while n < len(data):  # a short write (disk full): finish the line
+                n += os.write(self.fd, data[n:])
+            self.written += 1
+        except OSError as e:
+            self.last_error = "events file %s: %s" % (self.path, e.strerror or e)
+            if self.on_error is not None:
+                self.on_error(self.last_error)
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+def command_env(ev: Dict[str, Any], base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The alert command's environment: ``base`` (default: ttop's) plus the
+    event's ``TTOP_*`` variables (an unknown value is an empty string)."""
+    env = dict(os.environ if base is None else base)
+
+    def s(v: Any) -> str:
+        return "" if v is None else str(v)
+
+    env.update({
+        "TTOP_EVENT": s(ev.get("event")),
+        "TTOP_RUN": s(ev.get("run")),
+        "TTOP_RUN_NAME": s(ev.get("run_name")),
+        "TTOP_HOST": s(ev.get("host")),
+        "TTOP_PID": s(ev.get("pid")),
+        "TTOP_STATUS": s(ev.get("status")),
+        "TTOP_PREVIOUS_STATUS": s(ev.get("previous_status")),
+        "TTOP_HEALTH": s(ev.get("health")),
+        "TTOP_PREVIOUS_HEALTH": s(ev.get("previous_health")),
+        "TTOP_REASON": s(ev.get("reason") or ev.get("status_reason")),
+        "TTOP_MESSAGE": s(ev.get("message")),
+        "TTOP_TIME": s(ev.get("time")),
+        "TTOP_PATH": s(ev.get("path")),
+        "TTOP_EVENT_JSON": event_line(ev).decode("ascii").rstrip("\n"),
+    })
+    return {k: v.replace("\0", "") for k, v in env.items()}
+
+
+class AlertCommand:
+    """Runs ``/bin/sh -c CMD`` per event in one worker thread (see the module
+    docstring). :meth:`submit` never blocks: beyond ``per_minute`` commands
+    a minute, or with :data:`QUEUE_SIZE` waiting, events are dropped and
+    counted in :attr:`dropped` (reported once per minute)."""
+
+    def __init__(
+        self,
+        command: str,
+        *,
+        timeout: float = COMMAND_TIMEOUT,
+        per_minute: int = COMMAND_PER_MINUTE,
+        on_error: Optional[Callable[[str], None]] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.command = command
+        self.timeout = float(timeout)
+        self.per_minute = int(per_minute)
+        self.on_error = on_error
+        self.clock = clock
+        self.ran = 0
+        self.dropped = 0
+        self.killed = 0
+        self.failed = 0
+        self._sent: List[float] = []
+        self._reported: Dict[str, bool] = {}
+        self._drop_reported_at = -1e18
+        self._q: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue(QUEUE_SIZE)
+        self._proc: Optional[subprocess.Popen] = None
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="ttop-alert-cmd", daemon=True)
+        self._thread.start()
+
+    def _report(self, message: str) -> None:
+        if message in self._reported:
+            return
+        self._reported[message] = True
+        if self.on_error is not None:
+            try:
+                self.on_error(message)
+            except Exception:
+                pass
+
+    def submit(self, ev: Dict[str, Any]) -> bool:
+        """Queue ``ev``; False when it was dropped (rate limit, full queue)."""
+        now = self.clock()
+        self._sent = [t for t in self._sent if now - t < 60.0]
+        if len(self._sent) >= self.per_minute:
+            return self._drop(now, "more than %d a minute" % self.per_minute)
+        try:
+            self._q.put_nowait(ev)
+        except queue.Full:
+            return self._drop(now, "%d waiting" % QUEUE_SIZE)
+        self._sent.append(now)
+        return True
+
+    def _drop(self, now: float, why: str) -> bool:
+        self.dropped += 1
+        if now - self._drop_reported_at >= 60.0:
+            self._drop_reported_at = now
+            if self.on_error is not None:
+                try:
+                    self.on_error("alert command: events not sent (%s); the events file has them all" % why)
+                except Exception:
+                    pass
+        return False
+
+    def _work(self) -> None:
+        while True:
+            ev = self._q.get()
+            try:
+                if ev is None or self._closing.is_set():
+                    return
+                self._run(ev)
+            except Exception as e:  # never let the worker die
+                self._report("alert command could not run: %s" % e)
+            finally:
+                self._q.task_done()
+
+    def _run(self, ev: Dict[str, Any]) -> None:
+        try:
+            p = subprocess.Popen(["/bin/sh", "-c", self.command], env=command_env(ev), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                 close_fds=True)
+        except OSError as e:
+            self.failed += 1
+            self._report("alert command could not start: %s" % (e.strerror or e))
+            return
+        self._proc = p
+        try:
+            _, err = p.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self._kill(p)
+            self.killed += 1
+            self._report("alert command ran longer than %g s and was killed: %s" % (self.timeout, self.command))
+            return
+        finally:
+            self._proc = None
+        self.ran += 1
+        if p.returncode != 0:
+            self.failed += 1
+            tail = (err or b"").decode("utf-8", "replace").strip().splitlines()
+            self._report("alert command failed (exit %s)%s" % (p.returncode, ": " + tail[-1][:200] if tail else ""))
+
+    @staticmethod
+    def _kill(p: subprocess.Popen) -> None:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            try:
+                p.kill()
+            except OSError:
+                pass
+        try:
+            p.communicate(timeout=5)
+        except (subprocess.TimeoutExpired, ValueError, OSError):
+            pass
+
+    def idle(self) -> bool:
+        """Nothing queued or running (for tests and shutdown)."""
+        return self._q.unfinished_tasks == 0
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the worker; a command still running is killed."""
+        self._closing.set()
+        p = self._proc
+        if p is not None:
+            self._kill(p)
+        try:
+            self._q.put_nowait(None)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+
+
+class Alerts:
+    """The events of each published snapshot, to an events file, an alert
+    command and ``on_event`` callbacks (the monitor's footer and bell).
+    ``listener(collector)`` returns the function to register with
+    ``collector.add_listener``. Problems go to the ``on_error`` callbacks
+    (stderr when headless, the footer in the monitor).
+
+    Raises OSError when ``events_path`` cannot be opened for appending."""
+
+    def __init__(
+        self,
+        events_path: Optional[str] = None,
+        command: Optional[str] = None,
+        *,
+        timeout: float = COMMAND_TIMEOUT,
+        per_minute: int = COMMAND_PER_MINUTE,
+    ) -> None:
+        self.tracker = TransitionTracker()
+        self.on_event: List[Callable[[Dict[str, Any]], None]] = []
+        self.on_error: List[Callable[[str], None]] = []
+        self.count = 0
+        self._seq: Optional[int] = None
+        self._lock = threading.Lock()
+        self.events_file = EventsFile(events_path, on_error=self.report) if events_path else None
+        self.command = (AlertCommand(command, timeout=timeout, per_minute=per_minute, on_error=self.report)
+                        if command else None)
+
+    def report(self, message: str) -> None:
+        for fn in list(self.on_error):
+            try:
+                fn(message)
+            except Exception:
+                pass
+
+    def feed(self, snapshot: Any) -> List[Dict[str, Any]]:
+        """Process one snapshot (once per ``seq``); returns its events."""
+        if snapshot is None:
+            return []
+        with self._lock:
+            seq = getattr(snapshot, "seq", None)
+            if seq is not None and seq == self._seq:
+                return []
+            self._seq = seq
+            events = self.tracker.events(snapshot)
+            for ev in events:
+                self.count += 1
+                if self.events_file is not None:
+                    self.events_file.write(ev)
+                if self.command is not None:
+                    self.command.submit(ev)
+                for fn in list(self.on_event):
+                    try:
+                        fn(ev)
+                    except Exception:
+                        pass
+            return events
+
+    def listener(self, collector: Any) -> Callable[[], None]:
+        def on_publish() -> None:
+            self.feed(getattr(collector, "latest", None))
+
+        return on_publish
+
+    def close(self) -> None:
+        if self.command is not None:
+            self.command.close()
+        if self.events_file is not None:
+            self.events_file.close()
+
+
+def stream_reporter(stream: Optional[IO[str]]) -> Callable[[str], None]:
+    """Print ``ttop: <message>`` lines to ``stream`` (None: drop them)."""
+
+    def report(message: str) -> None:
+        if stream is None:
+            return
+        try:
+            stream.write("ttop: %s\n" % message)
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    return report
