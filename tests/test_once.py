@@ -49,11 +49,13 @@ def test_once_prints_header_table_and_summary_with_a_live_run(progress_dir, spaw
     assert "\x1b" not in out  # not a terminal: no colour
     assert all(len(l) <= 100 for l in lines)
     title = next(i for i, l in enumerate(lines) if l.startswith("Run Name"))
-    assert lines[title].split()[:6] == ["Run", "Name", "Status", "Phase", "Epoch", "Batch"]
+    assert lines[title].split()[:6] == ["Run", "Name", "Status", "Health", "Phase", "Epoch"]
     rows = lines[title + 1:title + 4]
     assert [r.split()[0] for r in rows] == ["boom", "done", "live"]
-    assert rows[0].split()[1] == "FAILED" and "1h02m" in rows[0]
-    assert rows[2].split()[1] == "RUNNING"
+    assert rows[0].split()[1:3] == ["FAILED", "-"]  # ended: no verdict
+    wide = _once(progress_dir, env={"COLUMNS": "160"}).splitlines()
+    assert "1h02m" in next(l for l in wide if l.startswith("boom"))
+    assert rows[2].split()[1:3] == ["RUNNING", "\u2713"]  # live and healthy
     assert lines[-1].startswith("1 running 1 finished 1 failed")
     assert "1 file skipped: broken.json (invalid JSON" in lines[-1]
     assert "CPU [" in lines[0] and "RAM [" in lines[0]

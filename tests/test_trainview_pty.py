@@ -64,8 +64,8 @@ def order(t: TtopTerm):
 def test_sort_by_rate_puts_the_fastest_first_and_I_inverts(ttop_term, folder):
     t = start(ttop_term, folder, cols=120, rows=20)
     t.wait_for(lambda t: order(t) == ["a-slow", "b-fast", "c-mid"])
-    # < / > walk the sort column: Run Name, Status, Phase, Epoch, Batch, Rate
-    for _ in range(6):
+    # < / > walk the sort column: Run Name, Status, Health, Phase, Epoch, Batch, Rate
+    for _ in range(7):
         t.press(">")
     t.wait_for("sort: Rate, highest first")
     t.wait_for(lambda t: order(t) == ["b-fast", "c-mid", "a-slow"], timeout=30)

@@ -104,6 +104,10 @@ class App(AppContext):
         self.rings = ResourceRings()
         self.rings.feed(self.snapshot)
         self._quit = False
+        #: transitions alerted so far (header count); bell: ring on each
+        self.alert_count = 0
+        self.bell = False
+        self._bell_pending = False
         self._message: Optional[Tuple[str, bool, float]] = None
         self._prev: List[Optional[Line]] = []
         self._dirty = True
@@ -138,6 +142,15 @@ class App(AppContext):
             self._message = None
             return None
         return m[0], m[1]
+
+    def alert(self, event: Any) -> None:
+        """An event from :class:`ttop.sinks.alerts.Alerts` (collector
+        thread): a footer message, the header count, the bell if asked."""
+        self.alert_count += 1
+        bad = event.get("status") in ("FAILED", "KILLED") or event.get("health") == "CRIT"
+        self.notify(str(event.get("message") or "alert"), error=bad)
+        if self.bell:
+            self._bell_pending = True
 
     def refresh_now(self) -> None:
         try:
@@ -308,6 +321,12 @@ class App(AppContext):
             if self._dirty:
                 self._dirty = False
                 self.paint(stdscr, palette)
+            if self._bell_pending:
+                self._bell_pending = False
+                try:
+                    curses.beep()
+                except curses.error:
+                    pass
             timeout = None
             if self._message is not None:
                 timeout = max(0.05, self._message[2] - time.monotonic() + 0.05)
@@ -378,7 +397,7 @@ def _isatty(fd: int) -> bool:
         return False
 
 
-def run_ui(collector: Any, *, ascii: bool = False) -> int:
+def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: bool = False) -> int:
     """Run the curses monitor until the user quits; return the exit status.
 
     0: quit with ``q`` or Ctrl+C; 128+N: ended by signal N (SIGTERM: 143,
@@ -403,6 +422,10 @@ def run_ui(collector: Any, *, ascii: bool = False) -> int:
 
     app = App(collector, ascii=ascii)
     app.push(MainScreen(ascii=ascii))
+    app.bell = bell
+    if alerts is not None:  # ttop.sinks.alerts.Alerts: footer message, count, bell
+        alerts.on_event.append(app.alert)
+        alerts.on_error.append(lambda message: app.notify(message, error=True))
 
     listener = app.wake
     collector.add_listener(listener)

@@ -47,6 +47,9 @@ class MainScreen(Screen):
             st = st.with_(message=m[0], message_error=m[1])
         elif st.message is not None:
             st = st.with_(message=None, message_error=False)
+        alerts = getattr(ctx, "alert_count", 0)
+        if alerts != st.alerts:
+            st = st.with_(alerts=alerts)
         frame = main_frame(snap, st, width, height)
         if frame.table is not None:
             self._rows = frame.table.rows

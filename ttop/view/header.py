@@ -8,6 +8,7 @@ import math
 from typing import Any, List, Optional
 
 from . import fmt
+from . import health as H
 from . import roles as R
 from .state import ViewState
 from .text import Line, Segment, clean, clip, crop_line, line_width
@@ -65,6 +66,7 @@ def host_line(snapshot: Any, state: ViewState, width: int) -> Line:
     segs: List[Segment] = []
     name = clean(h.hostname) if h is not None and h.hostname else "?"
     segs.append((clip(name, 20, "..." if state.ascii else "\u2026") + "  ", R.LABEL))
+    segs += H.header_segments(snapshot, state.alerts, state.ascii)  # runs needing attention first
     if h is not None:
         cpu = h.cpu_percent
         segs += _meter("CPU ", None if cpu is None else cpu / 100.0, "%s of %d" % (fmt.percent(cpu), h.cpu_count), cells, state.ascii)

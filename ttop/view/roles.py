@@ -40,6 +40,9 @@ CHART = "chart"  # the curve of a single-series chart
 TREND_UP = "trend_up"  # a metric rising over its recent window
 TREND_DOWN = "trend_down"  # a metric falling over its recent window
 MARK = "mark"  # a run marked for comparison
+HEALTH_OK = "health_ok"  # health verdicts (ttop.view.health)
+HEALTH_WARN = "health_warn"
+HEALTH_CRIT = "health_crit"
 #: Overlaid series of a comparison chart, one colour each (and, without
 #: colour, one marker each: see ``ttop.view.chart.MARKERS``).
 SERIES = ("series0", "series1", "series2", "series3", "series4", "series5")
@@ -59,6 +62,7 @@ STATUS_ROLES = (LOADING, TRAIN, VALIDATION, RUNNING, FINISHED, FAILED, CANCELED,
 ALL = (
     NORMAL, DIM, TITLE, HEADER, LABEL, BAR_LOW, BAR_MID, BAR_HIGH, BAR_EMPTY, FOOTER, KEY,
     NOTICE, ERROR, PAUSED, PROC, THREAD, FILTER, CHART, TREND_UP, TREND_DOWN, MARK,
+    HEALTH_OK, HEALTH_WARN, HEALTH_CRIT,
 ) + SERIES + STATUS_ROLES
 
 SEL = "sel"

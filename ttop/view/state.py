@@ -38,6 +38,7 @@ class ViewState:
     marked: FrozenSet[str] = field(default_factory=frozenset)  # run keys marked for comparison
     message: Optional[str] = None  # a notice for the footer (from the app)
     message_error: bool = False
+    alerts: int = 0  # events alerted so far (shown in the header)
 
     def effective_name_filter(self) -> str:
         return self.filter_buffer if self.editing_filter else self.name_filter

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from . import fmt
+from . import health as H
 from . import metrics as M
 from . import roles as R
 from .state import RowId, ViewState
@@ -282,6 +283,16 @@ def metric_column(name: str, ascii: bool = False) -> Column:
     )
 
 
+HEALTH_WIDTH = 18
+
+
+def health_column(ascii: bool = False) -> Column:
+    """The Health column (after Status): symbol and reason, coloured by level;
+    sorting puts CRIT first."""
+    return Column("health", "Health", HEALTH_WIDTH, "<", lambda r: H.health_text(r, ascii),
+                  value=H.health_rank, cell_role=H.health_role)
+
+
 def sort_value(col: Optional[Column], run: Any) -> Any:
     """What a sort compares for ``run`` in ``col`` (None: the name): a float
     for numbers and durations, lower-case text otherwise; None when unknown
@@ -346,7 +357,7 @@ def _multi_host(snapshot: Any) -> bool:
 
 def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional[Sequence[Any]] = None) -> List[Column]:
     """The scrollable columns: Host only when runs come from several hosts,
-    and after Rate up to 3 metric columns (the metrics the shown runs report,
+    Health after Status when any run has a verdict, and after Rate up to 3 metric columns (the metrics the shown runs report,
     loss-like names first; ``state.metrics`` overrides the choice)."""
     multi = _multi_host(snapshot)
     ascii = state.ascii if state is not None else False
@@ -356,11 +367,15 @@ def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional
         if runs is None:
             runs = filtered_runs(snapshot, state) if state is not None else (snapshot.runs if snapshot is not None else ())
         names = M.default_metrics(runs)
+    # Health only when the collector judged a run (live runs always are)
+    judged = snapshot is not None and any(getattr(r, "health", None) is not None for r in snapshot.runs)
     out: List[Column] = []
     for c in COLUMNS:
         if c.key == "host" and not multi:
             continue
         out.append(c)
+        if c.key == "status" and judged:
+            out.append(health_column(ascii))
         if c.key == METRICS_AFTER:
             out.extend(metric_column(n, ascii) for n in names)
     return out

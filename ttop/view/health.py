@@ -1,0 +1,64 @@
+"""Health verdicts on screen: the table's Health cell and the header's counts.
+
+Pure: a run's ``health`` / ``health_reason`` (set by the collector, see
+``ttop.collect.health``) -> text and a colour role. The symbol tells the
+level apart without colour: ``✓`` OK, ``!`` WARN, ``✖`` CRIT (ASCII:
+``ok``, ``!``, ``X``).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from . import fmt
+from . import roles as R
+from .text import Segment, clean
+
+SYMBOLS = {"OK": "\u2713", "WARN": "!", "CRIT": "\u2716"}
+ASCII_SYMBOLS = {"OK": "ok", "WARN": "!", "CRIT": "X"}
+ROLES = {"OK": R.HEALTH_OK, "WARN": R.HEALTH_WARN, "CRIT": R.HEALTH_CRIT}
+RANK = {"OK": 0, "WARN": 1, "CRIT": 2}
+
+
+def health_text(run: Any, ascii: bool = False) -> str:
+    """``✖ loss is NaN``, ``! stalled: ...``, ``✓``; ``-`` without a verdict."""
+    level = getattr(run, "health", None)
+    if level not in SYMBOLS:
+        return fmt.NA
+    sym = (ASCII_SYMBOLS if ascii else SYMBOLS)[level]
+    reason = getattr(run, "health_reason", None)
+    return "%s %s" % (sym, clean(reason)) if reason else sym
+
+
+def health_role(run: Any) -> Optional[str]:
+    return ROLES.get(str(getattr(run, "health", None)))
+
+
+def health_rank(run: Any) -> Optional[int]:
+    """What a sort compares: CRIT 2, WARN 1, OK 0, None without a verdict."""
+    return RANK.get(str(getattr(run, "health", None)))
+
+
+def health_counts(snapshot: Any) -> Dict[str, int]:
+    out: Dict[str, int] = {}
+    for r in getattr(snapshot, "runs", ()) or ():
+        level = getattr(r, "health", None)
+        if level is not None:
+            out[level] = out.get(level, 0) + 1
+    return out
+
+
+def header_segments(snapshot: Any, alerts: int = 0, ascii: bool = False) -> List[Segment]:
+    """``✖2 !1`` (runs at CRIT / WARN) and ``3 alerts`` for the header; empty
+    while every run is OK and nothing was alerted."""
+    c = health_counts(snapshot)
+    syms = ASCII_SYMBOLS if ascii else SYMBOLS
+    segs: List[Segment] = []
+    for level in ("CRIT", "WARN"):
+        n = c.get(level, 0)
+        if n:
+            segs.append(("%s%d %s" % (syms[level], n, level), ROLES[level]))
+            segs.append(("  ", R.HEADER))
+    if alerts:
+        segs.append(("%d alert%s" % (alerts, "" if alerts == 1 else "s"), R.NOTICE))
+        segs.append(("  ", R.HEADER))
+    return segs
