@@ -626,7 +626,8 @@ def test_gpu_header_and_unattributable_gpu_memory_from_replayed_nvml(ttop_term, 
         t.wait_for("GPU 0B/140G")  # the budget line: nothing attributed
         t.wait_for("NVML PIDs do not match this PID namespace")
         hdr = t.row_of("Run Name")
-        for _ in range(17):
+        # one press per scrollable column up to GPU (Health is one of them)
+        for _ in range(18):
             t.press("RIGHT")
         t.wait_for(lambda t: " GPU " in t.line(hdr) + " ")
         end = t.line(hdr).index("    GPU") + 7  # right-aligned, 6 cells after a space
