@@ -121,7 +121,7 @@ def test_write_errors_reported_once_and_recovered(tmp_path, spawn):
     with open(folder / "job.json") as f:
         d = json.load(f)
     assert d["status"] == "FINISHED" and d["train_batch"] == 90
-    assert sorted(os.listdir(folder)) == ["job.json"]  # failed temp files were removed
+    assert sorted(os.listdir(folder)) == ["job.history.jsonl", "job.json"]  # failed temp files were removed
 
 
 def test_disk_full_reported_once_and_recovered(tmp_path):
@@ -148,7 +148,7 @@ def test_disk_full_reported_once_and_recovered(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
     assert out[0] == "disk full: No space left on device"
-    assert out[1] == "final FINISHED 90 ['job.json']"  # no temp file left behind
+    assert out[1] == "final FINISHED 90 ['job.history.jsonl', 'job.json']"  # no temp file left behind
     assert out[2] == "loop done, batches 90"
     path = os.path.join(str(mnt), "job.json")
     lines = [line for line in r.stderr.splitlines() if line.strip()]

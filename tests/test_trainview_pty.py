@@ -136,6 +136,8 @@ def test_two_marked_runs_are_overlaid_without_colour(ttop_term, folder):
     # the legend: one marker per run, no colour needed
     t.wait_for(lambda t: "* a-slow  + b-fast" in t.line(1))
     t.wait_for(lambda t: t.row_of("loss ") is not None)
+    t.press("x")  # by wall time both runs span the whole width (by step the slow one is short)
+    t.wait_for("x by time")
 
     def plot(t):
         y = t.row_of("loss ")

@@ -115,6 +115,7 @@ _OPTIONAL_TYPES: Dict[str, Tuple[type, ...]] = {
     "times": (dict,),
     "metrics": (dict,),
     "history": (dict,),
+    "history_file": (str,),
     "variables": (dict,),
     "variable_types": (dict,),
     "control_seq": (int,),

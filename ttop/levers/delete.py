@@ -1,5 +1,5 @@
-"""Deleting an ended run's files: the progress file, its control file, its logs
-and its ``run_dir``, never anything outside the progress folder and never while
+"""Deleting an ended run's files: the progress file, its control file, its logs,
+its metric history file and its ``run_dir``, never anything outside the progress folder and never while
 the run's process is alive."""
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def _entry_in_folder(root: str, name: str) -> Optional[str]:
 def plan_delete(folder: str, run: RunSnapshot) -> DeletePlan:
     """Work out which files deleting ``run`` removes (nothing is touched).
 
-    The progress file, the control file and the default logs are the folder's
+    The progress file, the control file, the default logs and the metric
+    history file (``<key>.history.jsonl``) are the folder's
     own entries (a symlink among them is unlinked, its target untouched);
     ``logs`` entries and ``run_dir`` from the file only when they resolve
     inside the folder (``run_dir`` must be a folder, not the progress folder
@@ -89,6 +90,7 @@ def plan_delete(folder: str, run: RunSnapshot) -> DeletePlan:
     add_file(_entry_in_folder(root, P.CONTROL_PREFIX + run.key + P.PROGRESS_SUFFIX))
     for rel in P.log_paths(run.key).values():
         add_file(_entry_in_folder(root, rel))
+    add_file(_entry_in_folder(root, run.key + ".history.jsonl"))  # the metric history file
     data = run.data
     logs = data.get("logs")
     if isinstance(logs, Mapping):

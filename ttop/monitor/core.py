@@ -1,8 +1,9 @@
 """TrainingMonitor: the progress-file writer imported by training scripts.
 
 Hot path (called once per batch, inside other people's loops): ``start_batch``
-bumps one integer attribute and ``update_metrics`` does one plain ``dict``
-update; neither takes a lock nor reads the clock. Everything else (times,
+bumps one integer attribute and ``update_metrics`` appends one tuple to a
+``deque`` (folded into ``metrics`` and the history file by the background
+thread, see ``ttop.monitor.history``); neither takes a lock nor reads the clock. Everything else (times,
 rate, history, JSON conversion, the control file, resource sampling, the
 atomic write) happens in one background daemon thread that wakes every
 ``interval`` seconds, or at once when the phase, epoch or status changes.
@@ -33,6 +34,7 @@ from . import hooks
 from .control import VariableControl, report
 from .estimates import RunState, count_arg, estimate, update_rate
 from .files import ProgressWriter, check_folder, default_run_name, resolve_target
+from .history import MetricLog
 from .hooks import error_text
 from .names import claim_name, live_run_pid
 from .series import MetricHistory
@@ -197,6 +199,9 @@ class TrainingMonitor:
 
         self._state = RunState(count_arg(total_epochs, "total_epochs"))
         self._history = MetricHistory(history_size)
+        #: the metric history file; update_metrics only appends to its queue
+        self._mlog = MetricLog(folder, self.run_name, report)
+        self._mq = self._mlog.queue
         self._control = VariableControl(self.control_file, self.variables, self._lock)
         self._writer = ProgressWriter(self.path, folder, self.interval, report)
         self._capture: Any = None
@@ -277,6 +282,7 @@ class TrainingMonitor:
         if name != self.run_name:
             self.run_name = name
             self.path = self._writer.path = progress_path(self.folder, name)
+            self._mlog.set_run_name(name)
             self.control_file = self._control.poller.path = control_path(self.folder, name)
             if self.log_files is not None:
                 self.log_files = log_paths(name)
@@ -298,8 +304,8 @@ class TrainingMonitor:
         converted when written (numpy/torch scalars via ``.item()``; NaN and
         infinities as the strings "NaN", "Infinity", "-Infinity")."""
         if _metrics is not None:
-            self._metrics.update(_metrics)
-        self._metrics.update(metrics)
+            metrics = {**_metrics, **metrics}
+        self._mq.append((self._n, metrics))
 
     def track(self, iterable: Iterable[T], phase: Optional[str] = "train", total: Optional[int] = None) -> Iterator[T]:
         """``for batch in monitor.track(loader, phase="train")``: starts the
@@ -373,7 +379,9 @@ class TrainingMonitor:
         total_batches = count_arg(total_batches, "total_batches")
         self._ensure_started()
         with self._lock:
-            self._n = self._state.start_phase(self._mono(), name, total_batches, self._n, resume=resume)
+            old = self._n
+            self._n = self._state.start_phase(self._mono(), name, total_batches, old, resume=resume)
+            self._mq.append((-1, old - self._n))  # the history's step goes on from here
         self._wake.set()
 
     def set_total_batches(self, total_batches: Optional[int]) -> None:
@@ -392,6 +400,7 @@ class TrainingMonitor:
 
     def _end_phase_locked(self, now: float) -> None:
         self._state.end_phase(now, self._n)
+        self._mq.append((-1, self._n))
         self._n = 0
 
     def phase(self, name: str, total_batches: Optional[int] = None) -> "_PhaseContext":
@@ -442,6 +451,8 @@ class TrainingMonitor:
             self._state.end_epoch(now)
             data = self._build(now, self._ended_wall, tick=False)
         self._wake.set()
+        self._mlog.flush(self._ended_wall)
+        data["history_file"] = self._mlog.file_name
         self._write(data, final=True)
         self._hooks.restore()
         if self._capture is not None:
@@ -507,6 +518,7 @@ class TrainingMonitor:
                         break
                     data = self._build(self._mono(), self._wall(), tick=True)
                 self._write(data)
+                self._mlog.flush(self._wall())
                 if self._wake.wait(self.interval):
                     self._wake.clear()
                     time.sleep(MIN_WAKE_GAP)  # coalesce bursts of phase changes
@@ -527,6 +539,7 @@ class TrainingMonitor:
             state.adopt_loose_batches(self._n, self._started_mono)
             if tick:
                 update_rate(state.cur, self._n, now)
+        self._mlog.drain(self._metrics)
         metrics = self._metrics.copy()
         if tick:
             self._history.sample(metrics, self._n)
@@ -559,6 +572,7 @@ class TrainingMonitor:
             "times": est["times"],
             "metrics": metrics,
             "history": self._history.as_dict(),
+            "history_file": self._mlog.file_name,
             **self._control.file_fields(),
             "logs": dict(self.log_files) if self.log_files else None,
             "run_dir": self.run_dir,

@@ -125,10 +125,11 @@ class DetailScreen(Screen):
                     from ..collect.history import HistoryReader
 
                     reader = self._readers[run.key] = HistoryReader(getattr(ctx, "folder", ""), rel)
-                series = reader.poll()
+                cols = reader.poll()
                 self._notes.pop(run.key, None)
-                if series:
-                    return series
+                if cols:
+                    return {name: Series(name, c.y, x=c.x, t=c.t, lo=c.lo, hi=c.hi, flagged=c.flagged)
+                            for name, c in cols.items()}
             except Exception as e:  # a bad history file never takes the screen down
                 self._notes[run.key] = "history: %s" % e
         return progress_history(run.data)

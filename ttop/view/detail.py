@@ -189,14 +189,14 @@ def _panel(model: DetailModel, w: int, h: int) -> List[Line]:
     return lines
 
 
-def footer(state: DetailState, w: int, page: str, compare: bool) -> Line:
+def footer(state: DetailState, w: int, page: str, compare: bool, ascii: bool = False) -> Line:
     segs: List[Segment] = [
         ("x ", R.KEY), ("by %s" % state.x_by, R.NORMAL), ("  l ", R.KEY), ("log" if state.log else "lin", R.NORMAL),
         ("  +/- ", R.KEY), ("zoom %s" % zoom_label(ZOOMS[state.zoom]), R.NORMAL),
-        ("  \u2190\u2192 ", R.KEY), ("pan" + (" -%d" % state.pan if state.pan else ""), R.NORMAL),
+        ("  <- -> " if ascii else "  \u2190\u2192 ", R.KEY), ("pan" + (" -%d" % state.pan if state.pan else ""), R.NORMAL),
     ]
     if page:
-        segs += [("  \u2191\u2193 ", R.KEY), (page, R.NORMAL)]
+        segs += [("  Up/Dn " if ascii else "  \u2191\u2193 ", R.KEY), (page, R.NORMAL)]
     if not compare:
         segs += [("  e ", R.KEY), ("edit", R.NORMAL), ("  o ", R.KEY), ("output", R.NORMAL)]
     segs += [("  Esc ", R.KEY), ("back", R.NORMAL)]
@@ -219,7 +219,7 @@ def render_detail(model: DetailModel, state: DetailState, w: int, h: int) -> Det
     compare = len(model.runs) + len(model.missing) > 1
     if not model.runs:
         lines = [_pad([("the run%s left the folder" % ("s" if compare else ""), R.ERROR)], w)]
-        lines += [_blank(w)] * (h - 2) + [footer(state, w, "", compare)]
+        lines += [_blank(w)] * (h - 2) + [footer(state, w, "", compare, model.ascii)]
         return DetailFrame(lines, 1, 1, 0)
     head = _header_compare(model, w) if compare else _header_single(model.runs[0], w, model.notes, model.ascii)
     if h < 14:
@@ -274,5 +274,5 @@ def render_detail(model: DetailModel, state: DetailState, w: int, h: int) -> Det
     lines = lines[: h - 1]
     while len(lines) < h - 1:
         lines.append(_blank(w))
-    lines.append(footer(state, w, page, compare))
+    lines.append(footer(state, w, page, compare, model.ascii))
     return DetailFrame(lines, rows, total_rows, max_pan)

@@ -1,0 +1,146 @@
+"""The metric history file: the writer (ttop.monitor.history), the format and
+bounded model (ttop.histfile) and the reader (ttop.collect.history)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+from ttop import histfile as H
+from ttop.collect.history import HistoryError, HistoryReader
+from ttop.monitor.core import TrainingMonitor
+from ttop.monitor.history import MetricLog
+from ttop.view.chart import Series, render_chart
+
+NAN = float("nan")
+
+
+def series(cols, name):
+    c = cols[name]
+    return Series(name, c.y, x=c.x, t=c.t, lo=c.lo, hi=c.hi, flagged=c.flagged)
+
+
+def text(lines):
+    return ["".join(t for t, _ in l) for l in lines]
+
+
+def test_a_1m_step_run_with_5_metrics_stays_bounded_and_shows_a_nan_at_500123(tmp_path):
+    log = MetricLog(str(tmp_path), "big", lambda m: None)
+    q = log.queue
+    latest = {}
+    bound = H.size_bound(5)
+    biggest = 0
+    step = 0
+    for tick in range(1000):  # 1,000 writer ticks of 1,000 batches each
+        for _ in range(1000):
+            step += 1
+            loss = NAN if step == 500123 else 1.0 / (1 + step * 1e-5)
+            q.append((step, {"loss": loss, "acc": step * 1e-6, "lr": 0.1, "grad_norm": 1.0, "tput": 5.0}))
+        log.drain(latest)
+        log.flush(1000.0 + tick)
+        biggest = max(biggest, os.path.getsize(log.path))
+    assert biggest <= bound, (biggest, bound)
+    assert latest["acc"] == pytest.approx(1.0)
+    cols = HistoryReader(str(tmp_path), "big.history.jsonl").poll()
+    assert sorted(cols) == ["acc", "grad_norm", "loss", "lr", "tput"]
+    loss = cols["loss"]
+    assert len(loss.x) <= H.RECENT + H.OLD
+    assert loss.x[-1] == 1000000 and loss.x[0] <= 2000
+    # exactly one entry holds the NaN, and it covers step 500,123
+    assert len(loss.flagged) == 1
+    i = loss.flagged[0]
+    assert loss.x[i - 1] < 500123 <= loss.x[i]
+    # the whole-run chart marks it where it is (the middle of the x axis)
+    axis = text(render_chart([series(cols, "loss")], 80, 8))[-1]
+    assert axis.count("!") == 1
+    assert 0.45 < axis.index("!") / len(axis) < 0.56
+    # the recent part is at full resolution for the last 500 points: per tick
+    # of 1,000 updates, 64 buckets
+    assert loss.x[-1] - loss.x[-2] <= 1000 // H.TICK_POINTS + 1
+
+
+def test_a_spike_between_two_ticks_is_kept_as_the_bucket_max(tmp_path):
+    log = MetricLog(str(tmp_path), "r", lambda m: None)
+    for i in range(1, 5001):
+        log.queue.append((i, {"loss": 1000.0 if i == 2345 else 1.0}))
+    log.drain({})
+    log.flush(1.0)
+    cols = HistoryReader(str(tmp_path), "r.history.jsonl").poll()
+    assert max(cols["loss"].hi) == 1000.0
+    assert max(cols["loss"].y) == 1.0  # the bucket's last value hides it; its max does not
+    assert text(render_chart([series(cols, "loss")], 40, 6))[0].startswith("loss  last 1  min 1  max 1000")
+
+
+def test_few_updates_per_tick_are_points_and_steps_go_on_across_phases(tmp_path):
+    mon = TrainingMonitor(folder=str(tmp_path), run_name="ph", interval=0.05, gpu=False, handle_signals=False)
+    mon.start_monitoring()
+    with mon.phase("train"):
+        for i in range(10):
+            mon.start_batch()
+            mon.update_metrics(loss=1.0 / (i + 1))
+    with mon.phase("validation"):
+        for i in range(3):
+            mon.start_batch()
+            mon.update_metrics({"val_loss": 0.5})
+    with mon.phase("train"):
+        mon.start_batch()
+        mon.update_metrics(loss=float("inf"))
+    mon.set_finished()
+    data = json.loads((tmp_path / "ph.json").read_text())
+    assert data["history_file"] == "ph.history.jsonl"
+    assert data["metrics"] == {"loss": "Infinity", "val_loss": 0.5}
+    cols = HistoryReader(str(tmp_path), data["history_file"]).poll()
+    assert cols["loss"].x == [float(s) for s in range(1, 11)] + [14.0]
+    assert cols["val_loss"].x == [11.0, 12.0, 13.0]
+    assert cols["loss"].flagged == [10] and math.isinf(cols["loss"].y[-1])
+
+
+def test_reader_ignores_a_torn_last_line_and_reads_it_once_complete(tmp_path):
+    p = tmp_path / "r.history.jsonl"
+    p.write_text('{"format":"ttop.history/1"}\n{"t":1,"d":{"loss":[[1,0.5]]}}\n{"t":2,"d":{"loss":[[2,0.')
+    r = HistoryReader(str(tmp_path), "r.history.jsonl")
+    assert r.poll()["loss"].y == [0.5]
+    assert r.bad_lines == 0
+    with open(p, "a") as f:
+        f.write('25]]}}\nnot json\n{"t":3,"d":{"loss":[[3,"NaN"],[4,5,0.1,0.2,0.15,1]]}}\n')
+    c = r.poll()["loss"]
+    assert c.x == [1.0, 2.0, 3.0, 5.0] and c.flagged == [2, 3]
+    assert r.bad_lines == 1
+
+
+def test_reader_notices_a_compacted_replacement(tmp_path):
+    log = MetricLog(str(tmp_path), "c", lambda m: None)
+    r = HistoryReader(str(tmp_path), "c.history.jsonl")
+    assert r.poll() == {}  # not written yet
+    for tick in range(300):
+        for k in range(100):
+            s = tick * 100 + k + 1
+            log.queue.append((s, {"loss": float(s)}))
+        log.drain({})
+        log.flush(float(tick))
+        if tick % 37 == 0:
+            r.poll()
+    ino = os.stat(log.path).st_ino
+    got = r.poll()["loss"]
+    want = H.columns(log.model.metrics["loss"].entries())
+    assert got.x[-H.RECENT:] == want.x[-H.RECENT:]  # the recent part, entry for entry
+    assert got.x[0] <= 2 * want.x[0] and len(got.x) <= H.RECENT + H.OLD
+    assert r._ino == ino
+
+
+def test_reader_refuses_paths_outside_the_folder_and_non_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    outside = tmp_path / "secret.jsonl"
+    outside.write_text('{"t":1,"d":{"x":[[1,1]]}}\n')
+    os.symlink(str(outside), str(tmp_path / "sub" / "link.jsonl"))
+    with pytest.raises(HistoryError):
+        HistoryReader(str(tmp_path / "sub"), "../secret.jsonl").poll()
+    with pytest.raises(HistoryError):
+        HistoryReader(str(tmp_path / "sub"), "link.jsonl").poll()
+    with pytest.raises(HistoryError):
+        HistoryReader(str(tmp_path / "sub"), "/etc/passwd").poll()
+    os.mkfifo(str(tmp_path / "sub" / "fifo.jsonl"))
+    with pytest.raises(HistoryError):
+        HistoryReader(str(tmp_path / "sub"), "fifo.jsonl").poll()

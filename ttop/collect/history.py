@@ -1,0 +1,118 @@
+"""The reader side of the metric history file (format: :mod:`ttop.histfile`).
+
+:class:`HistoryReader` is used by the run detail screen only, never by the
+collector's cycle. Each :meth:`~HistoryReader.poll` reads only the bytes the
+file gained since the previous one; a file replaced by a compaction (another
+inode) or truncated is read again from the start. A last line without its
+newline (torn by a crash, or still being written) waits until it is complete;
+a line that cannot be parsed is skipped and counted. Memory stays bounded by
+the same model the writer keeps.
+
+The path comes from the progress file's ``history_file``: it must resolve
+inside the progress folder (no absolute paths, no ``..``, no symlink out of
+it), and is opened without following a final symlink and only if it is a
+regular file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import Dict, List, Optional
+
+from .. import histfile as H
+from ..progress import resolve_inside
+
+#: Most bytes read per poll (the rest is read by the next polls).
+READ_MAX = 16 * 1024 * 1024
+
+
+class HistoryError(Exception):
+    pass
+
+
+class HistoryReader:
+    def __init__(self, folder: str, relpath: str) -> None:
+        self.folder = folder
+        self.relpath = relpath
+        self.model = H.HistoryModel()
+        self.bad_lines = 0
+        self._ino: Optional[int] = None
+        self._offset = 0
+        self._partial = b""
+        self._cache: Dict[str, H.Columns] = {}
+        self._versions: Dict[str, int] = {}
+
+    def _reset(self) -> None:
+        self.model = H.HistoryModel()
+        self._offset = 0
+        self._partial = b""
+        self._cache = {}
+        self._versions = {}
+
+    def poll(self) -> Dict[str, H.Columns]:
+        """Read what the file gained; return the series of every metric.
+        Raises :class:`HistoryError` with a one-line reason for a file that
+        cannot be used (the last series are kept)."""
+        real = resolve_inside(self.folder, self.relpath)
+        if real is None:
+            raise HistoryError("%r is not inside the progress folder" % (self.relpath,))
+        try:
+            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return self.series()  # not written yet
+        except OSError as e:
+            raise HistoryError("cannot open %s: %s" % (self.relpath, e.strerror)) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise HistoryError("%s is not a regular file" % self.relpath)
+            if st.st_ino != self._ino or st.st_size < self._offset:
+                self._reset()
+                self._ino = st.st_ino
+            if st.st_size > self._offset:
+                os.lseek(fd, self._offset, os.SEEK_SET)
+                want = min(st.st_size - self._offset, READ_MAX)
+                chunks: List[bytes] = []
+                got = 0
+                while got < want:
+                    b = os.read(fd, want - got)
+                    if not b:
+                        break
+                    chunks.append(b)
+                    got += len(b)
+                self._offset += got
+                self._feed(b"".join(chunks))
+        finally:
+            os.close(fd)
+        return self.series()
+
+    def _feed(self, data: bytes) -> None:
+        data = self._partial + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._partial = data
+            return
+        self._partial = data[cut + 1:]
+        for raw in data[:cut].split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                self.bad_lines += 1
+                continue
+            if not self.model.add_line(obj):
+                self.bad_lines += 1
+
+    def series(self) -> Dict[str, H.Columns]:
+        out: Dict[str, H.Columns] = {}
+        for name, m in self.model.metrics.items():
+            if not len(m):
+                continue
+            if self._versions.get(name) != m.version or name not in self._cache:
+                self._cache[name] = H.columns(m.entries())
+                self._versions[name] = m.version
+            out[name] = self._cache[name]
+        return out

@@ -1,0 +1,286 @@
+"""The metric history file (``<run>.history.jsonl``): format and the bounded
+in-memory model that both its writer (:mod:`ttop.monitor.history`) and its
+reader (:mod:`ttop.collect.history`) keep.
+
+The file is JSON Lines, UTF-8, appended to by the run's writer thread once per
+tick, and now and then replaced whole (atomically) by a compacted copy. Lines:
+
+* ``{"format": "ttop.history/1", ...}``: the first line (more keys may follow).
+* ``{"t": T, "d": {NAME: [ENTRY, ...], ...}}``: what one tick added. ``T`` is
+  the wall-clock time of the tick. An ``ENTRY`` is either a point
+  ``[STEP, VALUE]`` or a bucket ``[STEP0, STEP1, LO, HI, LAST, BAD]`` (the
+  values of steps STEP0..STEP1: their finite minimum and maximum, ``null``
+  when none is finite; the last value; ``BAD`` 1 when one of them was NaN or
+  infinite, else 0).
+* ``{"m": NAME, "e": [[STEP0, STEP1, T, LO, HI, LAST, BAD], ...]}``: a
+  metric's whole series in a compacted file (each entry with its own time).
+
+Values are numbers (as Python's ``repr`` writes them) or the strings
+``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
+``STEP`` counts the batches (``start_batch`` / ``track``, every phase) since
+the run started. A reader ignores a last line without its newline (torn by a
+crash or still being written) and any line it cannot parse.
+
+Bounds. Each metric keeps the last :data:`RECENT` entries as they were
+written (full resolution: one point per ``update_metrics`` call when a tick
+saw at most :data:`TICK_POINTS` of them, else that many buckets), and older
+entries in at most :data:`OLD` buckets of about equal width in steps: when
+there are more, the width grows and neighbours are merged (min of mins, max
+of maxes, NaN flags or-ed), so a spike or a single NaN anywhere in the run
+stays visible. At most :data:`MAX_METRICS`
+metrics are kept. The writer compacts the file once
+:data:`COMPACT_BYTES` were appended since the last compaction, so its size
+stays below ``COMPACT_BYTES + metrics x (RECENT + OLD) x ENTRY_BYTES`` plus one
+tick's line (see :func:`size_bound`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+FORMAT = "ttop.history/1"
+SUFFIX = ".history.jsonl"
+RECENT = 1000
+OLD = 1000
+TICK_POINTS = 16
+MAX_METRICS = 64
+COMPACT_BYTES = 1024 * 1024
+#: Upper bound of one compacted entry's JSON text (7 numbers of at most 24
+#: characters each, commas and brackets).
+ENTRY_BYTES = 7 * 25 + 3
+
+#: An entry: (step0, step1, t, lo, hi, last, bad). lo / hi are NaN when the
+#: bucket has no finite value.
+Entry = Tuple[float, float, float, float, float, float, bool]
+
+
+class Columns(NamedTuple):
+    """A metric's entries as parallel lists (for a chart): ``x`` the last
+    step of each entry, ``t`` its time, ``y`` its last value, ``lo`` / ``hi``
+    its finite min / max (NaN: none), ``flagged`` the indices of entries
+    holding a NaN or an infinity."""
+
+    x: List[float]
+    t: List[float]
+    y: List[float]
+    lo: List[float]
+    hi: List[float]
+    flagged: List[int]
+
+
+def columns(entries: List[Entry]) -> Columns:
+    return Columns([e[1] for e in entries], [e[2] for e in entries], [e[5] for e in entries],
+                   [e[3] for e in entries], [e[4] for e in entries], [i for i, e in enumerate(entries) if e[6]])
+
+
+def history_name(run_name: str) -> str:
+    return run_name + SUFFIX
+
+
+def size_bound(metrics: int) -> int:
+    """The documented upper bound of the file's size in bytes for a run
+    with ``metrics`` metrics (not counting one tick's line)."""
+    return COMPACT_BYTES + max(1, metrics) * ((RECENT + OLD) * ENTRY_BYTES + 200) + 200
+
+
+def _enc(x: float) -> Any:
+    if x - x == 0:
+        return x
+    if x != x:
+        return "NaN"
+    return "Infinity" if x > 0 else "-Infinity"
+
+
+def _enc_lohi(x: float) -> Any:
+    return None if x != x else _enc(x)
+
+
+def _dec(v: Any) -> float:
+    if isinstance(v, bool):
+        return math.nan
+    if isinstance(v, (int, float)):
+        return float(v)
+    if v == "Infinity":
+        return math.inf
+    if v == "-Infinity":
+        return -math.inf
+    return math.nan  # "NaN", null, anything else
+
+
+def _dec_lohi(v: Any) -> float:
+    return math.nan if v is None else _dec(v)
+
+
+def bucket_of(steps: List[float], values: List[float], t: float) -> Entry:
+    """One bucket over parallel lists of steps and float values."""
+    total = sum(values)
+    if total - total == 0:  # all finite (the common case: no Python loop)
+        return (steps[0], steps[-1], t, min(values), max(values), values[-1], False)
+    fin = [v for v in values if v - v == 0]
+    lo = min(fin) if fin else math.nan
+    hi = max(fin) if fin else math.nan
+    return (steps[0], steps[-1], t, lo, hi, values[-1], len(fin) != len(values))
+
+
+def merge(a: Entry, b: Entry) -> Entry:
+    lo = a[3] if b[3] != b[3] else (b[3] if a[3] != a[3] else min(a[3], b[3]))
+    hi = a[4] if b[4] != b[4] else (b[4] if a[4] != a[4] else max(a[4], b[4]))
+    return (a[0], b[1], b[2], lo, hi, b[5], a[6] or b[6])
+
+
+class MetricModel:
+    """One metric's bounded series: ``old`` buckets then ``recent`` entries.
+
+    Entries leaving ``recent`` join the last old bucket while it spans less
+    than :attr:`width` steps, else start a new one. When there are more than
+    :data:`OLD` buckets, the width becomes the old range divided by
+    ``OLD / 2`` (at least twice the previous one) and neighbours are merged
+    again, so old buckets stay about equally wide whatever the run's length."""
+
+    __slots__ = ("old", "recent", "version", "width")
+
+    def __init__(self) -> None:
+        self.old: List[Entry] = []
+        self.recent: List[Entry] = []
+        self.version = 0
+        self.width = 0.0
+
+    def add(self, entries: Iterable[Entry]) -> None:
+        self.recent.extend(entries)
+        self.version += 1
+        extra = len(self.recent) - RECENT
+        if extra > 0:
+            old = self.old
+            w = self.width
+            for e in self.recent[:extra]:
+                if old and w > 0 and e[1] - old[-1][0] < w:
+                    old[-1] = merge(old[-1], e)
+                else:
+                    old.append(e)
+            del self.recent[:extra]
+            while len(self.old) > OLD:
+                self._rebucket()
+
+    def _rebucket(self) -> None:
+        o = self.old
+        span = o[-1][1] - o[0][0]
+        self.width = w = max(self.width * 2, span / (OLD // 2), 1.0)
+        out: List[Entry] = []
+        for e in o:
+            if out and e[1] - out[-1][0] < w:
+                out[-1] = merge(out[-1], e)
+            else:
+                out.append(e)
+        self.old = out
+
+    def entries(self) -> List[Entry]:
+        return self.old + self.recent
+
+    def __len__(self) -> int:
+        return len(self.old) + len(self.recent)
+
+
+class HistoryModel:
+    """All metrics of one history file."""
+
+    def __init__(self) -> None:
+        self.metrics: Dict[str, MetricModel] = {}
+
+    def metric(self, name: str) -> Optional[MetricModel]:
+        m = self.metrics.get(name)
+        if m is None and len(self.metrics) < MAX_METRICS:
+            m = self.metrics[name] = MetricModel()
+        return m
+
+    def add_line(self, obj: Any) -> bool:
+        """Apply one parsed line; False when it is not a line of this format."""
+        if not isinstance(obj, dict):
+            return False
+        if "d" in obj:
+            t = obj.get("t")
+            d = obj.get("d")
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not isinstance(d, dict):
+                return False
+            for name, ents in d.items():
+                if not isinstance(name, str) or not isinstance(ents, list):
+                    continue
+                m = self.metric(name)
+                if m is None:
+                    continue
+                m.add(_tick_entries(ents, float(t)))
+            return True
+        if "m" in obj:
+            name, ents = obj.get("m"), obj.get("e")
+            if not isinstance(name, str) or not isinstance(ents, list):
+                return False
+            m = self.metric(name)
+            if m is not None:
+                m.add(_full_entries(ents))
+            return True
+        return "format" in obj
+
+    def dump_lines(self, header: Dict[str, Any]) -> List[str]:
+        """The compacted file's lines (each ending in a newline)."""
+        head = dict(header)
+        head["format"] = FORMAT
+        out = [json.dumps(head, separators=(",", ":"), allow_nan=False) + "\n"]
+        for name, m in self.metrics.items():
+            ents = [[_enc(e[0]), _enc(e[1]), round(e[2], 3), _enc_lohi(e[3]), _enc_lohi(e[4]), _enc(e[5]), 1 if e[6] else 0]
+                    for e in m.entries()]
+            out.append(json.dumps({"m": name, "e": ents}, separators=(",", ":"), allow_nan=False) + "\n")
+        return out
+
+
+def _num_ok(v: Any) -> bool:
+    t = type(v)
+    return t is int or t is float
+
+
+def _f(v: Any) -> float:
+    return v if type(v) is float else _dec(v)
+
+
+def _fl(v: Any) -> float:
+    return v if type(v) is float else _dec_lohi(v)
+
+
+def _tick_entries(ents: List[Any], t: float) -> List[Entry]:
+    out: List[Entry] = []
+    for x in ents:
+        if type(x) is not list:
+            continue
+        n = len(x)
+        if n == 2 and _num_ok(x[0]):
+            v = _f(x[1])
+            fin = v - v == 0
+            out.append((x[0], x[0], t, v if fin else math.nan, v if fin else math.nan, v, not fin))
+        elif n == 6 and _num_ok(x[0]) and _num_ok(x[1]):
+            out.append((x[0], x[1], t, _fl(x[2]), _fl(x[3]), _f(x[4]), x[5] == 1))
+    return out
+
+
+def _full_entries(ents: List[Any]) -> List[Entry]:
+    out: List[Entry] = []
+    for x in ents:
+        if type(x) is not list or len(x) != 7:
+            continue
+        a, b, t, lo, hi, last, bad = x
+        if _num_ok(a) and _num_ok(b) and _num_ok(t):
+            out.append((a, b, t, _fl(lo), _fl(hi), _f(last), bad == 1))
+    return out
+
+
+def tick_line(t: float, per_metric: Dict[str, List[Entry]]) -> str:
+    """The line one tick appends (entries as points where a bucket holds one
+    step's single value)."""
+    d: Dict[str, List[Any]] = {}
+    for name, ents in per_metric.items():
+        row: List[Any] = []
+        for e in ents:
+            if e[0] == e[1] and (e[3] == e[4] == e[5] or (e[6] and e[3] != e[3])):
+                row.append([_enc(e[0]), _enc(e[5])])
+            else:
+                row.append([_enc(e[0]), _enc(e[1]), _enc_lohi(e[3]), _enc_lohi(e[4]), _enc(e[5]), 1 if e[6] else 0])
+        d[name] = row
+    return json.dumps({"t": round(t, 3), "d": d}, separators=(",", ":"), allow_nan=False) + "\n"

@@ -1,0 +1,209 @@
+"""The writer side of the metric history file (format: :mod:`ttop.histfile`).
+
+The training loop's ``update_metrics(loss=x)`` only appends ``(n, kwargs)``
+to a :class:`collections.deque` (:attr:`MetricLog.queue`); phase changes
+append a marker ``(-1, n)`` (the batches the ended phase counted). Everything
+else happens in the monitor's writer thread:
+
+* :meth:`MetricLog.drain` (called while the progress file is built) folds the
+  queue into the latest values (the progress file's ``metrics``) and into the
+  pending points of each metric, numbering each point with the run's global
+  batch count (``step``);
+* :meth:`MetricLog.flush` (called after the progress file is written) turns
+  a tick's points into entries (points, or at most
+  :data:`~ttop.histfile.TICK_POINTS` buckets that keep min, max and a NaN /
+  inf flag), appends one line to ``<run>.history.jsonl``, and compacts the file
+  (atomically, through a temp file and a rename) once
+  :data:`~ttop.histfile.COMPACT_BYTES` were appended since the last
+  compaction. It never raises: a write error is kept in :attr:`MetricLog.error`
+  and the whole file is written again next tick.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+import threading
+from operator import itemgetter
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from .. import histfile as H
+from ..progress import json_safe, number_or_none, write_text_atomic
+
+#: Most updates held between two ticks (a monitor that never started its
+#: writer thread keeps memory bounded; the oldest updates go first).
+QUEUE_MAX = 1 << 20
+_MISSING = object()
+_FLOATS = {float}
+
+
+def _float(v: Any) -> Optional[float]:
+    t = type(v)
+    if t is float:
+        return v
+    if t is int:
+        return float(v)
+    try:
+        return number_or_none(json_safe(v))
+    except Exception:
+        return None
+
+
+class MetricLog:
+    def __init__(self, folder: str, run_name: str, report: Callable[[str], None]) -> None:
+        self.queue: Deque[Tuple[int, Any]] = collections.deque(maxlen=QUEUE_MAX)
+        self.folder = folder
+        self.report = report
+        self.set_run_name(run_name)
+        self._base = 0  # batches of ended phases
+        self._pending: Dict[str, Tuple[List[float], List[float]]] = {}
+        self.model = H.HistoryModel()
+        self._appended = 0  # bytes appended since the last compaction
+        self.error: Optional[str] = None  # why the last write failed
+        self._created = False
+        self._rewrite = False
+        self._lock = threading.Lock()  # the pending points (drain / flush)
+        self._io_lock = threading.Lock()  # one file write at a time
+
+    @property
+    def file_name(self) -> Optional[str]:
+        """The file's name (relative to the folder) once it exists, else None."""
+        return self.name if self._created else None
+
+    def set_run_name(self, run_name: str) -> None:
+        self.name = H.history_name(run_name)
+        self.path = os.path.join(self.folder, self.name)
+
+    # -- in the writer thread, with the run's lock held ---------------------------
+
+    def drain(self, latest: Dict[str, Any]) -> None:
+        """Fold the queued updates into ``latest`` and the pending points."""
+        with self._lock:
+            self._drain(latest)
+
+    def _drain(self, latest: Dict[str, Any]) -> None:
+        q = self.queue
+        k = len(q)  # only what is queued now: the loop keeps appending meanwhile
+        if not k:
+            return
+        pop = q.popleft
+        items = [pop() for _ in range(k)]
+        ns = [it[0] for it in items]
+        cuts = [i for i, n in enumerate(ns) if n < 0] if min(ns) < 0 else []
+        start = 0
+        for c in cuts + [len(items)]:
+            if c > start:
+                seg = items[start:c]
+                try:
+                    self._fold(seg, latest)
+                except Exception:  # never let odd values stop the writer: keep the latest ones
+                    for _, kw in seg:
+                        latest.update(kw)
+            if c < len(items):
+                self._base += items[c][1]  # a phase ended after that many batches
+            start = c + 1
+
+    def _fold(self, seg: List[Tuple[int, Any]], latest: Dict[str, Any]) -> None:
+        """Fold updates of one phase (list operations, no per-value Python
+        work beyond a type check)."""
+        base = self._base
+        kws = [it[1] for it in seg]
+        steps = [base + it[0] for it in seg]
+        names = set().union(*kws) if len(kws) > 1 else set(kws[0])
+        pending = self._pending
+        k0 = kws[0].keys()
+        same = all([kw.keys() == k0 for kw in kws]) if len(kws) > 1 else True
+        for name in names:
+            st = steps
+            if same:
+                vals = list(map(itemgetter(name), kws))
+            else:
+                vals = [kw.get(name, _MISSING) for kw in kws]
+                if len(vals) != sum([name in kw for kw in kws]):  # (no ==: values may refuse it)
+                    keep = [i for i, v in enumerate(vals) if v is not _MISSING]
+                    vals = [vals[i] for i in keep]
+                    st = [steps[i] for i in keep]
+            latest[name] = vals[-1]
+            p = pending.get(name)
+            if p is None:
+                if not isinstance(name, str) or (name not in self.model.metrics
+                                                 and len(self.model.metrics) + len(pending) >= H.MAX_METRICS):
+                    continue
+                p = pending[name] = ([], [])
+            if set(map(type, vals)) == _FLOATS:
+                fl = vals
+            else:
+                fl = [v if type(v) is float else _float(v) for v in vals]
+                if None in fl:
+                    keep = [i for i, v in enumerate(fl) if v is not None]
+                    fl = [fl[i] for i in keep]
+                    st = [st[i] for i in keep]
+            p[0].extend(st)
+            p[1].extend(fl)
+
+    # -- in the writer thread, after the progress file is written --------------------
+
+    def flush(self, wall: float) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        with self._io_lock:
+            self._flush(pending, wall)
+
+    def _flush(self, pending: Dict[str, Tuple[List[float], List[float]]], wall: float) -> None:
+        if not pending and (self._created or not self.model.metrics):
+            return  # nothing new (no file at all before the first metric)
+        per_metric: Dict[str, List[H.Entry]] = {}
+        for name, (steps, values) in pending.items():
+            if not values:
+                continue
+            n = len(values)
+            if n <= H.TICK_POINTS:
+                ents = [(s, s, wall, v if v - v == 0 else math.nan, v if v - v == 0 else math.nan, v, not v - v == 0)
+                        for s, v in zip(steps, values)]
+            else:
+                ents = []
+                for k in range(H.TICK_POINTS):
+                    a, b = n * k // H.TICK_POINTS, n * (k + 1) // H.TICK_POINTS
+                    if b > a:
+                        ents.append(H.bucket_of(steps[a:b], values[a:b], wall))
+            per_metric[name] = ents
+        for name, ents in per_metric.items():
+            m = self.model.metric(name)
+            if m is not None:
+                m.add(ents)
+        try:
+            if not self._created or self._rewrite or self._appended >= H.COMPACT_BYTES:
+                self._compact()
+            elif per_metric:
+                line = H.tick_line(wall, per_metric).encode("utf-8")
+                try:
+                    self._append(line)
+                except FileNotFoundError:  # removed (with its folder, or by hand): write it whole
+                    self._compact()
+            self.error = None
+        except OSError as e:
+            # retried every tick, silently: the progress file's writer already
+            # reports a folder that cannot be written
+            self._rewrite = True  # write it whole next time
+            self.error = str(e)
+
+    def _append(self, line: bytes) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.path, flags)
+        try:
+            view = memoryview(line)
+            while view:
+                k = os.write(fd, view)
+                if k <= 0:
+                    raise OSError("short write to %s" % self.path)
+                view = view[k:]
+        finally:
+            os.close(fd)
+        self._appended += len(line)
+
+    def _compact(self) -> None:
+        text = "".join(self.model.dump_lines({"file": self.name}))
+        write_text_atomic(self.path, text)
+        self._created = True
+        self._rewrite = False
+        self._appended = 0
