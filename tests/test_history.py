@@ -81,7 +81,7 @@ def test_few_updates_per_tick_are_points_and_steps_go_on_across_phases(tmp_path)
             mon.start_batch()
             mon.update_metrics(loss=1.0 / (i + 1))
     with mon.phase("validation"):
-        for i in range(3):
+        for _ in range(3):
             mon.start_batch()
             mon.update_metrics({"val_loss": 0.5})
     with mon.phase("train"):

@@ -100,6 +100,7 @@ def test_enter_opens_the_detail_view_and_its_charts_grow(ttop_term, folder):
     first = t.wait_for(lambda t: _loss_axis_end(t))
     t.wait_for(lambda t: (_loss_axis_end(t) or 0) > first, timeout=30, msg="the loss chart never grew")
     assert "Variables" in t.text and "lr = " in t.text
+    t.wait_for("CPU %  last", msg="no resource chart from the collector's recent samples")
     # keys: zoom, log, x by time
     t.press("+")
     t.wait_for("zoom last 500")

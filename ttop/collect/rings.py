@@ -10,7 +10,7 @@ runs. It reads nothing itself.
 from __future__ import annotations
 
 import collections
-from typing import Any, Deque, Dict, List, NamedTuple, Optional
+from typing import Any, Deque, Dict, List, NamedTuple, Optional, Set
 
 #: Samples kept per run (one per collector cycle: 20 minutes at -i 2).
 RING_SIZE = 600
@@ -25,7 +25,7 @@ class ResourceSample(NamedTuple):
 
 
 def _gpu_util(run: Any, snapshot: Any) -> Optional[float]:
-    idx = set()
+    idx: Set[int] = set()
     for p in getattr(run, "processes", ()) or ():
         idx.update(getattr(p, "gpu_indices", ()) or ())
     if not idx:

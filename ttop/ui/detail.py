@@ -8,8 +8,10 @@ Where the data comes from:
   file, read incrementally by :class:`ttop.collect.history.HistoryReader`,
   only while this screen is open), else the progress file's short
   ``history``;
-* resource curves: the app's :class:`ttop.collect.rings.ResourceRings`, fed
-  from every snapshot while ttop runs;
+* resource curves: the collector's ring of recent samples per run
+  (:class:`ttop.collect.recent.RecentSamples`), or, when the collector keeps
+  none (health checks off), the app's :class:`ttop.collect.rings.ResourceRings`
+  fed from every snapshot while ttop runs;
 * variables and their edit state: the progress file and the control file;
 * output: the last lines of the run's stdout / stderr capture files.
 
@@ -77,7 +79,7 @@ def ring_series(samples: List[Any]) -> Dict[str, Series]:
         "cpu": ser("cpu", lambda s: s.cpu_percent),
         "ram": ser("ram", lambda s: s.rss_bytes, MiB),
         "gpu_mem": ser("gpu_mem", lambda s: s.gpu_memory_bytes, MiB),
-        "gpu_util": ser("gpu_util", lambda s: s.gpu_util),
+        "gpu_util": ser("gpu_util", lambda s: getattr(s, "gpu_util", getattr(s, "gpu_utilization", None))),
     }
 
 
@@ -165,9 +167,9 @@ class DetailScreen(Screen):
             pass
         rows = []
         for name in sorted(variables, key=str):
-            st = states.get(str(name))
-            role = {"pending": R.NOTICE, "applied": R.FINISHED, "refused": R.ERROR}.get(st[0], R.NORMAL) if st else R.NORMAL
-            rows.append((str(name), value_text(variables[name]), st[1] if st else "", role))
+            got = states.get(str(name))
+            role = {"pending": R.NOTICE, "applied": R.FINISHED, "refused": R.ERROR}.get(got[0], R.NORMAL) if got else R.NORMAL
+            rows.append((str(name), value_text(variables[name]), got[1] if got else "", role))
         return rows
 
     def _output_tail(self, ctx: AppContext, run: Any) -> List[Tuple[str, str]]:
@@ -202,11 +204,14 @@ class DetailScreen(Screen):
         if self._fresh:
             self._refresh(ctx)
         runs, missing = self._runs(ctx)
-        rings = getattr(ctx, "rings", None)
+        # the collector's per-run ring of recent samples where it keeps one,
+        # else the app's own (health checks off)
+        recent = getattr(getattr(ctx, "collector", None), "recent", None)
+        rings = recent if recent is not None else getattr(ctx, "rings", None)
         resources = {}
         if rings is not None:
             for r in runs:
-                resources[r.key] = ring_series(rings.samples(r.key))
+                resources[r.key] = ring_series(list(rings.samples(r.key)))
         notes = [self._notes[r.key] for r in runs if r.key in self._notes]
         return DetailModel(runs=runs, metrics={r.key: self._series.get(r.key, {}) for r in runs},
                            resources=resources, variables=self._variables, output=self._output,

@@ -218,9 +218,9 @@ def render_detail(model: DetailModel, state: DetailState, w: int, h: int) -> Det
         return DetailFrame(too_small_lines(w, h), 1, 1, 0)
     compare = len(model.runs) + len(model.missing) > 1
     if not model.runs:
-        lines = [_pad([("the run%s left the folder" % ("s" if compare else ""), R.ERROR)], w)]
-        lines += [_blank(w)] * (h - 2) + [footer(state, w, "", compare, model.ascii)]
-        return DetailFrame(lines, 1, 1, 0)
+        gone = [_pad([("the run%s left the folder" % ("s" if compare else ""), R.ERROR)], w)]
+        gone += [_blank(w)] * (h - 2) + [footer(state, w, "", compare, model.ascii)]
+        return DetailFrame(gone, 1, 1, 0)
     head = _header_compare(model, w) if compare else _header_single(model.runs[0], w, model.notes, model.ascii)
     if h < 14:
         head = head[:1]
