@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ from ttop.view.text import line_width
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 NAME = psutil.Process().name()  # what psutil calls a process of this interpreter
+ME = pwd.getpwuid(os.getuid()).pw_name  # the user the test processes run as
 
 
 class Ctx(AppContext):
@@ -237,18 +239,18 @@ def test_signal_menu_confirms_and_sends(progress_dir, spawn):
     ctx = Ctx(progress_dir, [make_run(progress_dir, "job", pid=p.pid, ct=ct)])
     ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct, name="job")))
     text = ctx.text()
-    assert "Signal PID %d (%s, run job)" % (p.pid, NAME) in text
+    assert "Signal PID %d (%s, run job, user %s)" % (p.pid, NAME, ME) in text
     for name in ("SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGSTOP", "SIGCONT", "SIGUSR1", "SIGUSR2"):
         assert name in text
     ctx.keys("5")  # SIGSTOP
-    assert "Send SIGSTOP to PID %d (%s, run job)?" % (p.pid, NAME) in ctx.text()
+    assert "Send SIGSTOP to PID %d (%s, run job, user %s)?" % (p.pid, NAME, ME) in ctx.text()
     ctx.keys("n")
     assert ctx.stack == [] and ctx.notices[-1] == ("cancelled", False)
     assert psutil.Process(p.pid).status() != psutil.STATUS_STOPPED
     ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct, name="job")))
     ctx.keys("DOWN", "DOWN", "DOWN", "DOWN", "ENTER", "y")
     assert ctx.stack == []
-    assert ctx.notices[-1] == ("sent SIGSTOP to PID %d (%s)" % (p.pid, NAME), False)
+    assert ctx.notices[-1] == ("sent SIGSTOP to PID %d (%s, user %s)" % (p.pid, NAME, ME), False)
     wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=15)
     ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct, name="job")))
     ctx.keys("6", "y")
@@ -284,12 +286,12 @@ def test_signal_thread_says_what_it_does(progress_dir, spawn):
     ctx = Ctx(progress_dir, [make_run(progress_dir, "job", pid=p.pid, ct=ct)])
     ctx.push(levers.open_signal(ctx, Target("thread", "job", p.pid, ct, tid=p.pid, name="python3")))
     text = ctx.text(width=300)
-    assert "Signal thread %d of PID %d (%s, run job)" % (p.pid, p.pid, NAME) in text
+    assert "Signal thread %d of PID %d (%s, run job, user %s)" % (p.pid, p.pid, NAME, ME) in text
     assert "Python runs its handlers in the main thread" in text
     ctx.keys("1")
     assert "whole process" in ctx.text(width=300)
     ctx.keys("y")
-    assert ctx.notices[-1] == ("sent SIGTERM to thread %d of PID %d (%s)" % (p.pid, p.pid, NAME), False)
+    assert ctx.notices[-1] == ("sent SIGTERM to thread %d of PID %d (%s, user %s)" % (p.pid, p.pid, NAME, ME), False)
     assert p.wait(timeout=15) == -signal.SIGTERM
 
 

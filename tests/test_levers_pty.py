@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -238,7 +239,7 @@ def test_signal_menu_stop_cont_reuse_and_term(ttop_term, tmp_path, spawn):
     t.press("k")
     t.wait_for("Signal PID %d (%s, run sig)" % (p.pid, name))
     t.press("5")
-    t.wait_for("Send SIGSTOP to PID %d (%s, run sig)?" % (p.pid, name))
+    t.wait_for("Send SIGSTOP to PID %d (%s, run sig, user %s)?" % (p.pid, name, pwd.getpwuid(os.getuid()).pw_name))
     t.press("y")
     t.wait_for("sent SIGSTOP to PID %d" % p.pid)
     wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=15)

@@ -156,3 +156,38 @@ def test_symlink_to_someone_elses_file_is_the_links_makers_claim(three_users, sh
     b.sh('ln -s "$1" "$2"', os.path.join(private, "a.json"), os.path.join(shared_dir, "b-link.json"))
     run = collect(shared_dir).run("b-link")
     assert run.owner == b.name and run.processes == ()
+
+
+def test_no_signal_for_a_process_the_run_does_not_hold(three_users, shared_dir, procs):
+    from test_levers import Ctx
+
+    from ttop.levers import signals as S
+    from ttop.ui import levers
+    from ttop.ui.screen import Target
+
+    b, c = three_users[0], three_users[1]
+    victim = procs(c.popen(["sleep", "600"]))
+    mine = procs(b.popen(["sleep", "600"]))
+    b.write(os.path.join(shared_dir, "innocent-run.json"), doc("innocent-run", victim.pid, ctime(victim.pid)))
+    b.write(os.path.join(shared_dir, "b-own.json"), doc("b-own", mine.pid, ctime(mine.pid)))
+    snap = collect(shared_dir)
+    run = snap.run("innocent-run")
+    note = "pid %d belongs to %s, not to the file's owner %s" % (victim.pid, c.name, b.name)
+    assert S.signal_refusal(run) == note
+    # the UI: k on the run is refused; l lists what it skips and why before asking
+    ctx = Ctx(shared_dir, snap.runs)
+    assert levers.open_signal(ctx, Target("run", "innocent-run", victim.pid, ctime(victim.pid))) is None
+    assert ctx.notices[-1] == ("cannot signal run innocent-run: " + note, True)
+    ctx.push(levers.open_signal_all(ctx, ["innocent-run", "b-own"], "RUNNING runs (no filter)"))
+    ctx.keys("1")
+    text = "\n".join(t for t, _role in ctx.stack[-1].lines)
+    assert "Send SIGTERM to 1 RUNNING runs (no filter)?" in text
+    assert "b-own (PID %d, user %s)" % (mine.pid, b.name) in text
+    assert "Skipped: innocent-run: " + note in text
+    ctx.keys("y")
+    assert mine.wait(timeout=15) == -signal.SIGTERM
+    assert victim.poll() is None
+    # asked directly, the send re-checks the user right before sending
+    ok, msg = S.send_signal(victim.pid, ctime(victim.pid), signal.SIGTERM, owner_uid=b.uid)
+    assert not ok and msg == "not sent: PID %d runs as %s, not as the run's owner %s" % (victim.pid, c.name, b.name)
+    assert victim.poll() is None

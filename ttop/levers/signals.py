@@ -17,7 +17,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import psutil
 
-from ..collect.procs import same_process
+from ..collect.collector import user_name
+from ..collect.procs import read_real_uid, same_process
 from ..collect.snapshot import RunSnapshot
 
 #: The signals offered by the signal menu, in menu order.
@@ -132,9 +133,18 @@ def _open_pidfd(pid: int) -> Optional[int]:
         return None
 
 
-def send_signal(pid: int, create_time: Optional[float], sig: int, tid: Optional[int] = None) -> Tuple[bool, str]:
+def process_user(pid: int) -> str:
+    """The login name of ``pid``'s real uid, read now ("an unknown user" if
+    it cannot be read)."""
+    return user_name(read_real_uid(pid))
+
+
+def send_signal(pid: int, create_time: Optional[float], sig: int, tid: Optional[int] = None,
+                owner_uid: Optional[int] = None) -> Tuple[bool, str]:
     """Send ``sig`` to process ``pid`` (or to its thread ``tid``), but only if
-    the process still has the create time seen in the snapshot.
+    the process still has the create time seen in the snapshot and, with
+    ``owner_uid`` (the run's owner), still runs as that user (real uid, read
+    after the pidfd was opened).
 
     Returns ``(ok, message)``; the message is one line fit for the footer:
     "sent SIGTERM to PID 1234 (python3)", "process changed, not sent: ...",
@@ -157,6 +167,10 @@ def send_signal(pid: int, create_time: Optional[float], sig: int, tid: Optional[
             return False, "permission denied reading process %d, not sent" % pid
         if not same_create_time(ct, create_time):
             return False, "process changed, not sent: PID %d now belongs to another process" % pid
+        uid = read_real_uid(pid)
+        if owner_uid is not None and uid != owner_uid:
+            return False, "not sent: PID %d runs as %s, not as the run's owner %s" % (
+                pid, user_name(uid), user_name(owner_uid))
         try:
             pname = proc.name()
         except psutil.Error:
@@ -182,7 +196,7 @@ def send_signal(pid: int, create_time: Optional[float], sig: int, tid: Optional[
             if e.errno == errno.EPERM:
                 return False, "permission denied sending %s to %d" % (name, pid)
             return False, "%s not sent to %s: %s" % (name, what, e.strerror or e)
-        return True, "sent %s to %s (%s)" % (name, what, pname)
+        return True, "sent %s to %s (%s, user %s)" % (name, what, pname, user_name(uid))
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -213,20 +227,50 @@ def where_else(run: RunSnapshot) -> str:
     return "on host %s" % (host or "?")
 
 
+def signal_refusal(run: RunSnapshot) -> Optional[str]:
+    """Why a run's main process may not be signalled from here, or None:
+    no PID, another host, or a process that is not attributed to the run
+    (another user's, or held by another run: docs/security.md)."""
+    pid, _ct = run_main_process(run)
+    if pid is None:
+        return "no PID in its progress file"
+    if not run.local:
+        return "runs %s, not here" % where_else(run)
+    note = getattr(run, "ownership_note", None)
+    if note and not run.processes:
+        if note.startswith("shared: "):
+            note = note[len("shared: "):]
+        return note
+    return None
+
+
+def plan_signal_runs(runs: Sequence[RunSnapshot]) -> Tuple[List[RunSnapshot], List[Tuple[str, str]]]:
+    """``(runs that would be signalled, [(key, why skipped), ...])``, for
+    the confirmation of a signal to many runs."""
+    ok: List[RunSnapshot] = []
+    skipped: List[Tuple[str, str]] = []
+    for run in runs:
+        why = signal_refusal(run)
+        if why is None:
+            ok.append(run)
+        else:
+            skipped.append((run.key, why))
+    return ok, skipped
+
+
 def signal_runs(runs: Sequence[RunSnapshot], sig: int) -> Tuple[List[str], List[Tuple[str, str]]]:
-    """Signal the main process of each run (each re-checked individually).
-    Returns ``(sent_keys, [(key, reason), ...])``."""
+    """Signal the main process of each run (each re-checked individually:
+    create time and owner). Returns ``(sent_keys, [(key, reason), ...])``."""
     sent: List[str] = []
     refused: List[Tuple[str, str]] = []
     for run in runs:
+        why = signal_refusal(run)
+        if why is not None:
+            refused.append((run.key, why))
+            continue
         pid, ct = run_main_process(run)
-        if pid is None:
-            refused.append((run.key, "no PID in its progress file"))
-            continue
-        if not run.local:
-            refused.append((run.key, "runs %s, not here" % where_else(run)))
-            continue
-        ok, msg = send_signal(pid, ct, sig)
+        assert pid is not None
+        ok, msg = send_signal(pid, ct, sig, owner_uid=getattr(run, "owner_uid", None))
         if ok:
             sent.append(run.key)
         else:

@@ -68,10 +68,11 @@ def _process_name(ctx: AppContext, target: Target) -> str:
 
 
 def describe_target(ctx: AppContext, target: Target) -> str:
-    """``PID 1234 (python3, run foo)`` / ``thread 77 of PID 1234 (...)``."""
+    """``PID 1234 (python3, run foo, user alice)`` / ``thread 77 of PID 1234
+    (...)``: the user is the process's real uid, read now."""
     run = _run(ctx, target.run_key)
     run_name = clean(run.run_name) if run is not None else clean(target.run_key)
-    inner = "%s, run %s" % (_process_name(ctx, target), run_name)
+    inner = "%s, run %s, user %s" % (_process_name(ctx, target), run_name, clean(S.process_user(target.pid)))
     if target.kind == "thread" and target.tid is not None:
         return "thread %d of PID %d (%s)" % (target.tid, target.pid, inner)
     return "PID %d (%s)" % (target.pid, inner)
@@ -87,6 +88,12 @@ def open_signal(ctx: AppContext, target: Target) -> Optional[Screen]:
         ctx.notify("cannot signal run %s: it runs %s, not here" % (clean(run.run_name), clean(S.where_else(run))),
                    error=True)
         return None
+    if run is not None and target.kind == "run":
+        why = S.signal_refusal(run)
+        if why is not None:
+            ctx.notify("cannot signal run %s: %s" % (clean(run.run_name), clean(why)), error=True)
+            return None
+    owner = getattr(run, "owner_uid", None) if run is not None else None
     if target.create_time is None:
         ctx.notify("cannot signal %s: no create time known to check it is the same process" % what, error=True)
         return None
@@ -96,10 +103,11 @@ def open_signal(ctx: AppContext, target: Target) -> Optional[Screen]:
         sig = S.signal_number(name)
         body: List[Tuple[str, str]] = [("Send %s to %s?" % (name, what), R.NORMAL)]
         body.extend((n, R.DIM) for n in notes)
-        body.append(("The process is re-checked (PID and create time) right before sending.", R.DIM))
+        body.append(("The process is re-checked (PID, create time and user) right before sending.", R.DIM))
 
         def yes(ctx: AppContext) -> None:
-            ok, msg = S.send_signal(target.pid, target.create_time, sig, tid=target.tid if target.kind == "thread" else None)
+            ok, msg = S.send_signal(target.pid, target.create_time, sig, tid=target.tid if target.kind == "thread" else None,
+                                    owner_uid=owner)
             ctx.notify(msg, error=not ok)
             ctx.refresh_now()
 
@@ -119,14 +127,22 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
     def chosen(index: int, ctx: AppContext) -> None:
         name = S.SIGNAL_NAMES[index]
         sig = S.signal_number(name)
-        body: List[Tuple[str, str]] = [("Send %s to %d %s?" % (name, count, desc), R.NORMAL)]
+        present = [r for r in (_run(ctx, k) for k in keys) if r is not None]
+        targets, skipped = S.plan_signal_runs(present)
+        body: List[Tuple[str, str]] = [("Send %s to %d %s?" % (name, len(targets), desc), R.NORMAL)]
         names = []
-        for k in keys[:8]:
-            run = _run(ctx, k)
-            pid, _ct = S.run_main_process(run) if run is not None else (None, None)
-            names.append("%s (PID %s)" % (clean(run.run_name) if run is not None else clean(k), pid if pid is not None else "-"))
-        body.append(("Runs: " + ", ".join(names) + (", +%d more" % (count - 8) if count > 8 else ""), R.DIM))
-        body.append(("Each run's main process is re-checked (PID and create time) before sending.", R.DIM))
+        for run in targets[:8]:
+            pid, _ct = S.run_main_process(run)
+            names.append("%s (PID %s, user %s)" % (clean(run.run_name), pid if pid is not None else "-",
+                                                   clean(S.process_user(pid)) if pid is not None else "?"))
+        if targets:
+            body.append(("Runs: " + ", ".join(names) + (", +%d more" % (len(targets) - 8) if len(targets) > 8 else ""),
+                         R.DIM))
+        for k, why in skipped[:8]:
+            body.append(("Skipped: %s: %s" % (clean(k), clean(why)), R.DIM))
+        if len(skipped) > 8:
+            body.append(("Skipped: +%d more" % (len(skipped) - 8), R.DIM))
+        body.append(("Each run's main process is re-checked (PID, create time and user) before sending.", R.DIM))
 
         def yes(ctx: AppContext) -> None:
             runs = []
@@ -142,7 +158,8 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
             ctx.notify(S.summarize_signal_runs(sig, sent, refused), error=bool(refused))
             ctx.refresh_now()
 
-        ctx.push(ConfirmDialog("Send %s to %d runs" % (name, count), body, yes, prompt="y: send, any other key: cancel"))
+        ctx.push(ConfirmDialog("Send %s to %d runs" % (name, len(targets)), body, yes,
+                               prompt="y: send, any other key: cancel"))
 
     return MenuDialog("Signal %d %s" % (count, desc), _signal_items(), chosen)
 
