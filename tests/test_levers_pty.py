@@ -237,7 +237,7 @@ def test_signal_menu_stop_cont_reuse_and_term(ttop_term, tmp_path, spawn):
     t = _start(ttop_term, folder, "sig")
     t.wait_for("RUNNING")
     t.press("k")
-    t.wait_for("Signal PID %d (%s, run sig)" % (p.pid, name))
+    t.wait_for("Signal PID %d (%s, run sig, user %s)" % (p.pid, name, pwd.getpwuid(os.getuid()).pw_name))
     t.press("5")
     t.wait_for("Send SIGSTOP to PID %d (%s, run sig, user %s)?" % (p.pid, name, pwd.getpwuid(os.getuid()).pw_name))
     t.press("y")
