@@ -16,7 +16,6 @@ import math
 import os
 import shutil
 import sys
-import time
 from typing import IO, Any, List, Optional, Sequence
 
 from ._version import __version__
@@ -32,8 +31,6 @@ GIB = 1 << 30
 #: Largest accepted number option: longer waits overflow the thread timers,
 #: bigger GiB budgets the byte counts.
 MAX_NUMBER = 1e9
-#: Pause between the two collection cycles of --once (psutil CPU % needs two).
-ONCE_PAUSE = 0.5
 #: Table width for --once when stdout is not a terminal and COLUMNS is unset.
 ONCE_DEFAULT_WIDTH = 100
 
@@ -195,8 +192,9 @@ def make_budgets(args: argparse.Namespace) -> Any:
 def make_collector(args: argparse.Namespace) -> Any:
     from .collect.collector import Collector
 
+    # --once: one cycle, nothing watched or archived for later
     return Collector(args.folder, interval=args.interval, budgets=make_budgets(args),
-                     health=getattr(args, "health_config", None))
+                     health=getattr(args, "health_config", None), single=bool(getattr(args, "once", False)))
 
 
 def make_alerts(args: argparse.Namespace, collector: Any, stderr: Optional[IO[str]]) -> Any:
@@ -260,8 +258,9 @@ def use_color(stream: IO[str]) -> bool:
 def run_once(args: argparse.Namespace, stdout: IO[str]) -> int:
     collector = make_collector(args)
     try:
-        collector.collect()  # first cycle primes psutil's CPU counters
-        time.sleep(ONCE_PAUSE)
+        # one cycle: a run's CPU % is its writer's own recent sample (a
+        # process seen once has no CPU % of its own yet), the host's is
+        # measured since the collector was made
         snapshot = collector.collect()
     finally:
         stop = getattr(collector, "close", None) or getattr(collector, "stop", None)

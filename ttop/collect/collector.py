@@ -23,6 +23,7 @@ Status inference (what ttop tells that the file cannot):
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 import os
@@ -34,7 +35,7 @@ from ..progress import KILLED, RUNNING, pid_namespace
 from . import procs as _procs
 from .host import HostSampler, hostname, resolve_budgets
 from .recent import RecentSamples
-from .scan import FileResult, FolderScanner
+from .scan import SWEEP_SECONDS, FileResult, FolderScanner
 from .snapshot import (
     Budgets,
     GpuDevice,
@@ -44,6 +45,16 @@ from .snapshot import (
     Snapshot,
     TpuChip,
 )
+
+#: Seconds of reading new files per cycle of the thread (a big folder is
+#: published in parts, newest files first).
+READ_BUDGET = 0.2
+#: ... after the first cycle, while files are left to read.
+LOAD_BUDGET = 1.0
+
+#: With ``single=True`` the host's CPU % is measured over at least this long
+#: (from the collector's creation: the scan's time counts).
+SINGLE_HOST_SECONDS = 0.1
 
 TPU_PIDNS_NOTE = "libtpuinfo PIDs do not match this PID namespace; per-process TPU memory unavailable"
 
@@ -132,6 +143,10 @@ class Collector:
         tpu: Any = None,
         clock: Callable[[], float] = time.time,
         health: Any = None,
+        notify: Optional[bool] = None,
+        archive: bool = True,
+        sweep_seconds: float = SWEEP_SECONDS,
+        single: bool = False,
     ) -> None:
         self.folder = os.path.abspath(str(folder))
         self.interval = float(interval)
@@ -147,9 +162,23 @@ class Collector:
             tpu = TpuInfoSource()
         self.gpu = gpu or None
         self.tpu = tpu or None
-        self._scanner = FolderScanner(self.folder)  # real time: compared with file mtimes
+        # real time: compared with file mtimes
+        if single:  # one snapshot: nothing to watch or keep
+            notify, archive = False, False
+        self._scanner = FolderScanner(self.folder, notify=notify, compact=archive, sweep_seconds=sweep_seconds)
+        #: ended runs whose process is known gone: their snapshots are kept
+        #: as they are (nothing about them changes), keyed by file name
+        self._archive: Dict[str, RunSnapshot] = {}
+        self._arch_names: List[str] = []  # sorted
+        self._arch_runs: List[RunSnapshot] = []  # in the order of _arch_names
+        self._arch_dirty = False  # sort it again
+        self._arch_added: List[str] = []  # newly archived
+        self._arch_removed: List[str] = []  # taken out of the archive
+        #: ended files whose local process may still exist: looked up each cycle
+        self._ended_live: Dict[str, FileResult] = {}
+        self._pending = 0
         self._table = _procs.ProcessTable()
-        self._host = HostSampler()
+        self._host = HostSampler(SINGLE_HOST_SECONDS if single else 0.0)
         self._statics: Dict[str, _Static] = {}
         interval_ = self.interval
         #: each run's recent samples and health verdict
@@ -175,7 +204,19 @@ class Collector:
         the listeners, and return it. Safe to call repeatedly (and while the
         thread runs: cycles are serialised)."""
         with self._cycle_lock:
-            snap = self._cycle()
+            snap = self._cycle(LOAD_BUDGET)
+            while self._pending:  # a big folder: read in parts, published once
+                self._seq -= 1
+                snap = self._cycle(LOAD_BUDGET)
+            self.latest = snap
+        self._notify()
+        return snap
+
+    def _collect_some(self) -> Snapshot:
+        # the thread's cycle: a big folder is read in parts, newest files first
+        with self._cycle_lock:
+            # the first part small (the first screen), then bigger ones
+            snap = self._cycle(READ_BUDGET if self.latest is None else LOAD_BUDGET)
             self.latest = snap
         self._notify()
         return snap
@@ -210,12 +251,14 @@ class Collector:
         self._wake.set()
         t = self._thread
         if t is None:
+            self._scanner.close()
             return True
         if t is not threading.current_thread():
             t.join(timeout)
         done = not t.is_alive()
         if done:
             self._thread = None
+            self._scanner.close()
         return done
 
     @property
@@ -228,12 +271,13 @@ class Collector:
         while not self._stopping.is_set():
             t0 = time.monotonic()
             try:
-                self.collect()
+                self._collect_some()
             except Exception as e:  # a bug must not kill the thread
                 self.last_error = e
             if self._stopping.is_set():
                 break
-            wait = max(0.0, self.interval - (time.monotonic() - t0))
+            # files still to read: go on at once
+            wait = 0.0 if self._pending else max(0.0, self.interval - (time.monotonic() - t0))
             self._wake.wait(wait)
             self._wake.clear()
 
@@ -246,16 +290,32 @@ class Collector:
 
     # -- one cycle ---------------------------------------------------------------
 
-    def _cycle(self) -> Snapshot:
+    def _cycle(self, budget: Optional[float] = None) -> Snapshot:
         t0 = time.perf_counter()
         now = self.clock()
         me = hostname()
         notices: List[str] = []
-        scan = self._scanner.scan()
+        scan = self._scanner.scan(budget)
+        self._pending = scan.pending
         table = self._table
+        ended_live = self._ended_live
+        if scan.folder_error and self._archive:
+            self._archive.clear()
+            self._arch_dirty = True
+        for name in scan.gone:
+            if self._archive.pop(name, None) is not None:
+                self._arch_removed.append(name)
+            ended_live.pop(name, None)
+        for fr in scan.ended:  # new or changed ended files: settled below once their process is gone
+            if self._archive.pop(fr.name, None) is not None:
+                self._arch_removed.append(fr.name)
+            ended_live[fr.name] = fr
+        if scan.folder_error:
+            ended_live.clear()
 
         # what each file says (cached per file version); which name a local process
         statics = [(fr, self._static(fr, me, now)) for fr in scan.files]
+        statics.extend((fr, self._static(fr, me, now)) for fr in ended_live.values())
         if len(self._statics) > len(statics):
             keep = {fr.name for fr, st in statics if st is not None}
             self._statics = {k: v for k, v in self._statics.items() if k in keep}
@@ -300,7 +360,7 @@ class Collector:
                 tpu_pids = {}
                 notices.append(TPU_PIDNS_NOTE)
 
-        runs: List[RunSnapshot] = []
+        active: List[Tuple[str, RunSnapshot]] = []
         skipped: List[SkippedFile] = []
         tbl = table if table_ok else None
         # main processes of live local runs: a run nested in another run's
@@ -310,19 +370,36 @@ class Collector:
         refused: Dict[str, str] = {}
         if tbl is not None:
             mains, refused = claims(statics, tbl)
+        settled: List[Tuple[str, RunSnapshot]] = []
         for fr, st in statics:
             if st is None:
                 skipped.append(SkippedFile(fr.name, fr.error or "unusable"))
+                continue
+            run = self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains, refused.get(st.key))
+            if fr.name in ended_live and st.file_error is None and (st.simple or run.alive is False):
+                settled.append((fr.name, run))  # ended, and its process is gone: for good
             else:
-                runs.append(self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains,
-                                      refused.get(st.key)))
+                active.append((fr.name, run))
         if table_ok:
             table.end_cycle()
+        for name, run in settled:
+            del ended_live[name]
+            self._statics.pop(name, None)
+            self._archive[name] = run
+            self._arch_added.append(name)
+        skipped.sort(key=lambda s: s.name)
+        runs = self._merge(active)
+        if scan.pending:
+            notices.append("reading the folder: %d of %d files read" % (scan.total - scan.pending, scan.total))
 
         host = self._host.sample()
         budgets = resolve_budgets(self.budgets, host, gpus)
         if self.recent is not None:
-            self.recent.update(runs, now, budgets, self.budgets.gpu_bytes if self.budgets is not None else None,
+            # archived runs are left out: their verdict was set when they
+            # were archived and cannot change (their rings are let go)
+            fresh = [run for _, run in active]
+            fresh.extend(run for _, run in settled)
+            self.recent.update(fresh, now, budgets, self.budgets.gpu_bytes if self.budgets is not None else None,
                                gpus, self._gpu_last if gpu_note is None else None)
         self._seq += 1
         return Snapshot(
@@ -341,6 +418,35 @@ class Collector:
             notices=tuple(notices),
             cycle_seconds=time.perf_counter() - t0,
         )
+
+    def _merge(self, active: List[Tuple[str, RunSnapshot]]) -> List[RunSnapshot]:
+        """The archive's runs with this cycle's others, in file-name order
+        (the archive's sorted list is rebuilt only when it changed)."""
+        added, self._arch_added = self._arch_added, []
+        removed, self._arch_removed = self._arch_removed, []
+        if self._arch_dirty or len(added) + len(removed) > 64:
+            self._arch_names = sorted(self._archive)
+            self._arch_runs = [self._archive[n] for n in self._arch_names]
+            self._arch_dirty = False
+        else:  # a few runs ended or went: put them in their place
+            for name in removed:
+                i = bisect.bisect_left(self._arch_names, name)
+                if i < len(self._arch_names) and self._arch_names[i] == name:
+                    del self._arch_names[i]
+                    del self._arch_runs[i]
+            for name in added:
+                i = bisect.bisect_left(self._arch_names, name)
+                self._arch_names.insert(i, name)
+                self._arch_runs.insert(i, self._archive[name])
+        if not self._arch_runs:
+            active.sort(key=lambda a: a[0])
+            return [run for _, run in active]
+        runs = list(self._arch_runs)
+        names = self._arch_names
+        active.sort(key=lambda a: a[0], reverse=True)
+        for name, run in active:  # from the end: earlier positions stay valid
+            runs.insert(bisect.bisect_left(names, name), run)
+        return runs
 
     def _refresh_table_for_gpu(self) -> bool:  # also used for TPU PIDs
         try:
@@ -459,6 +565,12 @@ class Collector:
                 elif st.file_error is None:  # ended and gone: the common case, kept cheap
                     return _new_run(st.template, reported, False, None, False, False, None, age,
                                     _NO_RESOURCES, (), None)
+        if alive and resources.cpu_percent is None and st.reported_resources.cpu_percent is not None:
+            # first look at the process (no CPU % yet without a second one):
+            # the run's own recent sample of its tree stands in for the total
+            sampled = st.reported_resources.sampled_at
+            if sampled is not None and now - sampled <= st.hb_limit:
+                resources = dataclasses.replace(resources, cpu_percent=st.reported_resources.cpu_percent)
         if alive is None and refusal is None:
             # remote, or local but unverifiable: the run's own sample
             resources = st.reported_resources
@@ -593,7 +705,7 @@ class _Static:
         self.template = {
             "key": self.key,
             "path": self.path,
-            "data": data,
+            "data": fr.archived if fr.archived is not None and data is fr.data else data,
             "run_name": self.run_name,
             "reported_status": self.reported,
             "host": self.host,

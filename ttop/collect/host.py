@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 import socket
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -25,13 +26,28 @@ class HostSampler:
     """Samples :class:`HostInfo` without blocking (``cpu_percent(None)``: the
     first call primes the counter and reports None)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_after: float = 0.0) -> None:
         self._primed = False
         self._cpus = cpu_count()
+        self._first_after = first_after
+        if first_after > 0:  # primed now: the first sample measures since then
+            try:
+                psutil.cpu_percent(interval=None)
+                self._primed = True
+            except Exception:
+                pass
+            self._primed_at = time.monotonic()
+
+    def _wait_first(self) -> None:
+        # CPU % over a few ticks at least (a tick is 10 ms): measured, not noise
+        if self._first_after > 0:
+            time.sleep(max(0.0, self._primed_at + self._first_after - time.monotonic()))
+            self._first_after = 0.0
 
     def sample(self) -> HostInfo:
         name = hostname()
         cpu: Optional[float]
+        self._wait_first()
         try:
             cpu = psutil.cpu_percent(interval=None)
         except Exception:

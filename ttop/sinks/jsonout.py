@@ -13,7 +13,7 @@ This module knows nothing of curses and reads nothing from disk.
 from __future__ import annotations
 
 import json
-from typing import IO, Any, Dict, Iterable, List, Mapping, Optional
+from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional
 
 from ..collect.fleet import host_summaries
 from ..collect.snapshot import ProcInfo, RunSnapshot, Snapshot
@@ -230,9 +230,10 @@ def _metric_columns(runs: Any) -> List[str]:
         return []
 
 
-def snapshot_to_dict(snapshot: Snapshot) -> Dict[str, Any]:
+def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True) -> Dict[str, Any]:
     """The snapshot as a dict of JSON values with exactly :data:`TOP_KEYS`
-    (format ``ttop.snapshot/1``). Never raises on odd progress-file content."""
+    (format ``ttop.snapshot/1``). Never raises on odd progress-file content.
+    ``with_runs=False`` leaves ``runs`` empty (:func:`write_json` streams them)."""
     host_d = _maybe(snapshot.host, HOST_KEYS)
     if host_d is not None and host_d.get("load_avg") is not None:
         host_d["load_avg"] = list(host_d["load_avg"])
@@ -269,17 +270,50 @@ def snapshot_to_dict(snapshot: Snapshot) -> Dict[str, Any]:
         "metric_columns": _metric_columns(runs),
         "health_counts": health,
         "hosts": [_attrs(h, FLEET_KEYS) for h in host_summaries(snapshot)],
-        "runs": [run_to_dict(r) for r in runs],
+        "runs": [run_to_dict(r) for r in runs] if with_runs else [],
     }
+
+
+def _dumps(obj: Any, indent: Optional[int]) -> str:
+    return json.dumps(obj, indent=indent, allow_nan=False, ensure_ascii=True)
 
 
 def dumps_snapshot(snapshot: Snapshot, indent: Optional[int] = 2) -> str:
     """Strict JSON text of :func:`snapshot_to_dict` (ASCII-only, so it survives
     any locale; non-ASCII appears as ``\\uXXXX`` escapes)."""
-    return json.dumps(snapshot_to_dict(snapshot), indent=indent, allow_nan=False, ensure_ascii=True)
+    return _dumps(snapshot_to_dict(snapshot), indent)
+
+
+def iter_json(snapshot: Snapshot) -> Iterator[str]:
+    """:func:`dumps_snapshot` (indent 2) in pieces, one run at a time: the
+    same text, never held whole (50,000 runs are hundreds of MB of JSON)."""
+    head = _dumps(snapshot_to_dict(snapshot, with_runs=False), 2)
+    if not snapshot.runs:
+        yield head
+        return
+    empty = "[]\n}"
+    if not head.endswith('"runs": ' + empty):  # pragma: no cover - "runs" is the last key
+        yield dumps_snapshot(snapshot)
+        return
+    yield head[: -len(empty)] + "["
+    sep = "\n    "
+    for i, run in enumerate(snapshot.runs):
+        # a run is an element of a list two levels deep: 4 more spaces on
+        # every line (JSON strings hold no raw newline)
+        yield ("," if i else "") + sep + _dumps(run_to_dict(run), 2).replace("\n", sep)
+    yield "\n  ]\n}"
 
 
 def write_json(snapshot: Snapshot, stream: IO[str]) -> None:
-    """Write the snapshot as JSON plus a newline to ``stream``."""
-    stream.write(dumps_snapshot(snapshot) + "\n")
+    """Write the snapshot as JSON plus a newline to ``stream``, run by run."""
+    buf: List[str] = []
+    size = 0
+    for piece in iter_json(snapshot):
+        buf.append(piece)
+        size += len(piece)
+        if size >= 1 << 16:
+            stream.write("".join(buf))
+            buf, size = [], 0
+    buf.append("\n")
+    stream.write("".join(buf))
     stream.flush()

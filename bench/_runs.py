@@ -1,0 +1,118 @@
+"""Shared set-up of the benchmarks: folders of progress files and live runs.
+
+``fill_archive(folder, n)`` writes ``n`` ended runs (~2 KB each, like a real
+finished run's file: counters, times, three metrics with an 80-point history,
+variables, logs, resources) with modification times spread over the last 90
+days, as a folder that has collected a lab's runs for months looks.
+``start_live(folder, n)`` starts ``n`` real writer processes
+(``tests/fakes/progress_writer.py``) and waits until each has written its file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import List, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WRITER = os.path.join(ROOT, "tests", "fakes", "progress_writer.py")
+ENDED = ("FINISHED", "FINISHED", "FINISHED", "FAILED", "CANCELED", "KILLED")
+
+
+def run_doc(i: int, host: str, status: str = "FINISHED", now: float = 0.0) -> dict:
+    now = now or time.time()
+    d = {
+        "format": "ttop.progress/1",
+        "run_name": "run%05d" % i,
+        "status": status,
+        "updated_at": now,
+        "started_at": now - 3600,
+        "ended_at": now if status != "RUNNING" else None,
+        "host": host,
+        "pid": 4000000 + i,
+        "pid_create_time": now - 3600,
+        "heartbeat_interval": 2.0,
+        "phase": "train",
+        "epoch": 10,
+        "total_epochs": 10,
+        "batch": 5000,
+        "total_batches": 5000,
+        "rate": 12.5,
+        "times": {k: {"elapsed": 100.0 + i, "remaining": 0.0, "total": 100.0 + i}
+                  for k in ("run", "epoch", "train", "validation")},
+        "metrics": {"loss": 1.0 / (i + 2), "acc": 0.9, "lr": 0.001},
+        "history": {"loss": [round(1.0 / (j + 1), 6) for j in range(80)],
+                    "acc": [round(j / 100.0, 6) for j in range(80)]},
+        "variables": {"lr": 0.001, "batch_size": 64},
+        "variable_types": {"lr": "float", "batch_size": "int"},
+        "logs": {"stdout": "run%05d.stdout.log" % i, "stderr": "run%05d.stderr.log" % i},
+        "resources": {"cpu_percent": 100.0, "rss_bytes": 1 << 30, "num_procs": 5, "num_threads": 20,
+                      "sampled_at": now},
+    }
+    if status == "FAILED":
+        d["error"] = "RuntimeError: CUDA out of memory"
+    return d
+
+
+def fill_archive(folder: str, n: int, start: int = 0) -> None:
+    """``n`` ended runs, files ``run<i>.json``, old modification times."""
+    me = socket.gethostname()
+    now = time.time()
+    for i in range(start, start + n):
+        age = 3600 + (i * 7919) % (90 * 86400)
+        d = run_doc(i, me if i % 3 else "node-%d" % (i % 7), ENDED[i % len(ENDED)], now - age)
+        path = os.path.join(folder, "run%05d.json" % i)
+        with open(path, "w") as f:
+            f.write(json.dumps(d))
+        os.utime(path, (now - age, now - age))
+
+
+def start_live(folder: str, n: int, children: int = 0, interval: float = 1.0,
+               prefix: str = "live") -> List[Tuple[str, subprocess.Popen]]:
+    """``n`` real writers; returns ``[(name, Popen)]`` once every file exists."""
+    live = []
+    for k in range(n):
+        name = "%s%02d" % (prefix, k)
+        p = subprocess.Popen([sys.executable, WRITER, "--folder", folder, "--name", name,
+                              "--children", str(children), "--interval", str(interval)],
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        live.append((name, p))
+    deadline = time.monotonic() + 120
+    for name, p in live:
+        path = os.path.join(folder, name + ".json")
+        while True:
+            try:
+                with open(path) as f:
+                    if json.load(f).get("ready", True):
+                        break
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                stop_all([q for _, q in live])
+                raise SystemExit("live runs did not start")
+            time.sleep(0.05)
+    return live
+
+
+def stop_all(procs) -> None:
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def rss_bytes(pid: int) -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
