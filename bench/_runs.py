@@ -82,7 +82,7 @@ def start_live(folder: str, n: int, children: int = 0, interval: float = 1.0,
                              stdin=subprocess.DEVNULL, start_new_session=True)
         live.append((name, p))
     deadline = time.monotonic() + 120
-    for name, p in live:
+    for name, _p in live:
         path = os.path.join(folder, name + ".json")
         while True:
             try:

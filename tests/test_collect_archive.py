@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -175,7 +174,7 @@ def test_archived_data_reads_like_the_parsed_file():
     a = scan_mod.ArchivedData(raw)
     assert a["metrics"] == {"loss": 1.5} and a.get("nope", 3) == 3 and "history" in a
     assert dict(a) == json.loads(raw) and a == json.loads(raw)
-    for i in range(scan_mod.PARSED_CACHE + 5):  # pushed out of the cache: parsed again
+    for _ in range(scan_mod.PARSED_CACHE + 5):  # pushed out of the cache: parsed again
         scan_mod.ArchivedData(raw)["run_name"]
     assert a["run_name"] == "x"
 

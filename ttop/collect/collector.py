@@ -163,6 +163,7 @@ class Collector:
         self.gpu = gpu or None
         self.tpu = tpu or None
         # real time: compared with file mtimes
+        self.single = single
         if single:  # one snapshot: nothing to watch or keep
             notify, archive = False, False
         self._scanner = FolderScanner(self.folder, notify=notify, compact=archive, sweep_seconds=sweep_seconds)
@@ -203,11 +204,14 @@ class Collector:
         """Run one cycle now, publish its snapshot as :attr:`latest`, call
         the listeners, and return it. Safe to call repeatedly (and while the
         thread runs: cycles are serialised)."""
+        # a big folder is read in parts, published once (kept compressed
+        # part by part: the parsed whole would need GBs); single: at once
+        budget = None if self.single else LOAD_BUDGET
         with self._cycle_lock:
-            snap = self._cycle(LOAD_BUDGET)
-            while self._pending:  # a big folder: read in parts, published once
+            snap = self._cycle(budget)
+            while self._pending:
                 self._seq -= 1
-                snap = self._cycle(LOAD_BUDGET)
+                snap = self._cycle(budget)
             self.latest = snap
         self._notify()
         return snap

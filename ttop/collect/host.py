@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
-import time
 import socket
+import time
 from typing import Dict, Optional, Sequence, Tuple
 
 import psutil

@@ -508,12 +508,12 @@ class FolderScanner:
         pending = self._pending
         if pending:
             t0 = time.perf_counter()
-            n = 0
+            n_read = 0
             while pending:
-                if budget is not None and n >= MIN_READS and time.perf_counter() - t0 >= budget:
+                if budget is not None and n_read >= MIN_READS and time.perf_counter() - t0 >= budget:
                     break
                 name = pending.pop()
-                n += 1
+                n_read += 1
                 if name in self._names and name not in self._cache:
                     self._visit(dfd, name, active, out)
         active.sort(key=_by_name)

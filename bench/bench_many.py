@@ -1,0 +1,151 @@
+"""Many runs: a folder of 50,000 progress files (10 live runs, the rest ended)
+and ``--once`` / ``--json`` over 10,000.
+
+Goals (exit status 1 when one is missed):
+
+* collector over 50,000 files: the first snapshot with every live run within
+  1 s of starting to collect (the thread's way: newest files first), steady
+  cycle median <= 100 ms, RSS <= 300 MB;
+* ``ttop FOLDER --once`` over 10,000 files <= 1 s wall, and ``--once --json``
+  streams (its first byte comes well before its last).
+
+The peer measured in the same run is ``top -b -n 1`` (one screen of every
+process on the machine), the figure the ratios are given against.
+
+    python bench/bench_many.py [--files 50000] [--once-files 10000] [--cycles 10]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _runs import ROOT, fill_archive, start_live, stop_all  # noqa: E402
+
+CHILD = r"""
+import json, os, sys, time
+sys.path.insert(0, sys.argv[2])
+t0 = time.perf_counter()
+from ttop.collect.collector import Collector
+c = Collector(sys.argv[1], interval=2.0, gpu=False, tpu=False)
+first = None
+while True:
+    s = c._collect_some()          # what the collector thread does
+    lives = sum(1 for r in s.runs if r.key.startswith("live") and r.status == "RUNNING")
+    if first is None and lives >= int(sys.argv[3]):
+        first = time.perf_counter() - t0
+    if not c._pending:
+        break
+loaded = time.perf_counter() - t0
+cycles = []
+for _ in range(int(sys.argv[4])):
+    time.sleep(0.5)
+    t = time.perf_counter()
+    s = c.collect()
+    cycles.append(time.perf_counter() - t)
+rss = 0
+with open("/proc/self/status") as f:
+    for line in f:
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) * 1024
+print(json.dumps({"first": first, "loaded": loaded, "cycles": cycles, "rss": rss, "runs": len(s.runs),
+                  "notify": c._scanner.notifying}))
+"""
+
+
+def top_once() -> float:
+    t = time.perf_counter()
+    subprocess.run(["top", "-b", "-n", "1"], stdout=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - t
+
+
+def timed_once(folder: str, *extra: str):
+    """(wall seconds to the first byte, to the end, bytes) of ttop --once."""
+    env = dict(os.environ, COLUMNS="120", PYTHONPATH=ROOT)
+    t = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "ttop", folder, "--once", *extra], stdout=subprocess.PIPE,
+                         env=env)
+    assert p.stdout is not None
+    first = p.stdout.read(1)
+    t_first = time.perf_counter() - t
+    rest = p.stdout.read()
+    p.wait()
+    return t_first, time.perf_counter() - t, len(first) + len(rest)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--files", type=int, default=50000)
+    ap.add_argument("--once-files", type=int, default=10000)
+    ap.add_argument("--cycles", type=int, default=10)
+    ap.add_argument("--live", type=int, default=10)
+    args = ap.parse_args()
+    ok = True
+    top = tempfile.mkdtemp(prefix="ttop-many-")
+    procs = []
+    try:
+        big = os.path.join(top, "big")
+        os.mkdir(big)
+        fill_archive(big, args.files - args.live)
+        live = start_live(big, args.live, interval=1.0)
+        procs = [p for _, p in live]
+        out = subprocess.run([sys.executable, "-c", CHILD, big, ROOT, str(args.live), str(args.cycles)],
+                             capture_output=True, text=True, timeout=1800)
+        if out.returncode != 0:
+            print(out.stderr)
+            return 1
+        import json
+
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        peers = [top_once() for _ in range(3)]
+        peer = statistics.median(peers)
+        med = statistics.median(r["cycles"])
+        print("collector, %d files (%d live), change notification %s:" % (r["runs"], args.live,
+                                                                          "on" if r["notify"] else "off"))
+        print("  first snapshot with every live run: %.2f s   (top -b -n 1: %.2f s, ratio %.1fx)"
+              % (r["first"], peer, r["first"] / peer))
+        print("  whole folder read: %.1f s" % r["loaded"])
+        print("  steady cycle: median %.1f ms (min %.1f, max %.1f, %d cycles)   (ratio to top -b -n 1: %.2fx)"
+              % (med * 1000, min(r["cycles"]) * 1000, max(r["cycles"]) * 1000, len(r["cycles"]), med / peer))
+        print("  RSS: %.0f MB" % (r["rss"] / 1e6))
+        for good, what in ((r["first"] <= 1.0, "first snapshot with the live runs <= 1 s"),
+                           (med <= 0.1, "steady cycle <= 100 ms"), (r["rss"] <= 300e6, "RSS <= 300 MB")):
+            print("%s  %s" % ("PASS" if good else "FAIL", what))
+            ok = ok and good
+        stop_all(procs)
+        procs = []
+
+        small = os.path.join(top, "small")
+        os.mkdir(small)
+        fill_archive(small, args.once_files)
+        timed_once(small)  # warm the page cache
+        table = [timed_once(small) for _ in range(3)]
+        js = [timed_once(small, "--json") for _ in range(3)]
+        peers = [top_once() for _ in range(3)]
+        peer = statistics.median(peers)
+        t_table = statistics.median(t for _, t, _ in table)
+        t_json = statistics.median(t for _, t, _ in js)
+        first_json = statistics.median(f for f, _, _ in js)
+        print("--once, %d files: table %.2f s, --json %.2f s (first byte at %.2f s, %.0f MB)   "
+              "(top -b -n 1: %.2f s; ratio %.1fx)"
+              % (args.once_files, t_table, t_json, first_json, js[0][2] / 1e6, peer, t_table / peer))
+        for good, what in ((t_table <= 1.0, "--once <= 1 s"),
+                           (first_json < 0.9 * t_json, "--json streams (first byte before the end)")):
+            print("%s  %s" % ("PASS" if good else "FAIL", what))
+            ok = ok and good
+    finally:
+        stop_all(procs)
+        shutil.rmtree(top, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
