@@ -26,7 +26,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 EXPECTED_TOP = [
     "format", "seq", "taken_at", "folder", "folder_error", "cycle_seconds", "host", "budgets",
     "gpus", "gpu_error", "tpus", "tpu_error", "skipped", "notices", "counts", "metric_columns", "health_counts",
-    "hosts", "runs",
+    "cost_total", "hosts", "runs",
 ]
 EXPECTED_RUN = [
     "key", "path", "run_name", "status", "reported_status", "status_inferred", "status_reason",
@@ -35,7 +35,7 @@ EXPECTED_RUN = [
     "epoch", "total_epochs", "batch", "total_batches", "train_batch", "train_total_batches",
     "val_batch", "val_total_batches", "rate", "times", "metrics", "metric_trends", "variables", "control_seq",
     "control_error", "logs", "links", "gpu_note", "owner_uid", "owner", "ownership_note",
-    "health", "health_reason", "gpu_utilization", "resources", "processes",
+    "health", "health_reason", "gpu_utilization", "cost", "cost_projected", "resources", "processes",
 ]
 EXPECTED_PROCESS = [
     "pid", "ppid", "name", "create_time", "depth", "status", "cmdline", "cpu_percent", "rss_bytes",

@@ -62,6 +62,40 @@ def _positive(what: str, minimum: float = 0.0, maximum: float = MAX_NUMBER):
     return parse
 
 
+def _nonneg(what: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("%s must be a number, got %r" % (what, text)) from None
+        if not math.isfinite(value) or value < 0 or value > MAX_NUMBER:
+            raise argparse.ArgumentTypeError("%s must be a number from 0 to %g, got %r" % (what, MAX_NUMBER, text))
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+def prices_from(args: argparse.Namespace) -> Any:
+    """Prices from --price-hour/--price-gpu-hour/--price-host, or None;
+    ValueError with one line for a bad --price-host."""
+    hosts = {}
+    for pair in getattr(args, "price_host", None) or ():
+        host, sep, text = pair.rpartition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not sep or not host or not math.isfinite(value) or value < 0 or value > MAX_NUMBER:
+            raise ValueError("--price-host takes HOST=PRICE with a price >= 0, got %r" % pair)
+        hosts[host] = value
+    if not (args.price_hour or args.price_gpu_hour or hosts):
+        return None
+    from .collect.cost import Prices
+
+    return Prices(machine=args.price_hour, gpu=args.price_gpu_hour, hosts=hosts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ttop",
@@ -109,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alert-timeout", type=_positive("alert-timeout"), default=10.0, metavar="SECONDS",
                    help="kill an alert command running longer than this (default: %(default)s)")
     p.add_argument("--bell", action="store_true", help="ring the terminal bell on each alert (monitor)")
+    p.add_argument("--price-hour", type=_nonneg("price-hour"), default=0.0, metavar="PRICE",
+                   help="price of a machine per hour: each run's cost is its run time at this price (see docs/health.md)")
+    p.add_argument("--price-gpu-hour", type=_nonneg("price-gpu-hour"), default=0.0, metavar="PRICE",
+                   help="price per GPU-hour, for each GPU a run holds")
+    p.add_argument("--price-host", action="append", default=[], metavar="HOST=PRICE",
+                   help="machine price per hour for runs on HOST (repeatable; overrides --price-hour)")
     p.add_argument("--ascii", action="store_true", help="draw with ASCII characters only (monitor and --once)")
     p.add_argument(
         "--serve",
@@ -144,6 +184,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--events/--alert-cmd need the monitor or --headless, not --once")
     try:
         args.health_config = health_config(args.health)
+        args.prices = prices_from(args)
     except ValueError as e:
         parser.error(str(e))
     return args
@@ -194,7 +235,8 @@ def make_collector(args: argparse.Namespace) -> Any:
 
     # --once: one cycle, nothing watched or archived for later
     return Collector(args.folder, interval=args.interval, budgets=make_budgets(args),
-                     health=getattr(args, "health_config", None), single=bool(getattr(args, "once", False)))
+                     health=getattr(args, "health_config", None), single=bool(getattr(args, "once", False)),
+                     prices=getattr(args, "prices", None))
 
 
 def make_alerts(args: argparse.Namespace, collector: Any, stderr: Optional[IO[str]]) -> Any:

@@ -129,6 +129,8 @@ class Collector:
     ``clock``: wall clock (heartbeat ages, ``taken_at``). ``health``: the
     thresholds of the health rules (:class:`~ttop.collect.health.HealthConfig`;
     default: the documented defaults; ``False``: no samples, no verdicts).
+    ``prices``: :class:`~ttop.collect.cost.Prices` to price each run's time
+    (``RunSnapshot.cost``); None: no cost.
     Each run's recent samples are kept in :attr:`recent`
     (:class:`~ttop.collect.recent.RecentSamples`).
     """
@@ -147,6 +149,7 @@ class Collector:
         archive: bool = True,
         sweep_seconds: float = SWEEP_SECONDS,
         single: bool = False,
+        prices: Any = None,
     ) -> None:
         self.folder = os.path.abspath(str(folder))
         self.interval = float(interval)
@@ -185,7 +188,8 @@ class Collector:
         #: each run's recent samples and health verdict
         self.recent: Optional[RecentSamples] = None
         if health is not False:
-            self.recent = RecentSamples(self.interval, health, heartbeat_limit=lambda d: heartbeat_limit(d, interval_))
+            self.recent = RecentSamples(self.interval, health, heartbeat_limit=lambda d: heartbeat_limit(d, interval_),
+                                        prices=prices)
         self._gpu_last: Any = None
         self._seq = 0
         self._cycle_lock = threading.Lock()
@@ -728,7 +732,7 @@ _TEMPLATE_KEYS = frozenset(("key", "path", "data", "run_name", "reported_status"
                             "pid_create_time", "file_error", "dropped_keys", "mtime", "owner_uid", "owner"))
 _DYNAMIC_KEYS = frozenset(("status", "status_inferred", "status_reason", "alive", "stale", "stale_reason",
                            "heartbeat_age", "resources", "processes", "gpu_note", "ownership_note",
-                           "health", "health_reason", "gpu_utilization"))  # the last three: set by RecentSamples
+                           "health", "health_reason", "gpu_utilization", "cost", "cost_projected"))  # from RecentSamples
 # The fast path only while it sets exactly RunSnapshot's fields (a field added
 # to snapshot.py later falls back to the constructor and its defaults).
 _FAST_NEW = (
@@ -758,7 +762,7 @@ def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age
         d["processes"] = processes
         d["gpu_note"] = note
         d["ownership_note"] = ownership_note
-        d["health"] = d["health_reason"] = d["gpu_utilization"] = None
+        d["health"] = d["health_reason"] = d["gpu_utilization"] = d["cost"] = d["cost_projected"] = None
         return obj
     return RunSnapshot(status=status, status_inferred=inferred, status_reason=reason, alive=alive,  # pragma: no cover
                        stale=stale, stale_reason=stale_reason, heartbeat_age=age, resources=resources,

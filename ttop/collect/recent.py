@@ -3,7 +3,8 @@
 :class:`RecentSamples` holds one bounded ring of :class:`~ttop.collect.health.Sample`
 per run (oldest first), appended once per collector cycle, and sets each
 published :class:`~ttop.collect.snapshot.RunSnapshot`'s ``health``,
-``health_reason`` and ``gpu_utilization`` before the snapshot is published.
+``health_reason`` and ``gpu_utilization`` (and, with prices, ``cost`` and
+``cost_projected``: :mod:`ttop.collect.cost`) before the snapshot is published.
 The same rings serve anything that wants a run's recent series (resource
 charts, heartbeat freshness): :meth:`RecentSamples.samples`.
 
@@ -25,6 +26,7 @@ import threading
 from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from .cost import Prices, run_cost
 from .health import DEFAULT_CONFIG, NOT_JUDGED, HealthConfig, Sample, Verdict, assess
 
 RUNNING = "RUNNING"
@@ -73,7 +75,7 @@ class _FileFacts:
 
 
 class _Track:
-    __slots__ = ("ring", "facts", "status", "alive", "resources", "processes", "verdict", "gpu_util", "repeat")
+    __slots__ = ("ring", "facts", "status", "alive", "resources", "processes", "verdict", "gpu_util", "repeat", "gpus")
 
     def __init__(self, maxlen: int) -> None:
         self.ring: Deque[Sample] = deque(maxlen=maxlen)
@@ -85,6 +87,7 @@ class _Track:
         self.verdict: Verdict = NOT_JUDGED
         self.gpu_util: Optional[float] = None
         self.repeat = False  # ring[-1] equals ring[-2] except for its time
+        self.gpus = 0  # most GPUs seen held at once (priced by --price-gpu-hour)
 
 
 class RecentSamples:
@@ -101,12 +104,16 @@ class RecentSamples:
         *,
         heartbeat_limit: Any = None,
         horizon: Optional[float] = None,
+        prices: Optional[Prices] = None,
     ) -> None:
         self.config = config if config is not None else DEFAULT_CONFIG
+        #: prices of run time (None: no cost is computed)
+        self.prices = prices if prices is not None and prices.any else None
         self.maxlen = ring_length(interval, self.config, horizon)
         self._hb = heartbeat_limit if heartbeat_limit is not None else (lambda data: 10.0)
         self._tracks: Dict[str, _Track] = {}
-        self._settled: Dict[str, Tuple[Any, Optional[str], Optional[str]]] = {}  # key -> (data, level, reason)
+        # key -> (data, level, reason, cost, projected)
+        self._settled: Dict[str, Tuple[Any, Optional[str], Optional[str], Optional[float], Optional[float]]] = {}
         self._lock = threading.Lock()  # readers copy a ring while the collector appends
 
     def samples(self, key: str) -> Tuple[Sample, ...]:
@@ -158,6 +165,9 @@ class RecentSamples:
                 if done[1] is not None:
                     setattr_(run, "health", done[1])
                     setattr_(run, "health_reason", done[2])
+                if done[3] is not None:
+                    setattr_(run, "cost", done[3])
+                    setattr_(run, "cost_projected", done[4])
                 continue
             tr = tracks.get(key)
             if tr is None:
@@ -167,7 +177,8 @@ class RecentSamples:
                     and tr.resources is run.resources and tr.processes is run.processes)
             if same and status != RUNNING:
                 verdict = tr.verdict  # ended and unchanged for two cycles: settled
-                settled[key] = (run.data, verdict.level, verdict.reason or None)
+                cost = self._cost(run, tr, now)
+                settled[key] = (run.data, verdict.level, verdict.reason or None) + cost
             else:
                 if same:  # only the time moved (e.g. a silent remote run)
                     last = tr.ring[-1]
@@ -175,7 +186,9 @@ class RecentSamples:
                 else:
                     if facts is None or facts.data is not run.data:
                         facts = tr.facts = _FileFacts(run.data, self._hb(run.data))
-                    s, tr.gpu_util = self._sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample)
+                    s, tr.gpu_util, ngpu = self._sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample)
+                    if ngpu > tr.gpus:
+                        tr.gpus = ngpu
                     tr.status, tr.alive, tr.resources, tr.processes = status, run.alive, run.resources, run.processes
                 self._append(tr, s)
                 verdict = tr.verdict = assess(tr.ring, config)
@@ -183,6 +196,15 @@ class RecentSamples:
                 setattr_(run, "health", verdict.level)
                 setattr_(run, "health_reason", verdict.reason or None)
                 setattr_(run, "gpu_utilization", tr.gpu_util)
+            if self.prices is not None:
+                so_far, projected = self._cost(run, tr, now)
+                setattr_(run, "cost", so_far)
+                setattr_(run, "cost_projected", projected)
+
+    def _cost(self, run: Any, tr: _Track, now: float) -> Tuple[Optional[float], Optional[float]]:
+        if self.prices is None:
+            return None, None
+        return run_cost(run.data, run.status, run.heartbeat_age, now, run.host, tr.gpus, self.prices)
 
     def _append(self, tr: _Track, s: Sample) -> None:
         ring = tr.ring
@@ -198,7 +220,7 @@ class RecentSamples:
                 tr.repeat = False
 
     @staticmethod
-    def _sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample) -> Tuple[Sample, Optional[float]]:
+    def _sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample) -> Tuple[Sample, Optional[float], int]:
         res = run.resources
         procs = run.processes
         main = procs[0] if procs else None
@@ -207,6 +229,7 @@ class RecentSamples:
         util = None
         gpu_limit = None
         dev_frac = None
+        ngpu = 1 if gpu_mem and not local else 0  # another host's run: at least one GPU
         if gpu_mem and local:
             pids = {p.pid for p in procs}
             devices: List[int] = []
@@ -222,6 +245,7 @@ class RecentSamples:
                 gpu_limit = sum(totals) if totals else None
             fracs = [g.memory_used / g.memory_total for g in devs if g.memory_total and g.memory_used is not None]
             dev_frac = max(fracs) if fracs else None
+            ngpu = max(1, len(devices))
             if gpu_sample is not None:
                 util = _run_util(pids, devices, gpu_sample, gpu_index)
         return Sample(
@@ -244,7 +268,7 @@ class RecentSamples:
             gpu_limit=gpu_limit,
             device_memory_fraction=dev_frac,
             gpu_utilization=util,
-        ), util
+        ), util, ngpu
 
 
 def _run_util(pids: Iterable[int], devices: Sequence[int], gpu_sample: Any, gpu_index: Mapping[int, Any]) -> Optional[float]:

@@ -91,6 +91,8 @@ class RunSnapshot:
     health: Optional[str] = None  # OK / WARN / CRIT (ttop.collect.health); None: not judged (ended)
     health_reason: Optional[str] = None  # e.g. "stalled: batch 120 unmoved for 75 s"
     gpu_utilization: Optional[float] = None  # % the run's processes use of their busiest GPU
+    cost: Optional[float] = None  # run time priced so far (ttop.collect.cost); None: no prices given
+    cost_projected: Optional[float] = None  # the same for elapsed + remaining
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ MATRIX_COLUMNS = (
     "gpu_memory_bytes",
     "num_procs",
     "num_threads",
+    "health",
+    "health_reason",
+    "cost",
+    "cost_projected",
 )
 METRIC_PREFIX = "metric_"
 #: Resources summarised in ``<run>_overall.csv`` (``<name>_min/_mean/_max``).
@@ -53,7 +57,12 @@ OVERALL_COLUMNS = (
     "status_inferred",
     "status_reason",
     "samples",
-) + tuple("%s_%s" % (r, s) for r in SUMMARY_RESOURCES for s in ("min", "mean", "max"))
+) + tuple("%s_%s" % (r, s) for r in SUMMARY_RESOURCES for s in ("min", "mean", "max")) + (
+    "health",
+    "health_reason",
+    "cost",
+    "cost_projected",
+)
 
 MATRIX_SUFFIX = "_matrix.csv"
 #: At most this many ``metric_`` columns per run (each new one rewrites the
@@ -109,6 +118,11 @@ def _csv_text(rows: Sequence[Sequence[str]]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerows(rows)
     return buf.getvalue()
+
+
+def _money(value: Any) -> Optional[float]:
+    """A cost rounded to 4 decimals (None stays None)."""
+    return None if value is None else round(float(value), 4)
 
 
 def _num(value: Any) -> Optional[float]:
@@ -314,6 +328,10 @@ class RunFiles:
             "gpu_memory_bytes": res.gpu_memory_bytes,
             "num_procs": res.num_procs,
             "num_threads": res.num_threads,
+            "health": getattr(run, "health", None),
+            "health_reason": getattr(run, "health_reason", None),
+            "cost": _money(getattr(run, "cost", None)),
+            "cost_projected": _money(getattr(run, "cost_projected", None)),
         }
         metrics = data.get("metrics")
         if isinstance(metrics, Mapping):
@@ -345,6 +363,8 @@ class RunFiles:
         self.reason = run.status_reason or ""
         self.started_at = _num(data.get("started_at"))
         self.ended_at = _num(data.get("ended_at"))
+        self.health = (getattr(run, "health", None), getattr(run, "health_reason", None))
+        self.cost = (_money(getattr(run, "cost", None)), _money(getattr(run, "cost_projected", None)))
 
     def write_overall(self) -> None:
         start = self.started_at if self.started_at is not None else self.first_ts
@@ -368,6 +388,9 @@ class RunFiles:
         ]
         for r in SUMMARY_RESOURCES:
             row.extend(self.aggs[r].cells())
+        health = getattr(self, "health", (None, None))
+        cost = getattr(self, "cost", (None, None))
+        row.extend([cell(health[0]), cell(health[1]), cell(cost[0]), cell(cost[1])])
         write_text_atomic(self.overall_path, _csv_text([OVERALL_COLUMNS, row]))
         self.dirty = False
         self.overall_status = self.status

@@ -41,6 +41,7 @@ TOP_KEYS = (
     "counts",
     "metric_columns",
     "health_counts",
+    "cost_total",
     "hosts",
     "runs",
 )
@@ -113,6 +114,8 @@ RUN_KEYS = (
     "health",
     "health_reason",
     "gpu_utilization",
+    "cost",
+    "cost_projected",
     "resources",
     "processes",
 )
@@ -142,6 +145,8 @@ _RUN_ATTRS = (
     "health",
     "health_reason",
     "gpu_utilization",
+    "cost",
+    "cost_projected",
 )
 _RUN_DICT_KEYS = ("times", "metrics", "variables", "logs", "links")
 RESOURCE_KEYS = (
@@ -230,6 +235,26 @@ def _metric_columns(runs: Any) -> List[str]:
         return []
 
 
+def cost_total(runs: Any) -> Optional[Dict[str, Any]]:
+    """``{"cost": sum so far, "projected": sum of projections}`` over the
+    runs that have a cost (projected: null if one of them has none); None
+    when no run has a cost (no prices given)."""
+    total = 0.0
+    projected: Optional[float] = 0.0
+    seen = False
+    for r in runs:
+        c = getattr(r, "cost", None)
+        if c is None:
+            continue
+        seen = True
+        total += c
+        p = getattr(r, "cost_projected", None)
+        projected = None if p is None or projected is None else projected + p
+    if not seen:
+        return None
+    return {"cost": json_safe(round(total, 4)), "projected": None if projected is None else json_safe(round(projected, 4))}
+
+
 def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True) -> Dict[str, Any]:
     """The snapshot as a dict of JSON values with exactly :data:`TOP_KEYS`
     (format ``ttop.snapshot/1``). Never raises on odd progress-file content.
@@ -269,6 +294,7 @@ def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True) -> Dict[str, An
         "counts": counts,
         "metric_columns": _metric_columns(runs),
         "health_counts": health,
+        "cost_total": cost_total(runs),
         "hosts": [_attrs(h, FLEET_KEYS) for h in host_summaries(snapshot)],
         "runs": [run_to_dict(r) for r in runs] if with_runs else [],
     }

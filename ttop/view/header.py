@@ -123,6 +123,7 @@ def budget_line(snapshot: Any, width: int) -> Optional[Line]:
     segs.append(("  RAM %s/%s (%s)" % (fmt.size(ram), fmt.size(b.ram_bytes), fmt.percent(100.0 * ram / b.ram_bytes if b.ram_bytes else None)), R.HEADER))
     if b.gpu_bytes:
         segs.append(("  GPU %s/%s (%s)" % (fmt.size(gpu), fmt.size(b.gpu_bytes), fmt.percent(100.0 * gpu / b.gpu_bytes)), R.HEADER))
+    segs += H.cost_segments(snapshot)
     return _pad(segs, width)
 
 

@@ -1,4 +1,5 @@
-"""Health verdicts on screen: the table's Health cell and the header's counts.
+"""Health verdicts and cost on screen: the table's Health and Cost cells and
+the header's counts and cost total.
 
 Pure: a run's ``health`` / ``health_reason`` (set by the collector, see
 ``ttop.collect.health``) -> text and a colour role. The symbol tells the
@@ -62,3 +63,45 @@ def header_segments(snapshot: Any, alerts: int = 0, ascii: bool = False) -> List
         segs.append(("%d alert%s" % (alerts, "" if alerts == 1 else "s"), R.NOTICE))
         segs.append(("  ", R.HEADER))
     return segs
+
+
+def money(x: Any) -> str:
+    """``0.42``, ``12.50``, ``1234``; ``-`` when unknown."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool) or x != x:
+        return fmt.NA
+    return "%.0f" % x if abs(x) >= 1000 else "%.2f" % x
+
+
+def cost_text(run: Any) -> str:
+    """``so far/projected`` (``12.50/40.00``), ``12.50`` without a projection."""
+    c = getattr(run, "cost", None)
+    if c is None:
+        return fmt.NA
+    p = getattr(run, "cost_projected", None)
+    return money(c) if p is None or getattr(run, "status", None) != "RUNNING" else "%s/%s" % (money(c), money(p))
+
+
+def cost_totals(snapshot: Any) -> Optional[tuple]:
+    """(sum so far, sum projected or None) over runs with a cost, or None."""
+    total, seen = 0.0, False
+    proj: Optional[float] = 0.0
+    for r in getattr(snapshot, "runs", ()) or ():
+        c = getattr(r, "cost", None)
+        if c is None:
+            continue
+        seen = True
+        total += c
+        p = getattr(r, "cost_projected", None)
+        proj = None if p is None or proj is None else proj + p
+    return (total, proj) if seen else None
+
+
+def cost_segments(snapshot: Any) -> List[Segment]:
+    """``  Cost 12.50 -> 40.00`` for the header's budget line (empty without prices)."""
+    t = cost_totals(snapshot)
+    if t is None:
+        return []
+    text = "  Cost %s" % money(t[0])
+    if t[1] is not None:
+        text += " (projected %s)" % money(t[1])
+    return [(text, R.HEADER)]

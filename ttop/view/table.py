@@ -293,6 +293,10 @@ def health_column(ascii: bool = False) -> Column:
                   value=H.health_rank, cell_role=H.health_role)
 
 
+#: Cost so far / projected total (after Threads, only when prices are given).
+COST_COLUMN = Column("cost", "Cost", 13, ">", H.cost_text, value=lambda r: getattr(r, "cost", None))
+
+
 def sort_value(col: Optional[Column], run: Any) -> Any:
     """What a sort compares for ``run`` in ``col`` (None: the name): a float
     for numbers and durations, lower-case text otherwise; None when unknown
@@ -357,7 +361,8 @@ def _multi_host(snapshot: Any) -> bool:
 
 def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional[Sequence[Any]] = None) -> List[Column]:
     """The scrollable columns: Host only when runs come from several hosts,
-    Health after Status when any run has a verdict, and after Rate up to 3 metric columns (the metrics the shown runs report,
+    Health after Status when any run has a verdict, Cost after Threads when
+    runs are priced, and after Rate up to 3 metric columns (the metrics the shown runs report,
     loss-like names first; ``state.metrics`` overrides the choice)."""
     multi = _multi_host(snapshot)
     ascii = state.ascii if state is not None else False
@@ -369,6 +374,7 @@ def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional
         names = M.default_metrics(runs)
     # Health only when the collector judged a run (live runs always are)
     judged = snapshot is not None and any(getattr(r, "health", None) is not None for r in snapshot.runs)
+    priced = snapshot is not None and any(getattr(r, "cost", None) is not None for r in snapshot.runs)
     out: List[Column] = []
     for c in COLUMNS:
         if c.key == "host" and not multi:
@@ -376,6 +382,8 @@ def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional
         out.append(c)
         if c.key == "status" and judged:
             out.append(health_column(ascii))
+        if c.key == "threads" and priced:
+            out.append(COST_COLUMN)
         if c.key == METRICS_AFTER:
             out.extend(metric_column(n, ascii) for n in names)
     return out
