@@ -262,18 +262,22 @@ def test_signal_menu_confirms_and_sends(progress_dir, spawn):
     assert p.poll() is None
 
 
-def test_signal_refused_for_remote_run_and_unknown_create_time(progress_dir):
+def test_remote_run_is_signalled_through_its_control_file_and_unknown_create_time_refused(progress_dir):
     remote = make_run(progress_dir, "far", pid=os.getpid(), ct=psutil.Process().create_time())
     remote = type(remote)(**dict(remote.__dict__, local=False, host="otherhost"))
     ctx = Ctx(progress_dir, [remote])
-    assert levers.open_signal(ctx, Target("run", "far", remote.pid, remote.pid_create_time)) is None
-    assert ctx.notices[-1] == ("cannot signal run far: it runs on host otherhost, not here", True)
+    menu = levers.open_signal(ctx, Target("run", "far", remote.pid, remote.pid_create_time))
+    assert menu is not None and "run far (on host otherhost" in menu.title and "through its control file" in menu.title
     # a container on this host with its own PID namespace: named as such, not as "host <this host>"
     boxed = type(remote)(**dict(remote.__dict__, key="boxed", run_name="boxed", host=socket.gethostname()))
     ctx = Ctx(progress_dir, [boxed])
-    assert levers.open_signal(ctx, Target("run", "boxed", boxed.pid, boxed.pid_create_time)) is None
-    assert ctx.notices[-1] == ("cannot signal run boxed: it runs in another PID namespace (a container?), not here",
-                               True)
+    menu = levers.open_signal(ctx, Target("run", "boxed", boxed.pid, boxed.pid_create_time))
+    assert menu is not None and "in another PID namespace (a container?)" in menu.title
+    # an ended remote run: nobody there to answer
+    ended = type(remote)(**dict(remote.__dict__, status="FINISHED"))
+    ctx = Ctx(progress_dir, [ended])
+    assert levers.open_signal(ctx, Target("run", "far", remote.pid, remote.pid_create_time)) is None
+    assert "not running with a live heartbeat" in ctx.notices[-1][0]
     local = make_run(progress_dir, "near", pid=os.getpid(), ct=None)
     ctx = Ctx(progress_dir, [local])
     assert levers.open_signal(ctx, Target("run", "near", os.getpid(), None)) is None

@@ -54,8 +54,16 @@ resources
     "num_threads", "sampled_at"}``: the writer's own sample of its process tree
 links
     ``{"wandb": "https://..."}``
+signals
+    ``signal_ack`` ``{"seq", "name", "target", "ok", "result", "at"}``: the
+    writer's answer to the last ``signal`` request of the control file
+    (``ok`` false: refused, ``result`` says why)
 
-Control file: ``{"format": "ttop.control/1", "seq": N, "variables": {...}}``.
+Control file: ``{"format": "ttop.control/1", "seq": N, "variables": {...}}``,
+optionally with ``"signal": {"name": "SIGTERM", "target": "main"|"tree",
+"seq": K}``: a request to the run's own writer to signal its main process or
+its whole tree (how ttop signals a run on another host). ``K`` has its own
+sequence; the writer acts on a ``K`` above the last one it acknowledged.
 """
 from __future__ import annotations
 
@@ -124,6 +132,7 @@ _OPTIONAL_TYPES: Dict[str, Tuple[type, ...]] = {
     "run_dir": (str,),
     "resources": (dict,),
     "links": (dict,),
+    "signal_ack": (dict,),
 }
 
 
@@ -439,6 +448,20 @@ def parse_progress(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
 def parse_control(raw: bytes) -> Tuple[int, Dict[str, Any]]:
     """Parse a control file: returns ``(seq, variables)`` or raises
     :class:`ProgressError` with the reason."""
+    seq, variables, _signal = parse_control_doc(raw)
+    return seq, variables
+
+
+#: Signals ttop offers, here and through a control file's ``signal`` request.
+SIGNAL_NAMES = ("SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGSTOP", "SIGCONT", "SIGUSR1", "SIGUSR2")
+#: ``signal.target``: the run's main process, or its whole process tree.
+SIGNAL_TARGETS = ("main", "tree")
+
+
+def parse_control_doc(raw: bytes) -> Tuple[int, Dict[str, Any], Any]:
+    """Parse a control file: ``(seq, variables, signal)`` where ``signal`` is
+    the raw ``signal`` value (None when absent; check it with
+    :func:`parse_signal_request`). Raises :class:`ProgressError`."""
     obj = _loads(raw, "control")
     if not isinstance(obj, dict):
         raise ProgressError("control file is not a JSON object")
@@ -450,13 +473,37 @@ def parse_control(raw: bytes) -> Tuple[int, Dict[str, Any]]:
     variables = obj.get("variables", {})
     if not isinstance(variables, dict):
         raise ProgressError("control variables is not an object")
-    return seq, variables
+    return seq, variables, obj.get("signal")
 
 
-def write_control(folder: str, run_name: str, seq: int, variables: Mapping[str, Any]) -> str:
-    """Atomically write the control file for ``run_name``; returns its path."""
+def parse_signal_request(value: Any) -> Tuple[int, str, str]:
+    """A control file's ``signal`` request ``{"name": "SIGTERM", "target":
+    "main"|"tree", "seq": N}`` as ``(seq, name, target)``; raises
+    :class:`ProgressError` naming what is wrong (the ``seq`` is needed to
+    acknowledge a refusal: without a usable one the request is ignored)."""
+    if not isinstance(value, dict):
+        raise ProgressError("signal request is not an object")
+    seq = value.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise ProgressError("signal request seq missing or not a positive integer")
+    name = value.get("name")
+    if name not in SIGNAL_NAMES:
+        raise ProgressError("unknown signal %s (known: %s)" % (_short_str(json.dumps(name), 40), ", ".join(SIGNAL_NAMES)))
+    target = value.get("target", "main")
+    if target not in SIGNAL_TARGETS:
+        raise ProgressError("signal target %s is not main or tree" % _short_str(json.dumps(target), 40))
+    return seq, name, target
+
+
+def write_control(folder: str, run_name: str, seq: int, variables: Mapping[str, Any],
+                  signal: Optional[Mapping[str, Any]] = None) -> str:
+    """Atomically write the control file for ``run_name`` (with a ``signal``
+    request when given); returns its path."""
     path = control_path(folder, run_name)
-    write_json_atomic(path, {"format": CONTROL_FORMAT, "seq": int(seq), "variables": dict(variables)})
+    doc: Dict[str, Any] = {"format": CONTROL_FORMAT, "seq": int(seq), "variables": dict(variables)}
+    if signal is not None:
+        doc["signal"] = dict(signal)
+    write_json_atomic(path, doc)
     return path
 
 

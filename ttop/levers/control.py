@@ -127,3 +127,51 @@ def _mentions_any(text: str, data: Mapping[str, Any]) -> bool:
     if not isinstance(variables, Mapping):
         return False
     return any(_mentions(text, str(n)) for n in variables)
+
+
+# ---------------------------------------------------------------------------
+# signal requests (runs ttop cannot signal directly: another host, another
+# PID namespace)
+
+
+def signal_acked(data: Mapping[str, Any]) -> int:
+    """The seq of the last signal request the run acknowledged (0: none)."""
+    ack = data.get("signal_ack")
+    seq = ack.get("seq") if isinstance(ack, Mapping) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+
+
+def write_signal_request(folder: str, key: str, data: Mapping[str, Any], name: str,
+                         target: str = "main") -> int:
+    """Ask the run's own writer to send signal ``name`` to its main process
+    or its process tree (``target``); returns the request's seq.
+
+    The control file keeps its variable edits (seq and variables unchanged,
+    so nothing is applied twice) and gains ``signal: {name, target, seq}``,
+    seq = max(the file's last request, the run's ``signal_ack.seq``) + 1.
+    Raises OSError if the file cannot be written."""
+    seq, variables = current_control(folder, key, data)  # a file left by an earlier run does not count
+    if seq is None:
+        seq, variables = acked_seq(data), {}
+    old_signal: Any = None
+    try:
+        _s, _v, old_signal = P.parse_control_doc(P.read_capped(P.control_path(folder, key), P.MAX_CONTROL_BYTES))
+    except (OSError, P.ProgressError):
+        pass
+    last = old_signal.get("seq") if isinstance(old_signal, dict) else None
+    last = last if isinstance(last, int) and not isinstance(last, bool) else 0
+    new = max(last, signal_acked(data)) + 1
+    P.write_control(folder, key, seq, variables, signal={"name": name, "target": target, "seq": new})
+    return new
+
+
+def signal_state(data: Mapping[str, Any], seq: int) -> Tuple[str, str]:
+    """The state of signal request ``seq`` given the run's latest progress
+    data: ``("pending", "")``, ``("applied", result)`` or ``("refused", result)``."""
+    ack = data.get("signal_ack")
+    if not isinstance(ack, Mapping) or signal_acked(data) < seq:
+        return "pending", ""
+    result = str(ack.get("result") or "")
+    if signal_acked(data) > seq:
+        return "applied", "superseded by a later request"
+    return ("applied" if ack.get("ok") is True else "refused"), result

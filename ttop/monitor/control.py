@@ -11,9 +11,10 @@ from ..progress import (
     MAX_CONTROL_BYTES,
     ProgressError,
     coerce_value,
-    parse_control,
+    parse_control_doc,
     type_name,
 )
+from .remote import check_request
 
 
 def _user(uid: int) -> str:
@@ -37,13 +38,15 @@ class ControlPoller:
 
     :meth:`poll` returns None when nothing new is there, else ``(seq,
     variables, None)`` for a valid file or ``(None, None, reason)`` for one
-    that cannot be used. It never raises.
+    that cannot be used. It never raises. The file's raw ``signal`` request
+    of the last valid read is kept in :attr:`signal`.
     """
 
     def __init__(self, path: str, uid: Optional[int] = None) -> None:
         self.path = path
         self.uid = os.geteuid() if uid is None else uid
         self._sig: Optional[Tuple[int, int, int, int]] = None
+        self.signal: Any = None
 
     def _stat(self) -> Optional[Tuple[int, int, int, int]]:
         try:
@@ -86,7 +89,7 @@ class ControlPoller:
             return None
         self._sig = sig
         try:
-            seq, variables = parse_control(self._read())
+            seq, variables, self.signal = parse_control_doc(self._read())
         except ProgressError as e:
             return None, None, "control file ignored: %s" % e
         except FileNotFoundError:
@@ -153,6 +156,12 @@ class VariableControl:
         self.error: Optional[str] = None
         self._lock = lock
         self._callback_error_reported = False
+        #: the last signal request seen (see :mod:`ttop.monitor.remote`)
+        self.signal_seq = 0
+        #: ``(seq, (name, target) or None, refusal or None)`` not handled yet
+        self.pending_signal: Optional[Tuple[int, Optional[Tuple[str, str]], Optional[str]]] = None
+        #: the ``signal_ack`` written to the progress file
+        self.signal_ack: Optional[Dict[str, Any]] = None
 
     def track(self, variables: Mapping[str, Any]) -> None:
         """Register variables (see :meth:`TrainingMonitor.track_variables`)."""
@@ -189,6 +198,10 @@ class VariableControl:
             self.error = reason
             return
         assert seq is not None and values is not None
+        request = check_request(self.poller.signal, self.signal_seq)
+        if request is not None:
+            self.signal_seq = request[0]
+            self.pending_signal = request
         if seq <= self.seq:
             return
         with self._lock:
@@ -222,4 +235,5 @@ class VariableControl:
             "variable_types": var_types,
             "control_seq": self.seq,
             "control_error": self.error,
+            "signal_ack": dict(self.signal_ack) if self.signal_ack else None,
         }

@@ -35,8 +35,9 @@ from .control import VariableControl, report
 from .estimates import RunState, count_arg, estimate, update_rate
 from .files import ProgressWriter, check_folder, default_run_name, resolve_target
 from .history import MetricLog
-from .hooks import error_text
 from .names import claim_name, live_run_pid
+from .phases import PhaseContext
+from .remote import answer_request
 from .series import MetricHistory
 
 T = TypeVar("T")
@@ -403,9 +404,9 @@ class TrainingMonitor:
         self._mq.append((-1, self._n))
         self._n = 0
 
-    def phase(self, name: str, total_batches: Optional[int] = None) -> "_PhaseContext":
+    def phase(self, name: str, total_batches: Optional[int] = None) -> "PhaseContext":
         """``with monitor.phase("validation", total_batches=40): ...``"""
-        return _PhaseContext(self, name, total_batches)
+        return PhaseContext(self, name, total_batches)
 
     # ------------------------------------------------------------------
     # terminal statuses
@@ -418,10 +419,10 @@ class TrainingMonitor:
         """Record FAILED with ``msg`` (a string or an exception; the traceback
         tail of the exception being handled, if any, is appended)."""
         if isinstance(msg, BaseException):
-            error = error_text(msg)
+            error = hooks.error_text(msg)
         else:
             current = sys.exc_info()[1]
-            error = error_text(current, None if msg is None else str(msg))
+            error = hooks.error_text(current, None if msg is None else str(msg))
         self._terminal(FAILED, error)
 
     def set_canceled(self, reason: Optional[str] = None) -> None:
@@ -486,7 +487,7 @@ class TrainingMonitor:
                 ev = et()
             if ev.__traceback__ is None:
                 ev = ev.with_traceback(tb)
-            self._terminal(FAILED, error_text(ev), defer_capture=True)
+            self._terminal(FAILED, hooks.error_text(ev), defer_capture=True)
 
     # ------------------------------------------------------------------
     # the background thread
@@ -511,13 +512,11 @@ class TrainingMonitor:
                         pass
                     next_sample = now + self.resource_interval
                 self._control.poll(self.on_variable_change)
+                answer_request(self._control, self._pid, self._wall, self._write_now)
                 if sampler is not None:
                     self._pid_create_time = sampler.refresh_create_time()
-                with self._lock:
-                    if self._closed:
-                        break
-                    data = self._build(self._mono(), self._wall(), tick=True)
-                self._write(data)
+                if not self._write_now(tick=True):
+                    break
                 self._mlog.flush(self._wall())
                 if self._wake.wait(self.interval):
                     self._wake.clear()
@@ -525,6 +524,15 @@ class TrainingMonitor:
         finally:
             if sampler is not None:
                 sampler.close()
+
+    def _write_now(self, tick: bool = False) -> bool:
+        """Build and write the file now; False once the monitor has ended."""
+        with self._lock:
+            if self._closed:
+                return False
+            data = self._build(self._mono(), self._wall(), tick=tick)
+        self._write(data)
+        return True
 
     # ------------------------------------------------------------------
     # building and writing the file
@@ -589,19 +597,3 @@ class TrainingMonitor:
 
     def __repr__(self) -> str:
         return "TrainingMonitor(%r, status=%s)" % (self.path, self._status)
-
-
-class _PhaseContext:
-    def __init__(self, monitor: TrainingMonitor, name: str, total: Optional[int]) -> None:
-        self.monitor, self.name, self.total = monitor, name, total
-
-    def __enter__(self) -> TrainingMonitor:
-        self.monitor.start_phase(self.name, total_batches=self.total)
-        cur = self.monitor._state.cur
-        self._gen = cur.gen if cur is not None else -1
-        return self.monitor
-
-    def __exit__(self, *exc: Any) -> None:
-        cur = self.monitor._state.cur
-        if cur is not None and cur.gen == self._gen:
-            self.monitor.end_phase()

@@ -15,7 +15,7 @@ and report.
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..levers import delete as D
 from ..levers import signals as S
@@ -26,7 +26,7 @@ from .editor import EditorScreen
 from .output import OutputScreen
 from .screen import AppContext, Screen, Target
 
-__all__ = ["open_editor", "open_output", "open_signal", "open_signal_all", "open_delete"]
+__all__ = ["open_editor", "open_output", "open_signal", "open_remote_signal", "open_signal_all", "open_delete"]
 
 
 def _run(ctx: AppContext, key: str) -> Any:
@@ -78,16 +78,55 @@ def describe_target(ctx: AppContext, target: Target) -> str:
     return "PID %d (%s)" % (target.pid, inner)
 
 
-def open_signal(ctx: AppContext, target: Target) -> Optional[Screen]:
+def open_remote_signal(ctx: AppContext, run: Any, on_request: Optional[Callable[[str, int, str], None]] = None
+                       ) -> Optional[Screen]:
+    """``k`` on a run ttop cannot signal itself (another host, another PID
+    namespace): ask the run's own writer, through its control file."""
+    from ..levers.control import write_signal_request
+
+    if run.status != "RUNNING" or run.stale:
+        ctx.notify("cannot signal run %s %s: it is not running with a live heartbeat" % (
+            clean(run.run_name), clean(S.where_else(run))), error=True)
+        return None
+    where = clean(S.where_else(run))
+    items = _signal_items() + [("SIGTERM tree", "SIGTERM to every process of the run (its own writer sends it)")]
+
+    def chosen(index: int, ctx: AppContext) -> None:
+        name, target = (S.SIGNAL_NAMES[index], "main") if index < len(S.SIGNAL_NAMES) else ("SIGTERM", "tree")
+        body: List[Tuple[str, str]] = [
+            ("Ask run %s (%s) to send %s to its %s?" % (clean(run.run_name), where, name,
+                                                       "main process" if target == "main" else "whole process tree"),
+             R.NORMAL),
+            ("The request goes into its control file; the run's own writer checks it, answers, and sends it.", R.DIM),
+        ]
+
+        def yes(ctx: AppContext) -> None:
+            folder = os.path.dirname(run.path)
+            try:
+                seq = write_signal_request(folder, run.key, run.data, name, target)
+            except OSError as e:
+                ctx.notify("%s not requested: cannot write the control file: %s" % (name, e.strerror or e), error=True)
+                return
+            ctx.notify("%s requested from run %s %s: pending until it answers" % (name, clean(run.run_name), where))
+            if on_request is not None:
+                on_request(run.key, seq, name)
+            ctx.refresh_now()
+
+        ctx.push(ConfirmDialog("Request %s" % name, body, yes, prompt="y: request, any other key: cancel"))
+
+    owner = ", user %s" % clean(run.owner) if run.owner else ""
+    return MenuDialog("Signal run %s (%s%s) through its control file" % (clean(run.run_name), where, owner), items, chosen)
+
+
+def open_signal(ctx: AppContext, target: Target,
+                on_request: Optional[Callable[[str, int, str], None]] = None) -> Optional[Screen]:
     what = describe_target(ctx, target)
     notes: List[str] = []
     if target.kind == "thread":
         notes.append(S.THREAD_SIGNAL_NOTE)
     run = _run(ctx, target.run_key)
     if run is not None and not run.local:
-        ctx.notify("cannot signal run %s: it runs %s, not here" % (clean(run.run_name), clean(S.where_else(run))),
-                   error=True)
-        return None
+        return open_remote_signal(ctx, run, on_request)
     if run is not None and target.kind == "run":
         why = S.signal_refusal(run)
         if why is not None:

@@ -7,7 +7,7 @@ and pushes the other screens (help, and the lever screens of
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..view.screen import main_frame
 from ..view.state import ViewState
@@ -31,6 +31,7 @@ class MainScreen(Screen):
         self._page = 10
         self._paused_snapshot: Any = None
         self._refresh_seq: Optional[int] = None
+        self._requests: Dict[str, Tuple[int, str]] = {}  # run key -> (seq, signal) asked through its control file
 
     # -- drawing -------------------------------------------------------------
 
@@ -59,8 +60,28 @@ class MainScreen(Screen):
                 self.state = self.state.with_(top=frame.table.top, sel_index=max(0, self._sel))
         return frame.lines
 
+    def _remote_requested(self, run_key: str, seq: int, name: str) -> None:
+        self._requests[run_key] = (seq, name)
+
+    def _follow_requests(self, ctx: AppContext, snap: Any) -> None:
+        """Say when a run answers a signal request (pending -> applied / refused)."""
+        from ..levers.control import signal_state
+
+        for key, (seq, name) in list(self._requests.items()):
+            run = snap.run(key)
+            if run is None:
+                del self._requests[key]
+                continue
+            state, result = signal_state(run.data, seq)
+            if state != "pending":
+                del self._requests[key]
+                ctx.notify("run %s: %s %s%s" % (clean(run.run_name), name, state, (": " + clean(result)) if result else ""),
+                           error=state == "refused")
+
     def on_snapshot(self, ctx: AppContext) -> None:
         snap = ctx.snapshot
+        if self._requests and snap is not None:
+            self._follow_requests(ctx, snap)
         if self.state.refreshing and snap is not None and (self._refresh_seq is None or snap.seq > self._refresh_seq):
             self.state = self.state.with_(refreshing=False)
             if self.state.paused:  # r while paused: show that one new snapshot
@@ -278,7 +299,7 @@ class MainScreen(Screen):
             if target is None:
                 ctx.notify("nothing to signal: no row selected or the run has no PID", error=True)
                 return
-            screen = levers.open_signal(ctx, target)
+            screen = levers.open_signal(ctx, target, self._remote_requested)
         else:
             if row is None:
                 ctx.notify("no run selected", error=True)

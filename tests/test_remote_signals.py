@@ -1,0 +1,143 @@
+"""Signals through the control file: ttop on this host asks the writer of a
+run on "another host" (its own PID namespace and hostname, made with
+unshare) to signal itself; the writer checks the request, acknowledges it in
+the progress file and delivers it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from conftest import wait_until
+from test_collect_remote import UNSHARE, read_json, unshare_allowed
+from users import shared_dir, three_users  # noqa: F401 (fixtures)
+from ttop.levers.control import signal_state, write_signal_request
+from ttop.progress import write_control
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+JOB = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from ttop import TrainingMonitor
+with TrainingMonitor(folder=sys.argv[2], run_name="remote", interval=0.2) as m:
+    m.start_phase("train", total_batches=10 ** 9)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        m.start_batch()
+        time.sleep(0.01)
+"""
+
+
+@pytest.fixture
+def progress_dir(shared_dir):  # noqa: F811 - reachable by the other users of the last test
+    from pathlib import Path
+
+    return Path(shared_dir)
+
+
+@pytest.fixture
+def remote_job(spawn, progress_dir):
+    why = unshare_allowed()
+    if why:
+        pytest.skip(why)
+    # sh stays PID 1 of the namespace (an init), the job is PID 2: a SIGSTOP to
+    # a namespace's PID 1 is ignored by the kernel
+    cmd = UNSHARE + ["sh", "-c", 'hostname gpu-node-9 && "$0" -c "$1" "$2" "$3"', sys.executable, JOB, ROOT,
+                     str(progress_dir)]
+    outer = spawn(cmd)
+    path = progress_dir / "remote.json"
+    wait_until(lambda: (read_json(path) or {}).get("host") == "gpu-node-9", timeout=60)
+
+    def host_pid():
+        for p in psutil.Process(outer.pid).children(recursive=True):
+            if p.name().startswith("python"):
+                return p.pid
+        return None
+
+    pid = wait_until(host_pid, timeout=30)
+    return outer, path, pid
+
+
+def _ack(path, seq):
+    data = read_json(path) or {}
+    state, result = signal_state(data, seq)
+    return (state, result) if state != "pending" else None
+
+
+def _proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2]
+
+
+def test_sigterm_request_ends_the_remote_run_as_canceled(remote_job, progress_dir):
+    outer, path, pid = remote_job
+    data = read_json(path)
+    assert data["pid"] != pid  # its own PID namespace: ttop could not signal it by PID
+    seq = write_signal_request(str(progress_dir), "remote", data, "SIGTERM")
+    wait_until(lambda: (read_json(path) or {}).get("status") == "CANCELED", timeout=30)
+    final = read_json(path)
+    assert final["signal_ack"]["seq"] == seq and final["signal_ack"]["ok"] is True
+    assert final["signal_ack"]["name"] == "SIGTERM"
+    assert outer.wait(timeout=30) == 128 + signal.SIGTERM  # the job died of SIGTERM
+
+
+def test_sigstop_then_sigcont_through_the_control_file(remote_job, progress_dir):
+    outer, path, pid = remote_job
+    seq = write_signal_request(str(progress_dir), "remote", read_json(path), "SIGSTOP")
+    wait_until(lambda: _proc_state(pid) == "T", timeout=30)
+    state, result = wait_until(lambda: _ack(path, seq), timeout=30)
+    assert state == "applied" and "SIGSTOP" in result
+    seq2 = write_signal_request(str(progress_dir), "remote", read_json(path), "SIGCONT")
+    assert seq2 == seq + 1
+    wait_until(lambda: _proc_state(pid) in ("R", "S"), timeout=30)
+    state, result = wait_until(lambda: _ack(path, seq2), timeout=30)  # the resumed writer acknowledges it
+    assert state == "applied" and result.startswith("sent SIGCONT")
+    assert (read_json(path) or {}).get("status") == "RUNNING"
+
+
+def test_unknown_signal_is_refused_with_a_reason(remote_job, progress_dir):
+    outer, path, pid = remote_job
+    data = read_json(path)
+    write_control(str(progress_dir), "remote", data.get("control_seq", 0), {},
+                  signal={"name": "SIGSEGV", "target": "main", "seq": 7})
+    state, result = wait_until(lambda: _ack(path, 7), timeout=30)
+    assert state == "refused" and "unknown signal" in result and "SIGSEGV" in result
+    assert _proc_state(pid) in ("R", "S") and (read_json(path) or {}).get("status") == "RUNNING"
+
+
+def test_request_written_by_another_user_is_refused(remote_job, progress_dir, three_users):  # noqa: F811
+    outer, path, pid = remote_job
+    stranger = three_users[0]
+    doc = {"format": "ttop.control/1", "seq": 0, "variables": {},
+           "signal": {"name": "SIGTERM", "target": "main", "seq": 1}}
+    stranger.write(str(progress_dir / "control_remote.json"), json.dumps(doc).encode())
+    wait_until(lambda: "owned by" in str((read_json(path) or {}).get("control_error")), timeout=30)
+    data = read_json(path)
+    assert data["status"] == "RUNNING" and data.get("signal_ack") is None
+    assert outer.poll() is None
+
+
+def test_k_on_a_remote_run_requests_the_signal_and_shows_the_answer(remote_job, progress_dir, ttop_term):
+    outer, path, pid = remote_job
+    t = ttop_term(str(progress_dir), cols=120, rows=24)
+    t.wait_for("remote")
+    t.wait_for("RUNNING")
+    t.press("k")
+    t.wait_for("Signal run remote (on host gpu-node-9, user root) through its control file")
+    t.press("1")  # SIGTERM
+    t.wait_for("Ask run remote (on host gpu-node-9) to send SIGTERM to its main process?")
+    t.press("y")
+    t.wait_for("SIGTERM requested from run remote on host gpu-node-9: pending until it answers")
+    t.wait_for("run remote: SIGTERM applied", timeout=30)
+    wait_until(lambda: (read_json(path) or {}).get("status") == "CANCELED", timeout=30)
+    t.wait_for("CANCELED", timeout=30)

@@ -1,0 +1,107 @@
+"""The stop guard: delivers signal requests to a run that is stopped.
+
+A run stopped with SIGSTOP through its control file cannot read that file any
+more (every thread of the process is stopped), so before the writer stops
+itself it starts this small process (``python -I -S _stopguard.py PID
+CONTROL UID SEQ TARGET``, standard library only). It polls the control file
+every 0.2 s, reading it the way the writer does: opened without following a
+symbolic link and without blocking, used only when it is a regular file owned
+by ``UID`` or root. The first request with a sequence above ``SEQ`` is sent to
+``PID`` (and, for target ``tree``, to its descendants) and, unless it was
+another SIGSTOP, followed by SIGCONT so that the run can act on it; the
+resumed writer then finds the same request in the control file and
+acknowledges it in the progress file. The guard exits after one request, when
+the process is no longer stopped (continued by anyone) or gone.
+"""
+import json
+import os
+import signal
+import stat
+import sys
+import time
+
+KNOWN = ("SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGSTOP", "SIGCONT", "SIGUSR1", "SIGUSR2")
+
+
+def state(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw[raw.rfind(b")") + 2:raw.rfind(b")") + 3].decode("ascii", "replace")
+
+
+def request(path, uid, last):
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid not in (uid, 0) or st.st_size > 1 << 20:
+            return None
+        doc = json.loads(os.read(fd, 1 << 20).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    sig = doc.get("signal") if isinstance(doc, dict) else None
+    if not isinstance(sig, dict):
+        return None
+    seq, name = sig.get("seq"), sig.get("name")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq <= last or name not in KNOWN:
+        return None
+    return name, sig.get("target", "main")
+
+
+def descendants(pid):
+    kids = {}  # type: dict
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as f:
+                    raw = f.read()
+                ppid = int(raw[raw.rfind(b")") + 2:].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def main():
+    pid, path, uid, last, target = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    seen_stopped = False
+    deadline = time.monotonic() + 10.0  # the writer stops itself right after starting the guard
+    while True:
+        st = state(pid)
+        if st is None:
+            return
+        if st in ("T", "t"):
+            seen_stopped = True
+        elif seen_stopped or time.monotonic() > deadline:
+            return  # continued by someone else (or never stopped)
+        got = request(path, uid, last)
+        if got is not None:
+            name, tgt = got
+            pids = ([pid] + descendants(pid)) if tgt == "tree" or target == "tree" else [pid]
+            for p in pids:
+                for sig in ([getattr(signal, name)] + ([] if name in ("SIGSTOP", "SIGCONT") else [signal.SIGCONT])):
+                    try:
+                        os.kill(p, sig)
+                    except OSError:
+                        pass
+            return
+        time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()
