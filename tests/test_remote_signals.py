@@ -7,17 +7,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 
 import psutil
 import pytest
+from test_collect_remote import UNSHARE, read_json, unshare_allowed
 
 from conftest import wait_until
-from test_collect_remote import UNSHARE, read_json, unshare_allowed
-from users import shared_dir, three_users  # noqa: F401 (fixtures)
 from ttop.levers.control import signal_state, write_signal_request
 from ttop.progress import write_control
+from users import shared_dir, three_users  # noqa: F401 (fixtures)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
