@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Sequence, Tuple
 
 from . import fmt
+from . import health as H
 from . import roles as R
 from .chart import ZOOMS, Series, legend, render_chart, zoom_label
 from .metrics import is_loss
@@ -90,6 +91,10 @@ def _header_single(run: Any, w: int, notes: Sequence[str], ascii: bool) -> List[
     segs: List[Segment] = [(clean(run.run_name), R.LABEL), ("  ", R.NORMAL), (status_text(run), role)]
     if phase:
         segs += [("  ", R.NORMAL), (clean(phase), role)]
+    if getattr(run, "health", None) is not None:  # the verdict and its reason
+        segs += [("  ", R.NORMAL), (H.health_text(run, ascii), H.health_role(run) or R.NORMAL)]
+    if getattr(run, "cost", None) is not None:
+        segs += [("  cost ", R.DIM), (H.cost_text(run), R.NORMAL)]
     segs += [("  epoch ", R.DIM), (epoch_text(run), R.NORMAL), ("  batch ", R.DIM), (batch_text(run), R.NORMAL),
              ("  rate ", R.DIM), (fmt.rate(d.get("rate")) if live else fmt.NA, R.NORMAL),
              ("  ETA ", R.DIM), (fmt.duration(eta) if live else fmt.NA, R.NORMAL)]
