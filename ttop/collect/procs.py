@@ -38,6 +38,10 @@ from .snapshot import ProcInfo, RunResources, ThreadInfo
 #: process starts at least one tick later.
 CREATE_TIME_TOLERANCE = 0.05
 
+#: Every process's row is read again at least this often (PID reuse, a
+#: process adopted by another parent); in between only new PIDs are read.
+FULL_REFRESH_SECONDS = 10.0
+
 #: Cap on the processes walked per run (a runaway fork tree cannot stall a cycle).
 MAX_TREE = 4096
 
@@ -103,34 +107,44 @@ def _read_rows(proc: int) -> Optional[Dict[int, _Row]]:
     except OSError:
         return None
     rows: Dict[int, _Row] = {}
-    _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
     for n in names:
         if not n.isdigit():
             continue
-        try:
-            fd = os.open(n + "/stat", _O_RDONLY, dir_fd=proc)
-            try:
-                raw = os.read(fd, 4096)
-            finally:
-                os.close(fd)
-        except OSError:  # gone, or not readable
-            continue
-        try:
-            lp = raw.index(b"(")
-            rp = raw.rindex(b")")
-            fields = raw[rp + 2:].split()
-            rows[int(n)] = (
-                int(fields[1]),
-                int(fields[19]) / _CLK_TCK + boot,
-                raw[lp + 1:rp].decode("utf-8", "replace"),
-                _STATES.get(fields[0].decode("ascii", "replace"), ""),
-                (int(fields[11]) + int(fields[12])) / _CLK_TCK,  # utime + stime, seconds
-                int(fields[17]),  # num_threads
-                int(fields[21]) * _PAGE,  # rss
-            )
-        except (ValueError, IndexError):
-            continue
+        row = _stat_row(proc, n, boot)
+        if row is not None:
+            rows[int(n)] = row
     return rows
+
+
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _stat_row(proc: int, n: str, boot: float) -> Optional[_Row]:
+    """One process's row from ``/proc/<n>/stat`` (``proc``: an fd of
+    /proc); None when it is gone or unreadable."""
+    try:
+        fd = os.open(n + "/stat", _O_RDONLY, dir_fd=proc)
+        try:
+            raw = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError:  # gone, or not readable
+        return None
+    try:
+        lp = raw.index(b"(")
+        rp = raw.rindex(b")")
+        fields = raw[rp + 2:].split()
+        return (
+            int(fields[1]),
+            int(fields[19]) / _CLK_TCK + boot,
+            raw[lp + 1:rp].decode("utf-8", "replace"),
+            _STATES.get(fields[0].decode("ascii", "replace"), ""),
+            (int(fields[11]) + int(fields[12])) / _CLK_TCK,  # utime + stime, seconds
+            int(fields[17]),  # num_threads
+            int(fields[21]) * _PAGE,  # rss
+        )
+    except (ValueError, IndexError):
+        return None
 
 
 def _linux_threads(pid: int) -> Optional[List[Tuple[int, float, float]]]:
@@ -231,13 +245,41 @@ class ProcessTable:
         self.pss = PssCache(clock)
         self.refreshed = False
         self.refreshed_at = 0.0
+        self._fresh: set = set()  # PIDs whose row was read this cycle
+        self._full_at: Optional[float] = None  # last read of every process
+        self._boot: Optional[float] = None
+        self._same = False  # the table's processes and parents are those of the last cycle
 
     # -- the table ---------------------------------------------------------
 
     def refresh(self) -> None:
-        rows = _proc_rows_linux() if _HAVE_PROC else None
+        """A new table. On Linux only processes not seen before are read
+        (every process once per :data:`FULL_REFRESH_SECONDS`): the rest keep
+        their row until a run's lookup asks for one (:meth:`row`), so a busy
+        machine's unrelated processes cost a directory entry each, not a
+        read."""
+        rows = None
+        same, self._same = self._same, True
+        if _HAVE_PROC:
+            now = time.monotonic()
+            if self._full_at is None or now - self._full_at >= FULL_REFRESH_SECONDS:
+                rows = _proc_rows_linux()
+                same = False
+                if rows is not None:
+                    self._full_at = now
+                    self._fresh = set(rows)
+            else:
+                rows = self._update_rows()
         if rows is None:
             rows = _proc_rows_psutil()
+            self._fresh = set(rows)
+            self._full_at = None
+            same = False
+        if same and rows is self.rows and self._same:
+            self.pss.begin()
+            self.refreshed = True
+            self.refreshed_at = self.clock()
+            return
         children: Dict[int, List[int]] = {}
         for pid, row in rows.items():
             ppid = row[0]
@@ -248,8 +290,67 @@ class ProcessTable:
         self.pss.begin()
         self.rows = rows
         self.children = children
+        self._same = True  # the tree is this table's
         self.refreshed = True
         self.refreshed_at = self.clock()
+
+    def _update_rows(self) -> Optional[Dict[int, _Row]]:
+        """Rows of the processes alive now: the old ones kept (stale until
+        :meth:`row` reads them again), new PIDs read."""
+        try:
+            proc = os.open("/proc", _O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            return None
+        try:
+            pids = {int(n) for n in os.listdir(proc) if n.isdigit()}
+            boot = psutil.boot_time()
+            self._boot = boot
+            old = self.rows
+            new = pids.difference(old)
+            gone = old.keys() - pids
+            fresh = set()
+            if not new and not gone:
+                rows = old  # the same processes: the same table (and tree)
+            else:
+                self._same = False
+                rows = dict(old)
+                for pid in gone:
+                    del rows[pid]
+                for pid in new:  # new since the last cycle: its parent matters
+                    row = _stat_row(proc, str(pid), boot)
+                    if row is not None:
+                        rows[pid] = row
+                        fresh.add(pid)
+        except OSError:
+            return None
+        finally:
+            os.close(proc)
+        self._fresh = fresh
+        return rows
+
+    def row(self, pid: int) -> Optional[_Row]:
+        """``pid``'s row, read again this cycle if it was not (None: gone)."""
+        if pid in self._fresh or self._full_at is None:
+            return self.rows.get(pid)
+        self._fresh.add(pid)
+        if pid not in self.rows:
+            return None
+        try:
+            proc = os.open("/proc", _O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            return self.rows.get(pid)
+        try:
+            row = _stat_row(proc, str(pid), self._boot or psutil.boot_time())
+        finally:
+            os.close(proc)
+        if row is None:
+            del self.rows[pid]
+            self._same = False
+            return None
+        if row[0] != self.rows[pid][0]:
+            self._same = False  # adopted by another parent: a new tree next cycle
+        self.rows[pid] = row
+        return row
 
     def identify(self, pid: int, create_time: Optional[float]) -> Tuple[str, Optional[float]]:
         """Is ``pid`` still the process that started at ``create_time``?
@@ -259,7 +360,7 @@ class ProcessTable:
         belongs to a process with another create time) or UNKNOWN (the create
         time could not be read, or the file gave none).
         """
-        row = self.rows.get(pid)
+        row = self.row(pid)
         if row is None:
             return GONE, None
         actual = row[1]
@@ -347,7 +448,7 @@ class ProcessTable:
         now = self.clock()
         out: List[ProcInfo] = []
         for p, depth in self.tree_pids(pid, stop_at, owner_uid, foreign):
-            row = self.rows.get(p)
+            row = self.row(p)
             if row is None:
                 continue
             info = self._sample(p, depth, row, now, gpu_memory, gpu_indices, tpu_memory)
