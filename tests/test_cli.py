@@ -63,6 +63,7 @@ def test_missing_folder_exits_2(mode, tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+@pytest.mark.slow
 def test_closed_stderr_keeps_exit_codes_and_headless_working(tmp_path, progress_dir):
     import subprocess
 
@@ -174,6 +175,7 @@ def test_once_to_a_pipe_is_plain_and_fits(progress_dir):
     assert proc.stderr == ""
 
 
+@pytest.mark.slow
 def test_once_no_color_under_a_pty(progress_dir):
     ptyprocess = pytest.importorskip("ptyprocess")
     _static_runs(progress_dir)
@@ -243,6 +245,7 @@ def test_once_json_keys_and_a_killed_run(progress_dir, spawn, tmp_path):
     assert [s["name"] for s in doc["skipped"]] == ["bad.json"]
 
 
+@pytest.mark.slow
 def test_python_dash_m_and_console_script_agree(progress_dir):
     _static_runs(progress_dir)
     script = os.path.join(os.path.dirname(sys.executable), "ttop")

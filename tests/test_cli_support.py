@@ -99,10 +99,10 @@ def run_ttop(*args, timeout=60, env=None, cwd=None):
     )
 
 
-def load_csv_dir(csv_dir):
-    """Load every .csv in csv_dir with csv (every row as wide as the header,
-    the file ending in a newline) and with pandas; return {name: DataFrame}."""
-    frames = {}
+def read_csv_dir(csv_dir):
+    """Read every .csv in csv_dir with csv, checking that every row is as wide
+    as the header and the file ends in a newline; return {name: rows}."""
+    tables = {}
     for name in sorted(os.listdir(csv_dir)):
         if not name.endswith(".csv"):
             continue
@@ -115,6 +115,15 @@ def load_csv_dir(csv_dir):
         assert rows, name
         for row in rows[1:]:
             assert len(row) == len(rows[0]), "%s: torn row %r" % (name, row)
-        frames[name] = pd.read_csv(path)
+        tables[name] = rows
+    return tables
+
+
+def load_csv_dir(csv_dir):
+    """:func:`read_csv_dir`, then every file loaded with pandas too; return
+    {name: DataFrame}."""
+    frames = {}
+    for name, rows in read_csv_dir(csv_dir).items():
+        frames[name] = pd.read_csv(os.path.join(csv_dir, name))
         assert len(frames[name]) == len(rows) - 1
     return frames

@@ -86,11 +86,19 @@ def test_latest_never_blocks_during_a_slow_cycle(progress_dir):
         gpu.gate.clear()  # the next cycle hangs in the GPU source
         wait_until(gpu.entered.is_set, timeout=15)
         before = c.latest
-        t0 = time.monotonic()
-        for _ in range(1000):
-            assert c.latest is before
-        c.refresh_now()
-        assert time.monotonic() - t0 < 0.5
+        seen = []
+
+        def reader():
+            seen.extend(c.latest for _ in range(1000))
+            c.refresh_now()
+
+        # the cycle stays hung in the GPU source until the gate opens: a reader
+        # that waited on it would still be waiting
+        r = threading.Thread(target=reader, daemon=True)
+        r.start()
+        r.join(timeout=15)
+        assert not r.is_alive(), "latest or refresh_now() waited on the hung cycle"
+        assert not gpu.gate.is_set() and len(seen) == 1000 and all(s is before for s in seen)
         assert before.gpus[0].name == "slow"
         gpu.gate.set()
         wait_until(lambda: c.latest.seq > before.seq, timeout=15)

@@ -31,6 +31,7 @@ def load(path):
         return None
 
 
+@pytest.mark.slow
 def test_tutorial_runs_to_finished(tmp_path):
     r = subprocess.run(
         [sys.executable, str(EXAMPLES / "tutorial.py")], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120
@@ -42,6 +43,7 @@ def test_tutorial_runs_to_finished(tmp_path):
     assert isinstance(d["metrics"]["loss"], float)
 
 
+@pytest.mark.slow
 def test_demo_job_finishes_with_workers_and_logs(tmp_path, spawn):
     folder = tmp_path / "progress"
     p = spawn(
@@ -72,6 +74,7 @@ def test_demo_job_finishes_with_workers_and_logs(tmp_path, spawn):
     assert "epoch 1 batch 0/40" in out  # and it still reached the console
 
 
+@pytest.mark.slow
 def test_demo_job_obeys_an_lr_edit(tmp_path, spawn):
     folder = tmp_path / "progress"
     p = spawn(
@@ -94,6 +97,7 @@ def test_demo_job_obeys_an_lr_edit(tmp_path, spawn):
     assert "lr 0.25" in out  # the loop uses the new value
 
 
+@pytest.mark.slow
 def test_demo_job_fail_at_epoch(tmp_path):
     folder = tmp_path / "progress"
     r = subprocess.run(

@@ -229,6 +229,7 @@ def test_output_viewer_refuses_logs_outside(ttop_term, tmp_path):
 # signals
 
 
+@pytest.mark.slow
 def test_signal_menu_stop_cont_reuse_and_term(ttop_term, tmp_path, spawn):
     folder = tmp_path / "progress"
     folder.mkdir()

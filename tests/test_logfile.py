@@ -46,6 +46,7 @@ chunks = st.lists(
 ).map(b"".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=chunks, max_line=st.sampled_from([4, 7, 16]), chunk=st.sampled_from([3, 5, 64]))
 def test_forward_and_backward_agree_with_reference(tmp_path, data, max_line, chunk):

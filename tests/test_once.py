@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import wait_until
 from ttop.progress import write_json_atomic
 
@@ -36,6 +38,7 @@ def _once(folder, *args, env=None):
     return p.stdout.decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_once_prints_header_table_and_summary_with_a_live_run(progress_dir, spawn):
     write_json_atomic(str(progress_dir / "done.json"), _doc("done", "FINISHED"))
     write_json_atomic(str(progress_dir / "boom.json"), _doc("boom", "FAILED", error="ValueError: x"))

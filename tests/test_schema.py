@@ -80,6 +80,7 @@ _fields = {
 }
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.fixed_dictionaries(_fields))
 def test_required_keys_schema_agrees_with_parse_progress(fields):

@@ -4,7 +4,9 @@ pseudo-terminal (tests/ptyharness.py), against a folder with live demo jobs
 presses it and asserts on the screen."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -145,6 +147,7 @@ def test_pgdn_pgup_end_home(ttop_term, folder):
     t.wait_for(lambda t: selected_name(t) == ALL_SORTED[0])
 
 
+@pytest.mark.slow
 def test_left_right_scroll_columns_name_stays(ttop_term, folder):
     t = start(ttop_term, folder, cols=80)
     hdr = t.row_of("Run Name")
@@ -174,6 +177,7 @@ def test_left_right_scroll_columns_name_stays(ttop_term, folder):
     t.wait_for(lambda t: "Status" in t.line(hdr))
 
 
+@pytest.mark.slow
 def test_s_cycles_status_filter(ttop_term, folder):
     t = start(ttop_term, folder, rows=50)
     t.press("s")
@@ -191,6 +195,7 @@ def test_s_cycles_status_filter(ttop_term, folder):
     t.wait_for(lambda t: len(table_names(t)) == len(ALL_SORTED))
 
 
+@pytest.mark.slow
 def test_f_name_filter_live_enter_and_esc(ttop_term, folder):
     t = start(ttop_term, folder, rows=50)
     t.press("f")
@@ -216,6 +221,7 @@ def test_f_name_filter_live_enter_and_esc(ttop_term, folder):
     t.wait_for(lambda t: set(table_names(t)) == set(LIVE))
 
 
+@pytest.mark.slow
 def test_esc_clears_filters_and_resets_view(ttop_term, folder):
     t = start(ttop_term, folder, rows=50, cols=120)
     t.press("s", "s", "f", "0", "ENTER", "RIGHT", "RIGHT")
@@ -230,6 +236,7 @@ def test_esc_clears_filters_and_resets_view(ttop_term, folder):
     t.wait_for(lambda t: len(table_names(t)) == len(ALL_SORTED))
 
 
+@pytest.mark.slow
 def test_selection_follows_run_across_refresh_and_filters(ttop_term, folder):
     t = start(ttop_term, folder, rows=50)
     target = "old-12"
@@ -285,16 +292,42 @@ def _batch_cell(t: TtopTerm, name: str) -> str:
     return t.line(y)[:70] if y is not None else ""
 
 
+def _position(epoch, phase, batch):
+    """Where a demo run is, as one increasing number (train, then validation,
+    per epoch)."""
+    return (int(epoch) * 2 + (0 if str(phase).startswith("train") else 1)) * 10000 + int(batch)
+
+
+def _shown_position(t: TtopTerm, name: str):
+    cell = _batch_cell(t, name)
+    words = cell.split()
+    nums = re.findall(r"(\d+)/\d+", cell)
+    if len(words) < 3 or len(nums) < 2:
+        return None
+    return _position(nums[0], words[2], nums[1])
+
+
+def _file_position(folder, name):
+    data = json.loads((folder / (name + ".json")).read_text())
+    if not isinstance(data.get("epoch"), int) or not isinstance(data.get("batch"), int):
+        return None
+    return _position(data["epoch"], data.get("phase"), data["batch"])
+
+
 def test_r_refreshes_now(ttop_term, folder):
-    # a long interval: without r the live rows would not change for 60 s
+    # a long interval: without r the screen keeps the first cycle's view for 60 s
     t = start(ttop_term, folder, interval="60")
-    time.sleep(0.5)
-    before = _batch_cell(t, "live-a")
+    shown = t.wait_for(lambda t: _shown_position(t, "live-a"), msg="no epoch/batch shown")
+    # the run moves on in its file while the screen keeps what the first cycle read
+    ahead = wait_until(lambda: (_file_position(folder, "live-a") or 0) > shown and _file_position(folder, "live-a"),
+                       timeout=30)
     t.press("r")
-    t.wait_for(lambda t: _batch_cell(t, "live-a") != before, msg="r did not refresh")
+    # only a cycle started by r can show where the file was when r was pressed
+    t.wait_for(lambda t: (_shown_position(t, "live-a") or 0) >= ahead, msg="r did not refresh")
     assert b"refreshing" in bytes(t.raw)
 
 
+@pytest.mark.slow
 def test_p_pauses_and_resumes(ttop_term, folder):
     t = start(ttop_term, folder)
     t.press("p")
@@ -447,6 +480,7 @@ def test_bad_names_do_not_break_the_screen(ttop_term, tmp_path):
     assert t.row_of("q quit") == 11
 
 
+@pytest.mark.slow
 def test_thousand_runs_end_home(ttop_term, tmp_path):
     d = tmp_path / "many"
     d.mkdir()
@@ -466,6 +500,7 @@ def test_thousand_runs_end_home(ttop_term, tmp_path):
     assert time.monotonic() - t0 < 10
 
 
+@pytest.mark.slow
 def test_lever_keys_never_crash(ttop_term, folder):
     t = start(ttop_term, folder)
     for key in ("e", "o", "k", "l", "c"):
@@ -561,6 +596,7 @@ def test_needs_a_terminal(folder):
     assert b"needs a terminal" in p.stderr and b"Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_no_output_when_nothing_changed_and_small_updates(ttop_term, tmp_path):
     d = tmp_path / "static"
     d.mkdir()

@@ -1,7 +1,6 @@
 """The pure view layer: formatting and rendering, asserted with literal lines."""
 from __future__ import annotations
 
-import ast
 import dataclasses
 import io
 import math
@@ -386,7 +385,7 @@ def test_main_frame_reports_top_and_selection():
 
 
 # ---------------------------------------------------------------------------
-# help, once, layering
+# help, once
 
 
 def test_help_lists_every_key():
@@ -419,34 +418,6 @@ def test_print_once_plain_and_colour():
     buf = io.StringIO()
     print_once(s, buf, width=80, color=False, ascii=True)
     assert buf.getvalue().isascii()
-
-
-def _imports(path):
-    tree = ast.parse(path.read_text(), str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                yield a.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-
-
-def test_layering():
-    """Only ttop/ui imports curses; ttop/view touches neither curses nor the
-    filesystem; view and ui never import psutil/pynvml."""
-    for path in (ROOT / "ttop").rglob("*.py"):
-        rel = path.relative_to(ROOT).as_posix()
-        mods = {m.split(".")[0] for m in _imports(path)}
-        if not rel.startswith("ttop/ui/"):
-            assert "curses" not in mods, (
-                "%s imports curses: only ttop/ui may (a missing curses shows as ImportError(name='_curses') "
-                "from `from ttop.ui.app import run_ui`)" % rel)
-        if rel.startswith(("ttop/view/", "ttop/ui/")):
-            assert not mods & {"psutil", "pynvml"}, rel
-        if rel.startswith("ttop/view/"):
-            assert not mods & {"os", "io", "pathlib", "shutil", "glob", "curses"}, rel
-            src = path.read_text()
-            assert "open(" not in src, rel
 
 
 def test_selected_run_explains_inferred_and_stale_status():
