@@ -3,8 +3,10 @@ with the csv module and pandas."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -376,3 +378,61 @@ def test_a_foreign_file_under_a_matrix_name_is_kept_aside(tmp_path):
     assert len(kept) == 1 and (tmp_path / kept[0]).read_bytes() == b"someone else's data, not ours\x00\x01"
     assert len(read_csv(str(foreign))) == 2
     assert len(errors) == 1 and "not a ttop matrix file" in errors[0]
+
+
+def test_text_a_spreadsheet_would_run_is_neutralised(tmp_path):
+    formula = '=HYPERLINK("http://x","click")'
+    r = run("f", run_name=formula, phase="+cmd|' /C calc'!A0",
+            metrics={"note": "@SUM(A1:A9)", "dash": "-2+3", "neg": -1.5, "negtext": "-2", "ok": "fine"})
+    r = dataclasses.replace(r, status_reason="=1+1")
+    sink = CsvSink(str(tmp_path), 1.0, clock=Clock())
+    sink.write(snap(1, [r]))
+    sink.close()
+    m = read_csv(str(tmp_path / "f_matrix.csv"))
+    row = dict(zip(m[0], m[1]))
+    assert row["phase"] == "'+cmd|' /C calc'!A0"
+    assert row["metric_note"] == "'@SUM(A1:A9)" and row["metric_dash"] == "'-2+3"
+    # numbers stay numbers, negative or not (a string is text, even "-2"); plain text is untouched
+    assert row["metric_neg"] == "-1.5" and row["metric_negtext"] == "'-2" and row["metric_ok"] == "fine"
+    o = read_csv(str(tmp_path / "f_overall.csv"))
+    summary = dict(zip(o[0], o[1]))
+    assert summary["run_name"] == "'" + formula and summary["status_reason"] == "'=1+1"
+    assert pd.read_csv(tmp_path / "f_overall.csv")["run_name"][0] == "'" + formula
+
+
+def test_cell_neutralises_every_formula_lead():
+    for lead in ("=", "+", "-", "@", "\t", "\r"):
+        out = csvsink.cell(lead + "cmd")
+        assert out.startswith("'"), (lead, out)
+    assert csvsink.cell("a=b") == "a=b" and csvsink.cell(-3) == "-3" and csvsink.cell(float("-inf")) == "-inf"
+
+
+def test_a_vanished_csv_folder_is_recreated(tmp_path):
+    out = tmp_path / "out"
+    errors = []
+    clock = Clock()
+    sink = CsvSink(str(out), 1.0, on_error=errors.append, clock=clock)
+    sink.write(snap(1, [run("a", metrics={"loss": 1.0})]))
+    shutil.rmtree(out)
+    clock.t += 2
+    sink.write(snap(2, [run("a", metrics={"loss": 0.5})]))
+    rows = read_csv(str(out / "a_matrix.csv"))
+    assert rows[0][: len(MATRIX_COLUMNS)] == list(MATRIX_COLUMNS) and rows[0][-1] == "metric_loss"
+    assert len(rows) == 2 and rows[1][-1] == "0.5"
+    assert [e for e in errors if "re-created" in e] and not [e for e in errors if "cannot write" in e], errors
+    sink.close()
+    assert pd.read_csv(out / "a_overall.csv")["samples"][0] == 1  # the summary of what the folder holds
+
+
+def test_close_reports_whether_the_final_summaries_were_written(tmp_path):
+    errors = []
+    sink = CsvSink(str(tmp_path), 1.0, on_error=errors.append, clock=Clock())
+    sink.write(snap(1, [run("a"), run("b")]))
+    sink.write(snap(2, [run("a"), run("b")]))
+    (tmp_path / "a_overall.csv").unlink()
+    (tmp_path / "a_overall.csv").mkdir()  # the summary cannot be replaced
+    assert sink.close() is False
+    assert any("a_overall.csv" in e for e in errors)
+    ok = CsvSink(str(tmp_path / "fine"), 1.0, clock=Clock())
+    ok.write(snap(1, [run("c")]))
+    assert ok.close() is True

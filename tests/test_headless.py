@@ -301,3 +301,37 @@ def test_unattributable_gpu_memory_stays_empty_in_the_csv(spawn, progress_dir, t
     m = frames["g1_matrix.csv"]
     assert m["gpu_memory_bytes"].isna().all() and (m["rss_bytes"] > 0).all()
     assert frames["g1_overall.csv"]["gpu_memory_bytes_max"].isna().all()
+
+
+def test_headless_recreates_a_vanished_csv_folder(spawn, progress_dir, tmp_path):
+    import shutil
+
+    start_writer(spawn, progress_dir, ["v"], tmp_path, period=0.1)
+    csv_dir = tmp_path / "csv"
+    ttop = _start_ttop(spawn, str(progress_dir), str(csv_dir), "--csv-interval", "0.1", interval="0.1")
+    matrix = csv_dir / "v_matrix.csv"
+    wait_until(lambda: _rows(matrix) >= 2, timeout=30)
+    shutil.rmtree(csv_dir)
+    wait_until(lambda: _rows(matrix) >= 2, timeout=30)  # back, with a header and fresh rows
+    ttop.send_signal(signal.SIGTERM)
+    _out, err = ttop.communicate(timeout=30)
+    assert ttop.returncode == 0, err
+    assert b"re-created" in err and b"cannot write" not in err, err
+    frames = load_csv_dir(str(csv_dir))
+    assert list(frames["v_matrix.csv"].columns)[: len(MATRIX_COLUMNS)] == list(MATRIX_COLUMNS)
+    assert frames["v_overall.csv"]["samples"][0] == len(frames["v_matrix.csv"])
+
+
+def test_headless_exits_nonzero_when_the_final_flush_fails(spawn, progress_dir, tmp_path):
+    start_writer(spawn, progress_dir, ["f"], tmp_path, period=0.1)
+    csv_dir = tmp_path / "csv"
+    ttop = _start_ttop(spawn, str(progress_dir), str(csv_dir), "--csv-interval", "0.1", interval="0.1")
+    overall = csv_dir / "f_overall.csv"
+    wait_until(lambda: overall.exists() and _rows(csv_dir / "f_matrix.csv") >= 2, timeout=30)
+    overall.unlink()
+    overall.mkdir()  # the final summary cannot replace a folder
+    (overall / "keep").write_text("x")
+    ttop.send_signal(signal.SIGTERM)
+    _out, err = ttop.communicate(timeout=30)
+    assert ttop.returncode == 1, err
+    assert b"f_overall.csv" in err and b"final" in err, err

@@ -84,7 +84,7 @@ class CsvSink:
     """Writes CSV statistics for every run of published snapshots.
 
     ``CsvSink(csv_dir, interval)`` creates ``csv_dir`` (raises OSError with the
-    reason if it cannot). :meth:`maybe_write` writes when ``interval`` seconds
+    reason if it cannot), and creates it again if it is removed while writing. :meth:`maybe_write` writes when ``interval`` seconds
     have passed since its last rows; :meth:`close` writes the final summaries.
     Errors while writing never propagate to the caller (the collector thread):
     they go to ``on_error(message)`` and :attr:`last_error`, and writing goes on
@@ -187,7 +187,24 @@ class CsvSink:
                 self._error(note)
         return rf
 
+    def _ensure_folder(self) -> bool:
+        """Re-create ``csv_dir`` if it was removed; its runs start afresh (new
+        files, new summaries). False if it is not there and cannot be made."""
+        if os.path.isdir(self.csv_dir):
+            return True
+        try:
+            os.makedirs(self.csv_dir, exist_ok=True)
+        except OSError as e:
+            self._error("CSV folder %s is gone and cannot be re-created: %s" % (self.csv_dir, e.strerror or e))
+            return False
+        self._files.clear()
+        self._stems.clear()
+        self._error("CSV folder %s was removed; re-created it" % self.csv_dir)
+        return True
+
     def _write(self, snapshot: Snapshot, now: float) -> None:
+        if not self._ensure_folder():
+            return
         taken_at = float(snapshot.taken_at)
         for run in snapshot.runs:
             try:
@@ -232,19 +249,24 @@ class CsvSink:
             except Exception:
                 pass
 
-    def close(self) -> None:
-        """Rewrite every run's overall file once more and stop writing."""
+    def close(self) -> bool:
+        """Rewrite every run's overall file once more and stop writing.
+        Returns False if a summary could not be written (reported through
+        ``on_error``), True otherwise."""
         with self._lock:
             if self._closed:
-                return
+                return True
             self._closed = True
+            ok = self._ensure_folder()
             for rf in self._files.values():
                 if not rf.samples or not (rf.dirty or not os.path.exists(rf.overall_path)):
                     continue
                 try:
                     rf.write_overall()
                 except OSError as e:
+                    ok = False
                     self._error("cannot write %s: %s" % (rf.overall_path, e))
+            return ok
 
     def paths(self) -> List[Tuple[str, str]]:
         """``(matrix_path, overall_path)`` of every run written so far."""

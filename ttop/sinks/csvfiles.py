@@ -88,10 +88,15 @@ def iso_utc(ts: Optional[float]) -> str:
         return ""
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet
+#: (``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)``, a tab or CR before one).
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def cell(value: Any) -> str:
     """One CSV cell: "" for None, 1/0 for bools, ``repr`` for floats (``nan``,
     ``inf`` load as floats in pandas), the NaN/Infinity strings of progress
-    files as floats, other text made one-line and terminal-safe."""
+    files as floats, other text made one-line and terminal-safe (:func:`text_cell`)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -104,8 +109,18 @@ def cell(value: Any) -> str:
         num = number_or_none(value)
         if num is not None:
             return repr(num)
-        return clean(value)
-    return clean(value)
+    return text_cell(value)
+
+
+def text_cell(value: Any) -> str:
+    """Text made one-line and terminal-safe; text that a spreadsheet would run
+    as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) gets a
+    leading single quote, so it shows as text."""
+    raw = value if isinstance(value, str) else str(value)
+    text = clean(raw)
+    if raw.startswith(FORMULA_LEADS) or text.startswith(FORMULA_LEADS):
+        return "'" + text
+    return text
 
 
 def metric_column(name: Any) -> str:

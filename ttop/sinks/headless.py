@@ -2,8 +2,9 @@
 
 Runs until SIGINT, SIGTERM or SIGHUP (unless SIGHUP is ignored, as under
 ``nohup``), then stops the collector, writes the final summaries and returns
-0. When the progress folder goes away (or comes back) one line says so on
-stderr; writing resumes when it is back. The main thread only sleeps on an
+0, or 1 if a final summary could not be written. When the progress folder
+goes away (or comes back) one line says so on stderr; writing resumes when it
+is back. A removed CSV folder is created again (one line says so). The main thread only sleeps on an
 event (waking every 30 s to report a failed collector cycle, once per
 distinct error); all work happens in the collector's thread, which calls the
 sink after each published snapshot.
@@ -67,7 +68,8 @@ def run_headless(
 ) -> int:
     """Run ``collector`` with ``sink`` attached (None: no CSV, e.g. only the
     Prometheus endpoint at ``serving`` is wanted) until a stop signal (or
-    ``stop_event``); then stop the collector, close the sink and return 0.
+    ``stop_event``); then stop the collector, close the sink and return 0,
+    or 1 if the sink's final summaries could not all be written.
 
     Must be called from the main thread when ``install_signals`` is true."""
     err = stderr if stderr is not None else sys.stderr
@@ -89,6 +91,7 @@ def run_headless(
                 continue  # nohup: keep ignoring hang-ups
             previous[signum] = current
             signal.signal(signum, _handler)
+    closed_ok = False
     try:
         write_csv: Callable[[], None] = sink.listener(collector) if sink is not None else (lambda: None)
         folder_state: Dict[str, Any] = {"error": None}
@@ -125,11 +128,13 @@ def run_headless(
         try:
             collector.stop(timeout=5)
         finally:
-            if sink is not None:
-                sink.close()
+            closed_ok = sink.close() if sink is not None else True
             for signum, handler in previous.items():
                 try:
                     signal.signal(signum, handler)
                 except (TypeError, ValueError, OSError):
                     pass
+    if not closed_ok:
+        _say(err, "the final CSV summaries were not all written (see above)")
+        return 1
     return 0
