@@ -28,7 +28,6 @@ def text(lines):
 
 def test_a_1m_step_run_with_5_metrics_stays_bounded_and_shows_a_nan_at_500123(tmp_path):
     log = MetricLog(str(tmp_path), "big", lambda m: None)
-    q = log.queue
     latest = {}
     bound = H.size_bound(5)
     biggest = 0
@@ -37,7 +36,7 @@ def test_a_1m_step_run_with_5_metrics_stays_bounded_and_shows_a_nan_at_500123(tm
         for _ in range(1000):
             step += 1
             loss = NAN if step == 500123 else 1.0 / (1 + step * 1e-5)
-            q.append((step, {"loss": loss, "acc": step * 1e-6, "lr": 0.1, "grad_norm": 1.0, "tput": 5.0}))
+            log.queue.append((step, {"loss": loss, "acc": step * 1e-6, "lr": 0.1, "grad_norm": 1.0, "tput": 5.0}))
         log.drain(latest)
         log.flush(1000.0 + tick)
         biggest = max(biggest, os.path.getsize(log.path))
@@ -144,3 +143,16 @@ def test_reader_refuses_paths_outside_the_folder_and_non_files(tmp_path):
     os.mkfifo(str(tmp_path / "sub" / "fifo.jsonl"))
     with pytest.raises(HistoryError):
         HistoryReader(str(tmp_path / "sub"), "fifo.jsonl").poll()
+
+
+def test_an_update_appended_to_a_list_just_swapped_out_is_not_lost(tmp_path):
+    log = MetricLog(str(tmp_path), "late", lambda m: None)
+    first = [(1, {"loss": 1.0})]
+    latest = {}
+    log.drain(latest, first)
+    first.append((2, {"loss": NAN}))  # the loop had loaded the old list before the swap
+    log.drain(latest, [(3, {"loss": 3.0})])
+    log.flush(1.0)
+    c = HistoryReader(str(tmp_path), "late.history.jsonl").poll()["loss"]
+    assert c.x == [1.0, 2.0, 3.0] and c.flagged == [1]
+    assert latest["loss"] == 3.0

@@ -42,6 +42,8 @@ metrics
     ``metrics`` {name: number|str|null}; ``history`` {name: [number|null, ...]}
     (bounded, oldest first). Non-finite floats are written as the strings
     ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` so the file stays strict JSON.
+    ``history_file`` (str or null): the run's metric history file for the
+    whole run, relative to the folder (format in :mod:`ttop.histfile`).
 variables
     ``variables`` {name: bool|int|float|str}, ``variable_types`` {name:
     "bool"|"int"|"float"|"str"}, ``control_seq`` (int: last control edit

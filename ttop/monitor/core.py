@@ -2,7 +2,7 @@
 
 Hot path (called once per batch, inside other people's loops): ``start_batch``
 bumps one integer attribute and ``update_metrics`` appends one tuple to a
-``deque`` (folded into ``metrics`` and the history file by the background
+list (folded into ``metrics`` and the history file by the background
 thread, see ``ttop.monitor.history``); neither takes a lock nor reads the clock. Everything else (times,
 rate, history, JSON conversion, the control file, resource sampling, the
 atomic write) happens in one background daemon thread that wakes every
@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, TypeVar
 
 from ..progress import (
     CANCELED,
@@ -202,7 +202,7 @@ class TrainingMonitor:
         self._history = MetricHistory(history_size)
         #: the metric history file; update_metrics only appends to its queue
         self._mlog = MetricLog(folder, self.run_name, report)
-        self._mq = self._mlog.queue
+        self._mq: List[Tuple[int, Any]] = []
         self._control = VariableControl(self.control_file, self.variables, self._lock)
         self._writer = ProgressWriter(self.path, folder, self.interval, report)
         self._capture: Any = None
@@ -547,7 +547,8 @@ class TrainingMonitor:
             state.adopt_loose_batches(self._n, self._started_mono)
             if tick:
                 update_rate(state.cur, self._n, now)
-        self._mlog.drain(self._metrics)
+        q, self._mq = self._mq, []
+        self._mlog.drain(self._metrics, q)
         metrics = self._metrics.copy()
         if tick:
             self._history.sample(metrics, self._n)

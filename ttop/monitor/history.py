@@ -1,9 +1,10 @@
 """The writer side of the metric history file (format: :mod:`ttop.histfile`).
 
 The training loop's ``update_metrics(loss=x)`` only appends ``(n, kwargs)``
-to a :class:`collections.deque` (:attr:`MetricLog.queue`); phase changes
-append a marker ``(-1, n)`` (the batches the ended phase counted). Everything
-else happens in the monitor's writer thread:
+to a list (the monitor's ``_mq``); phase changes append a marker
+``(-1, k)`` (the batches to add to the step count). Everything else happens
+in the monitor's writer thread, which swaps the list for an empty one at each
+tick (updates made before the monitor starts wait there until it does):
 
 * :meth:`MetricLog.drain` (called while the progress file is built) folds the
   queue into the latest values (the progress file's ``metrics``) and into the
@@ -20,19 +21,15 @@ else happens in the monitor's writer thread:
 """
 from __future__ import annotations
 
-import collections
 import math
 import os
 import threading
 from operator import itemgetter
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import histfile as H
 from ..progress import json_safe, number_or_none, write_text_atomic
 
-#: Most updates held between two ticks (a monitor that never started its
-#: writer thread keeps memory bounded; the oldest updates go first).
-QUEUE_MAX = 1 << 20
 _MISSING = object()
 _FLOATS = {float}
 
@@ -51,7 +48,10 @@ def _float(v: Any) -> Optional[float]:
 
 class MetricLog:
     def __init__(self, folder: str, run_name: str, report: Callable[[str], None]) -> None:
-        self.queue: Deque[Tuple[int, Any]] = collections.deque(maxlen=QUEUE_MAX)
+        #: updates (batch counter, values) and phase markers (-1, batches)
+        self.queue: List[Tuple[int, Any]] = []
+        self._prev: Optional[List[Tuple[int, Any]]] = None
+        self._prev_done = 0
         self.folder = folder
         self.report = report
         self.set_run_name(run_name)
@@ -76,43 +76,48 @@ class MetricLog:
 
     # -- in the writer thread, with the run's lock held ---------------------------
 
-    def drain(self, latest: Dict[str, Any]) -> None:
-        """Fold the queued updates into ``latest`` and the pending points."""
-        with self._lock:
-            self._drain(latest)
+    def drain(self, latest: Dict[str, Any], items: Optional[List[Tuple[int, Any]]] = None) -> None:
+        """Fold queued updates into ``latest`` and the pending points.
 
-    def _drain(self, latest: Dict[str, Any]) -> None:
-        q = self.queue
-        k = len(q)  # only what is queued now: the loop keeps appending meanwhile
-        if not k:
+        ``items``: the list the caller just swapped out of the hot path
+        (``q, monitor._mq = monitor._mq, []``); without it, :attr:`queue` is
+        swapped here. An update appended to a list just after it was swapped
+        out (the loop had already loaded it) is folded at the next drain."""
+        if items is None:
+            items, self.queue = self.queue, []
+        with self._lock:
+            prev, done = self._prev, self._prev_done
+            if prev is not None and len(prev) > done:
+                self._drain(prev[done:], latest)  # late arrivals in the previous list
+            self._drain(items, latest)
+            self._prev, self._prev_done = items, len(items)
+
+    def _drain(self, items: List[Tuple[int, Any]], latest: Dict[str, Any]) -> None:
+        if not items:
             return
-        pop = q.popleft
-        items = [pop() for _ in range(k)]
-        ns = [it[0] for it in items]
+        ns, kws = zip(*items)
         cuts = [i for i, n in enumerate(ns) if n < 0] if min(ns) < 0 else []
         start = 0
         for c in cuts + [len(items)]:
             if c > start:
-                seg = items[start:c]
                 try:
-                    self._fold(seg, latest)
+                    self._fold(ns[start:c], kws[start:c], latest)
                 except Exception:  # never let odd values stop the writer: keep the latest ones
-                    for _, kw in seg:
+                    for kw in kws[start:c]:
                         latest.update(kw)
             if c < len(items):
-                self._base += items[c][1]  # a phase ended after that many batches
+                self._base += kws[c]  # a phase ended: the marker carries the batches to add
             start = c + 1
 
-    def _fold(self, seg: List[Tuple[int, Any]], latest: Dict[str, Any]) -> None:
-        """Fold updates of one phase (list operations, no per-value Python
-        work beyond a type check)."""
+    def _fold(self, ns: Tuple[int, ...], kws: Tuple[Any, ...], latest: Dict[str, Any]) -> None:
+        """Fold updates of one phase (C-level list operations, no per-value
+        Python work beyond a type check)."""
         base = self._base
-        kws = [it[1] for it in seg]
-        steps = [base + it[0] for it in seg]
-        names = set().union(*kws) if len(kws) > 1 else set(kws[0])
-        pending = self._pending
+        steps: Any = ns if base == 0 else list(map(base.__add__, ns))
         k0 = kws[0].keys()
-        same = all([kw.keys() == k0 for kw in kws]) if len(kws) > 1 else True
+        same = len(kws) == 1 or all(map(k0.__eq__, map(dict.keys, kws)))
+        names = set(k0) if same else set().union(*kws)
+        pending = self._pending
         for name in names:
             st = steps
             if same:

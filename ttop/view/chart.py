@@ -251,6 +251,7 @@ def _bins(s: Series, start: int, end: int, xs: Optional[Sequence[float]], x0: fl
     if end <= start or ncols <= 0:
         return out
     span = x1 - x0
+    int_x = xs is not None and type(xs[start]) is int
     bounds: List[int] = []
     for c in range(ncols + 1):
         if c == ncols:
@@ -260,10 +261,20 @@ def _bins(s: Series, start: int, end: int, xs: Optional[Sequence[float]], x0: fl
             xv = x0 + span * c / ncols
             b = int(math.ceil(xv - 1e-9))
         else:
-            b = bisect_left(xs, x0 + span * c / ncols, start, end) if span > 0 else (start if c == 0 else end)
+            xv = x0 + span * c / ncols
+            if int_x:  # ints compare faster with an int
+                xv = math.ceil(xv - 1e-9)
+            b = bisect_left(xs, xv, start, end) if span > 0 else (start if c == 0 else end)
         bounds.append(max(start, min(end, b)))
     if span <= 0:
         bounds = [start] + [end] * ncols
+    bl = s.blocks
+    if bl is not None and end - start >= 8 * bl.size * ncols:
+        # many points per column: start columns on block boundaries (an
+        # error of less than 1/8 of a column) so that each column is whole
+        # blocks, with no raw points to scan at its edges
+        b = bl.size
+        bounds = [start] + [max(start, min(end, (x + b // 2) // b * b)) for x in bounds[1:-1]] + [end]
     for c in range(ncols):
         out[c] = _stats(s, bounds[c], bounds[c + 1])
     _interpolate(out, log)
