@@ -124,8 +124,9 @@ def test_race_file_flipped_with_a_symlink_never_shows_outside(three_users, share
     flipper_as(b, "file", log, secret, INSIDE.decode() + "\n")
     long_lived = LogPager(log, folder=shared_dir, owner=b.uid)
     arrival = ArrivalLog([("stdout", log)], folder=shared_dir, owner=b.uid)
-    inside = refused = 0
-    for _ in range(RACE_ROUNDS):
+    inside = refused = rounds = 0
+    while rounds < RACE_ROUNDS or not (inside and refused) and rounds < 50 * RACE_ROUNDS:
+        rounds += 1
         for pager in (long_lived, LogPager(log, folder=shared_dir, owner=b.uid)):
             got = shown_bytes(pager)
             assert SECRET not in got
@@ -151,8 +152,9 @@ def test_race_folder_flipped_with_a_symlink_never_shows_outside(three_users, sha
     assert real == os.path.join(shared_dir, "logs", "out.log")
     flipper_as(b, "dir", logs, os.path.join(shared_dir, "logs.alt"))
     long_lived = LogPager(real, folder=shared_dir, owner=run.owner_uid)
-    inside = refused = 0
-    for _ in range(RACE_ROUNDS):
+    inside = refused = rounds = 0
+    while rounds < RACE_ROUNDS or not (inside and refused) and rounds < 50 * RACE_ROUNDS:
+        rounds += 1
         for pager in (long_lived, LogPager(real, folder=shared_dir, owner=run.owner_uid)):
             got = shown_bytes(pager)
             assert SECRET not in got
@@ -175,3 +177,152 @@ def test_open_beneath_refuses_escapes(tmp_path):
         fsafe.open_beneath(str(tmp_path), "ln/f")
     with pytest.raises(fsafe.Refused):
         fsafe.open_beneath(str(tmp_path), "sub")
+
+
+# ---------------------------------------------------------------------------
+# delete
+
+
+def _dir_fd_of(folder, *names):
+    """A descriptor of whichever of ``names`` is a real folder right now (the
+    flipper exchanges a folder and a link): the set-up never writes through
+    the link."""
+    while True:
+        for n in names:
+            try:
+                return os.open(os.path.join(folder, n), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+
+
+def _put(dfd, rel, data=b"x"):
+    *dirs, base = rel.split("/")
+    fd = os.dup(dfd)
+    for d in dirs:
+        try:
+            os.mkdir(d, dir_fd=fd)
+        except FileExistsError:
+            pass
+        nfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        os.close(fd)
+        fd = nfd
+    f = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+    os.write(f, data)
+    os.close(f)
+    os.close(fd)
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _snapshot_tree(root):
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for n in files:
+            p = os.path.join(dirpath, n)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, root)] = f.read()
+    return out
+
+
+def test_race_delete_never_touches_outside(three_users, shared_dir, outside, flipper_as):
+    """Issue case 5: a folder swapped for a link to outside between plan and
+    unlink. 300 deletes while another user's flipper exchanges them."""
+    from ttop.levers.delete import delete_run_files
+
+    b = three_users[0]
+    evil = os.path.join(outside, "evil")
+    os.mkdir(evil)
+    efd = os.open(evil, os.O_RDONLY | os.O_DIRECTORY)
+    for rel in ("x.stdout.log", "rd/victim.txt", "rd/deeper/victim2.txt", "keep.txt"):
+        _put(efd, rel, b"CANARY " + rel.encode())
+    os.close(efd)
+    before = _snapshot_tree(outside)
+    runs = os.path.join(shared_dir, "runs")
+    os.mkdir(runs)
+    os.symlink(evil, os.path.join(shared_dir, "runs.alt"))
+    os.chown(runs, b.uid, b.gid)  # b's own names: b may exchange them in the sticky folder
+    os.lchown(os.path.join(shared_dir, "runs.alt"), b.uid, b.gid)
+    import json
+
+    doc = {"format": "ttop.progress/1", "run_name": "x", "status": "FINISHED", "updated_at": time.time(),
+           "logs": {"stdout": "runs/x.stdout.log"}, "run_dir": "runs/rd"}
+    with open(os.path.join(shared_dir, "x.json"), "w") as f:
+        json.dump(doc, f)
+    run = run_of(shared_dir, "x")
+    flipper_as(b, "dir", runs, os.path.join(shared_dir, "runs.alt"))
+    deleted_any = rounds = 0
+    while rounds < 300 or not deleted_any and rounds < 3000:
+        rounds += 1
+        dfd = _dir_fd_of(shared_dir, "runs", "runs.alt")
+        for rel in ("x.stdout.log", "rd/victim.txt", "rd/deeper/victim2.txt"):
+            _put(dfd, rel)
+        os.close(dfd)
+        with open(os.path.join(shared_dir, "x.json"), "w") as f:
+            json.dump(doc, f)
+        deleted, _refused = delete_run_files(shared_dir, run)
+        deleted_any += len(deleted) > 1
+        assert _snapshot_tree(outside) == before
+    assert deleted_any > 0  # deletes did happen inside while the race ran
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield lambda p: started.append(p) or p
+    for p in started:
+        p.kill()
+        p.wait()
+
+
+def test_delete_leaves_what_other_runs_name(three_users, shared_dir, procs):
+    """Issue case 6: two runs with run_dir "outputs"; a finished file naming a
+    live run's logs and run folder."""
+    import json
+
+    from ttop.levers.delete import delete_run_files, plan_delete
+
+    a = three_users[0]
+    live = procs(a.popen(["sleep", "600"]))
+    os.makedirs(os.path.join(shared_dir, "outputs"))
+    with open(os.path.join(shared_dir, "outputs", "ckpt.pt"), "wb") as f:
+        f.write(b"weights")
+    os.makedirs(os.path.join(shared_dir, "live-dir"))
+    with open(os.path.join(shared_dir, "live-dir", "state"), "wb") as f:
+        f.write(b"live state")
+    with open(os.path.join(shared_dir, "live.stdout.log"), "wb") as f:
+        f.write(b"live output\n")
+    import psutil
+
+    now = time.time()
+    docs = {
+        "one": {"run_dir": "outputs", "status": "FINISHED"},
+        "two": {"run_dir": "outputs", "status": "FINISHED"},
+        "live": {"status": "RUNNING", "pid": live.pid, "pid_create_time": psutil.Process(live.pid).create_time(),
+                 "run_dir": "live-dir", "heartbeat_interval": 600},
+        "thief": {"status": "FINISHED", "logs": {"stdout": "live.stdout.log"}, "run_dir": "live-dir"},
+    }
+    for key, extra in docs.items():
+        d = {"format": "ttop.progress/1", "run_name": key, "updated_at": now}
+        d.update(extra)
+        with open(os.path.join(shared_dir, key + ".json"), "w") as f:
+            json.dump(d, f)
+    for path in [os.path.join(shared_dir, n) for n in ("live.json",)]:
+        os.chown(path, a.uid, a.gid)  # the live run is a's, like its process
+    snap = Collector(shared_dir, gpu=False, tpu=False).collect()
+    assert snap.run("live").alive is True
+    plan = plan_delete(shared_dir, snap.run("one"), snap.runs)
+    assert "run_dir 'outputs': shared with run two, not touched" in plan.skipped
+    deleted, _refused = delete_run_files(shared_dir, snap.run("one"), snap.runs)
+    assert os.path.join(shared_dir, "one.json") in deleted
+    assert _read(os.path.join(shared_dir, "outputs", "ckpt.pt")) == b"weights"
+    plan = plan_delete(shared_dir, snap.run("thief"), snap.runs)
+    assert "stdout log 'live.stdout.log': shared with live run live, not touched" in plan.skipped
+    assert "run_dir 'live-dir': shared with live run live, not touched" in plan.skipped
+    delete_run_files(shared_dir, snap.run("thief"), snap.runs)
+    assert not os.path.exists(os.path.join(shared_dir, "thief.json"))
+    assert _read(os.path.join(shared_dir, "live.stdout.log")) == b"live output\n"
+    assert _read(os.path.join(shared_dir, "live-dir", "state")) == b"live state"
+    assert live.poll() is None

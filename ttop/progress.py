@@ -219,7 +219,7 @@ def resolve_inside(folder: str, relpath: Any) -> Optional[str]:
         os.fsencode(relpath)  # a name no file system can hold (realpath only fails on it in newer Pythons)
         root = os.path.realpath(folder)
         target = os.path.realpath(os.path.join(root, relpath))
-    except (UnicodeError, ValueError):
+    except (UnicodeError, ValueError, OSError):  # OSError: a link swapped for a folder mid-resolution
         return None
     if target == root or not target.startswith(root + os.sep):
         return None

@@ -4,13 +4,12 @@ the run's process is alive."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import sys
-from typing import List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import psutil
 
+from .. import fsafe
 from .. import progress as P
 from ..collect.snapshot import RunSnapshot
 from .signals import process_alive, process_name, run_main_process, where_else
@@ -20,10 +19,14 @@ class DeletePlan:
     """What deleting a run's files would remove, and why it may not."""
 
     def __init__(self) -> None:
-        self.files: List[str] = []  # real paths of files (or links) to unlink
-        self.dirs: List[str] = []  # real paths of folders to remove whole
+        self.files: List[str] = []  # paths of files (or links) to unlink, for display
+        self.dirs: List[str] = []  # paths of folders to remove whole, for display
         self.skipped: List[str] = []  # reasons: paths left alone
         self.refusal: Optional[str] = None  # the whole delete is refused
+        # the same, as names relative to the progress folder: what is acted on,
+        # through descriptors (ttop.fsafe), never the paths above
+        self.rel_files: List[str] = []
+        self.rel_dirs: List[str] = []
 
     @property
     def paths(self) -> List[str]:
@@ -50,17 +53,98 @@ def _live_reason(run: RunSnapshot) -> Optional[str]:
 
 
 def _entry_in_folder(root: str, name: str) -> Optional[str]:
-    """``root/name`` if that directory entry exists (a symlink counts as the
+    """``name`` if that entry of the folder exists (a symlink counts as the
     entry itself, never its target)."""
-    path = os.path.join(root, name)
     try:
-        os.lstat(path)
+        os.lstat(os.path.join(root, name))
     except OSError:
         return None
-    return path
+    return name
 
 
-def plan_delete(folder: str, run: RunSnapshot) -> DeletePlan:
+def _inside_rel(root: str, rel: object, keep_last: bool) -> Optional[str]:
+    """``rel`` (from a progress file) as a normalised name relative to the
+    folder, or None when it does not stay inside. Folders on the way are
+    resolved (a link inside pointing inside is fine); with ``keep_last`` the
+    last component is kept as written, so a link there is removed as a
+    link, never its target."""
+    real = P.resolve_inside(root, rel)
+    if real is None:
+        return None
+    assert isinstance(rel, str)
+    if not keep_last:
+        return os.path.relpath(real, root)
+    try:
+        parent = os.path.realpath(os.path.dirname(os.path.join(root, rel)))
+    except OSError:  # a link swapped for a folder while being resolved
+        return None
+    if parent != root and not parent.startswith(root + os.sep):
+        return None
+    base = os.path.basename(os.path.normpath(os.path.join(root, rel)))
+    return os.path.normpath(os.path.join(os.path.relpath(parent, root), base))
+
+
+def _contains(outer: str, inner: str) -> bool:
+    """Is the relative name ``inner`` ``outer`` itself or below it?"""
+    return inner == outer or inner.startswith(outer + os.sep)
+
+
+class _Claims:
+    """What the other runs of the folder name: their files (by relative
+    name) and their run folders, each with the run's key and whether it is
+    live."""
+
+    def __init__(self, root: str, me: str, others: Sequence[RunSnapshot]) -> None:
+        self.files: List[Tuple[str, str, bool]] = []
+        self.dirs: List[Tuple[str, str, bool]] = []
+        for o in others:
+            if o.key == me:
+                continue
+            live = o.alive is True or (o.status == P.RUNNING and not o.stale)
+            for name in (o.key + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + o.key + P.PROGRESS_SUFFIX,
+                         o.key + ".history.jsonl", *P.log_paths(o.key).values()):
+                self.files.append((name, o.key, live))
+            logs = o.data.get("logs")
+            if isinstance(logs, Mapping):
+                for stream in ("stdout", "stderr"):
+                    r = _inside_rel(root, logs.get(stream), keep_last=False)
+                    if r is not None:
+                        self.files.append((r, o.key, live))
+            rd = o.data.get("run_dir")
+            if rd is not None:
+                r = _inside_rel(root, rd, keep_last=False)
+                if r is not None:
+                    self.dirs.append((r, o.key, live))
+
+    def file_user(self, rel: str, real: Optional[str] = None) -> Optional[Tuple[str, bool]]:
+        """Another run naming the file ``rel`` (or ``real``, where it leads),
+        or whose run folder holds it."""
+        for name, key, live in self.files:
+            if name == rel or (real is not None and name == real):
+                return key, live
+        for d, key, live in self.dirs:
+            if _contains(d, rel) or (real is not None and _contains(d, real)):
+                return key, live
+        return None
+
+    def dir_user(self, rel: str) -> Optional[Tuple[str, bool]]:
+        """Another run whose files or run folder lie in the folder ``rel``,
+        or whose run folder holds it."""
+        for d, key, live in self.dirs:
+            if _contains(rel, d) or _contains(d, rel):
+                return key, live
+        for name, key, live in self.files:
+            if _contains(rel, name):
+                return key, live
+        return None
+
+
+def _shared(what: str, user: Tuple[str, bool]) -> str:
+    key, live = user
+    return "%s: shared with %srun %s, not touched" % (what, "live " if live else "", key)
+
+
+def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = ()) -> DeletePlan:
     """Work out which files deleting ``run`` removes (nothing is touched).
 
     The progress file, the control file, the default logs and the metric
@@ -70,20 +154,27 @@ def plan_delete(folder: str, run: RunSnapshot) -> DeletePlan:
     inside the folder (``run_dir`` must be a folder, not the progress folder
     itself). Refused outright while the run's process is alive (re-checked
     now: PID and create time).
+
+    ``others``: the other runs of the folder (the snapshot's). A path one of
+    them names too (its logs, its run folder, a file in it, a folder holding
+    its files) is listed as "shared with run X, not touched" and left alone.
     """
     plan = DeletePlan()
     plan.refusal = _live_reason(run)
     root = os.path.realpath(folder)
+    claims = _Claims(root, run.key, others)
     seen = set()
 
-    def add_file(path: Optional[str]) -> None:
-        if path is None:
+    def add_file(rel: Optional[str], real: Optional[str] = None, what: Optional[str] = None) -> None:
+        if rel is None or rel in seen:
             return
-        k = os.path.normpath(path)
-        if k in seen:
+        seen.add(rel)
+        user = claims.file_user(rel, real)
+        if user is not None:
+            plan.skipped.append(_shared(what or rel, user))
             return
-        seen.add(k)
-        plan.files.append(path)
+        plan.rel_files.append(rel)
+        plan.files.append(os.path.join(root, rel))
 
     own = {run.key + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + run.key + P.PROGRESS_SUFFIX}
     add_file(_entry_in_folder(root, run.key + P.PROGRESS_SUFFIX))
@@ -98,78 +189,85 @@ def plan_delete(folder: str, run: RunSnapshot) -> DeletePlan:
             if stream not in logs:
                 continue
             rel = logs[stream]
-            real = P.resolve_inside(root, rel)
-            if real is None:
-                plan.skipped.append("%s log %s: not inside the progress folder, left alone" % (stream, P._short_str(repr(rel), 80)))
+            shown = "%s log %s" % (stream, P._short_str(repr(rel), 80))
+            name = _inside_rel(root, rel, keep_last=True)
+            if name is None:
+                plan.skipped.append("%s: not inside the progress folder, left alone" % shown)
                 continue
             try:
-                st = os.lstat(real)
+                st = os.lstat(os.path.join(root, name))
             except OSError:
                 continue
             if stat.S_ISDIR(st.st_mode):
-                plan.skipped.append("%s log %s: a folder, left alone" % (stream, P._short_str(repr(rel), 80)))
+                plan.skipped.append("%s: a folder, left alone" % shown)
                 continue
-            base = os.path.basename(real)
-            if os.path.dirname(real) == root and base not in own and (
+            base = os.path.basename(name)
+            if os.path.dirname(name) == "" and base not in own and (
                 P.is_progress_filename(base) or base.startswith(P.CONTROL_PREFIX)
             ):
-                plan.skipped.append("%s log %s: another run's file, left alone" % (stream, P._short_str(repr(rel), 80)))
+                plan.skipped.append("%s: another run's file, left alone" % shown)
                 continue
-            add_file(real)
+            add_file(name, _inside_rel(root, rel, keep_last=False), shown)
     rd = data.get("run_dir")
     if rd is not None:
-        real = P.resolve_inside(root, rd)
-        if real is None:
-            plan.skipped.append("run_dir %s: not inside the progress folder, left alone" % P._short_str(repr(rd), 80))
-        elif not os.path.isdir(real):
-            if os.path.lexists(real):
-                plan.skipped.append("run_dir %s: not a folder, left alone" % P._short_str(repr(rd), 80))
+        shown = "run_dir %s" % P._short_str(repr(rd), 80)
+        name = _inside_rel(root, rd, keep_last=False)
+        if name is None:
+            plan.skipped.append("%s: not inside the progress folder, left alone" % shown)
+        elif not os.path.isdir(os.path.join(root, name)):
+            if os.path.lexists(os.path.join(root, name)):
+                plan.skipped.append("%s: not a folder, left alone" % shown)
         else:
-            plan.dirs.append(real)
+            user = claims.dir_user(name)
+            if user is not None:
+                plan.skipped.append(_shared(shown, user))
+            else:
+                plan.rel_dirs.append(name)
+                plan.dirs.append(os.path.join(root, name))
     return plan
 
 
-def _rmtree(path: str, errors: List[str]) -> None:
-    if sys.version_info >= (3, 12):
-        def onexc(_fn, p, exc):
-            errors.append("%s: %s" % (p, getattr(exc, "strerror", None) or exc))
-
-        shutil.rmtree(path, onexc=onexc)
-    else:
-        def onerror(_fn, p, exc_info):
-            errors.append("%s: %s" % (p, getattr(exc_info[1], "strerror", None) or exc_info[1]))
-
-        shutil.rmtree(path, onerror=onerror)
-
-
-def delete_run_files(folder: str, run: RunSnapshot) -> Tuple[List[str], List[str]]:
+def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = ()) -> Tuple[List[str], List[str]]:
     """Delete a run's files (see :func:`plan_delete`). Returns ``(deleted
     paths, refusals with reasons)``. Liveness is re-checked right now; a live
-    run loses nothing."""
-    plan = plan_delete(folder, run)
+    run loses nothing.
+
+    Everything is removed through descriptors (:mod:`ttop.fsafe`): the
+    folder is opened once, each folder on the way below it is opened without
+    following symbolic links, and the entry itself is unlinked (a link as a
+    link) or its tree removed by a descriptor walk. A name that was swapped
+    for a link after the plan is refused, never followed out of the folder."""
+    plan = plan_delete(folder, run, others)
     if plan.refusal:
         return [], [plan.refusal]
     deleted: List[str] = []
     refused: List[str] = list(plan.skipped)
-    root = os.path.realpath(folder)
-    for path in plan.files:
-        try:  # unlink never follows a symlink: only the folder's entry goes
-            os.unlink(path)
-            deleted.append(path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            refused.append("%s: %s" % (path, e.strerror or e))
-    for d in plan.dirs:
-        # re-resolve right before removing: the folder must still be itself
-        # (not swapped for a symlink) and inside the progress folder
-        if os.path.islink(d) or os.path.realpath(d) != d or not d.startswith(root + os.sep):
-            refused.append("%s: changed since planned, left alone" % d)
-            continue
-        errors: List[str] = []
-        _rmtree(d, errors)  # rmtree never follows symlinks inside d
-        if errors:
-            refused.extend(errors[:5])
-        if not os.path.lexists(d):
-            deleted.append(d)
+    try:
+        dfd = fsafe.open_dir(folder)
+    except OSError as e:
+        return [], ["cannot open the progress folder: %s" % fsafe.describe(e)]
+    try:
+        for rel, shown in zip(plan.rel_files, plan.files):
+            try:
+                fsafe.unlink_beneath(dfd, rel)
+                deleted.append(shown)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                refused.append("%s: %s, left alone" % (shown, fsafe.describe(e)))
+        for rel, shown in zip(plan.rel_dirs, plan.dirs):
+            errors: List[str] = []
+            try:
+                fsafe.rmtree_beneath(dfd, rel, errors)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                refused.append("%s: %s, left alone" % (shown, fsafe.describe(e)))
+                continue
+            if errors:
+                refused.extend(errors[:5])
+            else:
+                deleted.append(shown)
+    finally:
+        os.close(dfd)
     return deleted, refused

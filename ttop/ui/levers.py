@@ -207,6 +207,11 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
 # delete
 
 
+def _all_runs(ctx: AppContext) -> Sequence[Any]:
+    snap = getattr(ctx, "snapshot", None)
+    return snap.runs if snap is not None else ()
+
+
 def _rel(folder: str, path: str) -> str:
     root = os.path.realpath(folder)
     try:
@@ -222,7 +227,7 @@ def open_delete(ctx: AppContext, run_key: str) -> Optional[Screen]:
         ctx.notify("run %s is no longer in the folder" % clean(run_key), error=True)
         return None
     name = clean(run.run_name)
-    plan = D.plan_delete(ctx.folder, run)
+    plan = D.plan_delete(ctx.folder, run, _all_runs(ctx))
     if plan.refusal:
         return MessageDialog("Cannot delete run %s" % name, [clean(plan.refusal), "Nothing was deleted."], error=True)
     if not plan.paths:
@@ -237,7 +242,7 @@ def open_delete(ctx: AppContext, run_key: str) -> Optional[Screen]:
 
     def yes(ctx: AppContext) -> None:
         current = _run(ctx, run_key) or run
-        deleted, refused = D.delete_run_files(ctx.folder, current)
+        deleted, refused = D.delete_run_files(ctx.folder, current, _all_runs(ctx))
         if deleted and not refused:
             ctx.notify("deleted %d path%s of run %s" % (len(deleted), "" if len(deleted) == 1 else "s", name))
         elif deleted:
