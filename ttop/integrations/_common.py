@@ -1,0 +1,276 @@
+"""What the framework callbacks share: the import check, the rank, the
+monitor's life cycle, learning-rate variables and edits.
+
+Nothing here imports a framework.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from ..monitor import TrainingMonitor
+
+
+def require(modules: Tuple[str, ...], user: str, install: str) -> Any:
+    """Import the first of ``modules`` that imports, or raise a one-line
+    ImportError saying what to install."""
+    first: Optional[ImportError] = None
+    for name in modules:
+        try:
+            return importlib.import_module(name)
+        except ImportError as e:
+            first = first or e
+    raise ImportError("%s needs %s: pip install %s (%s)" % (user, " or ".join(modules), install, first)) from None
+
+
+def _env_int(environ: Mapping[str, str], *names: str) -> Optional[int]:
+    for name in names:
+        raw = environ.get(name)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            return int(raw)
+        except ValueError:
+            continue
+    return None
+
+
+def rank_from_env(environ: Optional[Mapping[str, str]] = None) -> Tuple[int, int, int]:
+    """``(rank, local_rank, world_size)`` of this process from the launcher's
+    environment: ``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` (torchrun,
+    accelerate, DeepSpeed), else ``SLURM_PROCID``/``SLURM_LOCALID``/
+    ``SLURM_NTASKS``; ``(0, 0, 1)`` for a plain process."""
+    env = os.environ if environ is None else environ
+    rank = _env_int(env, "RANK", "SLURM_PROCID")
+    local = _env_int(env, "LOCAL_RANK", "SLURM_LOCALID")
+    world = _env_int(env, "WORLD_SIZE", "SLURM_NTASKS")
+    if rank is None:
+        rank = local if local is not None else 0
+    if local is None:
+        local = rank
+    if world is None or world < 1:
+        world = max(rank + 1, 1)
+    return rank, local, world
+
+
+def check_monitor_args(output_file: Any, kwargs: Mapping[str, Any]) -> None:
+    """Raise TypeError now for an argument TrainingMonitor would refuse by
+    name, rather than when training starts."""
+    try:
+        inspect.signature(TrainingMonitor).bind(output_file, **kwargs)
+    except TypeError as e:
+        raise TypeError("TtopCallback: %s (it takes the TrainingMonitor arguments)" % e) from None
+
+
+def _has_resume(m: TrainingMonitor) -> bool:
+    try:
+        return "resume" in inspect.signature(m.start_phase).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+class LRControl:
+    """The learning rate(s) of one framework's optimizer(s), read and edited
+    from the training thread. Subclasses implement :meth:`read` and
+    :meth:`apply`."""
+
+    def read(self) -> Dict[str, float]:
+        raise NotImplementedError
+
+    def apply(self, name: str, value: float) -> Optional[str]:
+        """Apply an edit; return None, or why it was not applied."""
+        raise NotImplementedError
+
+
+class Bridge:
+    """One callback's monitor, created when training starts on the ranks
+    that report (rank 0 by default), and the learning-rate edits.
+
+    The hot hooks (per batch) check :attr:`monitor` and :attr:`pending` and
+    call :meth:`TrainingMonitor.start_batch`; everything else (metrics, the
+    learning rates shown) is refreshed at most every half write interval.
+    """
+
+    def __init__(
+        self,
+        output_file: Any,
+        monitor_kwargs: Dict[str, Any],
+        *,
+        rank_zero_only: bool,
+        track_lr: bool,
+        default_handle_signals: bool,
+    ) -> None:
+        check_monitor_args(output_file, monitor_kwargs)
+        kwargs = dict(monitor_kwargs)
+        kwargs.setdefault("handle_signals", default_handle_signals)
+        self.output_file = output_file
+        self.kwargs = kwargs
+        self.rank_zero_only = bool(rank_zero_only)
+        self.track_lr = bool(track_lr)
+        self.monitor: Optional[TrainingMonitor] = None
+        self.lr: Optional[LRControl] = None
+        #: set by the writer thread when an lr edit waits for the training thread
+        self.pending = False
+        self._edits: Dict[str, Any] = {}
+        self._edits_lock = threading.Lock()
+        self._user_on_change: Optional[Callable[[str, Any, Any], Any]] = kwargs.pop("on_variable_change", None)
+        self._period = float(kwargs.get("interval", 1.0)) / 2.0
+        self._next_refresh = 0.0
+        self.in_epoch = False
+        #: the phase this callback started last (None between phases)
+        self.phase: Optional[str] = None
+        self._lr_names: frozenset = frozenset()
+
+    # ------------------------------------------------------------------
+    # life cycle
+
+    def open(self, rank: int, total_epochs: Optional[int] = None) -> Optional[TrainingMonitor]:
+        """Create and start the monitor (once per training run) unless this
+        rank does not report. Returns it, or None."""
+        if self.monitor is not None and self.monitor.status in ("RUNNING",):
+            return self.monitor
+        self.monitor = None
+        if self.rank_zero_only and rank != 0:
+            return None
+        kwargs = dict(self.kwargs)
+        if total_epochs is not None and "total_epochs" not in kwargs:
+            kwargs["total_epochs"] = total_epochs
+        m = TrainingMonitor(self.output_file, on_variable_change=self._on_change, **kwargs)
+        m.start_monitoring()
+        self.monitor = m
+        self.in_epoch = False
+        return m
+
+    def set_lr(self, lr: Optional[LRControl]) -> None:
+        """Track the learning rates of ``lr`` as variables."""
+        m = self.monitor
+        if m is None or lr is None or not self.track_lr:
+            return
+        try:
+            values = lr.read()
+        except Exception as e:  # an optimizer we cannot read: show no lr, train on
+            sys.stderr.write("ttop: learning rates not tracked: %s\n" % e)
+            return
+        self.lr = lr
+        self._lr_names = frozenset(values)
+        if values:
+            m.track_variables(values)
+
+    def _on_change(self, name: str, old: Any, new: Any) -> None:
+        # the monitor's writer thread: hand the edit to the training thread
+        if name in self._lr_names:
+            with self._edits_lock:
+                self._edits[name] = new
+            self.pending = True
+        if self._user_on_change is not None:
+            self._user_on_change(name, old, new)
+
+    def apply_pending(self) -> None:
+        """Apply waiting lr edits (training thread, between batches)."""
+        self.pending = False
+        with self._edits_lock:
+            edits, self._edits = self._edits, {}
+        lr, m = self.lr, self.monitor
+        if lr is None or m is None:
+            return
+        for name, value in edits.items():
+            try:
+                why = lr.apply(name, float(value))
+            except Exception as e:
+                why = "%s: %s" % (type(e).__name__, e)
+            if why is not None:
+                sys.stderr.write("ttop: edit of %s not applied to the optimizer: %s\n" % (name, why))
+        self.refresh_lr()
+
+    def refresh_lr(self) -> None:
+        """Show the learning rates the optimizer uses now (the scheduler
+        moves them)."""
+        lr, m = self.lr, self.monitor
+        if lr is None or m is None:
+            return
+        try:
+            values = lr.read()
+        except Exception:
+            return
+        m.variables.update(values)
+
+    def due(self) -> bool:
+        """True at most every half write interval (for refreshes)."""
+        now = time.monotonic()
+        if now < self._next_refresh:
+            return False
+        self._next_refresh = now + self._period
+        return True
+
+    # ------------------------------------------------------------------
+    # epochs and phases
+
+    def start_epoch(self, epoch: int, total_epochs: Optional[int] = None) -> None:
+        m = self.monitor
+        if m is None:
+            return
+        m.start_epoch(epoch, total_epochs=total_epochs)
+        self.in_epoch = True
+
+    def end_epoch(self) -> None:
+        m = self.monitor
+        if m is None:
+            return
+        m.end_phase()
+        m.end_epoch()
+        self.in_epoch = False
+        self.phase = None
+
+    def start_phase(self, name: str, total: Optional[int]) -> None:
+        m = self.monitor
+        if m is not None:
+            m.start_phase(name, total_batches=total)
+            self.phase = name
+
+    def resume_train(self, total: Optional[int]) -> None:
+        """Back to the train phase after a mid-epoch validation: its batch
+        counter and elapsed time go on from where they were."""
+        m = self.monitor
+        if m is None:
+            return
+        start_phase: Any = m.start_phase
+        if _has_resume(m):
+            start_phase("train", total_batches=total, resume=True)
+        else:  # a monitor without resume: a fresh train phase
+            m.start_phase("train", total_batches=total)
+        self.phase = "train"
+
+    def end_phase(self) -> None:
+        m = self.monitor
+        if m is not None:
+            m.end_phase()
+        self.phase = None
+
+
+    # ------------------------------------------------------------------
+    # final status
+
+    def finish(self) -> None:
+        m = self.monitor
+        if m is not None and m.status == "RUNNING":
+            m.set_finished()
+
+    def fail(self, exc: BaseException, canceled_reason: Optional[str] = None) -> None:
+        """FAILED with the exception's message and traceback tail, or
+        CANCELED for an interrupt."""
+        m = self.monitor
+        if m is None or m.status != "RUNNING":
+            return
+        if canceled_reason is not None:
+            m.set_canceled(canceled_reason)
+        elif isinstance(exc, KeyboardInterrupt):
+            m.set_canceled("KeyboardInterrupt")
+        elif isinstance(exc, SystemExit) and getattr(exc, "code", None) in (None, 0):
+            m.set_finished()
+        else:
+            m.set_failed(exc)
