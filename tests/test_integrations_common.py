@@ -1,0 +1,202 @@
+"""What the framework callbacks share: imports (no framework pulled in by
+another, a one-line ImportError when one is missing), the rank from the
+launcher's environment, and lr edits that survive torch's LR schedulers."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from ttop.integrations._common import check_monitor_args, rank_from_env
+
+FRAMEWORKS = ("torch", "lightning", "pytorch_lightning", "transformers", "keras", "tensorflow", "jax")
+
+
+def run_py(code: str, **env):
+    import os
+
+    e = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="torch")
+    e.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=300)
+
+
+def test_import_ttop_and_the_package_import_no_framework():
+    r = run_py(
+        "import sys, ttop, ttop.integrations\n"
+        "from ttop import TrainingMonitor\n"
+        "print(sorted(m for m in %r if m in sys.modules))" % (FRAMEWORKS,)
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "module, blocked, install",
+    [
+        ("lightning", ("lightning", "lightning.pytorch", "pytorch_lightning"), "pip install lightning"),
+        ("transformers", ("transformers", "transformers.trainer_callback"), "pip install transformers"),
+        ("keras", ("keras",), "pip install keras"),
+    ],
+)
+def test_a_missing_framework_is_a_one_line_import_error(module, blocked, install):
+    r = run_py(
+        "import sys\n"
+        "for name in %r: sys.modules[name] = None\n"
+        "try:\n"
+        "    import ttop.integrations.%s\n"
+        "except ImportError as e:\n"
+        "    print(e)\n" % (blocked, module)
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ttop.integrations.%s needs" % module), r.stdout
+    assert install in lines[0]
+
+
+@pytest.mark.parametrize(
+    "module, framework",
+    [("lightning", "lightning.pytorch"), ("transformers", "transformers.trainer_callback"), ("keras", "keras")],
+)
+def test_importing_one_integration_imports_no_other_framework(module, framework):
+    """Beyond what the framework imports itself (Lightning imports
+    transformers when it is installed)."""
+    if importlib.util.find_spec(module) is None:
+        pytest.skip("%s is not installed (pip install -e '.[integrations]')" % module)
+    r = run_py(
+        "import sys\n"
+        "import %s\n"
+        "before = set(sys.modules)\n"
+        "import ttop.integrations.%s\n"
+        "print(sorted(m for m in %r if m in sys.modules and m not in before))" % (framework, module, FRAMEWORKS)
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, (0, 0, 1)),
+        ({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"}, (3, 1, 4)),  # torchrun, accelerate, DeepSpeed
+        ({"LOCAL_RANK": "1"}, (1, 1, 2)),
+        ({"SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NTASKS": "8"}, (5, 1, 8)),
+        ({"RANK": "0", "WORLD_SIZE": "2", "SLURM_PROCID": "7"}, (0, 0, 2)),  # torchrun inside a SLURM step
+        ({"RANK": "x", "SLURM_PROCID": "2"}, (2, 2, 3)),
+    ],
+)
+def test_rank_from_env(env, expected):
+    assert rank_from_env(env) == expected
+
+
+def test_a_bad_monitor_argument_is_refused_when_the_callback_is_made():
+    with pytest.raises(TypeError, match="run_nmae"):
+        check_monitor_args(None, {"run_nmae": "x"})
+    check_monitor_args(None, {"run_name": "x", "interval": 0.5})
+
+
+# ---------------------------------------------------------------------------
+# lr edits against torch's schedulers (in process: only torch needed)
+
+
+@pytest.fixture(scope="module")
+def torch():
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed (pip install -e '.[integrations]')")
+    import torch
+
+    return torch
+
+
+def make(torch, groups=1, lr=0.1):
+    params = [[torch.nn.Parameter(torch.zeros(2))] for _ in range(groups)]
+    return torch.optim.SGD([{"params": p} for p in params], lr=lr)
+
+
+def run_steps(opt, sched, n):
+    out = []
+    for _ in range(n):
+        opt.step()
+        sched.step()
+        out.append(opt.param_groups[0]["lr"])
+    return out
+
+
+def test_edit_survives_lambda_lr_and_scales_the_schedule(torch):
+    from ttop.integrations._torch import TorchLR
+
+    opt = make(torch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + s))
+    run_steps(opt, sched, 3)  # lr = 0.1 / 4
+    lr = TorchLR([opt], [sched])
+    assert lr.read() == {"lr": pytest.approx(0.025)}
+    assert lr.apply("lr", 0.05) is None  # x2
+    assert opt.param_groups[0]["lr"] == 0.05 and sched.get_last_lr() == [0.05]
+    assert run_steps(opt, sched, 1) == [pytest.approx(0.2 / 5)]  # the schedule goes on, doubled
+
+
+def test_edit_survives_step_cosine_onecycle_cyclic_and_sequential(torch):
+    from ttop.integrations._torch import TorchLR
+
+    cases = {
+        "step": lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5),
+        "cosine": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10),
+        "onecycle": lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=20),
+        "cyclic": lambda o: torch.optim.lr_scheduler.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4),
+        "sequential": lambda o: torch.optim.lr_scheduler.SequentialLR(
+            o,
+            [torch.optim.lr_scheduler.LinearLR(o, 0.5, 1.0, total_iters=2), torch.optim.lr_scheduler.ExponentialLR(o, 0.9)],
+            milestones=[2],
+        ),
+    }
+    for name, factory in cases.items():
+        # the same schedule twice: one edited to x3 after 3 steps
+        ref_opt, opt = make(torch), make(torch)
+        ref, sched = factory(ref_opt), factory(opt)
+        run_steps(ref_opt, ref, 3)
+        run_steps(opt, sched, 3)
+        lr = TorchLR([opt], [sched])
+        now = opt.param_groups[0]["lr"]
+        assert lr.apply("lr", now * 3) is None, name
+        assert opt.param_groups[0]["lr"] == pytest.approx(now * 3), name
+        expected = [x * 3 for x in run_steps(ref_opt, ref, 4)]
+        assert run_steps(opt, sched, 4) == pytest.approx(expected), name
+
+
+def test_edit_during_a_warmup_from_zero_sets_the_base(torch):
+    from ttop.integrations._torch import TorchLR
+
+    opt = make(torch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(s / 4, 1.0))  # lr 0 at step 0
+    lr = TorchLR([opt], [sched])
+    assert lr.read() == {"lr": 0.0}
+    assert lr.apply("lr", 0.5) is None
+    assert run_steps(opt, sched, 4)[-1] == pytest.approx(0.5)  # the peak is the edited value
+
+
+def test_param_groups_and_optimizers_are_named(torch):
+    from ttop.integrations._torch import TorchLR
+
+    same = make(torch, groups=2)  # the HF Trainer's decay / no-decay groups share one lr
+    assert list(TorchLR([same]).read()) == ["lr"]
+    lr = TorchLR([same])
+    lr.apply("lr", 0.3)
+    assert [g["lr"] for g in same.param_groups] == [0.3, 0.3]
+
+    differ = make(torch, groups=2)
+    differ.param_groups[1]["lr"] = 0.01
+    assert TorchLR([differ]).read() == {"lr/0": 0.1, "lr/1": 0.01}
+    assert list(TorchLR([make(torch), differ]).read()) == ["lr/0", "lr/1.0", "lr/1.1"]
+
+
+def test_bad_values_are_not_applied(torch):
+    from ttop.integrations._torch import TorchLR
+
+    opt = make(torch)
+    lr = TorchLR([opt])
+    assert "finite" in lr.apply("lr", float("nan"))
+    assert "finite" in lr.apply("lr", -1.0)
+    assert lr.apply("nope", 1.0) is not None
+    assert opt.param_groups[0]["lr"] == 0.1
