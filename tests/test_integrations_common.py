@@ -56,6 +56,7 @@ def test_a_missing_framework_is_a_one_line_import_error(module, blocked, install
     assert install in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "module, framework",
     [("lightning", "lightning.pytorch"), ("transformers", "transformers.trainer_callback"), ("keras", "keras")],

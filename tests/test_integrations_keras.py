@@ -13,7 +13,7 @@ from integrations_helpers import TIMEOUT, edit_when_ready, finish, load, need, o
 need("keras")
 need("torch")
 
-pytestmark = pytest.mark.timeout(TIMEOUT)
+pytestmark = [pytest.mark.timeout(TIMEOUT), pytest.mark.slow]
 
 DRIVER = '''
 import keras

@@ -15,7 +15,7 @@ need("transformers")
 need("accelerate")
 need("torch")
 
-pytestmark = pytest.mark.timeout(TIMEOUT)
+pytestmark = [pytest.mark.timeout(TIMEOUT), pytest.mark.slow]
 
 DRIVER = '''
 import tempfile
