@@ -26,6 +26,7 @@ def text(lines):
     return ["".join(t for t, _ in l) for l in lines]
 
 
+@pytest.mark.slow
 def test_a_1m_step_run_with_5_metrics_stays_bounded_and_shows_a_nan_at_500123(tmp_path):
     log = MetricLog(str(tmp_path), "big", lambda m: None)
     latest = {}
