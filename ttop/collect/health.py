@@ -350,6 +350,50 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG) -> 
     return Verdict(worst.level, worst.reason, tuple(found))
 
 
+#: Seconds between refreshes of a reason that counts time ("... for 75 s")
+#: while nothing else changes (see :func:`stable_until`).
+REASON_REFRESH = 5.0
+_TIMED = frozenset(("heartbeat", "stalled", "gpu_idle", "input_bound"))
+
+
+def stable_until(samples: Sequence[Sample], verdict: Verdict, config: HealthConfig = DEFAULT_CONFIG,
+                 refresh: float = REASON_REFRESH) -> float:
+    """For a series whose next samples repeat the newest one except for
+    their time: the earliest time at which :func:`assess` could find other
+    rules than ``verdict`` (the verdict for ``samples``) did; a reason that
+    counts time is refreshed every ``refresh`` seconds. ``inf`` when nothing
+    depends on time (an ended run). Lets the collector skip re-judging runs
+    whose inputs did not change."""
+    if not samples:
+        return math.inf
+    cur = samples[-1]
+    if cur.status != RUNNING or cur.alive is False:
+        return math.inf  # NaN, OOM, diverging, memory: no time in them
+    fired = {f.rule for f in verdict.findings}
+    nxt = cur.t + refresh if fired & _TIMED else math.inf
+    if cur.updated_at is not None and not cur.stopped and "heartbeat" not in fired:
+        nxt = min(nxt, cur.updated_at + cur.heartbeat_limit)
+    if cur.batch is not None and "stalled" not in fired and "heartbeat" not in fired:
+        key = cur.progress
+        idle = _streak(samples, lambda s: s.progress == key and s.status == RUNNING)
+        if idle is not None:
+            nxt = min(nxt, cur.t - idle + stall_threshold(samples, config))
+    lim = config.gpu_idle_percent
+    if "gpu_idle" not in fired and cur.gpu_memory_bytes and cur.gpu_utilization is not None and cur.gpu_utilization < lim:
+        held = _streak(samples, lambda s: bool(s.gpu_memory_bytes) and s.gpu_utilization is not None
+                       and s.gpu_utilization < lim and s.status == RUNNING)
+        if held is not None:
+            nxt = min(nxt, cur.t - held + config.gpu_idle_seconds)
+    cpu_min, gpu_max = config.input_cpu_percent, config.input_gpu_percent
+    if ("input_bound" not in fired and cur.gpu_memory_bytes and cur.gpu_utilization is not None
+            and cur.cpu_percent is not None and cur.cpu_percent >= cpu_min and cur.gpu_utilization < gpu_max):
+        held = _streak(samples, lambda s: bool(s.gpu_memory_bytes) and s.gpu_utilization is not None
+                       and s.cpu_percent is not None and s.cpu_percent >= cpu_min and s.gpu_utilization < gpu_max)
+        if held is not None:
+            nxt = min(nxt, cur.t - held + config.input_seconds)
+    return nxt
+
+
 def worse(a: Optional[str], b: Optional[str]) -> bool:
     """Is level ``a`` more severe than ``b``?"""
     return _RANK[a] > _RANK[b]

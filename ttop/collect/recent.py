@@ -16,6 +16,9 @@ Cost and memory stay small with many runs:
 * an ended run whose file, status and liveness did not change since the last
   cycle keeps its verdict and gets no new sample (an ended status does not
   change back while the file stays the same);
+* a running run whose inputs did not change is re-judged only when a rule
+  could change its mind (:func:`~ttop.collect.health.stable_until`: a
+  threshold about to be crossed, or a reason counting time to refresh);
 * a ring holds at most ``horizon / interval`` samples (default horizon
   :data:`HORIZON` seconds), so durations longer than the horizon are not seen.
 """
@@ -27,7 +30,7 @@ from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .cost import Prices, run_cost
-from .health import DEFAULT_CONFIG, NOT_JUDGED, HealthConfig, Sample, Verdict, assess
+from .health import DEFAULT_CONFIG, NOT_JUDGED, HealthConfig, Sample, Verdict, assess, stable_until
 
 RUNNING = "RUNNING"
 #: Seconds of samples kept per run (at least; see :func:`ring_length`).
@@ -75,7 +78,8 @@ class _FileFacts:
 
 
 class _Track:
-    __slots__ = ("ring", "facts", "status", "alive", "resources", "processes", "verdict", "gpu_util", "repeat", "gpus")
+    __slots__ = ("ring", "facts", "status", "alive", "resources", "processes", "verdict", "gpu_util", "repeat", "gpus",
+                 "recheck")
 
     def __init__(self, maxlen: int) -> None:
         self.ring: Deque[Sample] = deque(maxlen=maxlen)
@@ -88,6 +92,7 @@ class _Track:
         self.gpu_util: Optional[float] = None
         self.repeat = False  # ring[-1] equals ring[-2] except for its time
         self.gpus = 0  # most GPUs seen held at once (priced by --price-gpu-hour)
+        self.recheck = 0.0  # unchanged inputs: the verdict stands until then (health.stable_until)
 
 
 class RecentSamples:
@@ -179,6 +184,8 @@ class RecentSamples:
                 verdict = tr.verdict  # ended and unchanged for two cycles: settled
                 cost = self._cost(run, tr, now)
                 settled[key] = (run.data, verdict.level, verdict.reason or None) + cost
+            elif same and now < tr.recheck:
+                verdict = tr.verdict  # only the time moved, and no rule can change before tr.recheck
             else:
                 if same:  # only the time moved (e.g. a silent remote run)
                     last = tr.ring[-1]
@@ -192,6 +199,7 @@ class RecentSamples:
                     tr.status, tr.alive, tr.resources, tr.processes = status, run.alive, run.resources, run.processes
                 self._append(tr, s)
                 verdict = tr.verdict = assess(tr.ring, config)
+                tr.recheck = stable_until(tr.ring, verdict, config)
             if verdict.level is not None or tr.gpu_util is not None:
                 setattr_(run, "health", verdict.level)
                 setattr_(run, "health_reason", verdict.reason or None)
