@@ -84,7 +84,7 @@ def test_keys_are_exactly_the_documented_ones():
         "cpu_percent", "rss_bytes", "gpu_memory_bytes", "tpu_memory_bytes", "num_procs", "num_threads", "sampled_at", "source",
         "ram_measure", "ram_sampled_at"]
     assert list(run["processes"][0]) == EXPECTED_PROCESS
-    assert list(run["processes"][0]["threads"][0]) == ["tid", "user_time", "system_time", "cpu_percent"]
+    assert list(run["processes"][0]["threads"][0]) == ["tid", "name", "user_time", "system_time", "cpu_percent"]
     assert list(d["host"]) == ["hostname", "cpu_count", "cpu_percent", "mem_total", "mem_used", "load_avg"]
     assert list(d["budgets"]) == ["cpus", "ram_bytes", "gpu_bytes"]
     assert list(d["gpus"][0]) == list(jsonout.GPU_KEYS)

@@ -191,3 +191,39 @@ def test_no_signal_for_a_process_the_run_does_not_hold(three_users, shared_dir, 
     ok, msg = S.send_signal(victim.pid, ctime(victim.pid), signal.SIGTERM, owner_uid=b.uid)
     assert not ok and msg == "not sent: PID %d runs as %s, not as the run's owner %s" % (victim.pid, c.name, b.name)
     assert victim.poll() is None
+
+
+THREAD_NAMER = r"""
+import ctypes, threading, time
+libc = ctypes.CDLL(None)
+def work():
+    libc.prctl(15, b"loader-worker", 0, 0, 0)  # PR_SET_NAME: what pthread_setname_np does for itself
+    time.sleep(600)
+threading.Thread(target=work, daemon=True).start()
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_thread_rows_show_the_thread_name(tmp_path, spawn):
+    import sys
+
+    from ttop.collect.snapshot import Snapshot
+    from ttop.view.state import ViewState
+    from ttop.view.table import _name_text, visible_rows
+
+    p = spawn([sys.executable, "-c", THREAD_NAMER], stdout=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b"ready"
+    p.stdout.close()
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    (folder / "t.json").write_bytes(doc("t", p.pid, ctime(p.pid)))
+    run = collect(str(folder)).run("t")
+    names = {t.tid: t.name for t in run.processes[0].threads}
+    assert names[p.pid] == "python3" or names[p.pid].startswith("python")
+    assert "loader-worker" in names.values()
+    assert "loader-worker" in [t["name"] for t in run_to_dict(run)["processes"][0]["threads"]]
+    rows = visible_rows(Snapshot(seq=1, taken_at=time.time(), folder=str(folder), runs=(run,)),
+                        ViewState(expanded=frozenset(["t"])))
+    worker = [tid for tid, n in names.items() if n == "loader-worker"][0]
+    assert "[T] %d loader-worker" % worker in [_name_text(r).strip() for r in rows if r.kind == "thread"]

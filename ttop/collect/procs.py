@@ -147,10 +147,13 @@ def _stat_row(proc: int, n: str, boot: float) -> Optional[_Row]:
         return None
 
 
-def _linux_threads(pid: int) -> Optional[List[Tuple[int, float, float]]]:
-    """``[(tid, user_time, system_time)]`` from ``/proc/<pid>/task/*/stat``;
-    None when the task folder cannot be listed (psutil then decides: gone,
-    access denied). Threads that end while being read are left out."""
+def _linux_threads(pid: int) -> Optional[List[Tuple[int, float, float, str]]]:
+    """``[(tid, user_time, system_time, name)]`` from
+    ``/proc/<pid>/task/*/stat`` (the name is the thread's ``comm``, between
+    the parentheses of the same read: what ``/proc/<pid>/task/<tid>/comm``
+    holds, set with ``prctl(PR_SET_NAME)`` / ``pthread_setname_np``); None
+    when the task folder cannot be listed (psutil then decides: gone, access
+    denied). Threads that end while being read are left out."""
     base = "/proc/%d/task/" % pid
     try:
         tids = os.listdir(base)
@@ -165,8 +168,10 @@ def _linux_threads(pid: int) -> Optional[List[Tuple[int, float, float]]]:
                 raw = os.read(fd, 4096)
             finally:
                 os.close(fd)
-            fields = raw[raw.rindex(b")") + 2:].split()
-            out.append((int(t), int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK))
+            rp = raw.rindex(b")")
+            fields = raw[rp + 2:].split()
+            name = raw[raw.index(b"(") + 1:rp].decode("utf-8", "replace")
+            out.append((int(t), int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK, name))
         except (OSError, ValueError, IndexError):
             continue
     out.sort()
@@ -519,7 +524,7 @@ class ProcessTable:
                     try:
                         raw = _linux_threads(pid) if from_table else None
                         if raw is None:
-                            raw = [(t.id, t.user_time, t.system_time) for t in proc.threads()]
+                            raw = [(t.id, t.user_time, t.system_time, "") for t in proc.threads()]
                         threads = self._threads(pid, raw, now)
                     except psutil.AccessDenied:
                         if "threads" not in errors:
@@ -571,7 +576,7 @@ class ProcessTable:
         out = []
         prev_map = self._thread_prev
         seen = self._thread_seen
-        for tid, user, system in raw:
+        for tid, user, system, tname in raw:
             total = user + system
             k = (pid, tid)
             prev = prev_map.get(k)
@@ -579,7 +584,7 @@ class ProcessTable:
             if prev is not None and now > prev[1]:
                 pct = max(0.0, 100.0 * (total - prev[0]) / (now - prev[1]))
             seen[k] = (total, now)
-            out.append(ThreadInfo(tid=tid, user_time=user, system_time=system, cpu_percent=pct))
+            out.append(ThreadInfo(tid=tid, user_time=user, system_time=system, cpu_percent=pct, name=tname))
         return tuple(out)
 
     def end_cycle(self) -> None:

@@ -20,6 +20,7 @@ class ThreadInfo:
     user_time: float
     system_time: float
     cpu_percent: Optional[float] = None  # since the previous cycle, % of one core
+    name: str = ""  # the thread's name (/proc/<pid>/task/<tid>/comm), "" where unknown
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@ PROCESS_KEYS = (
     "error",
     "threads",
 )
-THREAD_KEYS = ("tid", "user_time", "system_time", "cpu_percent")
+THREAD_KEYS = ("tid", "name", "user_time", "system_time", "cpu_percent")
 
 
 def _attrs(obj: Any, keys: Iterable[str]) -> Dict[str, Any]:

@@ -398,7 +398,8 @@ def _name_text(row: Row) -> str:
         return "%s[P] %d %s" % (indent, p.pid, clean(p.name) or "?")
     p = row.proc
     indent = "  " * (2 + max(0, min(int(p.depth), 4)))
-    return "%s[T] %d" % (indent, row.thread.tid)
+    tname = clean(getattr(row.thread, "name", "") or "")
+    return "%s[T] %d %s" % (indent, row.thread.tid, tname) if tname else "%s[T] %d" % (indent, row.thread.tid)
 
 
 def name_width(rows: Sequence[Row], total_width: int) -> int:
