@@ -204,3 +204,28 @@ def test_dataclass_fields_of_events_are_json():
     t.events(snap(1, r))
     ev = t.events(snap(2, dataclasses.replace(r, status="FINISHED", health=None)))
     assert json.loads(json.dumps(ev[0]))["host"] is None
+
+
+def test_sigstop_then_sigcont_is_one_warn_and_one_ok_event(spawn, progress_dir, tmp_path):
+    events = tmp_path / "events.jsonl"
+    out = tmp_path / "cmd.txt"
+    job = spawn([sys.executable, WRITER, "--folder", str(progress_dir), "--name", "paused", "--interval", "0.1"])
+    wait_until(lambda: (progress_dir / "paused.json").exists(), timeout=30)
+    ttop_headless(spawn, progress_dir, tmp_path, "--events", str(events), "--health", "stall_seconds=1",
+                  "--health", "stall_batches=0", "--alert-cmd", 'echo "$TTOP_HEALTH $TTOP_REASON" >> %s' % out)
+    time.sleep(1.5)
+    assert read_events(events) == []
+    os.kill(job.pid, signal.SIGSTOP)
+    try:
+        ev = wait_until(lambda: read_events(events), timeout=30)
+        assert [(e["event"], e["previous_health"], e["health"]) for e in ev] == [("health", "OK", "WARN")]
+        assert ev[0]["reason"].startswith("stalled: process stopped, batch ")
+    finally:
+        os.kill(job.pid, signal.SIGCONT)
+    ev = wait_until(lambda: len(read_events(events)) >= 2 and read_events(events), timeout=30)
+    time.sleep(1.0)
+    ev = read_events(events)
+    assert [(e["previous_health"], e["health"]) for e in ev] == [("OK", "WARN"), ("WARN", "OK")]
+    wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 2, timeout=30)
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("WARN stalled: process stopped") and lines[1] == "OK "
