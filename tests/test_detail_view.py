@@ -106,3 +106,10 @@ def test_resource_rings_keep_runs_present_and_are_bounded():
     assert [x.gpu_util for x in s] == [42.0, 43.0, 44.0]
     rings.feed(Snapshot(seq=9, taken_at=200.0, folder="/p", runs=()))
     assert rings.samples("a") == []
+
+
+def test_odd_progress_data_never_breaks_the_header():
+    r = run("odd", times={"run": 5}, links={"wandb": 3, "x": "y"}, epoch="two", rate="fast")
+    t = text(render_detail(model(runs=[r]), DetailState(), 80, 24).lines)
+    assert t[0].startswith("odd  RUNNING  train  epoch -/10  batch 120/500  rate -  ETA -")
+    assert "x y" in t[1]

@@ -26,7 +26,7 @@ from . import health as H
 from . import roles as R
 from .chart import ZOOMS, Series, legend, render_chart, zoom_label
 from .metrics import is_loss
-from .table import Row, batch_text, epoch_text, row_role, status_text
+from .table import Row, _get, batch_text, epoch_text, row_role, status_text
 from .text import Line, Segment, clean, crop_line, width
 
 #: Charts narrower / lower than this are not drawn side by side.
@@ -87,7 +87,7 @@ def _header_single(run: Any, w: int, notes: Sequence[str], ascii: bool) -> List[
     role = row_role(Row("run", ("run", run.key), run))
     live = run.status == "RUNNING" and not run.stale
     phase = d.get("phase") if isinstance(d.get("phase"), str) else None
-    eta = (d.get("times") or {}).get("run", {}).get("remaining") if isinstance(d.get("times"), dict) else None
+    eta = _get(d, "times", "run", "remaining")
     segs: List[Segment] = [(clean(run.run_name), R.LABEL), ("  ", R.NORMAL), (status_text(run), role)]
     if phase:
         segs += [("  ", R.NORMAL), (clean(phase), role)]
