@@ -4,28 +4,41 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ttop.logfile import LogFile, LogPager, display_text
 
 
 def reference_lines(data: bytes, max_line: int):
-    """Split ``data`` the way the reader promises: at newlines, and lines
-    longer than max_line in max_line pieces from their start."""
+    """Split ``data`` the way the reader promises: at newlines; a line longer
+    than max_line in pieces of at most max_line bytes of its last state (after
+    its last \\r, a trailing \\r not counting; the first piece also holds
+    all before it), never starting on a UTF-8 continuation byte when a
+    character start is at most 3 bytes back."""
     out = []
     pos = 0
     while pos < len(data):
-        nl = data.find(b"\n", pos, pos + max_line)
-        if nl >= 0:
-            out.append((pos, nl + 1, data[pos:nl]))
-            pos = nl + 1
-        elif len(data) - pos >= max_line:
-            out.append((pos, pos + max_line, data[pos:pos + max_line]))
-            pos += max_line
-        else:
-            out.append((pos, len(data), data[pos:]))
-            pos = len(data)
+        nl = data.find(b"\n", pos)
+        end = nl if nl >= 0 else len(data)
+        line = data[pos:end]
+        body = line.rstrip(b"\r")
+        seg = body.rfind(b"\r") + 1
+        starts = [0]
+        cur = seg
+        while len(line) - cur > max_line:
+            cut = cur + max_line
+            for back in (cut, cut - 1, cut - 2, cut - 3):
+                if back > cur and line[back] & 0xC0 != 0x80:
+                    cut = back
+                    break
+            starts.append(cut)
+            cur = cut
+        for i, c in enumerate(starts):
+            e = starts[i + 1] if i + 1 < len(starts) else len(line)
+            stop = pos + e if i + 1 < len(starts) else end + (1 if nl >= 0 else 0)
+            out.append((pos + c, stop, line[c:e]))
+        pos = end + 1 if nl >= 0 else len(data)
     return out
 
 
@@ -50,6 +63,7 @@ chunks = st.lists(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=chunks, max_line=st.sampled_from([4, 7, 16]), chunk=st.sampled_from([3, 5, 64]))
 def test_forward_and_backward_agree_with_reference(tmp_path, data, max_line, chunk):
+    assume(all(len(line) < 64 * max_line for line in data.split(b"\n")))  # longer: approximate by design
     f = _file(tmp_path, data, max_line=max_line, chunk=chunk)
     ref = reference_lines(data, max_line)
     assert f.lines_from(0, 10 ** 6) == ref
@@ -237,3 +251,57 @@ def test_arrival_log_is_bounded(tmp_path):
     arr.poll()
     assert len(arr.lines) == 5 and arr.lines[-1] == ("stdout", "last")
     assert any(k == "note" and "bytes of stdout skipped" in t for k, t in arr.lines)
+
+
+def _tqdm_epoch(updates=340, width=10):
+    """One epoch of a tqdm bar as captured from a pipe: ~27 KB, one line."""
+    parts = []
+    for i in range(updates + 1):
+        done = i * width // updates
+        parts.append("\rEpoch 3: %3d%%|%s%s| %d/%d [00:%02d<00:10, 33.1it/s, loss=0.%04d]" % (
+            100 * i // updates, "\u2588" * done, " " * (width - done), i, updates, i % 60, 9999 - i))
+    return "".join(parts).encode("utf-8")
+
+
+def test_progress_bar_line_shows_its_last_state_whole(tmp_path):
+    bar = _tqdm_epoch()
+    assert 20_000 < len(bar) < 40_000  # longer than MAX_LINE (16 KiB), like a real epoch
+    last = bar.decode("utf-8").rsplit("\r", 1)[1]
+    f = _file(tmp_path, b"before\n" + bar + b"\n" + b"after\n")
+    lines = f.lines_from(0, 100)
+    assert [display_text(raw) for _s, _e, raw in lines] == ["before", last, "after"]
+    # backward (End, follow mode, PgUp) finds the same three lines
+    assert f.starts_before(f.size, 10) == [s for s, _e, _r in lines]
+    pg = LogPager(str(tmp_path / "x.log"))
+    pg.refresh()
+    assert [display_text(r) for _s, _e, r in pg.visible(10)] == ["before", last, "after"]
+    # the bar still being drawn (no newline yet): its current state, whole
+    (tmp_path / "x.log").write_bytes(b"before\n" + bar)
+    pg = LogPager(str(tmp_path / "x.log"))
+    pg.refresh()
+    assert [display_text(r) for _s, _e, r in pg.visible(10)] == ["before", last]
+
+
+def test_long_line_is_never_cut_inside_a_character(tmp_path):
+    text = ("\u00e9\u2588\U0001F600" * 4000)  # 2-, 3- and 4-byte characters, ~36 KB, no newline
+    f = _file(tmp_path, text.encode("utf-8") + b"\n")
+    pieces = f.lines_from(0, 100)
+    assert len(pieces) > 2 and all(len(r) <= 16 * 1024 for _s, _e, r in pieces)
+    assert "".join(display_text(r) for _s, _e, r in pieces) == text  # no U+FFFD anywhere
+    assert f.starts_before(f.size, 100) == [s for s, _e, _r in pieces]
+
+
+def test_arrival_log_shows_a_bar_as_its_last_state(tmp_path):
+    from ttop.logfile import ArrivalLog
+
+    p = tmp_path / "x.log"
+    p.write_bytes(b"")
+    arr = ArrivalLog([("stdout", str(p))])
+    bar = _tqdm_epoch()
+    with open(p, "ab") as fh:
+        fh.write(bar[: len(bar) // 2])
+    arr.poll()
+    with open(p, "ab") as fh:
+        fh.write(bar[len(bar) // 2:] + b"\n")
+    arr.poll()
+    assert [t for _k, t in arr.lines] == [bar.decode("utf-8").rsplit("\r", 1)[1]]

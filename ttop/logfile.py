@@ -15,10 +15,16 @@ Display rules for one line (what a terminal would have shown, made safe):
 * ANSI escape sequences (colours, cursor moves, OSC titles) are stripped;
 * tabs are expanded to 8 columns; other control characters become ``?``
   (:func:`ttop.view.text.clean`);
-* a line longer than :data:`MAX_LINE` bytes is shown as several lines of that
-  many bytes (so a file with no newline at all still pages in small steps);
-  pieces are cut from the line's start, found up to 64 * MAX_LINE bytes back
-  (beyond that, paging up through one giant line is approximate).
+* a line longer than :data:`MAX_LINE` bytes is shown as several lines of at
+  most that many bytes, never cut inside a UTF-8 character (so a file with no
+  newline at all still pages in small steps). A line holding ``\r`` updates
+  (a tqdm bar: ~340 redraws of one epoch make a 27 KB line) is cut only in
+  its **last state**, the text after its last ``\r``: its first piece holds
+  every earlier state and shows the start of the last one, so the bar is
+  shown as a terminal leaves it, whole when it fits, never as stale pieces
+  (:func:`line_cuts`). Lines are read whole up to 64 * MAX_LINE bytes
+  (beyond that, pieces and paging up through one giant line are
+  approximate).
 
 :class:`LogPager` keeps one stream's view state: top offset, follow mode (like
 ``tail -f``), and notices a file that was truncated or replaced (rotation):
@@ -57,13 +63,54 @@ SEARCH_CHUNK = 1024 * 1024
 RawLine = Tuple[int, int, bytes]
 
 
-def display_text(raw: bytes) -> str:
-    """One raw log line (no ``\\n``) as terminal-safe text."""
+def last_state(raw: bytes) -> bytes:
+    """What a terminal leaves of a line with ``\\r`` updates: the text after
+    the last ``\\r`` that has text after it (a trailing ``\\r`` of a CRLF
+    line end does not count)."""
     if raw.endswith(b"\r"):
         raw = raw.rstrip(b"\r")
     if b"\r" in raw:
         parts = [p for p in raw.split(b"\r") if p]
         raw = parts[-1] if parts else b""
+    return raw
+
+
+_ONE_PIECE = [0]
+
+
+def line_cuts(line: bytes, max_line: int) -> List[int]:
+    """Where a physical line (without its ``\\n``) is cut into display
+    pieces: offsets of each piece's start, the first always 0. Pieces are at
+    most ``max_line`` bytes of the line's last state (after its last
+    ``\\r``; the first piece also holds everything before it) and are never
+    cut inside a UTF-8 character. A cut depends only on the bytes before it,
+    so a reader going backward from any cut finds the same ones (they read
+    the whole line: a cut depends on the line's last ``\\r`` and on the bytes
+    around it)."""
+    if len(line) <= max_line:
+        return _ONE_PIECE
+    body_end = len(line)
+    while body_end > 0 and line[body_end - 1] == 13:  # a trailing \r is a line end, not an update
+        body_end -= 1
+    cr = line.rfind(b"\r", 0, body_end)
+    pos = cr + 1 if cr >= 0 else 0
+    cuts = [0]
+    n = len(line)
+    while n - pos > max_line:
+        cut = pos + max_line
+        back = cut
+        while back > pos and back > cut - 3 and (line[back] & 0xC0) == 0x80:
+            back -= 1  # inside a character: cut before it
+        if back > pos and (line[back] & 0xC0) != 0x80:
+            cut = back
+        cuts.append(cut)
+        pos = cut
+    return cuts
+
+
+def display_text(raw: bytes) -> str:
+    """One raw log line (no ``\\n``) as terminal-safe text."""
+    raw = last_state(raw)
     text = raw.decode("utf-8", "replace")
     if "\x1b" in text:
         text = strip_ansi(text)
@@ -226,28 +273,33 @@ class LogFile:
             pos = offset  # file offset of buf[0]
             end = self.size
             while len(out) < n:
-                nl = buf.find(b"\n", 0, self.max_line)
+                nl = buf.find(b"\n")
+                if nl < 0 and len(buf) < self.back_limit and pos + len(buf) < end:
+                    more = f.read(min(self.chunk, end - (pos + len(buf))))
+                    if more:
+                        buf += more
+                        continue
                 if nl >= 0:
-                    out.append((pos, pos + nl + 1, buf[:nl]))
-                    buf = buf[nl + 1:]
-                    pos += nl + 1
-                    continue
-                if len(buf) >= self.max_line:
-                    out.append((pos, pos + self.max_line, buf[:self.max_line]))
-                    buf = buf[self.max_line:]
-                    pos += self.max_line
-                    continue
-                want = min(self.chunk, end - (pos + len(buf)))
-                if want <= 0:
-                    if buf:
-                        out.append((pos, pos + len(buf), buf))
+                    line, line_end, whole = buf[:nl], nl + 1, True
+                elif not buf:
                     break
-                more = f.read(want)
-                if not more:
-                    if buf:
-                        out.append((pos, pos + len(buf), buf))
-                    break
-                buf += more
+                elif len(buf) >= self.back_limit:  # a giant line: its end is not in reach
+                    line, line_end, whole = buf, len(buf), False
+                else:  # the end of the file
+                    line, line_end, whole = buf, len(buf), True
+                cuts = line_cuts(line, self.max_line)
+                shown = cuts if whole else cuts[:-1]  # a giant line's last piece may grow: taken up again
+                for i, c in enumerate(shown):
+                    if len(out) >= n:
+                        break
+                    stop = cuts[i + 1] if i + 1 < len(cuts) else len(line)
+                    out.append((pos + c, pos + (line_end if i + 1 == len(cuts) else stop), line[c:stop]))
+                if not whole:
+                    buf = buf[cuts[-1]:]
+                    pos += cuts[-1]
+                    continue
+                buf = buf[line_end:]
+                pos += line_end
         return out
 
     # -- backward
@@ -286,18 +338,42 @@ class LogFile:
                     # a file truncated meanwhile: keep offsets aligned
                     buf = got.ljust(buf_start - read_from, b" ") + buf
                     buf_start = read_from
-                if idx >= 0:
-                    phys = buf_start + idx + 1
-                elif lo == 0:
-                    phys = 0
+                if idx >= 0 or lo == 0:
+                    phys = buf_start + idx + 1 if idx >= 0 else 0
+                    line = buf[phys - buf_start:cur_end - buf_start]
+                    if line.endswith(b"\n"):
+                        line = line[:-1]
+                    elif cur_end < self.size:
+                        # cur_end is inside the line: its cuts depend on the whole
+                        # line (its last \r, the bytes at each cut), read to its end
+                        line += self._rest_of_line(f, cur_end, phys + self.back_limit)
+                    cuts = line_cuts(line, self.max_line)
+                    start = phys if len(cuts) == 1 else phys + max(c for c in cuts if phys + c < cur_end)
                 else:  # no line start within back_limit: approximate
                     phys = cur_end - self.max_line
-                start = phys + ((cur_end - phys - 1) // self.max_line) * self.max_line
+                    start = phys + ((cur_end - phys - 1) // self.max_line) * self.max_line
                 starts.append(start)
                 cur_end = start
                 buf = buf[: max(0, cur_end - buf_start)]
         starts.reverse()
         return starts
+
+    def _rest_of_line(self, f: "_Reader", frm: int, limit: int) -> bytes:
+        """The bytes from ``frm`` to the next newline (excluded), read up to
+        ``limit`` (a file offset) at most."""
+        out = b""
+        pos = frm
+        while pos < min(limit, self.size):
+            f.seek(pos)
+            got = f.read(min(self.chunk, min(limit, self.size) - pos))
+            if not got:
+                break
+            nl = got.find(b"\n")
+            if nl >= 0:
+                return out + got[:nl]
+            out += got
+            pos += len(got)
+        return out
 
     def line_start(self, offset: int) -> int:
         """Start of the line containing byte ``offset``."""
@@ -578,12 +654,12 @@ class ArrivalLog:
             data = self.partial[i] + data
             parts = data.split(b"\n")
             rest = parts.pop()
-            if len(rest) > f.max_line:  # a very long line without its end yet
+            if len(rest) > f.back_limit:  # a giant line without its end yet
                 parts.append(rest)
                 rest = b""
             self.partial[i] = rest
             for raw in parts:
-                text = display_text(raw[: 4 * self.max_chars])
+                text = display_text(last_state(raw)[: 4 * self.max_chars])
                 if len(text) > self.max_chars:
                     text = text[: self.max_chars - 1] + "\u2026"
                 self._add(name, text, "line")
