@@ -165,3 +165,37 @@ def test_silent_remote_runs_keep_two_samples(progress_dir, n_remote):
         s = c.collect()
     assert all(r.health == CRIT and r.health_reason.startswith("heartbeat lost") for r in s.runs)
     assert all(1 <= len(c.recent.samples(r.key)) <= 2 for r in s.runs)  # repeats collapse
+
+
+HOG = r"""
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from ttop import TrainingMonitor
+block = bytearray(int(sys.argv[3]))  # resident: touched below
+for i in range(0, len(block), 4096):
+    block[i] = 1
+with TrainingMonitor(folder=sys.argv[1], run_name="hog", interval=0.2) as m:
+    for b in m.track(range(1000000), phase="train"):
+        time.sleep(0.05)
+"""
+
+
+def test_memory_pressure_then_vanished_is_likely_oom_killed(spawn, progress_dir):
+    from ttop.collect.snapshot import Budgets
+
+    job = spawn([sys.executable, "-c", HOG, str(progress_dir), str(ROOT), str(60 << 20)])
+    wait_until(lambda: (progress_dir / "hog.json").exists(), timeout=60)
+    probe = Collector(str(progress_dir), interval=0.2, gpu=False, tpu=False)
+    rss = wait_until(lambda: (probe.collect().run("hog").resources.rss_bytes or 0) > (60 << 20)
+                     and probe.latest.run("hog").resources.rss_bytes, timeout=30)
+    budget = Budgets(cpus=2.0, ram_bytes=int(rss / 0.95))  # the run sits at ~95 % of its RAM budget
+    c = Collector(str(progress_dir), interval=0.2, gpu=False, tpu=False, budgets=budget)
+    r = wait_until(lambda: c.collect().run("hog").health == WARN and c.latest.run("hog"), timeout=30)
+    assert r.health_reason.startswith("RAM at 9")
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait(timeout=10)
+    r = wait_until(lambda: c.collect().run("hog").status == "KILLED" and c.latest.run("hog"), timeout=30)
+    assert r.health == CRIT and r.health_reason.startswith("likely OOM-killed (RAM at 9")
+    for _ in range(3):  # and it stays so once the run has ended
+        r = c.collect().run("hog")
+    assert r.health == CRIT and r.health_reason.startswith("likely OOM-killed")
