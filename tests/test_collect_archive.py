@@ -194,7 +194,7 @@ def test_fifty_thousand_files_show_live_runs_before_the_archive_is_read(tmp_path
     wait_until(lambda: (folder / "live00.json").exists(), timeout=60)
     term = ttop_term(str(folder), interval="2")
     # the live run (newest file) is on screen while the archive is still being read
-    term.wait_for(lambda t: "live00" in t.text and "reading the folder" in t.text, timeout=60)
+    term.wait_for(lambda t: "live00" in t.text and "reading the folder" in t.text, timeout=180)
 
 
 def test_json_is_written_run_by_run_as_the_same_text(progress_dir):
