@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 from ..progress import (
+    CONTROL_PREFIX,
     END_STATUSES,
     MAX_PROGRESS_BYTES,
     PROGRESS_SUFFIX,
@@ -485,9 +486,11 @@ class FolderScanner:
             self._names &= listing
             self._others &= listing
             if new:
-                for n in [n for n in new if n[-5:] != PROGRESS_SUFFIX or not _progress_name(n)]:
-                    new.discard(n)
-                    self._others.add(n)
+                # _progress_name inline: 50,000 calls cost more than the test
+                other = {n for n in new if n[-5:] != ".json" or n[0] == "." or n[:8] == "control_" or len(n) <= 5}
+                if other:
+                    new -= other
+                    self._others |= other
                 self._names |= new
             if new:
                 self._add_pending(dfd, new, budget is not None)
@@ -705,6 +708,7 @@ def _progress_name(name: str) -> bool:
     return name[0] != "." and not name.startswith("control_") and len(name) > 5
 
 
+assert PROGRESS_SUFFIX == ".json" and CONTROL_PREFIX == "control_"  # as inlined in _scan
 assert all(_progress_name(n) == is_progress_filename(n) for n in (".a.json", "control_a.json", "a.json", ".json"))
 
 
