@@ -111,12 +111,17 @@ def read_progress_file(path: str, limit: int) -> Tuple[bytes, os.stat_result]:
             raise ProgressError("file larger than %d bytes" % limit)
         chunks = []
         left = limit + 1
+        want = st.st_size + 1  # one read for the whole file, and the byte that says it ended
         while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
+            ask = min(left, want, 1 << 20)
+            chunk = os.read(fd, ask)
             if not chunk:
                 break
             chunks.append(chunk)
             left -= len(chunk)
+            if len(chunk) < ask:  # a regular file reads short only at its end
+                break
+            want = 1 << 20  # it grew since the fstat: read on
     finally:
         os.close(fd)
     data = b"".join(chunks)
