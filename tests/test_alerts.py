@@ -211,7 +211,7 @@ def test_sigstop_then_sigcont_is_one_warn_and_one_ok_event(spawn, progress_dir, 
     out = tmp_path / "cmd.txt"
     job = spawn([sys.executable, WRITER, "--folder", str(progress_dir), "--name", "paused", "--interval", "0.1"])
     wait_until(lambda: (progress_dir / "paused.json").exists(), timeout=30)
-    ttop_headless(spawn, progress_dir, tmp_path, "--events", str(events), "--health", "stall_seconds=1",
+    ttop_headless(spawn, progress_dir, tmp_path, "--events", str(events), "--health", "stall_seconds=3",
                   "--health", "stall_batches=0", "--alert-cmd", 'echo "$TTOP_HEALTH $TTOP_REASON" >> %s' % out)
     time.sleep(1.5)
     assert read_events(events) == []

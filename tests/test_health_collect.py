@@ -39,8 +39,13 @@ def test_sigstop_is_stalled_once_past_the_threshold_and_sigcont_clears(spawn, pr
         r = c.collect().run("demo")
         return r if r and r.alive and r.data.get("batch") is not None else None
 
-    r = wait_until(training, timeout=60)
-    assert r.health == OK and r.health_reason is None
+    def healthy():
+        r = training()
+        return r if r is not None and r.health == OK else None
+
+    wait_until(training, timeout=60)
+    r = wait_until(healthy, timeout=30)
+    assert r.health_reason is None
     os.kill(job.pid, signal.SIGSTOP)
     try:
         wait_until(lambda: c.collect().run("demo").processes[0].status == "stopped", timeout=10)
