@@ -221,10 +221,22 @@ def _median(values: Iterable[float]) -> Optional[float]:
     return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2.0
 
 
+#: The median batch time is taken over at most this many recent samples.
+RATE_WINDOW = 64
+
+
 def stall_threshold(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG) -> float:
     """``max(stall_seconds, stall_batches x median batch time)``; the batch
-    time is ``1 / rate`` of the samples that report a rate."""
-    med = _median(1.0 / s.rate for s in samples if s.rate is not None and s.rate > 0)
+    time is ``1 / rate`` of the last :data:`RATE_WINDOW` samples that report
+    a rate."""
+    times = []
+    for j in range(len(samples) - 1, -1, -1):
+        r = samples[j].rate
+        if r is not None and r > 0:
+            times.append(1.0 / r)
+            if len(times) >= RATE_WINDOW:
+                break
+    med = _median(times)
     return max(config.stall_seconds, config.stall_batches * med) if med is not None else config.stall_seconds
 
 

@@ -92,7 +92,8 @@ class _Track:
         self.gpu_util: Optional[float] = None
         self.repeat = False  # ring[-1] equals ring[-2] except for its time
         self.gpus = 0  # most GPUs seen held at once (priced by --price-gpu-hour)
-        self.recheck = 0.0  # unchanged inputs: the verdict stands until then (health.stable_until)
+        #: unchanged inputs: the verdict stands until then (health.stable_until; None: not worked out yet)
+        self.recheck: Optional[float] = None
 
 
 class RecentSamples:
@@ -184,7 +185,7 @@ class RecentSamples:
                 verdict = tr.verdict  # ended and unchanged for two cycles: settled
                 cost = self._cost(run, tr, now)
                 settled[key] = (run.data, verdict.level, verdict.reason or None) + cost
-            elif same and now < tr.recheck:
+            elif same and now < (tr.recheck if tr.recheck is not None else self._recheck(tr)):
                 verdict = tr.verdict  # only the time moved, and no rule can change before tr.recheck
             else:
                 if same:  # only the time moved (e.g. a silent remote run)
@@ -199,7 +200,7 @@ class RecentSamples:
                     tr.status, tr.alive, tr.resources, tr.processes = status, run.alive, run.resources, run.processes
                 self._append(tr, s)
                 verdict = tr.verdict = assess(tr.ring, config)
-                tr.recheck = stable_until(tr.ring, verdict, config)
+                tr.recheck = None  # worked out if the next cycle brings nothing new
             if verdict.level is not None or tr.gpu_util is not None:
                 setattr_(run, "health", verdict.level)
                 setattr_(run, "health_reason", verdict.reason or None)
@@ -208,6 +209,10 @@ class RecentSamples:
                 so_far, projected = self._cost(run, tr, now)
                 setattr_(run, "cost", so_far)
                 setattr_(run, "cost_projected", projected)
+
+    def _recheck(self, tr: _Track) -> float:
+        tr.recheck = stable_until(tr.ring, tr.verdict, self.config)
+        return tr.recheck
 
     def _cost(self, run: Any, tr: _Track, now: float) -> Tuple[Optional[float], Optional[float]]:
         if self.prices is None:
