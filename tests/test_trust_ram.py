@@ -114,23 +114,30 @@ def test_single_process_keeps_rss_and_reads_no_pss(tmp_path, spawn):
 
 
 def test_pss_budget_spreads_reads_over_cycles():
-    t = [0.0]
+    clock = [0.0]  # the refresh clock
+    timer = [0.0]  # the cost clock: each read takes 1 ms
     reads = []
 
     def reader(pid):
         reads.append(pid)
-        t[0] += 0.0  # the clock only moves between cycles
+        timer[0] += 0.001
         return 4096
 
-    cache = PssCache(clock=lambda: t[0], refresh=10.0, budget=-1.0, reader=reader)  # budget: one read per cycle
-    for cycle in range(3):
+    # 10 % of the time between cycles, at most 2 ms saved up
+    cache = PssCache(clock=lambda: clock[0], refresh=10.0, share=0.1, burst=0.002, reader=reader,
+                     timer=lambda: timer[0])
+    got = []
+    for _cycle in range(3):
         cache.begin()
-        got = [cache.get(("p", i), i) for i in range(3)]
+        got.append(sum(cache.get(("p", i), i) is not None for i in range(6)))
         cache.end()
-        assert sum(g is not None for g in got) == cycle + 1
-    assert reads == [0, 1, 2]
-    t[0] = 11.0  # stale: read again, oldest first as the budget allows
+        timer[0] += 0.02  # 20 ms between cycles: 2 ms more of reading (the cap)
+    assert got == [2, 4, 6]  # two 1 ms reads a cycle
+    assert reads == [0, 1, 2, 3, 4, 5]
+    clock[0] = 11.0  # all stale: read again, as the budget allows
+    timer[0] += 1.0
     cache.begin()
-    cache.get(("p", 0), 0)
+    for i in range(6):
+        cache.get(("p", i), i)
     cache.end()
-    assert reads[-1] == 0
+    assert reads[6:] == [0, 1]  # the burst caps what one cycle may spend

@@ -10,10 +10,14 @@ PSS is read from ``/proc/<pid>/smaps_rollup`` (Linux 4.14+), which costs
 ~0.1-10 ms per process (the kernel walks the page tables). So it is read only
 for trees of more than one process (a single process shares nothing with
 itself worth correcting), at most every :data:`PSS_REFRESH_SECONDS` per
-process, and for at most :data:`PSS_BUDGET_SECONDS` of reading per cycle. A
-process not sampled yet counts its RSS. The figure is therefore up to about
-``PSS_REFRESH_SECONDS`` old (more when many processes share the budget);
-``ram_measure`` and ``ram_sampled_at`` say which measure and how old.
+process, and within a time budget: reading may take at most
+:data:`PSS_SHARE` of the wall time that passed since the previous cycle
+(2 %), and never more than :data:`PSS_BURST_SECONDS` in one cycle (at a
+2 s interval that cap is what applies). Time not used is kept up to that
+burst. A process not sampled yet counts its RSS. The figure is therefore up
+to about ``PSS_REFRESH_SECONDS`` old, more when many processes share the
+budget (reads take turns, oldest due first); ``ram_measure`` and
+``ram_sampled_at`` say which measure and how old.
 
 No psutil here: the writer (:mod:`ttop.monitor.resources`) and the collector
 both use it.
@@ -26,8 +30,10 @@ from typing import Callable, Dict, Hashable, Optional, Set, Tuple
 
 #: A process's PSS is read again after this many seconds.
 PSS_REFRESH_SECONDS = 10.0
-#: Reading time allowed per cycle (at least one read always happens).
-PSS_BUDGET_SECONDS = 0.004
+#: Share of the wall time between cycles that reading PSS may take.
+PSS_SHARE = 0.02
+#: Most reading time saved up for one cycle.
+PSS_BURST_SECONDS = 0.02
 
 _FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
@@ -61,20 +67,26 @@ class PssCache:
     forgets processes not asked about during the cycle)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, refresh: float = PSS_REFRESH_SECONDS,
-                 budget: float = PSS_BUDGET_SECONDS, reader: Callable[[int], Optional[int]] = read_pss) -> None:
+                 share: float = PSS_SHARE, burst: float = PSS_BURST_SECONDS,
+                 reader: Callable[[int], Optional[int]] = read_pss,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
         self.clock = clock
         self.refresh = refresh
-        self.budget = budget
+        self.share = share
+        self.burst = burst
         self.reader = reader
+        self.timer = timer
         self._vals: Dict[Hashable, Tuple[Optional[int], float]] = {}
         self._used: Set[Hashable] = set()
-        self._spent = 0.0
-        self._reads = 0
+        self._credit = burst  # seconds of reading allowed now
+        self._last: Optional[float] = None
         self.total_reads = 0
 
     def begin(self) -> None:
-        self._spent = 0.0
-        self._reads = 0
+        now = self.timer()
+        if self._last is not None:
+            self._credit = min(self.burst, self._credit + self.share * max(0.0, now - self._last))
+        self._last = now
 
     def get(self, key: Hashable, pid: int) -> Optional[Tuple[int, float]]:
         """``(pss_bytes, read_at)`` (``read_at`` on :attr:`clock`), or None
@@ -82,11 +94,10 @@ class PssCache:
         self._used.add(key)
         got = self._vals.get(key)
         now = self.clock()
-        if (got is None or now - got[1] >= self.refresh) and (self._reads == 0 or self._spent < self.budget):
-            t0 = time.perf_counter()
+        if (got is None or now - got[1] >= self.refresh) and self._credit > 1e-6:
+            t0 = self.timer()
             val = self.reader(pid)
-            self._spent += time.perf_counter() - t0
-            self._reads += 1
+            self._credit -= self.timer() - t0
             self.total_reads += 1
             if val is not None or got is None:
                 got = (val, now)
