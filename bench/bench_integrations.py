@@ -16,6 +16,8 @@ batch and logs, the per-step hooks of
   Trainer's ``ProgressCallback``, Keras' ``ProgbarLogger``), the same hooks,
 
 ``--steps`` times each, in interleaved rounds (ttop, bar, bare loop, ...),
+timed by this thread's CPU clock (so that other processes on a loaded
+machine do not count; the bars' writes to the terminal do),
 with the batch index / global step advancing as in training and fds 1 and 2
 sent to /dev/null (the bars draw there). Printed: the median ns/step of
 each, less the bare loop, and the ratio ttop / bar (target <= 1). Exit
@@ -70,10 +72,10 @@ def measure(name: str, candidates: Dict[str, Callable[[int], None]], steps: int,
         for _ in range(repeats):
             for k, fn in candidates.items():
                 i0 = start[k]
-                t0 = time.perf_counter_ns()
+                t0 = time.thread_time_ns()
                 for i in range(i0, i0 + steps):
                     fn(i)
-                times[k].append((time.perf_counter_ns() - t0) / steps)
+                times[k].append((time.thread_time_ns() - t0) / steps)
                 start[k] = i0 + steps
     RESULTS[name] = {k: statistics.median(v) for k, v in times.items()}
 

@@ -140,7 +140,9 @@ class TtopCallback(_Callback):
         params = self.params or {}
         epochs = params.get("epochs")
         b = self._bridge
-        if b.open(rank_from_env()[0], total_epochs=epochs if isinstance(epochs, int) and epochs > 0 else None) is None:
+        rank, _local, world = rank_from_env()
+        b.open(rank, total_epochs=epochs if isinstance(epochs, int) and epochs > 0 else None, world_size=world)
+        if not b.active:
             return
         self._training = True
         optimizer = getattr(self.model, "optimizer", None)
@@ -157,21 +159,17 @@ class TtopCallback(_Callback):
 
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         b = self._bridge
-        m = b.monitor
-        if m is None:
-            return
         if b.pending:
             b.apply_pending()
-        m.start_batch()
+        m = b.monitor
+        if m is not None:
+            m.start_batch()
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         b = self._bridge
         m = b.monitor
-        if m is None:
-            return
-        if logs:
+        if m is not None and logs and b.due():  # the latest batch logs, every half write interval
             m.update_metrics(logs)
-        if b.due():
             b.refresh_lr()
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:

@@ -91,7 +91,8 @@ class TtopCallback(_Callback):
         total = epochs if isinstance(epochs, int) and 0 < epochs < sys.maxsize else None
         rank = 0 if getattr(state, "is_world_process_zero", True) else max(int(getattr(args, "process_index", 1) or 1), 1)
         b = self._bridge
-        if b.open(rank, total_epochs=total) is None:
+        b.open(rank, total_epochs=total, world_size=max(int(getattr(args, "world_size", 1) or 1), 1))
+        if not b.active:
             return
         n = _len(kw.get("train_dataloader"))
         accum = max(int(getattr(args, "gradient_accumulation_steps", 1) or 1), 1)
@@ -119,17 +120,13 @@ class TtopCallback(_Callback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         b = self._bridge
-        m = b.monitor
-        if m is None:
-            return
         if b.pending:
             b.apply_pending()
-        m.start_batch()
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        b = self._bridge
-        if b.monitor is not None and b.due():
-            b.refresh_lr()
+        m = b.monitor
+        if m is not None:
+            m.start_batch()
+            if b.due():
+                b.refresh_lr()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
         m = self._bridge.monitor
