@@ -14,6 +14,10 @@ import time
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ..monitor import TrainingMonitor
+from ..monitor.files import resolve_target
+from ..monitor.hooks import error_text
+from ..progress import CANCELED, FAILED, FINISHED, sanitize_run_name
+from ._ranks import RankFollower, first_failure, install_rank0_hooks, job_run_name
 
 
 def require(modules: Tuple[str, ...], user: str, install: str) -> Any:
@@ -125,31 +129,86 @@ class Bridge:
         #: the phase this callback started last (None between phases)
         self.phase: Optional[str] = None
         self._lr_names: frozenset = frozenset()
+        #: other ranks of a multi-rank job: follows the run's control file
+        self.follower: Optional[RankFollower] = None
+        self._world = 1
+        self._remove_hooks: Optional[Callable[[], None]] = None
 
     # ------------------------------------------------------------------
     # life cycle
 
-    def open(self, rank: int, total_epochs: Optional[int] = None) -> Optional[TrainingMonitor]:
+    @property
+    def active(self) -> bool:
+        """True while this process reports (rank 0) or follows (other ranks)."""
+        return self.monitor is not None or self.follower is not None
+
+    def open(self, rank: int, total_epochs: Optional[int] = None, world_size: int = 1) -> Optional[TrainingMonitor]:
         """Create and start the monitor (once per training run) unless this
-        rank does not report. Returns it, or None."""
-        if self.monitor is not None and self.monitor.status in ("RUNNING",):
+        rank does not report; in a job of several ranks the others follow
+        the run (see :mod:`ttop.integrations._ranks`). Returns the monitor,
+        or None."""
+        if self.monitor is not None and self.monitor.status == "RUNNING":
             return self.monitor
+        self._close_ranks()
         self.monitor = None
-        if self.rank_zero_only and rank != 0:
-            return None
+        self.follower = None
+        self.in_epoch = False
+        self.phase = None
+        self._world = 1
         kwargs = dict(self.kwargs)
+        if world_size > 1 and self.output_file is None and kwargs.get("run_name") is None:
+            name = job_run_name()  # the same on every rank, unlike the default (it has the PID)
+            if name is not None:
+                kwargs["run_name"] = name
+        if self.rank_zero_only and rank != 0:
+            if world_size > 1:
+                self._follow(rank, world_size, kwargs)
+            return None
         if total_epochs is not None and "total_epochs" not in kwargs:
             kwargs["total_epochs"] = total_epochs
         m = TrainingMonitor(self.output_file, on_variable_change=self._on_change, **kwargs)
         m.start_monitoring()
         self.monitor = m
-        self.in_epoch = False
+        if world_size > 1 and self.rank_zero_only:
+            self._world = world_size
+            if kwargs.get("handle_signals"):
+                self._remove_hooks = install_rank0_hooks(self.fail_first)
         return m
+
+    def _follow(self, rank: int, world_size: int, kwargs: Dict[str, Any]) -> None:
+        folder, run_name = resolve_target(self.output_file, kwargs.get("folder"), kwargs.get("run_name"))
+        if run_name is None:
+            sys.stderr.write("ttop: rank %d does not follow the run: give the callback a run_name\n" % rank)
+            return
+        f = RankFollower(folder, sanitize_run_name(run_name), rank, world_size, self._period * 2, self._on_change)
+        try:
+            f.start()
+        except OSError as e:
+            sys.stderr.write("ttop: rank %d does not follow the run: %s\n" % (rank, e))
+            return
+        self.follower = f
+
+    def fail_first(self) -> bool:
+        """Rank 0: if another rank failed before, end the run as FAILED
+        with that rank's error; True if so."""
+        m = self.monitor
+        if m is None or m.status != "RUNNING" or self._world <= 1:
+            return False
+        first = first_failure(m.folder, m.run_name, time.time())
+        if first is None:
+            return False
+        m.set_failed("rank %d failed first: %s" % first)
+        return True
+
+    def _close_ranks(self) -> None:
+        remove, self._remove_hooks = self._remove_hooks, None
+        if remove is not None:
+            remove()
 
     def set_lr(self, lr: Optional[LRControl]) -> None:
         """Track the learning rates of ``lr`` as variables."""
-        m = self.monitor
-        if m is None or lr is None or not self.track_lr:
+        m, f = self.monitor, self.follower
+        if (m is None and f is None) or lr is None or not self.track_lr:
             return
         try:
             values = lr.read()
@@ -158,8 +217,10 @@ class Bridge:
             return
         self.lr = lr
         self._lr_names = frozenset(values)
-        if values:
+        if values and m is not None:
             m.track_variables(values)
+        elif values and f is not None:
+            f.track(values)
 
     def _on_change(self, name: str, old: Any, new: Any) -> None:
         # the monitor's writer thread: hand the edit to the training thread
@@ -175,8 +236,8 @@ class Bridge:
         self.pending = False
         with self._edits_lock:
             edits, self._edits = self._edits, {}
-        lr, m = self.lr, self.monitor
-        if lr is None or m is None:
+        lr = self.lr
+        if lr is None:
             return
         for name, value in edits.items():
             try:
@@ -190,14 +251,14 @@ class Bridge:
     def refresh_lr(self) -> None:
         """Show the learning rates the optimizer uses now (the scheduler
         moves them)."""
-        lr, m = self.lr, self.monitor
-        if lr is None or m is None:
+        lr, m, f = self.lr, self.monitor, self.follower
+        if lr is None or (m is None and f is None):
             return
         try:
             values = lr.read()
         except Exception:
             return
-        m.variables.update(values)
+        (m.variables if m is not None else f.variables).update(values)  # type: ignore[union-attr]
 
     def due(self) -> bool:
         """True at most every half write interval (for refreshes)."""
@@ -256,16 +317,31 @@ class Bridge:
     # final status
 
     def finish(self) -> None:
+        f = self.follower
+        if f is not None:
+            f.end(FINISHED)
         m = self.monitor
         if m is not None and m.status == "RUNNING":
             m.set_finished()
+        self._close_ranks()
 
     def fail(self, exc: BaseException, canceled_reason: Optional[str] = None) -> None:
         """FAILED with the exception's message and traceback tail, or
-        CANCELED for an interrupt."""
+        CANCELED for an interrupt. On rank 0 of a multi-rank job, another
+        rank's earlier failure is the run's error."""
+        f = self.follower
+        if f is not None:
+            if canceled_reason is not None or isinstance(exc, KeyboardInterrupt):
+                f.end(CANCELED, canceled_reason or "KeyboardInterrupt")
+            else:
+                f.end(FAILED, error_text(exc))
         m = self.monitor
         if m is None or m.status != "RUNNING":
             return
+        if self.fail_first():
+            self._close_ranks()
+            return
+        self._close_ranks()
         if canceled_reason is not None:
             m.set_canceled(canceled_reason)
         elif isinstance(exc, KeyboardInterrupt):

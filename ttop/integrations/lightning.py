@@ -86,13 +86,13 @@ class TtopCallback(_Callback):
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         max_epochs = getattr(trainer, "max_epochs", None)
         total = max_epochs if isinstance(max_epochs, int) and max_epochs > 0 else None
-        self._bridge.open(int(getattr(trainer, "global_rank", 0) or 0), total_epochs=total)
+        world = int(getattr(trainer, "world_size", 1) or 1)
+        self._bridge.open(int(getattr(trainer, "global_rank", 0) or 0), total_epochs=total, world_size=world)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         b = self._bridge
-        if b.monitor is None:
-            return
-        b.set_lr(TorchLR(trainer.optimizers, trainer.lr_scheduler_configs))
+        if b.active:
+            b.set_lr(TorchLR(trainer.optimizers, trainer.lr_scheduler_configs))
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         b = self._bridge
@@ -118,12 +118,11 @@ class TtopCallback(_Callback):
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         b = self._bridge
-        m = b.monitor
-        if m is None:
-            return
         if b.pending:
             b.apply_pending()
-        m.start_batch()
+        m = b.monitor
+        if m is not None:
+            m.start_batch()
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         b = self._bridge

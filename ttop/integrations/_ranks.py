@@ -1,0 +1,238 @@
+"""Multi-rank jobs (torchrun, accelerate, DeepSpeed, SLURM) as one run.
+
+Rank 0 writes the run's progress file. Every other rank runs a
+:class:`RankFollower`: it polls the run's control file, so an lr edit made
+in ttop is applied on every rank, and keeps a small status file
+``.<run>.rank<k>.json`` next to the run's (hidden: the collector does not
+read it as a run) with its PID, host, status, error and the edit it last
+applied. When the run fails, rank 0 names the first rank that failed, so a
+rank's real error is not replaced by the follow-on errors of the others
+("Connection closed by peer", or the SIGTERM the launcher sends them).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from ..monitor.control import ControlPoller, apply_edit
+from ..progress import CANCELED, FAILED, RUNNING, control_path, sanitize_run_name, type_name, write_json_atomic
+
+RANK_FORMAT = "ttop.rank/1"
+
+
+def rank_file(folder: str, run_name: str, rank: int) -> str:
+    return os.path.join(folder, ".%s.rank%d.json" % (run_name, rank))
+
+
+def job_run_name(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """A run name every rank of one job computes alike (the default name has
+    the PID in it): ``<script>-<torchrun run id>``, ``<script>-slurm<job>``
+    or ``<script>-<MASTER_ADDR>-<MASTER_PORT>``; None outside a launcher."""
+    env = os.environ if environ is None else environ
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if script.endswith(".py"):
+        script = script[:-3]
+    script = script if script and script not in ("-c", "-m", "-") else "python"
+    run_id = env.get("TORCHELASTIC_RUN_ID", "")
+    if run_id and run_id != "none":
+        return sanitize_run_name("%s-%s" % (script, run_id))
+    job = env.get("SLURM_JOB_ID")
+    if job:
+        step = env.get("SLURM_STEP_ID")
+        return sanitize_run_name("%s-slurm%s%s" % (script, job, "." + step if step else ""))
+    addr, port = env.get("MASTER_ADDR"), env.get("MASTER_PORT")
+    if addr and port:
+        return sanitize_run_name("%s-%s-%s" % (script, addr, port))
+    return None
+
+
+def first_failure(folder: str, run_name: str, before: float) -> Optional[Tuple[int, str]]:
+    """``(rank, error)`` of the rank that failed first (before ``before``),
+    from the ranks' status files; None if none failed."""
+    import json
+
+    best: Optional[Tuple[float, int, str]] = None
+    for path in glob.glob(os.path.join(glob.escape(folder), ".%s.rank*.json" % glob.escape(run_name))):
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(d, dict) or d.get("status") != FAILED:
+            continue
+        ended, rank, error = d.get("ended_at"), d.get("rank"), d.get("error")
+        if not isinstance(ended, (int, float)) or not isinstance(rank, int) or ended > before:
+            continue
+        if best is None or ended < best[0]:
+            best = (float(ended), rank, str(error or "failed"))
+    return None if best is None else (best[1], best[2])
+
+
+class RankFollower:
+    """A rank other than 0: follows the run's control file and writes its
+    own status file. Started from the training thread."""
+
+    def __init__(
+        self, folder: str, run_name: str, rank: int, world_size: int, interval: float, on_change: Callable[[str, Any, Any], Any]
+    ) -> None:
+        self.folder, self.run_name, self.rank, self.world_size = folder, run_name, rank, world_size
+        self.path = rank_file(folder, run_name, rank)
+        self.interval = interval
+        self.on_change = on_change
+        self.variables: Dict[str, Any] = {}
+        self._types: Dict[str, str] = {}
+        self._poller = ControlPoller(control_path(folder, run_name))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.status = RUNNING
+        self.error: Optional[str] = None
+        self.ended_at: Optional[float] = None
+        self.control_seq = 0
+        self.control_error: Optional[str] = None
+        self.started_at = time.time()
+        self._prev_hook: Any = None
+
+    def track(self, values: Mapping[str, Any]) -> None:
+        with self._lock:
+            for name, value in values.items():
+                t = type_name(value)
+                if t is not None:
+                    self._types[name] = t
+                self.variables[name] = value
+
+    def start(self) -> None:
+        if not os.path.isdir(self.folder):
+            os.makedirs(self.folder, exist_ok=True)
+        self._poller.skip_existing()  # left by an earlier run of the same name, as rank 0 does
+        self._write()
+        self._thread = threading.Thread(target=self._run, name="ttop-rank", daemon=True)
+        self._thread.start()
+        if threading.current_thread() is threading.main_thread():
+            self._prev_hook = sys.excepthook
+            sys.excepthook = self._excepthook
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+            self._write()
+
+    def poll(self) -> None:
+        got = self._poller.poll()
+        if got is None:
+            return
+        seq, values, reason = got
+        if reason is not None or seq is None or values is None:
+            self.control_error = reason
+            return
+        if seq <= self.control_seq:
+            return
+        with self._lock:
+            changed, refused = apply_edit(values, self.variables, self._types)
+            self.control_seq = seq
+            self.control_error = ("refused " + "; ".join(refused)) if refused else None
+        for name, old, new in changed:
+            try:
+                self.on_change(name, old, new)
+            except Exception as e:
+                self.control_error = "%s: %s" % (type(e).__name__, e)
+
+    def _write(self) -> None:
+        data = {
+            "format": RANK_FORMAT,
+            "run_name": self.run_name,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "pid": os.getpid(),
+            "host": os.uname().nodename if hasattr(os, "uname") else None,
+            "status": self.status,
+            "error": self.error,
+            "started_at": self.started_at,
+            "updated_at": time.time(),
+            "ended_at": self.ended_at,
+            "control_seq": self.control_seq,
+            "control_error": self.control_error,
+            "variables": dict(self.variables),
+        }
+        try:
+            write_json_atomic(self.path, data)
+        except Exception:  # never into the training loop
+            pass
+
+    def end(self, status: str, error: Optional[str] = None) -> None:
+        if self.status != RUNNING:
+            return
+        self.status, self.error, self.ended_at = status, error, time.time()
+        self._stop.set()
+        self._write()
+        if self._prev_hook is not None and sys.excepthook == self._excepthook:
+            sys.excepthook = self._prev_hook
+
+    def _excepthook(self, et: Any, ev: Any, tb: Any) -> None:
+        prev = self._prev_hook or sys.__excepthook__
+        try:
+            from ..monitor.hooks import error_text
+
+            if issubclass(et, KeyboardInterrupt):
+                self.end(CANCELED, "KeyboardInterrupt")
+            else:
+                if ev is not None and ev.__traceback__ is None:
+                    ev = ev.with_traceback(tb)
+                self.end(FAILED, error_text(ev))
+        except Exception:
+            pass
+        prev(et, ev, tb)
+
+
+def install_rank0_hooks(fail_first: Callable[[], bool]) -> Callable[[], None]:
+    """On rank 0 of a multi-rank job (main thread): an uncaught exception or
+    SIGTERM first asks ``fail_first()`` to record another rank's earlier
+    failure as the run's error, then goes on to the hooks installed before
+    (the monitor's). Returns a function that removes them."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    prev_hook = sys.excepthook
+    prev_term = signal.getsignal(signal.SIGTERM)
+
+    def hook(et: Any, ev: Any, tb: Any) -> None:
+        try:
+            fail_first()
+        except Exception:
+            pass
+        prev_hook(et, ev, tb)
+
+    def on_term(signum: int, frame: Any) -> None:
+        try:
+            fail_first()
+        except Exception:
+            pass
+        if callable(prev_term):
+            prev_term(signum, frame)
+        else:
+            signal.signal(signal.SIGTERM, prev_term if prev_term is not None else signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    sys.excepthook = hook
+    installed_term = False
+    if prev_term is not signal.SIG_IGN and prev_term is not None:
+        try:
+            signal.signal(signal.SIGTERM, on_term)
+            installed_term = True
+        except (ValueError, OSError):  # pragma: no cover
+            pass
+
+    def remove() -> None:
+        if sys.excepthook is hook:
+            sys.excepthook = prev_hook
+        if installed_term and signal.getsignal(signal.SIGTERM) is on_term:
+            signal.signal(signal.SIGTERM, prev_term)
+
+    return remove
+
+
+__all__ = ["RankFollower", "first_failure", "install_rank0_hooks", "job_run_name", "rank_file"]
