@@ -96,6 +96,7 @@ finally:
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(TIMEOUT)
 def test_torchrun_two_ranks_are_one_run(tmp_path, spawn):
     for module in ("lightning", "torch"):
