@@ -19,7 +19,7 @@ def _skew(seconds) -> str:
         return "-"
     if abs(seconds) < 1.0:
         return "ok"
-    return ("+" if seconds > 0 else "-") + fmt.duration(abs(seconds))
+    return ("+" if seconds > 0 else "-") + fmt.duration(round(abs(seconds)))  # an estimate: whole seconds
 
 
 def host_cells(h: HostSummary) -> List[str]:
