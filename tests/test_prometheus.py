@@ -121,6 +121,14 @@ def test_series_carry_run_labels_metrics_devices_and_nan():
     assert _value(s, "ttop_runs", status="RUNNING") == 1
 
 
+def test_a_non_utf8_run_or_metric_name_does_not_break_the_page():
+    bad = _run("bad\udcff", "RUNNING", metrics={"lo\udcffss": 1.0})
+    page = MetricsPage(lambda: _snap(bad, _run("good", "RUNNING")))
+    s = _samples(page.page().decode())
+    assert _value(s, "ttop_run_status", run="good", status="RUNNING") == 1
+    assert _value(s, "ttop_metric", run="bad?", name="lo?ss") == 1.0
+
+
 def test_ended_runs_leave_the_endpoint_after_the_retention():
     now = [5000.0]
     old = _run("old", "FINISHED", ended_at=5000.0 - ENDED_RETENTION - 1)  # ended before ttop started

@@ -123,6 +123,16 @@ class _Family:
             self.samples.append((labels, float(value)))
 
 
+def _label(value: str) -> str:
+    """``value`` as UTF-8-encodable text: a lone surrogate (a non-UTF-8 name read
+    from a file) would otherwise make the whole page unrenderable."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+
+
 class SnapshotMetrics:
     """A ``prometheus_client`` custom collector over ``get_snapshot()``.
 
@@ -172,7 +182,7 @@ class SnapshotMetrics:
         for fam in self.families(snapshot):
             g = GaugeMetricFamily(fam.name, fam.doc, labels=list(fam.labels), unit=fam.unit)
             for labels, value in fam.samples:
-                g.add_metric(labels, value)
+                g.add_metric([_label(v) for v in labels], value)
             yield g
 
     def families(self, snapshot: Any) -> List[_Family]:
