@@ -129,6 +129,17 @@ def test_a_non_utf8_run_or_metric_name_does_not_break_the_page():
     assert _value(s, "ttop_metric", run="bad?", name="lo?ss") == 1.0
 
 
+def test_ints_beyond_the_float_range_do_not_break_the_page():
+    big = _run("big", "RUNNING", epoch=10 ** 400, total_epochs=10 ** 401, train_batch=1, train_total_batches=2,
+               batch=10 ** 400, metrics={"loss": 10 ** 400})
+    page = MetricsPage(lambda: _snap(big))
+    s = _samples(page.page().decode())
+    assert _value(s, "ttop_run_epoch", run="big") == math.inf
+    assert _value(s, "ttop_run_batch", run="big") == math.inf
+    assert _value(s, "ttop_metric", run="big", name="loss") == math.inf
+    assert not [k for k in s if k[0] == "ttop_run_progress_ratio"]
+
+
 def test_ended_runs_leave_the_endpoint_after_the_retention():
     now = [5000.0]
     old = _run("old", "FINISHED", ended_at=5000.0 - ENDED_RETENTION - 1)  # ended before ttop started

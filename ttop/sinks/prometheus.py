@@ -80,7 +80,15 @@ def _int(value: Any) -> Optional[int]:
 def progress_fraction(data: Mapping[str, Any]) -> Optional[float]:
     """How far the run is, 0..1: whole epochs done plus the training phase's
     share of the current epoch when the epoch count is known; else the current
-    phase's batch / total. None when neither is known."""
+    phase's batch / total. None when neither is known (or a count is beyond
+    the float range)."""
+    try:
+        return _progress_fraction(data)
+    except OverflowError:
+        return None
+
+
+def _progress_fraction(data: Mapping[str, Any]) -> Optional[float]:
     epoch, total_epochs = _int(data.get("epoch")), _int(data.get("total_epochs"))
     tb, tt = _int(data.get("train_batch")), _int(data.get("train_total_batches"))
     if data.get("status") == "FINISHED":
@@ -119,8 +127,9 @@ class _Family:
         self.samples: List[Tuple[List[str], float]] = []
 
     def add(self, labels: List[str], value: Optional[float]) -> None:
-        if value is not None:
-            self.samples.append((labels, float(value)))
+        number = None if value is None else number_or_none(value)  # an int beyond float range: +-Inf
+        if number is not None:
+            self.samples.append((labels, number))
 
 
 def _label(value: str) -> str:
