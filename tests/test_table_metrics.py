@@ -82,6 +82,18 @@ def test_sort_by_metric_and_by_resources():
     assert [r.key for r in sort_runs(runs, "ram", False, cols)] == ["b", "c", "a"]
 
 
+def test_sort_on_any_column_survives_ints_beyond_the_float_range():
+    big = 10 ** 400
+    runs = [run("big", data={"epoch": big, "total_epochs": big, "batch": big, "total_batches": big, "rate": big,
+                             "metrics": {"loss": big}, "times": {"run": {"elapsed": big, "remaining": big}}}),
+            run("ok", data={"epoch": 1, "total_epochs": 2, "batch": 1, "total_batches": 2, "rate": 1.0,
+                            "metrics": {"loss": 0.5}, "times": {"run": {"elapsed": 1, "remaining": 1}}})]
+    cols = columns_for(snap(runs))
+    for key in ["name"] + [c.key for c in cols]:
+        assert sorted(r.key for r in sort_runs(runs, key, False, cols)) == ["big", "ok"], key
+    assert [r.key for r in sort_runs(runs, "rate", False, cols)] == ["ok", "big"]  # beyond range: unknown, last
+
+
 def test_sorted_table_marks_the_column_and_keeps_the_selection():
     runs = [run("slow", data={"rate": 1.0}), run("fast", data={"rate": 50.0}), run("mid", data={"rate": 5.0})]
     st = ViewState(sort_key="rate", selected=("run", "slow"), col_offset=4)

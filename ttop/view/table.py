@@ -316,7 +316,7 @@ def sort_value(col: Optional[Column], run: Any) -> Any:
         v = x
     try:
         x = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond the float range
         return None
     return x if math.isfinite(x) else None
 
