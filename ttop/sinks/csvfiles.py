@@ -343,10 +343,10 @@ class RunFiles:
             "gpu_memory_bytes": res.gpu_memory_bytes,
             "num_procs": res.num_procs,
             "num_threads": res.num_threads,
-            "health": getattr(run, "health", None),
-            "health_reason": getattr(run, "health_reason", None),
-            "cost": _money(getattr(run, "cost", None)),
-            "cost_projected": _money(getattr(run, "cost_projected", None)),
+            "health": run.health,
+            "health_reason": run.health_reason,
+            "cost": _money(run.cost),
+            "cost_projected": _money(run.cost_projected),
         }
         metrics = data.get("metrics")
         if isinstance(metrics, Mapping):

@@ -197,8 +197,8 @@ def _process_dict(proc: ProcInfo) -> Dict[str, Any]:
     return out
 
 
-def _trends(run: Any) -> Dict[str, Optional[str]]:
-    m = run.data.get("metrics") if isinstance(getattr(run, "data", None), Mapping) else None
+def _trends(run: RunSnapshot) -> Dict[str, Optional[str]]:
+    m = run.data.get("metrics")
     if not isinstance(m, Mapping):
         return {}
     return {str(k): trend(run, k) for k in m if isinstance(k, str)}
@@ -243,12 +243,12 @@ def cost_total(runs: Any) -> Optional[Dict[str, Any]]:
     projected: Optional[float] = 0.0
     seen = False
     for r in runs:
-        c = getattr(r, "cost", None)
+        c = r.cost
         if c is None:
             continue
         seen = True
         total += c
-        p = getattr(r, "cost_projected", None)
+        p = r.cost_projected
         projected = None if p is None or projected is None else projected + p
     if not seen:
         return None
@@ -273,7 +273,7 @@ def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True) -> Dict[str, An
     health: Dict[str, int] = {}
     for r in runs:
         counts[r.status] = counts.get(r.status, 0) + 1
-        level = getattr(r, "health", None)
+        level = r.health
         if level is not None:
             health[level] = health.get(level, 0) + 1
     return {

@@ -104,7 +104,7 @@ class MessageDialog(Screen):
     def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
         role = R.ERROR if self.error else R.NORMAL
         return boxed(self.title, [(t, role) for t in self.lines], width, height,
-                     getattr(ctx, "ascii", False), footer="any key closes")
+                     ctx.ascii, footer="any key closes")
 
     def on_key(self, key: str, ctx: AppContext) -> bool:
         if key == "CTRL_C":
@@ -129,7 +129,7 @@ class ConfirmDialog(Screen):
 
     def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
         body = self.lines + [("", R.NORMAL), (self.prompt, R.KEY)]
-        return boxed(self.title, body, width, height, getattr(ctx, "ascii", False), keep_tail=1)
+        return boxed(self.title, body, width, height, ctx.ascii, keep_tail=1)
 
     def on_key(self, key: str, ctx: AppContext) -> bool:
         if key in ("y", "Y"):
@@ -165,8 +165,8 @@ class MenuDialog(Screen):
         for i, (label, hint) in enumerate(self.items):
             text = "%d %s  %s" % (i + 1, fit(clean(label), label_w), clean(hint))
             body.append((text, R.with_mod(R.NORMAL, R.SEL) if i == self.index else R.NORMAL))
-        return boxed(self.title, body, width, height, getattr(ctx, "ascii", False),
-                     footer="%s Enter or 1-%d; Esc cancels" % ("Up/Down" if getattr(ctx, "ascii", False) else "\u2191\u2193",
+        return boxed(self.title, body, width, height, ctx.ascii,
+                     footer="%s Enter or 1-%d; Esc cancels" % ("Up/Down" if ctx.ascii else "\u2191\u2193",
                                                                 len(self.items)),
                      keep_tail=len(self.items), focus=focus)
 

@@ -132,7 +132,7 @@ def open_signal(ctx: AppContext, target: Target,
         if why is not None:
             ctx.notify("cannot signal run %s: %s" % (clean(run.run_name), clean(why)), error=True)
             return None
-    owner = getattr(run, "owner_uid", None) if run is not None else None
+    owner = run.owner_uid if run is not None else None
     if target.create_time is None:
         ctx.notify("cannot signal %s: no create time known to check it is the same process" % what, error=True)
         return None

@@ -48,7 +48,7 @@ class MainScreen(Screen):
             st = st.with_(message=m[0], message_error=m[1])
         elif st.message is not None:
             st = st.with_(message=None, message_error=False)
-        alerts = getattr(ctx, "alert_count", 0)
+        alerts = ctx.alert_count
         if alerts != st.alerts:
             st = st.with_(alerts=alerts)
         frame = main_frame(snap, st, width, height)

@@ -145,7 +145,7 @@ class OutputScreen(Screen):
             files = log_files(ctx.folder, run)
             for stream in STREAMS:
                 real, shown, reason = files[stream]
-                self.panes[stream] = Pane(stream, real, shown, reason, ctx.folder, getattr(run, "owner_uid", None))
+                self.panes[stream] = Pane(stream, real, shown, reason, ctx.folder, run.owner_uid)
         else:
             for stream in STREAMS:
                 self.panes[stream] = Pane(stream, None, "", "run %s is no longer in the folder" % self.run_name)
@@ -159,7 +159,7 @@ class OutputScreen(Screen):
                 self.mode = "stderr"
         self.focus = self.mode if self.mode != "both" else "stdout"
         self.arrival = ArrivalLog([(st, self.panes[st].path) for st in STREAMS], folder=ctx.folder,
-                                  owner=getattr(run, "owner_uid", None))
+                                  owner=run.owner_uid if run is not None else None)
         self.arr_top = 0  # absolute number of the first line shown
         self.arr_follow = True
         self.wrap = False

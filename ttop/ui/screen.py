@@ -27,7 +27,7 @@ class AppContext:
 
     ``snapshot``: the latest published snapshot (None only before the first
     one). ``folder``: the progress folder. ``ascii``: draw without Unicode
-    symbols. ``push``/``pop``: the screen stack. ``notify``: a message for the
+    symbols. ``alert_count``: health alerts raised so far. ``push``/``pop``: the screen stack. ``notify``: a message for the
     footer; ``current_message``: the one still shown, as ``(text, is_error)``.
     ``refresh_now``: ask the collector for a new cycle. ``quit``: leave the
     program.
@@ -36,6 +36,7 @@ class AppContext:
     snapshot: Optional["Snapshot"]
     folder: str
     ascii: bool = False
+    alert_count: int = 0
 
     def push(self, screen: "Screen") -> None:  # pragma: no cover - interface
         raise NotImplementedError
