@@ -60,8 +60,9 @@ def test_hosts_screen_in_a_terminal_flags_a_silent_host_and_filters_by_host(ttop
     folder = tmp_path / "progress"
     folder.mkdir()
     now = time.time()
-    _write(folder, "alpha-1", "node-a", now + 600)  # fresh, clock 10 min ahead
-    _write(folder, "alpha-2", "node-a", now + 600)
+    # fresh, clock 10.5 min ahead: shown as +10m..., however long ttop takes to start
+    _write(folder, "alpha-1", "node-a", now + 630)
+    _write(folder, "alpha-2", "node-a", now + 630)
     _write(folder, "beta-1", "node-b", now - 900, mtime=now - 900)  # silent for 15 min
     t = ttop_term(str(folder), cols=110, rows=20)
     t.wait_for("alpha-1")

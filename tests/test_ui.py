@@ -666,10 +666,11 @@ def test_gpu_header_and_unattributable_gpu_memory_from_replayed_nvml(ttop_term, 
         for _ in range(18):
             t.press("RIGHT")
         t.wait_for(lambda t: " GPU " in t.line(hdr) + " ")
+        t.wait_quiet()  # every RIGHT drawn: header and row come from the same, last frame
         end = t.line(hdr).index("    GPU") + 7  # right-aligned, 6 cells after a space
         row = t.line(t.row_of("on-gpu "))
         assert row[end - 6:end].strip() == "-", (t.line(hdr), row)
-        assert row[end - 13:end - 7].strip().endswith("M")  # RAM, the column before, is known
+        assert row[end - 13:end - 7].strip().endswith("M"), (t.line(hdr), row)  # RAM, the column before, is known
     finally:
         _kill(p)
 
