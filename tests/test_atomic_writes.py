@@ -22,6 +22,7 @@ import time
 import pytest
 
 from conftest import ROOT
+from ttop import histfile
 from ttop import progress as P
 
 KILLS = 120
@@ -126,6 +127,6 @@ def test_reader_never_sees_partial_json_across_sigkills(tmp_path, progress_dir, 
     assert len(stats["versions"]) > 10  # and saw many different versions (the files are not all alike)
     assert max(stats["sizes"]) > 20000  # big files: a torn write would show
     # killed writers may leave temp files: all are named so readers skip them
-    leftovers = [f for f in os.listdir(progress_dir) if f != "atomic.json"]
+    leftovers = [f for f in os.listdir(progress_dir) if f not in ("atomic.json", "atomic" + histfile.SUFFIX)]
     assert all(f.startswith(".") and not P.is_progress_filename(f) for f in leftovers), leftovers
     print("%d kills, %d reads, %d distinct sizes, %d temp files left, %.1fs" % (KILLS, stats["reads"], len(stats["sizes"]), len(leftovers), elapsed))
