@@ -73,6 +73,32 @@ def test_a_spike_between_two_ticks_is_kept_as_the_bucket_max(tmp_path):
     assert text(render_chart([series(cols, "loss")], 40, 6))[0].startswith("loss  last 1  min 1  max 1000")
 
 
+def test_a_fifo_renamed_over_the_history_file_does_not_hang_the_writer(tmp_path):
+    import threading
+    log = MetricLog(str(tmp_path), "r", lambda m: None)
+    log.queue.append((1, {"loss": 1.0}))
+    log.drain({})
+    log.flush(1.0)
+    path = str(tmp_path / "r.history.jsonl")
+    os.mkfifo(str(tmp_path / "fifo"))
+    os.replace(str(tmp_path / "fifo"), path)  # another user of a folder without the sticky bit
+    log.queue.append((2, {"loss": 2.0}))
+    log.drain({})
+    t = threading.Thread(target=log.flush, args=(2.0,), daemon=True)
+    t.start()
+    t.join(20)
+    if t.is_alive():  # release the blocked open before failing
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        t.join(5)
+        pytest.fail("flush blocked on a FIFO")
+    assert log.error
+    log.queue.append((3, {"loss": 3.0}))
+    log.drain({})
+    log.flush(3.0)  # written whole again, as a regular file
+    assert os.path.isfile(path) and log.error is None
+    assert HistoryReader(str(tmp_path), "r.history.jsonl").poll()["loss"].y == [1.0, 2.0, 3.0]
+
+
 def test_few_updates_per_tick_are_points_and_steps_go_on_across_phases(tmp_path):
     mon = TrainingMonitor(folder=str(tmp_path), run_name="ph", interval=0.05, gpu=False, handle_signals=False)
     mon.start_monitoring()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import threading
 from operator import itemgetter
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -193,9 +194,13 @@ class MetricLog:
             self.error = str(e)
 
     def _append(self, line: bytes) -> None:
-        flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        # O_NONBLOCK and the S_ISREG check: a FIFO put in its place must not hang the writer
+        flags = (os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_NONBLOCK", 0))
         fd = os.open(self.path, flags)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError("%s is not a regular file" % self.path)
             view = memoryview(line)
             while view:
                 k = os.write(fd, view)
