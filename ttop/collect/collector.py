@@ -25,21 +25,29 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import math
 import os
 import threading
 import time
 from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..progress import KILLED, RUNNING, pid_namespace
+from ..progress import KILLED, RUNNING
 from . import procs as _procs
 from .host import HostSampler, hostname, resolve_budgets
+from .owners import _LOST_PREFIX, _foreign_note, claims, user_name  # noqa: F401  (user_name: re-exported)
 from .recent import RecentSamples
+from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported_resources: re-exported)
+    _NO_RESOURCES,
+    MIN_STALE_SECONDS,
+    STALE_INTERVALS,
+    _new_run,
+    _Static,
+    heartbeat_limit,
+    reported_resources,
+)
 from .scan import SWEEP_SECONDS, FileResult, FolderScanner
 from .snapshot import (
     Budgets,
     GpuDevice,
-    RunResources,
     RunSnapshot,
     SkippedFile,
     Snapshot,
@@ -57,57 +65,6 @@ LOAD_BUDGET = 1.0
 SINGLE_HOST_SECONDS = 0.1
 
 TPU_PIDNS_NOTE = "libtpuinfo PIDs do not match this PID namespace; per-process TPU memory unavailable"
-
-#: Floor of the heartbeat limit, seconds.
-MIN_STALE_SECONDS = 10.0
-#: The heartbeat limit is this many heartbeat (or collector) intervals.
-STALE_INTERVALS = 3.0
-
-
-def heartbeat_limit(data: Mapping[str, Any], interval: float) -> float:
-    hb = data.get("heartbeat_interval")
-    hb = float(hb) if isinstance(hb, (int, float)) and not isinstance(hb, bool) and hb > 0 else 0.0
-    return max(STALE_INTERVALS * hb, STALE_INTERVALS * interval, MIN_STALE_SECONDS)
-
-
-def _num(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        if not math.isfinite(value):  # an int beyond the float range raises
-            return None
-    except OverflowError:
-        return None
-    return value
-
-
-def _int(value: Any) -> Optional[int]:
-    v = _num(value)
-    return int(v) if v is not None and v >= 0 else None
-
-
-def reported_resources(data: Mapping[str, Any]) -> RunResources:
-    """The file's own ``resources`` sample, wrong-typed values ignored."""
-    res = data.get("resources")
-    if not isinstance(res, dict):
-        return RunResources()
-    cpu = _num(res.get("cpu_percent"))
-    return RunResources(
-        cpu_percent=float(cpu) if cpu is not None and cpu >= 0 else None,
-        rss_bytes=_int(res.get("rss_bytes")),
-        gpu_memory_bytes=_int(res.get("gpu_memory_bytes")),
-        tpu_memory_bytes=_int(res.get("tpu_memory_bytes")),
-        num_procs=_int(res.get("num_procs")),
-        num_threads=_int(res.get("num_threads")),
-        sampled_at=_num(res.get("sampled_at")),
-        source="reported",
-        ram_measure=_measure(res.get("ram_measure")) if res.get("rss_bytes") is not None else None,
-    )
-
-
-def _measure(value: Any) -> str:
-    return value if value in ("rss", "pss", "pss+rss") else "rss"  # older writers: the RSS sum
-
 
 def _fmt_age(seconds: float) -> str:
     seconds = int(seconds)
@@ -594,176 +551,3 @@ class Collector:
             resources = _NO_RESOURCES
         return _new_run(st.template, status, inferred, status_reason, alive, stale, stale_reason, age,
                         resources, processes, note, refusal)
-
-
-def claims(statics, table: _procs.ProcessTable) -> Tuple[AbstractSet[int], Dict[str, str]]:
-    """Which file may claim which live process (see docs/security.md).
-
-    A file claims its ``pid`` only when that process's real uid is the
-    file's owner. Of several files that rightly claim the same process, one
-    holds it: a RUNNING one before an ended one, then the one started last
-    (``started_at``: the process's current run), then the lowest key. The
-    choice is stable, so the holder does not change from cycle to cycle.
-    Returns ``(main PIDs of the winning claims, {key: why refused})``."""
-    winners: Dict[int, Any] = {}
-    refused: Dict[str, str] = {}
-    for _fr, st in statics:
-        if st is None or st.lookup_pid is None:
-            continue
-        pid = st.lookup_pid
-        if table.identify(pid, st.pid_create_time)[0] != _procs.ALIVE:
-            continue
-        if st.owner_uid is not None:
-            uid = table.uid(pid)
-            if uid != st.owner_uid:
-                refused[st.key] = "pid %d belongs to %s, not to the file's owner %s" % (
-                    pid, user_name(uid), user_name(st.owner_uid))
-                continue
-        best = winners.get(pid)
-        if best is None:
-            winners[pid] = st
-        elif _rank(st) < _rank(best):
-            refused[best.key] = _lost(pid, st)
-            winners[pid] = st
-        else:
-            refused[st.key] = _lost(pid, best)
-    return set(winners), refused
-
-
-def _rank(st: Any) -> Tuple[bool, float, str]:
-    return (st.reported != RUNNING, -st.started, st.key)
-
-
-_LOST_PREFIX = "shared: "
-
-
-def _lost(pid: int, winner: Any) -> str:
-    return _LOST_PREFIX + "pid %d is held by run %s: its processes and resources are shown there" % (
-        pid, winner.key)
-
-
-def _foreign_note(foreign: List[Tuple[int, Optional[int]]], owner: Optional[int]) -> str:
-    pid, uid = foreign[0]
-    more = " (and %d more)" % (len(foreign) - 1) if len(foreign) > 1 else ""
-    return "not counted: child pid %d%s belongs to %s, not to the file's owner %s" % (
-        pid, more, user_name(uid), user_name(owner))
-
-
-_USER_NAMES: Dict[Optional[int], str] = {}
-
-
-def user_name(uid: Optional[int]) -> str:
-    """``uid`` -> login name (cached), the number where it has none."""
-    if uid is None:
-        return "an unknown user"
-    name = _USER_NAMES.get(uid)
-    if name is None:
-        try:
-            import pwd
-
-            name = pwd.getpwuid(uid).pw_name
-        except (KeyError, ImportError):
-            name = "uid %d" % uid
-        if len(_USER_NAMES) > 4096:
-            _USER_NAMES.clear()
-        _USER_NAMES[uid] = name
-    return name
-
-
-_NO_RESOURCES = RunResources()
-_MY_PIDNS = pid_namespace()
-
-
-class _Static:
-    """The parts of a run's snapshot that depend only on its file."""
-
-    __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
-                 "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
-                 "reported_resources", "template", "simple", "owner_uid", "beat", "started")
-
-    def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float) -> None:
-        self.data = data
-        self.file_error = file_error
-        self.me = me
-        self.key = fr.key
-        self.path = fr.path
-        self.dropped = tuple(dropped)
-        self.mtime = mtime
-        self.reported = data["status"]
-        host = data.get("host")
-        # same host name but another PID namespace (a container sharing the
-        # host's name, e.g. host networking): its PIDs mean nothing here
-        ns = data.get("pid_namespace")
-        self.local = (host is None or host == me) and (ns is None or _MY_PIDNS is None or ns == _MY_PIDNS)
-        self.host = host if host is not None else me
-        pid = data.get("pid")
-        self.pid = pid if isinstance(pid, int) else None
-        ct = data.get("pid_create_time")
-        self.pid_create_time = float(ct) if isinstance(ct, (int, float)) and not isinstance(ct, bool) else None
-        self.lookup_pid = self.pid if (self.local and self.pid is not None and self.pid > 0) else None
-        self.updated = float(data["updated_at"])
-        self.hb_limit = heartbeat_limit(data, interval)
-        self.run_name = str(data.get("run_name") or fr.key)
-        self.reported_resources = reported_resources(data)
-        self.simple = self.lookup_pid is None and self.reported != RUNNING and file_error is None
-        self.owner_uid = getattr(fr, "uid", None)
-        self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
-        started = _num(data.get("started_at"))
-        self.started = float(started) if started is not None else -math.inf
-        self.template = {
-            "key": self.key,
-            "path": self.path,
-            "data": fr.archived if fr.archived is not None and data is fr.data else data,
-            "run_name": self.run_name,
-            "reported_status": self.reported,
-            "host": self.host,
-            "local": self.local,
-            "pid": self.pid,
-            "pid_create_time": self.pid_create_time,
-            "file_error": file_error,
-            "dropped_keys": self.dropped,
-            "mtime": mtime,
-            "owner_uid": self.owner_uid,
-            "owner": user_name(self.owner_uid) if self.owner_uid is not None else None,
-        }
-
-
-_TEMPLATE_KEYS = frozenset(("key", "path", "data", "run_name", "reported_status", "host", "local", "pid",
-                            "pid_create_time", "file_error", "dropped_keys", "mtime", "owner_uid", "owner"))
-_DYNAMIC_KEYS = frozenset(("status", "status_inferred", "status_reason", "alive", "stale", "stale_reason",
-                           "heartbeat_age", "resources", "processes", "gpu_note", "ownership_note",
-                           "health", "health_reason", "gpu_utilization", "cost", "cost_projected"))  # from RecentSamples
-# The fast path only while it sets exactly RunSnapshot's fields (a field added
-# to snapshot.py later falls back to the constructor and its defaults).
-_FAST_NEW = (
-    "__slots__" not in RunSnapshot.__dict__
-    and frozenset(f.name for f in dataclasses.fields(RunSnapshot)) == _TEMPLATE_KEYS | _DYNAMIC_KEYS
-)
-
-
-def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age, resources, processes,
-             note, ownership_note=None) -> RunSnapshot:
-    """``RunSnapshot(**template, status=..., ...)`` without the frozen
-    dataclass's per-field ``object.__setattr__`` (7x faster; 1,000 runs per
-    cycle add up). Every field is always set, so the result equals the
-    normal constructor's (a test checks it)."""
-    if _FAST_NEW:
-        obj = object.__new__(RunSnapshot)
-        d = obj.__dict__
-        d.update(template)
-        d["status"] = status
-        d["status_inferred"] = inferred
-        d["status_reason"] = reason
-        d["alive"] = alive
-        d["stale"] = stale
-        d["stale_reason"] = stale_reason
-        d["heartbeat_age"] = age
-        d["resources"] = resources
-        d["processes"] = processes
-        d["gpu_note"] = note
-        d["ownership_note"] = ownership_note
-        d["health"] = d["health_reason"] = d["gpu_utilization"] = d["cost"] = d["cost_projected"] = None
-        return obj
-    return RunSnapshot(status=status, status_inferred=inferred, status_reason=reason, alive=alive,  # pragma: no cover
-                       stale=stale, stale_reason=stale_reason, heartbeat_age=age, resources=resources,
-                       processes=processes, gpu_note=note, ownership_note=ownership_note, **template)

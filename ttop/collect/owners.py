@@ -1,0 +1,82 @@
+"""Which file may claim which live process, and the user names ownership
+messages show (see docs/security.md)."""
+from __future__ import annotations
+
+from typing import AbstractSet, Any, Dict, List, Optional, Tuple
+
+from ..progress import RUNNING
+from . import procs as _procs
+
+
+def claims(statics, table: _procs.ProcessTable) -> Tuple[AbstractSet[int], Dict[str, str]]:
+    """Which file may claim which live process (see docs/security.md).
+
+    A file claims its ``pid`` only when that process's real uid is the
+    file's owner. Of several files that rightly claim the same process, one
+    holds it: a RUNNING one before an ended one, then the one started last
+    (``started_at``: the process's current run), then the lowest key. The
+    choice is stable, so the holder does not change from cycle to cycle.
+    Returns ``(main PIDs of the winning claims, {key: why refused})``."""
+    winners: Dict[int, Any] = {}
+    refused: Dict[str, str] = {}
+    for _fr, st in statics:
+        if st is None or st.lookup_pid is None:
+            continue
+        pid = st.lookup_pid
+        if table.identify(pid, st.pid_create_time)[0] != _procs.ALIVE:
+            continue
+        if st.owner_uid is not None:
+            uid = table.uid(pid)
+            if uid != st.owner_uid:
+                refused[st.key] = "pid %d belongs to %s, not to the file's owner %s" % (
+                    pid, user_name(uid), user_name(st.owner_uid))
+                continue
+        best = winners.get(pid)
+        if best is None:
+            winners[pid] = st
+        elif _rank(st) < _rank(best):
+            refused[best.key] = _lost(pid, st)
+            winners[pid] = st
+        else:
+            refused[st.key] = _lost(pid, best)
+    return set(winners), refused
+
+
+def _rank(st: Any) -> Tuple[bool, float, str]:
+    return (st.reported != RUNNING, -st.started, st.key)
+
+
+_LOST_PREFIX = "shared: "
+
+
+def _lost(pid: int, winner: Any) -> str:
+    return _LOST_PREFIX + "pid %d is held by run %s: its processes and resources are shown there" % (
+        pid, winner.key)
+
+
+def _foreign_note(foreign: List[Tuple[int, Optional[int]]], owner: Optional[int]) -> str:
+    pid, uid = foreign[0]
+    more = " (and %d more)" % (len(foreign) - 1) if len(foreign) > 1 else ""
+    return "not counted: child pid %d%s belongs to %s, not to the file's owner %s" % (
+        pid, more, user_name(uid), user_name(owner))
+
+
+_USER_NAMES: Dict[Optional[int], str] = {}
+
+
+def user_name(uid: Optional[int]) -> str:
+    """``uid`` -> login name (cached), the number where it has none."""
+    if uid is None:
+        return "an unknown user"
+    name = _USER_NAMES.get(uid)
+    if name is None:
+        try:
+            import pwd
+
+            name = pwd.getpwuid(uid).pw_name
+        except (KeyError, ImportError):
+            name = "uid %d" % uid
+        if len(_USER_NAMES) > 4096:
+            _USER_NAMES.clear()
+        _USER_NAMES[uid] = name
+    return name
