@@ -42,7 +42,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import struct
 import threading
 import time
 import zlib
@@ -60,6 +59,7 @@ from ..progress import (
     parse_progress,
     run_key,
 )
+from .notify import FolderWatch, notify_wanted
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -74,10 +74,6 @@ LIST_SECONDS = 10.0
 #: With change notification on a local file system every change raises an
 #: event; the sweep stays, much slower, as a safety net.
 LOCAL_SWEEP_SECONDS = 600.0
-# statfs f_type of local file systems (linux/magic.h): ext2/3/4, xfs, btrfs,
-# tmpfs, overlayfs, zfs, f2fs, ramfs, reiserfs, jfs, bcachefs
-_LOCAL_FS = frozenset((0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0x794C7630, 0x2FC12FC1, 0xF2F52010,
-                       0x858458F6, 0x52654973, 0x3153464A, 0xCA451A4E))
 #: A budgeted scan reads at least this many pending files.
 MIN_READS = 100
 #: Parsed archived files kept in memory (the rest are parsed again on use).
@@ -192,124 +188,6 @@ class ArchivedData(Mapping):
 
 _PARSED: "OrderedDict[int, Tuple[ArchivedData, Dict[str, Any]]]" = OrderedDict()
 _PARSED_LOCK = threading.Lock()
-
-
-# ---------------------------------------------------------------------------
-# change notification (Linux inotify through ctypes: the standard library
-# only, and four calls of a stable kernel interface)
-
-_IN_MODIFY = 0x2
-_IN_ATTRIB = 0x4
-_IN_CLOSE_WRITE = 0x8
-_IN_MOVED_FROM = 0x40
-_IN_MOVED_TO = 0x80
-_IN_CREATE = 0x100
-_IN_DELETE = 0x200
-_IN_DELETE_SELF = 0x400
-_IN_MOVE_SELF = 0x800
-_IN_UNMOUNT = 0x2000
-_IN_Q_OVERFLOW = 0x4000
-_IN_IGNORED = 0x8000
-_IN_ONLYDIR = 0x1000000
-_WATCH_MASK = (_IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE
-               | _IN_DELETE | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR)
-_LOST = _IN_Q_OVERFLOW | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_UNMOUNT | _IN_IGNORED
-_EVENT = struct.Struct("iIII")
-_libc: Any = None
-
-
-def notify_wanted() -> bool:
-    """False when ``TTOP_NOTIFY=0`` switches change notification off."""
-    return os.environ.get("TTOP_NOTIFY", "").strip() not in ("0", "off", "no", "false")
-
-
-class FolderWatch:
-    """An inotify watch on one folder. :meth:`changes` returns the names
-    written, created, replaced or removed since the last call, or None when
-    events were lost (queue overflow, the folder itself moved or removed):
-    then the caller lists the folder again, and the watch is re-made."""
-
-    def __init__(self, folder: str) -> None:
-        global _libc
-        self.fd = -1
-        self.lost = False
-        import ctypes
-
-        if _libc is None:
-            _libc = ctypes.CDLL(None, use_errno=True)
-        fd = _libc.inotify_init1(os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        if fd < 0:
-            e = ctypes.get_errno()
-            raise OSError(e, os.strerror(e))
-        if _libc.inotify_add_watch(fd, os.fsencode(folder), _WATCH_MASK) < 0:
-            e = ctypes.get_errno()
-            os.close(fd)
-            raise OSError(e, os.strerror(e))
-        self.fd = fd
-        self.lost = False
-        self.local = _fs_type(folder) in _LOCAL_FS
-
-    def changes(self) -> Optional[Set[str]]:
-        names: Set[str] = set()
-        lost = False
-        while self.fd >= 0:
-            try:
-                buf = os.read(self.fd, 1 << 16)
-            except BlockingIOError:
-                break
-            except OSError:
-                lost = True
-                break
-            off, n = 0, len(buf)
-            while off + 16 <= n:
-                _wd, mask, _cookie, size = _EVENT.unpack_from(buf, off)
-                if mask & _LOST:
-                    lost = True
-                if size:
-                    raw = buf[off + 16:off + 16 + size].rstrip(b"\0")
-                    if raw:
-                        names.add(os.fsdecode(raw))
-                off += 16 + size
-        if lost:
-            self.lost = True
-            return None
-        return names
-
-    def close(self) -> None:
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            # closing an inotify descriptor waits for the kernel's RCU grace
-            # period (~10 ms): nobody needs to wait for that
-            try:
-                threading.Thread(target=_close_quietly, args=(fd,), daemon=True).start()
-            except RuntimeError:  # interpreter shutting down
-                _close_quietly(fd)
-
-    def __del__(self) -> None:
-        # no thread from a finaliser (it may run at interpreter exit)
-        fd, self.fd = getattr(self, "fd", -1), -1
-        if fd >= 0:
-            _close_quietly(fd)
-
-
-def _fs_type(folder: str) -> Optional[int]:
-    """``statfs().f_type`` (the first field, a C long on Linux), or None."""
-    import ctypes
-
-    buf = ctypes.create_string_buffer(256)
-    try:
-        if _libc.statfs(os.fsencode(folder), buf) != 0:
-            return None
-    except AttributeError:
-        return None
-    return ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
-
-
-def _close_quietly(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------------
