@@ -30,6 +30,16 @@ from typing import AbstractSet, Callable, Dict, Iterable, List, Mapping, Optiona
 import psutil
 
 from ..pss import PssCache
+from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
+    _HAVE_PROC,
+    _O_RDONLY,
+    _linux_threads,
+    _proc_rows_linux,
+    _proc_rows_psutil,
+    _Row,
+    _stat_row,
+    read_real_uid,
+)
 from .snapshot import ProcInfo, RunResources, ThreadInfo
 
 #: Two create times closer than this are the same process. psutil computes
@@ -55,160 +65,6 @@ GONE = "gone"
 REUSED = "reused"
 ZOMBIE = "zombie"
 UNKNOWN = "unknown"
-
-# (ppid, create_time, name, status, cpu_seconds, num_threads, rss_bytes); the
-# last three are None where the table came from psutil (then psutil samples them)
-_Row = Tuple[int, Optional[float], str, str, Optional[float], Optional[int], Optional[int]]
-
-
-_HAVE_PROC = os.path.exists("/proc/self/stat")
-try:
-    _CLK_TCK = float(os.sysconf("SC_CLK_TCK"))
-except (AttributeError, ValueError, OSError):  # pragma: no cover - not Linux
-    _CLK_TCK = 100.0
-try:
-    _PAGE = os.sysconf("SC_PAGE_SIZE")
-except (AttributeError, ValueError, OSError):  # pragma: no cover - not Linux
-    _PAGE = 4096
-_STATES = {
-    "R": psutil.STATUS_RUNNING,
-    "S": psutil.STATUS_SLEEPING,
-    "D": psutil.STATUS_DISK_SLEEP,
-    "T": psutil.STATUS_STOPPED,
-    "t": psutil.STATUS_TRACING_STOP,
-    "Z": psutil.STATUS_ZOMBIE,
-    "X": psutil.STATUS_DEAD,
-    "x": psutil.STATUS_DEAD,
-    "K": "wake-kill",
-    "W": psutil.STATUS_WAKING,
-    "I": psutil.STATUS_IDLE,
-    "P": psutil.STATUS_PARKED,
-}
-
-
-def _proc_rows_linux() -> Optional[Dict[int, _Row]]:
-    """The process table from ``/proc/<pid>/stat`` (one read per process,
-    ~10x cheaper than ``process_iter``). Create times are computed as psutil
-    does: start ticks / CLK_TCK + boot time. None if /proc cannot be read."""
-    try:
-        proc = os.open("/proc", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        return _read_rows(proc)
-    finally:
-        os.close(proc)
-
-
-def _read_rows(proc: int) -> Optional[Dict[int, _Row]]:
-    try:
-        names = os.listdir(proc)
-        boot = psutil.boot_time()
-    except OSError:
-        return None
-    rows: Dict[int, _Row] = {}
-    for n in names:
-        if not n.isdigit():
-            continue
-        row = _stat_row(proc, n, boot)
-        if row is not None:
-            rows[int(n)] = row
-    return rows
-
-
-_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-
-
-def _stat_row(proc: int, n: str, boot: float) -> Optional[_Row]:
-    """One process's row from ``/proc/<n>/stat`` (``proc``: an fd of
-    /proc); None when it is gone or unreadable."""
-    try:
-        fd = os.open(n + "/stat", _O_RDONLY, dir_fd=proc)
-        try:
-            raw = os.read(fd, 4096)
-        finally:
-            os.close(fd)
-    except OSError:  # gone, or not readable
-        return None
-    try:
-        lp = raw.index(b"(")
-        rp = raw.rindex(b")")
-        fields = raw[rp + 2:].split()
-        return (
-            int(fields[1]),
-            int(fields[19]) / _CLK_TCK + boot,
-            raw[lp + 1:rp].decode("utf-8", "replace"),
-            _STATES.get(fields[0].decode("ascii", "replace"), ""),
-            (int(fields[11]) + int(fields[12])) / _CLK_TCK,  # utime + stime, seconds
-            int(fields[17]),  # num_threads
-            int(fields[21]) * _PAGE,  # rss
-        )
-    except (ValueError, IndexError):
-        return None
-
-
-def _linux_threads(pid: int) -> Optional[List[Tuple[int, float, float, str]]]:
-    """``[(tid, user_time, system_time, name)]`` from
-    ``/proc/<pid>/task/*/stat`` (the name is the thread's ``comm``, between
-    the parentheses of the same read: what ``/proc/<pid>/task/<tid>/comm``
-    holds, set with ``prctl(PR_SET_NAME)`` / ``pthread_setname_np``); None
-    when the task folder cannot be listed (psutil then decides: gone, access
-    denied). Threads that end while being read are left out."""
-    base = "/proc/%d/task/" % pid
-    try:
-        tids = os.listdir(base)
-    except OSError:
-        return None
-    out = []
-    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-    for t in tids:
-        try:
-            fd = os.open(base + t + "/stat", flags)
-            try:
-                raw = os.read(fd, 4096)
-            finally:
-                os.close(fd)
-            rp = raw.rindex(b")")
-            fields = raw[rp + 2:].split()
-            name = raw[raw.index(b"(") + 1:rp].decode("utf-8", "replace")
-            out.append((int(t), int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK, name))
-        except (OSError, ValueError, IndexError):
-            continue
-    out.sort()
-    return out
-
-
-def _proc_rows_psutil() -> Dict[int, _Row]:
-    rows: Dict[int, _Row] = {}
-    for p in psutil.process_iter(["ppid", "create_time", "name", "status"]):
-        try:
-            info = p.info
-            ppid = info.get("ppid")
-            rows[p.pid] = (int(ppid) if ppid is not None else -1, info.get("create_time"),
-                           info.get("name") or "", info.get("status") or "", None, None, None)
-        except Exception:  # a process that vanished mid-iteration
-            continue
-    return rows
-
-
-def read_real_uid(pid: int) -> Optional[int]:
-    """The real uid of process ``pid`` (``Uid:`` in ``/proc/<pid>/status``,
-    elsewhere psutil), or None when it cannot be read (gone, denied)."""
-    if _HAVE_PROC:
-        try:
-            fd = os.open("/proc/%d/status" % pid, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            try:
-                raw = os.read(fd, 4096)
-            finally:
-                os.close(fd)
-            i = raw.index(b"\nUid:")
-            return int(raw[i + 5:raw.index(b"\n", i + 5)].split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-    try:  # pragma: no cover - not Linux
-        return int(psutil.Process(pid).uids().real)
-    except Exception:  # pragma: no cover
-        return None
 
 
 class _NoOneshot:
@@ -668,4 +524,3 @@ def totals(procs: List[ProcInfo], sampled_at: float, pss: Optional[Dict[int, Tup
         ram_measure=measure if rss_total is not None else None,
         ram_sampled_at=ram_at if rss_total is not None else None,
     )
-
