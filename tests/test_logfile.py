@@ -233,7 +233,7 @@ def test_search_with_a_time_budget_resumes(tmp_path):
 
 
 def test_arrival_log_is_bounded(tmp_path):
-    from ttop.logfile import ArrivalLog
+    from ttop.arrival import ArrivalLog
 
     a = tmp_path / "a.log"
     b = tmp_path / "b.log"
@@ -292,7 +292,7 @@ def test_long_line_is_never_cut_inside_a_character(tmp_path):
 
 
 def test_arrival_log_shows_a_bar_as_its_last_state(tmp_path):
-    from ttop.logfile import ArrivalLog
+    from ttop.arrival import ArrivalLog
 
     p = tmp_path / "x.log"
     p.write_bytes(b"")

@@ -14,9 +14,10 @@ import time
 import pytest
 
 from ttop import fsafe
+from ttop.arrival import ArrivalLog
 from ttop.collect import Collector
 from ttop.levers.logs import log_files
-from ttop.logfile import ArrivalLog, LogPager
+from ttop.logfile import LogPager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECRET = b"SECRET-FROM-OUTSIDE"

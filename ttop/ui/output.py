@@ -28,8 +28,9 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Tuple
 
+from ..arrival import ArrivalLog
 from ..levers.logs import log_files
-from ..logfile import ArrivalLog, LogPager, display_text
+from ..logfile import LogPager, display_text
 from ..view import fmt
 from ..view import roles as R
 from ..view.text import Line, Segment, clean, crop_line, line_width
