@@ -229,6 +229,26 @@ def test_errors_are_reported_and_other_runs_still_written(tmp_path):
     assert len(read_csv(str(tmp_path / "good_matrix.csv"))) == 2
 
 
+def test_a_planted_fifo_or_link_is_refused_without_hanging_or_following(tmp_path):
+    import threading
+    os.mkfifo(str(tmp_path / "fifo_matrix.csv"))
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep\n")
+    errors = []
+    sink = CsvSink(str(tmp_path), 1.0, on_error=errors.append, clock=Clock())
+    sink.write(snap(1, [run("link")]))  # link_matrix.csv created and loaded
+    os.unlink(str(tmp_path / "link_matrix.csv"))
+    os.symlink(str(target), str(tmp_path / "link_matrix.csv"))  # planted between two writes
+    t = threading.Thread(target=sink.write, args=(snap(2, [run("fifo"), run("link"), run("good")]),), daemon=True)
+    t.start()
+    t.join(20)
+    if t.is_alive():
+        os.close(os.open(str(tmp_path / "fifo_matrix.csv"), os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the CSV sink blocked on a FIFO")
+    assert target.read_text() == "keep\n"
+    assert len(errors) == 2 and len(read_csv(str(tmp_path / "good_matrix.csv"))) == 2
+
+
 def test_csv_dir_that_is_a_file_is_refused(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")

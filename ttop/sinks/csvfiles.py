@@ -8,10 +8,12 @@ decides when (see its docstring for the file format and the guarantees).
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
 import os
 import re
+import stat
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -187,6 +189,18 @@ def _fmt(f: float) -> str:
 # one run's files
 
 
+#: a link or a FIFO planted at a CSV path is refused, never followed or waited on
+_SAFE = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_regular(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | _SAFE)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return f.read()
+
+
 class RunFiles:
     """The matrix and summary files of run ``key`` in ``csv_dir`` (named from
     ``stem``), and the running summary of the rows written so far. At most
@@ -224,8 +238,7 @@ class RunFiles:
     # existing file (restart): adopt its header, continue its summary
     def _load(self) -> None:
         try:
-            with open(self.matrix_path, "rb") as f:
-                raw = f.read()
+            raw = _read_regular(self.matrix_path)
         except FileNotFoundError:
             return
         if not raw:
@@ -276,8 +289,7 @@ class RunFiles:
         """Rewrite the matrix file with the current header (atomically)."""
         old_rows: List[List[str]] = []
         try:
-            with open(self.matrix_path, "rb") as f:
-                raw = f.read()
+            raw = _read_regular(self.matrix_path)
         except FileNotFoundError:
             raw = b""
         if raw and not raw.endswith(b"\n"):
@@ -298,9 +310,12 @@ class RunFiles:
 
     def _append(self, row: List[str]) -> None:
         line = _csv_text([row]).encode("utf-8")
-        fd = os.open(self.matrix_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = os.open(self.matrix_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _SAFE, 0o666)
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", self.matrix_path)
+            size = st.st_size
             data = line if size else _csv_text([self.columns]).encode("utf-8") + line
             try:
                 n = os.write(fd, data)
