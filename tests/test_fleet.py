@@ -37,6 +37,17 @@ def test_host_summaries_group_sum_and_estimate_skew():
     assert me.local and not a.local and me.cpu_percent is None
 
 
+def test_hosts_screen_in_ascii_clips_without_unicode():
+    from ttop.view.fleet import host_lines
+    hosts = host_summaries(Snapshot(seq=1, taken_at=1000.0, folder="/p", runs=(
+        RunSnapshot(key="a", path="/p/a.json", data={"run_name": "a", "updated_at": 999.0}, run_name="a",
+                    status="RUNNING", reported_status="RUNNING", host="h" * 60),)))
+    lines = host_lines(hosts, 30, 5, 0, ascii=True)
+    text = ["".join(t for t, _ in line) for line in lines]
+    assert all(t.isascii() for t in text) and text[2].endswith("...")
+    assert not all(t.isascii() for t in ["".join(t for t, _ in ln) for ln in host_lines(hosts, 30, 5, 0)])
+
+
 def test_host_filter_matches_the_host_column():
     snap = Snapshot(seq=1, taken_at=0.0, folder="/p", runs=(_run("x", "gpu-01"), _run("gpu-01-run", "gpu-02")))
     keys = lambda f: [r.key for r in filtered_runs(snap, ViewState(name_filter=f))]  # noqa: E731

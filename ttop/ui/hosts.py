@@ -19,7 +19,7 @@ class HostsScreen(Screen):
     def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
         self._hosts = host_summaries(ctx.snapshot) if ctx.snapshot is not None else []
         self.selected = max(0, min(self.selected, len(self._hosts) - 1))
-        return host_lines(self._hosts, width, height, self.selected)
+        return host_lines(self._hosts, width, height, self.selected, ctx.ascii)
 
     def on_key(self, key: str, ctx: AppContext) -> bool:
         if key == "CTRL_C":

@@ -37,22 +37,25 @@ def host_cells(h: HostSummary) -> List[str]:
     ]
 
 
-def host_lines(hosts: Sequence[HostSummary], width: int, height: int, selected: int) -> List[Line]:
+def host_lines(hosts: Sequence[HostSummary], width: int, height: int, selected: int,
+               ascii: bool = False) -> List[Line]:
     """Title, column header and one line per host; the selected one is marked
-    ``+sel``; a silent host uses the error role. Always ``height`` lines."""
-    out: List[Line] = [((fit(TITLE, width), R.TITLE),)]
-    head = " ".join(fit(name, w, align) for name, w, align in COLUMNS)
-    out.append(((fit(head, width), R.TITLE),))
+    ``+sel``; a silent host uses the error role. Always ``height`` lines;
+    ``ascii``: clipped text ends in ``...``, not an ellipsis character."""
+    ell = "..." if ascii else "\u2026"
+    out: List[Line] = [((fit(TITLE, width, ellipsis=ell), R.TITLE),)]
+    head = " ".join(fit(name, w, align, ell) for name, w, align in COLUMNS)
+    out.append(((fit(head, width, ellipsis=ell), R.TITLE),))
     body = max(0, height - len(out))
     top = max(0, min(selected - body + 1, len(hosts) - body)) if selected >= body else 0
     for i, h in enumerate(hosts[top:top + body], start=top):
-        text = " ".join(fit(c, w, align) for c, (_n, w, align) in zip(host_cells(h), COLUMNS))
+        text = " ".join(fit(c, w, align, ell) for c, (_n, w, align) in zip(host_cells(h), COLUMNS))
         role = R.ERROR if h.silent else R.NORMAL
         if i == selected:
             role = R.with_mod(role, "sel")
-        out.append(((fit(text, width), role),))
+        out.append(((fit(text, width, ellipsis=ell), role),))
     if not hosts:
-        out.append(((fit("no runs in the folder", width), R.DIM),))
+        out.append(((fit("no runs in the folder", width, ellipsis=ell), R.DIM),))
     while len(out) < height:
         out.append(((" " * width, R.NORMAL),))
     return out[:height]
