@@ -38,6 +38,7 @@ sys.path.insert(0, ROOT)
 
 from ttop.collect.snapshot import RunSnapshot, Snapshot  # noqa: E402
 from ttop.ui.output import OutputScreen  # noqa: E402
+from ttop.ui.screen import AppContext  # noqa: E402
 
 GIB = 1024 ** 3
 N_LINES = 10_000_000
@@ -92,7 +93,7 @@ def make_log(path: str) -> None:
     os.replace(tmp, path)
 
 
-class Ctx:
+class Ctx(AppContext):
     def __init__(self, folder: str, key: str) -> None:
         self.folder = folder
         run = RunSnapshot(key=key, path=os.path.join(folder, key + ".json"),
