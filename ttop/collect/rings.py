@@ -26,8 +26,8 @@ class ResourceSample(NamedTuple):
 
 def _gpu_util(run: Any, snapshot: Any) -> Optional[float]:
     idx: Set[int] = set()
-    for p in getattr(run, "processes", ()) or ():
-        idx.update(getattr(p, "gpu_indices", ()) or ())
+    for p in run.processes:
+        idx.update(p.gpu_indices)
     if not idx:
         return None
     vals = [g.utilization for g in (getattr(snapshot, "gpus", ()) or ())

@@ -393,8 +393,8 @@ class RunFiles:
         self.reason = run.status_reason or ""
         self.started_at = _num(data.get("started_at"))
         self.ended_at = _num(data.get("ended_at"))
-        self.health = (getattr(run, "health", None), getattr(run, "health_reason", None))
-        self.cost = (_money(getattr(run, "cost", None)), _money(getattr(run, "cost_projected", None)))
+        self.health = (run.health, run.health_reason)
+        self.cost = (_money(run.cost), _money(run.cost_projected))
 
     def write_overall(self) -> None:
         start = self.started_at if self.started_at is not None else self.first_ts

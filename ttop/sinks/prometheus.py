@@ -110,11 +110,9 @@ def _times(data: Mapping[str, Any], section: str, key: str) -> Optional[float]:
 
 def run_owner(run: Any) -> str:
     """The run's owner (user name, else uid) as a label value; empty when unknown."""
-    owner = getattr(run, "owner", None)
-    if owner:
-        return str(owner)
-    uid = getattr(run, "owner_uid", None)
-    return "" if uid is None else str(uid)
+    if run.owner:
+        return str(run.owner)
+    return "" if run.owner_uid is None else str(run.owner_uid)
 
 
 class _Family:
@@ -295,7 +293,7 @@ class SnapshotMetrics:
             gpu_mem.add(labels, res.gpu_memory_bytes)
             procs.add(labels, res.num_procs)
             threads.add(labels, res.num_threads)
-            level = HEALTH_LEVELS.get(str(getattr(run, "health", None) or ""))
+            level = HEALTH_LEVELS.get(run.health or "")
             health.add(labels, level)
         return out
 

@@ -208,7 +208,7 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
 
 
 def _all_runs(ctx: AppContext) -> Sequence[Any]:
-    snap = getattr(ctx, "snapshot", None)
+    snap = ctx.snapshot
     return snap.runs if snap is not None else ()
 
 

@@ -22,21 +22,21 @@ RANK = {"OK": 0, "WARN": 1, "CRIT": 2}
 
 def health_text(run: Any, ascii: bool = False) -> str:
     """``✖ loss is NaN``, ``! stalled: ...``, ``✓``; ``-`` without a verdict."""
-    level = getattr(run, "health", None)
+    level = run.health
     if level not in SYMBOLS:
         return fmt.NA
     sym = (ASCII_SYMBOLS if ascii else SYMBOLS)[level]
-    reason = getattr(run, "health_reason", None)
+    reason = run.health_reason
     return "%s %s" % (sym, clean(reason)) if reason else sym
 
 
 def health_role(run: Any) -> Optional[str]:
-    return ROLES.get(str(getattr(run, "health", None)))
+    return ROLES.get(str(run.health))
 
 
 def health_rank(run: Any) -> Optional[int]:
     """What a sort compares: CRIT 2, WARN 1, OK 0, None without a verdict."""
-    return RANK.get(str(getattr(run, "health", None)))
+    return RANK.get(str(run.health))
 
 
 def health_counts(snapshot: Any) -> Dict[str, int]:
@@ -74,10 +74,10 @@ def money(x: Any) -> str:
 
 def cost_text(run: Any) -> str:
     """``so far/projected`` (``12.50/40.00``), ``12.50`` without a projection."""
-    c = getattr(run, "cost", None)
+    c = run.cost
     if c is None:
         return fmt.NA
-    p = getattr(run, "cost_projected", None)
+    p = run.cost_projected
     return money(c) if p is None or getattr(run, "status", None) != "RUNNING" else "%s/%s" % (money(c), money(p))
 
 

@@ -27,12 +27,12 @@ ASCII_MARKS = {"up": "^", "down": "v", "flat": "="}
 
 
 def _metrics_of(run: Any) -> Mapping[str, Any]:
-    m = run.data.get("metrics") if isinstance(getattr(run, "data", None), Mapping) else None
+    m = run.data.get("metrics")
     return m if isinstance(m, Mapping) else {}
 
 
 def _history_of(run: Any, name: str) -> Sequence[Any]:
-    h = run.data.get("history") if isinstance(getattr(run, "data", None), Mapping) else None
+    h = run.data.get("history")
     s = h.get(name) if isinstance(h, Mapping) else None
     return s if isinstance(s, list) else ()
 
