@@ -350,3 +350,26 @@ class Bridge:
             m.set_finished()
         else:
             m.set_failed(exc)
+
+
+class BridgeCallback:
+    """What every framework callback offers around its :class:`Bridge`: the
+    current monitor, and ``with callback: trainer.train()`` for scripts whose
+    framework has no exception hook (an exception leaving the block ends the
+    run as FAILED, CANCELED for Ctrl+C, with its message; it propagates)."""
+
+    _bridge: "Bridge"
+
+    @property
+    def monitor(self) -> Any:
+        """The :class:`ttop.TrainingMonitor` of the current training run."""
+        return self._bridge.monitor
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        if ev is not None:
+            if ev.__traceback__ is None:
+                ev = ev.with_traceback(tb)
+            self._bridge.fail(ev)

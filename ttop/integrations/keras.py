@@ -15,7 +15,7 @@ import math
 import os
 from typing import Any, Dict, Optional
 
-from ._common import Bridge, LRControl, rank_from_env, require
+from ._common import Bridge, BridgeCallback, LRControl, rank_from_env, require
 
 
 def _import_keras() -> Any:
@@ -85,7 +85,7 @@ class KerasLR(LRControl):
         return None
 
 
-class TtopCallback(_Callback):
+class TtopCallback(BridgeCallback, _Callback):
     """Report ``model.fit()`` to ttop.
 
     Takes the :class:`ttop.TrainingMonitor` arguments (``run_name``,
@@ -117,22 +117,6 @@ class TtopCallback(_Callback):
             output_file, monitor_kwargs, rank_zero_only=rank_zero_only, track_lr=track_lr, default_handle_signals=True
         )
         self._training = False
-
-    @property
-    def monitor(self) -> Any:
-        """The :class:`ttop.TrainingMonitor` of the current ``fit``."""
-        return self._bridge.monitor
-
-    def __enter__(self) -> "TtopCallback":
-        return self
-
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        """An exception leaving the block ends the run as FAILED (CANCELED
-        for Ctrl+C) with its message; it propagates as usual."""
-        if ev is not None:
-            if ev.__traceback__ is None:
-                ev = ev.with_traceback(tb)
-            self._bridge.fail(ev)
 
     # -- fit -----------------------------------------------------------
 

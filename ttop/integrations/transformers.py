@@ -16,7 +16,7 @@ import math
 import sys
 from typing import Any, Optional
 
-from ._common import Bridge, require
+from ._common import Bridge, BridgeCallback, require
 from ._torch import TorchLR
 
 _tc = require(("transformers.trainer_callback",), "ttop.integrations.transformers", "transformers")
@@ -34,7 +34,7 @@ def _len(obj: Any) -> Optional[int]:
     return n if isinstance(n, int) and n >= 0 else None
 
 
-class TtopCallback(_Callback):
+class TtopCallback(BridgeCallback, _Callback):
     """Report ``Trainer.train()`` to ttop.
 
     Takes the :class:`ttop.TrainingMonitor` arguments (``run_name``,
@@ -67,22 +67,6 @@ class TtopCallback(_Callback):
         )
         self._steps_per_epoch: Optional[int] = None
         self._total: Optional[int] = None  # this epoch's optimizer steps
-
-    @property
-    def monitor(self) -> Any:
-        """The :class:`ttop.TrainingMonitor` of the current ``train()``."""
-        return self._bridge.monitor
-
-    def __enter__(self) -> "TtopCallback":
-        return self
-
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        """An exception leaving the block ends the run as FAILED (CANCELED
-        for Ctrl+C) with its message; it propagates as usual."""
-        if ev is not None:
-            if ev.__traceback__ is None:
-                ev = ev.with_traceback(tb)
-            self._bridge.fail(ev)
 
     # -- train ---------------------------------------------------------
 
