@@ -39,15 +39,11 @@ folder is still being read (:attr:`ScanResult.pending`).
 """
 from __future__ import annotations
 
-import errno
 import os
 import stat
-import threading
 import time
-import zlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from ..progress import (
     CONTROL_PREFIX,
@@ -59,7 +55,9 @@ from ..progress import (
     parse_progress,
     run_key,
 )
+from .archive import PARSED_CACHE, ArchivedData
 from .notify import FolderWatch, notify_wanted
+from .readfile import os_error_reason, read_progress_bytes, read_progress_file
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -76,118 +74,11 @@ LIST_SECONDS = 10.0
 LOCAL_SWEEP_SECONDS = 600.0
 #: A budgeted scan reads at least this many pending files.
 MIN_READS = 100
-#: Parsed archived files kept in memory (the rest are parsed again on use).
-PARSED_CACHE = 1024
 
 Signature = Tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns)
 
-
-def read_progress_bytes(path: str, limit: int) -> bytes:
-    """Read at most ``limit`` bytes of a regular file without ever blocking.
-
-    Opened with ``O_NONBLOCK`` and checked with ``fstat`` so that a FIFO or
-    device swapped in under a progress file's name cannot hang the collector.
-    Raises :class:`ProgressError` (file larger than ``limit``, not a regular
-    file) or OSError.
-    """
-    return read_progress_file(path, limit)[0]
-
-
-def read_progress_file(path: str, limit: int) -> Tuple[bytes, os.stat_result]:
-    """:func:`read_progress_bytes`, plus the ``fstat`` of the descriptor the
-    bytes were read from (its owner is the run's owner: the name may be
-    replaced between a ``stat`` and an ``open``, the descriptor cannot)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ProgressError("not a regular file")
-        if st.st_size > limit:
-            raise ProgressError("file larger than %d bytes" % limit)
-        chunks = []
-        left = limit + 1
-        want = st.st_size + 1  # one read for the whole file, and the byte that says it ended
-        while left > 0:
-            ask = min(left, want, 1 << 20)
-            chunk = os.read(fd, ask)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-            if len(chunk) < ask:  # a regular file reads short only at its end
-                break
-            want = 1 << 20  # it grew since the fstat: read on
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > limit:
-        raise ProgressError("file larger than %d bytes" % limit)
-    return data, st
-
-
-def os_error_reason(e: OSError) -> str:
-    """A short, stable reason for an OSError ("permission denied", ...)."""
-    if e.errno == errno.EACCES or e.errno == errno.EPERM:
-        return "permission denied"
-    if e.errno == errno.ENOENT:
-        return "vanished while reading"
-    if e.errno == errno.EISDIR:
-        return "is a directory"
-    text = e.strerror or str(e)
-    return "cannot read: %s" % text.lower()
-
-
-class ArchivedData(Mapping):
-    """A parsed progress file kept as its compressed bytes; parsed again on
-    use (the last :data:`PARSED_CACHE` parses are kept). Read-only, like all
-    snapshot data. Equal to the dict it stands for."""
-
-    __slots__ = ("_z",)
-
-    def __init__(self, raw: bytes, parsed: Optional[Dict[str, Any]] = None) -> None:
-        self._z = zlib.compress(raw, 1)
-        if parsed is not None:  # the parse at hand is the first one used
-            self._keep(parsed)
-
-    def _keep(self, data: Dict[str, Any]) -> None:
-        with _PARSED_LOCK:
-            _PARSED[id(self)] = (self, data)  # holding self keeps id(self) unique
-            while len(_PARSED) > PARSED_CACHE:
-                _PARSED.popitem(last=False)
-
-    def _full(self) -> Dict[str, Any]:
-        key = id(self)
-        with _PARSED_LOCK:
-            hit = _PARSED.get(key)
-            if hit is not None:
-                _PARSED.move_to_end(key)
-                return hit[1]
-        data = parse_progress(zlib.decompress(self._z))[0]
-        self._keep(data)
-        return data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._full()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._full().get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._full()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._full())
-
-    def __len__(self) -> int:
-        return len(self._full())
-
-    def __repr__(self) -> str:
-        return "ArchivedData(%r)" % (self._full(),)
-
-
-_PARSED: "OrderedDict[int, Tuple[ArchivedData, Dict[str, Any]]]" = OrderedDict()
-_PARSED_LOCK = threading.Lock()
+__all__ = ["PARSED_CACHE", "ArchivedData", "FileResult", "FolderScanner", "ScanResult", "os_error_reason",
+           "read_progress_bytes", "read_progress_file"]
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""Reading a progress file from a folder shared with strangers: never
+blocking, never more than a limit, owner taken from the descriptor read."""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Tuple
+
+from ..progress import ProgressError
+
+
+def read_progress_bytes(path: str, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of a regular file without ever blocking.
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat`` so that a FIFO or
+    device swapped in under a progress file's name cannot hang the collector.
+    Raises :class:`ProgressError` (file larger than ``limit``, not a regular
+    file) or OSError.
+    """
+    return read_progress_file(path, limit)[0]
+
+
+def read_progress_file(path: str, limit: int) -> Tuple[bytes, os.stat_result]:
+    """:func:`read_progress_bytes`, plus the ``fstat`` of the descriptor the
+    bytes were read from (its owner is the run's owner: the name may be
+    replaced between a ``stat`` and an ``open``, the descriptor cannot)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ProgressError("not a regular file")
+        if st.st_size > limit:
+            raise ProgressError("file larger than %d bytes" % limit)
+        chunks = []
+        left = limit + 1
+        want = st.st_size + 1  # one read for the whole file, and the byte that says it ended
+        while left > 0:
+            ask = min(left, want, 1 << 20)
+            chunk = os.read(fd, ask)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+            if len(chunk) < ask:  # a regular file reads short only at its end
+                break
+            want = 1 << 20  # it grew since the fstat: read on
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise ProgressError("file larger than %d bytes" % limit)
+    return data, st
+
+
+def os_error_reason(e: OSError) -> str:
+    """A short, stable reason for an OSError ("permission denied", ...)."""
+    if e.errno == errno.EACCES or e.errno == errno.EPERM:
+        return "permission denied"
+    if e.errno == errno.ENOENT:
+        return "vanished while reading"
+    if e.errno == errno.EISDIR:
+        return "is a directory"
+    text = e.strerror or str(e)
+    return "cannot read: %s" % text.lower()
