@@ -60,13 +60,26 @@ def start_writer(spawn, folder, name, *args):
     return p
 
 
-def test_tree_of_a_real_parent_with_four_children(spawn, progress_dir):
+@pytest.fixture(params=["walked", "listed"])
+def table_mode(request, monkeypatch):
+    """Both ways of finding a run's processes: walking its tree through
+    /proc/<pid>/task/<tid>/children, and listing every process (kernels
+    without that file)."""
+    if request.param == "listed":
+        monkeypatch.setattr(procs_mod, "_HAVE_CHILDREN", False)
+    elif not procs_mod._HAVE_CHILDREN:
+        pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children")
+    return request.param
+
+
+def test_tree_of_a_real_parent_with_four_children(spawn, progress_dir, table_mode):
     w = start_writer(spawn, progress_dir, "job", "--children", 4, "--grandchildren", 1, "--busy", 1,
                      "--threads", 2, "--interval", 0.2)
     kids = read_json(str(progress_dir / "job.json"))["children"]
     assert len(kids) == 4
     grandkid = wait_until(lambda: psutil.Process(kids[0]).children(), timeout=20)[0].pid
     c = collector(progress_dir, interval=0.5)
+    assert c._table.walk is (table_mode == "walked")
     s1 = c.collect()
     r = s1.run("job")
     assert r.alive is True and r.local and r.status == "RUNNING" and not r.status_inferred
@@ -303,6 +316,37 @@ def test_nested_run_is_counted_for_itself_only(spawn, progress_dir):
     s = wait_until(lambda: (lambda s: s.run("trial").status == "KILLED" and s)(c.collect()), timeout=15)
     pids = [p.pid for p in s.run("sweep").processes]
     assert pids[0] == w.pid and kids[0] in pids  # the zombie child, no longer another run's
+
+
+FORKS_IN_A_THREAD = r"""
+import subprocess, sys, threading, time
+def fork():
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+t = threading.Thread(target=fork)
+t.start()
+t.join()
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+time.sleep(120)
+"""
+
+
+def test_walked_tree_holds_children_of_every_thread_and_reads_no_other_process(spawn, progress_dir, table_mode):
+    """A child forked by a worker thread is the process's child too (the
+    kernel lists it under that thread); an unrelated process on the machine
+    is not looked at when the tree is walked."""
+    main = spawn([sys.executable, "-c", FORKS_IN_A_THREAD])
+    kids = wait_until(lambda: (lambda k: len(k) == 2 and k)(psutil.Process(main.pid).children()), timeout=20)
+    other = spawn(SLEEPER)
+    write(progress_dir, "t", doc("t", pid=main.pid, pid_create_time=psutil.Process(main.pid).create_time()))
+    c = collector(progress_dir)
+    for _ in range(2):
+        r = c.collect().run("t")
+        assert [p.pid for p in r.processes] == [main.pid] + sorted(k.pid for k in kids)
+        assert [p.depth for p in r.processes] == [0, 1, 1]
+    if table_mode == "walked":
+        assert set(c._table.rows) == {main.pid} | {k.pid for k in kids} and other.pid not in c._table.rows
+    else:
+        assert other.pid in c._table.rows
 
 
 def test_psutil_path_where_proc_is_not_readable(spawn, progress_dir, monkeypatch):

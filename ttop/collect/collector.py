@@ -305,7 +305,7 @@ class Collector:
             if gpu_pids:
                 if table_ok or self._refresh_table_for_gpu():
                     table_ok = True
-                    ok, why = check_pid_namespace(gpu_pids, table.rows, getattr(self.gpu, "device_indices", None))
+                    ok, why = check_pid_namespace(gpu_pids, table.by_pid, getattr(self.gpu, "device_indices", None))
                 else:
                     ok, why = False, "process table unavailable"
                 if ok:
@@ -318,7 +318,7 @@ class Collector:
         if tpu_pids:
             if table_ok or self._refresh_table_for_gpu():
                 table_ok = True
-                missing = [pid for pid in tpu_pids if pid not in table.rows]
+                missing = [pid for pid in tpu_pids if pid not in table.by_pid]
             else:
                 missing = list(tpu_pids)
             if missing:

@@ -1,4 +1,11 @@
-"""Process trees with psutil: one pass over the process table per cycle.
+"""Process trees: only the runs' own processes are read each cycle.
+
+On Linux with ``/proc/<pid>/task/<tid>/children`` (the usual case) the table
+is *walked*: :meth:`ProcessTable.refresh` reads nothing; a run's main process
+is identified from its own ``/proc/<pid>/stat`` and its tree walked through
+the ``children`` files of each process's threads, so the other processes of a
+busy machine cost nothing. Where the kernel lacks that file (or with
+``walk=False``) the table is *listed*, as follows.
 
 ``children(recursive=True)`` scans every process on the machine on each call,
 so calling it per run does not scale. Instead :meth:`ProcessTable.refresh`
@@ -25,12 +32,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import AbstractSet, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import psutil
 
 from ..pss import PssCache
 from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
+    _HAVE_CHILDREN,
     _HAVE_PROC,
     _O_RDONLY,
     _linux_threads,
@@ -39,6 +47,7 @@ from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
     _Row,
     _stat_row,
     read_real_uid,
+    task_children,
 )
 from .snapshot import ProcInfo, RunResources, ThreadInfo
 
@@ -87,10 +96,14 @@ def same_process(a: Optional[float], b: Optional[float]) -> bool:
 
 
 class ProcessTable:
-    """The process table of this host, refreshed once per cycle."""
+    """The process table of this host, refreshed once per cycle. ``walk``:
+    read only the runs' trees (None: where the kernel allows it)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, walk: Optional[bool] = None) -> None:
         self.clock = clock
+        can = _HAVE_PROC and _HAVE_CHILDREN
+        self.walk = can if walk is None else bool(walk) and can
+        self._kids: Dict[int, List[int]] = {}  # walked this cycle: pid -> children
         self.rows: Dict[int, _Row] = {}
         self.children: Dict[int, List[int]] = {}
         self._objs: Dict[Tuple[int, float], psutil.Process] = {}
@@ -119,6 +132,16 @@ class ProcessTable:
         their row until a run's lookup asks for one (:meth:`row`), so a busy
         machine's unrelated processes cost a directory entry each, not a
         read."""
+        if self.walk:
+            self._fresh = set()  # every row is read again when asked for
+            self._kids = {}
+            self._full_at = 0.0
+            if self._boot is None:
+                self._boot = psutil.boot_time()
+            self.pss.begin()
+            self.refreshed = True
+            self.refreshed_at = self.clock()
+            return
         rows = None
         same, self._same = self._same, True
         if _HAVE_PROC:
@@ -194,7 +217,7 @@ class ProcessTable:
         if pid in self._fresh or self._full_at is None:
             return self.rows.get(pid)
         self._fresh.add(pid)
-        if pid not in self.rows:
+        if pid not in self.rows and not self.walk:
             return None
         try:
             proc = os.open("/proc", _O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -204,11 +227,11 @@ class ProcessTable:
             row = _stat_row(proc, str(pid), self._boot or psutil.boot_time())
         finally:
             os.close(proc)
+        old = self.rows.pop(pid, None)
         if row is None:
-            del self.rows[pid]
             self._same = False
             return None
-        if row[0] != self.rows[pid][0]:
+        if old is not None and row[0] != old[0]:
             self._same = False  # adopted by another parent: a new tree next cycle
         self.rows[pid] = row
         return row
@@ -244,7 +267,7 @@ class ProcessTable:
     def uid(self, pid: int) -> Optional[int]:
         """Real uid of ``pid`` as of at most :data:`UID_RECHECK_SECONDS`
         ago (cached per process, i.e. per PID and create time)."""
-        row = self.rows.get(pid)
+        row = self.row(pid) if self.walk else self.rows.get(pid)  # walked: this process, not a stale row
         key = (pid, row[1] if row is not None and row[1] is not None else 0.0)
         self._uids_used.add(key)
         now = self.clock()
@@ -284,10 +307,24 @@ class ProcessTable:
             out.append((p, d))
             if p == 1:
                 continue
-            kids = self.children.get(p)
+            kids = self._children_of(p)
             if kids:
                 stack.extend((k, d + 1) for k in reversed(kids))
         return out
+
+    def _children_of(self, pid: int) -> Optional[List[int]]:
+        if not self.walk:
+            return self.children.get(pid)
+        kids = self._kids.get(pid)
+        if kids is None:
+            kids = self._kids[pid] = task_children(pid) or []
+        return kids
+
+    @property
+    def by_pid(self) -> Mapping[int, _Row]:
+        """pid -> row of any process of this PID namespace (walked: read on
+        demand, only the PIDs asked for)."""
+        return _WalkedRows(self) if self.walk else self.rows
 
     # -- sampling -------------------------------------------------------------
 
@@ -455,9 +492,33 @@ class ProcessTable:
         self._cpu_prev = self._cpu_seen
         self._cpu_seen = {}
         self.pss.end()
+        if self.walk and len(self.rows) != len(self._fresh):  # keep the rows of the processes looked at
+            self.rows = {p: r for p, r in self.rows.items() if p in self._fresh}
         if len(self._uids) != len(self._uids_used):
             self._uids = {k: v for k, v in self._uids.items() if k in self._uids_used}
         self._uids_used = set()
+
+
+class _WalkedRows(Mapping):
+    """A walked table's rows as a mapping: a row is read when asked for."""
+
+    def __init__(self, table: ProcessTable) -> None:
+        self._t = table
+
+    def __getitem__(self, pid: int) -> _Row:
+        row = self._t.row(pid)
+        if row is None:
+            raise KeyError(pid)
+        return row
+
+    def __contains__(self, pid: object) -> bool:
+        return isinstance(pid, int) and self._t.row(pid) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self._t.rows))  # the processes read so far
+
+    def __len__(self) -> int:
+        return len(self._t.rows)
 
 
 def tree_pss(table: "ProcessTable", procs: List[ProcInfo]) -> Optional[Dict[int, Tuple[int, float]]]:
