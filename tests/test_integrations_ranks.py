@@ -158,3 +158,39 @@ def test_a_follower_applies_the_runs_edits_and_reports_its_status(tmp_path):
     assert d["status"] == "FAILED" and d["error"] == "RuntimeError: rank 1 blew up" and d["ended_at"] is not None
     assert first_failure(str(tmp_path), "job", time.time()) == (1, "RuntimeError: rank 1 blew up")
     assert not any(n.endswith(".json") and not n.startswith(".") for n in os.listdir(tmp_path) if not n.startswith("control_"))
+
+
+def test_a_follower_acknowledges_an_edit_once_the_training_thread_applied_it(tmp_path):
+    """The rank's ``control_seq`` says the edit is in its optimizer, not only
+    read; one the optimizer refused is acknowledged with the reason."""
+    import psutil
+
+    from ttop.integrations._ranks import RankFollower
+    from ttop.progress import write_control
+
+    waiting = []
+    f = RankFollower(str(tmp_path), "job", 1, 2, 0.05, lambda name, old, new: waiting.append(name),
+                     held=lambda: bool(waiting))
+    f.track({"lr": 0.1})
+    f.start()
+    path = tmp_path / ".job.rank1.json"
+    try:
+        d = wait_until(lambda: (lambda d: d if d and d.get("resources") else None)(load(path)))
+        assert d["pid_create_time"] == pytest.approx(psutil.Process().create_time(), abs=0.05)
+        assert d["resources"]["rss_bytes"] > 0 and d["resources"]["num_procs"] >= 1
+        write_control(str(tmp_path), "job", 1, {"lr": 0.02})
+        wait_until(lambda: waiting)
+        time.sleep(0.3)  # several of the follower's writes
+        assert load(path)["control_seq"] == 0  # read, not applied yet
+        waiting.clear()
+        f.confirm(["lr: the optimizer has no param group 3"])  # the training thread's answer
+        d = load(path)
+        assert d["control_seq"] == 1 and d["control_error"] == "refused lr: the optimizer has no param group 3"
+        write_control(str(tmp_path), "job", 2, {"lr": 0.03})
+        wait_until(lambda: waiting)
+        waiting.clear()
+        f.confirm([])
+        d = load(path)
+        assert d["control_seq"] == 2 and d["control_error"] is None
+    finally:
+        f.end("FINISHED")

@@ -35,7 +35,7 @@ EXPECTED_RUN = [
     "epoch", "total_epochs", "batch", "total_batches", "train_batch", "train_total_batches",
     "val_batch", "val_total_batches", "rate", "times", "metrics", "metric_trends", "variables", "control_seq",
     "control_error", "logs", "links", "gpu_note", "owner_uid", "owner", "ownership_note",
-    "health", "health_reason", "gpu_utilization", "cost", "cost_projected", "resources", "processes",
+    "health", "health_reason", "gpu_utilization", "cost", "cost_projected", "resources", "processes", "ranks",
 ]
 EXPECTED_PROCESS = [
     "pid", "ppid", "name", "create_time", "depth", "status", "cmdline", "cpu_percent", "rss_bytes",

@@ -34,6 +34,7 @@ from ..progress import KILLED, RUNNING
 from . import procs as _procs
 from .host import HostSampler, hostname, resolve_budgets
 from .owners import _LOST_PREFIX, _foreign_note, claims, user_name  # noqa: F401  (user_name: re-exported)
+from .ranks import RankReader
 from .recent import RecentSamples
 from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported_resources: re-exported)
     _NO_RESOURCES,
@@ -139,6 +140,7 @@ class Collector:
         self._ended_live: Dict[str, FileResult] = {}
         self._pending = 0
         self._table = _procs.ProcessTable()
+        self._ranks = RankReader(self.folder)  # the ranks of multi-rank jobs
         self._host = HostSampler(SINGLE_HOST_SECONDS if single else 0.0)
         self._statics: Dict[str, _Static] = {}
         interval_ = self.interval
@@ -285,6 +287,8 @@ class Collector:
             keep = {fr.name for fr, st in statics if st is not None}
             self._statics = {k: v for k, v in self._statics.items() if k in keep}
         need_table = any(st is not None and st.lookup_pid is not None for fr, st in statics)
+        ranks = self._ranks.cycle(statics, me, now)
+        need_table = need_table or (ranks is not None and ranks.needs_table())
         table_ok = False
         if need_table:
             try:
@@ -335,12 +339,16 @@ class Collector:
         refused: Dict[str, str] = {}
         if tbl is not None:
             mains, refused = claims(statics, tbl)
+            if ranks is not None:  # a rank's tree is its own row's
+                mains = ranks.claim(statics, tbl, mains)
         settled: List[Tuple[str, RunSnapshot]] = []
         for fr, st in statics:
             if st is None:
                 skipped.append(SkippedFile(fr.name, fr.error or "unusable"))
                 continue
             run = self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains, refused.get(st.key))
+            if ranks is not None:
+                run = ranks.attach(run, tbl, mains, gpu_mem, gpu_indices, tpu_pids)
             if fr.name in ended_live and st.file_error is None and (st.simple or run.alive is False):
                 settled.append((fr.name, run))  # ended, and its process is gone: for good
             else:

@@ -124,7 +124,8 @@ _TEMPLATE_KEYS = frozenset(("key", "path", "data", "run_name", "reported_status"
                             "pid_create_time", "file_error", "dropped_keys", "mtime", "owner_uid", "owner"))
 _DYNAMIC_KEYS = frozenset(("status", "status_inferred", "status_reason", "alive", "stale", "stale_reason",
                            "heartbeat_age", "resources", "processes", "gpu_note", "ownership_note",
-                           "health", "health_reason", "gpu_utilization", "cost", "cost_projected"))  # from RecentSamples
+                           "health", "health_reason", "gpu_utilization", "cost", "cost_projected",
+                           "ranks"))  # from RecentSamples
 # The fast path only while it sets exactly RunSnapshot's fields (a field added
 # to snapshot.py later falls back to the constructor and its defaults).
 _FAST_NEW = (
@@ -155,6 +156,7 @@ def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age
         d["gpu_note"] = note
         d["ownership_note"] = ownership_note
         d["health"] = d["health_reason"] = d["gpu_utilization"] = d["cost"] = d["cost_projected"] = None
+        d["ranks"] = ()
         return obj
     return RunSnapshot(status=status, status_inferred=inferred, status_reason=reason, alive=alive,  # pragma: no cover
                        stale=stale, stale_reason=stale_reason, heartbeat_age=age, resources=resources,

@@ -61,6 +61,29 @@ class RunResources:
 
 
 @dataclass(frozen=True)
+class RankSnapshot:
+    """One rank (k > 0) of a multi-rank job, from its status file
+    ``.<run>.rank<k>.json`` (see ttop.collect.ranks); rank 0 is the run."""
+
+    rank: int
+    world_size: Optional[int] = None
+    pid: Optional[int] = None
+    pid_create_time: Optional[float] = None
+    host: Optional[str] = None
+    local: bool = True  # on this host: its processes were looked up here
+    alive: Optional[bool] = None  # None: cannot tell (remote, or not attributed)
+    status: str = "RUNNING"  # what the rank's file says
+    error: Optional[str] = None
+    control_seq: int = 0  # the last edit this rank acknowledged
+    control_error: Optional[str] = None  # why it refused it
+    heartbeat_age: Optional[float] = None  # seconds since the file's updated_at (ttop's clock)
+    resources: RunResources = field(default_factory=RunResources)  # the rank's tree, or its own report
+    processes: Tuple[ProcInfo, ...] = ()  # its main process first
+    ownership_note: Optional[str] = None  # why its process is not attributed
+    file_error: Optional[str] = None  # (rank 0) the run's file is unreadable; its last good contents are shown
+
+
+@dataclass(frozen=True)
 class RunSnapshot:
     key: str  # progress file name without .json; unique in the folder
     path: str  # absolute path of the progress file
@@ -94,6 +117,9 @@ class RunSnapshot:
     gpu_utilization: Optional[float] = None  # % the run's processes use of their busiest GPU
     cost: Optional[float] = None  # run time priced so far (ttop.collect.cost); None: no prices given
     cost_projected: Optional[float] = None  # the same for elapsed + remaining
+    #: the other ranks of a multi-rank job (rank 1, 2, ...); resources then
+    #: sum rank 0's tree and theirs
+    ranks: Tuple[RankSnapshot, ...] = ()
 
 
 @dataclass(frozen=True)

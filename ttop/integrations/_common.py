@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..monitor import TrainingMonitor
 from ..monitor.files import resolve_target
@@ -180,7 +180,8 @@ class Bridge:
         if run_name is None:
             sys.stderr.write("ttop: rank %d does not follow the run: give the callback a run_name\n" % rank)
             return
-        f = RankFollower(folder, sanitize_run_name(run_name), rank, world_size, self._period * 2, self._on_change)
+        f = RankFollower(folder, sanitize_run_name(run_name), rank, world_size, self._period * 2, self._on_change,
+                         held=lambda: self.pending)
         try:
             f.start()
         except OSError as e:
@@ -237,15 +238,20 @@ class Bridge:
         with self._edits_lock:
             edits, self._edits = self._edits, {}
         lr = self.lr
-        if lr is None:
-            return
+        refused: List[str] = []
         for name, value in edits.items():
             try:
-                why = lr.apply(name, float(value))
+                why = lr.apply(name, float(value)) if lr is not None else "no optimizer"
             except Exception as e:
                 why = "%s: %s" % (type(e).__name__, e)
             if why is not None:
                 sys.stderr.write("ttop: edit of %s not applied to the optimizer: %s\n" % (name, why))
+                refused.append("%s: %s" % (name, why))
+        f = self.follower
+        if f is not None:
+            f.confirm(refused)  # the rank acknowledges the edit now, refused or not
+        elif refused and self.monitor is not None:
+            _refuse(self.monitor, refused)
         self.refresh_lr()
 
     def refresh_lr(self) -> None:
@@ -350,6 +356,18 @@ class Bridge:
             m.set_finished()
         else:
             m.set_failed(exc)
+
+
+def _refuse(m: TrainingMonitor, refused: Any) -> None:
+    """Rank 0 (or a single process): the monitor acknowledged the edit when
+    it read it; the optimizer refused it since, so its ``control_error``
+    says so (the editor then shows the edit refused, not applied)."""
+    ctl: Any = getattr(m, "_control", None)
+    if ctl is None:
+        return
+    msg = "refused " + "; ".join(refused)
+    with ctl._lock:
+        ctl.error = msg if not ctl.error else ctl.error + "; " + msg
 
 
 class BridgeCallback:

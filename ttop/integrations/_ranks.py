@@ -5,9 +5,16 @@ Rank 0 writes the run's progress file. Every other rank runs a
 in ttop is applied on every rank, and keeps a small status file
 ``.<run>.rank<k>.json`` next to the run's (hidden: the collector does not
 read it as a run) with its PID, host, status, error and the edit it last
-applied. When the run fails, rank 0 names the first rank that failed, so a
-rank's real error is not replaced by the follow-on errors of the others
-("Connection closed by peer", or the SIGTERM the launcher sends them).
+applied, and a sample of its own process tree's resources (ttop shows the
+ranks as rows of the run and sums their CPU and RAM into it). When the run
+fails, rank 0 names the first rank that failed, so a rank's real error is
+not replaced by the follow-on errors of the others ("Connection closed by
+peer", or the SIGTERM the launcher sends them).
+
+An edit is acknowledged in the rank's file (``control_seq``) only once the
+rank has applied it: an lr edit waits for the training thread, and an
+optimizer that refuses it (``LRControl.apply``) makes ``control_error`` say
+so, which ttop shows as the edit refused on that rank.
 """
 from __future__ import annotations
 
@@ -17,10 +24,19 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..monitor.control import ControlPoller, apply_edit
-from ..progress import CANCELED, FAILED, RUNNING, control_path, sanitize_run_name, type_name, write_json_atomic
+from ..progress import (
+    CANCELED,
+    FAILED,
+    RUNNING,
+    control_path,
+    pid_namespace,
+    sanitize_run_name,
+    type_name,
+    write_json_atomic,
+)
 
 RANK_FORMAT = "ttop.rank/1"
 
@@ -78,7 +94,15 @@ class RankFollower:
     own status file. Started from the training thread."""
 
     def __init__(
-        self, folder: str, run_name: str, rank: int, world_size: int, interval: float, on_change: Callable[[str, Any, Any], Any]
+        self,
+        folder: str,
+        run_name: str,
+        rank: int,
+        world_size: int,
+        interval: float,
+        on_change: Callable[[str, Any, Any], Any],
+        held: Optional[Callable[[], bool]] = None,
+        resources: bool = True,
     ) -> None:
         self.folder, self.run_name, self.rank, self.world_size = folder, run_name, rank, world_size
         self.path = rank_file(folder, run_name, rank)
@@ -95,8 +119,19 @@ class RankFollower:
         self.ended_at: Optional[float] = None
         self.control_seq = 0
         self.control_error: Optional[str] = None
+        #: ``held()`` True after an edit: it waits for the training thread,
+        #: which acknowledges it with :meth:`confirm`
+        self._held_fn = held
+        self._held: Optional[Tuple[int, Optional[str]]] = None
+        self._seen_seq = 0
         self.started_at = time.time()
         self._prev_hook: Any = None
+        self._pid = os.getpid()
+        self._pid_ns = pid_namespace()
+        self._want_resources = resources
+        self._sampler: Any = None
+        self._create_time: Optional[float] = None
+        self._resources: Optional[Dict[str, Any]] = None
 
     def track(self, values: Mapping[str, Any]) -> None:
         with self._lock:
@@ -110,6 +145,7 @@ class RankFollower:
         if not os.path.isdir(self.folder):
             os.makedirs(self.folder, exist_ok=True)
         self._poller.skip_existing()  # left by an earlier run of the same name, as rank 0 does
+        self._create_time = _create_time(self._pid)
         self._write()
         self._thread = threading.Thread(target=self._run, name="ttop-rank", daemon=True)
         self._thread.start()
@@ -120,7 +156,24 @@ class RankFollower:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.poll()
+            self._sample()
             self._write()
+
+    def _sample(self) -> None:
+        """This rank's process tree (the follower's thread, as the monitor's
+        writer thread does for rank 0)."""
+        if not self._want_resources:
+            return
+        try:
+            if self._sampler is None:
+                from ..monitor.resources import ResourceSampler
+
+                self._sampler = ResourceSampler(self._pid)
+                self._create_time = self._sampler.create_time
+            self._resources = self._sampler.sample()
+            self._create_time = self._sampler.refresh_create_time()
+        except Exception:  # psutil missing, or the process table unreadable: no figures
+            self._want_resources = False
 
     def poll(self) -> None:
         got = self._poller.poll()
@@ -130,17 +183,40 @@ class RankFollower:
         if reason is not None or seq is None or values is None:
             self.control_error = reason
             return
-        if seq <= self.control_seq:
+        if seq <= self._seen_seq:
             return
         with self._lock:
             changed, refused = apply_edit(values, self.variables, self._types)
-            self.control_seq = seq
-            self.control_error = ("refused " + "; ".join(refused)) if refused else None
+            self._seen_seq = seq
+            self._held = (seq, ("refused " + "; ".join(refused)) if refused else None)
+        errors: List[str] = []
         for name, old, new in changed:
             try:
                 self.on_change(name, old, new)
             except Exception as e:
-                self.control_error = "%s: %s" % (type(e).__name__, e)
+                errors.append("%s: %s" % (type(e).__name__, e))
+        with self._lock:
+            held = self._held
+            if held is not None and held[0] == seq and errors:
+                held = self._held = (seq, "; ".join(([held[1]] if held[1] else []) + errors))
+            if held is not None and held[0] == seq and not (self._held_fn is not None and self._held_fn()):
+                # nothing waits for the training thread: acknowledged now
+                self._held = None
+                self.control_seq, self.control_error = held
+
+    def confirm(self, refused: Any = ()) -> None:
+        """The training thread applied the held edit: acknowledge it, with
+        ``refused`` (``"name: why"`` each) as the rank's ``control_error``."""
+        with self._lock:
+            held, self._held = self._held, None
+            if held is None:
+                if not refused:
+                    return
+                held = (self.control_seq, None)
+            seq, error = held
+            parts = ([error] if error else []) + (["refused " + "; ".join(refused)] if refused else [])
+            self.control_seq, self.control_error = seq, "; ".join(parts) or None
+        self._write()
 
     def _write(self) -> None:
         data = {
@@ -148,7 +224,9 @@ class RankFollower:
             "run_name": self.run_name,
             "rank": self.rank,
             "world_size": self.world_size,
-            "pid": os.getpid(),
+            "pid": self._pid,
+            "pid_create_time": self._create_time,
+            "pid_namespace": self._pid_ns,
             "host": os.uname().nodename if hasattr(os, "uname") else None,
             "status": self.status,
             "error": self.error,
@@ -158,6 +236,7 @@ class RankFollower:
             "control_seq": self.control_seq,
             "control_error": self.control_error,
             "variables": dict(self.variables),
+            "resources": self._resources,
         }
         try:
             write_json_atomic(self.path, data)
@@ -187,6 +266,15 @@ class RankFollower:
         except Exception:
             pass
         prev(et, ev, tb)
+
+
+def _create_time(pid: int) -> Optional[float]:
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:
+        return None
 
 
 def install_rank0_hooks(fail_first: Callable[[], bool]) -> Callable[[], None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from .. import progress as P
 
@@ -100,22 +100,40 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
     return new_seq, variables
 
 
-def edit_state(data: Mapping[str, Any], seq: int, name: str) -> Tuple[str, str]:
+def edit_state(data: Mapping[str, Any], seq: int, name: str, ranks: Sequence[Any] = ()) -> Tuple[str, str]:
     """The state of edit ``seq`` of variable ``name`` given the run's latest
     progress data: ``("pending", "")``, ``("applied", "")`` or
     ``("refused", control_error)``. When a later edit was already acknowledged
-    with an error, the error is blamed on this variable only if it names it."""
+    with an error, the error is blamed on this variable only if it names it.
+
+    ``ranks`` (a multi-rank job's :class:`~ttop.collect.snapshot.RankSnapshot`
+    list): the edit is applied once every running rank acknowledged it,
+    and refused (``"rank k: why"``) when one of them refused it."""
     acked = acked_seq(data)
     if acked < seq:
         return "pending", ""
-    err = data.get("control_error")
+    why = _refusal(acked, data.get("control_error"), seq, name, data)
+    if why is not None:
+        return "refused", why
+    for rk in ranks:
+        if rk.rank == 0 or rk.status != P.RUNNING or rk.alive is False:
+            continue
+        if rk.control_seq < seq:
+            return "pending", ""
+        why = _refusal(rk.control_seq, rk.control_error, seq, name, data)
+        if why is not None:
+            return "refused", "rank %d: %s" % (rk.rank, why)
+    return "applied", ""
+
+
+def _refusal(acked: int, err: Any, seq: int, name: str, data: Mapping[str, Any]) -> Optional[str]:
     if isinstance(err, str) and err.strip():
         err = err.strip()
         if _mentions(err, name):
-            return "refused", err
+            return err
         if acked == seq and not _mentions_any(err, data):
-            return "refused", err
-    return "applied", ""
+            return err
+    return None
 
 
 def _mentions(text: str, name: str) -> bool:

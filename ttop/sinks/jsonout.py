@@ -118,6 +118,7 @@ RUN_KEYS = (
     "cost_projected",
     "resources",
     "processes",
+    "ranks",
 )
 #: Run keys taken from the RunSnapshot object itself; the rest come from the
 #: progress file (``RunSnapshot.data``).
@@ -179,6 +180,10 @@ PROCESS_KEYS = (
     "threads",
 )
 THREAD_KEYS = ("tid", "name", "user_time", "system_time", "cpu_percent")
+#: One rank of a multi-rank job (rank 0 is the run itself), ``resources``
+#: with RESOURCE_KEYS, ``processes`` with PROCESS_KEYS.
+RANK_KEYS = ("rank", "world_size", "pid", "pid_create_time", "host", "local", "alive", "status", "error",
+             "control_seq", "control_error", "heartbeat_age", "ownership_note", "resources", "processes")
 
 
 def _attrs(obj: Any, keys: Iterable[str]) -> Dict[str, Any]:
@@ -194,6 +199,13 @@ def _process_dict(proc: ProcInfo) -> Dict[str, Any]:
     out = _attrs(proc, PROCESS_KEYS[:-1])
     out["gpu_indices"] = [json_safe(i) for i in proc.gpu_indices]
     out["threads"] = [_attrs(t, THREAD_KEYS) for t in proc.threads]
+    return out
+
+
+def _rank_dict(rank: Any) -> Dict[str, Any]:
+    out = _attrs(rank, RANK_KEYS[:-2])
+    out["resources"] = _attrs(rank.resources, RESOURCE_KEYS)
+    out["processes"] = [_process_dict(p) for p in rank.processes]
     return out
 
 
@@ -218,6 +230,8 @@ def run_to_dict(run: RunSnapshot) -> Dict[str, Any]:
             out[key] = _attrs(run.resources, RESOURCE_KEYS)
         elif key == "processes":
             out[key] = [_process_dict(p) for p in run.processes]
+        elif key == "ranks":
+            out[key] = [_rank_dict(r) for r in run.ranks]
         elif key == "metric_trends":
             out[key] = _trends(run)
         elif key in _RUN_DICT_KEYS:

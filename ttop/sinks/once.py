@@ -66,7 +66,7 @@ def render_once(snapshot: Any, width: int, ascii: bool = False) -> Iterable[Line
     state = ViewState(ascii=ascii)
     for line in header_lines(snapshot, state, width, 1 + len(snapshot.gpus) + len(snapshot.tpus) + 2):
         yield line
-    rows = visible_rows(snapshot, state)
+    rows = visible_rows(snapshot, state, ranks=True)  # a multi-rank job's ranks as rows
     table = render_table(snapshot, state, width, len(rows) + 1, select=False, rows=rows)
     for line in table.lines:
         yield line

@@ -160,7 +160,7 @@ class DetailScreen(Screen):
             seq, edits = C.current_control(ctx.folder, run.key, data)
             if seq is not None and seq >= C.acked_seq(data):
                 for name, value in edits.items():
-                    st, err = C.edit_state(data, seq, str(name))
+                    st, err = C.edit_state(data, seq, str(name), run.ranks)
                     states[str(name)] = (st, "%s #%d (%s)" % (st, seq, value_text(value)) if st != "refused"
                                          else "refused #%d: %s" % (seq, err))
         except Exception:

@@ -92,14 +92,18 @@ class EditorScreen(Screen):
         # acknowledged last
         if seq >= C.acked_seq(data):
             for name, value in variables.items():
-                state, err = C.edit_state(data, seq, str(name))
+                state, err = C.edit_state(data, seq, str(name), run.ranks)
                 self.edits[str(name)] = Edit(seq, value, state, err)
 
     def _update_states(self, run: Any) -> None:
         data = run.data or {}
         for name, e in self.edits.items():
             if e.state == "pending":
-                e.state, e.error = C.edit_state(data, e.seq, name)
+                e.state, e.error = C.edit_state(data, e.seq, name, run.ranks)
+            elif e.state == "applied":  # an optimizer may refuse it after the run read it
+                state, err = C.edit_state(data, e.seq, name, run.ranks)
+                if state == "refused":
+                    e.state, e.error = state, err
 
     def on_snapshot(self, ctx: AppContext) -> None:
         run = self._run(ctx)

@@ -264,7 +264,11 @@ class MainScreen(Screen):
         if row is None:
             return None
         run = row.run
-        if row.kind == "run":
+        rk = row.rank
+        if row.kind == "rank" and rk.rank != 0:  # another rank's process, when it is this host's and the run's
+            ok = rk.local and rk.alive and rk.pid is not None
+            return Target("proc", run.key, rk.pid, rk.pid_create_time, name="rank %d" % rk.rank) if ok else None
+        if row.kind in ("run", "rank"):
             if run.pid is None:
                 return None
             return Target("run", run.key, run.pid, run.pid_create_time, name=clean(run.run_name))

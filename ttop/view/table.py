@@ -17,6 +17,7 @@ from . import fmt
 from . import health as H
 from . import metrics as M
 from . import roles as R
+from .ranks import rank_cell, rank_name, rank_role
 from .state import RowId, ViewState
 from .text import Line, Segment, clean, clip, fit, width
 
@@ -26,11 +27,12 @@ from .text import Line, Segment, clean, clip, fit, width
 
 @dataclass(frozen=True)
 class Row:
-    kind: str  # "run", "proc", "thread"
+    kind: str  # "run", "rank", "proc", "thread"
     id: RowId
     run: Any  # RunSnapshot
     proc: Any = None  # ProcInfo for proc/thread rows
     thread: Any = None  # ThreadInfo for thread rows
+    rank: Any = None  # RankSnapshot for rank rows
 
 
 #: A name filter starting with this matches the host instead (``host:gpu-01``).
@@ -54,9 +56,11 @@ def filtered_runs(snapshot: Any, state: ViewState) -> List[Any]:
     return [r for r in snapshot.runs if (sf is None or r.status == sf) and _name_matches(r, nf)]
 
 
-def visible_rows(snapshot: Any, state: ViewState) -> List[Row]:
+def visible_rows(snapshot: Any, state: ViewState, ranks: bool = False) -> List[Row]:
     """Runs after the status and name filters, in the chosen sort order, each
-    followed by its process and thread rows when expanded."""
+    followed by its process and thread rows when expanded (a multi-rank
+    job: a rank row each, with its processes under it). ``ranks``: rank
+    rows under every multi-rank run, expanded or not (``--once``)."""
     rows: List[Row] = []
     expanded = state.expanded
     runs = filtered_runs(snapshot, state)
@@ -64,12 +68,22 @@ def visible_rows(snapshot: Any, state: ViewState) -> List[Row]:
         runs = sort_runs(runs, state.sort_key, state.sort_reverse, columns_for(snapshot, state, runs))
     for run in runs:
         rows.append(Row("run", ("run", run.key), run))
-        if run.key in expanded:
-            for p in run.processes:
-                rows.append(Row("proc", ("proc", run.key, p.pid), run, p))
-                for t in p.threads:
-                    rows.append(Row("thread", ("thread", run.key, p.pid, t.tid), run, p, t))
+        open_ = run.key in expanded
+        if run.ranks and (open_ or ranks):
+            for rk in run.ranks:
+                rows.append(Row("rank", ("rank", run.key, rk.rank), run, rank=rk))
+                if open_:
+                    _proc_rows(rows, run, rk.processes)
+        elif open_:
+            _proc_rows(rows, run, run.processes)
     return rows
+
+
+def _proc_rows(rows: List[Row], run: Any, procs: Sequence[Any]) -> None:
+    for p in procs:
+        rows.append(Row("proc", ("proc", run.key, p.pid), run, p))
+        for t in p.threads:
+            rows.append(Row("thread", ("thread", run.key, p.pid, t.tid), run, p, t))
 
 
 def selected_index(rows: Sequence[Row], state: ViewState) -> int:
@@ -392,12 +406,14 @@ def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional
 def _name_text(row: Row) -> str:
     if row.kind == "run":
         return clean(row.run.run_name)
+    if row.kind == "rank":
+        return rank_name(row.rank)
     if row.kind == "proc":
         p = row.proc
-        indent = "  " * (1 + max(0, min(int(p.depth), 4)))
+        indent = "  " * (1 + max(0, min(int(p.depth), 4)) + (1 if row.run.ranks else 0))
         return "%s[P] %d %s" % (indent, p.pid, clean(p.name) or "?")
     p = row.proc
-    indent = "  " * (2 + max(0, min(int(p.depth), 4)))
+    indent = "  " * (2 + max(0, min(int(p.depth), 4)) + (1 if row.run.ranks else 0))
     tname = clean(getattr(row.thread, "name", "") or "")
     return "%s[T] %d %s" % (indent, row.thread.tid, tname) if tname else "%s[T] %d" % (indent, row.thread.tid)
 
@@ -413,6 +429,8 @@ def name_width(rows: Sequence[Row], total_width: int) -> int:
 def cell_text(col: Column, row: Row) -> str:
     if row.kind == "run":
         return col.run(row.run)
+    if row.kind == "rank":
+        return rank_cell(col.key, row.rank)
     if row.kind == "proc":
         return col.proc(row.proc) if col.proc else ""
     return col.thread(row.proc, row.thread) if col.thread else ""
@@ -444,6 +462,8 @@ def max_offset(snapshot: Any, state: Optional[ViewState] = None) -> int:
 
 
 def row_role(row: Row) -> str:
+    if row.kind == "rank":
+        return rank_role(row.rank)
     if row.kind == "proc":
         return R.PROC
     if row.kind == "thread":

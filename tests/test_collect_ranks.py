@@ -1,0 +1,158 @@
+"""The ranks of a multi-rank job as rows of its run: rank files read with
+the owner checks of progress files, each rank's process tree attributed
+once, the run's resources summed over its ranks. Real processes, real files,
+real users."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from conftest import wait_until
+from ttop.collect import Collector
+from ttop.progress import write_json_atomic
+from ttop.sinks.jsonout import run_to_dict
+from ttop.view.state import ViewState
+from ttop.view.table import render_table, visible_rows
+
+BUSY = [sys.executable, "-c", "import time\nwhile True: sum(range(20000)); time.sleep(0.001)"]
+PARENT = [sys.executable, "-c", "import subprocess, sys, time\n"
+          "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+          "print(p.pid, flush=True)\ntime.sleep(600)"]
+
+
+def progress(name, pid, **extra):
+    d = {"format": "ttop.progress/1", "run_name": name, "status": "RUNNING", "updated_at": time.time(),
+         "pid": pid, "pid_create_time": psutil.Process(pid).create_time(), "heartbeat_interval": 60}
+    d.update(extra)
+    return d
+
+
+def rank_doc(name, rank, pid, world=2, **extra):
+    d = {"format": "ttop.rank/1", "run_name": name, "rank": rank, "world_size": world, "pid": pid,
+         "pid_create_time": psutil.Process(pid).create_time() if pid else None, "host": os.uname().nodename,
+         "status": "RUNNING", "updated_at": time.time(), "control_seq": 0, "control_error": None}
+    d.update(extra)
+    return d
+
+
+def collector(folder):
+    return Collector(str(folder), gpu=False, tpu=False)
+
+
+def cycles(c, pred, timeout=20):
+    return wait_until(lambda: (lambda s: s if pred(s) else None)(c.collect()), timeout=timeout)
+
+
+def test_two_ranks_are_one_run_with_summed_resources(spawn, progress_dir):
+    r0, r1 = spawn(BUSY), spawn(BUSY)
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid))
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), rank_doc("job", 1, r1.pid))
+    c = collector(progress_dir)
+    s = cycles(c, lambda s: all(r.resources.cpu_percent for r in s.run("job").ranks))
+    assert [r.key for r in s.runs] == ["job"]  # the rank file is no run of its own
+    run = s.run("job")
+    assert [(r.rank, r.pid, r.alive, r.local) for r in run.ranks] == [(0, r0.pid, True, True), (1, r1.pid, True, True)]
+    assert [p.pid for p in run.ranks[1].processes] == [r1.pid] and [p.pid for p in run.processes] == [r0.pid]
+    # the run's figures are the sums of its ranks' (one snapshot: the same samples)
+    shares = [r.resources for r in run.ranks]
+    assert run.resources.cpu_percent == pytest.approx(sum(x.cpu_percent for x in shares))
+    assert run.resources.rss_bytes == sum(x.rss_bytes for x in shares)
+    assert run.resources.num_procs == 2
+    assert all(run.resources.rss_bytes > x.rss_bytes > 0 for x in shares)
+    d = run_to_dict(run)
+    assert [(r["rank"], r["pid"], r["world_size"]) for r in d["ranks"]] == [(0, r0.pid, 2), (1, r1.pid, 2)]
+    assert d["ranks"][1]["processes"][0]["pid"] == r1.pid and d["ranks"][1]["resources"]["source"] == "local"
+    # `t`: a row per rank, each with its own processes under it
+    rows = visible_rows(s, ViewState(expanded=frozenset(["job"])))
+    assert [(r.kind, r.rank.rank if r.rank else (r.proc.pid if r.proc else None)) for r in rows if r.kind != "thread"] == [
+        ("run", None), ("rank", 0), ("proc", r0.pid), ("rank", 1), ("proc", r1.pid)]
+    text = ["".join(t for t, _ in line) for line in render_table(s, ViewState(), 160, 10, select=False,
+                                                                  rows=visible_rows(s, ViewState(), ranks=True)).lines]
+    assert any(t.startswith("  [R1] rank 1/2 RUNNING") for t in text), text
+    from ttop.view.table import COLUMNS, cell_text
+    pid_col = next(col for col in COLUMNS if col.key == "pid")
+    assert [cell_text(pid_col, r) for r in rows if r.kind == "rank"] == [str(r0.pid), str(r1.pid)]
+    # rank 1 goes: its row says so, and counts nothing
+    r1.kill()
+    r1.wait()
+    s = cycles(c, lambda s: s.run("job").ranks[1].alive is False)
+    assert s.run("job").ranks[1].resources.cpu_percent is None
+    assert s.run("job").resources.num_procs == 1
+
+
+def test_a_rank_below_another_is_counted_once_under_its_own_row(spawn, progress_dir):
+    p = spawn(PARENT, stdout=subprocess.PIPE)
+    child = int(p.stdout.readline())
+    p.stdout.close()
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", p.pid))
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), rank_doc("job", 1, child))
+    run = collector(progress_dir).collect().run("job")
+    assert [x.pid for x in run.processes] == [p.pid]  # rank 1 is not in rank 0's tree...
+    assert [x.pid for x in run.ranks[1].processes] == [child]  # ...but under its own row
+    assert run.resources.num_procs == 2
+
+
+def test_remote_rank_shows_its_own_sample(spawn, progress_dir):
+    r0 = spawn(BUSY)
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid))
+    far = dict(rank_doc("job", 1, r0.pid), pid=4242, pid_create_time=1.0, host="gpu-far-02",
+               resources={"cpu_percent": 150.0, "rss_bytes": 7 << 30, "num_procs": 3, "num_threads": 40,
+                          "sampled_at": time.time()})
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), far)
+    run = collector(progress_dir).collect().run("job")
+    far = run.ranks[1]
+    assert (far.local, far.alive, far.host, far.pid) == (False, None, "gpu-far-02", 4242)
+    assert far.resources.source == "reported" and far.resources.rss_bytes == 7 << 30 and far.processes == ()
+    assert run.resources.rss_bytes == run.ranks[0].resources.rss_bytes + (7 << 30)
+    assert run.resources.num_procs == 1 + 3
+    rows = visible_rows(collector(progress_dir).collect(), ViewState(), ranks=True)
+    from ttop.view.table import _name_text
+    assert [_name_text(r) for r in rows][1:] == ["  [R0] rank 0/2", "  [R1] rank 1/2 @gpu-far-02"]
+
+
+def test_rank_files_outside_the_owner_rules_are_not_used(three_users, shared_dir, spawn):
+    b, c = three_users[0], three_users[1]
+    mine = b.popen(["sleep", "600"])
+    theirs = c.popen(["sleep", "600"])
+    other = b.popen(["sleep", "600"])
+    try:
+        b.write(os.path.join(shared_dir, "job.json"), json.dumps(progress("job", mine.pid)).encode())
+        # rank 1: the owner's file naming another user's process: shown, not attributed
+        b.write(os.path.join(shared_dir, ".job.rank1.json"), json.dumps(rank_doc("job", 1, theirs.pid, world=4)).encode())
+        # rank 2: a stranger's file (it would name one of the owner's processes): ignored
+        c.write(os.path.join(shared_dir, ".job.rank2.json"), json.dumps(rank_doc("job", 2, other.pid, world=4)).encode())
+        # rank 3: a link to the owner's own file, made by a stranger: not followed
+        c.sh('ln -s "$1/.job.rank1.json" "$1/.job.rank3.json"', shared_dir)
+        run = collector(shared_dir).collect().run("job")
+        assert [r.rank for r in run.ranks] == [0, 1]
+        r1 = run.ranks[1]
+        assert r1.processes == () and r1.resources.num_procs is None
+        assert r1.ownership_note == "pid %d belongs to %s, not to the file's owner %s" % (theirs.pid, c.name, b.name)
+        assert run.resources.num_procs == 1
+    finally:
+        for p in (mine, theirs, other):
+            p.kill()
+            p.wait()
+
+
+def test_an_edit_is_applied_once_every_running_rank_took_it():
+    from ttop.collect.snapshot import RankSnapshot
+    from ttop.levers.control import edit_state
+
+    data = {"variables": {"lr": 0.1, "wd": 0.0}, "control_seq": 3, "control_error": None}
+    r0 = RankSnapshot(rank=0, control_seq=3)
+    late = RankSnapshot(rank=1, control_seq=2)
+    took = RankSnapshot(rank=1, control_seq=3)
+    refused = RankSnapshot(rank=2, control_seq=3, control_error="refused lr: the optimizer has no param group 1")
+    ended = RankSnapshot(rank=3, control_seq=0, status="FAILED")
+    assert edit_state(data, 3, "lr", [r0, late]) == ("pending", "")  # rank 1 has not applied it yet
+    assert edit_state(data, 3, "lr", [r0, took, ended]) == ("applied", "")  # an ended rank waits for nothing
+    assert edit_state(data, 3, "lr", [r0, took, refused]) == (
+        "refused", "rank 2: refused lr: the optimizer has no param group 1")
+    assert edit_state(data, 3, "wd", [r0, took, refused]) == ("applied", "")  # it names another variable
