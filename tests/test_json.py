@@ -24,12 +24,12 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
 # The contract, spelled out here on purpose: changing a key must fail a test.
 EXPECTED_TOP = [
-    "format", "seq", "taken_at", "folder", "folder_error", "cycle_seconds", "host", "budgets",
+    "format", "seq", "taken_at", "folder", "folder_error", "folders", "cycle_seconds", "host", "budgets",
     "gpus", "gpu_error", "tpus", "tpu_error", "skipped", "notices", "counts", "metric_columns", "health_counts",
     "cost_total", "hosts", "runs",
 ]
 EXPECTED_RUN = [
-    "key", "path", "run_name", "status", "reported_status", "status_inferred", "status_reason",
+    "key", "path", "folder", "run_name", "status", "reported_status", "status_inferred", "status_reason",
     "host", "local", "alive", "stale", "stale_reason", "file_error", "dropped_keys", "pid",
     "pid_create_time", "heartbeat_age", "started_at", "updated_at", "ended_at", "phase", "error",
     "epoch", "total_epochs", "batch", "total_batches", "train_batch", "train_total_batches",
@@ -141,7 +141,8 @@ def test_every_key_is_documented():
         documented.update(re.findall(r"`([a-z_]+)`", first_cell))
     everything = (set(EXPECTED_TOP) | set(EXPECTED_RUN) | set(EXPECTED_PROCESS) | set(jsonout.RESOURCE_KEYS)
                   | set(jsonout.HOST_KEYS) | set(jsonout.BUDGET_KEYS) | set(jsonout.GPU_KEYS) | set(jsonout.TPU_KEYS)
-                  | set(jsonout.THREAD_KEYS) | set(jsonout.SKIPPED_KEYS) | set(jsonout.FLEET_KEYS))
+                  | set(jsonout.THREAD_KEYS) | set(jsonout.SKIPPED_KEYS) | set(jsonout.FLEET_KEYS)
+                  | set(jsonout.FOLDER_KEYS))
     missing = sorted(everything - documented)
     assert not missing, "keys not documented in docs/cli.md: %s" % missing
 

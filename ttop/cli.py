@@ -1,4 +1,4 @@
-"""Command line: ``ttop [FOLDER] [options]``. Argument parsing and wiring only.
+"""Command line: ``ttop [FOLDER ...] [options]``. Argument parsing and wiring only.
 
 Modes: the curses monitor (default), ``--once`` (print one snapshot as a table
 and exit), ``--once --json`` (the same as JSON), ``--headless`` (CSV only, until
@@ -104,10 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "folder",
-        nargs="?",
-        default=DEFAULT_FOLDER,
+        nargs="*",
         metavar="FOLDER",
-        help="folder of per-run progress files (default: %(default)s)",
+        help="folder(s) of per-run progress files; globs are expanded (default: %s)" % DEFAULT_FOLDER,
     )
     p.add_argument(
         "-i",
@@ -162,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if args.json and not args.once:
         parser.error("--json only works with --once")
     if args.once and args.headless:
@@ -178,8 +177,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             args.serve_addr = parse_serve(args.serve)
         except ServeError as e:
             parser.error("--serve: %s" % e)
-    if not args.folder:
+    if any(not f for f in args.folder):
         parser.error("FOLDER must not be empty")
+    args.folders = list(args.folder) or [DEFAULT_FOLDER]
+    args.folder = args.folders[0]
     if args.once and (args.events or args.alert_cmd):
         parser.error("--events/--alert-cmd need the monitor or --headless, not --once")
     try:
@@ -223,6 +224,35 @@ def check_folder(folder: str) -> None:
         raise UsageError("cannot read folder %s: %s" % (folder, e.strerror or e)) from None
 
 
+def check_folders(args: argparse.Namespace, stderr: IO[str]) -> None:
+    """Expand globs in the folder arguments (``args.folders``). One folder:
+    as :func:`check_folder`. Several: each that is missing or unreadable is
+    one line on ``stderr`` and the others are watched; UsageError when none
+    is usable."""
+    folders = list(getattr(args, "folders", None) or [args.folder])
+    if len(folders) == 1 and not any(c in folders[0] for c in "*?["):
+        check_folder(folders[0])
+        return
+    from .collect.folders import expand_folders
+
+    found, problems = expand_folders(folders)
+    good = []
+    for f in found:
+        try:
+            check_folder(f)
+            good.append(f)
+        except UsageError as e:
+            problems.append(str(e))
+    if not good:
+        raise UsageError("; ".join(problems) or "no folder to watch")
+    for line in problems:
+        stderr.write("ttop: %s; watching the others\n" % line)
+    # a folder missing at the start is left out (it would change the tags);
+    # one that goes away later is reported each cycle while the others go on
+    args.folders = good
+    args.folder = good[0]
+
+
 def make_budgets(args: argparse.Namespace) -> Any:
     """Budgets from --max-cpus/--max-ram/--max-gpu (GiB), or None."""
     from .collect.host import budgets_from_args
@@ -234,7 +264,8 @@ def make_collector(args: argparse.Namespace) -> Any:
     from .collect.collector import Collector
 
     # --once: one cycle, nothing watched or archived for later
-    return Collector(args.folder, interval=args.interval, budgets=make_budgets(args),
+    folders = getattr(args, "folders", None) or [args.folder]
+    return Collector(folders if len(folders) > 1 else folders[0], interval=args.interval, budgets=make_budgets(args),
                      health=getattr(args, "health_config", None), single=bool(getattr(args, "once", False)),
                      prices=getattr(args, "prices", None))
 
@@ -418,7 +449,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)  # argparse exits 2 itself on bad arguments
     _guard_stdout()
     try:
-        check_folder(args.folder)
+        check_folders(args, sys.stderr)
         if args.once:
             return run_once(args, sys.stdout)
         if args.headless:

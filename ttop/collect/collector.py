@@ -28,7 +28,7 @@ import dataclasses
 import os
 import threading
 import time
-from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..progress import KILLED, RUNNING
 from . import procs as _procs
@@ -48,6 +48,7 @@ from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported
 from .scan import SWEEP_SECONDS, FileResult, FolderScanner
 from .snapshot import (
     Budgets,
+    FolderInfo,
     GpuDevice,
     RunSnapshot,
     SkippedFile,
@@ -95,7 +96,7 @@ class Collector:
 
     def __init__(
         self,
-        folder: str,
+        folder: Union[str, Sequence[str]],
         interval: float = 2.0,
         budgets: Optional[Budgets] = None,
         *,
@@ -109,7 +110,10 @@ class Collector:
         single: bool = False,
         prices: Any = None,
     ) -> None:
-        self.folder = os.path.abspath(str(folder))
+        folders = [folder] if isinstance(folder, (str, os.PathLike)) else list(folder)
+        #: the watched folders, absolute (several: see ttop.collect.folders)
+        self.folders = tuple(os.path.abspath(str(f)) for f in folders)
+        self.folder = self.folders[0]
         self.interval = float(interval)
         self.budgets = budgets
         self.clock = clock
@@ -127,7 +131,13 @@ class Collector:
         self.single = single
         if single:  # one snapshot: nothing to watch or keep
             notify, archive = False, False
-        self._scanner = FolderScanner(self.folder, notify=notify, compact=archive, sweep_seconds=sweep_seconds)
+        self._scanner: Any
+        if len(self.folders) > 1:
+            from .folders import MultiScanner
+
+            self._scanner = MultiScanner(self.folders, notify=notify, compact=archive, sweep_seconds=sweep_seconds)
+        else:
+            self._scanner = FolderScanner(self.folder, notify=notify, compact=archive, sweep_seconds=sweep_seconds)
         #: ended runs whose process is known gone: their snapshots are kept
         #: as they are (nothing about them changes), keyed by file name
         self._archive: Dict[str, RunSnapshot] = {}
@@ -362,6 +372,7 @@ class Collector:
             self._arch_added.append(name)
         skipped.sort(key=lambda s: s.name)
         runs = self._merge(active)
+        folders = self._folder_infos(scan.folder_error, notices)
         if scan.pending:
             notices.append("reading the folder: %d of %d files read" % (scan.total - scan.pending, scan.total))
 
@@ -388,9 +399,19 @@ class Collector:
             tpu_error=tpu_error,
             budgets=budgets,
             folder_error=scan.folder_error,
+            folders=folders,
             notices=tuple(notices),
             cycle_seconds=time.perf_counter() - t0,
         )
+
+    def _folder_infos(self, folder_error: Optional[str], notices: List[str]) -> Tuple[FolderInfo, ...]:
+        scanner = self._scanner
+        if not hasattr(scanner, "tags"):
+            return (FolderInfo(self.folder, "", folder_error),)
+        errors = dict(scanner.errors)
+        if errors and not folder_error:  # the others go on
+            notices.extend("%s (the other folders are watched)" % errors[f] for f in scanner.folders if f in errors)
+        return tuple(FolderInfo(f, t, errors.get(f)) for f, t in zip(scanner.folders, scanner.tags))
 
     def _merge(self, active: List[Tuple[str, RunSnapshot]]) -> List[RunSnapshot]:
         """The archive's runs with this cycle's others, in file-name order

@@ -95,7 +95,7 @@ class _Static:
         self.lookup_pid = self.pid if (self.local and self.pid is not None and self.pid > 0) else None
         self.updated = float(data["updated_at"])
         self.hb_limit = heartbeat_limit(data, interval)
-        self.run_name = str(data.get("run_name") or fr.key)
+        self.run_name = str(data.get("run_name") or fr.key.rpartition("/")[2])
         self.reported_resources = reported_resources(data)
         self.simple = self.lookup_pid is None and self.reported != RUNNING and file_error is None
         self.owner_uid = getattr(fr, "uid", None)

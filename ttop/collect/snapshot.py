@@ -10,6 +10,7 @@ is the parsed progress file and must be treated as read-only).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -85,7 +86,7 @@ class RankSnapshot:
 
 @dataclass(frozen=True)
 class RunSnapshot:
-    key: str  # progress file name without .json; unique in the folder
+    key: str  # progress file name without .json (several folders: TAG/NAME); unique in the snapshot
     path: str  # absolute path of the progress file
     data: Mapping[str, Any]  # last good parsed progress file (read-only)
     run_name: str
@@ -120,6 +121,26 @@ class RunSnapshot:
     #: the other ranks of a multi-rank job (rank 1, 2, ...); resources then
     #: sum rank 0's tree and theirs
     ranks: Tuple[RankSnapshot, ...] = ()
+
+    @property
+    def folder(self) -> str:
+        """The folder of the run's progress file: where its levers act
+        (control file, logs, history, delete)."""
+        return os.path.dirname(self.path)
+
+    @property
+    def stem(self) -> str:
+        """The progress file's name without ``.json``: the run's name in
+        its folder (control, log and history file names derive from it).
+        Equals :attr:`key` when one folder is watched."""
+        name = os.path.basename(self.path)
+        return name[:-5] if name.endswith(".json") else name
+
+    @property
+    def folder_tag(self) -> str:
+        """With several folders watched, the label of the run's folder
+        (``key`` is ``TAG/STEM``); "" with one folder."""
+        return self.key.rpartition("/")[0]
 
 
 @dataclass(frozen=True)
@@ -163,6 +184,15 @@ class TpuChip:
 
 
 @dataclass(frozen=True)
+class FolderInfo:
+    """One watched folder (several: ``ttop DIR1 DIR2 ...``)."""
+
+    path: str  # absolute
+    tag: str  # its label: the TAG of its runs' keys ("" with one folder)
+    error: Optional[str] = None  # why it could not be read this cycle
+
+
+@dataclass(frozen=True)
 class Budgets:
     """Usage is shown as % of these (defaults: the machine's totals)."""
 
@@ -175,7 +205,7 @@ class Budgets:
 class Snapshot:
     seq: int  # increases by one per published snapshot
     taken_at: float  # wall clock
-    folder: str
+    folder: str  # the (first) watched folder
     runs: Tuple[RunSnapshot, ...] = ()  # sorted by key
     skipped: Tuple[SkippedFile, ...] = ()
     host: Optional[HostInfo] = None
@@ -184,7 +214,9 @@ class Snapshot:
     tpus: Tuple[TpuChip, ...] = ()
     tpu_error: Optional[str] = None
     budgets: Optional[Budgets] = None
-    folder_error: Optional[str] = None  # folder missing / unreadable this cycle
+    folder_error: Optional[str] = None  # folder missing / unreadable this cycle (several: all of them)
+    #: every watched folder, with its tag and error (one folder: just it)
+    folders: Tuple[FolderInfo, ...] = ()
     notices: Tuple[str, ...] = ()
     cycle_seconds: float = 0.0  # how long the cycle took
 

@@ -101,8 +101,9 @@ class _Claims:
             if o.key == me:
                 continue
             live = o.alive is True or (o.status == P.RUNNING and not o.stale)
-            for name in (o.key + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + o.key + P.PROGRESS_SUFFIX,
-                         o.key + ".history.jsonl", *P.log_paths(o.key).values()):
+            stem = o.stem
+            for name in (stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX,
+                         stem + ".history.jsonl", *P.log_paths(stem).values()):
                 self.files.append((name, o.key, live))
             logs = o.data.get("logs")
             if isinstance(logs, Mapping):
@@ -176,12 +177,13 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
         plan.rel_files.append(rel)
         plan.files.append(os.path.join(root, rel))
 
-    own = {run.key + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + run.key + P.PROGRESS_SUFFIX}
-    add_file(_entry_in_folder(root, run.key + P.PROGRESS_SUFFIX))
-    add_file(_entry_in_folder(root, P.CONTROL_PREFIX + run.key + P.PROGRESS_SUFFIX))
-    for rel in P.log_paths(run.key).values():
+    stem = run.stem  # the file's name in its folder (the key also has the folder's tag when several are watched)
+    own = {stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX}
+    add_file(_entry_in_folder(root, stem + P.PROGRESS_SUFFIX))
+    add_file(_entry_in_folder(root, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX))
+    for rel in P.log_paths(stem).values():
         add_file(_entry_in_folder(root, rel))
-    add_file(_entry_in_folder(root, run.key + ".history.jsonl"))  # the metric history file
+    add_file(_entry_in_folder(root, stem + ".history.jsonl"))  # the metric history file
     data = run.data
     logs = data.get("logs")
     if isinstance(logs, Mapping):

@@ -22,7 +22,7 @@ def log_files(folder: str, run: RunSnapshot) -> Dict[str, Tuple[Optional[str], s
     link after this check is refused, not followed.
     """
     logs = run.data.get("logs")
-    defaults = P.log_paths(run.key)
+    defaults = P.log_paths(run.stem)
     out: Dict[str, Tuple[Optional[str], str, Optional[str]]] = {}
     for stream in ("stdout", "stderr"):
         if isinstance(logs, Mapping) and stream in logs:

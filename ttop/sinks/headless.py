@@ -99,7 +99,10 @@ def run_headless(
         def listener() -> None:
             write_csv()
             # say when the progress folder goes away and when it is back
-            error = getattr(collector.latest, "folder_error", None)
+            snap = collector.latest
+            # several folders: one gone is said too (the others go on)
+            error = getattr(snap, "folder_error", None) or "; ".join(
+                f.error for f in getattr(snap, "folders", ()) if f.error) or None
             if error != folder_state["error"]:
                 was, folder_state["error"] = folder_state["error"], error
                 _say(err, "progress folder: %s" % error if error else "progress folder is readable again" if was else "")

@@ -29,6 +29,7 @@ TOP_KEYS = (
     "taken_at",
     "folder",
     "folder_error",
+    "folders",
     "cycle_seconds",
     "host",
     "budgets",
@@ -65,11 +66,14 @@ GPU_KEYS = (
 )
 TPU_KEYS = ("index", "device_id", "memory_used", "memory_total", "duty_cycle")
 SKIPPED_KEYS = ("name", "reason")
+#: Keys of each entry of ``folders`` (the watched folders).
+FOLDER_KEYS = ("path", "tag", "error")
 
 #: Keys of each entry of ``runs``.
 RUN_KEYS = (
     "key",
     "path",
+    "folder",
     "run_name",
     "status",
     "reported_status",
@@ -125,6 +129,7 @@ RUN_KEYS = (
 _RUN_ATTRS = (
     "key",
     "path",
+    "folder",
     "run_name",
     "status",
     "reported_status",
@@ -296,6 +301,7 @@ def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True) -> Dict[str, An
         "taken_at": json_safe(snapshot.taken_at),
         "folder": json_safe(snapshot.folder),
         "folder_error": json_safe(snapshot.folder_error),
+        "folders": [_attrs(f, FOLDER_KEYS) for f in snapshot.folders],
         "cycle_seconds": json_safe(snapshot.cycle_seconds),
         "host": host_d,
         "budgets": _maybe(snapshot.budgets, BUDGET_KEYS),

@@ -126,7 +126,7 @@ class DetailScreen(Screen):
                 if reader is None:
                     from ..collect.history import HistoryReader
 
-                    reader = self._readers[run.key] = HistoryReader(ctx.folder, rel)
+                    reader = self._readers[run.key] = HistoryReader(run.folder, rel)
                 cols = reader.poll()
                 self._notes.pop(run.key, None)
                 if cols:
@@ -157,7 +157,7 @@ class DetailScreen(Screen):
         try:
             from ..levers import control as C
 
-            seq, edits = C.current_control(ctx.folder, run.key, data)
+            seq, edits = C.current_control(run.folder, run.stem, data)
             if seq is not None and seq >= C.acked_seq(data):
                 for name, value in edits.items():
                     st, err = C.edit_state(data, seq, str(name), run.ranks)
@@ -180,7 +180,7 @@ class DetailScreen(Screen):
             return []
         out: List[Tuple[str, str]] = []
         try:
-            files = log_files(ctx.folder, run)
+            files = log_files(run.folder, run)
         except Exception:
             return []
         for stream in ("stdout", "stderr"):
@@ -188,7 +188,7 @@ class DetailScreen(Screen):
             if real is None:
                 continue
             try:
-                f = LogFile(real, folder=ctx.folder or None, owner=run.owner_uid)
+                f = LogFile(real, folder=run.folder or None, owner=run.owner_uid)
                 f.refresh()
                 starts = f.starts_before(f.size, OUTPUT_LINES)
                 if starts:

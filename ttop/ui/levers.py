@@ -103,7 +103,7 @@ def open_remote_signal(ctx: AppContext, run: Any, on_request: Optional[Callable[
         def yes(ctx: AppContext) -> None:
             folder = os.path.dirname(run.path)
             try:
-                seq = write_signal_request(folder, run.key, run.data, name, target)
+                seq = write_signal_request(folder, run.stem, run.data, name, target)
             except OSError as e:
                 ctx.notify("%s not requested: cannot write the control file: %s" % (name, e.strerror or e), error=True)
                 return
@@ -207,9 +207,11 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
 # delete
 
 
-def _all_runs(ctx: AppContext) -> Sequence[Any]:
+def _all_runs(ctx: AppContext, run: Any) -> Sequence[Any]:
+    """The runs of ``run``'s folder (several folders may be watched)."""
     snap = ctx.snapshot
-    return snap.runs if snap is not None else ()
+    folder = run.folder
+    return [r for r in snap.runs if r.folder == folder] if snap is not None else ()
 
 
 def _rel(folder: str, path: str) -> str:
@@ -227,22 +229,22 @@ def open_delete(ctx: AppContext, run_key: str) -> Optional[Screen]:
         ctx.notify("run %s is no longer in the folder" % clean(run_key), error=True)
         return None
     name = clean(run.run_name)
-    plan = D.plan_delete(ctx.folder, run, _all_runs(ctx))
+    plan = D.plan_delete(run.folder, run, _all_runs(ctx, run))
     if plan.refusal:
         return MessageDialog("Cannot delete run %s" % name, [clean(plan.refusal), "Nothing was deleted."], error=True)
     if not plan.paths:
         return MessageDialog("Delete run %s" % name, ["No files of this run are left."] + [clean(s) for s in plan.skipped])
     body: List[Tuple[str, str]] = [("Delete these files of run %s?" % name, R.NORMAL)]
     for p in plan.files:
-        body.append(("  " + _rel(ctx.folder, p), R.NORMAL))
+        body.append(("  " + _rel(run.folder, p), R.NORMAL))
     for d in plan.dirs:
-        body.append(("  " + _rel(ctx.folder, d) + "/ (folder, with everything in it)", R.NORMAL))
+        body.append(("  " + _rel(run.folder, d) + "/ (folder, with everything in it)", R.NORMAL))
     for s in plan.skipped:
         body.append(("  not touched: " + clean(s), R.DIM))
 
     def yes(ctx: AppContext) -> None:
         current = _run(ctx, run_key) or run
-        deleted, refused = D.delete_run_files(ctx.folder, current, _all_runs(ctx))
+        deleted, refused = D.delete_run_files(current.folder, current, _all_runs(ctx, current))
         if deleted and not refused:
             ctx.notify("deleted %d path%s of run %s" % (len(deleted), "" if len(deleted) == 1 else "s", name))
         elif deleted:

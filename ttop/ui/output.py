@@ -143,10 +143,10 @@ class OutputScreen(Screen):
         self.run_name = clean(run.run_name) if run is not None else clean(run_key)
         self.panes: Dict[str, Pane] = {}
         if run is not None:
-            files = log_files(ctx.folder, run)
+            files = log_files(run.folder, run)
             for stream in STREAMS:
                 real, shown, reason = files[stream]
-                self.panes[stream] = Pane(stream, real, shown, reason, ctx.folder, run.owner_uid)
+                self.panes[stream] = Pane(stream, real, shown, reason, run.folder, run.owner_uid)
         else:
             for stream in STREAMS:
                 self.panes[stream] = Pane(stream, None, "", "run %s is no longer in the folder" % self.run_name)
@@ -159,7 +159,7 @@ class OutputScreen(Screen):
             if out.pager.size == 0 and err.pager.size > 0:
                 self.mode = "stderr"
         self.focus = self.mode if self.mode != "both" else "stdout"
-        self.arrival = ArrivalLog([(st, self.panes[st].path) for st in STREAMS], folder=ctx.folder,
+        self.arrival = ArrivalLog([(st, self.panes[st].path) for st in STREAMS], folder=run.folder if run is not None else ctx.folder,
                                   owner=run.owner_uid if run is not None else None)
         self.arr_top = 0  # absolute number of the first line shown
         self.arr_follow = True

@@ -32,6 +32,9 @@ def snapshot_notice(snapshot: Any) -> Tuple[Optional[str], bool]:
         return "collecting...", False
     if snapshot.folder_error:
         return clean(snapshot.folder_error), True
+    lost = [f.error for f in getattr(snapshot, "folders", ()) if f.error]
+    if lost:  # several folders: one is gone, the others are shown
+        return clean("; ".join(lost) + " (the other folders are watched)"), True
     s = skipped_notice(snapshot)
     if s:
         return s, True

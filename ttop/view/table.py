@@ -405,7 +405,9 @@ def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional
 
 def _name_text(row: Row) -> str:
     if row.kind == "run":
-        return clean(row.run.run_name)
+        # several folders watched: the key is TAG/NAME, the name shows its folder's tag
+        tag = getattr(row.run, "key", "").rpartition("/")[0]
+        return clean(tag + "/" + row.run.run_name) if tag else clean(row.run.run_name)
     if row.kind == "rank":
         return rank_name(row.rank)
     if row.kind == "proc":

@@ -1,0 +1,129 @@
+"""Several progress folders watched at once (``ttop DIR1 DIR2 ...``).
+
+Each folder has its own :class:`~ttop.collect.scan.FolderScanner`;
+:class:`MultiScanner` merges their results into one
+:class:`~ttop.collect.scan.ScanResult`. A file's ``name`` and ``key`` are
+prefixed with its folder's *tag* (``TAG/NAME``: a slash never occurs in a
+file name, so two runs of the same name in different folders stay two runs),
+its ``path`` stays the real one. Levers act in the folder of the run's
+``path`` (:attr:`~ttop.collect.snapshot.RunSnapshot.folder`).
+
+A folder that is missing or unreadable is reported (:attr:`MultiScanner.errors`,
+one line each) while the others go on; the merged result has a
+``folder_error`` only when no folder can be read.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .scan import FileResult, FolderScanner, ScanResult
+
+GLOB_CHARS = "*?["
+
+
+def folder_tags(folders: Sequence[str]) -> List[str]:
+    """Short, unique labels of absolute ``folders``: what tells them apart
+    once the path components all share at the start and at the end are
+    dropped (``/scratch/a/progress``, ``/scratch/b/progress``: ``a``, ``b``);
+    the whole path where that leaves nothing or is not unique."""
+    parts = [[p for p in f.split(os.sep) if p] for f in folders]
+    if len(parts) < 2:
+        return [os.path.basename(f.rstrip(os.sep)) or f for f in folders]
+    shortest = min(len(p) for p in parts)
+    head = 0
+    while head < shortest and len({p[head] for p in parts}) == 1:
+        head += 1
+    tail = 0
+    while tail < shortest - head and len({p[-1 - tail] for p in parts}) == 1:
+        tail += 1
+    tags = [os.sep.join(p[head:len(p) - tail]) for p in parts]
+    if any(not t for t in tags) or len(set(tags)) != len(tags):
+        return [f.replace(os.sep, "_") for f in folders]
+    # a tag is one key component: no slash in it
+    return [t.replace(os.sep, "_") for t in tags]
+
+
+def expand_folders(args: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """The folders named by ``args`` (globs expanded here when the shell did
+    not, e.g. quoted: only folders they match), absolute, without
+    duplicates, in the order given; and one line per argument that names no
+    folder (a glob matching none)."""
+    out: List[str] = []
+    problems: List[str] = []
+    seen = set()
+    for arg in args:
+        if any(c in arg for c in GLOB_CHARS) and not os.path.exists(arg):
+            matches = [m for m in sorted(glob.glob(arg)) if os.path.isdir(m)]
+            if not matches:
+                problems.append("no folder matches %s" % arg)
+                continue
+        else:
+            matches = [arg]
+        for m in matches:
+            a = os.path.abspath(m)
+            if a not in seen:
+                seen.add(a)
+                out.append(a)
+    return out, problems
+
+
+class MultiScanner:
+    """Scans several folders as one; see the module docstring. ``kwargs``
+    go to each :class:`~ttop.collect.scan.FolderScanner`."""
+
+    def __init__(self, folders: Sequence[str], **kwargs) -> None:
+        self.folders = [os.path.abspath(f) for f in folders]
+        self.tags = folder_tags(self.folders)
+        self.scanners = [FolderScanner(f, **kwargs) for f in self.folders]
+        #: ``(folder, reason)`` for each folder unreadable in the last scan
+        self.errors: List[Tuple[str, str]] = []
+        # tagged copies of active files, reused while the scanner hands back
+        # the same FileResult (the collector's per-file caches key on them)
+        self._tagged: Dict[str, Tuple[FileResult, FileResult]] = {}
+
+    @property
+    def notifying(self) -> bool:
+        return all(s.notifying for s in self.scanners)
+
+    def close(self) -> None:
+        for s in self.scanners:
+            s.close()
+
+    def _tag(self, prefix: str, fr: FileResult, cache: Optional[Dict[str, Tuple[FileResult, FileResult]]]) -> FileResult:
+        name = prefix + fr.name
+        if cache is not None:
+            old = self._tagged.get(name)
+            if old is not None and old[0] is fr:
+                cache[name] = old
+                return old[1]
+        tagged = dataclasses.replace(fr, name=name, key=prefix + fr.key)
+        if cache is not None:
+            cache[name] = (fr, tagged)
+        return tagged
+
+    def scan(self, budget: Optional[float] = None) -> ScanResult:
+        out = ScanResult([])
+        errors: List[Tuple[str, str]] = []
+        cache: Dict[str, Tuple[FileResult, FileResult]] = {}
+        deadline = None if budget is None else time.monotonic() + budget
+        for folder, tag, scanner in zip(self.folders, self.tags, self.scanners):
+            b = None if deadline is None or budget is None else max(deadline - time.monotonic(), budget / len(self.scanners))
+            r = scanner.scan(b)
+            prefix = tag + "/"
+            if r.folder_error:
+                errors.append((folder, r.folder_error))
+            out.files.extend(self._tag(prefix, fr, cache) for fr in r.files)
+            out.ended.extend(self._tag(prefix, fr, None) for fr in r.ended)
+            out.gone.extend(prefix + n for n in r.gone)
+            out.reads += r.reads
+            out.pending += r.pending
+            out.total += r.total
+        self._tagged = cache
+        self.errors = errors
+        if len(errors) == len(self.scanners):
+            out.folder_error = "; ".join(reason for _, reason in errors)
+        return out
