@@ -127,14 +127,19 @@ class RankReader:
         if not live:
             self._runs.clear()
             return None
-        try:
-            dfd = open_dir(self.folder)
-        except OSError:
-            return None
         found: Dict[str, List[Tuple[int, _File]]] = {}
         keep: Dict[str, _Run] = {}
+        dfds: Dict[str, int] = {}  # several folders watched: each run's ranks are in its own
         try:
             for st in live:
+                folder = os.path.dirname(st.path) or self.folder
+                dfd = dfds.get(folder, -1)
+                if dfd < 0:
+                    try:
+                        dfd = dfds[folder] = open_dir(folder)
+                    except OSError:
+                        continue
+                stem = st.key.rpartition("/")[2]  # the file's name in its folder (keys are TAG/NAME then)
                 r = self._runs.get(st.key)
                 if r is None:
                     r = _Run()
@@ -144,7 +149,7 @@ class RankReader:
                 files: Dict[int, _File] = {}
                 k = 1
                 while k < min(r.world, MAX_RANKS):
-                    got, exists = _read(dfd, rank_name(st.key, k), st.owner_uid, r.files.get(k))
+                    got, exists = _read(dfd, rank_name(stem, k), st.owner_uid, r.files.get(k))
                     if got is not None:
                         if got.data is not None:
                             prev = r.files.get(k)
@@ -167,7 +172,8 @@ class RankReader:
                 if files:
                     found[st.key] = sorted(files.items())
         finally:
-            os.close(dfd)
+            for fd in dfds.values():
+                os.close(fd)
         self._runs = keep
         return RankCycle(found, me, now) if found else None
 
