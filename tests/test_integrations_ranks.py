@@ -54,9 +54,12 @@ EDIT_AT, FAIL_AT = 5, 8
 
 
 def rank1_acked():
+    """Rank 1 has the edit: applied, or waiting for its next step (it is
+    held in this step's gradient sync, so it cannot apply it before)."""
     try:
         with open(os.path.join(FOLDER, ".ddp.rank1.json")) as f:
-            return json.load(f).get("control_seq", 0) >= 1
+            d = json.load(f)
+        return d.get("control_seq", 0) >= 1 or (d.get("control_pending") or 0) >= 1
     except (OSError, ValueError):
         return False
 
@@ -180,12 +183,13 @@ def test_a_follower_acknowledges_an_edit_once_the_training_thread_applied_it(tmp
         assert d["resources"]["rss_bytes"] > 0 and d["resources"]["num_procs"] >= 1
         write_control(str(tmp_path), "job", 1, {"lr": 0.02})
         wait_until(lambda: waiting)
-        time.sleep(0.3)  # several of the follower's writes
-        assert load(path)["control_seq"] == 0  # read, not applied yet
+        d = wait_until(lambda: (lambda d: d if d and d.get("control_pending") == 1 else None)(load(path)))
+        assert d["control_seq"] == 0  # read, not applied yet
         waiting.clear()
         f.confirm(["lr: the optimizer has no param group 3"])  # the training thread's answer
         d = load(path)
         assert d["control_seq"] == 1 and d["control_error"] == "refused lr: the optimizer has no param group 3"
+        assert d["control_pending"] is None
         write_control(str(tmp_path), "job", 2, {"lr": 0.03})
         wait_until(lambda: waiting)
         waiting.clear()
@@ -194,3 +198,166 @@ def test_a_follower_acknowledges_an_edit_once_the_training_thread_applied_it(tmp
         assert d["control_seq"] == 2 and d["control_error"] is None
     finally:
         f.end("FINISHED")
+
+
+ROWS_DRIVER = '''
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+import lightning as L
+from ttop.integrations.lightning import TtopCallback
+
+RANK = int(os.environ["RANK"])
+
+
+def hold(marker):
+    """Both ranks busy (CPU) at the same step until the test says go."""
+    if RANK == 0:
+        open(os.path.join(FOLDER, marker + ".ready"), "w").close()
+    go = os.path.join(FOLDER, marker + ".go")
+    deadline = time.monotonic() + 300
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        sum(range(20000))
+
+
+class M(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, i):
+        TRACE.append((self.global_step, [g["lr"] for g in self.trainer.optimizers[0].param_groups]))
+        if self.global_step == 3:
+            hold("rows")
+        if self.global_step == 6:
+            hold("edited")
+        if self.global_step == 8 and RANK == 1:
+            raise RuntimeError("rank 1 blew up")
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x), y)
+
+    def configure_optimizers(self):
+        if RANK == 1:  # lr/0 and lr/1 here, lr on rank 0: an edit of lr has nothing to set on rank 1
+            return torch.optim.SGD([{"params": [self.net.weight]}, {"params": [self.net.bias], "lr": 0.2}], lr=0.1)
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+x = torch.randn(64, 4)
+trainer = L.Trainer(
+    max_epochs=1, strategy="ddp", accelerator="cpu", devices=2, logger=False, enable_checkpointing=False,
+    enable_progress_bar=False, enable_model_summary=False,
+    callbacks=[TtopCallback(folder=FOLDER, run_name=MODE, interval=0.2)],
+)
+try:
+    trainer.fit(M(), DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=2))
+finally:
+    with open(os.path.join(FOLDER, "trace%d.json" % RANK), "w") as f:
+        json.dump(TRACE, f)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(TIMEOUT)
+def test_torchrun_ranks_are_rows_of_the_run_with_summed_resources(tmp_path, spawn):
+    """Real torchrun, 2 gloo ranks on CPU: ttop's snapshot and --json show one
+    run with a row per rank, the run's CPU/RAM are the ranks' sums, and an lr
+    edit rank 1 cannot apply is reported refused on rank 1, not applied."""
+    from ttop.collect import Collector
+    from ttop.levers.control import edit_state, write_edit
+
+    for module in ("lightning", "torch"):
+        if __import__("importlib").util.find_spec(module) is None:
+            pytest.skip("%s is not installed (pip install -e '.[integrations]')" % module)
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not installed")
+    driver = write_driver(tmp_path, "import json\n" + ROWS_DRIVER)
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    e = env()
+    e["PL_DISABLE_FORK"] = "1"
+    with open(tmp_path / "rows.out", "w") as out:
+        p = spawn([torchrun, "--standalone", "--nproc_per_node=2", str(driver), str(folder), "rows"],
+                  env=e, cwd=str(tmp_path), stdout=out, stderr=subprocess.STDOUT)
+    wait_until(lambda: (folder / "rows.ready").exists() or p.poll() is not None, timeout=TIMEOUT)
+    assert p.poll() is None, output(tmp_path, "rows")
+    # both ranks busy at step 3: one run, two rank rows, the sums of both
+    c = Collector(str(folder), gpu=False, tpu=False)
+
+    def both_busy():
+        s = c.collect()
+        run = s.run("rows")
+        if run is None or len(run.ranks) != 2 or not all(r.resources.cpu_percent for r in run.ranks):
+            return None
+        return s
+
+    s = wait_until(both_busy, timeout=60)
+    assert [r.key for r in s.runs] == ["rows"]
+    run = s.run("rows")
+    r0, r1 = run.ranks
+    assert (r0.rank, r1.rank, r1.world_size) == (0, 1, 2)
+    assert r0.pid == run.pid and r1.pid == load(folder / ".rows.rank1.json")["pid"] and r1.pid != r0.pid
+    assert r1.local and r1.alive and r1.processes[0].pid == r1.pid
+    assert r1.pid not in [x.pid for x in run.processes]  # a sibling under torchrun, counted under its own row
+    total = run.resources
+    for share in (r0.resources, r1.resources):
+        assert 0 < share.cpu_percent <= total.cpu_percent and 0 < share.rss_bytes < total.rss_bytes
+    assert total.cpu_percent == pytest.approx(r0.resources.cpu_percent + r1.resources.cpu_percent, abs=0.5)
+    assert total.rss_bytes == r0.resources.rss_bytes + r1.resources.rss_bytes
+    assert total.num_procs == r0.resources.num_procs + r1.resources.num_procs
+    # --once --json: the same run with its ranks
+    got = subprocess.run([sys.executable, "-m", "ttop", str(folder), "--once", "--json"], env=env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120, check=True)
+    runs = json.loads(got.stdout)["runs"]
+    assert [r["key"] for r in runs] == ["rows"]
+    assert [(k["rank"], k["pid"], k["local"]) for k in runs[0]["ranks"]] == [(0, r0.pid, True), (1, r1.pid, True)]
+    assert runs[0]["ranks"][1]["processes"][0]["pid"] == r1.pid
+    # an lr edit: rank 0 applies it, rank 1 (lr/0, lr/1) has no such variable
+    seq, _ = write_edit(str(folder), "rows", run.data, "lr", 0.04)
+    (folder / "rows.go").touch()
+    wait_until(lambda: (folder / "edited.ready").exists() or p.poll() is not None, timeout=TIMEOUT)
+
+    def answered():
+        run = c.collect().run("rows")
+        ok = run is not None and len(run.ranks) == 2 and min(r.control_seq for r in run.ranks) >= seq
+        return run if ok else None
+
+    run = wait_until(answered, timeout=60)
+    assert edit_state(run.data, seq, "lr") == ("applied", "")  # rank 0 alone would say so
+    assert edit_state(run.data, seq, "lr", run.ranks) == ("refused", "rank 1: refused lr: not a tracked variable")
+    (folder / "edited.go").touch()
+    assert p.wait(timeout=TIMEOUT) != 0  # rank 1 failed the job
+    d = load(folder / "rows.json")
+    assert d["status"] == "FAILED" and "rank 1 failed first" in d["error"] and "rank 1 blew up" in d["error"], d["error"]
+    lrs0, lrs1 = (dict((s, lr) for s, lr in load(folder / ("trace%d.json" % k))) for k in (0, 1))
+    assert lrs0[3] == [pytest.approx(0.1)] and lrs0[5] == [pytest.approx(0.04)]
+    assert lrs1[5] == [pytest.approx(0.1), pytest.approx(0.2)]
+
+
+def test_an_edit_the_optimizer_refuses_is_in_the_runs_control_error(tmp_path):
+    """Rank 0 (or a single process): the monitor acknowledged the edit when
+    it read it; the optimizer's refusal, found by the training thread, goes
+    into the run's control_error, so ttop shows it refused, not applied."""
+    from ttop.integrations._common import Bridge, LRControl
+    from ttop.levers.control import edit_state
+    from ttop.progress import write_control
+
+    class Picky(LRControl):
+        def read(self):
+            return {"lr": 0.1}
+
+        def apply(self, name, value):
+            return "a learning rate must be a finite number >= 0, not %r" % value if value < 0 else None
+
+    b = Bridge(None, {"folder": str(tmp_path), "run_name": "one", "interval": 0.1}, rank_zero_only=True,
+               track_lr=True, default_handle_signals=False)
+    m = b.open(0)
+    try:
+        b.set_lr(Picky())
+        write_control(str(tmp_path), "one", 1, {"lr": -1.0})
+        wait_until(lambda: b.pending)
+        b.apply_pending()  # the training thread, at the next batch
+        d = wait_until(lambda: (lambda d: d if d and d.get("control_error") else None)(load(tmp_path / "one.json")))
+        assert d["control_seq"] == 1
+        assert edit_state(d, 1, "lr") == ("refused", "refused lr: a learning rate must be a finite number >= 0, not -1.0")
+    finally:
+        m.set_finished()

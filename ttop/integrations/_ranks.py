@@ -219,6 +219,7 @@ class RankFollower:
         self._write()
 
     def _write(self) -> None:
+        held = self._held  # an edit read, waiting for the training thread
         data = {
             "format": RANK_FORMAT,
             "run_name": self.run_name,
@@ -235,6 +236,7 @@ class RankFollower:
             "ended_at": self.ended_at,
             "control_seq": self.control_seq,
             "control_error": self.control_error,
+            "control_pending": held[0] if held is not None else None,
             "variables": dict(self.variables),
             "resources": self._resources,
         }
