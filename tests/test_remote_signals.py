@@ -4,6 +4,7 @@ unshare) to signal itself; the writer checks the request, acknowledges it in
 the progress file and delivers it."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -140,3 +141,45 @@ def test_k_on_a_remote_run_requests_the_signal_and_shows_the_answer(remote_job, 
     t.wait_for("run remote: SIGTERM applied", timeout=30)
     wait_until(lambda: (read_json(path) or {}).get("status") == "CANCELED", timeout=30)
     t.wait_for("CANCELED", timeout=30)
+
+
+def test_l_sends_sigstop_then_sigcont_to_a_remote_run_through_its_control_file(remote_job, progress_dir, ttop_term):
+    outer, path, pid = remote_job
+    t = ttop_term(str(progress_dir), cols=150, rows=24)
+    t.wait_for("remote")
+    t.wait_for("RUNNING")
+    t.press("l")
+    t.wait_for("Signal 1 RUNNING runs (no filter)")
+    t.press("5")  # SIGSTOP
+    t.wait_for("Send SIGSTOP to 1 RUNNING runs (no filter) (1 of them through its control")
+    t.wait_for("Asked through the control file: remote (on host gpu-node-9)")
+    assert "re-checked" not in t.text  # nothing sent from here
+    t.press("y")
+    t.wait_for("requested from 1 run through the control file (pending until it answers)")
+    wait_until(lambda: _proc_state(pid) == "T", timeout=30)
+    t.wait_for("run remote: SIGSTOP applied", timeout=30)
+    t.press("l")
+    t.wait_for("Signal 1 RUNNING runs (no filter)")
+    t.press("6")  # SIGCONT: still offered while the stopped writer's heartbeat is silent
+    t.wait_for("Send SIGCONT to 1 RUNNING runs")
+    t.press("y")
+    wait_until(lambda: _proc_state(pid) in ("R", "S"), timeout=30)
+    t.wait_for("run remote: SIGCONT applied", timeout=30)
+    assert (read_json(path) or {}).get("status") == "RUNNING" and outer.poll() is None
+
+
+def test_a_remote_run_stopped_by_request_stays_signallable_though_its_heartbeat_stopped(progress_dir):
+    from test_levers import make_run
+
+    from ttop.ui.levers import remote_signallable
+
+    def remote(stale, **data):
+        run = make_run(progress_dir, "r", **data)
+        return dataclasses.replace(run, local=False, stale=stale)
+
+    assert remote_signallable(remote(False))
+    assert not remote_signallable(remote(True))  # silent: nobody would answer
+    stopped = {"signal_ack": {"seq": 3, "name": "SIGSTOP", "ok": True, "result": "sent SIGSTOP"}}
+    assert remote_signallable(remote(True, **stopped))  # its stop guard delivers SIGCONT
+    assert not remote_signallable(remote(True, signal_ack=dict(stopped["signal_ack"], ok=False)))
+    assert not remote_signallable(dataclasses.replace(remote(False), status="FINISHED"))

@@ -15,7 +15,7 @@ and report.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from ..levers import delete as D
 from ..levers import signals as S
@@ -78,13 +78,32 @@ def describe_target(ctx: AppContext, target: Target) -> str:
     return "PID %d (%s)" % (target.pid, inner)
 
 
+def remote_signallable(run: Any) -> bool:
+    """A run ttop cannot signal itself (another host or PID namespace) whose
+    writer can answer a request: RUNNING with a live heartbeat, or stopped
+    by a SIGSTOP it acknowledged (its stop guard delivers the next request,
+    e.g. SIGCONT, though the heartbeat stopped with it)."""
+    if run.local or run.status != "RUNNING":
+        return False
+    if not run.stale:
+        return True
+    ack = run.data.get("signal_ack")
+    return isinstance(ack, Mapping) and ack.get("name") == "SIGSTOP" and ack.get("ok") is True and not run.file_error
+
+
+def request_signal(run: Any, name: str, target: str = "main") -> int:
+    """Write a request for signal ``name`` into ``run``'s control file, in
+    the run's own folder; returns its seq (OSError when it cannot be written)."""
+    from ..levers.control import write_signal_request
+
+    return write_signal_request(run.folder, run.stem, run.data, name, target)
+
+
 def open_remote_signal(ctx: AppContext, run: Any, on_request: Optional[Callable[[str, int, str], None]] = None
                        ) -> Optional[Screen]:
     """``k`` on a run ttop cannot signal itself (another host, another PID
     namespace): ask the run's own writer, through its control file."""
-    from ..levers.control import write_signal_request
-
-    if run.status != "RUNNING" or run.stale:
+    if not remote_signallable(run):
         ctx.notify("cannot signal run %s %s: it is not running with a live heartbeat" % (
             clean(run.run_name), clean(S.where_else(run))), error=True)
         return None
@@ -101,9 +120,8 @@ def open_remote_signal(ctx: AppContext, run: Any, on_request: Optional[Callable[
         ]
 
         def yes(ctx: AppContext) -> None:
-            folder = os.path.dirname(run.path)
             try:
-                seq = write_signal_request(folder, run.stem, run.data, name, target)
+                seq = request_signal(run, name, target)
             except OSError as e:
                 ctx.notify("%s not requested: cannot write the control file: %s" % (name, e.strerror or e), error=True)
                 return
@@ -155,7 +173,12 @@ def open_signal(ctx: AppContext, target: Target,
     return MenuDialog("Signal %s" % what, _signal_items(), chosen, notes=notes)
 
 
-def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) -> Optional[Screen]:
+def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str,
+                    on_request: Optional[Callable[[str, int, str], None]] = None) -> Optional[Screen]:
+    """``l``: one signal to every RUNNING run in the filter. Runs here get it
+    from ttop (each re-checked); runs ttop cannot signal itself (another host
+    or PID namespace) are asked through their control files, as ``k`` does,
+    and ``on_request(key, seq, name)`` follows each answer."""
     keys = list(run_keys)
     if not keys:
         ctx.notify("no RUNNING runs to signal", error=True)
@@ -167,8 +190,11 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
         name = S.SIGNAL_NAMES[index]
         sig = S.signal_number(name)
         present = [r for r in (_run(ctx, k) for k in keys) if r is not None]
-        targets, skipped = S.plan_signal_runs(present)
-        body: List[Tuple[str, str]] = [("Send %s to %d %s?" % (name, len(targets), desc), R.NORMAL)]
+        remote = [r for r in present if remote_signallable(r)]
+        targets, skipped = S.plan_signal_runs([r for r in present if not remote_signallable(r)])
+        what = "%d %s" % (len(targets), desc) if not remote else "%d %s (%d of them through %s)" % (
+            len(targets) + len(remote), desc, len(remote), "its control file" if len(remote) == 1 else "their control files")
+        body: List[Tuple[str, str]] = [("Send %s to %s?" % (name, what), R.NORMAL)]
         names = []
         for run in targets[:8]:
             pid, _ct = S.run_main_process(run)
@@ -177,11 +203,18 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
         if targets:
             body.append(("Runs: " + ", ".join(names) + (", +%d more" % (len(targets) - 8) if len(targets) > 8 else ""),
                          R.DIM))
+        if remote:
+            names = ["%s (%s)" % (clean(r.run_name), clean(S.where_else(r))) for r in remote[:8]]
+            body.append(("Asked through the control file: " + ", ".join(names)
+                         + (", +%d more" % (len(remote) - 8) if len(remote) > 8 else ""), R.DIM))
         for k, why in skipped[:8]:
             body.append(("Skipped: %s: %s" % (clean(k), clean(why)), R.DIM))
         if len(skipped) > 8:
             body.append(("Skipped: +%d more" % (len(skipped) - 8), R.DIM))
-        body.append(("Each run's main process is re-checked (PID, create time and user) before sending.", R.DIM))
+        if targets:
+            body.append(("Each run's main process is re-checked (PID, create time and user) before sending.", R.DIM))
+        if remote:
+            body.append(("A run asked through its control file checks the request, answers, and sends it itself.", R.DIM))
 
         def yes(ctx: AppContext) -> None:
             runs = []
@@ -192,12 +225,27 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str) 
                     missing.append((k, "gone from the folder"))
                 else:
                     runs.append(run)
-            sent, refused = S.signal_runs(runs, sig)
+            asked = [r for r in runs if remote_signallable(r)]
+            sent, refused = S.signal_runs([r for r in runs if not remote_signallable(r)], sig)
+            requested = 0
+            for r in asked:
+                try:
+                    seq = request_signal(r, name)
+                except OSError as e:
+                    refused.append((r.key, "cannot write its control file: %s" % (e.strerror or e)))
+                    continue
+                requested += 1
+                if on_request is not None:
+                    on_request(r.key, seq, name)
             refused = missing + refused
-            ctx.notify(S.summarize_signal_runs(sig, sent, refused), error=bool(refused))
+            text = S.summarize_signal_runs(sig, sent, refused)
+            if asked:
+                text += "; requested from %d run%s through the control file (pending until %s)" % (
+                    requested, "" if requested == 1 else "s", "it answers" if requested == 1 else "they answer")
+            ctx.notify(text, error=bool(refused))
             ctx.refresh_now()
 
-        ctx.push(ConfirmDialog("Send %s to %d runs" % (name, len(targets)), body, yes,
+        ctx.push(ConfirmDialog("Send %s to %d runs" % (name, len(targets) + len(remote)), body, yes,
                                prompt="y: send, any other key: cancel"))
 
     return MenuDialog("Signal %d %s" % (count, desc), _signal_items(), chosen)

@@ -297,7 +297,7 @@ class MainScreen(Screen):
             if not keys:
                 ctx.notify("no RUNNING runs in the filter", error=True)
                 return
-            screen = levers.open_signal_all(ctx, keys, self.filter_description())
+            screen = levers.open_signal_all(ctx, keys, self.filter_description(), self._remote_requested)
         elif key == "k":
             target = self.target()
             if target is None:
