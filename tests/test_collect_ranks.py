@@ -68,6 +68,7 @@ def test_two_ranks_are_one_run_with_summed_resources(spawn, progress_dir):
     d = run_to_dict(run)
     assert [(r["rank"], r["pid"], r["world_size"]) for r in d["ranks"]] == [(0, r0.pid, 2), (1, r1.pid, 2)]
     assert d["ranks"][1]["processes"][0]["pid"] == r1.pid and d["ranks"][1]["resources"]["source"] == "local"
+    assert d["ranks"][1]["signal_ack"] is None and d["ranks"][1]["control_seq"] == 0
     # `t`: a row per rank, each with its own processes under it
     rows = visible_rows(s, ViewState(expanded=frozenset(["job"])))
     assert [(r.kind, r.rank.rank if r.rank else (r.proc.pid if r.proc else None)) for r in rows if r.kind != "thread"] == [

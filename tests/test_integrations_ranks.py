@@ -361,3 +361,60 @@ def test_an_edit_the_optimizer_refuses_is_in_the_runs_control_error(tmp_path):
         assert edit_state(d, 1, "lr") == ("refused", "refused lr: a learning rate must be a finite number >= 0, not -1.0")
     finally:
         m.set_finished()
+
+
+FOLLOWER = r'''
+import os, signal, subprocess, sys, time
+from ttop.integrations._ranks import RankFollower
+
+folder = sys.argv[1]
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+got = []
+signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
+f = RankFollower(folder, "job", 1, 2, 0.05, lambda *a: None)
+f.start()
+print(child.pid, flush=True)
+deadline = time.monotonic() + 120
+while not got and time.monotonic() < deadline:
+    time.sleep(0.02)
+open(os.path.join(folder, "usr1"), "w").close()
+time.sleep(600)
+'''
+
+
+@pytest.mark.timeout(60)
+def test_a_rank_answers_a_request_to_signal_the_runs_tree(tmp_path, spawn):
+    """A remote 'SIGTERM tree' (or any tree request) is for every rank: each
+    acknowledges it in its own file and signals its own tree. Requests for
+    the main process are rank 0's alone."""
+    from ttop.levers.control import write_signal_request
+
+    script = tmp_path / "follower.py"
+    script.write_text(FOLLOWER)
+    p = spawn([sys.executable, str(script), str(tmp_path)], env=env(), stdout=subprocess.PIPE)
+    child = int(p.stdout.readline())
+    p.stdout.close()
+    path = tmp_path / ".job.rank1.json"
+    wait_until(lambda: load(path))
+    data = {"status": "RUNNING", "control_seq": 0, "started_at": time.time() - 60}  # rank 0's file, as ttop reads it
+    write_signal_request(str(tmp_path), "job", data, "SIGUSR1", "main")
+    time.sleep(0.5)  # ten polls of the follower
+    assert load(path)["signal_ack"] is None and not (tmp_path / "usr1").exists()
+    data["signal_ack"] = {"seq": 1, "ok": True}  # rank 0 answered that one
+    seq = write_signal_request(str(tmp_path), "job", data, "SIGUSR1", "tree")
+    ack = wait_until(lambda: (lambda d: d and d["signal_ack"] and d["signal_ack"]["seq"] == seq and d["signal_ack"])(load(path)))
+    wait_until(lambda: (tmp_path / "usr1").exists())
+    assert ack["name"] == "SIGUSR1" and ack["target"] == "tree"
+    ack = wait_until(lambda: (lambda a: a if a["ok"] and a["result"].startswith("sent") else None)(load(path)["signal_ack"]))
+    assert ack["result"] == "sent SIGUSR1 to 2 processes of pid %d's tree" % p.pid
+    assert p.poll() is None
+    assert wait_until(lambda: psutil_status(child) in ("zombie", None))  # SIGUSR1 ended the child (default action)
+
+
+def psutil_status(pid):
+    import psutil
+
+    try:
+        return psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return None

@@ -280,7 +280,7 @@ class RankCycle:
             rank=0, world_size=world, pid=run.pid, pid_create_time=run.pid_create_time, host=run.host,
             local=run.local, alive=run.alive, status=run.reported_status, error=_str(run.data.get("error")),
             control_seq=_int(run.data.get("control_seq")) or 0, control_error=_str(run.data.get("control_error")),
-            heartbeat_age=run.heartbeat_age, resources=own, processes=run.processes,
+            signal_ack=_dict(run.data.get("signal_ack")), heartbeat_age=run.heartbeat_age, resources=own, processes=run.processes,
             ownership_note=run.ownership_note, file_error=run.file_error,
         ))
         for k, f, procs, info in entries:
@@ -298,7 +298,7 @@ class RankCycle:
                 pid_create_time=_num(d.get("pid_create_time")), host=_str(d.get("host")) or (self.me if info["local"] else None),
                 local=info["local"], alive=info["alive"], status=str(status), error=_str(d.get("error")),
                 control_seq=_int(d.get("control_seq")) or 0, control_error=_str(d.get("control_error")),
-                heartbeat_age=(self.now - f.beat) if f.data is not None else None, resources=res,
+                signal_ack=_dict(d.get("signal_ack")), heartbeat_age=(self.now - f.beat) if f.data is not None else None, resources=res,
                 processes=tuple(procs or ()), ownership_note=info.get("ownership_note"),
             ))
         return dataclasses.replace(run, ranks=tuple(ranks), resources=_sum(shares, run.resources))
@@ -306,6 +306,10 @@ class RankCycle:
 
 def _str(v: Any) -> Optional[str]:
     return v if isinstance(v, str) else None
+
+
+def _dict(v: Any) -> Optional[Mapping[str, Any]]:
+    return v if isinstance(v, dict) else None
 
 
 def _sum(shares: List[RunResources], base: RunResources) -> RunResources:

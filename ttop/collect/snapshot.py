@@ -77,6 +77,8 @@ class RankSnapshot:
     error: Optional[str] = None
     control_seq: int = 0  # the last edit this rank acknowledged
     control_error: Optional[str] = None  # why it refused it
+    #: its answer to the last request to signal the run's tree (``signal_ack``)
+    signal_ack: Optional[Mapping[str, Any]] = None
     heartbeat_age: Optional[float] = None  # seconds since the file's updated_at (ttop's clock)
     resources: RunResources = field(default_factory=RunResources)  # the rank's tree, or its own report
     processes: Tuple[ProcInfo, ...] = ()  # its main process first

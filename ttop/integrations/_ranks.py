@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..monitor.control import ControlPoller, apply_edit
+from ..monitor.remote import answer_request, check_request
 from ..progress import (
     CANCELED,
     FAILED,
@@ -111,6 +112,7 @@ class RankFollower:
         self.variables: Dict[str, Any] = {}
         self._types: Dict[str, str] = {}
         self._poller = ControlPoller(control_path(folder, run_name))
+        self._signals = _Signals(self._poller)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -183,6 +185,7 @@ class RankFollower:
         if reason is not None or seq is None or values is None:
             self.control_error = reason
             return
+        self._signal()
         if seq <= self._seen_seq:
             return
         with self._lock:
@@ -203,6 +206,20 @@ class RankFollower:
                 # nothing waits for the training thread: acknowledged now
                 self._held = None
                 self.control_seq, self.control_error = held
+
+    def _signal(self) -> None:
+        """A request to signal the run's process tree (target ``tree``) is
+        for every rank: this one acknowledges it in its own file
+        (``signal_ack``) and delivers it to its own tree, as rank 0 does for
+        its. Requests for the main process, and refused ones, are rank 0's."""
+        request = check_request(self._poller.signal, self._signals.signal_seq)
+        if request is None:
+            return
+        self._signals.signal_seq = request[0]
+        if request[1] is None or request[1][1] != "tree":
+            return
+        self._signals.pending_signal = request
+        answer_request(self._signals, self._pid, time.time, self._write)
 
     def confirm(self, refused: Any = ()) -> None:
         """The training thread applied the held edit: acknowledge it, with
@@ -239,6 +256,7 @@ class RankFollower:
             "control_pending": held[0] if held is not None else None,
             "variables": dict(self.variables),
             "resources": self._resources,
+            "signal_ack": self._signals.signal_ack,
         }
         try:
             write_json_atomic(self.path, data)
@@ -268,6 +286,16 @@ class RankFollower:
         except Exception:
             pass
         prev(et, ev, tb)
+
+
+class _Signals:
+    """What :func:`ttop.monitor.remote.answer_request` reads and sets."""
+
+    def __init__(self, poller: ControlPoller) -> None:
+        self.poller = poller
+        self.signal_seq = 0
+        self.pending_signal: Any = None
+        self.signal_ack: Optional[Dict[str, Any]] = None
 
 
 def _create_time(pid: int) -> Optional[float]:
