@@ -21,6 +21,14 @@ from users import shared_dir as shared_dir
 from users import three_users as three_users
 
 
+@pytest.fixture(autouse=True)
+def _own_config_home(tmp_path_factory, monkeypatch):
+    """ttop reads its config file from $XDG_CONFIG_HOME/ttop: every test
+    (and every ttop it starts) gets an empty one of its own, so a saved
+    column choice never changes what another test sees."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg")))
+
+
 @pytest.fixture
 def progress_dir(tmp_path):
     d = tmp_path / "progress"

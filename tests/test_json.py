@@ -25,7 +25,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 # The contract, spelled out here on purpose: changing a key must fail a test.
 EXPECTED_TOP = [
     "format", "seq", "taken_at", "folder", "folder_error", "folders", "cycle_seconds", "host", "budgets",
-    "gpus", "gpu_error", "tpus", "tpu_error", "skipped", "notices", "counts", "metric_columns", "health_counts",
+    "gpus", "gpu_error", "tpus", "tpu_error", "skipped", "notices", "counts", "metric_columns", "columns", "health_counts",
     "cost_total", "hosts", "runs",
 ]
 EXPECTED_RUN = [

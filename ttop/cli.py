@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="price per GPU-hour, for each GPU a run holds")
     p.add_argument("--price-host", action="append", default=[], metavar="HOST=PRICE",
                    help="machine price per hour for runs on HOST (repeatable; overrides --price-hour)")
+    p.add_argument("--columns", metavar="LIST",
+                   help="table columns in order, e.g. status,rate,loss,cpu; or changes to the saved choice, "
+                   "e.g. -cpu,+m:lr (overrides the config file for this launch; see docs/cli.md)")
     p.add_argument("--ascii", action="store_true", help="draw with ASCII characters only (monitor and --once)")
     p.add_argument(
         "--serve",
@@ -159,9 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _columns_value(argv: Sequence[str]) -> List[str]:
+    """``--columns -cpu`` as ``--columns=-cpu``: argparse would take a list
+    that starts with ``-`` for an option."""
+    out = list(argv)
+    for i in range(len(out) - 1):
+        if out[i] == "--":
+            break
+        if out[i] == "--columns" and out[i + 1].startswith("-") and not out[i + 1].startswith("--"):
+            out[i:i + 2] = ["--columns=" + out[i + 1]]
+            break
+    return out
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(_columns_value(sys.argv[1:] if argv is None else argv))
     if args.json and not args.once:
         parser.error("--json only works with --once")
     if args.once and args.headless:
@@ -183,6 +199,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args.folder = args.folders[0]
     if args.once and (args.events or args.alert_cmd):
         parser.error("--events/--alert-cmd need the monitor or --headless, not --once")
+    if args.columns is not None:
+        from .view.columns import ColumnsError, parse
+
+        try:
+            parse(args.columns)
+        except ColumnsError as e:
+            parser.error("--columns: %s" % e)
     try:
         args.health_config = health_config(args.health)
         args.prices = prices_from(args)
@@ -328,7 +351,25 @@ def use_color(stream: IO[str]) -> bool:
         return False
 
 
-def run_once(args: argparse.Namespace, stdout: IO[str]) -> int:
+def column_choice(args: argparse.Namespace, stderr: Optional[IO[str]]) -> Any:
+    """``(choice, bare metric names, notice)`` from ``--columns`` and the
+    config file; an unusable config is reported on ``stderr`` (None: returned
+    as the notice, for the monitor's footer)."""
+    from .config import column_choice as choose
+    from .view.columns import ColumnsError
+
+    try:
+        choice, problem, bare = choose(getattr(args, "columns", None))
+    except ColumnsError as e:
+        raise UsageError("--columns: %s" % e) from None
+    if problem and stderr is not None:
+        stderr.write("ttop: %s\n" % problem)
+        problem = None
+    return choice, bare, problem
+
+
+def run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str]] = None) -> int:
+    columns, bare, _ = column_choice(args, stderr or sys.stderr)
     collector = make_collector(args)
     try:
         # one cycle: a run's CPU % is its writer's own recent sample (a
@@ -344,14 +385,22 @@ def run_once(args: argparse.Namespace, stdout: IO[str]) -> int:
                 pass
     if snapshot.folder_error:
         raise UsageError(snapshot.folder_error)
+    if bare:
+        from .view.columns import check_metrics
+        from .view.metrics import default_metrics
+
+        problem = check_metrics(bare, default_metrics(snapshot.runs, 500))
+        if problem:
+            raise UsageError("--columns: " + problem)
     if args.json:
         from .sinks.jsonout import write_json
 
-        write_json(snapshot, stdout)
+        write_json(snapshot, stdout, columns=columns)
     else:
         from .sinks.once import print_once
 
-        print_once(snapshot, stdout, width=once_width(stdout), color=use_color(stdout), ascii=True if args.ascii else None)
+        print_once(snapshot, stdout, width=once_width(stdout), color=use_color(stdout), ascii=True if args.ascii else None,
+                   columns=columns)
         stdout.flush()
     return EXIT_OK
 
@@ -403,6 +452,7 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
         if e.name not in ("curses", "_curses"):
             raise
         raise UsageError("the monitor needs Python's curses module, missing here (%s); --once and --headless work without it" % e) from None
+    columns, bare, notice = column_choice(args, None)
     sink = None
     if args.csv_interval is not None or args.csv_dir is not None:
         sink = make_sink(args, None)  # nothing may print over the curses screen
@@ -412,7 +462,8 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     alerts = make_alerts(args, collector, None)  # nothing may print over the curses screen
     server = start_serving(args, collector)
     try:
-        return int(run_ui(collector, ascii=args.ascii, alerts=alerts, bell=args.bell) or 0)
+        return int(run_ui(collector, ascii=args.ascii, alerts=alerts, bell=args.bell,
+                          columns=columns, check_metrics=bare, notice=notice) or 0)
     finally:
         try:
             collector.stop(timeout=5)

@@ -18,7 +18,7 @@ from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional
 from ..collect.fleet import host_summaries
 from ..collect.snapshot import ProcInfo, RunSnapshot, Snapshot
 from ..progress import json_safe
-from ..view.metrics import default_metrics, trend
+from ..view.metrics import trend
 
 SNAPSHOT_FORMAT = "ttop.snapshot/1"
 
@@ -41,6 +41,7 @@ TOP_KEYS = (
     "notices",
     "counts",
     "metric_columns",
+    "columns",
     "health_counts",
     "cost_total",
     "hosts",
@@ -247,11 +248,16 @@ def run_to_dict(run: RunSnapshot) -> Dict[str, Any]:
     return out
 
 
-def _metric_columns(runs: Any) -> List[str]:
+def table_columns(snapshot: Any, columns: Any = None) -> List[str]:
+    """Keys of the columns the table (and ``--once``) shows for the column
+    choice ``columns`` (None: the default), ``"name"`` first."""
+    from ..view.state import ViewState
+    from ..view.table import columns_for
+
     try:
-        return default_metrics(runs)
+        return ["name"] + [c.key for c in columns_for(snapshot, ViewState(columns=columns), snapshot.runs)]
     except Exception:  # odd progress-file content never breaks the output
-        return []
+        return ["name"]
 
 
 def cost_total(runs: Any) -> Optional[Dict[str, Any]]:
@@ -274,10 +280,12 @@ def cost_total(runs: Any) -> Optional[Dict[str, Any]]:
     return {"cost": json_safe(round(total, 4)), "projected": None if projected is None else json_safe(round(projected, 4))}
 
 
-def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True) -> Dict[str, Any]:
+def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True, columns: Any = None) -> Dict[str, Any]:
     """The snapshot as a dict of JSON values with exactly :data:`TOP_KEYS`
     (format ``ttop.snapshot/1``). Never raises on odd progress-file content.
-    ``with_runs=False`` leaves ``runs`` empty (:func:`write_json` streams them)."""
+    ``with_runs=False`` leaves ``runs`` empty (:func:`write_json` streams them).
+    ``columns``: the column choice (``--columns`` / the config file), which
+    ``columns`` and ``metric_columns`` follow."""
     host_d = _maybe(snapshot.host, HOST_KEYS)
     if host_d is not None and host_d.get("load_avg") is not None:
         host_d["load_avg"] = list(host_d["load_avg"])
@@ -288,6 +296,7 @@ def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True) -> Dict[str, An
             d["errors"] = {}
         gpus.append(d)
     runs = snapshot.runs
+    shown = table_columns(snapshot, columns)
     counts: Dict[str, int] = {}
     health: Dict[str, int] = {}
     for r in runs:
@@ -312,7 +321,8 @@ def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True) -> Dict[str, An
         "skipped": [_attrs(s, SKIPPED_KEYS) for s in snapshot.skipped],
         "notices": [json_safe(n) for n in snapshot.notices],
         "counts": counts,
-        "metric_columns": _metric_columns(runs),
+        "metric_columns": [k[2:] for k in shown if k.startswith("m:")],
+        "columns": shown,
         "health_counts": health,
         "cost_total": cost_total(runs),
         "hosts": [_attrs(h, FLEET_KEYS) for h in host_summaries(snapshot)],
@@ -324,22 +334,22 @@ def _dumps(obj: Any, indent: Optional[int]) -> str:
     return json.dumps(obj, indent=indent, allow_nan=False, ensure_ascii=True)
 
 
-def dumps_snapshot(snapshot: Snapshot, indent: Optional[int] = 2) -> str:
+def dumps_snapshot(snapshot: Snapshot, indent: Optional[int] = 2, columns: Any = None) -> str:
     """Strict JSON text of :func:`snapshot_to_dict` (ASCII-only, so it survives
     any locale; non-ASCII appears as ``\\uXXXX`` escapes)."""
-    return _dumps(snapshot_to_dict(snapshot), indent)
+    return _dumps(snapshot_to_dict(snapshot, columns=columns), indent)
 
 
-def iter_json(snapshot: Snapshot) -> Iterator[str]:
+def iter_json(snapshot: Snapshot, columns: Any = None) -> Iterator[str]:
     """:func:`dumps_snapshot` (indent 2) in pieces, one run at a time: the
     same text, never held whole (50,000 runs are hundreds of MB of JSON)."""
-    head = _dumps(snapshot_to_dict(snapshot, with_runs=False), 2)
+    head = _dumps(snapshot_to_dict(snapshot, with_runs=False, columns=columns), 2)
     if not snapshot.runs:
         yield head
         return
     empty = "[]\n}"
     if not head.endswith('"runs": ' + empty):  # pragma: no cover - "runs" is the last key
-        yield dumps_snapshot(snapshot)
+        yield dumps_snapshot(snapshot, columns=columns)
         return
     yield head[: -len(empty)] + "["
     sep = "\n    "
@@ -350,11 +360,11 @@ def iter_json(snapshot: Snapshot) -> Iterator[str]:
     yield "\n  ]\n}"
 
 
-def write_json(snapshot: Snapshot, stream: IO[str]) -> None:
+def write_json(snapshot: Snapshot, stream: IO[str], columns: Any = None) -> None:
     """Write the snapshot as JSON plus a newline to ``stream``, run by run."""
     buf: List[str] = []
     size = 0
-    for piece in iter_json(snapshot):
+    for piece in iter_json(snapshot, columns):
         buf.append(piece)
         size += len(piece)
         if size >= 1 << 16:

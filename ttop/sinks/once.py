@@ -60,10 +60,11 @@ def _wants_ascii(stream: Any) -> bool:
         return True
 
 
-def render_once(snapshot: Any, width: int, ascii: bool = False) -> Iterable[Line]:
-    """The lines ``--once`` prints: header, table title, every run, a summary."""
+def render_once(snapshot: Any, width: int, ascii: bool = False, columns: Any = None) -> Iterable[Line]:
+    """The lines ``--once`` prints: header, table title, every run, a summary.
+    ``columns``: the column choice (:mod:`ttop.view.columns`), None for the default."""
     width = max(40, int(width))
-    state = ViewState(ascii=ascii)
+    state = ViewState(ascii=ascii, columns=columns)
     for line in header_lines(snapshot, state, width, 1 + len(snapshot.gpus) + len(snapshot.tpus) + 2):
         yield line
     rows = visible_rows(snapshot, state, ranks=True)  # a multi-rank job's ranks as rows
@@ -80,11 +81,12 @@ def render_once(snapshot: Any, width: int, ascii: bool = False) -> Iterable[Line
     yield crop_line(tuple(summary), 0, width)
 
 
-def print_once(snapshot: Any, stream: IO[str], *, width: int, color: bool, ascii: Optional[bool] = None) -> None:
+def print_once(snapshot: Any, stream: IO[str], *, width: int, color: bool, ascii: Optional[bool] = None,
+               columns: Any = None) -> None:
     """Print the snapshot as the monitor's header and table to ``stream``."""
     if ascii is None:
         ascii = _wants_ascii(stream)
-    for line in render_once(snapshot, width, ascii):
+    for line in render_once(snapshot, width, ascii, columns):
         text = line_text(line, color)
         if ascii and not text.isascii():
             text = to_ascii(text)

@@ -397,7 +397,8 @@ def _isatty(fd: int) -> bool:
         return False
 
 
-def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: bool = False) -> int:
+def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: bool = False,
+           columns: Any = None, check_metrics: Tuple[str, ...] = (), notice: Optional[str] = None) -> int:
     """Run the curses monitor until the user quits; return the exit status.
 
     0: quit with ``q`` or Ctrl+C; 128+N: ended by signal N (SIGTERM: 143,
@@ -421,7 +422,9 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
     os.environ.setdefault("ESCDELAY", "25")
 
     app = App(collector, ascii=ascii)
-    app.push(MainScreen(ascii=ascii))
+    app.push(MainScreen(ascii=ascii, columns=columns, check_metrics=check_metrics))
+    if notice:  # e.g. an unusable config file
+        app.notify(notice, error=True)
     app.bell = bell
     if alerts is not None:  # ttop.sinks.alerts.Alerts: footer message, count, bell
         alerts.on_event.append(app.alert)

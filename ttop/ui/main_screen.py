@@ -24,8 +24,9 @@ _LEVER_KEYS = frozenset(_ROW_LEVERS) | {"k", "l"}
 
 
 class MainScreen(Screen):
-    def __init__(self, ascii: bool = False) -> None:
-        self.state = ViewState(ascii=ascii)
+    def __init__(self, ascii: bool = False, columns: Any = None, check_metrics: Tuple[str, ...] = ()) -> None:
+        self.state = ViewState(ascii=ascii, columns=columns)
+        self._check_metrics = check_metrics  # --columns names taken as metrics: checked on the first runs
         self._rows: List[Any] = []
         self._sel = -1
         self._page = 10
@@ -80,6 +81,14 @@ class MainScreen(Screen):
 
     def on_snapshot(self, ctx: AppContext) -> None:
         snap = ctx.snapshot
+        if self._check_metrics and snap is not None and snap.runs:
+            from ..view.columns import check_metrics
+            from ..view.metrics import default_metrics
+
+            problem = check_metrics(self._check_metrics, default_metrics(snap.runs, 500))
+            self._check_metrics = ()
+            if problem:
+                ctx.notify("--columns: " + problem, error=True)
         if self._requests and snap is not None:
             self._follow_requests(ctx, snap)
         if self.state.refreshing and snap is not None and (self._refresh_seq is None or snap.seq > self._refresh_seq):
@@ -119,6 +128,8 @@ class MainScreen(Screen):
             self._toggle_mark(ctx)
         elif key == "C":
             self._open_compare(ctx)
+        elif key == "m":
+            self._open_columns(ctx)
         elif key == "I":
             if st.sort_key is not None:
                 self.state = st.with_(sort_reverse=not st.sort_reverse)
@@ -214,6 +225,23 @@ class MainScreen(Screen):
         from .detail import DetailScreen
 
         ctx.push(DetailScreen(keys, ascii=self.state.ascii))
+
+    def _open_columns(self, ctx: AppContext) -> None:
+        from .columns import open_chooser
+
+        snap = self.snapshot(ctx)
+        ctx.push(open_chooser(snap, self.state, filtered_runs(snap, self.state), self._apply_columns))
+
+    def _apply_columns(self, choice: Any, ctx: AppContext) -> None:
+        """The chooser's Enter: the table shows ``choice`` (a hidden sort
+        column ends the sort) and the config file keeps it."""
+        from .columns import save_choice
+
+        st = self.state.with_(columns=choice, col_offset=0)
+        if st.sort_key is not None and st.sort_key not in sort_keys(self.snapshot(ctx), st):
+            st = st.with_(sort_key=None, sort_reverse=False)
+        self.state = st
+        save_choice(choice, ctx)
 
     def _filter_key(self, key: str, ctx: AppContext) -> bool:
         st = self.state

@@ -23,6 +23,7 @@ KEYS: Tuple[Tuple[str, str], ...] = (
     ("Enter", "run detail: header, metric charts, resources, variables, output (Esc back)"),
     ("Space", "mark / unmark the selected run for comparison"),
     ("C", "compare the marked runs: one chart per metric, runs overlaid"),
+    ("m", "columns: show, hide (Space) and reorder (- / +) every column, metrics included; Enter saves"),
     ("e", "edit variables of the selected run"),
     ("o", "output viewer (stdout / stderr) of the selected run"),
     ("k", "signal the selected row (run, [P] process or [T] thread)"),

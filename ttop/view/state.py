@@ -35,6 +35,7 @@ class ViewState:
     sort_key: Optional[str] = None  # "name" or a column key; None: the folder's order
     sort_reverse: bool = False  # ``I``: numbers ascending, text descending
     metrics: Optional[Tuple[str, ...]] = None  # metric columns; None: chosen from the runs
+    columns: Optional[Tuple[Tuple[str, bool], ...]] = None  # the column choice (view/columns.py); None: the default
     marked: FrozenSet[str] = field(default_factory=frozenset)  # run keys marked for comparison
     message: Optional[str] = None  # a notice for the footer (from the app)
     message_error: bool = False

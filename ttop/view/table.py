@@ -9,15 +9,16 @@ the left while the others scroll by ``state.col_offset`` columns.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
+from . import columns as C
 from . import fmt
 from . import health as H
 from . import metrics as M
 from . import roles as R
 from .ranks import rank_cell, rank_name, rank_role
+from .sorting import TEXT_SORTS, sort_mark, sort_runs, sort_value  # noqa: F401 (re-exported)
 from .state import RowId, ViewState
 from .text import Line, Segment, clean, clip, fit, width
 
@@ -280,8 +281,7 @@ COLUMNS: Tuple[Column, ...] = (
     Column("wandb", "Wandb URL", 9, "<", _wandb),
 )
 
-#: Metric columns go after this column.
-METRICS_AFTER = "rate"
+_BY_KEY = {c.key: c for c in COLUMNS}
 METRIC_PREFIX = "m:"
 METRIC_WIDTH = 10
 
@@ -311,49 +311,6 @@ def health_column(ascii: bool = False) -> Column:
 COST_COLUMN = Column("cost", "Cost", 13, ">", H.cost_text, value=lambda r: getattr(r, "cost", None))
 
 
-def sort_value(col: Optional[Column], run: Any) -> Any:
-    """What a sort compares for ``run`` in ``col`` (None: the name): a float
-    for numbers and durations, lower-case text otherwise; None when unknown
-    (NaN and infinities included), which sorts last either way."""
-    if col is None:
-        return clean(run.run_name).lower()
-    if col.value is None:
-        t = clean(col.run(run))
-        return None if t == fmt.NA or not t else t.lower()
-    v = col.value(run)
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, str):
-        x = fmt._num(v)
-        if x is None:
-            return v.lower()
-        v = x
-    try:
-        x = float(v)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond the float range
-        return None
-    return x if math.isfinite(x) else None
-
-
-def sort_runs(runs: Sequence[Any], key: str, reverse: bool, cols: Sequence[Column]) -> List[Any]:
-    """``runs`` ordered by column ``key`` (``"name"`` or a column key):
-    numbers descending and text ascending by default, ``reverse`` inverts;
-    unknown values last either way; ties keep their order."""
-    col = None
-    if key != "name":
-        col = next((c for c in cols if c.key == key), None)
-        if col is None:
-            return list(runs)
-    vals = [(sort_value(col, r), i, r) for i, r in enumerate(runs)]
-    known = [v for v in vals if v[0] is not None]
-    unknown = [v[2] for v in vals if v[0] is None]
-    nums = [v for v in known if isinstance(v[0], float)]
-    texts = [v for v in known if not isinstance(v[0], float)]
-    nums.sort(key=lambda v: (-v[0], v[1]) if not reverse else (v[0], v[1]))
-    texts.sort(key=lambda v: v[0], reverse=reverse)
-    return [v[2] for v in nums] + [v[2] for v in texts] + unknown
-
-
 def sort_keys(snapshot: Any, state: ViewState) -> List[str]:
     """The columns ``<`` / ``>`` move the sort through, left to right."""
     return ["name"] + [c.key for c in columns_for(snapshot, state)]
@@ -374,32 +331,40 @@ def _multi_host(snapshot: Any) -> bool:
 
 
 def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional[Sequence[Any]] = None) -> List[Column]:
-    """The scrollable columns: Host only when runs come from several hosts,
-    Health after Status when any run has a verdict, Cost after Threads when
-    runs are priced, and after Rate up to 3 metric columns (the metrics the shown runs report,
-    loss-like names first; ``state.metrics`` overrides the choice)."""
-    multi = _multi_host(snapshot)
+    """The scrollable columns of the choice (``state.columns``, else
+    :data:`~ttop.view.columns.DEFAULT`; see :mod:`ttop.view.columns`): Host
+    only when runs come from several hosts, Health when any run has a
+    verdict, Cost when runs are priced; the automatic metric columns are up
+    to 3 metrics the shown runs report, loss-like names first
+    (``state.metrics`` overrides that ranking)."""
     ascii = state.ascii if state is not None else False
-    if state is not None and state.metrics is not None:
-        names = list(state.metrics)
-    else:
-        if runs is None:
-            runs = filtered_runs(snapshot, state) if state is not None else (snapshot.runs if snapshot is not None else ())
-        names = M.default_metrics(runs)
-    # Health only when the collector judged a run (live runs always are)
-    judged = snapshot is not None and any(getattr(r, "health", None) is not None for r in snapshot.runs)
-    priced = snapshot is not None and any(getattr(r, "cost", None) is not None for r in snapshot.runs)
+    choice = (state.columns if state is not None else None) or C.DEFAULT
+    auto: List[str] = []
+    if any(k == C.AUTO and shown for k, shown in choice):
+        if state is not None and state.metrics is not None:
+            ranked = list(state.metrics)
+        else:
+            if runs is None:
+                runs = filtered_runs(snapshot, state) if state is not None else (snapshot.runs if snapshot is not None else ())
+            ranked = M.default_metrics(runs, 3 + len(C.named_metrics(choice)))
+        auto = C.auto_metrics(choice, ranked)
+    runs_all = snapshot.runs if snapshot is not None else ()
     out: List[Column] = []
-    for c in COLUMNS:
-        if c.key == "host" and not multi:
-            continue
-        out.append(c)
-        if c.key == "status" and judged:
-            out.append(health_column(ascii))
-        if c.key == "threads" and priced:
-            out.append(COST_COLUMN)
-        if c.key == METRICS_AFTER:
-            out.extend(metric_column(n, ascii) for n in names)
+    for key in C.shown_keys(choice, auto):
+        if C.is_metric(key):
+            out.append(metric_column(key[len(C.METRIC):], ascii))
+        elif key == "health":
+            # Health only when the collector judged a run (live runs always are)
+            if any(getattr(r, "health", None) is not None for r in runs_all):
+                out.append(health_column(ascii))
+        elif key == "cost":
+            if any(getattr(r, "cost", None) is not None for r in runs_all):
+                out.append(COST_COLUMN)
+        elif key == "host":
+            if _multi_host(snapshot):
+                out.append(_BY_KEY["host"])
+        elif key in _BY_KEY:
+            out.append(_BY_KEY[key])
     return out
 
 
@@ -482,20 +447,6 @@ class TableFrame:
     selected: int  # index into rows, -1 if none
     top: int  # first row drawn
     columns: List[str]  # keys of the scrollable columns drawn
-
-
-def sort_mark(state: ViewState) -> str:
-    """``▼`` descending numbers / ``▲`` ascending (``v`` / ``^`` in ASCII)."""
-    if state.sort_key is None:
-        return ""
-    desc = state.sort_reverse if state.sort_key in TEXT_SORTS else not state.sort_reverse
-    if state.ascii:
-        return "v" if desc else "^"
-    return "\u25bc" if desc else "\u25b2"
-
-
-#: Columns whose values are text (ascending by default).
-TEXT_SORTS = ("name", "host", "status", "phase", "wandb")
 
 
 def _ell(ascii: bool) -> str:
