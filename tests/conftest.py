@@ -2,10 +2,13 @@
 ``ttop_term``, ttop in a real pty (:mod:`ptyharness`)."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +17,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 EXAMPLES = ROOT / "examples"
+
+# ttop's archive index (collect/archive.py) goes to this session's own cache
+# folder, inherited by every ttop the tests start, never the user's
+_CACHE = tempfile.mkdtemp(prefix="ttop-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 # fixtures defined in helper modules, registered for every test module
 from ptyharness import ttop_term as ttop_term

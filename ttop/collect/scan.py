@@ -36,13 +36,23 @@ rule). After that it is trusted.
 after the budget (never before :data:`MIN_READS` files): the collector's
 thread publishes what it has, live runs first, while the rest of a large
 folder is still being read (:attr:`ScanResult.pending`).
+
+**The archive index** (:class:`~ttop.collect.archive.ArchiveIndex`, in the
+user's cache folder; off with ``index=False`` or ``TTOP_ARCHIVE_INDEX=0``)
+lets a new scanner skip reading ended files it saw before: the first listing
+takes each indexed name's inode from the directory entry and its date from
+the index (no ``stat``), so the files that are not in the index (the live
+runs) are read first; an indexed file is then taken from the index after an
+``lstat`` shows it is still that regular file (inode, size, mtime, owner),
+and read as usual otherwise. The index is written when the whole folder has
+been seen and its ended files changed, at most every
+:data:`~ttop.collect.archive.SAVE_SECONDS`, and on :meth:`FolderScanner.close`.
 """
 from __future__ import annotations
 
 import os
 import stat
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from ..progress import (
@@ -55,7 +65,18 @@ from ..progress import (
     parse_progress,
     run_key,
 )
-from .archive import PARSED_CACHE, ArchivedData
+from .archive import (
+    PARSED_CACHE,
+    SAVE_SECONDS,
+    ArchivedData,
+    ArchiveIndex,
+    Entry,
+    entry_usable,
+    index_wanted,
+    pack,
+    unpack,
+)
+from .fileresult import FileResult, ScanResult
 from .notify import FolderWatch, notify_wanted
 from .readfile import os_error_reason, read_progress_bytes, read_progress_file
 
@@ -72,8 +93,11 @@ LIST_SECONDS = 10.0
 #: With change notification on a local file system every change raises an
 #: event; the sweep stays, much slower, as a safety net.
 LOCAL_SWEEP_SECONDS = 600.0
-#: A budgeted scan reads at least this many pending files.
+#: A budgeted scan reads at least this many pending files ...
 MIN_READS = 100
+#: ... and at most this many per second of budget (files known from the
+#: archive index cost little to read, but each is a run for the collector).
+READS_PER_SECOND = 5000
 
 Signature = Tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns)
 
@@ -85,31 +109,6 @@ __all__ = ["PARSED_CACHE", "ArchivedData", "FileResult", "FolderScanner", "ScanR
 # the scan
 
 
-@dataclass
-class FileResult:
-    """What the scan knows about one progress file this cycle (read-only once
-    returned: an unchanged file gives the same object again)."""
-
-    name: str
-    key: str
-    path: str
-    mtime: float
-    data: Optional[Mapping[str, Any]] = None  # current good data (None if error)
-    dropped: Tuple[str, ...] = ()
-    error: Optional[str] = None  # why the current contents are unusable
-    # last good contents, kept when the file turned bad:
-    last_data: Optional[Mapping[str, Any]] = None
-    last_dropped: Tuple[str, ...] = ()
-    last_mtime: float = 0.0
-    #: owner of the file the data was read from (fstat of that descriptor;
-    #: for a symbolic link owned by someone else, the link's owner); None
-    #: where unknown (a custom reader)
-    uid: Optional[int] = None
-    #: for an ended file: what to keep of ``data`` (an :class:`ArchivedData`,
-    #: or ``data`` itself)
-    archived: Optional[Mapping[str, Any]] = None
-
-
 class _Cached:
     __slots__ = ("sig", "trusted", "result")
 
@@ -117,22 +116,6 @@ class _Cached:
         self.sig = sig
         self.trusted = trusted  # False: modified in the tick it was read; read once more
         self.result = result  # reused as is while the file is unchanged; None: ended (archived)
-
-
-@dataclass
-class ScanResult:
-    files: List[FileResult]  # active files, sorted by name: every cycle
-    folder_error: Optional[str] = None
-    reads: int = 0  # files read (and parsed) this cycle
-    #: ended files read this cycle (new, or changed and still ended); not
-    #: listed again while unchanged
-    ended: List[FileResult] = field(default_factory=list)
-    #: names of ended files that were removed, or rewritten as active
-    gone: List[str] = field(default_factory=list)
-    #: files listed but not read yet (a budgeted first read of a big folder)
-    pending: int = 0
-    total: int = 0  # progress files in the folder
-    notify: bool = False  # change notification is watching the folder
 
 
 def _owner(name: str, dfd: int, fst: os.stat_result) -> int:
@@ -169,6 +152,7 @@ class FolderScanner:
         compact: bool = True,
         sweep_seconds: float = SWEEP_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        index: Optional[bool] = None,
     ) -> None:
         self.folder = os.path.abspath(folder)
         self.max_bytes = max_bytes
@@ -193,13 +177,24 @@ class FolderScanner:
         self._swept_at: Optional[float] = None
         self._raw = b""
         self.total_reads = 0
+        self._want_index = index_wanted() if index is None else bool(index)
+        self._index: Optional[ArchiveIndex] = None
+        self._idx: Dict[str, Entry] = {}  # loaded from the index, not looked at yet
+        self._dino: Dict[str, int] = {}  # inodes of indexed names in the first listing
+        self._entries: Dict[str, Entry] = {}  # ended files as they will be saved
+        self._dirty = False
+        self._saved_at: Optional[float] = None
+        self.total_indexed = 0
 
     @property
     def notifying(self) -> bool:
         return self._watch is not None and not self._watch.lost
 
     def close(self) -> None:
-        """Stop watching the folder (a later scan watches it again)."""
+        """Stop watching the folder (a later scan watches it again); save
+        the archive index if it changed."""
+        if self._index is not None and self._dirty and not self._pending:
+            self._save()
         if self._watch is not None:
             self._watch.close()
             self._watch = None
@@ -218,9 +213,22 @@ class FolderScanner:
         except OSError as e:
             return self._folder_gone("cannot read folder %s: %s" % (self.folder, os_error_reason(e)))
         try:
+            if self._index is None and self._want_index:
+                self._load_index(dfd)
             return self._scan(dfd, budget)
         finally:
             os.close(dfd)
+
+    def _load_index(self, dfd: int) -> None:
+        st = os.fstat(dfd)
+        self._index = ArchiveIndex(self.folder, st.st_dev, st.st_ino)
+        self._idx = self._index.load()
+
+    def _save(self) -> None:
+        assert self._index is not None
+        self._dirty = False
+        self._saved_at = self.monotonic()
+        self._index.save(self._entries, self.clock())
 
     def _watch_changes(self) -> Optional[Set[str]]:
         """Names changed since the last cycle; None: list the folder."""
@@ -249,7 +257,16 @@ class FolderScanner:
         visit: Set[str] = set(self._active)
         if listed:
             try:
-                listing = set(os.listdir(dfd))
+                if self._idx and self._listed_at is None:  # the inodes of the indexed names, without a stat
+                    idx = self._idx
+                    listing = set()
+                    with os.scandir(dfd) as it:
+                        for e in it:
+                            listing.add(e.name)
+                            if e.name in idx:
+                                self._dino[e.name] = e.inode()
+                else:
+                    listing = set(os.listdir(dfd))
             except OSError as e:
                 return self._folder_gone("cannot read folder %s: %s" % (self.folder, os_error_reason(e)))
             self._listed_at = now
@@ -286,8 +303,10 @@ class FolderScanner:
         if pending:
             t0 = time.perf_counter()
             n_read = 0
+            most = max(MIN_READS, int((budget or 0.0) * READS_PER_SECOND))
             while pending:
-                if budget is not None and n_read >= MIN_READS and time.perf_counter() - t0 >= budget:
+                if budget is not None and n_read >= MIN_READS and (
+                        n_read >= most or time.perf_counter() - t0 >= budget):
                     break
                 name = pending.pop()
                 n_read += 1
@@ -299,13 +318,25 @@ class FolderScanner:
         out.total = len(self._names)
         out.notify = self.notifying
         self.total_reads += out.reads
+        self.total_indexed += out.indexed
+        if not pending:
+            self._idx = {}
+            self._dino = {}
+            if self._dirty and self._index is not None and (
+                    self._saved_at is None or now - self._saved_at >= SAVE_SECONDS):
+                self._save()
         return out
 
     def _add_pending(self, dfd: int, names, by_date: bool) -> None:
         """Queue new names; ``by_date``: newest modification last (read first)."""
         if by_date and len(names) > 1:
             dated = []
+            idx, dino = self._idx, self._dino
             for name in names:
+                e = idx.get(name)
+                if e is not None and dino.get(name) == e[0] and isinstance(e[2], int):
+                    dated.append((e[2], name))  # as indexed: no stat (checked when read)
+                    continue
                 try:
                     dated.append((os.stat(name, dir_fd=dfd).st_mtime_ns, name))
                 except OSError:
@@ -341,6 +372,8 @@ class FolderScanner:
         return [n for n in part if n in self._ended]
 
     def _forget(self, name: str, gone: List[str]) -> None:
+        if self._entries.pop(name, None) is not None:
+            self._dirty = True
         self._cache.pop(name, None)
         self._last_good.pop(name, None)
         self._names.discard(name)
@@ -350,6 +383,8 @@ class FolderScanner:
             gone.append(name)
 
     def _set_active(self, name: str, gone: List[str]) -> None:
+        if self._entries.pop(name, None) is not None:
+            self._dirty = True
         if name in self._ended:
             self._ended.discard(name)
             gone.append(name)
@@ -360,6 +395,10 @@ class FolderScanner:
         cache = self._cache
         folder = self.folder + os.sep
         gone = out.gone
+        if self._idx:
+            e = self._idx.pop(name, None)
+            if e is not None and name not in cache and self._indexed(dfd, name, e, out):
+                return
         try:
             st = os.stat(name, dir_fd=dfd)  # follows symlinks
         except FileNotFoundError:
@@ -407,7 +446,11 @@ class FolderScanner:
                 uid = _owner(name, dfd, fst)
         trusted = mtime + RACY_SECONDS < read_at
         if trusted and data is not None and data.get("status") in END_STATUSES:
-            keep: Mapping[str, Any] = ArchivedData(raw) if self.compact and raw else data
+            keep: Mapping[str, Any] = ArchivedData(raw, data) if self.compact and raw else data
+            if self._index is not None and uid is not None and raw:
+                blob = keep.blob if isinstance(keep, ArchivedData) else pack(data, raw)
+                self._entries[name] = (sig[0], sig[1], sig[2], uid, tuple(dropped), blob)
+                self._dirty = True
             result = self._result(name, path, mtime, keep, dropped, None)
             result.data = data  # the parse at hand, for the collector to look at once
             result.archived = keep
@@ -422,6 +465,40 @@ class FolderScanner:
         cache[name] = _Cached(sig, trusted, result)
         self._set_active(name, gone)
         active.append(result)
+
+    def _indexed(self, dfd: int, name: str, e: Entry, out: ScanResult) -> bool:
+        """File ``name`` as ended from its index entry if ``lstat`` shows
+        the very file that was indexed; False: read it as usual."""
+        if not entry_usable(e) or self._index is None:
+            return False
+        try:
+            st = os.lstat(name, dir_fd=dfd)
+        except OSError:
+            return False
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if (not stat.S_ISREG(st.st_mode) or sig != e[:3] or st.st_uid != e[3]
+                or st.st_mtime + RACY_SECONDS >= self._index.written_at):
+            return False
+        try:
+            data = unpack(e[5])
+        except Exception:  # a damaged entry: the file itself is read
+            return False
+        if data.get("status") not in END_STATUSES:
+            return False
+        arch = ArchivedData.from_blob(e[5])
+        keep: Mapping[str, Any] = arch if self.compact else data
+        self._names.add(name)
+        result = self._result(name, self.folder + os.sep + name, st.st_mtime, keep, e[4], None)
+        result.data = data
+        result.archived = keep
+        result.uid = st.st_uid
+        self._cache[name] = _Cached(sig, True, None)
+        self._active.discard(name)
+        self._ended.add(name)
+        self._entries[name] = e
+        out.ended.append(result)
+        out.indexed += 1
+        return True
 
     def _error(self, name: str, folder: str, mtime: float, reason: str, active: List[FileResult],
                gone: List[str]) -> None:
@@ -441,6 +518,9 @@ class FolderScanner:
         self._pending = []
         self._sweep = []
         self._listed_at = None
+        self._entries = {}
+        self._idx = {}
+        self._index = None  # the folder may come back as another one
         self.close()  # watched again once it is back
         return ScanResult([], reason, 0, gone=gone)
 
