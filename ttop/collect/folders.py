@@ -120,6 +120,7 @@ class MultiScanner:
             out.ended.extend(self._tag(prefix, fr, None) for fr in r.ended)
             out.gone.extend(prefix + n for n in r.gone)
             out.reads += r.reads
+            out.indexed += r.indexed
             out.pending += r.pending
             out.total += r.total
         self._tagged = cache
