@@ -125,11 +125,13 @@ def test_rank_files_outside_the_owner_rules_are_not_used(three_users, shared_dir
     try:
         b.write(os.path.join(shared_dir, "job.json"), json.dumps(progress("job", mine.pid)).encode())
         # rank 1: the owner's file naming another user's process: shown, not attributed
-        b.write(os.path.join(shared_dir, ".job.rank1.json"), json.dumps(rank_doc("job", 1, theirs.pid, world=4)).encode())
+        b.write(os.path.join(shared_dir, ".job.rank1.json"), json.dumps(rank_doc("job", 1, theirs.pid, world=5)).encode())
         # rank 2: a stranger's file (it would name one of the owner's processes): ignored
-        c.write(os.path.join(shared_dir, ".job.rank2.json"), json.dumps(rank_doc("job", 2, other.pid, world=4)).encode())
+        c.write(os.path.join(shared_dir, ".job.rank2.json"), json.dumps(rank_doc("job", 2, other.pid, world=5)).encode())
         # rank 3: a link to the owner's own file, made by a stranger: not followed
         c.sh('ln -s "$1/.job.rank1.json" "$1/.job.rank3.json"', shared_dir)
+        # rank 4: a FIFO of the owner's: neither read nor waited on
+        b.sh('mkfifo "$1/.job.rank4.json"', shared_dir)
         run = collector(shared_dir).collect().run("job")
         assert [r.rank for r in run.ranks] == [0, 1]
         r1 = run.ranks[1]
@@ -157,3 +159,37 @@ def test_an_edit_is_applied_once_every_running_rank_took_it():
     assert edit_state(data, 3, "lr", [r0, took, refused]) == (
         "refused", "rank 2: refused lr: the optimizer has no param group 1")
     assert edit_state(data, 3, "wd", [r0, took, refused]) == ("applied", "")  # it names another variable
+
+
+def test_t_shows_rank_rows_and_k_signals_the_ranks_process(ttop_term, spawn, progress_dir):
+    """The real curses UI: `t` on a two-rank job shows [R0] and [R1] with
+    their processes under them; `k` on [R1] signals rank 1's process."""
+    import pwd
+
+    r0 = spawn([sys.executable, "-c", "import time; time.sleep(600)"])
+    r1 = spawn([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGUSR1, lambda *a: print('usr1', flush=True)); time.sleep(600)"],
+               stdout=subprocess.PIPE)
+
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid))
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), rank_doc("job", 1, r1.pid))
+    t = ttop_term(str(progress_dir), cols=150, rows=30)
+    t.wait_for("job")
+    t.press("t")
+    t.wait_for("[R1] rank 1/2")
+    y0, y1 = t.row_of("[R0] rank 0/2"), t.row_of("[R1] rank 1/2")
+    assert y0 is not None and y1 is not None and y0 < y1
+    p_rows = [y for y in range(30) if "[P]" in t.line(y)]  # each followed by its [T] rows
+    assert [int(t.line(y).split()[1]) for y in p_rows] == [r0.pid, r1.pid]
+    assert y0 < p_rows[0] < y1 < p_rows[1]  # each rank's process under its own row
+    for _ in range(y1 - y0 + 1):  # from the run's row (just above [R0]) to [R1]
+        t.press("DOWN")
+    t.press("k")
+    user = pwd.getpwuid(os.getuid()).pw_name
+    t.wait_for("Signal PID %d (rank 1, run job, user %s)" % (r1.pid, user))
+    t.press("7")  # SIGUSR1
+    t.wait_for("Send SIGUSR1 to PID %d" % r1.pid)
+    t.press("y")
+    t.wait_for("sent SIGUSR1 to PID %d" % r1.pid)
+    assert r1.stdout.readline().strip() == b"usr1"
+    r1.stdout.close()
+    assert r0.poll() is None

@@ -28,9 +28,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 
-from ..fsafe import open_beneath, open_dir
+from ..fsafe import FILE_FLAGS, open_dir
 from ..progress import RUNNING, pid_namespace
 from . import procs as _procs
 from .owners import user_name
@@ -79,14 +80,18 @@ def _read(dfd: int, name: str, owner: Optional[int], cached: Optional[_File]) ->
     """``(file, found)``: the rank file ``name`` read (or its cached copy
     when unchanged); ``(None, False)`` when there is none, ``(None, True)``
     when it is not the run owner's (ignored)."""
-    try:
-        fd = open_beneath(dfd, name)
+    if "/" in name:  # one name in the folder, never a path
+        return None, False
+    try:  # no link followed, no blocking on a FIFO
+        fd = os.open(name, FILE_FLAGS, dir_fd=dfd)
     except FileNotFoundError:
         return None, False
-    except OSError:  # a link, a FIFO, unreadable: not a rank file ttop reads
+    except OSError:  # a link, unreadable: not a rank file ttop reads
         return None, True
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO, a folder
+            return None, True
         if owner is not None and st.st_uid != owner:
             return None, True  # a stranger's file: says nothing about this run
         sig = (st.st_ino, st.st_size, st.st_mtime_ns)
