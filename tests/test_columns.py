@@ -333,3 +333,50 @@ def test_cli_columns_errors(progress_dir, capsys):
     assert cli.main([str(progress_dir), "--once", "--json", "--columns", "status,loss"]) == 0
     assert json.loads(capsys.readouterr().out)["columns"] == ["name", "status", "m:loss"]
     assert cli.parse_args([str(progress_dir), "--columns", "-cpu"]).columns == "-cpu"
+    with pytest.raises(SystemExit):
+        cli.parse_args([str(progress_dir), "--headless", "--columns", "cpu"])
+    assert "--columns needs the monitor or --once" in capsys.readouterr().err
+
+
+# -- prices from the config file ------------------------------------------------------
+
+
+def _loaded(prices):
+    return config.Loaded({"prices": prices}, "/c/config.json", None)
+
+
+def test_saved_prices_are_checked_whole():
+    good = config.saved_prices(_loaded({"hour": 2, "gpu_hour": 1.5, "hosts": {"big": 12}}))
+    assert good == ({"hour": 2.0, "gpu_hour": 1.5, "hosts": {"big": 12.0}}, None)
+    assert config.saved_prices(config.Loaded({}, "/c", None)) == (None, None)
+    for bad, why in (([1], "not an object"), ({"hours": 2}, "unknown key 'hours'"), ({"hour": -1}, "hour must be"),
+                     ({"hour": float("nan")}, "hour must be"), ({"gpu_hour": True}, "gpu_hour must be"),
+                     ({"hour": "2"}, "hour must be"), ({"hosts": [1]}, "hosts must be an object"),
+                     ({"hosts": {"a": 1, "b": 1e12}}, "'b' must map")):
+        prices, problem = config.saved_prices(_loaded(bad))
+        assert prices is None and why in problem and problem.endswith("no prices from it"), (bad, problem)
+
+
+def test_cli_prices_from_the_config_under_the_flags(cfg, progress_dir, capsys):
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('{"prices": {"hour": 3600, "hosts": {"elsewhere": 7200}}}')
+    (progress_dir / "r.json").write_text(json.dumps({
+        "format": "ttop.progress/1", "run_name": "r", "status": "FINISHED", "updated_at": 1000.0,
+        "times": {"run": {"elapsed": 10.0}}}))
+
+    errors = []
+
+    def cost(*flags):
+        assert cli.main([str(progress_dir), "--once", "--json"] + list(flags)) == 0
+        out, err = capsys.readouterr()
+        errors.append(err)
+        return json.loads(out)["runs"][0]["cost"]
+
+    assert cost() == pytest.approx(10.0)  # 10 s at 3600 an hour
+    assert cost("--price-hour", "360") == pytest.approx(1.0)  # the flag wins
+    cfg.write_text('{"prices": {"hour": 3600}}')
+    assert cost("--price-hour", "0") is None  # a zero flag too: no prices at all
+    cfg.write_text('{"prices": {"hour": "lots"}}')
+    assert errors == ["", "", ""]
+    assert cost() is None
+    assert errors[-1] == 'ttop: config %s ignored: "prices": hour must be a number from 0 to 1e+09; no prices from it\n' % cfg

@@ -16,7 +16,7 @@ import math
 import os
 import shutil
 import sys
-from typing import IO, Any, List, Optional, Sequence
+from typing import IO, Any, Dict, List, Optional, Sequence
 
 from ._version import __version__
 
@@ -76,10 +76,12 @@ def _nonneg(what: str):
     return parse
 
 
-def prices_from(args: argparse.Namespace) -> Any:
-    """Prices from --price-hour/--price-gpu-hour/--price-host, or None;
+def prices_from(args: argparse.Namespace, saved: Optional[Dict[str, Any]] = None) -> Any:
+    """Prices from --price-hour/--price-gpu-hour/--price-host over the
+    config file's ``saved`` ones (:func:`ttop.config.saved_prices`), or None;
     ValueError with one line for a bad --price-host."""
-    hosts = {}
+    saved = saved or {}
+    hosts = dict(saved.get("hosts") or {})
     for pair in getattr(args, "price_host", None) or ():
         host, sep, text = pair.rpartition("=")
         try:
@@ -89,11 +91,13 @@ def prices_from(args: argparse.Namespace) -> Any:
         if not sep or not host or not math.isfinite(value) or value < 0 or value > MAX_NUMBER:
             raise ValueError("--price-host takes HOST=PRICE with a price >= 0, got %r" % pair)
         hosts[host] = value
-    if not (args.price_hour or args.price_gpu_hour or hosts):
+    machine = args.price_hour if args.price_hour is not None else saved.get("hour", 0.0)
+    gpu = args.price_gpu_hour if args.price_gpu_hour is not None else saved.get("gpu_hour", 0.0)
+    if not (machine or gpu or hosts):
         return None
     from .collect.cost import Prices
 
-    return Prices(machine=args.price_hour, gpu=args.price_gpu_hour, hosts=hosts)
+    return Prices(machine=machine, gpu=gpu, hosts=hosts)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,9 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alert-timeout", type=_positive("alert-timeout"), default=10.0, metavar="SECONDS",
                    help="kill an alert command running longer than this (default: %(default)s)")
     p.add_argument("--bell", action="store_true", help="ring the terminal bell on each alert (monitor)")
-    p.add_argument("--price-hour", type=_nonneg("price-hour"), default=0.0, metavar="PRICE",
+    p.add_argument("--price-hour", type=_nonneg("price-hour"), metavar="PRICE",
                    help="price of a machine per hour: each run's cost is its run time at this price (see docs/health.md)")
-    p.add_argument("--price-gpu-hour", type=_nonneg("price-gpu-hour"), default=0.0, metavar="PRICE",
+    p.add_argument("--price-gpu-hour", type=_nonneg("price-gpu-hour"), metavar="PRICE",
                    help="price per GPU-hour, for each GPU a run holds")
     p.add_argument("--price-host", action="append", default=[], metavar="HOST=PRICE",
                    help="machine price per hour for runs on HOST (repeatable; overrides --price-hour)")
@@ -202,6 +206,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.columns is not None:
         from .view.columns import ColumnsError, parse
 
+        if args.headless:
+            parser.error("--columns needs the monitor or --once, not --headless")
         try:
             parse(args.columns)
         except ColumnsError as e:
@@ -351,25 +357,33 @@ def use_color(stream: IO[str]) -> bool:
         return False
 
 
-def column_choice(args: argparse.Namespace, stderr: Optional[IO[str]]) -> Any:
-    """``(choice, bare metric names, notice)`` from ``--columns`` and the
-    config file; an unusable config is reported on ``stderr`` (None: returned
-    as the notice, for the monitor's footer)."""
+def read_config(args: argparse.Namespace, stderr: Optional[IO[str]]) -> Any:
+    """Read the config file once: ``(columns, bare, notice)``, the column
+    choice (``--columns`` over the saved one), the ``--columns`` names taken
+    as metrics, and, on ``args.prices``, the saved prices under the
+    ``--price-*`` flags. Problems with the file go to ``stderr`` (None: they
+    are returned as ``notice``, for the monitor's footer)."""
     from .config import column_choice as choose
+    from .config import load, saved_prices
     from .view.columns import ColumnsError
 
+    loaded = load()
     try:
-        choice, problem, bare = choose(getattr(args, "columns", None))
+        choice, problem, bare = choose(getattr(args, "columns", None), loaded)
     except ColumnsError as e:
         raise UsageError("--columns: %s" % e) from None
-    if problem and stderr is not None:
-        stderr.write("ttop: %s\n" % problem)
-        problem = None
-    return choice, bare, problem
+    saved, price_problem = saved_prices(loaded)
+    if saved is not None:
+        args.prices = prices_from(args, saved)
+    notice = "; ".join(p for p in (problem, price_problem) if p) or None
+    if notice and stderr is not None:
+        stderr.write("ttop: %s\n" % notice)
+        notice = None
+    return choice, bare, notice
 
 
 def run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str]] = None) -> int:
-    columns, bare, _ = column_choice(args, stderr or sys.stderr)
+    columns, bare, _ = read_config(args, stderr or sys.stderr)
     collector = make_collector(args)
     try:
         # one cycle: a run's CPU % is its writer's own recent sample (a
@@ -431,6 +445,7 @@ def stop_serving(server: Any) -> None:
 def run_headless_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     from .sinks.headless import run_headless
 
+    read_config(args, stderr)  # the saved prices
     serve_only = args.serve is not None and args.csv_dir is None and args.csv_interval is None
     sink = None if serve_only else make_sink(args, stderr)
     collector = make_collector(args)
@@ -452,7 +467,7 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
         if e.name not in ("curses", "_curses"):
             raise
         raise UsageError("the monitor needs Python's curses module, missing here (%s); --once and --headless work without it" % e) from None
-    columns, bare, notice = column_choice(args, None)
+    columns, bare, notice = read_config(args, None)
     sink = None
     if args.csv_interval is not None or args.csv_dir is not None:
         sink = make_sink(args, None)  # nothing may print over the curses screen

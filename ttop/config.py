@@ -157,3 +157,53 @@ def column_choice(spec: Optional[str], loaded: Optional[Loaded] = None) -> Tuple
         return saved, problem, ()
     choice, bare = C.parse(spec, saved or C.DEFAULT)
     return choice, problem, bare
+
+
+#: Keys of ``"prices"``: ``--price-hour``, ``--price-gpu-hour``, ``--price-host``.
+PRICE_KEYS = ("hour", "gpu_hour", "hosts")
+MAX_PRICE = 1e9
+
+
+def _price(v: Any) -> Optional[float]:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        x = float(v)
+    except OverflowError:
+        return None
+    return x if 0 <= x <= MAX_PRICE else None  # NaN fails both comparisons
+
+
+def saved_prices(loaded: Loaded) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """``"prices"`` of the config, checked: ``({"hour": float, "gpu_hour":
+    float, "hosts": {host: float}}, None)``, ``(None, None)`` when there is
+    none, or ``(None, one line)`` when it cannot be used (then it is
+    ignored whole: a typo must not price some runs and not others)."""
+    raw = loaded.data.get("prices")
+    if raw is None:
+        return None, None
+
+    def bad(why: str) -> Tuple[None, str]:
+        return None, _problem(loaded.path, '"prices": %s' % why).replace("using the defaults", "no prices from it")
+
+    if not isinstance(raw, dict):
+        return bad("not an object")
+    unknown = [k for k in raw if k not in PRICE_KEYS]
+    if unknown:
+        return bad("unknown key %r (known: %s)" % (unknown[0], ", ".join(PRICE_KEYS)))
+    out: Dict[str, Any] = {"hour": 0.0, "gpu_hour": 0.0, "hosts": {}}
+    for key in ("hour", "gpu_hour"):
+        if key in raw:
+            v = _price(raw[key])
+            if v is None:
+                return bad("%s must be a number from 0 to %g" % (key, MAX_PRICE))
+            out[key] = v
+    hosts = raw.get("hosts", {})
+    if not isinstance(hosts, dict):
+        return bad("hosts must be an object {host: price}")
+    for host, value in hosts.items():
+        v = _price(value)
+        if not host or v is None:
+            return bad("hosts: %r must map to a number from 0 to %g" % (host, MAX_PRICE))
+        out["hosts"][host] = v
+    return out, None
