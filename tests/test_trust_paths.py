@@ -327,3 +327,34 @@ def test_delete_leaves_what_other_runs_name(three_users, shared_dir, procs):
     assert _read(os.path.join(shared_dir, "live.stdout.log")) == b"live output\n"
     assert _read(os.path.join(shared_dir, "live-dir", "state")) == b"live state"
     assert live.poll() is None
+
+
+def test_delete_removes_only_what_the_run_owner_owns(three_users, shared_dir):
+    """A run's file naming another user's file and folder as its log and
+    run_dir: root deleting the run (root can remove anything in a sticky
+    folder, its author cannot) leaves them alone and says why."""
+    from ttop.levers.delete import delete_run_files, plan_delete
+
+    b, c = three_users[0], three_users[1]
+    c.sh('echo precious > "$1/notes.txt" && mkdir "$1/ckpt" && echo w > "$1/ckpt/model.pt"'
+         ' && echo c-log > "$1/evil.stdout.log"', shared_dir)
+    b.sh('mkdir "$1/bdir" && chmod 1777 "$1/bdir" && echo b > "$1/bdir/own"', shared_dir)
+    c.sh('echo c-in-b > "$1/bdir/theirs"', shared_dir)
+    write_run(b, shared_dir, "evil", logs={"stdout": "notes.txt"}, run_dir="ckpt")
+    write_run(b, shared_dir, "evil2", run_dir="bdir")
+    snap = Collector(shared_dir, gpu=False, tpu=False).collect()
+    run = snap.run("evil")
+    plan = plan_delete(shared_dir, run, snap.runs)
+    assert plan.paths == [os.path.join(shared_dir, "evil.json")]
+    who = "owned by %s, not by the run's owner %s: left alone" % (c.name, b.name)
+    assert plan.skipped == ["evil.stdout.log: " + who, "stdout log 'notes.txt': " + who, "run_dir 'ckpt': " + who]
+    deleted, _refused = delete_run_files(shared_dir, run, snap.runs)
+    assert deleted == [os.path.join(shared_dir, "evil.json")]
+    assert _read(os.path.join(shared_dir, "notes.txt")) == b"precious\n"
+    assert _read(os.path.join(shared_dir, "ckpt", "model.pt")) == b"w\n"
+    assert _read(os.path.join(shared_dir, "evil.stdout.log")) == b"c-log\n"
+    # inside the run's own folder: its owner's entries go, another user's stay
+    deleted, refused = delete_run_files(shared_dir, snap.run("evil2"), snap.runs)
+    assert not os.path.exists(os.path.join(shared_dir, "bdir", "own"))
+    assert _read(os.path.join(shared_dir, "bdir", "theirs")) == b"c-in-b\n"
+    assert "bdir/theirs: owned by %s: left alone" % c.name in refused

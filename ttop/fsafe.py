@@ -28,7 +28,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import List, Optional, Tuple, Union
+from typing import AbstractSet, List, Optional, Tuple, Union
 
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -50,6 +50,28 @@ class Refused(OSError):
 
     def __str__(self) -> str:
         return self.reason
+
+
+class NotOwned(Refused):
+    """An entry owned by a user the caller does not act for (``uid``)."""
+
+    def __init__(self, uid: int) -> None:
+        super().__init__("owned by %s: left alone" % _user(uid))
+        self.uid = uid
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return "uid %d" % uid
+
+
+def _check_owner(st: os.stat_result, owners: Optional[AbstractSet[int]]) -> None:
+    if owners is not None and st.st_uid not in owners:
+        raise NotOwned(st.st_uid)
 
 
 def parts(rel: Union[str, bytes]) -> List[str]:
@@ -173,22 +195,26 @@ def entry_stat(dir_fd: int, name: str) -> os.stat_result:
     return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
 
-def unlink_beneath(folder: Union[str, int], rel: Union[str, bytes]) -> None:
+def unlink_beneath(folder: Union[str, int], rel: Union[str, bytes],
+                   owners: Optional[AbstractSet[int]] = None) -> None:
     """Remove the entry ``rel`` (a file, or a symbolic link as a link) below
     ``folder``: the directories on the way are opened without following
     links, and the last component is unlinked in the directory opened. A
-    directory is refused (IsADirectoryError)."""
+    directory is refused (IsADirectoryError); with ``owners``, so is an
+    entry whose owner is not one of them (:class:`NotOwned`)."""
     d, name = parent_beneath(folder, rel)
     try:
         st = entry_stat(d, name)
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "is a folder", name)
+        _check_owner(st, owners)
         os.unlink(name, dir_fd=d)
     finally:
         os.close(d)
 
 
-def rmtree_beneath(folder: Union[str, int], rel: Union[str, bytes], errors: Optional[List[str]] = None) -> None:
+def rmtree_beneath(folder: Union[str, int], rel: Union[str, bytes], errors: Optional[List[str]] = None,
+                   owners: Optional[AbstractSet[int]] = None) -> None:
     """Remove the directory ``rel`` below ``folder`` and everything in it,
     through descriptors only: each directory is opened with ``O_NOFOLLOW |
     O_DIRECTORY`` relative to its parent's descriptor and checked to be the
@@ -198,13 +224,17 @@ def rmtree_beneath(folder: Union[str, int], rel: Union[str, bytes], errors: Opti
     link at ``rel`` itself, or a folder on the way replaced by one, is
     refused (OSError). Failures inside the tree are appended to ``errors``
     (if given) as text, else raised. (Python 3.9 has no
-    ``shutil.rmtree(dir_fd=...)``; this is the same walk.)"""
+    ``shutil.rmtree(dir_fd=...)``; this is the same walk.) With ``owners``,
+    an entry owned by another user is left alone (:class:`NotOwned`; the
+    folder itself is refused, one inside is a failure in ``errors``) and so
+    are the folders holding it."""
     d, name = parent_beneath(folder, rel)
     try:
         st = entry_stat(d, name)
         if not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(errno.ENOTDIR, "not a folder (or a symbolic link)", name)
-        _rmtree_at(d, name, st, name, errors)
+        _check_owner(st, owners)
+        _rmtree_at(d, name, st, name, errors, owners)
     finally:
         os.close(d)
 
@@ -215,7 +245,8 @@ def _fail(errors: Optional[List[str]], where: str, e: OSError) -> None:
     errors.append("%s: %s" % (where, describe(e)))
 
 
-def _rmtree_at(parent: int, name: str, st: os.stat_result, where: str, errors: Optional[List[str]]) -> None:
+def _rmtree_at(parent: int, name: str, st: os.stat_result, where: str, errors: Optional[List[str]],
+               owners: Optional[AbstractSet[int]] = None) -> None:
     try:
         fd = os.open(name, DIR_NOFOLLOW, dir_fd=parent)
     except OSError as e:
@@ -237,8 +268,11 @@ def _rmtree_at(parent: int, name: str, st: os.stat_result, where: str, errors: O
             except OSError as e:
                 _fail(errors, path, e)
                 continue
+            if owners is not None and cst.st_uid not in owners:
+                _fail(errors, path, NotOwned(cst.st_uid))
+                continue
             if stat.S_ISDIR(cst.st_mode):
-                _rmtree_at(fd, child, cst, path, errors)
+                _rmtree_at(fd, child, cst, path, errors, owners)
             else:
                 try:
                     os.unlink(child, dir_fd=fd)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import AbstractSet, List, Mapping, Optional, Sequence, Tuple
 
 import psutil
 
 from .. import fsafe
 from .. import progress as P
+from ..collect.owners import user_name
 from ..collect.snapshot import RunSnapshot
 from .signals import process_alive, process_name, run_main_process, where_else
 
@@ -50,6 +51,15 @@ def _live_reason(run: RunSnapshot) -> Optional[str]:
     ):
         return "run %s reports RUNNING and process %d exists; without a create time it may be the run" % (run.key, pid)
     return None
+
+
+def _owners(run: RunSnapshot, control: bool = False) -> Optional[AbstractSet[int]]:
+    """Whose entries deleting ``run`` may remove: its owner's (None: owner
+    unknown, no check). Its control file may also be ttop's own user's (the
+    variable editor wrote it)."""
+    if run.owner_uid is None:
+        return None
+    return frozenset((run.owner_uid, os.geteuid())) if control else frozenset((run.owner_uid,))
 
 
 def _entry_in_folder(root: str, name: str) -> Optional[str]:
@@ -177,13 +187,31 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
         plan.rel_files.append(rel)
         plan.files.append(os.path.join(root, rel))
 
+    def not_owned(rel: str, what: str, control: bool = False) -> bool:
+        """Is the entry another user's than the run's owner? (listed as left
+        alone: ttop may act for a user who can remove what the run's author
+        cannot, e.g. root in a sticky folder)."""
+        owners = _owners(run, control)
+        try:
+            uid = os.lstat(os.path.join(root, rel)).st_uid
+        except OSError:
+            return False
+        if owners is None or uid in owners:
+            return False
+        plan.skipped.append("%s: owned by %s, not by the run's owner %s: left alone" % (
+            what, user_name(uid), user_name(run.owner_uid)))
+        return True
+
     stem = run.stem  # the file's name in its folder (the key also has the folder's tag when several are watched)
     own = {stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX}
     add_file(_entry_in_folder(root, stem + P.PROGRESS_SUFFIX))
-    add_file(_entry_in_folder(root, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX))
-    for rel in P.log_paths(stem).values():
-        add_file(_entry_in_folder(root, rel))
-    add_file(_entry_in_folder(root, stem + ".history.jsonl"))  # the metric history file
+    control = _entry_in_folder(root, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX)
+    if control is not None and not not_owned(control, control, control=True):
+        add_file(control)
+    for rel in [*P.log_paths(stem).values(), stem + ".history.jsonl"]:  # logs, metric history
+        entry = _entry_in_folder(root, rel)
+        if entry is not None and not not_owned(entry, entry):
+            add_file(entry)
     data = run.data
     logs = data.get("logs")
     if isinstance(logs, Mapping):
@@ -209,7 +237,8 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
             ):
                 plan.skipped.append("%s: another run's file, left alone" % shown)
                 continue
-            add_file(name, _inside_rel(root, rel, keep_last=False), shown)
+            if not not_owned(name, shown):
+                add_file(name, _inside_rel(root, rel, keep_last=False), shown)
     rd = data.get("run_dir")
     if rd is not None:
         shown = "run_dir %s" % P._short_str(repr(rd), 80)
@@ -223,7 +252,7 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
             user = claims.dir_user(name)
             if user is not None:
                 plan.skipped.append(_shared(shown, user))
-            else:
+            elif not not_owned(name, shown):
                 plan.rel_dirs.append(name)
                 plan.dirs.append(os.path.join(root, name))
     return plan
@@ -249,9 +278,10 @@ def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot
     except OSError as e:
         return [], ["cannot open the progress folder: %s" % fsafe.describe(e)]
     try:
+        control = P.CONTROL_PREFIX + run.stem + P.PROGRESS_SUFFIX
         for rel, shown in zip(plan.rel_files, plan.files):
             try:
-                fsafe.unlink_beneath(dfd, rel)
+                fsafe.unlink_beneath(dfd, rel, _owners(run, rel == control))
                 deleted.append(shown)
             except FileNotFoundError:
                 pass
@@ -260,7 +290,7 @@ def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot
         for rel, shown in zip(plan.rel_dirs, plan.dirs):
             errors: List[str] = []
             try:
-                fsafe.rmtree_beneath(dfd, rel, errors)
+                fsafe.rmtree_beneath(dfd, rel, errors, _owners(run))
             except FileNotFoundError:
                 continue
             except OSError as e:
