@@ -79,6 +79,12 @@ def test_two_ranks_are_one_run_with_summed_resources(spawn, progress_dir):
     from ttop.view.table import COLUMNS, cell_text
     pid_col = next(col for col in COLUMNS if col.key == "pid")
     assert [cell_text(pid_col, r) for r in rows if r.kind == "rank"] == [str(r0.pid), str(r1.pid)]
+    # --once prints the rank rows under the run
+    out = subprocess.run([sys.executable, "-m", "ttop", str(progress_dir), "--once"], env=dict(os.environ, COLUMNS="160"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=True).stdout.decode()
+    lines = out.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("job "))
+    assert lines[i + 1].startswith("  [R0] rank 0/2") and lines[i + 2].startswith("  [R1] rank 1/2"), out
     # rank 1 goes: its row says so, and counts nothing
     r1.kill()
     r1.wait()
@@ -105,16 +111,24 @@ def test_remote_rank_shows_its_own_sample(spawn, progress_dir):
     far = dict(rank_doc("job", 1, r0.pid), pid=4242, pid_create_time=1.0, host="gpu-far-02",
                resources={"cpu_percent": 150.0, "rss_bytes": 7 << 30, "num_procs": 3, "num_threads": 40,
                           "sampled_at": time.time()})
+    far["world_size"] = 3
     write_json_atomic(str(progress_dir / ".job.rank1.json"), far)
+    quiet = dict(far, rank=2, updated_at=time.time() - 600)  # stopped writing 10 min ago
+    write_json_atomic(str(progress_dir / ".job.rank2.json"), quiet)
     run = collector(progress_dir).collect().run("job")
+    assert [(r.rank, r.stale) for r in run.ranks] == [(0, False), (1, False), (2, True)]
+    from ttop.view.ranks import rank_state
+    assert [rank_state(r) for r in run.ranks] == ["RUNNING", "RUNNING", "stale"]
     far = run.ranks[1]
     assert (far.local, far.alive, far.host, far.pid) == (False, None, "gpu-far-02", 4242)
     assert far.resources.source == "reported" and far.resources.rss_bytes == 7 << 30 and far.processes == ()
-    assert run.resources.rss_bytes == run.ranks[0].resources.rss_bytes + (7 << 30)
-    assert run.resources.num_procs == 1 + 3
+    # the stale rank's last report still counts, as a stale run's own does
+    assert run.resources.rss_bytes == run.ranks[0].resources.rss_bytes + 2 * (7 << 30)
+    assert run.resources.num_procs == 1 + 3 + 3
     rows = visible_rows(collector(progress_dir).collect(), ViewState(), ranks=True)
     from ttop.view.table import _name_text
-    assert [_name_text(r) for r in rows][1:] == ["  [R0] rank 0/2", "  [R1] rank 1/2 @gpu-far-02"]
+    assert [_name_text(r) for r in rows][1:] == ["  [R0] rank 0/3", "  [R1] rank 1/3 @gpu-far-02",
+                                                 "  [R2] rank 2/3 @gpu-far-02"]
 
 
 def test_rank_files_outside_the_owner_rules_are_not_used(three_users, shared_dir, spawn):

@@ -150,7 +150,7 @@ class Collector:
         self._ended_live: Dict[str, FileResult] = {}
         self._pending = 0
         self._table = _procs.ProcessTable()
-        self._ranks = RankReader(self.folder)  # the ranks of multi-rank jobs
+        self._ranks = RankReader(self.folder, self.interval)  # the ranks of multi-rank jobs
         self._host = HostSampler(SINGLE_HOST_SECONDS if single else 0.0)
         self._statics: Dict[str, _Static] = {}
         interval_ = self.interval

@@ -35,7 +35,7 @@ from ..fsafe import FILE_FLAGS, open_dir
 from ..progress import RUNNING, pid_namespace
 from . import procs as _procs
 from .owners import user_name
-from .runs import _int, _num, reported_resources
+from .runs import _int, _num, heartbeat_limit, reported_resources
 from .snapshot import ProcInfo, RankSnapshot, RunResources, RunSnapshot
 
 #: ``format`` of a rank status file.
@@ -122,8 +122,9 @@ class RankReader:
     """Reads the rank files of the RUNNING runs of one folder, cycle after
     cycle (see the module docstring)."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, interval: float = 2.0) -> None:
         self.folder = folder
+        self.interval = interval
         self._runs: Dict[str, _Run] = {}
 
     def cycle(self, statics: List[Tuple[Any, Any]], me: str, now: float) -> Optional["RankCycle"]:
@@ -180,17 +181,18 @@ class RankReader:
             for fd in dfds.values():
                 os.close(fd)
         self._runs = keep
-        return RankCycle(found, me, now) if found else None
+        return RankCycle(found, me, now, self.interval) if found else None
 
 
 class RankCycle:
     """One cycle's rank files: which local rank processes the runs hold
     (:meth:`claim`), then the ranks attached to each run (:meth:`attach`)."""
 
-    def __init__(self, found: Mapping[str, List[Tuple[int, _File]]], me: str, now: float) -> None:
+    def __init__(self, found: Mapping[str, List[Tuple[int, _File]]], me: str, now: float, interval: float = 2.0) -> None:
         self.found = found
         self.me = me
         self.now = now
+        self.limit = heartbeat_limit({}, interval)  # a rank writes every write interval of its run
         #: (key, rank) -> why its live local process is not the run's (None: it is)
         self._verdict: Dict[Tuple[str, int], Optional[str]] = {}
         self._state: Dict[Tuple[str, int], str] = {}
@@ -285,7 +287,8 @@ class RankCycle:
             rank=0, world_size=world, pid=run.pid, pid_create_time=run.pid_create_time, host=run.host,
             local=run.local, alive=run.alive, status=run.reported_status, error=_str(run.data.get("error")),
             control_seq=_int(run.data.get("control_seq")) or 0, control_error=_str(run.data.get("control_error")),
-            signal_ack=_dict(run.data.get("signal_ack")), heartbeat_age=run.heartbeat_age, resources=own, processes=run.processes,
+            signal_ack=_dict(run.data.get("signal_ack")), heartbeat_age=run.heartbeat_age,
+            stale=run.stale, resources=own, processes=run.processes,
             ownership_note=run.ownership_note, file_error=run.file_error,
         ))
         for k, f, procs, info in entries:
@@ -298,12 +301,15 @@ class RankCycle:
             else:
                 res = RunResources()
             shares.append(res)
+            age = (self.now - f.beat) if f.data is not None else None
             ranks.append(RankSnapshot(
                 rank=k, world_size=_int(d.get("world_size")), pid=_int(d.get("pid")),
                 pid_create_time=_num(d.get("pid_create_time")), host=_str(d.get("host")) or (self.me if info["local"] else None),
                 local=info["local"], alive=info["alive"], status=str(status), error=_str(d.get("error")),
                 control_seq=_int(d.get("control_seq")) or 0, control_error=_str(d.get("control_error")),
-                signal_ack=_dict(d.get("signal_ack")), heartbeat_age=(self.now - f.beat) if f.data is not None else None, resources=res,
+                signal_ack=_dict(d.get("signal_ack")), heartbeat_age=age,
+                stale=status == RUNNING and info["alive"] is not False and age is not None and age > self.limit,
+                resources=res,
                 processes=tuple(procs or ()), ownership_note=info.get("ownership_note"),
             ))
         return dataclasses.replace(run, ranks=tuple(ranks), resources=_sum(shares, run.resources))

@@ -80,6 +80,7 @@ class RankSnapshot:
     #: its answer to the last request to signal the run's tree (``signal_ack``)
     signal_ack: Optional[Mapping[str, Any]] = None
     heartbeat_age: Optional[float] = None  # seconds since the file's updated_at (ttop's clock)
+    stale: bool = False  # RUNNING, but its file has not changed for the heartbeat limit
     resources: RunResources = field(default_factory=RunResources)  # the rank's tree, or its own report
     processes: Tuple[ProcInfo, ...] = ()  # its main process first
     ownership_note: Optional[str] = None  # why its process is not attributed

@@ -189,7 +189,7 @@ THREAD_KEYS = ("tid", "name", "user_time", "system_time", "cpu_percent")
 #: One rank of a multi-rank job (rank 0 is the run itself), ``resources``
 #: with RESOURCE_KEYS, ``processes`` with PROCESS_KEYS.
 RANK_KEYS = ("rank", "world_size", "pid", "pid_create_time", "host", "local", "alive", "status", "error",
-             "control_seq", "control_error", "signal_ack", "heartbeat_age", "ownership_note", "resources", "processes")
+             "control_seq", "control_error", "signal_ack", "heartbeat_age", "stale", "ownership_note", "resources", "processes")
 
 
 def _attrs(obj: Any, keys: Iterable[str]) -> Dict[str, Any]:

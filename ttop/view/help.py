@@ -17,7 +17,7 @@ KEYS: Tuple[Tuple[str, str], ...] = (
     ("f", "name filter: type to filter live, Enter confirms, Esc cancels; host:NAME filters by host"),
     ("H", "hosts: runs, CPU, RAM, GPU, last heartbeat and clock skew per host; Enter shows a host's runs"),
     ("Esc", "clear the filters and reset the view"),
-    ("t", "expand / collapse the selected run into [P] processes and [T] threads"),
+    ("t", "expand / collapse the selected run into [R] ranks, [P] processes and [T] threads"),
     ("< / >", "sort by the column left / right of the current one (before the name: the folder's order)"),
     ("I", "invert the sort order"),
     ("Enter", "run detail: header, metric charts, resources, variables, output (Esc back)"),

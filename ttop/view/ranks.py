@@ -12,12 +12,15 @@ from .text import clean
 
 def rank_state(rank: Any) -> str:
     """``RUNNING``/``FAILED``/... as the rank's file says; ``gone`` for a
-    RUNNING rank whose process is not there; ``not own`` for a process
-    that is not the run owner's."""
+    RUNNING rank whose process is not there; ``stale`` for one whose file
+    stopped changing; ``not own`` for a process that is not the run
+    owner's."""
     if rank.ownership_note:
         return "not own"
     if rank.alive is False and rank.status == "RUNNING":
         return "gone"
+    if rank.stale:
+        return "stale"
     return clean(rank.status)
 
 
