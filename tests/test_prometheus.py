@@ -4,6 +4,7 @@ parser, the CLI wiring, and (when the Debian package is installed) a real
 Prometheus server scraping ttop."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -395,3 +396,63 @@ def test_example_scrape_config_is_valid():
     r = subprocess.run(["promtool", "check", "config", str(EXAMPLES / "prometheus.yml")], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# -- the page writer ---------------------------------------------------------------
+
+
+def _reference(snap: Snapshot, clock: Any) -> bytes:
+    """prometheus_client's own rendering of the same families."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotMetrics(lambda: snap, clock=clock))
+    return generate_latest(registry)
+
+
+def test_page_writer_writes_what_generate_latest_writes_byte_for_byte():
+    from ttop.sinks.promtext import PageWriter
+
+    odd = _run('we"ird\\na\nme', "RUNNING", epoch=2, total_epochs=4, rate=1.5, times={"run": {"remaining": 9.0}},
+               metrics={"loss": 0.25, 'a"b\\c\nd': float("nan"), "big": 10 ** 400, "neg": float("-inf")})
+    snap = _snap(odd, _run("bad\udcff", "RUNNING", metrics={"lo\udcffss": 1.0}), _run("done", "FAILED", ended_at=990.0),
+                 _run("x", "RUNNING", epoch=True, batch=-3))
+    clock = lambda: 1000.0  # noqa: E731
+    writer = PageWriter()
+    assert writer.render(SnapshotMetrics(lambda: snap, clock=clock), snap) == _reference(snap, clock)
+    # the next snapshot: the same runs (lines reused) and one changed
+    changed = dataclasses.replace(snap.runs[3], data=dict(snap.runs[3].data, epoch=3), heartbeat_age=4.0)
+    moved = [dataclasses.replace(r, heartbeat_age=7.5) for r in snap.runs[:3]]
+    snap2 = dataclasses.replace(snap, seq=2, runs=tuple(moved) + (changed,))
+    page = writer.render(SnapshotMetrics(lambda: snap2, clock=clock), snap2)
+    assert (writer.reused, writer.written) == (3, 1)
+    assert page == _reference(snap2, clock)
+    assert b'ttop_run_heartbeat_age_seconds{host="h1",key="done",owner="",run="done"} 7.5' in page
+    # nothing rewritten: the page's other columns are kept whole, the heartbeats written again
+    snap3 = dataclasses.replace(snap2, seq=3, runs=tuple(dataclasses.replace(r, heartbeat_age=9.0) for r in snap2.runs))
+    page = writer.render(SnapshotMetrics(lambda: snap3, clock=clock), snap3)
+    assert (writer.reused, writer.written) == (4, 0) and page == _reference(snap3, clock)
+    hb = [ln for ln in page.splitlines() if ln.startswith(b"ttop_run_heartbeat_age_seconds{")]
+    assert len(hb) == 4 and all(ln.endswith(b"} 9.0") for ln in hb)
+
+
+def test_two_runs_sharing_name_host_and_owner_are_two_label_sets(tmp_path):
+    a, b = tmp_path / "a" / "progress", tmp_path / "b" / "progress"
+    for d in (a, b):
+        d.mkdir(parents=True)
+    for d, key, epoch in ((a, "exp", 1), (b, "exp", 2), (a, "exp-copy", 3)):
+        write_json_atomic(str(d / (key + ".json")), {"format": "ttop.progress/1", "run_name": "exp", "status": "RUNNING",
+                                                     "updated_at": time.time(), "host": "node-1", "epoch": epoch})
+    c = Collector([str(a), str(b)], gpu=False, tpu=False, notify=False)
+    c.collect()
+    page = MetricsPage(lambda: c.latest)
+    text = page.page().decode()
+    c.stop()
+    seen = set()
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            ident = (smp.name, tuple(sorted(smp.labels.items())))
+            assert ident not in seen, "duplicate label set %r" % (ident,)
+            seen.add(ident)
+    s = _samples(text)
+    assert {_value(s, "ttop_run_epoch", run="exp", key=k) for k in ("a/exp", "b/exp", "a/exp-copy")} == {1, 2, 3}

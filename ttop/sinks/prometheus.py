@@ -40,7 +40,10 @@ ENDED_RETENTION = 600.0
 #: and users; exposing it is the user's explicit choice).
 DEFAULT_ADDR = "127.0.0.1"
 
-RUN_LABELS = ("run", "host", "owner")
+#: Labels of every run series: ``key`` (the run's key, as in ``--json``: its
+#: progress file's name, ``TAG/NAME`` with several folders) keeps two runs
+#: that share name, host and owner apart.
+RUN_LABELS = ("run", "host", "owner", "key")
 HEALTH_LEVELS = {"OK": 0, "WARN": 1, "CRIT": 2}
 
 
@@ -140,6 +143,62 @@ def _label(value: str) -> str:
         return value.encode("utf-8", "replace").decode("utf-8")
 
 
+#: The per-run families, in page order: (name, help, extra label or None).
+RUN_FAMILIES: Tuple[Tuple[str, str, Optional[str]], ...] = (
+    ("ttop_run_status", "1 for the run's effective status, 0 for the others", "status"),
+    ("ttop_run_status_inferred", "1 when the status is ttop's inference (process gone)", None),
+    ("ttop_run_stale", "1 when the run's heartbeat stopped or its file turned bad", None),
+    ("ttop_run_progress_ratio", "How far the run is, 0-1", None),
+    ("ttop_run_epoch", "Current epoch", None),
+    ("ttop_run_epochs_total", "Number of epochs", None),
+    ("ttop_run_batch", "Batch of the current phase", None),
+    ("ttop_run_batches_total", "Batches in the current phase", None),
+    ("ttop_run_rate_batches_per_second", "Smoothed batches per second (running runs only)", None),
+    ("ttop_run_eta_seconds", "Estimated time left for the run (running runs only)", None),
+    ("ttop_run_elapsed_seconds", "Time since the run started", None),
+    ("ttop_run_heartbeat_age_seconds", "Seconds since the run's last heartbeat", None),
+    ("ttop_metric", "Latest value of a metric the run reports", "name"),
+    ("ttop_run_cpu_percent", "CPU use of the run's processes, % of one core", None),
+    ("ttop_run_memory_bytes", "RAM of the run's processes", None),
+    ("ttop_run_gpu_memory_bytes", "GPU memory of the run's processes", None),
+    ("ttop_run_processes", "Processes in the run's tree", None),
+    ("ttop_run_threads", "Threads in the run's processes", None),
+    ("ttop_run_health", "Health verdict: 0 OK, 1 WARN, 2 CRIT", None),
+)
+_HEARTBEAT = 11  # index of ttop_run_heartbeat_age_seconds: the one value that changes every cycle
+
+
+def run_values(run: Any) -> List[Tuple[int, Optional[str], Any]]:
+    """One run's samples: ``(index in RUN_FAMILIES, extra label value or
+    None, value)``; a None value is no sample."""
+    data = run.data
+    out: List[Tuple[int, Optional[str], Any]] = [(0, s, 1 if run.status == s else 0) for s in STATUSES]
+    out.append((1, None, 1 if run.status_inferred else 0))
+    out.append((2, None, 1 if run.stale else 0))
+    out.append((3, None, progress_fraction(data)))
+    out.append((4, None, _int(data.get("epoch"))))
+    out.append((5, None, _int(data.get("total_epochs"))))
+    out.append((6, None, _int(data.get("batch"))))
+    out.append((7, None, _int(data.get("total_batches"))))
+    if run.status == "RUNNING" and not run.stale:
+        out.append((8, None, _num(data.get("rate"))))
+        out.append((9, None, _times(data, "run", "remaining")))
+    out.append((10, None, _times(data, "run", "elapsed")))
+    out.append((_HEARTBEAT, None, run.heartbeat_age))
+    metrics = data.get("metrics")
+    if isinstance(metrics, Mapping):
+        for name, value in metrics.items():
+            out.append((12, str(name), _num(value)))
+    res = run.resources
+    out.append((13, None, res.cpu_percent))
+    out.append((14, None, res.rss_bytes))
+    out.append((15, None, res.gpu_memory_bytes))
+    out.append((16, None, res.num_procs))
+    out.append((17, None, res.num_threads))
+    out.append((18, None, HEALTH_LEVELS.get(run.health or "")))
+    return out
+
+
 class SnapshotMetrics:
     """A ``prometheus_client`` custom collector over ``get_snapshot()``.
 
@@ -192,8 +251,9 @@ class SnapshotMetrics:
                 g.add_metric([_label(v) for v in labels], value)
             yield g
 
-    def families(self, snapshot: Any) -> List[_Family]:
-        """Every family with its samples for ``snapshot`` (no prometheus_client needed)."""
+    def families(self, snapshot: Any, with_runs: bool = True) -> List[_Family]:
+        """Every family with its samples for ``snapshot`` (no prometheus_client
+        needed); ``with_runs=False``: only those before the per-run ones."""
         out: List[_Family] = []
 
         def fam(name: str, doc: str, labels: Tuple[str, ...] = RUN_LABELS, unit: str = "") -> _Family:
@@ -244,64 +304,22 @@ class SnapshotMetrics:
             t_total.add(labels, t.memory_total)
             t_duty.add(labels, t.duty_cycle)
 
-        status = fam("ttop_run_status", "1 for the run's effective status, 0 for the others",
-                     RUN_LABELS + ("status",))
-        inferred = fam("ttop_run_status_inferred", "1 when the status is ttop's inference (process gone)")
-        stale = fam("ttop_run_stale", "1 when the run's heartbeat stopped or its file turned bad")
-        progress = fam("ttop_run_progress_ratio", "How far the run is, 0-1")
-        epoch = fam("ttop_run_epoch", "Current epoch")
-        total_epochs = fam("ttop_run_epochs_total", "Number of epochs")
-        batch = fam("ttop_run_batch", "Batch of the current phase")
-        total_batches = fam("ttop_run_batches_total", "Batches in the current phase")
-        rate = fam("ttop_run_rate_batches_per_second", "Smoothed batches per second (running runs only)")
-        eta = fam("ttop_run_eta_seconds", "Estimated time left for the run (running runs only)")
-        elapsed = fam("ttop_run_elapsed_seconds", "Time since the run started")
-        hb = fam("ttop_run_heartbeat_age_seconds", "Seconds since the run's last heartbeat")
-        metric = fam("ttop_metric", "Latest value of a metric the run reports", RUN_LABELS + ("name",))
-        cpu = fam("ttop_run_cpu_percent", "CPU use of the run's processes, % of one core")
-        ram = fam("ttop_run_memory_bytes", "RAM of the run's processes")
-        gpu_mem = fam("ttop_run_gpu_memory_bytes", "GPU memory of the run's processes")
-        procs = fam("ttop_run_processes", "Processes in the run's tree")
-        threads = fam("ttop_run_threads", "Threads in the run's processes")
-        health = fam("ttop_run_health", "Health verdict: 0 OK, 1 WARN, 2 CRIT")
-
+        if not with_runs:
+            return out
+        run_fams = [fam(name, doc, RUN_LABELS + ((extra,) if extra else ())) for name, doc, extra in RUN_FAMILIES]
         for run in self.exported_runs(snapshot):
-            data = run.data
-            labels = [run.run_name, run.host or "", run_owner(run)]
-            for s in STATUSES:
-                status.add(labels + [s], 1 if run.status == s else 0)
-            inferred.add(labels, 1 if run.status_inferred else 0)
-            stale.add(labels, 1 if run.stale else 0)
-            progress.add(labels, progress_fraction(data))
-            epoch.add(labels, _int(data.get("epoch")))
-            total_epochs.add(labels, _int(data.get("total_epochs")))
-            batch.add(labels, _int(data.get("batch")))
-            total_batches.add(labels, _int(data.get("total_batches")))
-            live = run.status == "RUNNING" and not run.stale
-            if live:
-                rate.add(labels, _num(data.get("rate")))
-                eta.add(labels, _times(data, "run", "remaining"))
-            elapsed.add(labels, _times(data, "run", "elapsed"))
-            hb.add(labels, run.heartbeat_age)
-            metrics = data.get("metrics")
-            if isinstance(metrics, Mapping):
-                for name, value in metrics.items():
-                    metric.add(labels + [str(name)], _num(value))
-            res = run.resources
-            cpu.add(labels, res.cpu_percent)
-            ram.add(labels, res.rss_bytes)
-            gpu_mem.add(labels, res.gpu_memory_bytes)
-            procs.add(labels, res.num_procs)
-            threads.add(labels, res.num_threads)
-            level = HEALTH_LEVELS.get(run.health or "")
-            health.add(labels, level)
+            labels = [run.run_name, run.host or "", run_owner(run), run.key]
+            for i, extra, value in run_values(run):
+                run_fams[i].add(labels + [extra] if extra is not None else labels, value)
         return out
 
 
 class MetricsPage:
-    """The ``/metrics`` page: ``prometheus_client``'s text exposition of
-    :class:`SnapshotMetrics`, rendered once per snapshot and served from a
-    cache until the next one.
+    """The ``/metrics`` page: the text exposition of :class:`SnapshotMetrics`
+    exactly as ``prometheus_client``'s ``generate_latest(self.registry)``
+    writes it, but written by :class:`~ttop.sinks.promtext.PageWriter` (one
+    pass, unchanged runs' lines reused), rendered once per snapshot and
+    served from a cache until the next one.
 
     :meth:`on_publish` (a collector listener) only sets an event; the page is
     re-rendered by this object's own thread while someone is scraping (a
@@ -319,6 +337,9 @@ class MetricsPage:
         self.registry.register(self.metrics)
         self.idle_after = idle_after
         self._pinned: Any = None
+        from .promtext import PageWriter
+
+        self._writer = PageWriter()
         self._render_lock = threading.Lock()
         self._cache: Tuple[Optional[int], bytes] = (None, b"")
         self._last_scrape = -math.inf
@@ -343,18 +364,14 @@ class MetricsPage:
         return self._render(snapshot)
 
     def _render(self, snapshot: Any) -> bytes:
-        from prometheus_client import generate_latest
-
         with self._render_lock:
             seq, body = self._cache
             if seq == snapshot.seq:
                 return body
             t0 = time.perf_counter()
-            self._pinned = snapshot
-            try:
-                body = generate_latest(self.registry)
-            finally:
-                self._pinned = None
+            # the bytes generate_latest(self.registry) would give, written
+            # in one pass with each unchanged run's lines reused (promtext)
+            body = self._writer.render(self.metrics, snapshot)
             self.render_seconds = time.perf_counter() - t0
             self._cache = (snapshot.seq, body)
             return body
