@@ -132,20 +132,24 @@ def test_a_link_to_an_indexed_file_is_read_as_a_link(progress_dir, cache, tmp_pa
     assert "old06.json" in reads and s.run("old06").status == "FINISHED"
 
 
-@pytest.mark.parametrize("spoil", ["owner", "mode", "damaged", "truncated", "other-folder"])
+@pytest.mark.parametrize("spoil", ["owner", "mode", "head", "other-folder", "bytes", "truncated"])
 def test_an_index_that_cannot_be_trusted_is_not_used(progress_dir, cache, tmp_path, spoil):
+    """Not the user's own file, or writable by others, or a damaged head, or
+    another folder now under that path: not used at all. Damaged or missing
+    bytes of entries: those files are read."""
     first = indexed_folder(progress_dir)
     (path,) = index_files(cache)
+    size = os.path.getsize(path)
     if spoil == "owner":
         os.chown(path, 65534, 65534)
     elif spoil == "mode":
         os.chmod(path, 0o622)
-    elif spoil == "damaged":
+    elif spoil in ("head", "bytes"):
         with open(path, "r+b") as f:
-            f.seek(-100, os.SEEK_END)
+            f.seek(40 if spoil == "head" else size - 100)
             f.write(b"\x00" * 10)
     elif spoil == "truncated":
-        os.truncate(path, os.path.getsize(path) // 2)
+        os.truncate(path, size - 100)
     else:  # the folder replaced by another one of the same name
         os.rename(str(progress_dir), str(tmp_path / "moved"))
         os.mkdir(str(progress_dir))
@@ -154,7 +158,10 @@ def test_an_index_that_cannot_be_trusted_is_not_used(progress_dir, cache, tmp_pa
     c = collector(progress_dir)
     reads = count_reads(c)
     s = c.collect()
-    assert len(reads) == 13 and c._scanner.total_indexed == 0
+    if spoil in ("bytes", "truncated"):
+        assert 2 <= len(reads) < 13 and c._scanner.total_indexed == 13 - len(reads)
+    else:
+        assert len(reads) == 13 and c._scanner.total_indexed == 0
     assert same([(r.key, r.status, dict(r.data)) for r in s.runs], [(r.key, r.status, dict(r.data)) for r in first.runs])
 
 

@@ -22,7 +22,7 @@ import sys
 import threading
 import zlib
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 from ..progress import parse_progress
 
@@ -31,6 +31,8 @@ PARSED_CACHE = 1024
 
 _MARSHAL = b"M"  # zlib(marshal(parsed))
 _JSON = b"J"  # zlib(raw JSON): what marshal cannot hold
+#: packed bytes: a bytes object, or a view into a loaded index
+Blob = Union[bytes, memoryview]
 
 
 def pack(parsed: Dict[str, Any], raw: bytes = b"") -> bytes:
@@ -41,7 +43,7 @@ def pack(parsed: Dict[str, Any], raw: bytes = b"") -> bytes:
         return _JSON + zlib.compress(raw, 1)
 
 
-def unpack(blob: bytes) -> Dict[str, Any]:
+def unpack(blob: Blob) -> Dict[str, Any]:
     body = zlib.decompress(blob[1:])
     if blob[:1] == _MARSHAL:
         data = marshal.loads(body)
@@ -61,18 +63,18 @@ class ArchivedData(Mapping):
     def __init__(self, raw: bytes, parsed: Optional[Dict[str, Any]] = None) -> None:
         if parsed is None:
             parsed = parse_progress(raw)[0]
-        self._z = pack(parsed, raw)
+        self._z: Blob = pack(parsed, raw)
         self._keep(parsed)  # the parse at hand is the first one used
 
     @classmethod
-    def from_blob(cls, blob: bytes) -> "ArchivedData":
+    def from_blob(cls, blob: Blob) -> "ArchivedData":
         """From :attr:`blob` (decoded when first used)."""
         obj = cls.__new__(cls)
         obj._z = blob
         return obj
 
     @property
-    def blob(self) -> bytes:
+    def blob(self) -> Blob:
         return self._z
 
     def _keep(self, data: Dict[str, Any]) -> None:
@@ -119,10 +121,12 @@ _PARSED_LOCK = threading.Lock()
 # the index kept across starts
 
 #: (st_ino, st_size, st_mtime_ns, owner uid, dropped keys, ArchivedData bytes)
-Entry = Tuple[int, int, int, int, Tuple[str, ...], bytes]
-_MAGIC = b"ttop-archive-index 1\n"
+Entry = Tuple[int, int, int, int, Tuple[str, ...], Any]
+_MAGIC = b"ttop-archive-index 2\n"
+_LENGTHS = 12  # crc32 of the head, length of the head
 #: An index whose entries changed is written again at most this often.
 SAVE_SECONDS = 60.0
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 def index_wanted() -> bool:
@@ -137,12 +141,29 @@ def cache_dir() -> str:
     return os.path.join(base, "ttop")
 
 
+def _read(fd: int, n: int) -> bytes:
+    chunks = []
+    while n > 0:
+        chunk = os.read(fd, min(n, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
 class ArchiveIndex:
     """The persisted index of one folder's ended files (see the module
     docstring). :meth:`load` returns the entries of the last :meth:`save`
     for the same folder (path, device and inode), or {} when there is none
     or it cannot be trusted (not the user's own file, written by another
-    version, damaged)."""
+    version, damaged).
+
+    The file is a small head (each name's file signature, owner, dropped
+    keys and where its bytes are; checksummed) followed by the entries'
+    bytes (each a zlib stream, checksummed by zlib), read only when the
+    first entry is used: listing a folder against the index reads the head
+    only."""
 
     def __init__(self, folder: str, dev: int, ino: int, directory: Optional[str] = None) -> None:
         self.folder = folder
@@ -153,44 +174,79 @@ class ArchiveIndex:
         #: when the loaded index was written (wall clock); files modified
         #: after that moment minus a tick are read again
         self.written_at = 0.0
+        self._file: Optional[Tuple[int, int, int, int]] = None  # (ino, size, mtime_ns, where the bytes start)
+        self._blobs: Optional[memoryview] = None
 
-    def load(self) -> Dict[str, Entry]:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    def _open(self) -> Optional[Tuple[int, os.stat_result]]:
         try:
-            fd = os.open(self.path, flags)
+            fd = os.open(self.path, _READ_FLAGS)
         except OSError:
-            return {}
+            return None
         try:
             st = os.fstat(fd)
-            if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022
-                    or st.st_size > 1 << 31):
-                return {}  # only a file this user wrote and no one else could
-            chunks = []
-            left = st.st_size
-            while left > 0:
-                chunk = os.read(fd, min(left, 1 << 24))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
+        except OSError:
+            os.close(fd)
+            return None
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022
+                or st.st_size > 1 << 32):
+            os.close(fd)
+            return None  # only a file this user wrote and no one else could
+        return fd, st
+
+    def load(self) -> Dict[str, Tuple[Any, ...]]:
+        """``{name: (ino, size, mtime_ns, uid, dropped, offset, length)}``;
+        :meth:`blob` gives an entry's bytes."""
+        got = self._open()
+        if got is None:
+            return {}
+        fd, st = got
+        try:
+            top = _read(fd, len(_MAGIC) + _LENGTHS)
+            if not top.startswith(_MAGIC) or len(top) < len(_MAGIC) + _LENGTHS:
+                return {}
+            crc = int.from_bytes(top[len(_MAGIC):len(_MAGIC) + 4], "big")
+            n = int.from_bytes(top[len(_MAGIC) + 4:], "big")
+            if n > st.st_size:
+                return {}
+            head = _read(fd, n)
         except OSError:
             return {}
         finally:
             os.close(fd)
-        raw = b"".join(chunks)
-        if not raw.startswith(_MAGIC) or len(raw) < len(_MAGIC) + 4:
-            return {}
-        body = raw[len(_MAGIC) + 4:]
-        if zlib.crc32(body) != int.from_bytes(raw[len(_MAGIC):len(_MAGIC) + 4], "big"):
+        if len(head) != n or zlib.crc32(head) != crc:
             return {}
         try:
-            key, written_at, entries = marshal.loads(body)
+            key, written_at, entries = marshal.loads(head)
         except (ValueError, EOFError, TypeError):
             return {}
         if key != self.key or not isinstance(entries, dict) or not isinstance(written_at, float):
             return {}
         self.written_at = written_at
+        self._file = (st.st_ino, st.st_size, st.st_mtime_ns, len(top) + n)
         return entries
+
+    def blob(self, e: Tuple[Any, ...]) -> Optional[memoryview]:
+        """The bytes of a loaded entry (None: unavailable, e.g. the index
+        file was replaced since it was loaded)."""
+        if self._blobs is None:
+            self._blobs = memoryview(b"")
+            f = self._file
+            got = self._open() if f is not None else None
+            if got is None or f is None:
+                return None
+            fd, st = got
+            try:
+                if (st.st_ino, st.st_size, st.st_mtime_ns) == f[:3]:
+                    os.lseek(fd, f[3], os.SEEK_SET)
+                    self._blobs = memoryview(_read(fd, st.st_size - f[3]))
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        off, n = e[5], e[6]
+        if not isinstance(off, int) or not isinstance(n, int) or off < 0 or n < 2 or off + n > len(self._blobs):
+            return None
+        return self._blobs[off:off + n]
 
     def save(self, entries: Mapping[str, Entry], written_at: float) -> bool:
         """Write ``entries`` (atomically; the folder made private). False
@@ -198,15 +254,24 @@ class ArchiveIndex:
         tmp = "%s.%d.tmp" % (self.path, os.getpid())
         try:
             os.makedirs(self.dir, mode=0o700, exist_ok=True)
-            body = marshal.dumps((self.key, float(written_at), dict(entries)))
+            head_entries = {}
+            blobs = []
+            off = 0
+            for name, e in entries.items():
+                n = len(e[5])
+                head_entries[name] = (e[0], e[1], e[2], e[3], e[4], off, n)
+                blobs.append(e[5])
+                off += n
+            head = marshal.dumps((self.key, float(written_at), head_entries))
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
             fd = os.open(tmp, flags, 0o600)
             try:
-                os.write(fd, _MAGIC + zlib.crc32(body).to_bytes(4, "big"))
-                view = memoryview(body)
-                while view:
-                    n = os.write(fd, view[:1 << 24])
-                    view = view[n:]
+                for part in (_MAGIC + zlib.crc32(head).to_bytes(4, "big") + len(head).to_bytes(8, "big"), head,
+                             b"".join(blobs)):
+                    view = memoryview(part)
+                    while view:
+                        k = os.write(fd, view[:1 << 24])
+                        view = view[k:]
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
@@ -220,5 +285,6 @@ class ArchiveIndex:
 
 
 def entry_usable(e: Any) -> bool:
-    return (isinstance(e, tuple) and len(e) == 6 and isinstance(e[5], bytes)
-            and all(isinstance(v, int) for v in e[:4]) and isinstance(e[4], tuple))
+    """A loaded entry of the right shape (its bytes are checked on use)."""
+    return (isinstance(e, tuple) and len(e) == 7 and all(isinstance(v, int) for v in e[:4])
+            and isinstance(e[4], tuple))

@@ -97,7 +97,7 @@ LOCAL_SWEEP_SECONDS = 600.0
 MIN_READS = 100
 #: ... and at most this many per second of budget (files known from the
 #: archive index cost little to read, but each is a run for the collector).
-READS_PER_SECOND = 5000
+READS_PER_SECOND = 2000
 
 Signature = Tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns)
 
@@ -179,7 +179,7 @@ class FolderScanner:
         self.total_reads = 0
         self._want_index = index_wanted() if index is None else bool(index)
         self._index: Optional[ArchiveIndex] = None
-        self._idx: Dict[str, Entry] = {}  # loaded from the index, not looked at yet
+        self._idx: Dict[str, Tuple[Any, ...]] = {}  # loaded from the index, not looked at yet
         self._dino: Dict[str, int] = {}  # inodes of indexed names in the first listing
         self._entries: Dict[str, Entry] = {}  # ended files as they will be saved
         self._dirty = False
@@ -466,7 +466,7 @@ class FolderScanner:
         self._set_active(name, gone)
         active.append(result)
 
-    def _indexed(self, dfd: int, name: str, e: Entry, out: ScanResult) -> bool:
+    def _indexed(self, dfd: int, name: str, e: Tuple[Any, ...], out: ScanResult) -> bool:
         """File ``name`` as ended from its index entry if ``lstat`` shows
         the very file that was indexed; False: read it as usual."""
         if not entry_usable(e) or self._index is None:
@@ -479,13 +479,16 @@ class FolderScanner:
         if (not stat.S_ISREG(st.st_mode) or sig != e[:3] or st.st_uid != e[3]
                 or st.st_mtime + RACY_SECONDS >= self._index.written_at):
             return False
+        blob = self._index.blob(e)
+        if blob is None:
+            return False
         try:
-            data = unpack(e[5])
+            data = unpack(blob)
         except Exception:  # a damaged entry: the file itself is read
             return False
         if data.get("status") not in END_STATUSES:
             return False
-        arch = ArchivedData.from_blob(e[5])
+        arch = ArchivedData.from_blob(blob)
         keep: Mapping[str, Any] = arch if self.compact else data
         self._names.add(name)
         result = self._result(name, self.folder + os.sep + name, st.st_mtime, keep, e[4], None)
@@ -495,7 +498,7 @@ class FolderScanner:
         self._cache[name] = _Cached(sig, True, None)
         self._active.discard(name)
         self._ended.add(name)
-        self._entries[name] = e
+        self._entries[name] = (e[0], e[1], e[2], e[3], e[4], blob)
         out.ended.append(result)
         out.indexed += 1
         return True
