@@ -15,6 +15,7 @@ latest value, and its trend.
 from __future__ import annotations
 
 import math
+from collections import abc
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from ..progress import number_or_none
@@ -28,12 +29,13 @@ ASCII_MARKS = {"up": "^", "down": "v", "flat": "="}
 
 def _metrics_of(run: Any) -> Mapping[str, Any]:
     m = run.data.get("metrics")
-    return m if isinstance(m, Mapping) else {}
+    # type() first: typing's isinstance is slow and 10,000 rows ask 3 times each
+    return m if type(m) is dict or isinstance(m, abc.Mapping) else {}
 
 
 def _history_of(run: Any, name: str) -> Sequence[Any]:
     h = run.data.get("history")
-    s = h.get(name) if isinstance(h, Mapping) else None
+    s = h.get(name) if type(h) is dict or isinstance(h, abc.Mapping) else None
     return s if isinstance(s, list) else ()
 
 

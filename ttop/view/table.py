@@ -9,6 +9,7 @@ the left while the others scroll by ``state.col_offset`` columns.
 """
 from __future__ import annotations
 
+from collections import abc
 from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
@@ -111,7 +112,7 @@ def selected_index(rows: Sequence[Row], state: ViewState) -> int:
 
 def _get(d: Any, *path: str) -> Any:
     for p in path:
-        if not isinstance(d, Mapping):
+        if type(d) is not dict and not isinstance(d, abc.Mapping):  # typing's isinstance is slow
             return None
         d = d.get(p)
     return d
@@ -485,9 +486,11 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
                 url_w = max(url_w, min(MAX_URL, width(_wandb(r.run))))
     # counters never lose digits: Epoch and Batch grow to fit the rows shown
     grown = {}
+    texts = {}  # the growing columns' cells, made once (--once shows every row)
     for col in cols[offset:]:
         if col.key in GROWING:
-            need = max([width(clean(cell_text(col, r))) for r in shown] + [col.width])
+            texts[col.key] = cells = [clean(cell_text(col, r)) for r in shown]
+            need = max([width(t) for t in cells] + [col.width])
             grown[col.key] = min(need, GROW_MAX)
     layout = _layout(cols, offset, width_ - nw, url_w, grown)
 
@@ -526,7 +529,8 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
             name_role, name = R.MARK, "*" + name
         segs: List[Segment] = [(fit(name, nw, "<", ell), role_of(name_role))]
         for col, w in layout:
-            text = clean(cell_text(col, row))
+            made = texts.get(col.key)
+            text = made[i] if made is not None else clean(cell_text(col, row))
             role = base if (col.status_colored and row.kind == "run") else (base if row.kind != "run" else R.NORMAL)
             if col.cell_role is not None and row.kind == "run":
                 role = col.cell_role(row.run) or role
