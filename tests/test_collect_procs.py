@@ -79,8 +79,8 @@ def test_tree_of_a_real_parent_with_four_children(spawn, progress_dir, table_mod
     assert len(kids) == 4
     grandkid = wait_until(lambda: psutil.Process(kids[0]).children(), timeout=20)[0].pid
     c = collector(progress_dir, interval=0.5)
-    assert c._table.walk is (table_mode == "walked")
     s1 = c.collect()
+    assert c._table is not None and c._table.walk is (table_mode == "walked")  # made by the first cycle
     r = s1.run("job")
     assert r.alive is True and r.local and r.status == "RUNNING" and not r.status_inferred
     pids = [p.pid for p in r.processes]

@@ -317,7 +317,10 @@ def _file_position(folder, name):
 def test_r_refreshes_now(ttop_term, folder):
     # a long interval: without r the screen keeps the first cycle's view for 60 s
     t = start(ttop_term, folder, interval="60")
-    shown = t.wait_for(lambda t: _shown_position(t, "live-a"), msg="no epoch/batch shown")
+    # past the first look at the files: the first full cycle is on screen
+    t.wait_for(lambda t: "looking up processes" not in t.text and _shown_position(t, "live-a"),
+               msg="no epoch/batch shown")
+    shown = _shown_position(t, "live-a")
     # the run moves on in its file while the screen keeps what the first cycle read
     ahead = wait_until(lambda: (_file_position(folder, "live-a") or 0) > shown and _file_position(folder, "live-a"),
                        timeout=30)

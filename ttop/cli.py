@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import sys
 from typing import IO, Any, Dict, List, Optional, Sequence
 
@@ -100,9 +99,30 @@ def prices_from(args: argparse.Namespace, saved: Optional[Dict[str, Any]] = None
     return Prices(machine=machine, gpu=gpu, hosts=hosts)
 
 
+def _terminal_columns() -> int:
+    """What ``shutil.get_terminal_size`` says (COLUMNS, the terminal, 80),
+    without importing shutil (and with it bz2 and lzma) on every start."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
+    stream = sys.__stdout__
+    try:
+        return (os.get_terminal_size(stream.fileno()).columns or 80) if stream is not None else 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         width if width is not None else _terminal_columns() - 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ttop",
+        formatter_class=_HelpFormatter,
         description="Monitor long-running jobs (ML training) from their progress files.",
         epilog="Exit status: 0 ok, 2 bad arguments or unreadable folder. See docs/cli.md.",
     )
@@ -339,6 +359,8 @@ def once_width(stream: IO[str]) -> int:
         return int(cols)
     try:
         if stream.isatty():
+            import shutil
+
             return shutil.get_terminal_size((ONCE_DEFAULT_WIDTH, 24)).columns
     except (AttributeError, ValueError, OSError):
         pass

@@ -28,13 +28,11 @@ import dataclasses
 import os
 import threading
 import time
-from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..progress import KILLED, RUNNING
-from . import procs as _procs
 from .host import HostSampler, hostname, resolve_budgets
 from .owners import _LOST_PREFIX, _foreign_note, claims, user_name  # noqa: F401  (user_name: re-exported)
-from .ranks import RankReader
 from .recent import RecentSamples
 from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported_resources: re-exported)
     _NO_RESOURCES,
@@ -50,11 +48,20 @@ from .snapshot import (
     Budgets,
     FolderInfo,
     GpuDevice,
+    RunResources,
     RunSnapshot,
     SkippedFile,
     Snapshot,
     TpuChip,
 )
+
+if TYPE_CHECKING:
+    from .procs import ProcessTable
+    from .ranks import RankReader
+
+#: ttop.collect.procs, imported with the first process lookup: it brings
+#: psutil, which the first screen (:meth:`Collector.first_look`) does without
+_procs: Any = None
 
 #: Seconds of reading new files per cycle of the thread (a big folder is
 #: published in parts, newest files first).
@@ -67,6 +74,21 @@ LOAD_BUDGET = 1.0
 SINGLE_HOST_SECONDS = 0.1
 
 TPU_PIDNS_NOTE = "libtpuinfo PIDs do not match this PID namespace; per-process TPU memory unavailable"
+#: The notice of a :meth:`Collector.first_look` snapshot.
+FIRST_LOOK_NOTE = "looking up processes and devices..."
+#: A local run's resources before its processes were looked up.
+PENDING_RESOURCES = RunResources(source="pending")
+#: The default GPU / TPU source, made with the first full cycle.
+_DEFAULT = object()
+
+
+def _load_procs() -> Any:
+    global _procs
+    if _procs is None:
+        from . import procs
+
+        _procs = procs
+    return _procs
 
 def _fmt_age(seconds: float) -> str:
     seconds = int(seconds)
@@ -117,16 +139,10 @@ class Collector:
         self.interval = float(interval)
         self.budgets = budgets
         self.clock = clock
-        if gpu is None:
-            from .gpu import NvmlSource
-
-            gpu = NvmlSource()
-        if tpu is None:
-            from .tpu import TpuInfoSource
-
-            tpu = TpuInfoSource()
-        self.gpu = gpu or None
-        self.tpu = tpu or None
+        # the default sources (NVML through pynvml, libtpuinfo) are made by
+        # the first full cycle, not before the first screen
+        self.gpu: Any = _DEFAULT if gpu is None else (gpu or None)
+        self.tpu: Any = _DEFAULT if tpu is None else (tpu or None)
         # real time: compared with file mtimes
         self.single = single
         if single:  # one snapshot: nothing to watch or keep
@@ -149,8 +165,8 @@ class Collector:
         #: ended files whose local process may still exist: looked up each cycle
         self._ended_live: Dict[str, FileResult] = {}
         self._pending = 0
-        self._table = _procs.ProcessTable()
-        self._ranks = RankReader(self.folder, self.interval)  # the ranks of multi-rank jobs
+        self._table: Optional[ProcessTable] = None  # made with the first full cycle
+        self._ranks: Optional[RankReader] = None  # the ranks of multi-rank jobs: the same
         self._host = HostSampler(SINGLE_HOST_SECONDS if single else 0.0)
         self._statics: Dict[str, _Static] = {}
         interval_ = self.interval
@@ -187,6 +203,19 @@ class Collector:
                 snap = self._cycle(budget)
             self.latest = snap
         self._notify()
+        return snap
+
+    def first_look(self) -> Snapshot:
+        """A snapshot from the progress files alone, for the first screen:
+        no process, GPU, TPU or CPU sampling (nothing that needs psutil or
+        NVML). Local runs' resources are :data:`PENDING_RESOURCES`, their
+        ``alive`` None, health not judged yet, with :data:`FIRST_LOOK_NOTE`
+        among the notices. Published as :attr:`latest` (listeners are not
+        called); the next cycle is a full one. A big folder is read in part
+        (newest files first), as by the thread's first cycle."""
+        with self._cycle_lock:
+            snap = self._cycle(READ_BUDGET, quick=True)
+            self.latest = snap
         return snap
 
     def _collect_some(self) -> Snapshot:
@@ -267,14 +296,23 @@ class Collector:
 
     # -- one cycle ---------------------------------------------------------------
 
-    def _cycle(self, budget: Optional[float] = None) -> Snapshot:
+    def _cycle(self, budget: Optional[float] = None, quick: bool = False) -> Snapshot:
         t0 = time.perf_counter()
         now = self.clock()
         me = hostname()
         notices: List[str] = []
         scan = self._scanner.scan(budget)
         self._pending = scan.pending
-        table = self._table
+        if quick:
+            table: Any = None
+        else:
+            if self._table is None:
+                from .ranks import RankReader
+
+                self._table = _load_procs().ProcessTable()
+                self._ranks = RankReader(self.folder, self.interval)
+                self._open_sources()
+            table = self._table
         ended_live = self._ended_live
         if scan.folder_error and self._archive:
             self._archive.clear()
@@ -296,8 +334,8 @@ class Collector:
         if len(self._statics) > len(statics):
             keep = {fr.name for fr, st in statics if st is not None}
             self._statics = {k: v for k, v in self._statics.items() if k in keep}
-        need_table = any(st is not None and st.lookup_pid is not None for fr, st in statics)
-        ranks = self._ranks.cycle(statics, me, now)
+        need_table = not quick and any(st is not None and st.lookup_pid is not None for fr, st in statics)
+        ranks = None if self._ranks is None else self._ranks.cycle(statics, me, now)
         need_table = need_table or (ranks is not None and ranks.needs_table())
         table_ok = False
         if need_table:
@@ -307,8 +345,16 @@ class Collector:
             except Exception as e:  # e.g. /proc not mounted
                 notices.append("process table unavailable: %s" % e)
 
-        gpus, gpu_error, gpu_pids = self._sample_gpu()
-        tpus, tpu_error, tpu_pids = self._sample_tpu()
+        gpus: List[GpuDevice] = []
+        tpus: List[TpuChip] = []
+        gpu_error = tpu_error = None
+        gpu_pids: Dict[int, Optional[int]] = {}
+        tpu_pids: Dict[int, int] = {}
+        if quick:
+            notices.append(FIRST_LOOK_NOTE)
+        else:
+            gpus, gpu_error, gpu_pids = self._sample_gpu()
+            tpus, tpu_error, tpu_pids = self._sample_tpu()
 
         gpu_mem: Mapping[int, Optional[int]] = {}
         gpu_note: Optional[str] = None
@@ -359,6 +405,8 @@ class Collector:
             run = self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains, refused.get(st.key))
             if ranks is not None:
                 run = ranks.attach(run, tbl, mains, gpu_mem, gpu_indices, tpu_pids)
+            if quick and st.lookup_pid is not None:
+                run = dataclasses.replace(run, resources=PENDING_RESOURCES)
             if fr.name in ended_live and st.file_error is None and (st.simple or run.alive is False):
                 settled.append((fr.name, run))  # ended, and its process is gone: for good
             else:
@@ -376,9 +424,9 @@ class Collector:
         if scan.pending:
             notices.append("reading the folder: %d of %d files read" % (scan.total - scan.pending, scan.total))
 
-        host = self._host.sample()
+        host = self._host.first_look() if quick else self._host.sample()
         budgets = resolve_budgets(self.budgets, host, gpus)
-        if self.recent is not None:
+        if self.recent is not None and not quick:
             # archived runs are left out: their verdict was set when they
             # were archived and cannot change (their rings are let go)
             fresh = [run for _, run in active]
@@ -442,8 +490,19 @@ class Collector:
             runs.insert(bisect.bisect_left(names, name), run)
         return runs
 
+    def _open_sources(self) -> None:
+        if self.gpu is _DEFAULT:
+            from .gpu import NvmlSource
+
+            self.gpu = NvmlSource()
+        if self.tpu is _DEFAULT:
+            from .tpu import TpuInfoSource
+
+            self.tpu = TpuInfoSource()
+
     def _refresh_table_for_gpu(self) -> bool:  # also used for TPU PIDs
         try:
+            assert self._table is not None
             self._table.refresh()
             return True
         except Exception:
@@ -504,7 +563,7 @@ class Collector:
         self,
         st: "_Static",
         now: float,
-        table: Optional[_procs.ProcessTable],
+        table: Optional[ProcessTable],
         gpu_mem: Mapping[int, Optional[int]],
         gpu_indices,
         tpu_mem: Mapping[int, int],
@@ -529,6 +588,7 @@ class Collector:
         note = None
 
         if pid is not None and table is not None:
+            _procs = _load_procs()
             state, _actual = table.identify(pid, st.pid_create_time)
             if state == _procs.ALIVE and refusal is not None:
                 # the process exists but is not this file's to claim (another

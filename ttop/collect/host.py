@@ -1,12 +1,14 @@
-"""This machine: hostname, CPUs, memory, load, and the default budgets."""
+"""This machine: hostname, CPUs, memory, load, and the default budgets.
+
+``psutil`` is imported on first use, not with this module: the first screen
+(:meth:`HostSampler.first_look`) is drawn without it.
+"""
 from __future__ import annotations
 
 import os
 import socket
 import time
 from typing import Dict, Optional, Sequence, Tuple
-
-import psutil
 
 from .snapshot import Budgets, GpuDevice, HostInfo, RunResources
 
@@ -19,7 +21,35 @@ def hostname() -> str:
 
 
 def cpu_count() -> int:
+    import psutil
+
     return psutil.cpu_count(logical=True) or os.cpu_count() or 1
+
+
+def _meminfo() -> Tuple[Optional[int], Optional[int]]:
+    """(total, used) bytes from /proc/meminfo as psutil reckons them (used =
+    total - available); (None, None) where it cannot be read."""
+    total = avail = None
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemTotal:"):
+                    total = int(line.split()[1]) * 1024
+                elif line.startswith(b"MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                if total is not None and avail is not None:
+                    return total, total - avail
+    except (OSError, ValueError, IndexError):
+        pass
+    return None, None
+
+
+def _load() -> Optional[Tuple[float, float, float]]:
+    try:
+        one, five, fifteen = os.getloadavg()
+        return float(one), float(five), float(fifteen)
+    except (OSError, AttributeError):
+        return None
 
 
 class HostSampler:
@@ -28,9 +58,11 @@ class HostSampler:
 
     def __init__(self, first_after: float = 0.0) -> None:
         self._primed = False
-        self._cpus = cpu_count()
+        self._cpus: Optional[int] = None
         self._first_after = first_after
         if first_after > 0:  # primed now: the first sample measures since then
+            import psutil
+
             try:
                 psutil.cpu_percent(interval=None)
                 self._primed = True
@@ -44,9 +76,20 @@ class HostSampler:
             time.sleep(max(0.0, self._primed_at + self._first_after - time.monotonic()))
             self._first_after = 0.0
 
+    def first_look(self) -> HostInfo:
+        """What is known without psutil and without waiting: name, CPUs,
+        memory (from /proc/meminfo, where there is one), load; no CPU %."""
+        total, used = _meminfo()
+        return HostInfo(hostname=hostname(), cpu_count=os.cpu_count() or 1, cpu_percent=None,
+                        mem_total=total, mem_used=used, load_avg=_load())
+
     def sample(self) -> HostInfo:
+        import psutil
+
         name = hostname()
         cpu: Optional[float]
+        if self._cpus is None:
+            self._cpus = cpu_count()
         self._wait_first()
         try:
             cpu = psutil.cpu_percent(interval=None)
@@ -62,19 +105,13 @@ class HostSampler:
             total, used = int(vm.total), int(vm.total - vm.available)
         except Exception:
             total = used = None
-        load: Optional[Tuple[float, float, float]]
-        try:
-            one, five, fifteen = os.getloadavg()
-            load = (float(one), float(five), float(fifteen))
-        except (OSError, AttributeError):
-            load = None
         return HostInfo(
             hostname=name,
             cpu_count=self._cpus,
             cpu_percent=cpu,
             mem_total=total,
             mem_used=used,
-            load_avg=load,
+            load_avg=_load(),
         )
 
 
@@ -108,6 +145,8 @@ def budgets_from_args(
     if max_ram_gb is not None:
         ram = int(float(max_ram_gb) * GB)
     else:
+        import psutil
+
         ram = int(psutil.virtual_memory().total)
     gpu = int(float(max_gpu_gb) * GB) if max_gpu_gb is not None else None
     return Budgets(cpus=cpus, ram_bytes=ram, gpu_bytes=gpu)

@@ -2,13 +2,15 @@
 messages show (see docs/security.md)."""
 from __future__ import annotations
 
-from typing import AbstractSet, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Any, Dict, List, Optional, Tuple
 
 from ..progress import RUNNING
-from . import procs as _procs
+
+if TYPE_CHECKING:  # procs (psutil) is imported with the first process lookup
+    from .procs import ProcessTable
 
 
-def claims(statics, table: _procs.ProcessTable) -> Tuple[AbstractSet[int], Dict[str, str]]:
+def claims(statics, table: ProcessTable) -> Tuple[AbstractSet[int], Dict[str, str]]:
     """Which file may claim which live process (see docs/security.md).
 
     A file claims its ``pid`` only when that process's real uid is the
@@ -17,13 +19,15 @@ def claims(statics, table: _procs.ProcessTable) -> Tuple[AbstractSet[int], Dict[
     (``started_at``: the process's current run), then the lowest key. The
     choice is stable, so the holder does not change from cycle to cycle.
     Returns ``(main PIDs of the winning claims, {key: why refused})``."""
+    from .procs import ALIVE
+
     winners: Dict[int, Any] = {}
     refused: Dict[str, str] = {}
     for _fr, st in statics:
         if st is None or st.lookup_pid is None:
             continue
         pid = st.lookup_pid
-        if table.identify(pid, st.pid_create_time)[0] != _procs.ALIVE:
+        if table.identify(pid, st.pid_create_time)[0] != ALIVE:
             continue
         if st.owner_uid is not None:
             uid = table.uid(pid)

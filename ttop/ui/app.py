@@ -33,7 +33,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from typing import Any, List, Optional, Tuple
 
 from ..view import roles as R
@@ -311,7 +310,11 @@ class App(AppContext):
         elif key in ("q", "ESC") and len(self.stack) > 1:
             self.pop()
 
-    def loop(self, stdscr: Any, palette: Any) -> None:
+    def loop(self, stdscr: Any, palette: Any, after_first_paint: Optional[Any] = None) -> None:
+        """Paint, wait for a key or a new snapshot, repeat until quit.
+        ``after_first_paint()`` is called once the first screen is out (the
+        collector thread starts there: its first cycle does not compete with
+        the first paint)."""
         keymap = _curses_keys()
         stdin_fd = _stdin_fd()
         while not self._quit:
@@ -321,6 +324,9 @@ class App(AppContext):
             if self._dirty:
                 self._dirty = False
                 self.paint(stdscr, palette)
+            if after_first_paint is not None:
+                start, after_first_paint = after_first_paint, None
+                start()
             if self._bell_pending:
                 self._bell_pending = False
                 try:
@@ -432,10 +438,10 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
 
     listener = app.wake
     collector.add_listener(listener)
-    started_here = False
-    if not getattr(collector, "running", False):
-        collector.start()
-        started_here = True
+    # the collector thread starts after the first paint, which shows the
+    # runs from the files alone (Collector.first_look: no psutil, NVML or
+    # process lookups before it)
+    started_here = not getattr(collector, "running", False)
 
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH)
     old = {}
@@ -469,7 +475,13 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
             except curses.error:
                 pass
             palette = Palette(use_color=not no_color_requested())
-            app.loop(stdscr, palette)
+            first_look = getattr(collector, "first_look", None)
+            if started_here and first_look is not None and getattr(collector, "latest", None) is None:
+                try:
+                    first_look()
+                except Exception:  # pragma: no cover - the thread's first cycle says what is wrong
+                    pass
+            app.loop(stdscr, palette, after_first_paint=collector.start if started_here else None)
         finally:
             try:
                 stdscr.keypad(False)
@@ -482,6 +494,8 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
             except curses.error:  # the terminal is gone (hang-up)
                 pass
     except Exception as e:  # restore first, then report
+        import traceback
+
         error = e
         tb = traceback.format_exc()
     finally:

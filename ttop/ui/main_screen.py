@@ -13,13 +13,14 @@ from ..view.screen import main_frame
 from ..view.state import ViewState
 from ..view.table import COLUMNS, filtered_runs, max_offset, metric_column, sort_keys
 from ..view.text import Line, clean
-from . import levers
 from .screen import AppContext, Screen, Target
 
 _MOVE_KEYS = ("UP", "DOWN", "PGUP", "PGDN", "HOME", "END")
-#: Levers that act on the selected run, by key; ``k`` (the selected row's
-#: process) and ``l`` (every RUNNING run in the filter) take other arguments.
-_ROW_LEVERS = {"e": levers.open_editor, "o": levers.open_output, "c": levers.open_delete}
+#: Levers that act on the selected run, by key (functions of ``ttop.ui.levers``,
+#: imported with the first lever: it brings psutil and the lever screens,
+#: which the first screen does without); ``k`` (the selected row's process)
+#: and ``l`` (every RUNNING run in the filter) take other arguments.
+_ROW_LEVERS = {"e": "open_editor", "o": "open_output", "c": "open_delete"}
 _LEVER_KEYS = frozenset(_ROW_LEVERS) | {"k", "l"}
 
 
@@ -318,6 +319,8 @@ class MainScreen(Screen):
         return "RUNNING runs" + (" (filter: %s)" % ", ".join(parts) if parts else " (no filter)")
 
     def _lever(self, key: str, ctx: AppContext) -> None:
+        from . import levers
+
         row = self.selected_row()
         screen: Optional[Screen]
         if key == "l":
@@ -336,6 +339,6 @@ class MainScreen(Screen):
             if row is None:
                 ctx.notify("no run selected", error=True)
                 return
-            screen = _ROW_LEVERS[key](ctx, row.run.key)
+            screen = getattr(levers, _ROW_LEVERS[key])(ctx, row.run.key)
         if screen is not None:
             ctx.push(screen)

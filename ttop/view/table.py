@@ -170,8 +170,18 @@ def _projection(getter: Callable[[Any], str]) -> Callable[[Any], str]:
     return lambda run: live(run) if run.reported_status == "RUNNING" else getter(run)
 
 
+#: A resource cell before the run's processes were looked up (the first screen).
+PENDING = "\u2026"
+
+
+def pending(run: Any) -> bool:
+    """True for a run shown before its processes were looked up (the first
+    screen): its resources and health verdict are on their way."""
+    return getattr(getattr(run, "resources", None), "source", None) == "pending"
+
+
 def _res(attr: str, f: Callable[[Any], str]) -> Callable[[Any], str]:
-    return lambda run: f(getattr(run.resources, attr, None))
+    return lambda run: PENDING if pending(run) else f(getattr(run.resources, attr, None))
 
 
 def _phase(run: Any) -> str:
@@ -304,7 +314,7 @@ HEALTH_WIDTH = 18
 def health_column(ascii: bool = False) -> Column:
     """The Health column (after Status): symbol and reason, coloured by level;
     sorting puts CRIT first."""
-    return Column("health", "Health", HEALTH_WIDTH, "<", lambda r: H.health_text(r, ascii),
+    return Column("health", "Health", HEALTH_WIDTH, "<", lambda r: PENDING if pending(r) else H.health_text(r, ascii),
                   value=H.health_rank, cell_role=H.health_role)
 
 
@@ -355,8 +365,10 @@ def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional
         if C.is_metric(key):
             out.append(metric_column(key[len(C.METRIC):], ascii))
         elif key == "health":
-            # Health only when the collector judged a run (live runs always are)
-            if any(getattr(r, "health", None) is not None for r in runs_all):
+            # Health only when the collector judged a run (live runs always
+            # are; on the first screen, before their processes were looked
+            # up, they will be)
+            if any(getattr(r, "health", None) is not None for r in runs_all) or any(pending(r) for r in runs_all):
                 out.append(health_column(ascii))
         elif key == "cost":
             if any(getattr(r, "cost", None) is not None for r in runs_all):

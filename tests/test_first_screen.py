@@ -1,0 +1,103 @@
+"""The first screen: the runs are painted from their files before anything
+is sampled (processes, GPUs, CPU %), and what that needs (psutil, NVML, the
+lever screens) is imported only after it.
+
+The pty test holds the collector's first full cycle in NVML for as long as it
+likes: the fake NVML (tests/fakes/pynvml.py) reads its recording from a FIFO
+that the test writes only once it has checked the first screen, as a slow
+driver holds ``nvmlInit`` on a real machine."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKES = ROOT / "tests" / "fakes"
+FIXTURE = ROOT / "tests" / "fixtures" / "nvml-h200.json"
+WRITER = ROOT / "tests" / "fakes" / "progress_writer.py"
+
+
+@pytest.fixture
+def live_folder(tmp_path, spawn):
+    d = tmp_path / "progress"
+    d.mkdir()
+    spawn([sys.executable, str(WRITER), "--folder", str(d), "--name", "live-a", "--interval", "0.3"])
+    wait_until(lambda: (d / "live-a.json").exists(), timeout=30)
+    (d / "done-b.json").write_text(json.dumps({
+        "format": "ttop.progress/1", "run_name": "done-b", "status": "FINISHED", "updated_at": 1.0e9,
+        "epoch": 2, "total_epochs": 2}))
+    return d
+
+
+def _row(t, name):
+    y = t.row_of(name + " ")
+    return t.line(y) if y is not None else ""
+
+
+def test_first_screen_shows_the_runs_before_their_processes_are_looked_up(ttop_term, live_folder, tmp_path):
+    fifo = tmp_path / "nvml-recording"
+    os.mkfifo(str(fifo))
+    env = {"PYTHONPATH": "%s%s%s" % (FAKES, os.pathsep, ROOT), "TTOP_FAKE_NVML_FIXTURE": str(fifo)}
+    t = ttop_term(live_folder, interval="0.5", cols=330, rows=20, env=env)  # wide: CPU in view
+    try:
+        # the collector's first full cycle waits in NVML: this screen stays
+        t.wait_for(lambda t: "looking up processes and devices" in t.text and "\u2026" in _row(t, "live-a"),
+                   msg="no first screen with pending resources")
+        header = t.line(0)
+        assert "RAM [" in header and "CPU [" in header  # the host from /proc, CPU % still unknown
+        live = _row(t, "live-a")
+        assert "RUNNING" in live and "done-b" in t.text and "FINISHED" in _row(t, "done-b")
+        head = t.line(t.row_of("Run Name"))
+        cpu_x = head.index("CPU")
+        assert "\u2026" in live[cpu_x - 3:cpu_x + 4], (head, live)  # CPU pending, not "-"
+        assert "Health" in head and "\u2026" in live[head.index("Health"):head.index("Health") + 6]
+        assert "GPU0" not in t.text
+    finally:
+        def feed():
+            with open(str(fifo), "w") as f:  # unblocks the collector's first cycle
+                f.write(FIXTURE.read_text())
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+    # then the full cycle: processes looked up, GPUs read, the notice gone
+    t.wait_for(lambda t: "GPU0" in t.text and "looking up processes" not in t.text
+               and "\u2026" not in _row(t, "live-a") and "%" in _row(t, "live-a"),
+               timeout=30, msg="the first full cycle never showed")
+    feeder.join(timeout=10)
+    t.press("q")
+    assert t.wait_exit() == 0
+
+
+def test_the_first_screen_imports_no_psutil_nvml_or_lever_screens(live_folder):
+    # everything the monitor does up to its first paint, in a fresh interpreter
+    code = """if True:
+        import sys
+        from ttop import cli
+        from ttop.ui import app, main_screen
+        from ttop.view.screen import render_main
+        from ttop.view.state import ViewState
+        collector = cli.make_collector(cli.parse_args([sys.argv[1]]))
+        snap = collector.first_look()
+        lines = render_main(snap, ViewState(), 330, 20)
+        assert any("live-a" in "".join(t for t, _ in line) for line in lines)
+        print(" ".join(sorted(sys.modules)))
+        collector.collect()  # a full cycle brings them
+        print(" ".join(sorted(sys.modules)))
+    """
+    env = dict(os.environ, PYTHONPATH="%s%s%s" % (FAKES, os.pathsep, ROOT))
+    out = subprocess.run([sys.executable, "-c", code, str(live_folder)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    first, full = (set(line.split()) for line in out.stdout.splitlines())
+    deferred = {"psutil", "pynvml", "ttop.collect.procs", "ttop.collect.gpu", "ttop.collect.tpu", "ttop.ui.levers",
+                "ttop.levers.signals", "ttop.ui.output", "ttop.ui.editor", "traceback", "shutil"}
+    assert not deferred & first, deferred & first
+    assert {"psutil", "pynvml", "ttop.collect.procs"} <= full
