@@ -418,3 +418,28 @@ def psutil_status(pid):
         return psutil.Process(pid).status()
     except psutil.NoSuchProcess:
         return None
+
+
+def test_rank_files_validate_against_the_rank_schema(tmp_path):
+    """docs/rank.schema.json describes what a rank really writes, running
+    and ended."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from conftest import ROOT
+    from ttop.integrations._ranks import RankFollower
+
+    with open(ROOT / "docs" / "rank.schema.json") as f:
+        schema = json.load(f)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    f = RankFollower(str(tmp_path), "job", 1, 2, 0.05, lambda *a: None)
+    f.track({"lr": 0.1})
+    f.start()
+    try:
+        d = wait_until(lambda: (lambda d: d if d and d.get("resources") else None)(load(tmp_path / ".job.rank1.json")))
+        assert set(d) <= set(schema["properties"]), set(d) - set(schema["properties"])
+        assert list(validator.iter_errors(d)) == []
+    finally:
+        f.end("FAILED", "RuntimeError: rank 1 blew up")
+    d = load(tmp_path / ".job.rank1.json")
+    assert list(validator.iter_errors(d)) == [] and set(d) == set(schema["properties"])
+    assert list(validator.iter_errors(dict(d, rank=0))) and list(validator.iter_errors(dict(d, status="DONE")))
