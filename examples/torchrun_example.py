@@ -6,7 +6,9 @@
 
 Rank 0 writes progress/torchrun-example.json; rank 1 follows the run's
 control file, so an ``lr`` edit made in ttop (key ``e``) is applied on both
-ranks, and leaves its status in progress/.torchrun-example.rank1.json.
+ranks, and leaves its status in progress/.torchrun-example.rank1.json. In
+ttop, ``t`` on the run shows a row per rank ([R0], [R1]) with its processes,
+and the run's CPU and RAM are the sums over both ranks.
 ``--fail-rank 1 --fail-at 30`` makes rank 1 raise: the run is FAILED with
 rank 1's error, not with rank 0's "connection closed" that follows it.
 """
