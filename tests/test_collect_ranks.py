@@ -207,3 +207,26 @@ def test_t_shows_rank_rows_and_k_signals_the_ranks_process(ttop_term, spawn, pro
     assert r1.stdout.readline().strip() == b"usr1"
     r1.stdout.close()
     assert r0.poll() is None
+
+
+def test_odd_rank_files_neither_break_the_cycle_nor_lose_the_run(spawn, progress_dir):
+    r0 = spawn(BUSY)
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid))
+    odd = {"format": "ttop.rank/1", "rank": "one", "world_size": 6, "pid": "x", "pid_create_time": [],
+           "host": 5, "status": 7, "error": {}, "updated_at": "now", "control_seq": -2, "control_error": 3,
+           "resources": "lots", "signal_ack": [1]}
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), odd)
+    (progress_dir / ".job.rank2.json").write_text("{not json")
+    (progress_dir / ".job.rank3.json").write_text("[1, 2]")
+    write_json_atomic(str(progress_dir / ".job.rank4.json"), dict(odd, format="something/else"))
+    write_json_atomic(str(progress_dir / ".job.rank5.json"), dict(odd, pid=2 ** 40, world_size=10 ** 12, host=None))
+    s = collector(progress_dir).collect()
+    run = s.run("job")
+    assert run.status == "RUNNING" and [r.rank for r in run.ranks] == [0, 1, 5]
+    r1 = run.ranks[1]
+    assert (r1.pid, r1.status, r1.error, r1.control_seq, r1.control_error, r1.signal_ack) == (None, "?", None, 0, None, None)
+    assert r1.resources.cpu_percent is None and r1.processes == ()
+    assert run.ranks[2].alive is False  # no such process here
+    text = render_table(s, ViewState(expanded=frozenset(["job"])), 120, 20, select=False).lines
+    assert any("[R5]" in "".join(t for t, _ in line) for line in text)
+    assert json.loads(json.dumps(run_to_dict(run)))["ranks"][1]["pid"] is None
