@@ -549,7 +549,7 @@ class Collector:
         cached = self._statics.get(fr.name)
         if cached is not None and cached.data is data and cached.file_error == file_error and cached.me == me:
             return cached
-        st = _Static(fr, data, dropped, mtime, file_error, me, self.interval)
+        st = _Static(fr, data, dropped, mtime, file_error, me, self.interval, cached)
         if cached is None:
             st.beat = min(now, mtime) if mtime else now
         elif cached.updated == st.updated:

@@ -138,7 +138,7 @@ class RankReader:
         dfds: Dict[str, int] = {}  # several folders watched: each run's ranks are in its own
         try:
             for st in live:
-                folder = os.path.dirname(st.path) or self.folder
+                folder = self.folder if "/" not in st.key else (os.path.dirname(st.path) or self.folder)
                 dfd = dfds.get(folder, -1)
                 if dfd < 0:
                     try:

@@ -73,7 +73,8 @@ class _Static:
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
                  "reported_resources", "template", "simple", "owner_uid", "beat", "started")
 
-    def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float) -> None:
+    def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float,
+                 prev: Optional["_Static"] = None) -> None:
         self.data = data
         self.file_error = file_error
         self.me = me
@@ -96,7 +97,14 @@ class _Static:
         self.updated = float(data["updated_at"])
         self.hb_limit = heartbeat_limit(data, interval)
         self.run_name = str(data.get("run_name") or fr.key.rpartition("/")[2])
-        self.reported_resources = reported_resources(data)
+        res = data.get("resources")
+        self.reported_resources: RunResources
+        if prev is not None and res == prev.data.get("resources"):
+            # a writer samples its resources less often than it writes (5 s
+            # vs 1 s by default): the same sample is not converted again
+            self.reported_resources = prev.reported_resources
+        else:
+            self.reported_resources = reported_resources(data)
         self.simple = self.lookup_pid is None and self.reported != RUNNING and file_error is None
         self.owner_uid = getattr(fr, "uid", None)
         self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
