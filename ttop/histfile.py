@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 FORMAT = "ttop.history/1"
 SUFFIX = ".history.jsonl"
@@ -123,9 +123,35 @@ def bucket_of(steps: List[float], values: List[float], t: float) -> Entry:
     return (steps[0], steps[-1], t, lo, hi, values[-1], len(fin) != len(values))
 
 
+def buckets(steps: Sequence[float], values: List[float], k: int, t: float) -> List[Entry]:
+    """``values`` (floats, with their ``steps``) cut into ``k`` buckets of
+    about equal length (:func:`bucket_of` each; one finiteness check for all
+    of them in the common case)."""
+    n = len(values)
+    total = sum(values)
+    finite = total - total == 0
+    out: List[Entry] = []
+    for j in range(k):
+        a, b = n * j // k, n * (j + 1) // k
+        if b <= a:
+            continue
+        if finite:
+            seg = values[a:b]
+            out.append((steps[a], steps[b - 1], t, min(seg), max(seg), values[b - 1], False))
+        else:
+            out.append(bucket_of(list(steps[a:b]), values[a:b], t))
+    return out
+
+
 def merge(a: Entry, b: Entry) -> Entry:
-    lo = a[3] if b[3] != b[3] else (b[3] if a[3] != a[3] else min(a[3], b[3]))
-    hi = a[4] if b[4] != b[4] else (b[4] if a[4] != a[4] else max(a[4], b[4]))
+    # comparisons, not min() / max() calls: this runs for every entry that
+    # leaves the recent part (NaN: no finite value, the other side wins)
+    lo, blo = a[3], b[3]
+    if blo < lo or lo != lo:
+        lo = blo
+    hi, bhi = a[4], b[4]
+    if bhi > hi or hi != hi:
+        hi = bhi
     return (a[0], b[1], b[2], lo, hi, b[5], a[6] or b[6])
 
 
@@ -226,7 +252,8 @@ class HistoryModel:
         head["format"] = FORMAT
         out = [json.dumps(head, separators=(",", ":"), allow_nan=False) + "\n"]
         for name, m in self.metrics.items():
-            ents = [[_enc(e[0]), _enc(e[1]), round(e[2], 3), _enc_lohi(e[3]), _enc_lohi(e[4]), _enc(e[5]), 1 if e[6] else 0]
+            ents = [[e[0], e[1], round(e[2], 3), e[3], e[4], e[5], 0] if not e[6]  # all finite: valid JSON as is
+                    else [_enc(e[0]), _enc(e[1]), round(e[2], 3), _enc_lohi(e[3]), _enc_lohi(e[4]), _enc(e[5]), 1]
                     for e in m.entries()]
             out.append(json.dumps({"m": name, "e": ents}, separators=(",", ":"), allow_nan=False) + "\n")
         return out
@@ -278,7 +305,9 @@ def tick_line(t: float, per_metric: Dict[str, List[Entry]]) -> str:
     for name, ents in per_metric.items():
         row: List[Any] = []
         for e in ents:
-            if e[0] == e[1] and (e[3] == e[4] == e[5] or (e[6] and e[3] != e[3])):
+            if not e[6]:  # no NaN / inf in it: every number is already valid JSON
+                row.append([e[0], e[5]] if e[0] == e[1] and e[3] == e[4] == e[5] else [e[0], e[1], e[3], e[4], e[5], 0])
+            elif e[0] == e[1] and (e[3] == e[4] == e[5] or (e[6] and e[3] != e[3])):
                 row.append([_enc(e[0]), _enc(e[5])])
             else:
                 row.append([_enc(e[0]), _enc(e[1]), _enc_lohi(e[3]), _enc_lohi(e[4]), _enc(e[5]), 1 if e[6] else 0])

@@ -235,6 +235,10 @@ def resolve_inside(folder: str, relpath: Any) -> Optional[str]:
 _MAX_INT_BITS = 14000
 
 
+_NONE_TYPE = type(None)
+_FLOAT_OR_NONE = frozenset((float, _NONE_TYPE))
+
+
 def json_safe(value: Any, _depth: int = 0) -> Any:
     """Convert ``value`` to something :func:`json.dumps` accepts with
     ``allow_nan=False``.
@@ -258,6 +262,12 @@ def json_safe(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        types = set(map(type, value))
+        if types <= _FLOAT_OR_NONE:  # e.g. a metric's history: checked at C speed
+            fl = value if _NONE_TYPE not in types else [v for v in value if v is not None]
+            total = sum(fl)
+            if total - total == 0:  # every float finite (an overflow to inf takes the long way)
+                return list(value)
         return [json_safe(v, _depth + 1) for v in value]
     item = getattr(value, "item", None)
     if callable(item):

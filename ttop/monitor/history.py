@@ -25,8 +25,9 @@ import math
 import os
 import stat
 import threading
+from itertools import chain
 from operator import itemgetter
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import histfile as H
 from ..progress import json_safe, number_or_none, write_text_atomic
@@ -57,7 +58,8 @@ class MetricLog:
         self.report = report
         self.set_run_name(run_name)
         self._base = 0  # batches of ended phases
-        self._pending: Dict[str, Tuple[List[float], List[float]]] = {}
+        #: per metric: (chunks of steps, chunks of float values) since the last flush
+        self._pending: Dict[str, Tuple[List[Sequence[float]], List[List[float]]]] = {}
         self.model = H.HistoryModel()
         self._appended = 0  # bytes appended since the last compaction
         self.error: Optional[str] = None  # why the last write failed
@@ -112,40 +114,49 @@ class MetricLog:
 
     def _fold(self, ns: Tuple[int, ...], kws: Tuple[Any, ...], latest: Dict[str, Any]) -> None:
         """Fold updates of one phase (C-level list operations, no per-value
-        Python work beyond a type check)."""
+        Python work beyond a type check). The common case, every update
+        with the same names, is checked without comparing key sets: each of
+        the first update's names is in every update, and the updates hold
+        as many names in all as that many copies of the first."""
         base = self._base
-        steps: Any = ns if base == 0 else list(map(base.__add__, ns))
-        k0 = kws[0].keys()
-        same = len(kws) == 1 or all(map(k0.__eq__, map(dict.keys, kws)))
-        names = set(k0) if same else set().union(*kws)
+        steps: Any = ns if base == 0 else tuple(map(base.__add__, ns))
+        k0 = kws[0]
+        cols: Optional[Dict[Any, List[Any]]] = None
+        if sum(map(len, kws)) == len(k0) * len(kws):
+            try:
+                cols = {name: list(map(itemgetter(name), kws)) for name in k0}
+            except KeyError:  # one update lacks a name another one has
+                cols = None
+        if cols is not None:
+            for name, vals in cols.items():
+                self._points(name, steps, vals, latest)
+            return
+        for name in set().union(*kws):
+            vals = [kw.get(name, _MISSING) for kw in kws]
+            keep = [i for i, v in enumerate(vals) if v is not _MISSING]
+            self._points(name, [steps[i] for i in keep], [vals[i] for i in keep], latest)
+
+    def _points(self, name: Any, steps: Sequence[float], vals: List[Any], latest: Dict[str, Any]) -> None:
+        """Queue one metric's points of this drain as a chunk (the steps are
+        shared by every metric of the drain, not copied)."""
+        latest[name] = vals[-1]
         pending = self._pending
-        for name in names:
-            st = steps
-            if same:
-                vals = list(map(itemgetter(name), kws))
-            else:
-                vals = [kw.get(name, _MISSING) for kw in kws]
-                if len(vals) != sum([name in kw for kw in kws]):  # (no ==: values may refuse it)
-                    keep = [i for i, v in enumerate(vals) if v is not _MISSING]
-                    vals = [vals[i] for i in keep]
-                    st = [steps[i] for i in keep]
-            latest[name] = vals[-1]
-            p = pending.get(name)
-            if p is None:
-                if not isinstance(name, str) or (name not in self.model.metrics
-                                                 and len(self.model.metrics) + len(pending) >= H.MAX_METRICS):
-                    continue
-                p = pending[name] = ([], [])
-            if set(map(type, vals)) == _FLOATS:
-                fl = vals
-            else:
-                fl = [v if type(v) is float else _float(v) for v in vals]
-                if None in fl:
-                    keep = [i for i, v in enumerate(fl) if v is not None]
-                    fl = [fl[i] for i in keep]
-                    st = [st[i] for i in keep]
-            p[0].extend(st)
-            p[1].extend(fl)
+        p = pending.get(name)
+        if p is None:
+            if not isinstance(name, str) or (name not in self.model.metrics
+                                             and len(self.model.metrics) + len(pending) >= H.MAX_METRICS):
+                return
+            p = pending[name] = ([], [])
+        if set(map(type, vals)) != _FLOATS:
+            fl = [v if type(v) is float else _float(v) for v in vals]
+            if None in fl:
+                keep = [i for i, v in enumerate(fl) if v is not None]
+                fl = [fl[i] for i in keep]
+                steps = [steps[i] for i in keep]
+            vals = fl
+        if vals:
+            p[0].append(steps)
+            p[1].append(vals)
 
     # -- in the writer thread, after the progress file is written --------------------
 
@@ -155,23 +166,23 @@ class MetricLog:
         with self._io_lock:
             self._flush(pending, wall)
 
-    def _flush(self, pending: Dict[str, Tuple[List[float], List[float]]], wall: float) -> None:
+    def _flush(self, pending: Dict[str, Tuple[List[Sequence[float]], List[List[float]]]], wall: float) -> None:
         if not pending and (self._created or not self.model.metrics):
             return  # nothing new (no file at all before the first metric)
         per_metric: Dict[str, List[H.Entry]] = {}
-        for name, (steps, values) in pending.items():
+        for name, (step_chunks, value_chunks) in pending.items():
+            if len(value_chunks) == 1:
+                steps, values = step_chunks[0], value_chunks[0]
+            else:
+                steps, values = list(chain.from_iterable(step_chunks)), list(chain.from_iterable(value_chunks))
             if not values:
                 continue
-            n = len(values)
-            if n <= H.TICK_POINTS:
+            ents: List[H.Entry]
+            if len(values) <= H.TICK_POINTS:
                 ents = [(s, s, wall, v if v - v == 0 else math.nan, v if v - v == 0 else math.nan, v, not v - v == 0)
                         for s, v in zip(steps, values)]
             else:
-                ents = []
-                for k in range(H.TICK_POINTS):
-                    a, b = n * k // H.TICK_POINTS, n * (k + 1) // H.TICK_POINTS
-                    if b > a:
-                        ents.append(H.bucket_of(steps[a:b], values[a:b], wall))
+                ents = H.buckets(steps, values, H.TICK_POINTS, wall)
             per_metric[name] = ents
         for name, ents in per_metric.items():
             m = self.model.metric(name)
