@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import repeat
+from operator import eq
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 FORMAT = "ttop.history/1"
@@ -221,30 +223,50 @@ class HistoryModel:
 
     def add_line(self, obj: Any) -> bool:
         """Apply one parsed line; False when it is not a line of this format."""
-        if not isinstance(obj, dict):
-            return False
-        if "d" in obj:
-            t = obj.get("t")
-            d = obj.get("d")
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not isinstance(d, dict):
-                return False
-            for name, ents in d.items():
-                if not isinstance(name, str) or not isinstance(ents, list):
+        return self.add_lines([obj]) == 0
+
+    def add_lines(self, objs: Iterable[Any]) -> int:
+        """Apply parsed lines in order; the number of lines that are not
+        lines of this format. Each metric's entries of all the lines are
+        converted and added together (column-wise, at C speed where the
+        lines are as the writer writes them)."""
+        bad = 0
+        # per metric, in order: ("m", entries) or ("d", raw entries, their times)
+        parts: Dict[str, List[Tuple[str, List[Any], List[float]]]] = {}
+        for obj in objs:
+            if not isinstance(obj, dict):
+                bad += 1
+            elif "d" in obj:
+                t = obj.get("t")
+                d = obj.get("d")
+                if isinstance(t, bool) or not isinstance(t, (int, float)) or not isinstance(d, dict):
+                    bad += 1
                     continue
-                m = self.metric(name)
-                if m is None:
+                t = float(t)
+                for name, ents in d.items():
+                    if not isinstance(name, str) or type(ents) is not list:
+                        continue
+                    ps = parts.setdefault(name, [])
+                    if ps and ps[-1][0] == "d":
+                        ps[-1][1].extend(ents)
+                        ps[-1][2].extend([t] * len(ents))
+                    else:
+                        ps.append(("d", list(ents), [t] * len(ents)))
+            elif "m" in obj:
+                name, ents = obj.get("m"), obj.get("e")
+                if not isinstance(name, str) or type(ents) is not list:
+                    bad += 1
                     continue
-                m.add(_tick_entries(ents, float(t)))
-            return True
-        if "m" in obj:
-            name, ents = obj.get("m"), obj.get("e")
-            if not isinstance(name, str) or not isinstance(ents, list):
-                return False
+                parts.setdefault(name, []).append(("m", ents, []))
+            elif "format" not in obj:
+                bad += 1
+        for name, ps in parts.items():
             m = self.metric(name)
-            if m is not None:
-                m.add(_full_entries(ents))
-            return True
-        return "format" in obj
+            if m is None:
+                continue
+            for kind, ents, ts in ps:
+                m.add(_full_entries(ents) if kind == "m" else _tick_entries_of(ents, ts))
+        return bad
 
     def dump_lines(self, header: Dict[str, Any]) -> List[str]:
         """The compacted file's lines (each ending in a newline)."""
@@ -272,6 +294,62 @@ def _fl(v: Any) -> float:
     return v if type(v) is float else _dec_lohi(v)
 
 
+_NUMS = frozenset((int, float))
+_LIST = frozenset((list,))
+_FLOAT = frozenset((float,))
+
+
+def _floats(col: Sequence[Any]) -> List[float]:
+    """A column of values as floats (``"NaN"`` / ``"Infinity"`` understood)."""
+    types = set(map(type, col))
+    if types <= _FLOAT:
+        return list(col)
+    if types <= _NUMS:
+        return list(map(float, col))
+    return [_f(v) for v in col]
+
+
+def _lohis(col: Sequence[Any]) -> List[float]:
+    """A column of bucket minima / maxima as floats (``null``: NaN)."""
+    types = set(map(type, col))
+    if types <= _FLOAT:
+        return list(col)
+    if types <= _NUMS:
+        return list(map(float, col))
+    return [_fl(v) for v in col]
+
+
+def _steps_ok(*cols: Sequence[Any]) -> bool:
+    return all(set(map(type, c)) <= _NUMS for c in cols)
+
+
+def _tick_entries_of(ents: List[Any], ts: List[float]) -> List[Entry]:
+    """Entries of tick lines (``ts``: the time of each), column-wise when
+    they are all buckets or all finite points; one by one otherwise."""
+    if ents and set(map(type, ents)) == _LIST:
+        lens = set(map(len, ents))
+        if lens == {6}:
+            s0, s1, lo, hi, last, bad = zip(*ents)
+            if _steps_ok(s0, s1):
+                return list(zip(s0, s1, ts, _lohis(lo), _lohis(hi), _floats(last), map(eq, bad, repeat(1))))
+        elif lens == {2}:
+            st, vs = zip(*ents)
+            vals = _floats(vs)
+            total = sum(vals)
+            if _steps_ok(st) and total - total == 0:
+                return list(zip(st, st, ts, vals, vals, vals, repeat(False)))
+    out: List[Entry] = []
+    i = 0
+    while i < len(ents):  # one tick's run of entries at a time
+        t = ts[i]
+        j = i + 1
+        while j < len(ents) and ts[j] == t:
+            j += 1
+        out.extend(_tick_entries(ents[i:j], t))
+        i = j
+    return out
+
+
 def _tick_entries(ents: List[Any], t: float) -> List[Entry]:
     out: List[Entry] = []
     for x in ents:
@@ -288,6 +366,10 @@ def _tick_entries(ents: List[Any], t: float) -> List[Entry]:
 
 
 def _full_entries(ents: List[Any]) -> List[Entry]:
+    if ents and set(map(type, ents)) == _LIST and set(map(len, ents)) == {7}:  # column-wise
+        a, b, t, lo, hi, last, bad = zip(*ents)
+        if _steps_ok(a, b, t):
+            return list(zip(a, b, t, _lohis(lo), _lohis(hi), _floats(last), map(eq, bad, repeat(1))))
     out: List[Entry] = []
     for x in ents:
         if type(x) is not list or len(x) != 7:

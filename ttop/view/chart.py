@@ -37,12 +37,12 @@ NaN or an infinity).
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from . import fmt
 from . import roles as R
+from .chartbins import Blocks, Col, bins
 from .text import Line, Segment, fit, width
 
 #: Zoom levels: the whole series, then the last N points.
@@ -57,6 +57,8 @@ _BRAILLE_BASE = 0x2800
 _BRAILLE = [" "] + [chr(_BRAILLE_BASE + b) for b in range(1, 256)]
 # dot bits by (dot column, dot row) inside a cell
 _DOT = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
+# _SPAN[dot column][first dot row][last dot row]: the bits of those dots of a cell
+_SPAN = tuple(tuple(tuple(sum(d[a:b + 1]) for b in range(4)) for a in range(4)) for d in _DOT)
 
 
 @dataclass(frozen=True)
@@ -74,46 +76,7 @@ class Series:
     lo: Optional[Sequence[float]] = None
     hi: Optional[Sequence[float]] = None
     flagged: Sequence[int] = ()
-    blocks: Optional["Blocks"] = None
-
-
-class Blocks:
-    """Min and max of each run of :attr:`size` points of a long series (an
-    index that keeps drawing 100,000 points cheap). Built once with
-    :func:`blocks_of` and extended with :meth:`extend` as the series grows;
-    only complete blocks are summarised. ``lo`` / ``hi`` hold the finite min /
-    max (NaN when a block has none); ``bad`` the sorted indices of blocks
-    holding a NaN or an infinity."""
-
-    __slots__ = ("size", "lo", "hi", "bad", "n")
-
-    def __init__(self, size: int = 32) -> None:
-        self.size = size
-        self.lo: List[float] = []
-        self.hi: List[float] = []
-        self.bad: List[int] = []
-        self.n = 0  # points summarised
-
-    def extend(self, y: Sequence[float], lo: Optional[Sequence[float]] = None,
-               hi: Optional[Sequence[float]] = None) -> "Blocks":
-        """Summarise the complete blocks of ``y`` not yet summarised."""
-        b = self.size
-        total = (len(y) // b) * b
-        while self.n < total:
-            i0, i1 = self.n, self.n + b
-            c = _column_stats(y, lo, hi, (), i0, i1)
-            assert c is not None
-            if c.bad:
-                self.bad.append(len(self.lo))
-            self.lo.append(c.lo)
-            self.hi.append(c.hi)
-            self.n = i1
-        return self
-
-
-def blocks_of(y: Sequence[float], lo: Optional[Sequence[float]] = None,
-              hi: Optional[Sequence[float]] = None, size: int = 32) -> Blocks:
-    return Blocks(size).extend(y, lo, hi)
+    blocks: Optional[Blocks] = None
 
 
 def zoom_label(zoom: Optional[int]) -> str:
@@ -140,162 +103,12 @@ def value_text(v: Optional[float]) -> str:
     return fmt.metric(v)
 
 
-def _finite(v: object) -> bool:
-    try:
-        return v - v == 0  # type: ignore[operator]  # False for NaN / inf, TypeError for None
-    except TypeError:
-        return False
-
-
-def _fin(v: object) -> float:
-    try:
-        return v if v - v == 0 else math.nan  # type: ignore[operator,return-value]
-    except TypeError:
-        return math.nan
-
-
 def last_value(s: Series) -> Optional[float]:
     """The series' latest value (NaN / inf included); None when empty."""
     if not s.y:
         return None
     v = s.y[-1]
     return float("nan") if v is None else v
-
-
-@dataclass
-class _Col:
-    lo: float  # NaN when the column has no finite value
-    hi: float
-    last: float
-    bad: bool  # a NaN / inf in the column
-    first: float = math.nan
-    nonpos: bool = False  # log scale: a value <= 0
-
-
-def _column_stats(ys: Sequence[float], los: Optional[Sequence[float]], his: Optional[Sequence[float]],
-                  flagged: Sequence[int], i0: int, i1: int) -> Optional[_Col]:
-    if i1 <= i0:
-        return None
-    seg = ys[i0:i1]
-    lseg = seg if los is None else los[i0:i1]
-    hseg = seg if his is None else his[i0:i1]
-    bad = False
-    if flagged:
-        k = bisect_left(flagged, i0)
-        bad = k < len(flagged) and flagged[k] < i1
-    try:
-        s = sum(lseg) + (0.0 if hseg is lseg else sum(hseg))
-        ok = s - s == 0
-    except TypeError:  # a None in there
-        ok = False
-    if ok:
-        lo, hi = min(lseg), max(hseg)
-    else:
-        fl = [v for v in lseg if _finite(v)]
-        fh = fl if hseg is lseg else [v for v in hseg if _finite(v)]
-        if len(fl) != len(lseg) or len(fh) != len(hseg):
-            bad = True
-        lo = min(fl) if fl else math.nan
-        hi = max(fh) if fh else math.nan
-    return _Col(lo, hi, _fin(seg[-1]), bad, _fin(seg[0]))
-
-
-def _stats(s: Series, i0: int, i1: int) -> Optional[_Col]:
-    """Stats of ``s[i0:i1]``, through the series' blocks where it has them."""
-    bl = s.blocks
-    if bl is None or i1 - i0 < 4 * bl.size:
-        return _column_stats(s.y, s.lo, s.hi, s.flagged, i0, i1)
-    b = bl.size
-    j0 = -(-i0 // b)
-    j1 = min(i1 // b, len(bl.lo))
-    if j1 - j0 < 2:
-        return _column_stats(s.y, s.lo, s.hi, s.flagged, i0, i1)
-    head = _column_stats(s.y, s.lo, s.hi, s.flagged, i0, j0 * b)
-    tail = _column_stats(s.y, s.lo, s.hi, s.flagged, j1 * b, i1)
-    blo = bl.lo[j0:j1]
-    bhi = bl.hi[j0:j1]
-    try:
-        t = sum(blo) + sum(bhi)
-        ok = t - t == 0
-    except TypeError:
-        ok = False
-    if ok:
-        lo, hi = min(blo), max(bhi)
-    else:
-        fl = [v for v in blo if v == v]
-        fh = [v for v in bhi if v == v]
-        lo = min(fl) if fl else math.nan
-        hi = max(fh) if fh else math.nan
-    bad = False
-    if bl.bad:
-        k = bisect_left(bl.bad, j0)
-        bad = k < len(bl.bad) and bl.bad[k] < j1
-    if s.flagged:
-        k = bisect_left(s.flagged, j0 * b)
-        bad = bad or (k < len(s.flagged) and s.flagged[k] < j1 * b)
-    for part in (head, tail):
-        if part is None:
-            continue
-        bad = bad or part.bad
-        if part.lo == part.lo:
-            lo = part.lo if lo != lo else min(lo, part.lo)
-            hi = part.hi if hi != hi else max(hi, part.hi)
-    return _Col(lo, hi, _fin(s.y[i1 - 1]), bad, _fin(s.y[i0]))
-
-
-def _bins(s: Series, start: int, end: int, xs: Optional[Sequence[float]], x0: float, x1: float,
-          ncols: int, log: bool = False) -> List[Optional[_Col]]:
-    """Per plot column, the stats of the points of ``s[start:end]`` whose x
-    falls in it."""
-    out: List[Optional[_Col]] = [None] * ncols
-    if end <= start or ncols <= 0:
-        return out
-    span = x1 - x0
-    int_x = xs is not None and type(xs[start]) is int
-    bounds: List[int] = []
-    for c in range(ncols + 1):
-        if c == ncols:
-            bounds.append(end)
-            continue
-        if xs is None:
-            xv = x0 + span * c / ncols
-            b = int(math.ceil(xv - 1e-9))
-        else:
-            xv = x0 + span * c / ncols
-            if int_x:  # ints compare faster with an int
-                xv = math.ceil(xv - 1e-9)
-            b = bisect_left(xs, xv, start, end) if span > 0 else (start if c == 0 else end)
-        bounds.append(max(start, min(end, b)))
-    if span <= 0:
-        bounds = [start] + [end] * ncols
-    bl = s.blocks
-    if bl is not None and end - start >= 8 * bl.size * ncols:
-        # many points per column: start columns on block boundaries (an
-        # error of less than 1/8 of a column) so that each column is whole
-        # blocks, with no raw points to scan at its edges
-        b = bl.size
-        bounds = [start] + [max(start, min(end, (x + b // 2) // b * b)) for x in bounds[1:-1]] + [end]
-    for c in range(ncols):
-        out[c] = _stats(s, bounds[c], bounds[c + 1])
-    _interpolate(out, log)
-    return out
-
-
-def _interpolate(cols: List[Optional[_Col]], log: bool = False) -> None:
-    """Fewer points than columns: the empty columns between two points get
-    the straight line between them (nothing is drawn across a NaN)."""
-    prev = -1
-    for c, col in enumerate(cols):
-        if col is None:
-            continue
-        if prev >= 0 and c - prev > 1:
-            a, b = cols[prev].last, col.first  # type: ignore[union-attr]
-            if a == a and b == b and (not log or (a > 0 and b > 0)):
-                gap = c - prev
-                for k in range(1, gap):
-                    v = a * (b / a) ** (k / gap) if log else a + (b - a) * k / gap
-                    cols[prev + k] = _Col(v, v, v, False, v)
-        prev = c
 
 
 def _xs_of(s: Series, x_by: str) -> Optional[Sequence[float]]:
@@ -392,9 +205,10 @@ def render_chart(series: Sequence[Series], width_: int, height: int, *, zoom: Op
     dots_x = plot_w if cell_res else plot_w * 2
     dots_y = plot_rows if cell_res else plot_rows * 4
 
-    cols_per_series: List[List[Optional[_Col]]] = []
+    cols_per_series: List[List[Optional[Col]]] = []
     for s, xs, a, b in wins:
-        cols_per_series.append(_bins(s, a, b, xs, xmin, xmax, dots_x, log) if not empty else [None] * dots_x)
+        cols_per_series.append(bins(s.y, s.lo, s.hi, s.flagged, s.blocks, a, b, xs, xmin, xmax, dots_x, log)
+                               if not empty else [None] * dots_x)
 
     lo = math.inf
     hi = -math.inf
@@ -427,55 +241,66 @@ def render_chart(series: Sequence[Series], width_: int, height: int, *, zoom: Op
         pad = abs(y0) * 0.1 if y0 != 0 else 1.0
         y0, y1 = y0 - pad, y1 + pad
 
-    def ty(v: float) -> float:
-        if use_log:
-            return math.log10(v) if v > 0 else y0
-        return v
-
-    def row_of(v: float) -> int:
-        f = (ty(v) - y0) / (y1 - y0)
-        r = int(round((1.0 - f) * (dots_y - 1)))
-        return max(0, min(dots_y - 1, r))
-
     # --- draw ------------------------------------------------------------------
     # grid of cells: (bits or marker, role)
     bits = [[0] * plot_w for _ in range(plot_rows)]
     roles: List[List[Optional[str]]] = [[None] * plot_w for _ in range(plot_rows)]
     marks: List[List[str]] = [[" "] * plot_w for _ in range(plot_rows)]
     axis_marks: List[str] = ["" for _ in range(plot_w)]
+    span_y = y1 - y0
+    top = dots_y - 1
+    log10 = math.log10
     for si, cols in enumerate(cols_per_series):
         role = SERIES_ROLES[si % len(SERIES_ROLES)] if len(series) > 1 else R.CHART
         marker = MARKERS[si % len(MARKERS)]
-        prev: Optional[Tuple[int, int]] = None
+        prev_top = prev_bot = -1  # the previous column's own rows (-1: none to join)
         for dx, c in enumerate(cols):
-            cx = dx if cell_res else dx // 2
             if c is None:
                 continue
+            cx = dx if cell_res else dx >> 1
             if c.bad:
                 axis_marks[cx] = "!"
-            if c.lo != c.lo:  # nothing finite here
-                prev = None
+            vlo = c.lo
+            if vlo != vlo:  # nothing finite here
+                prev_top = -1
                 continue
-            if use_log and c.lo <= 0 and axis_marks[cx] != "!":
-                axis_marks[cx] = "v"
-            r_top, r_bot = row_of(c.hi), row_of(c.lo)
-            own = (r_top, r_bot)
-            if prev is not None:  # join to the previous column's range
-                if r_top > prev[1]:
-                    r_top = prev[1] + 1
-                elif r_bot < prev[0]:
-                    r_bot = prev[0] - 1
-            prev = own
+            vhi = c.hi
+            if use_log:
+                if vlo <= 0 and axis_marks[cx] != "!":
+                    axis_marks[cx] = "v"
+                vhi = log10(vhi) if vhi > 0 else y0
+                vlo = log10(vlo) if vlo > 0 else y0
+            # rows of the dots (0 at the top)
+            r_top = int(round((1.0 - (vhi - y0) / span_y) * top))
+            r_top = 0 if r_top < 0 else (top if r_top > top else r_top)
+            r_bot = int(round((1.0 - (vlo - y0) / span_y) * top))
+            r_bot = 0 if r_bot < 0 else (top if r_bot > top else r_bot)
+            own_top, own_bot = r_top, r_bot
+            if prev_top >= 0:  # join to the previous column's range
+                if r_top > prev_bot:
+                    r_top = prev_bot + 1
+                elif r_bot < prev_top:
+                    r_bot = prev_top - 1
+            prev_top, prev_bot = own_top, own_bot
             if cell_res:
                 for r in range(r_top, r_bot + 1):
                     marks[r][cx] = marker
                     roles[r][cx] = role
             else:
-                col_bits = _DOT[dx & 1]
-                for r in range(r_top, r_bot + 1):
-                    cy = r >> 2
-                    bits[cy][cx] |= col_bits[r & 3]
-                    roles[cy][cx] = role
+                masks = _SPAN[dx & 1]
+                cy0, cy1 = r_top >> 2, r_bot >> 2
+                if cy0 == cy1:
+                    bits[cy0][cx] |= masks[r_top & 3][r_bot & 3]
+                    roles[cy0][cx] = role
+                else:
+                    bits[cy0][cx] |= masks[r_top & 3][3]
+                    roles[cy0][cx] = role
+                    full = masks[0][3]
+                    for cy in range(cy0 + 1, cy1):
+                        bits[cy][cx] |= full
+                        roles[cy][cx] = role
+                    bits[cy1][cx] |= masks[0][r_bot & 3]
+                    roles[cy1][cx] = role
 
     lines: List[Line] = []
     # title

@@ -53,9 +53,15 @@ def char_width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
+#: Characters that take one cell each (by :func:`char_width`): ASCII,
+#: Latin / IPA, dashes and quotes, the ellipsis, arrows, box drawing, block
+#: elements and braille (the charts' characters).
+_ONE_CELL = re.compile("[\x00-\x7f\xa0-\u02ff\u2010-\u2027\u2190-\u21ff\u2500-\u259f\u2800-\u28ff]*")
+
+
 def width(text: str) -> int:
     """Display width in terminal cells of already-:func:`clean` text."""
-    if text.isascii():
+    if text.isascii() or _ONE_CELL.fullmatch(text):
         return len(text)
     return sum(char_width(c) for c in text)
 
