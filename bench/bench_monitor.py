@@ -13,7 +13,10 @@ Targets:
   loop <= 0.5x tqdm's per-item overhead (``for x in tqdm(range(N))``)
 * the background thread at default settings, 5 metrics updated every ~1 ms
   (folded into the progress file and the metric history file):
-  <= 0.25 % of one core over ``--thread-seconds`` (default 60)
+  <= 0.25 % of one core over ``--thread-seconds`` (default 60). Printed
+  beside it: its CPU per batch against one ``tqdm.update()`` call, and the
+  CPU of tqdm's own monitor thread in the same loop (a bar updated every
+  batch).
 
 Optional peers, printed for comparison when installed (``pip install wandb
 trackio``; skipped with the reason otherwise, ``--no-peers`` skips them):
@@ -239,6 +242,11 @@ def main(argv=None):
             proc0 = time.process_time()
             monitor.start_epoch(1, total_epochs=1)
             monitor.start_phase("train", total_batches=10**9)
+            # peer in the same loop: a tqdm bar updated every batch, whose own
+            # background thread (tqdm's monitor, TMonitor) runs meanwhile
+            peer_bar = tqdm(total=10**9, file=devnull)
+            tq_thread = getattr(tqdm, "monitor", None)
+            tq0 = thread_cpu_seconds(tq_thread) if tq_thread is not None else None
             batches = 0
             loss = 2.0
             deadline = t_start + args.thread_seconds
@@ -250,10 +258,13 @@ def main(argv=None):
                 monitor.start_batch()
                 loss *= 0.99999
                 monitor.update_metrics(loss=loss, acc=1.0 - loss / 2, lr=0.01, grad_norm=loss * 3, tput=512.0)
+                peer_bar.update()
                 batches += 1
                 time.sleep(0.001)
             cpu = thread_cpu_seconds(thread)
             now = time.monotonic()
+            tq_cpu = thread_cpu_seconds(tq_thread) - tq0 if tq0 is not None and tq_thread.is_alive() else None
+            peer_bar.close()
             wall = now - t_start
             proc = time.process_time() - proc0
             monitor.set_finished()
@@ -274,6 +285,15 @@ def main(argv=None):
                 "    (%d batches, start_batch + update_metrics of 5 metrics every ~1 ms; whole process %.1f%% of one core)"
                 % (batches, 100.0 * proc / wall)
             )
+            per_batch = cpu / batches * 1e9 if batches else 0.0
+            print("    per batch: %.0f ns of writer CPU = %.2fx one tqdm.update() call measured above"
+                  % (per_batch, per_batch / ref))
+            if tq_cpu is not None:
+                print("    peer, same loop: tqdm's monitor thread %.3f%% of one core (it wakes every %g s)"
+                      % (100.0 * tq_cpu / wall, getattr(tqdm, "monitor_interval", 0)))
+            else:
+                print("    peer, same loop: tqdm's monitor thread not running (monitor_interval=%r)"
+                      % getattr(tqdm, "monitor_interval", None))
     print("overall: %s" % ("FAIL" if failed else "PASS"))
     return 1 if failed else 0
 
