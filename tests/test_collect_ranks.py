@@ -185,12 +185,14 @@ def test_t_shows_rank_rows_and_k_signals_the_ranks_process(ttop_term, spawn, pro
                stdout=subprocess.PIPE)
 
     write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid))
-    write_json_atomic(str(progress_dir / ".job.rank1.json"), rank_doc("job", 1, r1.pid))
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), rank_doc("job", 1, r1.pid, world=3))
+    write_json_atomic(str(progress_dir / ".job.rank2.json"), dict(rank_doc("job", 2, r1.pid, world=3), pid=77,
+                                                                  host="gpu-far-02"))
     t = ttop_term(str(progress_dir), cols=150, rows=30)
     t.wait_for("job")
     t.press("t")
-    t.wait_for("[R1] rank 1/2")
-    y0, y1 = t.row_of("[R0] rank 0/2"), t.row_of("[R1] rank 1/2")
+    t.wait_for("[R1] rank 1/3")
+    y0, y1 = t.row_of("[R0] rank 0/3"), t.row_of("[R1] rank 1/3")
     assert y0 is not None and y1 is not None and y0 < y1
     p_rows = [y for y in range(30) if "[P]" in t.line(y)]  # each followed by its [T] rows
     assert [int(t.line(y).split()[1]) for y in p_rows] == [r0.pid, r1.pid]
@@ -207,6 +209,12 @@ def test_t_shows_rank_rows_and_k_signals_the_ranks_process(ttop_term, spawn, pro
     assert r1.stdout.readline().strip() == b"usr1"
     r1.stdout.close()
     assert r0.poll() is None
+    # a rank on another host: k says why it cannot be signalled from here
+    t.wait_for(lambda t: t.row_of("[R2] rank 2/3 @gpu-far-02") is not None)
+    for _ in range(t.row_of("[R2] rank 2/3") - y1):
+        t.press("DOWN")
+    t.press("k")
+    t.wait_for("rank 2 runs on gpu-far-02: ttop cannot signal it from this host")
 
 
 def test_odd_rank_files_neither_break_the_cycle_nor_lose_the_run(spawn, progress_dir):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..view.ranks import rank_unsignalable
 from ..view.screen import main_frame
 from ..view.state import ViewState
 from ..view.table import COLUMNS, filtered_runs, max_offset, metric_column, sort_keys
@@ -331,6 +332,9 @@ class MainScreen(Screen):
             screen = levers.open_signal_all(ctx, keys, self.filter_description(), self._remote_requested)
         elif key == "k":
             target = self.target()
+            if target is None and row is not None and row.kind == "rank":
+                ctx.notify(rank_unsignalable(row.rank), error=True)
+                return
             if target is None:
                 ctx.notify("nothing to signal: no row selected or the run has no PID", error=True)
                 return

@@ -57,3 +57,13 @@ def rank_role(rank: Any) -> str:
     if rank.status in ("FAILED", "KILLED") or (rank.alive is False and rank.status == "RUNNING"):
         return R.FAILED
     return R.PROC
+
+
+def rank_unsignalable(rank: Any) -> str:
+    """Why ``k`` cannot signal a rank's process from here."""
+    if not rank.local:
+        return "rank %d runs on %s: ttop cannot signal it from this host" % (
+            rank.rank, clean(rank.host or "another host"))
+    if rank.ownership_note:
+        return "rank %d: %s" % (rank.rank, clean(rank.ownership_note))
+    return "rank %d has no live process here" % rank.rank
