@@ -160,3 +160,15 @@ def test_monitor_shows_both_folders_and_says_when_one_goes(ttop_term, tmp_path):
     t.wait_for(lambda t: "a/exp" in t.text and "b/exp" in t.text)
     shutil.rmtree(b)
     t.wait_for(lambda t: "folder does not exist: " in t.text and "b/exp" not in t.text and "a/exp" in t.text)
+
+
+def test_rank_files_are_read_in_each_runs_own_folder(tmp_path):
+    a, b = _folders(tmp_path, "a", "b")
+    _write(a, "job")
+    _write(b, "job")
+    rank = {"format": "ttop.rank/1", "rank": 1, "world_size": 2, "status": "RUNNING", "updated_at": time.time(),
+            "host": "elsewhere"}
+    P.write_json_atomic(str(b / ".job.rank1.json"), rank)
+    _c, snap = _collect([a, b])
+    ranks = {r.key: [k.rank for k in r.ranks] for r in snap.runs}
+    assert ranks["a/job"] == [] and 1 in ranks["b/job"]
