@@ -380,3 +380,18 @@ def test_cli_prices_from_the_config_under_the_flags(cfg, progress_dir, capsys):
     assert errors == ["", "", ""]
     assert cost() is None
     assert errors[-1] == 'ttop: config %s ignored: "prices": hour must be a number from 0 to 1e+09; no prices from it\n' % cfg
+
+
+def test_columns_for_remembers_per_snapshot_and_view_only():
+    st = ViewState()
+    first = columns_for(SNAP, st)
+    again = columns_for(SNAP, st)
+    assert again == first and again is not first  # a list of its own each time
+    again.clear()
+    assert columns_for(SNAP, st) == first
+    # a filter that leaves run b: its metrics decide; another snapshot: its own columns
+    only_b = [c.key for c in columns_for(SNAP, st.with_(name_filter="b"))]
+    assert "m:grad_norm" not in only_b and "m:loss" in only_b
+    other = snap([run("c", {"ppl": 3.0})])
+    assert [c.key for c in columns_for(other, st) if c.key.startswith("m:")] == ["m:ppl"]
+    assert [c.key for c in columns_for(SNAP, st.with_(columns=C.parse("cpu")[0]))] == ["cpu"]

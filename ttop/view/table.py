@@ -341,7 +341,27 @@ def _multi_host(snapshot: Any) -> bool:
     return len(hosts) > 1
 
 
+#: columns_for's last answer: (snapshot, state key, columns); a frame asks
+#: for the same columns more than once, and each answer reads every run.
+_last_columns: Tuple[Any, Any, Tuple[Column, ...]] = (None, None, ())
+
+
 def columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional[Sequence[Any]] = None) -> List[Column]:
+    """:func:`_columns_for`, remembered for the same snapshot and view (when
+    ``runs`` is not given: the runs are then the snapshot's after the filters)."""
+    global _last_columns
+    if runs is not None or state is None:
+        return _columns_for(snapshot, state, runs)
+    key = (state.columns, state.metrics, state.ascii, state.status_filter, state.effective_name_filter())
+    last = _last_columns
+    if last[0] is snapshot and last[1] == key:
+        return list(last[2])
+    out = _columns_for(snapshot, state, None)
+    _last_columns = (snapshot, key, tuple(out))
+    return out
+
+
+def _columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optional[Sequence[Any]] = None) -> List[Column]:
     """The scrollable columns of the choice (``state.columns``, else
     :data:`~ttop.view.columns.DEFAULT`; see :mod:`ttop.view.columns`): Host
     only when runs come from several hosts, Health when any run has a
