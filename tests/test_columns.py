@@ -395,3 +395,30 @@ def test_columns_for_remembers_per_snapshot_and_view_only():
     other = snap([run("c", {"ppl": 3.0})])
     assert [c.key for c in columns_for(other, st) if c.key.startswith("m:")] == ["m:ppl"]
     assert [c.key for c in columns_for(SNAP, st.with_(columns=C.parse("cpu")[0]))] == ["cpu"]
+
+
+def test_a_config_another_user_cannot_read(three_users, shared_dir):
+    """ttop run as a user who may not look into the config folder (another
+    HOME) gets the defaults silently; a config file there it may not read is
+    one message."""
+    from test_monitor_trust import user_python
+
+    b = three_users[0]
+    private = os.path.join(shared_dir, "private")
+    os.makedirs(os.path.join(private, "ttop"), mode=0o700)
+    os.chmod(private, 0o700)
+    path = os.path.join(private, "ttop", "config.json")
+    with open(path, "w") as f:
+        f.write('{"columns": ["cpu"]}')
+    os.chmod(path, 0o600)
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from ttop import config; "
+              "print(repr(config.load(sys.argv[2]).problem))")
+
+    def problem():
+        r = b.sh('"$1" -c "$2" "$3" "$4"', user_python(b), script, str(cli.__file__).rsplit("/ttop/", 1)[0], path)
+        return r.stdout.decode().strip()
+
+    assert problem() == "None"  # the folder: not even visible
+    os.chmod(private, 0o755)
+    os.chmod(os.path.join(private, "ttop"), 0o755)
+    assert problem() == repr("config %s ignored: Permission denied; using the defaults" % path)
