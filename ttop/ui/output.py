@@ -33,7 +33,7 @@ from ..levers.logs import log_files
 from ..logfile import LogPager, display_text
 from ..view import fmt
 from ..view import roles as R
-from ..view.text import Line, Segment, clean, crop_line, line_width
+from ..view.text import Line, Segment, char_width, clean, crop_line, line_width
 from .dialogs import wrap_text
 from .screen import AppContext, Screen
 
@@ -74,10 +74,50 @@ def highlight(text: str, query: Optional[str]) -> Line:
 
 
 def wrap_rows(line: Line, width: int) -> List[Line]:
-    w = line_width(line)
-    if w <= width or width <= 0:
+    """``line`` cut into rows of ``width`` cells, in one pass over its
+    characters (a log line can be 16 KiB: cropping it once per row would be
+    quadratic). A wide character cut by a row's end becomes a space at the
+    end of that row and another at the start of the next, as
+    :func:`crop_line` does."""
+    if width <= 0 or line_width(line) <= width:
         return [line]
-    return [crop_line(line, x, width) for x in range(0, w, width)]
+    rows: List[Line] = []
+    row: List[Segment] = []
+    used = 0
+    for text, role in line:
+        buf: List[str] = []
+        if text.isascii():  # one cell per character: cut by slicing
+            pos = 0
+            while pos < len(text):
+                take = min(width - used, len(text) - pos)
+                buf.append(text[pos:pos + take])
+                used += take
+                pos += take
+                if used == width and pos < len(text):
+                    row.append(("".join(buf), role))
+                    rows.append(tuple(row))
+                    row, buf, used = [], [], 0
+        else:
+            for ch in text:
+                cw = char_width(ch)
+                while used + cw > width:
+                    if used < width:  # a wide character cut in half
+                        buf.append(" " * (width - used))
+                        cw -= width - used
+                        ch = " " * cw
+                    row.append(("".join(buf), role))
+                    rows.append(tuple(row))
+                    row, buf, used = [], [], 0
+                buf.append(ch)
+                used += cw
+        if buf:
+            row.append(("".join(buf), role))
+        if used == width:
+            rows.append(tuple(row))
+            row, used = [], 0
+    if row:
+        rows.append(tuple(row))
+    return rows
 
 
 class Pane:

@@ -1,0 +1,63 @@
+"""Wrapping in the output viewer: the rows a long log line is cut into."""
+from __future__ import annotations
+
+import random
+
+from ttop.ui import output
+from ttop.view import text
+from ttop.view.text import crop_line, line_width
+
+
+def _reference(line, width):
+    w = line_width(line)
+    if w <= width or width <= 0:
+        return [line]
+    return [crop_line(line, x, width) for x in range(0, w, width)]
+
+
+def _merged(rows):
+    out = []
+    for row in rows:
+        segs = []
+        for t, role in row:
+            if not t:
+                continue
+            if segs and segs[-1][1] == role:
+                segs[-1] = (segs[-1][0] + t, role)
+            else:
+                segs.append((t, role))
+        out.append(tuple(segs))
+    return out
+
+
+def test_wrap_rows_cuts_like_cropping_each_row():
+    rnd = random.Random(1)
+    alphabet = ["a", "b", " ", "\u540d", "\u5b57", "\u00e9"]
+    for _ in range(100):
+        line = tuple(("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30))), rnd.choice("xyz"))
+                     for _ in range(rnd.randint(1, 5)))
+        for width in (1, 2, 3, 7):
+            assert _merged(output.wrap_rows(line, width)) == _merged(_reference(line, width)), (line, width)
+
+
+def test_wrap_rows_reads_a_long_line_once(monkeypatch):
+    """A 16 KiB log line (the viewer's longest) wrapped at 100 columns: each
+    character is measured a bounded number of times, not once per row (that
+    took seconds per line and froze the viewer in wrap mode)."""
+    calls = [0]
+    real = text.char_width
+
+    def counting(ch):
+        calls[0] += 1
+        return real(ch)
+
+    monkeypatch.setattr(text, "char_width", counting)
+    monkeypatch.setattr(output, "char_width", counting, raising=False)
+    line = (("\u540d" * 8192, "n"),)
+    rows = output.wrap_rows(line, 100)
+    assert len(rows) == 164 and all(line_width(r) == 100 for r in rows[:-1])
+    assert calls[0] <= 3 * 8192
+    calls[0] = 0
+    rows = output.wrap_rows((("A" * 16384, "n"),), 100)
+    assert len(rows) == 164 and "".join(t for r in rows for t, _ in r) == "A" * 16384
+    assert calls[0] <= 3 * 16384
