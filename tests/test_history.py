@@ -136,6 +136,28 @@ def test_reader_ignores_a_torn_last_line_and_reads_it_once_complete(tmp_path):
     assert r.bad_lines == 1
 
 
+def test_reader_memory_stays_bounded_on_a_file_without_newlines(tmp_path, monkeypatch):
+    """A history file that is one huge line (a sparse file of another user's
+    making, 1 GB of zeros) must not be held whole: the line is dropped as
+    bad and the lines after it are read."""
+    from ttop.collect import history as CH
+
+    monkeypatch.setattr(CH, "READ_MAX", 1 << 16)
+    monkeypatch.setattr(CH, "LINE_MAX", 1 << 18, raising=False)
+    p = tmp_path / "r.history.jsonl"
+    with open(p, "wb") as f:
+        f.write(b'{"format":"ttop.history/1"}\n')
+        f.truncate(f.tell() + (1 << 22))  # 4 MiB of zeros, no newline: 64 polls
+        f.seek(0, os.SEEK_END)
+        f.write(b'\n{"t":1,"d":{"loss":[[1,0.5]]}}\n')
+    r = HistoryReader(str(tmp_path), "r.history.jsonl")
+    for _ in range(80):
+        cols = r.poll()
+        assert len(r._partial) <= CH.LINE_MAX
+    assert cols["loss"].y == [0.5]
+    assert r.bad_lines == 1
+
+
 def test_reader_notices_a_compacted_replacement(tmp_path):
     log = MetricLog(str(tmp_path), "c", lambda m: None)
     r = HistoryReader(str(tmp_path), "c.history.jsonl")

@@ -28,6 +28,10 @@ from ..progress import resolve_inside
 READ_MAX = 16 * 1024 * 1024
 #: Reads larger than this are parsed with the cyclic GC paused.
 GC_PAUSE_BYTES = 64 * 1024
+#: A line longer than this is skipped as bad (the writer's lines, of at most
+#: ``MAX_METRICS`` metrics, are far shorter): a file without newlines must
+#: not make the reader hold it whole.
+LINE_MAX = 4 * 1024 * 1024
 
 
 class HistoryError(Exception):
@@ -43,6 +47,7 @@ class HistoryReader:
         self._ino: Optional[int] = None
         self._offset = 0
         self._partial = b""
+        self._skipping = False  # inside a line longer than LINE_MAX: dropped up to its newline
         self._cache: Dict[str, H.Columns] = {}
         self._versions: Dict[str, int] = {}
 
@@ -50,6 +55,7 @@ class HistoryReader:
         self.model = H.HistoryModel()
         self._offset = 0
         self._partial = b""
+        self._skipping = False
         self._cache = {}
         self._versions = {}
 
@@ -105,12 +111,26 @@ class HistoryReader:
                 gc.enable()
 
     def _feed_lines(self, data: bytes) -> None:
+        if self._skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return
+            self._skipping = False
+            data = data[nl + 1:]
         data = self._partial + data
         cut = data.rfind(b"\n")
         if cut < 0:
             self._partial = data
+            if len(data) > LINE_MAX:
+                self._partial = b""
+                self._skipping = True
+                self.bad_lines += 1
             return
         self._partial = data[cut + 1:]
+        if len(self._partial) > LINE_MAX:
+            self._partial = b""
+            self._skipping = True
+            self.bad_lines += 1
         objs = []
         for raw in data[:cut].split(b"\n"):
             if not raw.strip():
