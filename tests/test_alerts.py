@@ -68,6 +68,29 @@ def test_events_file_lines_and_env(tmp_path):
         EventsFile(str(tmp_path / "missing" / "ev.jsonl"))
 
 
+def test_events_fifo_never_blocks(tmp_path):
+    """--events naming a FIFO: refused at start without a reader (opening it
+    for writing would block ttop for ever); with a reader that stops
+    reading, a write fails and is reported instead of stalling."""
+    fifo = str(tmp_path / "ev.fifo")
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="a FIFO with no reader"):
+        EventsFile(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    errors = []
+    try:
+        f = EventsFile(fifo, on_error=errors.append)
+        ev = {"event": "status", "run": "r", "status": "FAILED", "pad": "x" * 1000}
+        for _ in range(200):  # more than a pipe holds (64 KiB)
+            f.write(ev)
+        f.close()
+        assert errors and "events file %s:" % fifo in errors[0]
+        assert 0 < f.written < 200
+        assert json.loads(os.read(rfd, 65536).split(b"\n")[0])["run"] == "r"
+    finally:
+        os.close(rfd)
+
+
 def test_alert_command_one_line_per_event_hanging_killed_and_rate_limited(tmp_path):
     out = tmp_path / "out.txt"
     errors = []

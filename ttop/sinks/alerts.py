@@ -21,6 +21,7 @@ message. :class:`Alerts` ties them together as a collector listener.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -112,12 +113,23 @@ def event_line(ev: Dict[str, Any]) -> bytes:
 
 class EventsFile:
     """Appends event lines to ``path`` (created 0600 if missing). Raises
-    OSError at construction when it cannot be opened."""
+    OSError at construction when it cannot be opened.
+
+    Opened non-blocking: ttop never waits on it. A FIFO without a reader is
+    refused at start (opening it would block until a reader came); a reader
+    that stops reading makes writes fail (reported) instead of stalling the
+    collector."""
 
     def __init__(self, path: str, on_error: Optional[Callable[[str], None]] = None) -> None:
         self.path = path
         self.on_error = on_error
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self.fd = os.open(path, flags, 0o600)
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                raise OSError(errno.ENXIO, "a FIFO with no reader (start its reader first)", path) from None
+            raise
         self.written = 0
         self.last_error: Optional[str] = None
 
