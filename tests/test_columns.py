@@ -422,3 +422,18 @@ def test_a_config_another_user_cannot_read(three_users, shared_dir):
     os.chmod(private, 0o755)
     os.chmod(os.path.join(private, "ttop"), 0o755)
     assert problem() == repr("config %s ignored: Permission denied; using the defaults" % path)
+
+
+def test_applying_keeps_the_sort_only_while_its_column_is_shown(cfg):
+    from ttop.ui.main_screen import MainScreen
+
+    ms = MainScreen()
+    ctx = Ctx()
+    ctx.snapshot = SNAP
+    ms.state = ms.state.with_(sort_key="ram", col_offset=5)
+    ms._apply_columns(C.parse("status,ram")[0], ctx)
+    assert ms.state.sort_key == "ram" and ms.state.col_offset == 0
+    assert ctx.messages == [("columns saved to %s" % cfg, False)]
+    ms._apply_columns(C.parse("-ram")[0], ctx)
+    assert ms.state.sort_key is None
+    assert "-ram" in json.loads(cfg.read_text())["columns"]
