@@ -62,9 +62,11 @@ def main() -> int:
         shipped = Collector(folder, gpu=False, tpu=False, health=False)
         worst = Collector(folder, gpu=False, tpu=False, health=False)
         peer = Collector(folder, gpu=False, tpu=False, health=False)
-        peer._ranks.cycle = lambda *a, **kw: None  # type: ignore[method-assign]
         for c in (shipped, worst, peer):
             c.collect()
+            c.collect()  # the full cycle (the first may only paint the files)
+        assert peer._ranks is not None
+        peer._ranks.cycle = lambda *a, **kw: None  # type: ignore[method-assign]
         assert len(shipped.collect().run("job").ranks) == 2
         times = {"ranks": [], "ranks, probe every cycle": [], "peer (no rank reader)": []}
         probe = ranks_mod.PROBE_SECONDS
