@@ -51,7 +51,7 @@ NOTES: Dict[str, str] = {
     "host": "only with runs from several hosts",
     "health": "once a run has a health verdict",
     "cost": "with --price-hour / --price-gpu-hour",
-    AUTO: "other metrics: up to 3 the runs report, loss first",
+    AUTO: "up to 3 other metrics, loss first",
 }
 
 
