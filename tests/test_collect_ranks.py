@@ -238,3 +238,18 @@ def test_odd_rank_files_neither_break_the_cycle_nor_lose_the_run(spawn, progress
     text = render_table(s, ViewState(expanded=frozenset(["job"])), 120, 20, select=False).lines
     assert any("[R5]" in "".join(t for t, _ in line) for line in text)
     assert json.loads(json.dumps(run_to_dict(run)))["ranks"][1]["pid"] is None
+
+
+def test_a_reused_pid_is_not_a_rank(spawn, progress_dir):
+    """A rank file's PID now held by another process (its create time differs)
+    is not the rank: nothing of that process is shown or counted."""
+    r0, other = spawn(BUSY), spawn(BUSY)
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid))
+    doc = rank_doc("job", 1, other.pid)
+    doc["pid_create_time"] += 100.0
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), doc)
+    run = collector(progress_dir).collect().run("job")
+    r1 = run.ranks[1]
+    assert (r1.alive, r1.processes, r1.resources.num_procs) == (False, (), None)
+    from ttop.view.ranks import rank_state
+    assert rank_state(r1) == "gone" and run.resources.num_procs == 1
