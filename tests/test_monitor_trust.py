@@ -312,3 +312,36 @@ def test_suffix_fits_a_name_at_the_length_cap(progress_dir):
     assert P.sanitize_run_name(long) == long
     s = suffixed(long, 12)
     assert s.endswith("-12") and len(s.encode()) <= P.MAX_RUN_NAME_BYTES
+
+
+def test_a_temp_name_planted_by_another_user_does_not_stop_the_writes(three_users, shared_dir):  # noqa: F811
+    """The atomic write's temp name (``.<file>.<pid>.tmp``) is predictable:
+    another user of a sticky folder who creates it first cannot make every
+    write of the run fail (the writer cannot remove their file)."""
+    b, c = three_users[0], three_users[1]
+    py = user_python(c)
+    script = textwrap.dedent("""
+        import os, sys
+        sys.path.insert(0, sys.argv[1])
+        from ttop.progress import temp_name, write_json_atomic
+        path = os.path.join(sys.argv[2], "run.json")
+        print(temp_name("run.json"), flush=True)
+        sys.stdin.readline()  # the other user plants the name meanwhile
+        write_json_atomic(path, {"n": 1})
+        write_json_atomic(path, {"n": 2})
+        print("written", flush=True)
+    """)
+    p = c.popen([py, "-c", script, str(ROOT), shared_dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE)
+    try:
+        planted = os.path.join(shared_dir, p.stdout.readline().decode().strip())
+        b.sh('echo mine > "$1"', planted)
+        out, err = p.communicate(b"\n", timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert out.strip() == b"written", err.decode()
+    assert read(os.path.join(shared_dir, "run.json")) == {"n": 2}
+    assert sorted(os.listdir(shared_dir)) == sorted([os.path.basename(planted), "run.json"])
+    with open(planted) as f:
+        assert f.read() == "mine\n"

@@ -1,9 +1,8 @@
 """The on-disk contracts: progress files (``ttop.progress/1``) and control files
 (``ttop.control/1``).
 
-This module is shared by the writer (:mod:`ttop.monitor`, imported inside
-training scripts) and the readers (collector, UI, sinks), so it imports only
-the standard library and knows nothing of the UI.
+Shared by the writer (:mod:`ttop.monitor`, in training scripts) and the
+readers (collector, UI, sinks): only the standard library, nothing of the UI.
 
 Folder layout (one folder, many runs)::
 
@@ -290,6 +289,9 @@ def _short_str(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
 def number_or_none(value: Any) -> Optional[float]:
     """A metric value as a float (``"NaN"``/``"Infinity"`` strings understood),
     or None."""
@@ -300,13 +302,7 @@ def number_or_none(value: Any) -> Optional[float]:
             return float(value)
         except OverflowError:  # an int beyond the float range
             return math.inf if value > 0 else -math.inf
-    if value == "NaN":
-        return math.nan
-    if value == "Infinity":
-        return math.inf
-    if value == "-Infinity":
-        return -math.inf
-    return None
+    return _NONFINITE.get(value) if isinstance(value, str) else None
 
 
 def dumps(obj: Any) -> str:
@@ -331,10 +327,10 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     the new one, never a mix.
 
     The temp file is created with ``O_EXCL`` (never through a planted link; a
-    leftover of a killed writer with this PID is removed first) and mode
-    ``0o666`` less the umask, as :func:`open` would create it, so a monitor
-    running as another user can read it. Raises OSError on failure (the temp
-    file is removed)."""
+    leftover of a killed writer with this PID is removed first, another
+    user's file there gets a random name instead) and mode ``0o666`` less the
+    umask, as :func:`open` would, so a monitor running as another user can
+    read it. Raises OSError on failure (the temp file is removed)."""
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, temp_name(name))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -342,7 +338,10 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
         try:
             fd = os.open(tmp, flags, 0o666)
         except FileExistsError:
-            os.unlink(tmp)
+            try:
+                os.unlink(tmp)
+            except OSError:  # not ours to remove (a sticky folder): never let it block every write
+                tmp = os.path.join(folder, temp_name(os.urandom(6).hex() + name))
             fd = os.open(tmp, flags, 0o666)
         try:
             try:
