@@ -141,6 +141,19 @@ def test_failing_command_reported_once(tmp_path):
         cmd.close()
 
 
+def test_failing_command_output_is_reported_without_escape_codes():
+    """The command's last stderr line (which may echo a run name another user
+    chose) reaches ttop's stderr or footer without terminal escapes."""
+    errors = []
+    cmd = AlertCommand('printf "%s\\n" "$TTOP_RUN" >&2; exit 3', on_error=errors.append)
+    try:
+        cmd.submit({"run": "a\x1b]0;title\x07b\x1b[2Jc\x07"})
+        wait_until(lambda: cmd.ran == 1, timeout=30)
+        assert errors == ["alert command failed (exit 3): abc?"]
+    finally:
+        cmd.close()
+
+
 def test_alerts_feed_once_per_snapshot(tmp_path):
     a = Alerts(str(tmp_path / "ev.jsonl"))
     seen = []

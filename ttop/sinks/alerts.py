@@ -32,6 +32,7 @@ import time
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from ..progress import json_safe
+from ..view.text import clean
 
 EVENT_FORMAT = "ttop.event/1"
 #: Statuses whose arrival is an event.
@@ -281,7 +282,8 @@ class AlertCommand:
         if p.returncode != 0:
             self.failed += 1
             tail = (err or b"").decode("utf-8", "replace").strip().splitlines()
-            self._report("alert command failed (exit %s)%s" % (p.returncode, ": " + tail[-1][:200] if tail else ""))
+            # the tail may echo a run's name: never raw escape codes on ttop's stderr
+            self._report("alert command failed (exit %s)%s" % (p.returncode, ": " + clean(tail[-1][:200]) if tail else ""))
 
     @staticmethod
     def _kill(p: subprocess.Popen) -> None:
