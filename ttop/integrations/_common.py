@@ -363,11 +363,8 @@ def _refuse(m: TrainingMonitor, refused: Any) -> None:
     it read it; the optimizer refused it since, so its ``control_error``
     says so (the editor then shows the edit refused, not applied)."""
     ctl: Any = getattr(m, "_control", None)
-    if ctl is None:
-        return
-    msg = "refused " + "; ".join(refused)
-    with ctl._lock:
-        ctl.error = msg if not ctl.error else ctl.error + "; " + msg
+    if ctl is not None:
+        ctl.refuse("refused " + "; ".join(refused))
 
 
 class BridgeCallback:

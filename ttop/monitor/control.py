@@ -221,6 +221,12 @@ class VariableControl:
                     self._callback_error_reported = True
                     report("ttop: " + msg)
 
+    def refuse(self, message: str) -> None:
+        """Add ``message`` to ``control_error``: an edit acknowledged when it
+        was read, refused since by whoever applies it (e.g. an optimizer)."""
+        with self._lock:
+            self.error = message if not self.error else self.error + "; " + message
+
     def file_fields(self) -> Dict[str, Any]:
         """``variables``, ``variable_types``, ``control_seq`` and
         ``control_error`` as written; called with the lock held."""
