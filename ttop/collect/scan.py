@@ -334,7 +334,7 @@ class FolderScanner:
             idx, dino = self._idx, self._dino
             for name in names:
                 e = idx.get(name)
-                if e is not None and dino.get(name) == e[0] and isinstance(e[2], int):
+                if type(e) is tuple and len(e) == 7 and dino.get(name) == e[0] and isinstance(e[2], int):
                     dated.append((e[2], name))  # as indexed: no stat (checked when read)
                     continue
                 try:
