@@ -40,9 +40,18 @@ def collector(folder, **kw):
 
 
 def count_reads(c):
+    """The names of the files ``c`` reads from now on (each once: a file
+    written a moment ago is read once more, git's racily clean rule)."""
     reads = []
     real = c._scanner.reader
-    c._scanner.reader = lambda path, limit: reads.append(os.path.basename(path)) or real(path, limit)
+
+    def reader(path, limit):
+        name = os.path.basename(path)
+        if name not in reads:
+            reads.append(name)
+        return real(path, limit)
+
+    c._scanner.reader = reader
     return reads
 
 
@@ -191,3 +200,17 @@ def test_packed_data_decodes_to_the_parsed_file():
     assert same(archive_mod.unpack(archive_mod.pack(d)), d)
     a = archive_mod.ArchivedData.from_blob(archive_mod.pack(d))
     assert a["metrics"]["loss"] == 0.25 and a.get("nope") is None and same(dict(a), d)
+
+
+def test_the_first_screen_has_the_runs_the_index_does_not_know_then_the_archive_fills_in(progress_dir, cache):
+    indexed_folder(progress_dir)
+    write(progress_dir, "fresh", doc("fresh", "RUNNING", updated_at=time.time()), old=False)
+    c = collector(progress_dir)
+    s = c._collect_some()  # the collector thread's first cycle
+    assert sorted(r.key for r in s.runs) == ["fresh", "live"]
+    assert any("reading the folder" in n for n in s.notices)
+    for _ in range(10):
+        if not c._pending:
+            break
+        s = c._collect_some()
+    assert len(s.runs) == 14 and c._scanner.total_indexed == 12 and s.run("old07").status == "FINISHED"

@@ -253,6 +253,7 @@ class FolderScanner:
         gone = out.gone
         w = self._watch
         every = self.sweep_seconds if w is not None and w.local else min(LIST_SECONDS, self.sweep_seconds)
+        first = self._listed_at is None
         listed = changed is None or self._listed_at is None or now - self._listed_at >= every
         visit: Set[str] = set(self._active)
         if listed:
@@ -304,10 +305,13 @@ class FolderScanner:
             t0 = time.perf_counter()
             n_read = 0
             most = max(MIN_READS, int((budget or 0.0) * READS_PER_SECOND))
+            stop_at = self._idx if first and budget is not None else None
             while pending:
                 if budget is not None and n_read >= MIN_READS and (
                         n_read >= most or time.perf_counter() - t0 >= budget):
                     break
+                if stop_at and pending[-1] in stop_at:
+                    break  # a first look publishes the files the index does not know (the live runs) at once
                 name = pending.pop()
                 n_read += 1
                 if name in self._names and name not in self._cache:
@@ -331,17 +335,19 @@ class FolderScanner:
         """Queue new names; ``by_date``: newest modification last (read first)."""
         if by_date and len(names) > 1:
             dated = []
+            indexed = []
             idx, dino = self._idx, self._dino
             for name in names:
                 e = idx.get(name)
-                if type(e) is tuple and len(e) == 7 and dino.get(name) == e[0] and isinstance(e[2], int):
-                    dated.append((e[2], name))  # as indexed: no stat (checked when read)
+                if type(e) is tuple and len(e) == 7 and dino.get(name) == e[0]:
+                    indexed.append(name)  # as indexed: no stat (checked when taken), after the others
                     continue
                 try:
                     dated.append((os.stat(name, dir_fd=dfd).st_mtime_ns, name))
                 except OSError:
                     dated.append((0, name))  # the visit says why
             dated.sort()
+            self._pending.extend(indexed)
             self._pending.extend(name for _, name in dated)
         else:
             self._pending.extend(names)
@@ -489,6 +495,7 @@ class FolderScanner:
         if data.get("status") not in END_STATUSES:
             return False
         arch = ArchivedData.from_blob(blob)
+        arch._keep(data)
         keep: Mapping[str, Any] = arch if self.compact else data
         self._names.add(name)
         result = self._result(name, self.folder + os.sep + name, st.st_mtime, keep, e[4], None)
