@@ -214,3 +214,25 @@ def test_the_first_screen_has_the_runs_the_index_does_not_know_then_the_archive_
             break
         s = c._collect_some()
     assert len(s.runs) == 14 and c._scanner.total_indexed == 12 and s.run("old07").status == "FINISHED"
+
+
+def test_an_indexed_name_written_again_is_looked_at_before_its_turn(progress_dir, cache, monkeypatch):
+    """An ended run rewritten by a new run under its name while ttop was not
+    running: the index still lists the name, so it waits its turn behind the
+    other files, unless it is written again, which change notification
+    reports: then it is looked at at once."""
+    from ttop.collect import scan as scan_mod
+    indexed_folder(progress_dir)
+    monkeypatch.setattr(scan_mod, "MIN_READS", 1)
+    monkeypatch.setattr(scan_mod, "READS_PER_SECOND", 1)  # one file per cycle of the thread
+    write(progress_dir, "old02", doc("old02", "RUNNING", updated_at=time.time()), old=False)
+    c = collector(progress_dir, notify=True)
+    c._collect_some()
+    s = c._collect_some()  # the watch is made here
+    if not c._scanner.notifying:
+        pytest.skip("no change notification here")
+    assert "old02.json" in c._scanner._idx and s.run("old02") is None  # not taken yet (old11, old10, ... first)
+    write(progress_dir, "old02", doc("old02", "RUNNING", updated_at=time.time(), epoch=5), old=False)
+    s = c._collect_some()
+    assert s.run("old02").status == "RUNNING" and s.run("old02").data["epoch"] == 5
+    assert c._pending > 0  # the rest of the archive is still filling in

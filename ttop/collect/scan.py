@@ -40,11 +40,12 @@ folder is still being read (:attr:`ScanResult.pending`).
 **The archive index** (:class:`~ttop.collect.archive.ArchiveIndex`, in the
 user's cache folder; off with ``index=False`` or ``TTOP_ARCHIVE_INDEX=0``)
 lets a new scanner skip reading ended files it saw before: the first listing
-takes each indexed name's inode from the directory entry and its date from
-the index (no ``stat``), so the files that are not in the index (the live
-runs) are read first; an indexed file is then taken from the index after an
-``lstat`` shows it is still that regular file (inode, size, mtime, owner),
-and read as usual otherwise. The index is written when the whole folder has
+queues the names the index knows after the others without a ``stat``, and
+the first budgeted scan stops at them, so the files the index does not know
+(the live runs) are published first (an indexed name that change
+notification reports written is looked at at once); an indexed file is then
+taken from the index after an ``lstat`` shows it is still that regular file
+(inode, size, mtime, owner), and read as usual otherwise. The index is written when the whole folder has
 been seen and its ended files changed, at most every
 :data:`~ttop.collect.archive.SAVE_SECONDS`, and on :meth:`FolderScanner.close`.
 """
@@ -180,7 +181,6 @@ class FolderScanner:
         self._want_index = index_wanted() if index is None else bool(index)
         self._index: Optional[ArchiveIndex] = None
         self._idx: Dict[str, Tuple[Any, ...]] = {}  # loaded from the index, not looked at yet
-        self._dino: Dict[str, int] = {}  # inodes of indexed names in the first listing
         self._entries: Dict[str, Entry] = {}  # ended files as they will be saved
         self._dirty = False
         self._saved_at: Optional[float] = None
@@ -258,16 +258,7 @@ class FolderScanner:
         visit: Set[str] = set(self._active)
         if listed:
             try:
-                if self._idx and self._listed_at is None:  # the inodes of the indexed names, without a stat
-                    idx = self._idx
-                    listing = set()
-                    with os.scandir(dfd) as it:
-                        for e in it:
-                            listing.add(e.name)
-                            if e.name in idx:
-                                self._dino[e.name] = e.inode()
-                else:
-                    listing = set(os.listdir(dfd))
+                listing = set(os.listdir(dfd))
             except OSError as e:
                 return self._folder_gone("cannot read folder %s: %s" % (self.folder, os_error_reason(e)))
             self._listed_at = now
@@ -290,7 +281,7 @@ class FolderScanner:
             for name in changed:
                 if name[-5:] != PROGRESS_SUFFIX or not _progress_name(name):
                     continue
-                if name in self._cache:
+                if name in self._cache or name in self._idx:  # (indexed: written since, look now)
                     visit.add(name)
                 elif name not in self._names:
                     self._names.add(name)
@@ -325,7 +316,6 @@ class FolderScanner:
         self.total_indexed += out.indexed
         if not pending:
             self._idx = {}
-            self._dino = {}
             if self._dirty and self._index is not None and (
                     self._saved_at is None or now - self._saved_at >= SAVE_SECONDS):
                 self._save()
@@ -335,19 +325,17 @@ class FolderScanner:
         """Queue new names; ``by_date``: newest modification last (read first)."""
         if by_date and len(names) > 1:
             dated = []
-            indexed = []
-            idx, dino = self._idx, self._dino
+            # names the index knows: no stat, after the others (checked when taken)
+            indexed = self._idx.keys() & names
+            if indexed:
+                names = set(names) - indexed
+                self._pending.extend(sorted(indexed))  # by name: the same order each start
             for name in names:
-                e = idx.get(name)
-                if type(e) is tuple and len(e) == 7 and dino.get(name) == e[0]:
-                    indexed.append(name)  # as indexed: no stat (checked when taken), after the others
-                    continue
                 try:
                     dated.append((os.stat(name, dir_fd=dfd).st_mtime_ns, name))
                 except OSError:
                     dated.append((0, name))  # the visit says why
             dated.sort()
-            self._pending.extend(indexed)
             self._pending.extend(name for _, name in dated)
         else:
             self._pending.extend(names)
