@@ -93,6 +93,22 @@ def test_two_ranks_are_one_run_with_summed_resources(spawn, progress_dir):
     assert s.run("job").resources.num_procs == 1
 
 
+def test_first_look_cpu_of_a_rank_is_its_own_recent_sample(spawn, progress_dir):
+    """--once looks once: a rank's CPU % is then the rank's own fresh sample
+    (as a run's is), and counts in the run's total; a stale one does not."""
+    r0, r1 = spawn(BUSY), spawn(BUSY)
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid))
+    own = {"cpu_percent": 42.0, "rss_bytes": 1, "sampled_at": time.time()}
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), rank_doc("job", 1, r1.pid, resources=own))
+    run = collector(progress_dir).collect().run("job")
+    assert run.ranks[1].resources.cpu_percent == 42.0 and run.ranks[1].resources.source == "local"
+    assert run.ranks[1].resources.rss_bytes > 1  # measured here
+    assert run.resources.cpu_percent == pytest.approx(42.0 + (run.ranks[0].resources.cpu_percent or 0.0))
+    old = dict(own, sampled_at=time.time() - 3600)
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), rank_doc("job", 1, r1.pid, resources=old))
+    assert collector(progress_dir).collect().run("job").ranks[1].resources.cpu_percent is None
+
+
 def test_a_rank_below_another_is_counted_once_under_its_own_row(spawn, progress_dir):
     p = spawn(PARENT, stdout=subprocess.PIPE)
     child = int(p.stdout.readline())

@@ -296,6 +296,11 @@ class RankCycle:
             status = d.get("status") if isinstance(d.get("status"), str) else "?"
             if procs is not None:
                 res = _procs.totals(procs, self.now, pss, clock_now)
+                if res.cpu_percent is None:  # first look (no CPU % yet): its own recent sample, as for a run
+                    own_res = reported_resources(d)
+                    at = own_res.sampled_at
+                    if own_res.cpu_percent is not None and at is not None and self.now - at <= self.limit:
+                        res = dataclasses.replace(res, cpu_percent=own_res.cpu_percent)
             elif info["alive"] is None and "ownership_note" not in info and status == RUNNING:
                 res = reported_resources(d)  # remote: its own sample
             else:
