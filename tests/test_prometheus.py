@@ -415,6 +415,8 @@ def test_page_writer_writes_what_generate_latest_writes_byte_for_byte():
 
     odd = _run('we"ird\\na\nme', "RUNNING", epoch=2, total_epochs=4, rate=1.5, times={"run": {"remaining": 9.0}},
                metrics={"loss": 0.25, 'a"b\\c\nd': float("nan"), "big": 10 ** 400, "neg": float("-inf")})
+    odd = dataclasses.replace(odd, resources=RunResources(rss_bytes=3 << 30, cpu_percent=1e-7, num_procs=1234567),
+                              heartbeat_age=-0.5)  # numbers Go writes with exponents, and a tiny one
     snap = _snap(odd, _run("bad\udcff", "RUNNING", metrics={"lo\udcffss": 1.0}), _run("done", "FAILED", ended_at=990.0),
                  _run("x", "RUNNING", epoch=True, batch=-3))
     clock = lambda: 1000.0  # noqa: E731

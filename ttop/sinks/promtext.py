@@ -13,7 +13,7 @@ heartbeat age written again.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..progress import number_or_none
 from .prometheus import _HEARTBEAT, RUN_FAMILIES, SnapshotMetrics, _Family, _label, run_owner, run_values
@@ -45,16 +45,18 @@ def family_text(f: _Family, fmt: Callable[[float], str]) -> str:
 
 
 class _Entry:
-    __slots__ = ("run", "labels", "data", "resources", "state", "frags", "base")
+    __slots__ = ("run", "labels", "data", "resources", "state", "frags", "base", "hb")
 
-    def __init__(self, run: Any, labels: Tuple[str, ...], state: Tuple[Any, ...], frags: List[str], base: str) -> None:
+    def __init__(self, run: Any, labels: Tuple[str, ...], state: Tuple[Any, ...], frags: List[str], base: str,
+                 hb: str) -> None:
         self.run = run
         self.labels = labels
         self.data = run.data
         self.resources = run.resources
         self.state = state
-        self.frags = frags
+        self.frags = frags  # per family (the heartbeat's empty: it changes every cycle)
         self.base = base
+        self.hb = hb  # the heartbeat line
 
 
 class PageWriter:
@@ -64,50 +66,57 @@ class PageWriter:
     def __init__(self) -> None:
         self._runs: Dict[str, _Entry] = {}
         self._order: List[str] = []  # the runs of the last page, in order
-        self._columns: List[str] = []  # its per-family text
+        # the last page's per-run families, encoded: before the heartbeat
+        # column (its header included) and after it
+        self._pre = b""
+        self._post = b""
         #: runs whose lines were reused / written afresh by the last render
         self.reused = 0
         self.written = 0
 
     def render(self, metrics: SnapshotMetrics, snapshot: Any) -> bytes:
-        from prometheus_client.utils import floatToGoString
+        from prometheus_client.utils import floatToGoString as slow
 
-        out = [family_text(f, floatToGoString) for f in metrics.families(snapshot, with_runs=False)]
+        def floatToGoString(value: float) -> str:  # noqa: N802 - prometheus_client's name
+            x = float(value)  # NaN and infinities fail the test below
+            # below 1e6 Go and Python write a float alike: floatToGoString returns repr
+            return repr(x) if -1e6 < x < 1e6 else slow(x)
+
+        head = "".join(family_text(f, floatToGoString) for f in metrics.families(snapshot, with_runs=False))
         runs = metrics.exported_runs(snapshot)
         keep: Dict[str, _Entry] = {}
         self.reused = self.written = 0
-        frags = [self._fragments(run, floatToGoString, keep) for run in runs]
+        entries = [self._entry(run, floatToGoString, keep) for run in runs]
         self._runs = keep
         order = [run.key for run in runs]
-        if self.written == 0 and order == self._order:
-            # the same runs, none rewritten: only the heartbeat column differs
-            columns = list(self._columns)
-            columns[_HEARTBEAT] = "".join(fr[_HEARTBEAT] for fr in frags)
-        else:
-            columns = ["".join(col) for col in zip(*frags)] if frags else [""] * len(RUN_FAMILIES)
-        self._order, self._columns = order, columns
-        for (name, doc, _extra), column in zip(RUN_FAMILIES, columns):
-            out.append(_header(name, doc))
-            out.append(column)
-        return "".join(out).encode("utf-8")
+        hb = "".join([e.hb for e in entries]).encode("utf-8")
+        if self.written or order != self._order:
+            # the heartbeat slot of each run's frags is empty: its own column
+            columns = ["".join(col) for col in zip(*[e.frags for e in entries])] if entries \
+                else [""] * len(RUN_FAMILIES)
+            text = [_header(name, doc) + column for (name, doc, _extra), column in zip(RUN_FAMILIES, columns)]
+            self._pre = ("".join(text[:_HEARTBEAT]) + _header(*RUN_FAMILIES[_HEARTBEAT][:2])).encode("utf-8")
+            self._post = "".join(text[_HEARTBEAT + 1:]).encode("utf-8")
+            self._order = order
+        # else: the same runs, none rewritten: only the heartbeat column is new
+        return head.encode("utf-8") + self._pre + hb + self._post
 
-    def _fragments(self, run: Any, fmt: Callable[[float], str], keep: Dict[str, _Entry]) -> Sequence[str]:
+    def _entry(self, run: Any, fmt: Callable[[float], str], keep: Dict[str, _Entry]) -> _Entry:
         key = run.key
         e = self._runs.get(key)
         if e is not None and e.run is run:  # an archived run: the very same snapshot object
             keep[key] = e
             self.reused += 1
-            return e.frags
+            return e
         labels = (run.run_name, run.host or "", run_owner(run), key)
         state = (run.status, run.status_inferred, run.stale, run.health, run.file_error)
         if e is not None and e.labels == labels and e.data is run.data and e.resources is run.resources \
                 and e.state == state:
-            frags = list(e.frags)
-            frags[_HEARTBEAT] = self._line(_HEARTBEAT, e.base, run.heartbeat_age, fmt)
-            e.run, e.frags = run, frags
+            e.hb = self._line(_HEARTBEAT, e.base, run.heartbeat_age, fmt)
+            e.run = run
             keep[key] = e
             self.reused += 1
-            return frags
+            return e
         name, host, owner, _ = labels
         a = 'host="%s",key="%s"' % (_esc(host), _esc(key))
         b = 'owner="%s",run="%s"' % (_esc(owner), _esc(name))
@@ -125,9 +134,10 @@ class PageWriter:
                 ls = "{" + a + ',name="' + _esc(extra) + '",' + b + "}"
             parts[i].append(RUN_FAMILIES[i][0] + ls + " " + fmt(number) + "\n")
         frags = ["".join(p) for p in parts]
-        keep[key] = _Entry(run, labels, state, frags, base)
+        hb, frags[_HEARTBEAT] = frags[_HEARTBEAT], ""
+        e = keep[key] = _Entry(run, labels, state, frags, base, hb)
         self.written += 1
-        return frags
+        return e
 
     @staticmethod
     def _line(i: int, base: str, value: Optional[float], fmt: Callable[[float], str]) -> str:
