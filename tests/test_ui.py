@@ -591,6 +591,16 @@ def test_unknown_terminal_gives_one_clear_line(folder):
         t.close()
 
 
+def test_dumb_terminal_gives_one_clear_line(folder):
+    """TERM=dumb has no cursor addressing: curses there only streams blanks."""
+    t = TtopTerm([sys.executable, "-m", "ttop", str(folder)], cols=100, rows=10, env={"TERM": "dumb"})
+    try:
+        assert t.wait_exit() == 1
+        assert "ttop: cannot drive this terminal (TERM=dumb): it cannot move the cursor" in t.text
+    finally:
+        t.close()
+
+
 def test_needs_a_terminal(folder):
     p = subprocess.run([sys.executable, "-m", "ttop", str(folder)], stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, cwd=str(ROOT))

@@ -457,6 +457,9 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
     tb = ""
     try:
         try:
+            curses.setupterm()
+            if not curses.tigetstr("cup"):  # TERM=dumb: curses would only stream blanks
+                raise curses.error("it cannot move the cursor")
             stdscr = curses.initscr()
         except curses.error as e:
             raise _NoTerminal("cannot drive this terminal (TERM=%s): %s; use --once or --headless"
