@@ -89,6 +89,10 @@ class MultiScanner:
     def notifying(self) -> bool:
         return all(s.notifying for s in self.scanners)
 
+    @property
+    def total_reads(self) -> int:
+        return sum(s.total_reads for s in self.scanners)
+
     def close(self) -> None:
         for s in self.scanners:
             s.close()
