@@ -256,6 +256,14 @@ def test_odd_rank_files_neither_break_the_cycle_nor_lose_the_run(spawn, progress
     assert json.loads(json.dumps(run_to_dict(run)))["ranks"][1]["pid"] is None
 
 
+def test_a_rank_file_of_an_earlier_run_of_the_same_name_is_not_shown(spawn, progress_dir):
+    r0 = spawn(BUSY)
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid, started_at=time.time()))
+    old = rank_doc("job", 1, r0.pid, status="FAILED", error="RuntimeError: last week", ended_at=time.time() - 7 * 86400)
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), old)
+    assert collector(progress_dir).collect().run("job").ranks == ()
+
+
 def test_a_reused_pid_is_not_a_rank(spawn, progress_dir):
     """A rank file's PID now held by another process (its create time differs)
     is not the rank: nothing of that process is shown or counted."""

@@ -41,6 +41,9 @@ def test_first_failure_is_the_earliest_failed_rank(tmp_path):
     assert first_failure(str(tmp_path), "job", 150.0) == (3, "RuntimeError: first")
     assert first_failure(str(tmp_path), "job", 50.0) is None  # failed after this rank did: not first
     assert first_failure(str(tmp_path), "other", 300.0) is None
+    # a rank file left by an earlier run of the same name is not this run's
+    assert first_failure(str(tmp_path), "job", 300.0, after=100.0 + 60.0) == (3, "RuntimeError: first")
+    assert first_failure(str(tmp_path), "job", 300.0, after=200.0 + 61.0) is None
 
 
 DRIVER = '''

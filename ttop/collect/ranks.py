@@ -156,6 +156,8 @@ class RankReader:
                 k = 1
                 while k < min(r.world, MAX_RANKS):
                     got, exists = _read(dfd, rank_name(stem, k), st.owner_uid, r.files.get(k))
+                    if got is not None and got.data is not None and _earlier(got.data, st.started):
+                        got = None  # left by an earlier run of the same name
                     if got is not None:
                         if got.data is not None:
                             prev = r.files.get(k)
@@ -318,6 +320,16 @@ class RankCycle:
                 processes=tuple(procs or ()), ownership_note=info.get("ownership_note"),
             ))
         return dataclasses.replace(run, ranks=tuple(ranks), resources=_sum(shares, run.resources))
+
+
+#: A rank file that ended this long before its run started is an earlier
+#: run's of the same name, left behind (see ttop.integrations._ranks).
+EARLIER_RUN_SECONDS = 60.0
+
+
+def _earlier(data: Mapping[str, Any], started: float) -> bool:
+    ended = _num(data.get("ended_at"))
+    return ended is not None and ended < started - EARLIER_RUN_SECONDS
 
 
 def _str(v: Any) -> Optional[str]:

@@ -133,6 +133,7 @@ class Bridge:
         self.follower: Optional[RankFollower] = None
         self._world = 1
         self._remove_hooks: Optional[Callable[[], None]] = None
+        self._opened_at: Optional[float] = None  # when this rank's monitor started (wall clock)
 
     # ------------------------------------------------------------------
     # life cycle
@@ -167,6 +168,7 @@ class Bridge:
         if total_epochs is not None and "total_epochs" not in kwargs:
             kwargs["total_epochs"] = total_epochs
         m = TrainingMonitor(self.output_file, on_variable_change=self._on_change, **kwargs)
+        self._opened_at = time.time()
         m.start_monitoring()
         self.monitor = m
         if world_size > 1 and self.rank_zero_only:
@@ -195,7 +197,7 @@ class Bridge:
         m = self.monitor
         if m is None or m.status != "RUNNING" or self._world <= 1:
             return False
-        first = first_failure(m.folder, m.run_name, time.time())
+        first = first_failure(m.folder, m.run_name, time.time(), self._opened_at)
         if first is None:
             return False
         m.set_failed("rank %d failed first: %s" % first)

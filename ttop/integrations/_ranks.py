@@ -68,9 +68,17 @@ def job_run_name(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     return None
 
 
-def first_failure(folder: str, run_name: str, before: float) -> Optional[Tuple[int, str]]:
+#: A rank file that ended this long before the run started is an earlier
+#: run's of the same name (left behind), not this job's. (The slack covers
+#: a rank failing while rank 0 was still setting up, and clock skew.)
+EARLIER_RUN_SECONDS = 60.0
+
+
+def first_failure(folder: str, run_name: str, before: float, after: Optional[float] = None) -> Optional[Tuple[int, str]]:
     """``(rank, error)`` of the rank that failed first (before ``before``),
-    from the ranks' status files; None if none failed."""
+    from the ranks' status files; None if none failed. With ``after`` (when
+    this run started), a file that ended more than
+    :data:`EARLIER_RUN_SECONDS` before it is an earlier run's and is ignored."""
     import json
 
     best: Optional[Tuple[float, int, str]] = None
@@ -84,6 +92,8 @@ def first_failure(folder: str, run_name: str, before: float) -> Optional[Tuple[i
             continue
         ended, rank, error = d.get("ended_at"), d.get("rank"), d.get("error")
         if not isinstance(ended, (int, float)) or not isinstance(rank, int) or ended > before:
+            continue
+        if after is not None and ended < after - EARLIER_RUN_SECONDS:
             continue
         if best is None or ended < best[0]:
             best = (float(ended), rank, str(error or "failed"))
