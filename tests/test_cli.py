@@ -91,6 +91,21 @@ def test_closed_stderr_keeps_exit_codes_and_headless_working(tmp_path, progress_
             p.wait()
 
 
+def test_once_to_a_full_disk_or_a_closed_stdout_says_so(progress_dir):
+    """The output's fault, not an internal error: one line saying why."""
+    import subprocess
+
+    write_json_atomic(str(progress_dir / "r.json"), {"format": "ttop.progress/1", "run_name": "r",
+                                                      "status": "FINISHED", "updated_at": time.time()})
+    cmd = " ".join("'%s'" % a for a in ttop_cmd(str(progress_dir), "--once"))
+    for redirect, reason in ((" >/dev/full", "No space left on device"), (" --json >/dev/full", "No space left on device"),
+                             (" >&-", "standard output is closed")):
+        p = subprocess.run(["sh", "-c", "exec " + cmd + redirect], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           env=child_env(), timeout=60, text=True)
+        assert p.returncode == 1, p.stderr
+        assert p.stderr == "ttop: cannot print the snapshot: %s\n" % reason
+
+
 def test_file_instead_of_folder_and_csv_dir_exit_2(tmp_path, progress_dir):
     f = tmp_path / "file"
     f.write_text("not a folder")

@@ -12,6 +12,7 @@ folder (one line on stderr); 130 interrupted by Ctrl+C in ``--once``.
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import sys
@@ -531,6 +532,10 @@ def _guard_stdout() -> None:
                 pass
 
 
+#: Errors writing --once's output that are the output's fault, not ttop's.
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EBADF, errno.EROFS)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``ttop`` command and ``python -m ttop``; returns
     the exit status."""
@@ -539,7 +544,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         check_folders(args, sys.stderr)
         if args.once:
-            return run_once(args, sys.stdout)
+            try:
+                return run_once(args, sys.stdout)  # None: stdout was closed (ttop --once >&-)
+            except (OSError, AttributeError) as e:
+                if isinstance(e, BrokenPipeError) or not (sys.stdout is None or getattr(e, "errno", None) in _WRITE_ERRORS):
+                    raise
+                sys.stderr.write("ttop: cannot print the snapshot: %s\n" % (
+                    "standard output is closed" if sys.stdout is None else getattr(e, "strerror", e)))
+                return EXIT_ERROR
         if args.headless:
             return run_headless_mode(args, sys.stderr)
         return run_ui_mode(args, sys.stderr)
