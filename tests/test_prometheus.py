@@ -302,6 +302,29 @@ def test_headless_serve_only_binds_loopback_and_writes_no_csv(tmp_path):
     assert not (tmp_path / "train").exists()  # --serve without CSV options writes no CSV
 
 
+def test_headless_serve_on_ipv6_names_a_url_that_works(tmp_path):
+    """The "serving ... on URL" line puts an IPv6 address in brackets, so
+    the URL it prints can be pasted (http://::1:9100/metrics cannot)."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+            port = s.getsockname()[1]
+    except OSError as e:
+        pytest.skip("::1 cannot be bound here: %s" % e)
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    _write_running(folder, "r1")
+    proc = _ttop(str(folder), "--headless", "--serve", "[::1]:%d" % port, "-i", "0.2", cwd=str(tmp_path))
+    url = "http://[::1]:%d/metrics" % port
+    try:
+        _wait_for(lambda: _get(url), what="the endpoint")
+    finally:
+        _out, err = _stop(proc)
+    assert "serving Prometheus metrics on %s;" % url in err
+
+
 def test_serve_with_csv_options_writes_both(tmp_path):
     folder = tmp_path / "progress"
     folder.mkdir()

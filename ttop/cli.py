@@ -476,7 +476,7 @@ def run_headless_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
     server = start_serving(args, collector)
     try:
         return run_headless(collector, sink, stderr=stderr,
-                            serving="http://%s:%d/metrics" % args.serve_addr if server is not None else None)
+                            serving=serve_url(*args.serve_addr) if server is not None else None)
     finally:
         stop_serving(server)
         if alerts is not None:
@@ -530,6 +530,11 @@ def _guard_stdout() -> None:
                 reconfigure(errors="replace")
             except (ValueError, OSError):
                 pass
+
+
+def serve_url(addr: str, port: int) -> str:
+    """The metrics page's URL (an IPv6 address in brackets)."""
+    return "http://%s:%d/metrics" % ("[%s]" % addr if ":" in addr else addr, port)
 
 
 #: Errors writing --once's output that are the output's fault, not ttop's.
