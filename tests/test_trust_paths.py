@@ -358,3 +358,21 @@ def test_delete_removes_only_what_the_run_owner_owns(three_users, shared_dir):
     assert not os.path.exists(os.path.join(shared_dir, "bdir", "own"))
     assert _read(os.path.join(shared_dir, "bdir", "theirs")) == b"c-in-b\n"
     assert "bdir/theirs: owned by %s: left alone" % c.name in refused
+
+
+def test_detail_charts_only_the_run_owners_history_file(three_users, shared_dir):
+    """A run's file naming another user's metric history file as its own
+    (``history_file``): the detail screen's reader refuses it, saying whose
+    it is, and reads the owner's own file."""
+    from ttop.collect.history import HistoryError, HistoryReader
+
+    b, c = three_users[0], three_users[1]
+    lines = b'{"format":"ttop.history/1"}\n{"t":1,"d":{"secret_loss":[[1,0.5]]}}\n'
+    c.write(os.path.join(shared_dir, "c.history.jsonl"), lines)
+    b.write(os.path.join(shared_dir, "b.history.jsonl"), lines.replace(b"secret_loss", b"loss"))
+    write_run(b, shared_dir, "thief", history_file="c.history.jsonl")
+    write_run(b, shared_dir, "b", history_file="b.history.jsonl")
+    thief, own = run_of(shared_dir, "thief"), run_of(shared_dir, "b")
+    with pytest.raises(HistoryError, match="c.history.jsonl is owned by %s, not by the run's owner %s" % (c.name, b.name)):
+        HistoryReader(shared_dir, thief.data["history_file"], thief.owner_uid).poll()
+    assert list(HistoryReader(shared_dir, own.data["history_file"], own.owner_uid).poll()) == ["loss"]

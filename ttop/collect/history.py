@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 
 from .. import histfile as H
 from ..progress import resolve_inside
+from .owners import user_name
 
 #: Most bytes read per poll (the rest is read by the next polls).
 READ_MAX = 16 * 1024 * 1024
@@ -39,9 +40,13 @@ class HistoryError(Exception):
 
 
 class HistoryReader:
-    def __init__(self, folder: str, relpath: str) -> None:
+    """``owner``: the run owner's uid; a file owned by anyone else is refused
+    (a run's file naming another user's history must not show it as its own)."""
+
+    def __init__(self, folder: str, relpath: str, owner: Optional[int] = None) -> None:
         self.folder = folder
         self.relpath = relpath
+        self.owner = owner
         self.model = H.HistoryModel()
         self.bad_lines = 0
         self._ino: Optional[int] = None
@@ -77,6 +82,9 @@ class HistoryReader:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise HistoryError("%s is not a regular file" % self.relpath)
+            if self.owner is not None and st.st_uid != self.owner:
+                raise HistoryError("%s is owned by %s, not by the run's owner %s" % (
+                    self.relpath, user_name(st.st_uid), user_name(self.owner)))
             if st.st_ino != self._ino or st.st_size < self._offset:
                 self._reset()
                 self._ino = st.st_ino

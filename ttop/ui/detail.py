@@ -126,7 +126,7 @@ class DetailScreen(Screen):
                 if reader is None:
                     from ..collect.history import HistoryReader
 
-                    reader = self._readers[run.key] = HistoryReader(run.folder, rel)
+                    reader = self._readers[run.key] = HistoryReader(run.folder, rel, run.owner_uid)
                 cols = reader.poll()
                 self._notes.pop(run.key, None)
                 if cols:
