@@ -33,11 +33,13 @@ from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, List, Mappin
 from ..progress import KILLED, RUNNING
 from .host import HostSampler, hostname, resolve_budgets
 from .owners import _LOST_PREFIX, _foreign_note, claims, user_name  # noqa: F401  (user_name: re-exported)
+from .readfile import gc_paused as _gc_paused
 from .recent import RecentSamples
 from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported_resources: re-exported)
     _NO_RESOURCES,
     MIN_STALE_SECONDS,
     STALE_INTERVALS,
+    _fmt_age,
     _new_run,
     _Static,
     heartbeat_limit,
@@ -89,17 +91,6 @@ def _load_procs() -> Any:
 
         _procs = procs
     return _procs
-
-def _fmt_age(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return "%d s" % seconds
-    if seconds < 7200:
-        return "%d min" % (seconds // 60)
-    if seconds < 172800:
-        return "%d h" % (seconds // 3600)
-    return "%d days" % (seconds // 86400)
-
 
 class Collector:
     """Collects snapshots of a progress folder; see the package docstring.
@@ -196,7 +187,7 @@ class Collector:
         # a big folder is read in parts, published once (kept compressed
         # part by part: the parsed whole would need GBs); single: at once
         budget = None if self.single else LOAD_BUDGET
-        with self._cycle_lock:
+        with self._cycle_lock, _gc_paused(self.latest is None or self._pending > 0):
             snap = self._cycle(budget)
             while self._pending:
                 self._seq -= 1
@@ -220,7 +211,7 @@ class Collector:
 
     def _collect_some(self) -> Snapshot:
         # the thread's cycle: a big folder is read in parts, newest files first
-        with self._cycle_lock:
+        with self._cycle_lock, _gc_paused(self.latest is None or self._pending > 0):
             # the first part small (the first screen), then bigger ones
             snap = self._cycle(READ_BUDGET if self.latest is None else LOAD_BUDGET)
             self.latest = snap

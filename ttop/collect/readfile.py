@@ -2,10 +2,12 @@
 blocking, never more than a limit, owner taken from the descriptor read."""
 from __future__ import annotations
 
+import contextlib
 import errno
+import gc
 import os
 import stat
-from typing import Tuple
+from typing import Iterator, Tuple
 
 from ..progress import ProgressError
 
@@ -64,3 +66,18 @@ def os_error_reason(e: OSError) -> str:
         return "is a directory"
     text = e.strerror or str(e)
     return "cannot read: %s" % text.lower()
+
+
+@contextlib.contextmanager
+def gc_paused(pause: bool) -> Iterator[None]:
+    """No cyclic garbage collection while a folder is read in bulk: parsed
+    files are thousands of containers without cycles, which the collector
+    would scan again and again (a third of the time of reading 10,000)."""
+    if not pause or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

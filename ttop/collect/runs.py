@@ -17,6 +17,17 @@ MIN_STALE_SECONDS = 10.0
 STALE_INTERVALS = 3.0
 
 
+def _fmt_age(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return "%d s" % seconds
+    if seconds < 7200:
+        return "%d min" % (seconds // 60)
+    if seconds < 172800:
+        return "%d h" % (seconds // 3600)
+    return "%d days" % (seconds // 86400)
+
+
 def heartbeat_limit(data: Mapping[str, Any], interval: float) -> float:
     hb = data.get("heartbeat_interval")
     hb = float(hb) if isinstance(hb, (int, float)) and not isinstance(hb, bool) and hb > 0 else 0.0
