@@ -305,9 +305,33 @@ def number_or_none(value: Any) -> Optional[float]:
     return _NONFINITE.get(value) if isinstance(value, str) else None
 
 
+class RawJSON(str):
+    """Text that is already strict, compact JSON (e.g. a value kept encoded
+    between writes because only a little of it changes): :func:`dumps` puts
+    it in as it is where it is a value of the top-level object."""
+
+    __slots__ = ()
+
+
+# a marker no other string can be: a random token per process
+_RAW_MARK = "\x00ttop-raw-" + os.urandom(8).hex() + "-%d\x00"
+
+
 def dumps(obj: Any) -> str:
     """Strict, compact JSON (no NaN literals)."""
-    return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    raws = [k for k, v in obj.items() if type(v) is RawJSON] if type(obj) is dict else None
+    if not raws:
+        return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    obj = dict(obj)
+    marks = []
+    for i, k in enumerate(raws):
+        mark = _RAW_MARK % i
+        marks.append((json.dumps(mark, ensure_ascii=False), str(obj[k])))
+        obj[k] = mark
+    text = json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    for mark, raw in marks:
+        text = text.replace(mark, raw, 1)
+    return text
 
 
 #: Striped locks: two threads of one process never write the same temp file.

@@ -580,7 +580,7 @@ class TrainingMonitor:
             "rate": est["rate"],
             "times": est["times"],
             "metrics": metrics,
-            "history": self._history.as_dict(),
+            "history": self._history.as_json(),  # encoded once per new point
             "history_file": self._mlog.file_name,
             **self._control.file_fields(),
             "logs": dict(self.log_files) if self.log_files else None,

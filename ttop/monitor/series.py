@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import collections
+import json
 import math
 from typing import Any, Deque, Dict, List, Optional
 
-from ..progress import json_safe, number_or_none
+from ..progress import RawJSON, json_safe, number_or_none
 
 #: History is kept for at most this many metric names (the first ones seen).
 MAX_HISTORY_METRICS = 64
@@ -19,6 +20,9 @@ class MetricHistory:
     def __init__(self, size: int) -> None:
         self.size = size
         self._series: Dict[str, Deque[Optional[float]]] = {}
+        #: each value's JSON text, kept so that a write encodes only new points
+        self._texts: Dict[str, Deque[str]] = {}
+        self._json: Optional[RawJSON] = None
         self._last_metrics: Optional[Dict[str, Any]] = None
         self._last_n = -1
 
@@ -42,11 +46,23 @@ class MetricHistory:
                 if len(hist) >= MAX_HISTORY_METRICS:
                     continue
                 series = hist[name] = collections.deque(maxlen=self.size)
+                self._texts[name] = collections.deque(maxlen=self.size)
             try:
                 x = number_or_none(json_safe(value))
             except Exception:
                 x = None
-            series.append(x if x is not None and math.isfinite(x) else None)
+            ok = x is not None and math.isfinite(x)
+            series.append(x if ok else None)
+            self._texts[name].append(repr(x) if ok else "null")
+        self._json = None
 
     def as_dict(self) -> Dict[str, List[Optional[float]]]:
         return {k: list(v) for k, v in self._series.items()}
+
+    def as_json(self) -> RawJSON:
+        """:meth:`as_dict` as JSON text (what :func:`ttop.progress.dumps`
+        would write for it), encoded again only after a sample."""
+        if self._json is None:
+            self._json = RawJSON("{%s}" % ",".join(
+                "%s:[%s]" % (json.dumps(str(k), ensure_ascii=False), ",".join(t)) for k, t in self._texts.items()))
+        return self._json
