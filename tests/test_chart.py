@@ -221,3 +221,35 @@ def test_ascii_output_is_ascii():
     for line in text(render_chart([Series("a", [1.0, NAN, 3.0]), Series("b", [2.0, 1.0])], 40, 8, ascii=True)):
         assert line.isascii()
     assert math.isnan(NAN)
+
+
+def _long(n, nan_at=()):
+    ys = [math.exp(-i / 20000.0) + 0.05 * math.sin(i * 0.37) for i in range(n)]
+    for i in nan_at:
+        ys[i] = NAN
+    return ys
+
+
+def test_a_long_series_draws_the_same_with_the_kept_index_as_with_its_own():
+    from ttop.view.chartbins import blocks_of
+
+    ys = _long(60000, nan_at=(12345, 40000))
+    xs = list(range(60000))
+    own = render_chart([Series("loss", ys, x=xs, blocks=blocks_of(ys))], 80, 10)
+    kept = render_chart([Series("loss", ys, x=xs)], 80, 10)
+    assert kept == own
+    assert text(kept)[-1].count("!") == 2
+
+
+def test_the_kept_index_follows_a_growing_series():
+    ys = _long(50000)
+    xs = list(range(50000))
+    render_chart([Series("loss", ys, x=xs)], 80, 10)  # the index is made here
+    for k in range(3000):  # the same lists grow: a spike and a NaN arrive
+        ys.append(1000.0 if k == 1234 else (NAN if k == 2345 else 0.5))
+        xs.append(len(xs))
+    grown = render_chart([Series("loss", ys, x=xs)], 80, 10)
+    fresh = render_chart([Series("loss", list(ys), x=list(xs))], 80, 10)  # new lists: a new index
+    assert grown == fresh
+    assert text(grown)[0].startswith("loss  last 0.5  NaN/inf  min ") and "max 1000" in text(grown)[0]
+    assert "!" in text(grown)[-1]

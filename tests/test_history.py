@@ -205,3 +205,38 @@ def test_an_update_appended_to_a_list_just_swapped_out_is_not_lost(tmp_path):
     c = HistoryReader(str(tmp_path), "late.history.jsonl").poll()["loss"]
     assert c.x == [1.0, 2.0, 3.0] and c.flagged == [1]
     assert latest["loss"] == 3.0
+
+
+def test_lines_are_read_column_wise_as_they_would_be_one_by_one(tmp_path):
+    lines = [
+        {"format": H.FORMAT},
+        {"m": "loss", "e": [[1, 4, 10.0, 0.5, 2.0, 1.0, 0], [5, 8, 11, None, None, "NaN", 1], [9, 9, 12, 1, 1, 1, 0]]},
+        {"m": "odd", "e": [[1, 2, 3], [4, 5, 6.0, 1.0, 2.0, 1.5, 0]]},  # a short entry is skipped
+        {"t": 13, "d": {"loss": [[10, 0.25], [11, "Infinity"]], "acc": [[10, 11, 0.1, 0.9, 0.5, 0]],
+                        "grad": [[1, 5, 0.5, 2, 1.5, 0], [6, 9, None, None, "NaN", 1]], "lr": [[1, 0.1], [2, 1]]}},
+        {"t": 14, "d": {"loss": [[12, 13, None, None, "NaN", 1], [14, 0.125]], "acc": [[12, 0.7]],
+                        "grad": [[10, 12, 0.25, 0.5, "-Infinity", 1]], "lr": [[3, 0.05]]}},
+        {"t": 15.5, "d": {"loss": [[15, 16, 0.5, 0.75, 0.5, 0]], "acc": [[13, 0.6], [14, 15, 0.1, 0.2, 0.2, 0]]}},
+        {"t": True, "d": {}},  # not a tick line
+        [1, 2],
+    ]
+    one_by_one = H.HistoryModel()
+    bad = [one_by_one.add_line(obj) for obj in lines].count(False)
+    together = H.HistoryModel()
+    assert together.add_lines(lines) == bad == 2
+    for name in ("loss", "acc", "odd", "grad", "lr"):
+        a, b = one_by_one.metrics[name].entries(), together.metrics[name].entries()
+        assert repr(a) == repr(b)  # NaN included
+    assert [e[6] for e in together.metrics["loss"].entries()] == [False, True, False, False, True, True, False, False]
+
+
+def test_the_progress_files_history_is_written_as_json_dumps_would():
+    from ttop.monitor.series import MetricHistory
+    from ttop.progress import dumps
+
+    h = MetricHistory(4)
+    for i, v in enumerate([0.1, NAN, 1e-05, 3, float("inf"), 2.5e300, -0.0, True]):
+        h.sample({"loss": v, 'a"b\x01': i * 0.3, 7: "x", "\u00fc": None}, i)
+    spliced = dumps({"a": 1, "history": h.as_json(), "z": [NAN]})
+    assert spliced == dumps({"a": 1, "history": h.as_dict(), "z": [NAN]})
+    assert json.loads(spliced)["history"]["loss"] == [None, 2.5e300, -0.0, 1.0]

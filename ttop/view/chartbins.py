@@ -100,21 +100,27 @@ class Blocks:
         if _all_finite(ls) and (hs is ls or _all_finite(hs)):  # the common case: C-level min / max
             self.lo.extend([min(ls[i:i + b]) for i in span])
             self.hi.extend([max(hs[i:i + b]) for i in span])
-        else:  # the same for each block whose values are finite, the long way for the others
+        else:  # the same for the blocks whose values are all finite, the long way for the others
             first = len(self.lo)
-            for k, i in enumerate(span):
-                sl = ls[i:i + b]
-                sh = sl if hs is ls else hs[i:i + b]
-                if _all_finite(sl) and (sh is sl or _all_finite(sh)):
-                    self.lo.append(min(sl))
-                    self.hi.append(max(sh))
-                    continue
+            try:
+                sums = [sum(ls[i:i + b]) for i in span]
+                if hs is not ls:
+                    sums = [a + c for a, c in zip(sums, [sum(hs[i:i + b]) for i in span])]
+                odd = [k for k, t in enumerate(sums) if not t - t == 0]
+            except TypeError:  # a None in there: every block the long way
+                odd = list(range(len(span)))
+            los = [min(ls[i:i + b]) for i in span] if len(odd) < len(span) else [INF] * len(span)
+            his = [max(hs[i:i + b]) for i in span] if len(odd) < len(span) else [-INF] * len(span)
+            for k in odd:
+                i = span[k]
                 c = column_stats(ls, None if hs is ls else hs, (), i, i + b, lohi=hs is not ls)
                 assert c is not None
                 if c.bad:
                     self.bad.append(first + k)
-                self.lo.append(c.lo if c.lo == c.lo else INF)
-                self.hi.append(c.hi if c.hi == c.hi else -INF)
+                los[k] = c.lo if c.lo == c.lo else INF
+                his[k] = c.hi if c.hi == c.hi else -INF
+            self.lo.extend(los)
+            self.hi.extend(his)
         self.n = total
         return self
 
