@@ -14,7 +14,7 @@ import pytest
 
 from conftest import wait_until
 from ttop.collect import Collector
-from ttop.sinks.jsonout import run_to_dict
+from ttop.sinks.jsonout import run_to_dict, snapshot_to_dict
 
 
 def doc(name, pid, ctime, status="RUNNING", **extra):
@@ -156,6 +156,30 @@ def test_symlink_to_someone_elses_file_is_the_links_makers_claim(three_users, sh
     b.sh('ln -s "$1" "$2"', os.path.join(private, "a.json"), os.path.join(shared_dir, "b-link.json"))
     run = collect(shared_dir).run("b-link")
     assert run.owner == b.name and run.processes == ()
+
+
+def test_symlink_to_a_file_its_maker_cannot_read_is_not_read(three_users, shared_dir):
+    """ttop often runs as root, and what it shows leaves the screen (the
+    --serve page on localhost, CSV files): a link made by B to a file only A
+    can read must not show its contents as B's run."""
+    a, b = three_users[0], three_users[1]
+    private = os.path.join(shared_dir, "a-secret")
+    a.sh('mkdir -m 700 "$1"', private)
+    a.write(os.path.join(private, "s.json"), doc("TOPSECRET", 1, 0.0, status="FINISHED"))
+    a.sh('mkdir -m 755 "$1" && touch "$1/x" && chmod 600 "$1/x"', os.path.join(shared_dir, "a-open"))
+    a.write(os.path.join(shared_dir, "a-open", "mine.json"), doc("mine", 1, 0.0, status="FINISHED"))
+    a.sh('chmod 600 "$1"', os.path.join(shared_dir, "a-open", "mine.json"))
+    b.sh('ln -s "$1" "$2" && ln -s "$3" "$4"', os.path.join(private, "s.json"), os.path.join(shared_dir, "b-link.json"),
+         os.path.join(shared_dir, "a-open", "mine.json"), os.path.join(shared_dir, "b-link2.json"))
+    snap = collect(shared_dir)
+    assert snap.run("b-link") is None and snap.run("b-link2") is None
+    reasons = {s.name: s.reason for s in snap.skipped}
+    why = "symbolic link by %s to a file %s cannot read: not read" % (b.name, b.name)
+    assert reasons == {"b-link.json": why, "b-link2.json": why}
+    assert "TOPSECRET" not in json.dumps(snapshot_to_dict(snap))
+    # the same links made by A, who can read them, are A's runs
+    a.sh('ln -s "$1" "$2"', os.path.join(private, "s.json"), os.path.join(shared_dir, "a-link.json"))
+    assert collect(shared_dir).run("a-link").run_name == "TOPSECRET"
 
 
 def test_no_signal_for_a_process_the_run_does_not_hold(three_users, shared_dir, procs):

@@ -2,6 +2,8 @@
 messages show (see docs/security.md)."""
 from __future__ import annotations
 
+import os
+import stat
 from typing import TYPE_CHECKING, AbstractSet, Any, Dict, List, Optional, Tuple
 
 from ..progress import RUNNING
@@ -84,3 +86,48 @@ def user_name(uid: Optional[int]) -> str:
             _USER_NAMES.clear()
         _USER_NAMES[uid] = name
     return name
+
+
+def _groups(uid: int) -> AbstractSet[int]:
+    try:
+        import grp
+        import pwd
+
+        pw = pwd.getpwuid(uid)
+        return frozenset([pw.pw_gid] + [g.gr_gid for g in grp.getgrall() if pw.pw_name in g.gr_mem])
+    except (KeyError, ImportError):
+        return frozenset()
+
+
+def _allowed(st: os.stat_result, uid: int, gids: AbstractSet[int], usr: int, grp_bit: int, oth: int) -> bool:
+    if st.st_uid == uid:
+        return bool(st.st_mode & usr)
+    return bool(st.st_mode & (grp_bit if st.st_gid in gids else oth))
+
+
+def may_read(uid: int, path: str, fst: os.stat_result) -> bool:
+    """Could user ``uid`` read the file ``fst`` (the ``fstat`` of what was
+    read through ``path``, a symbolic link)? By the mode bits of the file and
+    of every folder on its real path (ACLs are not consulted: a user they
+    would let in is refused). The file at the real path must still be the one
+    read, else False: a link flipped between the read and this check proves
+    nothing."""
+    if uid == 0:
+        return True
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        if (st.st_dev, st.st_ino) != (fst.st_dev, fst.st_ino):
+            return False
+        gids = _groups(uid)
+        d = os.path.dirname(real)
+        while True:
+            if not _allowed(os.stat(d), uid, gids, stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH):
+                return False
+            up = os.path.dirname(d)
+            if up == d:
+                break
+            d = up
+    except OSError:
+        return False
+    return _allowed(st, uid, gids, stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)

@@ -79,6 +79,7 @@ from .archive import (
 )
 from .fileresult import FileResult, ScanResult
 from .notify import FolderWatch, notify_wanted
+from .owners import may_read, user_name
 from .readfile import os_error_reason, read_progress_bytes, read_progress_file
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -438,6 +439,10 @@ class FolderScanner:
                 sig = (fst.st_ino, fst.st_size, fst.st_mtime_ns)
                 mtime = fst.st_mtime
                 uid = _owner(name, dfd, fst)
+                if uid != fst.st_uid and data is not None and not may_read(uid, path, fst):
+                    # another user's link to a file they cannot read: its contents are not theirs to show
+                    data, dropped, raw = None, (), b""
+                    error = "symbolic link by %s to a file %s cannot read: not read" % (user_name(uid), user_name(uid))
         trusted = mtime + RACY_SECONDS < read_at
         if trusted and data is not None and data.get("status") in END_STATUSES:
             keep: Mapping[str, Any] = ArchivedData(raw, data) if self.compact and raw else data
