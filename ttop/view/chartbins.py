@@ -198,11 +198,13 @@ def bounds_of(start: int, end: int, xs: Optional[Sequence[float]], x0: float, x1
             out.append(max(start, min(end, b)))
     else:
         int_x = type(xs[start]) is int
+        lo = start
         for c in range(1, ncols):
             xv = x0 + span * c / ncols
             if int_x:  # ints compare faster with an int
                 xv = math.ceil(xv - 1e-9)
-            out.append(bisect_left(xs, xv, start, end))
+            lo = bisect_left(xs, xv, lo, end)  # bounds only grow: search from the last one
+            out.append(lo)
     out.append(end)
     return out
 
