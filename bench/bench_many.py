@@ -60,9 +60,10 @@ with open("/proc/self/status") as f:
     for line in f:
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1]) * 1024
+notify = c._scanner.notifying
 c.stop()
 print(json.dumps({"first": first, "loaded": loaded, "cycles": cycles, "rss": rss, "runs": len(s.runs),
-                  "notify": c._scanner.notifying, "indexed": c._scanner.total_indexed}))
+                  "notify": notify, "indexed": c._scanner.total_indexed}))
 """
 
 
