@@ -71,11 +71,16 @@ def trend(run: Any, name: str) -> Optional[str]:
     # the history's last point is usually the latest value itself
     earlier = list(hist[-(TREND_WINDOW + 1):])
     if earlier:
-        last = number_or_none(earlier[-1]) if not isinstance(earlier[-1], bool) else None
+        p = earlier[-1]
+        last = p if type(p) is float else (number_or_none(p) if not isinstance(p, bool) else None)
         if last is not None and last == x:
             earlier = earlier[:-1]
-    pts = [v for v in (number_or_none(p) for p in earlier[-TREND_WINDOW:] if not isinstance(p, bool))
-           if v is not None and math.isfinite(v)]
+    window = earlier[-TREND_WINDOW:]
+    if all(type(p) is float for p in window):  # the usual history: no conversion per point
+        pts = [p for p in window if math.isfinite(p)]
+    else:
+        pts = [v for v in (number_or_none(p) for p in window if not isinstance(p, bool))
+               if v is not None and math.isfinite(v)]
     if len(pts) < 3:
         return None
     mean = sum(pts) / len(pts)
