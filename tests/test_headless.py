@@ -335,3 +335,42 @@ def test_headless_exits_nonzero_when_the_final_flush_fails(spawn, progress_dir, 
     _out, err = ttop.communicate(timeout=30)
     assert ttop.returncode == 1, err
     assert b"f_overall.csv" in err and b"final" in err, err
+
+
+def test_headless_counts_threads_without_listing_them(spawn, progress_dir, tmp_path):
+    """Nothing headless writes lists a process's threads: the collector reads
+    none (one read per thread saved each cycle), while the CSV still counts
+    them from the process's own stat line. A collector for the monitor keeps them."""
+    import io
+    import threading
+
+    from ttop.collect import Collector
+    from ttop.sinks import headless
+    from ttop.sinks.csv import CsvSink
+
+    start_writer(spawn, progress_dir, ["t1"], tmp_path, period=0.1)
+    ui = Collector(str(progress_dir), interval=0.2, gpu=False, tpu=False)
+    assert ui.sample_threads
+    listed = wait_until(lambda: (lambda r: r if r is not None and r.processes and r.processes[0].threads else None)(
+        ui.collect().run("t1")), timeout=30)
+    assert len(listed.processes[0].threads) == listed.processes[0].num_threads
+
+    c = Collector(str(progress_dir), interval=0.2, gpu=False, tpu=False)
+    sink = CsvSink(str(tmp_path / "csv"), 0.2)
+    stop = threading.Event()
+    done = []
+    t = threading.Thread(target=lambda: done.append(headless.run_headless(
+        c, sink, stderr=io.StringIO(), stop_event=stop, install_signals=False)))
+    t.start()
+    try:
+        m = tmp_path / "csv" / "t1_matrix.csv"
+        wait_until(lambda: _rows(m) >= 3, timeout=30)
+        run = c.latest.run("t1")
+        assert not c.sample_threads
+        assert run.processes and run.processes[0].num_threads >= 1 and run.processes[0].threads == ()
+    finally:
+        stop.set()
+        t.join(30)
+    assert done == [0]
+    frame = load_csv_dir(str(tmp_path / "csv"))["t1_matrix.csv"]
+    assert (frame["num_threads"].dropna() >= 1).all() and frame["num_threads"].notna().any()

@@ -141,3 +141,37 @@ def test_pss_budget_spreads_reads_over_cycles():
         cache.get(("p", i), i)
     cache.end()
     assert reads[6:] == [0, 1]  # the burst caps what one cycle may spend
+
+
+def test_pss_waits_longer_while_rss_holds_still():
+    clock = [0.0]
+    reads = []
+
+    def reader(pid):
+        reads.append((pid, clock[0]))
+        return 4096
+
+    cache = PssCache(clock=lambda: clock[0], refresh=10.0, steady=60.0, share=1.0, burst=1.0, reader=reader)
+
+    def cycle(rss_of):
+        cache.begin()
+        for pid in (1, 2, 3):
+            assert cache.get(("p", pid), pid, rss_of(pid)) is not None
+        cache.end()
+
+    cycle(lambda pid: 100 << 20)
+    assert [p for p, _ in reads] == [1, 2, 3]
+    clock[0] = 11.0  # due by age, but no RSS moved (a 1/64 change is within the step): no new read
+    cycle(lambda pid: (100 << 20) + ((100 << 20) // 64 if pid == 2 else 0))
+    assert len(reads) == 3
+    clock[0] = 12.0  # process 3 grew by a quarter: read again at once; 1 and 2 wait
+    cycle(lambda pid: (125 << 20) if pid == 3 else 100 << 20)
+    assert reads[3:] == [(3, 12.0)]
+    clock[0] = 61.0  # still: read at the latest after `steady` seconds
+    cycle(lambda pid: (125 << 20) if pid == 3 else 100 << 20)
+    assert reads[4:] == [(1, 61.0), (2, 61.0)]
+    clock[0] = 72.0  # without an RSS the old rule holds: every `refresh` seconds
+    cache.begin()
+    cache.get(("p", 1), 1)
+    cache.end()
+    assert reads[6:] == [(1, 72.0)]

@@ -74,7 +74,8 @@ import os
 import re
 import stat
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Dict, List, Optional, Tuple
 
 PROGRESS_FORMAT = "ttop.progress/1"
 CONTROL_FORMAT = "ttop.control/1"

@@ -10,13 +10,18 @@ PSS is read from ``/proc/<pid>/smaps_rollup`` (Linux 4.14+), which costs
 ~0.1-10 ms per process (the kernel walks the page tables). So it is read only
 for trees of more than one process (a single process shares nothing with
 itself worth correcting), at most every :data:`PSS_REFRESH_SECONDS` per
-process, and within a time budget: reading may take at most
+process (when the caller passes the process's RSS, which it reads anyway:
+at most every :data:`PSS_REFRESH_SECONDS` while the RSS moves by more than
+1/:data:`PSS_RSS_STEP` since the last read, every :data:`PSS_STEADY_SECONDS`
+while it holds still), and within a time budget: reading may take at most
 :data:`PSS_SHARE` of the wall time that passed since the previous cycle
 (2 %), and never more than :data:`PSS_BURST_SECONDS` in one cycle (at a
 2 s interval that cap is what applies). Time not used is kept up to that
 burst. A process not sampled yet counts its RSS. The figure is therefore up
-to about ``PSS_REFRESH_SECONDS`` old, more when many processes share the
-budget (reads take turns, oldest due first); ``ram_measure`` and
+to about ``PSS_REFRESH_SECONDS`` old while the process's memory grows or
+shrinks, up to ``PSS_STEADY_SECONDS`` while its RSS holds still (only pages
+changing hands between the processes of a tree, e.g. copy-on-write copies,
+move PSS then), more when many processes share the budget (reads take turns, oldest due first); ``ram_measure`` and
 ``ram_sampled_at`` say which measure and how old.
 
 No psutil here: the writer (:mod:`ttop.monitor.resources`) and the collector
@@ -30,6 +35,12 @@ from typing import Callable, Dict, Hashable, Optional, Set, Tuple
 
 #: A process's PSS is read again after this many seconds.
 PSS_REFRESH_SECONDS = 10.0
+#: ... while the process's RSS stays within 1/PSS_RSS_STEP of its RSS at the
+#: last read (given by the caller), after this many seconds.
+PSS_STEADY_SECONDS = 60.0
+#: An RSS change larger than RSS/PSS_RSS_STEP since the last read makes a
+#: PSS read due after PSS_REFRESH_SECONDS.
+PSS_RSS_STEP = 32
 #: Share of the wall time between cycles that reading PSS may take.
 PSS_SHARE = 0.02
 #: Most reading time saved up for one cycle.
@@ -69,14 +80,15 @@ class PssCache:
     def __init__(self, clock: Callable[[], float] = time.monotonic, refresh: float = PSS_REFRESH_SECONDS,
                  share: float = PSS_SHARE, burst: float = PSS_BURST_SECONDS,
                  reader: Callable[[int], Optional[int]] = read_pss,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+                 timer: Callable[[], float] = time.perf_counter, steady: float = PSS_STEADY_SECONDS) -> None:
         self.clock = clock
         self.refresh = refresh
+        self.steady = max(refresh, steady)
         self.share = share
         self.burst = burst
         self.reader = reader
         self.timer = timer
-        self._vals: Dict[Hashable, Tuple[Optional[int], float]] = {}
+        self._vals: Dict[Hashable, Tuple[Optional[int], float, Optional[int]]] = {}  # (pss, read_at, rss then)
         self._used: Set[Hashable] = set()
         self._credit = burst  # seconds of reading allowed now
         self._last: Optional[float] = None
@@ -88,19 +100,30 @@ class PssCache:
             self._credit = min(self.burst, self._credit + self.share * max(0.0, now - self._last))
         self._last = now
 
-    def get(self, key: Hashable, pid: int) -> Optional[Tuple[int, float]]:
+    def get(self, key: Hashable, pid: int, rss: Optional[int] = None) -> Optional[Tuple[int, float]]:
         """``(pss_bytes, read_at)`` (``read_at`` on :attr:`clock`), or None
-        when it was never read (or cannot be)."""
+        when it was never read (or cannot be). ``rss``: the process's RSS
+        now, if known (a steady RSS lets the last figure stand longer)."""
         self._used.add(key)
         got = self._vals.get(key)
         now = self.clock()
-        if (got is None or now - got[1] >= self.refresh) and self._credit > 1e-6:
+        if got is None:
+            due = True
+        else:
+            age = now - got[1]
+            if age < self.refresh:
+                due = False
+            elif age >= self.steady or rss is None or got[2] is None:
+                due = True
+            else:
+                due = abs(rss - got[2]) * PSS_RSS_STEP > got[2]
+        if due and self._credit > 1e-6:
             t0 = self.timer()
             val = self.reader(pid)
             self._credit -= self.timer() - t0
             self.total_reads += 1
             if val is not None or got is None:
-                got = (val, now)
+                got = (val, now, rss)
                 self._vals[key] = got
         if got is None or got[0] is None:
             return None

@@ -259,6 +259,16 @@ class Collector:
         return done
 
     @property
+    def sample_threads(self) -> bool:
+        """Whether each process's threads are sampled (``ProcInfo.threads``,
+        default True); headless mode turns it off, as nothing it writes shows them."""
+        return self._table.threads
+
+    @sample_threads.setter
+    def sample_threads(self, on: bool) -> None:
+        self._table.threads = bool(on)
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

@@ -13,8 +13,9 @@ in. Several runs sharing one machine each pay the machine price: give
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 RUNNING = "RUNNING"
 

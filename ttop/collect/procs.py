@@ -117,6 +117,9 @@ class ProcessTable:
         self._uids_used: set = set()
         #: PSS of processes of multi-process trees (see :mod:`ttop.pss`)
         self.pss = PssCache(clock)
+        #: sample each process's threads (``ProcInfo.threads``); False: left
+        #: empty, for readers that never show them (one read per thread saved)
+        self.threads = True
         self.refreshed = False
         self.refreshed_at = 0.0
         self._fresh: set = set()  # PIDs whose row was read this cycle
@@ -413,7 +416,7 @@ class ProcessTable:
                         status = proc.status()
                     except psutil.AccessDenied:
                         pass
-                if not zombie:
+                if not zombie and self.threads:
                     try:
                         raw = _linux_threads(pid) if from_table else None
                         if raw is None:
@@ -532,7 +535,7 @@ def tree_pss(table: "ProcessTable", procs: List[ProcInfo]) -> Optional[Dict[int,
     for p in procs:
         if p.rss_bytes is None:  # zombie, or not readable
             continue
-        got = get((p.pid, p.create_time), p.pid)
+        got = get((p.pid, p.create_time), p.pid, p.rss_bytes)
         if got is not None:
             out[p.pid] = got
     return out

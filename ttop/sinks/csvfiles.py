@@ -15,8 +15,9 @@ import os
 import re
 import stat
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..collect.snapshot import RunSnapshot
 from ..progress import RUNNING, number_or_none, write_text_atomic

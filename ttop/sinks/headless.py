@@ -108,6 +108,8 @@ def run_headless(
                 _say(err, "progress folder: %s" % error if error else "progress folder is readable again" if was else "")
 
         collector.add_listener(listener)
+        if hasattr(collector, "sample_threads"):
+            collector.sample_threads = False  # no CSV column or metric shows threads: one read each saved
         try:
             doing = []
             if sink is not None:

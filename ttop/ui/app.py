@@ -37,7 +37,8 @@ from typing import Any, List, Optional, Tuple
 
 from ..view import roles as R
 from ..view.asciify import to_ascii
-from ..view.text import Line, char_width, crop_line, line_width
+from ..view.text import Line, crop_line, line_width
+from ..view.text import width as text_width
 from .screen import AppContext, Screen
 
 MESSAGE_SECONDS = 6.0
@@ -256,7 +257,7 @@ class App(AppContext):
                     stdscr.addstr(y, x, text, palette.attr(role))
                 except curses.error:
                     pass  # writing the bottom-right cell moves the cursor off-screen
-                x += sum(char_width(c) for c in text) if not text.isascii() else len(text)
+                x += text_width(text)
         if changed:
             stdscr.noutrefresh()
             curses.doupdate()

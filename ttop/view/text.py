@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 Segment = Tuple[str, str]
 Line = Tuple[Segment, ...]
@@ -59,11 +59,28 @@ def char_width(ch: str) -> int:
 _ONE_CELL = re.compile("[\x00-\x7f\xa0-\u02ff\u2010-\u2027\u2190-\u21ff\u2500-\u259f\u2800-\u28ff]*")
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+#: char_width of the other non-ASCII characters met so far (marks such as
+#: a check mark, names' letters; capped so arbitrary text cannot grow it)
+_WIDTHS: Dict[str, int] = {}
+_WIDTHS_MAX = 4096
+
+
 def width(text: str) -> int:
     """Display width in terminal cells of already-:func:`clean` text."""
     if text.isascii() or _ONE_CELL.fullmatch(text):
         return len(text)
-    return sum(char_width(c) for c in text)
+    # a line with a few other marks in it: only the non-ASCII ones are measured
+    n = len(text)
+    widths = _WIDTHS
+    for ch in _NON_ASCII.findall(text):
+        w = widths.get(ch)
+        if w is None:
+            w = char_width(ch)
+            if len(widths) < _WIDTHS_MAX:
+                widths[ch] = w
+        n += w - 1
+    return n
 
 
 def clip(text: str, cells: int, ellipsis: str = "\u2026") -> str:
