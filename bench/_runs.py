@@ -6,6 +6,9 @@ variables, logs, resources) with modification times spread over the last 90
 days, as a folder that has collected a lab's runs for months looks.
 ``start_live(folder, n)`` starts ``n`` real writer processes
 (``tests/fakes/progress_writer.py``) and waits until each has written its file.
+``start_demo(folder, n)`` starts ``n`` training stand-ins
+(``examples/demo_job.py``: a main process with a data-loader worker and
+captured output, one batch a second) and waits for their files.
 """
 from __future__ import annotations
 
@@ -98,6 +101,30 @@ def start_live(folder: str, n: int, children: int = 0, interval: float = 1.0,
     return live
 
 
+DEMO = os.path.join(ROOT, "examples", "demo_job.py")
+
+
+def start_demo(folder: str, n: int, prefix: str = "bench-") -> List[Tuple[str, subprocess.Popen]]:
+    """``n`` live ``demo_job.py`` runs (one batch a second, one worker each,
+    for days); returns ``[(name, Popen)]`` once every file exists."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    live = []
+    for i in range(n):
+        name = "%s%02d" % (prefix, i)
+        args = [sys.executable, DEMO, "--folder", folder, "--name", name, "--epochs", "1000", "--batches", "500",
+                "--val-batches", "50", "--batch-time", "1.0", "--workers", "1", "--work", "1000", "--seed", str(i)]
+        live.append((name, subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, start_new_session=True, env=env)))
+    deadline = time.monotonic() + 120
+    for name, _p in live:
+        while not os.path.exists(os.path.join(folder, name + ".json")):
+            if time.monotonic() > deadline:
+                stop_all([q for _, q in live])
+                raise SystemExit("demo runs did not start")
+            time.sleep(0.1)
+    return live
+
+
 def stop_all(procs) -> None:
     for p in procs:
         try:
@@ -108,6 +135,40 @@ def stop_all(procs) -> None:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its children: utime+stime+cutime+cstime
+    (what it used, and what its reaped children used) of ``pid`` and of each
+    descendant alive now. 0.0 once it is gone."""
+    total = 0.0
+    kids: dict = {}
+    try:
+        names = [n for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        names = []
+    stats = {}
+    for n in names:
+        try:
+            with open("/proc/%s/stat" % n, "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(b")") + 2:].split()
+        stats[int(n)] = fields
+        kids.setdefault(int(fields[1]), []).append(int(n))
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        fields = stats.get(p)
+        if fields is None:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / _TICK  # utime stime cutime cstime
+        stack.extend(kids.get(p, ()))
+    return total
 
 
 def rss_bytes(pid: int) -> int:

@@ -12,6 +12,7 @@ target (1 % of one core) and the ratio to the baseline. ttop's start-up
     python bench/bench_headless.py                # 20 runs, 3 windows of 20 s
     python bench/bench_headless.py --seconds 30 --window 10 --runs 5
     python bench/bench_headless.py --alerts       # with --events and --alert-cmd
+    python bench/bench_headless.py --compare /path/to/other/checkout   # that ttop too, same runs and windows
 """
 from __future__ import annotations
 
@@ -92,6 +93,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="measured time (default: %(default)s)")
     ap.add_argument("--window", type=float, default=20.0, help="window length (default: %(default)s)")
     ap.add_argument("--interval", default="2", help="ttop -i (default: %(default)s)")
+    ap.add_argument("--compare", metavar="ROOT",
+                    help="also run the ttop of another checkout (e.g. the previous release) over the same windows")
     ap.add_argument("--alerts", action="store_true",
                     help="also pass --events TMP/events.jsonl --alert-cmd true (health and alerts on)")
     a = ap.parse_args()
@@ -126,6 +129,20 @@ def main() -> int:
                 return 1
             time.sleep(0.05)
         startup_cpu, startup_wall = cpu_seconds(ttop.pid), time.monotonic() - t0
+        other = None
+        if a.compare:
+            other_csv = os.path.join(tmp, "csv-compare")
+            other = subprocess.Popen([sys.executable, "-m", "ttop", folder, "--headless", "-i", a.interval, "--csv-dir",
+                                      other_csv] + extra, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True,
+                                     env=dict(os.environ, PYTHONPATH=os.path.abspath(a.compare)))
+            others.append(other)
+            t1 = time.monotonic()
+            while not os.path.exists(os.path.join(other_csv, "bench-00_matrix.csv")):
+                if other.poll() is not None or time.monotonic() - t1 > 60:
+                    print("bench_headless: the --compare ttop wrote nothing", file=sys.stderr)
+                    return 1
+                time.sleep(0.05)
         top = subprocess.Popen(["top", "-b", "-d", "2"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True, env=dict(os.environ, COLUMNS="200"))
         others.append(top)
@@ -135,15 +152,19 @@ def main() -> int:
               % (a.runs, "demo_job.py" if os.path.exists(os.path.join(ROOT, "examples", "demo_job.py")) else "writer",
                  a.interval, windows, a.window, os.cpu_count() or 0, TICK))
         print("  ttop start-up (imports + first cycle + first CSV): %.2f s CPU in %.2f s" % (startup_cpu, startup_wall))
-        ttop_pcts, top_pcts = [], []
+        ttop_pcts, top_pcts, other_pcts = [], [], []
         t_start, b_start, m_start = cpu_seconds(ttop.pid), cpu_seconds(top.pid), time.monotonic()
         for w in range(windows):
             c0, b0, m0 = cpu_seconds(ttop.pid), cpu_seconds(top.pid), time.monotonic()
+            o0 = cpu_seconds(other.pid) if other is not None else 0.0
             time.sleep(a.window)
             c1, b1, m1 = cpu_seconds(ttop.pid), cpu_seconds(top.pid), time.monotonic()
+            o1 = cpu_seconds(other.pid) if other is not None else 0.0
             ttop_pcts.append(100.0 * (c1 - c0) / (m1 - m0))
             top_pcts.append(100.0 * (b1 - b0) / (m1 - m0))
-            print("  window %d: ttop %.2f%% of one core | baseline top -b -d 2: %.2f%%" % (w + 1, ttop_pcts[-1], top_pcts[-1]))
+            other_pcts.append(100.0 * (o1 - o0) / (m1 - m0))
+            print("  window %d: ttop %.2f%% of one core | baseline top -b -d 2: %.2f%%%s"
+                  % (w + 1, ttop_pcts[-1], top_pcts[-1], " | --compare ttop: %.2f%%" % other_pcts[-1] if other else ""))
         span = time.monotonic() - m_start
         t_all = 100.0 * (cpu_seconds(ttop.pid) - t_start) / span
         b_all = 100.0 * (cpu_seconds(top.pid) - b_start) / span
@@ -159,6 +180,10 @@ def main() -> int:
         print("  median: ttop %.2f%% of one core (target <= %.1f%%: %s) | baseline top -b -d 2: %.2f%% | ratio ttop/top = %.2f"
               % (med, TARGET, "PASS" if med <= TARGET else "FAIL", base, ratio))
         print("  CSV rows written: %d across %d runs" % (rows, a.runs))
+        if other is not None:
+            omed = statistics.median(other_pcts)
+            print("  --compare ttop (%s): median %.2f%% | ratio ttop/compare = %.2f"
+                  % (a.compare, omed, med / omed if omed > 0 else float("inf")))
         return 0 if med <= TARGET else 1
     finally:
         stop(others)

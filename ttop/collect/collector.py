@@ -92,6 +92,13 @@ def _load_procs() -> Any:
         _procs = procs
     return _procs
 
+def _wants(fn: Callable[[str], bool], key: str) -> bool:
+    try:
+        return bool(fn(key))
+    except Exception:  # a reader's bug must not break a cycle
+        return True
+
+
 class Collector:
     """Collects snapshots of a progress folder; see the package docstring.
 
@@ -158,6 +165,7 @@ class Collector:
         self._pending = 0
         self._table: Optional[ProcessTable] = None  # made with the first full cycle
         self._ranks: Optional[RankReader] = None  # the ranks of multi-rank jobs: the same
+        self._threads: Any = True  # see sample_threads
         self._host = HostSampler(SINGLE_HOST_SECONDS if single else 0.0)
         self._statics: Dict[str, _Static] = {}
         interval_ = self.interval
@@ -259,14 +267,16 @@ class Collector:
         return done
 
     @property
-    def sample_threads(self) -> bool:
-        """Whether each process's threads are sampled (``ProcInfo.threads``,
-        default True); headless mode turns it off, as nothing it writes shows them."""
-        return self._table.threads
+    def sample_threads(self) -> Any:
+        """Which runs' processes get their threads sampled
+        (``ProcInfo.threads``): True (default) or False for every run, or a
+        function of the run key (the monitor: the runs shown expanded).
+        Headless mode turns it off, as nothing it writes shows them."""
+        return self._threads
 
     @sample_threads.setter
-    def sample_threads(self, on: bool) -> None:
-        self._table.threads = bool(on)
+    def sample_threads(self, on: Any) -> None:
+        self._threads = on if callable(on) else bool(on)
 
     @property
     def running(self) -> bool:
@@ -601,6 +611,8 @@ class Collector:
             elif state == _procs.ALIVE:
                 alive = True
                 foreign: List[Tuple[int, Optional[int]]] = []
+                want = self._threads
+                table.threads = want if want is True or want is False else _wants(want, st.key)
                 plist = table.tree(pid, gpu_mem, gpu_indices, tpu_mem, mains, st.owner_uid, foreign)
                 processes = tuple(plist)
                 resources = _procs.totals(plist, now, _procs.tree_pss(table, plist), table.clock())

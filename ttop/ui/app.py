@@ -429,9 +429,12 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
     os.environ.setdefault("ESCDELAY", "25")
 
     app = App(collector, ascii=ascii)
-    app.push(MainScreen(ascii=ascii, columns=columns, check_metrics=check_metrics))
+    main = MainScreen(ascii=ascii, columns=columns, check_metrics=check_metrics)
+    app.push(main)
     if notice:  # e.g. an unusable config file
         app.notify(notice, error=True)
+    if getattr(collector, "sample_threads", None) is True:
+        collector.sample_threads = main.wants_threads  # thread rows only for expanded runs
     app.bell = bell
     if alerts is not None:  # ttop.sinks.alerts.Alerts: footer message, count, bell
         alerts.on_event.append(app.alert)

@@ -121,7 +121,7 @@ class MainScreen(Screen):
             self.state = st.with_(status_filter=None, name_filter="", filter_buffer="", col_offset=0, top=0,
                                   expanded=frozenset(), selected=sel)
         elif key == "t":
-            self._toggle_expand()
+            self._toggle_expand(ctx)
         elif key in ("<", ">"):
             self._sort_step(-1 if key == "<" else 1, ctx)
         elif key == "ENTER":
@@ -279,13 +279,19 @@ class MainScreen(Screen):
             return self._rows[self._sel]
         return None
 
-    def _toggle_expand(self) -> None:
+    def _toggle_expand(self, ctx: AppContext) -> None:
         row = self.selected_row()
         if row is None:
             return
         key = row.run.key
         expanded = self.state.expanded ^ {key}
         self.state = self.state.with_(expanded=frozenset(expanded), selected=("run", key))
+        if key in expanded:
+            ctx.refresh_now()  # its thread rows are sampled from now on (see wants_threads)
+
+    def wants_threads(self, key: str) -> bool:
+        """The collector samples the threads of the runs shown expanded only."""
+        return key in self.state.expanded
 
     # -- levers (screens written in ttop.ui.levers) ----------------------------
 
