@@ -123,16 +123,25 @@ class Tmux:
     def wait_screen(self, pred: Callable[[str], bool], timeout: float = 30.0) -> float:
         """Look at the screen after each output until ``pred(text)``; returns
         the ``perf_counter()`` time of the look that matched."""
+        seen = [""]
+
+        def look() -> bool:
+            seen[0] = self.capture()
+            return pred(seen[0])
+
+        return self.wait(look, timeout, lambda: "last screen:\n" + seen[0])
+
+    def wait(self, look: Callable[[], bool], timeout: float = 30.0,
+             why: Callable[[], str] = lambda: "") -> float:
+        """Call ``look()`` after each output (and every 50 ms) until it is
+        true; returns the ``perf_counter()`` time of the call that was."""
         deadline = time.monotonic() + timeout
-        text = ""
         while True:
             self._output.clear()
-            text = self.capture()
-            if pred(text):
+            if look():
                 return time.perf_counter()
             if time.monotonic() > deadline:
-                raise TmuxError("screen never matched; last screen:\n" + text)
-            # the next output, or a look anyway now and then
+                raise TmuxError("the screen never matched; " + why())
             self._output.wait(0.05)
 
     def close(self) -> None:
