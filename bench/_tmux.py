@@ -41,8 +41,10 @@ class Tmux:
                         "-x", str(cols), "-y", str(rows), idle_cmd], check=True)
         subprocess.run(["tmux", "-L", self.sock, "set", "-g", "escape-time", "0"], check=True)
         subprocess.run(["tmux", "-L", self.sock, "set", "-g", "window-size", "manual"], check=True)
+        # buffered: reading the answers line by line from an unbuffered pipe
+        # would cost a system call per byte
         self._proc = subprocess.Popen(["tmux", "-L", self.sock, "-C", "attach", "-t", "bench"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._results: "queue.Queue[List[str]]" = queue.Queue()
         self._output = threading.Event()
         self._lock = threading.Lock()

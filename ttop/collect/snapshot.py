@@ -230,8 +230,12 @@ class Snapshot:
         return None
 
     def counts(self) -> Dict[str, int]:
-        """Runs per effective status."""
-        out: Dict[str, int] = {}
-        for r in self.runs:
-            out[r.status] = out.get(r.status, 0) + 1
-        return out
+        """Runs per effective status (counted once per snapshot: the footer
+        asks on every key)."""
+        done = self.__dict__.get("_counts")  # a cache beside the fields, not one of them
+        if done is None:
+            done = {}
+            for r in self.runs:
+                done[r.status] = done.get(r.status, 0) + 1
+            self.__dict__["_counts"] = done
+        return dict(done)

@@ -42,6 +42,12 @@ from ..view.text import width as text_width
 from .screen import AppContext, Screen
 
 MESSAGE_SECONDS = 6.0
+#: Longest a new snapshot waits while keys keep coming.
+SNAPSHOT_DEFER = 0.5
+#: Fewest lines moved with one delete / insert line (fewer are drawn again).
+SHIFT_MIN = 4
+#: The interpreter's thread switch interval while the monitor runs (s).
+SWITCH_INTERVAL = 0.001
 
 _CTRL_KEYS = {
     "\n": "ENTER", "\r": "ENTER", "\x1b": "ESC", "\x7f": "BACKSPACE", "\x08": "BACKSPACE",
@@ -118,6 +124,10 @@ class App(AppContext):
         os.set_blocking(self._wfd, False)
         self._closed = False
         self._pipe_lock = threading.Lock()
+        #: the screen's size at the last paint (the collector thread
+        #: prepares frames for it), and the snapshot being prepared
+        self._size: Optional[Tuple[int, int]] = None
+        self._preparing: Any = None
 
     # -- AppContext ----------------------------------------------------------
 
@@ -164,7 +174,23 @@ class App(AppContext):
     # -- wake-ups --------------------------------------------------------------
 
     def wake(self) -> None:
-        """Called from the collector thread after each publish."""
+        """Called from the collector thread after each publish: works out
+        what the screen on top needs from the new snapshot (its rows,
+        columns, unchanged lines: :meth:`Screen.prepare`) there, then wakes
+        the loop, so the UI thread only draws and a key is not kept waiting
+        behind a walk over every run."""
+        snap = getattr(self.collector, "latest", None)
+        size = self._size
+        if snap is not None and size is not None and self.stack:
+            self._preparing = snap
+            try:
+                top = self.stack[-1]
+                below = top if not top.modal else next((x for x in reversed(self.stack) if not x.modal), top)
+                below.prepare(self, snap, size[0], size[1])
+            except Exception:  # the UI thread draws it itself then, and reports
+                pass
+            finally:
+                self._preparing = None
         with self._pipe_lock:
             self._poke()
 
@@ -232,10 +258,11 @@ class App(AppContext):
 
     def paint(self, stdscr: Any, palette: Any) -> None:
         height, width = stdscr.getmaxyx()
+        self._size = (width, height)
         lines = self.render(width, height)
         if len(self._prev) != height:
             self._prev = [None] * height
-        changed = False
+        changed = self._shift(stdscr, lines)
         for y in range(height):
             line = lines[y] if y < len(lines) else _BLANK
             if self._prev[y] == line:
@@ -262,6 +289,50 @@ class App(AppContext):
             stdscr.noutrefresh()
             curses.doupdate()
 
+    def _shift(self, stdscr: Any, lines: List[Line]) -> bool:
+        """Where a block of lines moved up or down by one since the last
+        frame (the table scrolled under a moving selection), move it with
+        the terminal's delete / insert line instead of drawing it again;
+        ``_prev`` follows. True when something moved."""
+        prev = self._prev
+        height = len(prev)
+        best = (0, 0, 0)  # length, first row, shift
+        for k in (1, -1):
+            start = -1
+            for y in range(height + 1):
+                src = y + k
+                same = (y < height and 0 <= src < height and y < len(lines) and prev[src] is not None
+                        and lines[y] == prev[src] and lines[y] != prev[y])
+                if same and start < 0:
+                    start = y
+                elif not same and start >= 0:
+                    if y - start > best[0]:
+                        best = (y - start, start, k)
+                    start = -1
+        n, a, k = best
+        if n < SHIFT_MIN:
+            return False
+        b = a + n  # rows a..b-1 get the lines that were k rows further down
+        try:
+            if k == 1:
+                stdscr.move(a, 0)
+                stdscr.deleteln()
+                stdscr.move(b, 0)
+                stdscr.insertln()
+                prev[a:b] = prev[a + 1:b + 1]
+                prev[b] = None
+            else:
+                stdscr.move(a - 1, 0)
+                stdscr.insertln()
+                stdscr.move(b, 0)
+                stdscr.deleteln()
+                prev[a:b] = prev[a - 1:b - 1]
+                prev[a - 1] = None
+                prev[height - 1] = None
+        except curses.error:
+            self._prev = [None] * height
+        return True
+
     def _apply_resize(self, stdscr: Any) -> None:
         self._resized = False
         try:
@@ -285,6 +356,8 @@ class App(AppContext):
 
     def _take_snapshot(self) -> None:
         snap = getattr(self.collector, "latest", None)
+        if snap is self._preparing:
+            return  # being prepared: the wake-up follows
         if snap is not None and snap is not self.snapshot:
             self.snapshot = snap
             self.rings.feed(snap)
@@ -318,10 +391,17 @@ class App(AppContext):
         the first paint)."""
         keymap = _curses_keys()
         stdin_fd = _stdin_fd()
+        deferred = 0.0  # since when a new snapshot waits behind keys
         while not self._quit:
             if self._resized:
                 self._apply_resize(stdscr)
-            self._take_snapshot()
+            # keys first: a key typed while a snapshot came is answered
+            # before the new snapshot's rows are worked out (not for long)
+            if _readable(stdin_fd) and (not deferred or time.monotonic() - deferred < SNAPSHOT_DEFER):
+                deferred = deferred or time.monotonic()
+            else:
+                deferred = 0.0
+                self._take_snapshot()
             if self._dirty:
                 self._dirty = False
                 self.paint(stdscr, palette)
@@ -371,7 +451,7 @@ class App(AppContext):
                         self._apply_resize(stdscr)
                     if self._dirty and not self._quit:
                         # paint between keys so a burst of keys stays visible
-                        self._take_snapshot()
+                        # (the snapshot drawn so far: its rows are worked out)
                         self._dirty = False
                         self.paint(stdscr, palette)
                 if not got_any:
@@ -388,6 +468,13 @@ class App(AppContext):
 
 class _NoTerminal(Exception):
     pass
+
+
+def _readable(fd: int) -> bool:
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 def _stdin_fd() -> int:
@@ -428,6 +515,12 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
         ascii = True
     os.environ.setdefault("ESCDELAY", "25")
 
+    # a key wakes the UI thread while the collector thread may be mid-cycle:
+    # the UI waits for the interpreter lock at most this long (default 5 ms;
+    # under load a key then took 32 ms median / 90 ms p95 to show with 1,000
+    # runs at -i 0.2, 7 / 14 ms with 1 ms: bench/bench_keys.py)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     app = App(collector, ascii=ascii)
     main = MainScreen(ascii=ascii, columns=columns, check_metrics=check_metrics)
     app.push(main)
@@ -473,6 +566,9 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
             curses.cbreak()
             stdscr.keypad(True)
             stdscr.nodelay(True)
+            # moving down a long table shifts every row: let curses scroll the
+            # terminal's lines instead of writing each again
+            stdscr.idlok(True)
             try:
                 curses.set_escdelay(25)
             except (AttributeError, curses.error):
@@ -506,6 +602,7 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
         error = e
         tb = traceback.format_exc()
     finally:
+        sys.setswitchinterval(switch)
         for s, h in old.items():
             try:
                 signal.signal(s, h)

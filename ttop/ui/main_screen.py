@@ -63,6 +63,15 @@ class MainScreen(Screen):
                 self.state = self.state.with_(top=frame.table.top, sel_index=max(0, self._sel))
         return frame.lines
 
+    def prepare(self, ctx: AppContext, snapshot: Any, width: int, height: int) -> None:
+        # the frame as the UI thread will draw it (the message and the alert
+        # count only touch the header and footer, which are cheap)
+        if not self.state.paused:
+            st = self.state
+            if ctx.alert_count != st.alerts:
+                st = st.with_(alerts=ctx.alert_count)
+            main_frame(snapshot, st, width, height)
+
     def _remote_requested(self, run_key: str, seq: int, name: str) -> None:
         self._requests[run_key] = (seq, name)
 

@@ -14,7 +14,7 @@ ENTER ESC BACKSPACE DELETE TAB BTAB CTRL_C CTRL_L CTRL_U F1``
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from ..view.text import Line
 
@@ -79,6 +79,11 @@ class Screen:
 
     def on_snapshot(self, ctx: AppContext) -> None:
         """Called when a new snapshot was published (e.g. to re-check state)."""
+
+    def prepare(self, ctx: AppContext, snapshot: Any, width: int, height: int) -> None:
+        """Called from the collector thread with each new snapshot, before the
+        UI thread draws it: work out what ``render`` will need from it (into
+        caches of the pure view), changing nothing the UI thread reads."""
 
 
 class Target:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import abc
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import columns as C
 from . import fmt
@@ -486,20 +486,52 @@ def _ell(ascii: bool) -> str:
     return "..." if ascii else "\u2026"
 
 
+#: Drawn run rows, by (run object, layout, selected, marked): an unchanged
+#: run (every ended one) is not formatted again when only the selection
+#: moved or a new snapshot came. Each entry holds its run, so the id in
+#: the key stays that run's while the entry lives.
+_LINES: Dict[Tuple[Any, ...], Tuple[Any, Line]] = {}
+LINES_KEPT = 4096
+
+
+#: The width of a run's Epoch / Batch cell, by (run object, column): the
+#: same run on another page of the table is not formatted again.
+_GROWN: Dict[Tuple[int, str], Tuple[Any, int]] = {}
+
+
+def _grow_width(col: Column, row: Row) -> int:
+    if row.kind != "run":
+        return width(clean(cell_text(col, row)))
+    key = (id(row.run), col.key)
+    hit = _GROWN.get(key)
+    if hit is not None and hit[0] is row.run:
+        return hit[1]
+    if len(_GROWN) > LINES_KEPT:
+        _GROWN.clear()
+    w = width(clean(cell_text(col, row)))
+    _GROWN[key] = (row.run, w)
+    return w
+
+
 def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
-                 select: bool = True, rows: Optional[List[Row]] = None) -> TableFrame:
+                 select: bool = True, rows: Optional[List[Row]] = None, cols: Optional[List[Column]] = None,
+                 name_w: Optional[int] = None, memo: Optional[Dict[Any, Any]] = None) -> TableFrame:
     """Title line + at most ``height - 1`` rows, each exactly ``width_`` cells.
 
     ``top`` is adjusted (minimally) so the selected row is visible. With
     ``select=False`` (the ``--once`` printer) nothing is highlighted and
-    ``height`` may be large enough for every row.
+    ``height`` may be large enough for every row. ``rows``, ``cols`` and
+    ``name_w``: :func:`visible_rows`, :func:`columns_for` and
+    :func:`name_width` already worked out for this snapshot and state;
+    ``memo``: a dict kept with them (the grown column widths per page).
     """
     ell = _ell(state.ascii)
     if rows is None:
         rows = visible_rows(snapshot, state)
-    cols = columns_for(snapshot, state)
+    if cols is None:
+        cols = columns_for(snapshot, state)
     offset = max(0, min(state.col_offset, len(cols) - 1))
-    nw = min(name_width(rows, width_), max(1, width_))
+    nw = min(name_width(rows, width_) if name_w is None else name_w, max(1, width_))
     body_h = max(0, height - 1)
     sel = selected_index(rows, state) if select else -1
 
@@ -517,14 +549,27 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
             if r.kind == "run":
                 url_w = max(url_w, min(MAX_URL, width(_wandb(r.run))))
     # counters never lose digits: Epoch and Batch grow to fit the rows shown
-    grown = {}
-    texts = {}  # the growing columns' cells, made once (--once shows every row)
-    for col in cols[offset:]:
-        if col.key in GROWING:
-            texts[col.key] = cells = [clean(cell_text(col, r)) for r in shown]
-            need = max([width(t) for t in cells] + [col.width])
-            grown[col.key] = min(need, GROW_MAX)
+    grown: Dict[str, int] = {}
+    texts: Dict[str, List[str]] = {}  # the growing columns' cells, made once (--once shows every row)
+    page = ("grown", top, body_h, offset, url_w)
+    if memo is not None and page in memo:
+        grown = memo[page]
+    elif memo is not None:  # a page of the UI's table: each run's cell width is kept
+        for col in cols[offset:]:
+            if col.key in GROWING:
+                need = max([_grow_width(col, r) for r in shown] + [col.width])
+                grown[col.key] = min(need, GROW_MAX)
+        memo[page] = grown
+    else:
+        for col in cols[offset:]:
+            if col.key in GROWING:
+                texts[col.key] = cells = [clean(cell_text(col, r)) for r in shown]
+                need = max([width(t) for t in cells] + [col.width])
+                grown[col.key] = min(need, GROW_MAX)
     layout = _layout(cols, offset, width_ - nw, url_w, grown)
+    layout_key = (width_, nw, ell, tuple((c.key, w) for c, w in layout))
+    if len(_LINES) > LINES_KEPT:
+        _LINES.clear()
 
     lines: List[Line] = []
     # title line
@@ -544,9 +589,16 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
 
     for i, row in enumerate(shown):
         idx = top + i
+        is_sel = idx == sel
+        key = None
+        if row.kind == "run":
+            key = (id(row.run), layout_key, is_sel, row.run.key in state.marked)
+            hit = _LINES.get(key)
+            if hit is not None and hit[0] is row.run:
+                lines.append(hit[1])
+                continue
         base = row_role(row)
         stale = row.kind == "run" and row.run.stale
-        is_sel = idx == sel
 
         def role_of(r: str, stale: bool = stale, is_sel: bool = is_sel) -> str:
             if stale:
@@ -569,7 +621,10 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
             segs.append((" " + fit(text, w, col.align, ell), role_of(role)))
         if used < width_:
             segs.append((" " * (width_ - used), role_of(R.NORMAL)))
-        lines.append(_merge(segs))
+        line = _merge(segs)
+        if key is not None:
+            _LINES[key] = (row.run, line)
+        lines.append(line)
     return TableFrame(lines, list(rows), sel, top, [c.key for c, _ in layout])
 
 

@@ -1,0 +1,68 @@
+"""Moving through a long table in a real terminal: the monitor scrolls the
+table's lines with the terminal's delete / insert line and redraws only what
+changed; what it shows must be exactly what a full redraw (Ctrl+L) shows."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ptyharness import TtopTerm
+from ttop.progress import write_json_atomic
+
+N = 150
+
+
+@pytest.fixture(scope="module")
+def long_folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys") / "progress"
+    d.mkdir()
+    now = time.time()
+    for i in range(N):
+        name = "run-%03d" % i
+        write_json_atomic(str(d / (name + ".json")), {
+            "format": "ttop.progress/1", "run_name": name, "status": ("FINISHED", "FAILED")[i % 2],
+            "updated_at": now, "phase": "train", "epoch": i % 7, "total_epochs": 7,
+            "train_batch": i * 13, "train_total_batches": 5000, "metrics": {"loss": 1.0 / (i + 1)}})
+    return d
+
+
+def _screen(t: TtopTerm):
+    """Every cell's character and whether it is drawn reversed."""
+    return [(t.line(y), tuple(t.cell(x, y).reverse for x in range(t.cols))) for y in range(t.rows)]
+
+
+def _selected(t: TtopTerm):
+    for y in range(t.rows):
+        if t.is_reverse_row(y, 0, 6):
+            return t.line(y).split()[0] if t.line(y).strip() else None
+    return None
+
+
+def _same_after_redraw(t: TtopTerm) -> None:
+    before = _screen(t)
+    t.press("CTRL_L")
+    t.wait_for(lambda t: _screen(t) == before, timeout=10,
+               msg="a full redraw shows another screen than the scrolled one")
+
+
+def test_scrolling_down_and_up_draws_what_a_full_redraw_draws(ttop_term, long_folder):
+    t = ttop_term(long_folder, interval="0.3", cols=100, rows=16)
+    t.wait_for(lambda t: _selected(t) == "run-000", msg="no selection on the first run")
+    # past the first page: each Down now scrolls the table by a line
+    for i in range(1, 40):
+        t.press("DOWN")
+        t.wait_for(lambda t, i=i: _selected(t) == "run-%03d" % i)
+    assert t.row_of("run-000 ") is None  # scrolled away
+    _same_after_redraw(t)
+    # and back up past the top of the page
+    for i in range(38, 5, -1):
+        t.press("UP")
+        t.wait_for(lambda t, i=i: _selected(t) == "run-%03d" % i)
+    _same_after_redraw(t)
+    # a burst of keys without waiting: the last one wins, the screen is whole
+    t.press(*(["DOWN"] * 25))
+    t.wait_for(lambda t: _selected(t) == "run-031")
+    _same_after_redraw(t)
+    t.press("q")
+    assert t.wait_exit() == 0
