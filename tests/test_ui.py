@@ -71,6 +71,10 @@ def start(ttop_term, folder, *args, **kw) -> TtopTerm:
     t = ttop_term(folder, *args, **kw)
     t.wait_for("Run Name", msg="the table never showed")
     t.wait_for(LIVE[0], msg="the live run never showed")
+    # the whole folder read and the first full cycle drawn (the first screen
+    # may show the live runs alone, before their processes were looked up)
+    t.wait_for(lambda t: "%d killed" % (len(ENDED) // 4) in t.text and "looking up" not in t.text,
+               msg="the folder was never read whole")
     return t
 
 

@@ -78,6 +78,8 @@ SINGLE_HOST_SECONDS = 0.1
 TPU_PIDNS_NOTE = "libtpuinfo PIDs do not match this PID namespace; per-process TPU memory unavailable"
 #: The notice of a :meth:`Collector.first_look` snapshot.
 FIRST_LOOK_NOTE = "looking up processes and devices..."
+#: The GPU line of a first-look snapshot's header.
+FIRST_LOOK_DEVICES = "looking up..."
 #: A local run's resources before its processes were looked up.
 PENDING_RESOURCES = RunResources(source="pending")
 #: The default GPU / TPU source, made with the first full cycle.
@@ -209,7 +211,8 @@ class Collector:
         no process, GPU, TPU or CPU sampling (nothing that needs psutil or
         NVML). Local runs' resources are :data:`PENDING_RESOURCES`, their
         ``alive`` None, health not judged yet, with :data:`FIRST_LOOK_NOTE`
-        among the notices. Published as :attr:`latest` (listeners are not
+        among the notices and :data:`FIRST_LOOK_DEVICES` as the GPU error
+        (the header keeps a line for the devices). Published as :attr:`latest` (listeners are not
         called); the next cycle is a full one. A big folder is read in part
         (newest files first), as by the thread's first cycle."""
         with self._cycle_lock:
@@ -363,6 +366,7 @@ class Collector:
         tpu_pids: Dict[int, int] = {}
         if quick:
             notices.append(FIRST_LOOK_NOTE)
+            gpu_error = FIRST_LOOK_DEVICES  # the header keeps a line for the devices
         else:
             gpus, gpu_error, gpu_pids = self._sample_gpu()
             tpus, tpu_error, tpu_pids = self._sample_tpu()
