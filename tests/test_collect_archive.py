@@ -214,3 +214,24 @@ def test_json_is_written_run_by_run_as_the_same_text(progress_dir):
     out = io.StringIO()
     write_json(empty, out)
     assert out.getvalue() == dumps_snapshot(empty) + "\n"
+
+
+def test_first_look_reads_only_the_files_written_lately(progress_dir, monkeypatch):
+    """Without an archive index, the collector thread's first cycle reads the
+    files written within the last minute (the live runs) and publishes them;
+    the ended runs' files are read in the cycles after."""
+    monkeypatch.setenv("TTOP_ARCHIVE_INDEX", "0")
+    for i in range(150):
+        write(progress_dir, "old%03d" % i, doc("old%03d" % i))
+    for name in ("live1", "live2"):
+        write(progress_dir, name, doc(name, "RUNNING", updated_at=time.time()), old=False)
+    c = collector(progress_dir)
+    reads = count_reads(c)
+    s = c._collect_some()
+    assert sorted(set(reads)) == ["live1.json", "live2.json"]
+    assert sorted(r.key for r in s.runs) == ["live1", "live2"] and c._pending == 150
+    for _ in range(20):
+        if not c._pending:
+            break
+        s = c._collect_some()
+    assert len(s.runs) == 152 and s.run("old042").status == "FINISHED"

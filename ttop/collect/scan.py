@@ -51,6 +51,7 @@ been seen and its ended files changed, at most every
 """
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 import time
@@ -95,6 +96,9 @@ LIST_SECONDS = 10.0
 #: With change notification on a local file system every change raises an
 #: event; the sweep stays, much slower, as a safety net.
 LOCAL_SWEEP_SECONDS = 600.0
+#: The first look at a folder (a budgeted scan) reads only the files written
+#: within this many seconds: the live runs; the rest follow in later scans.
+RECENT_SECONDS = 60.0
 #: A budgeted scan reads at least this many pending files ...
 MIN_READS = 100
 #: ... and at most this many per second of budget (files known from the
@@ -186,6 +190,7 @@ class FolderScanner:
         self._dirty = False
         self._saved_at: Optional[float] = None
         self.total_indexed = 0
+        self._recent: Optional[int] = None  # of the first listing's files, those written lately
 
     @property
     def notifying(self) -> bool:
@@ -298,10 +303,13 @@ class FolderScanner:
             n_read = 0
             most = max(MIN_READS, int((budget or 0.0) * READS_PER_SECOND))
             stop_at = self._idx if first and budget is not None else None
+            recent = self._recent if first and budget is not None else None
             while pending:
                 if budget is not None and n_read >= MIN_READS and (
                         n_read >= most or time.perf_counter() - t0 >= budget):
                     break
+                if recent is not None and n_read >= recent:
+                    break  # a first look publishes the files written lately (the live runs) at once
                 if stop_at and pending[-1] in stop_at:
                     break  # a first look publishes the files the index does not know (the live runs) at once
                 name = pending.pop()
@@ -338,6 +346,9 @@ class FolderScanner:
                     dated.append((0, name))  # the visit says why
             dated.sort()
             self._pending.extend(name for _, name in dated)
+            # a first look reads only what may be live: files written lately
+            cutoff = int((self.clock() - RECENT_SECONDS) * 1e9)
+            self._recent = len(dated) - bisect.bisect_left(dated, (cutoff, ""))
         else:
             self._pending.extend(names)
 
