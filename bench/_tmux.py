@@ -41,6 +41,8 @@ class Tmux:
                         "-x", str(cols), "-y", str(rows), idle_cmd], check=True)
         subprocess.run(["tmux", "-L", self.sock, "set", "-g", "escape-time", "0"], check=True)
         subprocess.run(["tmux", "-L", self.sock, "set", "-g", "window-size", "manual"], check=True)
+        # a program that exits leaves its pane (and the session) for the next
+        subprocess.run(["tmux", "-L", self.sock, "set", "-g", "remain-on-exit", "on"], check=True)
         # buffered: reading the answers line by line from an unbuffered pipe
         # would cost a system call per byte
         self._proc = subprocess.Popen(["tmux", "-L", self.sock, "-C", "attach", "-t", "bench"],
@@ -85,7 +87,9 @@ class Tmux:
                 res = self._results.get(timeout=timeout)
             except queue.Empty:
                 raise TmuxError("tmux did not answer %r" % command) from None
-        if res and res[0] in ("%error", "%exit"):
+        if res and res[0] == "%exit":
+            raise TmuxError("tmux %r: the control client ended (the session is gone)" % command)
+        if res and res[0] == "%error":
             raise TmuxError("tmux %r: %s" % (command, " ".join(res[1:])))
         return res
 

@@ -10,7 +10,9 @@ complete:
 * btop: its cpu, mem and proc boxes with process rows;
 * htop: the meters (load average, uptime), the column header, process rows
   and the key bar;
-* top: the summary (Tasks), the column header and process rows.
+* top: the summary (Tasks), the column header and process rows;
+* python: a bare interpreter printing a line (what any Python program pays
+  before its first line of code), for reference.
 
 The package's bytecode is compiled first, as an installed package has it
 (the environment may set PYTHONDONTWRITEBYTECODE, which would make every
@@ -19,7 +21,11 @@ screen at once (``cat FILE -``), is subtracted. The whole path is measured:
 interpreter start, imports, first scan, first paint. The folder holds
 ``--live`` real writer processes (default 20) and ``--ended`` ended runs.
 
-    python bench/bench_first_screen.py [--rounds 10] [--live 20] [--ended 0]
+    python bench/bench_first_screen.py [--rounds 10] [--live 20] [--ended 0] [--baseline DIR]
+
+``--baseline DIR``: also launch the ttop of another checkout (e.g. a
+``git worktree`` of an older commit) in the same rounds; both are then
+started as ``python -m ttop`` with their own ``PYTHONPATH``.
 
 Prints the medians (less the floor) and the ratio ttop/btop; exits 1 when
 ttop is slower than btop in the same run, 2 when btop is missing.
@@ -48,8 +54,14 @@ TARGET_MS = 100.0
 _ROW = re.compile(r"^\s*\d+\s+\S+", re.M)
 
 
-def ttop_command(folder: str, interval: float) -> str:
+def ttop_command(folder: str, interval: float, root: str = "") -> str:
+    """The installed console script; with ``root``, ``python -m ttop`` from
+    that checkout."""
     exe = os.path.join(os.path.dirname(sys.executable), "ttop")
+    if root:  # python -m puts the working folder first on the path: start there
+        argv = ["env", "PYTHONPATH=" + root, sys.executable, "-m", "ttop"]
+        return "cd %s && exec %s %s -i %g" % (shlex.quote(root), " ".join(shlex.quote(a) for a in argv),
+                                              shlex.quote(folder), interval)
     argv = [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "ttop"]
     return "exec %s %s -i %g" % (" ".join(shlex.quote(a) for a in argv), shlex.quote(folder), interval)
 
@@ -98,11 +110,14 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=0.3, help="seconds between launches")
     ap.add_argument("--cols", type=int, default=160)
     ap.add_argument("--rows", type=int, default=50)
+    ap.add_argument("--baseline", metavar="DIR", help="another checkout's ttop, launched in the same rounds")
     args = ap.parse_args()
 
     import ttop
 
-    compileall.compile_dir(os.path.dirname(ttop.__file__), quiet=1)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(ttop.__file__)))
+    for root in [here] + ([args.baseline] if args.baseline else []):
+        compileall.compile_dir(os.path.join(root, "ttop"), quiet=1)
     tmp = tempfile.mkdtemp(prefix="ttop-bench-fs-")
     folder = os.path.join(tmp, "progress")
     os.makedirs(folder)
@@ -118,8 +133,15 @@ def main() -> int:
         names = names[: args.rows - 8]  # what fits on the screen
         tools: List[Tuple[str, str, Callable[[str], bool]]] = [
             ("floor", "exec cat %s -" % shlex.quote(floor_file), lambda s: "FLOOR-READY" in s),
-            ("ttop", ttop_command(folder, args.interval), ttop_ready(names)),
+            ("ttop", ttop_command(folder, args.interval, here if args.baseline else ""), ttop_ready(names)),
         ]
+        if args.baseline:
+            tools.append(("ttop-baseline", ttop_command(folder, args.interval, os.path.abspath(args.baseline)),
+                          ttop_ready(names)))
+        # how long this interpreter takes to start and print at all: what any
+        # Python program pays before its first line of code
+        tools.append(("python", "exec %s -c %s" % (shlex.quote(sys.executable), shlex.quote("print('PY-READY'); input()")),
+                      lambda s: "PY-READY" in s))
         missing = []
         for name, cmd, pred in (("btop", "exec btop", btop_ready), ("htop", "exec htop", htop_ready),
                                 ("top", "exec top", top_ready)):
@@ -140,7 +162,10 @@ def main() -> int:
             for r in range(args.rounds):
                 k = r % len(tools)
                 for name, cmd, pred in tools[k:] + tools[:k]:
-                    times[name].append(measure(tm, cmd, pred))
+                    try:
+                        times[name].append(measure(tm, cmd, pred))
+                    except Exception as e:
+                        raise SystemExit("%s: %s" % (name, e)) from None
                     time.sleep(args.settle)
         floor = statistics.median(times["floor"])
         print("\nlaunch -> first complete screen, ms (harness floor %.1f ms subtracted; raw p90 in brackets)" % floor)
@@ -149,7 +174,7 @@ def main() -> int:
             if name == "floor":
                 continue
             net[name] = statistics.median(times[name]) - floor
-            print("  %-6s median %7.1f   [raw median %7.1f, p90 %7.1f]" % (
+            print("  %-13s median %7.1f   [raw median %7.1f, p90 %7.1f]" % (
                 name, net[name], statistics.median(times[name]), percentile(times[name], 90)))
         print("  load average now %.2f" % os.getloadavg()[0])
         if "btop" not in net:

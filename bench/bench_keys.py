@@ -15,7 +15,10 @@ key back as soon as it reads it (Python, raw mode), in the same pane; its
 median is subtracted. A peer in the same run: htop (``-d 100``) moving its
 selection with Down, until the screen changed.
 
-    python bench/bench_keys.py [--presses 200] [--detail-presses 100] [--runs 1000]
+    python bench/bench_keys.py [--presses 200] [--detail-presses 100] [--runs 1000] [--baseline DIR]
+
+``--baseline DIR``: also measure the ttop of another checkout (e.g. a
+``git worktree`` of an older commit) in the same run, on the same folder.
 
 Prints median and p95 (less the floor) and exits 1 when the main table's
 p95 is over 20 ms or the detail view's over 50 ms.
@@ -148,10 +151,13 @@ def main() -> int:
     ap.add_argument("--live", type=int, default=10)
     ap.add_argument("--interval", default="0.2")
     ap.add_argument("--no-htop", action="store_true")
+    ap.add_argument("--baseline", metavar="DIR", help="another checkout's ttop, measured in the same run")
     args = ap.parse_args()
     import ttop
 
-    compileall.compile_dir(os.path.dirname(ttop.__file__), quiet=1)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(ttop.__file__)))
+    for root in [here] + ([args.baseline] if args.baseline else []):
+        compileall.compile_dir(os.path.join(root, "ttop"), quiet=1)
     tmp = tempfile.mkdtemp(prefix="ttop-bench-keys-")
     folder = os.path.join(tmp, "progress")
     os.makedirs(folder)
@@ -159,20 +165,24 @@ def main() -> int:
     try:
         _runs.fill_archive(folder, max(0, args.runs - args.live))
         live = _runs.start_live(folder, args.live)
-        exe = os.path.join(os.path.dirname(sys.executable), "ttop")
-        argv = [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "ttop"]
-        cmd = "exec %s %s -i %s" % (" ".join(shlex.quote(a) for a in argv), shlex.quote(folder), args.interval)
+        def command(root: str) -> str:
+            # python -m puts the working folder first on the path: start there
+            argv = ["env", "PYTHONPATH=" + root, sys.executable, "-m", "ttop"]
+            return "cd %s && exec %s %s -i %s" % (shlex.quote(root), " ".join(shlex.quote(a) for a in argv),
+                                                  shlex.quote(folder), args.interval)
+
         print("machine: %d CPUs, load %.2f; %d runs (%d live), ttop -i %s; terminal 160x50 in tmux"
               % (os.cpu_count() or 0, os.getloadavg()[0], args.runs, args.live, args.interval))
         times: Dict[str, List[float]] = {}
         with Tmux(cols=160, rows=50) as tm:
             times["floor"] = floor_times(tm, min(args.presses, 200))
-            tm.launch(cmd)
-            tm.wait_screen(lambda s: "Run Name" in s and "looking up" not in s, timeout=120)
-            time.sleep(3.0)  # past the first cycles over the whole folder
-            times["main"] = main_table_times(tm, args.presses)
-            times["detail"] = detail_times(tm, args.detail_presses)
-            tm.stop()
+            for name, root in [("", here)] + ([("baseline ", os.path.abspath(args.baseline))] if args.baseline else []):
+                tm.launch(command(root))
+                tm.wait_screen(lambda s: "Run Name" in s and "looking up" not in s, timeout=120)
+                time.sleep(3.0)  # past the first cycles over the whole folder
+                times[name + "main"] = main_table_times(tm, args.presses)
+                times[name + "detail"] = detail_times(tm, args.detail_presses)
+                tm.stop()
             if not args.no_htop and shutil.which("htop"):
                 times["htop"] = htop_times(tm, min(args.presses, 100))
         floor = statistics.median(times["floor"])
@@ -180,6 +190,9 @@ def main() -> int:
         report("floor (echo program)", times["floor"], 0.0)
         p_main = report("ttop main table, Down", times["main"], floor, MAIN_GOAL_MS)
         p_detail = report("ttop detail view, l", times["detail"], floor, DETAIL_GOAL_MS)
+        if args.baseline:
+            report("baseline ttop main table, Down", times["baseline main"], floor)
+            report("baseline ttop detail view, l", times["baseline detail"], floor)
         if "htop" in times:
             p_htop = report("htop -d 100, Down (peer)", times["htop"], floor)
             print("  ratio ttop/htop, main table p95: %.2fx" % (p_main / p_htop if p_htop > 0 else float("inf")))
