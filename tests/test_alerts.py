@@ -2,6 +2,7 @@
 through ``ttop --headless`` with real runs and signals."""
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -183,6 +184,15 @@ def read_events(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def seen_running(matrix):
+    """True once the headless CSV sink wrote a RUNNING row to ``matrix``."""
+    try:
+        with open(matrix, newline="") as f:
+            return any(row.get("status") == "RUNNING" for row in csv.DictReader(f))
+    except OSError:
+        return False
+
+
 def test_sigkill_of_a_run_is_one_killed_event_and_one_command(spawn, progress_dir, tmp_path):
     events = tmp_path / "events.jsonl"
     out = tmp_path / "cmd.txt"
@@ -191,7 +201,9 @@ def test_sigkill_of_a_run_is_one_killed_event_and_one_command(spawn, progress_di
     spawn([sys.executable, WRITER, "--folder", str(progress_dir), "--name", "calm", "--interval", "0.2"])
     ttop = ttop_headless(spawn, progress_dir, tmp_path, "--events", str(events),
                          "--alert-cmd", 'echo "$TTOP_RUN $TTOP_STATUS $TTOP_PREVIOUS_STATUS" >> %s' % out)
-    time.sleep(1.5)  # steady state: several cycles, no event
+    # ttop has seen the victim RUNNING once its CSV has a RUNNING row: the alerts
+    # listener runs before the CSV one, on the same snapshot
+    wait_until(lambda: seen_running(tmp_path / "csv" / "victim_matrix.csv"), timeout=60)
     assert read_events(events) == [] and not out.exists()
     os.kill(job.pid, signal.SIGKILL)
     job.wait(timeout=10)
