@@ -220,10 +220,13 @@ def test_no_signal_for_a_process_the_run_does_not_hold(three_users, shared_dir, 
 THREAD_NAMER = r"""
 import ctypes, threading, time
 libc = ctypes.CDLL(None)
+named = threading.Event()
 def work():
     libc.prctl(15, b"loader-worker", 0, 0, 0)  # PR_SET_NAME: what pthread_setname_np does for itself
+    named.set()
     time.sleep(600)
 threading.Thread(target=work, daemon=True).start()
+named.wait(60)  # "ready" only once the thread is named (start() returns before that)
 print("ready", flush=True)
 time.sleep(600)
 """
