@@ -66,6 +66,22 @@ def test_expand_folders_globs_keeps_order_and_drops_repeats(tmp_path):
     assert problems == ["no folder matches %s" % (tmp_path / "nothing-*")]
 
 
+def test_a_folder_named_twice_through_a_link_is_watched_once(tmp_path):
+    a, b = _folders(tmp_path, "a", "b")
+    _write(a, "r1")
+    _write(b, "r2")
+    link = tmp_path / "alink"
+    link.symlink_to(a)
+    notes = []
+    found, problems = expand_folders([str(a), str(link), str(b), str(a / ".." / "progress")], notes)
+    assert (found, problems) == ([str(a), str(b)], [])
+    assert notes == ["%s is the same folder as %s; watching it once" % (link, a)]
+    rc, out, err = _ttop(str(a), str(link), "--json")
+    assert rc == 0, err
+    assert [r["key"] for r in json.loads(out)["runs"]] == ["r1"]  # once, under the first spelling
+    assert err == "ttop: %s is the same folder as %s; watching it once\n" % (link, a)
+
+
 def test_same_name_in_two_folders_is_two_runs_and_levers_act_in_their_own_folder(tmp_path):
     a, b = _folders(tmp_path, "a", "b")
     _write(a, "exp")

@@ -285,7 +285,9 @@ def check_folders(args: argparse.Namespace, stderr: IO[str]) -> None:
         return
     from .collect.folders import expand_folders
 
-    found, problems = expand_folders(folders)
+    notes: List[str] = []
+    found, problems = expand_folders(folders, notes)
+    stderr.write("".join("ttop: %s\n" % line for line in notes))
     good = []
     for f in found:
         try:

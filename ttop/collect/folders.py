@@ -47,14 +47,17 @@ def folder_tags(folders: Sequence[str]) -> List[str]:
     return [t.replace(os.sep, "_") for t in tags]
 
 
-def expand_folders(args: Sequence[str]) -> Tuple[List[str], List[str]]:
+def expand_folders(args: Sequence[str], notes: Optional[List[str]] = None) -> Tuple[List[str], List[str]]:
     """The folders named by ``args`` (globs expanded here when the shell did
     not, e.g. quoted: only folders they match), absolute, without
     duplicates, in the order given; and one line per argument that names no
-    folder (a glob matching none)."""
+    folder (a glob matching none). A folder named twice under two spellings
+    (a symbolic link, ``..``) is the same device and inode: it is kept once,
+    under its first spelling, and a line saying so is appended to ``notes``."""
     out: List[str] = []
     problems: List[str] = []
     seen = set()
+    first: Dict[Tuple[int, int], str] = {}
     for arg in args:
         if any(c in arg for c in GLOB_CHARS) and not os.path.exists(arg):
             matches = [m for m in sorted(glob.glob(arg)) if os.path.isdir(m)]
@@ -65,9 +68,20 @@ def expand_folders(args: Sequence[str]) -> Tuple[List[str], List[str]]:
             matches = [arg]
         for m in matches:
             a = os.path.abspath(m)
-            if a not in seen:
-                seen.add(a)
-                out.append(a)
+            if a in seen:
+                continue
+            seen.add(a)
+            try:
+                st = os.stat(a)
+            except OSError:
+                st = None  # missing or unreadable: said later, by the caller's check
+            if st is not None:
+                same = first.setdefault((st.st_dev, st.st_ino), a)
+                if same != a:
+                    if notes is not None:
+                        notes.append("%s is the same folder as %s; watching it once" % (a, same))
+                    continue
+            out.append(a)
     return out, problems
 
 
