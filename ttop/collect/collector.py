@@ -34,7 +34,6 @@ from ..progress import KILLED, RUNNING
 from .host import HostSampler, hostname, resolve_budgets
 from .owners import _LOST_PREFIX, _foreign_note, claims, user_name  # noqa: F401  (user_name: re-exported)
 from .readfile import gc_paused as _gc_paused
-from .recent import RecentSamples
 from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported_resources: re-exported)
     _NO_RESOURCES,
     MIN_STALE_SECONDS,
@@ -60,6 +59,7 @@ from .snapshot import (
 if TYPE_CHECKING:
     from .procs import ProcessTable
     from .ranks import RankReader
+    from .recent import RecentSamples
 
 #: ttop.collect.procs, imported with the first process lookup: it brings
 #: psutil, which the first screen (:meth:`Collector.first_look`) does without
@@ -171,11 +171,11 @@ class Collector:
         self._host = HostSampler(SINGLE_HOST_SECONDS if single else 0.0)
         self._statics: Dict[str, _Static] = {}
         interval_ = self.interval
-        #: each run's recent samples and health verdict
+        #: each run's recent samples and health verdict (made with the first
+        #: full cycle: the health rules are not loaded before the first screen)
         self.recent: Optional[RecentSamples] = None
-        if health is not False:
-            self.recent = RecentSamples(self.interval, health, heartbeat_limit=lambda d: heartbeat_limit(d, interval_),
-                                        prices=prices)
+        self._recent_args: Any = None if health is False else (
+            health, lambda d: heartbeat_limit(d, interval_), prices)
         self._gpu_last: Any = None
         self._seq = 0
         self._cycle_lock = threading.Lock()
@@ -324,6 +324,11 @@ class Collector:
                 from .ranks import RankReader
 
                 self._table = _load_procs().ProcessTable()
+                if self._recent_args is not None:
+                    from .recent import RecentSamples
+
+                    health_, limit, prices_ = self._recent_args
+                    self.recent = RecentSamples(self.interval, health_, heartbeat_limit=limit, prices=prices_)
                 self._ranks = RankReader(self.folder, self.interval)
                 self._open_sources()
             table = self._table

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -14,10 +13,14 @@ from .snapshot import Budgets, GpuDevice, HostInfo, RunResources
 
 
 def hostname() -> str:
+    # what socket.gethostname() says on POSIX (gethostname() is uname's
+    # nodename there), without importing socket before the first screen
     try:
+        return os.uname().nodename or "localhost"
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX
+        import socket
+
         return socket.gethostname()
-    except OSError:  # pragma: no cover - gethostname practically never fails
-        return "localhost"
 
 
 def cpu_count() -> int:
