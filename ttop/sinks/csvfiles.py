@@ -17,7 +17,7 @@ import stat
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..collect.snapshot import RunSnapshot
 from ..progress import RUNNING, number_or_none, write_text_atomic
@@ -83,12 +83,21 @@ OVERALL_SUFFIX = "_overall.csv"
 
 def iso_utc(ts: Optional[float]) -> str:
     """Unix seconds as ISO 8601 UTC with milliseconds, or "" for None."""
+    global _last_iso
     if ts is None or not math.isfinite(ts):
         return ""
+    last = _last_iso  # a tuple, swapped whole: safe across threads
+    if last[0] == ts:  # every run's row of one snapshot has the same time
+        return last[1]
     try:
-        return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+        text = datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
     except (OverflowError, OSError, ValueError):
         return ""
+    _last_iso = (ts, text)
+    return text
+
+
+_last_iso: Tuple[Optional[float], str] = (None, "")
 
 
 #: A text cell starting with one of these is a formula to a spreadsheet
@@ -100,6 +109,11 @@ def cell(value: Any) -> str:
     """One CSV cell: "" for None, 1/0 for bools, ``repr`` for floats (``nan``,
     ``inf`` load as floats in pandas), the NaN/Infinity strings of progress
     files as floats, other text made one-line and terminal-safe (:func:`text_cell`)."""
+    t = type(value)  # the common exact types first: a row has ~20 cells
+    if t is float:
+        return repr(value)
+    if t is int:
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, bool):
