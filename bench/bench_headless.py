@@ -7,7 +7,9 @@ the baseline measured over the same seconds, ``top -b -d 2`` (procps). Reads
 each process's utime+stime from ``/proc/<pid>/stat`` at the start and end of
 each window and prints the CPU % of one core per window, the median, the
 target (1 % of one core) and the ratio to the baseline. ttop's start-up
-(imports, first cycle) is measured separately, before the first window.
+(imports, first cycle) is measured separately, before the first window, and
+``--warmup`` seconds pass before it (the first PSS read of every process is
+start-up work too).
 
     python bench/bench_headless.py                # 20 runs, 3 windows of 20 s
     python bench/bench_headless.py --seconds 30 --window 10 --runs 5
@@ -93,6 +95,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="measured time (default: %(default)s)")
     ap.add_argument("--window", type=float, default=20.0, help="window length (default: %(default)s)")
     ap.add_argument("--interval", default="2", help="ttop -i (default: %(default)s)")
+    ap.add_argument("--warmup", type=float, default=30.0,
+                    help="unmeasured seconds after the first CSV rows (first PSS reads of every process; "
+                         "default: %(default)s)")
     ap.add_argument("--compare", metavar="ROOT",
                     help="also run the ttop of another checkout (e.g. the previous release) over the same windows")
     ap.add_argument("--alerts", action="store_true",
@@ -143,6 +148,7 @@ def main() -> int:
                     print("bench_headless: the --compare ttop wrote nothing", file=sys.stderr)
                     return 1
                 time.sleep(0.05)
+        time.sleep(a.warmup)  # steady state: each process's first PSS read is behind
         top = subprocess.Popen(["top", "-b", "-d", "2"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True, env=dict(os.environ, COLUMNS="200"))
         others.append(top)

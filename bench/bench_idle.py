@@ -81,7 +81,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window", type=float, default=60.0, help="measured seconds per tool and round (default: %(default)s)")
-    ap.add_argument("--settle", type=float, default=5.0, help="unmeasured seconds after start-up (default: %(default)s)")
+    ap.add_argument("--settle", type=float, default=20.0,
+                    help="unmeasured seconds after start-up (ttop: its first PSS reads; default: %(default)s)")
     ap.add_argument("--interval", default="2", help="ttop -i (btop and top: 2 s)")
     ap.add_argument("--compare", metavar="ROOT", action="append", default=[],
                     help="also measure the ttop of another checkout (e.g. the previous release)")
