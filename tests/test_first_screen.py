@@ -99,6 +99,6 @@ def test_the_first_screen_imports_no_psutil_nvml_or_lever_screens(live_folder):
     first, full = (set(line.split()) for line in out.stdout.splitlines())
     deferred = {"psutil", "pynvml", "ttop.collect.procs", "ttop.collect.gpu", "ttop.collect.tpu", "ttop.ui.levers",
                 "ttop.levers.signals", "ttop.ui.output", "ttop.ui.editor", "ttop.collect.recent", "ttop.collect.health",
-                "traceback", "shutil", "socket"}
+                "traceback", "shutil", "socket", "hashlib"}
     assert not deferred & first, deferred & first
     assert {"psutil", "pynvml", "ttop.collect.procs", "ttop.collect.recent"} <= full

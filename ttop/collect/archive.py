@@ -14,7 +14,6 @@ anything else is read as usual.
 """
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 import stat
@@ -168,7 +167,10 @@ class ArchiveIndex:
     def __init__(self, folder: str, dev: int, ino: int, directory: Optional[str] = None) -> None:
         self.folder = folder
         self.key = (folder, dev, ino, sys.version_info[:2], marshal.version)
-        digest = hashlib.sha256(repr(self.key).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+        # a name, not a check (the key inside the file is compared): two
+        # zlib checksums, as hashlib would load OpenSSL before the first screen
+        raw = repr(self.key).encode("utf-8", "surrogateescape")
+        digest = "%08x%08x" % (zlib.crc32(raw), zlib.adler32(raw))
         self.dir = directory or cache_dir()
         self.path = os.path.join(self.dir, "archive-%s.idx" % digest)
         #: when the loaded index was written (wall clock); files modified
