@@ -156,6 +156,19 @@ def test_once_width_and_color_rules(monkeypatch):
     assert cli.once_width(pipe) == 100
     monkeypatch.setenv("COLUMNS", "61")
     assert cli.once_width(pipe) == 61
+    for huge in ("100000000", "9" * 5000):  # laid out at that width it took gigabytes
+        monkeypatch.setenv("COLUMNS", huge)
+        assert cli.once_width(pipe) == 4096
+    for bad in ("0", "\u00b2", "-5", "wide"):
+        monkeypatch.setenv("COLUMNS", bad)
+        assert cli.once_width(pipe) == 100
+    monkeypatch.setenv("COLUMNS", "100000000")
+    monkeypatch.setenv("LINES", "5000")
+    cli.drop_huge_size_env()  # what curses would size its screens by
+    assert "COLUMNS" not in os.environ and "LINES" not in os.environ
+    monkeypatch.setenv("COLUMNS", "4096")
+    cli.drop_huge_size_env()
+    assert os.environ["COLUMNS"] == "4096"
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert cli.use_color(pipe) is False
 

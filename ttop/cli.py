@@ -19,6 +19,7 @@ import sys
 from typing import IO, Any, Dict, List, Optional, Sequence
 
 from ._version import __version__
+from .termsize import drop_huge_size_env, once_width, terminal_columns
 
 DEFAULT_FOLDER = "./progress"
 DEFAULT_INTERVAL = 2.0
@@ -31,8 +32,6 @@ GIB = 1 << 30
 #: Largest accepted number option: longer waits overflow the thread timers,
 #: bigger GiB budgets the byte counts.
 MAX_NUMBER = 1e9
-#: Table width for --once when stdout is not a terminal and COLUMNS is unset.
-ONCE_DEFAULT_WIDTH = 100
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -100,24 +99,11 @@ def prices_from(args: argparse.Namespace, saved: Optional[Dict[str, Any]] = None
     return Prices(machine=machine, gpu=gpu, hosts=hosts)
 
 
-def _terminal_columns() -> int:
-    """What ``shutil.get_terminal_size`` says (COLUMNS, the terminal, 80),
-    without importing shutil (and with it bz2 and lzma) on every start."""
-    cols = os.environ.get("COLUMNS", "")
-    if cols.isdigit() and int(cols) > 0:
-        return int(cols)
-    stream = sys.__stdout__
-    try:
-        return (os.get_terminal_size(stream.fileno()).columns or 80) if stream is not None else 80
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
 class _HelpFormatter(argparse.HelpFormatter):
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: Optional[int] = None) -> None:
         super().__init__(prog, indent_increment, max_help_position,
-                         width if width is not None else _terminal_columns() - 2)
+                         width if width is not None else terminal_columns() - 2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,22 +340,6 @@ def make_sink(args: argparse.Namespace, stderr: Optional[IO[str]]) -> Any:
         raise UsageError("cannot use CSV folder %s: %s" % (csv_dir, e.strerror or e)) from None
 
 
-def once_width(stream: IO[str]) -> int:
-    """Table width for --once: COLUMNS if set, else the terminal's width, else
-    100 when the output is not a terminal."""
-    cols = os.environ.get("COLUMNS", "")
-    if cols.isdigit() and int(cols) > 0:
-        return int(cols)
-    try:
-        if stream.isatty():
-            import shutil
-
-            return shutil.get_terminal_size((ONCE_DEFAULT_WIDTH, 24)).columns
-    except (AttributeError, ValueError, OSError):
-        pass
-    return ONCE_DEFAULT_WIDTH
-
-
 def use_color(stream: IO[str]) -> bool:
     """Colour only on a terminal, and never with NO_COLOR set or TERM=dumb."""
     if os.environ.get("NO_COLOR"):
@@ -507,6 +477,7 @@ def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
             raise
         raise UsageError("the monitor needs Python's curses module, missing here (%s); --once and --headless work without it" % e) from None
     columns, bare, notice = read_config(args, None)
+    drop_huge_size_env()  # curses would size its screens by them
     sink = None
     if args.csv_interval is not None or args.csv_dir is not None:
         sink = make_sink(args, None)  # nothing may print over the curses screen
