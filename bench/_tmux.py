@@ -53,6 +53,7 @@ class Tmux:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._results.get(timeout=30)  # the empty answer to the attach itself
+        self._socket = self.cmd("display -p '#{socket_path}'")[0]
         self.cmd("refresh-client -C %d,%d" % (cols, rows))
         self.cmd("resize-window -t bench -x %d -y %d" % (cols, rows))
 
@@ -162,6 +163,10 @@ class Tmux:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        try:  # the server is gone; its socket file stays otherwise
+            os.unlink(self._socket)
+        except (OSError, AttributeError):
+            pass
 
     def __enter__(self) -> "Tmux":
         return self
