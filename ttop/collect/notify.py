@@ -25,7 +25,11 @@ _IN_UNMOUNT = 0x2000
 _IN_Q_OVERFLOW = 0x4000
 _IN_IGNORED = 0x8000
 _IN_ONLYDIR = 0x1000000
-_WATCH_MASK = (_IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE
+# no IN_MODIFY: one event per write() would flood the queue with a fleet's
+# writers (an atomic writer's temporary file); a file written in place is
+# reported when it is closed (IN_CLOSE_WRITE), a replacing rename by
+# IN_MOVED_TO, and a live file is stat'ed every cycle anyway
+_WATCH_MASK = (_IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE
                | _IN_DELETE | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR)
 _LOST = _IN_Q_OVERFLOW | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_UNMOUNT | _IN_IGNORED
 _EVENT = struct.Struct("iIII")
@@ -64,7 +68,7 @@ class FolderWatch:
         self.local = _fs_type(folder) in _LOCAL_FS
 
     def changes(self) -> Optional[Set[str]]:
-        names: Set[str] = set()
+        raws: Set[bytes] = set()  # a name as the event carries it (NUL-padded): decoded once
         lost = False
         while self.fd >= 0:
             try:
@@ -80,14 +84,14 @@ class FolderWatch:
                 if mask & _LOST:
                     lost = True
                 if size:
-                    raw = buf[off + 16:off + 16 + size].rstrip(b"\0")
-                    if raw:
-                        names.add(os.fsdecode(raw))
+                    raws.add(buf[off + 16:off + 16 + size])
                 off += 16 + size
         if lost:
             self.lost = True
             return None
-        return names
+        names = {raw.rstrip(b"\0") for raw in raws}
+        names.discard(b"")
+        return {os.fsdecode(raw) for raw in names}
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
