@@ -138,6 +138,12 @@ _OPTIONAL_TYPES: Dict[str, Tuple[type, ...]] = {
 }
 
 
+_NUMBER_CLASSES = frozenset((int, float))
+#: for each optional key, the classes of a value kept as is (None too)
+_FINE: Dict[str, frozenset] = {
+    k: _NUMBER_CLASSES if t == _NUMBER else frozenset(t) for k, t in _OPTIONAL_TYPES.items()}
+
+
 class ProgressError(ValueError):
     """A progress or control file that cannot be used; ``str()`` is the reason."""
 
@@ -463,6 +469,17 @@ def parse_progress(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
     updated = obj.get("updated_at")
     if isinstance(updated, bool) or not isinstance(updated, _NUMBER) or not _finite(updated):
         raise ProgressError("updated_at missing or not a number")
+    # the common case, a file whose every known key is fine: one pass over
+    # its keys, by exact class (json.loads makes no subclasses)
+    fine = _FINE
+    for key, value in obj.items():
+        classes = fine.get(key)
+        if classes is None or value is None:
+            continue
+        if value.__class__ not in classes or (classes is _NUMBER_CLASSES and not _finite(value)):
+            break
+    else:
+        return obj, []
     dropped = []
     for key, types in _OPTIONAL_TYPES.items():
         if key not in obj or obj[key] is None:
