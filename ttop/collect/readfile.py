@@ -28,7 +28,27 @@ def read_progress_file(path: str, limit: int) -> Tuple[bytes, os.stat_result]:
     bytes were read from (its owner is the run's owner: the name may be
     replaced between a ``stat`` and an ``open``, the descriptor cannot)."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    return _read_fd(os.open(path, flags), limit)
+
+
+def read_progress_at(dfd: int, name: str, limit: int) -> Tuple[bytes, os.stat_result, bool]:
+    """:func:`read_progress_file` of ``name`` in the folder open as ``dfd``,
+    plus whether ``name`` is a symbolic link. Opened without following a
+    link first: for the usual regular file, the ``fstat`` of that one
+    descriptor says both its type and its owner (no ``lstat`` of the name)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return _read_fd(os.open(name, flags | _NOFOLLOW, dir_fd=dfd), limit) + (False,)
+    except OSError as e:
+        if e.errno != errno.ELOOP or not _NOFOLLOW:
+            raise
+    return _read_fd(os.open(name, flags, dir_fd=dfd), limit) + (True,)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _read_fd(fd: int, limit: int) -> Tuple[bytes, os.stat_result]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

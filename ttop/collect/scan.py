@@ -81,7 +81,7 @@ from .archive import (
 from .fileresult import FileResult, ScanResult
 from .notify import FolderWatch, notify_wanted
 from .owners import may_read, user_name
-from .readfile import os_error_reason, read_progress_bytes, read_progress_file
+from .readfile import os_error_reason, read_progress_at, read_progress_bytes, read_progress_file
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -441,7 +441,7 @@ class FolderScanner:
         else:
             out.reads += 1
             try:
-                data, dropped, error, fst = self._read(path)
+                data, dropped, error, fst, linked = self._read(path, dfd, name)
             except FileNotFoundError:
                 self._forget(name, gone)  # removed between stat and open: normal
                 return
@@ -449,7 +449,7 @@ class FolderScanner:
             if fst is not None:  # what was read, not what was stat'ed before
                 sig = (fst.st_ino, fst.st_size, fst.st_mtime_ns)
                 mtime = fst.st_mtime
-                uid = _owner(name, dfd, fst)
+                uid = _owner(name, dfd, fst) if linked else fst.st_uid
                 if uid != fst.st_uid and data is not None and not may_read(uid, path, fst):
                     # another user's link to a file they cannot read: its contents are not theirs to show
                     data, dropped, raw = None, (), b""
@@ -538,27 +538,28 @@ class FolderScanner:
         self.close()  # watched again once it is back
         return ScanResult([], reason, 0, gone=gone)
 
-    def _read(self, path: str):
+    def _read(self, path: str, dfd: int, name: str):
         fst = None
+        linked = True  # not known: _owner looks
         try:
             if self.reader is read_progress_bytes:
-                raw, fst = read_progress_file(path, self.max_bytes)
+                raw, fst, linked = read_progress_at(dfd, name, self.max_bytes)
             else:
                 raw = self.reader(path, self.max_bytes)
         except ProgressError as e:
-            return None, (), str(e), None
+            return None, (), str(e), None, linked
         except FileNotFoundError:
             raise
         except OSError as e:
-            return None, (), os_error_reason(e), None
+            return None, (), os_error_reason(e), None, linked
         try:
             data, dropped = parse_progress(raw)
         except ProgressError as e:
-            return None, (), str(e), fst
+            return None, (), str(e), fst, linked
         except Exception as e:  # parse_progress should not raise anything else
-            return None, (), "cannot parse: %s" % type(e).__name__, fst
+            return None, (), "cannot parse: %s" % type(e).__name__, fst, linked
         self._raw = raw
-        return data, tuple(dropped), None, fst
+        return data, tuple(dropped), None, fst, linked
 
     def _result(self, name, path, mtime, data, dropped, error) -> FileResult:
         r = FileResult(name=name, key=run_key(name), path=path, mtime=mtime, data=data, dropped=dropped, error=error)
