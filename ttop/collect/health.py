@@ -299,7 +299,8 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG) -> 
         if not hb_lost and cur.batch is not None:
             key = cur.progress
             idle = _streak(samples, lambda s: s.progress == key and s.status == RUNNING)
-            if idle is not None:
+            # the threshold is at least stall_seconds: not worked out for a run that moves
+            if idle is not None and idle >= config.stall_seconds:
                 limit = stall_threshold(samples, config)
                 if idle >= limit:
                     what = "process stopped, " if cur.stopped else ""
