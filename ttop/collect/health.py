@@ -258,9 +258,11 @@ def _memory_fraction(s: Sample) -> Tuple[Optional[float], str]:
     return best, label
 
 
-def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG) -> Verdict:
+def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, lows: Any = None) -> Verdict:
     """The verdict for a run from its recent samples (oldest first; any
-    indexable sequence, e.g. a deque)."""
+    indexable sequence, e.g. a deque). ``lows(samples, name)``: a metric's
+    ``(minimum, count)`` of finite values over all samples but the newest,
+    kept by the caller (default: a pass over ``samples``)."""
     if not samples:
         return NOT_JUDGED
     cur = samples[-1]
@@ -319,15 +321,18 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG) -> 
                 is_loss = loss_like[name] = _loss_re(config.loss_pattern).search(name) is not None
             if not is_loss:
                 continue
-            low = math.inf
-            n = 0
-            for j in range(len(samples) - 1):
-                sm = samples[j].metrics
-                m = sm.get(name) if sm else None
-                if (m.__class__ is float or m.__class__ is int) and m == m and m not in _INF:
-                    n += 1
-                    if m < low:
-                        low = m
+            if lows is not None:  # kept as the ring moves (collect/lows.py): the same figures
+                low, n = lows(samples, name)
+            else:
+                low = math.inf
+                n = 0
+                for j in range(len(samples) - 1):
+                    sm = samples[j].metrics
+                    m = sm.get(name) if sm else None
+                    if (m.__class__ is float or m.__class__ is int) and m == m and m not in _INF:
+                        n += 1
+                        if m < low:
+                            low = m
             if n >= config.diverge_warmup and 0 < low and v > config.diverge_factor * low:
                 found.append(Finding("diverging", WARN, "%s diverging (%.3g, %.1fx its minimum)" % (name, v, v / low)))
                 break

@@ -31,6 +31,7 @@ from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from .cost import Prices, run_cost
 from .health import DEFAULT_CONFIG, NOT_JUDGED, HealthConfig, Sample, Verdict, assess, stable_until
+from .lows import RingLows
 
 RUNNING = "RUNNING"
 #: Seconds of samples kept per run (at least; see :func:`ring_length`).
@@ -79,7 +80,7 @@ class _FileFacts:
 
 class _Track:
     __slots__ = ("ring", "facts", "status", "alive", "resources", "processes", "verdict", "gpu_util", "repeat", "gpus",
-                 "recheck")
+                 "recheck", "lows")
 
     def __init__(self, maxlen: int) -> None:
         self.ring: Deque[Sample] = deque(maxlen=maxlen)
@@ -94,6 +95,7 @@ class _Track:
         self.gpus = 0  # most GPUs seen held at once (priced by --price-gpu-hour)
         #: unchanged inputs: the verdict stands until then (health.stable_until; None: not worked out yet)
         self.recheck: Optional[float] = None
+        self.lows = RingLows()  # the ring's running minima (diverging)
 
 
 class RecentSamples:
@@ -199,7 +201,7 @@ class RecentSamples:
                         tr.gpus = ngpu
                     tr.status, tr.alive, tr.resources, tr.processes = status, run.alive, run.resources, run.processes
                 self._append(tr, s)
-                verdict = tr.verdict = assess(tr.ring, config)
+                verdict = tr.verdict = assess(tr.ring, config, tr.lows)
                 tr.recheck = None  # worked out if the next cycle brings nothing new
             if verdict.level is not None or tr.gpu_util is not None:
                 setattr_(run, "health", verdict.level)
@@ -226,11 +228,18 @@ class RecentSamples:
                 if tr.repeat:
                     ring[-1] = s
                 else:
-                    ring.append(s)
+                    self._push(tr, s)
                     tr.repeat = True
             else:
-                ring.append(s)
+                self._push(tr, s)
                 tr.repeat = False
+
+    @staticmethod
+    def _push(tr: _Track, s: Sample) -> None:
+        ring = tr.ring
+        dropped = ring[0] if len(ring) == ring.maxlen else None
+        ring.append(s)
+        tr.lows.appended(ring, dropped)
 
     @staticmethod
     def _sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample) -> Tuple[Sample, Optional[float], int]:
