@@ -123,6 +123,19 @@ def test_few_updates_per_tick_are_points_and_steps_go_on_across_phases(tmp_path)
     assert cols["loss"].flagged == [10] and math.isinf(cols["loss"].y[-1])
 
 
+def test_a_metric_named_by_a_number_has_the_same_name_in_both_files(tmp_path):
+    mon = TrainingMonitor(folder=str(tmp_path), run_name="num", interval=0.05, gpu=False, handle_signals=False)
+    mon.start_monitoring()
+    for i in range(3):
+        mon.start_batch()
+        mon.update_metrics({1: 2.0 + i})
+    mon.set_finished()
+    data = json.loads((tmp_path / "num.json").read_text())
+    assert data["metrics"] == {"1": 4.0}
+    cols = HistoryReader(str(tmp_path), data["history_file"]).poll()
+    assert cols["1"].y == [2.0, 3.0, 4.0] and cols["1"].x == [1.0, 2.0, 3.0]
+
+
 def test_reader_ignores_a_torn_last_line_and_reads_it_once_complete(tmp_path):
     p = tmp_path / "r.history.jsonl"
     p.write_text('{"format":"ttop.history/1"}\n{"t":1,"d":{"loss":[[1,0.5]]}}\n{"t":2,"d":{"loss":[[2,0.')

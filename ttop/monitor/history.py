@@ -142,9 +142,11 @@ class MetricLog:
         latest[name] = vals[-1]
         pending = self._pending
         p = pending.get(name)
+        if p is None and type(name) is not str:
+            name = str(name)  # the progress file's key for it (json_safe)
+            p = pending.get(name)
         if p is None:
-            if not isinstance(name, str) or (name not in self.model.metrics
-                                             and len(self.model.metrics) + len(pending) >= H.MAX_METRICS):
+            if name not in self.model.metrics and len(self.model.metrics) + len(pending) >= H.MAX_METRICS:
                 return
             p = pending[name] = ([], [])
         if set(map(type, vals)) != _FLOATS:
