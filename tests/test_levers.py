@@ -90,6 +90,15 @@ VARS = {"variables": {"lr": 0.001, "epochs": 10, "tag": "base", "amp": True},
 # editor
 
 
+def test_editor_writes_inf_typed_on_purpose(progress_dir):
+    run = make_run(progress_dir, "exp", pid=4242, ct=1.0, **VARS)
+    ctx = Ctx(progress_dir, [run])
+    ctx.push(levers.open_editor(ctx, "exp"))
+    ctx.keys("ENTER", *" -Inf ", "ENTER")
+    assert "not written" not in ctx.text()
+    assert json.loads((progress_dir / "control_exp.json").read_text())["variables"] == {"lr": "-Infinity"}
+
+
 def test_editor_lists_validates_writes_and_tracks_state(progress_dir):
     run = make_run(progress_dir, "exp", pid=4242, ct=1.0, **VARS)
     ctx = Ctx(progress_dir, [run])
@@ -102,6 +111,11 @@ def test_editor_lists_validates_writes_and_tracks_state(progress_dir):
     # "abc" for a float is refused on the spot, nothing written
     ctx.keys("ENTER", "a", "b", "c", "ENTER")
     assert "lr (float) not written: 'abc' is not a float" in ctx.text()
+    # a number beyond the float range is refused too, not written as Infinity
+    ctx.keys("CTRL_U", *"1e999", "ENTER")
+    assert "lr (float) not written: '1e999' is beyond the float range (type inf for infinity)" in ctx.text()
+    ctx.keys("CTRL_U", *"-1E400", "ENTER")
+    assert "'-1E400' is beyond the float range" in ctx.text()
     assert not (progress_dir / "control_exp.json").exists()
     # fix it: Ctrl+U clears the field, as in a shell
     ctx.keys("CTRL_U", *"0.01", "ENTER")

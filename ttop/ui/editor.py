@@ -14,6 +14,7 @@ read-only, and says so.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .. import progress as P
@@ -23,6 +24,10 @@ from ..view import roles as R
 from ..view.text import Line, Segment, clean, clip, crop_line, fit, line_width
 from ..view.text import width as text_width
 from .screen import AppContext, Screen
+
+#: What a float edit may spell to mean a non-finite value on purpose; any
+#: other text that parses to one overflowed (``1e999``) and is refused.
+NON_FINITE_SPELLINGS = ("inf", "infinity", "nan")
 
 
 def value_text(value: Any) -> str:
@@ -301,6 +306,9 @@ class EditorScreen(Screen):
         t = C.variable_type(run.data, name)
         try:
             value = P.parse_typed_text(t or "", self.buffer)
+            if t == "float" and not math.isfinite(value) and \
+                    self.buffer.strip().lower().lstrip("+-") not in NON_FINITE_SPELLINGS:
+                raise P.ProgressError("%r is beyond the float range (type inf for infinity)" % self.buffer.strip())
         except P.ProgressError as e:
             self.message = ("%s (%s) not written: %s" % (clean(name), t, e), True)
             return  # stay in the edit so it can be fixed
