@@ -184,11 +184,13 @@ def read_events(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def seen_running(matrix):
-    """True once the headless CSV sink wrote a RUNNING row to ``matrix``."""
+def seen_running(matrix, health=None):
+    """True once the headless CSV sink wrote a RUNNING row (with ``health``
+    if given) to ``matrix``."""
     try:
         with open(matrix, newline="") as f:
-            return any(row.get("status") == "RUNNING" for row in csv.DictReader(f))
+            return any(row.get("status") == "RUNNING" and health in (None, row.get("health"))
+                       for row in csv.DictReader(f))
     except OSError:
         return False
 
@@ -261,7 +263,8 @@ def test_sigstop_then_sigcont_is_one_warn_and_one_ok_event(spawn, progress_dir, 
     wait_until(lambda: (progress_dir / "paused.json").exists(), timeout=30)
     ttop_headless(spawn, progress_dir, tmp_path, "--events", str(events), "--health", "stall_seconds=3",
                   "--health", "stall_batches=0", "--alert-cmd", 'echo "$TTOP_HEALTH $TTOP_REASON" >> %s' % out)
-    time.sleep(1.5)
+    # stopped before ttop's first look, the run would be WARN from the start: no event
+    wait_until(lambda: seen_running(tmp_path / "csv" / "paused_matrix.csv", health="OK"), timeout=60)
     assert read_events(events) == []
     os.kill(job.pid, signal.SIGSTOP)
     try:
