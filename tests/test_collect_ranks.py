@@ -277,3 +277,26 @@ def test_a_reused_pid_is_not_a_rank(spawn, progress_dir):
     assert (r1.alive, r1.processes, r1.resources.num_procs) == (False, (), None)
     from ttop.view.ranks import rank_state
     assert rank_state(r1) == "gone" and run.resources.num_procs == 1
+
+
+def test_many_runs_probed_by_one_listing_still_find_their_ranks(progress_dir, monkeypatch):
+    from ttop.collect import ranks as ranks_mod
+
+    opened = []
+    real_read = ranks_mod._read
+    monkeypatch.setattr(ranks_mod, "_read", lambda dfd, name, *a: opened.append(name) or real_read(dfd, name, *a))
+    now = time.time()
+    remote = {"host": "gpu-far-01", "pid": 4242, "pid_create_time": 1.0, "heartbeat_interval": 60}
+    for i in range(ranks_mod.LIST_PROBES + 8):
+        d = {"format": "ttop.progress/1", "run_name": "r%02d" % i, "status": "RUNNING", "updated_at": now, **remote}
+        write_json_atomic(str(progress_dir / ("r%02d.json" % i)), d)
+    write_json_atomic(str(progress_dir / ".r03.rank1.json"), dict(rank_doc("r03", 1, 0), **remote))
+    clock = [now]
+    c = Collector(str(progress_dir), gpu=False, tpu=False, clock=lambda: clock[0])
+    snap = c.collect()
+    assert [r.key for r in snap.runs if r.ranks] == ["r03"]
+    assert opened == [".r03.rank1.json"]  # the others were answered by the listing
+    write_json_atomic(str(progress_dir / ".r07.rank1.json"), dict(rank_doc("r07", 1, 0), **remote))
+    clock[0] += ranks_mod.PROBE_SECONDS + 1  # probed again after PROBE_SECONDS
+    assert [r.key for r in c.collect().runs if r.ranks] == ["r03", "r07"]
+    c.stop()

@@ -44,6 +44,10 @@ RANK_FORMAT_PREFIX = "ttop.rank/"
 MAX_RANK_BYTES = 256 * 1024
 #: A run without rank files is probed for one again after this long.
 PROBE_SECONDS = 2.0
+#: Runs to probe in one cycle from which the folder is listed instead (when
+#: its last listing had at most LIST_RATIO names per probe)
+LIST_PROBES = 32
+LIST_RATIO = 10
 #: At most this many ranks per run are read.
 MAX_RANKS = 1024
 
@@ -118,6 +122,10 @@ def _read(dfd: int, name: str, owner: Optional[int], cached: Optional[_File]) ->
     return f, True
 
 
+_NO_RUN = _Run()
+_NOT_LISTED: Any = object()
+
+
 class RankReader:
     """Reads the rank files of the RUNNING runs of one folder, cycle after
     cycle (see the module docstring)."""
@@ -126,6 +134,7 @@ class RankReader:
         self.folder = folder
         self.interval = interval
         self._runs: Dict[str, _Run] = {}
+        self._listed = 0  # names in the folder's last listing
 
     def cycle(self, statics: List[Tuple[Any, Any]], me: str, now: float) -> Optional["RankCycle"]:
         """This cycle's ranks, per run key; None when no run has any."""
@@ -136,6 +145,13 @@ class RankReader:
         found: Dict[str, List[Tuple[int, _File]]] = {}
         keep: Dict[str, _Run] = {}
         dfds: Dict[str, int] = {}  # several folders watched: each run's ranks are in its own
+        # many runs to probe for a first rank file: one listing of the folder
+        # answers for all of them (a failed open each costs ~10x a listed name)
+        probes = sum(1 for st in live if not (self._runs.get(st.key) or _NO_RUN).files
+                     and now >= (self._runs.get(st.key) or _NO_RUN).next_probe)
+        listings: Optional[Dict[str, Optional[AbstractSet[str]]]] = None
+        if probes >= LIST_PROBES and probes * LIST_RATIO >= self._listed:
+            listings = {}
         try:
             for st in live:
                 folder = self.folder if "/" not in st.key else (os.path.dirname(st.path) or self.folder)
@@ -152,6 +168,20 @@ class RankReader:
                 if not r.files and now < r.next_probe:
                     keep[st.key] = r
                     continue
+                if not r.files and listings is not None:
+                    names = listings.get(folder, _NOT_LISTED)
+                    if names is _NOT_LISTED:
+                        try:
+                            names = listings[folder] = frozenset(os.listdir(dfd))
+                            self._listed = len(names)
+                        except OSError:
+                            names = listings[folder] = None
+                    if names is not None and rank_name(stem, 1) not in names:
+                        r.files = {}  # no rank 1 and none known: probe again later
+                        r.next_probe = now + PROBE_SECONDS
+                        r.world = 2
+                        keep[st.key] = r
+                        continue
                 files: Dict[int, _File] = {}
                 k = 1
                 while k < min(r.world, MAX_RANKS):
