@@ -73,9 +73,10 @@ import math
 import os
 import re
 import stat
-import threading
 from collections.abc import Mapping
 from typing import Any, Dict, List, Optional, Tuple
+
+from .atomic import temp_name, write_bytes_atomic  # noqa: F401 - part of this module's API
 
 PROGRESS_FORMAT = "ttop.progress/1"
 CONTROL_FORMAT = "ttop.control/1"
@@ -339,58 +340,6 @@ def dumps(obj: Any) -> str:
     for mark, raw in marks:
         text = text.replace(mark, raw, 1)
     return text
-
-
-#: Striped locks: two threads of one process never write the same temp file.
-_TEMP_LOCKS = tuple(threading.Lock() for _ in range(16))
-
-
-def temp_name(name: str, pid: Optional[int] = None) -> str:
-    """The hidden temp file an atomic write of ``name`` goes through:
-    ``.<name>.<pid>.tmp`` (hidden, so readers of the folder skip it; the PID
-    tells whether a leftover's writer is still alive)."""
-    return ".%s.%d.tmp" % (name, os.getpid() if pid is None else pid)
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder
-    (:func:`temp_name`) then :func:`os.replace`. A reader sees the old file or
-    the new one, never a mix.
-
-    The temp file is created with ``O_EXCL`` (never through a planted link; a
-    leftover of a killed writer with this PID is removed first, another
-    user's file there gets a random name instead) and mode ``0o666`` less the
-    umask, as :func:`open` would, so a monitor running as another user can
-    read it. Raises OSError on failure (the temp file is removed)."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, temp_name(name))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    with _TEMP_LOCKS[hash(tmp) % len(_TEMP_LOCKS)]:
-        try:
-            fd = os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            try:
-                os.unlink(tmp)
-            except OSError:  # not ours to remove (a sticky folder): never let it block every write
-                tmp = os.path.join(folder, temp_name(os.urandom(6).hex() + name))
-            fd = os.open(tmp, flags, 0o666)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    if n <= 0:
-                        raise OSError("short write to %s" % tmp)
-                    view = view[n:]
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
 
 
 def write_text_atomic(path: str, text: str) -> None:

@@ -23,7 +23,6 @@ A CSV sink, when asked for, is a collector listener of its own (wired by
 """
 from __future__ import annotations
 
-import codecs
 import curses  # ImportError(name="_curses") here tells the CLI the monitor cannot run
 import errno
 import locale
@@ -39,6 +38,7 @@ from ..view import roles as R
 from ..view.asciify import to_ascii
 from ..view.text import Line, crop_line, line_width
 from ..view.text import width as text_width
+from .keys import _curses_keys, _isatty, _NoTerminal, _readable, _stdin_fd, normalise_key, utf8_locale  # noqa: F401 (normalise_key, utf8_locale re-exported)
 from .screen import AppContext, Screen
 
 MESSAGE_SECONDS = 6.0
@@ -48,49 +48,6 @@ SNAPSHOT_DEFER = 0.5
 SHIFT_MIN = 4
 #: The interpreter's thread switch interval while the monitor runs (s).
 SWITCH_INTERVAL = 0.001
-
-_CTRL_KEYS = {
-    "\n": "ENTER", "\r": "ENTER", "\x1b": "ESC", "\x7f": "BACKSPACE", "\x08": "BACKSPACE",
-    "\t": "TAB", "\x03": "CTRL_C", "\x0c": "CTRL_L", "\x15": "CTRL_U",
-}
-
-
-def _curses_keys() -> dict:
-    names = {
-        "KEY_UP": "UP", "KEY_DOWN": "DOWN", "KEY_LEFT": "LEFT", "KEY_RIGHT": "RIGHT",
-        "KEY_PPAGE": "PGUP", "KEY_NPAGE": "PGDN", "KEY_HOME": "HOME", "KEY_END": "END",
-        "KEY_FIND": "HOME", "KEY_SELECT": "END", "KEY_A1": "HOME", "KEY_C1": "END",
-        "KEY_A3": "PGUP", "KEY_C3": "PGDN", "KEY_ENTER": "ENTER", "KEY_BACKSPACE": "BACKSPACE",
-        "KEY_DC": "DELETE", "KEY_BTAB": "BTAB", "KEY_F1": "F1", "KEY_RESIZE": "RESIZE",
-    }
-    out = {}
-    for attr, name in names.items():
-        code = getattr(curses, attr, None)
-        if code is not None:
-            out[code] = name
-    return out
-
-
-def normalise_key(ch: Any, keymap: dict) -> Optional[str]:
-    """A ``get_wch()`` result as a key name of :mod:`ttop.ui.screen`, or None."""
-    if isinstance(ch, int):
-        return keymap.get(ch)
-    if not isinstance(ch, str) or not ch:
-        return None
-    if ch in _CTRL_KEYS:
-        return _CTRL_KEYS[ch]
-    if ch.isprintable():
-        return ch
-    return None
-
-
-def utf8_locale() -> bool:
-    try:
-        enc = locale.getpreferredencoding(False) or ""
-        return codecs.lookup(enc).name == "utf-8"
-    except LookupError:
-        return False
-
 
 _BLANK: Line = ()
 
@@ -464,31 +421,6 @@ class App(AppContext):
                         pass
                     except OSError:
                         self._quit = True
-
-
-class _NoTerminal(Exception):
-    pass
-
-
-def _readable(fd: int) -> bool:
-    try:
-        return bool(select.select([fd], [], [], 0)[0])
-    except (OSError, ValueError):
-        return False
-
-
-def _stdin_fd() -> int:
-    """The terminal's descriptor: the interpreter's own stdin (run_ui has
-    checked it is a terminal)."""
-    stream = sys.__stdin__
-    return stream.fileno() if stream is not None else 0
-
-
-def _isatty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
 
 
 def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: bool = False,
