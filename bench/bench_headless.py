@@ -139,8 +139,8 @@ def main() -> int:
             other_csv = os.path.join(tmp, "csv-compare")
             other = subprocess.Popen([sys.executable, "-m", "ttop", folder, "--headless", "-i", a.interval, "--csv-dir",
                                       other_csv] + extra, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True,
-                                     env=dict(os.environ, PYTHONPATH=os.path.abspath(a.compare)))
+                                     stderr=subprocess.DEVNULL, start_new_session=True, cwd=os.path.abspath(a.compare),
+                                     env=dict(os.environ, PYTHONPATH=os.path.abspath(a.compare)))  # -m: cwd first
             others.append(other)
             t1 = time.monotonic()
             while not os.path.exists(os.path.join(other_csv, "bench-00_matrix.csv")):

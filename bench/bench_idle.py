@@ -52,10 +52,10 @@ class Tmux:
                              stderr=subprocess.PIPE, check=check)
         return out.stdout.decode("utf-8", "replace")
 
-    def start(self, command: str) -> Tuple[str, int]:
+    def start(self, command: str, cwd: str) -> Tuple[str, int]:
         self.sessions += 1
         name = "t%d" % self.sessions
-        self._run("new-session", "-d", "-s", name, "-x", str(COLS), "-y", str(ROWS), "exec " + command)
+        self._run("new-session", "-d", "-s", name, "-x", str(COLS), "-y", str(ROWS), "-c", cwd, "exec " + command)
         self._run("set", "-g", "escape-time", "0")
         pid = int(self._run("display", "-p", "-t", name, "#{pane_pid}").strip())
         return name, pid
@@ -105,19 +105,21 @@ def main() -> int:
         env["LANG"] = "C.UTF-8"  # btop refuses to start otherwise; ttop then draws its Unicode marks
         env.pop("LC_ALL", None)
     env.pop("TMUX", None)
-    tools: List[Tuple[str, str]] = [
-        ("ttop", quote(["env", "PYTHONPATH=" + ROOT, sys.executable, "-m", "ttop", folder, "-i", a.interval])),
-        ("btop", "btop"),
-        ("top", "top -d 2"),
+    # (name, command, folder it starts in: python -m puts that first on the path)
+    tools: List[Tuple[str, str, str]] = [
+        ("ttop", quote(["env", "PYTHONPATH=" + ROOT, sys.executable, "-m", "ttop", folder, "-i", a.interval]), ROOT),
+        ("btop", "btop", tmp),
+        ("top", "top -d 2", tmp),
     ]
     for i, root in enumerate(a.compare):
+        root = os.path.abspath(root)
         tools.append(("ttop@%d" % (i + 1) if len(a.compare) > 1 else "ttop@compare",
-                      quote(["env", "PYTHONPATH=" + os.path.abspath(root), sys.executable, "-m", "ttop", folder,
-                             "-i", a.interval])))
+                      quote(["env", "PYTHONPATH=" + root, sys.executable, "-m", "ttop", folder, "-i", a.interval]),
+                      root))
     tmux = Tmux(env)
     runs: list = []
-    cpu: Dict[str, List[float]] = {name: [] for name, _ in tools}
-    rss: Dict[str, List[int]] = {name: [] for name, _ in tools}
+    cpu: Dict[str, List[float]] = {name: [] for name, _, _ in tools}
+    rss: Dict[str, List[int]] = {name: [] for name, _, _ in tools}
     try:
         runs = start_demo(folder, a.runs)
         time.sleep(2)  # past their loading phase
@@ -127,8 +129,8 @@ def main() -> int:
         for rnd in range(a.rounds):
             order = tools[rnd % len(tools):] + tools[:rnd % len(tools)]
             figures = []
-            for name, command in order:
-                session, pid = tmux.start(command)
+            for name, command, cwd in order:
+                session, pid = tmux.start(command, cwd)
                 try:
                     if name.startswith("ttop"):
                         deadline = time.monotonic() + 60
@@ -153,7 +155,7 @@ def main() -> int:
                     tmux.stop(session)
             print("  round %d: %s" % (rnd + 1, " | ".join(figures)))
         med = {name: statistics.median(v) for name, v in cpu.items()}
-        for name, _ in tools:
+        for name, _, _ in tools:
             print("  %-12s median %.2f%% of one core (rounds: %s)  RSS %.0f MB"
                   % (name, med[name], ", ".join("%.2f" % v for v in cpu[name]), statistics.median(rss[name]) / 1e6))
 
@@ -163,7 +165,7 @@ def main() -> int:
         ok = med["ttop"] <= med["btop"]
         print("  ratio ttop/btop = %s (goal <= 1: %s) | ttop/top = %s"
               % (ratio(med["ttop"], med["btop"]), "PASS" if ok else "FAIL", ratio(med["ttop"], med["top"])))
-        for name, _ in tools[3:]:
+        for name, _, _ in tools[3:]:
             print("  ratio ttop/%s = %s" % (name, ratio(med["ttop"], med[name])))
         return 0 if ok else 1
     finally:
