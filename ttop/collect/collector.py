@@ -30,19 +30,20 @@ import threading
 import time
 from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..progress import KILLED, RUNNING
 from .host import HostSampler, hostname, resolve_budgets
-from .owners import _LOST_PREFIX, _foreign_note, claims, user_name  # noqa: F401  (user_name: re-exported)
+from .owners import claims, user_name  # noqa: F401  (user_name: re-exported)
 from .readfile import gc_paused as _gc_paused
 from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported_resources: re-exported)
     _NO_RESOURCES,
     MIN_STALE_SECONDS,
     STALE_INTERVALS,
     _fmt_age,
+    _load_procs,
     _new_run,
     _Static,
     heartbeat_limit,
     reported_resources,
+    run_snapshot,
 )
 from .scan import SWEEP_SECONDS, FileResult, FolderScanner
 from .snapshot import (
@@ -60,10 +61,6 @@ if TYPE_CHECKING:
     from .procs import ProcessTable
     from .ranks import RankReader
     from .recent import RecentSamples
-
-#: ttop.collect.procs, imported with the first process lookup: it brings
-#: psutil, which the first screen (:meth:`Collector.first_look`) does without
-_procs: Any = None
 
 #: Seconds of reading new files per cycle of the thread (a big folder is
 #: published in parts, newest files first).
@@ -84,21 +81,6 @@ FIRST_LOOK_DEVICES = "looking up..."
 PENDING_RESOURCES = RunResources(source="pending")
 #: The default GPU / TPU source, made with the first full cycle.
 _DEFAULT = object()
-
-
-def _load_procs() -> Any:
-    global _procs
-    if _procs is None:
-        from . import procs
-
-        _procs = procs
-    return _procs
-
-def _wants(fn: Callable[[str], bool], key: str) -> bool:
-    try:
-        return bool(fn(key))
-    except Exception:  # a reader's bug must not break a cycle
-        return True
 
 
 class Collector:
@@ -422,7 +404,8 @@ class Collector:
             if st is None:
                 skipped.append(SkippedFile(fr.name, fr.error or "unusable"))
                 continue
-            run = self._run(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains, refused.get(st.key))
+            run = run_snapshot(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains, refused.get(st.key),
+                               self._threads)
             if ranks is not None:
                 run = ranks.attach(run, tbl, mains, gpu_mem, gpu_indices, tpu_pids)
             if quick and st.lookup_pid is not None:
@@ -578,87 +561,3 @@ class Collector:
             st.beat = now
         self._statics[fr.name] = st
         return st
-
-    def _run(
-        self,
-        st: "_Static",
-        now: float,
-        table: Optional[ProcessTable],
-        gpu_mem: Mapping[int, Optional[int]],
-        gpu_indices,
-        tpu_mem: Mapping[int, int],
-        gpu_note: Optional[str],
-        mains: AbstractSet[int] = frozenset(),
-        refusal: Optional[str] = None,
-    ) -> RunSnapshot:
-        reported = st.reported
-        if st.simple:  # ended, nothing to look up, file fine: only the age changes
-            return _new_run(st.template, reported, False, None, None, False, None, now - st.beat,
-                            _NO_RESOURCES, (), None)
-        status = reported
-        inferred = False
-        status_reason = None
-        stale = False
-        stale_reason = None
-        pid = st.lookup_pid
-        age = now - st.beat
-        alive: Optional[bool] = None
-        processes: Tuple = ()
-        resources = _NO_RESOURCES
-        note = None
-
-        if pid is not None and table is not None:
-            _procs = _load_procs()
-            state, _actual = table.identify(pid, st.pid_create_time)
-            if state == _procs.ALIVE and refusal is not None:
-                # the process exists but is not this file's to claim (another
-                # user's), or another file claims it too and wins: nothing of
-                # it is shown, counted or offered for signals here. Another
-                # user's process says nothing of this run: alive stays None.
-                if refusal.startswith(_LOST_PREFIX):
-                    alive = True
-            elif state == _procs.ALIVE:
-                alive = True
-                foreign: List[Tuple[int, Optional[int]]] = []
-                want = self._threads
-                table.threads = want if want is True or want is False else _wants(want, st.key)
-                plist = table.tree(pid, gpu_mem, gpu_indices, tpu_mem, mains, st.owner_uid, foreign)
-                processes = tuple(plist)
-                resources = _procs.totals(plist, now, _procs.tree_pss(table, plist), table.clock())
-                note = gpu_note
-                if foreign:
-                    refusal = _foreign_note(foreign, st.owner_uid)
-            elif state != _procs.UNKNOWN:
-                alive = False
-                if reported == RUNNING:  # says it runs, but its process is not there
-                    status, inferred = KILLED, True
-                    if state == _procs.GONE:
-                        status_reason = "process %d is gone" % pid
-                    elif state == _procs.ZOMBIE:
-                        status_reason = "process %d has exited" % pid
-                    else:
-                        status_reason = "PID %d now belongs to another process" % pid
-                elif st.file_error is None:  # ended and gone: the common case, kept cheap
-                    return _new_run(st.template, reported, False, None, False, False, None, age,
-                                    _NO_RESOURCES, (), None)
-        if alive and resources.cpu_percent is None and st.reported_resources.cpu_percent is not None:
-            # first look at the process (no CPU % yet without a second one):
-            # the run's own recent sample of its tree stands in for the total
-            sampled = st.reported_resources.sampled_at
-            if sampled is not None and now - sampled <= st.hb_limit:
-                resources = dataclasses.replace(resources, cpu_percent=st.reported_resources.cpu_percent)
-        if alive is None and refusal is None:
-            # remote, or local but unverifiable: the run's own sample
-            resources = st.reported_resources
-        if status == RUNNING and alive is not False and age > st.hb_limit:
-            stale, stale_reason = True, "no heartbeat for %s" % _fmt_age(age)
-        if st.file_error is not None:
-            stale = True
-            stale_reason = "file unreadable (%s); showing its last good contents" % st.file_error
-        if alive is None and status != RUNNING:
-            # the run's own last sample describes processes that have ended:
-            # showing it would make a finished job look busy. (A RUNNING run
-            # whose heartbeat stopped keeps it, marked stale.)
-            resources = _NO_RESOURCES
-        return _new_run(st.template, status, inferred, status_reason, alive, stale, stale_reason, age,
-                        resources, processes, note, refusal)
