@@ -24,6 +24,35 @@ _CACHE = tempfile.mkdtemp(prefix="ttop-test-cache-")
 os.environ["XDG_CACHE_HOME"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, True)
 
+# A test runner started in the background by a non-interactive shell (nohup,
+# `cmd &` in a CI script) inherits SIGINT ignored, and every child then
+# inherits that too: the Ctrl+C tests would send a signal nobody receives.
+# A handler here is reset to the default in each child at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hypothesis_tables():
+    """hypothesis works out its Unicode tables on first use when its cache
+    folder is new (a fresh clone) and leaks a file object doing it. The
+    leak's ResourceWarning, raised by a finalizer during whichever test runs
+    next, would fail that test under ``filterwarnings = error``: work the
+    tables out once, before the first test, with that warning ignored."""
+    try:
+        from hypothesis.internal import charmap
+    except ImportError:
+        return
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        charmap.charmap()
+        charmap.intervals_from_codec("utf-8")
+        gc.collect()
+
+
 # fixtures defined in helper modules, registered for every test module
 from ptyharness import ttop_term as ttop_term
 from users import shared_dir as shared_dir
