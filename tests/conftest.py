@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -111,3 +112,24 @@ def wait_until(predicate, timeout=10.0, interval=0.05):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met within %.1fs" % timeout)
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def demo_runs(folder, runs):
+    """Real ``examples/demo_job.py`` runs writing into ``folder``: ``runs``
+    maps each run name to its extra arguments. Yields once every run's
+    progress file exists; each run's whole session is killed afterwards."""
+    procs = [subprocess.Popen([sys.executable, str(EXAMPLES / "demo_job.py"), "--folder", str(folder), "--name", name,
+                               *args], start_new_session=True, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+             for name, args in runs.items()]
+    try:
+        wait_until(lambda: all((Path(folder) / (n + ".json")).exists() for n in runs), timeout=30)
+        yield folder
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            p.wait(timeout=10)

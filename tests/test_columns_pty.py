@@ -4,15 +4,11 @@ is quit and started again with the same config folder."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
+from conftest import demo_runs
 from ptyharness import TtopTerm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,20 +20,9 @@ RUNS = ("col-a", "col-b")
 def folder(tmp_path_factory):
     d = tmp_path_factory.mktemp("columns") / "progress"
     d.mkdir()
-    procs = [subprocess.Popen([sys.executable, str(DEMO), "--folder", str(d), "--name", n, "--epochs", "1000",
-                               "--batches", "400", "--batch-time", "0.05", "--workers", "1", "--interval", "0.3"],
-                              start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, cwd=str(ROOT)) for n in RUNS]
-    try:
-        wait_until(lambda: all((d / (n + ".json")).exists() for n in RUNS), timeout=30)
+    args = ["--epochs", "1000", "--batches", "400", "--batch-time", "0.05", "--workers", "1", "--interval", "0.3"]
+    with demo_runs(d, {n: args for n in RUNS}):
         yield d
-    finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            p.wait(timeout=10)
 
 
 def title(t: TtopTerm) -> str:

@@ -3,15 +3,11 @@
 with its charts, and the comparison of marked runs."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
+from conftest import demo_runs
 from ptyharness import TtopTerm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,29 +16,17 @@ DEMO = ROOT / "examples" / "demo_job.py"
 RUNS = {"a-slow": 0.3, "b-fast": 0.02, "c-mid": 0.08}
 
 
-def _start(folder: Path, name: str, batch_time: float) -> subprocess.Popen:
-    args = [sys.executable, str(DEMO), "--folder", str(folder), "--name", name, "--epochs", "1000",
-            "--batches", "400", "--val-batches", "4", "--batch-time", str(batch_time), "--workers", "1",
-            "--work", "200", "--interval", "0.3"]
-    return subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+def _args(batch_time: float) -> list:
+    return ["--epochs", "1000", "--batches", "400", "--val-batches", "4", "--batch-time", str(batch_time),
+            "--workers", "1", "--work", "200", "--interval", "0.3"]
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     d = tmp_path_factory.mktemp("trainview") / "progress"
     d.mkdir()
-    procs = [_start(d, n, bt) for n, bt in RUNS.items()]
-    try:
-        wait_until(lambda: all((d / (n + ".json")).exists() for n in RUNS), timeout=30)
+    with demo_runs(d, {n: _args(bt) for n, bt in RUNS.items()}):
         yield d
-    finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            p.wait(timeout=10)
 
 
 def start(ttop_term, folder, **kw) -> TtopTerm:
