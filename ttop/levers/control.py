@@ -9,27 +9,59 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Set, Tuple
 
+from .. import fsafe
 from .. import progress as P
 
 
-def read_control(folder: str, key: str) -> Tuple[Optional[int], Dict[str, Any], Optional[str]]:
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return "uid %d" % uid
+
+
+def _trusted(owner_uid: Optional[int]) -> Set[int]:
+    """Whose control file counts: the run's owner's or root's (the ones the
+    run itself accepts, see :class:`ttop.monitor.control.ControlPoller`),
+    and ttop's own user's (what it wrote earlier)."""
+    uids = {0, os.geteuid()}
+    if owner_uid is not None:
+        uids.add(owner_uid)
+    return uids
+
+
+def read_control(folder: str, key: str, owner_uid: Optional[int] = None) -> Tuple[Optional[int], Dict[str, Any], Optional[str]]:
     """The run's control file as ``(seq, variables, error)``: seq None when
-    there is none (or it is unreadable: then ``error`` says why)."""
-    seq, variables, error, _mtime = _read_control(folder, key)
+    there is none (or it is unreadable or not a file the run would accept:
+    then ``error`` says why). ``owner_uid``: the run's owner."""
+    seq, variables, error, _mtime = _read_control(folder, key, owner_uid)
     return seq, variables, error
 
 
-def _read_control(folder: str, key: str) -> Tuple[Optional[int], Dict[str, Any], Optional[str], Optional[float]]:
-    path = P.control_path(folder, key)
+def _read_control(folder: str, key: str, owner_uid: Optional[int] = None
+                  ) -> Tuple[Optional[int], Dict[str, Any], Optional[str], Optional[float]]:
+    # opened without following a link or blocking on a FIFO, and used only
+    # when the run would accept it: another user's file planted under the
+    # name must not be carried into the file ttop writes (which the run
+    # accepts)
     try:
-        mtime = os.stat(path).st_mtime
-        raw = P.read_capped(path, P.MAX_CONTROL_BYTES)
+        fd = fsafe.open_beneath(folder, P.CONTROL_PREFIX + key + P.PROGRESS_SUFFIX)
     except FileNotFoundError:
         return None, {}, None, None
-    except (OSError, P.ProgressError) as e:
-        return None, {}, "control file unreadable: %s" % (getattr(e, "strerror", None) or e), None
+    except OSError as e:
+        return None, {}, "control file unreadable: %s" % fsafe.describe(e), None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if st.st_uid not in _trusted(owner_uid):
+            return None, {}, "control file ignored: owned by %s, not by the run's owner" % _user(st.st_uid), None
+        raw = f.read(P.MAX_CONTROL_BYTES + 1)
+    mtime = st.st_mtime
+    if len(raw) > P.MAX_CONTROL_BYTES:
+        return None, {}, "control file unreadable: file larger than %d bytes" % P.MAX_CONTROL_BYTES, None
     try:
         seq, variables = P.parse_control(raw)
     except P.ProgressError as e:
@@ -37,11 +69,14 @@ def _read_control(folder: str, key: str) -> Tuple[Optional[int], Dict[str, Any],
     return seq, dict(variables), None, mtime
 
 
-def current_control(folder: str, key: str, data: Mapping[str, Any]) -> Tuple[Optional[int], Dict[str, Any]]:
+def current_control(folder: str, key: str, data: Mapping[str, Any], owner_uid: Optional[int] = None
+                    ) -> Tuple[Optional[int], Dict[str, Any]]:
     """The run's control file as ``(seq, variables)`` if it is readable and
     belongs to this run, else ``(None, {})``. A control file older than the
-    run's start (left by an earlier run of the same name) does not count."""
-    seq, variables, _err, mtime = _read_control(folder, key)
+    run's start (left by an earlier run of the same name) does not count, nor
+    does one another user than the run's owner (``owner_uid``), root or
+    ttop's own user wrote."""
+    seq, variables, _err, mtime = _read_control(folder, key, owner_uid)
     if seq is None:
         return None, {}
     started = data.get("started_at")
@@ -51,10 +86,11 @@ def current_control(folder: str, key: str, data: Mapping[str, Any]) -> Tuple[Opt
     return seq, variables
 
 
-def unacknowledged(folder: str, key: str, data: Mapping[str, Any]) -> Tuple[Optional[int], Dict[str, Any]]:
+def unacknowledged(folder: str, key: str, data: Mapping[str, Any], owner_uid: Optional[int] = None
+                   ) -> Tuple[Optional[int], Dict[str, Any]]:
     """The edits in the control file the run has not acknowledged yet:
     ``(seq, variables)``, or ``(None, {})`` (see :func:`current_control`)."""
-    seq, variables = current_control(folder, key, data)
+    seq, variables = current_control(folder, key, data, owner_uid)
     if seq is None or seq <= acked_seq(data):
         return None, {}
     return seq, variables
@@ -79,7 +115,8 @@ def variable_type(data: Mapping[str, Any], name: str) -> Optional[str]:
     return None
 
 
-def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value: Any) -> Tuple[int, Dict[str, Any]]:
+def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value: Any,
+               owner_uid: Optional[int] = None) -> Tuple[int, Dict[str, Any]]:
     """Write one edit to the run's control file; returns ``(seq, variables
     written)``.
 
@@ -87,12 +124,14 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
     ``control_seq``) + 1. While the existing file is not yet acknowledged
     (its seq > ``control_seq``, and it is not older than the run) its
     variables are kept and the new edit merged in, so quick successive edits
-    are all applied, in order. Raises OSError if the file cannot be written.
+    are all applied, in order. A file the run would not accept (another
+    user's than ``owner_uid``, the run's owner, or root's) is not carried
+    over. Raises OSError if the file cannot be written.
     """
     acked = acked_seq(data)
-    seq, _old, _err = read_control(folder, key)
+    seq, _old, _err = read_control(folder, key, owner_uid)
     variables: Dict[str, Any] = {}
-    variables.update(unacknowledged(folder, key, data)[1])
+    variables.update(unacknowledged(folder, key, data, owner_uid)[1])
     variables.pop(name, None)
     variables[name] = value
     new_seq = max(seq or 0, acked) + 1
@@ -160,7 +199,7 @@ def signal_acked(data: Mapping[str, Any]) -> int:
 
 
 def write_signal_request(folder: str, key: str, data: Mapping[str, Any], name: str,
-                         target: str = "main") -> int:
+                         target: str = "main", owner_uid: Optional[int] = None) -> int:
     """Ask the run's own writer to send signal ``name`` to its main process
     or its process tree (``target``); returns the request's seq.
 
@@ -168,14 +207,18 @@ def write_signal_request(folder: str, key: str, data: Mapping[str, Any], name: s
     so nothing is applied twice) and gains ``signal: {name, target, seq}``,
     seq = max(the file's last request, the run's ``signal_ack.seq``) + 1.
     Raises OSError if the file cannot be written."""
-    seq, variables = current_control(folder, key, data)  # a file left by an earlier run does not count
+    # a file left by an earlier run, or another user's, does not count
+    seq, variables = current_control(folder, key, data, owner_uid)
+    old_signal: Any = None
     if seq is None:
         seq, variables = acked_seq(data), {}
-    old_signal: Any = None
-    try:
-        _s, _v, old_signal = P.parse_control_doc(P.read_capped(P.control_path(folder, key), P.MAX_CONTROL_BYTES))
-    except (OSError, P.ProgressError):
-        pass
+    else:
+        try:
+            fd = fsafe.open_beneath(folder, P.CONTROL_PREFIX + key + P.PROGRESS_SUFFIX)
+            with os.fdopen(fd, "rb") as f:
+                _s, _v, old_signal = P.parse_control_doc(f.read(P.MAX_CONTROL_BYTES + 1))
+        except (OSError, P.ProgressError):
+            pass
     last = old_signal.get("seq") if isinstance(old_signal, dict) else None
     last = last if isinstance(last, int) and not isinstance(last, bool) else 0
     new = max(last, signal_acked(data)) + 1

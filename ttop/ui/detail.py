@@ -157,7 +157,7 @@ class DetailScreen(Screen):
         try:
             from ..levers import control as C
 
-            seq, edits = C.current_control(run.folder, run.stem, data)
+            seq, edits = C.current_control(run.folder, run.stem, data, owner_uid=run.owner_uid)
             if seq is not None and seq >= C.acked_seq(data):
                 for name, value in edits.items():
                     st, err = C.edit_state(data, seq, str(name), run.ranks)

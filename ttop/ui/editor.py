@@ -90,7 +90,7 @@ class EditorScreen(Screen):
         """Edits found in the control file: pending ones (not acknowledged
         yet) and the last acknowledged edit's outcome."""
         data = run.data or {}
-        seq, variables = C.current_control(run.folder, run.stem, data)
+        seq, variables = C.current_control(run.folder, run.stem, data, owner_uid=run.owner_uid)
         if seq is None:
             return
         # pending (not acknowledged yet), or the outcome of the edit the run
@@ -313,7 +313,7 @@ class EditorScreen(Screen):
             self.message = ("%s (%s) not written: %s" % (clean(name), t, e), True)
             return  # stay in the edit so it can be fixed
         try:
-            seq, written = C.write_edit(run.folder, run.stem, run.data, name, value)
+            seq, written = C.write_edit(run.folder, run.stem, run.data, name, value, owner_uid=run.owner_uid)
         except OSError as e:
             self.message = ("could not write the control file: %s" % (e.strerror or e), True)
             return

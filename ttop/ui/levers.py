@@ -96,7 +96,7 @@ def request_signal(run: Any, name: str, target: str = "main") -> int:
     the run's own folder; returns its seq (OSError when it cannot be written)."""
     from ..levers.control import write_signal_request
 
-    return write_signal_request(run.folder, run.stem, run.data, name, target)
+    return write_signal_request(run.folder, run.stem, run.data, name, target, owner_uid=run.owner_uid)
 
 
 def open_remote_signal(ctx: AppContext, run: Any, on_request: Optional[Callable[[str, int, str], None]] = None

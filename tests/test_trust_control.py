@@ -1,0 +1,74 @@
+"""A control file another user planted under a run's control name: the run
+refuses it (not its owner's), and ttop, writing an edit or a signal request
+for the run, must not carry the stranger's edits into its own file, which
+the run would accept. Real users, real files."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ttop.collect import Collector
+from ttop.levers import control
+from ttop.monitor.control import ControlPoller
+
+
+def _victim(b, folder):
+    doc = {"format": "ttop.progress/1", "run_name": "vic", "status": "RUNNING", "updated_at": time.time(),
+           "started_at": time.time() - 5, "heartbeat_interval": 60, "variables": {"lr": 0.1, "pause": False},
+           "variable_types": {"lr": "float", "pause": "bool"}, "control_seq": 0}
+    b.write(os.path.join(folder, "vic.json"), json.dumps(doc).encode())
+    snap = Collector(folder, gpu=False, tpu=False).collect()
+    (run,) = [r for r in snap.runs if r.key == "vic"]
+    assert run.owner_uid == b.uid
+    return run
+
+
+def _plant(c, folder, name="control_vic.json", **extra):
+    doc = {"format": "ttop.control/1", "seq": 7, "variables": {"pause": True}}
+    doc.update(extra)
+    c.write(os.path.join(folder, name), json.dumps(doc).encode())
+
+
+def test_a_strangers_control_file_is_not_carried_into_an_edit(three_users, shared_dir):
+    b, c = three_users[0], three_users[1]
+    run = _victim(b, shared_dir)
+    _plant(c, shared_dir)
+    # the run itself refuses the stranger's file
+    got = ControlPoller(os.path.join(shared_dir, "control_vic.json"), uid=b.uid).poll()
+    assert got is not None and got[2] is not None and "owned by" in got[2]
+    # nothing of it shows as an edit of this run
+    assert control.current_control(run.folder, run.stem, run.data, owner_uid=run.owner_uid) == (None, {})
+    # an edit written by ttop's user holds that edit only
+    seq, written = control.write_edit(run.folder, run.stem, run.data, "lr", 0.02, owner_uid=run.owner_uid)
+    assert written == {"lr": 0.02}
+    path = os.path.join(shared_dir, "control_vic.json")
+    with open(path) as f:
+        doc = json.load(f)
+    assert doc["variables"] == {"lr": 0.02} and doc["seq"] == seq
+    # which the run accepts: the stranger's pause never reaches it
+    got = ControlPoller(path, uid=b.uid).poll()
+    assert got is not None and got[2] is None and got[1] == {"lr": 0.02}
+
+
+def test_a_strangers_control_file_is_not_carried_into_a_signal_request(three_users, shared_dir):
+    b, c = three_users[0], three_users[1]
+    run = _victim(b, shared_dir)
+    _plant(c, shared_dir)
+    control.write_signal_request(run.folder, run.stem, run.data, "SIGUSR1", owner_uid=run.owner_uid)
+    with open(os.path.join(shared_dir, "control_vic.json")) as f:
+        doc = json.load(f)
+    assert doc["variables"] == {} and doc["seq"] == 0 and doc["signal"]["name"] == "SIGUSR1"
+
+
+def test_a_control_name_that_is_a_link_is_not_followed(three_users, shared_dir, tmp_path):
+    b, c = three_users[0], three_users[1]
+    run = _victim(b, shared_dir)
+    # root's own file elsewhere, reached through a link the stranger made
+    secret = tmp_path / "root-only.json"
+    secret.write_text(json.dumps({"format": "ttop.control/1", "seq": 9, "variables": {"pause": True}}))
+    os.chmod(str(tmp_path), 0o755)
+    c.sh('ln -s "$1" "$2"', str(secret), os.path.join(shared_dir, "control_vic.json"))
+    assert control.current_control(run.folder, run.stem, run.data, owner_uid=run.owner_uid) == (None, {})
+    seq, written = control.write_edit(run.folder, run.stem, run.data, "lr", 0.02, owner_uid=run.owner_uid)
+    assert written == {"lr": 0.02} and seq == 1
