@@ -418,7 +418,7 @@ def test_resize_shrink_and_grow(ttop_term, folder):
     t.wait_for(lambda t: "Run Name" in t.text and "q quit" in t.line(9))
     assert all(len(l) == 40 for l in t.display)
     t.resize(30, 8)
-    t.wait_for("ttop needs at least 40x10 (now 30x8)"[:30])
+    t.wait_for(lambda t: (t.line(0).rstrip() + " " + t.line(1).rstrip()) == "ttop needs at least 40x10 (now 30x8)")
     t.resize(120, 30)
     t.wait_for(lambda t: "Run Name" in t.text and "q quit" in t.line(29) and "Status" in t.text)
     t.wait_gone("ttop needs")

@@ -30,8 +30,16 @@ def too_small_lines(width: int, height: int) -> List[Line]:
     msg = "ttop needs at least %dx%d (now %dx%d)" % (MIN_WIDTH, MIN_HEIGHT, width, height)
     if width <= 0 or height <= 0:
         return []
+    # wrapped at the spaces, so a narrow terminal still shows the size needed
+    rows: List[str] = []
+    for word in msg.split(" "):
+        if rows and len(rows[-1]) + 1 + len(word) <= width:
+            rows[-1] += " " + word
+        else:
+            rows.append(word)
     blank: Line = ((" " * width, R.NORMAL),)
-    return [((fit(msg, width, "<", ""), R.ERROR),)] + [blank] * (height - 1)
+    out: List[Line] = [((fit(r, width, "<", ""), R.ERROR),) for r in rows[:height]]
+    return out + [blank] * (height - len(out))
 
 
 @dataclass(frozen=True)
