@@ -100,7 +100,9 @@ def test_sigstop_then_sigcont_through_the_control_file(remote_job, progress_dir)
     seq2 = write_signal_request(str(progress_dir), "remote", read_json(path), "SIGCONT")
     assert seq2 == seq + 1
     wait_until(lambda: _proc_state(pid) in ("R", "S"), timeout=30)
-    state, result = wait_until(lambda: _ack(path, seq2), timeout=30)  # the resumed writer acknowledges it
+    # the resumed writer acknowledges it: "sending ..." before it delivers, "sent ..." after
+    state, result = wait_until(lambda: (lambda a: a if a and not a[1].startswith("sending") else None)(
+        _ack(path, seq2)), timeout=30)
     assert state == "applied" and result.startswith("sent SIGCONT")
     assert (read_json(path) or {}).get("status") == "RUNNING"
 
