@@ -280,3 +280,22 @@ def test_sigstop_then_sigcont_is_one_warn_and_one_ok_event(spawn, progress_dir, 
     wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 2, timeout=30)
     lines = out.read_text().splitlines()
     assert lines[0].startswith("WARN stalled: process stopped") and lines[1] == "OK "
+
+
+def test_message_is_one_line_without_control_characters_whatever_the_run_writes():
+    # a run name and a reason come from a file anyone who can write the
+    # folder wrote: TTOP_MESSAGE ("one line for humans") is often echoed to a
+    # terminal or appended to a log line by line
+    t = TransitionTracker()
+    name = "evil\x1b]0;owned\x07\x1b[2J\nttop: all runs OK\r"
+
+    def r(status, reason=None):
+        return dataclasses.replace(run("k", status, None), run_name=name, status_reason=reason)
+
+    t.events(snap(1, r("RUNNING")))
+    (ev,) = t.events(snap(2, r("KILLED", "process 4\n2 is gone\x1b[0m")))
+    msg = command_env(ev, base={})["TTOP_MESSAGE"]
+    assert msg == ev["message"]
+    assert msg.isprintable(), repr(msg)
+    assert msg == "evil ttop: all runs OK : RUNNING -> KILLED (process 4 2 is gone)"
+    assert command_env(ev, base={})["TTOP_RUN_NAME"] == name  # the data itself stays as the run wrote it

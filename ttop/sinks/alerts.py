@@ -45,15 +45,18 @@ QUEUE_SIZE = 100
 
 
 def _message(ev: Dict[str, Any]) -> str:
-    name = ev.get("run_name") or ev.get("run")
+    # one line without control characters: the name and reasons come from a
+    # file anyone who can write the folder wrote, and the message is echoed
+    # to terminals and appended to logs
+    name = clean(ev.get("run_name") or ev.get("run"))
     if ev["event"] == "status":
         text = "%s: %s -> %s" % (name, ev.get("previous_status"), ev.get("status"))
         if ev.get("status_reason"):
-            text += " (%s)" % ev["status_reason"]
+            text += " (%s)" % clean(ev["status_reason"])
         return text
     if ev.get("health") == "OK":
         return "%s: health back to OK" % name
-    return "%s: %s %s" % (name, ev.get("health"), ev.get("reason") or "")
+    return "%s: %s %s" % (name, ev.get("health"), clean(ev.get("reason") or ""))
 
 
 class TransitionTracker:
