@@ -130,6 +130,20 @@ def test_a_non_utf8_run_or_metric_name_does_not_break_the_page():
     assert _value(s, "ttop_metric", run="bad?", name="lo?ss") == 1.0
 
 
+def test_control_characters_of_a_run_never_reach_the_page_raw():
+    # names come from files anyone who can write the folder wrote; the page is
+    # read with curl in terminals and by line-based parsers
+    evil = _run("k", "RUNNING", metrics={"lo\x1b[5mss": 1.0})
+    evil = dataclasses.replace(evil, run_name="a\x1b]0;x\x07\rb\x9bc\nd", host="h\x1bP+q\x1b\\")
+    page = MetricsPage(lambda: _snap(evil, _run("good", "RUNNING"))).page().decode()
+    assert not [ch for ch in page if (ch < " " and ch != "\n") or "\x7f" <= ch <= "\x9f"]
+    s = _samples(page)
+    assert _value(s, "ttop_run_status", run="a?]0;x??b?c\nd", status="RUNNING") == 1
+    assert _value(s, "ttop_metric", key="k", name="lo?[5mss") == 1.0
+    assert _value(s, "ttop_run_status", key="k", host="h?P+q?\\", status="RUNNING") == 1
+    assert _value(s, "ttop_run_status", run="good", status="RUNNING") == 1
+
+
 def test_ints_beyond_the_float_range_do_not_break_the_page():
     big = _run("big", "RUNNING", epoch=10 ** 400, total_epochs=10 ** 401, train_batch=1, train_total_batches=2,
                batch=10 ** 400, metrics={"loss": 10 ** 400})

@@ -18,6 +18,7 @@ leaves the endpoint. Series names and labels are documented in
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from typing import (
@@ -133,9 +134,19 @@ class _Family:
             self.samples.append((labels, number))
 
 
+#: control characters a label value never carries raw (``\n`` is escaped
+#: by the text format, a tab is harmless): the page is read with curl in
+#: terminals, and a carriage return splits a line for some parsers
+_LABEL_CTRL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def _label(value: str) -> str:
-    """``value`` as UTF-8-encodable text: a lone surrogate (a non-UTF-8 name read
-    from a file) would otherwise make the whole page unrenderable."""
+    """``value`` as UTF-8-encodable text without control characters (each
+    becomes ``?``): a lone surrogate (a non-UTF-8 name read from a file) would
+    otherwise make the whole page unrenderable, and an escape sequence in a
+    name anyone who can write the folder chose would reach terminals raw."""
+    if not value.isprintable():
+        value = _LABEL_CTRL.sub("?", value)
     try:
         value.encode("utf-8")
         return value
