@@ -54,6 +54,8 @@ def test_host_filter_matches_the_host_column():
     assert keys("host:gpu-01") == ["x"]  # the host, not a name containing it
     assert keys("gpu-01") == ["gpu-01-run"]  # a plain filter still matches names only
     assert keys("host:") == ["x", "gpu-01-run"]
+    assert keys("host:gpu-0") == ["x", "gpu-01-run"]  # typed: any host containing it
+    assert keys("host:=gpu-0") == [] and keys("host:=GPU-01") == ["x"]  # the hosts screen's pick: that host
 
 
 def _write(folder, name, host, updated, mtime=None):
@@ -89,6 +91,32 @@ def test_hosts_screen_in_a_terminal_flags_a_silent_host_and_filters_by_host(ttop
     assert "+10m" in host_row("node-a")  # its clock runs 10 min ahead
     t.press("DOWN", "ENTER")  # node-b
     t.wait_for(lambda t: "beta-1" in t.text and "alpha-1" not in t.text)
-    assert "host:node-b" in t.text
+    assert "host:=node-b" in t.text
     t.press("ESC")
     t.wait_for("alpha-1")
+
+
+def test_enter_on_a_host_shows_that_host_s_runs_only(ttop_term, tmp_path):
+    # gpu-1's name is part of gpu-10's; a host name with an escape sequence
+    # is shown cleaned: Enter must still pick exactly the runs of that host
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    now = time.time()
+    _write(folder, "one", "gpu-1", now)
+    _write(folder, "ten-a", "gpu-10", now)
+    _write(folder, "ten-b", "gpu-10", now)
+    _write(folder, "odd", "\x1bP+q\x1b\\", now)
+    t = ttop_term(str(folder), cols=110, rows=20)
+    t.wait_for("ten-b")
+    t.press("H")
+    t.wait_for(lambda t: t.row_of("gpu-10") is not None and t.row_of("+q") is not None)
+    # sorted by name: the escape-sequence host (shown as +q), gpu-1, gpu-10
+    assert t.row_of("+q") < t.row_of("gpu-1 ") < t.row_of("gpu-10")
+    t.press("HOME", "DOWN", "ENTER")  # gpu-1
+    t.wait_for(lambda t: "one" in t.text and "Run Name" in t.text)
+    t.wait_for(lambda t: "ten-a" not in t.text and "ten-b" not in t.text and "odd" not in t.text)
+    t.press("H")
+    t.wait_for("Hosts")
+    t.press("HOME", "ENTER")  # the escape-sequence host
+    t.wait_for(lambda t: "odd" in t.text and "Run Name" in t.text)
+    assert "one" not in t.text and "ten-a" not in t.text

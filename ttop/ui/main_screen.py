@@ -176,8 +176,10 @@ class MainScreen(Screen):
     def _show_host(self, host: str) -> None:
         """The hosts screen's Enter: the table shows that host's runs."""
         from ..view.table import HOST_FILTER
+        from ..view.text import clean
 
-        self.state = self.state.with_(name_filter=HOST_FILTER + host, filter_buffer="", top=0)
+        # exactly that host (gpu-1 is not gpu-10), by its name as shown
+        self.state = self.state.with_(name_filter=HOST_FILTER + "=" + clean(host), filter_buffer="", top=0)
 
     # -- sorting, marks, detail and compare screens -----------------------------
 

@@ -58,7 +58,8 @@ class Row:
     rank: Any = None  # RankSnapshot for rank rows
 
 
-#: A name filter starting with this matches the host instead (``host:gpu-01``).
+#: A name filter starting with this matches the host instead (``host:gpu-01``;
+#: ``host:=gpu-1``: exactly that host, as shown).
 HOST_FILTER = "host:"
 
 
@@ -67,7 +68,11 @@ def _name_matches(run: Any, needle: str) -> bool:
         return True
     n = needle.lower()
     if n.startswith(HOST_FILTER):
-        return n[len(HOST_FILTER):] in clean(run.host or "").lower()
+        want = n[len(HOST_FILTER):]
+        host = clean(run.host or "").lower()
+        if want.startswith("="):  # host:=NAME, the hosts screen's pick: that host only
+            return host == want[1:]
+        return want in host
     return n in clean(run.run_name).lower() or n in clean(run.key).lower()
 
 
