@@ -6,9 +6,68 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..progress import PROGRESS_SUFFIX, write_json_atomic
+from ..progress import MAX_PROGRESS_BYTES, PROGRESS_SUFFIX, dumps, write_bytes_atomic
+
+#: A text value longer than this is cut when the file would be too large.
+LONG_TEXT = 1024
+
+
+def _cut_texts(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= LONG_TEXT else value[:LONG_TEXT] + "\u2026"
+    if depth > 8:
+        return value
+    if isinstance(value, dict):
+        return {k: _cut_texts(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cut_texts(v, depth + 1) for v in value]
+    return value
+
+
+def fit_progress(data: Dict[str, Any], limit: int = MAX_PROGRESS_BYTES) -> Tuple[bytes, List[str]]:
+    """The progress file's bytes, at most ``limit`` (what readers accept: a
+    larger file is skipped, and the run would vanish from ttop), and what
+    had to be left out to get there: first the short ``history`` (the
+    history file has it all), then every text longer than
+    :data:`LONG_TEXT` characters is cut, then metrics beyond the first ones
+    that fit are left out."""
+    raw = dumps(data).encode("utf-8")
+    if len(raw) <= limit:
+        return raw, []
+    left: List[str] = []
+    doc = dict(data)
+    if doc.get("history"):
+        doc["history"] = None
+        left.append("the metrics' recent history")
+        raw = dumps(doc).encode("utf-8")
+    if len(raw) > limit:
+        doc = _cut_texts(dumps_safe(doc))
+        left.append("text beyond %d characters" % LONG_TEXT)
+        raw = dumps(doc).encode("utf-8")
+    metrics = doc.get("metrics")
+    if len(raw) > limit and isinstance(metrics, dict):
+        items = list(metrics.items())
+        n = len(items)
+        while len(raw) > limit and n > 0:
+            n //= 2
+            doc["metrics"] = dict(items[:n])
+            raw = dumps(doc).encode("utf-8")
+        left.append("%d of %d metrics" % (len(items) - n, len(items)))
+    if len(raw) > limit:  # last resort: what is left is the run's state
+        for k in ("metrics", "variables", "variable_types", "links", "logs", "error", "times"):
+            doc[k] = None
+        left.append("metrics, variables and links")
+        raw = dumps(doc).encode("utf-8")
+    return raw, left
+
+
+def dumps_safe(doc: Dict[str, Any]) -> Dict[str, Any]:
+    """``doc`` as plain JSON values (raw JSON fragments parsed back)."""
+    import json
+
+    return json.loads(dumps(doc))
 
 
 def default_run_name() -> str:
@@ -85,16 +144,25 @@ class ProgressWriter:
         self.interval = interval
         self.report = report
         self.failing = False
+        #: what :func:`fit_progress` left out of the last write (reported when it changes)
+        self.left_out: List[str] = []
 
     def write(self, data: Dict[str, Any], final: bool = False) -> bool:
         try:
+            raw, left = fit_progress(data)
+            kinds = [x.split(" ")[-1] for x in left]  # the counts may change from write to write
+            if kinds != self.left_out:
+                self.left_out = kinds
+                if left:
+                    self.report("ttop: %s would be larger than the %d bytes readers accept; left out: %s" % (
+                        self.path, MAX_PROGRESS_BYTES, ", ".join(left)))
             try:
-                write_json_atomic(self.path, data)
+                write_bytes_atomic(self.path, raw)
             except FileNotFoundError:
                 if os.path.isdir(self.folder):
                     raise
                 os.mkdir(self.folder)  # the folder was removed under us
-                write_json_atomic(self.path, data)
+                write_bytes_atomic(self.path, raw)
                 self.report("ttop: progress folder %s was removed; re-created it" % self.folder)
         except Exception as e:
             if not self.failing:
