@@ -264,6 +264,53 @@ def test_a_name_in_use_by_a_live_run_is_refused(tmp_path, progress_dir, spawn):
         assert m.run_name == "shared" and read(path)["pid"] == os.getpid()
 
 
+def test_a_name_whose_file_is_another_users_is_taken(three_users, shared_dir):  # noqa: F811
+    """In a shared (sticky) folder another user's progress file cannot be
+    replaced, and it is their run's record: the name is taken, whatever
+    the file says (here: an ended run, and a fake naming PID 1). The error
+    says whose it is; name_conflict="suffix" picks a free name."""
+    b, c = three_users[0], three_users[1]
+    c.write(os.path.join(shared_dir, "base.json"), json.dumps(
+        {"format": "ttop.progress/1", "run_name": "base", "status": "FINISHED", "updated_at": 1.0}).encode())
+    import psutil
+
+    fake = {"format": "ttop.progress/1", "run_name": "init", "status": "RUNNING", "updated_at": 1.0,
+            "host": os.uname().nodename, "pid_namespace": P.pid_namespace(), "pid": 1,
+            "pid_create_time": psutil.Process(1).create_time()}
+    c.write(os.path.join(shared_dir, "init.json"), json.dumps(fake).encode())
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, %r)
+        from ttop import TrainingMonitor
+        from ttop.monitor import RunNameInUseError
+        for name in ("base", "init"):
+            try:
+                with TrainingMonitor(folder=sys.argv[1], run_name=name, interval=0.05, gpu=False):
+                    print("started", name)
+            except RunNameInUseError as e:
+                print("taken", name, e.pid, str(e) .replace(" ", "_"))
+            except OSError as e:
+                print("oserror", name, str(e).replace(" ", "_"))
+            with TrainingMonitor(folder=sys.argv[1], run_name=name, interval=0.05, gpu=False,
+                                 name_conflict="suffix") as m:
+                print("suffix", name, m.run_name)
+        """
+        % str(ROOT)
+    )
+    p = b.popen([user_python(b), "-c", script, shared_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    lines = [ln.split() for ln in out.splitlines()]
+    assert [ln[:2] for ln in lines] == [["taken", "base"], ["suffix", "base"], ["taken", "init"], ["suffix", "init"]]
+    assert lines[1][2] == "base-2" and lines[3][2] == "init-2"
+    for ln in (lines[0], lines[2]):
+        assert ln[2] == "None" and "belongs_to_%s" % c.name in ln[3], ln
+        assert "live_run" not in ln[3]  # PID 1 is not c's: no live run of that name
+    assert read(os.path.join(shared_dir, "base.json"))["status"] == "FINISHED"  # c's record untouched
+
+
 def test_a_name_in_use_in_the_same_process_is_refused(progress_dir):
     from ttop.monitor import RunNameInUseError
 

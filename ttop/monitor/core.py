@@ -35,7 +35,7 @@ from .control import VariableControl, report
 from .estimates import RunState, count_arg, estimate, update_rate
 from .files import ProgressWriter, check_folder, default_run_name, resolve_target
 from .history import MetricLog
-from .names import claim_name, live_run_pid
+from .names import claim_name, name_holder
 from .phases import PhaseContext
 from .remote import answer_request
 from .series import MetricHistory
@@ -270,11 +270,11 @@ class TrainingMonitor:
         self._thread.start()
         return self
 
-    def _name_in_use(self, name: str) -> Optional[int]:
+    def _name_in_use(self, name: str) -> Optional[Tuple[Optional[int], Optional[int]]]:
         path = progress_path(self.folder, name)
         if hooks.live_path(path, self):
-            return self._pid
-        return live_run_pid(path, self._host, self._pid_namespace, self._pid)
+            return self._pid, None
+        return name_holder(path, self._host, self._pid_namespace, self._pid)
 
     def _claim_name(self) -> None:
         """Refuse (or, with ``name_conflict="suffix"``, change) a run name in

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from ..progress import MAX_PROGRESS_BYTES, RUNNING, sanitize_run_name
 
@@ -19,14 +19,30 @@ MAX_SUFFIX = 1000
 class RunNameInUseError(RuntimeError):
     """The run name is in use by a live run (``pid``) on this host."""
 
-    def __init__(self, run_name: str, pid: int, path: str) -> None:
+    def __init__(self, run_name: str, pid: Optional[int], path: str, owner: Optional[int] = None) -> None:
         self.run_name = run_name
         self.pid = pid
         self.path = path
+        #: the uid owning the progress file when it is another user's
+        self.owner = owner
+        if owner is not None:
+            held = "taken: %s belongs to %s, another user (their run's record, which this run may not replace)" % (
+                path, _user(owner))
+        else:
+            held = "in use by a live run (PID %d on this host, %s)" % (pid or 0, path)
         super().__init__(
-            "ttop: run name %r is in use by a live run (PID %d on this host, %s); give another run_name, "
-            "or pass name_conflict=\"suffix\" to pick a free one (%s-2, ...)" % (run_name, pid, path, run_name)
+            "ttop: run name %r is %s; give another run_name, "
+            "or pass name_conflict=\"suffix\" to pick a free one (%s-2, ...)" % (run_name, held, run_name)
         )
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return "uid %d" % uid
 
 
 def _read_progress(path: str) -> Optional[dict]:
@@ -46,6 +62,16 @@ def _read_progress(path: str) -> Optional[dict]:
     except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def foreign_owner(path: str) -> Optional[int]:
+    """The uid owning the entry at ``path`` when it is another user's than
+    this process's (effective uid), else None (none there, or ours)."""
+    try:
+        uid = os.lstat(path).st_uid
+    except OSError:
+        return None
+    return uid if uid != os.geteuid() else None
 
 
 def _alive(pid: int, create_time: Optional[float]) -> bool:
@@ -106,9 +132,25 @@ def suffixed(name: str, i: int) -> str:
         base = base[:-1]
 
 
-def pick_free_name(name: str, in_use: Callable[[str], Optional[int]]) -> Optional[str]:
-    """The first of ``name-2``, ``name-3``, ... not in use by a live run
-    (``in_use(name)`` returns the live PID or None)."""
+#: What holds a name: ``(live PID or None, uid of another user owning the file or None)``.
+Holder = Tuple[Optional[int], Optional[int]]
+
+
+def name_holder(path: str, host: Optional[str], namespace: Optional[str], own_pid: int) -> Optional[Holder]:
+    """What holds the run name of ``path``, or None when it is free: a
+    progress file of another user (it is their run's record, and in a
+    sticky folder it cannot be replaced), whatever it says; else a live
+    run (:func:`live_run_pid`)."""
+    owner = foreign_owner(path)
+    if owner is not None:
+        return None, owner
+    pid = live_run_pid(path, host, namespace, own_pid)
+    return None if pid is None else (pid, None)
+
+
+def pick_free_name(name: str, in_use: Callable[[str], Optional[Holder]]) -> Optional[str]:
+    """The first of ``name-2``, ``name-3``, ... that nothing holds
+    (``in_use(name)``: see :func:`name_holder`)."""
     for i in range(2, MAX_SUFFIX + 1):
         cand = suffixed(name, i)
         if in_use(cand) is None:
@@ -116,14 +158,14 @@ def pick_free_name(name: str, in_use: Callable[[str], Optional[int]]) -> Optiona
     return None
 
 
-def claim_name(name: str, path: str, in_use: Callable[[str], Optional[int]], suffix: bool) -> str:
-    """``name`` if no live run uses it; else, with ``suffix``, the first free
+def claim_name(name: str, path: str, in_use: Callable[[str], Optional[Holder]], suffix: bool) -> str:
+    """``name`` if nothing holds it; else, with ``suffix``, the first free
     ``name-N``; else raise :class:`RunNameInUseError`."""
-    pid = in_use(name)
-    if pid is None:
+    held = in_use(name)
+    if held is None:
         return name
     if suffix:
         free = pick_free_name(name, in_use)
         if free is not None:
             return free
-    raise RunNameInUseError(name, pid, path)
+    raise RunNameInUseError(name, held[0], path, held[1])
