@@ -1,11 +1,14 @@
 """Process trees: only the runs' own processes are read each cycle.
 
 On Linux with ``/proc/<pid>/task/<tid>/children`` (the usual case) the table
-is *walked*: :meth:`ProcessTable.refresh` reads nothing; a run's main process
+is *walked*: :meth:`ProcessTable.refresh` reads one line (``/proc/loadavg``); a run's main process
 is identified from its own ``/proc/<pid>/stat`` and its tree walked through
 the ``children`` files of each process's threads, so the other processes of a
-busy machine cost nothing. Where the kernel lacks that file (or with
-``walk=False``) the table is *listed*, as follows.
+busy machine cost nothing. The children found are kept from cycle to cycle
+while no process or thread was created in this PID namespace and none of the
+processes walked ended or changed parent (:data:`WALK_REFRESH_SECONDS`), so a
+steady tree costs one ``stat`` read per process. Where the kernel lacks that
+file (or with ``walk=False``) the table is *listed*, as follows.
 
 ``children(recursive=True)`` scans every process on the machine on each call,
 so calling it per run does not scale. Instead :meth:`ProcessTable.refresh`
@@ -46,10 +49,12 @@ from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
     _proc_rows_psutil,
     _Row,
     _stat_row,
+    last_pid,
     read_real_uid,
     task_children,
 )
-from .snapshot import ProcInfo, RunResources, ThreadInfo
+from .snapshot import ProcInfo, ThreadInfo
+from .totals import totals, tree_pss  # noqa: F401  (re-exported)
 
 #: Two create times closer than this are the same process. psutil computes
 #: create_time as boot time + start ticks / CLK_TCK: 10 ms ticks, identical
@@ -60,6 +65,13 @@ CREATE_TIME_TOLERANCE = 0.05
 #: Every process's row is read again at least this often (PID reuse, a
 #: process adopted by another parent); in between only new PIDs are read.
 FULL_REFRESH_SECONDS = 10.0
+
+#: A walked table keeps each process's children from cycle to cycle while no
+#: process or thread was created in this PID namespace (the last PID handed
+#: out, from ``/proc/loadavg``, is the same) and none of the processes walked
+#: ended or changed parent (their own ``stat`` lines, read each cycle anyway,
+#: say so); the children are read again at least this often all the same.
+WALK_REFRESH_SECONDS = 30.0
 
 #: Cap on the processes walked per run (a runaway fork tree cannot stall a cycle).
 MAX_TREE = 4096
@@ -103,7 +115,10 @@ class ProcessTable:
         self.clock = clock
         can = _HAVE_PROC and _HAVE_CHILDREN
         self.walk = can if walk is None else bool(walk) and can
-        self._kids: Dict[int, List[int]] = {}  # walked this cycle: pid -> children
+        self._kids: Dict[int, List[int]] = {}  # walked: pid -> children (kept, see WALK_REFRESH_SECONDS)
+        self._kids_at = 0.0  # when the kept children were first read
+        self._last_pid: Optional[int] = None
+        self._procfd: Optional[int] = None  # /proc, open from refresh() to end_cycle()
         self.rows: Dict[int, _Row] = {}
         self.children: Dict[int, List[int]] = {}
         self._objs: Dict[Tuple[int, float], psutil.Process] = {}
@@ -135,15 +150,25 @@ class ProcessTable:
         their row until a run's lookup asks for one (:meth:`row`), so a busy
         machine's unrelated processes cost a directory entry each, not a
         read."""
+        if self._procfd is None:
+            try:
+                self._procfd = os.open("/proc", _O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError:
+                pass
         if self.walk:
             self._fresh = set()  # every row is read again when asked for
-            self._kids = {}
+            now = self.clock()
+            last = last_pid()  # before any children are read: a fork after it shows next cycle
+            if last is None or last != self._last_pid or now - self._kids_at >= WALK_REFRESH_SECONDS:
+                self._kids = {}
+                self._kids_at = now
+            self._last_pid = last
             self._full_at = 0.0
             if self._boot is None:
                 self._boot = psutil.boot_time()
             self.pss.begin()
             self.refreshed = True
-            self.refreshed_at = self.clock()
+            self.refreshed_at = now
             return
         rows = None
         same, self._same = self._same, True
@@ -222,20 +247,27 @@ class ProcessTable:
         self._fresh.add(pid)
         if pid not in self.rows and not self.walk:
             return None
-        try:
-            proc = os.open("/proc", _O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except OSError:
-            return self.rows.get(pid)
+        proc = self._procfd
+        if proc is None:  # outside a cycle
+            try:
+                proc = os.open("/proc", _O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError:
+                return self.rows.get(pid)
         try:
             row = _stat_row(proc, str(pid), self._boot or psutil.boot_time())
         finally:
-            os.close(proc)
+            if proc != self._procfd:
+                os.close(proc)
         old = self.rows.pop(pid, None)
-        if row is None:
+        if row is None or (old is not None and row[0] != old[0]):
+            # gone, or adopted by another parent: a new tree next cycle; a
+            # walked process's children moved to another parent (children
+            # read from here on are as new as the last PID read this cycle)
             self._same = False
-            return None
-        if old is not None and row[0] != old[0]:
-            self._same = False  # adopted by another parent: a new tree next cycle
+            if pid in self._kids:
+                self._kids = {}
+            if row is None:
+                return None
         self.rows[pid] = row
         return row
 
@@ -347,9 +379,14 @@ class ProcessTable:
         create_time)`` names the GPUs a process has open; ``stop_at``,
         ``owner_uid``, ``foreign``: see :meth:`tree_pids`."""
         now = self.clock()
+        kept = self._kids
+        rows = [(p, d, self.row(p)) for p, d in self.tree_pids(pid, stop_at, owner_uid, foreign)]
+        if self._kids is not kept:  # a process ended or moved: its kept children were stale
+            if foreign is not None:
+                del foreign[:]
+            rows = [(p, d, self.row(p)) for p, d in self.tree_pids(pid, stop_at, owner_uid, foreign)]
         out: List[ProcInfo] = []
-        for p, depth in self.tree_pids(pid, stop_at, owner_uid, foreign):
-            row = self.row(p)
+        for p, depth, row in rows:
             if row is None:
                 continue
             info = self._sample(p, depth, row, now, gpu_memory, gpu_indices, tpu_memory)
@@ -495,6 +532,12 @@ class ProcessTable:
         self._cpu_prev = self._cpu_seen
         self._cpu_seen = {}
         self.pss.end()
+        if self._procfd is not None:
+            try:
+                os.close(self._procfd)
+            except OSError:
+                pass
+            self._procfd = None
         if self.walk and len(self.rows) != len(self._fresh):  # keep the rows of the processes looked at
             self.rows = {p: r for p, r in self.rows.items() if p in self._fresh}
         if len(self._uids) != len(self._uids_used):
@@ -522,69 +565,3 @@ class _WalkedRows(Mapping):
 
     def __len__(self) -> int:
         return len(self._t.rows)
-
-
-def tree_pss(table: "ProcessTable", procs: List[ProcInfo]) -> Optional[Dict[int, Tuple[int, float]]]:
-    """``{pid: (pss_bytes, read_at)}`` for a tree of more than one process
-    (None for a single process: its RSS is what it holds). ``read_at`` is on
-    the table's clock. Read on the budget of :mod:`ttop.pss`."""
-    if len(procs) < 2 or sum(1 for p in procs if p.rss_bytes is not None) < 2:
-        return None
-    out: Dict[int, Tuple[int, float]] = {}
-    get = table.pss.get
-    for p in procs:
-        if p.rss_bytes is None:  # zombie, or not readable
-            continue
-        got = get((p.pid, p.create_time), p.pid, p.rss_bytes)
-        if got is not None:
-            out[p.pid] = got
-    return out
-
-
-def totals(procs: List[ProcInfo], sampled_at: float, pss: Optional[Dict[int, Tuple[int, float]]] = None,
-           clock_now: Optional[float] = None) -> RunResources:
-    """Sum a run's processes into :class:`RunResources` (``source="local"``).
-    A total is None only when no process has that figure.
-
-    ``rss_bytes`` counts shared pages once: with ``pss`` (see
-    :func:`tree_pss`) each process counts its PSS where it was read and its
-    RSS otherwise; ``ram_measure`` says which ("pss", "pss+rss", "rss") and
-    ``ram_sampled_at`` (wall clock) when the oldest PSS figure used was read
-    (``clock_now``: the PSS clock's reading at ``sampled_at``)."""
-
-    def _sum(values):
-        vals = [v for v in values if v is not None]
-        return sum(vals) if vals else None
-
-    measure = "rss"
-    ram_at = sampled_at
-    if pss:
-        ram = 0
-        have = 0
-        oldest = None
-        for p in procs:
-            got = pss.get(p.pid)
-            if got is not None:
-                ram += got[0]
-                have += 1
-                oldest = got[1] if oldest is None else min(oldest, got[1])
-            elif p.rss_bytes is not None:
-                ram += p.rss_bytes
-        rss_total: Optional[int] = ram
-        measure = "pss" if have == sum(1 for p in procs if p.rss_bytes is not None) else "pss+rss"
-        if oldest is not None and clock_now is not None:
-            ram_at = sampled_at - max(0.0, clock_now - oldest)
-    else:
-        rss_total = _sum(p.rss_bytes for p in procs)
-    return RunResources(
-        cpu_percent=_sum(p.cpu_percent for p in procs),
-        rss_bytes=rss_total,
-        gpu_memory_bytes=_sum(p.gpu_memory_bytes for p in procs),
-        tpu_memory_bytes=_sum(p.tpu_memory_bytes for p in procs),
-        num_procs=len(procs),
-        num_threads=_sum(p.num_threads for p in procs),
-        sampled_at=sampled_at,
-        source="local",
-        ram_measure=measure if rss_total is not None else None,
-        ram_sampled_at=ram_at if rss_total is not None else None,
-    )

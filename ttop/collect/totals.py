@@ -1,0 +1,76 @@
+"""A run's processes summed into its resources: :func:`tree_pss` (shared
+pages counted once, on the budget of :mod:`ttop.pss`) and :func:`totals`."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
+from .snapshot import ProcInfo, RunResources
+
+if TYPE_CHECKING:
+    from .procs import ProcessTable
+
+
+def tree_pss(table: "ProcessTable", procs: List[ProcInfo]) -> Optional[Dict[int, Tuple[int, float]]]:
+    """``{pid: (pss_bytes, read_at)}`` for a tree of more than one process
+    (None for a single process: its RSS is what it holds). ``read_at`` is on
+    the table's clock. Read on the budget of :mod:`ttop.pss`."""
+    if len(procs) < 2 or sum(1 for p in procs if p.rss_bytes is not None) < 2:
+        return None
+    out: Dict[int, Tuple[int, float]] = {}
+    get = table.pss.get
+    for p in procs:
+        if p.rss_bytes is None:  # zombie, or not readable
+            continue
+        got = get((p.pid, p.create_time), p.pid, p.rss_bytes)
+        if got is not None:
+            out[p.pid] = got
+    return out
+
+
+def totals(procs: List[ProcInfo], sampled_at: float, pss: Optional[Dict[int, Tuple[int, float]]] = None,
+           clock_now: Optional[float] = None) -> RunResources:
+    """Sum a run's processes into :class:`RunResources` (``source="local"``).
+    A total is None only when no process has that figure.
+
+    ``rss_bytes`` counts shared pages once: with ``pss`` (see
+    :func:`tree_pss`) each process counts its PSS where it was read and its
+    RSS otherwise; ``ram_measure`` says which ("pss", "pss+rss", "rss") and
+    ``ram_sampled_at`` (wall clock) when the oldest PSS figure used was read
+    (``clock_now``: the PSS clock's reading at ``sampled_at``)."""
+
+    def _sum(values):
+        vals = [v for v in values if v is not None]
+        return sum(vals) if vals else None
+
+    measure = "rss"
+    ram_at = sampled_at
+    if pss:
+        ram = 0
+        have = 0
+        oldest = None
+        for p in procs:
+            got = pss.get(p.pid)
+            if got is not None:
+                ram += got[0]
+                have += 1
+                oldest = got[1] if oldest is None else min(oldest, got[1])
+            elif p.rss_bytes is not None:
+                ram += p.rss_bytes
+        rss_total: Optional[int] = ram
+        measure = "pss" if have == sum(1 for p in procs if p.rss_bytes is not None) else "pss+rss"
+        if oldest is not None and clock_now is not None:
+            ram_at = sampled_at - max(0.0, clock_now - oldest)
+    else:
+        rss_total = _sum(p.rss_bytes for p in procs)
+    return RunResources(
+        cpu_percent=_sum(p.cpu_percent for p in procs),
+        rss_bytes=rss_total,
+        gpu_memory_bytes=_sum(p.gpu_memory_bytes for p in procs),
+        tpu_memory_bytes=_sum(p.tpu_memory_bytes for p in procs),
+        num_procs=len(procs),
+        num_threads=_sum(p.num_threads for p in procs),
+        sampled_at=sampled_at,
+        source="local",
+        ram_measure=measure if rss_total is not None else None,
+        ram_sampled_at=ram_at if rss_total is not None else None,
+    )
