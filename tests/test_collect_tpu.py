@@ -123,7 +123,15 @@ def test_missing_library_is_not_searched_every_cycle(monkeypatch):
         src.sample()
         now[0] += 1.0
     assert looked == ["tpuinfo"]
+    # find_library runs programs: its answer is kept longer than the retry interval
     now[0] += tpu_mod.RETRY_SECONDS
+    src.sample()
+    assert looked == ["tpuinfo"]
+    monkeypatch.setenv("TTOP_LIBTPUINFO", "/nonexistent/libtpuinfo.so")  # a path set meanwhile is tried
+    now[0] += tpu_mod.RETRY_SECONDS
+    assert src.sample().error.startswith("libtpuinfo not found: cannot load /nonexistent/libtpuinfo.so")
+    monkeypatch.delenv("TTOP_LIBTPUINFO")
+    now[0] += tpu_mod.FIND_SECONDS
     src.sample()
     assert looked == ["tpuinfo", "tpuinfo"]
 

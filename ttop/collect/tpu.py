@@ -14,7 +14,8 @@ a process's TPU memory is the sum of ``memory_usage`` over the chips it holds.
 The library is found through ``$TTOP_LIBTPUINFO`` (a path), else
 ``ctypes.util.find_library("tpuinfo")``; without it the snapshot's
 ``tpu_error`` is "libtpuinfo not found" (looked for again at most once every
-:data:`RETRY_SECONDS`). A negative count becomes ``tpu_error`` for that cycle.
+:data:`RETRY_SECONDS`; ``find_library``, which runs ``ldconfig`` and, when
+that finds nothing, ``gcc`` and ``ld``, at most every :data:`FIND_SECONDS`). A negative count becomes ``tpu_error`` for that cycle.
 """
 from __future__ import annotations
 
@@ -23,12 +24,14 @@ import ctypes.util
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .snapshot import TpuChip
 
 ENV_LIBRARY = "TTOP_LIBTPUINFO"
 RETRY_SECONDS = 60.0
+#: ``find_library`` runs programs (~20 ms of CPU): its answer is kept this long.
+FIND_SECONDS = 600.0
 #: Never ask for more chips than this (a garbage count cannot allocate GBs).
 MAX_CHIPS = 4096
 
@@ -49,6 +52,7 @@ def find_library() -> Optional[str]:
     return ctypes.util.find_library("tpuinfo")
 
 
+
 class TpuInfoSource:
     """TPU chips and per-process HBM from libtpuinfo.
 
@@ -65,6 +69,7 @@ class TpuInfoSource:
         self.load_attempts = 0
         self._load_error: Optional[str] = None
         self._next_try = 0.0
+        self._found: Optional[Tuple[float, Optional[str]]] = None  # (when, find_library's answer)
 
     def _ensure(self) -> Optional[str]:
         if self.lib is not None:
@@ -74,7 +79,11 @@ class TpuInfoSource:
             return self._load_error
         self.load_attempts += 1
         self._next_try = now + RETRY_SECONDS
-        path = self._path or find_library()
+        path = self._path or os.environ.get(ENV_LIBRARY)
+        if not path:  # find_library's search kept for FIND_SECONDS
+            if self._found is None or not 0 <= now - self._found[0] < FIND_SECONDS:
+                self._found = (now, ctypes.util.find_library("tpuinfo"))
+            path = self._found[1]
         if not path:
             self._load_error = NOT_FOUND
             return self._load_error
