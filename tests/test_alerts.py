@@ -3,7 +3,6 @@ through ``ttop --headless`` with real runs and signals."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ import time
 import pytest
 
 from conftest import ROOT, wait_until
+from ttop import record
 from ttop.collect.snapshot import RunSnapshot, Snapshot
 from ttop.sinks.alerts import AlertCommand, Alerts, EventsFile, TransitionTracker, command_env
 
@@ -249,10 +249,10 @@ def test_events_and_once_do_not_mix(progress_dir, tmp_path):
 
 
 def test_dataclass_fields_of_events_are_json():
-    r = dataclasses.replace(run("a"), host=None)
+    r = record.replace(run("a"), host=None)
     t = TransitionTracker()
     t.events(snap(1, r))
-    ev = t.events(snap(2, dataclasses.replace(r, status="FINISHED", health=None)))
+    ev = t.events(snap(2, record.replace(r, status="FINISHED", health=None)))
     assert json.loads(json.dumps(ev[0]))["host"] is None
 
 
@@ -290,7 +290,7 @@ def test_message_is_one_line_without_control_characters_whatever_the_run_writes(
     name = "evil\x1b]0;owned\x07\x1b[2J\nttop: all runs OK\r"
 
     def r(status, reason=None):
-        return dataclasses.replace(run("k", status, None), run_name=name, status_reason=reason)
+        return record.replace(run("k", status, None), run_name=name, status_reason=reason)
 
     t.events(snap(1, r("RUNNING")))
     (ev,) = t.events(snap(2, r("KILLED", "process 4\n2 is gone\x1b[0m")))

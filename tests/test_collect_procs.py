@@ -259,8 +259,7 @@ def test_budgets_default_to_machine_and_usage_percent(progress_dir):
 
 
 def test_published_runs_equal_constructor_built_ones_and_stay_frozen(spawn, progress_dir):
-    import dataclasses
-
+    from ttop import record
     from ttop.collect import RunSnapshot
 
     p = spawn(SLEEPER)
@@ -272,11 +271,11 @@ def test_published_runs_equal_constructor_built_ones_and_stay_frozen(spawn, prog
     s = collector(progress_dir).collect()
     assert len(s.runs) == 4
     for r in s.runs:
-        rebuilt = RunSnapshot(**{f.name: getattr(r, f.name) for f in dataclasses.fields(RunSnapshot)})
+        rebuilt = RunSnapshot(**{f: getattr(r, f) for f in record.fields(RunSnapshot)})
         assert rebuilt == r and repr(rebuilt) == repr(r)
-        with pytest.raises(dataclasses.FrozenInstanceError):
+        with pytest.raises(record.FrozenInstanceError):
             r.status = "FINISHED"
-        assert dataclasses.replace(r, status="X").status == "X"
+        assert record.replace(r, status="X").status == "X"
     assert s.run("ended").alive is False and s.run("ended").status_reason is None
     assert s.run("dead").status == "KILLED"
 

@@ -257,8 +257,8 @@ _UNPRIVILEGED = r"""
 import os, sys, json
 sys.path.insert(0, sys.argv[2])
 from ttop.collect.collector import Collector   # import everything first: the
-from ttop.collect import procs                  # interpreter may be root-only
-c = Collector(sys.argv[1], gpu=False, tpu=False)  # (procs: a full cycle's, psutil)
+from ttop.collect import procs, cost, health    # interpreter may be root-only
+c = Collector(sys.argv[1], gpu=False, tpu=False)  # (a full cycle's modules, psutil)
 os.setgid(65534); os.setuid(65534)
 s = c.collect()
 print(json.dumps({"runs": [r.key for r in s.runs],

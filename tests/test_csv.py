@@ -3,7 +3,6 @@ with the csv module and pandas."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 import os
 import shutil
@@ -11,6 +10,7 @@ import shutil
 import pandas as pd
 import pytest
 
+from ttop import record
 from ttop.collect.snapshot import RunResources, RunSnapshot, Snapshot
 from ttop.sinks import csv as csvsink
 from ttop.sinks.csv import MATRIX_COLUMNS, OVERALL_COLUMNS, CsvSink
@@ -337,13 +337,13 @@ def test_stale_temp_file_or_planted_link_is_not_followed(tmp_path):
 
 
 def test_silent_stale_run_gets_no_copies_of_its_last_row(tmp_path):
-    import dataclasses
+    from ttop import record
 
     clock = Clock()
     sink = CsvSink(str(tmp_path), 1.0, clock=clock)
     live = run("remote", updated_at=10.0)
     sink.maybe_write(snap(1, [live]))
-    stale = dataclasses.replace(live, stale=True, stale_reason="no heartbeat for 5 min")
+    stale = record.replace(live, stale=True, stale_reason="no heartbeat for 5 min")
     for seq in range(2, 6):
         clock.t += 1
         sink.maybe_write(snap(seq, [stale]))
@@ -352,7 +352,7 @@ def test_silent_stale_run_gets_no_copies_of_its_last_row(tmp_path):
     sink.maybe_write(snap(6, [run("remote", updated_at=99.0)]))  # it speaks again
     assert len(read_csv(str(tmp_path / "remote_matrix.csv"))) == 1 + 2
     # a local process that is alive but stopped reporting (hung?) keeps its rows
-    hung = dataclasses.replace(run("local", updated_at=5.0), stale=True, alive=True)
+    hung = record.replace(run("local", updated_at=5.0), stale=True, alive=True)
     for seq in range(7, 10):
         clock.t += 1
         sink.maybe_write(snap(seq, [hung]))
@@ -404,7 +404,7 @@ def test_text_a_spreadsheet_would_run_is_neutralised(tmp_path):
     formula = '=HYPERLINK("http://x","click")'
     r = run("f", run_name=formula, phase="+cmd|' /C calc'!A0",
             metrics={"note": "@SUM(A1:A9)", "dash": "-2+3", "neg": -1.5, "negtext": "-2", "ok": "fine"})
-    r = dataclasses.replace(r, status_reason="=1+1")
+    r = record.replace(r, status_reason="=1+1")
     sink = CsvSink(str(tmp_path), 1.0, clock=Clock())
     sink.write(snap(1, [r]))
     sink.close()

@@ -74,11 +74,10 @@ def test_monitor_footer_count_and_bell_on_a_killed_run(ttop_term, progress_dir, 
 
 
 def test_detail_header_shows_the_verdict_and_cost():
-    import dataclasses
-
+    from ttop import record
     from ttop.view.detail import DetailModel, DetailState, render_detail
 
-    r = dataclasses.replace(run("resnet", "WARN", "GPU idle for 2 min (0%), holding memory"), cost=1.5,
+    r = record.replace(run("resnet", "WARN", "GPU idle for 2 min (0%), holding memory"), cost=1.5,
                             cost_projected=4.0)
     f = render_detail(DetailModel(runs=[r]), DetailState(), 160, 24)
     first = f.lines[0]

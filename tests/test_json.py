@@ -148,13 +148,13 @@ def test_every_key_is_documented():
 
 
 def test_health_verdict_and_counts():
-    import dataclasses
+    from ttop import record
 
     snap = full_snapshot()
-    run = dataclasses.replace(snap.runs[0], status="RUNNING", health="CRIT", health_reason="loss is NaN",
+    run = record.replace(snap.runs[0], status="RUNNING", health="CRIT", health_reason="loss is NaN",
                               gpu_utilization=12.0)
-    other = dataclasses.replace(run, key="r2", health="OK", health_reason=None)
-    d = snapshot_to_dict(dataclasses.replace(snap, runs=(run, other)))
+    other = record.replace(run, key="r2", health="OK", health_reason=None)
+    d = snapshot_to_dict(record.replace(snap, runs=(run, other)))
     assert d["health_counts"] == {"CRIT": 1, "OK": 1}
     assert (d["runs"][0]["health"], d["runs"][0]["health_reason"], d["runs"][0]["gpu_utilization"]) == (
         "CRIT", "loss is NaN", 12.0)

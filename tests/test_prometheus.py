@@ -4,7 +4,6 @@ parser, the CLI wiring, and (when the Debian package is installed) a real
 Prometheus server scraping ttop."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -22,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_cli_support import ROOT
 
+from ttop import record
 from ttop.collect.collector import Collector
 from ttop.collect.snapshot import (
     GpuDevice,
@@ -134,7 +134,7 @@ def test_control_characters_of_a_run_never_reach_the_page_raw():
     # names come from files anyone who can write the folder wrote; the page is
     # read with curl in terminals and by line-based parsers
     evil = _run("k", "RUNNING", metrics={"lo\x1b[5mss": 1.0})
-    evil = dataclasses.replace(evil, run_name="a\x1b]0;x\x07\rb\x9bc\nd", host="h\x1bP+q\x1b\\")
+    evil = record.replace(evil, run_name="a\x1b]0;x\x07\rb\x9bc\nd", host="h\x1bP+q\x1b\\")
     page = MetricsPage(lambda: _snap(evil, _run("good", "RUNNING"))).page().decode()
     assert not [ch for ch in page if (ch < " " and ch != "\n") or "\x7f" <= ch <= "\x9f"]
     s = _samples(page)
@@ -452,7 +452,7 @@ def test_page_writer_writes_what_generate_latest_writes_byte_for_byte():
 
     odd = _run('we"ird\\na\nme', "RUNNING", epoch=2, total_epochs=4, rate=1.5, times={"run": {"remaining": 9.0}},
                metrics={"loss": 0.25, 'a"b\\c\nd': float("nan"), "big": 10 ** 400, "neg": float("-inf")})
-    odd = dataclasses.replace(odd, resources=RunResources(rss_bytes=3 << 30, cpu_percent=1e-7, num_procs=1234567),
+    odd = record.replace(odd, resources=RunResources(rss_bytes=3 << 30, cpu_percent=1e-7, num_procs=1234567),
                               heartbeat_age=-0.5)  # numbers Go writes with exponents, and a tiny one
     snap = _snap(odd, _run("bad\udcff", "RUNNING", metrics={"lo\udcffss": 1.0}), _run("done", "FAILED", ended_at=990.0),
                  _run("x", "RUNNING", epoch=True, batch=-3))
@@ -460,15 +460,15 @@ def test_page_writer_writes_what_generate_latest_writes_byte_for_byte():
     writer = PageWriter()
     assert writer.render(SnapshotMetrics(lambda: snap, clock=clock), snap) == _reference(snap, clock)
     # the next snapshot: the same runs (lines reused) and one changed
-    changed = dataclasses.replace(snap.runs[3], data=dict(snap.runs[3].data, epoch=3), heartbeat_age=4.0)
-    moved = [dataclasses.replace(r, heartbeat_age=7.5) for r in snap.runs[:3]]
-    snap2 = dataclasses.replace(snap, seq=2, runs=tuple(moved) + (changed,))
+    changed = record.replace(snap.runs[3], data=dict(snap.runs[3].data, epoch=3), heartbeat_age=4.0)
+    moved = [record.replace(r, heartbeat_age=7.5) for r in snap.runs[:3]]
+    snap2 = record.replace(snap, seq=2, runs=tuple(moved) + (changed,))
     page = writer.render(SnapshotMetrics(lambda: snap2, clock=clock), snap2)
     assert (writer.reused, writer.written) == (3, 1)
     assert page == _reference(snap2, clock)
     assert b'ttop_run_heartbeat_age_seconds{host="h1",key="done",owner="",run="done"} 7.5' in page
     # nothing rewritten: the page's other columns are kept whole, the heartbeats written again
-    snap3 = dataclasses.replace(snap2, seq=3, runs=tuple(dataclasses.replace(r, heartbeat_age=9.0) for r in snap2.runs))
+    snap3 = record.replace(snap2, seq=3, runs=tuple(record.replace(r, heartbeat_age=9.0) for r in snap2.runs))
     page = writer.render(SnapshotMetrics(lambda: snap3, clock=clock), snap3)
     assert (writer.reused, writer.written) == (4, 0) and page == _reference(snap3, clock)
     hb = [ln for ln in page.splitlines() if ln.startswith(b"ttop_run_heartbeat_age_seconds{")]

@@ -4,7 +4,6 @@ unshare) to signal itself; the writer checks the request, acknowledges it in
 the progress file and delivers it."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -15,6 +14,7 @@ import pytest
 from test_collect_remote import UNSHARE, read_json, unshare_allowed
 
 from conftest import wait_until
+from ttop import record
 from ttop.levers.control import signal_state, write_signal_request
 from ttop.progress import write_control
 from users import shared_dir, three_users  # noqa: F401 (fixtures)
@@ -177,11 +177,11 @@ def test_a_remote_run_stopped_by_request_stays_signallable_though_its_heartbeat_
 
     def remote(stale, **data):
         run = make_run(progress_dir, "r", **data)
-        return dataclasses.replace(run, local=False, stale=stale)
+        return record.replace(run, local=False, stale=stale)
 
     assert remote_signallable(remote(False))
     assert not remote_signallable(remote(True))  # silent: nobody would answer
     stopped = {"signal_ack": {"seq": 3, "name": "SIGSTOP", "ok": True, "result": "sent SIGSTOP"}}
     assert remote_signallable(remote(True, **stopped))  # its stop guard delivers SIGCONT
     assert not remote_signallable(remote(True, signal_ack=dict(stopped["signal_ack"], ok=False)))
-    assert not remote_signallable(dataclasses.replace(remote(False), status="FINISHED"))
+    assert not remote_signallable(record.replace(remote(False), status="FINISHED"))

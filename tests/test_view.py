@@ -1,13 +1,13 @@
 """The pure view layer: formatting and rendering, asserted with literal lines."""
 from __future__ import annotations
 
-import dataclasses
 import io
 import math
 from pathlib import Path
 
 import pytest
 
+from ttop import record
 from ttop.collect.snapshot import (
     Budgets,
     GpuDevice,
@@ -507,7 +507,7 @@ def test_dead_or_stale_runs_show_no_rate_or_time_left():
                                     "epoch": {"remaining": 30}, "train": {"remaining": 20},
                                     "validation": {"remaining": 10}}}
     live = run("live", data=data)
-    killed = dataclasses.replace(run("killed", status="KILLED", inferred=True, data=data), reported_status="RUNNING")
+    killed = record.replace(run("killed", status="KILLED", inferred=True, data=data), reported_status="RUNNING")
     dead = (killed, run("stale", stale=True, data=data),
             run("failed", status="FAILED", data=data))
     cols = {c.key: c for c in columns_for(snap((live,) + dead))}

@@ -24,12 +24,12 @@ Status inference (what ttop tells that the file cannot):
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import os
 import threading
 import time
 from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ..record import replace
 from .host import HostSampler, hostname, resolve_budgets
 from .owners import claims, user_name  # noqa: F401  (user_name: re-exported)
 from .readfile import gc_paused as _gc_paused
@@ -409,7 +409,7 @@ class Collector:
             if ranks is not None:
                 run = ranks.attach(run, tbl, mains, gpu_mem, gpu_indices, tpu_pids)
             if quick and st.lookup_pid is not None:
-                run = dataclasses.replace(run, resources=PENDING_RESOURCES)
+                run = replace(run, resources=PENDING_RESOURCES)
             if fr.name in ended_live and st.file_error is None and (st.simple or run.alive is False):
                 settled.append((fr.name, run))  # ended, and its process is gone: for good
             else:

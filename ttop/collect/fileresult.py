@@ -2,12 +2,12 @@
 cycle a :class:`ScanResult` (see :mod:`ttop.collect.scan`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, List, Mapping, Optional, Tuple
 
+from ..record import Record
 
-@dataclass
-class FileResult:
+
+class FileResult(Record):
     """What the scan knows about one progress file this cycle (read-only once
     returned: an unchanged file gives the same object again)."""
 
@@ -15,34 +15,49 @@ class FileResult:
     key: str
     path: str
     mtime: float
-    data: Optional[Mapping[str, Any]] = None  # current good data (None if error)
-    dropped: Tuple[str, ...] = ()
-    error: Optional[str] = None  # why the current contents are unusable
+    data: Optional[Mapping[str, Any]]  # current good data (None if error)
+    dropped: Tuple[str, ...]
+    error: Optional[str]  # why the current contents are unusable
     # last good contents, kept when the file turned bad:
-    last_data: Optional[Mapping[str, Any]] = None
-    last_dropped: Tuple[str, ...] = ()
-    last_mtime: float = 0.0
+    last_data: Optional[Mapping[str, Any]]
+    last_dropped: Tuple[str, ...]
+    last_mtime: float
     #: owner of the file the data was read from (fstat of that descriptor;
     #: for a symbolic link owned by someone else, the link's owner); None
     #: where unknown (a custom reader)
-    uid: Optional[int] = None
+    uid: Optional[int]
     #: for an ended file: what to keep of ``data`` (an :class:`ArchivedData`,
     #: or ``data`` itself)
-    archived: Optional[Mapping[str, Any]] = None
+    archived: Optional[Mapping[str, Any]]
+
+    def __init__(self, name: str, key: str, path: str, mtime: float, data: Optional[Mapping[str, Any]] = None,
+                 dropped: Tuple[str, ...] = (), error: Optional[str] = None,
+                 last_data: Optional[Mapping[str, Any]] = None, last_dropped: Tuple[str, ...] = (),
+                 last_mtime: float = 0.0, uid: Optional[int] = None,
+                 archived: Optional[Mapping[str, Any]] = None) -> None:
+        self.__dict__.update(name=name, key=key, path=path, mtime=mtime, data=data, dropped=dropped, error=error,
+                             last_data=last_data, last_dropped=last_dropped, last_mtime=last_mtime, uid=uid,
+                             archived=archived)
 
 
-@dataclass
-class ScanResult:
+class ScanResult(Record):
     files: List[FileResult]  # active files, sorted by name: every cycle
-    folder_error: Optional[str] = None
-    reads: int = 0  # files read (and parsed) this cycle
+    folder_error: Optional[str]
+    reads: int  # files read (and parsed) this cycle
     #: ended files read this cycle (new, or changed and still ended); not
     #: listed again while unchanged
-    ended: List[FileResult] = field(default_factory=list)
+    ended: List[FileResult]
     #: names of ended files that were removed, or rewritten as active
-    gone: List[str] = field(default_factory=list)
+    gone: List[str]
     #: files listed but not read yet (a budgeted first read of a big folder)
-    pending: int = 0
-    total: int = 0  # progress files in the folder
-    notify: bool = False  # change notification is watching the folder
-    indexed: int = 0  # ended files taken from the archive index this cycle
+    pending: int
+    total: int  # progress files in the folder
+    notify: bool  # change notification is watching the folder
+    indexed: int  # ended files taken from the archive index this cycle
+
+    def __init__(self, files: List[FileResult], folder_error: Optional[str] = None, reads: int = 0,
+                 ended: Optional[List[FileResult]] = None, gone: Optional[List[str]] = None, pending: int = 0,
+                 total: int = 0, notify: bool = False, indexed: int = 0) -> None:
+        self.__dict__.update(files=files, folder_error=folder_error, reads=reads,
+                             ended=[] if ended is None else ended, gone=[] if gone is None else gone,
+                             pending=pending, total=total, notify=notify, indexed=indexed)

@@ -14,12 +14,12 @@ one line each) while the others go on; the merged result has a
 """
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..record import replace
 from .scan import FileResult, FolderScanner, ScanResult
 
 GLOB_CHARS = "*?["
@@ -118,7 +118,7 @@ class MultiScanner:
             if old is not None and old[0] is fr:
                 cache[name] = old
                 return old[1]
-        tagged = dataclasses.replace(fr, name=name, key=prefix + fr.key)
+        tagged = replace(fr, name=name, key=prefix + fr.key)
         if cache is not None:
             cache[name] = (fr, tagged)
         return tagged

@@ -25,7 +25,6 @@ per :data:`PROBE_SECONDS`.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import stat
@@ -33,6 +32,7 @@ from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 
 from ..fsafe import FILE_FLAGS, open_dir
 from ..progress import RUNNING, pid_namespace
+from ..record import replace
 from . import procs as _procs
 from .owners import user_name
 from .runs import _int, _num, heartbeat_limit, reported_resources
@@ -311,7 +311,7 @@ class RankCycle:
         if run.processes:
             own = _procs.totals(list(run.processes), self.now, pss, clock_now)
             if run.resources.cpu_percent is not None and own.cpu_percent is None:
-                own = dataclasses.replace(own, cpu_percent=run.resources.cpu_percent)  # its own first sample
+                own = replace(own, cpu_percent=run.resources.cpu_percent)  # its own first sample
         else:
             own = run.resources
         shares.append(own)
@@ -332,7 +332,7 @@ class RankCycle:
                     own_res = reported_resources(d)
                     at = own_res.sampled_at
                     if own_res.cpu_percent is not None and at is not None and self.now - at <= self.limit:
-                        res = dataclasses.replace(res, cpu_percent=own_res.cpu_percent)
+                        res = replace(res, cpu_percent=own_res.cpu_percent)
             elif info["alive"] is None and "ownership_note" not in info and status == RUNNING:
                 res = reported_resources(d)  # remote: its own sample
             else:
@@ -349,7 +349,7 @@ class RankCycle:
                 resources=res,
                 processes=tuple(procs or ()), ownership_note=info.get("ownership_note"),
             ))
-        return dataclasses.replace(run, ranks=tuple(ranks), resources=_sum(shares, run.resources))
+        return replace(run, ranks=tuple(ranks), resources=_sum(shares, run.resources))
 
 
 #: A rank file that ended this long before its run started is an earlier

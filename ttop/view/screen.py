@@ -8,9 +8,9 @@ and the selected index).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..record import FrozenRecord
 from . import roles as R
 from .footer import hint_line, status_line
 from .header import header_lines
@@ -42,11 +42,13 @@ def too_small_lines(width: int, height: int) -> List[Line]:
     return out + [blank] * (height - len(out))
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(FrozenRecord):
     lines: List[Line]
     table: Optional[TableFrame]
     body_height: int  # rows of the table (for PgUp/PgDn)
+
+    def __init__(self, lines: List[Line], table: Optional[TableFrame], body_height: int) -> None:
+        self.__dict__.update(lines=lines, table=table, body_height=body_height)
 
 
 class _Derived:

@@ -9,9 +9,9 @@ the left while the others scroll by ``state.col_offset`` columns.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..record import FrozenRecord
 from . import columns as C
 from . import fmt
 from . import health as H
@@ -48,14 +48,17 @@ from .text import Line, Segment, clean, clip, fit, width
 # rows
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(FrozenRecord):
     kind: str  # "run", "rank", "proc", "thread"
     id: RowId
     run: Any  # RunSnapshot
-    proc: Any = None  # ProcInfo for proc/thread rows
-    thread: Any = None  # ThreadInfo for thread rows
-    rank: Any = None  # RankSnapshot for rank rows
+    proc: Any  # ProcInfo for proc/thread rows
+    thread: Any  # ThreadInfo for thread rows
+    rank: Any  # RankSnapshot for rank rows
+
+    def __init__(self, kind: str, id: RowId, run: Any, proc: Any = None, thread: Any = None,
+                 rank: Any = None) -> None:
+        self.__dict__.update(kind=kind, id=id, run=run, proc=proc, thread=thread, rank=rank)
 
 
 #: A name filter starting with this matches the host instead (``host:gpu-01``;
@@ -136,20 +139,26 @@ def selected_index(rows: Sequence[Row], state: ViewState) -> int:
 # columns
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(FrozenRecord):
     key: str
     title: str
     width: int
     align: str  # "<" or ">"
     run: Callable[[Any], str]
-    proc: Optional[Callable[[Any], str]] = None  # value on a [P] row
-    thread: Optional[Callable[[Any, Any], str]] = None  # value on a [T] row (proc, thread)
-    status_colored: bool = False
+    proc: Optional[Callable[[Any], str]]  # value on a [P] row
+    thread: Optional[Callable[[Any, Any], str]]  # value on a [T] row (proc, thread)
+    status_colored: bool
     #: the raw value a sort compares (a number, or text); None: the cell text
-    value: Optional[Callable[[Any], Any]] = None
+    value: Optional[Callable[[Any], Any]]
     #: a role for one run's cell (e.g. NaN highlighted), None for the default
-    cell_role: Optional[Callable[[Any], Optional[str]]] = None
+    cell_role: Optional[Callable[[Any], Optional[str]]]
+
+    def __init__(self, key: str, title: str, width: int, align: str, run: Callable[[Any], str],
+                 proc: Optional[Callable[[Any], str]] = None, thread: Optional[Callable[[Any, Any], str]] = None,
+                 status_colored: bool = False, value: Optional[Callable[[Any], Any]] = None,
+                 cell_role: Optional[Callable[[Any], Optional[str]]] = None) -> None:
+        self.__dict__.update(key=key, title=title, width=width, align=align, run=run, proc=proc, thread=thread,
+                             status_colored=status_colored, value=value, cell_role=cell_role)
 
 
 def _p(attr: str, f: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -375,13 +384,15 @@ def row_role(row: Row) -> str:
     return R.status_role(run.status, phase, run.status_inferred)
 
 
-@dataclass(frozen=True)
-class TableFrame:
+class TableFrame(FrozenRecord):
     lines: List[Line]
     rows: List[Row]
     selected: int  # index into rows, -1 if none
     top: int  # first row drawn
     columns: List[str]  # keys of the scrollable columns drawn
+
+    def __init__(self, lines: List[Line], rows: List[Row], selected: int, top: int, columns: List[str]) -> None:
+        self.__dict__.update(lines=lines, rows=rows, selected=selected, top=top, columns=columns)
 
 
 def _ell(ascii: bool) -> str:
