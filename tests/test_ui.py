@@ -623,7 +623,8 @@ def test_no_output_when_nothing_changed_and_small_updates(ttop_term, tmp_path):
     for name, st in ENDED[:12]:
         write_json_atomic(str(d / (name + ".json")), _ended_doc(name, st))
     t = ttop_term(d, interval="60", cols=120, rows=30)
-    t.wait_for("old-11")
+    # the first full cycle (after the first screen) has been drawn
+    t.wait_for(lambda t: "old-11" in t.text and "looking up" not in t.text)
     t.wait_quiet(0.5)
     n = len(t.raw)
     time.sleep(2.0)
