@@ -217,6 +217,34 @@ def test_no_signal_for_a_process_the_run_does_not_hold(three_users, shared_dir, 
     assert victim.poll() is None
 
 
+def test_l_does_not_list_a_run_without_a_create_time_as_one_it_signals(three_users, shared_dir, procs):
+    """A file naming a PID without ``pid_create_time`` (here another user's
+    process, as a stranger's file would) cannot be checked: the send refuses
+    it, so the confirmation of ``l`` must not list it among the runs it
+    signals (as "PID n, user c"), nor count it."""
+    from test_levers import Ctx
+
+    from ttop.levers import signals as S
+    from ttop.ui import levers
+
+    b, c = three_users[0], three_users[1]
+    victim = procs(c.popen(["sleep", "600"]))
+    mine = procs(b.popen(["sleep", "600"]))
+    b.write(os.path.join(shared_dir, "no-ctime.json"), doc("no-ctime", victim.pid, None))
+    b.write(os.path.join(shared_dir, "b-own.json"), doc("b-own", mine.pid, ctime(mine.pid)))
+    snap = collect(shared_dir)
+    why = S.signal_refusal(snap.run("no-ctime"))
+    assert why is not None and "create time" in why
+    ctx = Ctx(shared_dir, snap.runs)
+    ctx.push(levers.open_signal_all(ctx, ["no-ctime", "b-own"], "RUNNING runs (no filter)"))
+    ctx.keys("6")  # SIGCONT
+    text = "\n".join(t for t, _role in ctx.stack[-1].lines)
+    assert "Send SIGCONT to 1 RUNNING runs (no filter)?" in text
+    assert "no-ctime (PID" not in text and "Skipped: no-ctime: " + why in text
+    ctx.keys("y")
+    assert ctx.notices[-1][0].startswith("SIGCONT sent to 1 run; not sent to 1: no-ctime: ")
+
+
 THREAD_NAMER = r"""
 import ctypes, threading, time
 libc = ctypes.CDLL(None)

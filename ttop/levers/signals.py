@@ -229,13 +229,16 @@ def where_else(run: RunSnapshot) -> str:
 
 def signal_refusal(run: RunSnapshot) -> Optional[str]:
     """Why a run's main process may not be signalled from here, or None:
-    no PID, another host, or a process that is not attributed to the run
-    (another user's, or held by another run: docs/security.md)."""
-    pid, _ct = run_main_process(run)
+    no PID, another host, no create time to check the PID against, or a
+    process that is not attributed to the run (another user's, or held by
+    another run: docs/security.md)."""
+    pid, ct = run_main_process(run)
     if pid is None:
         return "no PID in its progress file"
     if not run.local:
         return "runs %s, not here" % where_else(run)
+    if ct is None:  # send_signal refuses it: never listed as a run it signals
+        return "no create time for PID %d in its progress file: cannot tell it is the same process" % pid
     note = getattr(run, "ownership_note", None)
     if note and not run.processes:
         if note.startswith("shared: "):
