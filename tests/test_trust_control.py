@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import textwrap
 import time
 
+from test_monitor_trust import user_python
+
+from conftest import ROOT
 from ttop.collect import Collector
 from ttop.levers import control
 from ttop.monitor.control import ControlPoller
@@ -72,3 +77,37 @@ def test_a_control_name_that_is_a_link_is_not_followed(three_users, shared_dir, 
     assert control.current_control(run.folder, run.stem, run.data, owner_uid=run.owner_uid) == (None, {})
     seq, written = control.write_edit(run.folder, run.stem, run.data, "lr", 0.02, owner_uid=run.owner_uid)
     assert written == {"lr": 0.02} and seq == 1
+
+
+def test_a_control_name_another_user_holds_is_said_plainly(three_users, shared_dir):
+    """In a sticky folder a stranger's file under the run's control name
+    cannot be replaced by the run's owner: the edit fails, and the reason
+    names whose file it is (not a bare "Operation not permitted")."""
+    b, c = three_users[0], three_users[1]
+    run = _victim(b, shared_dir)
+    _plant(c, shared_dir)
+    script = textwrap.dedent(
+        """
+        import json, sys
+        sys.path.insert(0, %r)
+        from ttop.levers import control
+        data = json.load(open(sys.argv[1] + "/vic.json"))
+        for write in (lambda: control.write_edit(sys.argv[1], "vic", data, "lr", 0.5, owner_uid=int(sys.argv[2])),
+                      lambda: control.write_signal_request(sys.argv[1], "vic", data, "SIGUSR1",
+                                                           owner_uid=int(sys.argv[2]))):
+            try:
+                write()
+                print("written")
+            except OSError as e:
+                print("refused:", e.strerror)
+        """
+        % str(ROOT)
+    )
+    p = b.popen([user_python(b), "-c", script, shared_dir, str(run.owner_uid)], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2, out
+    for line in lines:
+        assert line.startswith("refused: ") and "control_vic.json" in line and c.name in line, line

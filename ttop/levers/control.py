@@ -24,6 +24,25 @@ def _user(uid: int) -> str:
         return "uid %d" % uid
 
 
+def _write(folder: str, key: str, seq: int, variables: Mapping[str, Any],
+           signal: Optional[Mapping[str, Any]] = None) -> None:
+    """:func:`ttop.progress.write_control`; a refusal to replace the file
+    says whose it is (a sticky folder lets only its owner or root replace
+    it), not a bare "Operation not permitted"."""
+    try:
+        P.write_control(folder, key, seq, variables, signal=signal)
+    except PermissionError as e:
+        name = P.CONTROL_PREFIX + key + P.PROGRESS_SUFFIX
+        try:
+            uid = os.lstat(os.path.join(folder, name)).st_uid
+        except OSError:
+            raise e from None
+        if uid == os.geteuid():
+            raise
+        raise PermissionError(e.errno, "%s is %s's: in this folder only they or root may replace it" % (
+            name, _user(uid)), os.path.join(folder, name)) from None
+
+
 def _trusted(owner_uid: Optional[int]) -> Set[int]:
     """Whose control file counts: the run's owner's or root's (the ones the
     run itself accepts, see :class:`ttop.monitor.control.ControlPoller`),
@@ -135,7 +154,7 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
     variables.pop(name, None)
     variables[name] = value
     new_seq = max(seq or 0, acked) + 1
-    P.write_control(folder, key, new_seq, variables)
+    _write(folder, key, new_seq, variables)
     return new_seq, variables
 
 
@@ -222,7 +241,7 @@ def write_signal_request(folder: str, key: str, data: Mapping[str, Any], name: s
     last = old_signal.get("seq") if isinstance(old_signal, dict) else None
     last = last if isinstance(last, int) and not isinstance(last, bool) else 0
     new = max(last, signal_acked(data)) + 1
-    P.write_control(folder, key, seq, variables, signal={"name": name, "target": target, "seq": new})
+    _write(folder, key, seq, variables, signal={"name": name, "target": target, "seq": new})
     return new
 
 
