@@ -113,15 +113,43 @@ def test_pid_create_time_follows_a_clock_step(make, monkeypatch):
     from psutil import _pslinux
 
     from ttop.collect import Collector
+    from ttop.monitor import resources
 
     m = make(run_name="step")
     m.start_phase("train")
     before = field(m, "pid_create_time", lambda t: t is not None)["pid_create_time"]
-    real = _pslinux.boot_time
+    real, real_offset = _pslinux.boot_time, resources._boot_offset
+    # the step as the writer sees it: the boot time psutil reads, and the
+    # wall clock less the boot clock (which tells the writer to read it again)
     monkeypatch.setattr(_pslinux, "boot_time", lambda: real() + 3.0)
+    monkeypatch.setattr(resources, "_boot_offset", lambda: real_offset() + 3.0)
     field(m, "pid_create_time", lambda t: t is not None and abs(t - (before + 3.0)) < 0.02)
     run = Collector(os.path.dirname(m.path), gpu=False, tpu=False).collect().runs[0]
     assert (run.status, run.alive, run.status_inferred) == ("RUNNING", True, False)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="boot-relative start times are read from /proc")
+def test_the_boot_time_is_read_again_only_when_the_clock_moved(make, monkeypatch):
+    from psutil import _pslinux
+
+    from ttop.monitor import resources
+
+    reads = []
+    real = _pslinux.boot_time
+    monkeypatch.setattr(_pslinux, "boot_time", lambda: reads.append(1) or real())
+    offset = [1.7e9 + 0.5]  # half a second off a whole one: nothing to round
+    monkeypatch.setattr(resources, "_boot_offset", lambda: offset[0])
+    m = make(run_name="boot")
+    m.start_phase("train")
+    first = field(m, "pid_create_time", lambda t: t is not None)
+    field(m, "updated_at", lambda t: t > first["updated_at"] + 0.3)  # several writes
+    assert len(reads) <= 2  # psutil's own create_time() and the first refresh
+    n = len(reads)
+    offset[0] += 1.0  # the clock was stepped by a second
+    wait_until(lambda: len(reads) > n, timeout=15)
+    offset[0] = 1.7e9 + 0.999  # close to a whole second: read every time, never rounded the wrong way
+    k = len(reads)
+    wait_until(lambda: len(reads) > k + 2, timeout=15)
 
 
 class FakeClock:

@@ -1,8 +1,8 @@
 """TrainingMonitor: the progress-file writer imported by training scripts.
 
 Hot path (called once per batch, inside other people's loops): ``start_batch``
-bumps one integer attribute and ``update_metrics`` appends one tuple to a
-list (folded into ``metrics`` and the history file by the background
+bumps one integer attribute and ``update_metrics`` extends a list by the
+batch count and its values (folded into ``metrics`` and the history file by the background
 thread, see ``ttop.monitor.history``); neither takes a lock nor reads the clock. Everything else (times,
 rate, history, JSON conversion, the control file, resource sampling, the
 atomic write) happens in one background daemon thread that wakes every
@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, TypeVar
 
 from ..progress import (
     CANCELED,
@@ -202,7 +202,7 @@ class TrainingMonitor:
         self._history = MetricHistory(history_size)
         #: the metric history file; update_metrics only appends to its queue
         self._mlog = MetricLog(folder, self.run_name, report)
-        self._mq: List[Tuple[int, Any]] = []
+        self._mq: List[Any] = []  # n, values, n, values, ... (see ttop.monitor.history)
         self._control = VariableControl(self.control_file, self.variables, self._lock)
         self._writer = ProgressWriter(self.path, folder, self.interval, report)
         self._capture: Any = None
@@ -306,7 +306,7 @@ class TrainingMonitor:
         infinities as the strings "NaN", "Infinity", "-Infinity")."""
         if _metrics is not None:
             metrics = {**_metrics, **metrics}
-        self._mq.append((self._n, metrics))
+        self._mq.extend((self._n, metrics))  # see ttop.monitor.history
 
     def track(self, iterable: Iterable[T], phase: Optional[str] = "train", total: Optional[int] = None) -> Iterator[T]:
         """``for batch in monitor.track(loader, phase="train")``: starts the
@@ -382,7 +382,7 @@ class TrainingMonitor:
         with self._lock:
             old = self._n
             self._n = self._state.start_phase(self._mono(), name, total_batches, old, resume=resume)
-            self._mq.append((-1, old - self._n))  # the history's step goes on from here
+            self._mq.extend((-1, old - self._n))  # the history's step goes on from here
         self._wake.set()
 
     def set_total_batches(self, total_batches: Optional[int]) -> None:
@@ -401,7 +401,7 @@ class TrainingMonitor:
 
     def _end_phase_locked(self, now: float) -> None:
         self._state.end_phase(now, self._n)
-        self._mq.append((-1, self._n))
+        self._mq.extend((-1, self._n))
         self._n = 0
 
     def phase(self, name: str, total_batches: Optional[int] = None) -> "PhaseContext":

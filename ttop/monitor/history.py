@@ -1,8 +1,11 @@
 """The writer side of the metric history file (format: :mod:`ttop.histfile`).
 
-The training loop's ``update_metrics(loss=x)`` only appends ``(n, kwargs)``
-to a list (the monitor's ``_mq``); phase changes append a marker
-``(-1, k)`` (the batches to add to the step count). Everything else happens
+The training loop's ``update_metrics(loss=x)`` only extends a flat list (the
+monitor's ``_mq``) by the pair ``n, kwargs``: one C call, atomic under the
+GIL, that keeps no tuple alive (a tuple per update would be a container for
+the garbage collector to track, and splitting a list of tuples costs the
+writer far more than two slices of a flat one). Phase changes append the
+pair ``-1, k`` (a marker: the batches to add to the step count). Everything else happens
 in the monitor's writer thread, which swaps the list for an empty one at each
 tick (updates made before the monitor starts wait there until it does):
 
@@ -52,7 +55,7 @@ class MetricLog:
     def __init__(self, folder: str, run_name: str, report: Callable[[str], None]) -> None:
         #: updates (batch counter, values) and phase markers (-1, batches)
         self.queue: List[Tuple[int, Any]] = []
-        self._prev: Optional[List[Tuple[int, Any]]] = None
+        self._prev: Optional[List[Any]] = None
         self._prev_done = 0
         self.folder = folder
         self.report = report
@@ -79,40 +82,46 @@ class MetricLog:
 
     # -- in the writer thread, with the run's lock held ---------------------------
 
-    def drain(self, latest: Dict[str, Any], items: Optional[List[Tuple[int, Any]]] = None) -> None:
+    def drain(self, latest: Dict[str, Any], items: Optional[List[Any]] = None) -> None:
         """Fold queued updates into ``latest`` and the pending points.
 
-        ``items``: the list the caller just swapped out of the hot path
-        (``q, monitor._mq = monitor._mq, []``); without it, :attr:`queue` is
-        swapped here. An update appended to a list just after it was swapped
-        out (the loop had already loaded it) is folded at the next drain."""
+        ``items``: the flat list ``[n, values, n, values, ...]`` the caller
+        just swapped out of the hot path (``q, monitor._mq = monitor._mq,
+        []``); without it, :attr:`queue` (a list of ``(n, values)`` tuples)
+        is swapped here. An update appended to a list just after it was
+        swapped out (the loop had already loaded it) is folded at the next
+        drain."""
         if items is None:
-            items, self.queue = self.queue, []
+            queued, self.queue = self.queue, []
+            items = [x for pair in queued for x in pair]
         with self._lock:
             prev, done = self._prev, self._prev_done
             if prev is not None and len(prev) > done:
-                self._drain(prev[done:], latest)  # late arrivals in the previous list
-            self._drain(items, latest)
+                late = prev[done:]  # late arrivals in the previous list
+                self._drain(late[0::2], late[1::2], latest)
+            self._drain(items[0::2], items[1::2], latest)
             self._prev, self._prev_done = items, len(items)
 
-    def _drain(self, items: List[Tuple[int, Any]], latest: Dict[str, Any]) -> None:
-        if not items:
+    def _drain(self, ns: List[int], kws: List[Any], latest: Dict[str, Any]) -> None:
+        if not ns:
             return
-        ns, kws = zip(*items)
-        cuts = [i for i, n in enumerate(ns) if n < 0] if min(ns) < 0 else []
+        # markers are exactly -1 (a batch count never is); without one, the common case, the
+        # lists are folded as they are, not copied
+        cuts = [i for i, n in enumerate(ns) if n < 0] if -1 in ns else []
         start = 0
-        for c in cuts + [len(items)]:
+        for c in cuts + [len(ns)]:
             if c > start:
+                part_ns, part_kws = (ns, kws) if c - start == len(ns) else (ns[start:c], kws[start:c])
                 try:
-                    self._fold(ns[start:c], kws[start:c], latest)
+                    self._fold(part_ns, part_kws, latest)
                 except Exception:  # never let odd values stop the writer: keep the latest ones
-                    for kw in kws[start:c]:
+                    for kw in part_kws:
                         latest.update(kw)
-            if c < len(items):
+            if c < len(ns):
                 self._base += kws[c]  # a phase ended: the marker carries the batches to add
             start = c + 1
 
-    def _fold(self, ns: Tuple[int, ...], kws: Tuple[Any, ...], latest: Dict[str, Any]) -> None:
+    def _fold(self, ns: List[int], kws: List[Any], latest: Dict[str, Any]) -> None:
         """Fold updates of one phase (C-level list operations, no per-value
         Python work beyond a type check). The common case, every update
         with the same names, is checked without comparing key sets: each of

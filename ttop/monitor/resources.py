@@ -111,6 +111,15 @@ def _tree_by_children(root: int) -> Optional[Dict[int, int]]:
     return out
 
 
+def _boot_offset() -> Optional[float]:
+    """The wall clock less the boot clock (the boot time, a fraction of a
+    second off), or None where there is no boot clock."""
+    try:
+        return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+
+
 class ResourceSampler:
     """Sum CPU %, memory, processes and threads over ``pid`` and its
     descendants; GPU memory of those processes through NVML when it is
@@ -131,6 +140,7 @@ class ResourceSampler:
         self.root = psutil.Process(pid)
         self.create_time: Optional[float] = self.root.create_time()
         self._start_s: Optional[float] = None  # start in seconds after boot (Linux)
+        self._boot_offset: Optional[float] = None  # realtime - boottime clock at the last boot time read
         try:
             with open("/proc/%d/stat" % pid, "rb") as f:
                 raw = f.read()
@@ -155,10 +165,20 @@ class ResourceSampler:
         first value). Linux only; elsewhere the first value is kept."""
         if self._start_s is None:
             return self.create_time
+        # The boot time psutil reads (``btime`` of /proc/stat, a big file on
+        # a machine with many CPUs) is the wall clock less the boot clock,
+        # in whole seconds: read it again only when that difference moved
+        # (a stepped clock) or sits close to a whole second.
+        offset = _boot_offset()
+        last = self._boot_offset
+        if offset is not None and last is not None and abs(offset - last) < 0.005:
+            return self.create_time
         try:
             self.create_time = self._start_s + self._psutil.boot_time()
         except Exception:
-            pass
+            return self.create_time
+        near_whole = offset is None or abs(offset - round(offset)) < 0.01
+        self._boot_offset = None if near_whole else offset
         return self.create_time
 
     # -- process tree -----------------------------------------------------
