@@ -115,7 +115,7 @@ def _boot_offset() -> Optional[float]:
     """The wall clock less the boot clock (the boot time, a fraction of a
     second off), or None where there is no boot clock."""
     try:
-        return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)  # type: ignore[attr-defined]
+        return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     except (AttributeError, OSError):
         return None
 
