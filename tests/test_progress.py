@@ -4,6 +4,8 @@ import os
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ttop import progress as P
 
@@ -164,3 +166,37 @@ def test_huge_integers_never_raise():
     assert P.number_or_none(10**400) == math.inf and P.number_or_none(-(10**400)) == -math.inf
     back = json.loads(P.dumps({"a": 10**5000, "b": -(10**5000), "c": 10**400}))
     assert back == {"a": "Infinity", "b": "-Infinity", "c": 10**400}
+
+
+def _big(which):
+    """ints around json_safe's cap (14000 bits) and json's limit (4300 digits)"""
+    return {"cap": 2**14000, "over": -(2**14001), "limit": 10**4300 - 1, "past": 10**5000}[which]
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.sampled_from(["cap", "over", "limit", "past"]).map(_big),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
+)
+_keys = st.one_of(st.text(max_size=4), st.integers(-3, 3), st.booleans(), st.none(), st.floats(allow_nan=False))
+_values = st.recursive(
+    _scalars,
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.tuples(kids, kids), st.dictionaries(_keys, kids, max_size=4)),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.text(max_size=6), _values, max_size=6))
+def test_dumps_writes_what_json_dumps_writes_of_json_safe(obj):
+    # dumps skips json_safe's copy when nothing needs converting: the text
+    # must be the same as the long way's, whatever the values
+    assert P.dumps(obj) == json.dumps(P.json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_dumps_converts_what_is_nested_past_json_safes_depth():
+    deep = [1.0]
+    for _ in range(12):
+        deep = [deep]
+    obj = {"deep": deep, "key": {True: 1, None: 2, 3: {"x": float("nan")}}}
+    assert P.dumps(obj) == json.dumps(P.json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    assert json.loads(P.dumps(obj))["key"] == {"True": 1, "None": 2, "3": {"x": "NaN"}}

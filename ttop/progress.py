@@ -77,6 +77,8 @@ from collections.abc import Mapping
 from typing import Any, Dict, List, Optional, Tuple
 
 from .atomic import temp_name, write_bytes_atomic  # noqa: F401 - part of this module's API
+from .jsonvalues import RawJSON, dumps, json_safe  # noqa: F401 - part of this module's API
+from .jsonvalues import short_str as _short_str
 
 PROGRESS_FORMAT = "ttop.progress/1"
 CONTROL_FORMAT = "ttop.control/1"
@@ -234,67 +236,7 @@ def resolve_inside(folder: str, relpath: Any) -> Optional[str]:
 
 
 # ---------------------------------------------------------------------------
-# JSON values
-
-
-#: Integers longer than this (about 4200 decimal digits, under Python's
-#: int-to-str limit of 4300) are written as "Infinity" / "-Infinity".
-_MAX_INT_BITS = 14000
-
-
-_NONE_TYPE = type(None)
-_FLOAT_OR_NONE = frozenset((float, _NONE_TYPE))
-
-
-def json_safe(value: Any, _depth: int = 0) -> Any:
-    """Convert ``value`` to something :func:`json.dumps` accepts with
-    ``allow_nan=False``.
-
-    Non-finite floats become ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``;
-    numpy / torch scalars (anything with ``.item()``) become Python numbers;
-    other unknown objects become their ``str()``. Never raises.
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        if value.bit_length() > _MAX_INT_BITS:  # json.dumps would refuse its digits
-            return "Infinity" if value > 0 else "-Infinity"
-        return int(value)
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if _depth > 8:
-        return _short_str(value)
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        types = set(map(type, value))
-        if types <= _FLOAT_OR_NONE:  # e.g. a metric's history: checked at C speed
-            fl = value if _NONE_TYPE not in types else [v for v in value if v is not None]
-            total = sum(fl)
-            if total - total == 0:  # every float finite (an overflow to inf takes the long way)
-                return list(value)
-        return [json_safe(v, _depth + 1) for v in value]
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            return json_safe(item(), _depth + 1)
-        except Exception:
-            pass
-    try:
-        f = float(value)
-    except Exception:
-        return _short_str(value)
-    return json_safe(f, _depth + 1)
-
-
-def _short_str(value: Any, limit: int = 200) -> str:
-    try:
-        text = str(value)
-    except Exception:
-        text = "<%s>" % type(value).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+# JSON values (json_safe, dumps and RawJSON live in ttop.jsonvalues)
 
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -311,35 +253,6 @@ def number_or_none(value: Any) -> Optional[float]:
         except OverflowError:  # an int beyond the float range
             return math.inf if value > 0 else -math.inf
     return _NONFINITE.get(value) if isinstance(value, str) else None
-
-
-class RawJSON(str):
-    """Text that is already strict, compact JSON (e.g. a value kept encoded
-    between writes because only a little of it changes): :func:`dumps` puts
-    it in as it is where it is a value of the top-level object."""
-
-    __slots__ = ()
-
-
-# a marker no other string can be: a random token per process
-_RAW_MARK = "\x00ttop-raw-" + os.urandom(8).hex() + "-%d\x00"
-
-
-def dumps(obj: Any) -> str:
-    """Strict, compact JSON (no NaN literals)."""
-    raws = [k for k, v in obj.items() if type(v) is RawJSON] if type(obj) is dict else None
-    if not raws:
-        return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-    obj = dict(obj)
-    marks = []
-    for i, k in enumerate(raws):
-        mark = _RAW_MARK % i
-        marks.append((json.dumps(mark, ensure_ascii=False), str(obj[k])))
-        obj[k] = mark
-    text = json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-    for mark, raw in marks:
-        text = text.replace(mark, raw, 1)
-    return text
 
 
 def write_text_atomic(path: str, text: str) -> None:

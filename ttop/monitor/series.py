@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 from typing import Any, Deque, Dict, List, Optional
 
 from ..progress import RawJSON, json_safe, number_or_none
@@ -22,6 +21,7 @@ class MetricHistory:
         self._series: Dict[str, Deque[Optional[float]]] = {}
         #: each value's JSON text, kept so that a write encodes only new points
         self._texts: Dict[str, Deque[str]] = {}
+        self._keys: Dict[str, str] = {}  # each name's JSON text
         self._json: Optional[RawJSON] = None
         self._last_metrics: Optional[Dict[str, Any]] = None
         self._last_n = -1
@@ -47,11 +47,15 @@ class MetricHistory:
                     continue
                 series = hist[name] = collections.deque(maxlen=self.size)
                 self._texts[name] = collections.deque(maxlen=self.size)
-            try:
-                x = number_or_none(json_safe(value))
-            except Exception:
-                x = None
-            ok = x is not None and math.isfinite(x)
+                self._keys[name] = json.dumps(str(name), ensure_ascii=False)
+            if type(value) is float:
+                x: Optional[float] = value
+            else:
+                try:
+                    x = number_or_none(json_safe(value))
+                except Exception:
+                    x = None
+            ok = x is not None and x - x == 0
             series.append(x if ok else None)
             self._texts[name].append(repr(x) if ok else "null")
         self._json = None
@@ -63,6 +67,7 @@ class MetricHistory:
         """:meth:`as_dict` as JSON text (what :func:`ttop.progress.dumps`
         would write for it), encoded again only after a sample."""
         if self._json is None:
+            keys = self._keys
             self._json = RawJSON("{%s}" % ",".join(
-                "%s:[%s]" % (json.dumps(str(k), ensure_ascii=False), ",".join(t)) for k, t in self._texts.items()))
+                "%s:[%s]" % (keys[k], ",".join(t)) for k, t in self._texts.items()))
         return self._json

@@ -1,0 +1,140 @@
+"""JSON values of the on-disk files: :func:`json_safe` (any value to one
+``json.dumps`` accepts with ``allow_nan=False``), :func:`dumps` (strict,
+compact JSON) and :class:`RawJSON`. Re-exported by :mod:`ttop.progress`."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+#: Integers longer than this (about 4200 decimal digits, under Python's
+#: int-to-str limit of 4300) are written as "Infinity" / "-Infinity".
+_MAX_INT_BITS = 14000
+
+
+_NONE_TYPE = type(None)
+_FLOAT_OR_NONE = frozenset((float, _NONE_TYPE))
+
+
+def json_safe(value: Any, _depth: int = 0) -> Any:
+    """Convert ``value`` to something :func:`json.dumps` accepts with
+    ``allow_nan=False``.
+
+    Non-finite floats become ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``;
+    numpy / torch scalars (anything with ``.item()``) become Python numbers;
+    other unknown objects become their ``str()``. Never raises.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:  # json.dumps would refuse its digits
+            return "Infinity" if value > 0 else "-Infinity"
+        return int(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if _depth > 8:
+        return short_str(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        types = set(map(type, value))
+        if types <= _FLOAT_OR_NONE:  # e.g. a metric's history: checked at C speed
+            fl = value if _NONE_TYPE not in types else [v for v in value if v is not None]
+            total = sum(fl)
+            if total - total == 0:  # every float finite (an overflow to inf takes the long way)
+                return list(value)
+        return [json_safe(v, _depth + 1) for v in value]
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return json_safe(item(), _depth + 1)
+        except Exception:
+            pass
+    try:
+        f = float(value)
+    except Exception:
+        return short_str(value)
+    return json_safe(f, _depth + 1)
+
+
+def short_str(value: Any, limit: int = 200) -> str:
+    try:
+        text = str(value)
+    except Exception:
+        text = "<%s>" % type(value).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+class RawJSON(str):
+    """Text that is already strict, compact JSON (e.g. a value kept encoded
+    between writes because only a little of it changes): :func:`dumps` puts
+    it in as it is where it is a value of the top-level object."""
+
+    __slots__ = ()
+
+
+# a marker no other string can be: a random token per process
+_RAW_MARK = "\x00ttop-raw-" + os.urandom(8).hex() + "-%d\x00"
+
+
+_ATOMS = frozenset((str, float, bool, _NONE_TYPE))
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """True when ``value`` holds only dicts with str keys, lists, tuples,
+    str, float, bool, None and ints :func:`json_safe` keeps, no deeper than
+    it keeps them: then ``json.dumps`` writes it as it would write
+    ``json_safe(value)``, or raises ValueError (a non-finite float)."""
+    if depth > 8:
+        return False
+    t = type(value)
+    if t is dict:
+        for k in value:
+            if type(k) is not str:
+                return False
+        items: Any = value.values()
+    elif t is list or t is tuple:
+        items = value
+    else:
+        return False
+    for v in items:
+        tv = type(v)
+        if tv in _ATOMS:
+            continue
+        if tv is int:
+            if v.bit_length() > _MAX_INT_BITS:
+                return False
+        elif not _plain(v, depth + 1):
+            return False
+    return True
+
+
+def _encode(obj: Any) -> str:
+    if _plain(obj):  # the common case: no value to convert, checked without a copy
+        try:
+            return json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+        except ValueError:  # NaN or an infinity somewhere
+            pass
+    return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps(obj: Any) -> str:
+    """Strict, compact JSON (no NaN literals): ``json.dumps`` of
+    :func:`json_safe` of ``obj``."""
+    raws = [k for k, v in obj.items() if type(v) is RawJSON] if type(obj) is dict else None
+    if not raws:
+        return _encode(obj)
+    obj = dict(obj)
+    marks = []
+    for i, k in enumerate(raws):
+        mark = _RAW_MARK % i
+        marks.append((json.dumps(mark, ensure_ascii=False), str(obj[k])))
+        obj[k] = mark
+    text = _encode(obj)
+    for mark, raw in marks:
+        text = text.replace(mark, raw, 1)
+    return text
