@@ -131,18 +131,13 @@ def buckets(steps: Sequence[float], values: List[float], k: int, t: float) -> Li
     of them in the common case)."""
     n = len(values)
     total = sum(values)
-    finite = total - total == 0
-    out: List[Entry] = []
-    for j in range(k):
-        a, b = n * j // k, n * (j + 1) // k
-        if b <= a:
-            continue
-        if finite:
-            seg = values[a:b]
-            out.append((steps[a], steps[b - 1], t, min(seg), max(seg), values[b - 1], False))
-        else:
-            out.append(bucket_of(list(steps[a:b]), values[a:b], t))
-    return out
+    cuts = [(n * j // k, n * (j + 1) // k) for j in range(k)]
+    cuts = [(a, b) for a, b in cuts if b > a]
+    if total - total == 0:  # all finite: each bucket's min and max at C speed
+        segs = [values[a:b] for a, b in cuts]
+        return [(steps[a], steps[b - 1], t, lo, hi, values[b - 1], False)
+                for (a, b), lo, hi in zip(cuts, map(min, segs), map(max, segs))]
+    return [bucket_of(list(steps[a:b]), values[a:b], t) for a, b in cuts]
 
 
 def merge(a: Entry, b: Entry) -> Entry:
