@@ -274,3 +274,40 @@ def test_the_progress_files_history_is_written_as_json_dumps_would():
     spliced = dumps({"a": 1, "history": h.as_json(), "z": [NAN]})
     assert spliced == dumps({"a": 1, "history": h.as_dict(), "z": [NAN]})
     assert json.loads(spliced)["history"]["loss"] == [None, 2.5e300, -0.0, 1.0]
+
+
+class _Item:
+    """A numpy / torch scalar's stand-in: a number through ``.item()``."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def item(self):
+        return self.x
+
+
+@pytest.mark.parametrize("odd", [True, 3, _Item(2.5), "text", None, 10**400, float("nan")])
+def test_a_tick_of_mixed_values_is_bucketed_as_their_floats(tmp_path, odd):
+    # floats with one odd value among them, more than a tick's points: the
+    # buckets are those of the values converted one by one (bools and ints
+    # as floats, .item() used, what is no number left out with its step)
+    from ttop.progress import json_safe, number_or_none
+
+    vals = [5.0 + (i % 7) * 0.25 for i in range(40)]  # the odd value is its bucket's minimum
+    vals[13] = odd
+    log = MetricLog(str(tmp_path), "mixed", lambda m: None)
+    for step, v in enumerate(vals, 1):
+        log.queue.append((step, {"m": v}))
+    log.drain({})
+    log.flush(5.0)
+    pairs = [(s, v if type(v) is float else number_or_none(json_safe(v))) for s, v in enumerate(vals, 1)]
+    pairs = [(s, v) for s, v in pairs if v is not None]
+    want = H.buckets([s for s, _ in pairs], [v for _, v in pairs], H.TICK_POINTS, 5.0)
+    c = HistoryReader(str(tmp_path), "mixed.history.jsonl").poll()["m"]
+    got = list(zip(c.x, c.lo, c.hi, c.y))
+    assert len(got) == len(want)
+    for (x, lo, hi, y), e in zip(got, want):
+        assert x == e[1] and y == e[5] or (y != y and e[5] != e[5])
+        assert (lo, hi) == (e[3], e[4]) or (lo != lo and e[3] != e[3])
+    assert c.flagged == [i for i, e in enumerate(want) if e[6]]
+    assert all(type(v) is float for v in c.y + c.lo + c.hi)

@@ -37,18 +37,50 @@ from ..progress import json_safe, number_or_none, write_text_atomic
 
 _MISSING = object()
 _FLOATS = {float}
+_NUMBERS = {float, int, bool}
 
 
 def _float(v: Any) -> Optional[float]:
     t = type(v)
     if t is float:
         return v
-    if t is int:
-        return float(v)
     try:
-        return number_or_none(json_safe(v))
+        return number_or_none(v if t is int else json_safe(v))  # an int beyond floats: +-inf
     except Exception:
         return None
+
+
+def _as_floats(steps: Sequence[float], vals: List[Any]) -> Tuple[Sequence[float], List[float]]:
+    """A metric's values as floats (numpy / torch scalars, ints, bools
+    converted), those that are no number left out with their steps."""
+    if set(map(type, vals)) == _FLOATS:
+        return steps, vals
+    fl: List[Any] = [v if type(v) is float else _float(v) for v in vals]
+    if None in fl:
+        keep = [i for i, v in enumerate(fl) if v is not None]
+        return [steps[i] for i in keep], [fl[i] for i in keep]
+    return steps, fl
+
+
+def _plain_buckets(steps: Sequence[float], vals: List[Any], t: float) -> Optional[List[H.Entry]]:
+    """A tick's buckets of ``vals`` taken as they are, without a look at
+    each value's type, when they are all floats, ints or bools (each
+    compared as the float it converts to; the few picked as a bucket's
+    min, max or last are converted); None when one of them may be anything
+    else (they are then converted one by one)."""
+    try:
+        total = sum(vals)  # an exact float only when every value is a float, an int or a bool
+        if type(total) is not float:
+            return None
+        ents = H.buckets(steps, vals, H.TICK_POINTS, t)
+    except Exception:  # a str, None, an int beyond floats, an object that does not compare
+        return None
+    picked = set(type(x) for e in ents for x in (e[3], e[4], e[5]))
+    if picked == _FLOATS:
+        return ents
+    if not picked <= _NUMBERS:
+        return None
+    return [(e[0], e[1], e[2], float(e[3]), float(e[4]), float(e[5]), e[6]) for e in ents]
 
 
 class MetricLog:
@@ -62,7 +94,7 @@ class MetricLog:
         self.set_run_name(run_name)
         self._base = 0  # batches of ended phases
         #: per metric: (chunks of steps, chunks of float values) since the last flush
-        self._pending: Dict[str, Tuple[List[Sequence[float]], List[List[float]]]] = {}
+        self._pending: Dict[str, Tuple[List[Sequence[float]], List[List[Any]]]] = {}
         self.model = H.HistoryModel()
         self._appended = 0  # bytes appended since the last compaction
         self.error: Optional[str] = None  # why the last write failed
@@ -158,16 +190,8 @@ class MetricLog:
             if name not in self.model.metrics and len(self.model.metrics) + len(pending) >= H.MAX_METRICS:
                 return
             p = pending[name] = ([], [])
-        if set(map(type, vals)) != _FLOATS:
-            fl = [v if type(v) is float else _float(v) for v in vals]
-            if None in fl:
-                keep = [i for i, v in enumerate(fl) if v is not None]
-                fl = [fl[i] for i in keep]
-                steps = [steps[i] for i in keep]
-            vals = fl
-        if vals:
-            p[0].append(steps)
-            p[1].append(vals)
+        p[0].append(steps)  # values as given: converted by flush
+        p[1].append(vals)
 
     # -- in the writer thread, after the progress file is written --------------------
 
@@ -177,7 +201,7 @@ class MetricLog:
         with self._io_lock:
             self._flush(pending, wall)
 
-    def _flush(self, pending: Dict[str, Tuple[List[Sequence[float]], List[List[float]]]], wall: float) -> None:
+    def _flush(self, pending: Dict[str, Tuple[List[Sequence[float]], List[List[Any]]]], wall: float) -> None:
         if not pending and (self._created or not self.model.metrics):
             return  # nothing new (no file at all before the first metric)
         per_metric: Dict[str, List[H.Entry]] = {}
@@ -186,14 +210,16 @@ class MetricLog:
                 steps, values = step_chunks[0], value_chunks[0]
             else:
                 steps, values = list(chain.from_iterable(step_chunks)), list(chain.from_iterable(value_chunks))
-            if not values:
-                continue
-            ents: List[H.Entry]
-            if len(values) <= H.TICK_POINTS:
-                ents = [(s, s, wall, v if v - v == 0 else math.nan, v if v - v == 0 else math.nan, v, not v - v == 0)
-                        for s, v in zip(steps, values)]
-            else:
-                ents = H.buckets(steps, values, H.TICK_POINTS, wall)
+            ents = _plain_buckets(steps, values, wall) if len(values) > H.TICK_POINTS else None
+            if ents is None:
+                steps, values = _as_floats(steps, values)
+                if not values:
+                    continue
+                if len(values) <= H.TICK_POINTS:
+                    ents = [(s, s, wall, v if v - v == 0 else math.nan, v if v - v == 0 else math.nan, v,
+                             not v - v == 0) for s, v in zip(steps, values)]
+                else:
+                    ents = H.buckets(steps, values, H.TICK_POINTS, wall)
             per_metric[name] = ents
         for name, ents in per_metric.items():
             m = self.model.metric(name)
