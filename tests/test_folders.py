@@ -188,3 +188,34 @@ def test_rank_files_are_read_in_each_runs_own_folder(tmp_path):
     _c, snap = _collect([a, b])
     ranks = {r.key: [k.rank for k in r.ranks] for r in snap.runs}
     assert ranks["a/job"] == [] and 1 in ranks["b/job"]
+
+
+def test_folder_names_reach_stderr_without_escape_sequences(tmp_path):
+    """A glob like /scratch/*/progress matches folders anyone who can write
+    /scratch named: their names reach ttop's stderr at start (a folder seen
+    twice) and while --headless runs (a folder gone), never raw."""
+    import signal
+
+    (good,) = _folders(tmp_path, "good")
+    _write(good, "exp")
+    scratch = tmp_path / "scratch"
+    os.symlink("good", str(scratch / "\x1b]0;PWNED\x07twice"))  # the same folder again, by a link
+    red = scratch / "\x1b[31mred" / "progress"
+    red.mkdir(parents=True)
+    _write(red, "other")
+    csv_dir = tmp_path / "csv"
+    p = subprocess.Popen([sys.executable, "-m", "ttop", str(scratch / "*" / "progress"), "--headless", "--csv-dir",
+                          str(csv_dir), "-i", "0.2"], cwd=str(ROOT), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(csv_dir.glob("*other*_matrix.csv")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shutil.rmtree(str(scratch / "\x1b[31mred"))
+        time.sleep(2.0)  # cycles at -i 0.2: the vanished folder is said
+    finally:
+        p.send_signal(signal.SIGINT)
+        _out, err_bytes = p.communicate(timeout=60)
+    err = err_bytes.decode("utf-8", "replace")
+    assert "twice" in err and "does not exist" in err and "red/progress" in err, err
+    assert not [ch for ch in err if ch < " " and ch != "\n"], repr(err)

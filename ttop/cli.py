@@ -273,7 +273,10 @@ def check_folders(args: argparse.Namespace, stderr: IO[str]) -> None:
 
     notes: List[str] = []
     found, problems = expand_folders(folders, notes)
-    stderr.write("".join("ttop: %s\n" % line for line in notes))
+    # folder names a glob matched were chosen by whoever could write their parent: never raw
+    from .view.text import clean
+
+    stderr.write("".join("ttop: %s\n" % clean(line) for line in notes))
     good = []
     for f in found:
         try:
@@ -284,7 +287,7 @@ def check_folders(args: argparse.Namespace, stderr: IO[str]) -> None:
     if not good:
         raise UsageError("; ".join(problems) or "no folder to watch")
     for line in problems:
-        stderr.write("ttop: %s; watching the others\n" % line)
+        stderr.write("ttop: %s; watching the others\n" % clean(line))
     # a folder missing at the start is left out (it would change the tags);
     # one that goes away later is reported each cycle while the others go on
     args.folders = good

@@ -16,6 +16,7 @@ import sys
 import threading
 from typing import IO, Any, Callable, Dict, Optional
 
+from ..view.text import clean
 from .csv import CsvSink
 
 _STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -51,7 +52,9 @@ def _say(stream: IO[str], message: str) -> None:
     if not message:
         return
     try:
-        stream.write("ttop: %s\n" % message)
+        # one line without control characters: folder names (a glob's
+        # matches) and run keys are chosen by whoever can write the folders
+        stream.write("ttop: %s\n" % clean(message))
         stream.flush()
     except (OSError, ValueError):
         pass
