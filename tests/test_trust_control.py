@@ -111,3 +111,32 @@ def test_a_control_name_another_user_holds_is_said_plainly(three_users, shared_d
     assert len(lines) == 2, out
     for line in lines:
         assert line.startswith("refused: ") and "control_vic.json" in line and c.name in line, line
+
+
+def test_an_applied_edit_stays_applied_when_a_later_control_file_is_ignored(progress_dir):
+    """Edit #1 is applied; then a control file the run cannot use appears
+    (another user's, or broken: here broken). The run says "control file
+    ignored: ..." without acknowledging anything new: that is not a refusal
+    of edit #1, which the editor must keep showing as applied."""
+    from conftest import wait_until
+    from ttop.monitor import TrainingMonitor
+
+    path = str(progress_dir / "r.json")
+
+    def data():
+        with open(path) as f:
+            return json.load(f)
+
+    m = TrainingMonitor(folder=str(progress_dir), run_name="r", interval=0.05, gpu=False, handle_signals=False,
+                        variables={"lr": 0.1})
+    m.start_phase("train")
+    try:
+        seq, _ = control.write_edit(str(progress_dir), "r", data(), "lr", 0.5)
+        wait_until(lambda: data().get("control_seq") == seq)
+        assert control.edit_state(data(), seq, "lr") == ("applied", "")
+        (progress_dir / "control_r.json").write_text("{not json")
+        wait_until(lambda: (data().get("control_error") or "").startswith("control file ignored"))
+        assert data()["control_seq"] == seq and m.variables["lr"] == 0.5
+        assert control.edit_state(data(), seq, "lr") == ("applied", "")
+    finally:
+        m.set_finished()

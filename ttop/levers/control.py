@@ -184,9 +184,16 @@ def edit_state(data: Mapping[str, Any], seq: int, name: str, ranks: Sequence[Any
     return "applied", ""
 
 
+#: How a run reports a control file it could not use at all (another
+#: user's, a link, not JSON): it acknowledged nothing with it.
+IGNORED_PREFIX = "control file ignored"
+
+
 def _refusal(acked: int, err: Any, seq: int, name: str, data: Mapping[str, Any]) -> Optional[str]:
     if isinstance(err, str) and err.strip():
         err = err.strip()
+        if err.startswith(IGNORED_PREFIX):  # about a later file, not a refusal of an acknowledged edit
+            return None
         if _mentions(err, name):
             return err
         if acked == seq and not _mentions_any(err, data):
