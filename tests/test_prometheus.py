@@ -144,6 +144,32 @@ def test_control_characters_of_a_run_never_reach_the_page_raw():
     assert _value(s, "ttop_run_status", run="good", status="RUNNING") == 1
 
 
+def test_a_run_with_a_great_many_metrics_gets_a_bounded_number_of_series(tmp_path):
+    # a file anyone who can write the folder wrote, or per-class metrics of a
+    # 10,000-class model: one run must not put 100,000 series on the page
+    # (Prometheus's sample_limit fails the whole scrape; every series is a
+    # time series kept in its database)
+    from ttop.sinks.prometheus import MAX_RUN_METRICS
+
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    metrics = {"loss": 0.5}
+    metrics.update(("class_%05d" % i, i * 0.5) for i in range(20000))
+    write_json_atomic(str(folder / "many.json"), {
+        "format": "ttop.progress/1", "run_name": "many", "status": "RUNNING", "updated_at": time.time(),
+        "host": "elsewhere", "heartbeat_interval": 60, "metrics": metrics})
+    c = Collector(str(folder), gpu=False, tpu=False, notify=False)
+    try:
+        snap = c.collect()
+    finally:
+        c.stop()
+    s = _samples(MetricsPage(lambda: snap).page().decode())
+    names = [dict(ls)["name"] for (n, ls) in s if n == "ttop_metric"]
+    assert len(names) == MAX_RUN_METRICS == 256
+    assert names[:2] == ["loss", "class_00000"]  # the first ones, in the file's order
+    assert _value(s, "ttop_run_status", run="many", status="RUNNING") == 1
+
+
 def test_ints_beyond_the_float_range_do_not_break_the_page():
     big = _run("big", "RUNNING", epoch=10 ** 400, total_epochs=10 ** 401, train_batch=1, train_total_batches=2,
                batch=10 ** 400, metrics={"loss": 10 ** 400})

@@ -179,6 +179,13 @@ RUN_FAMILIES: Tuple[Tuple[str, str, Optional[str]], ...] = (
 _HEARTBEAT = 11  # index of ttop_run_heartbeat_age_seconds: the one value that changes every cycle
 
 
+#: ``ttop_metric`` series per run at most (as many as a run's CSV columns):
+#: a file inventing names, or a model's 10,000 per-class metrics, must not
+#: put a series each on the page (a scrape over Prometheus's sample_limit
+#: fails whole; every series is kept in its database).
+MAX_RUN_METRICS = 256
+
+
 def run_values(run: Any) -> List[Tuple[int, Optional[str], Any]]:
     """One run's samples: ``(index in RUN_FAMILIES, extra label value or
     None, value)``; a None value is no sample."""
@@ -198,8 +205,15 @@ def run_values(run: Any) -> List[Tuple[int, Optional[str], Any]]:
     out.append((_HEARTBEAT, None, run.heartbeat_age))
     metrics = data.get("metrics")
     if isinstance(metrics, Mapping):
+        n = 0
         for name, value in metrics.items():
-            out.append((12, str(name), _num(value)))
+            v = _num(value)
+            if v is None:
+                continue
+            if n == MAX_RUN_METRICS:  # the first ones, in the file's order
+                break
+            n += 1
+            out.append((12, str(name), v))
     res = run.resources
     out.append((13, None, res.cpu_percent))
     out.append((14, None, res.rss_bytes))
