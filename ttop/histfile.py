@@ -125,12 +125,14 @@ def bucket_of(steps: List[float], values: List[float], t: float) -> Entry:
     return (steps[0], steps[-1], t, lo, hi, values[-1], len(fin) != len(values))
 
 
-def buckets(steps: Sequence[float], values: List[float], k: int, t: float) -> List[Entry]:
+def buckets(steps: Sequence[float], values: List[float], k: int, t: float, total: Optional[float] = None) -> List[Entry]:
     """``values`` (floats, with their ``steps``) cut into ``k`` buckets of
     about equal length (:func:`bucket_of` each; one finiteness check for all
-    of them in the common case)."""
+    of them in the common case; ``total``: ``sum(values)`` when the caller
+    has it)."""
     n = len(values)
-    total = sum(values)
+    if total is None:
+        total = sum(values)
     cuts = [(n * j // k, n * (j + 1) // k) for j in range(k)]
     cuts = [(a, b) for a, b in cuts if b > a]
     if total - total == 0:  # all finite: each bucket's min and max at C speed
@@ -380,6 +382,10 @@ def tick_line(t: float, per_metric: Dict[str, List[Entry]]) -> str:
     step's single value)."""
     d: Dict[str, List[Any]] = {}
     for name, ents in per_metric.items():
+        if not any(e[6] for e in ents):  # no NaN / inf: every number is already valid JSON
+            d[name] = [[e[0], e[5]] if e[0] == e[1] and e[3] == e[4] == e[5] else [e[0], e[1], e[3], e[4], e[5], 0]
+                       for e in ents]
+            continue
         row: List[Any] = []
         for e in ents:
             if not e[6]:  # no NaN / inf in it: every number is already valid JSON

@@ -72,7 +72,7 @@ def _plain_buckets(steps: Sequence[float], vals: List[Any], t: float) -> Optiona
         total = sum(vals)  # an exact float only when every value is a float, an int or a bool
         if type(total) is not float:
             return None
-        ents = H.buckets(steps, vals, H.TICK_POINTS, t)
+        ents = H.buckets(steps, vals, H.TICK_POINTS, t, total)
     except Exception:  # a str, None, an int beyond floats, an object that does not compare
         return None
     picked = set(type(x) for e in ents for x in (e[3], e[4], e[5]))
