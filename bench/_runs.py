@@ -9,11 +9,14 @@ days, as a folder that has collected a lab's runs for months looks.
 ``start_demo(folder, n)`` starts ``n`` training stand-ins
 (``examples/demo_job.py``: a main process with a data-loader worker and
 captured output, one batch a second) and waits for their files.
+``own_pid_namespace()`` runs the calling script again in a PID namespace of
+its own (``--own-pidns`` of the idle benchmarks).
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -177,3 +180,24 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+PIDNS_ENV = "TTOP_BENCH_PIDNS"
+
+
+def own_pid_namespace(flag: str = "--own-pidns") -> None:
+    """Run this script again, less ``flag``, in a PID namespace of its own
+    (``unshare --pid --fork --mount-proc``: root, or user namespaces): only
+    the benchmark's processes are there, so nothing else creates processes,
+    as on a quiet machine (where a loaded one has others forking all the
+    time). The peers there see only those processes too. Returns in the
+    re-run; the caller exits with the re-run's status."""
+    if os.environ.get(PIDNS_ENV) == "1":
+        return
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise SystemExit("%s needs unshare (util-linux)" % flag)
+    argv = [a for a in sys.argv if a != flag]
+    # sh stays PID 1 (orphans go to it, not into the benchmark's trees)
+    raise SystemExit(subprocess.call([unshare, "--pid", "--fork", "--mount-proc", "sh", "-c", '"$0" "$@"; exit $?',
+                                      sys.executable] + argv, env=dict(os.environ, **{PIDNS_ENV: "1"})))

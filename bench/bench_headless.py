@@ -15,6 +15,7 @@ start-up work too).
     python bench/bench_headless.py --seconds 30 --window 10 --runs 5
     python bench/bench_headless.py --alerts       # with --events and --alert-cmd
     python bench/bench_headless.py --compare /path/to/other/checkout   # that ttop too, same runs and windows
+    python bench/bench_headless.py --own-pidns    # in a PID namespace of its own (root)
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from _runs import own_pid_namespace  # noqa: E402
+
 TICK = os.sysconf("SC_CLK_TCK")
 TARGET = 1.0  # % of one core
 
@@ -102,7 +106,12 @@ def main() -> int:
                     help="also run the ttop of another checkout (e.g. the previous release) over the same windows")
     ap.add_argument("--alerts", action="store_true",
                     help="also pass --events TMP/events.jsonl --alert-cmd true (health and alerts on)")
+    ap.add_argument("--own-pidns", action="store_true",
+                    help="run in a PID namespace of its own, where only these processes exist (nothing else "
+                         "starts processes, as on a quiet machine; the peers see only these processes too)")
     a = ap.parse_args()
+    if a.own_pidns:
+        own_pid_namespace()
     if not shutil.which("top"):
         print("bench_headless: `top` (procps) is needed for the baseline: apt-get install procps", file=sys.stderr)
         return 2

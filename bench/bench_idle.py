@@ -20,6 +20,7 @@ when it is missed (2 when a tool or tmux is missing).
     python bench/bench_idle.py                      # 20 runs, 3 rounds of 60 s
     python bench/bench_idle.py --rounds 1 --window 20
     python bench/bench_idle.py --compare /path/to/other/checkout   # also that ttop
+    python bench/bench_idle.py --own-pidns          # in a PID namespace of its own (root)
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import time
 from typing import Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _runs import ROOT, rss_bytes, start_demo, stop_all, tree_cpu_seconds  # noqa: E402
+from _runs import ROOT, own_pid_namespace, rss_bytes, start_demo, stop_all, tree_cpu_seconds  # noqa: E402
 
 COLS, ROWS = 200, 50
 
@@ -55,7 +56,15 @@ class Tmux:
     def start(self, command: str, cwd: str) -> Tuple[str, int]:
         self.sessions += 1
         name = "t%d" % self.sessions
-        self._run("new-session", "-d", "-s", name, "-x", str(COLS), "-y", str(ROWS), "-c", cwd, "exec " + command)
+        for attempt in range(5):  # the server of the last session may be exiting just now
+            try:
+                self._run("new-session", "-d", "-s", name, "-x", str(COLS), "-y", str(ROWS), "-c", cwd,
+                          "exec " + command)
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
         self._run("set", "-g", "escape-time", "0")
         pid = int(self._run("display", "-p", "-t", name, "#{pane_pid}").strip())
         return name, pid
@@ -86,7 +95,12 @@ def main() -> int:
     ap.add_argument("--interval", default="2", help="ttop -i (btop and top: 2 s)")
     ap.add_argument("--compare", metavar="ROOT", action="append", default=[],
                     help="also measure the ttop of another checkout (e.g. the previous release)")
+    ap.add_argument("--own-pidns", action="store_true",
+                    help="run in a PID namespace of its own, where only these processes exist (nothing else "
+                         "starts processes, as on a quiet machine; the peers see only these processes too)")
     a = ap.parse_args()
+    if a.own_pidns:
+        own_pid_namespace()
     for tool in ("tmux", "btop", "top"):
         if not shutil.which(tool):
             print("bench_idle: %s is needed (apt-get install %s)" % (tool, "procps" if tool == "top" else tool),
