@@ -13,7 +13,7 @@ import time
 import pytest
 from test_cli_support import ROOT, child_env, run_ttop, start_writer, ttop_cmd
 
-from ttop import cli
+from ttop import cli, cliargs
 from ttop.progress import write_json_atomic
 
 ESC = "\x1b"
@@ -319,3 +319,39 @@ def test_once_json_with_the_recorded_h200(progress_dir, spawn, tmp_path):
     assert run["alive"] is True
     assert run["resources"]["gpu_memory_bytes"] is None and run["processes"][0]["gpu_memory_bytes"] is None
     assert run["gpu_note"] and run["gpu_note"] in doc["notices"]
+
+
+def _parser_args(argv):
+    """What the argparse parser makes of ``argv`` (the quick path off)."""
+    quick = cliargs._quick_args
+    cliargs._quick_args = lambda argv: None
+    try:
+        return cli.parse_args(argv)
+    finally:
+        cliargs._quick_args = quick
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["runs"], ["a", "b c", "d/*"], ["runs", "-i", "0.5"], ["-i", "3", "runs"], ["-i0.25", "x"],
+    ["--interval", "7"], ["--interval=1e3", "x", "y"], ["-i", "2", "-i", "0.05"], ["x", "--interval", " 4 "],
+])
+def test_a_plain_launch_is_read_without_the_parser_as_the_parser_reads_it(argv):
+    quick = cliargs._quick_args(list(argv))
+    assert quick is not None, argv
+    assert vars(quick) == vars(_parser_args(list(argv)))
+    assert vars(cli.parse_args(list(argv))) == vars(quick)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["-h"], ["--once"], ["x", "--ascii"], ["--int", "2"], ["-i", "0.01"], ["-i", "nan"],
+    ["-i", "-1"], ["-i"], ["-i="], ["-i=2"], ["--interval="], ["--", "-x"], ["-"], [""], ["x", "-i", "1e10"],
+    ["--columns", "-cpu"], ["-i", "fast"],
+])
+def test_anything_else_goes_to_the_parser(argv):
+    assert cliargs._quick_args(list(argv)) is None
+
+
+def test_the_quick_defaults_are_the_parsers():
+    args = vars(_parser_args(["x"]))
+    assert {k: args[k] for k in cliargs.QUICK_DEFAULTS} == cliargs.QUICK_DEFAULTS
+    assert set(args) == set(cliargs.QUICK_DEFAULTS) | {"folder", "folders", "interval", "health_config", "prices"}

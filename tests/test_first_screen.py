@@ -101,6 +101,10 @@ def test_the_first_screen_imports_no_psutil_nvml_or_lever_screens(live_folder):
                 "ttop.levers.signals", "ttop.ui.output", "ttop.ui.editor", "ttop.collect.recent", "ttop.collect.health",
                 "traceback", "shutil", "socket", "hashlib",
                 # the snapshot and view types are records (ttop.record), not dataclasses
-                "dataclasses", "inspect"}
+                "dataclasses", "inspect",
+                # a plain launch is read without argparse (ttop.cli._quick_args)
+                "argparse", "gettext",
+                # typing names are imported for the type checker only (TYPE_CHECKING = False)
+                "typing"}
     assert not deferred & first, deferred & first
     assert {"psutil", "pynvml", "ttop.collect.procs", "ttop.collect.recent"} <= full

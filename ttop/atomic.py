@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 #: Striped locks: two threads of one process never write the same temp file.
 _TEMP_LOCKS = tuple(threading.Lock() for _ in range(16))

@@ -1,4 +1,5 @@
-"""Command line: ``ttop [FOLDER ...] [options]``. Argument parsing and wiring only.
+"""Command line: ``ttop [FOLDER ...] [options]``. Wiring only: the arguments
+are read by :mod:`ttop.cliargs`.
 
 Modes: the curses monitor (default), ``--once`` (print one snapshot as a table
 and exit), ``--once --json`` (the same as JSON), ``--headless`` (CSV only, until
@@ -11,27 +12,29 @@ folder (one line on stderr); 130 interrupted by Ctrl+C in ``--once``.
 """
 from __future__ import annotations
 
-import argparse
 import errno
-import math
 import os
 import sys
-from typing import IO, Any, Dict, List, Optional, Sequence
 
-from ._version import __version__
-from .termsize import drop_huge_size_env, once_width, terminal_columns
+from ._version import __version__  # noqa: F401 (re-exported)
+from .cliargs import (  # noqa: F401 (re-exported)
+    DEFAULT_CSV_DIR,
+    DEFAULT_FOLDER,
+    DEFAULT_INTERVAL,
+    GIB,
+    MAX_NUMBER,
+    MIN_INTERVAL,
+    build_parser,
+    health_config,
+    parse_args,
+    prices_from,
+)
+from .termsize import drop_huge_size_env, once_width
 
-DEFAULT_FOLDER = "./progress"
-DEFAULT_INTERVAL = 2.0
-DEFAULT_CSV_DIR = "./train/statistics/data"
-#: Shortest accepted --interval / --csv-interval: below this the collector
-#: would spin.
-MIN_INTERVAL = 0.05
-#: Budgets in GB are GiB (2**30 bytes), the unit the view prints as "G".
-GIB = 1 << 30
-#: Largest accepted number option: longer waits overflow the thread timers,
-#: bigger GiB budgets the byte counts.
-MAX_NUMBER = 1e9
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import IO, Any, List, Optional, Sequence
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -41,206 +44,6 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(Exception):
     """A problem with what the user asked for: one line, exit 2."""
-
-
-def _positive(what: str, minimum: float = 0.0, maximum: float = MAX_NUMBER):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError("%s must be a number, got %r" % (what, text)) from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError("%s must be a number > 0, got %r" % (what, text))
-        if value < minimum:
-            raise argparse.ArgumentTypeError("%s must be at least %g, got %r" % (what, minimum, text))
-        if value > maximum:
-            raise argparse.ArgumentTypeError("%s must be at most %g, got %r" % (what, maximum, text))
-        return value
-
-    parse.__name__ = what  # argparse names the type in some messages
-    return parse
-
-
-def _nonneg(what: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError("%s must be a number, got %r" % (what, text)) from None
-        if not math.isfinite(value) or value < 0 or value > MAX_NUMBER:
-            raise argparse.ArgumentTypeError("%s must be a number from 0 to %g, got %r" % (what, MAX_NUMBER, text))
-        return value
-
-    parse.__name__ = what
-    return parse
-
-
-def prices_from(args: argparse.Namespace, saved: Optional[Dict[str, Any]] = None) -> Any:
-    """Prices from --price-hour/--price-gpu-hour/--price-host over the
-    config file's ``saved`` ones (:func:`ttop.config.saved_prices`), or None;
-    ValueError with one line for a bad --price-host."""
-    saved = saved or {}
-    hosts = dict(saved.get("hosts") or {})
-    for pair in getattr(args, "price_host", None) or ():
-        host, sep, text = pair.rpartition("=")
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if not sep or not host or not math.isfinite(value) or value < 0 or value > MAX_NUMBER:
-            raise ValueError("--price-host takes HOST=PRICE with a price >= 0, got %r" % pair)
-        hosts[host] = value
-    machine = args.price_hour if args.price_hour is not None else saved.get("hour", 0.0)
-    gpu = args.price_gpu_hour if args.price_gpu_hour is not None else saved.get("gpu_hour", 0.0)
-    if not (machine or gpu or hosts):
-        return None
-    from .collect.cost import Prices
-
-    return Prices(machine=machine, gpu=gpu, hosts=hosts)
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: Optional[int] = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         width if width is not None else terminal_columns() - 2)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ttop",
-        formatter_class=_HelpFormatter,
-        description="Monitor long-running jobs (ML training) from their progress files.",
-        epilog="Exit status: 0 ok, 2 bad arguments or unreadable folder. See docs/cli.md.",
-    )
-    p.add_argument(
-        "folder",
-        nargs="*",
-        metavar="FOLDER",
-        help="folder(s) of per-run progress files; globs are expanded (default: %s)" % DEFAULT_FOLDER,
-    )
-    p.add_argument(
-        "-i",
-        "--interval",
-        type=_positive("interval", MIN_INTERVAL),
-        default=DEFAULT_INTERVAL,
-        metavar="SECONDS",
-        help="refresh interval (default: %(default)s)",
-    )
-    p.add_argument("--max-cpus", type=_positive("max-cpus"), metavar="CORES", help="CPU budget in cores: usage shown as %% of it (default: all cores)")
-    p.add_argument("--max-ram", type=_positive("max-ram"), metavar="GB", help="RAM budget in GiB (default: the machine's RAM)")
-    p.add_argument("--max-gpu", type=_positive("max-gpu"), metavar="GB", help="GPU memory budget in GiB (default: the GPUs' memory)")
-    p.add_argument(
-        "--csv-interval",
-        type=_positive("csv-interval", MIN_INTERVAL),
-        metavar="SECONDS",
-        help="write CSV statistics every SECONDS (default with --headless: the --interval)",
-    )
-    p.add_argument("--csv-dir", metavar="PATH", help="CSV folder (default: %s)" % DEFAULT_CSV_DIR)
-    p.add_argument("--headless", action="store_true", help="no UI: write CSV until SIGINT/SIGTERM")
-    p.add_argument("--once", action="store_true", help="print one snapshot as a table and exit")
-    p.add_argument("--json", action="store_true", help="with --once: print the snapshot as JSON")
-    p.add_argument(
-        "--health",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="change a health threshold, e.g. stall_seconds=300 (repeatable; see docs/health.md)",
-    )
-    p.add_argument("--events", metavar="FILE", help="append one JSON line per alert event to FILE (monitor and --headless)")
-    p.add_argument("--alert-cmd", metavar="CMD",
-                   help="run the shell command CMD per alert event, details in TTOP_* environment variables")
-    p.add_argument("--alert-timeout", type=_positive("alert-timeout"), default=10.0, metavar="SECONDS",
-                   help="kill an alert command running longer than this (default: %(default)s)")
-    p.add_argument("--bell", action="store_true", help="ring the terminal bell on each alert (monitor)")
-    p.add_argument("--price-hour", type=_nonneg("price-hour"), metavar="PRICE",
-                   help="price of a machine per hour: each run's cost is its run time at this price (see docs/health.md)")
-    p.add_argument("--price-gpu-hour", type=_nonneg("price-gpu-hour"), metavar="PRICE",
-                   help="price per GPU-hour, for each GPU a run holds")
-    p.add_argument("--price-host", action="append", default=[], metavar="HOST=PRICE",
-                   help="machine price per hour for runs on HOST (repeatable; overrides --price-hour)")
-    p.add_argument("--columns", metavar="LIST",
-                   help="table columns in order, e.g. status,rate,loss,cpu; or changes to the saved choice, "
-                   "e.g. -cpu,+m:lr (overrides the config file for this launch; see docs/cli.md)")
-    p.add_argument("--ascii", action="store_true", help="draw with ASCII characters only (monitor and --once)")
-    p.add_argument(
-        "--serve",
-        metavar="[ADDR:]PORT",
-        help="serve Prometheus metrics on http://ADDR:PORT/metrics (ADDR default 127.0.0.1); "
-        "with --headless and no CSV option, serve only",
-    )
-    p.add_argument("--version", action="version", version="ttop %s" % __version__)
-    return p
-
-
-def _columns_value(argv: Sequence[str]) -> List[str]:
-    """``--columns -cpu`` as ``--columns=-cpu``: argparse would take a list
-    that starts with ``-`` for an option."""
-    out = list(argv)
-    for i in range(len(out) - 1):
-        if out[i] == "--":
-            break
-        if out[i] == "--columns" and out[i + 1].startswith("-") and not out[i + 1].startswith("--"):
-            out[i:i + 2] = ["--columns=" + out[i + 1]]
-            break
-    return out
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = build_parser()
-    args = parser.parse_intermixed_args(_columns_value(sys.argv[1:] if argv is None else argv))
-    if args.json and not args.once:
-        parser.error("--json only works with --once")
-    if args.once and args.headless:
-        parser.error("--once and --headless cannot be combined")
-    if args.once and (args.csv_dir is not None or args.csv_interval is not None):
-        parser.error("--csv-dir/--csv-interval do not apply to --once")
-    if args.once and args.serve is not None:
-        parser.error("--serve does not apply to --once")
-    if args.serve is not None:
-        from .sinks.prometheus import ServeError, parse_serve
-
-        try:
-            args.serve_addr = parse_serve(args.serve)
-        except ServeError as e:
-            parser.error("--serve: %s" % e)
-    if any(not f for f in args.folder):
-        parser.error("FOLDER must not be empty")
-    args.folders = list(args.folder) or [DEFAULT_FOLDER]
-    args.folder = args.folders[0]
-    if args.once and (args.events or args.alert_cmd):
-        parser.error("--events/--alert-cmd need the monitor or --headless, not --once")
-    if args.columns is not None:
-        from .view.columns import ColumnsError, parse
-
-        if args.headless:
-            parser.error("--columns needs the monitor or --once, not --headless")
-        try:
-            parse(args.columns)
-        except ColumnsError as e:
-            parser.error("--columns: %s" % e)
-    try:
-        args.health_config = health_config(args.health)
-        args.prices = prices_from(args)
-    except ValueError as e:
-        parser.error(str(e))
-    return args
-
-
-def health_config(pairs: Sequence[str]) -> Any:
-    """HealthConfig from ``--health NAME=VALUE`` options (None: defaults);
-    ValueError with one line for a bad one."""
-    if not pairs:
-        return None
-    overrides = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ValueError("--health takes NAME=VALUE, got %r" % pair)
-        overrides[name.strip()] = value.strip()
-    from .collect.health import HealthConfig
-
-    return HealthConfig().with_overrides(overrides)
 
 
 # ---------------------------------------------------------------------------

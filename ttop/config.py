@@ -20,7 +20,12 @@ import errno
 import json
 import os
 import stat
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+
+from .record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
 
 FILE_NAME = "config.json"
 MAX_BYTES = 256 * 1024
@@ -41,10 +46,13 @@ def config_path(env: Optional[Dict[str, str]] = None) -> str:
     return os.path.join(config_dir(env), FILE_NAME)
 
 
-class Loaded(NamedTuple):
+class Loaded(FrozenRecord):
     data: Dict[str, Any]  # the object read ({} when there is none or it was refused)
     path: str
     problem: Optional[str]  # one line when the file exists but cannot be used
+
+    def __init__(self, data: Dict[str, Any], path: str, problem: Optional[str]) -> None:
+        self.__dict__.update(data=data, path=path, problem=problem)
 
 
 def _read(path: str) -> bytes:

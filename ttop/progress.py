@@ -74,11 +74,14 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Tuple
 
 from .atomic import temp_name, write_bytes_atomic  # noqa: F401 - part of this module's API
 from .jsonvalues import RawJSON, dumps, json_safe  # noqa: F401 - part of this module's API
 from .jsonvalues import short_str as _short_str
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 PROGRESS_FORMAT = "ttop.progress/1"
 CONTROL_FORMAT = "ttop.control/1"

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Optional
 
 #: Widest table ever laid out (a larger ``COLUMNS`` or terminal gets this).
 MAX_WIDTH = 4096

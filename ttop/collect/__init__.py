@@ -11,7 +11,7 @@ Public API (see ``collector.py``)::
     c.refresh_now()           # wake the thread for a cycle now
     c.stop(timeout=5)         # stop and join
 """
-from typing import Any
+from __future__ import annotations
 
 from .snapshot import (
     Budgets,
@@ -26,6 +26,10 @@ from .snapshot import (
     ThreadInfo,
     TpuChip,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Budgets",

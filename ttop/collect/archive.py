@@ -21,17 +21,24 @@ import sys
 import threading
 import zlib
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
 
 from ..progress import parse_progress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, Optional, Tuple, Union
+
+    #: packed bytes: a bytes object, or a view into a loaded index
+    Blob = Union[bytes, memoryview]
+    #: (st_ino, st_size, st_mtime_ns, owner uid, dropped keys, ArchivedData bytes)
+    Entry = Tuple[int, int, int, int, Tuple[str, ...], Any]
 
 #: Parsed archived files kept in memory (the rest are parsed again on use).
 PARSED_CACHE = 1024
 
 _MARSHAL = b"M"  # zlib(marshal(parsed))
 _JSON = b"J"  # zlib(raw JSON): what marshal cannot hold
-#: packed bytes: a bytes object, or a view into a loaded index
-Blob = Union[bytes, memoryview]
 
 
 def pack(parsed: Dict[str, Any], raw: bytes = b"") -> bytes:
@@ -119,8 +126,6 @@ _PARSED_LOCK = threading.Lock()
 # ---------------------------------------------------------------------------
 # the index kept across starts
 
-#: (st_ino, st_size, st_mtime_ns, owner uid, dropped keys, ArchivedData bytes)
-Entry = Tuple[int, int, int, int, Tuple[str, ...], Any]
 _MAGIC = b"ttop-archive-index 2\n"
 _LENGTHS = 12  # crc32 of the head, length of the head
 #: An index whose entries changed is written again at most this often.

@@ -27,7 +27,6 @@ import bisect
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..record import replace
 from .host import HostSampler, hostname, resolve_budgets
@@ -56,6 +55,10 @@ from .snapshot import (
     Snapshot,
     TpuChip,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:
     from .procs import ProcessTable

@@ -2,9 +2,11 @@
 cycle a :class:`ScanResult` (see :mod:`ttop.collect.scan`)."""
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Tuple
-
 from ..record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Mapping, Optional, Tuple
 
 
 class FileResult(Record):

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict, Optional, Sequence, Tuple
 
 from .snapshot import Budgets, GpuDevice, HostInfo, RunResources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Sequence, Tuple
 
 
 def hostname() -> str:

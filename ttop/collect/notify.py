@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from typing import Any, Optional, Set
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Set
 
 # statfs f_type of local file systems (linux/magic.h): ext2/3/4, xfs, btrfs,
 # tmpfs, overlayfs, zfs, f2fs, ramfs, reiserfs, jfs, bcachefs

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING, AbstractSet, Any, Dict, List, Optional, Tuple
 
 from ..progress import RUNNING
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import AbstractSet, Any, Dict, List, Optional, Tuple
 
 if TYPE_CHECKING:  # procs (psutil) is imported with the first process lookup
     from .procs import ProcessTable

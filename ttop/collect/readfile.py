@@ -7,9 +7,12 @@ import errno
 import gc
 import os
 import stat
-from typing import Iterator, Tuple
 
 from ..progress import ProgressError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator, Tuple
 
 
 def read_progress_bytes(path: str, limit: int) -> bytes:

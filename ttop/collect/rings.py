@@ -10,18 +10,23 @@ runs. It reads nothing itself.
 from __future__ import annotations
 
 import collections
-from typing import Any, Deque, Dict, List, NamedTuple, Optional, Set
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Deque, Dict, List, NamedTuple, Optional, Set
 
 #: Samples kept per run (one per collector cycle: 20 minutes at -i 2).
 RING_SIZE = 600
 
-
-class ResourceSample(NamedTuple):
-    t: float  # when the snapshot was taken (Unix time)
-    cpu_percent: Optional[float]
-    rss_bytes: Optional[float]
-    gpu_memory_bytes: Optional[float]
-    gpu_util: Optional[float]  # mean utilisation of the GPUs the run's processes use
+if TYPE_CHECKING:
+    class ResourceSample(NamedTuple):
+        t: float  # when the snapshot was taken (Unix time)
+        cpu_percent: Optional[float]
+        rss_bytes: Optional[float]
+        gpu_memory_bytes: Optional[float]
+        gpu_util: Optional[float]  # mean utilisation of the GPUs the run's processes use
+else:  # the same, without importing typing at the monitor's start
+    ResourceSample = collections.namedtuple("ResourceSample", "t cpu_percent rss_bytes gpu_memory_bytes gpu_util")
 
 
 def _gpu_util(run: Any, snapshot: Any) -> Optional[float]:

@@ -3,13 +3,16 @@ and the fast construction of a :class:`~ttop.collect.snapshot.RunSnapshot`."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, AbstractSet, Any, Callable, List, Mapping, Optional, Tuple
 
 from ..progress import KILLED, RUNNING, pid_namespace
 from ..record import fields, replace
 from .owners import _LOST_PREFIX, _foreign_note, user_name
 from .scan import FileResult
 from .snapshot import RunResources, RunSnapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import AbstractSet, Any, Callable, List, Mapping, Optional, Tuple
 
 if TYPE_CHECKING:
     from .procs import ProcessTable

@@ -55,7 +55,6 @@ import bisect
 import os
 import stat
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from ..progress import (
     CONTROL_PREFIX,
@@ -72,7 +71,6 @@ from .archive import (
     SAVE_SECONDS,
     ArchivedData,
     ArchiveIndex,
-    Entry,
     entry_usable,
     index_wanted,
     pack,
@@ -82,6 +80,14 @@ from .fileresult import FileResult, ScanResult
 from .notify import FolderWatch, notify_wanted
 from .owners import may_read, user_name
 from .readfile import os_error_reason, read_progress_at, read_progress_bytes, read_progress_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+
+    from .archive import Entry
+
+    Signature = Tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns)
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -104,8 +110,6 @@ MIN_READS = 100
 #: ... and at most this many per second of budget (files known from the
 #: archive index cost little to read, but each is a run for the collector).
 READS_PER_SECOND = 2000
-
-Signature = Tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns)
 
 __all__ = ["PARSED_CACHE", "ArchivedData", "FileResult", "FolderScanner", "ScanResult", "os_error_reason",
            "read_progress_bytes", "read_progress_file"]

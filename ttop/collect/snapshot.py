@@ -12,9 +12,12 @@ read-only).
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Mapping, Optional, Tuple
 
 
 class ThreadInfo(FrozenRecord):

@@ -32,7 +32,6 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, List, Optional, Tuple
 
 from ..view import roles as R
 from ..view.asciify import to_ascii
@@ -40,6 +39,10 @@ from ..view.text import Line, crop_line, line_width
 from ..view.text import width as text_width
 from .keys import _curses_keys, _isatty, _NoTerminal, _readable, _stdin_fd, normalise_key, utf8_locale  # noqa: F401 (normalise_key, utf8_locale re-exported)
 from .screen import AppContext, Screen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple
 
 MESSAGE_SECONDS = 6.0
 #: Longest a new snapshot waits while keys keep coming.

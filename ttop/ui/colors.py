@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import curses
 import os
-from typing import Dict, Mapping, Optional, Tuple
 
 from ..view import roles as R
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Mapping, Optional, Tuple
 
 # role -> (foreground, background or -1, extra attributes)
 _COLOR_SPEC: Dict[str, Tuple[int, int, int]] = {

@@ -7,14 +7,16 @@ and pushes the other screens (help, and the lever screens of
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
-
 from ..view.ranks import rank_unsignalable
 from ..view.screen import main_frame
 from ..view.state import ViewState
 from ..view.table import COLUMNS, filtered_runs, max_offset, metric_column, sort_keys
 from ..view.text import Line, clean
 from .screen import AppContext, Screen, Target
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 _MOVE_KEYS = ("UP", "DOWN", "PGUP", "PGDN", "HOME", "END")
 #: Levers that act on the selected run, by key (functions of ``ttop.ui.levers``,

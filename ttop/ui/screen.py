@@ -14,9 +14,11 @@ ENTER ESC BACKSPACE DELETE TAB BTAB CTRL_C CTRL_L CTRL_U F1``
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
-
 from ..view.text import Line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..collect.snapshot import Snapshot

@@ -3,10 +3,13 @@ and as raw values (for sorting). Used through :mod:`ttop.view.table`."""
 from __future__ import annotations
 
 from collections import abc
-from typing import Any, Callable, Optional
 
 from . import fmt
 from .text import clean
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 
 def _get(d: Any, *path: str) -> Any:

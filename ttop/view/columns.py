@@ -19,9 +19,14 @@ The text form (``--columns`` and the config file) is a comma list of names
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Sequence, Tuple
 
-Choice = Tuple[Tuple[str, bool], ...]
+    Choice = Tuple[Tuple[str, bool], ...]
+else:
+    Choice = tuple
+
 
 AUTO = "metrics"
 METRIC = "m:"

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Optional
 
 from ..progress import number_or_none
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 NA = "-"
 

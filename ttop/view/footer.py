@@ -2,11 +2,13 @@
 line (or the name-filter prompt while it is being typed)."""
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
-
 from . import roles as R
 from .state import ViewState
 from .text import Line, Segment, clean, clip, crop_line, line_width
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Sequence, Tuple
 
 #: Key hints, most important first (cut from the end when narrow).
 HINTS: Tuple[Tuple[str, str], ...] = (

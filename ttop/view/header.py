@@ -5,13 +5,16 @@ in use (the runs' summed usage as a share of ``--max-cpus/--max-ram/--max-gpu``)
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional
 
 from . import fmt
 from . import health as H
 from . import roles as R
 from .state import ViewState
 from .text import Line, Segment, clean, clip, crop_line, line_width
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional
 
 
 def bar(frac: Optional[float], cells: int, ascii: bool = False) -> List[Segment]:

@@ -8,11 +8,13 @@ level apart without colour: ``✓`` OK, ``!`` WARN, ``✖`` CRIT (ASCII:
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
-
 from . import fmt
 from . import roles as R
 from .text import Segment, clean
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 SYMBOLS = {"OK": "\u2713", "WARN": "!", "CRIT": "\u2716"}
 ASCII_SYMBOLS = {"OK": "ok", "WARN": "!", "CRIT": "X"}

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import math
 from collections import abc
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from ..progress import number_or_none
 from . import fmt
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 TREND_WINDOW = 10
 FLAT_TOLERANCE = 0.01

@@ -3,11 +3,13 @@
 :class:`~ttop.collect.snapshot.RankSnapshot`."""
 from __future__ import annotations
 
-from typing import Any
-
 from . import fmt
 from . import roles as R
 from .text import clean
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def rank_state(rank: Any) -> str:

@@ -17,7 +17,9 @@ status text carries a ``*`` and the footer a legend).
 """
 from __future__ import annotations
 
-from typing import FrozenSet, Optional, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import FrozenSet, Optional, Tuple
 
 NORMAL = "normal"
 DIM = "dim"

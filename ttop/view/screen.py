@@ -8,8 +8,6 @@ and the selected index).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
-
 from ..record import FrozenRecord
 from . import roles as R
 from .footer import hint_line, status_line
@@ -17,6 +15,10 @@ from .header import header_lines
 from .state import ViewState
 from .table import TableFrame, columns_for, name_width, render_table, visible_rows, wandb_url
 from .text import Line, crop_line, fit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 MIN_WIDTH = 40
 MIN_HEIGHT = 10

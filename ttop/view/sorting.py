@@ -3,11 +3,14 @@ sort compares, the order, and the title's mark."""
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Sequence
 
 from . import fmt
 from .state import ViewState
 from .text import clean
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Sequence
 
 
 def sort_value(col: Optional[Any], run: Any) -> Any:

@@ -9,14 +9,19 @@ the filter brings the selection back.
 """
 from __future__ import annotations
 
-from typing import FrozenSet, Optional, Tuple
-
 from ..record import FrozenRecord, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import FrozenSet, Optional, Tuple
+
+    RowId = Tuple
+else:
+    RowId = tuple
 
 #: The ``s`` key cycles through these (None = all).
 STATUS_CYCLE: Tuple[Optional[str], ...] = (None, "RUNNING", "FINISHED", "CANCELED", "FAILED", "KILLED")
 
-RowId = Tuple
 
 
 class ViewState(FrozenRecord):

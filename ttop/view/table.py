@@ -9,8 +9,6 @@ the left while the others scroll by ``state.col_offset`` columns.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
-
 from ..record import FrozenRecord
 from . import columns as C
 from . import fmt
@@ -43,6 +41,10 @@ from .ranks import rank_cell, rank_name, rank_role
 from .sorting import TEXT_SORTS, sort_mark, sort_runs, sort_value  # noqa: F401 (re-exported)
 from .state import RowId, ViewState
 from .text import Line, Segment, clean, clip, fit, width
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 # ---------------------------------------------------------------------------
 # rows

@@ -10,20 +10,34 @@ layer maps to attributes (see ``ttop.view.roles``); nothing here knows curses.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from typing import Dict, List, Tuple
 
-Segment = Tuple[str, str]
-Line = Tuple[Segment, ...]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Tuple
 
-_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+    Segment = Tuple[str, str]
+    Line = Tuple[Segment, ...]
+else:  # type aliases are for the checker: at run time, what they are
+    Segment = Line = tuple
+
+_CTRL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]"
+_ANSI = r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])"
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(pattern: str) -> Any:
+    """``pattern`` compiled on first use: plain ASCII text never needs these,
+    and compiling them is work at every start (the first screen's text is
+    plain)."""
+    return re.compile(pattern)
 
 
 def strip_ansi(text: str) -> str:
     """Remove ANSI escape sequences (CSI, OSC, two-byte escapes)."""
-    return _ANSI.sub("", text)
+    return _compiled(_ANSI).sub("", text)
 
 
 def clean(text: object) -> str:
@@ -34,7 +48,7 @@ def clean(text: object) -> str:
     if s.isascii() and s.isprintable():
         return s
     s = strip_ansi(s).replace("\t", " ").replace("\n", " ").replace("\r", " ")
-    s = _CTRL.sub("?", s)
+    s = _compiled(_CTRL).sub("?", s)
     # lone surrogates (from surrogateescape decoding) cannot be encoded
     return s.encode("utf-8", "replace").decode("utf-8")
 
