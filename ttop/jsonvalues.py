@@ -7,7 +7,10 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Integers longer than this (about 4200 decimal digits, under Python's
 #: int-to-str limit of 4300) are written as "Infinity" / "-Infinity".
