@@ -107,11 +107,12 @@ def make_budgets(args: argparse.Namespace) -> Any:
 def make_collector(args: argparse.Namespace) -> Any:
     from .collect.collector import Collector
 
-    # --once: one cycle, nothing watched or archived for later
+    # --once: one cycle, nothing watched or archived for later (nor read:
+    # the files whose rows are kept, args.skip_files)
     folders = getattr(args, "folders", None) or [args.folder]
     return Collector(folders if len(folders) > 1 else folders[0], interval=args.interval, budgets=make_budgets(args),
                      health=getattr(args, "health_config", None), single=bool(getattr(args, "once", False)),
-                     prices=getattr(args, "prices", None))
+                     prices=getattr(args, "prices", None), skip=getattr(args, "skip_files", None))
 
 
 def make_alerts(args: argparse.Namespace, collector: Any, stderr: Optional[IO[str]]) -> Any:
@@ -199,6 +200,35 @@ def run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str]
 
 def _run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str]] = None) -> int:
     columns, bare, _ = read_config(args, stderr or sys.stderr)
+    if args.json:
+        from .sinks.jsonout import write_json
+
+        write_json(_once_snapshot(args, bare), stdout, columns=columns)
+        return EXIT_OK
+    from .sinks.once import print_once, wants_ascii
+    from .sinks.oncecache import CacheUnusable, OnceCache
+
+    ascii = True if args.ascii else wants_ascii(stdout)
+    folders = getattr(args, "folders", None) or [args.folder]
+    # the rows of ended runs an earlier --once kept: those files are not read
+    cache = OnceCache(folders[0], ascii, (getattr(args, "health_config", None), getattr(args, "prices", None))) \
+        if OnceCache.wanted(folders) else None
+    try:
+        snapshot = _once_snapshot(args, bare, cache)
+        print_once(snapshot, stdout, width=once_width(stdout), color=use_color(stdout), ascii=ascii, columns=columns,
+                   cells_of=cache.cells_of if cache is not None else None)
+    except CacheUnusable:  # raised before anything was printed
+        cache = None
+        print_once(_once_snapshot(args, bare), stdout, width=once_width(stdout), color=use_color(stdout), ascii=ascii,
+                   columns=columns)
+    stdout.flush()
+    if cache is not None:
+        cache.save()
+    return EXIT_OK
+
+
+def _once_snapshot(args: argparse.Namespace, bare: Any, cache: Any = None) -> Any:
+    args.skip_files = cache.skip if cache is not None else None
     collector = make_collector(args)
     try:
         # one cycle: a run's CPU % is its writer's own recent sample (a
@@ -214,24 +244,16 @@ def _run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str
                 pass
     if snapshot.folder_error:
         raise UsageError(snapshot.folder_error)
+    if cache is not None:
+        snapshot = cache.merge(snapshot, collector)
     if bare:
         from .view.columns import check_metrics
-        from .view.metrics import default_metrics
+        from .view.oncetable import once_metrics
 
-        problem = check_metrics(bare, default_metrics(snapshot.runs, 500))
+        problem = check_metrics(bare, once_metrics(snapshot.runs, 500))
         if problem:
             raise UsageError("--columns: " + problem)
-    if args.json:
-        from .sinks.jsonout import write_json
-
-        write_json(snapshot, stdout, columns=columns)
-    else:
-        from .sinks.once import print_once
-
-        print_once(snapshot, stdout, width=once_width(stdout), color=use_color(stdout), ascii=True if args.ascii else None,
-                   columns=columns)
-        stdout.flush()
-    return EXIT_OK
+    return snapshot
 
 
 def start_serving(args: argparse.Namespace, collector: Any) -> Any:

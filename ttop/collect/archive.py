@@ -160,35 +160,52 @@ class ArchiveIndex:
     """The persisted index of one folder's ended files (see the module
     docstring). :meth:`load` returns the entries of the last :meth:`save`
     for the same folder (path, device and inode), or {} when there is none
-    or it cannot be trusted (not the user's own file, written by another
-    version, damaged).
+    or it cannot be trusted (not the user's own file in the user's own
+    folder, written by another version, damaged).
 
     The file is a small head (each name's file signature, owner, dropped
     keys and where its bytes are; checksummed) followed by the entries'
     bytes (each a zlib stream, checksummed by zlib), read only when the
     first entry is used: listing a folder against the index reads the head
-    only."""
+    only.
 
-    def __init__(self, folder: str, dev: int, ino: int, directory: Optional[str] = None) -> None:
+    ``kind`` names another index of the same shape (``<kind>-<digest>.idx``;
+    e.g. ``--once``'s rows, :mod:`ttop.sinks.oncecache`), whose ``extra``
+    (any marshallable value: versions, settings) must equal the saved one
+    for the file to be used; such an index may also carry a value of its
+    own beside the entries (:attr:`meta`)."""
+
+    def __init__(self, folder: str, dev: int, ino: int, directory: Optional[str] = None, kind: str = "archive",
+                 extra: Any = None) -> None:
         self.folder = folder
-        self.key = (folder, dev, ino, sys.version_info[:2], marshal.version)
+        name_key = (folder, dev, ino, sys.version_info[:2], marshal.version)
+        self.key: Tuple[Any, ...] = name_key if extra is None else name_key + (kind, extra)
         # a name, not a check (the key inside the file is compared): two
         # zlib checksums, as hashlib would load OpenSSL before the first screen
-        raw = repr(self.key).encode("utf-8", "surrogateescape")
+        raw = repr(name_key).encode("utf-8", "surrogateescape")
         digest = "%08x%08x" % (zlib.crc32(raw), zlib.adler32(raw))
         self.dir = directory or cache_dir()
-        self.path = os.path.join(self.dir, "archive-%s.idx" % digest)
+        self.name = "%s-%s.idx" % (kind, digest)
+        self.path = os.path.join(self.dir, self.name)
+        self._magic = _MAGIC if kind == "archive" else b"ttop-%s-index 1\n" % kind.encode("ascii", "replace")
         #: when the loaded index was written (wall clock); files modified
         #: after that moment minus a tick are read again
         self.written_at = 0.0
+        #: the value saved beside the entries (None: none)
+        self.meta: Any = None
         self._file: Optional[Tuple[int, int, int, int]] = None  # (ino, size, mtime_ns, where the bytes start)
         self._blobs: Optional[memoryview] = None
 
     def _open(self) -> Optional[Tuple[int, os.stat_result]]:
+        dfd = _open_dir(self.dir)
+        if dfd is None:
+            return None
         try:
-            fd = os.open(self.path, _READ_FLAGS)
+            fd = os.open(self.name, _READ_FLAGS, dir_fd=dfd)
         except OSError:
             return None
+        finally:
+            os.close(dfd)
         try:
             st = os.fstat(fd)
         except OSError:
@@ -207,12 +224,13 @@ class ArchiveIndex:
         if got is None:
             return {}
         fd, st = got
+        magic = self._magic
         try:
-            top = _read(fd, len(_MAGIC) + _LENGTHS)
-            if not top.startswith(_MAGIC) or len(top) < len(_MAGIC) + _LENGTHS:
+            top = _read(fd, len(magic) + _LENGTHS)
+            if not top.startswith(magic) or len(top) < len(magic) + _LENGTHS:
                 return {}
-            crc = int.from_bytes(top[len(_MAGIC):len(_MAGIC) + 4], "big")
-            n = int.from_bytes(top[len(_MAGIC) + 4:], "big")
+            crc = int.from_bytes(top[len(magic):len(magic) + 4], "big")
+            n = int.from_bytes(top[len(magic) + 4:], "big")
             if n > st.st_size:
                 return {}
             head = _read(fd, n)
@@ -223,12 +241,16 @@ class ArchiveIndex:
         if len(head) != n or zlib.crc32(head) != crc:
             return {}
         try:
-            key, written_at, entries = marshal.loads(head)
+            loaded = marshal.loads(head)
         except (ValueError, EOFError, TypeError):
             return {}
+        if not isinstance(loaded, tuple) or len(loaded) not in (3, 4):
+            return {}
+        key, written_at, entries = loaded[:3]
         if key != self.key or not isinstance(entries, dict) or not isinstance(written_at, float):
             return {}
         self.written_at = written_at
+        self.meta = loaded[3] if len(loaded) == 4 else None
         self._file = (st.st_ino, st.st_size, st.st_mtime_ns, len(top) + n)
         return entries
 
@@ -255,12 +277,17 @@ class ArchiveIndex:
             return None
         return self._blobs[off:off + n]
 
-    def save(self, entries: Mapping[str, Entry], written_at: float) -> bool:
-        """Write ``entries`` (atomically; the folder made private). False
-        when the cache folder cannot be written (then there is no index)."""
-        tmp = "%s.%d.tmp" % (self.path, os.getpid())
+    def save(self, entries: Mapping[str, Entry], written_at: float, meta: Any = None) -> bool:
+        """Write ``entries`` (atomically; the folder made private) and, for
+        an index of another ``kind``, ``meta``. False when the cache folder
+        cannot be written (then there is no index)."""
+        tmp = "%s.%d.tmp" % (self.name, os.getpid())
+        dfd = None
         try:
             os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            dfd = _open_dir(self.dir)
+            if dfd is None:
+                return False  # not the user's own folder, or others may write in it
             head_entries = {}
             blobs = []
             off = 0
@@ -269,11 +296,14 @@ class ArchiveIndex:
                 head_entries[name] = (e[0], e[1], e[2], e[3], e[4], off, n)
                 blobs.append(e[5])
                 off += n
-            head = marshal.dumps((self.key, float(written_at), head_entries))
+            if meta is None:
+                head = marshal.dumps((self.key, float(written_at), head_entries))
+            else:
+                head = marshal.dumps((self.key, float(written_at), head_entries, meta))
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-            fd = os.open(tmp, flags, 0o600)
+            fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
             try:
-                for part in (_MAGIC + zlib.crc32(head).to_bytes(4, "big") + len(head).to_bytes(8, "big"), head,
+                for part in (self._magic + zlib.crc32(head).to_bytes(4, "big") + len(head).to_bytes(8, "big"), head,
                              b"".join(blobs)):
                     view = memoryview(part)
                     while view:
@@ -281,14 +311,39 @@ class ArchiveIndex:
                         view = view[k:]
             finally:
                 os.close(fd)
-            os.replace(tmp, self.path)
+            os.replace(tmp, self.name, src_dir_fd=dfd, dst_dir_fd=dfd)
             return True
         except (OSError, ValueError):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            if dfd is not None:
+                try:
+                    os.unlink(tmp, dir_fd=dfd)
+                except OSError:
+                    pass
             return False
+        finally:
+            if dfd is not None:
+                os.close(dfd)
+
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_dir(path: str) -> Optional[int]:
+    """The cache folder, opened without following a link, when it is the
+    user's own and no one else may write in it; else None."""
+    try:
+        dfd = os.open(path, _DIR_FLAGS)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(dfd)
+    except OSError:
+        os.close(dfd)
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        os.close(dfd)
+        return None
+    return dfd
 
 
 def entry_usable(e: Any) -> bool:

@@ -96,7 +96,8 @@ class Collector:
     thresholds of the health rules (:class:`~ttop.collect.health.HealthConfig`;
     default: the documented defaults; ``False``: no samples, no verdicts).
     ``prices``: :class:`~ttop.collect.cost.Prices` to price each run's time
-    (``RunSnapshot.cost``); None: no cost.
+    (``RunSnapshot.cost``); None: no cost. ``skip``: see
+    :class:`~ttop.collect.scan.FolderScanner` (one folder only).
     Each run's recent samples are kept in :attr:`recent`
     (:class:`~ttop.collect.recent.RecentSamples`).
     """
@@ -116,6 +117,7 @@ class Collector:
         sweep_seconds: float = SWEEP_SECONDS,
         single: bool = False,
         prices: Any = None,
+        skip: Optional[Callable[[int, Any], Any]] = None,
     ) -> None:
         folders = [folder] if isinstance(folder, (str, os.PathLike)) else list(folder)
         #: the watched folders, absolute (several: see ttop.collect.folders)
@@ -138,7 +140,8 @@ class Collector:
 
             self._scanner = MultiScanner(self.folders, notify=notify, compact=archive, sweep_seconds=sweep_seconds)
         else:
-            self._scanner = FolderScanner(self.folder, notify=notify, compact=archive, sweep_seconds=sweep_seconds)
+            self._scanner = FolderScanner(self.folder, notify=notify, compact=archive, sweep_seconds=sweep_seconds,
+                                          skip=skip)
         #: ended runs whose process is known gone: their snapshots are kept
         #: as they are (nothing about them changes), keyed by file name
         self._archive: Dict[str, RunSnapshot] = {}
@@ -265,6 +268,12 @@ class Collector:
     @sample_threads.setter
     def sample_threads(self, on: Any) -> None:
         self._threads = on if callable(on) else bool(on)
+
+    def settled(self) -> List[Tuple[str, Any, RunSnapshot]]:
+        """The runs that ended for good (ended, their process gone): (file
+        name, the file's (inode, size, mtime in ns) as read, snapshot)."""
+        seen = getattr(self._scanner, "_cache", {})  # FolderScanner's: name -> _Cached(signature, ...)
+        return [(name, seen[name].sig if name in seen else None, run) for name, run in self._archive.items()]
 
     @property
     def running(self) -> bool:

@@ -47,7 +47,8 @@ notification reports written is looked at at once); an indexed file is then
 taken from the index after an ``lstat`` shows it is still that regular file
 (inode, size, mtime, owner), and read as usual otherwise. The index is written when the whole folder has
 been seen and its ended files changed, at most every
-:data:`~ttop.collect.archive.SAVE_SECONDS`, and on :meth:`FolderScanner.close`.
+:data:`~ttop.collect.archive.SAVE_SECONDS`, and on :meth:`FolderScanner.close`
+(not by a scan that left names to ``skip``: it would lose their entries).
 """
 from __future__ import annotations
 
@@ -163,6 +164,7 @@ class FolderScanner:
         sweep_seconds: float = SWEEP_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         index: Optional[bool] = None,
+        skip: Optional[Callable[[int, Set[str]], Set[str]]] = None,
     ) -> None:
         self.folder = os.path.abspath(folder)
         self.max_bytes = max_bytes
@@ -195,6 +197,9 @@ class FolderScanner:
         self._saved_at: Optional[float] = None
         self.total_indexed = 0
         self._recent: Optional[int] = None  # of the first listing's files, those written lately
+        #: ``skip(dir_fd, names)``: of newly listed names, those the caller has (not scanned; ttop.collect.known)
+        self._skip = skip
+        self.skipped: Set[str] = set()
 
     @property
     def notifying(self) -> bool:
@@ -236,6 +241,8 @@ class FolderScanner:
 
     def _save(self) -> None:
         assert self._index is not None
+        if self.skipped:
+            return
         self._dirty = False
         self._saved_at = self.monotonic()
         self._index.save(self._entries, self.clock())
@@ -284,6 +291,9 @@ class FolderScanner:
                 if other:
                     new -= other
                     self._others |= other
+                if self._skip is not None:
+                    self.skipped |= self._skip(dfd, new)
+                    new -= self.skipped
                 self._names |= new
             if new:
                 self._add_pending(dfd, new, budget is not None)

@@ -1,6 +1,7 @@
 """``ttop --once``: the main screen's header and full table, printed once.
 
-Same pure renderer as the curses monitor (:mod:`ttop.view`): every run, no
+Same pure renderer as the curses monitor (:mod:`ttop.view`; the table made
+row by row from each run's cells, :mod:`ttop.view.oncetable`): every run, no
 height limit, no selection. ANSI colours only when ``color`` is true; ASCII
 only (``...`` and ``#``/``.`` bars) when the stream cannot encode Unicode or
 ``ascii=True``.
@@ -8,14 +9,13 @@ only (``...`` and ``#``/``.`` bars) when the stream cannot encode Unicode or
 from __future__ import annotations
 
 import codecs
-from typing import IO, Any, Dict, Iterable, Optional
+from typing import IO, Any, Callable, Dict, Iterable, Optional
 
 from ..view import roles as R
 from ..view.asciify import to_ascii
 from ..view.footer import counts_segments, snapshot_notice
 from ..view.header import header_lines
-from ..view.state import ViewState
-from ..view.table import render_table, visible_rows
+from ..view.oncetable import KeptRun, RowCells, RunCells, once_state, table_lines
 from ..view.text import Line, clean, clip, crop_line, line_width
 
 # role -> SGR parameters (8 colours; no colour for roles absent here)
@@ -44,7 +44,7 @@ def _sgr(role: str) -> str:
 
 def line_text(line: Line, color: bool) -> str:
     if not color:
-        return "".join(t for t, _ in line).rstrip()
+        return "".join([t for t, _ in line]).rstrip()
     out = []
     for text, role in line:
         code = _sgr(role)
@@ -52,7 +52,7 @@ def line_text(line: Line, color: bool) -> str:
     return "".join(out)
 
 
-def _wants_ascii(stream: Any) -> bool:
+def wants_ascii(stream: Any) -> bool:
     enc = getattr(stream, "encoding", None) or "utf-8"
     try:
         return codecs.lookup(enc).name not in ("utf-8", "utf-16", "utf-32", "gb18030")
@@ -60,16 +60,27 @@ def _wants_ascii(stream: Any) -> bool:
         return True
 
 
-def render_once(snapshot: Any, width: int, ascii: bool = False, columns: Any = None) -> Iterable[Line]:
+CellsOf = Callable[[Any], RowCells]
+
+
+def render_once(snapshot: Any, width: int, ascii: bool = False, columns: Any = None,
+                cells_of: Optional[CellsOf] = None) -> Iterable[Line]:
     """The lines ``--once`` prints: header, table title, every run, a summary.
-    ``columns``: the column choice (:mod:`ttop.view.columns`), None for the default."""
+    ``columns``: the column choice (:mod:`ttop.view.columns`), None for the default.
+    ``cells_of(run)``: a run row's cells (default: worked out from the run
+    as they are needed; a :class:`~ttop.view.oncetable.KeptRun` brings its
+    own); a kept row that cannot be had fails before the first line."""
     width = max(40, int(width))
-    state = ViewState(ascii=ascii, columns=columns)
+    state = once_state(snapshot, ascii, columns)
+    if cells_of is None:
+        def cells_of(run: Any) -> RowCells:
+            return run if type(run) is KeptRun else RunCells(run, ascii)
+    # a multi-rank job's ranks as rows
+    title, _, _, rows = table_lines(snapshot, state, width, cells_of)
     for line in header_lines(snapshot, state, width, 1 + len(snapshot.gpus) + len(snapshot.tpus) + 2):
         yield line
-    rows = visible_rows(snapshot, state, ranks=True)  # a multi-rank job's ranks as rows
-    table = render_table(snapshot, state, width, len(rows) + 1, select=False, rows=rows)
-    for line in table.lines:
+    yield title
+    for line in rows:
         yield line
     summary = counts_segments(snapshot)
     if any(r.status_inferred for r in snapshot.runs):
@@ -82,11 +93,11 @@ def render_once(snapshot: Any, width: int, ascii: bool = False, columns: Any = N
 
 
 def print_once(snapshot: Any, stream: IO[str], *, width: int, color: bool, ascii: Optional[bool] = None,
-               columns: Any = None) -> None:
+               columns: Any = None, cells_of: Optional[CellsOf] = None) -> None:
     """Print the snapshot as the monitor's header and table to ``stream``."""
     if ascii is None:
-        ascii = _wants_ascii(stream)
-    for line in render_once(snapshot, width, ascii, columns):
+        ascii = wants_ascii(stream)
+    for line in render_once(snapshot, width, ascii, columns, cells_of):
         text = line_text(line, color)
         if ascii and not text.isascii():
             text = to_ascii(text)

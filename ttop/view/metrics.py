@@ -15,14 +15,15 @@ latest value, and its trend.
 from __future__ import annotations
 
 import math
-from collections import abc
+from collections import Counter, abc
+from itertools import chain
 
 from ..progress import number_or_none
 from . import fmt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+    from typing import Any, Iterable, List, Mapping, Optional, Sequence
 
 TREND_WINDOW = 10
 FLAT_TOLERANCE = 0.01
@@ -48,11 +49,14 @@ def is_loss(name: str) -> bool:
 
 def default_metrics(runs: Iterable[Any], n: int = 3) -> List[str]:
     """Up to ``n`` metric names reported by ``runs``, loss-like ones first."""
-    seen: Dict[str, int] = {}
-    for run in runs:
-        for name in _metrics_of(run):
-            if isinstance(name, str) and name:
-                seen[name] = seen.get(name, 0) + 1
+    return rank_names((_metrics_of(run) for run in runs), n)
+
+
+def rank_names(reported: Iterable[Iterable[Any]], n: int = 3) -> List[str]:
+    """:func:`default_metrics` from each run's metric names."""
+    seen = Counter(chain.from_iterable(reported))
+    for name in [k for k in seen if not isinstance(k, str) or not k]:
+        del seen[name]
     order = sorted(seen, key=lambda k: (not is_loss(k), -seen[k], k))
     return order[:n]
 

@@ -331,11 +331,20 @@ def _name_text(row: Row) -> str:
     return "%s[T] %d %s" % (indent, row.thread.tid, tname) if tname else "%s[T] %d" % (indent, row.thread.tid)
 
 
+#: Rows whose names set the width of the name column.
+NAME_ROWS = 2000
+
+
 def name_width(rows: Sequence[Row], total_width: int) -> int:
     """The frozen name column: as wide as the longest visible name, between
     NAME_MIN and min(NAME_MAX, a third of the screen)."""
+    return name_width_of([width(_name_text(r)) for r in rows[:NAME_ROWS]], total_width)
+
+
+def name_width_of(widths: List[int], total_width: int) -> int:
+    """:func:`name_width` from the widths of the first :data:`NAME_ROWS` names."""
     cap = max(NAME_MIN, min(NAME_MAX, total_width // 3))
-    longest = max([width(_name_text(r)) for r in rows[:2000]] + [len(NAME_TITLE)])
+    longest = max(widths + [len(NAME_TITLE)])
     return max(NAME_MIN, min(cap, longest))
 
 
@@ -486,21 +495,7 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
     if len(_LINES) > LINES_KEPT:
         _LINES.clear()
 
-    lines: List[Line] = []
-    # title line
-    left_mark = "<" if offset > 0 else ""
-    mark = sort_mark(state)
-    name_title = NAME_TITLE + (mark if state.sort_key == "name" else "")
-    title: List[Segment] = [(fit(name_title, nw - len(left_mark), "<", ell) + left_mark, R.TITLE)]
-    for col, w in layout:
-        t = col.title
-        if col.key == state.sort_key:
-            t = clip(t, w - 1, ell) + mark
-        title.append((" " + fit(t, w, col.align, ell), R.TITLE))
-    used = nw + sum(w + 1 for _, w in layout)
-    if used < width_:
-        title.append((" " * (width_ - used), R.TITLE))
-    lines.append(_merge(title))
+    lines: List[Line] = [title_line(state, layout, offset, nw, width_)]
 
     for i, row in enumerate(shown):
         idx = top + i
@@ -513,34 +508,69 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
                 lines.append(hit[1])
                 continue
         base = row_role(row)
-        stale = row.kind == "run" and row.run.stale
-
-        def role_of(r: str, stale: bool = stale, is_sel: bool = is_sel) -> str:
-            if stale:
-                r = R.with_mod(r, R.STALE)
-            if is_sel:
-                r = R.with_mod(r, R.SEL)
-            return r
-
         name_role = base if row.kind != "run" else R.NORMAL
         name = _name_text(row)
         if row.kind == "run" and row.run.key in state.marked:
             name_role, name = R.MARK, "*" + name
-        segs: List[Segment] = [(fit(name, nw, "<", ell), role_of(name_role))]
-        for col, w in layout:
+        parts: List[Segment] = []
+        for col, _w in layout:
             made = texts.get(col.key)
             text = made[i] if made is not None else clean(cell_text(col, row))
-            role = base if (col.status_colored and row.kind == "run") else (base if row.kind != "run" else R.NORMAL)
-            if col.cell_role is not None and row.kind == "run":
-                role = col.cell_role(row.run) or role
-            segs.append((" " + fit(text, w, col.align, ell), role_of(role)))
-        if used < width_:
-            segs.append((" " * (width_ - used), role_of(R.NORMAL)))
-        line = _merge(segs)
+            parts.append((text, base if row.kind != "run" else cell_role(col, row.run, base)))
+        line = compose_row(name, name_role, parts, layout, nw, width_, ell, row.kind == "run" and row.run.stale, is_sel)
         if key is not None:
             _LINES[key] = (row.run, line)
         lines.append(line)
     return TableFrame(lines, list(rows), sel, top, [c.key for c, _ in layout])
+
+
+def title_line(state: ViewState, layout: Sequence[Tuple[Column, int]], offset: int, nw: int, width_: int) -> Line:
+    """The table's title line for ``layout`` (:func:`_layout`)."""
+    ell = _ell(state.ascii)
+    left_mark = "<" if offset > 0 else ""
+    mark = sort_mark(state)
+    name_title = NAME_TITLE + (mark if state.sort_key == "name" else "")
+    title: List[Segment] = [(fit(name_title, nw - len(left_mark), "<", ell) + left_mark, R.TITLE)]
+    for col, w in layout:
+        t = col.title
+        if col.key == state.sort_key:
+            t = clip(t, w - 1, ell) + mark
+        title.append((" " + fit(t, w, col.align, ell), R.TITLE))
+    used = nw + sum(w + 1 for _, w in layout)
+    if used < width_:
+        title.append((" " * (width_ - used), R.TITLE))
+    return _merge(title)
+
+
+def cell_role(col: Column, run: Any, base: str) -> str:
+    """The role of ``run``'s cell in ``col`` (``base``: the row's role)."""
+    role = base if col.status_colored else R.NORMAL
+    if col.cell_role is not None:
+        role = col.cell_role(run) or role
+    return role
+
+
+def compose_row(name: str, name_role: str, cells: Sequence[Segment], layout: Sequence[Tuple[Column, int]], nw: int,
+                width_: int, ell: str, stale: bool = False, sel: bool = False) -> Line:
+    """One table row: the name and each cell ``(text, role)`` of ``layout``
+    fitted to their widths, padded to ``width_``; a stale row's and the
+    selected row's roles marked so."""
+
+    def role_of(r: str) -> str:
+        if stale:
+            r = R.with_mod(r, R.STALE)
+        if sel:
+            r = R.with_mod(r, R.SEL)
+        return r
+
+    segs: List[Segment] = [(fit(name, nw, "<", ell), role_of(name_role))]
+    used = nw
+    for (col, w), (text, role) in zip(layout, cells):
+        segs.append((" " + fit(text, w, col.align, ell), role_of(role)))
+        used += w + 1
+    if used < width_:
+        segs.append((" " * (width_ - used), role_of(R.NORMAL)))
+    return _merge(segs)
 
 
 def _merge(segs: List[Segment]) -> Line:
