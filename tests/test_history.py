@@ -311,3 +311,25 @@ def test_a_tick_of_mixed_values_is_bucketed_as_their_floats(tmp_path, odd):
         assert (lo, hi) == (e[3], e[4]) or (lo != lo and e[3] != e[3])
     assert c.flagged == [i for i, e in enumerate(want) if e[6]]
     assert all(type(v) is float for v in c.y + c.lo + c.hi)
+
+
+def test_a_tick_of_scalar_objects_is_converted_one_by_one_never_added_up(tmp_path):
+    # torch tensors add up with a kernel launch each (on a GPU): a tick of
+    # them is converted through .item(), not summed first
+    added = []
+
+    class Scalar(_Item):
+        def __add__(self, other):
+            added.append(1)
+            return NotImplemented
+
+        __radd__ = __add__
+
+    log = MetricLog(str(tmp_path), "tensors", lambda m: None)
+    for step in range(1, 41):
+        log.queue.append((step, {"loss": Scalar(float(step))}))
+    log.drain({})
+    log.flush(5.0)
+    c = HistoryReader(str(tmp_path), "tensors.history.jsonl").poll()["loss"]
+    assert c.x[-1] == c.y[-1] == 40.0 and c.lo[0] == 1.0 and len(c.x) == H.TICK_POINTS
+    assert added == []

@@ -68,6 +68,8 @@ def _plain_buckets(steps: Sequence[float], vals: List[Any], t: float) -> Optiona
     compared as the float it converts to; the few picked as a bucket's
     min, max or last are converted); None when one of them may be anything
     else (they are then converted one by one)."""
+    if type(vals[0]) not in _NUMBERS or type(vals[-1]) not in _NUMBERS:
+        return None  # e.g. torch tensors: no sum of them (a kernel launch each on a GPU)
     try:
         total = sum(vals)  # an exact float only when every value is a float, an int or a bool
         if type(total) is not float:
