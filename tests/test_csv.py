@@ -456,3 +456,39 @@ def test_close_reports_whether_the_final_summaries_were_written(tmp_path):
     ok = CsvSink(str(tmp_path / "fine"), 1.0, clock=Clock())
     ok.write(snap(1, [run("c")]))
     assert ok.close() is True
+
+
+def test_a_new_run_under_a_reused_name_gets_its_own_files(tmp_path):
+    # run "rr" finishes; a new run starts under the same name (another
+    # started_at, another PID) while ttop keeps writing: its rows must not
+    # be appended to the earlier run's, nor its summary count them
+    clock = Clock()
+    out = str(tmp_path)
+    errors = []
+    sink = CsvSink(out, 1.0, clock=clock, on_error=errors.append)
+    first = dict(started_at=1700000000.0, pid=100, pid_create_time=1699999999.5)
+    second = dict(started_at=1700000500.0, pid=200, pid_create_time=1700000499.5)
+    clock.t += 1
+    sink.maybe_write(snap(1, [run("rr", cpu=90.0, metrics={"loss": 100.0}, **first)]))
+    clock.t += 1
+    sink.maybe_write(snap(2, [run("rr", status="FINISHED", cpu=None, metrics={"loss": 99.0}, ended_at=1700000010.0,
+                                  **first)]))
+    for seq in (3, 4, 5):
+        clock.t += 1
+        # a writer may give its create time only from its second write on: still one run
+        this = dict(second, pid_create_time=None) if seq == 3 else second
+        sink.maybe_write(snap(seq, [run("rr", cpu=10.0, metrics={"loss": 1.0}, **this)], t=600 + seq))
+    sink.close()
+    now = read_csv(os.path.join(out, "rr_matrix.csv"))
+    assert [r[2] for r in now[1:]] == ["RUNNING"] * 3  # the new run's rows only
+    o = pd.read_csv(os.path.join(out, "rr_overall.csv")).iloc[0]
+    assert o["samples"] == 3 and o["cpu_percent_max"] == 10 and o["start_timestamp"] == 1700000500.0
+    # the earlier run's files are kept, whole, under a name telling its start
+    before = [n for n in os.listdir(out) if n.startswith("rr.") and n.endswith("_matrix.csv")]
+    assert before == ["rr.20231114T221320_matrix.csv"], os.listdir(out)
+    old = read_csv(os.path.join(out, before[0]))
+    assert [r[2] for r in old[1:]] == ["RUNNING", "FINISHED"]
+    oo = pd.read_csv(os.path.join(out, "rr.20231114T221320_overall.csv")).iloc[0]
+    assert oo["samples"] == 2 and oo["status"] == "FINISHED" and oo["cpu_percent_max"] == 90
+    assert len(errors) == 1 and "rr.20231114T221320_matrix.csv" in errors[0]
+    load_all(out)

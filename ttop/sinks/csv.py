@@ -55,9 +55,11 @@ from ..progress import RUNNING, sanitize_run_name
 from ..view.text import clean
 from .csvfiles import (
     MATRIX_COLUMNS,
+    MATRIX_SUFFIX,
     MAX_METRIC_COLUMNS,
     OVERALL_COLUMNS,
     OVERALL_EVERY,
+    OVERALL_SUFFIX,
     SUMMARY_RESOURCES,
     RunFiles,
     cell,
@@ -78,6 +80,18 @@ __all__ = [
     "metric_column",
     "remove_stale_temps",
 ]
+
+
+def _identity(run: Any) -> Tuple[Any, Any, Any]:
+    """What tells two runs under one name apart: their start and process."""
+    data = run.data
+    return data.get("started_at"), data.get("pid"), data.get("pid_create_time")
+
+
+def _same_run(a: Tuple[Any, ...], b: Tuple[Any, ...]) -> bool:
+    """Two identities of one run: nothing known of both differs (a writer
+    may give its process's create time only from its second write on)."""
+    return all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
 class CsvSink:
@@ -209,6 +223,10 @@ class CsvSink:
         for run in snapshot.runs:
             try:
                 rf = self._files_for(run.key)
+                ident = _identity(run)
+                if rf.samples and rf.identity is not None and not _same_run(ident, rf.identity):
+                    rf = self._set_aside(run.key, rf)  # a new run under the same name
+                rf.identity = ident
                 if run.status == RUNNING:
                     rf.final_written = False
                     updated = run.data.get("updated_at")
@@ -240,6 +258,33 @@ class CsvSink:
                     rf.write_overall()
             except (OSError, ValueError, csv.Error) as e:
                 self._error("cannot write CSV for run %s: %s" % (clean(run.key), e))
+
+    def _set_aside(self, key: str, rf: RunFiles) -> RunFiles:
+        """A new run took ``key``'s name (another start, another process):
+        the earlier run's files, their summary made final, are kept under a
+        name telling its start (``<stem>.<yyyymmddTHHMMSS>_matrix.csv``), and
+        the new run gets files of its own, so neither's rows nor summary mix
+        with the other's."""
+        if rf.dirty:
+            rf.write_overall()
+        start = rf.started_at if rf.started_at is not None else rf.first_ts
+        tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime(start)) if start is not None else "earlier"
+        kept = []
+        for path, suffix in ((rf.matrix_path, MATRIX_SUFFIX), (rf.overall_path, OVERALL_SUFFIX)):
+            aside = "%s.%s%s" % (path[: -len(suffix)], tag, suffix)
+            n = 1
+            while os.path.lexists(aside):
+                n += 1
+                aside = "%s.%s-%d%s" % (path[: -len(suffix)], tag, n, suffix)
+            try:
+                os.rename(path, aside)
+                kept.append(os.path.basename(aside))
+            except FileNotFoundError:
+                pass
+        del self._files[key]
+        self._error("run %s started again under the same name: the earlier run's CSV files are kept as %s" % (
+            clean(key), " and ".join(kept) or "nothing (none were written)"))
+        return self._files_for(key)
 
     def _error(self, message: str) -> None:
         self.last_error = message

@@ -248,6 +248,8 @@ class RunFiles:
         self.overflow = False  # metrics beyond MAX_METRIC_COLUMNS were left out
         self.overflow_reported = False
         self.notes: List[str] = []  # things the sink should report once
+        #: the run these files are of (its start and process: see CsvSink); None: not known yet
+        self.identity: Any = None
         self._load()
 
     # existing file (restart): adopt its header, continue its summary
