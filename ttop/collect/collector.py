@@ -185,7 +185,7 @@ class Collector:
         # a big folder is read in parts, published once (kept compressed
         # part by part: the parsed whole would need GBs); single: at once
         budget = None if self.single else LOAD_BUDGET
-        with self._cycle_lock, _gc_paused(self.latest is None or self._pending > 0):
+        with self._cycle_lock, _gc_paused():
             snap = self._cycle(budget)
             while self._pending:
                 self._seq -= 1
@@ -210,7 +210,7 @@ class Collector:
 
     def _collect_some(self) -> Snapshot:
         # the thread's cycle: a big folder is read in parts, newest files first
-        with self._cycle_lock, _gc_paused(self.latest is None or self._pending > 0):
+        with self._cycle_lock, _gc_paused():
             # the first part small (the first screen), then bigger ones
             snap = self._cycle(READ_BUDGET if self.latest is None else LOAD_BUDGET)
             self.latest = snap
