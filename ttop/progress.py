@@ -319,7 +319,11 @@ def parse_progress(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
     at all (not UTF-8, not JSON, not an object, wrong ``format``, a required key
     missing or of the wrong type, an unknown status).
     """
-    obj = _loads(raw, "progress")
+    return check_progress(_loads(raw, "progress"))
+
+
+def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
+    """:func:`parse_progress` of the already parsed JSON value ``obj``."""
     if not isinstance(obj, dict):
         raise ProgressError("not a JSON object")
     fmt = obj.get("format")

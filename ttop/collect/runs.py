@@ -12,7 +12,7 @@ from .snapshot import RunResources, RunSnapshot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import AbstractSet, Any, Callable, List, Mapping, Optional, Tuple
+    from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 if TYPE_CHECKING:
     from .procs import ProcessTable
@@ -35,9 +35,16 @@ def _fmt_age(seconds: float) -> str:
 
 
 def heartbeat_limit(data: Mapping[str, Any], interval: float) -> float:
-    hb = data.get("heartbeat_interval")
-    hb = float(hb) if isinstance(hb, (int, float)) and not isinstance(hb, bool) and hb > 0 else 0.0
-    return max(STALE_INTERVALS * hb, STALE_INTERVALS * interval, MIN_STALE_SECONDS)
+    hb: Any = data.get("heartbeat_interval")
+    limit = STALE_INTERVALS * interval
+    if limit < MIN_STALE_SECONDS:
+        limit = MIN_STALE_SECONDS
+    cls = hb.__class__
+    if (cls is float or cls is int or isinstance(hb, (int, float)) and cls is not bool) and hb > 0:
+        hb = STALE_INTERVALS * float(hb)
+        if hb > limit:
+            limit = hb
+    return limit
 
 
 def _num(value: Any) -> Optional[float]:
@@ -88,17 +95,60 @@ class _Static:
 
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
-                 "reported_resources", "template", "simple", "owner_uid", "beat", "started")
+                 "reported_resources", "template", "simple", "owner_uid", "beat", "started", "ident")
+    key: str
+    path: str
+    reported: str
+    host: str
+    local: bool
+    pid: Optional[int]
+    pid_create_time: Optional[float]
+    lookup_pid: Optional[int]
+    run_name: str
+    simple: bool
+    started: float
+    template: Dict[str, Any]
+    ident: Any
+    me: str
+    file_error: Optional[str]
+    owner_uid: Optional[int]
 
     def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float,
                  prev: Optional["_Static"] = None) -> None:
         self.data = data
         self.file_error = file_error
         self.me = me
-        self.key = fr.key
-        self.path = fr.path
         self.dropped = tuple(dropped)
         self.mtime = mtime
+        self.updated = float(data["updated_at"])
+        self.hb_limit = heartbeat_limit(data, interval)
+        self.owner_uid = owner_uid = getattr(fr, "uid", None)
+        self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
+        values = tuple(map(data.get, _IDENT_KEYS))
+        self.ident = ident = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the classes count too
+        res = data.get("resources")
+        self.reported_resources: RunResources
+        if prev is not None and res == prev.data.get("resources"):
+            # a writer samples its resources less often than it writes (5 s
+            # vs 1 s by default): the same sample is not converted again
+            self.reported_resources = prev.reported_resources
+        else:
+            self.reported_resources = reported_resources(data)
+        archived = fr.archived if fr.archived is not None and data is fr.data else data
+        if (prev is not None and prev.ident == ident and prev.key == fr.key and prev.path == fr.path
+                and prev.me == me and prev.file_error == file_error and prev.owner_uid == owner_uid):
+            # a live run's next version: only its numbers moved (what depends on the rest is kept)
+            self.key, self.path, self.reported, self.host = prev.key, prev.path, prev.reported, prev.host
+            self.local, self.pid, self.pid_create_time = prev.local, prev.pid, prev.pid_create_time
+            self.lookup_pid, self.run_name, self.simple, self.started = (
+                prev.lookup_pid, prev.run_name, prev.simple, prev.started)
+            self.template = t = prev.template.copy()
+            t["data"] = archived
+            t["dropped_keys"] = self.dropped
+            t["mtime"] = mtime
+            return
+        self.key = fr.key
+        self.path = fr.path
         self.reported = data["status"]
         host = data.get("host")
         # same host name but another PID namespace (a container sharing the
@@ -111,26 +161,14 @@ class _Static:
         ct = data.get("pid_create_time")
         self.pid_create_time = float(ct) if isinstance(ct, (int, float)) and not isinstance(ct, bool) else None
         self.lookup_pid = self.pid if (self.local and self.pid is not None and self.pid > 0) else None
-        self.updated = float(data["updated_at"])
-        self.hb_limit = heartbeat_limit(data, interval)
         self.run_name = str(data.get("run_name") or fr.key.rpartition("/")[2])
-        res = data.get("resources")
-        self.reported_resources: RunResources
-        if prev is not None and res == prev.data.get("resources"):
-            # a writer samples its resources less often than it writes (5 s
-            # vs 1 s by default): the same sample is not converted again
-            self.reported_resources = prev.reported_resources
-        else:
-            self.reported_resources = reported_resources(data)
         self.simple = self.lookup_pid is None and self.reported != RUNNING and file_error is None
-        self.owner_uid = getattr(fr, "uid", None)
-        self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
         started = _num(data.get("started_at"))
         self.started = float(started) if started is not None else -math.inf
         self.template = {
             "key": self.key,
             "path": self.path,
-            "data": fr.archived if fr.archived is not None and data is fr.data else data,
+            "data": archived,
             "run_name": self.run_name,
             "reported_status": self.reported,
             "host": self.host,
@@ -140,9 +178,13 @@ class _Static:
             "file_error": file_error,
             "dropped_keys": self.dropped,
             "mtime": mtime,
-            "owner_uid": self.owner_uid,
-            "owner": user_name(self.owner_uid) if self.owner_uid is not None else None,
+            "owner_uid": owner_uid,
+            "owner": user_name(owner_uid) if owner_uid is not None else None,
         }
+
+
+#: What _Static works out from the file besides its numbers (all of it, when these are as before).
+_IDENT_KEYS = ("status", "host", "pid_namespace", "pid", "pid_create_time", "run_name", "started_at")
 
 
 _TEMPLATE_KEYS = frozenset(("key", "path", "data", "run_name", "reported_status", "host", "local", "pid",

@@ -78,6 +78,7 @@ from .archive import (
     unpack,
 )
 from .fileresult import FileResult, ScanResult
+from .lazyjson import materialize, parse_progress_lazy
 from .notify import FolderWatch, notify_wanted
 from .owners import may_read, user_name
 from .readfile import os_error_reason, read_progress_at, read_progress_bytes, read_progress_file
@@ -470,6 +471,7 @@ class FolderScanner:
                     error = "symbolic link by %s to a file %s cannot read: not read" % (user_name(uid), user_name(uid))
         trusted = mtime + RACY_SECONDS < read_at
         if trusted and data is not None and data.get("status") in END_STATUSES:
+            data = materialize(data)  # kept for long: parsed whole
             keep: Mapping[str, Any] = ArchivedData(raw, data) if self.compact and raw else data
             if self._index is not None and uid is not None and raw:
                 blob = keep.blob if isinstance(keep, ArchivedData) else pack(data, raw)
@@ -566,8 +568,8 @@ class FolderScanner:
             raise
         except OSError as e:
             return None, (), os_error_reason(e), None, linked
-        try:
-            data, dropped = parse_progress(raw)
+        try:  # a file live when last read is likely live still: its history is parsed on use
+            data, dropped = (parse_progress_lazy if name in self._active else parse_progress)(raw)
         except ProgressError as e:
             return None, (), str(e), fst, linked
         except Exception as e:  # parse_progress should not raise anything else

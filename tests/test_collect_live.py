@@ -1,0 +1,222 @@
+"""Live files read again and again: a cycle runs without cyclic garbage
+collection (one collection after it), a live file's ``history`` is checked
+but parsed only when used, with the same result as the plain parse, and a
+changed file's new values are what the next cycle shows."""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ttop.collect import Collector
+from ttop.collect.lazyjson import LazyObject, parse_progress_lazy
+from ttop.progress import ProgressError, parse_progress, write_json_atomic
+
+
+def _doc(name, tick, status="RUNNING", **extra):
+    d = {"format": "ttop.progress/1", "run_name": name, "status": status, "updated_at": 1.7e9 + tick,
+         "host": "elsewhere", "batch": tick, "metrics": {"loss": 1.0 / (tick + 1)},
+         "history": {"loss": [1.0 / (t + 1) for t in range(tick)], "acc": [None, 0.5]}}
+    d.update(extra)
+    return d
+
+
+def _write_all(folder, n, tick, **extra):
+    for i in range(n):
+        write_json_atomic(os.path.join(folder, "r%04d.json" % i), _doc("r%04d" % i, tick, **extra))
+    time.sleep(0.06)  # past the scanner's racy-mtime window
+
+
+def test_a_cycle_of_many_files_runs_without_cyclic_gc_and_collects_once(tmp_path):
+    _write_all(str(tmp_path), 1500, 5)
+    c = Collector(str(tmp_path), gpu=False, tpu=False)
+    starts = []
+
+    def cb(phase, info):
+        if phase == "start":
+            starts.append(info["generation"])
+
+    try:
+        c.collect()
+        _write_all(str(tmp_path), 1500, 6)  # every file changed: all read again
+        assert gc.isenabled()
+        gc.callbacks.append(cb)
+        try:
+            snap = c.collect()
+        finally:
+            gc.callbacks.remove(cb)
+    finally:
+        c.stop()
+    assert len(snap.runs) == 1500 and gc.isenabled()
+    # thousands of containers made: collections every few hundred without the pause
+    assert len(starts) <= 1
+
+
+def test_a_cycle_leaves_gc_off_when_the_program_turned_it_off(tmp_path):
+    _write_all(str(tmp_path), 3, 1)
+    c = Collector(str(tmp_path), gpu=False, tpu=False)
+    gc.disable()
+    try:
+        c.collect()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        c.stop()
+
+
+def test_a_live_file_changed_shows_its_new_values_and_history(tmp_path):
+    folder = str(tmp_path)
+    _write_all(folder, 3, 4)
+    c = Collector(folder, gpu=False, tpu=False)
+    try:
+        c.collect()
+        _write_all(folder, 3, 9)
+        run = c.collect().runs[0]
+        assert run.data["batch"] == 9 and run.data["metrics"]["loss"] == 0.1
+        h = run.data["history"]
+        assert isinstance(h, LazyObject)  # read again while live: parsed on use
+        assert h == {"loss": [1.0 / (t + 1) for t in range(9)], "acc": [None, 0.5]}
+        assert h["acc"] == [None, 0.5] and sorted(h) == ["acc", "loss"] and len(h) == 2
+        from ttop.view.metrics import trend
+        plain = dataclasses.replace(run, data=dict(run.data, history=json.loads(json.dumps(dict(h)))))
+        assert trend(run, "loss") == trend(plain, "loss") is not None
+        # ended: kept for long, parsed whole (and archived as usual)
+        _write_all(folder, 3, 10, status="FINISHED")
+        run = c.collect().runs[0]
+        assert run.status == "FINISHED" and run.data["history"]["loss"][-1] == 0.1
+        assert not isinstance(dict(run.data.items())["history"], LazyObject)
+    finally:
+        c.stop()
+
+
+def test_an_unchanged_live_file_is_not_read_again(tmp_path):
+    folder = str(tmp_path)
+    _write_all(folder, 4, 2)
+    c = Collector(folder, gpu=False, tpu=False)
+    try:
+        c.collect()
+        _write_all(folder, 4, 3)
+        first = c.collect()
+        reads = c._scanner.total_reads
+        again = c.collect()
+        assert c._scanner.total_reads == reads
+        assert [r.data for r in again.runs] == [r.data for r in first.runs]
+        assert all(a.data is b.data for a, b in zip(again.runs, first.runs))
+    finally:
+        c.stop()
+
+
+def _same(raw):
+    try:
+        want = parse_progress(raw)
+    except ProgressError as e:
+        with pytest.raises(ProgressError) as got:
+            parse_progress_lazy(raw)
+        assert str(got.value) == str(e)
+        return None
+    got = parse_progress_lazy(raw)
+    assert got[1] == want[1]
+    assert got[0] == want[0] and list(got[0]) == list(want[0])  # the same keys in the same order
+    h = got[0].get("history")
+    assert (h == want[0].get("history")) and (want[0].get("history") == h)
+    return got
+
+
+def test_lazy_parse_takes_the_plain_parse_for_anything_unusual():
+    base = _doc("x", 3)
+    text = json.dumps(base)
+    assert isinstance(_same(text.encode())[0]["history"], LazyObject)
+    cases = [
+        text.replace('"history": {', '"history": {"bad": [1, 2,], '),  # invalid JSON inside
+        text.replace('"history": {', '"history": {"n": [01], '),
+        text.replace('"history": {', '"history": {"n": [NaN, Infinity, -Infinity, 1e999], '),
+        text[:-1] + ', "history": {"later": [2]}}',  # a duplicate key: the last one counts
+        text[:-1] + ', "history": "\\u0000ttop:history"}',  # a later duplicate spelling the mark
+        text[:-1] + ', "hi\\u0073tory": 5}',  # the key spelt otherwise, of the wrong type: dropped
+        text.replace('"metrics": {', '"metrics": {"history": {"nested": [1]}, '),  # first a nested one
+        json.dumps(dict(base, history=[1, 2])),  # not an object: dropped
+        json.dumps(dict(base, history=None)),
+        json.dumps(dict(base, history={})),
+        json.dumps(dict(base, rate="fast")),  # another key dropped
+        json.dumps({"history": {"a": [1]}, "format": "ttop.progress/1"}),  # required keys missing
+        json.dumps({k: v for k, v in base.items() if k != "history"}),
+        json.dumps(base, indent=2),
+        "[" + text + "]",
+        text[: text.index('"history"') + 20],  # torn
+        text.replace('"history": {', '"history" :\n {"\\u00e9\\n": [1]}, "x": {'),
+    ]
+    for case in cases:
+        _same(case.encode())
+    assert _same(cases[3].encode())[0]["history"] == {"later": [2]}
+    assert _same(cases[4].encode())[0].get("history") is None
+    assert _same(b"\xff" + text.encode()) is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(history=json_values, extra=st.dictionaries(st.sampled_from(["metrics", "history", "batch", "x"]), json_values,
+                                                   max_size=3), cut=st.integers(0, 2000), indent=st.sampled_from([None, 1]))
+def test_lazy_parse_equals_the_plain_parse(history, extra, cut, indent):
+    d = _doc("fuzz", 2)
+    d["history"] = history
+    text = json.dumps(d, indent=indent)
+    if extra:  # more keys after it, maybe a duplicate history
+        text = text[:-1] + ", " + json.dumps(extra)[1:]
+    _same(text.encode())
+    _same(text.encode()[:cut])
+
+
+def test_a_new_version_of_a_live_file_with_other_names_is_worked_out_anew(tmp_path):
+    folder = str(tmp_path)
+    path = os.path.join(folder, "r.json")
+
+    def write(tick, **extra):
+        write_json_atomic(path, _doc("r", tick, **extra))
+        time.sleep(0.06)
+
+    write(1, pid=7)
+    c = Collector(folder, gpu=False, tpu=False)
+    try:
+        c.collect()
+        write(2, pid=7)
+        a = c.collect().runs[0]
+        write(3, pid=7)
+        b = c.collect().runs[0]  # only numbers moved
+        assert (b.data["batch"], b.host, b.pid, b.run_name, b.mtime >= a.mtime) == (3, "elsewhere", 7, "r", True)
+        write(4, pid=8, host="other", run_name="renamed", status="FAILED", pid_create_time=5)
+        d = c.collect().runs[0]
+        assert (d.host, d.pid, d.run_name, d.status, d.pid_create_time) == ("other", 8, "renamed", "FAILED", 5.0)
+        write(5, pid=8, host="other", run_name="renamed", status="FAILED", pid_create_time=5.0)
+        e = c.collect().runs[0]
+        assert e.pid_create_time == 5.0 and e.data["batch"] == 5
+        write(6, pid=8, host="other", run_name="renamed", status="FAILED", pid_create_time=True)  # wrong type
+        f = c.collect().runs[0]
+        assert f.pid_create_time is None and "pid_create_time" in f.dropped_keys
+    finally:
+        c.stop()
+
+
+def test_heartbeat_limit_is_the_longest_of_its_three_bounds():
+    from ttop.collect.runs import heartbeat_limit
+
+    def old(data, interval):
+        hb = data.get("heartbeat_interval")
+        hb = float(hb) if isinstance(hb, (int, float)) and not isinstance(hb, bool) and hb > 0 else 0.0
+        return max(3.0 * hb, 3.0 * interval, 10.0)
+
+    for hb in (None, True, False, 0, -1, 1, 2, 5, 5.5, float("nan"), float("inf"), "5", [5]):
+        for interval in (0.2, 2.0, 4.0, 5):
+            got = heartbeat_limit({"heartbeat_interval": hb}, interval)
+            assert got == old({"heartbeat_interval": hb}, interval), (hb, interval)
