@@ -4,7 +4,6 @@ but parsed only when used, with the same result as the plain parse, and a
 changed file's new values are what the next cycle shows."""
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import os
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 from ttop.collect import Collector
 from ttop.collect.lazyjson import LazyObject, parse_progress_lazy
 from ttop.progress import ProgressError, parse_progress, write_json_atomic
+from ttop.record import replace
 
 
 def _doc(name, tick, status="RUNNING", **extra):
@@ -84,7 +84,7 @@ def test_a_live_file_changed_shows_its_new_values_and_history(tmp_path):
         assert h == {"loss": [1.0 / (t + 1) for t in range(9)], "acc": [None, 0.5]}
         assert h["acc"] == [None, 0.5] and sorted(h) == ["acc", "loss"] and len(h) == 2
         from ttop.view.metrics import trend
-        plain = dataclasses.replace(run, data=dict(run.data, history=json.loads(json.dumps(dict(h)))))
+        plain = replace(run, data=dict(run.data, history=json.loads(json.dumps(dict(h)))))
         assert trend(run, "loss") == trend(plain, "loss") is not None
         # ended: kept for long, parsed whole (and archived as usual)
         _write_all(folder, 3, 10, status="FINISHED")
@@ -220,3 +220,21 @@ def test_heartbeat_limit_is_the_longest_of_its_three_bounds():
         for interval in (0.2, 2.0, 4.0, 5):
             got = heartbeat_limit({"heartbeat_interval": hb}, interval)
             assert got == old({"heartbeat_interval": hb}, interval), (hb, interval)
+
+
+def test_change_notification_names_what_changed_and_leaves_hidden_names_out(tmp_path):
+    from ttop.collect.notify import FolderWatch
+
+    w = FolderWatch(str(tmp_path))
+    try:
+        for i in range(300):  # atomic writes: a hidden temporary file each, renamed over the name
+            write_json_atomic(str(tmp_path / ("run%03d.json" % i)), {"i": i})
+        (tmp_path / ".hidden.json").write_text("{}")
+        (tmp_path / "plain.log").write_text("x")
+        assert w.changes() == {"run%03d.json" % i for i in range(300)} | {"plain.log"}
+        os.rename(str(tmp_path / "run000.json"), str(tmp_path / "moved.json"))
+        os.unlink(str(tmp_path / "run001.json"))
+        assert w.changes() == {"run000.json", "moved.json", "run001.json"}
+        assert w.changes() == set()
+    finally:
+        w.close()

@@ -71,8 +71,12 @@ class FolderWatch:
         self.local = _fs_type(folder) in _LOCAL_FS
 
     def changes(self) -> Optional[Set[str]]:
+        """Names changed since the last call (hidden ones, such as the
+        temporary files of atomic writes, left out: no progress file is
+        hidden), or None when events were lost."""
         raws: Set[bytes] = set()  # a name as the event carries it (NUL-padded): decoded once
         lost = False
+        unpack = _EVENT.unpack_from
         while self.fd >= 0:
             try:
                 buf = os.read(self.fd, 1 << 16)
@@ -83,12 +87,14 @@ class FolderWatch:
                 break
             off, n = 0, len(buf)
             while off + 16 <= n:
-                _wd, mask, _cookie, size = _EVENT.unpack_from(buf, off)
+                _wd, mask, _cookie, size = unpack(buf, off)
+                off += 16
                 if mask & _LOST:
                     lost = True
                 if size:
-                    raws.add(buf[off + 16:off + 16 + size])
-                off += 16 + size
+                    if buf[off] != 46:  # not ".": a hidden name is no progress file
+                        raws.add(buf[off:off + size])
+                    off += size
         if lost:
             self.lost = True
             return None
