@@ -11,7 +11,7 @@ lists made are most of what the garbage collector then scans and frees.
 gives (the same keys, values, dropped keys and errors), except that a
 ``history`` object is checked to be valid JSON without converting its
 numbers and kept as its text in a :class:`LazyObject`, a read-only mapping
-parsed on first use. Anything unusual (no ``history`` object, one that is not
+parsed on first use (an ended run's at once: its data is kept for long). Anything unusual (no ``history`` object, one that is not
 at the top level, an error anywhere) takes the plain parse.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from json.scanner import make_scanner
 
-from ..progress import check_progress, parse_progress
+from ..progress import END_STATUSES, check_progress, parse_progress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -101,14 +101,6 @@ def parse_progress_lazy(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
     return fast if fast is not None else parse_progress(raw)
 
 
-def materialize(data: Dict[str, Any]) -> Dict[str, Any]:
-    """``data`` with its history parsed (in place): for data kept long."""
-    h = data.get("history")
-    if isinstance(h, LazyObject):
-        data["history"] = h.parsed()
-    return data
-
-
 def _split(raw: bytes) -> Optional[Tuple[Dict[str, Any], List[str]]]:
     text = raw.decode("utf-8")
     i = text.find(_KEY)
@@ -132,5 +124,8 @@ def _split(raw: bytes) -> Optional[Tuple[Dict[str, Any], List[str]]]:
         return None
     obj["history"] = {}  # an object, like the one it stands for, while the rest is checked
     data, dropped = check_progress(obj)
-    data["history"] = LazyObject(text[a:b])
+    if data["status"] in END_STATUSES:  # an ended run's data is kept for long: parsed whole
+        data["history"] = json.loads(text[a:b])
+    else:
+        data["history"] = LazyObject(text[a:b])
     return data, dropped

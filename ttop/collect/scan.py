@@ -78,7 +78,7 @@ from .archive import (
     unpack,
 )
 from .fileresult import FileResult, ScanResult
-from .lazyjson import materialize, parse_progress_lazy
+from .lazyjson import parse_progress_lazy
 from .notify import FolderWatch, notify_wanted
 from .owners import may_read, user_name
 from .readfile import os_error_reason, read_progress_at, read_progress_bytes, read_progress_file
@@ -471,7 +471,6 @@ class FolderScanner:
                     error = "symbolic link by %s to a file %s cannot read: not read" % (user_name(uid), user_name(uid))
         trusted = mtime + RACY_SECONDS < read_at
         if trusted and data is not None and data.get("status") in END_STATUSES:
-            data = materialize(data)  # kept for long: parsed whole
             keep: Mapping[str, Any] = ArchivedData(raw, data) if self.compact and raw else data
             if self._index is not None and uid is not None and raw:
                 blob = keep.blob if isinstance(keep, ArchivedData) else pack(data, raw)
