@@ -92,6 +92,26 @@ def test_collector_json_and_csv(progress_dir, tmp_path):
     assert float(row["cost"]) == pytest.approx(2.0) and float(row["cost_projected"]) == pytest.approx(2.0)
 
 
+def test_stale_run_cost_stops_at_its_last_heartbeat(progress_dir):
+    """A RUNNING run whose heartbeat stopped (a dead host, a killed writer
+    elsewhere) is not known to run on: its run time, and so its cost, are
+    counted up to its last heartbeat and stop growing, and it has no
+    projection (its time left is not believed either)."""
+    assert run_seconds({"times": {"run": {"elapsed": 3600.0, "remaining": 60.0}}}, "RUNNING", 7200.0, 0.0,
+                       stale=True) == (3600.0, None)
+    assert run_seconds({"started_at": 100.0, "updated_at": 400.0}, "RUNNING", 9e3, 9e9, stale=True) == (300.0, None)
+    path = progress_dir / "gone.json"
+    write_json_atomic(str(path), doc("gone", "RUNNING", 3600.0, 3600.0))
+    old = time.time() - 6 * 3600  # seen for the first time: its age is its file's
+    os.utime(path, (old, old))
+    c = Collector(str(progress_dir), gpu=False, tpu=False, prices=Prices(machine=1.0))
+    first = c.collect().run("gone")
+    assert first.stale
+    assert first.cost == pytest.approx(1.0) and first.cost_projected is None  # 1 h reported, not 7 h
+    time.sleep(0.05)
+    assert c.collect().run("gone").cost == first.cost
+
+
 def test_price_options():
     args = parse_args(["f", "--price-hour", "1.5", "--price-host", "gpu-box=7", "--price-host", "a=b=2"])
     assert args.prices == Prices(machine=1.5, gpu=0.0, hosts={"gpu-box": 7.0, "a=b": 2.0})

@@ -47,34 +47,38 @@ def _num(v: Any) -> Optional[float]:
         return None
 
 
-def run_seconds(data: Mapping[str, Any], status: str, heartbeat_age: Optional[float], now: float
-                ) -> Tuple[Optional[float], Optional[float]]:
+def run_seconds(data: Mapping[str, Any], status: str, heartbeat_age: Optional[float], now: float,
+                stale: bool = False) -> Tuple[Optional[float], Optional[float]]:
     """(elapsed, remaining) run time in seconds; None when unknown.
-    ``remaining`` only while the run is RUNNING."""
+    ``remaining`` only while the run is RUNNING. A stale run (RUNNING, its
+    heartbeat stopped) is counted up to its last heartbeat: nothing says it
+    still runs, so its time and cost stop growing, and it has no time left."""
     times = data.get("times")
     run = times.get("run") if isinstance(times, Mapping) else None
     run = run if isinstance(run, Mapping) else {}
     elapsed = _num(run.get("elapsed"))
     running = status == RUNNING
     if elapsed is not None:
-        if running and heartbeat_age is not None and heartbeat_age > 0:
+        if running and not stale and heartbeat_age is not None and heartbeat_age > 0:
             elapsed += heartbeat_age
     else:
         start = _num(data.get("started_at"))
         # an ended run stopped at ended_at (else at its last heartbeat)
         end = None if running else (_num(data.get("ended_at")) or _num(data.get("updated_at")))
         if start is not None:
+            if end is None and stale:
+                end = _num(data.get("updated_at"))
             stop = end if end is not None else now
             elapsed = max(0.0, stop - start)
-    remaining = _num(run.get("remaining")) if running else None
+    remaining = _num(run.get("remaining")) if running and not stale else None
     return elapsed, remaining
 
 
 def run_cost(data: Mapping[str, Any], status: str, heartbeat_age: Optional[float], now: float, host: Optional[str],
-             gpus: int, prices: Prices) -> Tuple[Optional[float], Optional[float]]:
+             gpus: int, prices: Prices, stale: bool = False) -> Tuple[Optional[float], Optional[float]]:
     """(cost so far, projected total); None when the run time is unknown
-    (projected: also while a running run reports no time left)."""
-    elapsed, remaining = run_seconds(data, status, heartbeat_age, now)
+    (projected: also while a running run reports no time left, or is stale)."""
+    elapsed, remaining = run_seconds(data, status, heartbeat_age, now, stale)
     if elapsed is None:
         return None, None
     rate = prices.hourly(host, gpus) / 3600.0

@@ -227,7 +227,8 @@ class RecentSamples:
     def _cost(self, run: Any, tr: _Track, now: float) -> Tuple[Optional[float], Optional[float]]:
         if self.prices is None:
             return None, None
-        return run_cost(run.data, run.status, run.heartbeat_age, now, run.host, tr.gpus, self.prices)
+        return run_cost(run.data, run.status, run.heartbeat_age, now, run.host, tr.gpus, self.prices,
+                        bool(getattr(run, "stale", False)))
 
     def _append(self, tr: _Track, s: Sample) -> None:
         ring = tr.ring
