@@ -34,7 +34,7 @@ from .termsize import drop_huge_size_env, once_width
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import IO, Any, List, Optional, Sequence
+    from typing import IO, Any, Callable, List, Optional, Sequence
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -184,7 +184,10 @@ def read_config(args: argparse.Namespace, stderr: Optional[IO[str]]) -> Any:
     return choice, bare, notice
 
 
-def run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str]] = None) -> int:
+def run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str]] = None,
+             done: Optional[Callable[[int], None]] = None) -> int:
+    """Print one snapshot; ``done(status)``, when given, is called once all
+    is written, while the snapshot is still held (the command exits there)."""
     # 10,000 runs' data and rows are many containers and no cycles: the
     # cyclic garbage collector would scan them again and again for nothing
     import gc
@@ -192,18 +195,34 @@ def run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str]
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _run_once(args, stdout, stderr)
+        return _run_once(args, stdout, stderr, done or (lambda status: None))
     finally:
         if paused:
             gc.enable()
 
 
-def _run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str]] = None) -> int:
+def exit_at_once(status: int) -> None:
+    """The ``ttop --once`` command's end: everything is printed and saved,
+    so exit without taking 10,000 runs' objects apart one by one (a tenth
+    of the command's time there); if the output cannot be flushed, return
+    so that the caller reports it."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        return
+    os._exit(status)
+
+
+def _run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str]],
+              done: Callable[[int], None]) -> int:
     columns, bare, _ = read_config(args, stderr or sys.stderr)
     if args.json:
         from .sinks.jsonout import write_json
 
-        write_json(_once_snapshot(args, bare), stdout, columns=columns)
+        snapshot = _once_snapshot(args, bare)
+        write_json(snapshot, stdout, columns=columns)
+        done(EXIT_OK)
         return EXIT_OK
     from .sinks.once import print_once, wants_ascii
     from .sinks.oncecache import CacheUnusable, OnceCache
@@ -224,6 +243,7 @@ def _run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str
     stdout.flush()
     if cache is not None:
         cache.save()
+    done(EXIT_OK)
     return EXIT_OK
 
 
@@ -365,7 +385,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_folders(args, sys.stderr)
         if args.once:
             try:
-                return run_once(args, sys.stdout)  # None: stdout was closed (ttop --once >&-)
+                # as the command (argv None): exits once all is written; None: stdout was closed (ttop --once >&-)
+                return run_once(args, sys.stdout, done=exit_at_once if argv is None else None)
             except (OSError, AttributeError) as e:
                 if isinstance(e, BrokenPipeError) or not (sys.stdout is None or getattr(e, "errno", None) in _WRITE_ERRORS):
                     raise
