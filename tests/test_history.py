@@ -73,6 +73,22 @@ def test_a_spike_between_two_ticks_is_kept_as_the_bucket_max(tmp_path):
     assert text(render_chart([series(cols, "loss")], 40, 6))[0].startswith("loss  last 1  min 1  max 1000")
 
 
+def test_metrics_keep_the_order_they_were_first_given_in(tmp_path):
+    """Updates of one tick with different names (``loss`` alone, then many
+    others): the latest values, which become the progress file's metrics and
+    what is kept of them when they do not all fit, are in the order the names
+    were first given, whatever the hash seed."""
+    log = MetricLog(str(tmp_path), "r", lambda m: None)
+    names = ["m%03d" % i for i in range(199, -1, -1)]
+    log.queue.append((1, {"loss": 1.0}))
+    log.queue.append((2, dict.fromkeys(names, 0.5)))
+    log.queue.append((3, {"acc": 0.9, "loss": 0.5}))
+    latest = {}
+    log.drain(latest)
+    assert list(latest) == ["loss"] + names + ["acc"]
+    assert latest["loss"] == 0.5
+
+
 def test_a_fifo_renamed_over_the_history_file_does_not_hang_the_writer(tmp_path):
     import threading
     log = MetricLog(str(tmp_path), "r", lambda m: None)

@@ -174,7 +174,10 @@ class MetricLog:
             for name, vals in cols.items():
                 self._points(name, steps, vals, latest)
             return
-        for name in set().union(*kws):
+        # names in the order they were first given (a set's order changes with
+        # the hash seed: the progress file's metrics, and what is kept of them
+        # when they do not all fit, would change from run to run)
+        for name in dict.fromkeys(chain.from_iterable(kws)):
             vals = [kw.get(name, _MISSING) for kw in kws]
             keep = [i for i, v in enumerate(vals) if v is not _MISSING]
             self._points(name, [steps[i] for i in keep], [vals[i] for i in keep], latest)
