@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from ttop import record
 from ttop.collect.fleet import host_summaries
 from ttop.collect.snapshot import RunResources, RunSnapshot, Snapshot
 from ttop.view.state import ViewState
@@ -35,6 +36,18 @@ def test_host_summaries_group_sum_and_estimate_skew():
     assert a.heartbeat_age == 1.5 and a.clock_skew == 600.0
     assert (b.running, b.stale, b.silent, b.clock_skew) == (1, 1, True, -600.0)
     assert me.local and not a.local and me.cpu_percent is None
+
+
+def test_a_stale_run_s_last_sample_is_not_added_to_its_host_s_sums():
+    snap = Snapshot(seq=1, taken_at=2000.0, folder="/p", runs=(
+        _run("live", "node-a", cpu=100.0, rss=10),
+        _run("silent", "node-a", stale=True, age=700.0, cpu=800.0, rss=1000),  # its last report
+        record.replace(_run("hung", "here", local=True, stale=True, age=700.0, cpu=0.5, rss=77),
+                       alive=True),  # measured here: a hung process
+    ))
+    by = {h.host: h for h in host_summaries(snap)}
+    assert (by["node-a"].cpu_percent, by["node-a"].rss_bytes, by["node-a"].stale) == (100.0, 10, 1)
+    assert (by["here"].cpu_percent, by["here"].rss_bytes) == (0.5, 77)  # a hung process still holds its memory
 
 
 def test_hosts_screen_in_ascii_clips_without_unicode():

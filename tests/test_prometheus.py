@@ -122,6 +122,19 @@ def test_series_carry_run_labels_metrics_devices_and_nan():
     assert _value(s, "ttop_runs", status="RUNNING") == 1
 
 
+def test_a_stale_run_keeps_its_status_but_not_its_last_resources_on_the_page():
+    silent = record.replace(_run("silent", "RUNNING", rate=3.0), stale=True)  # remote: alive unknown
+    hung = record.replace(_run("hung", "RUNNING"), stale=True, alive=True, local=True)  # measured here
+    s = _samples(MetricsPage(lambda: _snap(silent, hung)).page().decode())
+    assert _value(s, "ttop_run_stale", run="silent") == 1
+    assert _value(s, "ttop_run_status", run="silent", status="RUNNING") == 1
+    for series in ("ttop_run_cpu_percent", "ttop_run_memory_bytes", "ttop_run_processes", "ttop_run_threads",
+                   "ttop_run_rate_batches_per_second"):
+        assert not [k for k in s if k[0] == series and dict(k[1]).get("run") == "silent"], series
+    assert _value(s, "ttop_run_cpu_percent", run="hung") == 50.0
+    assert _value(s, "ttop_run_memory_bytes", run="hung") == 2048
+
+
 def test_a_non_utf8_run_or_metric_name_does_not_break_the_page():
     bad = _run("bad\udcff", "RUNNING", metrics={"lo\udcffss": 1.0})
     page = MetricsPage(lambda: _snap(bad, _run("good", "RUNNING")))

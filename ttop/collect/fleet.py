@@ -28,7 +28,7 @@ class HostSummary:
     runs: int
     running: int  # effective status RUNNING
     stale: int  # RUNNING runs whose heartbeat stopped
-    cpu_percent: Optional[float]  # sum over RUNNING runs, % of one core
+    cpu_percent: Optional[float]  # sum over RUNNING runs measured now, % of one core
     rss_bytes: Optional[int]
     gpu_memory_bytes: Optional[int]
     heartbeat_age: Optional[float]  # youngest heartbeat of its runs, seconds on ttop's clock
@@ -56,9 +56,13 @@ def host_summaries(snapshot: Any) -> List[HostSummary]:
             if updated is not None and r.mtime:
                 skews.append(updated - r.mtime)
         ages = [r.heartbeat_age for r in runs if r.heartbeat_age is not None]
-        cpu = _sum([r.resources.cpu_percent for r in running])
-        rss = _sum([r.resources.rss_bytes for r in running])
-        gpu = _sum([r.resources.gpu_memory_bytes for r in running])
+        # a stale run's resources are its last sample unless its processes
+        # are seen alive here: a silent host's last figures are not what it
+        # uses now, and do not add to its sums
+        now = [r for r in running if not (r.stale and r.alive is not True)]
+        cpu = _sum([r.resources.cpu_percent for r in now])
+        rss = _sum([r.resources.rss_bytes for r in now])
+        gpu = _sum([r.resources.gpu_memory_bytes for r in now])
         out.append(HostSummary(
             host=host,
             local=any(r.local for r in runs),

@@ -214,12 +214,15 @@ def run_values(run: Any) -> List[Tuple[int, Optional[str], Any]]:
                 break
             n += 1
             out.append((12, str(name), v))
-    res = run.resources
-    out.append((13, None, res.cpu_percent))
-    out.append((14, None, res.rss_bytes))
-    out.append((15, None, res.gpu_memory_bytes))
-    out.append((16, None, res.num_procs))
-    out.append((17, None, res.num_threads))
+    if not (run.stale and run.alive is not True):
+        # a stale run's resources, unless its processes are seen alive here,
+        # are its last sample: not a figure of now for a dashboard to sum
+        res = run.resources
+        out.append((13, None, res.cpu_percent))
+        out.append((14, None, res.rss_bytes))
+        out.append((15, None, res.gpu_memory_bytes))
+        out.append((16, None, res.num_procs))
+        out.append((17, None, res.num_threads))
     out.append((18, None, HEALTH_LEVELS.get(run.health or "")))
     return out
 
