@@ -233,6 +233,28 @@ def test_delete_removes_the_runs_files_only(progress_dir, outside):
     assert _outside_intact(outside)
 
 
+def test_delete_removes_the_history_file_the_run_names_and_no_other(progress_dir, outside):
+    """A run whose usual history name was held by another user's file
+    writes its history under another name (``history_file``): deleting the
+    run removes that file too, but never a file of another run, one outside
+    the folder or one that is not a history file."""
+    f = progress_dir
+    for name in ["r.json", ".r.3f2a.history.jsonl", "s.json", ".s.77.history.jsonl", "notes.txt"]:
+        (f / name).write_text("x")
+    run = _run(f, "r", history_file=".r.3f2a.history.jsonl")
+    other = _run(f, "s", history_file=".s.77.history.jsonl")
+    deleted, refused = delete.delete_run_files(str(f), run, [other])
+    assert refused == []
+    assert sorted(os.path.basename(p) for p in deleted) == [".r.3f2a.history.jsonl", "r.json"]
+    for bad in [".s.77.history.jsonl", "notes.txt", "../outside/victim.txt", str(outside / "victim.txt")]:
+        (f / "r.json").write_text("x")
+        run = _run(f, "r", history_file=bad)
+        deleted, refused = delete.delete_run_files(str(f), run, [other])
+        assert [os.path.basename(p) for p in deleted] == ["r.json"], bad
+    assert sorted(os.listdir(f)) == [".s.77.history.jsonl", "notes.txt", "s.json"]
+    assert _outside_intact(outside)
+
+
 @pytest.mark.parametrize("bad", ["../outside/victim.txt", "../../outside/victim.txt", "ABS", "link", "other.json"])
 def test_delete_never_follows_logs_outside(progress_dir, outside, bad):
     f = progress_dir

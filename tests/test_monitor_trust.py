@@ -392,3 +392,42 @@ def test_a_temp_name_planted_by_another_user_does_not_stop_the_writes(three_user
     assert sorted(os.listdir(shared_dir)) == sorted([os.path.basename(planted), "run.json"])
     with open(planted) as f:
         assert f.read() == "mine\n"
+
+
+def test_a_history_name_squatted_by_another_user_loses_no_curve(three_users, shared_dir):  # noqa: F811
+    """Another user of a sticky folder who creates ``<run>.history.jsonl``
+    first (a name anyone can guess) cannot make the run lose its metric
+    history: it goes to a name nobody can guess, which the progress file's
+    ``history_file`` names, with one line saying so; their file is left as
+    it was."""
+    b, c = three_users[0], three_users[1]
+    squat = os.path.join(shared_dir, "run.history.jsonl")
+    b.sh('echo mine > "$1"', squat)
+    py = user_python(c)
+    script = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from ttop.monitor import TrainingMonitor
+        m = TrainingMonitor(folder=sys.argv[2], run_name="run", interval=0.05, handle_signals=False)
+        m.start_monitoring()
+        m.start_phase("train", total_batches=3)
+        for i in range(3):
+            m.start_batch()
+            m.update_metrics(loss=1.0 / (i + 1))
+        m.set_finished()
+    """)
+    r = c.popen([py, "-c", script, str(ROOT), shared_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = r.communicate(timeout=60)
+    assert r.returncode == 0, err.decode()
+    doc = read(os.path.join(shared_dir, "run.json"))
+    name = doc["history_file"]
+    assert name and name != "run.history.jsonl" and "/" not in name
+    assert name.startswith(".run.") and name.endswith(".history.jsonl")
+    assert os.stat(os.path.join(shared_dir, name)).st_uid == c.uid
+    from ttop.collect.history import HistoryReader
+    curves = HistoryReader(shared_dir, name, owner=c.uid).poll()
+    assert curves["loss"].y == [1.0, 0.5, 1.0 / 3]
+    assert ("%s belongs to %s, another user" % (squat, b.name)).encode() in err
+    assert name.encode() in err
+    with open(squat) as f:
+        assert f.read() == "mine\n"

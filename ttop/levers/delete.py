@@ -13,6 +13,7 @@ from .. import fsafe
 from .. import progress as P
 from ..collect.owners import user_name
 from ..collect.snapshot import RunSnapshot
+from ..histfile import SUFFIX as HISTORY_SUFFIX
 from .signals import process_alive, process_name, run_main_process, where_else
 
 
@@ -94,6 +95,17 @@ def _inside_rel(root: str, rel: object, keep_last: bool) -> Optional[str]:
     return os.path.normpath(os.path.join(os.path.relpath(parent, root), base))
 
 
+def _history_rel(root: str, data: Mapping) -> Optional[str]:
+    """The metric history file the progress file names (``history_file``),
+    when it is a history file's name (``*.history.jsonl``) directly in the
+    folder; else None."""
+    rel = data.get("history_file")
+    if not isinstance(rel, str) or not rel.endswith(HISTORY_SUFFIX) or os.sep in rel or "\0" in rel:
+        return None
+    name = _inside_rel(root, rel, keep_last=True)
+    return name if name is not None and os.path.dirname(name) == "" else None
+
+
 def _contains(outer: str, inner: str) -> bool:
     """Is the relative name ``inner`` ``outer`` itself or below it?"""
     return inner == outer or inner.startswith(outer + os.sep)
@@ -113,8 +125,11 @@ class _Claims:
             live = o.alive is True or (o.status == P.RUNNING and not o.stale)
             stem = o.stem
             for name in (stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX,
-                         stem + ".history.jsonl", *P.log_paths(stem).values()):
+                         stem + HISTORY_SUFFIX, *P.log_paths(stem).values()):
                 self.files.append((name, o.key, live))
+            hist = _history_rel(root, o.data)
+            if hist is not None:
+                self.files.append((hist, o.key, live))
             logs = o.data.get("logs")
             if isinstance(logs, Mapping):
                 for stream in ("stdout", "stderr"):
@@ -161,7 +176,9 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
     The progress file, the control file, the default logs and the metric
     history file (``<key>.history.jsonl``) are the folder's
     own entries (a symlink among them is unlinked, its target untouched);
-    ``logs`` entries and ``run_dir`` from the file only when they resolve
+    ``logs`` entries, ``history_file`` (a ``*.history.jsonl`` name in the
+    folder: the writer's other name when another user's file held the usual
+    one) and ``run_dir`` from the file only when they resolve
     inside the folder (``run_dir`` must be a folder, not the progress folder
     itself). Refused outright while the run's process is alive (re-checked
     now: PID and create time).
@@ -208,10 +225,13 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
     control = _entry_in_folder(root, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX)
     if control is not None and not not_owned(control, control, control=True):
         add_file(control)
-    for rel in [*P.log_paths(stem).values(), stem + ".history.jsonl"]:  # logs, metric history
+    for rel in [*P.log_paths(stem).values(), stem + HISTORY_SUFFIX]:  # logs, metric history
         entry = _entry_in_folder(root, rel)
         if entry is not None and not not_owned(entry, entry):
             add_file(entry)
+    hist = _history_rel(root, run.data)  # another name, when another user's file held the usual one
+    if hist is not None and os.path.lexists(os.path.join(root, hist)) and not not_owned(hist, hist):
+        add_file(hist)
     data = run.data
     logs = data.get("logs")
     if isinstance(logs, Mapping):

@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import histfile as H
 from ..progress import json_safe, number_or_none, write_text_atomic
+from .names import _user
 
 _MISSING = object()
 _FLOATS = {float}
@@ -246,6 +247,24 @@ class MetricLog:
             self._rewrite = True  # write it whole next time
             self.error = str(e)
 
+    def _leave_squatted_name(self) -> bool:
+        """Another user's file holds the history's name (a sticky folder:
+        it cannot be replaced): take a hidden name nobody can guess instead
+        (the progress file's ``history_file`` tells readers) and say so
+        once. False when the name is not another user's."""
+        try:
+            uid = os.lstat(self.path).st_uid
+        except OSError:
+            return False
+        if uid == os.geteuid():
+            return False
+        old = self.path
+        self.name = ".%s.%s%s" % (self.name[:-len(H.SUFFIX)], os.urandom(6).hex(), H.SUFFIX)
+        self.path = os.path.join(self.folder, self.name)
+        self.report("ttop: %s belongs to %s, another user, and cannot be replaced; the metric history "
+                    "is written to %s instead" % (old, _user(uid), self.name))
+        return True
+
     def _append(self, line: bytes) -> None:
         # O_NONBLOCK and the S_ISREG check: a FIFO put in its place must not hang the writer
         flags = (os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -265,8 +284,12 @@ class MetricLog:
         self._appended += len(line)
 
     def _compact(self) -> None:
-        text = "".join(self.model.dump_lines({"file": self.name}))
-        write_text_atomic(self.path, text)
+        try:
+            write_text_atomic(self.path, "".join(self.model.dump_lines({"file": self.name})))
+        except PermissionError:
+            if not self._leave_squatted_name():
+                raise
+            write_text_atomic(self.path, "".join(self.model.dump_lines({"file": self.name})))
         self._created = True
         self._rewrite = False
         self._appended = 0
