@@ -12,7 +12,7 @@ from ..progress import ProgressError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator, Tuple
+    from typing import Iterator, Optional, Tuple
 
 
 def read_progress_bytes(path: str, limit: int) -> bytes:
@@ -30,8 +30,7 @@ def read_progress_file(path: str, limit: int) -> Tuple[bytes, os.stat_result]:
     """:func:`read_progress_bytes`, plus the ``fstat`` of the descriptor the
     bytes were read from (its owner is the run's owner: the name may be
     replaced between a ``stat`` and an ``open``, the descriptor cannot)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    return _read_fd(os.open(path, flags), limit)
+    return _read_fd(_open_followed(path, _FLAGS), limit)
 
 
 def read_progress_at(dfd: int, name: str, limit: int) -> Tuple[bytes, os.stat_result, bool]:
@@ -39,16 +38,41 @@ def read_progress_at(dfd: int, name: str, limit: int) -> Tuple[bytes, os.stat_re
     plus whether ``name`` is a symbolic link. Opened without following a
     link first: for the usual regular file, the ``fstat`` of that one
     descriptor says both its type and its owner (no ``lstat`` of the name)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        return _read_fd(os.open(name, flags | _NOFOLLOW, dir_fd=dfd), limit) + (False,)
+        return _read_fd(os.open(name, _FLAGS | _NOFOLLOW, dir_fd=dfd), limit) + (False,)
     except OSError as e:
         if e.errno != errno.ELOOP or not _NOFOLLOW:
             raise
-    return _read_fd(os.open(name, flags, dir_fd=dfd), limit) + (True,)
+    return _read_fd(_open_followed(name, _FLAGS, dfd), limit) + (True,)
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: never blocking on a FIFO, never making a terminal ttop's controlling one
+_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+_PATH = getattr(os, "O_PATH", 0)
+
+
+def _open_followed(name: str, flags: int, dfd: Optional[int] = None) -> int:
+    """Open ``name`` following a symbolic link, but only if it leads to a
+    regular file: another user can point a link at a device, and opening
+    one can act (a watchdog starts, a tape rewinds, a terminal becomes the
+    opener's controlling one). The link is followed with ``O_PATH`` (which
+    opens nothing), the result checked with ``fstat``, and that very file
+    opened through ``/proc/self/fd``."""
+    if not _PATH:  # pragma: no cover - not Linux
+        return os.open(name, flags, dir_fd=dfd)
+    pfd = os.open(name, _PATH | getattr(os, "O_CLOEXEC", 0), dir_fd=dfd)
+    try:
+        if not stat.S_ISREG(os.fstat(pfd).st_mode):
+            raise ProgressError("not a regular file")
+        try:
+            return os.open("/proc/self/fd/%d" % pfd, flags)
+        except FileNotFoundError:
+            if os.path.isdir("/proc/self/fd"):
+                raise
+        return os.open(name, flags, dir_fd=dfd)  # no /proc: as before (checked just now)
+    finally:
+        os.close(pfd)
 
 
 def _read_fd(fd: int, limit: int) -> Tuple[bytes, os.stat_result]:
