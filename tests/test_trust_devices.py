@@ -56,3 +56,57 @@ def test_a_link_to_a_terminal_is_refused_without_becoming_the_controlling_termin
     assert got["tty.json"] == ["refused", "not a regular file", None]
     assert got["controlling terminal"] is False
     assert got["link.json"] == ["read", '{"a": 1}', True]  # a link to a regular file is read as before
+
+
+HISTORY_CHILD = textwrap.dedent("""
+    import os, sys
+    from ttop.collect.history import HistoryError, HistoryReader
+    folder, rel, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    read = refused = 0
+    for _ in range(rounds):
+        try:
+            HistoryReader(folder, rel).poll()
+            read += 1
+        except HistoryError:
+            refused += 1
+        try:
+            os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+            print("controlling terminal after", read + refused, "polls")
+            break
+        except OSError:
+            pass
+    else:
+        print("read", read > 0, "refused", refused > 0)
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty") or not sys.platform.startswith("linux"), reason="Linux ptys")
+def test_race_history_folder_flipped_with_a_link_to_the_terminals_never_opens_one(tmp_path):
+    """The detail screen's history file ``d/N``, its folder ``d`` exchanged
+    again and again with a link to ``/dev/pts`` (where ``N`` is a terminal):
+    the reader never opens the terminal (a reader without one would make it
+    its controlling terminal)."""
+    flipper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flipper.py")
+    master, slave = os.openpty()
+    flip = None
+    try:
+        pts = os.ttyname(slave)
+        os.close(slave)
+        folder = tmp_path / "progress"
+        (folder / "d").mkdir(parents=True)
+        num = os.path.basename(pts)
+        (folder / "d" / num).write_text('{"format":"ttop.history/1"}\n{"t":1,"d":{"loss":[[1,0.5]]}}\n')
+        os.symlink(os.path.dirname(pts), str(folder / "d.alt"))
+        flip = subprocess.Popen([sys.executable, flipper, "dir", str(folder / "d"), str(folder / "d.alt")],
+                                stdout=subprocess.PIPE)
+        assert flip.stdout.readline().strip() == b"go"
+        p = subprocess.run([sys.executable, "-c", HISTORY_CHILD, str(folder), "d/" + num, "5000"],
+                           stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True, timeout=600,
+                           check=True, text=True)
+    finally:
+        if flip is not None:
+            flip.kill()
+            flip.wait()
+            flip.stdout.close()
+        os.close(master)
+    assert p.stdout.strip() == "read True refused True"

@@ -10,18 +10,18 @@ the same model the writer keeps.
 
 The path comes from the progress file's ``history_file``: it must resolve
 inside the progress folder (no absolute paths, no ``..``, no symlink out of
-it), and is opened without following a final symlink and only if it is a
-regular file.
+it), and is opened below the folder's descriptor without following any
+symlink on the way, and only if it is a regular file.
 """
 from __future__ import annotations
 
 import gc
 import json
 import os
-import stat
 from typing import Dict, List, Optional
 
 from .. import histfile as H
+from ..fsafe import Refused, describe, open_beneath
 from ..progress import resolve_inside
 from .owners import user_name
 
@@ -72,16 +72,18 @@ class HistoryReader:
         if real is None:
             raise HistoryError("%r is not inside the progress folder" % (self.relpath,))
         try:
-            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-                         | getattr(os, "O_CLOEXEC", 0))
+            # below the folder's descriptor, no link followed on the way: a
+            # folder of the path swapped for a link since the check above
+            # (to /dev, say) is refused, and nothing but a regular file is read
+            fd = open_beneath(self.folder, self.relpath)
         except FileNotFoundError:
             return self.series()  # not written yet
+        except Refused:
+            raise HistoryError("%s is not a regular file" % self.relpath) from None
         except OSError as e:
-            raise HistoryError("cannot open %s: %s" % (self.relpath, e.strerror)) from None
+            raise HistoryError("cannot open %s: %s" % (self.relpath, describe(e))) from None
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise HistoryError("%s is not a regular file" % self.relpath)
             if self.owner is not None and st.st_uid != self.owner:
                 raise HistoryError("%s is owned by %s, not by the run's owner %s" % (
                     self.relpath, user_name(st.st_uid), user_name(self.owner)))
