@@ -307,3 +307,22 @@ def test_the_once_table_is_render_tables(width, ascii):
         got = list(render_once(snap, width, ascii))
         start = next(i for i, line in enumerate(got) if line[0][0].startswith("Run Name"))
         assert got[start:start + len(want)] == want
+
+
+def test_rows_are_kept_with_prices_and_health_thresholds_and_only_for_them(progress_dir, cache, monkeypatch,
+                                                                            visited):
+    """Prices (flags or the config file) and --health thresholds change the
+    cells: the rows are kept for them, and used only with the same ones."""
+    fill(progress_dir)
+    opts = ("--price-hour", "2", "--price-host", "gpu-box=3", "--health", "stall_seconds=300")
+    worked = table(once(progress_dir, monkeypatch, *opts, kept=False))
+    assert "Cost" in worked[0]
+    assert table(once(progress_dir, monkeypatch, *opts)) == worked
+    assert len(kept_files(cache)) == 1
+    del visited[:]
+    assert table(once(progress_dir, monkeypatch, *opts)) == worked
+    assert visited == ["g-dead.json"]  # the ended runs' kept rows stood in
+    del visited[:]
+    other = ("--price-hour", "5") + opts[2:]
+    assert table(once(progress_dir, monkeypatch, *other)) == table(once(progress_dir, monkeypatch, *other, kept=False))
+    assert "a-done.json" in visited  # other prices: read again

@@ -148,8 +148,10 @@ class OnceCache:
             st = os.fstat(dfd)
         finally:
             os.close(dfd)
+        # the settings (records of thresholds and prices) as their repr: the
+        # key is saved with marshal, which takes none of them
         self.index = ArchiveIndex(self.folder, st.st_dev, st.st_ino, kind="once-ascii" if ascii else "once",
-                                  extra=(FORMAT, code_stamp(), hostname(), settings))
+                                  extra=(FORMAT, code_stamp(), hostname(), repr(settings)))
         loaded = self.index.load()
         if _entries_ok(loaded):  # else none is used
             self._kept = loaded
