@@ -182,6 +182,24 @@ def test_symlink_to_a_file_its_maker_cannot_read_is_not_read(three_users, shared
     assert collect(shared_dir).run("a-link").run_name == "TOPSECRET"
 
 
+def test_symlink_to_an_unreadable_file_that_is_no_progress_file_tells_nothing_of_it(three_users, shared_dir):
+    """Why a file is not a progress file quotes it (its ``format``, its
+    ``status``, where its JSON breaks): for B's link to a file only A can
+    read, the reason is the link's, never the file's."""
+    a, b = three_users[0], three_users[1]
+    private = os.path.join(shared_dir, "a-secret")
+    a.sh('mkdir -m 700 "$1"', private)
+    a.write(os.path.join(private, "conf.json"), b'{"format": "TOPSECRET-1", "x": 1}')
+    a.write(os.path.join(private, "st.json"), doc("r", 1, 0.0, status="TOPSECRET-2"))
+    a.write(os.path.join(private, "bad.json"), b'{"TOPSECRET-3": [1, 2,, 3]}')
+    for name in ("conf", "st", "bad"):
+        b.sh('ln -s "$1" "$2"', os.path.join(private, name + ".json"), os.path.join(shared_dir, "b-%s.json" % name))
+    snap = collect(shared_dir)
+    why = "symbolic link by %s to a file %s cannot read: not read" % (b.name, b.name)
+    assert {s.name: s.reason for s in snap.skipped} == {"b-conf.json": why, "b-st.json": why, "b-bad.json": why}
+    assert "TOPSECRET" not in json.dumps(snapshot_to_dict(snap))
+
+
 def test_no_signal_for_a_process_the_run_does_not_hold(three_users, shared_dir, procs):
     from test_levers import Ctx
 

@@ -465,8 +465,8 @@ class FolderScanner:
                 sig = (fst.st_ino, fst.st_size, fst.st_mtime_ns)
                 mtime = fst.st_mtime
                 uid = _owner(name, dfd, fst) if linked else fst.st_uid
-                if uid != fst.st_uid and data is not None and not may_read(uid, path, fst):
-                    # another user's link to a file they cannot read: its contents are not theirs to show
+                if uid != fst.st_uid and not may_read(uid, path, fst):
+                    # another user's link to a file they cannot read: neither its contents nor (quoting them) why it is no progress file
                     data, dropped, raw = None, (), b""
                     error = "symbolic link by %s to a file %s cannot read: not read" % (user_name(uid), user_name(uid))
         trusted = mtime + RACY_SECONDS < read_at
