@@ -355,6 +355,48 @@ def test_edits_are_cumulative_until_acknowledged(progress_dir):
     assert control.edit_state(data, 3, "bs") == ("applied", "")
 
 
+_EDITOR = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from ttop.levers import control
+folder, name, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+data = {"variables": {"lr": 0.1, "bs": 1}, "control_seq": 0, "started_at": time.time() - 10}
+sys.stdin.readline()  # both start together
+for i in range(n):
+    seq, written = control.write_edit(folder, "r", data, name, i)
+    print(seq, sorted(written.items()), flush=True)
+"""
+
+
+def test_two_ttops_editing_one_run_at_once_never_share_a_seq(progress_dir):
+    """Two editors (two users' ttops) writing edits of one run at the same
+    time: each edit gets its own seq and carries the other's unacknowledged
+    edit, so none is replaced by the other's yet shown as applied."""
+    n = 150
+    procs = [subprocess.Popen([sys.executable, "-c", _EDITOR, str(ROOT), str(progress_dir), name, str(n)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for name in ("lr", "bs")]
+    for p in procs:
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e.decode() for _, e in outs]
+    seqs = [[int(line.split(" ", 1)[0]) for line in out.decode().splitlines()] for out, _ in outs]
+    assert [len(s) for s in seqs] == [n, n]
+    assert len(set(seqs[0]) | set(seqs[1])) == 2 * n  # no seq written twice
+    final = _control(progress_dir, "r")
+    assert final["seq"] == 2 * n
+    assert final["variables"] == {"lr": n - 1, "bs": n - 1}  # nothing unacknowledged was dropped
+
+
+def test_an_edit_keeps_a_pending_signal_request(progress_dir):
+    f = progress_dir
+    data = {"variables": {"lr": 0.1}, "control_seq": 0, "started_at": time.time() - 10}
+    assert control.write_signal_request(str(f), "r", data, "SIGTERM", "tree") == 1
+    assert control.write_edit(str(f), "r", data, "lr", 0.5) == (1, {"lr": 0.5})
+    assert _control(f, "r")["signal"] == {"name": "SIGTERM", "target": "tree", "seq": 1}
+
+
 def test_control_file_of_an_earlier_run_is_not_merged(progress_dir):
     f = progress_dir
     P.write_control(str(f), "r", 7, {"lr": 9.0})

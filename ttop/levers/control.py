@@ -7,9 +7,11 @@ in order.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from typing import Any, Dict, Mapping, Optional, Sequence, Set, Tuple
+import time
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Set, Tuple
 
 from .. import fsafe
 from .. import progress as P
@@ -43,6 +45,42 @@ def _write(folder: str, key: str, seq: int, variables: Mapping[str, Any],
             name, _user(uid)), os.path.join(folder, name)) from None
 
 
+#: Longest wait for another ttop's edit of the same folder to finish.
+LOCK_WAIT = 1.0
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the progress folder while a control
+    file is read, merged and written: two ttops editing one run at once
+    (two users, two terminals) then never write the same seq, one's edit
+    replaced by the other's yet shown as applied. Waits at most
+    :data:`LOCK_WAIT`: a lock another user holds on and on, or a file
+    system without locks, does not stop the edit (it goes on unlocked)."""
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.005)
+            except OSError:  # no locks here (some network file systems)
+                break
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _trusted(owner_uid: Optional[int]) -> Set[int]:
     """Whose control file counts: the run's owner's or root's (the ones the
     run itself accepts, see :class:`ttop.monitor.control.ControlPoller`),
@@ -57,12 +95,12 @@ def read_control(folder: str, key: str, owner_uid: Optional[int] = None) -> Tupl
     """The run's control file as ``(seq, variables, error)``: seq None when
     there is none (or it is unreadable or not a file the run would accept:
     then ``error`` says why). ``owner_uid``: the run's owner."""
-    seq, variables, error, _mtime = _read_control(folder, key, owner_uid)
+    seq, variables, error, _mtime, _signal = _read_control(folder, key, owner_uid)
     return seq, variables, error
 
 
 def _read_control(folder: str, key: str, owner_uid: Optional[int] = None
-                  ) -> Tuple[Optional[int], Dict[str, Any], Optional[str], Optional[float]]:
+                  ) -> Tuple[Optional[int], Dict[str, Any], Optional[str], Optional[float], Any]:
     # opened without following a link or blocking on a FIFO, and used only
     # when the run would accept it: another user's file planted under the
     # name must not be carried into the file ttop writes (which the run
@@ -70,22 +108,22 @@ def _read_control(folder: str, key: str, owner_uid: Optional[int] = None
     try:
         fd = fsafe.open_beneath(folder, P.CONTROL_PREFIX + key + P.PROGRESS_SUFFIX)
     except FileNotFoundError:
-        return None, {}, None, None
+        return None, {}, None, None, None
     except OSError as e:
-        return None, {}, "control file unreadable: %s" % fsafe.describe(e), None
+        return None, {}, "control file unreadable: %s" % fsafe.describe(e), None, None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if st.st_uid not in _trusted(owner_uid):
-            return None, {}, "control file ignored: owned by %s, not by the run's owner" % _user(st.st_uid), None
+            return None, {}, "control file ignored: owned by %s, not by the run's owner" % _user(st.st_uid), None, None
         raw = f.read(P.MAX_CONTROL_BYTES + 1)
     mtime = st.st_mtime
     if len(raw) > P.MAX_CONTROL_BYTES:
-        return None, {}, "control file unreadable: file larger than %d bytes" % P.MAX_CONTROL_BYTES, None
+        return None, {}, "control file unreadable: file larger than %d bytes" % P.MAX_CONTROL_BYTES, None, None
     try:
-        seq, variables = P.parse_control(raw)
+        seq, variables, signal = P.parse_control_doc(raw)
     except P.ProgressError as e:
-        return None, {}, "control file unreadable: %s" % e, mtime
-    return seq, dict(variables), None, mtime
+        return None, {}, "control file unreadable: %s" % e, mtime, None
+    return seq, dict(variables), None, mtime, signal
 
 
 def current_control(folder: str, key: str, data: Mapping[str, Any], owner_uid: Optional[int] = None
@@ -95,14 +133,23 @@ def current_control(folder: str, key: str, data: Mapping[str, Any], owner_uid: O
     run's start (left by an earlier run of the same name) does not count, nor
     does one another user than the run's owner (``owner_uid``), root or
     ttop's own user wrote."""
-    seq, variables, _err, mtime = _read_control(folder, key, owner_uid)
+    seq, variables, _signal = _current_doc(folder, key, data, owner_uid)
+    return (None, {}) if seq is None else (seq, variables)
+
+
+def _current_doc(folder: str, key: str, data: Mapping[str, Any], owner_uid: Optional[int] = None
+                 ) -> Tuple[Optional[int], Dict[str, Any], Any]:
+    """:func:`current_control` and the file's raw ``signal`` value (None:
+    none), all read from one descriptor: a file swapped in between by
+    another user never has its request carried into the one ttop writes."""
+    seq, variables, _err, mtime, signal = _read_control(folder, key, owner_uid)
     if seq is None:
-        return None, {}
+        return None, {}, None
     started = data.get("started_at")
     if isinstance(started, (int, float)) and not isinstance(started, bool) and mtime is not None:
         if mtime < started - 1.0:
-            return None, {}
-    return seq, variables
+            return None, {}, None
+    return seq, variables, signal
 
 
 def unacknowledged(folder: str, key: str, data: Mapping[str, Any], owner_uid: Optional[int] = None
@@ -143,18 +190,29 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
     ``control_seq``) + 1. While the existing file is not yet acknowledged
     (its seq > ``control_seq``, and it is not older than the run) its
     variables are kept and the new edit merged in, so quick successive edits
-    are all applied, in order. A file the run would not accept (another
-    user's than ``owner_uid``, the run's owner, or root's) is not carried
-    over. Raises OSError if the file cannot be written.
+    are all applied, in order; a signal request in it stays. A file the run
+    would not accept (another user's than ``owner_uid``, the run's owner, or
+    root's) is not carried over. The read, merge and write hold a lock on
+    the folder (:func:`_folder_lock`), so edits of two ttops at once are
+    merged too, never given the same seq. Raises OSError if the file cannot
+    be written.
     """
     acked = acked_seq(data)
-    seq, _old, _err = read_control(folder, key, owner_uid)
-    variables: Dict[str, Any] = {}
-    variables.update(unacknowledged(folder, key, data, owner_uid)[1])
-    variables.pop(name, None)
-    variables[name] = value
-    new_seq = max(seq or 0, acked) + 1
-    _write(folder, key, new_seq, variables)
+    with _folder_lock(folder):
+        seq, _old, _err = read_control(folder, key, owner_uid)
+        cur_seq, cur_vars, signal = _current_doc(folder, key, data, owner_uid)
+        variables: Dict[str, Any] = {}
+        if cur_seq is not None and cur_seq > acked:  # not yet acknowledged: carried over
+            variables.update(cur_vars)
+        variables.pop(name, None)
+        variables[name] = value
+        new_seq = max(seq or 0, acked) + 1
+        # a signal request in the file stays (the run acts on a request once, by its own seq)
+        try:
+            P.parse_signal_request(signal)
+        except P.ProgressError:
+            signal = None
+        _write(folder, key, new_seq, variables, signal=signal)
     return new_seq, variables
 
 
@@ -233,22 +291,14 @@ def write_signal_request(folder: str, key: str, data: Mapping[str, Any], name: s
     so nothing is applied twice) and gains ``signal: {name, target, seq}``,
     seq = max(the file's last request, the run's ``signal_ack.seq``) + 1.
     Raises OSError if the file cannot be written."""
-    # a file left by an earlier run, or another user's, does not count
-    seq, variables = current_control(folder, key, data, owner_uid)
-    old_signal: Any = None
-    if seq is None:
-        seq, variables = acked_seq(data), {}
-    else:
-        try:
-            fd = fsafe.open_beneath(folder, P.CONTROL_PREFIX + key + P.PROGRESS_SUFFIX)
-            with os.fdopen(fd, "rb") as f:
-                _s, _v, old_signal = P.parse_control_doc(f.read(P.MAX_CONTROL_BYTES + 1))
-        except (OSError, P.ProgressError):
-            pass
-    last = old_signal.get("seq") if isinstance(old_signal, dict) else None
-    last = last if isinstance(last, int) and not isinstance(last, bool) else 0
-    new = max(last, signal_acked(data)) + 1
-    _write(folder, key, seq, variables, signal={"name": name, "target": target, "seq": new})
+    with _folder_lock(folder):
+        # a file left by an earlier run, or another user's, does not count
+        cur_seq, variables, old_signal = _current_doc(folder, key, data, owner_uid)
+        seq = acked_seq(data) if cur_seq is None else cur_seq
+        last = old_signal.get("seq") if isinstance(old_signal, dict) else None
+        last = last if isinstance(last, int) and not isinstance(last, bool) else 0
+        new = max(last, signal_acked(data)) + 1
+        _write(folder, key, seq, variables, signal={"name": name, "target": target, "seq": new})
     return new
 
 
