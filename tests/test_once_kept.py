@@ -255,6 +255,14 @@ def test_a_kept_rows_file_that_cannot_be_trusted_is_not_used(progress_dir, cache
     assert got == worked
     if spoil not in ("cells", "truncated"):  # (those two: looked at again after the kept rows failed)
         assert len(visited) == 7
+    # the unusable file was replaced by good kept rows (where the folder can be trusted)
+    worked = table(once(progress_dir, monkeypatch, kept=False, columns=100))
+    del visited[:]
+    assert table(once(progress_dir, monkeypatch, columns=100)) == worked
+    if spoil == "folder-mode":
+        assert len(visited) == 7
+    else:
+        assert visited == ["g-dead.json"]
 
 
 def test_switched_off_nothing_is_kept(progress_dir, cache, monkeypatch):

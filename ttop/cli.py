@@ -236,10 +236,11 @@ def _run_once(args: argparse.Namespace, stdout: IO[str], stderr: Optional[IO[str
         snapshot = _once_snapshot(args, bare, cache)
         print_once(snapshot, stdout, width=once_width(stdout), color=use_color(stdout), ascii=ascii, columns=columns,
                    cells_of=cache.cells_of if cache is not None else None)
-    except CacheUnusable:  # raised before anything was printed
-        cache = None
-        print_once(_once_snapshot(args, bare), stdout, width=once_width(stdout), color=use_color(stdout), ascii=ascii,
-                   columns=columns)
+    except CacheUnusable:  # raised before anything was printed: again without them, kept anew
+        assert cache is not None
+        cache.forget()
+        print_once(_once_snapshot(args, bare, cache), stdout, width=once_width(stdout), color=use_color(stdout),
+                   ascii=ascii, columns=columns, cells_of=cache.cells_of)
     stdout.flush()
     if cache is not None:
         cache.save()

@@ -157,6 +157,17 @@ class OnceCache:
             self._kept = loaded
         self._layout = self.index.meta
 
+    def forget(self) -> None:
+        """Use none of the kept rows (one turned out unusable): the next
+        collection reads every file, and :meth:`save` then keeps its rows
+        in place of the unusable ones."""
+        self._kept = {}
+        self._skipped = set()
+        self._rows = {}
+        self._settle = {}
+        self._new = {}
+        self._listed = False
+
     @classmethod
     def wanted(cls, folders: Any) -> bool:
         """Kept rows for one folder, unless ``TTOP_ARCHIVE_INDEX=0``."""
