@@ -105,10 +105,39 @@ def test_the_first_screen_imports_no_psutil_nvml_or_lever_screens(live_folder):
                 # a plain launch is read without argparse (ttop.cli._quick_args)
                 "argparse", "gettext",
                 # typing names are imported for the type checker only (TYPE_CHECKING = False)
-                "typing"}
+                "typing",
+                # the files are parsed with json's C scanner (ttop.jsonvalues.loads), the
+                # locale and signal handlers set with the C modules under locale and signal,
+                # and threading comes with the collector thread
+                "json", "locale", "signal", "threading", "contextlib"}
     # what the interpreter itself loads before any of ttop's code (site's
     # hooks: on Python 3.9 an editable install's importlib.util brings typing)
     bare = subprocess.run([sys.executable, "-c", "import sys; print(' '.join(sorted(sys.modules)))"], env=env,
                           capture_output=True, text=True, timeout=120).stdout.split()
     assert not (deferred & first) - set(bare), (deferred & first) - set(bare)
-    assert {"psutil", "pynvml", "ttop.collect.procs", "ttop.collect.recent"} <= full
+    assert {"psutil", "pynvml", "ttop.collect.procs", "ttop.collect.recent", "threading"} <= full
+
+
+JSON_TEXTS = [
+    '{"a": 1, "b": [1.5, -2e3, true, false, null], "c": {"d": "\\u00e9\\n"}}', "  [1, 2]\n\t ", "0", '"s"',
+    '{"x": NaN, "y": Infinity, "z": -Infinity}', "1" * 30, "1e400", '{"a": 1, "a": 2}',
+    # not one JSON value: json.loads's own error
+    "", "   ", "{", '{"a": 1} x', '{"a": 1}{}', "[1,]", '"\x01"', '\ufeff{"a": 1}', "nan", '{"a": "\\ud800"}',
+    "[" * 100000 + "]" * 100000, '{"a": 01}', "[1] \x0c",
+]
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS, ids=range(len(JSON_TEXTS)))
+def test_files_are_parsed_as_json_loads_parses_them(text):
+    # the first screen reads the files without importing json
+    from ttop.jsonvalues import loads
+
+    def outcome(f):
+        try:
+            return "ok", repr(f(text))
+        except RecursionError:
+            return "deep", None
+        except ValueError as e:
+            return type(e).__name__, str(e)
+
+    assert outcome(loads) == outcome(json.loads)

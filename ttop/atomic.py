@@ -4,14 +4,14 @@ so a reader sees the old file or the new one, never a mix. Re-exported by
 from __future__ import annotations
 
 import os
-import threading
+from _thread import allocate_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
 
 #: Striped locks: two threads of one process never write the same temp file.
-_TEMP_LOCKS = tuple(threading.Lock() for _ in range(16))
+_TEMP_LOCKS = tuple(allocate_lock() for _ in range(16))  # threading.Lock, without importing threading
 
 
 def temp_name(name: str, pid: Optional[int] = None) -> str:

@@ -17,10 +17,10 @@ file.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 
+from .jsonvalues import loads
 from .record import FrozenRecord
 
 TYPE_CHECKING = False
@@ -109,7 +109,7 @@ def load(path: Optional[str] = None) -> Loaded:
     except ValueError as e:
         return Loaded({}, path, _problem(path, str(e)))
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = loads(raw.decode("utf-8"))  # json.loads
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         return Loaded({}, path, _problem(path, "not valid JSON (%s)" % str(e).splitlines()[0][:80]))
     if not isinstance(obj, dict):
@@ -133,6 +133,8 @@ def save(updates: Dict[str, Any], path: Optional[str] = None) -> str:
     current = load(path)
     data = dict(current.data)
     data.update(updates)
+    import json
+
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 

@@ -1,9 +1,11 @@
 """JSON values of the on-disk files: :func:`json_safe` (any value to one
 ``json.dumps`` accepts with ``allow_nan=False``), :func:`dumps` (strict,
-compact JSON) and :class:`RawJSON`. Re-exported by :mod:`ttop.progress`."""
+compact JSON), :class:`RawJSON`, and :func:`loads` / :func:`make_scanner`
+(``json.loads`` and the decoder's scanner without importing :mod:`json`,
+whose import compiles six text patterns: the monitor reads its first
+screen's files before it needs json). Re-exported by :mod:`ttop.progress`."""
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -11,6 +13,12 @@ from collections.abc import Mapping
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+_c_make_scanner: Any
+try:
+    from _json import make_scanner as _c_make_scanner
+except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+    _c_make_scanner = None
 
 #: Integers longer than this (about 4200 decimal digits, under Python's
 #: int-to-str limit of 4300) are written as "Infinity" / "-Infinity".
@@ -117,6 +125,8 @@ def _plain(value: Any, depth: int = 0) -> bool:
 
 
 def _encode(obj: Any) -> str:
+    import json
+
     if _plain(obj):  # the common case: no value to convert, checked without a copy
         try:
             return json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
@@ -131,6 +141,8 @@ def dumps(obj: Any) -> str:
     raws = [k for k, v in obj.items() if type(v) is RawJSON] if type(obj) is dict else None
     if not raws:
         return _encode(obj)
+    import json
+
     obj = dict(obj)
     marks = []
     for i, k in enumerate(raws):
@@ -141,3 +153,56 @@ def dumps(obj: Any) -> str:
     for mark, raw in marks:
         text = text.replace(mark, raw, 1)
     return text
+
+
+# ---------------------------------------------------------------------------
+# reading
+
+
+class _Settings:
+    """What the C scanner reads of a ``json.JSONDecoder``: the default
+    decoder's settings (``parse_float`` aside)."""
+
+    __slots__ = ("strict", "object_hook", "object_pairs_hook", "parse_float", "parse_int", "parse_constant")
+
+    def __init__(self, parse_float: Any) -> None:
+        self.strict = True
+        self.object_hook = None
+        self.object_pairs_hook = None
+        self.parse_float = parse_float
+        self.parse_int = int
+        # json.decoder's constants: the same values
+        self.parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+
+
+def make_scanner(parse_float: Any = float) -> Any:
+    """``json.scanner.make_scanner(json.JSONDecoder(parse_float=...))``:
+    ``scan(text, index) -> (value, end)``, raising StopIteration where no
+    value starts at ``index``."""
+    if _c_make_scanner is None:  # pragma: no cover
+        import json.scanner
+
+        decoder: Any = json.JSONDecoder(parse_float=parse_float)
+        return json.scanner.make_scanner(decoder)
+    settings: Any = _Settings(parse_float)  # duck-typed as a json.JSONDecoder
+    return _c_make_scanner(settings)
+
+
+_scan = make_scanner()
+_SPACE = " \t\n\r"  # JSON's white space
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)`` of a str: the same value, and for text that is
+    not one JSON value the same error (json.loads itself says which)."""
+    if type(text) is str:
+        try:
+            value, end = _scan(text, len(text) - len(text.lstrip(_SPACE)))
+        except StopIteration:
+            pass
+        else:
+            if end == len(text) or not text[end:].strip(_SPACE):
+                return value
+    import json
+
+    return json.loads(text)

@@ -68,7 +68,6 @@ sequence; the writer acts on a ``K`` above the last one it acknowledged.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -77,6 +76,7 @@ from collections.abc import Mapping
 
 from .atomic import temp_name, write_bytes_atomic  # noqa: F401 - part of this module's API
 from .jsonvalues import RawJSON, dumps, json_safe  # noqa: F401 - part of this module's API
+from .jsonvalues import loads as _json_loads
 from .jsonvalues import short_str as _short_str
 
 TYPE_CHECKING = False
@@ -290,7 +290,7 @@ def _loads(raw: bytes, what: str) -> Any:
     except UnicodeDecodeError as e:
         raise ProgressError("not UTF-8 (byte %d)" % e.start) from None
     try:
-        return json.loads(text)
+        return _json_loads(text)  # json.loads, without importing json
     except RecursionError:
         raise ProgressError("JSON nested too deeply") from None
     except ValueError as e:
@@ -410,10 +410,10 @@ def parse_signal_request(value: Any) -> Tuple[int, str, str]:
         raise ProgressError("signal request seq missing or not a positive integer")
     name = value.get("name")
     if name not in SIGNAL_NAMES:
-        raise ProgressError("unknown signal %s (known: %s)" % (_short_str(json.dumps(name), 40), ", ".join(SIGNAL_NAMES)))
+        raise ProgressError("unknown signal %s (known: %s)" % (_short_str(_dumps(name), 40), ", ".join(SIGNAL_NAMES)))
     target = value.get("target", "main")
     if target not in SIGNAL_TARGETS:
-        raise ProgressError("signal target %s is not main or tree" % _short_str(json.dumps(target), 40))
+        raise ProgressError("signal target %s is not main or tree" % _short_str(_dumps(target), 40))
     return seq, name, target
 
 
@@ -465,7 +465,7 @@ def coerce_value(type_: str, value: Any) -> Any:
             return value
     else:
         raise ProgressError("variable of unsupported type %s" % type_)
-    raise ProgressError("expected %s, got %s %s" % (type_, _json_type(value), _short_str(json.dumps(value), 40)))
+    raise ProgressError("expected %s, got %s %s" % (type_, _json_type(value), _short_str(_dumps(value), 40)))
 
 
 def parse_typed_text(type_: str, text: str) -> Any:
@@ -508,3 +508,9 @@ def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value)

@@ -18,8 +18,8 @@ import marshal
 import os
 import stat
 import sys
-import threading
 import zlib
+from _thread import allocate_lock
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -120,7 +120,7 @@ class ArchivedData(Mapping):
 
 
 _PARSED: "OrderedDict[int, Tuple[ArchivedData, Dict[str, Any]]]" = OrderedDict()
-_PARSED_LOCK = threading.Lock()
+_PARSED_LOCK = allocate_lock()  # threading.Lock, without importing threading
 
 
 # ---------------------------------------------------------------------------

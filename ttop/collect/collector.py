@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import bisect
 import os
-import threading
 import time
+from _thread import allocate_lock
 
 from ..record import replace
 from .host import HostSampler, hostname, resolve_budgets
@@ -166,11 +166,12 @@ class Collector:
             health, lambda d: heartbeat_limit(d, interval_), prices)
         self._gpu_last: Any = None
         self._seq = 0
-        self._cycle_lock = threading.Lock()
+        self._cycle_lock = allocate_lock()  # threading.Lock
         self._listeners: List[Callable[[], None]] = []
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        #: (wake, stopping): threading.Events, made when first needed
+        #: (threading is imported after the first screen)
+        self._events: Any = None
+        self._thread: Any = None  # threading.Thread
         #: newest published Snapshot, or None before the first cycle
         self.latest: Optional[Snapshot] = None
         #: last unexpected exception of a background cycle (kept, not raised)
@@ -223,6 +224,8 @@ class Collector:
             self._stopping.clear()  # a stop() that timed out is taken back
             return
         self._stopping.clear()
+        import threading
+
         self._thread = threading.Thread(target=self._loop, name="ttop-collector", daemon=True)
         self._thread.start()
 
@@ -249,6 +252,8 @@ class Collector:
         if t is None:
             self._scanner.close()
             return True
+        import threading
+
         if t is not threading.current_thread():
             t.join(timeout)
         done = not t.is_alive()
@@ -256,6 +261,20 @@ class Collector:
             self._thread = None
             self._scanner.close()
         return done
+
+    @property
+    def _wake(self) -> Any:
+        return (self._events or self._make_events())[0]
+
+    @property
+    def _stopping(self) -> Any:
+        return (self._events or self._make_events())[1]
+
+    def _make_events(self) -> Any:
+        import threading
+
+        self._events = (threading.Event(), threading.Event())
+        return self._events
 
     @property
     def sample_threads(self) -> Any:

@@ -16,19 +16,17 @@ at the top level, an error anywhere) takes the plain parse.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from json.scanner import make_scanner
 
+from ..jsonvalues import loads, make_scanner
 from ..progress import END_STATUSES, check_progress, parse_progress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-_checker: Any = json.JSONDecoder(parse_float=len)
 #: Scans one JSON value, checking numbers without converting them.
-_check_value: Any = make_scanner(_checker)
+_check_value: Any = make_scanner(parse_float=len)
 _KEY = '"history"'
 _SPACE = " \t\n\r"  # JSON's white space
 #: Put where the history's text was: a string with a NUL, which a file can
@@ -51,7 +49,7 @@ class LazyObject(Mapping):
     def parsed(self) -> Dict[str, Any]:
         v = self._value
         if v is None:
-            v = self._value = json.loads(self._text)
+            v = self._value = loads(self._text)
         return v
 
     def __getitem__(self, key: str) -> Any:
@@ -117,7 +115,7 @@ def _split(raw: bytes) -> Optional[Tuple[Dict[str, Any], List[str]]]:
     if text[a:a + 1] != "{":
         return None
     _value, b = _check_value(text, a)  # valid JSON from a to b (JSONDecodeError otherwise)
-    obj = json.loads(text[:a] + _MARK_JSON + text[b:])
+    obj = loads(text[:a] + _MARK_JSON + text[b:])
     # the mark at the top level: text[a:b] is the top-level history, and the
     # file is the JSON just parsed with that object in the mark's place
     if type(obj) is not dict or obj.get("history") != _MARK:
@@ -125,7 +123,7 @@ def _split(raw: bytes) -> Optional[Tuple[Dict[str, Any], List[str]]]:
     obj["history"] = {}  # an object, like the one it stands for, while the rest is checked
     data, dropped = check_progress(obj)
     if data["status"] in END_STATUSES:  # an ended run's data is kept for long: parsed whole
-        data["history"] = json.loads(text[a:b])
+        data["history"] = loads(text[a:b])
     else:
         data["history"] = LazyObject(text[a:b])
     return data, dropped

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -107,6 +106,8 @@ class FolderWatch:
         if fd >= 0:
             # closing an inotify descriptor waits for the kernel's RCU grace
             # period (~10 ms): nobody needs to wait for that
+            import threading  # not before the first screen
+
             try:
                 threading.Thread(target=_close_quietly, args=(fd,), daemon=True).start()
             except RuntimeError:  # interpreter shutting down

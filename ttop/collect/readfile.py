@@ -2,7 +2,6 @@
 blocking, never more than a limit, owner taken from the descriptor read."""
 from __future__ import annotations
 
-import contextlib
 import errno
 import gc
 import os
@@ -12,7 +11,7 @@ from ..progress import ProgressError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator, Optional, Tuple
+    from typing import Optional, Tuple
 
 
 def read_progress_bytes(path: str, limit: int) -> bytes:
@@ -115,22 +114,30 @@ def os_error_reason(e: OSError) -> str:
     return "cannot read: %s" % text.lower()
 
 
-@contextlib.contextmanager
-def gc_paused(pause: bool = True) -> Iterator[None]:
-    """No cyclic garbage collection while a folder is read: parsed files are
+class gc_paused:
+    """No cyclic garbage collection while a folder is read (``with
+    gc_paused():``): parsed files are
     thousands of containers without cycles (freed by their reference counts
     when the next snapshot replaces them), which the collector would scan
     again and again as they are made (a third of the time of reading 10,000;
     a fifth of a cycle that reads 1,000 changed files). At the end, the
     collection that would have run meanwhile runs once, here (its cost stays
-    with the cycle that caused it)."""
-    if not pause or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
+    with the cycle that caused it). A plain class, not a
+    ``contextlib.contextmanager``: contextlib is not imported before the
+    monitor's first screen."""
+
+    __slots__ = ("_paused",)
+
+    def __init__(self, pause: bool = True) -> None:
+        self._paused = bool(pause) and gc.isenabled()
+
+    def __enter__(self) -> None:
+        if self._paused:
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._paused:
+            return
         gc.enable()
         count, threshold = gc.get_count(), gc.get_threshold()
         if threshold[0] and count[0] > threshold[0]:

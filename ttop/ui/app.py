@@ -25,22 +25,26 @@ from __future__ import annotations
 
 import curses  # ImportError(name="_curses") here tells the CLI the monitor cannot run
 import errno
-import locale
 import os
 import select
-import signal
 import sys
-import threading
 import time
+from _thread import allocate_lock
 
 from ..view import roles as R
 from ..view.asciify import to_ascii
 from ..view.text import Line, crop_line, line_width
 from ..view.text import width as text_width
-from .keys import _curses_keys, _isatty, _NoTerminal, _readable, _stdin_fd, normalise_key, utf8_locale  # noqa: F401 (normalise_key, utf8_locale re-exported)
+from .keys import _curses_keys, _isatty, _NoTerminal, _readable, _stdin_fd, normalise_key, set_user_locale, utf8_locale  # noqa: F401 (normalise_key, utf8_locale re-exported)
 from .screen import AppContext, Screen
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # the C module under signal: signal builds enums the first screen does
+    # not need (the handlers given and returned stay ints)
+    import _signal as signal
 if TYPE_CHECKING:
     from typing import Any, List, Optional, Tuple
 
@@ -83,7 +87,7 @@ class App(AppContext):
         os.set_blocking(self._rfd, False)
         os.set_blocking(self._wfd, False)
         self._closed = False
-        self._pipe_lock = threading.Lock()
+        self._pipe_lock = allocate_lock()  # threading.Lock
         #: the screen's size at the last paint (the collector thread
         #: prepares frames for it), and the snapshot being prepared
         self._size: Optional[Tuple[int, int]] = None
@@ -442,10 +446,7 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
             sys.stderr.write("ttop: the monitor needs a terminal on stdin and stdout; "
                              "use --once or --headless otherwise\n")
             return 2
-    try:
-        locale.setlocale(locale.LC_ALL, "")
-    except locale.Error:
-        pass
+    set_user_locale()
     if not utf8_locale():
         ascii = True
     os.environ.setdefault("ESCDELAY", "25")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import codecs
 import curses
-import locale
 import os
 import select
 import sys
@@ -49,9 +48,38 @@ def normalise_key(ch: Any, keymap: dict) -> Optional[str]:
     return None
 
 
+def preferred_encoding() -> str:
+    """``locale.getpreferredencoding(False)``, without importing
+    :mod:`locale` (its tables are most of a millisecond before the first
+    screen) where the interpreter has ``_locale.getencoding`` (3.11+)."""
+    if sys.flags.utf8_mode:
+        return "utf-8"
+    import _locale
+
+    get = getattr(_locale, "getencoding", None)
+    if get is None:  # pragma: no cover - before Python 3.11
+        import locale
+
+        return locale.getpreferredencoding(False)
+    return str(get())
+
+
+def set_user_locale() -> None:
+    """``locale.setlocale(locale.LC_ALL, "")`` (the user's locale, for
+    curses), without importing :mod:`locale`; an unknown locale is left as
+    it is."""
+    import _locale
+
+    c: Any = _locale
+    try:
+        c.setlocale(c.LC_ALL, "")
+    except c.Error:
+        pass
+
+
 def utf8_locale() -> bool:
     try:
-        enc = locale.getpreferredencoding(False) or ""
+        enc = preferred_encoding() or ""
         return codecs.lookup(enc).name == "utf-8"
     except LookupError:
         return False
