@@ -300,3 +300,31 @@ def test_unreadable_file_and_folder_as_unprivileged_user(spawn):
     finally:
         os.chmod(os.path.join(top, "p"), 0o755)
         subprocess.run(["rm", "-rf", top], check=False)
+
+
+def test_a_file_rewritten_within_a_whole_seconds_stamp_is_read_again(progress_dir):
+    """A file system that keeps whole seconds (Lustre, ext3, FAT) gives a
+    file rewritten in place within the same second its old size and its old
+    modification time. A file read while its second may still be open is
+    read again until it is over: the ended run's last word is not missed for
+    good. (The stamp is set here as such a file system sets it.)"""
+    stamp = int(time.time()) - 100
+    path = os.path.join(str(progress_dir), "r.json")
+    write_json_atomic(path, doc("r", "FINISHED", updated_at=stamp))
+    os.utime(path, ns=(stamp * 10**9, stamp * 10**9))
+    c = make_collector(progress_dir)
+    now = [stamp + 0.5]  # the scanner's wall clock: half a second into the file's second
+    c._scanner.clock = lambda: now[0]
+    assert c.collect().run("r").status == "FINISHED"
+    with open(path, "r+b") as f:  # the writer's last word, in place: same size, same second
+        old = f.read()
+        new = old.replace(b'"FINISHED"', b'"CANCELED"')
+        assert len(new) == len(old) and new != old
+        f.seek(0)
+        f.write(new)
+    os.utime(path, ns=(stamp * 10**9, stamp * 10**9))
+    now[0] = stamp + 0.9
+    assert c.collect().run("r").status == "CANCELED"
+    now[0] = stamp + 5
+    assert c.collect().run("r").status == "CANCELED"
+    assert make_collector(progress_dir).collect().run("r").status == "CANCELED"

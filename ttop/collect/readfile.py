@@ -102,6 +102,19 @@ def _read_fd(fd: int, limit: int) -> Tuple[bytes, os.stat_result]:
     return data, st
 
 
+#: What a file system that stamps whole seconds (Lustre, ext3; FAT: two)
+#: may leave unchanged: a file rewritten within that time keeps its stamp.
+COARSE_SECONDS = 2.0
+
+
+def coarse_seconds(mtime_ns: int) -> float:
+    """How much longer than a clock tick a file stamped ``mtime_ns`` may
+    still be rewritten without its stamp (or its size) changing:
+    :data:`COARSE_SECONDS` for a stamp in whole seconds (a file system that
+    keeps no fraction), else 0."""
+    return 0.0 if mtime_ns % 1000000000 else COARSE_SECONDS
+
+
 def os_error_reason(e: OSError) -> str:
     """A short, stable reason for an OSError ("permission denied", ...)."""
     if e.errno == errno.EACCES or e.errno == errno.EPERM:

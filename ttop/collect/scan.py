@@ -27,10 +27,10 @@ each ended file stat'ed once, spread over the cycles. Without notification
 the folder is listed every cycle (new files show at once); changed ended
 files within a sweep.
 
-**Racy files.** A file whose mtime was within :data:`RACY_SECONDS` of the
-moment it was read may have been rewritten in the same timestamp tick without
-changing size; it is read once more on the next cycle (git's "racily clean"
-rule). After that it is trusted.
+**Racy files.** A file whose mtime was within :data:`RACY_SECONDS` (a stamp in
+whole seconds: 2 s more) of the moment it was read may have been rewritten in
+the same timestamp tick without changing size; it is read again on the next
+cycles (git's "racily clean" rule). After that it is trusted.
 
 **First read.** ``scan(budget=seconds)`` reads files newest first and stops
 after the budget (never before :data:`MIN_READS` files): the collector's
@@ -81,7 +81,7 @@ from .fileresult import FileResult, ScanResult
 from .lazyjson import parse_progress_lazy
 from .notify import FolderWatch, notify_wanted
 from .owners import may_read, user_name
-from .readfile import os_error_reason, read_progress_at, read_progress_bytes, read_progress_file
+from .readfile import coarse_seconds, os_error_reason, read_progress_at, read_progress_bytes, read_progress_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -469,7 +469,7 @@ class FolderScanner:
                     # another user's link to a file they cannot read: neither its contents nor (quoting them) why it is no progress file
                     data, dropped, raw = None, (), b""
                     error = "symbolic link by %s to a file %s cannot read: not read" % (user_name(uid), user_name(uid))
-        trusted = mtime + RACY_SECONDS < read_at
+        trusted = mtime + RACY_SECONDS + coarse_seconds(sig[2]) < read_at
         if trusted and data is not None and data.get("status") in END_STATUSES:
             keep: Mapping[str, Any] = ArchivedData(raw, data) if self.compact and raw else data
             if self._index is not None and uid is not None and raw:
@@ -502,7 +502,7 @@ class FolderScanner:
             return False
         sig = (st.st_ino, st.st_size, st.st_mtime_ns)
         if (not stat.S_ISREG(st.st_mode) or sig != e[:3] or st.st_uid != e[3]
-                or st.st_mtime + RACY_SECONDS >= self._index.written_at):
+                or st.st_mtime + RACY_SECONDS + coarse_seconds(st.st_mtime_ns) >= self._index.written_at):
             return False
         blob = self._index.blob(e)
         if blob is None:
