@@ -25,6 +25,10 @@ reader thread feeds every byte into a ``pyte.Screen`` through
 terminal-restore sequences after exit). All waits poll with a timeout
 (default 15 s) and raise ``AssertionError`` with the screen dump on failure.
 
+``output(start)`` is the raw output from a byte on, ``replay(end)`` a new
+pyte screen fed its first ``end`` bytes (what the terminal showed at that
+point of the stream), ``cells()`` every cell's pyte Char at one moment.
+
 ``TtopTerm.ttop(folder, *args, **kw)`` starts ``python -m ttop FOLDER -i 0.5
 ARGS`` (a fast interval for tests). The fixture ``ttop_term`` (registered for every
 test module by ``conftest.py``) yields that factory and always closes every
@@ -151,6 +155,33 @@ class TtopTerm:
             if needle in line:
                 return i
         return None
+
+    def output(self, start: int = 0) -> bytes:
+        """The raw output from byte ``start`` on."""
+        with self._lock:
+            return bytes(self.raw[start:])
+
+    def replay(self, end: int) -> pyte.Screen:
+        """A new pyte screen fed the first ``end`` bytes of the output: what
+        the terminal showed at that point of the stream (at the current
+        size, so only for a test that does not resize)."""
+        with self._lock:
+            data = bytes(self.raw[:end])
+            cols, rows = self.cols, self.rows
+        screen = pyte.Screen(cols, rows)
+        try:
+            pyte.ByteStream(screen).feed(data)
+        except Exception:  # pragma: no cover - as in _read
+            pass
+        return screen
+
+    def cells(self, screen: Optional[pyte.Screen] = None) -> List[list]:
+        """Every cell (pyte's Char: character, colours, bold, reverse, ...)
+        of the live screen, read at one moment, or of ``screen``."""
+        if screen is not None:
+            return [[screen.buffer[y][x] for x in range(screen.columns)] for y in range(screen.lines)]
+        with self._lock:
+            return [[self.screen.buffer[y][x] for x in range(self.screen.columns)] for y in range(self.screen.lines)]
 
     def cell(self, x: int, y: int):
         """pyte's Char at column x, row y: ``.data .fg .bg .bold .reverse

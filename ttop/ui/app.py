@@ -81,6 +81,8 @@ class App(AppContext):
         self._message: Optional[Tuple[str, bool, float]] = None
         self._prev: List[Optional[Line]] = []
         self._dirty = True
+        #: Ctrl+L asked for the whole terminal to be drawn again
+        self._redraw = False
         self._resized = False
         self._signal: Optional[int] = None
         self._rfd, self._wfd = os.pipe()
@@ -224,6 +226,12 @@ class App(AppContext):
         height, width = stdscr.getmaxyx()
         self._size = (width, height)
         lines = self.render(width, height)
+        if self._redraw:
+            # curses would otherwise send only what differs from what it
+            # believes the terminal shows: clear the terminal and draw it all
+            self._redraw = False
+            self._prev = []
+            stdscr.clearok(True)
         if len(self._prev) != height:
             self._prev = [None] * height
         changed = self._shift(stdscr, lines)
@@ -335,7 +343,7 @@ class App(AppContext):
     def handle_key(self, key: str) -> None:
         self._dirty = True
         if key == "CTRL_L":
-            self._prev = []
+            self._redraw = True
             return
         top = self.stack[-1]
         handled = top.on_key(key, self)

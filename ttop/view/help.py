@@ -31,6 +31,7 @@ KEYS: Tuple[Tuple[str, str], ...] = (
     ("c", "delete the selected run's files (asks first)"),
     ("r", "refresh now"),
     ("p", "pause / resume refreshing"),
+    ("Ctrl+L", "clear the terminal and draw the whole screen again"),
     ("h / ?", "this help"),
     ("q / Ctrl+C", "quit"),
 )
