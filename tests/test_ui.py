@@ -322,9 +322,8 @@ def test_r_refreshes_now(ttop_term, folder):
     # a long interval: without r the screen keeps the first cycle's view for 60 s
     t = start(ttop_term, folder, interval="60")
     # past the first look at the files: the first full cycle is on screen
-    t.wait_for(lambda t: "looking up processes" not in t.text and _shown_position(t, "live-a"),
-               msg="no epoch/batch shown")
-    shown = _shown_position(t, "live-a")
+    t.wait_gone("looking up processes")
+    shown = _shown_position(t, "live-a") or 0  # none while the run is still loading
     # the run moves on in its file while the screen keeps what the first cycle read
     ahead = wait_until(lambda: (_file_position(folder, "live-a") or 0) > shown and _file_position(folder, "live-a"),
                        timeout=30)
@@ -640,10 +639,12 @@ def test_r_while_paused_shows_one_new_snapshot(ttop_term, folder):
     t = start(ttop_term, folder, interval="60")
     t.press("p")
     t.wait_for("PAUSED")
-    time.sleep(0.6)  # the live run moves on in its file
-    before = _batch_cell(t, "live-a")
+    shown = _shown_position(t, "live-a") or 0  # none while the run is still loading
+    # the live run moves on in its file while the paused screen keeps its view
+    ahead = wait_until(lambda: (_file_position(folder, "live-a") or 0) > shown and _file_position(folder, "live-a"),
+                       timeout=30)
     t.press("r")
-    t.wait_for(lambda t: _batch_cell(t, "live-a") != before)
+    t.wait_for(lambda t: (_shown_position(t, "live-a") or 0) >= ahead, msg="r while paused showed no new snapshot")
     assert "PAUSED" in t.text
 
 
