@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # A stand-in training job: one process keeping N progress files fresh (its own
 # PID and create time, so the collector sees the runs alive). Every
-# `--new-metric-every` ticks a new metric appears (tests a column added mid-run).
+# `--new-metric-every` ticks a new metric appears, or one (extra0) once the
+# file `--new-metric-when` names exists (tests a column added mid-run).
 WRITER = textwrap.dedent(
     r"""
     import argparse, os, signal, sys, time
@@ -27,23 +28,28 @@ WRITER = textwrap.dedent(
     ap.add_argument("root"); ap.add_argument("folder"); ap.add_argument("names", nargs="+")
     ap.add_argument("--period", type=float, default=0.1)
     ap.add_argument("--new-metric-every", type=int, default=0)
+    ap.add_argument("--new-metric-when", default="")
     a = ap.parse_args()
     me = psutil.Process()
     ctime = me.create_time()
     started = time.time()
     tick = 0
     stop = []
+    extra = False
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     def doc(name, status):
         metrics = {"loss": 1.0 / (tick + 1), "acc": min(1.0, tick / 100.0)}
         if a.new_metric_every:
             for j in range(tick // a.new_metric_every):
                 metrics["extra%d" % j] = float(j)
+        if extra:
+            metrics["extra0"] = 0.0
         return {"format": "ttop.progress/1", "run_name": name, "status": status, "updated_at": time.time(),
                 "started_at": started, "pid": os.getpid(), "pid_create_time": ctime,
                 "phase": "train", "epoch": tick // 50, "total_epochs": 100, "batch": tick % 50,
                 "total_batches": 50, "rate": 10.0, "metrics": metrics, "heartbeat_interval": 1.0}
     while not stop:
+        extra = extra or bool(a.new_metric_when and os.path.exists(a.new_metric_when))
         for n in a.names:
             d = doc(n, "RUNNING")
             write_json_atomic(os.path.join(a.folder, n + ".json"), d)
@@ -58,12 +64,14 @@ WRITER = textwrap.dedent(
 )
 
 
-def start_writer(spawn, folder, names, tmp_path, period=0.1, new_metric_every=0):
+def start_writer(spawn, folder, names, tmp_path, period=0.1, new_metric_every=0, new_metric_when=None):
     script = Path(tmp_path) / "writer.py"
     script.write_text(WRITER, encoding="utf-8")
     args = [sys.executable, str(script), str(ROOT), str(folder), *names, "--period", str(period)]
     if new_metric_every:
         args += ["--new-metric-every", str(new_metric_every)]
+    if new_metric_when:
+        args += ["--new-metric-when", str(new_metric_when)]
     p = spawn(args)
     ready = Path(folder) / ".ready"
     from conftest import wait_until

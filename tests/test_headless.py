@@ -44,11 +44,15 @@ def _start_ttop(spawn, folder, csv_dir, *extra, interval="0.2"):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_headless_writes_csv_until_signal(sig, spawn, progress_dir, tmp_path):
-    writer = start_writer(spawn, progress_dir, ["r1", "r2"], tmp_path, period=0.1, new_metric_every=15)
+    new_metric = tmp_path / "new-metric"
+    writer = start_writer(spawn, progress_dir, ["r1", "r2"], tmp_path, period=0.1, new_metric_when=new_metric)
     csv_dir = tmp_path / "csv"
     ttop = _start_ttop(spawn, str(progress_dir), str(csv_dir), "--csv-interval", "0.3")
     m1 = csv_dir / "r1_matrix.csv"
-    # a metric that first appears mid-run gets its own column
+    # a metric that first appears mid-run (after ttop's first row, however
+    # long ttop took to start) gets its own column
+    wait_until(lambda: _rows(m1) >= 1, timeout=30)
+    new_metric.touch()
     wait_until(lambda: "metric_extra0" in _header(m1) and _rows(m1) >= 4, timeout=30)
     writer.send_signal(signal.SIGTERM)  # the run ends: CANCELED is recorded
     writer.wait(timeout=15)
