@@ -143,6 +143,33 @@ def test_pss_budget_spreads_reads_over_cycles():
     assert reads[6:] == [0, 1]  # the burst caps what one cycle may spend
 
 
+def test_pss_slow_reads_leave_no_process_unread():
+    """Reads slower than the budget refills (a big tree on a busy machine:
+    60 ms each, 2 % of the time between cycles): the first processes' figures
+    come due again before the last was ever read; they wait their turn, so
+    every process gets a figure and the tree's measure becomes PSS."""
+    clock = [0.0]
+    reads = []
+
+    def reader(pid):
+        reads.append((pid, clock[0]))
+        clock[0] += 0.06
+        return 4096
+
+    cache = PssCache(clock=lambda: clock[0], refresh=10.0, share=0.02, burst=0.02, reader=reader,
+                     timer=lambda: clock[0])
+    complete = None
+    while clock[0] < 60.0 and complete is None:
+        cache.begin()
+        if sum(cache.get(("p", i), i) is not None for i in range(5)) == 5:
+            complete = clock[0]
+        cache.end()
+        clock[0] += 0.05
+    assert complete is not None, reads
+    # oldest due first: no figure was read again before every process had one
+    assert [p for p, _ in reads[:5]] == [0, 1, 2, 3, 4]
+
+
 def test_pss_waits_longer_while_rss_holds_still():
     clock = [0.0]
     reads = []

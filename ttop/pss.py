@@ -90,6 +90,13 @@ class PssCache:
         self.timer = timer
         self._vals: Dict[Hashable, Tuple[Optional[int], float, Optional[int]]] = {}  # (pss, read_at, rss then)
         self._used: Set[Hashable] = set()
+        #: keys due but not read in the cycle so far / the last cycle (no
+        #: budget left, or not their turn) -> when last read (-inf: never)
+        self._waiting: Dict[Hashable, float] = {}
+        self._waited: Dict[Hashable, float] = {}
+        #: the oldest read among the keys the last cycle left waiting: a due
+        #: key read more recently than that waits its turn
+        self._turn: Optional[float] = None
         self._credit = burst  # seconds of reading allowed now
         self._last: Optional[float] = None
         self.total_reads = 0
@@ -99,6 +106,8 @@ class PssCache:
         if self._last is not None:
             self._credit = min(self.burst, self._credit + self.share * max(0.0, now - self._last))
         self._last = now
+        self._waited, self._waiting = self._waiting, {}
+        self._turn = min(self._waited.values()) if self._waited else None
 
     def get(self, key: Hashable, pid: int, rss: Optional[int] = None) -> Optional[Tuple[int, float]]:
         """``(pss_bytes, read_at)`` (``read_at`` on :attr:`clock`), or None
@@ -117,7 +126,16 @@ class PssCache:
                 due = True
             else:
                 due = abs(rss - got[2]) * PSS_RSS_STEP > got[2]
-        if due and self._credit > 1e-6:
+        if due:
+            last = got[1] if got is not None else float("-inf")
+            if self._credit <= 1e-6 or (self._turn is not None and last > self._turn):
+                # no budget, or an older figure is waiting for its read:
+                # oldest due first, so no process is left unread for good
+                self._waiting[key] = last
+                due = False
+            elif key in self._waited:
+                self._turn = None  # the oldest's turn came: the order is free again
+        if due:
             t0 = self.timer()
             val = self.reader(pid)
             self._credit -= self.timer() - t0
