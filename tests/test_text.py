@@ -17,3 +17,17 @@ def test_crop_line_splits_wide_char():
     line = (("abc", "x"), ("日本", "y"), ("def", "z"))
     assert crop_line(line, 2, 4) == (("c", "x"), ("日 ", "y"))
     assert crop_line(line, 0, 100) == line
+
+
+def test_clean_keeps_printable_text_as_it_is():
+    # clean returns printable text at once (no pattern compiled for a mark such
+    # as an ellipsis): none of what it replaces is printable
+    from ttop.view import text
+
+    printable = "".join(c for c in map(chr, range(0x110000)) if c.isprintable())
+    assert clean(printable) is printable
+    assert text._compiled(text._CTRL).search(printable) is None
+    assert text.strip_ansi(printable) == printable
+    assert printable.encode("utf-8", "replace").decode("utf-8") == printable
+    for ch in "\x1b\t\n\r\u2028\u200b\u202e\u2066\ud800":
+        assert clean("a%sb" % ch) != "a%sb" % ch

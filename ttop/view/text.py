@@ -45,7 +45,10 @@ def clean(text: object) -> str:
     become spaces, other control, zero-width and bidi-override characters
     become ``?``."""
     s = text if isinstance(text, str) else str(text)
-    if s.isascii() and s.isprintable():
+    # printable text holds none of what is replaced below (escapes, tabs,
+    # newlines, control, zero-width and bidi characters, lone surrogates
+    # are all unprintable): a mark such as … needs no pattern compiled
+    if s.isprintable():
         return s
     s = strip_ansi(s).replace("\t", " ").replace("\n", " ").replace("\r", " ")
     s = _compiled(_CTRL).sub("?", s)
