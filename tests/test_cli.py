@@ -355,3 +355,26 @@ def test_the_quick_defaults_are_the_parsers():
     args = vars(_parser_args(["x"]))
     assert {k: args[k] for k in cliargs.QUICK_DEFAULTS} == cliargs.QUICK_DEFAULTS
     assert set(args) == set(cliargs.QUICK_DEFAULTS) | {"folder", "folders", "interval", "health_config", "prices"}
+
+
+@pytest.mark.parametrize("argv,folders,once", [
+    (["--once", "--", "--once"], ["--once"], True),
+    (["--", "-i"], ["-i"], False),
+    (["-i", "3", "--", "-i", "b"], ["-i", "b"], False),
+    (["a", "--once", "--", "-x", "--", "c"], ["a", "-x", "--", "c"], True),
+    (["--", "x"], ["x"], False),
+])
+def test_folders_after_a_double_dash_are_folders_whatever_they_look_like(argv, folders, once):
+    args = cli.parse_args(list(argv))
+    assert args.folders == folders and args.once is once
+
+
+def test_once_of_a_folder_named_like_an_option(tmp_path):
+    folder = tmp_path / "--once"
+    folder.mkdir()
+    write_json_atomic(str(folder / "flagged.json"), {"format": "ttop.progress/1", "run_name": "flagged",
+                                                     "status": "FINISHED", "updated_at": time.time()})
+    (tmp_path / "progress").mkdir()  # the default folder, empty: not the one asked for
+    proc = run_ttop("--once", "--", "--once", cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "flagged" in proc.stdout

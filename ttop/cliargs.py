@@ -246,7 +246,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if quick is not None:
         return quick
     parser = build_parser()
-    args = parser.parse_intermixed_args(_columns_value(argv))
+    # what follows "--" is folders, whatever they look like: the intermixed
+    # parse loses or misreads them (a folder "--once" became the option)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_intermixed_args(_columns_value(argv[:cut]))
+    args.folder = list(args.folder) + argv[cut + 1:]
     if args.json and not args.once:
         parser.error("--json only works with --once")
     if args.once and args.headless:
