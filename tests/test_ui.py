@@ -735,6 +735,37 @@ def test_ctrl_z_suspends_and_fg_redraws(folder):
         t.close()
 
 
+
+def test_ctrl_z_while_a_frame_is_written_still_suspends(folder):
+    """Ctrl+Z typed while ttop is in the middle of writing a frame stops it
+    all the same (ncurses ignores SIGTSTP for the whole of a doupdate, so
+    the kernel dropped a Ctrl+Z that came then). The terminal's output is
+    held with XOFF (Ctrl+S) so that a frame's write blocks: Ctrl+Z comes
+    while ttop is inside it."""
+    t = TtopTerm(["/bin/bash", "--norc", "--noprofile", "-i"], cols=120, rows=30, env={"PS1": "PROMPT$ "})
+    try:
+        t.wait_for("PROMPT$")
+        t.send("%s -m ttop %s -i 0.5\r" % (sys.executable, folder))
+        t.wait_for(lambda t: "live-a" in t.text and "q quit" in t.line(29))
+        ttop = [p for p in psutil.Process(t.proc.pid).children() if "ttop" in " ".join(p.cmdline())][0]
+        t.send(b"\x13")  # XOFF: the terminal stops taking output
+        t.press("DOWN")  # a frame to write (the next snapshot makes one too)
+        # the main thread blocked writing to the held terminal
+        wait_until(lambda: Path("/proc/%d/wchan" % ttop.pid).read_text() in ("n_tty_write", "wait_woken")
+                   and ttop.status() == psutil.STATUS_SLEEPING, timeout=15)
+        t.send(b"\x1a")  # Ctrl+Z
+        t.send(b"\x11")  # XON
+        t.wait_for("Stopped")
+        t.send("clear; fg\r")
+        t.wait_for(lambda t: "Run Name" in t.text and "q quit" in t.line(29) and "live-a" in t.text)
+        t.press("q")
+        t.wait_for(lambda t: "PROMPT$" in t.text.split("q quit")[-1])
+        t.send("exit\r")
+        assert t.wait_exit() == 0
+    finally:
+        t.close()
+
+
 def test_ctrl_u_is_a_key_name():
     """Ctrl+U reaches the screens as CTRL_U (it clears the editor, filter and
     search fields), never as a raw control character."""

@@ -12,6 +12,8 @@
   status 0), SIGTERM / SIGHUP (exit status 128 + signal number), and any
   exception (one line on stderr, the traceback too with ``TTOP_DEBUG=1``,
   exit status 1).
+* Ctrl+Z (SIGTSTP, caught before ``initscr``) gives the terminal back and
+  stops at the top of the loop; ``fg`` draws the whole screen again.
 * Resizes (SIGWINCH) are handled by the loop itself: the new size is read from
   the terminal, ``resizeterm`` is called and the whole screen redrawn.
 * ``ascii=True`` (or a locale whose encoding is not UTF-8) draws ``...`` and
@@ -35,7 +37,7 @@ from ..view import roles as R
 from ..view.asciify import to_ascii
 from ..view.text import Line, crop_line, line_width
 from ..view.text import width as text_width
-from .keys import _curses_keys, _isatty, _NoTerminal, _readable, _stdin_fd, normalise_key, set_user_locale, utf8_locale  # noqa: F401 (normalise_key, utf8_locale re-exported)
+from .keys import _curses_keys, _isatty, _NoTerminal, _readable, _stdin_fd, normalise_key, set_user_locale, suspend, utf8_locale  # noqa: F401 (normalise_key, utf8_locale re-exported)
 from .screen import AppContext, Screen
 
 TYPE_CHECKING = False
@@ -85,6 +87,7 @@ class App(AppContext):
         self._redraw = False
         self._resized = False
         self._signal: Optional[int] = None
+        self._suspend = False  # Ctrl+Z typed: stop at the top of the loop
         self._rfd, self._wfd = os.pipe()
         os.set_blocking(self._rfd, False)
         os.set_blocking(self._wfd, False)
@@ -171,6 +174,8 @@ class App(AppContext):
     def _on_signal(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGWINCH:
             self._resized = True
+        elif signum == signal.SIGTSTP:
+            self._suspend = True
         elif signum == signal.SIGINT:
             self._quit = True
         else:
@@ -365,6 +370,10 @@ class App(AppContext):
         stdin_fd = _stdin_fd()
         deferred = 0.0  # since when a new snapshot waits behind keys
         while not self._quit:
+            if self._suspend:
+                self._suspend = False
+                suspend()
+                self._resized = True  # the size may have changed meanwhile: redraw it all
             if self._resized:
                 self._apply_resize(stdscr)
             # keys first: a key typed while a snapshot came is answered
@@ -404,7 +413,7 @@ class App(AppContext):
                 self._drain_pipe()
             if stdin_fd in ready:
                 got_any = False
-                while not self._quit:
+                while not self._quit and not self._suspend:
                     try:
                         ch = stdscr.get_wch()
                     except curses.error:
@@ -484,9 +493,11 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
     # process lookups before it)
     started_here = not getattr(collector, "running", False)
 
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH)
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH, signal.SIGTSTP)
     old = {}
     for s in handled:
+        if s == signal.SIGTSTP and signal.getsignal(s) != signal.SIG_DFL:
+            continue  # ignored (no job control) or someone else's: as ncurses did
         try:
             old[s] = signal.signal(s, app._on_signal)
         except (ValueError, OSError):  # not the main thread

@@ -1,6 +1,6 @@
 """The terminal side of the monitor's loop: key names from curses' codes
-and characters, the locale check, and the checks on the descriptor the
-monitor reads keys from."""
+and characters, the locale check, the checks on the descriptor the
+monitor reads keys from, and Ctrl+Z (:func:`suspend`)."""
 from __future__ import annotations
 
 import codecs
@@ -108,3 +108,32 @@ def _isatty(fd: int) -> bool:
         return os.isatty(fd)
     except OSError:
         return False
+
+
+def suspend() -> None:
+    """Ctrl+Z: give the terminal back to the shell, stop until ``fg`` (or
+    SIGCONT), then take it again; the caller draws the whole screen.
+
+    The monitor catches SIGTSTP itself (before ``initscr``, so ncurses
+    leaves it alone) and calls this from its loop: ncurses' own handler is
+    switched to SIG_IGN for the whole of every ``doupdate``, so a Ctrl+Z
+    typed while a frame was being written was dropped by the kernel."""
+    if TYPE_CHECKING:
+        import signal
+    else:
+        import _signal as signal  # the C module under signal (not imported before the first screen)
+    try:
+        curses.def_prog_mode()  # the modes to return to
+        curses.endwin()
+    except curses.error:
+        pass
+    handler = signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+    try:
+        os.kill(os.getpid(), signal.SIGTSTP)  # returns once continued
+    finally:
+        signal.signal(signal.SIGTSTP, handler)
+    try:
+        curses.flushinp()
+        curses.def_shell_mode()  # the shell's modes now, restored at exit
+    except curses.error:
+        pass
