@@ -208,6 +208,42 @@ def test_a_new_version_of_a_live_file_with_other_names_is_worked_out_anew(tmp_pa
         c.stop()
 
 
+def test_a_live_file_next_version_equals_a_fresh_read_and_leaves_earlier_snapshots_as_they_were(tmp_path):
+    folder = str(tmp_path)
+    path = os.path.join(folder, "r.json")
+
+    def write(tick, **extra):
+        write_json_atomic(path, _doc("r", tick, pid=7, heartbeat_interval=1.0, **extra))
+        time.sleep(0.06)
+
+    write(1, resources={"cpu_percent": 50.0, "rss_bytes": 1 << 20, "sampled_at": 1.7e9})
+    c = Collector(folder, gpu=False, tpu=False)
+    try:
+        c.collect()
+        write(2, resources={"cpu_percent": 50.0, "rss_bytes": 1 << 20, "sampled_at": 1.7e9})
+        a = c.collect().runs[0]
+        a_fields = dict(vars(a))
+        write(3, resources={"cpu_percent": 75.0, "rss_bytes": 2 << 20, "sampled_at": 1.7e9 + 5},
+              rate="fast")
+        b = c.collect().runs[0]
+        assert dict(vars(a)) == a_fields and a.data["batch"] == 2  # published earlier: as it was
+        fresh = Collector(folder, gpu=False, tpu=False)
+        try:
+            f = fresh.collect().runs[0]
+        finally:
+            fresh.stop()
+        keep = ("heartbeat_age", "health", "health_reason")  # the age on each collector's own clock
+        assert {k: v for k, v in vars(b).items() if k not in keep} == {
+            k: v for k, v in vars(f).items() if k not in keep}
+        assert (b.resources.cpu_percent, b.resources.rss_bytes, b.dropped_keys) == (75.0, 2 << 20, ("rate",))
+        assert b.heartbeat_age < 1.0  # updated_at changed: a new heartbeat on ttop's clock
+        write(3, resources={"cpu_percent": 75.0, "rss_bytes": 2 << 20, "sampled_at": 1.7e9 + 5}, rate=1.5)
+        g = c.collect().runs[0]  # the same updated_at in a new version: no new heartbeat
+        assert g.data["rate"] == 1.5 and g.dropped_keys == () and g.heartbeat_age >= b.heartbeat_age
+    finally:
+        c.stop()
+
+
 def test_heartbeat_limit_is_the_longest_of_its_three_bounds():
     from ttop.collect.runs import heartbeat_limit
 

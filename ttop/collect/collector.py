@@ -581,8 +581,14 @@ class Collector:
         else:
             return None
         cached = self._statics.get(fr.name)
-        if cached is not None and cached.data is data and cached.file_error == file_error and cached.me == me:
-            return cached
+        if cached is not None and cached.file_error == file_error and cached.me == me:
+            if cached.data is data:
+                return cached
+            beat = cached.updated
+            if cached.renew(fr, data, dropped, mtime, self.interval):  # the file's next version, in place
+                if cached.updated != beat:
+                    cached.beat = now
+                return cached
         st = _Static(fr, data, dropped, mtime, file_error, me, self.interval, cached)
         if cached is None:
             st.beat = min(now, mtime) if mtime else now

@@ -15,6 +15,19 @@ if TYPE_CHECKING:  # procs (psutil) is imported with the first process lookup
     from .procs import ProcessTable
 
 
+def link_owner(name: str, dfd: int, fst: os.stat_result) -> int:
+    """The run's owner: the owner of the file read, unless the name is a
+    symbolic link made by another user (then the link's maker: pointing at
+    someone's file does not make a run theirs)."""
+    try:
+        lst = os.lstat(name, dir_fd=dfd)
+    except OSError:
+        return fst.st_uid
+    if stat.S_ISLNK(lst.st_mode) and lst.st_uid != fst.st_uid and lst.st_uid != 0:
+        return lst.st_uid
+    return fst.st_uid
+
+
 def claims(statics, table: ProcessTable) -> Tuple[AbstractSet[int], Dict[str, str]]:
     """Which file may claim which live process (see docs/security.md).
 

@@ -125,7 +125,7 @@ class _Static:
         self.owner_uid = owner_uid = getattr(fr, "uid", None)
         self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
         values = tuple(map(data.get, _IDENT_KEYS))
-        self.ident = ident = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the classes count too
+        self.ident = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the classes count too
         res = data.get("resources")
         self.reported_resources: RunResources
         if prev is not None and res == prev.data.get("resources"):
@@ -135,18 +135,7 @@ class _Static:
         else:
             self.reported_resources = reported_resources(data)
         archived = fr.archived if fr.archived is not None and data is fr.data else data
-        if (prev is not None and prev.ident == ident and prev.key == fr.key and prev.path == fr.path
-                and prev.me == me and prev.file_error == file_error and prev.owner_uid == owner_uid):
-            # a live run's next version: only its numbers moved (what depends on the rest is kept)
-            self.key, self.path, self.reported, self.host = prev.key, prev.path, prev.reported, prev.host
-            self.local, self.pid, self.pid_create_time = prev.local, prev.pid, prev.pid_create_time
-            self.lookup_pid, self.run_name, self.simple, self.started = (
-                prev.lookup_pid, prev.run_name, prev.simple, prev.started)
-            self.template = t = prev.template.copy()
-            t["data"] = archived
-            t["dropped_keys"] = self.dropped
-            t["mtime"] = mtime
-            return
+        # (a live run's next version, where only its numbers moved, is taken by renew)
         self.key = fr.key
         self.path = fr.path
         self.reported = data["status"]
@@ -181,6 +170,30 @@ class _Static:
             "owner_uid": owner_uid,
             "owner": user_name(owner_uid) if owner_uid is not None else None,
         }
+
+    def renew(self, fr: FileResult, data, dropped, mtime, interval: float) -> bool:
+        """Take the file's next version in place when only its numbers moved
+        (a live run rewriting its file; the caller checked ``file_error`` and
+        ``me``): no new object, and the template, of which each snapshot
+        made a copy, is updated. False: more than the numbers changed (the
+        caller makes a new one)."""
+        values = tuple(map(data.get, _IDENT_KEYS))
+        ident = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the classes count too
+        if ident != self.ident or fr.key != self.key or fr.path != self.path or getattr(fr, "uid", None) != self.owner_uid:
+            return False
+        if data.get("resources") != self.data.get("resources"):
+            self.reported_resources = reported_resources(data)
+        self.data = data
+        self.ident = ident
+        self.dropped = dropped = tuple(dropped)
+        self.mtime = mtime
+        self.updated = float(data["updated_at"])
+        self.hb_limit = heartbeat_limit(data, interval)
+        t = self.template
+        t["data"] = fr.archived if fr.archived is not None and data is fr.data else data
+        t["dropped_keys"] = dropped
+        t["mtime"] = mtime
+        return True
 
 
 #: What _Static works out from the file besides its numbers (all of it, when these are as before).

@@ -80,7 +80,7 @@ from .archive import (
 from .fileresult import FileResult, ScanResult
 from .lazyjson import parse_progress_lazy
 from .notify import FolderWatch, notify_wanted
-from .owners import may_read, user_name
+from .owners import link_owner, may_read, user_name
 from .readfile import coarse_seconds, os_error_reason, read_progress_at, read_progress_bytes, read_progress_file
 
 TYPE_CHECKING = False
@@ -128,19 +128,6 @@ class _Cached:
         self.sig = sig
         self.trusted = trusted  # False: modified in the tick it was read; read once more
         self.result = result  # reused as is while the file is unchanged; None: ended (archived)
-
-
-def _owner(name: str, dfd: int, fst: os.stat_result) -> int:
-    """The run's owner: the owner of the file read, unless the name is a
-    symbolic link made by another user (then the link's maker: pointing at
-    someone's file does not make a run theirs)."""
-    try:
-        lst = os.lstat(name, dir_fd=dfd)
-    except OSError:
-        return fst.st_uid
-    if stat.S_ISLNK(lst.st_mode) and lst.st_uid != fst.st_uid and lst.st_uid != 0:
-        return lst.st_uid
-    return fst.st_uid
 
 
 class FolderScanner:
@@ -464,7 +451,7 @@ class FolderScanner:
             if fst is not None:  # what was read, not what was stat'ed before
                 sig = (fst.st_ino, fst.st_size, fst.st_mtime_ns)
                 mtime = fst.st_mtime
-                uid = _owner(name, dfd, fst) if linked else fst.st_uid
+                uid = link_owner(name, dfd, fst) if linked else fst.st_uid
                 if uid != fst.st_uid and not may_read(uid, path, fst):
                     # another user's link to a file they cannot read: neither its contents nor (quoting them) why it is no progress file
                     data, dropped, raw = None, (), b""
@@ -487,7 +474,10 @@ class FolderScanner:
             return
         result = self._result(name, path, mtime, data, dropped, error)
         result.uid = uid
-        cache[name] = _Cached(sig, trusted, result)
+        if c is not None:  # its entry renewed in place
+            c.sig, c.trusted, c.result = sig, trusted, result
+        else:
+            cache[name] = _Cached(sig, trusted, result)
         self._set_active(name, gone)
         active.append(result)
 
@@ -555,7 +545,7 @@ class FolderScanner:
 
     def _read(self, path: str, dfd: int, name: str):
         fst = None
-        linked = True  # not known: _owner looks
+        linked = True  # not known: link_owner looks
         try:
             if self.reader is read_progress_bytes:
                 raw, fst, linked = read_progress_at(dfd, name, self.max_bytes)
