@@ -42,6 +42,17 @@ class FileResult(Record):
                              archived=archived)
 
 
+def new_result(name: str, key: str, path: str, mtime: float, data: Optional[Mapping[str, Any]],
+               dropped: Tuple[str, ...], error: Optional[str]) -> FileResult:
+    """``FileResult(name=..., ..., error=...)`` without the keyword call (one
+    per changed file and cycle); the other fields their defaults."""
+    r = object.__new__(FileResult)
+    r.__dict__ = {"name": name, "key": key, "path": path, "mtime": mtime, "data": data, "dropped": dropped,
+                  "error": error, "last_data": None, "last_dropped": (), "last_mtime": 0.0, "uid": None,
+                  "archived": None}
+    return r
+
+
 class ScanResult(Record):
     files: List[FileResult]  # active files, sorted by name: every cycle
     folder_error: Optional[str]

@@ -74,6 +74,10 @@ class _FileFacts:
     __slots__ = ("data", "progress", "batch", "rate", "metrics", "updated_at", "hb_limit")
 
     def __init__(self, data: Mapping[str, Any], hb_limit: float) -> None:
+        self.renew(data, hb_limit)
+
+    def renew(self, data: Mapping[str, Any], hb_limit: float) -> None:
+        """Take the file's next version (in place: one object per run)."""
         self.data = data
         get = data.get
         batch = get("batch")
@@ -202,8 +206,10 @@ class RecentSamples:
                     last = tr.ring[-1]
                     s = tuple.__new__(Sample, (now,) + last[1:])
                 else:
-                    if facts is None or facts.data is not run.data:
+                    if facts is None:
                         facts = tr.facts = _FileFacts(run.data, self._hb(run.data))
+                    elif facts.data is not run.data:  # the file's next version: renewed in place
+                        facts.renew(run.data, self._hb(run.data))
                     s, tr.gpu_util, ngpu = self._sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample)
                     if ngpu > tr.gpus:
                         tr.gpus = ngpu

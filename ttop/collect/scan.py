@@ -77,7 +77,7 @@ from .archive import (
     pack,
     unpack,
 )
-from .fileresult import FileResult, ScanResult
+from .fileresult import FileResult, ScanResult, new_result
 from .lazyjson import parse_progress_lazy
 from .notify import FolderWatch, notify_wanted
 from .owners import link_owner, may_read, user_name
@@ -567,7 +567,7 @@ class FolderScanner:
         return data, tuple(dropped), None, fst, linked
 
     def _result(self, name, path, mtime, data, dropped, error) -> FileResult:
-        r = FileResult(name=name, key=run_key(name), path=path, mtime=mtime, data=data, dropped=dropped, error=error)
+        r = new_result(name, run_key(name), path, mtime, data, dropped, error)
         if data is not None:
             self._last_good[name] = (data, dropped, mtime)
         else:
