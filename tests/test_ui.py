@@ -635,6 +635,32 @@ def test_no_output_when_nothing_changed_and_small_updates(ttop_term, tmp_path):
     assert len(t.raw) - n < 700, len(t.raw) - n
 
 
+def _writes(pid: int) -> int:
+    """Write system calls made so far by process ``pid`` (all its threads)."""
+    with open("/proc/%d/io" % pid) as f:
+        return int(next(line for line in f if line.startswith("syscw:")).split()[1])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs /proc/<pid>/io")
+def test_a_frame_goes_out_in_a_few_writes(ttop_term, tmp_path):
+    """A screen drawn anew (the help screen over the table: every line
+    changes) reaches the terminal in a few writes, not one per place the
+    cursor moves to."""
+    d = tmp_path / "static"
+    d.mkdir()
+    for name, st in ENDED[:12]:
+        write_json_atomic(str(d / (name + ".json")), _ended_doc(name, st))
+    t = ttop_term(d, interval="60", cols=120, rows=30)
+    t.wait_for(lambda t: "old-11" in t.text and "looking up" not in t.text)
+    t.wait_quiet(0.5)
+    before, n = _writes(t.proc.pid), len(t.raw)
+    t.press("?")
+    t.wait_for("ttop keys")
+    t.wait_quiet(0.5)
+    assert t.raw.count(b"\x1b[", n) > 20  # the cursor moved all over the screen
+    assert _writes(t.proc.pid) - before <= 3
+
+
 def test_r_while_paused_shows_one_new_snapshot(ttop_term, folder):
     t = start(ttop_term, folder, interval="60")
     t.press("p")

@@ -447,6 +447,16 @@ class App(AppContext):
                         self._quit = True
 
 
+def _leave_initial_state(stdscr: Any) -> None:
+    """Suspend and resume the screen once, before anything is drawn.
+    ncurses (6.4 at least) flushes its output after every cursor movement
+    until the first resume from ``endwin``: a frame that changes 200 cells
+    in 200 places went out in 200 ``write`` calls to the terminal; after
+    this, in one."""
+    curses.endwin()
+    stdscr.refresh()
+
+
 def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: bool = False,
            columns: Any = None, check_metrics: Tuple[str, ...] = (), notice: Optional[str] = None) -> int:
     """Run the curses monitor until the user quits; return the exit status.
@@ -517,6 +527,7 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
             raise _NoTerminal("cannot drive this terminal (TERM=%s): %s; use --once or --headless"
                               % (os.environ.get("TERM", ""), e)) from None
         try:
+            _leave_initial_state(stdscr)
             curses.noecho()
             curses.cbreak()
             stdscr.keypad(True)
