@@ -23,6 +23,8 @@ def _num(value: Any) -> Optional[float]:
     """A finite-or-not float, or None for anything that is not a number
     (booleans included; the "NaN"/"Infinity" strings of progress files are
     understood)."""
+    if type(value) is float:  # the usual value: no conversion
+        return value
     return None if isinstance(value, bool) else number_or_none(value)
 
 

@@ -37,6 +37,7 @@ from .cells import (  # noqa: F401 (re-exported)
     status_text,
     wandb_url,
 )
+from .compose import compose_row
 from .ranks import rank_cell, rank_name, rank_role
 from .sorting import TEXT_SORTS, sort_mark, sort_runs, sort_value  # noqa: F401 (re-exported)
 from .state import RowId, ViewState
@@ -548,29 +549,6 @@ def cell_role(col: Column, run: Any, base: str) -> str:
     if col.cell_role is not None:
         role = col.cell_role(run) or role
     return role
-
-
-def compose_row(name: str, name_role: str, cells: Sequence[Segment], layout: Sequence[Tuple[Column, int]], nw: int,
-                width_: int, ell: str, stale: bool = False, sel: bool = False) -> Line:
-    """One table row: the name and each cell ``(text, role)`` of ``layout``
-    fitted to their widths, padded to ``width_``; a stale row's and the
-    selected row's roles marked so."""
-
-    def role_of(r: str) -> str:
-        if stale:
-            r = R.with_mod(r, R.STALE)
-        if sel:
-            r = R.with_mod(r, R.SEL)
-        return r
-
-    segs: List[Segment] = [(fit(name, nw, "<", ell), role_of(name_role))]
-    used = nw
-    for (col, w), (text, role) in zip(layout, cells):
-        segs.append((" " + fit(text, w, col.align, ell), role_of(role)))
-        used += w + 1
-    if used < width_:
-        segs.append((" " * (width_ - used), role_of(R.NORMAL)))
-    return _merge(segs)
 
 
 def _merge(segs: List[Segment]) -> Line:

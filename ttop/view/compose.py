@@ -1,0 +1,60 @@
+"""A table row's segments from its cells: each cell fitted to its column's
+width, a stale or selected row's roles marked, neighbouring cells of the
+same role joined (fewer curses calls)."""
+from __future__ import annotations
+
+from . import roles as R
+from .text import Line, Segment, fit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Sequence, Tuple
+
+#: Most fitted cells kept.
+FITTED_KEPT = 4096
+
+#: ``" " + fit(text, width, align, ellipsis)`` of the cells drawn lately:
+#: most of a live run's cells read as they did in the last frame.
+_FITTED: Dict[Tuple[str, int, str, str], str] = {}
+
+
+def compose_row(name: str, name_role: str, cells: Sequence[Segment], layout: Sequence[Tuple[Any, int]], nw: int,
+                width_: int, ell: str, stale: bool = False, sel: bool = False) -> Line:
+    """One table row: the name and each cell ``(text, role)`` of ``layout``
+    fitted to their widths, padded to ``width_``; a stale row's and the
+    selected row's roles marked so. Neighbouring cells of the same role
+    are one segment (fewer curses calls)."""
+    mod = ""  # R.with_mod for each marking
+    if stale:
+        mod = "+" + R.STALE
+    if sel:
+        mod += "+" + R.SEL
+    fitted = _FITTED
+    if len(fitted) > FITTED_KEPT:
+        fitted.clear()
+    out: List[Segment] = []
+    texts = [fit(name, nw, "<", ell)]
+    role = name_role + mod
+    used = nw
+    for (col, w), (text, r) in zip(layout, cells):
+        key = (text, w, col.align, ell)
+        f = fitted.get(key)
+        if f is None:
+            f = fitted[key] = " " + fit(text, w, col.align, ell)
+        if mod:
+            r += mod
+        if r != role:
+            out.append(("".join(texts), role))
+            texts = []
+            role = r
+        texts.append(f)
+        used += w + 1
+    if used < width_:
+        r = R.NORMAL + mod
+        if r != role:
+            out.append(("".join(texts), role))
+            texts = []
+            role = r
+        texts.append(" " * (width_ - used))
+    out.append(("".join(texts), role))
+    return tuple(out)
