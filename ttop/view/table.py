@@ -411,30 +411,66 @@ def _ell(ascii: bool) -> str:
     return "..." if ascii else "\u2026"
 
 
+class _Kept:
+    """Entries about run objects (each holds its run, so the id in its key
+    stays that run's while the entry lives), kept for the runs drawn from
+    the last two snapshots (and those drawn again since): a live run is a
+    new object in each snapshot, and an entry for one that is off the
+    screen would only keep it (its file's data, its processes) alive."""
+
+    __slots__ = ("new", "old", "seq")
+
+    def __init__(self) -> None:
+        self.new: Dict[Any, Tuple[Any, Any]] = {}
+        self.old: Dict[Any, Tuple[Any, Any]] = {}
+        self.seq: Optional[int] = None
+
+    def turn(self, snapshot: Any) -> None:
+        """A snapshot newer than any drawn so far: what the one before the
+        last needed goes."""
+        seq = getattr(snapshot, "seq", None)
+        if type(seq) is int and (self.seq is None or seq > self.seq):
+            self.seq = seq
+            self.old, self.new = self.new, {}
+
+    def get(self, key: Any, run: Any) -> Any:
+        hit = self.new.get(key)
+        if hit is None:
+            hit = self.old.get(key)
+            if hit is not None and hit[0] is run:
+                self.new[key] = hit
+        return hit[1] if hit is not None and hit[0] is run else None
+
+    def put(self, key: Any, run: Any, value: Any) -> None:
+        if len(self.new) > LINES_KEPT:
+            self.new.clear()
+        self.new[key] = (run, value)
+
+    def clear(self) -> None:
+        self.new.clear()
+        self.old.clear()
+
+
 #: Drawn run rows, by (run object, layout, selected, marked): an unchanged
 #: run (every ended one) is not formatted again when only the selection
-#: moved or a new snapshot came. Each entry holds its run, so the id in
-#: the key stays that run's while the entry lives.
-_LINES: Dict[Tuple[Any, ...], Tuple[Any, Line]] = {}
+#: moved or a new snapshot came.
+_LINES = _Kept()
 LINES_KEPT = 4096
 
 
 #: The width of a run's Epoch / Batch cell, by (run object, column): the
 #: same run on another page of the table is not formatted again.
-_GROWN: Dict[Tuple[int, str], Tuple[Any, int]] = {}
+_GROWN = _Kept()
 
 
 def _grow_width(col: Column, row: Row) -> int:
     if row.kind != "run":
         return width(clean(cell_text(col, row)))
     key = (id(row.run), col.key)
-    hit = _GROWN.get(key)
-    if hit is not None and hit[0] is row.run:
-        return hit[1]
-    if len(_GROWN) > LINES_KEPT:
-        _GROWN.clear()
-    w = width(clean(cell_text(col, row)))
-    _GROWN[key] = (row.run, w)
+    w = _GROWN.get(key, row.run)
+    if w is None:
+        w = width(clean(cell_text(col, row)))
+        _GROWN.put(key, row.run, w)
     return w
 
 
@@ -451,6 +487,8 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
     ``memo``: a dict kept with them (the grown column widths per page).
     """
     ell = _ell(state.ascii)
+    _LINES.turn(snapshot)
+    _GROWN.turn(snapshot)
     if rows is None:
         rows = visible_rows(snapshot, state)
     if cols is None:
@@ -493,8 +531,6 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
                 grown[col.key] = min(need, GROW_MAX)
     layout = _layout(cols, offset, width_ - nw, url_w, grown)
     layout_key = (width_, nw, ell, tuple((c.key, w) for c, w in layout))
-    if len(_LINES) > LINES_KEPT:
-        _LINES.clear()
 
     lines: List[Line] = [title_line(state, layout, offset, nw, width_)]
 
@@ -504,9 +540,9 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
         key = None
         if row.kind == "run":
             key = (id(row.run), layout_key, is_sel, row.run.key in state.marked)
-            hit = _LINES.get(key)
-            if hit is not None and hit[0] is row.run:
-                lines.append(hit[1])
+            hit = _LINES.get(key, row.run)
+            if hit is not None:
+                lines.append(hit)
                 continue
         base = row_role(row)
         name_role = base if row.kind != "run" else R.NORMAL
@@ -520,7 +556,7 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
             parts.append((text, base if row.kind != "run" else cell_role(col, row.run, base)))
         line = compose_row(name, name_role, parts, layout, nw, width_, ell, row.kind == "run" and row.run.stale, is_sel)
         if key is not None:
-            _LINES[key] = (row.run, line)
+            _LINES.put(key, row.run, line)
         lines.append(line)
     return TableFrame(lines, list(rows), sel, top, [c.key for c, _ in layout])
 
