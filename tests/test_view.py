@@ -565,3 +565,27 @@ def test_budget_line_counts_only_this_machines_running_runs():
     done = run("done", status="FINISHED", resources=RunResources(cpu_percent=90.0, rss_bytes=GiB))
     line = text(budget_line(snap([here, far, done], budgets=Budgets(8, 32 * GiB)), 80))
     assert line.startswith("Budget  CPU 1.5/8 cores (19%)  RAM 2.0G/32G (6%)"), line
+
+
+def test_frames_keep_only_the_runs_of_the_last_snapshots():
+    """A live run is a new object in each snapshot: what the table keeps
+    to draw it again lets it go once two newer snapshots were drawn, while
+    a run that stays the same object (an ended run) is still drawn from
+    what was kept."""
+    import gc
+    import weakref
+
+    ended = run("old", status="FINISHED", data={"epoch": 3, "total_epochs": 3})
+    first = [run("live-%d" % i, data={"epoch": 1, "batch": i}) for i in range(5)]
+    refs = [weakref.ref(r) for r in first]
+    st = ViewState()
+    frames = [texts(main_frame(snap(first + [ended], seq=1), st, 120, 20).lines)]
+    del first
+    for seq in range(2, 6):
+        live = [run("live-%d" % i, data={"epoch": 1, "batch": i + seq}) for i in range(5)]
+        frames.append(texts(main_frame(snap(live + [ended], seq=seq), st, 120, 20).lines))
+        del live
+    gc.collect()
+    assert all(r() is None for r in refs)
+    assert all(any(l.startswith("old ") for l in f) for f in frames)
+    assert any("live-4" in l for l in frames[-1])
