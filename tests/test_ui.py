@@ -615,16 +615,22 @@ def test_needs_a_terminal(folder):
     assert b"needs a terminal" in p.stderr and b"Traceback" not in p.stderr
 
 
-@pytest.mark.slow
-def test_no_output_when_nothing_changed_and_small_updates(ttop_term, tmp_path):
+def _static_term(ttop_term, tmp_path):
+    """ttop at -i 60 over 12 ended runs, once its first full cycle (after
+    the first screen) has been drawn and the terminal went quiet."""
     d = tmp_path / "static"
     d.mkdir()
     for name, st in ENDED[:12]:
         write_json_atomic(str(d / (name + ".json")), _ended_doc(name, st))
     t = ttop_term(d, interval="60", cols=120, rows=30)
-    # the first full cycle (after the first screen) has been drawn
     t.wait_for(lambda t: "old-11" in t.text and "looking up" not in t.text)
     t.wait_quiet(0.5)
+    return t
+
+
+@pytest.mark.slow
+def test_no_output_when_nothing_changed_and_small_updates(ttop_term, tmp_path):
+    t = _static_term(ttop_term, tmp_path)
     n = len(t.raw)
     time.sleep(2.0)
     assert len(t.raw) == n, "output while nothing changed: %r" % bytes(t.raw[n:])
@@ -646,13 +652,7 @@ def test_a_frame_goes_out_in_a_few_writes(ttop_term, tmp_path):
     """A screen drawn anew (the help screen over the table: every line
     changes) reaches the terminal in a few writes, not one per place the
     cursor moves to."""
-    d = tmp_path / "static"
-    d.mkdir()
-    for name, st in ENDED[:12]:
-        write_json_atomic(str(d / (name + ".json")), _ended_doc(name, st))
-    t = ttop_term(d, interval="60", cols=120, rows=30)
-    t.wait_for(lambda t: "old-11" in t.text and "looking up" not in t.text)
-    t.wait_quiet(0.5)
+    t = _static_term(ttop_term, tmp_path)
     before, n = _writes(t.proc.pid), len(t.raw)
     t.press("?")
     t.wait_for("ttop keys")
