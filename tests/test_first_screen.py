@@ -141,3 +141,20 @@ def test_files_are_parsed_as_json_loads_parses_them(text):
             return type(e).__name__, str(e)
 
     assert outcome(loads) == outcome(json.loads)
+
+
+def test_a_file_that_is_not_json_says_why_before_json_is_imported():
+    """In a fresh process (the monitor before any file is written, or
+    --once), json.decoder is not imported yet: the C scanner cannot raise
+    its error then. The reason must still be json.loads's."""
+    code = ("import sys; from ttop.jsonvalues import loads\n"
+            "assert 'json.decoder' not in sys.modules\n"
+            "try:\n    loads('{not json')\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n"
+            "import json\n"
+            "try:\n    json.loads('{not json')\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    ours, theirs = out.stdout.splitlines()
+    assert ours == theirs and ours.startswith("JSONDecodeError "), (out.stdout, out.stderr)

@@ -198,7 +198,10 @@ def loads(text: str) -> Any:
     if type(text) is str:
         try:
             value, end = _scan(text, len(text) - len(text.lstrip(_SPACE)))
-        except StopIteration:
+        except Exception:  # not one JSON value: json.loads says why
+            # (StopIteration, or JSONDecodeError; but the C scanner raises
+            # that only once json.decoder is imported, and before that a
+            # SystemError: "returned NULL without setting an exception")
             pass
         else:
             if end == len(text) or not text[end:].strip(_SPACE):
