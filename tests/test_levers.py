@@ -473,3 +473,18 @@ def test_editor_survives_a_variable_name_that_cannot_be_written(progress_dir):
     ctx.keys("ENTER", "2", "ENTER")
     assert "could not write the control file" in ctx.text(width=200)
     assert not (progress_dir / "control_r.json").exists()
+
+
+@pytest.mark.parametrize("pid", [-1, 0, 2 ** 31, 2 ** 64])
+def test_a_pid_no_process_can_have_is_refused_not_a_crash(progress_dir, pid):
+    # another user of the folder writes pid -1 (which kill() would send to
+    # every process) or a number too large for a system call, with a create time
+    run = make_run(progress_dir, "odd")
+    run = type(run)(**dict(run.__dict__, pid=pid, pid_create_time=5.0,
+                           data=dict(run.data, pid=pid, pid_create_time=5.0)))
+    ctx = Ctx(progress_dir, [run])
+    assert levers.open_signal(ctx, Target("run", "odd", pid, 5.0, name="odd")) is None
+    assert ctx.notices[-1] == ("cannot signal run odd: pid %d in its progress file is not a process id" % pid, True)
+    from ttop.levers import signals
+    assert signals.send_signal(pid, 5.0, signal.SIGTERM) == (False, "not sent: %d is not a process id" % pid)
+    assert signals.signal_runs([run], signal.SIGTERM) == ([], [("odd", "pid %d in its progress file is not a process id" % pid)])

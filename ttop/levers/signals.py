@@ -60,6 +60,13 @@ def signal_name(sig: int) -> str:
 
 
 
+def valid_pid(pid: object) -> bool:
+    """A number the kernel could give a process: a positive int within
+    ``pid_t`` (a progress file may say ``pid: -1``, which ``kill`` would
+    send to every process, or a number too large for a system call)."""
+    return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31
+
+
 def same_create_time(a: Optional[float], b: Optional[float]) -> bool:
     """Same process? The collector's rule
     (:data:`ttop.collect.procs.CREATE_TIME_TOLERANCE`)."""
@@ -71,7 +78,7 @@ def process_alive(pid: Optional[int], create_time: Optional[float]) -> Optional[
     does not (gone, or the PID now belongs to another process), None if it
     cannot be told (no PID, or no create time to compare with while the PID
     exists)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+    if not valid_pid(pid):
         return None
     try:
         ct = psutil.Process(pid).create_time()
@@ -85,6 +92,8 @@ def process_alive(pid: Optional[int], create_time: Optional[float]) -> Optional[
 
 
 def process_name(pid: int) -> str:
+    if not valid_pid(pid):
+        return ""
     try:
         return psutil.Process(pid).name()
     except psutil.Error:
@@ -153,6 +162,8 @@ def send_signal(pid: int, create_time: Optional[float], sig: int, tid: Optional[
     """
     name = signal_name(sig)
     what = "PID %d" % pid if tid is None else "thread %d of PID %d" % (tid, pid)
+    if not valid_pid(pid) or (tid is not None and not valid_pid(tid)):
+        return False, "not sent: %s is not a process id" % (pid if tid is None else "%d/%d" % (pid, tid))
     if create_time is None:
         return False, "not sent: no create time recorded for PID %d, cannot tell it is the same process" % pid
     pidfd = None
@@ -235,6 +246,8 @@ def signal_refusal(run: RunSnapshot) -> Optional[str]:
     pid, ct = run_main_process(run)
     if pid is None:
         return "no PID in its progress file"
+    if not valid_pid(pid):
+        return "pid %d in its progress file is not a process id" % pid
     if not run.local:
         return "runs %s, not here" % where_else(run)
     if ct is None:  # send_signal refuses it: never listed as a run it signals

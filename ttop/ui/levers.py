@@ -138,7 +138,6 @@ def open_remote_signal(ctx: AppContext, run: Any, on_request: Optional[Callable[
 
 def open_signal(ctx: AppContext, target: Target,
                 on_request: Optional[Callable[[str, int, str], None]] = None) -> Optional[Screen]:
-    what = describe_target(ctx, target)
     notes: List[str] = []
     if target.kind == "thread":
         notes.append(S.THREAD_SIGNAL_NOTE)
@@ -150,6 +149,7 @@ def open_signal(ctx: AppContext, target: Target,
         if why is not None:
             ctx.notify("cannot signal run %s: %s" % (clean(run.run_name), clean(why)), error=True)
             return None
+    what = describe_target(ctx, target)
     owner = run.owner_uid if run is not None else None
     if target.create_time is None:
         ctx.notify("cannot signal %s: no create time known to check it is the same process" % what, error=True)
