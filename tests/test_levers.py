@@ -488,3 +488,16 @@ def test_a_pid_no_process_can_have_is_refused_not_a_crash(progress_dir, pid):
     from ttop.levers import signals
     assert signals.send_signal(pid, 5.0, signal.SIGTERM) == (False, "not sent: %d is not a process id" % pid)
     assert signals.signal_runs([run], signal.SIGTERM) == ([], [("odd", "pid %d in its progress file is not a process id" % pid)])
+
+
+@pytest.mark.parametrize("pid", [-1, 2 ** 31, 2 ** 64])
+@pytest.mark.parametrize("ct", [None, 5.0])
+def test_delete_plans_for_a_pid_no_process_can_have(progress_dir, pid, ct):
+    # psutil.pid_exists(2**31) raises OverflowError: the plan must not
+    from ttop.levers.delete import plan_delete
+    P.write_json_atomic(os.path.join(str(progress_dir), "odd.json"), {})
+    run = make_run(progress_dir, "odd")
+    run = type(run)(**dict(run.__dict__, pid=pid, pid_create_time=ct,
+                           data=dict(run.data, pid=pid, pid_create_time=ct)))
+    plan = plan_delete(str(progress_dir), run)
+    assert plan.refusal is None and plan.files == [os.path.join(str(progress_dir), "odd.json")]

@@ -14,7 +14,7 @@ from .. import progress as P
 from ..collect.owners import user_name
 from ..collect.snapshot import RunSnapshot
 from ..histfile import SUFFIX as HISTORY_SUFFIX
-from .signals import process_alive, process_name, run_main_process, where_else
+from .signals import process_alive, process_name, run_main_process, valid_pid, where_else
 
 
 class DeletePlan:
@@ -43,7 +43,7 @@ def _live_reason(run: RunSnapshot) -> Optional[str]:
                 run.key, where_else(run))
         return None
     alive = process_alive(pid, ct)
-    if pid is None:
+    if pid is None or not valid_pid(pid):  # no process could have it (-1, beyond pid_t)
         return None
     if alive:
         return "run %s is live: process %d (%s) still runs" % (run.key, pid, process_name(pid) or "?")
