@@ -299,3 +299,12 @@ def test_message_is_one_line_without_control_characters_whatever_the_run_writes(
     assert msg.isprintable(), repr(msg)
     assert msg == "evil ttop: all runs OK : RUNNING -> KILLED (process 4 2 is gone)"
     assert command_env(ev, base={})["TTOP_RUN_NAME"] == name  # the data itself stays as the run wrote it
+
+
+def test_event_line_has_no_lone_surrogate():
+    from ttop.sinks.alerts import event_line
+
+    line = event_line({"event": "ended", "run": "bad\udcff", "run_name": "a\ud800b", "status": "FAILED"})
+    ev = json.loads(line)
+    assert ev["run"] == "bad\ufffd" and ev["run_name"] == "a\ufffdb"
+    assert event_line({"run": "r1 \u4e2d \U0001f600"}) == b'{"run":"r1 \\u4e2d \\ud83d\\ude00"}\n'

@@ -99,3 +99,32 @@ def test_once_survives_an_integer_beyond_the_float_range(progress_dir):
     out = _once(progress_dir, env={"COLUMNS": "100"})
     names = [l.split()[0] for l in out.splitlines() if l.startswith(("big ", "ok "))]
     assert names == ["big", "ok"]
+
+
+def test_json_has_no_lone_surrogate_that_strict_readers_refuse(progress_dir):
+    # another user of the folder: a "\ud800" escape in a name (valid JSON
+    # syntax, no Unicode text) and a file whose name is not UTF-8; jq refused
+    # the whole snapshot ("Invalid \uXXXX\uXXXX surrogate pair escape")
+    (progress_dir / "sur.json").write_bytes(
+        b'{"format": "ttop.progress/1", "run_name": "a\\ud800b", "status": "FINISHED", "updated_at": 1.0,'
+        b' "metrics": {"\\udc80": 1, "loss": 0.5}}')
+    with open(os.path.join(os.fsencode(progress_dir), b"bad\xff.json"), "wb") as f:
+        f.write(b'{"format": "ttop.progress/1", "run_name": "x", "status": "FINISHED", "updated_at": 1.0}')
+    import json
+
+    runs = {r["run_name"]: r for r in json.loads(_once(progress_dir, "--json"))["runs"]}
+    assert runs["a\ufffdb"]["metrics"] == {"\ufffd": 1, "loss": 0.5}
+    assert runs["x"]["key"] == "bad\ufffd" and runs["x"]["path"].endswith("/bad\ufffd.json")
+
+    def texts(v):
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                yield k
+                yield from texts(x)
+        elif isinstance(v, list):
+            for x in v:
+                yield from texts(x)
+    for t in texts(list(runs.values())):
+        t.encode("utf-8")  # raises on a surrogate

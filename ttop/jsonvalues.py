@@ -29,6 +29,30 @@ _NONE_TYPE = type(None)
 _FLOAT_OR_NONE = frozenset((float, _NONE_TYPE))
 
 
+def ascii_json(text: str, obj: Any, dump: Any) -> str:
+    """``text``, the ASCII-only JSON ``dump(obj)`` wrote, with no lone
+    surrogate escape in it: a name read from a file that is not UTF-8, or a
+    ``"\\ud800"`` escape in a progress file, is a surrogate code point, which
+    ``json.dumps`` writes as ``\\udXXX`` on its own, and strict readers
+    (``jq``, serde) refuse the whole document for it. Such code points become
+    U+FFFD; ``obj`` is written again only when ``text`` has a ``\\ud``."""
+    if "\\ud" not in text:
+        return text
+    return dump(_valid_unicode(obj))
+
+
+def _valid_unicode(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value)
+    if isinstance(value, Mapping):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_valid_unicode(v) for v in value]
+    return value
+
+
 def json_safe(value: Any, _depth: int = 0) -> Any:
     """Convert ``value`` to something :func:`json.dumps` accepts with
     ``allow_nan=False``.

@@ -31,6 +31,7 @@ import threading
 import time
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
+from ..jsonvalues import ascii_json
 from ..progress import json_safe
 from ..view.text import clean
 
@@ -112,7 +113,11 @@ class TransitionTracker:
 
 def event_line(ev: Dict[str, Any]) -> bytes:
     """One event as one line of strict, ASCII-only JSON."""
-    return (json.dumps(json_safe(ev), ensure_ascii=True, allow_nan=False, separators=(",", ":")) + "\n").encode("ascii")
+    def dump(obj: Any) -> str:
+        return json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+    safe = json_safe(ev)
+    return (ascii_json(dump(safe), safe, dump) + "\n").encode("ascii")
 
 
 class EventsFile:

@@ -17,6 +17,7 @@ from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional
 
 from ..collect.fleet import host_summaries
 from ..collect.snapshot import ProcInfo, RunSnapshot, Snapshot
+from ..jsonvalues import ascii_json
 from ..progress import json_safe
 from ..view.metrics import trend
 
@@ -331,7 +332,10 @@ def snapshot_to_dict(snapshot: Snapshot, with_runs: bool = True, columns: Any = 
 
 
 def _dumps(obj: Any, indent: Optional[int]) -> str:
-    return json.dumps(obj, indent=indent, allow_nan=False, ensure_ascii=True)
+    def dump(o: Any) -> str:
+        return json.dumps(o, indent=indent, allow_nan=False, ensure_ascii=True)
+
+    return ascii_json(dump(obj), obj, dump)
 
 
 def dumps_snapshot(snapshot: Snapshot, indent: Optional[int] = 2, columns: Any = None) -> str:
