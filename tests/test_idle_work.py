@@ -97,16 +97,21 @@ def test_tree_follows_a_child_that_ends_and_one_that_starts(spawn, progress_dir,
     assert [p.pid for p in r.processes] == [main.pid] + new
 
 
-# in a PID namespace of its own nothing else creates processes: the children
-# files are read only when a process was created or one of the tree ended
+# in a PID namespace of its own, where only this script creates processes:
+# the children files are read only for a process that got a new child (and
+# the new process itself), or after one of the tree ended
 IN_NAMESPACE = """
-import json, os, subprocess, sys
+import json, os, subprocess, sys, time
 from ttop.collect import procs
 reads = []
 real = procs.task_children
 procs.task_children = lambda pid: reads.append(pid) or real(pid)
 sleep = [sys.executable, "-c", "import time; time.sleep(120)"]
-a = subprocess.Popen(sleep)
+go = sys.argv[1]
+# a forks a child of its own once the file go exists
+a = subprocess.Popen([sys.executable, "-c", "import os, subprocess, time\\n"
+                      "while not os.path.exists(%r): time.sleep(0.02)\\n"
+                      "subprocess.Popen(%r)\\ntime.sleep(120)" % (go, sleep)])
 table = procs.ProcessTable()
 
 
@@ -119,8 +124,17 @@ def cycle():
 
 
 out = {"me": os.getpid(), "a": a.pid, "cycles": [cycle(), cycle()]}
+# a process of no one in the tree (adopted by PID 1 once its shell exits)
+subprocess.run(["sh", "-c", "sleep 120 >/dev/null 2>&1 &"])
+out["cycles"] += [cycle(), cycle()]
 b = subprocess.Popen(sleep)
 out["b"] = b.pid
+out["cycles"] += [cycle(), cycle()]
+open(go, "w").close()
+deadline = time.monotonic() + 30
+while not real(a.pid) and time.monotonic() < deadline:
+    time.sleep(0.02)
+out["a2"] = real(a.pid)
 out["cycles"] += [cycle(), cycle()]
 a.kill()
 a.wait()
@@ -138,18 +152,25 @@ def test_children_are_read_again_only_after_a_process_was_created_or_ended(tmp_p
     root = os.path.dirname(os.path.dirname(os.path.abspath(procs_mod.__file__)))
     # sh stays PID 1 of the namespace (the script's tree is its own, not init's)
     got = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "sh", "-c", '"$0" "$@"; exit $?',
-                          sys.executable, "-c", IN_NAMESPACE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          sys.executable, "-c", IN_NAMESPACE, str(tmp_path / "go")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=dict(os.environ, PYTHONPATH=root), timeout=60)
     if got.returncode != 0 and b"unshare" in got.stderr:
         pytest.skip("cannot make a PID namespace here: %s" % got.stderr.decode(errors="replace").strip())
     assert got.returncode == 0, got.stderr.decode(errors="replace")
     out = json.loads(got.stdout)
-    me, a, b = out["me"], out["a"], out["b"]
+    me, a, b, a2 = out["me"], out["a"], out["b"], out["a2"]
+    assert len(a2) == 1
+    a2 = a2[0]
     assert out["cycles"] == [
         [[me, a], sorted([me, a])],  # first walk
         [[me, a], []],  # nothing created, nothing ended: nothing read
-        [[me, a, b], sorted([me, a, b])],  # b was created
+        [[me, a], []],  # processes created outside the tree: nothing read
+        [[me, a], []],
+        [[me, a, b], sorted([me, b])],  # b was created: its parent's children, and its own
         [[me, a, b], []],
+        [[me, a, a2, b], sorted([a, a2])],  # a's new child: a's children, and the child's
+        [[me, a, a2, b], []],
         [[me, b], sorted([me, b])],  # a ended: its parent's children are read again
         [[me, b], []],
     ]

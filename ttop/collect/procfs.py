@@ -167,6 +167,34 @@ def task_children(pid: int) -> Optional[List[int]]:
     return kids
 
 
+def parents_of_new(proc: int, old: int, new: int, limit: int) -> Optional[List[int]]:
+    """The parents (``ppid``) of the processes and threads with an ID in
+    ``(old, new]`` that still exist (``proc``: an fd of /proc; a thread's
+    ``/proc/<tid>/stat`` is found though not listed), one ``stat`` read
+    each. None when that cannot be told: the IDs wrapped around, more
+    than ``limit`` were handed out, or one of them exists but cannot be
+    read; the caller then assumes any process may have a new child."""
+    if new < old or new - old > limit:
+        return None
+    out: List[int] = []
+    for pid in range(old + 1, new + 1):
+        try:
+            fd = os.open("%d/stat" % pid, _O_RDONLY, dir_fd=proc)
+            try:
+                raw = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+        except (FileNotFoundError, ProcessLookupError):  # ended already (or never made): nobody's child now
+            continue
+        except OSError:  # there but unreadable: whose child it is cannot be told
+            return None
+        try:
+            out.append(int(raw[raw.rindex(b")") + 2:].split(None, 2)[1]))
+        except (ValueError, IndexError):
+            return None
+    return out
+
+
 def last_pid() -> Optional[int]:
     """The PID (or thread ID) handed out last in this PID namespace: the
     last field of ``/proc/loadavg``. The same in two reads: no process or

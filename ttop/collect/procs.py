@@ -5,9 +5,10 @@ is *walked*: :meth:`ProcessTable.refresh` reads one line (``/proc/loadavg``); a 
 is identified from its own ``/proc/<pid>/stat`` and its tree walked through
 the ``children`` files of each process's threads, so the other processes of a
 busy machine cost nothing. The children found are kept from cycle to cycle
-while no process or thread was created in this PID namespace and none of the
-processes walked ended or changed parent (:data:`WALK_REFRESH_SECONDS`), so a
-steady tree costs one ``stat`` read per process. Where the kernel lacks that
+while none of the processes walked ended or changed parent and none of them
+got a new child (the parent of each ID handed out since the last cycle is
+read, :data:`NEW_PIDS_CHECKED`; :data:`WALK_REFRESH_SECONDS`), so a steady
+tree costs one ``stat`` read per process. Where the kernel lacks that
 file (or with ``walk=False``) the table is *listed*, as follows.
 
 ``children(recursive=True)`` scans every process on the machine on each call,
@@ -50,6 +51,7 @@ from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
     _Row,
     _stat_row,
     last_pid,
+    parents_of_new,
     read_real_uid,
     task_children,
 )
@@ -66,12 +68,18 @@ CREATE_TIME_TOLERANCE = 0.05
 #: process adopted by another parent); in between only new PIDs are read.
 FULL_REFRESH_SECONDS = 10.0
 
-#: A walked table keeps each process's children from cycle to cycle while no
-#: process or thread was created in this PID namespace (the last PID handed
-#: out, from ``/proc/loadavg``, is the same) and none of the processes walked
-#: ended or changed parent (their own ``stat`` lines, read each cycle anyway,
-#: say so); the children are read again at least this often all the same.
+#: A walked table keeps each process's children from cycle to cycle while
+#: none of the processes created in this PID namespace since the last cycle
+#: (the IDs up to the last PID handed out, from ``/proc/loadavg``) is the
+#: child of one of them, and none of the processes walked ended or changed
+#: parent (their own ``stat`` lines, read each cycle anyway, say so); the
+#: children are read again at least this often all the same.
 WALK_REFRESH_SECONDS = 30.0
+
+#: When the last PID moved by at most this many, each new ID's parent is
+#: read (one ``stat`` each) and only that parent's kept children are read
+#: again; past it (many forks on the machine), every tree's children are.
+NEW_PIDS_CHECKED = 128
 
 #: Cap on the processes walked per run (a runaway fork tree cannot stall a cycle).
 MAX_TREE = 4096
@@ -159,9 +167,11 @@ class ProcessTable:
             self._fresh = set()  # every row is read again when asked for
             now = self.clock()
             last = last_pid()  # before any children are read: a fork after it shows next cycle
-            if last is None or last != self._last_pid or now - self._kids_at >= WALK_REFRESH_SECONDS:
+            if last is None or self._last_pid is None or now - self._kids_at >= WALK_REFRESH_SECONDS:
                 self._kids = {}
                 self._kids_at = now
+            elif last != self._last_pid:
+                self._new_pids(self._last_pid, last)
             self._last_pid = last
             self._full_at = 0.0
             if self._boot is None:
@@ -205,6 +215,20 @@ class ProcessTable:
         self._same = True  # the tree is this table's
         self.refreshed = True
         self.refreshed_at = self.clock()
+
+    def _new_pids(self, old: int, new: int) -> None:
+        """IDs ``(old, new]`` were handed out since the last cycle: the kept
+        children of their parents are read again (all kept children when
+        the IDs cannot be told, see :data:`NEW_PIDS_CHECKED`)."""
+        parents = None
+        if self._procfd is not None and self._kids:
+            parents = parents_of_new(self._procfd, old, new, NEW_PIDS_CHECKED)
+        if parents is None:
+            self._kids = {}
+            self._kids_at = self.clock()
+            return
+        for ppid in parents:
+            self._kids.pop(ppid, None)
 
     def _update_rows(self) -> Optional[Dict[int, _Row]]:
         """Rows of the processes alive now: the old ones kept (stale until
