@@ -202,3 +202,101 @@ def test_pss_waits_longer_while_rss_holds_still():
     cache.get(("p", 1), 1)
     cache.end()
     assert reads[6:] == [(1, 72.0)]
+
+
+def test_pss_of_a_still_tree_waits_for_quiet_and_a_moved_tree_is_read_again():
+    clock = [0.0]
+    reads = []
+
+    def reader(pid):
+        reads.append((pid, clock[0]))
+        return 4096
+
+    cache = PssCache(clock=lambda: clock[0], refresh=10.0, steady=60.0, quiet=300.0, share=1.0, burst=1.0,
+                     reader=reader)
+    rss = 100 << 20
+
+    def cycle(pids=(1, 2), faults=0):
+        cache.begin()
+        moved = cache.tree_moved("tree", frozenset(pids), faults, rss * len(pids))
+        for pid in pids:
+            assert cache.get(("p", pid), pid, rss, moved) is not None
+        cache.end()
+
+    cycle()
+    assert [p for p, _ in reads] == [1, 2]
+    clock[0] = 61.0  # past `steady`, but the tree held still: not read again
+    cycle(faults=10)  # a few faults: within the step
+    assert len(reads) == 2
+    clock[0] = 70.0  # faults worth more than 1/32 of the tree's RSS (copies on write): both read again
+    cycle(faults=10 + (2 * rss // 32) // 4096 + 1)
+    assert reads[2:] == [(1, 70.0), (2, 70.0)]
+    clock[0] = 75.0  # a process joined: the others are read again once `refresh` has passed
+    cycle(pids=(1, 2, 3), faults=10 + (2 * rss // 32) // 4096 + 1)
+    assert reads[4:] == [(3, 75.0)]
+    clock[0] = 80.0
+    cycle(pids=(1, 2, 3), faults=10 + (2 * rss // 32) // 4096 + 1)
+    assert reads[5:] == [(1, 80.0), (2, 80.0)]
+    clock[0] = 370.0  # still since: read at the latest after `quiet` seconds
+    cycle(pids=(1, 2, 3), faults=10 + (2 * rss // 32) // 4096 + 1)
+    assert reads[7:] == []
+    clock[0] = 381.0
+    cycle(pids=(1, 2, 3), faults=10 + (2 * rss // 32) // 4096 + 1)
+    assert reads[7:] == [(1, 381.0), (2, 381.0), (3, 381.0)]
+
+
+COPIER = r"""
+import os, sys, time
+buf = bytearray(b"x" * (200 << 20))          # 200 MB, every page written
+pid = os.fork()
+if pid == 0:
+    total = 0
+    for i in range(0, len(buf), 4096):       # read every page: mapped, shared
+        total += buf[i]
+    sys.stdout.write("r"); sys.stdout.flush()
+    while not os.path.exists(sys.argv[1]):
+        time.sleep(0.02)
+    for i in range(0, len(buf), 4096):       # now write every page: copied, the RSS the same
+        buf[i] = 1
+    sys.stdout.write("w"); sys.stdout.flush()
+    time.sleep(600)
+    os._exit(0)
+time.sleep(600)
+"""
+
+
+def test_pages_copied_on_write_show_though_no_rss_moved(tmp_path):
+    """A forked child that writes the pages it shares with its parent copies
+    them: the tree holds twice the memory while neither process's RSS moves.
+    The page faults say so, and the figure follows within `refresh`."""
+    if read_pss(os.getpid()) is None:
+        pytest.skip("no /proc/<pid>/smaps_rollup on this kernel")
+    go = tmp_path / "write-now"
+    p = subprocess.Popen([sys.executable, "-c", COPIER, str(go)], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert p.stdout.read(1) == b"r"
+        folder = tmp_path / "progress"
+        folder.mkdir()
+        doc = {"format": "ttop.progress/1", "run_name": "cow", "status": "RUNNING", "updated_at": time.time(),
+               "heartbeat_interval": 600, "pid": p.pid, "pid_create_time": psutil.Process(p.pid).create_time()}
+        (folder / "cow.json").write_text(json.dumps(doc))
+        c = Collector(str(folder), gpu=False, tpu=False)
+        first = wait_until(lambda: (lambda r: r if r.resources.ram_measure == "pss" and r.resources.num_procs == 2
+                                    else None)(c.collect().run("cow")), timeout=60)
+        clock = [c._table.pss.clock()]
+        c._table.pss.clock = lambda: clock[0]
+        go.touch()
+        assert p.stdout.read(1) == b"w"
+        rss = [q.rss_bytes for q in c.collect().run("cow").processes]
+        assert all(abs(a - b) * 32 <= b for a, b in zip(rss, [q.rss_bytes for q in first.processes]))
+        clock[0] += 30.0  # past `refresh`, within `steady` and `quiet`: read again for the faults alone
+        r = c.collect().run("cow")
+        assert r.resources.rss_bytes - first.resources.rss_bytes > 150 * MB
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        try:
+            os.killpg(p.pid, 9)
+        except OSError:
+            pass

@@ -8,9 +8,11 @@ from typing import Dict, List, Optional, Tuple
 
 import psutil
 
-# (ppid, create_time, name, status, cpu_seconds, num_threads, rss_bytes); the
-# last three are None where the table came from psutil (then psutil samples them)
-_Row = Tuple[int, Optional[float], str, str, Optional[float], Optional[int], Optional[int]]
+# (ppid, create_time, name, status, cpu_seconds, num_threads, rss_bytes,
+# page_faults); the last four are None where the table came from psutil (then
+# psutil samples the first three of them). page_faults: minor + major faults
+# so far (a page mapped in, or copied on write), which the PSS reads go by
+_Row = Tuple[int, Optional[float], str, str, Optional[float], Optional[int], Optional[int], Optional[int]]
 
 
 _HAVE_PROC = os.path.exists("/proc/self/stat")
@@ -97,6 +99,7 @@ def _stat_row(proc: int, n: str, boot: float) -> Optional[_Row]:
             (int(fields[11]) + int(fields[12])) / _CLK_TCK,  # utime + stime, seconds
             int(fields[17]),  # num_threads
             int(fields[21]) * _PAGE,  # rss
+            int(fields[7]) + int(fields[9]),  # minflt + majflt
         )
     except (ValueError, IndexError):
         return None
@@ -217,7 +220,7 @@ def _proc_rows_psutil() -> Dict[int, _Row]:
             info = p.info
             ppid = info.get("ppid")
             rows[p.pid] = (int(ppid) if ppid is not None else -1, info.get("create_time"),
-                           info.get("name") or "", info.get("status") or "", None, None, None)
+                           info.get("name") or "", info.get("status") or "", None, None, None, None)
         except Exception:  # a process that vanished mid-iteration
             continue
     return rows

@@ -428,7 +428,7 @@ class ProcessTable:
         return proc
 
     def _sample(self, pid, depth, row, now, gpu_memory, gpu_indices, tpu_memory) -> Optional[ProcInfo]:
-        ppid, ctime, name, status, cpu_s, nthreads, rss = row
+        ppid, ctime, name, status, cpu_s, nthreads, rss, _faults = row
         if ctime is None:
             ctime = 0.0
         key = (pid, ctime)

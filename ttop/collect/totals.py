@@ -17,11 +17,30 @@ def tree_pss(table: "ProcessTable", procs: List[ProcInfo]) -> Optional[Dict[int,
     if len(procs) < 2 or sum(1 for p in procs if p.rss_bytes is not None) < 2:
         return None
     out: Dict[int, Tuple[int, float]] = {}
-    get = table.pss.get
+    cache = table.pss
+    get = cache.get
+    # the tree's page faults (the table's stat rows, read this cycle): a tree
+    # that held still lets its figures stand longer (ttop.pss)
+    moved_at = None
+    rows = table.rows
+    faults = 0
+    for p in procs:
+        row = rows.get(p.pid)
+        f = row[7] if row is not None and p.rss_bytes is not None else None
+        if f is None:
+            if p.rss_bytes is None:
+                continue
+            break
+        faults += f
+    else:
+        live = [p for p in procs if p.rss_bytes is not None]
+        moved_at = cache.tree_moved((procs[0].pid, procs[0].create_time),
+                                    frozenset((p.pid, p.create_time) for p in live), faults,
+                                    sum(p.rss_bytes or 0 for p in live))
     for p in procs:
         if p.rss_bytes is None:  # zombie, or not readable
             continue
-        got = get((p.pid, p.create_time), p.pid, p.rss_bytes)
+        got = get((p.pid, p.create_time), p.pid, p.rss_bytes, moved_at)
         if got is not None:
             out[p.pid] = got
     return out
