@@ -253,3 +253,23 @@ def test_the_kept_index_follows_a_growing_series():
     assert grown == fresh
     assert text(grown)[0].startswith("loss  last 0.5  NaN/inf  min ") and "max 1000" in text(grown)[0]
     assert "!" in text(grown)[-1]
+
+
+@pytest.mark.parametrize("ys, xs, log", [
+    ([1e308, -1e308, 0.0], None, False),  # y1 - y0 overflows
+    ([1e308, -1e308], None, False),  # and so does the line between the two points
+    ([1.7976931348623157e308] * 3, None, False),  # a flat series padded past the float range
+    ([5e-324, 1e308], None, True),  # 1e308 / 5e-324 overflows on a log scale
+    ([1.0, 2.0, 3.0], [0, 10 ** 300, 10 ** 308], False),  # x span * column overflows
+    ([1.0, 2.0, 3.0], [-1e308, 0.0, 1e308], False),  # x1 - x0 overflows
+])
+def test_values_near_the_ends_of_the_float_range_are_drawn_not_a_crash(ys, xs, log):
+    # a progress file's history (or another user's history file) holding
+    # 1e308 and -1e308 crashed the monitor on Enter (int() of NaN / inf)
+    for x_by in ("step", "time"):
+        lines = render_chart([Series("m", ys, x=xs, t=xs)], 40, 8, log=log, x_by=x_by)
+        assert len(lines) == 8 and all(line_width(line) == 40 for line in lines)
+        plot = "".join(t for line in lines[1:-1] for t, _ in line[1:])
+        assert any(ch not in " │" for ch in plot)  # something is drawn
+        lines = render_chart([Series("m", ys, x=xs, t=xs), Series("n", [1.0, 2.0])], 40, 8, log=log, x_by=x_by, ascii=True)
+        assert len(lines) == 8

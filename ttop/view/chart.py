@@ -45,6 +45,8 @@ from . import roles as R
 from .chartbins import Blocks, Col, bins
 from .text import Line, Segment, fit, width
 
+_FLOAT_MAX = 1.7976931348623157e308
+
 #: Zoom levels: the whole series, then the last N points.
 ZOOMS: Tuple[Optional[int], ...] = (None, 500, 200, 100, 50)
 
@@ -239,7 +241,7 @@ def render_chart(series: Sequence[Series], width_: int, height: int, *, zoom: Op
     flat = y1 - y0 <= 0
     if flat:
         pad = abs(y0) * 0.1 if y0 != 0 else 1.0
-        y0, y1 = y0 - pad, y1 + pad
+        y0, y1 = max(y0 - pad, -_FLOAT_MAX), min(y1 + pad, _FLOAT_MAX)
 
     # --- draw ------------------------------------------------------------------
     # grid of cells: (bits or marker, role)
@@ -247,7 +249,11 @@ def render_chart(series: Sequence[Series], width_: int, height: int, *, zoom: Op
     roles: List[List[Optional[str]]] = [[None] * plot_w for _ in range(plot_rows)]
     marks: List[List[str]] = [[" "] * plot_w for _ in range(plot_rows)]
     axis_marks: List[str] = ["" for _ in range(plot_w)]
-    span_y = y1 - y0
+    # values near both ends of the float range (a file's 1e308 and -1e308):
+    # y1 - y0 overflows, so rows are worked out from halves of the values
+    k = 1.0 if y1 - y0 < math.inf else 0.5
+    base = y0 * k
+    span_y = y1 * k - base
     top = dots_y - 1
     log10 = math.log10
     for si, cols in enumerate(cols_per_series):
@@ -271,9 +277,9 @@ def render_chart(series: Sequence[Series], width_: int, height: int, *, zoom: Op
                 vhi = log10(vhi) if vhi > 0 else y0
                 vlo = log10(vlo) if vlo > 0 else y0
             # rows of the dots (0 at the top)
-            r_top = int(round((1.0 - (vhi - y0) / span_y) * top))
+            r_top = int(round((1.0 - (vhi * k - base) / span_y) * top))
             r_top = 0 if r_top < 0 else (top if r_top > top else r_top)
-            r_bot = int(round((1.0 - (vlo - y0) / span_y) * top))
+            r_bot = int(round((1.0 - (vlo * k - base) / span_y) * top))
             r_bot = 0 if r_bot < 0 else (top if r_bot > top else r_bot)
             own_top, own_bot = r_top, r_bot
             if prev_top >= 0:  # join to the previous column's range

@@ -192,15 +192,21 @@ def bounds_of(start: int, end: int, xs: Optional[Sequence[float]], x0: float, x1
     if span <= 0:
         return [start] + [end] * ncols
     out = [start]
+    if span * ncols == math.inf:  # x values near the ends of the float range: x0 + span * c overflows
+        def at(c: int) -> float:
+            return x0 * (1 - c / ncols) + x1 * (c / ncols)
+    else:
+        def at(c: int) -> float:
+            return x0 + span * c / ncols
     if xs is None:
         for c in range(1, ncols):
-            b = int(math.ceil(x0 + span * c / ncols - 1e-9))
+            b = int(math.ceil(at(c) - 1e-9))
             out.append(max(start, min(end, b)))
     else:
         int_x = type(xs[start]) is int
         lo = start
         for c in range(1, ncols):
-            xv = x0 + span * c / ncols
+            xv = at(c)
             if int_x:  # ints compare faster with an int
                 xv = math.ceil(xv - 1e-9)
             lo = bisect_left(xs, xv, lo, end)  # bounds only grow: search from the last one
@@ -289,7 +295,16 @@ def interpolate(cols: List[Optional[Col]], log: bool = False) -> None:
             a, b = cols[prev].last, col.first  # type: ignore[union-attr]
             if a == a and b == b and (not log or (a > 0 and b > 0)):
                 gap = c - prev
+                # near the ends of the float range (1e308 and -1e308, 5e-324
+                # and 1e308 on a log scale) b - a or b / a overflows: weighted
+                # sums then, which never do
+                wide = abs(b / a) == math.inf if log else abs(b - a) * gap == math.inf
                 for k in range(1, gap):
-                    v = a * (b / a) ** (k / gap) if log else a + (b - a) * k / gap
+                    if not wide:
+                        v = a * (b / a) ** (k / gap) if log else a + (b - a) * k / gap
+                    elif log:
+                        v = 10.0 ** (math.log10(a) * (1 - k / gap) + math.log10(b) * (k / gap))
+                    else:
+                        v = a * (1 - k / gap) + b * (k / gap)
                     cols[prev + k] = Col(v, v, v, False, v)
         prev = c
