@@ -492,3 +492,20 @@ def test_a_new_run_under_a_reused_name_gets_its_own_files(tmp_path):
     assert oo["samples"] == 2 and oo["status"] == "FINISHED" and oo["cpu_percent_max"] == 90
     assert len(errors) == 1 and "rr.20231114T221320_matrix.csv" in errors[0]
     load_all(out)
+
+
+def test_resource_figures_near_the_float_range_top_are_summarised(tmp_path):
+    # a run's own report (a run on another host) of 1e308 bytes, twice: the
+    # summary's sum overflowed to inf and int(inf) raised, so the summary
+    # stopped being written and --headless ended with an internal error
+    clock = Clock()
+    sink = CsvSink(str(tmp_path), 1.0, clock=clock, overall_every=0.0)
+    for i in range(1, 4):
+        clock.t += 2
+        sink.write(snap(i, [run("big", cpu=1e308, rss=1e308), run("ok", rss=1000 * i)]))
+    assert sink.close() is True and sink.last_error is None
+    big = dict(zip(*read_csv(os.path.join(str(tmp_path), "big_overall.csv"))))
+    assert big["samples"] == "3"
+    assert float(big["rss_bytes_mean"]) == 1e308 and float(big["cpu_percent_max"]) == 1e308
+    ok = dict(zip(*read_csv(os.path.join(str(tmp_path), "ok_overall.csv"))))
+    assert ok["samples"] == "3" and ok["rss_bytes_mean"] == "2000"

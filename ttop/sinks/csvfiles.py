@@ -170,6 +170,12 @@ def _num(value: Any) -> Optional[float]:
     return f if math.isfinite(f) else None
 
 
+#: Sums of a summary are kept scaled down by this power of two (exactly: the
+#: mean comes out the same), so that samples near the float range's top
+#: (a report of 1e308 bytes) add up to a finite sum rather than inf.
+_SUM_SCALE = 2.0 ** -64
+
+
 class _Agg:
     __slots__ = ("n", "total", "lo", "hi")
 
@@ -184,17 +190,19 @@ class _Agg:
         if f is None:
             return
         self.n += 1
-        self.total += f
+        self.total += f * _SUM_SCALE
         self.lo = min(self.lo, f)
         self.hi = max(self.hi, f)
 
     def cells(self) -> List[str]:
         if not self.n:
             return ["", "", ""]
-        return [_fmt(self.lo), _fmt(self.total / self.n), _fmt(self.hi)]
+        return [_fmt(self.lo), _fmt(self.total / self.n / _SUM_SCALE), _fmt(self.hi)]
 
 
 def _fmt(f: float) -> str:
+    if not math.isfinite(f):
+        return repr(f)
     if f == int(f) and abs(f) < 2**63:
         return str(int(f))
     return repr(round(f, 6))
