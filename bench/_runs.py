@@ -11,9 +11,12 @@ days, as a folder that has collected a lab's runs for months looks.
 captured output, one batch a second) and waits for their files.
 ``own_pid_namespace()`` runs the calling script again in a PID namespace of
 its own (``--own-pidns`` of the idle benchmarks).
+``first_screen_setup(prefix, baselines)`` is the start of the first-screen
+benchmarks: bytecode compiled, a fresh folder for the progress files.
 """
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
@@ -21,8 +24,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRITER = os.path.join(ROOT, "tests", "fakes", "progress_writer.py")
@@ -102,6 +106,25 @@ def start_live(folder: str, n: int, children: int = 0, interval: float = 1.0,
                 raise SystemExit("live runs did not start")
             time.sleep(0.05)
     return live
+
+
+def first_screen_setup(prefix: str, baselines: Sequence[str] = ()) -> Tuple[str, str, str]:
+    """The checkout whose ``ttop`` this interpreter imports, and the
+    ``baselines`` (other checkouts): their package's bytecode compiled, as an
+    installed package has it (the environment may set
+    PYTHONDONTWRITEBYTECODE, which would make every launch compile the
+    sources again). Returns ``(checkout, tmp, folder)``: ``tmp`` a new
+    temporary folder (the caller removes it), ``folder`` an empty
+    ``progress`` folder in it."""
+    import ttop
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(ttop.__file__)))
+    for root in [here] + list(baselines):
+        compileall.compile_dir(os.path.join(root, "ttop"), quiet=1)
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    folder = os.path.join(tmp, "progress")
+    os.makedirs(folder)
+    return here, tmp, folder
 
 
 DEMO = os.path.join(ROOT, "examples", "demo_job.py")

@@ -4,54 +4,77 @@ What ``bench_first_screen.py`` times, counted instead: a measure that the
 other programs on a shared machine do not disturb. Each count is one
 ``valgrind --tool=callgrind`` run in a tmux pane (160x50) of:
 
-* ttop: the console script's own lines (pip's script imports ``re`` and
-  calls ``re.sub`` before ``ttop.cli.main``), then ``main`` on the folder,
-  ended (``os._exit``) where the monitor starts its collector thread, that
-  is right after the first paint;
-* script: the console script's lines alone (``import re``, ``re.sub``);
+* ttop: the ``ttop`` console script installed beside the interpreter (what
+  the installer wrote: pip before 25.0 has it import ``re`` and call
+  ``re.sub``, later pip does not; where none is installed, the later pip's
+  lines), then ``main`` on the folder, ended (``os._exit``) where the
+  monitor starts its collector thread, that is right after the first paint;
+* script: the interpreter's start and the console script's own lines alone
+  (its ``from ttop.cli import main`` left out);
 * python: ``python -c pass``.
 
-    python bench/bench_first_instr.py [--live 20] [--baseline DIR]
+    python bench/bench_first_instr.py [--live 20] [--baseline DIR] [--baseline-python PY]
 
+Run it with the interpreter of the environment to count (its site start-up
+is counted: an editable install's path hooks, for one).
 ``--baseline DIR``: also count another checkout's ttop (e.g. a ``git
-worktree`` of an older commit), imported from DIR. The package's bytecode
-is compiled first, as an installed package has it. Prints the counts in
-millions; exits 2 when valgrind or tmux is missing.
+worktree`` of an older commit), imported from DIR by the same interpreter
+and console script. ``--baseline-python PY``: also count the interpreter of
+another environment with its own installed ttop and console script (e.g. a
+venv where an older commit is installed as the README says): start-up and
+install counted too. Prints the counts in millions; exits 2 when valgrind
+or tmux is missing.
 """
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _runs  # noqa: E402
 
-# pip's console script, with the collector thread's start ending the process
-HOOK = """import re
-import sys
+# before the console script's lines: the collector thread's start ends the process
+HOOK = """import sys
 import os
 import ttop.collect.collector as _c
 def _first_paint_done(self, *a, **k):
     sys.stdout.flush()
     os._exit(0)
 _c.Collector.start = _first_paint_done
+"""
+# what pip >= 25.0 writes (pip._internal.operations.install.wheel.PipScriptMaker)
+PIP_SCRIPT = """import sys
 from ttop.cli import main
 if __name__ == '__main__':
-    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.argv[0] = sys.argv[0].removesuffix('.exe')
     sys.exit(main())
 """
-SCRIPT = "import re; re.sub(r'(-script\\.pyw|\\.exe)?$', '', 'ttop')"
+IMPORT_MAIN = "from ttop.cli import main\n"
+
+
+def console_script(python: str) -> Tuple[str, str]:
+    """``(lines, where)``: the ``ttop`` console script installed beside
+    ``python`` less its ``#!`` line, or pip's lines where there is none."""
+    path = os.path.join(os.path.dirname(python), "ttop")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return PIP_SCRIPT, "not installed: pip's lines"
+    if text.startswith("#!"):
+        text = text.split("\n", 1)[1]
+    if IMPORT_MAIN not in text:
+        raise SystemExit("%s does not import ttop.cli's main: %r" % (path, text))
+    return text, path
 
 
 def count(argv: List[str], env: Dict[str, str], tmp: str) -> int:
@@ -79,41 +102,49 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--live", type=int, default=20, help="live writer processes (default 20)")
     ap.add_argument("--baseline", metavar="DIR", help="another checkout's ttop, counted too")
+    ap.add_argument("--baseline-python", metavar="PY", help="another environment's interpreter and installed ttop, counted too")
     args = ap.parse_args()
     missing = [p for p in ("valgrind", "tmux") if shutil.which(p) is None]
     if missing:
         print("not installed: %s" % ", ".join(missing))
         return 2
 
-    import ttop
-
-    here = os.path.dirname(os.path.dirname(os.path.abspath(ttop.__file__)))
-    roots = [("ttop", "")] + ([("ttop-baseline", os.path.abspath(args.baseline))] if args.baseline else [])
-    compileall.compile_dir(os.path.join(here, "ttop"), quiet=1)
-    for _name, root in roots[1:]:
-        compileall.compile_dir(os.path.join(root, "ttop"), quiet=1)
-    tmp = tempfile.mkdtemp(prefix="ttop-bench-instr-")
-    folder = os.path.join(tmp, "progress")
-    os.makedirs(folder)
-    hook = os.path.join(tmp, "ttop_first_paint.py")
-    with open(hook, "w") as f:
-        f.write(HOOK)
+    _here, tmp, folder = _runs.first_screen_setup("ttop-bench-instr-", [args.baseline] if args.baseline else [])
+    # (name, interpreter, PYTHONPATH)
+    subjects = [("ttop", sys.executable, "")]
+    if args.baseline:
+        subjects.append(("ttop-baseline", sys.executable, os.path.abspath(args.baseline)))
+    if args.baseline_python:
+        py = os.path.abspath(args.baseline_python)
+        subprocess.run([py, "-c", "import compileall, os, ttop; compileall.compile_dir(os.path.dirname(ttop.__file__), quiet=1)"],
+                       check=True, cwd=tmp)
+        subjects.append(("baseline-python", py, ""))
     live = []
     try:
         live = _runs.start_live(folder, args.live)
-        counts = {"python": count([sys.executable, "-c", "pass"], {}, tmp),
-                  "script": count([sys.executable, "-c", SCRIPT], {}, tmp)}
-        for name, root in roots:
-            extra = {"PYTHONPATH": root} if root else {}
-            counts[name] = count([sys.executable, hook, folder, "-i", "2"], extra, tmp)
+        pythons: Dict[str, Dict[str, int]] = {}
+        hooks: Dict[str, str] = {}
         print("instructions to the first screen, %d live runs (callgrind, millions)" % args.live)
-        print("  python -c pass        %7.1f" % (counts["python"] / 1e6))
-        print("  + the console script  %7.1f  (import re, re.sub)" % (counts["script"] / 1e6))
-        for name, _root in roots:
-            print("  %-21s %7.1f  (ttop's own: %.1f)" % (name, counts[name] / 1e6,
-                                                      (counts[name] - counts["script"]) / 1e6))
-        if args.baseline:
-            print("ttop / baseline: %.3f" % (counts["ttop"] / counts["ttop-baseline"]))
+        counts = {}
+        for name, py, root in subjects:
+            if py not in pythons:
+                lines, where = console_script(py)
+                hook = os.path.join(tmp, "ttop_first_paint_%d.py" % len(pythons))
+                bare = os.path.join(tmp, "ttop_script_%d.py" % len(pythons))
+                with open(hook, "w") as f:
+                    f.write(HOOK + lines)
+                with open(bare, "w") as f:
+                    f.write(lines.replace(IMPORT_MAIN, "main = int\n"))
+                pythons[py] = {"python": count([py, "-c", "pass"], {}, tmp), "script": count([py, bare, folder], {}, tmp)}
+                hooks[py] = hook
+                print("%s (console script: %s)" % (py, where))
+                print("  python -c pass        %7.1f" % (pythons[py]["python"] / 1e6))
+                print("  + the console script  %7.1f" % (pythons[py]["script"] / 1e6))
+            extra = {"PYTHONPATH": root} if root else {}
+            counts[name] = count([py, hooks[py], folder, "-i", "2"], extra, tmp)
+            print("  %-21s %7.1f  (ttop's own: %.1f)" % (name, counts[name] / 1e6, (counts[name] - pythons[py]["script"]) / 1e6))
+        for name, _py, _root in subjects[1:]:
+            print("ttop / %s: %.3f" % (name, counts["ttop"] / counts[name]))
         return 0
     finally:
         _runs.stop_all([p for _, p in live])

@@ -33,14 +33,12 @@ ttop is slower than btop in the same run, 2 when btop is missing.
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import re
 import shlex
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from typing import Callable, Dict, List, Tuple
 
@@ -113,14 +111,7 @@ def main() -> int:
     ap.add_argument("--baseline", metavar="DIR", help="another checkout's ttop, launched in the same rounds")
     args = ap.parse_args()
 
-    import ttop
-
-    here = os.path.dirname(os.path.dirname(os.path.abspath(ttop.__file__)))
-    for root in [here] + ([args.baseline] if args.baseline else []):
-        compileall.compile_dir(os.path.join(root, "ttop"), quiet=1)
-    tmp = tempfile.mkdtemp(prefix="ttop-bench-fs-")
-    folder = os.path.join(tmp, "progress")
-    os.makedirs(folder)
+    here, tmp, folder = _runs.first_screen_setup("ttop-bench-fs-", [args.baseline] if args.baseline else [])
     floor_file = os.path.join(tmp, "floor.txt")
     with open(floor_file, "w") as f:
         f.write("FLOOR-READY\n")
