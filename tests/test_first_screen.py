@@ -118,6 +118,25 @@ def test_the_first_screen_imports_no_psutil_nvml_or_lever_screens(live_folder):
     assert {"psutil", "pynvml", "ttop.collect.procs", "ttop.collect.recent", "threading"} <= full
 
 
+def test_the_interpreter_starts_without_an_import_hook_for_ttop(tmp_path):
+    # installed as the README says (pip install -e .), ttop is found through a
+    # plain folder in a .pth file: setuptools' import hook for flat layouts
+    # would import pathlib, importlib.util and re at every start of Python
+    # in the environment, before ttop's first line
+    from importlib import metadata
+
+    # (a build in the checkout leaves an egg-info there, without direct_url.json)
+    urls = [json.loads(d.read_text("direct_url.json") or "{}") for d in metadata.distributions(name="ttop-monitor")]
+    if not any(u.get("dir_info", {}).get("editable") and u.get("url") == ROOT.as_uri() for u in urls):
+        pytest.skip("ttop is not installed here with pip install -e from this checkout")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", "import sys; print(' '.join(sys.modules))"], cwd=str(tmp_path),
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    hooks = [m for m in out.stdout.split() if m.startswith("__editable__") and "ttop" in m]
+    assert not hooks, hooks
+
+
 JSON_TEXTS = [
     '{"a": 1, "b": [1.5, -2e3, true, false, null], "c": {"d": "\\u00e9\\n"}}', "  [1, 2]\n\t ", "0", '"s"',
     '{"x": NaN, "y": Infinity, "z": -Infinity}', "1" * 30, "1e400", '{"a": 1, "a": 2}',
