@@ -59,6 +59,17 @@ def test_sanitize_run_name(name, expected):
     assert "/" not in out and "\x00" not in out and not out.startswith(".")
 
 
+def test_sanitize_replaces_exactly_control_characters_and_separators():
+    # every character of the first planes, one at a time between letters:
+    # C0, DEL, C1 and both slashes become "_", all else is kept
+    import re
+
+    unsafe = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
+    for cp in list(range(0x3000)) + [0xFEFF, 0x10FFFF]:
+        name = "a%sb" % chr(cp)
+        assert P.sanitize_run_name(name) == unsafe.sub("_", name), hex(cp)
+
+
 def test_sanitize_caps_length_on_character_boundary():
     out = P.sanitize_run_name("\u00e9" * 500)
     assert len(out.encode()) <= P.MAX_RUN_NAME_BYTES

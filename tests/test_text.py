@@ -31,3 +31,27 @@ def test_clean_keeps_printable_text_as_it_is():
     assert printable.encode("utf-8", "replace").decode("utf-8") == printable
     for ch in "\x1b\t\n\r\u2028\u200b\u202e\u2066\ud800":
         assert clean("a%sb" % ch) != "a%sb" % ch
+
+
+def test_short_texts_are_measured_as_the_patterns_measure_them():
+    # before any long text, short ones are measured character by character
+    # (no re imported for the first screen's marks): the same widths
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from ttop.view import text
+
+    def by_pattern(s):
+        text._compile_width_patterns()
+        return text.width(s)
+
+    for cp in list(range(0x80, 0xD800)) + list(range(0xE000, 0x30000, 7)):
+        s = "a%sb" % chr(cp)
+        assert text._width_by_chars(s) == by_pattern(s), hex(cp)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=40))
+    def check(s):
+        assert text._width_by_chars(s) == by_pattern(s)
+
+    check()

@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import stat
 from collections.abc import Mapping
 
@@ -158,7 +157,10 @@ class ProgressError(ValueError):
 # names and paths
 
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
+#: what becomes ``_`` in a run name: control characters (C0, DEL, C1) and
+#: path separators (a table for str.translate: no pattern to compile, nor
+#: ``re`` to import, in each process that writes or reads progress files)
+_UNSAFE = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), ord("/"), ord("\\")], "_")
 
 
 def sanitize_run_name(name: Any) -> str:
@@ -169,7 +171,7 @@ def sanitize_run_name(name: Any) -> str:
     a control file gets a ``run_`` prefix; the result is at most
     :data:`MAX_RUN_NAME_BYTES` bytes of UTF-8 and never empty.
     """
-    text = _UNSAFE.sub("_", str(name)).strip()
+    text = str(name).translate(_UNSAFE).strip()
     text = text.lstrip(". ")
     if text.startswith(CONTROL_PREFIX):
         text = "run_" + text

@@ -11,7 +11,6 @@ layer maps to attributes (see ``ttop.view.roles``); nothing here knows curses.
 from __future__ import annotations
 
 import functools
-import re
 import unicodedata
 
 TYPE_CHECKING = False
@@ -32,6 +31,8 @@ def _compiled(pattern: str) -> Any:
     """``pattern`` compiled on first use: plain ASCII text never needs these,
     and compiling them is work at every start (the first screen's text is
     plain)."""
+    import re
+
     return re.compile(pattern)
 
 
@@ -73,24 +74,62 @@ def char_width(ch: str) -> int:
 #: Characters that take one cell each (by :func:`char_width`): ASCII,
 #: Latin / IPA, dashes and quotes, the ellipsis, arrows, box drawing, block
 #: elements and braille (the charts' characters).
-_ONE_CELL = re.compile("[\x00-\x7f\xa0-\u02ff\u2010-\u2027\u2190-\u21ff\u2500-\u259f\u2800-\u28ff]*")
-
-
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ONE_CELL = "[\x00-\x7f\xa0-\u02ff\u2010-\u2027\u2190-\u21ff\u2500-\u259f\u2800-\u28ff]*"
+_NON_ASCII = r"[^\x00-\x7f]"
+#: the two patterns above, compiled by the first text longer than _SHORT
+_one_cell: Any = None
+_non_ascii: Any = None
+#: non-ASCII texts up to this long are measured by their distinct
+#: characters while the patterns are not compiled: the first screen's few
+#: marks and bars (an ellipsis, a meter's blocks) then need no ``re``
+_SHORT = 32
 #: char_width of the other non-ASCII characters met so far (marks such as
 #: a check mark, names' letters; capped so arbitrary text cannot grow it)
 _WIDTHS: Dict[str, int] = {}
 _WIDTHS_MAX = 4096
 
 
+def _compile_width_patterns() -> None:
+    global _one_cell, _non_ascii
+    _non_ascii = _compiled(_NON_ASCII)
+    _one_cell = _compiled(_ONE_CELL)
+
+
+def _char_width_cached(ch: str) -> int:
+    w = _WIDTHS.get(ch)
+    if w is None:
+        w = char_width(ch)
+        if len(_WIDTHS) < _WIDTHS_MAX:
+            _WIDTHS[ch] = w
+    return w
+
+
+def _width_by_chars(text: str) -> int:
+    """:func:`width` without the patterns: each distinct non-ASCII
+    character measured once and counted."""
+    n = len(text)
+    for ch in set(text):
+        if ch > "\x7f":
+            w = _char_width_cached(ch)
+            if w != 1:
+                n += (w - 1) * text.count(ch)
+    return n
+
+
 def width(text: str) -> int:
     """Display width in terminal cells of already-:func:`clean` text."""
-    if text.isascii() or _ONE_CELL.fullmatch(text):
+    if text.isascii():
+        return len(text)
+    if _one_cell is None:
+        if len(text) <= _SHORT:
+            return _width_by_chars(text)
+        _compile_width_patterns()
+    if _one_cell.fullmatch(text):
         return len(text)
     # a line with a few other marks in it: only the non-ASCII ones are measured
     n = len(text)
     widths = _WIDTHS
-    for ch in _NON_ASCII.findall(text):
+    for ch in _non_ascii.findall(text):
         w = widths.get(ch)
         if w is None:
             w = char_width(ch)
