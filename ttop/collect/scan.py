@@ -64,7 +64,6 @@ from ..progress import (
     PROGRESS_SUFFIX,
     ProgressError,
     is_progress_filename,
-    parse_progress,
     run_key,
 )
 from .archive import (
@@ -78,10 +77,10 @@ from .archive import (
     unpack,
 )
 from .fileresult import FileResult, ScanResult, new_result
-from .lazyjson import parse_progress_lazy
 from .notify import FolderWatch, notify_wanted
 from .owners import link_owner, may_read, user_name
 from .readfile import coarse_seconds, os_error_reason, read_progress_at, read_progress_bytes, read_progress_file
+from .scanread import parse_file, read_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -175,7 +174,6 @@ class FolderScanner:
         self._sweep_credit = 0.0
         self._sweep_rate = 0.0  # ended files to stat per second
         self._swept_at: Optional[float] = None
-        self._raw = b""
         self.total_reads = 0
         self._want_index = index_wanted() if index is None else bool(index)
         self._index: Optional[ArchiveIndex] = None
@@ -296,8 +294,9 @@ class FolderScanner:
                     self._add_pending(dfd, (name,), False)
         visit.update(self._sweep_slice(now))
         active: List[FileResult] = []
+        told = changed or ()
         for name in visit:
-            self._visit(dfd, name, active, out)
+            self._visit(dfd, name, active, out, name in told)
         # new files, newest first, within the budget
         pending = self._pending
         if pending:
@@ -398,8 +397,9 @@ class FolderScanner:
             gone.append(name)
         self._active.add(name)
 
-    def _visit(self, dfd: int, name: str, active: List[FileResult], out: ScanResult) -> None:
-        """Stat ``name``; read it if it changed; file it as active or ended."""
+    def _visit(self, dfd: int, name: str, active: List[FileResult], out: ScanResult, told: bool = False) -> None:
+        """Stat ``name``; read it if it changed; file it as active or ended.
+        ``told``: change notification reported it written (read without a stat)."""
         cache = self._cache
         folder = self.folder + os.sep
         gone = out.gone
@@ -407,19 +407,31 @@ class FolderScanner:
             e = self._idx.pop(name, None)
             if e is not None and name not in cache and self._indexed(dfd, name, e, out):
                 return
-        try:
-            st = os.stat(name, dir_fd=dfd)  # follows symlinks
-        except FileNotFoundError:
+        pre = None
+        if told and self.reader is read_progress_bytes:
+            # reported written: opened and read at once (the fstat of that
+            # descriptor is the stat); anything unusual takes the stat below
+            read_at = self.clock()
             try:
-                os.lstat(name, dir_fd=dfd)
-            except OSError:
-                self._forget(name, gone)  # removed since the listing: normal
+                pre = read_progress_at(dfd, name, self.max_bytes)
+            except (OSError, ProgressError):
+                pass
+        if pre is not None:
+            st = pre[1]
+        else:
+            try:
+                st = os.stat(name, dir_fd=dfd)  # follows symlinks
+            except FileNotFoundError:
+                try:
+                    os.lstat(name, dir_fd=dfd)
+                except OSError:
+                    self._forget(name, gone)  # removed since the listing: normal
+                    return
+                self._error(name, folder, 0.0, "broken symbolic link", active, gone)
                 return
-            self._error(name, folder, 0.0, "broken symbolic link", active, gone)
-            return
-        except OSError as e:
-            self._error(name, folder, 0.0, os_error_reason(e), active, gone)
-            return
+            except OSError as e:
+                self._error(name, folder, 0.0, os_error_reason(e), active, gone)
+                return
         self._names.add(name)
         sig = (st.st_ino, st.st_size, st.st_mtime_ns)
         c = cache.get(name)
@@ -429,25 +441,31 @@ class FolderScanner:
             return
         path = folder + name
         mtime = st.st_mtime
-        if stat.S_ISDIR(st.st_mode):
-            self._error(name, folder, mtime, "is a directory", active, gone)
-            return
-        if not stat.S_ISREG(st.st_mode):
-            self._error(name, folder, mtime, "not a regular file", active, gone)
-            return
-        read_at = self.clock()
+        if pre is None:
+            if stat.S_ISDIR(st.st_mode):
+                self._error(name, folder, mtime, "is a directory", active, gone)
+                return
+            if not stat.S_ISREG(st.st_mode):
+                self._error(name, folder, mtime, "not a regular file", active, gone)
+                return
+            read_at = self.clock()
         raw = b""
         uid = None
-        if st.st_size > self.max_bytes:
-            data, dropped, error = None, (), "file larger than %d bytes" % self.max_bytes
+        data: Optional[Dict[str, Any]] = None
+        dropped: Tuple[str, ...] = ()
+        error: Optional[str] = None
+        if pre is None and st.st_size > self.max_bytes:
+            error = "file larger than %d bytes" % self.max_bytes
         else:
             out.reads += 1
+            live = name in self._active
             try:
-                data, dropped, error, fst, linked = self._read(path, dfd, name)
+                data, dropped, error, fst, linked, raw = (
+                    parse_file(pre[0], pre[1], pre[2], live) if pre is not None
+                    else read_file(self.reader, path, dfd, name, self.max_bytes, live))
             except FileNotFoundError:
                 self._forget(name, gone)  # removed between stat and open: normal
                 return
-            raw, self._raw = self._raw, b""
             if fst is not None:  # what was read, not what was stat'ed before
                 sig = (fst.st_ino, fst.st_size, fst.st_mtime_ns)
                 mtime = fst.st_mtime
@@ -542,29 +560,6 @@ class FolderScanner:
         self._index = None  # the folder may come back as another one
         self.close()  # watched again once it is back
         return ScanResult([], reason, 0, gone=gone)
-
-    def _read(self, path: str, dfd: int, name: str):
-        fst = None
-        linked = True  # not known: link_owner looks
-        try:
-            if self.reader is read_progress_bytes:
-                raw, fst, linked = read_progress_at(dfd, name, self.max_bytes)
-            else:
-                raw = self.reader(path, self.max_bytes)
-        except ProgressError as e:
-            return None, (), str(e), None, linked
-        except FileNotFoundError:
-            raise
-        except OSError as e:
-            return None, (), os_error_reason(e), None, linked
-        try:  # a file live when last read is likely live still: its history is parsed on use
-            data, dropped = (parse_progress_lazy if name in self._active else parse_progress)(raw)
-        except ProgressError as e:
-            return None, (), str(e), fst, linked
-        except Exception as e:  # parse_progress should not raise anything else
-            return None, (), "cannot parse: %s" % type(e).__name__, fst, linked
-        self._raw = raw
-        return data, tuple(dropped), None, fst, linked
 
     def _result(self, name, path, mtime, data, dropped, error) -> FileResult:
         r = new_result(name, run_key(name), path, mtime, data, dropped, error)

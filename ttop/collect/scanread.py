@@ -1,0 +1,51 @@
+"""Reading and parsing one progress file for the folder scan
+(:mod:`ttop.collect.scan`): the I/O (opened once without following a link,
+read through that descriptor, its ``fstat`` kept) and the parse, with the
+reason when either fails."""
+from __future__ import annotations
+
+from ..progress import ProgressError, parse_progress
+from .lazyjson import parse_progress_lazy
+from .readfile import os_error_reason, read_progress_at, read_progress_bytes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import os
+    from typing import Any, Callable, Dict, Optional, Tuple
+
+    Read = Tuple[Optional[Dict[str, Any]], Tuple[str, ...], Optional[str], Optional[os.stat_result], bool, bytes]
+
+
+def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: str, limit: int, live: bool) -> Read:
+    """``(data, dropped, error, fst, linked, raw)`` of the file ``name`` in
+    the folder open as ``dfd``: ``fst`` is the ``fstat`` of the descriptor
+    read (None with a custom ``reader``, or when it could not be opened),
+    ``linked`` whether ``name`` is a symbolic link (True: not known).
+    ``live``: the file was live when last read (its history is parsed on
+    use). Raises FileNotFoundError (removed: the caller forgets it)."""
+    try:
+        if reader is read_progress_bytes:
+            raw, fst, linked = read_progress_at(dfd, name, limit)
+        else:
+            raw, fst, linked = reader(path, limit), None, True  # linked not known: link_owner looks
+    except ProgressError as e:
+        return None, (), str(e), None, True, b""
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        return None, (), os_error_reason(e), None, True, b""
+    return parse_file(raw, fst, linked, live)
+
+
+def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bool) -> Read:
+    """:func:`read_file` of bytes already read."""
+    try:  # a file live when last read is likely live still: its history is parsed on use
+        data, dropped = (parse_progress_lazy if live else parse_progress)(raw)
+    except ProgressError as e:
+        return None, (), str(e), fst, linked, b""
+    except Exception as e:  # parse_progress should not raise anything else
+        return None, (), "cannot parse: %s" % type(e).__name__, fst, linked, b""
+    return data, tuple(dropped), None, fst, linked, raw
+
+
+__all__ = ["parse_file", "read_file"]
