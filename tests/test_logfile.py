@@ -305,3 +305,29 @@ def test_arrival_log_shows_a_bar_as_its_last_state(tmp_path):
         fh.write(bar[len(bar) // 2:] + b"\n")
     arr.poll()
     assert [t for _k, t in arr.lines] == [bar.decode("utf-8").rsplit("\r", 1)[1]]
+
+
+def test_a_bar_line_longer_than_the_read_limit_pages_on(tmp_path):
+    # a long tqdm epoch captured from a pipe: one line of \r updates longer
+    # than the 64 pieces read at once, whose last state in reach is short.
+    # lines_from took nothing off its buffer and looped for ever (Home, PgDn
+    # in the output viewer hung ttop at 100% CPU, deaf to SIGTERM)
+    bar = _tqdm_epoch(updates=4000)
+    assert len(bar) > 64 * 1024 * 4
+    data = b"before\n" + bar + b"\nafter\n"
+    f = _file(tmp_path, data, max_line=1024)
+    lines = f.lines_from(0, 10 ** 6)
+    assert display_text(lines[0][2]) == "before" and display_text(lines[-1][2]) == "after"
+    # every byte once, in order: pieces follow each other
+    assert lines[0][0] == 0 and lines[-1][1] == len(data)
+    assert all(a[1] == b[0] for a, b in zip(lines, lines[1:]))
+    # the pieces of the bar show states of the bar
+    assert all(display_text(r).startswith("Epoch 3:") for _s, _e, r in lines[1:-1])
+    last = bar.decode("utf-8").rsplit("\r", 1)[1]
+    assert display_text(lines[-2][2]) == last
+    pg = LogPager(str(tmp_path / "x.log"))
+    pg.refresh()
+    pg.home()
+    assert display_text(pg.visible(3)[0][2]) == "before"
+    pg.down(5, 3)
+    assert len(pg.visible(3)) == 3

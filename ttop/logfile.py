@@ -24,7 +24,8 @@ Display rules for one line (what a terminal would have shown, made safe):
   shown as a terminal leaves it, whole when it fits, never as stale pieces
   (:func:`line_cuts`). Lines are read whole up to 64 * MAX_LINE bytes
   (beyond that, pieces and paging up through one giant line are
-  approximate).
+  approximate: a line of ``\r`` updates longer than that is shown in pieces
+  of up to that size, each as the state it had at its end).
 
 :class:`LogPager` keeps one stream's view state: top offset, follow mode (like
 ``tail -f``), and notices a file that was truncated or replaced (rotation):
@@ -288,6 +289,13 @@ class LogFile:
                 else:  # the end of the file
                     line, line_end, whole = buf, len(buf), True
                 cuts = line_cuts(line, self.max_line)
+                if not whole and len(cuts) == 1:
+                    # a giant line of \r updates whose last state in reach is
+                    # short (a long tqdm epoch captured from a pipe): a piece
+                    # up to its last \r, shown as the state it had there,
+                    # else nothing would ever be taken off the buffer
+                    cr = line.rfind(b"\r")
+                    cuts = [0, cr + 1 if cr >= 0 else self.max_line]
                 shown = cuts if whole else cuts[:-1]  # a giant line's last piece may grow: taken up again
                 for i, c in enumerate(shown):
                     if len(out) >= n:
