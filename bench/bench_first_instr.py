@@ -42,14 +42,33 @@ sys.path.insert(0, HERE)
 
 import _runs  # noqa: E402
 
-# before the console script's lines: the collector thread's start ends the process
+# before the console script's lines: the collector thread's start ends the
+# process, patched in as ttop.collect.collector is imported (where ttop
+# imports it: the imports keep their order, the cyclic GC its state)
 HOOK = """import sys
 import os
-import ttop.collect.collector as _c
-def _first_paint_done(self, *a, **k):
-    sys.stdout.flush()
-    os._exit(0)
-_c.Collector.start = _first_paint_done
+class _FirstPaint:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "ttop.collect.collector":
+            return None
+        sys.meta_path.remove(_FirstPaint)
+        for finder in sys.meta_path:
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        exec_module = spec.loader.exec_module
+        def exec_and_patch(module):
+            exec_module(module)
+            def first_paint_done(self, *a, **k):
+                sys.stdout.flush()
+                os._exit(0)
+            module.Collector.start = first_paint_done
+        spec.loader.exec_module = exec_and_patch
+        return spec
+sys.meta_path.insert(0, _FirstPaint)
 """
 # what pip >= 25.0 writes (pip._internal.operations.install.wheel.PipScriptMaker)
 PIP_SCRIPT = """import sys
