@@ -121,6 +121,34 @@ def test_the_first_screen_imports_no_psutil_nvml_or_lever_screens(live_folder):
     assert {"psutil", "pynvml", "ttop.collect.procs", "ttop.collect.recent", "threading"} <= full
 
 
+def test_cyclic_gc_is_off_until_the_first_full_cycle_is_published(live_folder):
+    # as the monitor wires it (ttop.cli.run_ui_mode): off from the start,
+    # through the first look, back on once the collector publishes a cycle
+    code = """if True:
+        import gc, sys
+        from ttop import cli
+        paused = cli._GcAfterFirstCycle()
+        states = [gc.isenabled()]
+        collector = cli.make_collector(cli.parse_args([sys.argv[1]]))
+        collector.add_listener(paused)
+        collector.first_look()
+        states.append(gc.isenabled())
+        collector.collect()
+        states.append(gc.isenabled())
+        paused.restore()
+        states.append(gc.isenabled())
+        gc.disable()
+        cli._GcAfterFirstCycle().restore()  # off before: left off
+        states.append(gc.isenabled())
+        print(states)
+    """
+    env = dict(os.environ, PYTHONPATH="%s%s%s" % (FAKES, os.pathsep, ROOT))
+    out = subprocess.run([sys.executable, "-c", code, str(live_folder)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == "[False, False, True, True, False]"
+
+
 def test_the_interpreter_starts_without_an_import_hook_for_ttop(tmp_path):
     # installed as the README says (pip install -e .), ttop is found through a
     # plain folder in a .pth file: setuptools' import hook for flat layouts
