@@ -534,3 +534,26 @@ def test_two_runs_sharing_name_host_and_owner_are_two_label_sets(tmp_path):
             seen.add(ident)
     s = _samples(text)
     assert {_value(s, "ttop_run_epoch", run="exp", key=k) for k in ("a/exp", "b/exp", "a/exp-copy")} == {1, 2, 3}
+
+
+def test_an_idle_client_connection_is_closed(tmp_path, monkeypatch):
+    # each connection holds a server thread: a local user opening idle
+    # connections (a request never finished) made them pile up for ever
+    from ttop.sinks import prometheus
+
+    monkeypatch.setattr(prometheus, "CLIENT_TIMEOUT", 0.5)
+    collector = Collector(str(tmp_path), interval=60, gpu=False, tpu=False)
+    server, page = serve(collector, "127.0.0.1", 0)
+    try:
+        port = server.server_address[1]
+        idle = socket.create_connection(("127.0.0.1", port))
+        idle.sendall(b"GET /metrics HTTP/1.1\r\n")  # and nothing more
+        idle.settimeout(60)
+        assert idle.recv(4096) == b""  # closed by the server
+        idle.close()
+        collector.collect()
+        assert "ttop_snapshot_seq" in _get("http://127.0.0.1:%d/metrics" % port)
+    finally:
+        server.shutdown()
+        server.server_close()
+        page.stop()

@@ -40,6 +40,10 @@ ENDED_RETENTION = 600.0
 #: Default address to bind: loopback only (a metrics page names runs, hosts
 #: and users; exposing it is the user's explicit choice).
 DEFAULT_ADDR = "127.0.0.1"
+#: Seconds a client of the endpoint may keep one read or write of its
+#: connection waiting: each connection holds a thread, so idle ones (any
+#: local user can open thousands) must not pile up for ever.
+CLIENT_TIMEOUT = 10.0
 
 #: Labels of every run series: ``key`` (the run's key, as in ``--json``: its
 #: progress file's name, ``TAG/NAME`` with several folders) keeps two runs
@@ -470,6 +474,8 @@ def serve(collector: Any, addr: str, port: int, retention: float = ENDED_RETENTI
             pass  # a client that hung up: nothing may print over the curses screen
 
     class _Quiet(WSGIRequestHandler):
+        timeout = CLIENT_TIMEOUT
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             pass  # nothing may print over the curses screen
 
