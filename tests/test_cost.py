@@ -120,3 +120,13 @@ def test_price_options():
         with pytest.raises(SystemExit) as e:
             parse_args(["f"] + bad)
         assert e.value.code == 2
+
+
+def test_a_huge_cost_is_written_short():
+    # a run reporting times.run.elapsed = 1e300 (its own claim) costs 5.6e296
+    # at 2 an hour: the header and the Cost cell printed all 297 digits
+    from ttop.view.health import money
+
+    assert money(5.555555555555556e+296) == "5.56e+296"
+    assert money(999_999_999.0) == "999999999" and money(1e9) == "1e+09"
+    assert money(1234.4) == "1234" and money(0.5) == "0.50" and money(float("nan")) == "-"

@@ -68,9 +68,13 @@ def header_segments(snapshot: Any, alerts: int = 0, ascii: bool = False) -> List
 
 
 def money(x: Any) -> str:
-    """``0.42``, ``12.50``, ``1234``; ``-`` when unknown."""
+    """``0.42``, ``12.50``, ``1234``, ``1.23e+12`` from a billion on (a
+    run reporting a run time of 1e300 s must not make a 300-digit cell);
+    ``-`` when unknown."""
     if not isinstance(x, (int, float)) or isinstance(x, bool) or x != x:
         return fmt.NA
+    if abs(x) >= 1e9:
+        return "%.3g" % x
     return "%.0f" % x if abs(x) >= 1000 else "%.2f" % x
 
 
