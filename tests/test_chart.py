@@ -259,6 +259,7 @@ def test_the_kept_index_follows_a_growing_series():
     ([1e308, -1e308, 0.0], None, False),  # y1 - y0 overflows
     ([1e308, -1e308], None, False),  # and so does the line between the two points
     ([1.7976931348623157e308] * 3, None, False),  # a flat series padded past the float range
+    ([5e-324] * 3, None, False),  # a flat series whose padding (a tenth of it) is 0
     ([5e-324, 1e308], None, True),  # 1e308 / 5e-324 overflows on a log scale
     ([1.0, 2.0, 3.0], [0, 10 ** 300, 10 ** 308], False),  # x span * column overflows
     ([1.0, 2.0, 3.0], [-1e308, 0.0, 1e308], False),  # x1 - x0 overflows

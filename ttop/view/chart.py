@@ -240,7 +240,9 @@ def render_chart(series: Sequence[Series], width_: int, height: int, *, zoom: Op
         y0, y1 = 0.0, 1.0
     flat = y1 - y0 <= 0
     if flat:
-        pad = abs(y0) * 0.1 if y0 != 0 else 1.0
+        pad = abs(y0) * 0.1
+        if not pad > 0:  # 0, or a tenth of 5e-324 (0 too: nothing to divide by)
+            pad = 1.0
         y0, y1 = max(y0 - pad, -_FLOAT_MAX), min(y1 + pad, _FLOAT_MAX)
 
     # --- draw ------------------------------------------------------------------
