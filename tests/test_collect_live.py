@@ -125,7 +125,27 @@ def _same(raw):
     assert got[0] == want[0] and list(got[0]) == list(want[0])  # the same keys in the same order
     h = got[0].get("history")
     assert (h == want[0].get("history")) and (want[0].get("history") == h)
+    _same_tails(raw, want[0].get("history"))
     return got
+
+
+def _same_tails(raw, want):
+    """Each series' last points from the text alone are the parsed ones,
+    with nothing else parsed; a value that is not a list of numbers gives
+    None (the caller parses it all)."""
+    h = parse_progress_lazy(raw)[0].get("history")
+    if not isinstance(h, LazyObject) or not isinstance(want, dict):
+        return
+    for key in list(want) + ["missing"]:
+        for n in (0, 1, 2, 11, 1000):
+            got = h.tail(key, n)
+            series = want.get(key)
+            numbers = type(series) is list and all(type(x) in (int, float) for x in series)
+            if got is None:
+                assert not numbers or n == 0, (key, n)
+            else:
+                assert numbers and json.dumps(got) == json.dumps(series[-n:]), (key, n, got)
+    assert h._value is None  # nothing parsed whole
 
 
 def test_lazy_parse_takes_the_plain_parse_for_anything_unusual():
@@ -150,6 +170,10 @@ def test_lazy_parse_takes_the_plain_parse_for_anything_unusual():
         "[" + text + "]",
         text[: text.index('"history"') + 20],  # torn
         text.replace('"history": {', '"history" :\n {"\\u00e9\\n": [1]}, "x": {'),
+        # series of every kind, spaced every way: the tails of the lists of numbers from the text alone
+        text.replace('"history": {', '"history": { "s" : [ 1 ,2.5e3,\n-0, NaN , -Infinity ] , "e": [], '
+                     '"t": ["a,b", 1], "b": [true, 1], "z": [null], "l": [[1, 2], 3], "o": {"x": [1]}, '
+                     '"d": [9], "d": [1, 2, 3], "n": 5, "u": [1], "u": "x", '),
     ]
     for case in cases:
         _same(case.encode())
@@ -274,3 +298,36 @@ def test_change_notification_names_what_changed_and_leaves_hidden_names_out(tmp_
         assert w.changes() == set()
     finally:
         w.close()
+
+
+def test_a_live_runs_trend_arrow_follows_each_new_file_without_parsing_its_whole_history(tmp_path):
+    """The table's trend arrow of a live run comes from the last points of
+    the series, read from the history's text as the collector checked it:
+    each new version of the file gives its own arrow, and the rest of the
+    history is never parsed for it."""
+    from ttop.view.metrics import metric_text, trend
+
+    path = os.path.join(str(tmp_path), "r.json")
+    c = Collector(str(tmp_path), gpu=False, tpu=False)
+
+    def cycle(loss, hist):
+        write_json_atomic(path, _doc("r", 1, metrics={"loss": loss}, history={"loss": hist, "acc": [0.5] * 50}))
+        time.sleep(0.06)  # past the scanner's racy-mtime window
+        return c.collect().run("r")
+
+    try:
+        cycle(1.0, [1.0] * 50)  # read once: live from then on, its history kept as text
+        slope = [float(i) for i in range(100)]
+        for loss, hist, want in [(0.5, [1.0] * 40 + [0.5], "down"), (2.0, slope + [2.0], "down"),
+                                 (200.0, slope + [200.0], "up"), (99.0, slope[:-11] + [99.0] * 11, "flat"),
+                                 (7.0, [7.0, 7.0], None)]:
+            r = cycle(loss, hist)
+            h = r.data["history"]
+            assert isinstance(h, LazyObject)
+            assert trend(r, "loss") == want
+            assert metric_text(r, "loss", ascii=True) == "%g%s" % (loss, {"up": "^", "down": "v", "flat": "="}.get(
+                want, ""))
+            assert h._value is None  # the history was not parsed whole for it
+            assert trend(replace(r, data=dict(r.data, history=h.parsed())), "loss") == want  # as from the dict
+    finally:
+        c.stop()

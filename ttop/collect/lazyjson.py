@@ -13,12 +13,17 @@ gives (the same keys, values, dropped keys and errors), except that a
 numbers and kept as its text in a :class:`LazyObject`, a read-only mapping
 parsed on first use (an ended run's at once: its data is kept for long). Anything unusual (no ``history`` object, one that is not
 at the top level, an error anywhere) takes the plain parse.
+
+The check notes where each list of numbers in the history is, so the table's
+trend arrow (:meth:`LazyObject.tail`: the last few points of a series) parses
+only those points: a live run shown in the table has its history scanned
+once per file version, by that check, not parsed whole again for its arrows.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..jsonvalues import loads, make_scanner
+from ..jsonvalues import _scan, loads, make_scanner
 from ..progress import END_STATUSES, check_progress, parse_progress
 
 TYPE_CHECKING = False
@@ -40,11 +45,48 @@ class LazyObject(Mapping):
     """A JSON object kept as its text (checked valid), parsed on first use.
     Read-only; equal to the dict it stands for."""
 
-    __slots__ = ("_text", "_value")
+    __slots__ = ("_text", "_value", "_spans", "_at")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, spans: Optional[Dict[str, Tuple[int, int, int]]] = None, at: int = 0) -> None:
         self._text = text
         self._value: Optional[Dict[str, Any]] = None
+        # see _walk: found by the check that let the text in, as positions
+        # in a text of which this one starts at ``at``
+        self._spans = spans
+        self._at = at
+
+    def tail(self, key: str, n: int) -> Optional[List[Any]]:
+        """``self[key][-n:]`` for a list of numbers (``NaN`` and
+        ``Infinity`` included), parsing only those ``n`` values: a table's
+        trend arrow needs the last few points of a series, not the run's
+        whole history. None when ``key`` is missing or not such a list (the
+        caller then uses :meth:`get`)."""
+        v = self._value
+        if v is not None:
+            got = v.get(key)
+            return got[-n:] if type(got) is list else None
+        spans = self._spans
+        if spans is None:
+            try:
+                spans = _walk(self._text, 0)[0]
+            except Exception:  # no JSON object: get() says why
+                spans = {}
+            self._spans = spans
+            self._at = 0
+        span = spans.get(key)
+        if span is None:
+            return None
+        start, end, count = span
+        if n <= 0:
+            return None
+        if not count:
+            return []
+        at = self._at
+        parts = self._text[start + 1 - at:end - 1 - at].rsplit(",", n)
+        if len(parts) > n:
+            del parts[0]
+        scan = _scan  # each part one number, as the check found: no more to check
+        return [scan(p.strip(_SPACE), 0)[0] for p in parts]
 
     def parsed(self) -> Dict[str, Any]:
         v = self._value
@@ -89,6 +131,65 @@ class LazyObject(Mapping):
         return repr(self.parsed())
 
 
+def _walk(text: str, i: int) -> Tuple[Dict[str, Tuple[int, int, int]], int]:
+    """Check the JSON object starting at ``text[i]`` (without converting its
+    numbers) and say where each of its lists of numbers is: ``({key:
+    (start, end, count)}, end of the object)``, the list being
+    ``text[start:end]`` (other values left out; a key given twice is the
+    last one's, as ``json.loads`` has it). Raises ValueError (or the
+    scanner's error) where the text is no JSON object."""
+    out: Dict[str, Tuple[int, int, int]] = {}
+    space = _SPACE
+    check = _check_value
+    find = text.find
+    if text[i] != "{":
+        raise ValueError("not an object")
+    i += 1
+    if text[i] in space:
+        i = _skip(text, i)
+    if text[i] == "}":
+        return out, i + 1
+    while True:
+        if text[i] != '"':
+            raise ValueError("not a key")
+        key, i = check(text, i)
+        if text[i] in space:
+            i = _skip(text, i)
+        if text[i] != ":":
+            raise ValueError("no colon")
+        i += 1
+        if text[i] in space:
+            i = _skip(text, i)
+        start = i
+        value, i = check(text, start)
+        # numbers only, and the constants NaN / Infinity (no comma inside any
+        # of them): no string, object or inner list, nor true, false or null
+        # (the only words with an "l" or a "u")
+        if type(value) is list and find('"', start, i) < 0 and find("[", start + 1, i) < 0 \
+                and find("{", start, i) < 0 and find("l", start, i) < 0 and find("u", start, i) < 0:
+            out[key] = (start, i, len(value))
+        elif key in out:
+            del out[key]
+        if text[i] in space:
+            i = _skip(text, i)
+        c = text[i]
+        if c == ",":
+            i += 1
+            if text[i] in space:
+                i = _skip(text, i)
+        elif c == "}":
+            return out, i + 1
+        else:
+            raise ValueError("no comma")
+
+
+def _skip(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] in _SPACE:
+        i += 1
+    return i
+
+
 def parse_progress_lazy(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
     """:func:`~ttop.progress.parse_progress`, with a top-level ``history``
     object left as a :class:`LazyObject` (see the module docstring)."""
@@ -114,7 +215,7 @@ def _split(raw: bytes) -> Optional[Tuple[Dict[str, Any], List[str]]]:
         a += 1
     if text[a:a + 1] != "{":
         return None
-    _value, b = _check_value(text, a)  # valid JSON from a to b (JSONDecodeError otherwise)
+    spans, b = _walk(text, a)  # a valid JSON object from a to b (an error otherwise)
     obj = loads(text[:a] + _MARK_JSON + text[b:])
     # the mark at the top level: text[a:b] is the top-level history, and the
     # file is the JSON just parsed with that object in the mark's place
@@ -125,5 +226,5 @@ def _split(raw: bytes) -> Optional[Tuple[Dict[str, Any], List[str]]]:
     if data["status"] in END_STATUSES:  # an ended run's data is kept for long: parsed whole
         data["history"] = loads(text[a:b])
     else:
-        data["history"] = LazyObject(text[a:b])
+        data["history"] = LazyObject(text[a:b], spans, a)
     return data, dropped

@@ -151,7 +151,9 @@ class gc_paused:
     def __exit__(self, *exc: object) -> None:
         if not self._paused:
             return
-        gc.enable()
+        # read while still paused: the tuples made here would otherwise set
+        # off the automatic collection, and this one would run again after it
         count, threshold = gc.get_count(), gc.get_threshold()
+        gc.enable()
         if threshold[0] and count[0] > threshold[0]:
             gc.collect(1 if threshold[1] and count[1] >= threshold[1] else 0)

@@ -37,8 +37,17 @@ def _metrics_of(run: Any) -> Mapping[str, Any]:
     return m if type(m) is dict or isinstance(m, abc.Mapping) else {}
 
 
-def _history_of(run: Any, name: str) -> Sequence[Any]:
+def _history_of(run: Any, name: str, last: int = 0) -> Sequence[Any]:
+    """The run's ``history`` of ``name``; with ``last``: at least its last
+    ``last`` points (a live run's history kept as text gives only those,
+    parsing no more: see ``ttop.collect.lazyjson``)."""
     h = run.data.get("history")
+    if last and type(h) is not dict:
+        tail = getattr(h, "tail", None)
+        if tail is not None:
+            got = tail(name, last)
+            if got is not None:
+                return got
     s = h.get(name) if type(h) is dict or isinstance(h, abc.Mapping) else None
     return s if isinstance(s, list) else ()
 
@@ -74,7 +83,7 @@ def trend(run: Any, name: str) -> Optional[str]:
     x = value(run, name)
     if x is None or not math.isfinite(x):
         return None
-    hist = _history_of(run, name)
+    hist = _history_of(run, name, TREND_WINDOW + 1)
     # the history's last point is usually the latest value itself
     earlier = list(hist[-(TREND_WINDOW + 1):])
     if earlier:
