@@ -349,3 +349,78 @@ def test_a_tick_of_scalar_objects_is_converted_one_by_one_never_added_up(tmp_pat
     c = HistoryReader(str(tmp_path), "tensors.history.jsonl").poll()["loss"]
     assert c.x[-1] == c.y[-1] == 40.0 and c.lo[0] == 1.0 and len(c.x) == H.TICK_POINTS
     assert added == []
+
+
+def _mixed_runs(rng):
+    """Value lists as a tick sees them: random, monotonic, one object
+    throughout, equal objects, signed zeros, ints and bools among floats."""
+    n = rng.choice([17, 31, 33, 100, 1000])
+    c = 0.01
+    return [
+        [rng.random() for _ in range(n)],
+        [2.0 * 0.999 ** i for i in range(n)],
+        [1.0 - 0.999 ** i for i in range(n)],
+        [c] * n,
+        [float("0.01") for _ in range(n)],
+        [rng.choice([0.0, -0.0]) for _ in range(n)],
+        [rng.choice([0.0, -0.0, 0, False, 1, True, 1.0, 2, 2.0]) for _ in range(n)],
+        [rng.choice([1.5, 1.5, 2.5, 0.5]) for _ in range(n)],
+    ]
+
+
+def test_buckets_pick_the_very_objects_min_and_max_pick():
+    # each bucket's values are sorted rather than passed to min() and max():
+    # of equal values (0.0 and -0.0, 1 and 1.0 and True) the same object is
+    # picked, the first, as min() and max() pick it
+    import random
+
+    rng = random.Random(7)
+    for _ in range(30):
+        for vals in _mixed_runs(rng):
+            steps = list(range(5, 5 + len(vals)))
+            s0, s1, lo, hi, last = H.finite_columns(steps, vals, H.TICK_POINTS)
+            n, k = len(vals), H.TICK_POINTS
+            cuts = [(n * j // k, n * (j + 1) // k) for j in range(k)]
+            assert len(lo) == k
+            for (a, b), x0, x1, l, h, z in zip(cuts, s0, s1, lo, hi, last):
+                seg = vals[a:b]
+                assert (x0, x1) == (steps[a], steps[b - 1])
+                assert l is min(seg) and h is max(seg) and z is seg[-1]
+            assert vals == list(vals)  # the input is not reordered
+
+
+def _entries_of(rng, vals, t):
+    steps = [rng.choice([3, 7]) * i // 2 for i in range(len(vals))]  # repeated steps too
+    if len(vals) <= H.TICK_POINTS:
+        return [(s, s, t, v, v, v, False) if v - v == 0 else (s, s, t, NAN, NAN, v, True) for s, v in zip(steps, vals)]
+    return H.buckets(steps, vals, H.TICK_POINTS, t)
+
+
+def test_a_tick_line_is_written_as_json_dumps_writes_it():
+    # the line is put together one metric at a time, each float's text made
+    # once where one object is a bucket's min, max and last value: the text
+    # is json.dumps's, whatever the entries
+    import random
+
+    rng = random.Random(11)
+    floats_only = []
+    for _ in range(40):
+        per_metric = {}
+        for i, vals in enumerate(_mixed_runs(rng)):
+            vals = [float(v) for v in vals]
+            if rng.random() < 0.3:
+                vals = vals[:rng.choice([1, 2, 16])]  # points
+            if rng.random() < 0.15:
+                vals[rng.randrange(len(vals))] = rng.choice([NAN, float("inf"), -float("inf")])
+            per_metric[rng.choice(["loss", "m%d" % i, "\u00fc/x", 'q"u'])] = _entries_of(rng, vals, 7.0)
+        per_metric["ints"] = [(1, 4, 7.0, 2, 3, 3, False), (5, 5, 7.0, 1.0, 1.0, 1.0, False), (6, 6, 7.0, 2.0, 1.0, 1.0, False)]
+        per_metric["empty"] = []
+        t = 1.7e9 + rng.random()
+        want = json.dumps({"t": round(t, 3), "d": {k: H._row(e) for k, e in per_metric.items()}},
+                          separators=(",", ":"), allow_nan=False) + "\n"
+        assert H.tick_line(t, per_metric) == want
+        floats_only.append(json.loads(want))
+    assert any(len(e) == 2 for line in floats_only for ents in line["d"].values() for e in ents)  # points were tried
+    with pytest.raises(ValueError):  # as json.dumps, never a NaN literal
+        H.tick_line(1.0, {"x": [(1, 2, 1.0, NAN, NAN, 1.0, False)]})
+    assert H.tick_line(1.0, {7: [(1, 1, 1.0, 0.5, 0.5, 0.5, False)]}) == '{"t":1.0,"d":{"7":[[1,0.5]]}}\n'

@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
+from functools import lru_cache
 from itertools import repeat
-from operator import eq
+from operator import eq, getitem, itemgetter
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 FORMAT = "ttop.history/1"
@@ -125,21 +127,48 @@ def bucket_of(steps: List[float], values: List[float], t: float) -> Entry:
     return (steps[0], steps[-1], t, lo, hi, values[-1], len(fin) != len(values))
 
 
+@lru_cache(maxsize=16)
+def _cuts(n: int, k: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """Where :func:`buckets` cuts ``n`` values into ``k``: each bucket's
+    first index and its end (exclusive), empty buckets left out."""
+    cuts = [(n * j // k, n * (j + 1) // k) for j in range(k)]
+    cuts = [(a, b) for a, b in cuts if b > a]
+    return tuple(a for a, _ in cuts), tuple(b for _, b in cuts)
+
+
+def finite_columns(steps: Sequence[Any], values: List[Any], k: int) -> Tuple[List[Any], List[Any], List[Any], List[Any], List[Any]]:
+    """The columns of :func:`buckets` for ``values`` that are all finite
+    numbers: each bucket's first and last step, its ``min()``, ``max()`` and
+    last value (the very objects those give: of equal values, the first).
+
+    Each bucket's values are sorted (a copy, stable) instead of going through
+    ``min()`` and ``max()``: a list of floats (or of small ints) sorts with
+    direct comparisons, a fraction of the generic ones ``min()`` and
+    ``max()`` make, and a monotonic stretch is one run. The first value
+    sorted is ``min()``'s; the first of the greatest, found by bisection,
+    is ``max()``'s."""
+    starts, ends = _cuts(len(values), k)
+    segs = list(map(values.__getitem__, map(slice, starts, ends)))
+    for seg in segs:
+        seg.sort()
+    lasts = list(map((-1).__add__, ends))
+    his = list(map(getitem, segs, map(bisect_left, segs, map(itemgetter(-1), segs))))
+    return (list(map(steps.__getitem__, starts)), list(map(steps.__getitem__, lasts)),
+            list(map(itemgetter(0), segs)), his, list(map(values.__getitem__, lasts)))
+
+
 def buckets(steps: Sequence[float], values: List[float], k: int, t: float, total: Optional[float] = None) -> List[Entry]:
     """``values`` (floats, with their ``steps``) cut into ``k`` buckets of
     about equal length (:func:`bucket_of` each; one finiteness check for all
-    of them in the common case; ``total``: ``sum(values)`` when the caller
-    has it)."""
-    n = len(values)
+    of them in the common case, then :func:`finite_columns`; ``total``:
+    ``sum(values)`` when the caller has it)."""
     if total is None:
         total = sum(values)
-    cuts = [(n * j // k, n * (j + 1) // k) for j in range(k)]
-    cuts = [(a, b) for a, b in cuts if b > a]
     if total - total == 0:  # all finite: each bucket's min and max at C speed
-        segs = [values[a:b] for a, b in cuts]
-        return [(steps[a], steps[b - 1], t, lo, hi, values[b - 1], False)
-                for (a, b), lo, hi in zip(cuts, map(min, segs), map(max, segs))]
-    return [bucket_of(list(steps[a:b]), values[a:b], t) for a, b in cuts]
+        s0, s1, lo, hi, last = finite_columns(steps, values, k)
+        return list(zip(s0, s1, repeat(t), lo, hi, last, repeat(False)))
+    starts, ends = _cuts(len(values), k)
+    return [bucket_of(list(steps[a:b]), values[a:b], t) for a, b in zip(starts, ends)]
 
 
 def merge(a: Entry, b: Entry) -> Entry:
@@ -377,22 +406,72 @@ def _full_entries(ents: List[Any]) -> List[Entry]:
     return out
 
 
+def _row(ents: List[Entry]) -> List[Any]:
+    """A metric's entries in a tick line, as JSON values (points where a
+    bucket holds one step's single value; NaN and infinities as strings)."""
+    if not any(e[6] for e in ents):  # no NaN / inf: every number is already valid JSON
+        return [[e[0], e[5]] if e[0] == e[1] and e[3] == e[4] == e[5] else [e[0], e[1], e[3], e[4], e[5], 0]
+                for e in ents]
+    row: List[Any] = []
+    for e in ents:
+        if not e[6]:  # no NaN / inf in it: every number is already valid JSON
+            row.append([e[0], e[5]] if e[0] == e[1] and e[3] == e[4] == e[5] else [e[0], e[1], e[3], e[4], e[5], 0])
+        elif e[0] == e[1] and (e[3] == e[4] == e[5] or (e[6] and e[3] != e[3])):
+            row.append([_enc(e[0]), _enc(e[5])])
+        else:
+            row.append([_enc(e[0]), _enc(e[1]), _enc_lohi(e[3]), _enc_lohi(e[4]), _enc(e[5]), 1 if e[6] else 0])
+    return row
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+_INT_FLOAT = frozenset((int, float))
+
+
+def _row_text(ents: List[Entry]) -> str:
+    """``_dumps(_row(ents))``, with each float's text made once where one
+    object is a bucket's minimum, maximum and last value at once (a
+    monotonic stretch: its last value is its minimum or its maximum; a
+    metric that did not change, a learning rate: one object throughout):
+    ``repr`` of a float is the dearest step of a tick's line. Entries
+    holding a NaN or an infinity, or numbers that are not plain ints and
+    floats, go through :func:`_row`."""
+    if not ents:
+        return "[]"
+    s0, s1, _, lo, hi, last, bad = zip(*ents)
+    vals = lo + hi + last
+    total = sum(vals) if not any(bad) and set(map(type, s0 + s1)) <= _INT_FLOAT and set(map(type, vals)) <= _FLOAT else None
+    if total is None or total - total != 0:  # json.dumps would raise for a NaN or an infinity
+        return _dumps(_row(ents))
+    k = len(ents)
+    x = lo[0]
+    if x and vals.count(x) == 3 * k:  # one value throughout (equal floats write alike, but 0.0 and -0.0)
+        tlo = thi = tlast = [repr(x)] * k
+    else:
+        tlo = list(map(repr, lo))
+        thi = [a if h is lo_ else repr(h) for lo_, h, a in zip(lo, hi, tlo)]
+        tlast = [a if z is lo_ else (b if z is h else repr(z)) for lo_, h, z, a, b in zip(lo, hi, last, tlo, thi)]
+    t0 = list(map(repr, s0))
+    if not any(map(eq, s0, s1)):  # no entry of a single step: all buckets
+        return "[[%s]]" % "],[".join(map(",".join, zip(t0, map(repr, s1), tlo, thi, tlast, repeat("0"))))
+    return "[%s]" % ",".join(
+        "[%s,%s]" % (a, tz) if a0 == a1 and lo_ == h == z else "[%s,%s,%s,%s,%s,0]" % (a, repr(a1), tl, th, tz)
+        for a0, a1, lo_, h, z, a, tl, th, tz in zip(s0, s1, lo, hi, last, t0, tlo, thi, tlast))
+
+
+@lru_cache(maxsize=256)
+def _name_text(name: str) -> str:
+    return json.dumps(name)
+
+
 def tick_line(t: float, per_metric: Dict[str, List[Entry]]) -> str:
     """The line one tick appends (entries as points where a bucket holds one
-    step's single value)."""
-    d: Dict[str, List[Any]] = {}
-    for name, ents in per_metric.items():
-        if not any(e[6] for e in ents):  # no NaN / inf: every number is already valid JSON
-            d[name] = [[e[0], e[5]] if e[0] == e[1] and e[3] == e[4] == e[5] else [e[0], e[1], e[3], e[4], e[5], 0]
-                       for e in ents]
-            continue
-        row: List[Any] = []
-        for e in ents:
-            if not e[6]:  # no NaN / inf in it: every number is already valid JSON
-                row.append([e[0], e[5]] if e[0] == e[1] and e[3] == e[4] == e[5] else [e[0], e[1], e[3], e[4], e[5], 0])
-            elif e[0] == e[1] and (e[3] == e[4] == e[5] or (e[6] and e[3] != e[3])):
-                row.append([_enc(e[0]), _enc(e[5])])
-            else:
-                row.append([_enc(e[0]), _enc(e[1]), _enc_lohi(e[3]), _enc_lohi(e[4]), _enc(e[5]), 1 if e[6] else 0])
-        d[name] = row
-    return json.dumps({"t": round(t, 3), "d": d}, separators=(",", ":"), allow_nan=False) + "\n"
+    step's single value): ``json.dumps({"t": round(t, 3), "d": {name:
+    _row(entries), ...}}, separators=(",", ":"), allow_nan=False)``, made
+    one metric at a time (:func:`_row_text`)."""
+    if not all(type(name) is str for name in per_metric):
+        return _dumps({"t": round(t, 3), "d": {name: _row(ents) for name, ents in per_metric.items()}}) + "\n"
+    return '{"t":%s,"d":{%s}}\n' % (_dumps(round(t, 3)), ",".join(
+        "%s:%s" % (_name_text(name), _row_text(ents)) for name, ents in per_metric.items()))

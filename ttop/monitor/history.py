@@ -28,7 +28,7 @@ import math
 import os
 import stat
 import threading
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -75,15 +75,25 @@ def _plain_buckets(steps: Sequence[float], vals: List[Any], t: float) -> Optiona
         total = sum(vals)  # an exact float only when every value is a float, an int or a bool
         if type(total) is not float:
             return None
-        ents = H.buckets(steps, vals, H.TICK_POINTS, t, total)
+        if total - total != 0:  # a NaN or an infinity: bucket_of's finite minima and maxima
+            ents = H.buckets(steps, vals, H.TICK_POINTS, t, total)
+            picked = set(type(x) for e in ents for x in (e[3], e[4], e[5]))
+            if picked == _FLOATS:
+                return ents
+            if not picked <= _NUMBERS:
+                return None
+            return [(e[0], e[1], e[2], float(e[3]), float(e[4]), float(e[5]), e[6]) for e in ents]
+        s0, s1, lo, hi, last = H.finite_columns(steps, vals, H.TICK_POINTS)
     except Exception:  # a str, None, an int beyond floats, an object that does not compare
         return None
-    picked = set(type(x) for e in ents for x in (e[3], e[4], e[5]))
-    if picked == _FLOATS:
-        return ents
-    if not picked <= _NUMBERS:
-        return None
-    return [(e[0], e[1], e[2], float(e[3]), float(e[4]), float(e[5]), e[6]) for e in ents]
+    picked = set(map(type, lo))
+    picked.update(map(type, hi))
+    picked.update(map(type, last))
+    if picked != _FLOATS:
+        if not picked <= _NUMBERS:
+            return None
+        lo, hi, last = list(map(float, lo)), list(map(float, hi)), list(map(float, last))
+    return list(zip(s0, s1, repeat(t), lo, hi, last, repeat(False)))
 
 
 class MetricLog:
