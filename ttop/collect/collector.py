@@ -33,12 +33,10 @@ from .host import HostSampler, hostname, resolve_budgets
 from .owners import claims, user_name  # noqa: F401  (user_name: re-exported)
 from .readfile import gc_paused as _gc_paused
 from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported_resources: re-exported)
-    _NO_RESOURCES,
     MIN_STALE_SECONDS,
     STALE_INTERVALS,
-    _fmt_age,
+    _first,
     _load_procs,
-    _new_run,
     _Static,
     heartbeat_limit,
     reported_resources,
@@ -515,11 +513,11 @@ class Collector:
                 self._arch_names.insert(i, name)
                 self._arch_runs.insert(i, self._archive[name])
         if not self._arch_runs:
-            active.sort(key=lambda a: a[0])
+            active.sort(key=_first)
             return [run for _, run in active]
         runs = list(self._arch_runs)
         names = self._arch_names
-        active.sort(key=lambda a: a[0], reverse=True)
+        active.sort(key=_first, reverse=True)
         for name, run in active:  # from the end: earlier positions stay valid
             runs.insert(bisect.bisect_left(names, name), run)
         return runs

@@ -11,7 +11,11 @@ if TYPE_CHECKING:
 
 class FileResult(Record):
     """What the scan knows about one progress file this cycle (read-only once
-    returned: an unchanged file gives the same object again)."""
+    returned: an unchanged file gives the same object again). Slotted: one
+    object per changed file and cycle, no ``__dict__`` beside it."""
+
+    __slots__ = ("name", "key", "path", "mtime", "data", "dropped", "error", "last_data", "last_dropped",
+                 "last_mtime", "uid", "archived")
 
     name: str
     key: str
@@ -37,9 +41,10 @@ class FileResult(Record):
                  last_data: Optional[Mapping[str, Any]] = None, last_dropped: Tuple[str, ...] = (),
                  last_mtime: float = 0.0, uid: Optional[int] = None,
                  archived: Optional[Mapping[str, Any]] = None) -> None:
-        self.__dict__.update(name=name, key=key, path=path, mtime=mtime, data=data, dropped=dropped, error=error,
-                             last_data=last_data, last_dropped=last_dropped, last_mtime=last_mtime, uid=uid,
-                             archived=archived)
+        self.name, self.key, self.path, self.mtime, self.data, self.dropped, self.error = (
+            name, key, path, mtime, data, dropped, error)
+        self.last_data, self.last_dropped, self.last_mtime, self.uid, self.archived = (
+            last_data, last_dropped, last_mtime, uid, archived)
 
 
 def new_result(name: str, key: str, path: str, mtime: float, data: Optional[Mapping[str, Any]],
@@ -47,9 +52,18 @@ def new_result(name: str, key: str, path: str, mtime: float, data: Optional[Mapp
     """``FileResult(name=..., ..., error=...)`` without the keyword call (one
     per changed file and cycle); the other fields their defaults."""
     r = object.__new__(FileResult)
-    r.__dict__ = {"name": name, "key": key, "path": path, "mtime": mtime, "data": data, "dropped": dropped,
-                  "error": error, "last_data": None, "last_dropped": (), "last_mtime": 0.0, "uid": None,
-                  "archived": None}
+    r.name = name
+    r.key = key
+    r.path = path
+    r.mtime = mtime
+    r.data = data
+    r.dropped = dropped
+    r.error = error
+    r.last_data = None
+    r.last_dropped = ()
+    r.last_mtime = 0.0
+    r.uid = None
+    r.archived = None
     return r
 
 

@@ -3,6 +3,7 @@ and the fast construction of a :class:`~ttop.collect.snapshot.RunSnapshot`."""
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
 from ..progress import KILLED, RUNNING, pid_namespace
 from ..record import fields, replace
@@ -87,6 +88,8 @@ def _measure(value: Any) -> str:
 
 
 _NO_RESOURCES = RunResources()
+#: ``(name, run)`` pairs' sort key, in C
+_first = itemgetter(0)
 _MY_PIDNS = pid_namespace()
 
 
@@ -95,7 +98,7 @@ class _Static:
 
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
-                 "reported_resources", "template", "simple", "owner_uid", "beat", "started", "ident")
+                 "reported_resources", "template", "simple", "owner_uid", "beat", "started", "ident", "classes")
     key: str
     path: str
     reported: str
@@ -109,6 +112,7 @@ class _Static:
     started: float
     template: Dict[str, Any]
     ident: Any
+    classes: Any
     me: str
     file_error: Optional[str]
     owner_uid: Optional[int]
@@ -124,8 +128,8 @@ class _Static:
         self.hb_limit = heartbeat_limit(data, interval)
         self.owner_uid = owner_uid = getattr(fr, "uid", None)
         self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
-        values = tuple(map(data.get, _IDENT_KEYS))
-        self.ident = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the classes count too
+        self.ident = values = tuple(map(data.get, _IDENT_KEYS))
+        self.classes = tuple(map(type, values))  # 1 == 1.0 == True: the classes count too
         res = data.get("resources")
         self.reported_resources: RunResources
         if prev is not None and res == prev.data.get("resources"):
@@ -178,13 +182,17 @@ class _Static:
         made a copy, is updated. False: more than the numbers changed (the
         caller makes a new one)."""
         values = tuple(map(data.get, _IDENT_KEYS))
-        ident = (values, tuple(map(type, values)))  # 1 == 1.0 == True: the classes count too
-        if ident != self.ident or fr.key != self.key or fr.path != self.path or getattr(fr, "uid", None) != self.owner_uid:
+        if (values != self.ident or fr.key != self.key or fr.path != self.path
+                or getattr(fr, "uid", None) != self.owner_uid):
+            return False
+        classes = tuple(map(type, values))  # 1 == 1.0 == True: the classes count too
+        if classes != self.classes:
             return False
         if data.get("resources") != self.data.get("resources"):
             self.reported_resources = reported_resources(data)
         self.data = data
-        self.ident = ident
+        self.ident = values
+        self.classes = classes
         self.dropped = dropped = tuple(dropped)
         self.mtime = mtime
         self.updated = float(data["updated_at"])

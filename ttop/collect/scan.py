@@ -56,6 +56,7 @@ import bisect
 import os
 import stat
 import time
+from operator import attrgetter
 
 from ..progress import (
     CONTROL_PREFIX,
@@ -439,7 +440,8 @@ class FolderScanner:
             if c.result is not None:
                 active.append(c.result)  # unchanged since it was read: not read again
             return
-        path = folder + name
+        prev = c.result if c is not None else None  # the file's last version: its path and key again
+        path = prev.path if prev is not None else folder + name
         mtime = st.st_mtime
         if pre is None:
             if stat.S_ISDIR(st.st_mode):
@@ -490,7 +492,7 @@ class FolderScanner:
             self._ended.add(name)
             out.ended.append(result)
             return
-        result = self._result(name, path, mtime, data, dropped, error)
+        result = self._result(name, path, mtime, data, dropped, error, prev.key if prev is not None else None)
         result.uid = uid
         if c is not None:  # its entry renewed in place
             c.sig, c.trusted, c.result = sig, trusted, result
@@ -561,8 +563,8 @@ class FolderScanner:
         self.close()  # watched again once it is back
         return ScanResult([], reason, 0, gone=gone)
 
-    def _result(self, name, path, mtime, data, dropped, error) -> FileResult:
-        r = new_result(name, run_key(name), path, mtime, data, dropped, error)
+    def _result(self, name, path, mtime, data, dropped, error, key=None) -> FileResult:
+        r = new_result(name, key or run_key(name), path, mtime, data, dropped, error)
         if data is not None:
             self._last_good[name] = (data, dropped, mtime)
         else:
@@ -581,5 +583,4 @@ assert PROGRESS_SUFFIX == ".json" and CONTROL_PREFIX == "control_"  # as inlined
 assert all(_progress_name(n) == is_progress_filename(n) for n in (".a.json", "control_a.json", "a.json", ".json"))
 
 
-def _by_name(fr: FileResult) -> str:
-    return fr.name
+_by_name = attrgetter("name")  # a FileResult's name: the sort key in C
