@@ -421,6 +421,9 @@ def test_a_tick_line_is_written_as_json_dumps_writes_it():
         assert H.tick_line(t, per_metric) == want
         floats_only.append(json.loads(want))
     assert any(len(e) == 2 for line in floats_only for ents in line["d"].values() for e in ents)  # points were tried
+    # the steps' text made for one metric is not taken for another's equal steps of another type
+    ints, floats = [(1, 2, 1.0, 0.5, 0.75, 0.5, False)], [(1.0, 2.0, 1.0, 0.5, 0.75, 0.5, False)]
+    assert H.tick_line(1.0, {"a": ints, "b": floats}) == '{"t":1.0,"d":{"a":[[1,2,0.5,0.75,0.5,0]],"b":[[1.0,2.0,0.5,0.75,0.5,0]]}}\n'
     with pytest.raises(ValueError):  # as json.dumps, never a NaN literal
         H.tick_line(1.0, {"x": [(1, 2, 1.0, NAN, NAN, 1.0, False)]})
     assert H.tick_line(1.0, {7: [(1, 1, 1.0, 0.5, 0.5, 0.5, False)]}) == '{"t":1.0,"d":{"7":[[1,0.5]]}}\n'

@@ -40,7 +40,7 @@ import math
 from bisect import bisect_left
 from functools import lru_cache
 from itertools import repeat
-from operator import eq, getitem, itemgetter
+from operator import eq, getitem, is_, itemgetter
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 FORMAT = "ttop.history/1"
@@ -430,6 +430,23 @@ def _dumps(obj: Any) -> str:
 _INT_FLOAT = frozenset((int, float))
 
 
+#: the last buckets' steps and their text: the same for every metric of a tick
+_last_steps: Tuple[Any, List[str]] = ((), [])
+
+
+def _steps_text(s0: Tuple[Any, ...], s1: Tuple[Any, ...]) -> List[str]:
+    """``"STEP0,STEP1"`` of each bucket (ints or floats), made once for all
+    the metrics that a tick's updates gave together."""
+    global _last_steps
+    steps = s0 + s1
+    last = _last_steps  # one read: another monitor's thread may replace it
+    if len(last[0]) == len(steps) and all(map(is_, last[0], steps)):  # the very objects: the same text
+        return last[1]
+    texts = list(map("%r,%r".__mod__, zip(s0, s1)))
+    _last_steps = (steps, texts)
+    return texts
+
+
 def _row_text(ents: List[Entry]) -> str:
     """``_dumps(_row(ents))``, with each float's text made once where one
     object is a bucket's minimum, maximum and last value at once (a
@@ -453,9 +470,9 @@ def _row_text(ents: List[Entry]) -> str:
         tlo = list(map(repr, lo))
         thi = [a if h is lo_ else repr(h) for lo_, h, a in zip(lo, hi, tlo)]
         tlast = [a if z is lo_ else (b if z is h else repr(z)) for lo_, h, z, a, b in zip(lo, hi, last, tlo, thi)]
-    t0 = list(map(repr, s0))
     if not any(map(eq, s0, s1)):  # no entry of a single step: all buckets
-        return "[[%s]]" % "],[".join(map(",".join, zip(t0, map(repr, s1), tlo, thi, tlast, repeat("0"))))
+        return "[[%s]]" % "],[".join(map(",".join, zip(_steps_text(s0, s1), tlo, thi, tlast, repeat("0"))))
+    t0 = list(map(repr, s0))
     return "[%s]" % ",".join(
         "[%s,%s]" % (a, tz) if a0 == a1 and lo_ == h == z else "[%s,%s,%s,%s,%s,0]" % (a, repr(a1), tl, th, tz)
         for a0, a1, lo_, h, z, a, tl, th, tz in zip(s0, s1, lo, hi, last, t0, tlo, thi, tlast))
