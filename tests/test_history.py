@@ -427,3 +427,48 @@ def test_a_tick_line_is_written_as_json_dumps_writes_it():
     with pytest.raises(ValueError):  # as json.dumps, never a NaN literal
         H.tick_line(1.0, {"x": [(1, 2, 1.0, NAN, NAN, 1.0, False)]})
     assert H.tick_line(1.0, {7: [(1, 1, 1.0, 0.5, 0.5, 0.5, False)]}) == '{"t":1.0,"d":{"7":[[1,0.5]]}}\n'
+
+
+def test_bucketed_ticks_number_their_steps_on_from_the_ended_phases():
+    # after a phase ended, a tick's steps are the batch counts plus the
+    # batches of the ended phases, made only where a bucket reads them: the
+    # entries are those of the steps written out, for a tick of one
+    # update's names, of updates with different names, and of two drains
+    # folded into one tick (the late arrival in the previous list)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        log = MetricLog(folder, "shift", lambda m: None)
+        latest = {}
+        q = []
+        for n in range(1, 41):
+            q.extend((n, {"a": float(n), "b": -float(n)}))
+        q.extend((-1, 40))  # a phase of 40 batches ended
+        for n in range(1, 101):
+            q.extend((n, {"a": 0.5 * n, "b": float(n % 7)} if n % 3 else {"b": float(n % 7)}))
+        log.drain(latest, q)
+        q.extend((101, {"a": 99.0}))  # late, in the list swapped out before
+        second = []
+        log.drain(latest, second)
+        second.extend((102, {"a": 98.0, "b": 1.0}))
+        log.drain(latest, [103, {"a": 97.0}])
+        log.flush(3.0)
+        steps_a = list(range(1, 41)) + [40 + n for n in range(1, 101) if n % 3] + [141, 142, 143]
+        vals_a = [float(n) for n in range(1, 41)] + [0.5 * n for n in range(1, 101) if n % 3] + [99.0, 98.0, 97.0]
+        steps_b = list(range(1, 41)) + [40 + n for n in range(1, 101)] + [142]
+        vals_b = [-float(n) for n in range(1, 41)] + [float(n % 7) for n in range(1, 101)] + [1.0]
+        got = {k: m.entries() for k, m in log.model.metrics.items()}
+        assert got["a"] == H.buckets(steps_a, vals_a, H.TICK_POINTS, 3.0)
+        assert got["b"] == H.buckets(steps_b, vals_b, H.TICK_POINTS, 3.0)
+        assert all(type(x) is int for e in got["a"] + got["b"] for x in e[:2])
+        assert latest == {"a": 97.0, "b": 1.0}
+        # one drain a tick: the steps are read where the buckets need them
+        for t, nan_at in ((4.0, None), (5.0, 150)):
+            vals = [float(n % 11) if n != nan_at else NAN for n in range(104, 204)]
+            log.drain(latest, [x for n, v in zip(range(104, 204), vals) for x in (n, {"a": v})])
+            log.flush(t)
+            want = H.buckets([40 + n for n in range(104, 204)], vals, H.TICK_POINTS, t)
+            got = log.model.metrics["a"].entries()[-H.TICK_POINTS:]
+            assert [e[:3] + e[5:] for e in got] == [e[:3] + e[5:] for e in want]
+            assert [e[3:5] for e in got if not e[6]] == [e[3:5] for e in want if not e[6]]
+            assert sum(e[6] for e in got) == (nan_at is not None)

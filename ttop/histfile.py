@@ -40,7 +40,7 @@ import math
 from bisect import bisect_left
 from functools import lru_cache
 from itertools import repeat
-from operator import eq, getitem, is_, itemgetter
+from operator import eq, getitem, itemgetter
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 FORMAT = "ttop.history/1"
@@ -428,9 +428,10 @@ def _dumps(obj: Any) -> str:
 
 
 _INT_FLOAT = frozenset((int, float))
+_INT = frozenset((int,))
 
 
-#: the last buckets' steps and their text: the same for every metric of a tick
+#: the last buckets' steps (ints) and their text: the same for every metric of a tick
 _last_steps: Tuple[Any, List[str]] = ((), [])
 
 
@@ -439,8 +440,11 @@ def _steps_text(s0: Tuple[Any, ...], s1: Tuple[Any, ...]) -> List[str]:
     the metrics that a tick's updates gave together."""
     global _last_steps
     steps = s0 + s1
+    texts: List[str]
+    if set(map(type, steps)) != _INT:  # 1.0 == 1: only ints are kept, and their text
+        return list(map("%r,%r".__mod__, zip(s0, s1)))
     last = _last_steps  # one read: another monitor's thread may replace it
-    if len(last[0]) == len(steps) and all(map(is_, last[0], steps)):  # the very objects: the same text
+    if last[0] == steps:
         return last[1]
     texts = list(map("%r,%r".__mod__, zip(s0, s1)))
     _last_steps = (steps, texts)

@@ -30,7 +30,7 @@ import stat
 import threading
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import histfile as H
 from ..progress import json_safe, number_or_none, write_text_atomic
@@ -94,6 +94,29 @@ def _plain_buckets(steps: Sequence[float], vals: List[Any], t: float) -> Optiona
             return None
         lo, hi, last = list(map(float, lo)), list(map(float, hi)), list(map(float, last))
     return list(zip(s0, s1, repeat(t), lo, hi, last, repeat(False)))
+
+
+class _Shifted:
+    """The steps of a drain's updates after a phase ended: ``base + n`` for
+    each batch count ``n``, made only where read (a tick's buckets read two
+    steps of each, not a new int for every update)."""
+
+    __slots__ = ("ns", "base")
+
+    def __init__(self, ns: List[int], base: int) -> None:
+        self.ns = ns
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.ns)
+
+    def __getitem__(self, i: Any) -> Any:
+        if type(i) is slice:
+            return list(map(self.base.__add__, self.ns[i]))
+        return self.base + self.ns[i]
+
+    def __iter__(self) -> Iterator[int]:
+        return map(self.base.__add__, self.ns)
 
 
 class MetricLog:
@@ -173,7 +196,7 @@ class MetricLog:
         the first update's names is in every update, and the updates hold
         as many names in all as that many copies of the first."""
         base = self._base
-        steps: Any = ns if base == 0 else tuple(map(base.__add__, ns))
+        steps: Any = ns if base == 0 else _Shifted(ns, base)
         k0 = kws[0]
         cols: Optional[Dict[Any, List[Any]]] = None
         if sum(map(len, kws)) == len(k0) * len(kws):
@@ -188,6 +211,8 @@ class MetricLog:
         # names in the order they were first given (a set's order changes with
         # the hash seed: the progress file's metrics, and what is kept of them
         # when they do not all fit, would change from run to run)
+        if base:
+            steps = list(steps)
         for name in dict.fromkeys(chain.from_iterable(kws)):
             vals = [kw.get(name, _MISSING) for kw in kws]
             keep = [i for i, v in enumerate(vals) if v is not _MISSING]
