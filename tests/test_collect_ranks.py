@@ -300,3 +300,31 @@ def test_many_runs_probed_by_one_listing_still_find_their_ranks(progress_dir, mo
     clock[0] += ranks_mod.PROBE_SECONDS + 1  # probed again after PROBE_SECONDS
     assert [r.key for r in c.collect().runs if r.ranks] == ["r03", "r07"]
     c.stop()
+
+
+def test_pss_of_a_still_multi_rank_job_is_not_read_again_before_its_time(spawn, progress_dir):
+    """A run's own tree and the union of its ranks' trees are told apart: the
+    PSS of a job whose processes hold still is not read again 30 s on (as it
+    would be for a tree that keeps changing)."""
+    from ttop.pss import read_pss
+
+    if read_pss(os.getpid()) is None:
+        pytest.skip("no /proc/<pid>/smaps_rollup on this kernel")
+    r0 = spawn(PARENT, stdout=subprocess.PIPE)
+    child = int(r0.stdout.readline())
+    r1 = spawn([sys.executable, "-c", "import time; time.sleep(600)"])
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid))
+    write_json_atomic(str(progress_dir / ".job.rank1.json"), rank_doc("job", 1, r1.pid))
+    c = collector(progress_dir)
+    s = cycles(c, lambda s: s.run("job").resources.ram_measure == "pss" and s.run("job").resources.num_procs == 3)
+    assert sorted(p.pid for p in s.run("job").processes) == sorted([r0.pid, child])
+    time.sleep(0.5)  # every process past its start-up
+    clock = [c._table.pss.clock()]
+    c._table.pss.clock = lambda: clock[0]
+    clock[0] += 30.0  # what moved while they started is read again
+    c.collect()
+    reads = c._table.pss.total_reads
+    clock[0] += 30.0  # past the 10 s refresh; nothing moved since
+    c.collect()
+    assert c._table.pss.total_reads == reads
+    r0.stdout.close()

@@ -304,7 +304,8 @@ class RankCycle:
             info["alive"] = alive
             info["local"] = local
             entries.append((k, f, procs, info))
-        pss = _procs.tree_pss(table, union) if table is not None and union else None
+        # (the union of the ranks' trees: named apart from rank 0's own tree)
+        pss = _procs.tree_pss(table, union, ("ranks", run.key)) if table is not None and union else None
         clock_now = table.clock() if table is not None else None
         shares: List[RunResources] = []
         ranks: List[RankSnapshot] = []

@@ -2,7 +2,7 @@
 pages counted once, on the budget of :mod:`ttop.pss`) and :func:`totals`."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .snapshot import ProcInfo, RunResources
 
@@ -10,10 +10,13 @@ if TYPE_CHECKING:
     from .procs import ProcessTable
 
 
-def tree_pss(table: "ProcessTable", procs: List[ProcInfo]) -> Optional[Dict[int, Tuple[int, float]]]:
+def tree_pss(table: "ProcessTable", procs: List[ProcInfo], tree: Any = None
+             ) -> Optional[Dict[int, Tuple[int, float]]]:
     """``{pid: (pss_bytes, read_at)}`` for a tree of more than one process
     (None for a single process: its RSS is what it holds). ``read_at`` is on
-    the table's clock. Read on the budget of :mod:`ttop.pss`."""
+    the table's clock. Read on the budget of :mod:`ttop.pss`. ``tree``: what
+    names this set of processes from cycle to cycle (default: its first
+    process; another set led by the same process needs another name)."""
     if len(procs) < 2 or sum(1 for p in procs if p.rss_bytes is not None) < 2:
         return None
     out: Dict[int, Tuple[int, float]] = {}
@@ -34,7 +37,7 @@ def tree_pss(table: "ProcessTable", procs: List[ProcInfo]) -> Optional[Dict[int,
         faults += f
     else:
         live = [p for p in procs if p.rss_bytes is not None]
-        moved_at = cache.tree_moved((procs[0].pid, procs[0].create_time),
+        moved_at = cache.tree_moved((procs[0].pid, procs[0].create_time) if tree is None else tree,
                                     frozenset((p.pid, p.create_time) for p in live), faults,
                                     sum(p.rss_bytes or 0 for p in live))
     for p in procs:
