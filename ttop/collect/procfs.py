@@ -170,16 +170,16 @@ def task_children(pid: int) -> Optional[List[int]]:
     return kids
 
 
-def parents_of_new(proc: int, old: int, new: int, limit: int) -> Optional[List[int]]:
-    """The parents (``ppid``) of the processes and threads with an ID in
-    ``(old, new]`` that still exist (``proc``: an fd of /proc; a thread's
+def parents_of_new(proc: int, old: int, new: int, limit: int) -> Optional[List[Tuple[int, int]]]:
+    """``[(id, ppid)]``: the parents of the processes and threads with an ID
+    in ``(old, new]`` that still exist (``proc``: an fd of /proc; a thread's
     ``/proc/<tid>/stat`` is found though not listed), one ``stat`` read
     each. None when that cannot be told: the IDs wrapped around, more
     than ``limit`` were handed out, or one of them exists but cannot be
     read; the caller then assumes any process may have a new child."""
     if new < old or new - old > limit:
         return None
-    out: List[int] = []
+    out: List[Tuple[int, int]] = []
     for pid in range(old + 1, new + 1):
         try:
             fd = os.open("%d/stat" % pid, _O_RDONLY, dir_fd=proc)
@@ -192,7 +192,7 @@ def parents_of_new(proc: int, old: int, new: int, limit: int) -> Optional[List[i
         except OSError:  # there but unreadable: whose child it is cannot be told
             return None
         try:
-            out.append(int(raw[raw.rindex(b")") + 2:].split(None, 2)[1]))
+            out.append((pid, int(raw[raw.rindex(b")") + 2:].split(None, 2)[1])))
         except (ValueError, IndexError):
             return None
     return out

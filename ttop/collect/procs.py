@@ -218,8 +218,9 @@ class ProcessTable:
 
     def _new_pids(self, old: int, new: int) -> None:
         """IDs ``(old, new]`` were handed out since the last cycle: the kept
-        children of their parents are read again (all kept children when
-        the IDs cannot be told, see :data:`NEW_PIDS_CHECKED`)."""
+        children of their parents are read again, and those of a process
+        now under such an ID (a PID reused) are not kept (all kept children
+        when the IDs cannot be told, see :data:`NEW_PIDS_CHECKED`)."""
         parents = None
         if self._procfd is not None and self._kids:
             parents = parents_of_new(self._procfd, old, new, NEW_PIDS_CHECKED)
@@ -227,8 +228,10 @@ class ProcessTable:
             self._kids = {}
             self._kids_at = self.clock()
             return
-        for ppid in parents:
-            self._kids.pop(ppid, None)
+        kids = self._kids
+        for pid, ppid in parents:
+            kids.pop(ppid, None)
+            kids.pop(pid, None)
 
     def _update_rows(self) -> Optional[Dict[int, _Row]]:
         """Rows of the processes alive now: the old ones kept (stale until
