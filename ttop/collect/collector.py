@@ -35,6 +35,7 @@ from .readfile import gc_paused as _gc_paused
 from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported_resources: re-exported)
     MIN_STALE_SECONDS,
     STALE_INTERVALS,
+    ClockWatch,
     _first,
     _load_procs,
     _Static,
@@ -43,22 +44,12 @@ from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported
     run_snapshot,
 )
 from .scan import SWEEP_SECONDS, FileResult, FolderScanner
-from .snapshot import (
-    Budgets,
-    FolderInfo,
-    GpuDevice,
-    RunResources,
-    RunSnapshot,
-    SkippedFile,
-    Snapshot,
-    TpuChip,
-)
+from .snapshot import Budgets, FolderInfo, GpuDevice, RunResources, RunSnapshot, SkippedFile, Snapshot, TpuChip
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-if TYPE_CHECKING:
     from .procs import ProcessTable
     from .ranks import RankReader
     from .recent import RecentSamples
@@ -90,7 +81,9 @@ class Collector:
     ``budgets``: :class:`Budgets` or None (the machine's totals). ``gpu`` /
     ``tpu``: source objects with ``sample()`` (defaults: NVML through
     ``pynvml``, libtpuinfo through ctypes); pass ``False`` to disable one.
-    ``clock``: wall clock (heartbeat ages, ``taken_at``). ``health``: the
+    ``clock``: wall clock (heartbeat ages, ``taken_at``); ``elapsed``: the
+    clock that tells when it was set (see :class:`~ttop.collect.runs.ClockWatch`;
+    default: the boot-time clock, or ``clock`` itself where that is given). ``health``: the
     thresholds of the health rules (:class:`~ttop.collect.health.HealthConfig`;
     default: the documented defaults; ``False``: no samples, no verdicts).
     ``prices``: :class:`~ttop.collect.cost.Prices` to price each run's time
@@ -109,6 +102,7 @@ class Collector:
         gpu: Any = None,
         tpu: Any = None,
         clock: Callable[[], float] = time.time,
+        elapsed: Optional[Callable[[], float]] = None,
         health: Any = None,
         notify: Optional[bool] = None,
         archive: bool = True,
@@ -124,11 +118,11 @@ class Collector:
         self.interval = float(interval)
         self.budgets = budgets
         self.clock = clock
+        self._clock_watch = ClockWatch(elapsed or (None if clock is time.time else clock))
         # the default sources (NVML through pynvml, libtpuinfo) are made by
         # the first full cycle, not before the first screen
         self.gpu: Any = _DEFAULT if gpu is None else (gpu or None)
         self.tpu: Any = _DEFAULT if tpu is None else (tpu or None)
-        # real time: compared with file mtimes
         self.single = single
         if single:  # one snapshot: nothing to watch or keep
             notify, archive = False, False
@@ -324,6 +318,13 @@ class Collector:
     def _cycle(self, budget: Optional[float] = None, quick: bool = False) -> Snapshot:
         t0 = time.perf_counter()
         now = self.clock()
+        step = self._clock_watch.step(now)
+        if step:  # the wall clock was set: the times ttop took on it move with it
+            for st_ in self._statics.values():
+                st_.beat += step
+            for part in (self._ranks, self.recent):
+                if part is not None:
+                    part.shift(step)
         me = hostname()
         notices: List[str] = []
         scan = self._scanner.scan(budget)

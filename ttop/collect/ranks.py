@@ -136,6 +136,14 @@ class RankReader:
         self._runs: Dict[str, _Run] = {}
         self._listed = 0  # names in the folder's last listing
 
+    def shift(self, step: float) -> None:
+        """The wall clock was set by ``step`` seconds: the heartbeats and
+        probe times taken on it move with it."""
+        for r in self._runs.values():
+            r.next_probe += step
+            for f in r.files.values():
+                f.beat += step
+
     def cycle(self, statics: List[Tuple[Any, Any]], me: str, now: float) -> Optional["RankCycle"]:
         """This cycle's ranks, per run key; None when no run has any."""
         live = [st for _fr, st in statics if st is not None and st.reported == RUNNING]

@@ -226,6 +226,18 @@ class RecentSamples:
                 setattr_(run, "cost", so_far)
                 setattr_(run, "cost_projected", projected)
 
+    def shift(self, step: float) -> None:
+        """The wall clock was set by ``step`` seconds: the samples' times
+        (taken on it) move with it, so the rules' windows keep their length."""
+        with self._lock:
+            for tr in self._tracks.values():
+                moved = [s._replace(t=s.t + step, updated_at=None if s.updated_at is None else s.updated_at + step)
+                         for s in tr.ring]
+                tr.ring.clear()
+                tr.ring.extend(moved)
+                if tr.recheck is not None:
+                    tr.recheck += step
+
     def _recheck(self, tr: _Track) -> float:
         tr.recheck = stable_until(tr.ring, tr.verdict, self.config)
         return tr.recheck

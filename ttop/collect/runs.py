@@ -3,6 +3,7 @@ and the fast construction of a :class:`~ttop.collect.snapshot.RunSnapshot`."""
 from __future__ import annotations
 
 import math
+import time
 from operator import itemgetter
 
 from ..progress import KILLED, RUNNING, pid_namespace
@@ -22,6 +23,41 @@ if TYPE_CHECKING:
 MIN_STALE_SECONDS = 10.0
 #: The heartbeat limit is this many heartbeat (or collector) intervals.
 STALE_INTERVALS = 3.0
+
+
+#: The wall clock was set when it moved this many seconds more (or less)
+#: than the boot-time clock between two cycles.
+CLOCK_STEP_SECONDS = 1.0
+
+
+class ClockWatch:
+    """Tells when the wall clock was set, by comparing it with ``elapsed``
+    (default: the boot-time clock, which counts a suspend as the wall clock
+    does and is never set).
+
+    Heartbeats and health samples are timed on the wall clock (they are
+    shown as dates and compared with the files' stamps); when it is set (an
+    NTP step, an administrator, a virtual machine resumed) the collector
+    moves them by the step, so a step back does not keep a silent run fresh
+    for as long as the step, nor a step ahead make every run stale at once."""
+
+    __slots__ = ("elapsed", "last")
+
+    def __init__(self, elapsed: Optional[Callable[[], float]] = None) -> None:
+        boot = getattr(time, "CLOCK_BOOTTIME", None)
+        self.elapsed = elapsed or (time.monotonic if boot is None else (lambda: time.clock_gettime(boot)))
+        self.last: Optional[Tuple[float, float]] = None
+
+    def step(self, now: float) -> float:
+        """The seconds the wall clock (``now``) was set by since the last
+        call; 0.0 for none."""
+        last = self.last
+        el = self.elapsed()
+        self.last = (now, el)
+        if last is None:
+            return 0.0
+        step = (now - last[0]) - (el - last[1])
+        return step if abs(step) > CLOCK_STEP_SECONDS else 0.0
 
 
 def _fmt_age(seconds: float) -> str:
