@@ -308,3 +308,19 @@ def test_event_line_has_no_lone_surrogate():
     ev = json.loads(line)
     assert ev["run"] == "bad\ufffd" and ev["run_name"] == "a\ufffdb"
     assert event_line({"run": "r1 \u4e2d \U0001f600"}) == b'{"run":"r1 \\u4e2d \\ud83d\\ude00"}\n'
+
+
+def test_alert_command_runs_for_names_no_environment_can_hold_as_text(tmp_path):
+    """A "\\ud800" escape in a progress file is a lone surrogate, which no
+    environment variable can carry: the command still runs, with U+FFFD in
+    its place; a name read from a non-UTF-8 file name goes as its own bytes."""
+    out = tmp_path / "out.bin"
+    errors = []
+    cmd = AlertCommand('printf "%%s|%%s\\n" "$TTOP_RUN_NAME" "$TTOP_PATH" >> %s' % out, on_error=errors.append)
+    try:
+        assert cmd.submit({"run": "a", "run_name": "a\ud800b", "path": os.fsdecode(b"/p/caf\xe9.json")})
+        wait_until(cmd.idle, timeout=30)
+    finally:
+        cmd.close()
+    assert errors == [] and cmd.ran == 1
+    assert out.read_bytes() == "a\ufffdb".encode() + b"|/p/caf\xe9.json\n"

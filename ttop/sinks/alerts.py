@@ -31,7 +31,7 @@ import threading
 import time
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
-from ..jsonvalues import ascii_json
+from ..jsonvalues import _valid_unicode, ascii_json
 from ..progress import json_safe
 from ..view.text import clean
 
@@ -167,7 +167,12 @@ def command_env(ev: Dict[str, Any], base: Optional[Dict[str, str]] = None) -> Di
     env = dict(os.environ if base is None else base)
 
     def s(v: Any) -> str:
-        return "" if v is None else str(v)
+        t = "" if v is None else str(v)
+        try:
+            os.fsencode(t)  # a name read from a non-UTF-8 file name goes back as its bytes
+        except UnicodeEncodeError:  # a lone surrogate from a "\ud800" escape in a file
+            t = _valid_unicode(t)
+        return t
 
     env.update({
         "TTOP_EVENT": s(ev.get("event")),
