@@ -109,6 +109,22 @@ def test_first_look_cpu_of_a_rank_is_its_own_recent_sample(spawn, progress_dir):
     assert collector(progress_dir).collect().run("job").ranks[1].resources.cpu_percent is None
 
 
+def test_a_rank_file_nested_too_deeply_is_ignored_not_the_end_of_every_cycle(spawn, progress_dir):
+    """Whoever writes a run (and its rank files) must not stop ttop from
+    showing every other run: a rank file of 100,000 nested arrays is a bad
+    rank file, not an exception out of the collector's cycle."""
+    r0, other = spawn(BUSY), spawn(BUSY)
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid))
+    write_json_atomic(str(progress_dir / "other.json"), progress("other", other.pid))
+    (progress_dir / ".job.rank1.json").write_bytes(b"[" * 100000)
+    s = collector(progress_dir).collect()
+    assert sorted(r.key for r in s.runs) == ["job", "other"]
+    out = subprocess.run([sys.executable, "-m", "ttop", str(progress_dir), "--once", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert sorted(r["key"] for r in json.loads(out.stdout)["runs"]) == ["job", "other"]
+
+
 def test_a_rank_below_another_is_counted_once_under_its_own_row(spawn, progress_dir):
     p = spawn(PARENT, stdout=subprocess.PIPE)
     child = int(p.stdout.readline())

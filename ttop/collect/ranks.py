@@ -110,7 +110,7 @@ def _read(dfd: int, name: str, owner: Optional[int], cached: Optional[_File]) ->
         os.close(fd)
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested too deeply: no cycle breaks on it
         data = None
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith(RANK_FORMAT_PREFIX):
         return cached, True  # its last good contents, if any
