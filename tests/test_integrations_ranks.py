@@ -46,6 +46,27 @@ def test_first_failure_is_the_earliest_failed_rank(tmp_path):
     assert first_failure(str(tmp_path), "job", 300.0, after=200.0 + 61.0) is None
 
 
+def test_first_failure_reads_only_the_runs_own_rank_files(three_users, shared_dir):
+    """The folder is shared: another user's FIFO under a rank file's name
+    does not hang the failing run (first_failure runs in its excepthook and
+    SIGTERM handler), nor does their link to /dev/zero, and their FAILED
+    rank file does not become the run's error."""
+    import threading
+
+    mallory = three_users[0]
+    with open(rank_file(shared_dir, "job", 1), "w") as f:
+        json.dump({"rank": 1, "status": "FAILED", "ended_at": 200.0, "error": "RuntimeError: real"}, f)
+    mallory.sh('mkfifo "$1/.job.rank2.json" && ln -s /dev/zero "$1/.job.rank3.json"', shared_dir)
+    mallory.write(rank_file(shared_dir, "job", 4), json.dumps(
+        {"rank": 4, "status": "FAILED", "ended_at": 100.0, "error": "spoofed"}).encode())
+    got = []
+    t = threading.Thread(target=lambda: got.append(first_failure(shared_dir, "job", 300.0)), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "first_failure hangs on another user's FIFO"
+    assert got == [(1, "RuntimeError: real")]
+
+
 DRIVER = '''
 import torch
 from torch.utils.data import DataLoader, TensorDataset

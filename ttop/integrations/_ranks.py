@@ -79,15 +79,9 @@ def first_failure(folder: str, run_name: str, before: float, after: Optional[flo
     from the ranks' status files; None if none failed. With ``after`` (when
     this run started), a file that ended more than
     :data:`EARLIER_RUN_SECONDS` before it is an earlier run's and is ignored."""
-    import json
-
     best: Optional[Tuple[float, int, str]] = None
     for path in glob.glob(os.path.join(glob.escape(folder), ".%s.rank*.json" % glob.escape(run_name))):
-        try:
-            with open(path) as f:
-                d = json.load(f)
-        except (OSError, ValueError):
-            continue
+        d = _own_rank_file(path)
         if not isinstance(d, dict) or d.get("status") != FAILED:
             continue
         ended, rank, error = d.get("ended_at"), d.get("rank"), d.get("error")
@@ -98,6 +92,36 @@ def first_failure(folder: str, run_name: str, before: float, after: Optional[flo
         if best is None or ended < best[0]:
             best = (float(ended), rank, str(error or "failed"))
     return None if best is None else (best[1], best[2])
+
+
+#: A rank file larger than this is not read (the collector's limit too).
+MAX_RANK_BYTES = 256 * 1024
+
+
+def _own_rank_file(path: str) -> Any:
+    """The JSON value of the rank file at ``path``, or None. The folder may
+    be shared: the name is opened without following a link and without
+    blocking (a FIFO there would hang the failing run's exit), and only a
+    regular file of this process's user, of at most :data:`MAX_RANK_BYTES`,
+    is read; a stranger's file must not name the run's error."""
+    import json
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_size > MAX_RANK_BYTES:
+            return None
+        raw = os.read(fd, MAX_RANK_BYTES + 1)
+        return json.loads(raw.decode("utf-8")) if len(raw) <= MAX_RANK_BYTES else None
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        os.close(fd)
 
 
 class RankFollower:
