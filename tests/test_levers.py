@@ -298,6 +298,26 @@ def test_remote_run_is_signalled_through_its_control_file_and_unknown_create_tim
     assert "no create time" in ctx.notices[-1][0]
 
 
+def test_a_remote_request_that_cannot_be_written_is_a_notice_not_a_crash(progress_dir):
+    """A remote run's control file keeps an unacknowledged edit whose name
+    came from a "\\ud800" escape: the request cannot be written with it, and
+    k and l say so instead of raising out of the key handler (which ended
+    ttop)."""
+    remote = make_run(progress_dir, "far", pid=os.getpid(), ct=psutil.Process().create_time(), control_seq=0)
+    remote = type(remote)(**dict(remote.__dict__, local=False, host="otherhost"))
+    (progress_dir / "control_far.json").write_bytes(
+        b'{"format": "ttop.control/1", "seq": 3, "variables": {"l\\ud800r": 0.5}}')
+    ctx = Ctx(progress_dir, [remote])
+    ctx.push(levers.open_signal(ctx, Target("run", "far", remote.pid, remote.pid_create_time)))
+    ctx.keys("1", "y")
+    assert ctx.notices[-1][1] and "SIGTERM not requested: cannot write the control file" in ctx.notices[-1][0]
+    ctx = Ctx(progress_dir, [remote])
+    ctx.push(levers.open_signal_all(ctx, ["far"], "RUNNING runs (no filter)"))
+    ctx.keys("1", "y")
+    assert ctx.notices[-1][1] and "far: cannot write its control file" in ctx.notices[-1][0]
+    assert json.loads((progress_dir / "control_far.json").read_text())["seq"] == 3  # left as it was
+
+
 def test_signal_thread_says_what_it_does(progress_dir, spawn):
     p = spawn(SLEEPER)
     ct = psutil.Process(p.pid).create_time()

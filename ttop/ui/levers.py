@@ -122,8 +122,9 @@ def open_remote_signal(ctx: AppContext, run: Any, on_request: Optional[Callable[
         def yes(ctx: AppContext) -> None:
             try:
                 seq = request_signal(run, name, target)
-            except OSError as e:
-                ctx.notify("%s not requested: cannot write the control file: %s" % (name, e.strerror or e), error=True)
+            except (OSError, ValueError) as e:  # ValueError: a kept edit no file can hold (a lone surrogate)
+                ctx.notify("%s not requested: cannot write the control file: %s" % (
+                    name, getattr(e, "strerror", None) or e), error=True)
                 return
             ctx.notify("%s requested from run %s %s: pending until it answers" % (name, clean(run.run_name), where))
             if on_request is not None:
@@ -231,8 +232,8 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str,
             for r in asked:
                 try:
                     seq = request_signal(r, name)
-                except OSError as e:
-                    refused.append((r.key, "cannot write its control file: %s" % (e.strerror or e)))
+                except (OSError, ValueError) as e:  # ValueError: a kept edit no file can hold
+                    refused.append((r.key, "cannot write its control file: %s" % (getattr(e, "strerror", None) or e)))
                     continue
                 requested += 1
                 if on_request is not None:
