@@ -165,6 +165,15 @@ def test_reader_ignores_a_torn_last_line_and_reads_it_once_complete(tmp_path):
     assert r.bad_lines == 1
 
 
+def test_a_line_nested_too_deeply_is_one_bad_line_and_the_others_are_kept(tmp_path):
+    p = tmp_path / "r.history.jsonl"
+    p.write_text('{"format":"ttop.history/1"}\n{"t":1,"d":{"loss":[[1,0.5]]}}\n' + "[" * 100000 + "\n"
+                 '{"t":2,"d":{"loss":[[2,0.25]]}}\n')
+    r = HistoryReader(str(tmp_path), "r.history.jsonl")
+    assert r.poll()["loss"].y == [0.5, 0.25]
+    assert r.bad_lines == 1
+
+
 def test_reader_memory_stays_bounded_on_a_file_without_newlines(tmp_path, monkeypatch):
     """A history file that is one huge line (a sparse file of another user's
     making, 1 GB of zeros) must not be held whole: the line is dropped as

@@ -147,7 +147,7 @@ class HistoryReader:
                 continue
             try:
                 objs.append(json.loads(raw))
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 self.bad_lines += 1
         self.bad_lines += self.model.add_lines(objs)
 
