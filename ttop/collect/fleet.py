@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from ..progress import RUNNING, number_or_none
+from .snapshot import host_shares
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,22 @@ def _sum(values: List[Optional[float]]) -> Optional[float]:
 
 
 def host_summaries(snapshot: Any) -> List[HostSummary]:
-    """One :class:`HostSummary` per host, sorted by host name (this machine first)."""
+    """One :class:`HostSummary` per host, sorted by host name (this machine
+    first); a host that only runs other hosts' runs' ranks too."""
     groups: Dict[str, List[Any]] = {}
+    # a stale run's resources are its last sample unless its processes
+    # are seen alive here: a silent host's last figures are not what it
+    # uses now, and do not add to its sums
+    shares: Dict[str, List[Any]] = {}
+    here: Dict[str, bool] = {}
     for run in getattr(snapshot, "runs", ()) or ():
         groups.setdefault(run.host or "", []).append(run)
+        if run.status == RUNNING and not (run.stale and run.alive is not True):
+            for host, local, res in host_shares(run):
+                shares.setdefault(host, []).append(res)
+                here[host] = here.get(host, False) or local
+    for host in shares:
+        groups.setdefault(host, [])
     out: List[HostSummary] = []
     for host, runs in groups.items():
         running = [r for r in runs if r.status == RUNNING]
@@ -56,16 +69,13 @@ def host_summaries(snapshot: Any) -> List[HostSummary]:
             if updated is not None and r.mtime:
                 skews.append(updated - r.mtime)
         ages = [r.heartbeat_age for r in runs if r.heartbeat_age is not None]
-        # a stale run's resources are its last sample unless its processes
-        # are seen alive here: a silent host's last figures are not what it
-        # uses now, and do not add to its sums
-        now = [r for r in running if not (r.stale and r.alive is not True)]
-        cpu = _sum([r.resources.cpu_percent for r in now])
-        rss = _sum([r.resources.rss_bytes for r in now])
-        gpu = _sum([r.resources.gpu_memory_bytes for r in now])
+        now = shares.get(host, [])
+        cpu = _sum([res.cpu_percent for res in now])
+        rss = _sum([res.rss_bytes for res in now])
+        gpu = _sum([res.gpu_memory_bytes for res in now])
         out.append(HostSummary(
             host=host,
-            local=any(r.local for r in runs),
+            local=any(r.local for r in runs) or here.get(host, False),
             runs=len(runs),
             running=len(running),
             stale=len(stale),

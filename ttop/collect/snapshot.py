@@ -17,7 +17,7 @@ from ..record import FrozenRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, Mapping, Optional, Tuple
+    from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 
 class ThreadInfo(FrozenRecord):
@@ -336,3 +336,17 @@ class Snapshot(FrozenRecord):
                 done[r.status] = done.get(r.status, 0) + 1
             self.__dict__["_counts"] = done
         return dict(done)
+
+
+def host_shares(run: Any) -> List[Tuple[str, bool, Any]]:
+    """``(host, local, resources)`` for what ``run`` uses where: each rank
+    of a multi-rank job on the host that runs it (rank 0 on the run's),
+    any other run on its own host. A job's ranks on two machines are not
+    all the first machine's CPU and RAM. A rank whose heartbeat stopped,
+    not seen alive here, is left out: its figures are its last report, not
+    what it uses now (as for a stale run, which the callers leave out)."""
+    ranks = getattr(run, "ranks", None) or ()
+    if not ranks:
+        return [(run.host or "", bool(run.local), run.resources)]
+    return [(((run.host if rk.rank == 0 else rk.host) or ""), bool(run.local if rk.rank == 0 else rk.local),
+             rk.resources) for rk in ranks if not (rk.stale and rk.alive is not True)]

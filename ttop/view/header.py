@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from ..collect.snapshot import host_shares
 from . import fmt
 from . import health as H
 from . import roles as R
@@ -114,12 +115,14 @@ def budget_line(snapshot: Any, width: int) -> Optional[Line]:
         return None
     cpu = ram = gpu = 0.0
     for r in snapshot.runs:
-        if r.status != "RUNNING" or not r.local:
-            continue  # budgets are this machine's: runs on other hosts do not use them
-        res = r.resources
-        cpu += res.cpu_percent if _finite(res.cpu_percent) else 0.0
-        ram += res.rss_bytes if _finite(res.rss_bytes) else 0
-        gpu += res.gpu_memory_bytes if _finite(res.gpu_memory_bytes) else 0
+        if r.status != "RUNNING":
+            continue
+        for _host, local, res in host_shares(r):
+            if not local:
+                continue  # budgets are this machine's: runs (and ranks) on other hosts do not use them
+            cpu += res.cpu_percent if _finite(res.cpu_percent) else 0.0
+            ram += res.rss_bytes if _finite(res.rss_bytes) else 0
+            gpu += res.gpu_memory_bytes if _finite(res.gpu_memory_bytes) else 0
     segs: List[Segment] = [("Budget  ", R.LABEL)]
     cores = cpu / 100.0
     segs.append(("CPU %.1f/%g cores (%s)" % (cores, b.cpus, fmt.percent(100.0 * cores / b.cpus if b.cpus else None)), R.HEADER))
