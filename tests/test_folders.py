@@ -54,6 +54,20 @@ def test_tags_tell_folders_apart():
     assert folder_tags(["/s/a", "/s/b/c"]) == ["a", "b_c"]
     assert folder_tags(["/x/p", "/x/p/sub"]) == ["_x_p", "_x_p_sub"]  # nothing left for one: whole paths
     assert folder_tags(["/only/one"]) == ["one"]
+    # unique once the slashes are gone too: a/b and a_b would both be a_b
+    assert folder_tags(["/s/a/b/p", "/s/a_b/p"]) == ["_s_a_b_p#1", "_s_a_b_p#2"]
+    assert folder_tags(["/x/a_b", "/x/a/b", "/x/c"]) == ["_x_a_b#1", "_x_a_b#2", "_x_c"]
+
+
+def test_two_folders_whose_tags_differ_only_by_a_slash_are_two_sets_of_runs(tmp_path):
+    a, b = tmp_path / "a" / "b", tmp_path / "a_b"
+    a.mkdir(parents=True)
+    b.mkdir()
+    _write(a, "exp")
+    _write(b, "exp", status="FINISHED", ended_at=time.time())
+    _c, snap = _collect([a, b])
+    assert len({r.key for r in snap.runs}) == 2
+    assert sorted((r.folder, r.status) for r in snap.runs) == sorted([(str(a), "RUNNING"), (str(b), "FINISHED")])
 
 
 def test_expand_folders_globs_keeps_order_and_drops_repeats(tmp_path):

@@ -29,7 +29,8 @@ def folder_tags(folders: Sequence[str]) -> List[str]:
     """Short, unique labels of absolute ``folders``: what tells them apart
     once the path components all share at the start and at the end are
     dropped (``/scratch/a/progress``, ``/scratch/b/progress``: ``a``, ``b``);
-    the whole path where that leaves nothing or is not unique."""
+    the whole path (slashes as ``_``) where that leaves nothing or is not
+    unique, with ``#N`` where even that is not (:func:`_unique`)."""
     parts = [[p for p in f.split(os.sep) if p] for f in folders]
     if len(parts) < 2:
         return [os.path.basename(f.rstrip(os.sep)) or f for f in folders]
@@ -40,11 +41,28 @@ def folder_tags(folders: Sequence[str]) -> List[str]:
     tail = 0
     while tail < shortest - head and len({p[-1 - tail] for p in parts}) == 1:
         tail += 1
-    tags = [os.sep.join(p[head:len(p) - tail]) for p in parts]
+    # a tag is one key component: no slash in it (and unique once the
+    # slashes are gone: a/b and a_b would both be a_b)
+    tags = [os.sep.join(p[head:len(p) - tail]).replace(os.sep, "_") for p in parts]
     if any(not t for t in tags) or len(set(tags)) != len(tags):
-        return [f.replace(os.sep, "_") for f in folders]
-    # a tag is one key component: no slash in it
-    return [t.replace(os.sep, "_") for t in tags]
+        tags = [f.replace(os.sep, "_") for f in folders]
+    return _unique(tags)
+
+
+def _unique(tags: List[str]) -> List[str]:
+    """``tags`` with each one that more than one folder has (``/x/a_b`` and
+    ``/x/a/b`` are both ``_x_a_b``) made unique by its position: ``#2``."""
+    taken = set(tags)
+    out = []
+    for i, t in enumerate(tags):
+        if tags.count(t) > 1:
+            n = "%s#%d" % (t, i + 1)
+            while n in taken:
+                n += "#"
+            taken.add(n)
+            t = n
+        out.append(t)
+    return out
 
 
 def expand_folders(args: Sequence[str], notes: Optional[List[str]] = None) -> Tuple[List[str], List[str]]:
