@@ -185,3 +185,46 @@ def test_a_remote_run_stopped_by_request_stays_signallable_though_its_heartbeat_
     assert remote_signallable(remote(True, **stopped))  # its stop guard delivers SIGCONT
     assert not remote_signallable(remote(True, signal_ack=dict(stopped["signal_ack"], ok=False)))
     assert not remote_signallable(record.replace(remote(False), status="FINISHED"))
+
+
+COUNTING_JOB = r"""
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from ttop import TrainingMonitor
+log = sys.argv[3]
+def note(text):
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, text.encode() + b"\n")
+    os.close(fd)
+signal.signal(signal.SIGUSR1, lambda *a: note("usr1"))
+signal.signal(signal.SIGUSR2, lambda *a: note("end"))
+with TrainingMonitor(folder=sys.argv[2], run_name="counted", interval=0.2) as m:
+    m.start_phase("train", total_batches=10 ** 9)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        m.start_batch()
+        time.sleep(0.01)
+"""
+
+
+def test_a_request_the_stop_guard_delivered_is_not_sent_again_by_the_resumed_writer(spawn, progress_dir):
+    """SIGSTOP through the control file, then SIGUSR1: the stop guard
+    delivers SIGUSR1 (and SIGCONT) to the stopped run; the resumed writer
+    acknowledges that request, and must not send SIGUSR1 a second time
+    (the script's handler would run twice: a checkpoint saved twice, a
+    second KeyboardInterrupt for SIGINT)."""
+    log = progress_dir / "usr1.log"
+    job = spawn([sys.executable, "-c", COUNTING_JOB, ROOT, str(progress_dir), str(log)])
+    path = progress_dir / "counted.json"
+    wait_until(lambda: (read_json(path) or {}).get("status") == "RUNNING", timeout=60)
+    seq = write_signal_request(str(progress_dir), "counted", read_json(path), "SIGSTOP")
+    wait_until(lambda: _proc_state(job.pid) == "T", timeout=30)
+    assert wait_until(lambda: _ack(path, seq), timeout=30)[0] == "applied"
+    seq2 = write_signal_request(str(progress_dir), "counted", read_json(path), "SIGUSR1")
+    state, result = wait_until(lambda: (lambda a: a if a and not a[1].startswith("sending") else None)(
+        _ack(path, seq2)), timeout=30)
+    assert state == "applied" and result.startswith("sent SIGUSR1"), result
+    os.kill(job.pid, signal.SIGUSR2)  # handled after any SIGUSR1 already sent (lower signals first)
+    wait_until(lambda: log.exists() and "end" in log.read_text(), timeout=30)
+    assert log.read_text().split() == ["usr1", "end"]
+    assert (read_json(path) or {}).get("status") == "RUNNING"

@@ -330,6 +330,7 @@ class _Signals:
         self.signal_seq = 0
         self.pending_signal: Any = None
         self.signal_ack: Optional[Dict[str, Any]] = None
+        self.stop_guard: Any = None
 
 
 def _create_time(pid: int) -> Optional[float]:

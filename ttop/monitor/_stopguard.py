@@ -8,9 +8,11 @@ every 0.2 s, reading it the way the writer does: opened without following a
 symbolic link and without blocking, used only when it is a regular file owned
 by ``UID`` or root. The first request with a sequence above ``SEQ`` is sent to
 ``PID`` (and, for target ``tree``, to its descendants) and, unless it was
-another SIGSTOP, followed by SIGCONT so that the run can act on it; the
-resumed writer then finds the same request in the control file and
-acknowledges it in the progress file. The guard exits after one request, when
+another SIGSTOP, followed by SIGCONT so that the run can act on it; before
+sending it writes the request's sequence number on its stdout (a pipe to
+the writer), so the resumed writer, which finds the same request in the
+control file, acknowledges it in the progress file without sending it a
+second time. The guard exits after one request, when
 the process is no longer stopped (continued by anyone) or gone.
 """
 import json
@@ -50,10 +52,11 @@ def request(path, uid, last):
     sig = doc.get("signal") if isinstance(doc, dict) else None
     if not isinstance(sig, dict):
         return None
-    seq, name = sig.get("seq"), sig.get("name")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq <= last or name not in KNOWN:
-        return None
-    return name, sig.get("target", "main")
+    seq, name, target = sig.get("seq"), sig.get("name"), sig.get("target", "main")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq <= last or name not in KNOWN \
+            or target not in ("main", "tree"):
+        return None  # the writer refuses it once resumed
+    return name, target, seq
 
 
 def descendants(pid):
@@ -91,7 +94,12 @@ def main():
             return  # continued by someone else (or never stopped)
         got = request(path, uid, last)
         if got is not None:
-            name, tgt = got
+            name, tgt, seq = got
+            try:  # tell the writer (before it resumes) that this request was delivered: it must not send it again
+                sys.stdout.write("%d\n" % seq)
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
             pids = ([pid] + descendants(pid)) if tgt == "tree" or target == "tree" else [pid]
             for p in pids:
                 for sig in ([getattr(signal, name)] + ([] if name in ("SIGSTOP", "SIGCONT") else [signal.SIGCONT])):

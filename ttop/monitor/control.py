@@ -162,6 +162,8 @@ class VariableControl:
         self.pending_signal: Optional[Tuple[int, Optional[Tuple[str, str]], Optional[str]]] = None
         #: the ``signal_ack`` written to the progress file
         self.signal_ack: Optional[Dict[str, Any]] = None
+        #: the stop guard started at the last SIGSTOP (a Popen), until it answered
+        self.stop_guard: Any = None
 
     def track(self, variables: Mapping[str, Any]) -> None:
         """Register variables (see :meth:`TrainingMonitor.track_variables`)."""

@@ -50,19 +50,47 @@ def tree_pids(pid: int) -> List[int]:
 GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_stopguard.py")
 
 
-def start_stop_guard(pid: int, control_path: str, uid: int, seq: int, target: str) -> Optional[str]:
+def start_stop_guard(pid: int, control_path: str, uid: int, seq: int, target: str) -> Tuple[Any, Optional[str]]:
     """Start the stop guard (see ``_stopguard.py``) that delivers the next
-    request while ``pid`` is stopped; returns why it could not start, or None."""
+    request while ``pid`` is stopped; returns ``(the guard's Popen, None)``
+    or ``(None, why it could not start)``."""
     import subprocess
     import sys
 
     try:
-        subprocess.Popen([sys.executable, "-I", "-S", GUARD, str(pid), control_path, str(uid), str(seq), target],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         close_fds=True, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-I", "-S", GUARD, str(pid), control_path, str(uid), str(seq), target],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                close_fds=True, start_new_session=True)
     except OSError as e:
-        return str(e)
-    return None
+        return None, str(e)
+    return proc, None
+
+
+def guard_delivered(control: Any) -> Optional[int]:
+    """The seq of the request the stop guard started for ``control``
+    delivered (it says so on its stdout before sending), or None; forgets a
+    guard that answered or ended. Never blocks."""
+    proc = getattr(control, "stop_guard", None)
+    if proc is None:
+        return None
+    data = b""
+    try:
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        data = os.read(fd, 64)
+    except (OSError, ValueError, AttributeError):  # BlockingIOError: nothing said yet
+        pass
+    if data or proc.poll() is not None:
+        control.stop_guard = None
+        try:
+            proc.stdout.close()
+            proc.poll()
+        except Exception:
+            pass
+    try:
+        return int(data.split()[0])
+    except (ValueError, IndexError):
+        return None
 
 
 def deliver(name: str, target: str, pid: int) -> Tuple[bool, str]:
@@ -98,6 +126,7 @@ def answer_request(control: Any, pid: int, wall: Callable[[], float], write_now:
     if request is None:
         return
     seq, what, refusal = request
+    by_guard = guard_delivered(control) == seq
     raw = control.poller.signal if isinstance(control.poller.signal, dict) else {}
     if what is not None and what[0] == "SIGSTOP" and pid == 1:
         what, refusal = None, "PID 1 of its PID namespace (a container without an init) cannot be stopped"
@@ -106,9 +135,15 @@ def answer_request(control: Any, pid: int, wall: Callable[[], float], write_now:
         write_now()
         return
     name, target = what
+    if by_guard:  # delivered while this process was stopped: acknowledged, not sent twice
+        control.signal_ack = ack(seq, name, target, True, "sent %s to %s (by the stop guard%s)" % (
+            name, "pid %d" % pid if target == "main" else "pid %d's tree" % pid,
+            "" if name in ("SIGSTOP", "SIGCONT") else ", with SIGCONT"), wall())
+        write_now()
+        return
     sending = "sending %s to the %s" % (name, "main process" if target == "main" else "process tree")
     if name == "SIGSTOP":  # a stopped writer reads no more requests: a guard process will
-        why = start_stop_guard(pid, control.poller.path, control.poller.uid, seq, target)
+        control.stop_guard, why = start_stop_guard(pid, control.poller.path, control.poller.uid, seq, target)
         sending += "; the next request (e.g. SIGCONT) is delivered by a stop guard" if why is None else (
             "; no stop guard (%s): only a SIGCONT sent from that host resumes it" % why)
     control.signal_ack = ack(seq, name, target, True, sending, wall())
