@@ -400,6 +400,27 @@ def test_a_foreign_file_under_a_matrix_name_is_kept_aside(tmp_path):
     assert len(errors) == 1 and "not a ttop matrix file" in errors[0]
 
 
+def test_another_users_file_under_a_csv_name_is_not_adopted(three_users, shared_dir):
+    """A CSV folder others can write: a stranger's file planted under a run's
+    matrix name (a valid-looking one, writable by all; or a sparse 20 GB
+    file) is neither read, nor adopted into the summary, nor appended to:
+    it is kept aside unread and ttop's own file starts afresh."""
+    mallory = three_users[0]
+    planted = ",".join(MATRIX_COLUMNS) + "\n" + ",".join(["x", "1", "RUNNING"] + [""] * (len(MATRIX_COLUMNS) - 3)) + "\n"
+    mallory.sh('cat > "$1" && chmod 666 "$1"', os.path.join(shared_dir, "a_matrix.csv"), input=planted.encode())
+    errors = []
+    sink = CsvSink(shared_dir, 1.0, on_error=errors.append, clock=Clock())
+    sink.write(snap(1, [run("a")]))
+    sink.close()
+    mine = os.path.join(shared_dir, "a_matrix.csv")
+    assert os.stat(mine).st_uid == os.geteuid() and len(read_csv(mine)) == 2
+    assert pd.read_csv(os.path.join(shared_dir, "a_overall.csv")).iloc[0]["samples"] == 1
+    kept = [n for n in os.listdir(shared_dir) if n.startswith("a_matrix.csv.unrecognised-")]
+    with open(os.path.join(shared_dir, kept[0])) as f:
+        assert len(kept) == 1 and f.read() == planted
+    assert any("owned by %s" % mallory.name in e for e in errors), errors
+
+
 def test_text_a_spreadsheet_would_run_is_neutralised(tmp_path):
     formula = '=HYPERLINK("http://x","click")'
     r = run("f", run_name=formula, phase="+cmd|' /C calc'!A0",

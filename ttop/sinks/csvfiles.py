@@ -216,11 +216,28 @@ def _fmt(f: float) -> str:
 _SAFE = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
+class Foreign(OSError):
+    """A file under one of ttop's CSV names that another user owns: not
+    ttop's to read, adopt or append to (in a folder others can write, its
+    size and rows are theirs to choose: a sparse 20 GB file read whole
+    would take 20 GB of ttop's memory)."""
+
+
+def _check_ours(st: os.stat_result, path: str) -> None:
+    if st.st_uid != os.geteuid():
+        from ..collect.owners import user_name
+
+        raise Foreign(errno.EPERM, "owned by %s, not by ttop's user %s" % (
+            user_name(st.st_uid), user_name(os.geteuid())), path)
+
+
 def _read_regular(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | _SAFE)
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
+        _check_ours(st, path)
         return f.read()
 
 
@@ -266,6 +283,9 @@ class RunFiles:
             raw = _read_regular(self.matrix_path)
         except FileNotFoundError:
             return
+        except Foreign as e:  # another user's file under our name: kept aside unread, start afresh
+            self._set_aside("%s is %s" % (self.matrix_path, e.strerror))
+            return
         if not raw:
             return
         if not raw.endswith(b"\n"):
@@ -281,10 +301,7 @@ class RunFiles:
         header = rows[0] if rows else []
         if not set(("time", "timestamp", "status")) <= set(header):
             # not a matrix file of ours: keep it under another name, start afresh
-            aside = "%s.unrecognised-%d" % (self.matrix_path, int(time.time()))
-            os.replace(self.matrix_path, aside)
-            self.notes.append("%s was not a ttop matrix file: kept as %s" % (self.matrix_path, aside))
-            self.needs_rewrite = False
+            self._set_aside("%s was not a ttop matrix file" % self.matrix_path)
             return
         cols = list(MATRIX_COLUMNS) + [c for c in header if c not in MATRIX_COLUMNS]
         if header != cols:
@@ -299,6 +316,12 @@ class RunFiles:
             self._account(values.get)
             st = values.get("status")
             self.last_status = st or None
+
+    def _set_aside(self, why: str) -> None:
+        aside = "%s.unrecognised-%d" % (self.matrix_path, int(time.time()))
+        os.replace(self.matrix_path, aside)
+        self.notes.append("%s: kept as %s" % (why, aside))
+        self.needs_rewrite = False
 
     def _account(self, get: Callable[[str], Any]) -> None:
         self.samples += 1
@@ -340,6 +363,7 @@ class RunFiles:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EINVAL, "not a regular file", self.matrix_path)
+            _check_ours(st, self.matrix_path)  # put there since it was read: not appended to
             size = st.st_size
             data = line if size else _csv_text([self.columns]).encode("utf-8") + line
             try:
