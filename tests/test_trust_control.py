@@ -140,3 +140,30 @@ def test_an_applied_edit_stays_applied_when_a_later_control_file_is_ignored(prog
         assert control.edit_state(data(), seq, "lr") == ("applied", "")
     finally:
         m.set_finished()
+
+
+def test_what_ttop_writes_for_a_swapped_in_file_is_refused_by_the_run_it_was_not_for(three_users, shared_dir):
+    """A folder without the sticky bit: eve renames her own progress file
+    over alice's vic.json, and root's ttop shows "run vic, user eve". An
+    edit or a signal request root then makes lands in control_vic.json,
+    root's file, which alice's run would take: it names the user it is for,
+    and alice's writer and her stop guard refuse it."""
+    from ttop.monitor import _stopguard
+
+    alice, eve = three_users[0], three_users[1]
+    os.chmod(shared_dir, 0o777)
+    run = _victim(eve, shared_dir)  # eve's file under alice's run's name
+    path = os.path.join(shared_dir, "control_vic.json")
+    control.write_signal_request(run.folder, run.stem, run.data, "SIGTERM", owner_uid=run.owner_uid)
+    seq, written = control.write_edit(run.folder, run.stem, run.data, "lr", 5.0, owner_uid=run.owner_uid)
+    assert os.stat(path).st_uid == os.geteuid() and written == {"lr": 5.0}
+    got = ControlPoller(path, uid=alice.uid).poll()
+    assert got is not None and got[:2] == (None, None), got
+    assert "written for the run of uid %d, not for this run's user (uid %d)" % (eve.uid, alice.uid) in got[2]
+    assert _stopguard.request(path, alice.uid, 0) is None
+    # the run it was written for takes it
+    got = ControlPoller(path, uid=eve.uid).poll()
+    assert got is not None and got[2] is None and got[:2] == (seq, {"lr": 5.0})
+    assert _stopguard.request(path, eve.uid, 0) == ("SIGTERM", "main", 1)
+    # and ttop, reading the file for alice's run, does not take eve's edits as alice's
+    assert control.current_control(run.folder, run.stem, run.data, owner_uid=alice.uid) == (None, {})

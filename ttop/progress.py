@@ -382,10 +382,15 @@ SIGNAL_NAMES = ("SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGSTOP", "SIGCONT", 
 SIGNAL_TARGETS = ("main", "tree")
 
 
-def parse_control_doc(raw: bytes) -> Tuple[int, Dict[str, Any], Any]:
+def parse_control_doc(raw: bytes, uid: Optional[int] = None) -> Tuple[int, Dict[str, Any], Any]:
     """Parse a control file: ``(seq, variables, signal)`` where ``signal`` is
     the raw ``signal`` value (None when absent; check it with
-    :func:`parse_signal_request`). Raises :class:`ProgressError`."""
+    :func:`parse_signal_request`). Raises :class:`ProgressError`.
+
+    ``uid``: the user of the run reading it. A file ttop wrote for the run
+    of another user (``run_owner_uid``: whose progress file ttop saw under
+    this name, which someone who can rename in the folder may have swapped)
+    is refused: it is not this run's."""
     obj = _loads(raw, "control")
     if not isinstance(obj, dict):
         raise ProgressError("control file is not a JSON object")
@@ -397,6 +402,9 @@ def parse_control_doc(raw: bytes) -> Tuple[int, Dict[str, Any], Any]:
     variables = obj.get("variables", {})
     if not isinstance(variables, dict):
         raise ProgressError("control variables is not an object")
+    if uid is not None and "run_owner_uid" in obj and obj["run_owner_uid"] != uid:
+        raise ProgressError("written for the run of uid %s, not for this run's user (uid %d)" % (
+            _short_str(_dumps(obj["run_owner_uid"]), 20), uid))
     return seq, variables, obj.get("signal")
 
 
@@ -420,13 +428,16 @@ def parse_signal_request(value: Any) -> Tuple[int, str, str]:
 
 
 def write_control(folder: str, run_name: str, seq: int, variables: Mapping[str, Any],
-                  signal: Optional[Mapping[str, Any]] = None) -> str:
+                  signal: Optional[Mapping[str, Any]] = None, owner_uid: Optional[int] = None) -> str:
     """Atomically write the control file for ``run_name`` (with a ``signal``
-    request when given); returns its path."""
+    request when given); returns its path. ``owner_uid``: the user whose
+    run it is for (``run_owner_uid``; a run of another user refuses it)."""
     path = control_path(folder, run_name)
     doc: Dict[str, Any] = {"format": CONTROL_FORMAT, "seq": int(seq), "variables": dict(variables)}
     if signal is not None:
         doc["signal"] = dict(signal)
+    if owner_uid is not None:
+        doc["run_owner_uid"] = int(owner_uid)
     write_json_atomic(path, doc)
     return path
 

@@ -27,12 +27,14 @@ def _user(uid: int) -> str:
 
 
 def _write(folder: str, key: str, seq: int, variables: Mapping[str, Any],
-           signal: Optional[Mapping[str, Any]] = None) -> None:
-    """:func:`ttop.progress.write_control`; a refusal to replace the file
+           signal: Optional[Mapping[str, Any]] = None, owner_uid: Optional[int] = None) -> None:
+    """:func:`ttop.progress.write_control` for the run of ``owner_uid``
+    (the file names it: a run of another user, whose file was swapped in
+    under this name since, refuses it); a refusal to replace the file
     says whose it is (a sticky folder lets only its owner or root replace
     it), not a bare "Operation not permitted"."""
     try:
-        P.write_control(folder, key, seq, variables, signal=signal)
+        P.write_control(folder, key, seq, variables, signal=signal, owner_uid=owner_uid)
     except PermissionError as e:
         name = P.CONTROL_PREFIX + key + P.PROGRESS_SUFFIX
         try:
@@ -120,7 +122,7 @@ def _read_control(folder: str, key: str, owner_uid: Optional[int] = None
     if len(raw) > P.MAX_CONTROL_BYTES:
         return None, {}, "control file unreadable: file larger than %d bytes" % P.MAX_CONTROL_BYTES, None, None
     try:
-        seq, variables, signal = P.parse_control_doc(raw)
+        seq, variables, signal = P.parse_control_doc(raw, owner_uid)
     except P.ProgressError as e:
         return None, {}, "control file unreadable: %s" % e, mtime, None
     return seq, dict(variables), None, mtime, signal
@@ -212,7 +214,7 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
             P.parse_signal_request(signal)
         except P.ProgressError:
             signal = None
-        _write(folder, key, new_seq, variables, signal=signal)
+        _write(folder, key, new_seq, variables, signal=signal, owner_uid=owner_uid)
     return new_seq, variables
 
 
@@ -298,7 +300,7 @@ def write_signal_request(folder: str, key: str, data: Mapping[str, Any], name: s
         last = old_signal.get("seq") if isinstance(old_signal, dict) else None
         last = last if isinstance(last, int) and not isinstance(last, bool) else 0
         new = max(last, signal_acked(data)) + 1
-        _write(folder, key, seq, variables, signal={"name": name, "target": target, "seq": new})
+        _write(folder, key, seq, variables, signal={"name": name, "target": target, "seq": new}, owner_uid=owner_uid)
     return new
 
 

@@ -49,6 +49,8 @@ def request(path, uid, last):
         return None
     finally:
         os.close(fd)
+    if isinstance(doc, dict) and doc.get("run_owner_uid", uid) != uid:
+        return None  # written for another user's run (see ttop.progress.parse_control_doc)
     sig = doc.get("signal") if isinstance(doc, dict) else None
     if not isinstance(sig, dict):
         return None

@@ -34,7 +34,10 @@ class ControlPoller:
     blocking (``O_NOFOLLOW | O_NONBLOCK``), and checked on that descriptor:
     it must be a regular file owned by the run's own user (``uid``, default
     this process's effective uid) or by root. Anyone else who can write the
-    folder cannot change the run's variables.
+    folder cannot change the run's variables; nor, by putting their own
+    progress file under this run's name, have ttop write them a file this
+    run would take (ttop names the user of the run it wrote for:
+    ``run_owner_uid``).
 
     :meth:`poll` returns None when nothing new is there, else ``(seq,
     variables, None)`` for a valid file or ``(None, None, reason)`` for one
@@ -89,7 +92,7 @@ class ControlPoller:
             return None
         self._sig = sig
         try:
-            seq, variables, self.signal = parse_control_doc(self._read())
+            seq, variables, self.signal = parse_control_doc(self._read(), self.uid)
         except ProgressError as e:
             return None, None, "control file ignored: %s" % e
         except FileNotFoundError:
