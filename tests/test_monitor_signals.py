@@ -232,3 +232,41 @@ def test_forked_child_never_writes_the_parents_file(child, how, child_end):
     d = load(path)
     # the child's set_finished() / SIGTERM did nothing to the file: the parent finished it
     assert d["status"] == "FINISHED" and d["pid"] == p.pid and d["train_batch"] == 5
+
+
+GRACEFUL = textwrap.dedent(
+    """
+    import signal, sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))  # stop after this epoch, as a preemptible job does
+    with TrainingMonitor(folder=sys.argv[1], run_name="graceful", interval=0.05, gpu=False,
+                         capture_output=True) as m:
+        m.start_phase("train")
+        while not stop:
+            m.start_batch()
+            time.sleep(0.01)
+        print("got SIGTERM: saving a checkpoint", flush=True)
+        m.start_batch()
+        print("checkpoint saved", flush=True)
+    """
+    % str(ROOT)
+)
+
+
+def test_output_after_sigterm_to_a_script_with_its_own_handler_is_still_captured(tmp_path, spawn, progress_dir):
+    """The script's own SIGTERM handler lets it finish its epoch and save a
+    checkpoint: what it prints then is in its log, not only on the console."""
+    script = tmp_path / "graceful.py"
+    script.write_text(GRACEFUL)
+    p = spawn([sys.executable, str(script), str(progress_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = progress_dir / "graceful.json"
+    running_with_batches(path)
+    p.send_signal(signal.SIGTERM)
+    rc, out, err = finish(p)
+    assert rc == 0 and "checkpoint saved" in out, err
+    assert load(path)["status"] == "CANCELED"
+    log = (progress_dir / "graceful.stdout.log").read_text()
+    assert "got SIGTERM: saving a checkpoint" in log and "checkpoint saved" in log, log

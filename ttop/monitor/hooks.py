@@ -161,7 +161,9 @@ class SignalHooks:
         prev = self._prev_sigterm
         if os.getpid() == m._pid:
             try:
-                m._terminal(CANCELED, "received SIGTERM", from_signal=True)
+                # a handler of the script's own may let it go on (finish the
+                # epoch, save a checkpoint): its output is still captured, to exit
+                m._terminal(CANCELED, "received SIGTERM", from_signal=True, defer_capture=callable(prev))
             except Exception:
                 pass
         # keep the default behaviour (or the user's handler): restore it and
