@@ -233,3 +233,26 @@ def test_folder_names_reach_stderr_without_escape_sequences(tmp_path):
     err = err_bytes.decode("utf-8", "replace")
     assert "twice" in err and "does not exist" in err and "red/progress" in err, err
     assert not [ch for ch in err if ch < " " and ch != "\n"], repr(err)
+
+
+def test_a_glob_match_that_is_a_strangers_link_to_a_folder_they_cannot_read_is_not_watched(
+        three_users, shared_dir, tmp_path):
+    """Whoever can write /scratch names what '/scratch/*/progress' matches:
+    eve's link there to a folder only root can read must not bring its
+    runs to root's screen (nor its --serve page or CSV files); her link to
+    a folder she can read is watched as any."""
+    eve = three_users[0]
+    scratch = Path(shared_dir)
+    (scratch / "alice" / "progress").mkdir(parents=True)
+    os.chmod(str(scratch / "alice"), 0o755)
+    os.chmod(str(scratch / "alice" / "progress"), 0o755)
+    _write(scratch / "alice" / "progress", "open")
+    private = tmp_path / "private"  # below pytest's root-only folder
+    (private / "progress").mkdir(parents=True)
+    _write(private / "progress", "secret")
+    eve.sh('ln -s "$1" "$2/eve" && ln -s "$2/alice" "$2/mirror"', str(private), str(scratch))
+    rc, out, err = _ttop(str(scratch / "*" / "progress"), "--json")
+    assert rc == 0, err
+    names = sorted(r["run_name"] for r in json.loads(out)["runs"])
+    assert names == ["open"], names  # alice's folder once (the mirror is the same folder), nothing of root's
+    assert "symbolic link by %s to a folder %s cannot read: not watched" % (eve.name, eve.name) in err

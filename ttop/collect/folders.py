@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -65,6 +66,35 @@ def _unique(tags: List[str]) -> List[str]:
     return out
 
 
+def foreign_link(path: str) -> Optional[str]:
+    """Why a folder a glob matched is not watched, or None: a symbolic link
+    on its path made by another user (not root, not the folder's owner)
+    to a folder that user cannot read themselves. Whoever can write
+    ``/scratch`` names what ``/scratch/*/progress`` matches; a link there
+    to a folder only root or a third user can read must not bring its runs
+    to the screen, the ``--serve`` page or the CSV files (as for a link
+    under a progress file's name, docs/security.md)."""
+    from .owners import may_read, user_name
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # said later, by the caller's check
+    cur = os.sep
+    for comp in path.split(os.sep):
+        if not comp:
+            continue
+        cur = os.path.join(cur, comp)
+        try:
+            lst = os.lstat(cur)
+        except OSError:
+            return None
+        if stat.S_ISLNK(lst.st_mode) and lst.st_uid not in (0, st.st_uid) and not may_read(lst.st_uid, path, st):
+            return "%s: symbolic link by %s to a folder %s cannot read: not watched" % (
+                path, user_name(lst.st_uid), user_name(lst.st_uid))
+    return None
+
+
 def expand_folders(args: Sequence[str], notes: Optional[List[str]] = None) -> Tuple[List[str], List[str]]:
     """The folders named by ``args`` (globs expanded here when the shell did
     not, e.g. quoted: only folders they match), absolute, without
@@ -82,6 +112,11 @@ def expand_folders(args: Sequence[str], notes: Optional[List[str]] = None) -> Tu
             if not matches:
                 problems.append("no folder matches %s" % arg)
                 continue
+            for m in list(matches):
+                why = foreign_link(os.path.abspath(m))
+                if why is not None:
+                    matches.remove(m)
+                    problems.append(why)
         else:
             matches = [arg]
         for m in matches:
