@@ -372,6 +372,23 @@ def test_delete_confirm_with_y_and_cancel(progress_dir):
     assert os.listdir(progress_dir) == ["keep.json"]
 
 
+def test_delete_removes_a_multi_rank_jobs_rank_files_too(progress_dir):
+    """The hidden rank files of a multi-rank job are the run's files: left
+    behind, a killed rank's would show as a dead rank of the next run of
+    that name. Another run's rank files stay."""
+    names = ("job.json", ".job.rank1.json", ".job.rank12.json", ".jobx.rank1.json", ".job.rank1.json.bak",
+             ".job.rankx.json", "other.json")
+    for n in names:
+        (progress_dir / n).write_text("x")
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "job", status="FINISHED")])
+    ctx.push(levers.open_delete(ctx, "job"))
+    text = ctx.text(width=120)
+    assert ".job.rank1.json" in text and ".job.rank12.json" in text and ".jobx" not in text
+    ctx.keys("y")
+    assert ctx.notices[-1] == ("deleted 3 paths of run job", False)
+    assert sorted(os.listdir(progress_dir)) == [".job.rank1.json.bak", ".job.rankx.json", ".jobx.rank1.json", "other.json"]
+
+
 def test_delete_refused_for_live_run(progress_dir, spawn):
     p = spawn(SLEEPER)
     (progress_dir / "live.json").write_text("x")

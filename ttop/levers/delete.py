@@ -106,6 +106,19 @@ def _history_rel(root: str, data: Mapping) -> Optional[str]:
     return name if name is not None and os.path.dirname(name) == "" else None
 
 
+def _rank_files(root: str, stem: str) -> List[str]:
+    """The rank files ``.<stem>.rank<k>.json`` of the folder (left behind,
+    they would show as ranks of the next run of that name), sorted by rank."""
+    head, tail = ".%s.rank" % stem, P.PROGRESS_SUFFIX
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    found = [n for n in names if n.startswith(head) and n.endswith(tail) and n[len(head):-len(tail)].isdigit()
+             and n[len(head):-len(tail)].isascii()]
+    return sorted(found, key=lambda n: int(n[len(head):-len(tail)]))
+
+
 def _contains(outer: str, inner: str) -> bool:
     """Is the relative name ``inner`` ``outer`` itself or below it?"""
     return inner == outer or inner.startswith(outer + os.sep)
@@ -228,6 +241,9 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
     for rel in [*P.log_paths(stem).values(), stem + HISTORY_SUFFIX]:  # logs, metric history
         entry = _entry_in_folder(root, rel)
         if entry is not None and not not_owned(entry, entry):
+            add_file(entry)
+    for entry in _rank_files(root, stem):  # a multi-rank job's hidden rank files (ttop.integrations._ranks)
+        if not not_owned(entry, entry):
             add_file(entry)
     hist = _history_rel(root, run.data)  # another name, when another user's file held the usual one
     if hist is not None and os.path.lexists(os.path.join(root, hist)) and not not_owned(hist, hist):
