@@ -64,14 +64,15 @@ def test_a_jobs_ranks_on_other_hosts_count_on_their_own_hosts():
     job = record.replace(_run("job", "here", local=True, cpu=1300.0, rss=10 ** 6 + 1010), ranks=(
         RankSnapshot(rank=0, host="here", local=True, resources=r0),
         RankSnapshot(rank=1, host="gpu-9", local=False, resources=r1),
-        RankSnapshot(rank=2, host="gpu-7", local=False, stale=True, resources=silent)))
+        RankSnapshot(rank=2, host="gpu-7", local=False, stale=True, resources=silent),
+        RankSnapshot(rank=3, host=None, local=False)))  # its file names no host: no host of its own
     snap = Snapshot(seq=1, taken_at=2000.0, folder="/p", runs=(job, _run("b", "node-b", cpu=50.0, rss=5)),
                     budgets=Budgets(8, 1 << 30))
     by = {h.host: h for h in host_summaries(snap)}
     assert (by["here"].cpu_percent, by["here"].rss_bytes, by["here"].runs) == (100.0, 10, 1)
     assert (by["gpu-9"].cpu_percent, by["gpu-9"].rss_bytes, by["gpu-9"].runs, by["gpu-9"].local) == (400.0, 1000, 0, False)
     assert (by["node-b"].cpu_percent, by["node-b"].rss_bytes) == (50.0, 5)
-    assert "gpu-7" not in by  # silent: its last report is no figure of now
+    assert "gpu-7" not in by and "" not in by  # silent: its last report is no figure of now
     assert sum(h.cpu_percent for h in by.values()) == 550.0  # every figure once, on one host
     line = "".join(t for t, _ in budget_line(snap, 80))
     assert line.startswith("Budget  CPU 1.0/8 cores (12%)  RAM 10B/"), line

@@ -58,7 +58,8 @@ def host_summaries(snapshot: Any) -> List[HostSummary]:
                 shares.setdefault(host, []).append(res)
                 here[host] = here.get(host, False) or local
     for host in shares:
-        groups.setdefault(host, [])
+        if host:  # a host that only runs ranks of other hosts' runs (not a rank of unknown host)
+            groups.setdefault(host, [])
     out: List[HostSummary] = []
     for host, runs in groups.items():
         running = [r for r in runs if r.status == RUNNING]
