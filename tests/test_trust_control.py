@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import subprocess
 import textwrap
 import time
@@ -167,3 +168,35 @@ def test_what_ttop_writes_for_a_swapped_in_file_is_refused_by_the_run_it_was_not
     assert _stopguard.request(path, eve.uid, 0) == ("SIGTERM", "main", 1)
     # and ttop, reading the file for alice's run, does not take eve's edits as alice's
     assert control.current_control(run.folder, run.stem, run.data, owner_uid=alice.uid) == (None, {})
+
+
+def test_a_run_in_a_rootless_container_takes_a_file_written_for_its_user(three_users, shared_dir):
+    """A run in a user namespace (a rootless container) is root inside and
+    its user outside, where ttop saw its progress file: the file ttop wrote
+    for that user is the run's; one written for another user is not."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    alice, eve = three_users[0], three_users[1]
+    probe = alice.sh("unshare -U -r id -u", check=False)
+    if probe.returncode != 0 or probe.stdout.strip() != b"0":
+        pytest.skip("user namespaces are not permitted here: %s" % probe.stderr.decode(errors="replace"))
+    doc = {"format": "ttop.control/1", "seq": 3, "variables": {"lr": 0.5},
+           "signal": {"name": "SIGUSR1", "target": "main", "seq": 1}}
+    check = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from ttop.monitor.control import ControlPoller\n"
+        "from ttop.monitor import _stopguard\n"
+        "p = sys.argv[1]\n"
+        "got = ControlPoller(p).poll()\n"
+        "print(got[2] is None and got[:2] == (3, {'lr': 0.5}), _stopguard.request(p, 0, 0) is not None)\n" % str(ROOT))
+    results = []
+    for owner in (alice, eve):
+        name = "control_%s.json" % owner.name
+        alice.write(os.path.join(shared_dir, name), json.dumps(dict(doc, run_owner_uid=owner.uid)).encode())
+        r = alice.sh('unshare -U -r "$1" -c "$2" "$3"', user_python(alice), check, os.path.join(shared_dir, name))
+        results.append(r.stdout.decode().split())
+    assert results == [["True", "True"], ["False", "False"]], results

@@ -402,10 +402,32 @@ def parse_control_doc(raw: bytes, uid: Optional[int] = None) -> Tuple[int, Dict[
     variables = obj.get("variables", {})
     if not isinstance(variables, dict):
         raise ProgressError("control variables is not an object")
-    if uid is not None and "run_owner_uid" in obj and obj["run_owner_uid"] != uid:
+    if uid is not None and "run_owner_uid" in obj and obj["run_owner_uid"] not in uid_seen_outside(uid):
         raise ProgressError("written for the run of uid %s, not for this run's user (uid %d)" % (
             _short_str(_dumps(obj["run_owner_uid"]), 20), uid))
     return seq, variables, obj.get("signal")
+
+
+_OUTSIDE: Dict[int, Tuple[int, ...]] = {}
+
+
+def uid_seen_outside(uid: int) -> Tuple[int, ...]:
+    """``uid`` and the uid it is outside this process's user namespace
+    (``/proc/self/uid_map``): a run in a rootless container is root inside
+    and its user outside, where ttop sees its files."""
+    got = _OUTSIDE.get(uid)
+    if got is None:
+        out = [uid]
+        try:
+            with open("/proc/self/uid_map") as f:
+                for line in f:
+                    inside, outside, count = (int(x) for x in line.split())
+                    if inside <= uid < inside + count and outside + uid - inside not in out:
+                        out.append(outside + uid - inside)
+        except (OSError, ValueError):
+            pass
+        got = _OUTSIDE[uid] = tuple(out)
+    return got
 
 
 def parse_signal_request(value: Any) -> Tuple[int, str, str]:

@@ -49,7 +49,7 @@ def request(path, uid, last):
         return None
     finally:
         os.close(fd)
-    if isinstance(doc, dict) and doc.get("run_owner_uid", uid) != uid:
+    if isinstance(doc, dict) and doc.get("run_owner_uid", uid) not in outside(uid):
         return None  # written for another user's run (see ttop.progress.parse_control_doc)
     sig = doc.get("signal") if isinstance(doc, dict) else None
     if not isinstance(sig, dict):
@@ -59,6 +59,21 @@ def request(path, uid, last):
             or target not in ("main", "tree"):
         return None  # the writer refuses it once resumed
     return name, target, seq
+
+
+def outside(uid):
+    """``uid`` and what it is outside this user namespace (as
+    ttop.progress.uid_seen_outside)."""
+    out = [uid]
+    try:
+        with open("/proc/self/uid_map") as f:
+            for line in f:
+                inside, start, count = (int(x) for x in line.split())
+                if inside <= uid < inside + count:
+                    out.append(start + uid - inside)
+    except (OSError, ValueError):
+        pass
+    return out
 
 
 def descendants(pid):
