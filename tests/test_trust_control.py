@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import subprocess
 import textwrap
 import time
@@ -200,3 +199,27 @@ def test_a_run_in_a_rootless_container_takes_a_file_written_for_its_user(three_u
         r = alice.sh('unshare -U -r "$1" -c "$2" "$3"', user_python(alice), check, os.path.join(shared_dir, name))
         results.append(r.stdout.decode().split())
     assert results == [["True", "True"], ["False", "False"]], results
+
+
+def test_ttop_in_a_rootless_container_names_the_runs_user_as_seen_outside(three_users, shared_dir):
+    """ttop in a user namespace sees its own user's files as root's: what
+    it writes names that user as the run outside sees itself."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    alice = three_users[0]
+    probe = alice.sh("unshare -U -r id -u", check=False)
+    if probe.returncode != 0 or probe.stdout.strip() != b"0":
+        pytest.skip("user namespaces are not permitted here")
+    write = ("import sys; sys.path.insert(0, %r)\n"
+             "from ttop.progress import write_control\n"
+             "write_control(sys.argv[1], 'inside', 1, {'lr': 0.5}, owner_uid=0)\n" % str(ROOT))
+    alice.sh('unshare -U -r "$1" -c "$2" "$3"', user_python(alice), write, shared_dir)
+    path = os.path.join(shared_dir, "control_inside.json")
+    with open(path) as f:
+        assert json.load(f)["run_owner_uid"] == alice.uid
+    got = ControlPoller(path, uid=alice.uid).poll()  # alice's run outside takes it
+    assert got is not None and got[2] is None and got[:2] == (1, {"lr": 0.5})

@@ -458,8 +458,8 @@ def write_control(folder: str, run_name: str, seq: int, variables: Mapping[str, 
     doc: Dict[str, Any] = {"format": CONTROL_FORMAT, "seq": int(seq), "variables": dict(variables)}
     if signal is not None:
         doc["signal"] = dict(signal)
-    if owner_uid is not None:
-        doc["run_owner_uid"] = int(owner_uid)
+    if owner_uid is not None:  # as seen outside this user namespace (ttop in a rootless container), as the run's is
+        doc["run_owner_uid"] = uid_seen_outside(int(owner_uid))[-1]
     write_json_atomic(path, doc)
     return path
 
