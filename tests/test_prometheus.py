@@ -536,6 +536,37 @@ def test_two_runs_sharing_name_host_and_owner_are_two_label_sets(tmp_path):
     assert {_value(s, "ttop_run_epoch", run="exp", key=k) for k in ("a/exp", "b/exp", "a/exp-copy")} == {1, 2, 3}
 
 
+def test_names_that_differ_only_where_the_page_cannot_show_them_are_still_two_label_sets(tmp_path):
+    """File names are anyone's choice who can write the folder: a\\x01.json
+    and a\\x02.json (or two names that are not UTF-8) were both key "a?",
+    two runs under one label set; so were two metrics "x\\x01", "x\\x02" of
+    one run."""
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    names = [b"a\x01", b"a\x02", b"a\xff", b"a\xfe", b"a?"]
+    for raw in names:
+        doc = {"format": "ttop.progress/1", "run_name": "same", "status": "RUNNING", "updated_at": time.time(),
+               "metrics": {"x\x01": 1.0, "x\x02": 2.0}}
+        with open(os.path.join(os.fsencode(str(folder)), raw + b".json"), "w") as f:
+            json.dump(doc, f)
+    c = Collector(str(folder), gpu=False, tpu=False, notify=False)
+    c.collect()
+    text = MetricsPage(lambda: c.latest).page().decode()
+    c.stop()
+    seen = set()
+    statuses = 0
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            ident = (smp.name, tuple(sorted(smp.labels.items())))
+            assert ident not in seen, "duplicate label set %r" % (ident,)
+            seen.add(ident)
+            if smp.name == "ttop_run_status" and smp.labels["status"] == "RUNNING":
+                statuses += smp.value
+            if smp.name == "ttop_metric":
+                assert smp.value == 1.0  # the first of the two names the page shows alike
+    assert statuses == len(names)
+
+
 def test_an_idle_client_connection_is_closed(tmp_path, monkeypatch):
     # each connection holds a server thread: a local user opening idle
     # connections (a request never finished) made them pile up for ever

@@ -30,6 +30,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Set,
     Tuple,
 )
 
@@ -158,6 +159,21 @@ def _label(value: str) -> str:
         return value.encode("utf-8", "replace").decode("utf-8")
 
 
+def key_label(key: str) -> str:
+    """The ``key`` label of a run: its key, or for a key that :func:`_label`
+    must change (a file name with control characters or bytes that are not
+    UTF-8), the changed text, ``//`` and a digest of the key. Keys are file
+    names, chosen by anyone who can write the folder: ``a\x01.json`` and
+    ``a\x02.json`` must not both be ``a?`` (two runs with one label set;
+    a clean key has at most one ``/``, never ``//``)."""
+    shown = _label(key)
+    if shown == key:
+        return key
+    import hashlib
+
+    return "%s//%s" % (shown, hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:12])
+
+
 #: The per-run families, in page order: (name, help, extra label or None).
 RUN_FAMILIES: Tuple[Tuple[str, str, Optional[str]], ...] = (
     ("ttop_run_status", "1 for the run's effective status, 0 for the others", "status"),
@@ -210,14 +226,19 @@ def run_values(run: Any) -> List[Tuple[int, Optional[str], Any]]:
     metrics = data.get("metrics")
     if isinstance(metrics, Mapping):
         n = 0
+        shown: Set[str] = set()
         for name, value in metrics.items():
             v = _num(value)
             if v is None:
                 continue
             if n == MAX_RUN_METRICS:  # the first ones, in the file's order
                 break
+            label = _label(str(name))
+            if label in shown:  # "a\x01" and "a\x02" are both "a?": one series, the first
+                continue
+            shown.add(label)
             n += 1
-            out.append((12, str(name), v))
+            out.append((12, label, v))
     if not (run.stale and run.alive is not True):
         # a stale run's resources, unless its processes are seen alive here,
         # are its last sample: not a figure of now for a dashboard to sum
@@ -340,7 +361,7 @@ class SnapshotMetrics:
             return out
         run_fams = [fam(name, doc, RUN_LABELS + ((extra,) if extra else ())) for name, doc, extra in RUN_FAMILIES]
         for run in self.exported_runs(snapshot):
-            labels = [run.run_name, run.host or "", run_owner(run), run.key]
+            labels = [run.run_name, run.host or "", run_owner(run), key_label(run.key)]
             for i, extra, value in run_values(run):
                 run_fams[i].add(labels + [extra] if extra is not None else labels, value)
         return out

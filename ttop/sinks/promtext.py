@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..progress import number_or_none
-from .prometheus import _HEARTBEAT, RUN_FAMILIES, SnapshotMetrics, _Family, _label, run_owner, run_values
+from .prometheus import _HEARTBEAT, RUN_FAMILIES, SnapshotMetrics, _Family, _label, key_label, run_owner, run_values
 
 
 def _esc(value: str) -> str:
@@ -118,7 +118,7 @@ class PageWriter:
             self.reused += 1
             return e
         name, host, owner, _ = labels
-        a = 'host="%s",key="%s"' % (_esc(host), _esc(key))
+        a = 'host="%s",key="%s"' % (_esc(host), _esc(key_label(key)))
         b = 'owner="%s",run="%s"' % (_esc(owner), _esc(name))
         base = "{" + a + "," + b  # labels sorted by name: host, key, (name), owner, run, (status)
         parts: List[List[str]] = [[] for _ in RUN_FAMILIES]
