@@ -274,9 +274,10 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
     if metrics:
         bad = None
         for k, v in metrics.items():
-            if (v.__class__ is float and v != v or v in _INF) or (v.__class__ is str and v in NON_FINITE_TEXT):
-                if bad is None or k < bad:
-                    bad = k
+            c = v.__class__
+            if (v - v != 0.0 if c is float else v in NON_FINITE_TEXT if c is str else v in _INF) and (
+                    bad is None or k < bad):  # (a float minus itself is 0.0 unless NaN or infinite)
+                bad = k
         if bad is not None:
             found.append(Finding("nan", CRIT, "%s is %s" % (bad, metrics[bad])))
 
@@ -300,7 +301,11 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
         # stalled: the counters unmoved, while the heartbeat is fresh (or the process is stopped)
         if not hb_lost and cur.batch is not None:
             key = cur.progress
-            idle = _streak(samples, lambda s: s.progress == key and s.status == RUNNING)
+            before = samples[-2] if len(samples) > 1 else None
+            if before is not None and (before.progress is key or before.progress == key) and before.status == RUNNING:
+                idle = _streak(samples, lambda s: s.progress == key and s.status == RUNNING)
+            else:  # moved since the sample before (the usual case): a streak of the newest one alone
+                idle = 0.0 if key == key else None
             # the threshold is at least stall_seconds: not worked out for a run that moves
             if idle is not None and idle >= config.stall_seconds:
                 limit = stall_threshold(samples, config)
@@ -337,8 +342,11 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
                 found.append(Finding("diverging", WARN, "%s diverging (%.3g, %.1fx its minimum)" % (name, v, v / low)))
                 break
 
-    # memory pressure
-    frac, label = _memory_fraction(cur)
+    # memory pressure (no limit known, as for another host's run: none)
+    if cur.ram_limit or cur.gpu_limit or cur.device_memory_fraction is not None:
+        frac, label = _memory_fraction(cur)
+    else:
+        frac = None
     if frac is not None and frac >= config.memory_fraction and cur.alive is not False:
         found.append(Finding("memory", WARN, "%s at %s" % (label, _pct(frac))))
 

@@ -83,10 +83,12 @@ class _FileFacts:
         batch = get("batch")
         self.batch = batch if isinstance(batch, int) and not isinstance(batch, bool) else None
         self.progress = (get("phase"), get("epoch"), batch, get("train_batch"), get("val_batch"))
-        self.rate = _num(get("rate"))
+        r = get("rate")
+        self.rate = r if r.__class__ is float and r - r == 0.0 else _num(r)  # (a finite float: the usual case)
         m = get("metrics")
-        self.metrics = m if isinstance(m, dict) else {}
-        self.updated_at = _num(get("updated_at"))
+        self.metrics = m if m.__class__ is dict or isinstance(m, dict) else {}
+        u = get("updated_at")
+        self.updated_at = u if u.__class__ is float and u - u == 0.0 else _num(u)
         self.hb_limit = hb_limit
 
 
@@ -251,7 +253,10 @@ class RecentSamples:
     def _append(self, tr: _Track, s: Sample) -> None:
         ring = tr.ring
         with self._lock:
-            if ring and ring[-1][1:] == s[1:]:
+            last = ring[-1] if ring else None
+            # (the heartbeat first: it differs in a changed file's sample, and
+            # compares as the tuples would, identity first)
+            if last is not None and (last[4] is s[4] or last[4] == s[4]) and last[1:] == s[1:]:
                 if tr.repeat:
                     ring[-1] = s
                 else:
