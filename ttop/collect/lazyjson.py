@@ -38,6 +38,8 @@ _SPACE = " \t\n\r"  # JSON's white space
 #: only spell with the escape ``\u0000`` (a file holding one takes the plain
 #: parse, so the mark found at the top level is the one put there).
 _MARK = "\x00ttop:history"
+#: the classes of the values the check makes of numbers (and of NaN / Infinity)
+_NUMBER_CLASSES = frozenset((int, float))
 _MARK_JSON = '"\\u0000ttop:history"'
 
 
@@ -141,7 +143,6 @@ def _walk(text: str, i: int) -> Tuple[Dict[str, Tuple[int, int, int]], int]:
     out: Dict[str, Tuple[int, int, int]] = {}
     space = _SPACE
     check = _check_value
-    find = text.find
     if text[i] != "{":
         raise ValueError("not an object")
     i += 1
@@ -163,10 +164,9 @@ def _walk(text: str, i: int) -> Tuple[Dict[str, Tuple[int, int, int]], int]:
         start = i
         value, i = check(text, start)
         # numbers only, and the constants NaN / Infinity (no comma inside any
-        # of them): no string, object or inner list, nor true, false or null
-        # (the only words with an "l" or a "u")
-        if type(value) is list and find('"', start, i) < 0 and find("[", start + 1, i) < 0 \
-                and find("{", start, i) < 0 and find("l", start, i) < 0 and find("u", start, i) < 0:
+        # of them), as the check made them: an int (a float's length) or a
+        # float (a constant); no string, object, inner list, true, false or null
+        if type(value) is list and _NUMBER_CLASSES.issuperset(map(type, value)):
             out[key] = (start, i, len(value))
         elif key in out:
             del out[key]
