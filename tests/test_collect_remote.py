@@ -189,3 +189,50 @@ def test_heartbeat_staleness_is_timed_on_ttops_clock_not_the_writers(spawn, prog
     s = c.collect()
     assert s.run("ahead").stale and s.run("ahead").stale_reason.startswith("no heartbeat for 1")
     assert not s.run("behind").stale
+
+
+def _remote(name, batch, **extra):
+    d = {"format": "ttop.progress/1", "run_name": name, "status": "RUNNING", "updated_at": 1.7e9 + batch,
+         "host": "gpu-node-7", "pid": 4242, "pid_create_time": 1.0, "heartbeat_interval": 1.0, "phase": "train",
+         "batch": batch, "metrics": {"loss": 1.0 / batch}, "history": {"loss": [1.0 / b for b in range(1, batch + 1)]},
+         "resources": {"cpu_percent": 90.0, "rss_bytes": 1 << 30, "sampled_at": 1.7e9}}
+    d.update(extra)
+    return d
+
+
+def test_a_rewritten_remote_run_shows_what_a_fresh_collector_shows(progress_dir):
+    """A live file's next version is taken in place where only its numbers
+    moved: every value of the row is the new file's, as a new collector
+    sees it, and a new heartbeat interval moves the heartbeat limit."""
+    from ttop.progress import write_json_atomic
+
+    now = [time.time()]
+    c = Collector(str(progress_dir), interval=1.0, gpu=False, tpu=False, clock=lambda: now[0])
+    names = ("same", "numbers", "slower", "resources", "moved")
+    for n in names:
+        write_json_atomic(str(progress_dir / (n + ".json")), _remote(n, 1))
+    c.collect()
+    c.collect()
+    time.sleep(0.1)
+    write_json_atomic(str(progress_dir / "numbers.json"), _remote("numbers", 2, rate=3.5))
+    write_json_atomic(str(progress_dir / "slower.json"), _remote("slower", 2, heartbeat_interval=100.0))
+    write_json_atomic(str(progress_dir / "resources.json"),
+                      _remote("resources", 2, resources={"cpu_percent": 10.0, "rss_bytes": 5, "sampled_at": 1.7e9 + 2}))
+    write_json_atomic(str(progress_dir / "moved.json"), _remote("moved", 2, host="gpu-node-8", pid=7))
+    time.sleep(0.1)
+    now[0] += 30.0
+    snap = c.collect()
+    fresh = Collector(str(progress_dir), interval=1.0, gpu=False, tpu=False, clock=lambda: now[0]).collect()
+
+    def row(r):
+        return (r.status, r.reported_status, dict(r.data), r.dropped_keys, r.host, r.local, r.pid, r.pid_create_time,
+                r.resources, r.owner_uid, r.mtime, r.file_error, r.run_name, r.path)
+
+    assert [row(r) for r in snap.runs] == [row(r) for r in fresh.runs]
+    got = {r.key: r for r in snap.runs}
+    assert got["numbers"].data["rate"] == 3.5 and got["resources"].resources.rss_bytes == 5
+    assert got["moved"].host == "gpu-node-8" and got["moved"].pid == 7
+    assert [k for k, r in got.items() if r.stale] == ["same"]  # 30 s without a new heartbeat; the others wrote
+    now[0] += 60.0  # past 3 heartbeat intervals of 1 s (10 s at least), within those of 100 s
+    later = {r.key: r.stale for r in c.collect().runs}
+    assert later == {"same": True, "numbers": True, "slower": False, "resources": True, "moved": True}

@@ -221,18 +221,15 @@ class _Static:
         if (values != self.ident or fr.key != self.key or fr.path != self.path
                 or getattr(fr, "uid", None) != self.owner_uid):
             return False
-        classes = tuple(map(type, values))  # 1 == 1.0 == True: the classes count too
-        if classes != self.classes:
+        if tuple(map(type, values)) != self.classes:  # 1 == 1.0 == True: the classes count too
             return False
+        # (ident, classes and hb_limit, worked out from equal values, stay)
         if data.get("resources") != self.data.get("resources"):
             self.reported_resources = reported_resources(data)
         self.data = data
-        self.ident = values
-        self.classes = classes
         self.dropped = dropped = tuple(dropped)
         self.mtime = mtime
         self.updated = float(data["updated_at"])
-        self.hb_limit = heartbeat_limit(data, interval)
         t = self.template
         t["data"] = fr.archived if fr.archived is not None and data is fr.data else data
         t["dropped_keys"] = dropped
@@ -241,7 +238,8 @@ class _Static:
 
 
 #: What _Static works out from the file besides its numbers (all of it, when these are as before).
-_IDENT_KEYS = ("status", "host", "pid_namespace", "pid", "pid_create_time", "run_name", "started_at")
+_IDENT_KEYS = ("status", "host", "pid_namespace", "pid", "pid_create_time", "run_name", "started_at",
+               "heartbeat_interval")
 
 
 _TEMPLATE_KEYS = frozenset(("key", "path", "data", "run_name", "reported_status", "host", "local", "pid",
