@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from ttop.collect.rings import ResourceRings
 from ttop.collect.snapshot import GpuDevice, ProcInfo, RunResources, RunSnapshot, Snapshot
 from ttop.view import roles as R
@@ -113,3 +115,37 @@ def test_odd_progress_data_never_breaks_the_header():
     t = text(render_detail(model(runs=[r]), DetailState(), 80, 24).lines)
     assert t[0].startswith("odd  RUNNING  train  epoch -/10  batch 120/500  rate -  ETA -")
     assert "x y" in t[1]
+
+
+@pytest.mark.parametrize("health", [True, False])
+def test_the_monitor_keeps_resource_samples_only_where_the_collector_keeps_none(spawn, progress_dir, health):
+    """The detail screen charts the collector's recent samples; the monitor
+    keeps a ring of its own only with health checks off (no samples there)."""
+    import json
+    import sys
+
+    import psutil
+
+    from ttop.collect import Collector
+    from ttop.ui.app import App
+    from ttop.ui.detail import DetailScreen
+
+    p = spawn([sys.executable, "-c", "import time; time.sleep(120)"])
+    doc = {"format": "ttop.progress/1", "run_name": "job", "status": "RUNNING", "updated_at": 1e9,
+           "heartbeat_interval": 1e6, "pid": p.pid, "pid_create_time": psutil.Process(p.pid).create_time()}
+    (progress_dir / "job.json").write_text(json.dumps(doc))
+    c = Collector(str(progress_dir), gpu=False, tpu=False, health=None if health else False)
+    app = App(c)
+    try:
+        for _ in range(3):
+            c.collect()
+            app._take_snapshot()
+        own = app.rings.samples("job")
+        if health:
+            assert own == [] and len(c.recent.samples("job")) == 3
+        else:
+            assert c.recent is None and len(own) == 3
+        charts = DetailScreen(["job"], color=False).model(app).resources["job"]
+        assert [len(s.y) for s in charts.values()][:2] == [2, 3], charts  # CPU % from the second look, RAM
+    finally:
+        app.close()

@@ -73,6 +73,7 @@ class App(AppContext):
         from ..collect.rings import ResourceRings
 
         #: recent resource samples per run, for the detail screen's charts
+        #: where the collector keeps none (health checks off)
         self.rings = ResourceRings()
         self.rings.feed(self.snapshot)
         self._quit = False
@@ -337,7 +338,8 @@ class App(AppContext):
             return  # being prepared: the wake-up follows
         if snap is not None and snap is not self.snapshot:
             self.snapshot = snap
-            self.rings.feed(snap)
+            if getattr(self.collector, "recent", None) is None:
+                self.rings.feed(snap)
             for s in list(self.stack):
                 try:
                     s.on_snapshot(self)
