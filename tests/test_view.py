@@ -72,7 +72,8 @@ def texts(lines):
 @pytest.mark.parametrize("value,expected", [
     (None, "-"), (0, "0s"), (45, "45s"), (45.9, "45s"), (725, "12m05s"), (3725, "1h02m"),
     (3 * 86400 + 4 * 3600 + 59, "3d04h"), (-5, "0s"), (1e12, ">999d"), (math.nan, "-"), ("NaN", "-"),
-    (math.inf, "inf"), ("soon", "-"), (True, "-"),
+    (math.inf, "inf"), ("soon", "-"), (True, "-"), (59.999, "59s"), (-0.0, "0s"), (-math.inf, "0s"),
+    (86399999.9, "999d23h"), (86400000.0, ">999d"), (10 ** 400, "inf"),
 ])
 def test_duration(value, expected):
     assert fmt.duration(value) == expected
@@ -154,6 +155,30 @@ def test_wandb_url_reachable_in_full():
     ncols = len(columns_for(s))
     lines = render_table(s, ViewState(col_offset=ncols - 1), 80, 3).lines
     assert url in text(lines[1])
+
+
+def test_wandb_column_between_others_is_as_wide_as_the_longest_link_shown():
+    """The link column placed before others (the column chooser): as wide as
+    the longest link of the rows shown, the columns after it where that
+    leaves them, in the monitor's frame as in the printed table."""
+    from ttop.view.columns import DEFAULT
+
+    url = "https://wandb.ai/team/project/runs/abcdef123456"
+    s = snap([run("alpha", data={"links": {"wandb": url}}), run("beta"), run("gamma")])
+    order = (("status", True), ("wandb", True), ("pid", True)) + tuple(
+        (k, False) for k, _ in DEFAULT if k not in ("status", "wandb", "pid"))
+    for width_, cols in ((120, "Status    Wandb URL" + " " * (len(url) - 9) + "      PID"),
+                         (60, "Status    Wandb URL")):
+        st = ViewState(columns=order)
+        main = render_main(s, st, width_, 12)
+        main = main[[text(l).startswith("Run Name") for l in main].index(True):]
+        for lines in (render_table(s, st, width_, 5).lines, main):
+            assert text(lines[0]).startswith("Run Name   " + cols), (width_, texts(lines))
+            if width_ == 120:
+                assert text(lines[1]).startswith("alpha      RUNNING   " + url + "        -")
+                assert text(lines[2]).startswith("beta       RUNNING   -" + " " * (len(url) - 1) + "        -")
+            else:
+                assert text(lines[1]).startswith("alpha      RUNNING   " + url[:38] + "\u2026")
 
 
 def test_host_column_only_with_several_hosts():

@@ -53,7 +53,12 @@ def status_text(run: Any, ascii: bool = False) -> str:
 
 
 def _time(section: str, key: str) -> Callable[[Any], str]:
-    return lambda run: fmt.duration(_get(run.data, "times", section, key))
+    def cell(run: Any) -> str:
+        t = run.data.get("times") if type(run.data) is dict else _get(run.data, "times")
+        s = t.get(section) if type(t) is dict else _get(t, section)  # _get(...) with dicts looked into at once
+        return fmt.duration(s.get(key) if type(s) is dict else _get(s, key))
+
+    return cell
 
 
 def _live(getter: Callable[[Any], str]) -> Callable[[Any], str]:

@@ -4,7 +4,7 @@ same role joined (fewer curses calls)."""
 from __future__ import annotations
 
 from . import roles as R
-from .text import Line, Segment, fit
+from .text import Line, Segment, clean, fit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,3 +58,24 @@ def compose_row(name: str, name_role: str, cells: Sequence[Segment], layout: Seq
         texts.append(" " * (width_ - used))
     out.append(("".join(texts), role))
     return tuple(out)
+
+
+def run_cells(run: Any, base: str, getters: Sequence[Tuple[Any, bool, Any, Any]], i: int) -> List[Segment]:
+    """The cells ``(text, role)`` of a run's row (``base``: the row's role):
+    per column of the layout, ``getters`` holds its run getter, whether the
+    run's status colours it, its ``cell_role`` and the texts already made
+    for the rows shown (None: made here), of which the row's is ``i``."""
+    out: List[Segment] = []
+    normal = R.NORMAL
+    for get, colored, role_of, made in getters:
+        if made is not None:
+            text = made[i]
+        else:
+            text = get(run)
+            if type(text) is not str or not text.isprintable():  # clean()'s own test first
+                text = clean(text)
+        role = base if colored else normal
+        if role_of is not None:
+            role = role_of(run) or role
+        out.append((text, role))
+    return out

@@ -36,21 +36,28 @@ def _special(x: float) -> Optional[str]:
     return None
 
 
+#: Seconds in 1,000 days: shorter durations print as days and hours at most.
+_DAYS_999 = 86400000.0
+
+
 def duration(value: Any) -> str:
     """Seconds as ``45s``, ``12m05s``, ``1h02m``, ``3d04h``; ``-`` if unknown.
 
     Negative durations (clock skew) show as ``0s``; more than 999 days shows
     as ``>999d``.
     """
-    x = _num(value)
-    if x is None:
-        return NA
-    sp = _special(x)
-    if sp is not None:
-        return NA if sp == "NaN" else ("inf" if x > 0 else "0s")
-    if x < 0:
-        x = 0.0
-    s = int(x)
+    if type(value) is float and 0.0 <= value < _DAYS_999:  # the usual value (NaN fails the test)
+        s = int(value)
+    else:
+        x = _num(value)
+        if x is None:
+            return NA
+        sp = _special(x)
+        if sp is not None:
+            return NA if sp == "NaN" else ("inf" if x > 0 else "0s")
+        if x < 0:
+            x = 0.0
+        s = int(x)
     if s < 60:
         return "%ds" % s
     m, s = divmod(s, 60)
@@ -72,6 +79,12 @@ def _numeric(f: Callable[..., str]) -> Callable[..., str]:
 
     @functools.wraps(f)
     def wrapper(value: Any, *args: Any, **kw: Any) -> str:
+        t = type(value)
+        if t is float:
+            if value - value == 0.0:  # finite: the usual value
+                return f(value, *args, **kw)
+        elif t is int and -1e300 < value < 1e300:
+            return f(float(value), *args, **kw)
         x = _num(value)
         if x is None:
             return NA

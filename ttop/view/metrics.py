@@ -80,23 +80,30 @@ def value(run: Any, name: str) -> Optional[float]:
 
 
 def trend(run: Any, name: str) -> Optional[str]:
-    x = value(run, name)
+    return _trend(run, name, _metrics_of(run).get(name))
+
+
+def _trend(run: Any, name: str, raw: Any) -> Optional[str]:
+    """:func:`trend` of the run's latest value ``raw`` of ``name``."""
+    x = None if isinstance(raw, bool) else number_or_none(raw)
     if x is None or not math.isfinite(x):
         return None
     hist = _history_of(run, name, TREND_WINDOW + 1)
     # the history's last point is usually the latest value itself
-    earlier = list(hist[-(TREND_WINDOW + 1):])
+    earlier = hist[-(TREND_WINDOW + 1):]
     if earlier:
         p = earlier[-1]
         last = p if type(p) is float else (number_or_none(p) if not isinstance(p, bool) else None)
         if last is not None and last == x:
             earlier = earlier[:-1]
-    window = earlier[-TREND_WINDOW:]
-    if all(type(p) is float for p in window):  # the usual history: no conversion per point
-        pts = [p for p in window if math.isfinite(p)]
-    else:
-        pts = [v for v in (number_or_none(p) for p in window if not isinstance(p, bool))
-               if v is not None and math.isfinite(v)]
+    pts = []
+    for p in earlier[-TREND_WINDOW:]:
+        if type(p) is not float:  # the usual history holds floats only: no conversion
+            p = None if isinstance(p, bool) else number_or_none(p)
+            if p is None:
+                continue
+        if p - p == 0.0:  # finite
+            pts.append(p)
     if len(pts) < 3:
         return None
     mean = sum(pts) / len(pts)
@@ -114,7 +121,7 @@ def metric_text(run: Any, name: str, ascii: bool = False) -> str:
     if raw is None:
         return fmt.NA
     text = fmt.metric(raw)
-    t = trend(run, name)
+    t = _trend(run, name, raw)
     if t is not None:
         text += (ASCII_MARKS if ascii else MARKS)[t]
     return text

@@ -37,7 +37,7 @@ from .cells import (  # noqa: F401 (re-exported)
     status_text,
     wandb_url,
 )
-from .compose import compose_row
+from .compose import compose_row, run_cells
 from .ranks import rank_cell, rank_name, rank_role
 from .sorting import TEXT_SORTS, sort_mark, sort_runs, sort_value  # noqa: F401 (re-exported)
 from .state import RowId, ViewState
@@ -458,20 +458,20 @@ _LINES = _Kept()
 LINES_KEPT = 4096
 
 
-#: The width of a run's Epoch / Batch cell, by (run object, column): the
+#: The text of a run's Epoch / Batch cell, by (run object, column): the
 #: same run on another page of the table is not formatted again.
 _GROWN = _Kept()
 
 
-def _grow_width(col: Column, row: Row) -> int:
+def _grow_text(col: Column, row: Row) -> str:
     if row.kind != "run":
-        return width(clean(cell_text(col, row)))
+        return clean(cell_text(col, row))
     key = (id(row.run), col.key)
-    w = _GROWN.get(key, row.run)
-    if w is None:
-        w = width(clean(cell_text(col, row)))
-        _GROWN.put(key, row.run, w)
-    return w
+    t = _GROWN.get(key, row.run)
+    if t is None:
+        t = clean(cell_text(col, row))
+        _GROWN.put(key, row.run, t)
+    return t
 
 
 def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
@@ -506,33 +506,31 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
             top = sel - body_h + 1
     shown = rows[top:top + body_h]
 
-    url_w = 9
-    if any(c.key == "wandb" for c in cols[offset:]):
-        for r in shown:
-            if r.kind == "run":
-                url_w = max(url_w, min(MAX_URL, width(_wandb(r.run))))
     # counters never lose digits: Epoch and Batch grow to fit the rows shown
     grown: Dict[str, int] = {}
     texts: Dict[str, List[str]] = {}  # the growing columns' cells, made once (--once shows every row)
-    page = ("grown", top, body_h, offset, url_w)
+    page = ("grown", top, body_h, offset)
     if memo is not None and page in memo:
         grown = memo[page]
-    elif memo is not None:  # a page of the UI's table: each run's cell width is kept
+    else:  # memo: a page of the UI's table, each run's cells kept (_GROWN)
         for col in cols[offset:]:
             if col.key in GROWING:
-                need = max([_grow_width(col, r) for r in shown] + [col.width])
-                grown[col.key] = min(need, GROW_MAX)
-        memo[page] = grown
-    else:
-        for col in cols[offset:]:
-            if col.key in GROWING:
-                texts[col.key] = cells = [clean(cell_text(col, r)) for r in shown]
-                need = max([width(t) for t in cells] + [col.width])
-                grown[col.key] = min(need, GROW_MAX)
-    layout = _layout(cols, offset, width_ - nw, url_w, grown)
+                texts[col.key] = cells = [_grow_text(col, r) if memo is not None else clean(cell_text(col, r))
+                                          for r in shown]
+                grown[col.key] = min(max([width(t) for t in cells] + [col.width]), GROW_MAX)
+        if memo is not None:
+            memo[page] = grown
+    layout = _layout(cols, offset, width_ - nw, 9, grown)
+    if any(c.key == "wandb" for c, _w in layout):  # as wide as the longest link shown (wider, it fits no better)
+        url_w = 9
+        for r in shown:
+            if r.kind == "run":
+                url_w = max(url_w, min(MAX_URL, width(_wandb(r.run))))
+        layout = _layout(cols, offset, width_ - nw, url_w, grown)
     layout_key = (width_, nw, ell, tuple((c.key, w) for c, w in layout))
 
     lines: List[Line] = [title_line(state, layout, offset, nw, width_)]
+    getters = [(col.run, col.status_colored, col.cell_role, texts.get(col.key)) for col, _w in layout]
 
     for i, row in enumerate(shown):
         idx = top + i
@@ -549,11 +547,11 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
         name = _name_text(row)
         if row.kind == "run" and row.run.key in state.marked:
             name_role, name = R.MARK, "*" + name
-        parts: List[Segment] = []
-        for col, _w in layout:
-            made = texts.get(col.key)
-            text = made[i] if made is not None else clean(cell_text(col, row))
-            parts.append((text, base if row.kind != "run" else cell_role(col, row.run, base)))
+        if row.kind == "run":
+            parts = run_cells(row.run, base, getters, i)
+        else:
+            parts = [(made[i] if made is not None else clean(cell_text(col, row)), base)
+                     for (col, _w), (_g, _c, _r, made) in zip(layout, getters)]
         line = compose_row(name, name_role, parts, layout, nw, width_, ell, row.kind == "run" and row.run.stale, is_sel)
         if key is not None:
             _LINES.put(key, row.run, line)
