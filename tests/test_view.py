@@ -614,3 +614,22 @@ def test_frames_keep_only_the_runs_of_the_last_snapshots():
     assert all(r() is None for r in refs)
     assert all(any(l.startswith("old ") for l in f) for f in frames)
     assert any("live-4" in l for l in frames[-1])
+
+
+def test_a_frame_asked_for_again_is_the_one_made_and_a_change_shows():
+    """The monitor makes each snapshot's frame ahead and then draws it: the
+    second ask gets the frame made (not made again); another snapshot,
+    view or size gets a frame of its own, showing what changed."""
+    s = snap(four_runs())
+    a = main_frame(s, ViewState(), 120, 20)
+    assert main_frame(s, ViewState(), 120, 20) is a
+    assert main_frame(s, ViewState(message="hello"), 120, 20) is not a
+    assert "hello" in text(main_frame(s, ViewState(message="hello"), 120, 20).lines[-2])
+    assert main_frame(s, ViewState(), 121, 20) is not a
+    moved = list(four_runs())
+    moved[0] = run("alpha", data={"epoch": 3, "total_epochs": 10}, pid=4242)
+    b = main_frame(snap(moved, seq=2), ViewState(), 120, 20)
+    row = next(text(l) for l in b.lines if text(l).startswith("alpha"))
+    assert " 3/10 " in row and " 2/10 " not in row
+    assert main_frame(s, ViewState(), 120, 20) is not a  # made again after another frame: equal lines
+    assert texts(main_frame(s, ViewState(), 120, 20).lines) == texts(a.lines)

@@ -107,7 +107,22 @@ def _derived(snapshot: Any, state: ViewState) -> _Derived:
     return d
 
 
+#: The last frame made, with what it was made from: the monitor makes each
+#: snapshot's frame ahead (its collector listener), then draws it, and a
+#: frame is a function of these alone.
+_made: List[Any] = [None, None, 0, 0, None]
+
+
 def main_frame(snapshot: Any, state: ViewState, width: int, height: int) -> Frame:
+    made = _made[:]  # another thread may replace it meanwhile
+    if made[0] is snapshot and made[2] == width and made[3] == height and made[1] == state:
+        return made[4]
+    frame = _main_frame(snapshot, state, width, height)
+    _made[:] = [snapshot, state, width, height, frame]
+    return frame
+
+
+def _main_frame(snapshot: Any, state: ViewState, width: int, height: int) -> Frame:
     if too_small(width, height):
         return Frame(too_small_lines(width, height), None, 0)
     d = _derived(snapshot, state)
