@@ -76,6 +76,9 @@ def test_a_jobs_ranks_on_other_hosts_count_on_their_own_hosts():
     assert sum(h.cpu_percent for h in by.values()) == 550.0  # every figure once, on one host
     line = "".join(t for t, _ in budget_line(snap, 80))
     assert line.startswith("Budget  CPU 1.0/8 cores (12%)  RAM 10B/"), line
+    # Enter on gpu-9 in the hosts screen (host:=gpu-9) shows the job that has a rank there
+    keys = lambda f: [r.key for r in filtered_runs(snap, ViewState(name_filter=f))]  # noqa: E731
+    assert keys("host:=gpu-9") == ["job"] and keys("host:gpu") == ["job"] and keys("host:=node-b") == ["b"]
 
 
 def test_hosts_screen_in_ascii_clips_without_unicode():

@@ -14,7 +14,7 @@ KEYS: Tuple[Tuple[str, str], ...] = (
     ("Home / End", "first / last row"),
     ("Left / Right", "scroll the columns (the run name stays)"),
     ("s", "cycle the status filter: all, RUNNING, FINISHED, CANCELED, FAILED, KILLED"),
-    ("f", "name filter: type to filter live, Enter confirms, Esc cancels; host:NAME filters by host (any host containing NAME; host:=NAME exactly that host)"),
+    ("f", "name filter: type to filter live, Enter confirms, Esc cancels; host:NAME filters by host (any host containing NAME; host:=NAME exactly that host; a multi-rank job is on each of its ranks' hosts)"),
     ("H", "hosts: runs, CPU, RAM, GPU, last heartbeat and clock skew per host; Enter shows that host's runs (host:=NAME)"),
     ("Esc", "clear the filters and reset the view"),
     ("t", "expand / collapse the selected run into [R] ranks, [P] processes and [T] threads"),

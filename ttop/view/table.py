@@ -75,10 +75,11 @@ def _name_matches(run: Any, needle: str) -> bool:
     n = needle.lower()
     if n.startswith(HOST_FILTER):
         want = n[len(HOST_FILTER):]
-        host = clean(run.host or "").lower()
+        # a multi-rank job is on each host that runs one of its ranks too
+        hosts = [clean(h or "").lower() for h in [run.host, *(rk.host for rk in getattr(run, "ranks", ()) or ())]]
         if want.startswith("="):  # host:=NAME, the hosts screen's pick: that host only
-            return host == want[1:]
-        return want in host
+            return want[1:] in hosts
+        return any(want in host for host in hosts)
     return n in clean(run.run_name).lower() or n in clean(run.key).lower()
 
 
