@@ -161,6 +161,22 @@ def test_torchrun_two_ranks_are_one_run(tmp_path, spawn):
     assert r1["control_seq"] == d["control_seq"] == 1
 
 
+def test_a_follower_that_cannot_write_its_status_file_says_so_once(tmp_path, capsys):
+    """Something else under the rank file's name (another user's file in a
+    sticky folder, here a folder): the rank trains on, and says once why
+    ttop will not show it, instead of vanishing silently."""
+    from ttop.integrations._ranks import RankFollower
+
+    (tmp_path / ".job.rank1.json").mkdir()
+    f = RankFollower(str(tmp_path), "job", 1, 2, 0.05, lambda *a: None)
+    f.start()
+    f._write()
+    f.end("FINISHED")
+    err = capsys.readouterr().err
+    assert err.count("ttop: rank 1 cannot write its status file") == 1, err
+    assert "ttop will not show this rank" in err
+
+
 def test_a_follower_applies_the_runs_edits_and_reports_its_status(tmp_path):
     from ttop.integrations._ranks import RankFollower
     from ttop.progress import write_control

@@ -168,6 +168,7 @@ class RankFollower:
         self._sampler: Any = None
         self._create_time: Optional[float] = None
         self._resources: Optional[Dict[str, Any]] = None
+        self._write_reported = False
 
     def track(self, values: Mapping[str, Any]) -> None:
         with self._lock:
@@ -294,8 +295,13 @@ class RankFollower:
         }
         try:
             write_json_atomic(self.path, data)
-        except Exception:  # never into the training loop
-            pass
+        except Exception as e:  # never into the training loop; said once (ttop shows no row for this rank)
+            if not self._write_reported:
+                self._write_reported = True
+                from ..monitor.control import report
+
+                report("ttop: rank %d cannot write its status file %s (%s): ttop will not show this rank" % (
+                    self.rank, self.path, getattr(e, "strerror", None) or e))
 
     def end(self, status: str, error: Optional[str] = None) -> None:
         if self.status != RUNNING:
