@@ -108,13 +108,17 @@ def test_json_has_no_lone_surrogate_that_strict_readers_refuse(progress_dir):
     (progress_dir / "sur.json").write_bytes(
         b'{"format": "ttop.progress/1", "run_name": "a\\ud800b", "status": "FINISHED", "updated_at": 1.0,'
         b' "metrics": {"\\udc80": 1, "loss": 0.5}}')
-    with open(os.path.join(os.fsencode(progress_dir), b"bad\xff.json"), "wb") as f:
-        f.write(b'{"format": "ttop.progress/1", "run_name": "x", "status": "FINISHED", "updated_at": 1.0}')
+    for raw, name in ((b"bad\xff.json", "x"), (b"bad\xfe.json", "y")):
+        with open(os.path.join(os.fsencode(progress_dir), raw), "wb") as f:
+            f.write(b'{"format": "ttop.progress/1", "run_name": "%s", "status": "FINISHED", "updated_at": 1.0}'
+                    % name.encode())
     import json
 
     runs = {r["run_name"]: r for r in json.loads(_once(progress_dir, "--json"))["runs"]}
     assert runs["a\ufffdb"]["metrics"] == {"\ufffd": 1, "loss": 0.5}
-    assert runs["x"]["key"] == "bad\ufffd" and runs["x"]["path"].endswith("/bad\ufffd.json")
+    assert runs["x"]["key"].startswith("bad\ufffd//") and runs["x"]["path"].endswith("/bad\ufffd.json")
+    # two names that are not UTF-8 are still two keys ("key" is unique in the folder)
+    assert runs["y"]["key"].startswith("bad\ufffd//") and runs["x"]["key"] != runs["y"]["key"]
 
     def texts(v):
         if isinstance(v, str):

@@ -246,7 +246,24 @@ def run_to_dict(run: RunSnapshot) -> Dict[str, Any]:
             out[key] = json_safe(value) if isinstance(value, Mapping) else {}
         else:
             out[key] = json_safe(data.get(key))
+    out["key"] = json_key(run.key)
     return out
+
+
+def json_key(key: str) -> str:
+    """A run's ``key`` as ``--json`` writes it: the key, or for one no
+    UTF-8 text can hold (a file name that is not UTF-8, which would be
+    written with U+FFFD) that spelling, ``//`` and a digest of the name, so
+    that ``a\xff.json`` and ``a\xfe.json`` stay two keys (a key that is a
+    file name never holds ``//``)."""
+    try:
+        key.encode("utf-8")
+        return key
+    except UnicodeEncodeError:
+        import hashlib
+
+        shown = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in key)
+        return "%s//%s" % (shown, hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:12])
 
 
 def table_columns(snapshot: Any, columns: Any = None) -> List[str]:
