@@ -123,6 +123,8 @@ def _read(dfd: int, name: str, owner: Optional[int], cached: Optional[_File]) ->
 
 
 _NO_RUN = _Run()
+_RANK1 = ".rank1.json"
+assert rank_name("x", 1) == ".x" + _RANK1
 _NOT_LISTED: Any = object()
 
 
@@ -155,8 +157,12 @@ class RankReader:
         dfds: Dict[str, int] = {}  # several folders watched: each run's ranks are in its own
         # many runs to probe for a first rank file: one listing of the folder
         # answers for all of them (a failed open each costs ~10x a listed name)
-        probes = sum(1 for st in live if not (self._runs.get(st.key) or _NO_RUN).files
-                     and now >= (self._runs.get(st.key) or _NO_RUN).next_probe)
+        runs = self._runs
+        probes = 0
+        for st in live:
+            due = runs.get(st.key) or _NO_RUN
+            if not due.files and now >= due.next_probe:
+                probes += 1
         listings: Optional[Dict[str, Optional[AbstractSet[str]]]] = None
         if probes >= LIST_PROBES and probes * LIST_RATIO >= self._listed:
             listings = {}
@@ -170,7 +176,7 @@ class RankReader:
                     except OSError:
                         continue
                 stem = st.key.rpartition("/")[2]  # the file's name in its folder (keys are TAG/NAME then)
-                r = self._runs.get(st.key)
+                r = runs.get(st.key)
                 if r is None:
                     r = _Run()
                 if not r.files and now < r.next_probe:
@@ -184,8 +190,8 @@ class RankReader:
                             self._listed = len(names)
                         except OSError:
                             names = listings[folder] = None
-                    if names is not None and rank_name(stem, 1) not in names:
-                        r.files = {}  # no rank 1 and none known: probe again later
+                    if names is not None and "." + stem + _RANK1 not in names:  # (rank_name(stem, 1))
+                        # no rank 1 and none known (r.files is empty): probe again later
                         r.next_probe = now + PROBE_SECONDS
                         r.world = 2
                         keep[st.key] = r
