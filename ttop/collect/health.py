@@ -304,8 +304,8 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
             before = samples[-2] if len(samples) > 1 else None
             if before is not None and (before.progress is key or before.progress == key) and before.status == RUNNING:
                 idle = _streak(samples, lambda s: s.progress == key and s.status == RUNNING)
-            else:  # moved since the sample before (the usual case): a streak of the newest one alone
-                idle = 0.0 if key == key else None
+            else:  # moved since the sample before (the usual case): no streak to judge
+                idle = None
             # the threshold is at least stall_seconds: not worked out for a run that moves
             if idle is not None and idle >= config.stall_seconds:
                 limit = stall_threshold(samples, config)
