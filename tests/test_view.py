@@ -82,6 +82,7 @@ def test_duration(value, expected):
 @pytest.mark.parametrize("value,expected", [
     (None, "-"), (0, "0B"), (999, "999B"), (812 * 1024, "812K"), (3.2 * GiB, "3.2G"), (15 * GiB, "15G"),
     (1000, "1.0K"), (2 ** 70, "1024E"), (math.nan, "NaN"), (-1, "-"),
+    (1e301, ">9999E"), (10 ** 400, "inf"),
 ])
 def test_size(value, expected):
     assert fmt.size(value) == expected

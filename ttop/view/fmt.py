@@ -102,7 +102,7 @@ _UNITS = "BKMGTPE"
 @_numeric
 def size(x: float) -> str:
     """Bytes in binary units: ``512B``, ``812K``, ``3.2G``, ``15G``; ``-`` if
-    unknown."""
+    unknown. Beyond the largest unit it stays short: ``>9999E``."""
     if x < 0:
         return NA
     i = 0
@@ -113,6 +113,8 @@ def size(x: float) -> str:
         return "%dB" % int(x)
     if x < 9.95:
         return "%.1f%s" % (x, _UNITS[i])
+    if x >= 9999.5:  # beyond the largest unit (a file's garbage figure): not 300 digits
+        return ">9999%s" % _UNITS[i]
     return "%d%s" % (int(round(x)), _UNITS[i])
 
 
