@@ -3,6 +3,7 @@ writer processes; stopped by SIGTERM/SIGINT, and killed with SIGKILL at random
 moments to prove no row is ever torn."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 from test_cli_support import child_env, load_csv_dir, read_csv_dir, start_writer, ttop_cmd
 
@@ -378,3 +380,40 @@ def test_headless_counts_threads_without_listing_them(spawn, progress_dir, tmp_p
     assert done == [0]
     frame = load_csv_dir(str(tmp_path / "csv"))["t1_matrix.csv"]
     assert (frame["num_threads"].dropna() >= 1).all() and frame["num_threads"].notna().any()
+
+
+def _ended_file(folder, name, loss, pid):
+    data = {"format": "ttop.progress/1", "run_name": name, "status": "FINISHED", "pid": pid,
+            "started_at": 1700000000.0, "ended_at": 1700000100.0, "updated_at": 1700000100.0,
+            "epoch": 1, "total_epochs": 1, "batch": 10, "total_batches": 10, "metrics": {"loss": loss}}
+    (folder / (name + ".json")).write_text(json.dumps(data), encoding="utf-8")
+
+
+def _overall_keys(csv_dir):
+    return {n: pd.read_csv(csv_dir / n, keep_default_na=False, dtype=str).iloc[0]["key"]
+            for n in (os.listdir(csv_dir) if csv_dir.exists() else ()) if n.endswith("_overall.csv")}
+
+
+def test_a_run_whose_safe_name_is_taken_keeps_its_own_files_after_a_restart(spawn, progress_dir, tmp_path):
+    # " a" and "a" are both "a" as file names: the second ttop on the folder
+    # saw " a" first, took a_matrix.csv for it (the ended run then wrote no
+    # row: "its file already ends with that status") and gave "a" a new file
+    csv_dir = tmp_path / "csv"
+    _ended_file(progress_dir, "a", 1.0, 4000001)
+    first = _start_ttop(spawn, str(progress_dir), str(csv_dir))
+    wait_until(lambda: list(_overall_keys(csv_dir).values()) == ["a"], timeout=30)
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=30)
+    assert first.returncode == 0
+    _ended_file(progress_dir, " a", 2.0, 4000002)
+    second = _start_ttop(spawn, str(progress_dir), str(csv_dir))
+    wait_until(lambda: len(_overall_keys(csv_dir)) == 2, timeout=30)
+    second.send_signal(signal.SIGINT)
+    second.communicate(timeout=30)
+    assert second.returncode == 0
+    keys = _overall_keys(csv_dir)
+    assert sorted(keys.values()) == [" a", "a"] and keys["a_overall.csv"] == "a"
+    frames = load_csv_dir(str(csv_dir))
+    for name, key in keys.items():
+        m = frames[name.replace("_overall.csv", "_matrix.csv")]
+        assert list(m["metric_loss"]) == [1.0 if key == "a" else 2.0], name

@@ -64,6 +64,7 @@ from .csvfiles import (
     RunFiles,
     cell,
     iso_utc,
+    kept_key,
     metric_column,
     remove_stale_temps,
 )
@@ -181,9 +182,19 @@ class CsvSink:
     # -- writing
 
     def _stem(self, key: str) -> str:
+        """The file name stem of run ``key``: its name made safe, or that
+        with ``~`` and a digest of the key where the name is another run's,
+        in this session or, by the key its summary file names, an earlier
+        one (keys " a" and "a" are both "a": which came first must not
+        decide after a restart whose files a run adopts)."""
         stem = sanitize_run_name(key)
         owner = self._stems.get(stem)
-        if owner is not None and owner != key:
+        if owner is None:
+            kept = kept_key(os.path.join(self.csv_dir, stem + OVERALL_SUFFIX))
+            taken = kept is not None and kept != cell(key)
+        else:
+            taken = owner != key
+        if taken:
             stem = "%s~%s" % (stem, hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:8])
         self._stems[stem] = key
         return stem

@@ -241,6 +241,20 @@ def _read_regular(path: str) -> bytes:
         return f.read()
 
 
+def kept_key(overall_path: str) -> Optional[str]:
+    """The ``key`` cell of an existing ``<run>_overall.csv`` of ttop's user
+    (the run whose files these are), or None when there is none to read."""
+    try:
+        raw = _read_regular(overall_path)
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8", "replace"), newline="")))
+    except (OSError, csv.Error):
+        return None
+    if len(rows) < 2 or "key" not in rows[0]:
+        return None
+    i = rows[0].index("key")
+    return rows[1][i] if i < len(rows[1]) else None
+
+
 class RunFiles:
     """The matrix and summary files of run ``key`` in ``csv_dir`` (named from
     ``stem``), and the running summary of the rows written so far. At most
