@@ -160,3 +160,66 @@ def test_disk_full_reported_once_and_recovered(tmp_path):
     assert lines[0].startswith("ttop: cannot write %s: [Errno 28] No space left on device" % path)
     assert lines[1] == "ttop: %s written again" % path
     assert os.listdir(mnt) == []  # the tmpfs lived only in the child's namespace
+
+
+CAPTURE_CHILD = textwrap.dedent(
+    """
+    import os, sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    folder, console = sys.argv[1], sys.argv[2]
+
+    def on_console(text):  # the sidecar copies to the console, then to the log
+        deadline = time.monotonic() + 30
+        while text not in open(console).read():
+            assert time.monotonic() < deadline, text
+            time.sleep(0.01)
+
+    with TrainingMonitor(folder=folder, run_name="job", capture_output=True, gpu=False) as m:
+        print("before the disk filled", flush=True)
+        on_console("before")
+        filler = os.path.join(folder, "filler")
+        with open(filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+        print("said while the disk was full " + "x" * 10000, flush=True)  # more than the log's last page holds
+        on_console("while")
+        print("the next chunk: the one before went to the log (or failed)", flush=True)
+        on_console("next chunk")
+        os.unlink(filler)
+        print("after the disk had room again", flush=True)
+    print("log:", open(os.path.join(folder, "job.stdout.log")).read().replace(chr(10), "|"), file=sys.stderr)
+    """
+) % str(ROOT)
+
+
+def test_captured_output_reaches_the_log_again_once_the_disk_has_room(tmp_path):
+    """A log write that failed for want of space (a real ENOSPC, on a tmpfs
+    in the child's own mount namespace) dropped the log for the rest of the
+    run: everything printed after the disk had room again was lost."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare(1)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(CAPTURE_CHILD)
+    console = tmp_path / "console"
+    ns = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--user", "--map-root-user", "--mount"]
+    probe = subprocess.run(ns + ["true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip("cannot create a mount namespace here: %s" % probe.stderr.decode().strip())
+    shell = 'mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" "$3" "$1" "$4" > "$4"'
+    r = subprocess.run(ns + ["sh", "-c", shell, "sh", str(mnt), sys.executable, str(script), str(console)],
+                       stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "after the disk had room again" in console.read_text()
+    log = r.stderr.split("log: ", 1)[1].rstrip("\n").split("|")
+    assert "before the disk filled" in log and log[-2:] == ["after the disk had room again", ""], log
+    gap = [line for line in log if line.startswith("[ttop: ")]
+    assert len(gap) == 1 and gap[0].endswith("bytes of output not written to this log: no space left on device]"), log
+    assert "said while the disk was full " + "x" * 10000 not in log  # at most the part that fitted

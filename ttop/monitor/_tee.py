@@ -27,8 +27,11 @@ that signal):
   nothing: the sidecar goes on until the pipes end.
 
 A console that fails (closed terminal, EPIPE) is dropped and the log goes
-on; a log that fails is dropped and the console goes on.
+on; a log that fails is dropped and the console goes on, except for want
+of space (ENOSPC, EDQUOT): that output is lost to the log, the next is
+tried again, and a line marks the gap once the log takes writes again.
 """
+import errno
 import os
 import select
 import signal
@@ -50,20 +53,47 @@ def _write_all(fd, data):
         view = view[n:]
 
 
+#: a log write failing with these is retried with the next output: space may come back
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
 class _Stream:
-    __slots__ = ("r", "outs")
+    __slots__ = ("r", "outs", "log", "lost")
 
     def __init__(self, r, console, log):
         self.r = r
         self.outs = [fd for fd in (console, log) if fd >= 0]
+        self.log = log
+        self.lost = 0  # bytes the full disk kept out of the log since it last took a write
 
     def copy(self, data):
         for fd in list(self.outs):
             try:
-                _write_all(fd, data)
+                if fd == self.log:
+                    self._to_log(data)
+                else:
+                    _write_all(fd, data)
             except (OSError, ValueError):
                 self.outs.remove(fd)
                 _close(fd)
+
+    def _to_log(self, out):
+        """Append to the log; a full disk (or quota) costs this output, not
+        every later one: the gap is marked in the log once it takes writes again."""
+        data = out
+        if self.lost:
+            data = b"\n[ttop: %d bytes of output not written to this log: no space left on device]\n" % self.lost + out
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.log, view):]
+        except OSError as e:
+            if e.errno not in _FULL:
+                raise
+            # the gap marked already (the mark went out whole) counts no more
+            self.lost = len(view) if len(view) <= len(out) else self.lost + len(out)
+            return
+        self.lost = 0
 
     def close(self):
         _close(self.r)
