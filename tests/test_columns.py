@@ -239,7 +239,7 @@ def test_save_and_load_round_trip_keeping_other_keys(cfg):
     cfg.parent.mkdir(parents=True)
     cfg.write_text('{"theme": "dark"}')
     choice = C.parse("-cpu,+m:lr")[0]
-    assert config.save({"columns": C.to_items(choice)}) == str(cfg)
+    assert config.save({"columns": C.to_items(choice)}) == (str(cfg), None)
     data = json.loads(cfg.read_text())
     assert data["theme"] == "dark" and "-cpu" in data["columns"]
     assert config.column_choice(None) == (choice, None, ())
@@ -281,8 +281,24 @@ def test_a_symlinked_config_is_not_followed_and_saving_replaces_the_link(cfg, tm
     target.write_text('{"columns": ["cpu"]}')
     cfg.symlink_to(target)
     assert "a symbolic link" in _problem(cfg)
-    config.save({"columns": ["ram"]})
+    _, kept = config.save({"columns": ["ram"]})
     assert not cfg.is_symlink() and target.read_text() == '{"columns": ["cpu"]}'
+    assert os.readlink(kept) == str(target)  # the link is kept, not lost
+
+
+def test_saving_columns_keeps_a_hand_written_config_with_a_typo(cfg):
+    # the prices typed by hand, with a trailing comma: saving the column
+    # choice wrote over them (the file was "unusable", so it was replaced)
+    cfg.parent.mkdir(parents=True)
+    typed = b'{"prices": {"hour": 2.4, "gpu_hour": 1.1,}, "hosts": {"big-box": 12}}\n'
+    cfg.write_bytes(typed)
+    assert "not valid JSON" in _problem(cfg)
+    path, kept = config.save({"columns": ["ram"]})
+    assert path == str(cfg) and json.loads(cfg.read_text()) == {"columns": ["ram"]}
+    assert os.path.dirname(kept) == str(cfg.parent) and os.path.basename(kept).startswith("config.json.unusable-")
+    with open(kept, "rb") as f:
+        assert f.read() == typed
+    assert config.save({"columns": ["cpu"]})[1] is None  # a usable file is updated in place
 
 
 def test_a_fifo_or_a_folder_as_config_never_blocks(cfg):

@@ -121,22 +121,30 @@ def _problem(path: str, why: str) -> str:
     return "config %s ignored: %s; using the defaults" % (path, why)
 
 
-def save(updates: Dict[str, Any], path: Optional[str] = None) -> str:
+def save(updates: Dict[str, Any], path: Optional[str] = None) -> Tuple[str, Optional[str]]:
     """Write ``updates`` into the config file (other keys of a readable file
-    are kept; an unusable file is replaced), atomically; creates the folder
-    (mode 0700). Returns the path; raises OSError."""
+    are kept), atomically; creates the folder (mode 0700). An unusable file
+    (a typo in hand-written prices, a link) is not written over: it is
+    renamed ``config.json.unusable-<time>`` first. Returns the path and that
+    name (None when there was none); raises OSError."""
     from .progress import write_text_atomic
 
     path = path or config_path()
     folder = os.path.dirname(path)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     current = load(path)
+    kept = None
+    if current.problem is not None:
+        import time
+
+        kept = "%s.unusable-%d" % (path, int(time.time()))
+        os.rename(path, kept)
     data = dict(current.data)
     data.update(updates)
     import json
 
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    return path
+    return path, kept
 
 
 def column_choice(spec: Optional[str], loaded: Optional[Loaded] = None) -> Tuple[Any, Optional[str], Tuple[str, ...]]:

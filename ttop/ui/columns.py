@@ -11,6 +11,7 @@ chooser opened (:func:`ttop.view.columns.chooser_items`).
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, List, Sequence, Tuple
 
 from ..view import columns as C
@@ -148,8 +149,11 @@ def save_choice(choice: C.Choice, ctx: AppContext) -> None:
 
     path = config.config_path()
     try:
-        config.save({"columns": C.to_items(choice)}, path)
+        _, kept = config.save({"columns": C.to_items(choice)}, path)
     except (OSError, ValueError) as e:
         ctx.notify("columns applied, not saved to %s: %s" % (path, getattr(e, "strerror", None) or e), error=True)
         return
-    ctx.notify("columns saved to %s" % path)
+    if kept is not None:
+        ctx.notify("columns saved to %s; the unusable file there is kept as %s" % (path, os.path.basename(kept)), error=True)
+    else:
+        ctx.notify("columns saved to %s" % path)
