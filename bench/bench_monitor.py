@@ -2,8 +2,9 @@
 run on the same machine, and of its background thread's CPU use.
 
     pip install -e .[bench]          # tqdm
-    python bench/bench_monitor.py    # about 1.5 minutes (60 s of it: the thread)
-    python bench/bench_monitor.py --thread-seconds 10 --repeats 11   # quicker
+    python bench/bench_monitor.py    # about 4.5 minutes (3.5 of them: the thread)
+    python bench/bench_monitor.py --baseline ../old   # + 3.5 minutes: an older checkout's thread
+    python bench/bench_monitor.py --rounds 3 --thread-seconds 10 --repeats 11   # quicker
 
 Targets:
 
@@ -13,7 +14,16 @@ Targets:
   loop <= 0.5x tqdm's per-item overhead (``for x in tqdm(range(N))``)
 * the background thread at default settings, 5 metrics updated every ~1 ms
   (folded into the progress file and the metric history file):
-  <= 0.25 % of one core over ``--thread-seconds`` (default 60). Printed
+  <= 0.25 % of one core in the steady state: each round is a process of its
+  own whose first ``--warmup`` seconds (default 10: psutil's import, the
+  NVML probe, the first samples; printed apart) are left out, then
+  ``--thread-seconds`` (default 30) measured; the median of ``--rounds``
+  (default 5) is compared with the target. ``--baseline DIR`` measures
+  another checkout's thread in the same rounds, interleaved (A B, B A, ...).
+  The history file's compaction (a rewrite of the whole file once 1 MiB
+  was appended: every ~4 minutes in this loop) falls in few rounds: the
+  rounds' own figures and all rounds together are printed beside the median
+  (``bench_monitor_instr.py`` counts a compaction's instructions). Printed
   beside it: its CPU per batch against one ``tqdm.update()`` call, and the
   CPU of tqdm's own monitor thread in the same loop (a bar updated every
   batch).
@@ -33,15 +43,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import timeit
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 try:
     import tqdm as tqdm_module
@@ -59,15 +72,6 @@ def interleaved(candidates, repeats):
         for name, fn in candidates.items():
             out[name].append(fn())
     return out
-
-
-def thread_cpu_seconds(thread):
-    """CPU time (user + system) of one thread of this process."""
-    if hasattr(time, "pthread_getcpuclockid"):
-        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-    with open("/proc/self/task/%d/stat" % thread.native_id) as f:  # pragma: no cover
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _helper_cpu():
@@ -142,6 +146,113 @@ def optional_peers(folder, ref_ns, calls=2000, repeats=5):
             print("    trackio: skipped (%s: %s)" % (e.__class__.__name__, e))
 
 
+# One round of the writer thread's measure, in a process of its own (the
+# baseline's ttop is another package of the same name): the loop of
+# bench_monitor's targets for ``warm`` seconds (start-up: psutil's import,
+# the NVML probe, the first samples), then ``seconds`` measured. Prints one
+# JSON line.
+CHILD = r"""
+import json, os, sys, time
+code, folder, warm, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+sys.path.insert(0, code)
+from tqdm import tqdm
+from ttop import TrainingMonitor
+def cpu(thread):
+    if thread is None or not thread.is_alive():
+        return None
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+monitor = TrainingMonitor(folder=folder, run_name="thread", handle_signals=False)  # default settings
+monitor.track_variables({"lr": 0.01, "batch_size": 32})
+monitor.start_monitoring()
+thread = monitor._thread
+t_start = time.monotonic()
+monitor.start_epoch(1, total_epochs=1)
+monitor.start_phase("train", total_batches=10**9)
+# peer in the same loop: a tqdm bar updated every batch, whose own background
+# thread (tqdm's monitor, TMonitor) runs meanwhile
+bar = tqdm(total=10**9, file=open(os.devnull, "w"))
+tq = getattr(tqdm, "monitor", None)
+loss = 2.0
+batches = 0
+warm_at, end_at = t_start + warm, t_start + warm + seconds
+w = None
+while True:
+    now = time.monotonic()
+    if w is None and now >= warm_at:
+        w = (cpu(thread), now, batches, cpu(tq))
+    if now >= end_at:
+        break
+    monitor.start_batch()
+    loss *= 0.99999
+    monitor.update_metrics(loss=loss, acc=1.0 - loss / 2, lr=0.01, grad_norm=loss * 3, tput=512.0)
+    bar.update()
+    batches += 1
+    time.sleep(0.001)
+c, tqc, now = cpu(thread), cpu(tq), time.monotonic()
+bar.close()
+monitor.set_finished()
+print(json.dumps({"startup_cpu": w[0], "startup_wall": w[1] - t_start, "cpu": c - w[0], "wall": now - w[1],
+                  "batches": batches - w[2], "tqdm_cpu": None if tqc is None or w[3] is None else tqc - w[3]}))
+"""
+
+
+def thread_rounds(codes, warm, seconds, rounds):
+    """{label: [one round's figures, ...]}: each round runs every checkout
+    once, in turn (the order reversed every other round: A B, B A, ...), so
+    that the load of other programs hits them alike."""
+    out = {label: [] for label, _ in codes}
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    for r in range(rounds):
+        for label, code in codes if r % 2 == 0 else codes[::-1]:
+            with tempfile.TemporaryDirectory() as folder:
+                got = subprocess.run([sys.executable, "-c", CHILD, code, folder, str(warm), str(seconds)],
+                                     capture_output=True, text=True, env=env)
+            if got.returncode != 0:
+                raise SystemExit("bench_monitor: the writer round of %s failed:\n%s" % (code, got.stderr[-2000:]))
+            out[label].append(json.loads(got.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def share(r):
+    return 100.0 * r["cpu"] / r["wall"]
+
+
+def writer_thread(args, ref):
+    """Print the writer thread's figures; True when the target is met."""
+    codes = [("ttop", ROOT)]
+    if args.baseline:
+        codes.append(("baseline", os.path.abspath(args.baseline)))
+    got = thread_rounds(codes, args.warmup, args.thread_seconds, args.rounds)
+    mine = got["ttop"]
+    med = statistics.median(map(share, mine))
+    ok = med <= 0.25
+    print("  writer thread, steady state (after %g s of start-up; %d rounds of %g s, median):"
+          " %.3f%% of one core   target <= 0.25%%  %s" % (args.warmup, args.rounds, args.thread_seconds, med, verdict(ok)))
+    for label, _ in codes:
+        rs = got[label]
+        whole = 100.0 * sum(r["cpu"] for r in rs) / sum(r["wall"] for r in rs)
+        startup = statistics.median(r["startup_cpu"] for r in rs)
+        print("    %-8s rounds %s; all rounds together %.3f%%; first %g s (start-up) %.1f ms of CPU"
+              % (label, " ".join("%.3f" % share(r) for r in rs), whole, args.warmup, startup * 1e3))
+    per_batch = statistics.median(r["cpu"] / r["batches"] * 1e9 for r in mine if r["batches"])
+    rate = statistics.median(r["batches"] / r["wall"] for r in mine)
+    print("    per batch: %.0f ns of writer CPU = %.2fx one tqdm.update() call measured above (%.0f batches/s:"
+          " start_batch + update_metrics of 5 metrics, then sleep(0.001))" % (per_batch, per_batch / ref, rate))
+    if len(codes) == 2:
+        base = statistics.median(map(share, got["baseline"]))
+        print("    baseline %s, same rounds interleaved: %.3f%% median; ttop / baseline %.2f"
+              % (codes[1][1], base, med / base if base else float("inf")))
+    tq = [r["tqdm_cpu"] / r["wall"] * 100.0 for r in mine if r["tqdm_cpu"] is not None]
+    if tq:
+        print("    peer, same loop: tqdm's monitor thread %.3f%% of one core (it wakes every %g s)"
+              % (statistics.median(tq), getattr(tqdm, "monitor_interval", 0)))
+    else:
+        print("    peer, same loop: tqdm's monitor thread not running (monitor_interval=%r)"
+              % getattr(tqdm, "monitor_interval", None))
+    return ok
+
+
 def verdict(ok):
     return "PASS" if ok else "FAIL"
 
@@ -150,7 +261,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=200_000, help="calls per timing run (default %(default)s)")
     ap.add_argument("--repeats", type=int, default=21, help="timing runs per candidate (default %(default)s)")
-    ap.add_argument("--thread-seconds", type=float, default=60.0, help="writer thread measurement (default %(default)s s)")
+    ap.add_argument("--thread-seconds", type=float, default=30.0,
+                    help="writer thread: seconds measured per round, after the start-up (default %(default)s)")
+    ap.add_argument("--warmup", type=float, default=10.0,
+                    help="writer thread: seconds of start-up left out of each round (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=5, help="writer thread: rounds (default %(default)s), median reported")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="another checkout's root (e.g. a git worktree of an older commit): its writer thread is "
+                         "measured in the same rounds, interleaved")
     ap.add_argument("--no-peers", dest="peers", action="store_false", help="skip the optional wandb/trackio peers")
     args = ap.parse_args(argv)
     n = args.calls
@@ -234,66 +352,7 @@ def main(argv=None):
 
         # -- the writer thread's CPU ---------------------------------------
         if args.thread_seconds > 0:
-            monitor = TrainingMonitor(folder=folder, run_name="thread", handle_signals=False)  # default settings
-            monitor.track_variables({"lr": 0.01, "batch_size": 32})
-            monitor.start_monitoring()
-            thread = monitor._thread
-            t_start = time.monotonic()
-            proc0 = time.process_time()
-            monitor.start_epoch(1, total_epochs=1)
-            monitor.start_phase("train", total_batches=10**9)
-            # peer in the same loop: a tqdm bar updated every batch, whose own
-            # background thread (tqdm's monitor, TMonitor) runs meanwhile
-            peer_bar = tqdm(total=10**9, file=devnull)
-            tq_thread = getattr(tqdm, "monitor", None)
-            tq0 = thread_cpu_seconds(tq_thread) if tq_thread is not None else None
-            batches = 0
-            loss = 2.0
-            deadline = t_start + args.thread_seconds
-            warm_at = t_start + min(5.0, args.thread_seconds / 4)
-            warm = None
-            while time.monotonic() < deadline:
-                if warm is None and time.monotonic() >= warm_at:
-                    warm = (thread_cpu_seconds(thread), time.monotonic())
-                monitor.start_batch()
-                loss *= 0.99999
-                monitor.update_metrics(loss=loss, acc=1.0 - loss / 2, lr=0.01, grad_norm=loss * 3, tput=512.0)
-                peer_bar.update()
-                batches += 1
-                time.sleep(0.001)
-            cpu = thread_cpu_seconds(thread)
-            now = time.monotonic()
-            tq_cpu = thread_cpu_seconds(tq_thread) - tq0 if tq0 is not None and tq_thread.is_alive() else None
-            peer_bar.close()
-            wall = now - t_start
-            proc = time.process_time() - proc0
-            monitor.set_finished()
-            share = 100.0 * cpu / wall
-            ok = share <= 0.25
-            failed |= not ok
-            print(
-                "  writer thread: %.1f ms CPU over %.1f s (start-up included) = %.3f%% of one core"
-                "   target <= 0.25%%  %s" % (cpu * 1e3, wall, share, verdict(ok))
-            )
-            if warm is not None:
-                steady = 100.0 * (cpu - warm[0]) / (now - warm[1])
-                print(
-                    "    steady state (after the first %.0f s: psutil/pynvml imports, NVML probe): %.3f%% of one core"
-                    % (warm[1] - t_start, steady)
-                )
-            print(
-                "    (%d batches, start_batch + update_metrics of 5 metrics every ~1 ms; whole process %.1f%% of one core)"
-                % (batches, 100.0 * proc / wall)
-            )
-            per_batch = cpu / batches * 1e9 if batches else 0.0
-            print("    per batch: %.0f ns of writer CPU = %.2fx one tqdm.update() call measured above"
-                  % (per_batch, per_batch / ref))
-            if tq_cpu is not None:
-                print("    peer, same loop: tqdm's monitor thread %.3f%% of one core (it wakes every %g s)"
-                      % (100.0 * tq_cpu / wall, getattr(tqdm, "monitor_interval", 0)))
-            else:
-                print("    peer, same loop: tqdm's monitor thread not running (monitor_interval=%r)"
-                      % getattr(tqdm, "monitor_interval", None))
+            failed |= not writer_thread(args, ref)
     print("overall: %s" % ("FAIL" if failed else "PASS"))
     return 1 if failed else 0
 
