@@ -481,3 +481,50 @@ def test_bucketed_ticks_number_their_steps_on_from_the_ended_phases():
             assert [e[:3] + e[5:] for e in got] == [e[:3] + e[5:] for e in want]
             assert [e[3:5] for e in got if not e[6]] == [e[3:5] for e in want if not e[6]]
             assert sum(e[6] for e in got) == (nan_at is not None)
+
+
+def _dumped_as_json_dumps(model, header):
+    head = dict(header)
+    head["format"] = H.FORMAT
+    out = [json.dumps(head, separators=(",", ":"), allow_nan=False) + "\n"]
+    for name, m in model.metrics.items():
+        ents = [[e[0], e[1], round(e[2], 3), e[3], e[4], e[5], 0] if not e[6]
+                else [H._enc(e[0]), H._enc(e[1]), round(e[2], 3), H._enc_lohi(e[3]), H._enc_lohi(e[4]), H._enc(e[5]), 1]
+                for e in m.entries()]
+        out.append(json.dumps({"m": name, "e": ents}, separators=(",", ":"), allow_nan=False) + "\n")
+    return out
+
+
+def test_a_compacted_file_is_written_as_json_dumps_writes_it(monkeypatch):
+    # a compaction makes each float's text once where one object is several
+    # values of an entry or of neighbouring ones: the text is json.dumps's,
+    # whatever the entries (merged old buckets, NaN, constant metrics, -0.0,
+    # float steps, int values, odd names)
+    import random
+
+    monkeypatch.setattr(H, "RECENT", 40)
+    monkeypatch.setattr(H, "OLD", 12)
+    rng = random.Random(5)
+    for _ in range(12):
+        model = H.HistoryModel()
+        lr = 0.01
+        for tick in range(rng.choice([1, 5, 30])):
+            t = 1.7e9 + tick + rng.random()
+            for i, vals in enumerate(_mixed_runs(rng)):
+                vals = [float(v) for v in vals]
+                if rng.random() < 0.1:
+                    vals[rng.randrange(len(vals))] = rng.choice([NAN, float("inf"), -float("inf"), -0.0, 0.0])
+                name = rng.choice(["loss", "m%d" % i, "\u00fc/x", 'q"u'])
+                model.metric(name).add(_entries_of(rng, vals, t))
+            model.metric("lr").add([(tick, tick, t, lr, lr, lr, False)] * rng.choice([1, 3]))
+            if rng.random() < 0.3:
+                model.metric("ints").add([(tick, tick + 1, t, 2, 3, 3, False), (tick + 1.0, tick + 1.0, t, 1.0, 1.0, 1.0, False)])
+        assert model.dump_lines({"file": "x.history.jsonl"}) == _dumped_as_json_dumps(model, {"file": "x.history.jsonl"})
+    assert any(len(m.old) for m in model.metrics.values())  # merged old buckets were tried
+    empty = H.HistoryModel()
+    empty.metric("a")
+    assert empty.dump_lines({}) == _dumped_as_json_dumps(empty, {})
+    with pytest.raises(ValueError):  # as json.dumps, never a NaN literal
+        m = H.HistoryModel()
+        m.metric("x").add([(1, 2, 1.0, NAN, NAN, 1.0, False)])
+        m.dump_lines({})

@@ -300,11 +300,51 @@ class HistoryModel:
         head["format"] = FORMAT
         out = [json.dumps(head, separators=(",", ":"), allow_nan=False) + "\n"]
         for name, m in self.metrics.items():
-            ents = [[e[0], e[1], round(e[2], 3), e[3], e[4], e[5], 0] if not e[6]  # all finite: valid JSON as is
+            ents = m.entries()
+            text = _entries_text(ents) if type(name) is str else None
+            if text is not None:
+                out.append('{"m":%s,"e":%s}\n' % (_name_text(name), text))
+                continue
+            rows = [[e[0], e[1], round(e[2], 3), e[3], e[4], e[5], 0] if not e[6]  # all finite: valid JSON as is
                     else [_enc(e[0]), _enc(e[1]), round(e[2], 3), _enc_lohi(e[3]), _enc_lohi(e[4]), _enc(e[5]), 1]
-                    for e in m.entries()]
-            out.append(json.dumps({"m": name, "e": ents}, separators=(",", ":"), allow_nan=False) + "\n")
+                    for e in ents]
+            out.append(json.dumps({"m": name, "e": rows}, separators=(",", ":"), allow_nan=False) + "\n")
         return out
+
+
+def _entries_text(ents: List[Entry]) -> Optional[str]:
+    """A compacted line's ``"e"`` array as :meth:`HistoryModel.dump_lines`'s
+    ``json.dumps`` writes it, for entries of int steps and finite floats
+    (None for any other: NaN, infinities, float steps), with fewer float
+    texts made: ``repr`` of a float is most of a compaction's work, and the
+    same object is often several values of an entry (a monotonic stretch:
+    its last value is its minimum or maximum) or of neighbouring ones (the
+    time of one tick's entries, a metric that does not change)."""
+    if not ents:
+        return "[]"
+    s0, s1, t, lo, hi, last, bad = zip(*ents)
+    if (any(bad) or set(map(type, s0 + s1)) != _INT or set(map(type, t)) != _FLOAT
+            or set(map(type, lo + hi + last)) != _FLOAT):
+        return None
+    total = sum(lo + hi + last)
+    if total - total != 0:  # a NaN not flagged: json.dumps raises, as it would
+        return None
+    tt: List[str] = []
+    prev: Any = None
+    text = ""
+    for x in t:
+        if x is not prev:
+            prev, text = x, repr(round(x, 3))
+        tt.append(text)
+    tlo: List[str] = []
+    prev = None
+    for x in lo:
+        if x is not prev:
+            prev, text = x, repr(x)
+        tlo.append(text)
+    thi = [a if h is x else repr(h) for x, h, a in zip(lo, hi, tlo)]
+    tlast = [a if z is x else (b if z is h else repr(z)) for x, h, z, a, b in zip(lo, hi, last, tlo, thi)]
+    return "[[%s]]" % "],[".join(map(",".join, zip(map(repr, s0), map(repr, s1), tt, tlo, thi, tlast, repeat("0"))))
 
 
 def _num_ok(v: Any) -> bool:
