@@ -299,6 +299,18 @@ def test_the_progress_files_history_is_written_as_json_dumps_would():
     spliced = dumps({"a": 1, "history": h.as_json(), "z": [NAN]})
     assert spliced == dumps({"a": 1, "history": h.as_dict(), "z": [NAN]})
     assert json.loads(spliced)["history"]["loss"] == [None, 2.5e300, -0.0, 1.0]
+    # each series' text is kept between writes (a new point drops the oldest
+    # one's text): the same as json.dumps after every sample, whatever the
+    # size, with metrics that come later and points that do not move
+    for size in (1, 2, 3, 100):
+        h = MetricHistory(size)
+        for i in range(2 * size + 3):
+            metrics = {"loss": 1.0 / (i + 1), "lr": 0.01}
+            if i >= 2:
+                metrics["late"] = [NAN, 1e-300, 12345678.9][i % 3]
+            h.sample(metrics, i // 2)  # some samples change nothing but a metric
+            assert h.as_json() == dumps(h.as_dict())
+        assert len(h.as_dict()["loss"]) == size
 
 
 class _Item:

@@ -21,6 +21,9 @@ class MetricHistory:
         self._series: Dict[str, Deque[Optional[float]]] = {}
         #: each value's JSON text, kept so that a write encodes only new points
         self._texts: Dict[str, Deque[str]] = {}
+        #: each series' texts joined (an array's inside), kept so that a new
+        #: point does not join the unchanged ones again
+        self._arrays: Dict[str, str] = {}
         self._keys: Dict[str, str] = {}  # each name's JSON text
         self._json: Optional[RawJSON] = None
         self._last_metrics: Optional[Dict[str, Any]] = None
@@ -47,6 +50,7 @@ class MetricHistory:
                     continue
                 series = hist[name] = collections.deque(maxlen=self.size)
                 self._texts[name] = collections.deque(maxlen=self.size)
+                self._arrays[name] = ""
                 self._keys[name] = json.dumps(str(name), ensure_ascii=False)
             if type(value) is float:
                 x: Optional[float] = value
@@ -57,7 +61,13 @@ class MetricHistory:
                     x = None
             ok = x is not None and x - x == 0
             series.append(x if ok else None)
-            self._texts[name].append(repr(x) if ok else "null")
+            text = repr(x) if ok else "null"
+            texts = self._texts[name]
+            array = self._arrays[name]
+            if len(texts) == self.size:  # the append drops the oldest point
+                array = array[len(texts[0]) + 1:]
+            texts.append(text)
+            self._arrays[name] = array + "," + text if array else text
         self._json = None
 
     def as_dict(self) -> Dict[str, List[Optional[float]]]:
@@ -65,9 +75,9 @@ class MetricHistory:
 
     def as_json(self) -> RawJSON:
         """:meth:`as_dict` as JSON text (what :func:`ttop.progress.dumps`
-        would write for it), encoded again only after a sample."""
+        would write for it), put together again only after a sample, from
+        each series' kept text."""
         if self._json is None:
             keys = self._keys
-            self._json = RawJSON("{%s}" % ",".join(
-                "%s:[%s]" % (keys[k], ",".join(t)) for k, t in self._texts.items()))
+            self._json = RawJSON("{%s}" % ",".join("%s:[%s]" % (keys[k], a) for k, a in self._arrays.items()))
         return self._json
