@@ -59,21 +59,40 @@ def _at_exit() -> None:
 
 
 def shutdown(m: "TrainingMonitor") -> None:
-    """At exit: stop the writer thread and restore the console. The status
-    is left as it is (a plain-API script that never called set_finished
-    stays RUNNING, and ttop shows it as KILLED once the PID is gone)."""
+    """At exit: stop the writer thread, write what the script gave after
+    its last tick (both files, as a tick would) and restore the console.
+    The status is left as it is (a plain-API script that never called
+    set_finished stays RUNNING, and ttop shows it as KILLED once the PID is
+    gone)."""
     if os.getpid() != m._pid:
         return
     with m._lock:
+        last = m._started and not m._closed
         m._closed = True
     m._wake.set()
     thread = m._thread
     if thread is not None and thread is not threading.current_thread():
         thread.join(2.0)
+    if last:
+        _last_tick(m)
     if m._capture is not None:
         m._capture.stop(timeout=1.0)
         m._capture = None
     m._hooks.restore()
+
+
+def _last_tick(m: "TrainingMonitor") -> None:
+    """The writer's tick once more, after its thread stopped; never raises."""
+    try:
+        wall = m._wall()
+        with m._lock:
+            data = m._build(m._mono(), wall, tick=True)
+        m._mlog.flush(wall)
+        data["history_file"] = m._mlog.file_name
+        with m._write_lock:
+            m._writer.write(data)
+    except Exception:  # pragma: no cover - the writer reports its own errors
+        pass
 
 
 def _after_fork_in_child() -> None:
