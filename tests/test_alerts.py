@@ -324,3 +324,56 @@ def test_alert_command_runs_for_names_no_environment_can_hold_as_text(tmp_path):
         cmd.close()
     assert errors == [] and cmd.ran == 1
     assert out.read_bytes() == "a\ufffdb".encode() + b"|/p/caf\xe9.json\n"
+
+
+EVENTS_CHILD = """
+import json, os, sys
+sys.path.insert(0, %r)
+from ttop.sinks.alerts import EventsFile
+
+folder = sys.argv[1]
+path = os.path.join(folder, "events.jsonl")
+f = EventsFile(path)
+f.write({"event": "status", "run": "before"})
+filler = os.path.join(folder, "filler")
+with open(filler, "wb", buffering=0) as out:  # fill the disk
+    try:
+        while True:
+            out.write(b"x" * 4096)
+    except OSError:
+        pass
+for i in range(3):  # more than the file's last page holds: a part of one goes out
+    f.write({"event": "status", "run": "while-full-%%d" %% i, "pad": "y" * 3000})
+os.unlink(filler)
+f.write({"event": "status", "run": "after"})
+f.close()
+with open(path, "rb") as fh:
+    print(json.dumps([line.decode("utf-8", "replace") for line in fh]))
+"""
+
+
+def test_events_file_keeps_whole_lines_through_a_full_disk(tmp_path):
+    """A real ENOSPC (a tmpfs in the child's own mount namespace): the event
+    whose line went out in part left that part, and the first event after
+    the disk had room again was glued to it: one bad line, that event lost."""
+    import shutil
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare(1)")
+    ns = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--user", "--map-root-user", "--mount"]
+    probe = subprocess.run(ns + ["true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip("cannot create a mount namespace here: %s" % probe.stderr.decode().strip())
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(EVENTS_CHILD % str(ROOT))
+    shell = 'mount -t tmpfs -o size=16k tmpfs "$1" && exec "$2" "$3" "$1"'
+    r = subprocess.run(ns + ["sh", "-c", shell, "sh", str(mnt), sys.executable, str(script)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = json.loads(r.stdout)
+    assert all(line.endswith("\n") for line in lines), lines
+    runs = [json.loads(line)["run"] for line in lines]  # every line is a whole event
+    assert runs[0] == "before" and runs[-1] == "after" and len(runs) < 5, runs

@@ -141,15 +141,25 @@ class EventsFile:
             raise
         self.written = 0
         self.last_error: Optional[str] = None
+        self._torn = False  # the file ends in part of a line that could not be taken back
 
     def write(self, ev: Dict[str, Any]) -> None:
         data = event_line(ev)
+        if self._torn:
+            data = b"\n" + data
+        n = 0
         try:
             n = os.write(self.fd, data)  # one write per line: never a torn line
             while n < len(data):  # a short write (disk full): finish the line
                 n += os.write(self.fd, data[n:])
             self.written += 1
+            self._torn = False
         except OSError as e:
+            if n:  # part of the line went out: take it back, or the next line would be glued to it
+                try:
+                    os.ftruncate(self.fd, os.fstat(self.fd).st_size - n)
+                except OSError:  # a FIFO: the next line starts on a line of its own
+                    self._torn = True
             self.last_error = "events file %s: %s" % (self.path, e.strerror or e)
             if self.on_error is not None:
                 self.on_error(self.last_error)
