@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -431,3 +432,39 @@ def test_a_history_name_squatted_by_another_user_loses_no_curve(three_users, sha
     assert name.encode() in err
     with open(squat) as f:
         assert f.read() == "mine\n"
+
+
+def test_log_names_squatted_by_another_user_lose_no_output(three_users, shared_dir):  # noqa: F811
+    """Another user of a sticky folder who puts a link and a FIFO at
+    ``<run>.stdout.log`` / ``<run>.stderr.log`` first (names anyone can
+    guess) turned the run's output capture off: nothing of its output was
+    kept. It goes to hidden names nobody can guess, which the progress
+    file's ``logs`` names, with a line saying so; their entries stay as they were."""
+    b, c = three_users[0], three_users[1]
+    out_squat = os.path.join(shared_dir, "run.stdout.log")
+    err_squat = os.path.join(shared_dir, "run.stderr.log")
+    b.sh('ln -s /nonexistent/x "$1" && mkfifo "$2"', out_squat, err_squat)
+    py = user_python(c)
+    script = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from ttop.monitor import TrainingMonitor
+        with TrainingMonitor(folder=sys.argv[2], run_name="run", interval=0.05, capture_output=True, gpu=False) as m:
+            print("to stdout", flush=True)
+            print("to stderr", file=sys.stderr, flush=True)
+    """)
+    r = c.popen([py, "-c", script, str(ROOT), shared_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = r.communicate(timeout=60)
+    assert r.returncode == 0, err.decode()
+    assert b"to stdout" in out and b"to stderr" in err  # the console has it all the same
+    logs = read(os.path.join(shared_dir, "run.json"))["logs"]
+    assert logs and set(logs) == {"stdout", "stderr"}, logs
+    for stream, text in (("stdout", "to stdout\n"), ("stderr", "to stderr\n")):
+        name = logs[stream]
+        assert name.startswith(".run.%s." % stream) and name.endswith(".log") and "/" not in name
+        path = os.path.join(shared_dir, name)
+        assert os.stat(path).st_uid == c.uid
+        with open(path) as f:
+            assert f.read() == text
+        assert ("belongs to %s, another user" % b.name).encode() in err and name.encode() in err
+    assert os.readlink(out_squat) == "/nonexistent/x" and stat.S_ISFIFO(os.lstat(err_squat).st_mode)

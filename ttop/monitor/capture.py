@@ -44,7 +44,9 @@ Log files are opened without following symbolic links, relative to the
 folder's descriptor, in append mode: a symlink, FIFO, device, directory, a
 file with other hard links or a file owned by another user at the log path
 turns capture off for the run, with a one-line message on stderr; the script
-goes on with its output on the console as without capture. A log that
+goes on with its output on the console as without capture. Another user's
+entry at the name (a sticky folder: it cannot be replaced) is left alone and
+the log takes a hidden name nobody can guess instead (:func:`_unsquatted`). A log that
 already holds output (an ended run of the same name) is kept; a separator
 line ``--- ttop: run started <time> pid <pid> ---`` marks where this run
 begins.
@@ -147,6 +149,31 @@ def open_log(path: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _unsquatted(path: str) -> str:
+    """``path``, or where another user's entry holds that name (a sticky
+    folder: it cannot be replaced, and a link or a FIFO there would turn
+    capture off) a hidden name nobody can guess beside it, said once on
+    stderr; the progress file's ``logs`` names the one used."""
+    try:
+        uid = os.lstat(path).st_uid
+    except OSError:
+        return path
+    if uid == os.geteuid():
+        return path
+    folder, name = os.path.split(path)
+    stem, dot, suffix = name.rpartition(".")  # run.stdout.log -> .run.stdout.<hex>.log
+    new = os.path.join(folder, ".%s.%s.%s" % (stem, os.urandom(6).hex(), suffix) if dot else ".%s.%s" % (name, os.urandom(6).hex()))
+    try:
+        import pwd
+
+        who = pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        who = "uid %d" % uid
+    _report("%s belongs to %s, another user, and cannot be replaced; output is captured to %s instead" % (
+        path, who, os.path.basename(new)))
+    return new
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -500,6 +527,7 @@ class OutputCapture:
         logs: List[int] = []
         try:
             try:
+                self.paths = (_unsquatted(self.paths[0]), _unsquatted(self.paths[1]))
                 for path in self.paths:
                     logs.append(open_log(path))
                 if _fd_usable(sys.stdout, 1) and _fd_usable(sys.stderr, 2):

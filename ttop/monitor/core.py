@@ -247,8 +247,8 @@ class TrainingMonitor:
                 )
                 cap.start()
                 self._capture = cap
-                if not cap.active:  # log path unsafe to use (said on stderr): the file names no logs
-                    self.log_files = None
+                # the file names the logs used (another user's name taken: hidden ones), or none
+                self.log_files = {k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None
             self._control.poller.skip_existing()
             data = self._build(self._mono(), self._wall(), tick=False)
             try:
