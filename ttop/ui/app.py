@@ -34,10 +34,9 @@ import time
 from _thread import allocate_lock
 
 from ..view import roles as R
-from ..view.asciify import to_ascii
 from ..view.text import Line, crop_line, line_width
-from ..view.text import width as text_width
 from .keys import _curses_keys, _isatty, _NoTerminal, _readable, _stdin_fd, normalise_key, set_user_locale, suspend, utf8_locale  # noqa: F401 (normalise_key, utf8_locale re-exported)
+from .paint import paint_lines
 from .screen import AppContext, Screen
 
 TYPE_CHECKING = False
@@ -53,12 +52,8 @@ if TYPE_CHECKING:
 MESSAGE_SECONDS = 6.0
 #: Longest a new snapshot waits while keys keep coming.
 SNAPSHOT_DEFER = 0.5
-#: Fewest lines moved with one delete / insert line (fewer are drawn again).
-SHIFT_MIN = 4
 #: The interpreter's thread switch interval while the monitor runs (s).
 SWITCH_INTERVAL = 0.001
-
-_BLANK: Line = ()
 
 
 class App(AppContext):
@@ -240,76 +235,9 @@ class App(AppContext):
             stdscr.clearok(True)
         if len(self._prev) != height:
             self._prev = [None] * height
-        changed = self._shift(stdscr, lines)
-        for y in range(height):
-            line = lines[y] if y < len(lines) else _BLANK
-            if self._prev[y] == line:
-                continue
-            self._prev[y] = line
-            changed = True
-            x = 0
-            try:
-                stdscr.move(y, 0)
-                stdscr.clrtoeol()
-            except curses.error:
-                pass
-            for text, role in line:
-                if x >= width:
-                    break
-                if self.ascii:
-                    text = to_ascii(text)
-                try:
-                    stdscr.addstr(y, x, text, palette.attr(role))
-                except curses.error:
-                    pass  # writing the bottom-right cell moves the cursor off-screen
-                x += text_width(text)
-        if changed:
+        if paint_lines(stdscr, palette, self._prev, lines, width, height, self.ascii):
             stdscr.noutrefresh()
             curses.doupdate()
-
-    def _shift(self, stdscr: Any, lines: List[Line]) -> bool:
-        """Where a block of lines moved up or down by one since the last
-        frame (the table scrolled under a moving selection), move it with
-        the terminal's delete / insert line instead of drawing it again;
-        ``_prev`` follows. True when something moved."""
-        prev = self._prev
-        height = len(prev)
-        best = (0, 0, 0)  # length, first row, shift
-        for k in (1, -1):
-            start = -1
-            for y in range(height + 1):
-                src = y + k
-                same = (y < height and 0 <= src < height and y < len(lines) and prev[src] is not None
-                        and lines[y] == prev[src] and lines[y] != prev[y])
-                if same and start < 0:
-                    start = y
-                elif not same and start >= 0:
-                    if y - start > best[0]:
-                        best = (y - start, start, k)
-                    start = -1
-        n, a, k = best
-        if n < SHIFT_MIN:
-            return False
-        b = a + n  # rows a..b-1 get the lines that were k rows further down
-        try:
-            if k == 1:
-                stdscr.move(a, 0)
-                stdscr.deleteln()
-                stdscr.move(b, 0)
-                stdscr.insertln()
-                prev[a:b] = prev[a + 1:b + 1]
-                prev[b] = None
-            else:
-                stdscr.move(a - 1, 0)
-                stdscr.insertln()
-                stdscr.move(b, 0)
-                stdscr.deleteln()
-                prev[a:b] = prev[a - 1:b - 1]
-                prev[a - 1] = None
-                prev[height - 1] = None
-        except curses.error:
-            self._prev = [None] * height
-        return True
 
     def _apply_resize(self, stdscr: Any) -> None:
         self._resized = False
