@@ -641,6 +641,23 @@ def test_no_output_when_nothing_changed_and_small_updates(ttop_term, tmp_path):
     assert len(t.raw) - n < 700, len(t.raw) - n
 
 
+@pytest.mark.slow
+def test_a_changed_row_goes_out_whole(ttop_term, tmp_path):
+    """A row that changed is sent whole, left to right, not as pieces
+    between cursor moves: its unchanged name, left of the changed batch,
+    goes out again."""
+    t = _static_term(ttop_term, tmp_path)
+    doc = _ended_doc("old-05", ENDED[5][1])
+    doc["train_batch"] = 250
+    write_json_atomic(str(tmp_path / "static" / "old-05.json"), doc)
+    n = len(t.raw)
+    t.press("r")
+    t.wait_for(lambda t: "250/500" in t.text)
+    t.wait_quiet(0.3)
+    out = t.output(n)
+    assert b"old-05" in out and b"old-04" not in out, out
+
+
 def _writes(pid: int) -> int:
     """Write system calls made so far by process ``pid`` (all its threads)."""
     with open("/proc/%d/io" % pid) as f:

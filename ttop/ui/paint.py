@@ -2,7 +2,9 @@
 
 ``paint_lines(stdscr, palette, prev, lines, width, height, ascii) -> bool``
 writes the lines that differ from ``prev`` (the lines last written, ``None``
-where unknown; updated in place) and says whether anything was written.
+where unknown; updated in place) and says whether anything was written. A
+line that changed goes to the terminal whole (one cursor move to its
+start), not as the pieces that changed with a cursor move to each.
 Before that, ``shift_lines`` moves a block of lines that moved up or down
 by one (the table scrolled under a moving selection) with the terminal's
 delete / insert line instead of writing it again.
@@ -40,6 +42,11 @@ def paint_lines(stdscr: Any, palette: Any, prev: List[Optional[Line]], lines: Li
         try:
             stdscr.move(y, 0)
             stdscr.clrtoeol()
+            # sent whole, left to right: curses would otherwise work out a
+            # cursor move to each changed piece (a live row changes in
+            # several places each cycle: its batch, rate, metrics and
+            # times), ~20k instructions a move, more than the line's bytes
+            stdscr.redrawln(y, 1)
         except curses.error:
             pass
         for text, role in line:
