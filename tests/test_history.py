@@ -448,6 +448,15 @@ def test_a_tick_line_is_written_as_json_dumps_writes_it():
     with pytest.raises(ValueError):  # as json.dumps, never a NaN literal
         H.tick_line(1.0, {"x": [(1, 2, 1.0, NAN, NAN, 1.0, False)]})
     assert H.tick_line(1.0, {7: [(1, 1, 1.0, 0.5, 0.5, 0.5, False)]}) == '{"t":1.0,"d":{"7":[[1,0.5]]}}\n'
+    # one entry (a metric given once in the tick): a point written straight
+    # away where it is one, else as json.dumps writes the entry
+    x = 0.1 + 0.2
+    for ent in [(5, 5, 1.0, x, x, x, False), (5, 5, 1.0, -0.0, -0.0, -0.0, False), (5.0, 5.0, 1.0, x, x, x, False),
+                (5, 5, 1.0, 3, 3, 3, False), (True, True, 1.0, x, x, x, False), (5, 5, 1.0, NAN, NAN, NAN, True),
+                (5, 5, 1.0, 0.3, 0.3, float("0.3"), False), (4, 5, 1.0, x, x, x, False), (5, 5, 1.0, x, 2.0, x, False),
+                (5, 5, 1.0, float("inf"), float("inf"), float("inf"), True)]:
+        want = json.dumps({"t": 1.0, "d": {"m": H._row([ent])}}, separators=(",", ":"), allow_nan=False) + "\n"
+        assert H.tick_line(1.0, {"m": [ent]}) == want
 
 
 def test_bucketed_ticks_number_their_steps_on_from_the_ended_phases():

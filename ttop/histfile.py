@@ -498,8 +498,14 @@ def _row_text(ents: List[Entry]) -> str:
     metric that did not change, a learning rate: one object throughout):
     ``repr`` of a float is the dearest step of a tick's line. Entries
     holding a NaN or an infinity, or numbers that are not plain ints and
-    floats, go through :func:`_row`."""
-    if not ents:
+    floats, go through :func:`_row`. A metric given once in the tick (a
+    batch per second or slower: every metric of every tick) is one point,
+    written straight away."""
+    if len(ents) == 1:
+        a, b, _, x, y, z, flag = ents[0]
+        if x is z and y is z and a == b and type(z) is float and type(a) is int and type(b) is int and not flag and z - z == 0:
+            return "[[%r,%r]]" % (a, z)
+    elif not ents:
         return "[]"
     s0, s1, _, lo, hi, last, bad = zip(*ents)
     vals = lo + hi + last
