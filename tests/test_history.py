@@ -299,6 +299,10 @@ def test_the_progress_files_history_is_written_as_json_dumps_would():
     spliced = dumps({"a": 1, "history": h.as_json(), "z": [NAN]})
     assert spliced == dumps({"a": 1, "history": h.as_dict(), "z": [NAN]})
     assert json.loads(spliced)["history"]["loss"] == [None, 2.5e300, -0.0, 1.0]
+    from ttop.progress import RawJSON
+
+    for _ in range(2):  # the marks' text is made once, then kept: the same splice every time
+        assert dumps({"h": RawJSON("[1]"), "x": "\x00", "g": RawJSON('{"a":2}')}) == '{"h":[1],"x":"\\u0000","g":{"a":2}}'
     # each series' text is kept between writes (a new point drops the oldest
     # one's text): the same as json.dumps after every sample, whatever the
     # size, with metrics that come later and points that do not move

@@ -540,5 +540,6 @@ def tick_line(t: float, per_metric: Dict[str, List[Entry]]) -> str:
     one metric at a time (:func:`_row_text`)."""
     if not all(type(name) is str for name in per_metric):
         return _dumps({"t": round(t, 3), "d": {name: _row(ents) for name, ents in per_metric.items()}}) + "\n"
-    return '{"t":%s,"d":{%s}}\n' % (_dumps(round(t, 3)), ",".join(
+    r = round(t, 3)
+    return '{"t":%s,"d":{%s}}\n' % (repr(r) if type(r) is float and r - r == 0 else _dumps(r), ",".join(
         "%s:%s" % (_name_text(name), _row_text(ents)) for name, ents in per_metric.items()))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Dict, Tuple
 
 _c_make_scanner: Any
 try:
@@ -114,6 +114,8 @@ class RawJSON(str):
 
 # a marker no other string can be: a random token per process
 _RAW_MARK = "\x00ttop-raw-" + os.urandom(8).hex() + "-%d\x00"
+#: i -> (the i-th mark, its JSON text), made once (a progress file has one raw value per write)
+_MARKS: Dict[int, Tuple[str, str]] = {}
 
 
 _ATOMS = frozenset((str, float, bool, _NONE_TYPE))
@@ -170,9 +172,11 @@ def dumps(obj: Any) -> str:
     obj = dict(obj)
     marks = []
     for i, k in enumerate(raws):
-        mark = _RAW_MARK % i
-        marks.append((json.dumps(mark, ensure_ascii=False), str(obj[k])))
-        obj[k] = mark
+        known = _MARKS.get(i)
+        if known is None:
+            known = _MARKS[i] = (_RAW_MARK % i, json.dumps(_RAW_MARK % i, ensure_ascii=False))
+        marks.append((known[1], str(obj[k])))
+        obj[k] = known[0]
     text = _encode(obj)
     for mark, raw in marks:
         text = text.replace(mark, raw, 1)
