@@ -150,15 +150,22 @@ def _plain(value: Any, depth: int = 0) -> bool:
     return True
 
 
-def _encode(obj: Any) -> str:
-    import json
+_encoder: Any = None
 
+
+def _encode(obj: Any) -> str:
+    global _encoder
+    encoder = _encoder
+    if encoder is None:  # what json.dumps makes at each call with these settings, made once
+        import json
+
+        encoder = _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     if _plain(obj):  # the common case: no value to convert, checked without a copy
         try:
-            return json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+            return encoder.encode(obj)
         except ValueError:  # NaN or an infinity somewhere
             pass
-    return json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    return encoder.encode(json_safe(obj))
 
 
 def dumps(obj: Any) -> str:
