@@ -223,3 +223,39 @@ def test_ttop_in_a_rootless_container_names_the_runs_user_as_seen_outside(three_
         assert json.load(f)["run_owner_uid"] == alice.uid
     got = ControlPoller(path, uid=alice.uid).poll()  # alice's run outside takes it
     assert got is not None and got[2] is None and got[:2] == (1, {"lr": 0.5})
+
+
+def test_ttop_of_another_user_writes_no_control_file_the_run_would_refuse(three_users, shared_dir):
+    """ttop run by c (not root) on b's run wrote control_vic.json as c: the
+    run refused it ("owned by c"), and in the sticky folder the file stayed
+    c's, so b's own ttop could no longer edit or signal b's run. Nothing is
+    written now, and the reason says whose run it is."""
+    b, c = three_users[0], three_users[1]
+    run = _victim(b, shared_dir)
+    script = textwrap.dedent(
+        """
+        import json, sys
+        sys.path.insert(0, %r)
+        from ttop.levers import control
+        data = json.load(open(sys.argv[1] + "/vic.json"))
+        for write in (lambda: control.write_edit(sys.argv[1], "vic", data, "lr", 0.5, owner_uid=int(sys.argv[2])),
+                      lambda: control.write_signal_request(sys.argv[1], "vic", data, "SIGUSR1",
+                                                           owner_uid=int(sys.argv[2]))):
+            try:
+                write()
+                print("written")
+            except OSError as e:
+                print("refused:", e.strerror)
+        """
+        % str(ROOT)
+    )
+    for user, expect in ((c, "refused: the run is %s's" % b.name), (b, "written")):
+        p = user.popen([user_python(user), "-c", script, shared_dir, str(run.owner_uid)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        lines = out.splitlines()
+        assert len(lines) == 2 and all(line.startswith(expect) for line in lines), (user.name, out)
+        if user is c:
+            assert not os.path.lexists(os.path.join(shared_dir, "control_vic.json"))
+    assert os.stat(os.path.join(shared_dir, "control_vic.json")).st_uid == b.uid

@@ -8,6 +8,7 @@ in order.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import time
@@ -32,7 +33,14 @@ def _write(folder: str, key: str, seq: int, variables: Mapping[str, Any],
     (the file names it: a run of another user, whose file was swapped in
     under this name since, refuses it); a refusal to replace the file
     says whose it is (a sticky folder lets only its owner or root replace
-    it), not a bare "Operation not permitted"."""
+    it), not a bare "Operation not permitted". Nothing is written for a run
+    of another user unless ttop runs as root: the run takes a control file
+    only from its own user or root, and in a sticky folder the file left
+    behind would keep that user's own ttop from writing theirs."""
+    me = os.geteuid()
+    if owner_uid is not None and me not in (0, owner_uid):
+        raise PermissionError(errno.EPERM, "the run is %s's: it takes a control file only from %s or root, not from %s" % (
+            _user(owner_uid), _user(owner_uid), _user(me)))
     try:
         P.write_control(folder, key, seq, variables, signal=signal, owner_uid=owner_uid)
     except PermissionError as e:
