@@ -331,3 +331,84 @@ def test_a_live_runs_trend_arrow_follows_each_new_file_without_parsing_its_whole
             assert trend(replace(r, data=dict(r.data, history=h.parsed())), "loss") == want  # as from the dict
     finally:
         c.stop()
+
+
+numbers = st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
+series_of = st.lists(numbers | st.none() | st.just("x"), max_size=8)
+
+
+def _history_of(raw):
+    return parse_progress_lazy(raw)[0]["history"]
+
+
+def _same_as_fresh(raw, prev):
+    """The parse of ``raw`` that checks only what changed since ``prev``
+    (the last version's history) gives what the parse that checks all does."""
+    try:
+        want = parse_progress_lazy(raw)
+    except ProgressError as e:
+        with pytest.raises(ProgressError) as got_error:
+            parse_progress_lazy(raw, prev)
+        assert str(got_error.value) == str(e)
+        return None
+    got = parse_progress_lazy(raw, prev)
+    assert got[1] == want[1] and got[0] == want[0] and list(got[0]) == list(want[0])
+    h, w = got[0].get("history"), want[0].get("history")
+    assert type(h) is type(w)
+    if isinstance(h, LazyObject):
+        assert (h._text, h._at, h._spans) == (w._text, w._at, w._spans)
+        for key in h._spans:
+            assert json.dumps(h.tail(key, 3)) == json.dumps(w.tail(key, 3))
+    return h
+
+
+@settings(max_examples=400, deadline=None)
+@given(old=st.dictionaries(st.sampled_from(["loss", "acc", "lr", "a\\u00e9"]), series_of, max_size=4),
+       gone=st.integers(0, 6), new=st.lists(st.lists(numbers | st.none(), max_size=4), min_size=4, max_size=4),
+       indent=st.sampled_from([None, 1]), keys=st.sampled_from(["same", "renamed", "reversed", "one gone", "one more"]),
+       flip=st.none() | st.tuples(st.booleans(), st.integers(0, 4000), st.sampled_from('"],1x [{:')))
+def test_a_history_checked_against_the_last_version_equals_a_fresh_check(old, gone, new, indent, keys, flip):
+    d = _doc("r", 3)
+    d["history"] = old
+    prev = _history_of(json.dumps(d, indent=indent).encode())
+    items = [(k, v[gone:] + more) for (k, v), more in zip(old.items(), new)]
+    if keys == "renamed" and items:
+        items[-1] = (items[-1][0][:-1] + "Z", items[-1][1])  # as long as it was
+    elif keys == "reversed":
+        items.reverse()
+    elif keys == "one gone":
+        items = items[1:]
+    elif keys == "one more":
+        items.insert(len(items) // 2, ("new", [1.5]))
+    d["history"] = dict(items)
+    text = json.dumps(d, indent=indent)
+    if flip is not None:  # a byte changed (in the history or anywhere): torn, invalid, or another value
+        inside, at, c = flip
+        a = text.index('"history"') if inside else 0
+        at = a + at % (len(text) - a)
+        text = text[:at] + c + text[at + 1:]
+    _same_as_fresh(text.encode(), prev)
+
+
+def test_a_shifted_history_checks_only_its_new_points(monkeypatch):
+    from ttop.collect import lazyjson
+
+    window = [round(0.1 * t, 3) for t in range(100)]
+    d = _doc("r", 3)
+    d["history"] = {"loss": window, "acc": window[::-1], "s": ["kept", "as", "it", "was"]}
+    prev = _history_of(json.dumps(d).encode())
+    walks = []
+    real = lazyjson._walk
+    monkeypatch.setattr(lazyjson, "_walk", lambda text, i: walks.append(i) or real(text, i))
+    for shift, added in ((2, [7.5, float("nan")]), (0, [1]), (3, []), (0, [])):
+        d["history"] = dict(d["history"], loss=d["history"]["loss"][shift:] + added,
+                            acc=d["history"]["acc"][shift:] + added)
+        prev = _same_as_fresh(json.dumps(d).encode(), prev)
+        assert json.dumps(prev["loss"]) == json.dumps(d["history"]["loss"])
+    n = len(walks)
+    assert n == 4  # each fresh parse walks it, the one against the last version did not
+    d["history"] = dict(d["history"], s=["changed"])  # not a list of numbers and changed: walked whole
+    _same_as_fresh(json.dumps(d).encode(), prev)
+    d["history"] = dict(d["history"], loss=d["history"]["loss"] + ["x"])
+    _same_as_fresh(json.dumps(d).encode(), prev)
+    assert len(walks) == n + 4

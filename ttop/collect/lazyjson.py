@@ -18,6 +18,12 @@ The check notes where each list of numbers in the history is, so the table's
 trend arrow (:meth:`LazyObject.tail`: the last few points of a series) parses
 only those points: a live run shown in the table has its history scanned
 once per file version, by that check, not parsed whole again for its arrows.
+
+A live file's next version mostly holds the same history shifted: a few
+points gone from the start of each series, a few new ones at its end (the
+writer keeps the last N). Given the history of the version read before
+(``prev``), the check compares the text with the one checked then and checks
+only the new points (:func:`_walk_again`); anything else is checked whole.
 """
 from __future__ import annotations
 
@@ -41,6 +47,9 @@ _MARK = "\x00ttop:history"
 #: the classes of the values the check makes of numbers (and of NaN / Infinity)
 _NUMBER_CLASSES = frozenset((int, float))
 _MARK_JSON = '"\\u0000ttop:history"'
+#: Most points of a series gone between two versions of a file for
+#: :func:`_walk_again` to look for the rest (more: the history is checked whole).
+_DROPPED_MAX = 64
 
 
 class LazyObject(Mapping):
@@ -190,17 +199,80 @@ def _skip(text: str, i: int) -> int:
     return i
 
 
-def parse_progress_lazy(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
+def _walk_again(text: str, a: int, prev: LazyObject) -> Optional[Tuple[Dict[str, Tuple[int, int, int]], int]]:
+    """:func:`_walk` of the history object at ``text[a]`` where it is the
+    one of ``prev`` (a checked history of the file's last version) with
+    each list of numbers shifted: a few points gone from its start, a few
+    new ones at its end, everything between the lists as it was. Only the
+    new points are checked (the rest is compared with text checked before);
+    None where it is not such a history (the caller walks it all)."""
+    old, at, spans = prev._text, prev._at, prev._spans
+    if spans is None:
+        return None
+    i = a
+    done = 0  # the end of what ``old`` matched so far, in ``old``
+    out: Dict[str, Tuple[int, int, int]] = {}
+    check = _check_value
+    for key, (s, e, count) in sorted(spans.items(), key=_by_start):
+        s -= at
+        e -= at
+        gap = old[done:s]  # e.g. ',"acc":' (with any key or value that is no list of numbers)
+        if not text.startswith(gap, i):
+            return None
+        i += len(gap)
+        start = i
+        end = text.find("]", i) + 1  # a list of numbers has no "]" but its last
+        if end <= 0 or text[i] != "[":
+            return None
+        body, was = text[i + 1:end - 1].lstrip(_SPACE), old[s + 1:e - 1]
+        cut = gone = 0
+        while gone < count and gone <= _DROPPED_MAX:  # the old body from after its gone-th comma
+            kept = was[cut:].lstrip(_SPACE)
+            if body.startswith(kept):
+                added = body[len(kept):].lstrip(_SPACE)
+                if not added or added[0] == ",":
+                    break
+            cut = was.find(",", cut) + 1  # there is one: gone < count - 1 here
+            gone += 1
+        else:
+            return None
+        n = count - gone
+        if added:  # ",x,y": each new point checked
+            for part in added[1:].split(","):
+                part = part.strip(_SPACE)
+                try:
+                    value, j = check(part, 0)
+                except Exception:
+                    return None
+                if j != len(part) or type(value) not in _NUMBER_CLASSES:
+                    return None
+                n += 1
+        out[key] = (start, end, n)
+        i = end
+        done = e
+    gap = old[done:]  # to the object's end
+    if not text.startswith(gap, i):
+        return None
+    return out, i + len(gap)
+
+
+def _by_start(item: Tuple[str, Tuple[int, int, int]]) -> int:
+    return item[1][0]
+
+
+def parse_progress_lazy(raw: bytes, prev: Any = None) -> Tuple[Dict[str, Any], List[str]]:
     """:func:`~ttop.progress.parse_progress`, with a top-level ``history``
-    object left as a :class:`LazyObject` (see the module docstring)."""
+    object left as a :class:`LazyObject` (see the module docstring).
+    ``prev``: the history of the file's last version, if any: what is the
+    same of it is not checked again."""
     try:
-        fast = _split(raw)
+        fast = _split(raw, prev if type(prev) is LazyObject else None)
     except Exception:  # any error: the plain parse says which (or finds none)
         fast = None
     return fast if fast is not None else parse_progress(raw)
 
 
-def _split(raw: bytes) -> Optional[Tuple[Dict[str, Any], List[str]]]:
+def _split(raw: bytes, prev: Optional[LazyObject] = None) -> Optional[Tuple[Dict[str, Any], List[str]]]:
     text = raw.decode("utf-8")
     i = text.find(_KEY)
     if i < 0 or "\\u0000" in text:
@@ -215,7 +287,8 @@ def _split(raw: bytes) -> Optional[Tuple[Dict[str, Any], List[str]]]:
         a += 1
     if text[a:a + 1] != "{":
         return None
-    spans, b = _walk(text, a)  # a valid JSON object from a to b (an error otherwise)
+    again = None if prev is None else _walk_again(text, a, prev)
+    spans, b = again or _walk(text, a)  # a valid JSON object from a to b (an error otherwise)
     obj = loads(text[:a] + _MARK_JSON + text[b:])
     # the mark at the top level: text[a:b] is the top-level history, and the
     # file is the JSON just parsed with that object in the mark's place

@@ -461,10 +461,11 @@ class FolderScanner:
         else:
             out.reads += 1
             live = name in self._active
+            last = prev.data.get("history") if prev is not None and prev.data is not None else None
             try:
                 data, dropped, error, fst, linked, raw = (
-                    parse_file(pre[0], pre[1], pre[2], live) if pre is not None
-                    else read_file(self.reader, path, dfd, name, self.max_bytes, live))
+                    parse_file(pre[0], pre[1], pre[2], live, last) if pre is not None
+                    else read_file(self.reader, path, dfd, name, self.max_bytes, live, last))
             except FileNotFoundError:
                 self._forget(name, gone)  # removed between stat and open: normal
                 return

@@ -16,13 +16,15 @@ if TYPE_CHECKING:
     Read = Tuple[Optional[Dict[str, Any]], Tuple[str, ...], Optional[str], Optional[os.stat_result], bool, bytes]
 
 
-def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: str, limit: int, live: bool) -> Read:
+def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: str, limit: int, live: bool,
+              history: Any = None) -> Read:
     """``(data, dropped, error, fst, linked, raw)`` of the file ``name`` in
     the folder open as ``dfd``: ``fst`` is the ``fstat`` of the descriptor
     read (None with a custom ``reader``, or when it could not be opened),
     ``linked`` whether ``name`` is a symbolic link (True: not known).
     ``live``: the file was live when last read (its history is parsed on
-    use). Raises FileNotFoundError (removed: the caller forgets it)."""
+    use; ``history``: the last version's, whose unchanged part is not
+    checked again). Raises FileNotFoundError (removed: the caller forgets it)."""
     try:
         if reader is read_progress_bytes:
             raw, fst, linked = read_progress_at(dfd, name, limit)
@@ -34,13 +36,13 @@ def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: st
         raise
     except OSError as e:
         return None, (), os_error_reason(e), None, True, b""
-    return parse_file(raw, fst, linked, live)
+    return parse_file(raw, fst, linked, live, history)
 
 
-def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bool) -> Read:
+def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bool, history: Any = None) -> Read:
     """:func:`read_file` of bytes already read."""
     try:  # a file live when last read is likely live still: its history is parsed on use
-        data, dropped = (parse_progress_lazy if live else parse_progress)(raw)
+        data, dropped = parse_progress_lazy(raw, history) if live else parse_progress(raw)
     except ProgressError as e:
         return None, (), str(e), fst, linked, b""
     except Exception as e:  # parse_progress should not raise anything else
