@@ -228,3 +228,44 @@ def test_a_request_the_stop_guard_delivered_is_not_sent_again_by_the_resumed_wri
     wait_until(lambda: log.exists() and "end" in log.read_text(), timeout=30)
     assert log.read_text().split() == ["usr1", "end"]
     assert (read_json(path) or {}).get("status") == "RUNNING"
+
+
+def _reads_update_atime(folder):
+    probe = os.path.join(str(folder), ".atime-probe")
+    with open(probe, "w") as f:
+        f.write("x")
+    past = os.stat(probe).st_mtime_ns - 100 * 10 ** 9
+    os.utime(probe, ns=(past, past))
+    with open(probe) as f:
+        f.read()
+    updated = os.stat(probe).st_atime_ns > past
+    os.unlink(probe)
+    return updated
+
+
+def test_the_stop_guard_outlives_a_control_file_nested_too_deeply(spawn, progress_dir):
+    """The stop guard of a run stopped through its control file died of a
+    control file nested too deeply (RecursionError from json.loads; the
+    writer itself ignores such a file): a later SIGCONT request was never
+    delivered, and the run stayed stopped for good."""
+    if not _reads_update_atime(progress_dir):
+        pytest.skip("reads do not update access times here (noatime): cannot tell when the guard read the file")
+    job = spawn([sys.executable, "-c", JOB, ROOT, str(progress_dir)])
+    path = progress_dir / "remote.json"
+    wait_until(lambda: (read_json(path) or {}).get("status") == "RUNNING", timeout=60)
+    seq = write_signal_request(str(progress_dir), "remote", read_json(path), "SIGSTOP")
+    wait_until(lambda: _proc_state(job.pid) == "T", timeout=30)
+    assert wait_until(lambda: _ack(path, seq), timeout=30)[0] == "applied"
+    control = progress_dir / "control_remote.json"
+    deep = '{"format": "ttop.control/1", "seq": %d, "variables": {"x": %s%s}}' % (seq, "[" * 100000, "]" * 100000)
+    tmp = progress_dir / "control.tmp"
+    tmp.write_text(deep)
+    past = os.stat(tmp).st_mtime_ns - 100 * 10 ** 9
+    os.utime(tmp, ns=(past, past))
+    os.replace(tmp, control)
+    wait_until(lambda: os.stat(control).st_atime_ns > past, timeout=30)  # the guard has read it
+    seq2 = write_signal_request(str(progress_dir), "remote", read_json(path), "SIGCONT")
+    wait_until(lambda: _proc_state(job.pid) in ("R", "S"), timeout=30)
+    state, result = wait_until(lambda: (lambda a: a if a and not a[1].startswith("sending") else None)(
+        _ack(path, seq2)), timeout=30)
+    assert state == "applied" and result.startswith("sent SIGCONT"), result
