@@ -149,3 +149,20 @@ def test_the_monitor_keeps_resource_samples_only_where_the_collector_keeps_none(
         assert [len(s.y) for s in charts.values()][:2] == [2, 3], charts  # CPU % from the second look, RAM
     finally:
         app.close()
+
+
+def test_a_run_with_metrics_and_no_history_shows_them_in_its_detail(ttop_term, progress_dir):
+    """A progress file written by hand or by another tool, with ``metrics``
+    but no history: the table showed loss and acc, and the detail screen
+    said "no metrics or resources reported yet"."""
+    import json
+    import time
+
+    doc = {"format": "ttop.progress/1", "run_name": "plain", "status": "RUNNING", "host": "elsewhere",
+           "updated_at": time.time(), "heartbeat_interval": 3600, "metrics": {"loss": 0.25, "acc": "NaN", "note": "warm"}}
+    (progress_dir / "plain.json").write_text(json.dumps(doc))
+    t = ttop_term(progress_dir, cols=100, rows=24)
+    t.wait_for(lambda t: t.row_of("plain ") is not None, msg="the run never showed")
+    t.press("ENTER")
+    t.wait_for("loss  last 0.25", msg="no chart of the reported loss")
+    assert "acc  last NaN" in t.text and "no metrics" not in t.text and "note" not in t.text

@@ -32,6 +32,8 @@ from ..view.text import Line
 from .screen import AppContext, Screen
 
 OUTPUT_LINES = 12
+#: At most this many latest-value charts (as many metrics as a history file keeps)
+LATEST_MAX = 64
 MiB = 1024.0 * 1024.0
 
 
@@ -59,6 +61,25 @@ def progress_history(data: Mapping[str, Any]) -> Dict[str, Series]:
             ys = [_num(v) for v in vals]
             out[name] = Series(name, ys)
     return out
+
+
+def with_latest(series: Dict[str, Series], data: Mapping[str, Any]) -> Dict[str, Series]:
+    """``series`` plus, for each numeric metric of the file's ``metrics``
+    that has none (a file with no history: written by hand or another
+    tool), its latest value as a series of one point: the screen must not
+    say no metrics were reported while the table shows them."""
+    metrics = data.get("metrics")
+    if not isinstance(metrics, Mapping):
+        return series
+    left = LATEST_MAX
+    for name, v in metrics.items():
+        if isinstance(name, str) and name not in series and not isinstance(v, bool) and (
+                isinstance(v, (int, float)) or v in ("NaN", "Infinity", "-Infinity")):
+            series[name] = Series(name, [_num(v)])
+            left -= 1
+            if not left:
+                break
+    return series
 
 
 def ring_series(samples: List[Any]) -> Dict[str, Series]:
@@ -134,7 +155,7 @@ class DetailScreen(Screen):
                             for name, c in cols.items()}
             except Exception as e:  # a bad history file never takes the screen down
                 self._notes[run.key] = "history: %s" % e
-        return progress_history(run.data)
+        return with_latest(progress_history(run.data), run.data)
 
     def _refresh(self, ctx: AppContext) -> None:
         runs, _ = self._runs(ctx)
