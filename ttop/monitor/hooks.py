@@ -73,7 +73,7 @@ def shutdown(m: "TrainingMonitor") -> None:
     thread = m._thread
     if thread is not None and thread is not threading.current_thread():
         thread.join(2.0)
-    if last:
+    if last and (thread is None or not thread.is_alive()):  # never wait on a write the thread is stuck in
         _last_tick(m)
     if m._capture is not None:
         m._capture.stop(timeout=1.0)
