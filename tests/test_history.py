@@ -414,6 +414,33 @@ def test_buckets_pick_the_very_objects_min_and_max_pick():
             assert vals == list(vals)  # the input is not reordered
 
 
+def test_a_tick_of_one_value_throughout_is_bucketed_as_the_sorted_columns_bucket_it():
+    # a learning rate: one count says so, no sum and no sort; the buckets are
+    # finite_columns' (the very objects: of equal values the first), and any
+    # other tick goes the general way
+    from ttop.monitor.history import _constant_columns, _plain_buckets
+
+    c = 0.01
+    runs = [[c] * 40, [float("0.01") for _ in range(40)], [0.0, -0.0] * 20, [1.0, 1, True] * 13,
+            [c] * 39 + [0.02], [c] * 39 + [NAN], [NAN] * 40, [float("inf")] * 40, [3] * 40, [c] * 1000]
+    for vals in runs:
+        steps = list(range(7, 7 + len(vals)))
+        got = _plain_buckets(steps, vals, 5.0)
+        if _constant_columns(steps, vals) is None:
+            assert vals[0] != vals[0] or vals[0] - vals[0] != 0 or type(vals[0]) is not float or vals.count(vals[0]) < len(vals)
+            continue
+        s0, s1, lo, hi, last = H.finite_columns(steps, vals, H.TICK_POINTS)
+        want = list(zip(s0, s1, [5.0] * len(s0), map(float, lo), map(float, hi), map(float, last), [False] * len(s0)))
+        assert got == want
+        for g, l, h, z in zip(got, lo, hi, last):
+            if type(l) is float:
+                assert g[3] is l and g[4] is h
+            if type(z) is float:
+                assert g[5] is z
+    assert _constant_columns(list(range(40)), [c] * 40) is not None  # the fast way was taken
+    assert _constant_columns(list(range(40)), [0.0, -0.0] * 20) is not None
+
+
 def _entries_of(rng, vals, t):
     steps = [rng.choice([3, 7]) * i // 2 for i in range(len(vals))]  # repeated steps too
     if len(vals) <= H.TICK_POINTS:

@@ -128,7 +128,7 @@ def bucket_of(steps: List[float], values: List[float], t: float) -> Entry:
 
 
 @lru_cache(maxsize=16)
-def _cuts(n: int, k: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+def cuts(n: int, k: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
     """Where :func:`buckets` cuts ``n`` values into ``k``: each bucket's
     first index and its end (exclusive), empty buckets left out."""
     cuts = [(n * j // k, n * (j + 1) // k) for j in range(k)]
@@ -147,7 +147,7 @@ def finite_columns(steps: Sequence[Any], values: List[Any], k: int) -> Tuple[Lis
     ``max()`` make, and a monotonic stretch is one run. The first value
     sorted is ``min()``'s; the first of the greatest, found by bisection,
     is ``max()``'s."""
-    starts, ends = _cuts(len(values), k)
+    starts, ends = cuts(len(values), k)
     segs = list(map(values.__getitem__, map(slice, starts, ends)))
     for seg in segs:
         seg.sort()
@@ -167,7 +167,7 @@ def buckets(steps: Sequence[float], values: List[float], k: int, t: float, total
     if total - total == 0:  # all finite: each bucket's min and max at C speed
         s0, s1, lo, hi, last = finite_columns(steps, values, k)
         return list(zip(s0, s1, repeat(t), lo, hi, last, repeat(False)))
-    starts, ends = _cuts(len(values), k)
+    starts, ends = cuts(len(values), k)
     return [bucket_of(list(steps[a:b]), values[a:b], t) for a, b in zip(starts, ends)]
 
 

@@ -72,6 +72,10 @@ def _plain_buckets(steps: Sequence[float], vals: List[Any], t: float) -> Optiona
     if type(vals[0]) not in _NUMBERS or type(vals[-1]) not in _NUMBERS:
         return None  # e.g. torch tensors: no sum of them (a kernel launch each on a GPU)
     try:
+        cols = _constant_columns(steps, vals)
+        if cols is not None:
+            s0, s1, lo, hi, last = cols
+            return _entries(s0, s1, lo, hi, last, t)
         total = sum(vals)  # an exact float only when every value is a float, an int or a bool
         if type(total) is not float:
             return None
@@ -86,6 +90,29 @@ def _plain_buckets(steps: Sequence[float], vals: List[Any], t: float) -> Optiona
         s0, s1, lo, hi, last = H.finite_columns(steps, vals, H.TICK_POINTS)
     except Exception:  # a str, None, an int beyond floats, an object that does not compare
         return None
+    return _entries(s0, s1, lo, hi, last, t)
+
+
+def _constant_columns(steps: Sequence[Any], vals: List[Any]) -> Optional[Tuple[List[Any], ...]]:
+    """:func:`ttop.histfile.finite_columns` of a tick that gave one finite
+    float throughout (a learning rate, a constant: one ``count``, no sum and
+    no sort): each bucket's minimum and maximum are its first value (of
+    equal values, the first), its last value its last; None for any other
+    tick."""
+    v = vals[0]
+    if type(v) is not float or v != vals[-1] or v - v != 0 or vals.count(v) != len(vals):
+        return None  # (the last value first: a metric that moves is told without a count)
+    starts, ends = H.cuts(len(vals), H.TICK_POINTS)
+    lasts = list(map((-1).__add__, ends))
+    firsts = list(map(vals.__getitem__, starts))
+    return (list(map(steps.__getitem__, starts)), list(map(steps.__getitem__, lasts)), firsts, firsts,
+            list(map(vals.__getitem__, lasts)))
+
+
+def _entries(s0: Sequence[Any], s1: Sequence[Any], lo: List[Any], hi: List[Any], last: List[Any],
+             t: float) -> Optional[List[H.Entry]]:
+    """A tick's bucket entries from finite columns, the values picked
+    converted to floats (None when one of them is no float, int or bool)."""
     picked = set(map(type, lo))
     picked.update(map(type, hi))
     picked.update(map(type, last))
