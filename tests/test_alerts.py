@@ -16,6 +16,7 @@ from conftest import ROOT, wait_until
 from ttop import record
 from ttop.collect.snapshot import RunSnapshot, Snapshot
 from ttop.sinks.alerts import AlertCommand, Alerts, EventsFile, TransitionTracker, command_env
+from users import shared_dir, three_users  # noqa: F401 (fixtures)
 
 
 def run(key, status="RUNNING", health="OK", reason=None):
@@ -377,3 +378,34 @@ def test_events_file_keeps_whole_lines_through_a_full_disk(tmp_path):
     assert all(line.endswith("\n") for line in lines), lines
     runs = [json.loads(line)["run"] for line in lines]  # every line is a whole event
     assert runs[0] == "before" and runs[-1] == "after" and len(runs) < 5, runs
+
+
+def test_events_file_named_by_another_users_link_is_not_followed(three_users, shared_dir, tmp_path):  # noqa: F811
+    """--events FILE in a shared folder where another user put a symbolic
+    link (or a hard link) first: ttop appended the events, whose run names
+    that user chooses, to whatever the link named (root's ~/.bashrc: a run
+    named "$(cmd)" ran at root's next login). Such a link is refused at
+    start; a link of ttop's own user in its own folder is still followed."""
+    c = three_users[1]
+    target = tmp_path / "rc"
+    target.write_text("# rc\n")
+    os.chmod(str(tmp_path), 0o755)
+    planted = os.path.join(shared_dir, "events.jsonl")
+    c.sh('ln -s "$1" "$2"', str(target), planted)
+    (tmp_path / "progress").mkdir()
+    r = subprocess.run([sys.executable, "-m", "ttop", str(tmp_path / "progress"), "--headless", "--csv-dir",
+                        str(tmp_path / "csv"), "--events", planted], capture_output=True, text=True, timeout=60,
+                       cwd=str(ROOT))
+    assert r.returncode == 2, r.stderr
+    assert ("a symbolic link made by %s" % c.name) in r.stderr and "not followed" in r.stderr
+    assert target.read_text() == "# rc\n"
+    mine = tmp_path / "mine.jsonl"
+    mine.symlink_to(tmp_path / "real.jsonl")
+    f = EventsFile(str(mine))
+    f.write({"event": "status", "run": "r"})
+    f.close()
+    assert json.loads((tmp_path / "real.jsonl").read_text())["run"] == "r"
+    os.link(str(target), str(tmp_path / "other-name"))
+    with pytest.raises(OSError, match="hard links"):
+        EventsFile(str(tmp_path / "other-name"))
+    assert target.read_text() == "# rc\n"

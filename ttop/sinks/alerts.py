@@ -26,6 +26,7 @@ import json
 import os
 import queue
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -120,6 +121,22 @@ def event_line(ev: Dict[str, Any]) -> bytes:
     return (ascii_json(dump(safe), safe, dump) + "\n").encode("ascii")
 
 
+def _check_link(path: str) -> None:
+    """Raise OSError unless the symbolic link at ``path`` is ttop's user's or
+    root's, in a folder of theirs that no one else may change (not writable
+    by others, or sticky): a link another user put at FILE in a shared
+    folder would have ttop append to whatever it names (``~/.bashrc``)."""
+    me = os.geteuid()
+    st = os.lstat(path)
+    folder = os.stat(os.path.dirname(os.path.abspath(path)))
+    mine = st.st_uid in (me, 0) and folder.st_uid in (me, 0)
+    if not mine or (folder.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not folder.st_mode & stat.S_ISVTX):
+        from ..collect.owners import user_name
+
+        raise OSError(errno.ELOOP, "a symbolic link%s in a folder others can write: not followed" % (
+            "" if st.st_uid in (me, 0) else " made by %s" % user_name(st.st_uid)), path)
+
+
 class EventsFile:
     """Appends event lines to ``path`` (created 0600 if missing). Raises
     OSError at construction when it cannot be opened.
@@ -132,13 +149,24 @@ class EventsFile:
     def __init__(self, path: str, on_error: Optional[Callable[[str], None]] = None) -> None:
         self.path = path
         self.on_error = on_error
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
         try:
-            self.fd = os.open(path, flags, 0o600)
+            try:
+                self.fd = os.open(path, flags | os.O_NOFOLLOW, 0o600)
+            except OSError as e:  # ELOOP; some kernels say EACCES for a link with O_CREAT | O_NOFOLLOW
+                if e.errno not in (errno.ELOOP, errno.EACCES) or not os.path.islink(path):
+                    raise
+                _check_link(path)  # a link: followed only where no one else could have put it there
+                self.fd = os.open(path, flags, 0o600)
         except OSError as e:
             if e.errno == errno.ENXIO:
                 raise OSError(errno.ENXIO, "a FIFO with no reader (start its reader first)", path) from None
             raise
+        st = os.fstat(self.fd)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink != 1:  # another name for someone's file (a hard link)
+            os.close(self.fd)
+            raise OSError(errno.EMLINK, "a file with %d hard links (other names for it): not appended to" % st.st_nlink,
+                          path)
         self.written = 0
         self.last_error: Optional[str] = None
         self._torn = False  # the file ends in part of a line that could not be taken back
