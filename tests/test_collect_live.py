@@ -412,3 +412,19 @@ def test_a_shifted_history_checks_only_its_new_points(monkeypatch):
     d["history"] = dict(d["history"], loss=d["history"]["loss"] + ["x"])
     _same_as_fresh(json.dumps(d).encode(), prev)
     assert len(walks) == n + 4
+
+
+def test_tails_of_successive_versions_are_their_own_points():
+    """The points read for one version's tail are reused by their text
+    only: another version's points at the same places read as they are."""
+    d = _doc("r", 3)
+    seen = []
+    for last in ("1.5", "2.5", "1e3", "-0", "NaN", "1.5", "7"):
+        d["history"] = {"loss": [0.25] * 12 + ["@"]}
+        raw = json.dumps(d).replace('"@"', last).encode()
+        h = _history_of(raw)
+        got = h.tail("loss", 11)
+        assert json.dumps(got) == json.dumps([0.25] * 10 + [json.loads(last)]), (last, got)
+        assert type(got[-1]) is type(json.loads(last))
+        seen.append(got[-1])
+    assert json.dumps(seen) == '[1.5, 2.5, 1000.0, 0, NaN, 1.5, 7]'

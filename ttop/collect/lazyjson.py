@@ -47,6 +47,10 @@ _MARK = "\x00ttop:history"
 #: the classes of the values the check makes of numbers (and of NaN / Infinity)
 _NUMBER_CLASSES = frozenset((int, float))
 _MARK_JSON = '"\\u0000ttop:history"'
+#: The numbers of the history texts' points read lately, by their text (a
+#: live run's next version shows the same last points but one or two).
+_POINTS: Dict[str, Any] = {}
+POINTS_KEPT = 4096
 #: Most points of a series gone between two versions of a file for
 #: :func:`_walk_again` to look for the rest (more: the history is checked whole).
 _DROPPED_MAX = 64
@@ -96,8 +100,16 @@ class LazyObject(Mapping):
         parts = self._text[start + 1 - at:end - 1 - at].rsplit(",", n)
         if len(parts) > n:
             del parts[0]
-        scan = _scan  # each part one number, as the check found: no more to check
-        return [scan(p.strip(_SPACE), 0)[0] for p in parts]
+        points = _POINTS  # each part one number, as the check found: no more to check
+        if len(points) > POINTS_KEPT:
+            points.clear()
+        out = []
+        for p in parts:
+            x = points.get(p)
+            if x is None:
+                x = points[p] = _scan(p.strip(_SPACE), 0)[0]
+            out.append(x)
+        return out
 
     def parsed(self) -> Dict[str, Any]:
         v = self._value
