@@ -658,6 +658,30 @@ def test_a_changed_row_goes_out_whole(ttop_term, tmp_path):
     assert b"old-05" in out and b"old-04" not in out, out
 
 
+@pytest.mark.slow
+def test_screen_after_bursts_of_keys_equals_a_full_redraw(ttop_term, folder):
+    """Keys racing new snapshots (each changed line sent whole): once
+    paused and quiet, what the terminal shows is what Ctrl+L draws anew."""
+    import random
+
+    t = start(ttop_term, folder, interval="0.3", cols=140, rows=20)
+    rnd = random.Random(5)
+    for _ in range(6):
+        for _ in range(rnd.randint(5, 30)):
+            t.press(rnd.choice(["RIGHT", "LEFT", "DOWN", "UP", "PGDN", "PGUP"]))
+            if rnd.random() < 0.3:
+                time.sleep(rnd.random() * 0.05)
+        t.press("p")
+        t.wait_for("PAUSED")
+        t.wait_quiet(0.5)
+        before = t.display
+        t.press("CTRL_L")
+        t.wait_quiet(0.5)
+        assert t.display == before
+        t.press("p")
+        t.wait_gone("PAUSED")
+
+
 def _writes(pid: int) -> int:
     """Write system calls made so far by process ``pid`` (all its threads)."""
     with open("/proc/%d/io" % pid) as f:
