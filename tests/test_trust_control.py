@@ -246,6 +246,9 @@ def test_ttop_of_another_user_writes_no_control_file_the_run_would_refuse(three_
                 print("written")
             except OSError as e:
                 print("refused:", e.strerror)
+        # what the editor, k and l say before anything is typed or confirmed
+        print("written" if control.writer_refusal(int(sys.argv[2])) is None
+              else "refused: " + control.writer_refusal(int(sys.argv[2])))
         """
         % str(ROOT)
     )
@@ -255,7 +258,7 @@ def test_ttop_of_another_user_writes_no_control_file_the_run_would_refuse(three_
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
         lines = out.splitlines()
-        assert len(lines) == 2 and all(line.startswith(expect) for line in lines), (user.name, out)
+        assert len(lines) == 3 and all(line.startswith(expect) for line in lines), (user.name, out)
         if user is c:
             assert not os.path.lexists(os.path.join(shared_dir, "control_vic.json"))
     assert os.stat(os.path.join(shared_dir, "control_vic.json")).st_uid == b.uid

@@ -27,6 +27,16 @@ def _user(uid: int) -> str:
         return "uid %d" % uid
 
 
+def writer_refusal(owner_uid: Optional[int]) -> Optional[str]:
+    """Why ttop's user writes no control file for a run of ``owner_uid``
+    (None: it may). The run takes one only from its own user or root."""
+    me = os.geteuid()
+    if owner_uid is None or me in (0, owner_uid):
+        return None
+    return "the run is %s's: it takes a control file only from %s or root, not from %s" % (
+        _user(owner_uid), _user(owner_uid), _user(me))
+
+
 def _write(folder: str, key: str, seq: int, variables: Mapping[str, Any],
            signal: Optional[Mapping[str, Any]] = None, owner_uid: Optional[int] = None) -> None:
     """:func:`ttop.progress.write_control` for the run of ``owner_uid``
@@ -37,10 +47,9 @@ def _write(folder: str, key: str, seq: int, variables: Mapping[str, Any],
     of another user unless ttop runs as root: the run takes a control file
     only from its own user or root, and in a sticky folder the file left
     behind would keep that user's own ttop from writing theirs."""
-    me = os.geteuid()
-    if owner_uid is not None and me not in (0, owner_uid):
-        raise PermissionError(errno.EPERM, "the run is %s's: it takes a control file only from %s or root, not from %s" % (
-            _user(owner_uid), _user(owner_uid), _user(me)))
+    why = writer_refusal(owner_uid)
+    if why is not None:
+        raise PermissionError(errno.EPERM, why)
     try:
         P.write_control(folder, key, seq, variables, signal=signal, owner_uid=owner_uid)
     except PermissionError as e:

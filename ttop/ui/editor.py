@@ -131,7 +131,10 @@ class EditorScreen(Screen):
             if run.status_inferred and run.status_reason:
                 why += " (%s)" % clean(run.status_reason)
             return "read-only: the run is %s; edits need a RUNNING run" % why
-        return None
+        from ..levers.control import writer_refusal
+
+        why = writer_refusal(run.owner_uid)
+        return None if why is None else "read-only: %s" % clean(why)
 
     # -- rendering ----------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from ..levers import delete as D
 from ..levers import signals as S
+from ..levers.control import writer_refusal
 from ..view import roles as R
 from ..view.text import clean
 from .dialogs import ConfirmDialog, MenuDialog, MessageDialog
@@ -107,6 +108,10 @@ def open_remote_signal(ctx: AppContext, run: Any, on_request: Optional[Callable[
         ctx.notify("cannot signal run %s %s: it is not running with a live heartbeat" % (
             clean(run.run_name), clean(S.where_else(run))), error=True)
         return None
+    why = writer_refusal(run.owner_uid)
+    if why is not None:
+        ctx.notify("cannot ask run %s for a signal: %s" % (clean(run.run_name), clean(why)), error=True)
+        return None
     where = clean(S.where_else(run))
     items = _signal_items() + [("SIGTERM tree", "SIGTERM to every process of the run (its own writer sends it)")]
 
@@ -193,6 +198,9 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str,
         present = [r for r in (_run(ctx, k) for k in keys) if r is not None]
         remote = [r for r in present if remote_signallable(r)]
         targets, skipped = S.plan_signal_runs([r for r in present if not remote_signallable(r)])
+        skipped = list(skipped) + [(r.key, str(writer_refusal(r.owner_uid))) for r in remote
+                                   if writer_refusal(r.owner_uid) is not None]
+        remote = [r for r in remote if writer_refusal(r.owner_uid) is None]
         what = "%d %s" % (len(targets), desc) if not remote else "%d %s (%d of them through %s)" % (
             len(targets) + len(remote), desc, len(remote), "its control file" if len(remote) == 1 else "their control files")
         body: List[Tuple[str, str]] = [("Send %s to %s?" % (name, what), R.NORMAL)]
@@ -228,6 +236,8 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str,
                     runs.append(run)
             asked = [r for r in runs if remote_signallable(r)]
             sent, refused = S.signal_runs([r for r in runs if not remote_signallable(r)], sig)
+            refused += [(r.key, str(writer_refusal(r.owner_uid))) for r in asked if writer_refusal(r.owner_uid) is not None]
+            asked = [r for r in asked if writer_refusal(r.owner_uid) is None]
             requested = 0
             for r in asked:
                 try:
