@@ -456,3 +456,45 @@ def test_concurrent_reader_never_sees_a_half_written_control_file(progress_dir, 
     assert seq > 10 and reads > 10
     assert bad == 0
     assert not [n for n in os.listdir(f) if n.endswith(".tmp")]
+
+
+def test_a_delete_cut_short_leaves_the_run_listed_to_be_deleted_again(progress_dir, spawn):
+    """ttop killed in the middle of a delete (a big run folder takes a while):
+    the progress file went first, so the run left ttop while its logs and
+    run folder stayed, with no run to delete them from. The progress file
+    now goes last. (The child stops after its first removal, and is killed.)"""
+    f = progress_dir
+    for name in ["r.stdout.log", "r.stderr.log", "control_r.json"]:
+        (f / name).write_text("x")
+    (f / "runs" / "r").mkdir(parents=True)
+    (f / "runs" / "r" / "ckpt.bin").write_text("weights")
+    doc = {"format": P.PROGRESS_FORMAT, "run_name": "r", "status": "FINISHED", "updated_at": time.time(),
+           "logs": {"stdout": "r.stdout.log", "stderr": "r.stderr.log"}, "run_dir": "runs/r"}
+    (f / "r.json").write_text(json.dumps(doc))
+    child = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from ttop import fsafe
+        from ttop.collect import Collector
+        from ttop.levers import delete
+        real = fsafe.unlink_beneath
+        def unlink_then_wait(*args, **kw):
+            real(*args, **kw)
+            print("removed one", flush=True)
+            sys.stdin.readline()  # killed here
+        fsafe.unlink_beneath = unlink_then_wait
+        snap = Collector(sys.argv[2], gpu=False, tpu=False).collect()
+        delete.delete_run_files(sys.argv[2], snap.run("r"), snap.runs)
+    """)
+    p = spawn([sys.executable, "-c", child, str(ROOT), str(f)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b"removed one\n"
+    p.kill()
+    p.wait(timeout=30)
+    p.stdin.close()
+    p.stdout.close()
+    assert (f / "r.json").exists()  # still listed: c deletes the rest
+    from ttop.collect import Collector
+
+    snap = Collector(str(f), gpu=False, tpu=False).collect()
+    deleted, refused = delete.delete_run_files(str(f), snap.run("r"), snap.runs)
+    assert refused == [] and sorted(os.listdir(f)) == ["runs"] and not (f / "runs" / "r").exists()

@@ -313,16 +313,24 @@ def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot
         dfd = fsafe.open_dir(folder)
     except OSError as e:
         return [], ["cannot open the progress folder: %s" % fsafe.describe(e)]
+    def unlink(rel: str, shown: str) -> None:
+        try:
+            fsafe.unlink_beneath(dfd, rel, _owners(run, rel == control))
+            deleted.append(shown)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            refused.append("%s: %s, left alone" % (shown, fsafe.describe(e)))
+
+    # the progress file goes last: a delete cut short (ttop killed while a
+    # big run folder goes) leaves the run listed, to be deleted again, not
+    # its logs and checkpoints with no run in ttop to delete them from
+    progress = run.stem + P.PROGRESS_SUFFIX
     try:
         control = P.CONTROL_PREFIX + run.stem + P.PROGRESS_SUFFIX
         for rel, shown in zip(plan.rel_files, plan.files):
-            try:
-                fsafe.unlink_beneath(dfd, rel, _owners(run, rel == control))
-                deleted.append(shown)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                refused.append("%s: %s, left alone" % (shown, fsafe.describe(e)))
+            if rel != progress:
+                unlink(rel, shown)
         for rel, shown in zip(plan.rel_dirs, plan.dirs):
             errors: List[str] = []
             try:
@@ -336,6 +344,9 @@ def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot
                 refused.extend(errors[:5])
             else:
                 deleted.append(shown)
+        for rel, shown in zip(plan.rel_files, plan.files):
+            if rel == progress:
+                unlink(rel, shown)
     finally:
         os.close(dfd)
     return deleted, refused
