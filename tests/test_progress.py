@@ -211,3 +211,54 @@ def test_dumps_converts_what_is_nested_past_json_safes_depth():
     obj = {"deep": deep, "key": {True: 1, None: 2, 3: {"x": float("nan")}}}
     assert P.dumps(obj) == json.dumps(P.json_safe(obj), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     assert json.loads(P.dumps(obj))["key"] == {"True": 1, "None": 2, "3": {"x": "NaN"}}
+
+
+def _checked(obj):
+    """check_progress of a copy: (data, dropped) or the error's text."""
+    try:
+        data, dropped = P.check_progress(dict(obj))
+    except P.ProgressError as e:
+        return str(e)
+    return data, sorted(dropped)
+
+
+_SHAPE_DOC = {"format": P.PROGRESS_FORMAT, "run_name": "r", "status": "RUNNING", "updated_at": 1.5,
+              "pid": 7, "pid_create_time": 2.5, "heartbeat_interval": 1.0, "rate": 3.0, "batch": 4,
+              "metrics": {"loss": 1.0}, "phase": None, "custom": "anything"}
+
+
+@pytest.mark.parametrize("change", [
+    {"rate": math.nan}, {"rate": math.inf}, {"pid_create_time": -math.inf}, {"updated_at": math.nan},
+    {"heartbeat_interval": 10 ** 400}, {"updated_at": 10 ** 400},  # ints beyond the float range
+    {"rate": 1e308, "pid_create_time": 1e308},  # finite values whose sum overflows
+    {"rate": math.inf, "pid_create_time": -math.inf},  # a sum of NaN
+    {"status": "DANCING"}, {"run_name": ""}, {"format": "other/1"}, {"rate": 5, "updated_at": 2},
+])
+def test_check_progress_of_a_known_shape_equals_the_whole_check(change):
+    # the first file of a shape takes the whole check and is remembered;
+    # the next one with the same keys and classes takes the short way
+    P._SHAPES.clear()
+    assert _checked(_SHAPE_DOC) == (_SHAPE_DOC, [])
+    doc = dict(_SHAPE_DOC, **change)
+    short = _checked(doc)
+    P._SHAPES.clear()
+    assert short == _checked(doc)
+    if isinstance(short, str):
+        return
+    assert short[1] or all(math.isfinite(doc[k]) for k in ("rate", "pid_create_time", "heartbeat_interval"))
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.fixed_dictionaries({k: st.one_of(st.floats(), st.integers(min_value=-10 ** 320, max_value=10 ** 320),
+                                           st.none(), st.booleans())
+                              for k in ("updated_at", "pid_create_time", "heartbeat_interval", "rate")}))
+def test_check_progress_short_way_never_differs(values):
+    P._SHAPES.clear()
+    _checked(_SHAPE_DOC)
+    doc = dict(_SHAPE_DOC, **values)
+    short = _checked(doc)
+    P._SHAPES.clear()
+    assert short == _checked(doc)
+    if not isinstance(short, str):
+        assert all(v is None or math.isfinite(v) for k, v in short[0].items()
+                   if k in ("updated_at", "pid_create_time", "heartbeat_interval", "rate"))

@@ -72,6 +72,7 @@ import math
 import os
 import stat
 from collections.abc import Mapping
+from operator import itemgetter
 
 from .atomic import temp_name, write_bytes_atomic  # noqa: F401 - part of this module's API
 from .jsonvalues import RawJSON, dumps, json_safe  # noqa: F401 - part of this module's API
@@ -324,8 +325,33 @@ def parse_progress(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
     return check_progress(_loads(raw, "progress"))
 
 
+#: Files found fine before, by their keys in order: ``(classes of the values,
+#: getter of the values that must be finite numbers)``. A live writer's next
+#: version has the same keys and classes; only the values are checked again.
+_SHAPES: Dict[Tuple[str, ...], Tuple[Tuple[type, ...], Any]] = {}
+#: Most shapes kept (the folder is shared: anyone can make new ones).
+_MAX_SHAPES = 512
+
+
 def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
     """:func:`parse_progress` of the already parsed JSON value ``obj``."""
+    if obj.__class__ is dict:
+        # the keys and their values' classes as in a file found fine before
+        # (a live run's previous version): what depends on the values alone
+        # is checked, at C speed, else the whole check below says why
+        keys = tuple(obj)
+        known = _SHAPES.get(keys)
+        if known is not None and known[0] == tuple(map(type, obj.values())):
+            # (classes known: format, run_name and status are str, updated_at an int or float)
+            if obj["status"] in STATUSES and obj["run_name"] and obj["format"].startswith(PROGRESS_FORMAT_PREFIX):
+                try:
+                    # NaN or an infinity anywhere makes the sum one too (a
+                    # sum that overflows, or an int beyond the float range,
+                    # takes the whole check)
+                    if math.isfinite(sum(known[1](obj))):
+                        return obj, []
+                except OverflowError:
+                    pass
     if not isinstance(obj, dict):
         raise ProgressError("not a JSON object")
     fmt = obj.get("format")
@@ -350,6 +376,8 @@ def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
         if value.__class__ not in classes or (classes is _NUMBER_CLASSES and not _finite(value)):
             break
     else:
+        if obj.__class__ is dict:
+            _remember_shape(obj)
         return obj, []
     dropped = []
     for key, types in _OPTIONAL_TYPES.items():
@@ -363,6 +391,17 @@ def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
             dropped.append(key)
             del obj[key]
     return obj, dropped
+
+
+def _remember_shape(obj: Dict[str, Any]) -> None:
+    """Note the keys and classes of a file found fine (see :data:`_SHAPES`)."""
+    if len(_SHAPES) >= _MAX_SHAPES:
+        _SHAPES.clear()
+    numbers = ["updated_at"]
+    numbers.extend(k for k, v in obj.items() if _FINE.get(k) is _NUMBER_CLASSES and v is not None)
+    if len(numbers) == 1:
+        numbers.append("updated_at")  # (itemgetter of one key gives the value, not a tuple)
+    _SHAPES[tuple(obj)] = (tuple(map(type, obj.values())), itemgetter(*numbers))
 
 
 # ---------------------------------------------------------------------------
