@@ -248,6 +248,19 @@ def test_check_progress_of_a_known_shape_equals_the_whole_check(change):
     assert short[1] or all(math.isfinite(doc[k]) for k in ("rate", "pid_create_time", "heartbeat_interval"))
 
 
+def test_check_progress_short_way_with_ints_beyond_the_float_range_whose_sum_is_finite():
+    # numbers written as ints: 10**400 and -10**400 add up to 0, yet
+    # neither is a float's value; the whole check drops both
+    P._SHAPES.clear()
+    doc = dict(_SHAPE_DOC, updated_at=1, rate=2, pid_create_time=3, heartbeat_interval=1)
+    assert _checked(doc) == (doc, [])
+    evil = dict(doc, rate=10 ** 400, pid_create_time=-10 ** 400)
+    short = _checked(evil)
+    P._SHAPES.clear()
+    assert short == _checked(evil)
+    assert short[1] == ["pid_create_time", "rate"]
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({k: st.one_of(st.floats(), st.integers(min_value=-10 ** 320, max_value=10 ** 320),
                                            st.none(), st.booleans())

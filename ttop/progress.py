@@ -346,9 +346,10 @@ def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
             if obj["status"] in STATUSES and obj["run_name"] and obj["format"].startswith(PROGRESS_FORMAT_PREFIX):
                 try:
                     # NaN or an infinity anywhere makes the sum one too (a
-                    # sum that overflows, or an int beyond the float range,
-                    # takes the whole check)
-                    if math.isfinite(sum(known[1](obj))):
+                    # sum that overflows takes the whole check); each taken
+                    # as a float: an int beyond the float range raises
+                    # (added as ints, 10**400 and -10**400 would make 0)
+                    if math.isfinite(sum(map(float, known[1](obj)))):
                         return obj, []
                 except OverflowError:
                     pass
