@@ -580,3 +580,42 @@ def test_a_compacted_file_is_written_as_json_dumps_writes_it(monkeypatch):
         m = H.HistoryModel()
         m.metric("x").add([(1, 2, 1.0, NAN, NAN, 1.0, False)])
         m.dump_lines({})
+
+
+def test_a_wall_clock_set_back_mid_run_keeps_the_time_axis_whole(tmp_path):
+    """The writer's clock set back an hour half-way (an NTP step, a VM
+    resumed): the history's later points had times before the earlier
+    ones, and the detail chart by time drew the whole run in its first
+    column, with +0s at both ends of its axis."""
+    wall = [1_800_000_000.0]
+
+    class Clock:
+        @staticmethod
+        def time():
+            return wall[0]
+
+        monotonic = staticmethod(__import__("time").monotonic)
+        sleep = staticmethod(__import__("time").sleep)
+        perf_counter = staticmethod(__import__("time").perf_counter)
+
+    from conftest import wait_until
+
+    m = TrainingMonitor(folder=str(tmp_path), run_name="r", interval=0.05, gpu=False, handle_signals=False,
+                        clock=Clock)
+    m.start_monitoring()
+    m.start_phase("train", total_batches=100)
+    reader = HistoryReader(str(tmp_path), "r" + H.SUFFIX)
+    for b in range(40):
+        m.start_batch()
+        m.update_metrics(loss=1.0 / (b + 1))
+        # each point written (by the writer's own tick) before the clock moves on
+        want = 1.0 / (b + 1)
+        wait_until(lambda want=want: "loss" in reader.poll() and reader.poll()["loss"].y[-1] == want, timeout=30)
+        wall[0] += -3600.0 if b == 19 else 10.0
+    m.set_finished()
+    loss = HistoryReader(str(tmp_path), json.loads((tmp_path / "r.json").read_text())["history_file"]).poll()["loss"]
+    assert all(a <= b for a, b in zip(loss.t, loss.t[1:]))
+    assert loss.t[-1] - loss.t[0] >= 300  # 38 steps of 10 s forward, the hour back left out
+    chart = render_chart([Series("loss", loss.y, x=loss.x, t=loss.t)], 80, 12, x_by="time")
+    axis = "".join(text for text, _ in chart[-1])
+    assert axis.rstrip().endswith("m20s"), axis  # 38 x 10 s

@@ -39,8 +39,10 @@ import json
 import math
 from bisect import bisect_left
 from functools import lru_cache
+from itertools import islice as _islice
 from itertools import repeat
 from operator import eq, getitem, itemgetter
+from operator import le as _le
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 FORMAT = "ttop.history/1"
@@ -74,8 +76,31 @@ class Columns(NamedTuple):
 
 
 def columns(entries: List[Entry]) -> Columns:
-    return Columns([e[1] for e in entries], [e[2] for e in entries], [e[5] for e in entries],
+    return Columns([e[1] for e in entries], steady_times([e[2] for e in entries]), [e[5] for e in entries],
                    [e[3] for e in entries], [e[4] for e in entries], [i for i, e in enumerate(entries) if e[6]])
+
+
+def steady_times(ts: List[float]) -> List[float]:
+    """Wall times of the writer's ticks made non-decreasing for a time axis:
+    where its clock was set back (an NTP step, a VM resumed), the later
+    points move on from the earlier ones instead of before them (a chart by
+    time drew the whole run in its first column)."""
+    if all(map(_le, ts, _islice(ts, 1, None))):  # the usual case, at C speed
+        return ts
+    out = ts
+    last = -math.inf
+    shift = 0.0
+    for i, t in enumerate(ts):
+        v = t + shift
+        if v < last:  # set back: continue from the point before
+            shift += last - v
+            v = last
+            if out is ts:
+                out = list(ts)
+        if out is not ts:
+            out[i] = v
+        last = v
+    return out
 
 
 def history_name(run_name: str) -> str:
