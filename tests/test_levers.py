@@ -538,3 +538,26 @@ def test_delete_plans_for_a_pid_no_process_can_have(progress_dir, pid, ct):
                            data=dict(run.data, pid=pid, pid_create_time=ct)))
     plan = plan_delete(str(progress_dir), run)
     assert plan.refusal is None and plan.files == [os.path.join(str(progress_dir), "odd.json")]
+
+
+def test_a_confirmation_cut_to_fit_a_tiny_terminal_does_not_take_y(progress_dir, spawn):
+    # at 20x5 the box cannot show the PID, run and user a signal goes to:
+    # y must not send what the user could not see
+    p = spawn(SLEEPER)
+    ct = psutil.Process(p.pid).create_time()
+    ctx = Ctx(progress_dir, [make_run(progress_dir, "job", pid=p.pid, ct=ct)])
+    ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct, name="job")))
+    ctx.keys("5")  # SIGSTOP
+    small = ctx.text(width=20, height=5)
+    assert "PID %d" % p.pid not in small and "enlarge" in small, small
+    ctx.keys("y")
+    assert ctx.stack == [] and ctx.notices[-1][1] is True and "too small" in ctx.notices[-1][0]
+    time.sleep(0.3)
+    assert psutil.Process(p.pid).status() != psutil.STATUS_STOPPED
+    # the same at a size that shows it all: sent
+    ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct, name="job")))
+    ctx.keys("5")
+    assert "PID %d" % p.pid in ctx.text()
+    ctx.keys("y")
+    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=15)
+    os.kill(p.pid, signal.SIGCONT)

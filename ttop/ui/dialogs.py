@@ -127,11 +127,29 @@ class ConfirmDialog(Screen):
         self.prompt = prompt
         self.cancel_message = cancel_message
 
+    #: the prompt where the box cannot show what ``y`` would do
+    TOO_SMALL = "enlarge to confirm"
+
     def render(self, ctx: AppContext, width: int, height: int) -> List[Line]:
         body = self.lines + [("", R.NORMAL), (self.prompt, R.KEY)]
-        return boxed(self.title, body, width, height, ctx.ascii, keep_tail=1)
+        lines = boxed(self.title, body, width, height, ctx.ascii, keep_tail=1)
+        # what y does (the first line: the PID, run and user a signal goes
+        # to) must be on the screen whole: where a small terminal cuts it,
+        # y is not taken (notes after it may give way)
+        shown = "".join("".join(ln[1][0].split()) for ln in lines[1:-1] if len(ln) == 3)
+        self.cut = bool(self.lines) and "".join(clean(self.lines[0][0]).split()) not in shown
+        if self.cut:
+            body[-1] = (self.TOO_SMALL, R.KEY)
+            lines = boxed(self.title, body, width, height, ctx.ascii, keep_tail=1)
+        return lines
+
+    cut = False  # (set by each render)
 
     def on_key(self, key: str, ctx: AppContext) -> bool:
+        if key in ("y", "Y") and self.cut:
+            ctx.pop()
+            ctx.notify("%s: not confirmed, the terminal was too small to show what it does" % self.title, error=True)
+            return True
         if key in ("y", "Y"):
             ctx.pop()
             self.on_yes(ctx)
