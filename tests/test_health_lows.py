@@ -45,3 +45,22 @@ def test_running_minima_equal_a_pass_over_the_ring_as_it_fills_drops_and_repeats
             verdicts.add(got.level)
     assert len(tr.ring) == rs.maxlen
     assert "warn" in {str(v).lower() for v in verdicts}  # the rule fired at times: the figures were used
+
+
+def test_diverging_names_the_first_loss_like_metric_by_name_whatever_the_key_order():
+    # the loss-like names of a key tuple are remembered: the next sample's
+    # keys in another order, or with another pattern, give the same answers
+    def ring(order):
+        body = [Sample(t=float(t), status="RUNNING", metrics={"val_loss": 1.0, "loss": 1.0, "acc": 0.1})
+                for t in range(6)]
+        last = {"acc": 50.0, "val_loss": 9.0, "loss": 8.0, "zloss": math.nan}
+        return body + [Sample(t=6.0, status="RUNNING", metrics={k: last[k] for k in order})]
+
+    for order in (("acc", "val_loss", "loss", "zloss"), ("zloss", "loss", "acc", "val_loss")) * 2:
+        v = assess(ring(order), CONFIG)
+        assert [f.rule for f in v.findings] == ["nan", "diverging"]
+        assert v.findings[1].reason.startswith("loss diverging (8,")
+        only_val = assess(ring(order), HealthConfig(diverge_warmup=5, loss_pattern="^val_"))
+        assert only_val.findings[1].reason.startswith("val_loss diverging (9,")
+        acc = assess(ring(order), HealthConfig(diverge_warmup=5, loss_pattern="acc"))
+        assert acc.findings[1].reason.startswith("acc diverging (50,")

@@ -166,6 +166,30 @@ def _loss_names(pattern: str) -> Dict[str, bool]:
     return d
 
 
+_loss_key_cache: Dict[str, Dict[Tuple[Any, ...], Tuple[Any, ...]]] = {}
+
+
+def _loss_keys(pattern: str, metrics: Mapping[str, Any]) -> Tuple[Any, ...]:
+    """The loss-like names among ``metrics``' keys, sorted (memo per pattern
+    and tuple of keys, bounded: a run's next sample has the same keys)."""
+    memo = _loss_key_cache.get(pattern)
+    if memo is None or len(memo) > 1024:
+        memo = _loss_key_cache[pattern] = {}
+    keys = tuple(metrics)
+    got = memo.get(keys)
+    if got is None:
+        loss_like = _loss_names(pattern)
+        names = []
+        for name in sorted(metrics):
+            is_loss = loss_like.get(name)
+            if is_loss is None:
+                is_loss = loss_like[name] = _loss_re(pattern).search(name) is not None
+            if is_loss:
+                names.append(name)
+        got = memo[keys] = tuple(names)
+    return got
+
+
 def _loss_re(pattern: str) -> Any:
     r = _loss_res.get(pattern)
     if r is None:
@@ -316,15 +340,9 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
 
     # diverging: a loss-like metric far above its running minimum
     if metrics and config.diverge_factor > 0 and len(samples) > config.diverge_warmup:
-        loss_like = _loss_names(config.loss_pattern)
-        for name in sorted(metrics):
+        for name in _loss_keys(config.loss_pattern, metrics):  # (the others are not judged here)
             v = metrics[name]
             if not (v.__class__ is float or v.__class__ is int) or not math.isfinite(v):
-                continue
-            is_loss = loss_like.get(name)
-            if is_loss is None:
-                is_loss = loss_like[name] = _loss_re(config.loss_pattern).search(name) is not None
-            if not is_loss:
                 continue
             if lows is not None:  # kept as the ring moves (collect/lows.py): the same figures
                 low, n = lows(samples, name)
