@@ -223,3 +223,31 @@ def test_captured_output_reaches_the_log_again_once_the_disk_has_room(tmp_path):
     gap = [line for line in log if line.startswith("[ttop: ")]
     assert len(gap) == 1 and gap[0].endswith("bytes of output not written to this log: no space left on device]"), log
     assert "said while the disk was full " + "x" * 10000 not in log  # at most the part that fitted
+
+
+def test_metric_named_with_a_lone_surrogate_is_written(tmp_path):
+    # a metric named after a file whose name is not UTF-8 (os.fsdecode gives
+    # "\udcff"): UTF-8 cannot hold it, every write failed and the run stayed
+    # as first written (RUNNING, no metrics) while training went on; a
+    # variable of that name made start_monitoring raise
+    folder = tmp_path / "progress"
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent(
+        """
+        import os, sys
+        sys.path.insert(0, %r)
+        from ttop import TrainingMonitor
+        name = os.fsdecode(b"loss_\\xff")
+        with TrainingMonitor(folder=sys.argv[1], run_name="job", interval=0.05, gpu=False,
+                             variables={name: 0.1}) as m:
+            m.start_phase("train")
+            for i in range(5):
+                m.start_batch()
+                m.update_metrics({name: 1.0 / (i + 1), "acc": 0.5})
+        """ % str(ROOT)))
+    p = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    d = json.loads((folder / "job.json").read_bytes().decode("utf-8"))
+    assert d["status"] == "FINISHED" and d["train_batch"] == 5
+    assert d["metrics"] == {"loss_\ufffd": 0.2, "acc": 0.5} and d["variables"] == {"loss_\ufffd": 0.1}
+    assert (folder / "job.history.jsonl").read_bytes().decode("utf-8")  # the history file too

@@ -190,6 +190,17 @@ def dumps(obj: Any) -> str:
     return text
 
 
+def utf8(text: str) -> bytes:
+    """``text`` (what :func:`dumps` wrote) as UTF-8, each lone surrogate as
+    U+FFFD: a metric or variable named from a file name that is not UTF-8
+    (``os.fsdecode``) is one, which UTF-8 cannot hold; the write failed
+    every time and the run stayed as first written (no metrics, RUNNING)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # (a valid pair given as two surrogates becomes its character)
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+
+
 # ---------------------------------------------------------------------------
 # reading
 

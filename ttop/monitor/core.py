@@ -28,12 +28,12 @@ from ..progress import (
     pid_namespace,
     progress_path,
     sanitize_run_name,
-    write_json_atomic,
+    write_bytes_atomic,
 )
 from . import hooks
 from .control import VariableControl, report
 from .estimates import RunState, count_arg, estimate, update_rate
-from .files import ProgressWriter, check_folder, default_run_name, resolve_target
+from .files import ProgressWriter, check_folder, default_run_name, fit_progress, resolve_target
 from .history import MetricLog
 from .names import claim_name, name_holder
 from .phases import PhaseContext
@@ -253,7 +253,7 @@ class TrainingMonitor:
             data = self._build(self._mono(), self._wall(), tick=False)
             try:
                 with self._write_lock:
-                    write_json_atomic(self.path, data)
+                    write_bytes_atomic(self.path, fit_progress(data)[0])
             except OSError as e:
                 raise type(e)(e.errno, "ttop: cannot write the progress file (%s)" % e.strerror, self.path) from None
         except BaseException:

@@ -8,6 +8,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ..jsonvalues import utf8
 from ..progress import MAX_PROGRESS_BYTES, PROGRESS_SUFFIX, dumps, write_bytes_atomic
 
 #: A text value longer than this is cut when the file would be too large.
@@ -33,7 +34,7 @@ def fit_progress(data: Dict[str, Any], limit: int = MAX_PROGRESS_BYTES) -> Tuple
     history file has it all), then every text longer than
     :data:`LONG_TEXT` characters is cut, then metrics beyond the first ones
     that fit are left out."""
-    raw = dumps(data).encode("utf-8")
+    raw = utf8(dumps(data))
     if len(raw) <= limit:
         return raw, []
     left: List[str] = []
@@ -41,11 +42,11 @@ def fit_progress(data: Dict[str, Any], limit: int = MAX_PROGRESS_BYTES) -> Tuple
     if doc.get("history"):
         doc["history"] = None
         left.append("the metrics' recent history")
-        raw = dumps(doc).encode("utf-8")
+        raw = utf8(dumps(doc))
     if len(raw) > limit:
         doc = _cut_texts(dumps_safe(doc))
         left.append("text beyond %d characters" % LONG_TEXT)
-        raw = dumps(doc).encode("utf-8")
+        raw = utf8(dumps(doc))
     metrics = doc.get("metrics")
     if len(raw) > limit and isinstance(metrics, dict):
         items = list(metrics.items())
@@ -53,13 +54,13 @@ def fit_progress(data: Dict[str, Any], limit: int = MAX_PROGRESS_BYTES) -> Tuple
         while len(raw) > limit and n > 0:
             n //= 2
             doc["metrics"] = dict(items[:n])
-            raw = dumps(doc).encode("utf-8")
+            raw = utf8(dumps(doc))
         left.append("%d of %d metrics" % (len(items) - n, len(items)))
     if len(raw) > limit:  # last resort: what is left is the run's state
         for k in ("metrics", "variables", "variable_types", "links", "logs", "error", "times"):
             doc[k] = None
         left.append("metrics, variables and links")
-        raw = dumps(doc).encode("utf-8")
+        raw = utf8(dumps(doc))
     return raw, left
 
 
