@@ -174,6 +174,25 @@ def test_a_line_nested_too_deeply_is_one_bad_line_and_the_others_are_kept(tmp_pa
     assert r.bad_lines == 1
 
 
+def test_a_number_beyond_the_float_range_is_one_bad_line_and_the_others_are_kept(tmp_path):
+    # a 400-digit int as a tick's time, a point's value, a bucket's minimum
+    # (a hand-written file): float() of it raised OverflowError out of the
+    # reader, and the run's chart showed none of the lines read with it
+    big = "1" + "0" * 400
+    p = tmp_path / "r.history.jsonl"
+    p.write_text('{"format":"ttop.history/1"}\n{"t":1,"d":{"loss":[[1,0.5]]}}\n'
+                 '{"t":%s,"d":{"loss":[[2,0.4]]}}\n{"t":3,"d":{"loss":[[3,%s]]}}\n'
+                 '{"t":4,"d":{"loss":[[4,5,%s,0.1,0.1,0]]}}\n{"t":6,"d":{"loss":[[6,0.25]]}}\n' % (big, big, big))
+    r = HistoryReader(str(tmp_path), "r.history.jsonl")
+    assert r.poll()["loss"].y == [0.5, 0.25]
+    assert r.bad_lines == 3
+    # a compacted line's entry too
+    p.write_text('{"format":"ttop.history/1"}\n{"m":"loss","e":[[1,1,1.0,0.5,0.5,0.5,0],[2,2,2.0,%s,0.1,0.1,0],'
+                 '[3,3,3.0,0.25,0.25,0.25,0]]}\n' % big)
+    r = HistoryReader(str(tmp_path), "r.history.jsonl")
+    assert r.poll()["loss"].y == [0.5, 0.25] and r.bad_lines == 1
+
+
 def test_reader_memory_stays_bounded_on_a_file_without_newlines(tmp_path, monkeypatch):
     """A history file that is one huge line (a sparse file of another user's
     making, 1 GB of zeros) must not be held whole: the line is dropped as

@@ -290,7 +290,7 @@ class HistoryModel:
             elif "d" in obj:
                 t = obj.get("t")
                 d = obj.get("d")
-                if isinstance(t, bool) or not isinstance(t, (int, float)) or not isinstance(d, dict):
+                if isinstance(t, bool) or not isinstance(t, (int, float)) or not isinstance(d, dict) or not _float_ok(t):
                     bad += 1
                     continue
                 t = float(t)
@@ -316,7 +316,14 @@ class HistoryModel:
             if m is None:
                 continue
             for kind, ents, ts in ps:
-                m.add(_full_entries(ents) if kind == "m" else _tick_entries_of(ents, ts))
+                try:
+                    m.add(_full_entries(ents) if kind == "m" else _tick_entries_of(ents, ts))
+                except OverflowError:  # an int beyond the float range: each entry alone, that one left out
+                    for i, e in enumerate(ents):
+                        try:
+                            m.add(_full_entries([e]) if kind == "m" else _tick_entries_of([e], ts[i:i + 1]))
+                        except OverflowError:
+                            bad += 1
         return bad
 
     def dump_lines(self, header: Dict[str, Any]) -> List[str]:
@@ -370,6 +377,15 @@ def _entries_text(ents: List[Entry]) -> Optional[str]:
     thi = [a if h is x else repr(h) for x, h, a in zip(lo, hi, tlo)]
     tlast = [a if z is x else (b if z is h else repr(z)) for x, h, z, a, b in zip(lo, hi, last, tlo, thi)]
     return "[[%s]]" % "],[".join(map(",".join, zip(map(repr, s0), map(repr, s1), tt, tlo, thi, tlast, repeat("0"))))
+
+
+def _float_ok(v: Any) -> bool:
+    """``float(v)`` does not raise (an int beyond the float range would)."""
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
 
 
 def _num_ok(v: Any) -> bool:
