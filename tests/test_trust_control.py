@@ -79,6 +79,28 @@ def test_a_control_name_that_is_a_link_is_not_followed(three_users, shared_dir, 
     assert written == {"lr": 0.02} and seq == 1
 
 
+#: Run as a user: an edit and a signal request for run "vic" of the folder
+#: argv[1] (of the user of uid argv[2]), each printing "written" or
+#: "refused: <reason>".
+WRITE_EDIT_AND_SIGNAL = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, %r)
+    from ttop.levers import control
+    data = json.load(open(sys.argv[1] + "/vic.json"))
+    for write in (lambda: control.write_edit(sys.argv[1], "vic", data, "lr", 0.5, owner_uid=int(sys.argv[2])),
+                  lambda: control.write_signal_request(sys.argv[1], "vic", data, "SIGUSR1",
+                                                       owner_uid=int(sys.argv[2]))):
+        try:
+            write()
+            print("written")
+        except OSError as e:
+            print("refused:", e.strerror)
+    """
+    % str(ROOT)
+)
+
+
 def test_a_control_name_another_user_holds_is_said_plainly(three_users, shared_dir):
     """In a sticky folder a stranger's file under the run's control name
     cannot be replaced by the run's owner: the edit fails, and the reason
@@ -86,23 +108,7 @@ def test_a_control_name_another_user_holds_is_said_plainly(three_users, shared_d
     b, c = three_users[0], three_users[1]
     run = _victim(b, shared_dir)
     _plant(c, shared_dir)
-    script = textwrap.dedent(
-        """
-        import json, sys
-        sys.path.insert(0, %r)
-        from ttop.levers import control
-        data = json.load(open(sys.argv[1] + "/vic.json"))
-        for write in (lambda: control.write_edit(sys.argv[1], "vic", data, "lr", 0.5, owner_uid=int(sys.argv[2])),
-                      lambda: control.write_signal_request(sys.argv[1], "vic", data, "SIGUSR1",
-                                                           owner_uid=int(sys.argv[2]))):
-            try:
-                write()
-                print("written")
-            except OSError as e:
-                print("refused:", e.strerror)
-        """
-        % str(ROOT)
-    )
+    script = WRITE_EDIT_AND_SIGNAL
     p = b.popen([user_python(b), "-c", script, shared_dir, str(run.owner_uid)], stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, text=True)
     out, err = p.communicate(timeout=60)
@@ -232,25 +238,12 @@ def test_ttop_of_another_user_writes_no_control_file_the_run_would_refuse(three_
     written now, and the reason says whose run it is."""
     b, c = three_users[0], three_users[1]
     run = _victim(b, shared_dir)
-    script = textwrap.dedent(
+    script = WRITE_EDIT_AND_SIGNAL + textwrap.dedent(
         """
-        import json, sys
-        sys.path.insert(0, %r)
-        from ttop.levers import control
-        data = json.load(open(sys.argv[1] + "/vic.json"))
-        for write in (lambda: control.write_edit(sys.argv[1], "vic", data, "lr", 0.5, owner_uid=int(sys.argv[2])),
-                      lambda: control.write_signal_request(sys.argv[1], "vic", data, "SIGUSR1",
-                                                           owner_uid=int(sys.argv[2]))):
-            try:
-                write()
-                print("written")
-            except OSError as e:
-                print("refused:", e.strerror)
         # what the editor, k and l say before anything is typed or confirmed
         print("written" if control.writer_refusal(int(sys.argv[2])) is None
               else "refused: " + control.writer_refusal(int(sys.argv[2])))
         """
-        % str(ROOT)
     )
     for user, expect in ((c, "refused: the run is %s's" % b.name), (b, "written")):
         p = user.popen([user_python(user), "-c", script, shared_dir, str(run.owner_uid)], stdout=subprocess.PIPE,
