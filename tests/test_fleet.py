@@ -38,6 +38,18 @@ def test_host_summaries_group_sum_and_estimate_skew():
     assert me.local and not a.local and me.cpu_percent is None
 
 
+def test_host_names_differing_in_case_are_one_host_as_for_the_host_filter():
+    """node-1 and NODE-1 (DNS names ignore case): the hosts screen listed
+    two hosts of one run each, while Enter on either (host:=node-1, which
+    ignores case) showed both runs."""
+    snap = Snapshot(seq=1, taken_at=2000.0, folder="/p", runs=(
+        _run("r1", "node-1", cpu=10.0), _run("r2", "NODE-1", cpu=20.0), _run("r3", "node-2", cpu=1.0)))
+    hosts = host_summaries(snap)
+    assert [(h.host, h.runs, h.cpu_percent) for h in hosts] == [("NODE-1", 2, 30.0), ("node-2", 1, 1.0)]
+    shown = filtered_runs(snap, ViewState(name_filter="host:=" + hosts[0].host))
+    assert sorted(r.key for r in shown) == ["r1", "r2"]
+
+
 def test_a_stale_run_s_last_sample_is_not_added_to_its_host_s_sums():
     snap = Snapshot(seq=1, taken_at=2000.0, folder="/p", runs=(
         _run("live", "node-a", cpu=100.0, rss=10),

@@ -44,17 +44,29 @@ def _sum(values: List[Optional[float]]) -> Optional[float]:
 
 def host_summaries(snapshot: Any) -> List[HostSummary]:
     """One :class:`HostSummary` per host, sorted by host name (this machine
-    first); a host that only runs other hosts' runs' ranks too."""
+    first); a host that only runs other hosts' runs' ranks too. Host names
+    are told apart without regard to case (as DNS does, and the ``host:``
+    filter): ``node-1`` and ``NODE-1`` are one host, named by the first
+    spelling in sort order."""
     groups: Dict[str, List[Any]] = {}
+    spelled: Dict[str, str] = {}
+
+    def key(host: str) -> str:
+        k = host.lower()
+        if host < spelled.get(k, "\U0010ffff"):
+            spelled[k] = host
+        return k
+
     # a stale run's resources are its last sample unless its processes
     # are seen alive here: a silent host's last figures are not what it
     # uses now, and do not add to its sums
     shares: Dict[str, List[Any]] = {}
     here: Dict[str, bool] = {}
     for run in getattr(snapshot, "runs", ()) or ():
-        groups.setdefault(run.host or "", []).append(run)
+        groups.setdefault(key(run.host or ""), []).append(run)
         if run.status == RUNNING and not (run.stale and run.alive is not True):
             for host, local, res in host_shares(run):
+                host = key(host)
                 shares.setdefault(host, []).append(res)
                 here[host] = here.get(host, False) or local
     for host in shares:
@@ -75,7 +87,7 @@ def host_summaries(snapshot: Any) -> List[HostSummary]:
         rss = _sum([res.rss_bytes for res in now])
         gpu = _sum([res.gpu_memory_bytes for res in now])
         out.append(HostSummary(
-            host=host,
+            host=spelled[host],
             local=any(r.local for r in runs) or here.get(host, False),
             runs=len(runs),
             running=len(running),
