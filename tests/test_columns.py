@@ -78,6 +78,7 @@ def test_the_default_choice_is_todays_table():
 @pytest.mark.parametrize("text, msg", [
     ("", "empty list"), (" , ", "empty name"), ("cpu,,ram", "empty name"), ("cpu,CPU", "cpu given twice"),
     ("m:", "names no metric"), ("loss,m:loss", "loss given twice"), ("x\x1b[2J", "not a usable metric name"),
+    ("-", "names no column"), ("cpu,+ ", "names no column"),
 ])
 def test_bad_lists(text, msg):
     with pytest.raises(C.ColumnsError, match=msg.replace("[", r"\[")):

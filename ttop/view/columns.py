@@ -153,6 +153,8 @@ def parse_items(items: Sequence[str], base: Choice = DEFAULT) -> Tuple[Choice, T
             raise ColumnsError("%r is not a column name" % (item,))
         item = item.strip()
         sign = item[0] if item[0] in "+-" else ""
+        if sign and not item[1:].strip():
+            raise ColumnsError("%r names no column (%sNAME shows or hides the column NAME)" % (item, sign))
         exact = exact or not sign
         key = _key_of(item[1:] if sign else item, bare)
         if key is None:
