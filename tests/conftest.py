@@ -101,6 +101,19 @@ def spawn():
             pass
 
 
+def mount_namespace():
+    """The command prefix that runs a child in a mount namespace of its own
+    (where it may mount a small tmpfs to fill); skips where there is none."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare(1)")
+    ns = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--user", "--map-root-user", "--mount"]
+    probe = subprocess.run(ns + ["true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip("cannot create a mount namespace here: %s" % probe.stderr.decode().strip())
+    return ns
+
+
 def wait_until(predicate, timeout=10.0, interval=0.05):
     """Poll ``predicate`` until it returns a truthy value; return it, or raise
     AssertionError after ``timeout`` seconds."""

@@ -357,15 +357,9 @@ def test_events_file_keeps_whole_lines_through_a_full_disk(tmp_path):
     """A real ENOSPC (a tmpfs in the child's own mount namespace): the event
     whose line went out in part left that part, and the first event after
     the disk had room again was glued to it: one bad line, that event lost."""
-    import shutil
+    from conftest import mount_namespace
 
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("no unshare(1)")
-    ns = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--user", "--map-root-user", "--mount"]
-    probe = subprocess.run(ns + ["true"], capture_output=True, timeout=30)
-    if probe.returncode != 0:
-        pytest.skip("cannot create a mount namespace here: %s" % probe.stderr.decode().strip())
+    ns = mount_namespace()
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     script = tmp_path / "child.py"

@@ -11,9 +11,7 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
-from conftest import ROOT, wait_until
+from conftest import ROOT, mount_namespace, wait_until
 
 CHILD = textwrap.dedent(
     """
@@ -128,23 +126,10 @@ def test_write_errors_reported_once_and_recovered(tmp_path, spawn):
     assert sorted(os.listdir(folder)) == ["job.history.jsonl", "job.json"]  # failed temp files were removed
 
 
-def _mount_ns():
-    """The command prefix that runs a child in a mount namespace of its own
-    (where it may mount a small tmpfs to fill); skips where there is none."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("no unshare(1)")
-    ns = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--user", "--map-root-user", "--mount"]
-    probe = subprocess.run(ns + ["true"], capture_output=True, timeout=30)
-    if probe.returncode != 0:
-        pytest.skip("cannot create a mount namespace here: %s" % probe.stderr.decode().strip())
-    return ns
-
-
 def test_disk_full_reported_once_and_recovered(tmp_path):
     """A real ENOSPC: the child runs in its own mount namespace with the
     progress folder on a 256 kB tmpfs, fills it, then frees it."""
-    ns = _mount_ns()
+    ns = mount_namespace()
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     script = tmp_path / "child.py"
@@ -208,7 +193,7 @@ def test_captured_output_reaches_the_log_again_once_the_disk_has_room(tmp_path):
     """A log write that failed for want of space (a real ENOSPC, on a tmpfs
     in the child's own mount namespace) dropped the log for the rest of the
     run: everything printed after the disk had room again was lost."""
-    ns = _mount_ns()
+    ns = mount_namespace()
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     script = tmp_path / "child.py"

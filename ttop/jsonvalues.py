@@ -197,8 +197,8 @@ def utf8(text: str) -> bytes:
     every time and the run stayed as first written (no metrics, RUNNING)."""
     try:
         return text.encode("utf-8")
-    except UnicodeEncodeError:  # (a valid pair given as two surrogates becomes its character)
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+    except UnicodeEncodeError:
+        return _valid_unicode(text).encode("utf-8")
 
 
 # ---------------------------------------------------------------------------

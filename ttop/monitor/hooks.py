@@ -89,8 +89,7 @@ def _last_tick(m: "TrainingMonitor") -> None:
             data = m._build(m._mono(), wall, tick=True)
         m._mlog.flush(wall)
         data["history_file"] = m._mlog.file_name
-        with m._write_lock:
-            m._writer.write(data)
+        m._write(data, final=True)  # (final: past the closed monitor's check)
     except Exception:  # pragma: no cover - the writer reports its own errors
         pass
 

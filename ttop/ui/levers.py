@@ -179,6 +179,20 @@ def open_signal(ctx: AppContext, target: Target,
     return MenuDialog("Signal %s" % what, _signal_items(), chosen, notes=notes)
 
 
+def _askable(runs: Sequence[Any]) -> Tuple[List[Any], List[Tuple[str, str]]]:
+    """``runs`` split into those ttop may ask through their control file and
+    ``(key, why not)`` for the others (runs of another user, ttop not root)."""
+    ok: List[Any] = []
+    refused: List[Tuple[str, str]] = []
+    for r in runs:
+        why = writer_refusal(r.owner_uid)
+        if why is None:
+            ok.append(r)
+        else:
+            refused.append((r.key, why))
+    return ok, refused
+
+
 def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str,
                     on_request: Optional[Callable[[str, int, str], None]] = None) -> Optional[Screen]:
     """``l``: one signal to every RUNNING run in the filter. Runs here get it
@@ -198,9 +212,8 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str,
         present = [r for r in (_run(ctx, k) for k in keys) if r is not None]
         remote = [r for r in present if remote_signallable(r)]
         targets, skipped = S.plan_signal_runs([r for r in present if not remote_signallable(r)])
-        skipped = list(skipped) + [(r.key, str(writer_refusal(r.owner_uid))) for r in remote
-                                   if writer_refusal(r.owner_uid) is not None]
-        remote = [r for r in remote if writer_refusal(r.owner_uid) is None]
+        remote, refusals = _askable(remote)
+        skipped = list(skipped) + refusals
         what = "%d %s" % (len(targets), desc) if not remote else "%d %s (%d of them through %s)" % (
             len(targets) + len(remote), desc, len(remote), "its control file" if len(remote) == 1 else "their control files")
         body: List[Tuple[str, str]] = [("Send %s to %s?" % (name, what), R.NORMAL)]
@@ -236,8 +249,8 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str,
                     runs.append(run)
             asked = [r for r in runs if remote_signallable(r)]
             sent, refused = S.signal_runs([r for r in runs if not remote_signallable(r)], sig)
-            refused += [(r.key, str(writer_refusal(r.owner_uid))) for r in asked if writer_refusal(r.owner_uid) is not None]
-            asked = [r for r in asked if writer_refusal(r.owner_uid) is None]
+            asked, refusals = _askable(asked)
+            refused += refusals
             requested = 0
             for r in asked:
                 try:
