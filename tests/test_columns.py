@@ -454,3 +454,13 @@ def test_applying_keeps_the_sort_only_while_its_column_is_shown(cfg):
     ms._apply_columns(C.parse("-ram")[0], ctx)
     assert ms.state.sort_key is None
     assert "-ram" in json.loads(cfg.read_text())["columns"]
+
+
+def test_cli_columns_minus_value_abbreviated_and_repeated(progress_dir, capsys):
+    """``--co -cpu`` (argparse's abbreviation) and a second ``--columns
+    -rate`` take their lists like ``--columns -cpu``: argparse saw an option
+    and said 'expected one argument'."""
+    assert cli.parse_args([str(progress_dir), "--co", "-cpu"]).columns == "-cpu"
+    assert cli.parse_args([str(progress_dir), "--columns", "-cpu", "--columns", "-rate"]).columns == "-rate"
+    assert cli.parse_args(["--colu", "-cpu,-ram", str(progress_dir)]).columns == "-cpu,-ram"
+    assert cli.parse_args(["--", "--columns"]).folders == ["--columns"]

@@ -175,14 +175,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _columns_value(argv: Sequence[str]) -> List[str]:
     """``--columns -cpu`` as ``--columns=-cpu``: argparse would take a list
-    that starts with ``-`` for an option."""
-    out = list(argv)
-    for i in range(len(out) - 1):
-        if out[i] == "--":
+    that starts with ``-`` for an option; each time it is given, and
+    abbreviated as argparse allows (``--co``: ``--c`` is also ``--csv-*``)."""
+    out: List[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--":
+            out.append(arg)
+            out.extend(it)
             break
-        if out[i] == "--columns" and out[i + 1].startswith("-") and not out[i + 1].startswith("--"):
-            out[i:i + 2] = ["--columns=" + out[i + 1]]
-            break
+        if len(arg) >= 4 and "--columns".startswith(arg):
+            nxt = next(it, None)
+            if nxt is not None and nxt.startswith("-") and not nxt.startswith("--"):
+                out.append("--columns=" + nxt)
+                continue
+            out.append(arg)
+            if nxt is not None:
+                out.append(nxt)
+            continue
+        out.append(arg)
     return out
 
 
