@@ -403,3 +403,27 @@ def test_events_file_named_by_another_users_link_is_not_followed(three_users, sh
     with pytest.raises(OSError, match="hard links"):
         EventsFile(str(tmp_path / "other-name"))
     assert target.read_text() == "# rc\n"
+
+
+def test_events_file_own_link_to_another_users_link_is_not_followed(three_users, shared_dir, tmp_path):  # noqa: F811
+    """ttop's user's own link naming a file in a folder others can write
+    (group-writable, not sticky): another user's link there was followed to
+    what it named, since only the first link of the chain was checked."""
+    c = three_users[1]
+    target = tmp_path / "rc"
+    target.write_text("# rc\n")
+    os.chmod(str(tmp_path), 0o755)
+    os.chmod(shared_dir, 0o777)  # writable by others, not sticky
+    planted = os.path.join(shared_dir, "events.jsonl")
+    c.sh('ln -s "$1" "$2"', str(target), planted)
+    mine = tmp_path / "mine.jsonl"
+    mine.symlink_to(planted)
+    with pytest.raises(OSError, match="made by %s" % c.name):
+        EventsFile(str(mine))
+    assert target.read_text() == "# rc\n"
+    os.unlink(planted)
+    f = EventsFile(str(mine))  # the file at the end of the chain, made where no link is
+    f.write({"event": "status", "run": "r"})
+    f.close()
+    with open(planted) as fh:
+        assert json.loads(fh.read())["run"] == "r"

@@ -137,6 +137,17 @@ def _check_link(path: str) -> None:
             "" if st.st_uid in (me, 0) else " made by %s" % user_name(st.st_uid)), path)
 
 
+def _check_links(path: str) -> None:
+    """:func:`_check_link` of each link on the way from ``path`` (a link of
+    ttop's user may name another user's link in a folder they can write)."""
+    for _ in range(40):
+        if not os.path.islink(path):
+            return
+        _check_link(path)
+        path = os.path.join(os.path.dirname(os.path.abspath(path)), os.readlink(path))
+    raise OSError(errno.ELOOP, "too many symbolic links", path)
+
+
 class EventsFile:
     """Appends event lines to ``path`` (created 0600 if missing). Raises
     OSError at construction when it cannot be opened.
@@ -156,7 +167,7 @@ class EventsFile:
             except OSError as e:  # ELOOP; some kernels say EACCES for a link with O_CREAT | O_NOFOLLOW
                 if e.errno not in (errno.ELOOP, errno.EACCES) or not os.path.islink(path):
                     raise
-                _check_link(path)  # a link: followed only where no one else could have put it there
+                _check_links(path)  # a link: followed only where no one else could have put it there
                 self.fd = os.open(path, flags, 0o600)
         except OSError as e:
             if e.errno == errno.ENXIO:
