@@ -102,6 +102,7 @@ class TtopTerm:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self.updates = 0  # chunks of output fed so far
+        self.feed_errors: List[str] = []
         self.proc = PtyProcess.spawn(list(argv), env=e, cwd=cwd or ROOT, dimensions=(rows, cols))
         self._eof = False
         self._reader = threading.Thread(target=self._read, name="pty-reader", daemon=True)
@@ -126,8 +127,9 @@ class TtopTerm:
                 self.raw += data
                 try:
                     self.stream.feed(data)
-                except Exception:  # pragma: no cover - pyte hiccup on odd bytes
-                    pass
+                except Exception as e:  # pragma: no cover - pyte hiccup on odd bytes
+                    # the rest of this chunk is not on the screen: say so in dumps
+                    self.feed_errors.append("%r in %r" % (e, bytes(data[-200:])))
                 self.updates += 1
                 self._changed.notify_all()
 
@@ -141,7 +143,12 @@ class TtopTerm:
         return "\n".join(self.display)
 
     def dump(self) -> str:
-        return "\n".join("%2d|%s|" % (i, line) for i, line in enumerate(self.display))
+        text = "\n".join("%2d|%s|" % (i, line) for i, line in enumerate(self.display))
+        if self.feed_errors:
+            text += "\npyte could not take: " + "; ".join(self.feed_errors)
+        if self._eof:
+            text += "\n(output ended; its last bytes: %r)" % bytes(self.raw[-300:])
+        return text
 
     def line(self, y: int) -> str:
         """Row y as text (cheaper than ``display[y]``: one row only)."""
