@@ -270,3 +270,66 @@ def test_output_after_sigterm_to_a_script_with_its_own_handler_is_still_captured
     assert load(path)["status"] == "CANCELED"
     log = (progress_dir / "graceful.stdout.log").read_text()
     assert "got SIGTERM: saving a checkpoint" in log and "checkpoint saved" in log, log
+
+
+CARRY_ON = textwrap.dedent(
+    """
+    import signal, sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    mode, folder, flag = sys.argv[1], sys.argv[2], sys.argv[3]
+    got = []
+    signal.signal(signal.SIGTERM, lambda *a: got.append(1))  # noted, training goes on
+    m = TrainingMonitor(folder=folder, run_name=mode, interval=0.05, gpu=False)
+    m.start_monitoring()
+    m.start_phase("train", total_batches=1000)
+    i = 0
+    while True:
+        m.start_batch()
+        m.update_metrics(loss=1.0 / (i + 1))
+        i += 1
+        time.sleep(0.01)
+        if got and i %% 10 == 0:
+            open(flag, "a").write("%%d\\n" %% i)  # the batches done after the SIGTERM
+        try:
+            open(flag + ".stop").close()
+            break
+        except OSError:
+            pass
+    if mode == "finish":
+        m.set_finished()
+    # "exit": ends without a final call
+    """
+    % str(ROOT)
+)
+
+
+@pytest.mark.parametrize("mode,status,error", [("exit", "CANCELED", "received SIGTERM"), ("finish", "FINISHED", None)])
+def test_a_script_that_carries_on_after_sigterm_stays_monitored(tmp_path, spawn, progress_dir, mode, status, error):
+    """A SIGTERM handler of the script's own that lets training go on: the
+    run is neither shown ended nor frozen while it trains; how it ends then
+    decides its status (an exit without a final call: CANCELED)."""
+    script = tmp_path / "carry.py"
+    script.write_text(CARRY_ON)
+    flag = tmp_path / "after"
+    p = spawn([sys.executable, str(script), mode, str(progress_dir), str(flag)],
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = progress_dir / (mode + ".json")
+    running_with_batches(path)
+    p.send_signal(signal.SIGTERM)
+    wait_until(lambda: flag.exists(), timeout=30)
+    at_signal = int(flag.read_text().split()[0])
+
+    def written_after():  # batches done after the SIGTERM reach the file, still RUNNING
+        d = load(path)
+        assert d["status"] == "RUNNING", d
+        return d["batch"] > at_signal + 20
+
+    wait_until(written_after, timeout=30)
+    (tmp_path / "after.stop").touch()
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    d = load(path)
+    assert (d["status"], d["error"]) == (status, error)
+    assert d["train_batch"] > at_signal + 20

@@ -474,20 +474,9 @@ class TrainingMonitor:
         return self.start_monitoring()
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        if self._closed:
-            return
-        if et is None:
-            self._terminal(FINISHED, None)
-        elif issubclass(et, KeyboardInterrupt):
-            self._terminal(CANCELED, "KeyboardInterrupt")
-        elif issubclass(et, SystemExit) and getattr(ev, "code", None) in (None, 0):
-            self._terminal(FINISHED, None)
-        else:
-            if ev is None:
-                ev = et()
-            if ev.__traceback__ is None:
-                ev = ev.with_traceback(tb)
-            self._terminal(FAILED, hooks.error_text(ev), defer_capture=True)
+        if not self._closed:
+            status, error, defer = hooks.exit_status(self._hooks.sigterm, et, ev, tb)
+            self._terminal(status, error, defer_capture=defer)
 
     # ------------------------------------------------------------------
     # the background thread

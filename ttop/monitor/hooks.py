@@ -13,9 +13,9 @@ import signal
 import sys
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
-from ..progress import CANCELED, FAILED
+from ..progress import CANCELED, FAILED, FINISHED
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import TrainingMonitor
@@ -63,7 +63,7 @@ def shutdown(m: "TrainingMonitor") -> None:
     its last tick (both files, as a tick would) and restore the console.
     The status is left as it is (a plain-API script that never called
     set_finished stays RUNNING, and ttop shows it as KILLED once the PID is
-    gone)."""
+    gone), except after a SIGTERM its own handler took: CANCELED then."""
     if os.getpid() != m._pid:
         return
     with m._lock:
@@ -74,11 +74,36 @@ def shutdown(m: "TrainingMonitor") -> None:
     if thread is not None and thread is not threading.current_thread():
         thread.join(2.0)
     if last and (thread is None or not thread.is_alive()):  # never wait on a write the thread is stuck in
-        _last_tick(m)
+        if m._hooks.sigterm:  # the script's own SIGTERM handler let it exit without a final call
+            m._closed = False  # (the thread is gone: nothing else writes)
+            m._terminal(CANCELED, "received SIGTERM", from_signal=True)
+        else:
+            _last_tick(m)
     if m._capture is not None:
         m._capture.stop(timeout=1.0)
         m._capture = None
     m._hooks.restore()
+
+
+def exit_status(sigterm: bool, et: Any, ev: Any, tb: Any) -> Tuple[str, Optional[str], bool]:
+    """The end a ``with TrainingMonitor(...)`` block records: ``(status,
+    error, defer_capture)``. A normal exit or ``sys.exit(0)`` is FINISHED,
+    Ctrl+C CANCELED, any other exception FAILED with its text; after a
+    SIGTERM that the script's own handler took (``sigterm``), an exit of any
+    kind but an error is CANCELED ``received SIGTERM``."""
+    if sigterm and (et is None or issubclass(et, (SystemExit, KeyboardInterrupt))):
+        return CANCELED, "received SIGTERM", False
+    if et is None:
+        return FINISHED, None, False
+    if issubclass(et, KeyboardInterrupt):
+        return CANCELED, "KeyboardInterrupt", False
+    if issubclass(et, SystemExit) and getattr(ev, "code", None) in (None, 0):
+        return FINISHED, None, False
+    if ev is None:
+        ev = et()
+    if ev.__traceback__ is None:
+        ev = ev.with_traceback(tb)
+    return FAILED, error_text(ev), True
 
 
 def _last_tick(m: "TrainingMonitor") -> None:
@@ -144,6 +169,10 @@ class SignalHooks:
 
     def __init__(self, monitor: "TrainingMonitor") -> None:
         self.monitor = monitor
+        #: a SIGTERM was passed to the script's own handler: the run goes on
+        #: as that handler decides, and ends CANCELED unless the script says
+        #: otherwise (see :func:`exit_status`)
+        self.sigterm = False
         self._prev_sigterm: Any = None
         self._sigterm_installed = False
         self._prev_excepthook: Any = None
@@ -178,12 +207,17 @@ class SignalHooks:
         m = self.monitor
         prev = self._prev_sigterm
         if os.getpid() == m._pid:
-            try:
-                # a handler of the script's own may let it go on (finish the
-                # epoch, save a checkpoint): its output is still captured, to exit
-                m._terminal(CANCELED, "received SIGTERM", from_signal=True, defer_capture=callable(prev))
-            except Exception:
-                pass
+            if callable(prev):
+                # a handler of the script's own decides what happens next
+                # (finish the epoch, save a checkpoint, or carry on): the run
+                # stays monitored until it ends, and is CANCELED then unless
+                # the script says otherwise
+                self.sigterm = True
+            else:
+                try:
+                    m._terminal(CANCELED, "received SIGTERM", from_signal=True)
+                except Exception:
+                    pass
         # keep the default behaviour (or the user's handler): restore it and
         # deliver the signal again
         if prev is None:
