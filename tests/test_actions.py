@@ -255,6 +255,29 @@ def test_delete_removes_the_history_file_the_run_names_and_no_other(progress_dir
     assert _outside_intact(outside)
 
 
+def test_delete_removes_the_control_file_the_run_names_and_no_other(progress_dir, outside):
+    """A run whose usual control name was held by another user's file reads
+    one of its own (``control_file``): deleting the run removes that file
+    and the usual one, never a name outside the run's own form."""
+    f = progress_dir
+    own = "control_r.0123456789abcdef.json"
+    for name in ["r.json", "control_r.json", own, "s.json", "control_s.json", "control_s.fedcba9876543210.json", "notes.txt"]:
+        (f / name).write_text("x")
+    run = _run(f, "r", control_file=own)
+    other = _run(f, "s", control_file="control_s.fedcba9876543210.json")
+    deleted, refused = delete.delete_run_files(str(f), run, [other])
+    assert refused == []
+    assert sorted(os.path.basename(p) for p in deleted) == ["control_r.0123456789abcdef.json", "control_r.json", "r.json"]
+    for bad in ["control_s.fedcba9876543210.json", "notes.txt", "control_r.json.bak", "control_r.XYZ.json",
+                "../outside/victim.txt", str(outside / "victim.txt")]:
+        (f / "r.json").write_text("x")
+        run = _run(f, "r", control_file=bad)
+        deleted, refused = delete.delete_run_files(str(f), run, [other])
+        assert [os.path.basename(p) for p in deleted] == ["r.json"], bad
+    assert sorted(os.listdir(f)) == ["control_s.fedcba9876543210.json", "control_s.json", "notes.txt", "s.json"]
+    assert _outside_intact(outside)
+
+
 @pytest.mark.parametrize("bad", ["../outside/victim.txt", "../../outside/victim.txt", "ABS", "link", "other.json"])
 def test_delete_never_follows_logs_outside(progress_dir, outside, bad):
     f = progress_dir

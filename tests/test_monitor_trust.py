@@ -17,6 +17,7 @@ import pytest
 
 from conftest import ROOT, wait_until
 from ttop import progress as P
+from ttop.levers import control as C
 from ttop.monitor import TrainingMonitor
 
 
@@ -60,34 +61,111 @@ def control_bytes(seq, variables):
 # control files
 
 
-def test_control_file_of_another_user_is_refused(three_users, shared_dir):  # noqa: F811
+@pytest.mark.parametrize("planted", ["file", "link"])
+def test_control_file_of_another_user_is_refused(three_users, shared_dir, planted):  # noqa: F811
+    """User b can write the shared folder: b's control file (or b's link to
+    a file the run's user owns: links are never followed) changes nothing
+    in A's run. In this sticky folder nor could A's own ttop replace b's
+    file: the run makes a control file of its own, under a name with a
+    random part, names it in its progress file, and takes edits there."""
     b = three_users[0]
     m = TrainingMonitor(folder=shared_dir, run_name="a-run", interval=0.05, handle_signals=False, gpu=False,
                         variables={"lr": 0.1})
     try:
         m.start_monitoring()
-        # user b can write the shared folder: its control file must not change A's run
-        b.write(m.control_file, control_bytes(1, {"lr": 1e6}))
-        assert os.stat(m.control_file).st_uid == b.uid
-        d = field(m.path, "control_error", lambda e: e is not None and "owned by" in e)
-        assert "%s (uid %d)" % (b.name, b.uid) in d["control_error"] and "root" in d["control_error"]
+        usual = m.control_file
+        assert usual == P.control_path(shared_dir, "a-run") and read(m.path)["control_file"] is None
+        if planted == "file":
+            b.write(usual, control_bytes(1, {"lr": 1e6}))
+            assert os.stat(usual).st_uid == b.uid
+            d = field(m.path, "control_error", lambda e: e is not None and "owned by" in e)
+            assert "%s (uid %d)" % (b.name, b.uid) in d["control_error"] and "root" in d["control_error"]
+        else:
+            own = os.path.join(shared_dir, "own-control.json")
+            P.write_json_atomic(own, json.loads(control_bytes(2, {"lr": 2e6})))
+            b.sh('ln -s "$2" "$1"', usual, own)
+            assert os.path.islink(usual)
+            d = field(m.path, "control_error", lambda e: e is not None and "symbolic link" in e)
         assert d["control_seq"] == 0 and m.variables["lr"] == 0.1
 
-        # nor through a symbolic link to a file the run's user owns: links are never followed
-        own = os.path.join(shared_dir, "own-control.json")
-        P.write_json_atomic(own, json.loads(control_bytes(2, {"lr": 2e6})))
-        b.sh('rm -f "$1" && ln -s "$2" "$1"', m.control_file, own)
-        assert os.path.islink(m.control_file)
-        d = field(m.path, "control_error", lambda e: e is not None and "symbolic link" in e)
-        assert d["control_seq"] == 0 and m.variables["lr"] == 0.1
-
-        # an edit by the run's own user (ttop run by the same user, or root) is applied
-        b.sh('rm -f "$1"', m.control_file)
-        P.write_control(shared_dir, m.run_name, 3, {"lr": 0.5})
-        d = field(m.path, "control_seq", lambda s: s == 3)
+        # the run reads a file of its own from now on, and says which
+        mine = m.control_file
+        assert os.path.dirname(mine) == shared_dir and mine != usual and os.stat(mine).st_uid == os.geteuid()
+        assert d["control_file"] == os.path.basename(mine) == C.control_name("a-run", d)
+        assert ("reading %s instead" % d["control_file"]) in d["control_error"]
+        # where ttop writes the next edit (levers.control.write_edit)
+        C.write_edit(shared_dir, "a-run", d, "lr", 0.5)
+        d = field(m.path, "control_seq", lambda s: s == 1)
         assert d["control_error"] is None and m.variables["lr"] == 0.5
+        assert os.lstat(usual).st_uid == b.uid  # b's planted entry untouched
     finally:
         m.set_canceled("test end")
+
+
+def test_owner_edits_a_run_whose_control_name_another_user_took_first(three_users, shared_dir):  # noqa: F811
+    """User c plants control_b-run.json in the sticky folder before b's run
+    starts (c can guess run names). b's ttop (run as b, not root) could
+    not replace c's file; b's edit and signal request still reach b's run,
+    and deleting the ended run removes the run's own control file but not
+    c's."""
+    b, c = three_users[0], three_users[1]
+    c.write(P.control_path(shared_dir, "b-run"), control_bytes(1, {"lr": 9.0}))
+    script = textwrap.dedent(
+        """
+        import signal, sys, time
+        sys.path.insert(0, %r)
+        from ttop import TrainingMonitor
+        signal.signal(signal.SIGUSR1, lambda *a: print("got SIGUSR1", flush=True))
+        m = TrainingMonitor(folder=sys.argv[1], run_name="b-run", interval=0.05, gpu=False,
+                            variables={"lr": 0.1}, handle_signals=False,
+                            on_variable_change=lambda n, o, v: print("applied", v, flush=True))
+        m.start_phase("train")
+        while m.variables["lr"] != 0.25:
+            m.start_batch()
+            time.sleep(0.01)
+        m.set_finished()
+        """
+        % str(ROOT)
+    )
+    edit = textwrap.dedent(
+        """
+        import json, sys
+        sys.path.insert(0, %r)
+        from ttop.levers import control as C
+        folder, what = sys.argv[1], sys.argv[2]
+        data = json.load(open(folder + "/b-run.json"))
+        if what == "signal":
+            print(C.write_signal_request(folder, "b-run", data, "SIGUSR1", owner_uid=%d))
+        else:
+            print(C.write_edit(folder, "b-run", data, "lr", float(what), owner_uid=%d)[0])
+        """
+        % (str(ROOT), b.uid, b.uid)
+    )
+    py = user_python(b)
+    p = b.popen([py, "-c", script, shared_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        path = os.path.join(shared_dir, "b-run.json")
+        d = field(path, "control_file", lambda n: n is not None)
+        assert d["status"] == "RUNNING" and d["control_file"].startswith("control_b-run.")
+        mine = os.path.join(shared_dir, d["control_file"])
+        assert os.stat(mine).st_uid == b.uid
+        r = b.sh('"$1" -c "$2" "$3" 0.5', py, edit, shared_dir)
+        assert r.stdout.split() == [b"1"], r.stderr
+        field(path, "control_seq", lambda s: s == 1)
+        r = b.sh('"$1" -c "$2" "$3" signal', py, edit, shared_dir)
+        assert r.stdout.split() == [b"1"], r.stderr
+        d = field(path, "signal_ack", lambda a: a is not None and a.get("seq") == 1 and a["result"].startswith("sent "))
+        assert d["signal_ack"]["ok"] is True, d["signal_ack"]
+        r = b.sh('"$1" -c "$2" "$3" 0.25', py, edit, shared_dir)
+        assert r.stdout.split() == [b"2"], r.stderr
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert out.split("\n")[:-1] == ["applied 0.5", "got SIGUSR1", "applied 0.25"], (out, err)
+        assert os.stat(P.control_path(shared_dir, "b-run")).st_uid == c.uid  # c's file: never replaced
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
 
 
 def test_control_file_owned_by_root_is_accepted_by_another_users_run(three_users, shared_dir):  # noqa: F811
@@ -119,8 +197,8 @@ def test_control_file_owned_by_root_is_accepted_by_another_users_run(three_users
         c.write(ctl, control_bytes(1, {"lr": 9.0}))
         d = field(path, "control_error", lambda e: e is not None and c.name in e)
         assert "not by this run's user %s (uid %d) or root" % (b.name, b.uid) in d["control_error"]
-        os.unlink(ctl)  # root may: sticky folder
-        P.write_control(shared_dir, "b-run", 2, {"lr": 0.5})  # root-owned
+        ctl = os.path.join(shared_dir, d["control_file"])  # the run's own file from now on (c's stays)
+        P.write_control(shared_dir, "b-run", 2, {"lr": 0.5}, name=d["control_file"])  # root-owned
         d = field(path, "control_seq", lambda s: s == 2)
         assert d["control_error"] is None and d["variables"]["lr"] == 0.5
         os.unlink(ctl)

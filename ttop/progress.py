@@ -141,6 +141,7 @@ _OPTIONAL_TYPES: Dict[str, Tuple[type, ...]] = {
     "resources": (dict,),
     "links": (dict,),
     "signal_ack": (dict,),
+    "control_file": (str,),
 }
 
 
@@ -490,11 +491,14 @@ def parse_signal_request(value: Any) -> Tuple[int, str, str]:
 
 
 def write_control(folder: str, run_name: str, seq: int, variables: Mapping[str, Any],
-                  signal: Optional[Mapping[str, Any]] = None, owner_uid: Optional[int] = None) -> str:
+                  signal: Optional[Mapping[str, Any]] = None, owner_uid: Optional[int] = None,
+                  name: Optional[str] = None) -> str:
     """Atomically write the control file for ``run_name`` (with a ``signal``
     request when given); returns its path. ``owner_uid``: the user whose
-    run it is for (``run_owner_uid``; a run of another user refuses it)."""
-    path = control_path(folder, run_name)
+    run it is for (``run_owner_uid``; a run of another user refuses it).
+    ``name``: the file's name when not the usual one
+    (:func:`ttop.levers.control.control_name`)."""
+    path = os.path.join(folder, name) if name else control_path(folder, run_name)
     doc: Dict[str, Any] = {"format": CONTROL_FORMAT, "seq": int(seq), "variables": dict(variables)}
     if signal is not None:
         doc["signal"] = dict(signal)

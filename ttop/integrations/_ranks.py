@@ -145,7 +145,7 @@ class RankFollower:
         self.on_change = on_change
         self.variables: Dict[str, Any] = {}
         self._types: Dict[str, str] = {}
-        self._poller = ControlPoller(control_path(folder, run_name))
+        self._poller = ControlPoller(control_path(folder, run_name), own_name=False)
         self._signals = _Signals(self._poller)
         self._lock = threading.Lock()
         self._stop = threading.Event()

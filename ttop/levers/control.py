@@ -37,7 +37,21 @@ def writer_refusal(owner_uid: Optional[int]) -> Optional[str]:
         _user(owner_uid), _user(owner_uid), _user(me))
 
 
-def _write(folder: str, key: str, seq: int, variables: Mapping[str, Any],
+def control_name(stem: str, data: Mapping[str, Any]) -> str:
+    """The file name of the control file of the run ``stem``:
+    ``control_<stem>.json``, or the one its progress file gives as
+    ``control_file`` (its writer's own, when another user's file held the
+    usual name) if that is one of this run's names,
+    ``control_<stem>.<16 hex digits>.json``."""
+    usual = P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX
+    name = data.get("control_file")
+    if (isinstance(name, str) and len(name) == len(usual) + 17 and name.startswith(usual[:-5] + ".")
+            and name.endswith(P.PROGRESS_SUFFIX) and all(c in "0123456789abcdef" for c in name[-21:-5])):
+        return name
+    return usual
+
+
+def _write(folder: str, key: str, data: Mapping[str, Any], seq: int, variables: Mapping[str, Any],
            signal: Optional[Mapping[str, Any]] = None, owner_uid: Optional[int] = None) -> None:
     """:func:`ttop.progress.write_control` for the run of ``owner_uid``
     (the file names it: a run of another user, whose file was swapped in
@@ -50,10 +64,10 @@ def _write(folder: str, key: str, seq: int, variables: Mapping[str, Any],
     why = writer_refusal(owner_uid)
     if why is not None:
         raise PermissionError(errno.EPERM, why)
+    name = control_name(key, data)
     try:
-        P.write_control(folder, key, seq, variables, signal=signal, owner_uid=owner_uid)
+        P.write_control(folder, key, seq, variables, signal=signal, owner_uid=owner_uid, name=name)
     except PermissionError as e:
-        name = P.CONTROL_PREFIX + key + P.PROGRESS_SUFFIX
         try:
             uid = os.lstat(os.path.join(folder, name)).st_uid
         except OSError:
@@ -110,22 +124,24 @@ def _trusted(owner_uid: Optional[int]) -> Set[int]:
     return uids
 
 
-def read_control(folder: str, key: str, owner_uid: Optional[int] = None) -> Tuple[Optional[int], Dict[str, Any], Optional[str]]:
+def read_control(folder: str, key: str, owner_uid: Optional[int] = None,
+                 data: Optional[Mapping[str, Any]] = None) -> Tuple[Optional[int], Dict[str, Any], Optional[str]]:
     """The run's control file as ``(seq, variables, error)``: seq None when
     there is none (or it is unreadable or not a file the run would accept:
-    then ``error`` says why). ``owner_uid``: the run's owner."""
-    seq, variables, error, _mtime, _signal = _read_control(folder, key, owner_uid)
+    then ``error`` says why). ``owner_uid``: the run's owner; ``data``: its
+    progress data (which may name another file, :func:`ttop.progress.control_name`)."""
+    seq, variables, error, _mtime, _signal = _read_control(folder, control_name(key, data or {}), owner_uid)
     return seq, variables, error
 
 
-def _read_control(folder: str, key: str, owner_uid: Optional[int] = None
+def _read_control(folder: str, name: str, owner_uid: Optional[int] = None
                   ) -> Tuple[Optional[int], Dict[str, Any], Optional[str], Optional[float], Any]:
     # opened without following a link or blocking on a FIFO, and used only
     # when the run would accept it: another user's file planted under the
     # name must not be carried into the file ttop writes (which the run
     # accepts)
     try:
-        fd = fsafe.open_beneath(folder, P.CONTROL_PREFIX + key + P.PROGRESS_SUFFIX)
+        fd = fsafe.open_beneath(folder, name)
     except FileNotFoundError:
         return None, {}, None, None, None
     except OSError as e:
@@ -161,7 +177,7 @@ def _current_doc(folder: str, key: str, data: Mapping[str, Any], owner_uid: Opti
     """:func:`current_control` and the file's raw ``signal`` value (None:
     none), all read from one descriptor: a file swapped in between by
     another user never has its request carried into the one ttop writes."""
-    seq, variables, _err, mtime, signal = _read_control(folder, key, owner_uid)
+    seq, variables, _err, mtime, signal = _read_control(folder, control_name(key, data), owner_uid)
     if seq is None:
         return None, {}, None
     started = data.get("started_at")
@@ -218,7 +234,7 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
     """
     acked = acked_seq(data)
     with _folder_lock(folder):
-        seq, _old, _err = read_control(folder, key, owner_uid)
+        seq, _old, _err = read_control(folder, key, owner_uid, data)
         cur_seq, cur_vars, signal = _current_doc(folder, key, data, owner_uid)
         variables: Dict[str, Any] = {}
         if cur_seq is not None and cur_seq > acked:  # not yet acknowledged: carried over
@@ -231,7 +247,7 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
             P.parse_signal_request(signal)
         except P.ProgressError:
             signal = None
-        _write(folder, key, new_seq, variables, signal=signal, owner_uid=owner_uid)
+        _write(folder, key, data, new_seq, variables, signal=signal, owner_uid=owner_uid)
     return new_seq, variables
 
 
@@ -317,7 +333,7 @@ def write_signal_request(folder: str, key: str, data: Mapping[str, Any], name: s
         last = old_signal.get("seq") if isinstance(old_signal, dict) else None
         last = last if isinstance(last, int) and not isinstance(last, bool) else 0
         new = max(last, signal_acked(data)) + 1
-        _write(folder, key, seq, variables, signal={"name": name, "target": target, "seq": new}, owner_uid=owner_uid)
+        _write(folder, key, data, seq, variables, signal={"name": name, "target": target, "seq": new}, owner_uid=owner_uid)
     return new
 
 

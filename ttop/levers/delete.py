@@ -14,6 +14,7 @@ from .. import progress as P
 from ..collect.owners import user_name
 from ..collect.snapshot import RunSnapshot
 from ..histfile import SUFFIX as HISTORY_SUFFIX
+from .control import control_name
 from .signals import process_alive, process_name, run_main_process, valid_pid, where_else
 
 
@@ -137,7 +138,7 @@ class _Claims:
                 continue
             live = o.alive is True or (o.status == P.RUNNING and not o.stale)
             stem = o.stem
-            for name in (stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX,
+            for name in (stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX, control_name(stem, o.data),
                          stem + HISTORY_SUFFIX, *P.log_paths(stem).values()):
                 self.files.append((name, o.key, live))
             hist = _history_rel(root, o.data)
@@ -235,9 +236,10 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
     stem = run.stem  # the file's name in its folder (the key also has the folder's tag when several are watched)
     own = {stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX}
     add_file(_entry_in_folder(root, stem + P.PROGRESS_SUFFIX))
-    control = _entry_in_folder(root, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX)
-    if control is not None and not not_owned(control, control, control=True):
-        add_file(control)
+    for cname in dict.fromkeys((P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX, control_name(stem, run.data))):  # (and its writer's own)
+        control = _entry_in_folder(root, cname)
+        if control is not None and not not_owned(control, control, control=True):
+            add_file(control)
     for rel in [*P.log_paths(stem).values(), stem + HISTORY_SUFFIX]:  # logs, metric history
         entry = _entry_in_folder(root, rel)
         if entry is not None and not not_owned(entry, entry):
@@ -315,7 +317,7 @@ def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot
         return [], ["cannot open the progress folder: %s" % fsafe.describe(e)]
     def unlink(rel: str, shown: str) -> None:
         try:
-            fsafe.unlink_beneath(dfd, rel, _owners(run, rel == control))
+            fsafe.unlink_beneath(dfd, rel, _owners(run, rel in controls))
             deleted.append(shown)
         except FileNotFoundError:
             pass
@@ -327,7 +329,7 @@ def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot
     # its logs and checkpoints with no run in ttop to delete them from
     progress = run.stem + P.PROGRESS_SUFFIX
     try:
-        control = P.CONTROL_PREFIX + run.stem + P.PROGRESS_SUFFIX
+        controls = (P.CONTROL_PREFIX + run.stem + P.PROGRESS_SUFFIX, control_name(run.stem, run.data))
         for rel, shown in zip(plan.rel_files, plan.files):
             if rel != progress:
                 unlink(rel, shown)

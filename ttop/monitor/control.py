@@ -8,9 +8,12 @@ import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..progress import (
+    CONTROL_FORMAT,
     MAX_CONTROL_BYTES,
+    PROGRESS_SUFFIX,
     ProgressError,
     coerce_value,
+    dumps,
     parse_control_doc,
     type_name,
 )
@@ -39,17 +42,31 @@ class ControlPoller:
     run would take (ttop names the user of the run it wrote for:
     ``run_owner_uid``).
 
+    Another user's file (or link, or FIFO) under the name would keep the
+    run's own ttop from writing there in a sticky folder (only a file's
+    owner or root may replace it). The poller then creates a file of its
+    own under a name with a random part, ``control_<run>.<hex>.json``,
+    and reads that one instead (:attr:`path`, :attr:`own_name`: the name
+    the progress file gives as ``control_file``, for ttop to write to).
+
     :meth:`poll` returns None when nothing new is there, else ``(seq,
     variables, None)`` for a valid file or ``(None, None, reason)`` for one
     that cannot be used. It never raises. The file's raw ``signal`` request
     of the last valid read is kept in :attr:`signal`.
     """
 
-    def __init__(self, path: str, uid: Optional[int] = None) -> None:
+    def __init__(self, path: str, uid: Optional[int] = None, own_name: bool = True) -> None:
         self.path = path
         self.uid = os.geteuid() if uid is None else uid
+        self._may_take = own_name  # (a rank other than 0 reads the job's file: the name is rank 0's to choose)
         self._sig: Optional[Tuple[int, int, int, int]] = None
         self.signal: Any = None
+        #: the name of the file read instead of another user's (None: the usual one)
+        self.own_name: Optional[str] = None
+
+    def set_path(self, path: str) -> None:
+        """The run's control file is now ``path`` (the run was renamed)."""
+        self.path, self.own_name, self._sig = path, None, None
 
     def _stat(self) -> Optional[Tuple[int, int, int, int]]:
         try:
@@ -60,8 +77,38 @@ class ControlPoller:
 
     def skip_existing(self) -> None:
         """Treat whatever control file exists now (left by an earlier run of
-        the same name) as already seen."""
+        the same name) as already seen; another user's: read a name of this
+        run's own from now on."""
         self._sig = self._stat()
+        if self._sig is not None and self._sig[3] not in (self.uid, 0):
+            self._take_own_name()
+
+    def _take_own_name(self) -> Optional[str]:
+        """Create an empty control file of this run's user under a name
+        with a random part and read it from now on; returns its name, or
+        None when none could be made (the folder is not writable)."""
+        if not self._may_take or self.own_name is not None or self.uid != os.geteuid():
+            return None  # (already done; a file made now would not be the run's user's)
+        folder, base = os.path.split(self.path)
+        stem = base[: -len(PROGRESS_SUFFIX)]
+        doc = dumps({"format": CONTROL_FORMAT, "seq": 0, "variables": {}}).encode("utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(3):
+            name = "%s.%s%s" % (stem, os.urandom(8).hex(), PROGRESS_SUFFIX)
+            try:
+                fd = os.open(os.path.join(folder, name), flags, 0o666)
+            except FileExistsError:
+                continue
+            except OSError:
+                return None
+            try:
+                os.write(fd, doc)
+            finally:
+                os.close(fd)
+            self.path, self.own_name = os.path.join(folder, name), name
+            self._sig = self._stat()
+            return name
+        return None
 
     def _read(self) -> bytes:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -94,7 +141,8 @@ class ControlPoller:
         try:
             seq, variables, self.signal = parse_control_doc(self._read(), self.uid)
         except ProgressError as e:
-            return None, None, "control file ignored: %s" % e
+            name = self._take_own_name() if sig[3] not in (self.uid, 0) else None
+            return None, None, "control file ignored: %s%s" % (e, "; reading %s instead" % name if name else "")
         except FileNotFoundError:
             self._sig = None
             return None
@@ -247,4 +295,5 @@ class VariableControl:
             "control_seq": self.seq,
             "control_error": self.error,
             "signal_ack": dict(self.signal_ack) if self.signal_ack else None,
+            "control_file": self.poller.own_name,
         }

@@ -163,7 +163,6 @@ class TrainingMonitor:
         self.folder: str = folder
         self.run_name: str = sanitize_run_name(run_name if run_name is not None else default_run_name())
         self.path: str = progress_path(folder, self.run_name)
-        self.control_file: str = control_path(folder, self.run_name)
         self._name_conflict = name_conflict
         #: What the script's epoch numbers count from (see :meth:`start_epoch`).
         self.epoch_base: int = epoch_base
@@ -203,7 +202,7 @@ class TrainingMonitor:
         #: the metric history file; update_metrics only appends to its queue
         self._mlog = MetricLog(folder, self.run_name, report)
         self._mq: List[Any] = []  # n, values, n, values, ... (see ttop.monitor.history)
-        self._control = VariableControl(self.control_file, self.variables, self._lock)
+        self._control = VariableControl(control_path(folder, self.run_name), self.variables, self._lock)
         self._writer = ProgressWriter(self.path, folder, self.interval, report)
         self._capture: Any = None
         self._defer_capture_stop = False
@@ -284,7 +283,7 @@ class TrainingMonitor:
             self.run_name = name
             self.path = self._writer.path = progress_path(self.folder, name)
             self._mlog.set_run_name(name)
-            self.control_file = self._control.poller.path = control_path(self.folder, name)
+            self._control.poller.set_path(control_path(self.folder, name))
             if self.log_files is not None:
                 self.log_files = log_paths(name)
 
@@ -432,6 +431,12 @@ class TrainingMonitor:
     @property
     def status(self) -> str:
         return self._status
+
+    @property
+    def control_file(self) -> str:
+        """The control file the run reads (another name than
+        ``control_<run>.json`` when another user's file is there)."""
+        return self._control.poller.path
 
     def _terminal(self, status: str, error: Optional[str], from_signal: bool = False, defer_capture: bool = False) -> None:
         if os.getpid() != self._pid:
