@@ -11,7 +11,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import ROOT, mount_namespace, wait_until
+from ttop import TrainingMonitor
 
 CHILD = textwrap.dedent(
     """
@@ -237,3 +240,24 @@ def test_metric_named_with_a_lone_surrogate_is_written(tmp_path):
     assert d["status"] == "FINISHED" and d["train_batch"] == 5
     assert d["metrics"] == {"loss_\ufffd": 0.2, "acc": 0.5} and d["variables"] == {"loss_\ufffd": 0.1}
     assert (folder / "job.history.jsonl").read_bytes().decode("utf-8")  # the history file too
+
+
+@pytest.mark.parametrize("same_names", [True, False])
+def test_metric_names_that_are_not_strings_are_one_metric_with_their_text(tmp_path, same_names):
+    # update_metrics({1: a, "1": b}): both went into one history series, two
+    # points per batch out of order (1, 2, 3, 1, 2, 3); now one metric "1",
+    # the later value of each update (as a dict of the texts would keep)
+    folder = tmp_path / "progress"
+    m = TrainingMonitor(folder=str(folder), run_name="job", interval=60, gpu=False, handle_signals=False)
+    m.start_phase("train")
+    for i in range(3):
+        m.start_batch()
+        m.update_metrics({1: 0.5 + i, "1": 0.75 + i, "acc": 0.25})
+        if not same_names:  # (updates with different names take the other way through the writer)
+            m.update_metrics(lr=0.1)
+    m.set_finished()
+    d = json.loads((folder / "job.json").read_text())
+    assert d["metrics"]["1"] == 2.75
+    lines = [json.loads(x) for x in (folder / "job.history.jsonl").read_text().splitlines()[1:]]
+    series = [x["e"] for x in lines if x.get("m") == "1"]
+    assert len(series) == 1 and [(e[0], e[5]) for e in series[0]] == [(1, 0.75), (2, 1.75), (3, 2.75)], lines

@@ -232,6 +232,8 @@ class MetricLog:
             except KeyError:  # one update lacks a name another one has
                 cols = None
         if cols is not None:
+            if not all(type(name) is str for name in cols):  # (1 and "1": one metric, the later one's values)
+                cols = {str(name): vals for name, vals in cols.items()}
             for name, vals in cols.items():
                 self._points(name, steps, vals, latest)
             return
@@ -240,7 +242,11 @@ class MetricLog:
         # when they do not all fit, would change from run to run)
         if base:
             steps = list(steps)
-        for name in dict.fromkeys(chain.from_iterable(kws)):
+        names = dict.fromkeys(chain.from_iterable(kws))
+        if not all(type(name) is str for name in names):
+            kws = [{str(name): v for name, v in kw.items()} for kw in kws]
+            names = dict.fromkeys(chain.from_iterable(kws))
+        for name in names:
             vals = [kw.get(name, _MISSING) for kw in kws]
             keep = [i for i, v in enumerate(vals) if v is not _MISSING]
             self._points(name, [steps[i] for i in keep], [vals[i] for i in keep], latest)
@@ -248,12 +254,11 @@ class MetricLog:
     def _points(self, name: Any, steps: Sequence[float], vals: List[Any], latest: Dict[str, Any]) -> None:
         """Queue one metric's points of this drain as a chunk (the steps are
         shared by every metric of the drain, not copied)."""
+        if type(name) is not str:
+            name = str(name)  # the progress file's key for it: 1 and "1" are one metric, not two equal keys
         latest[name] = vals[-1]
         pending = self._pending
         p = pending.get(name)
-        if p is None and type(name) is not str:
-            name = str(name)  # the progress file's key for it (json_safe)
-            p = pending.get(name)
         if p is None:
             if name not in self.model.metrics and len(self.model.metrics) + len(pending) >= H.MAX_METRICS:
                 return
