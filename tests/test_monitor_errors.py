@@ -239,7 +239,9 @@ def test_metric_named_with_a_lone_surrogate_is_written(tmp_path):
     d = json.loads((folder / "job.json").read_bytes().decode("utf-8"))
     assert d["status"] == "FINISHED" and d["train_batch"] == 5
     assert d["metrics"] == {"loss_\ufffd": 0.2, "acc": 0.5} and d["variables"] == {"loss_\ufffd": 0.1}
-    assert (folder / "job.history.jsonl").read_bytes().decode("utf-8")  # the history file too
+    history = [json.loads(x) for x in (folder / "job.history.jsonl").read_bytes().decode("utf-8").splitlines()]
+    # the history file too, under the name the progress file gives (a chart of it is found)
+    assert sorted(x["m"] for x in history if "m" in x) == ["acc", "loss_\ufffd"], history
 
 
 @pytest.mark.parametrize("same_names", [True, False])

@@ -33,6 +33,7 @@ from operator import itemgetter
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import histfile as H
+from ..jsonvalues import _valid_unicode
 from ..progress import json_safe, number_or_none, write_text_atomic
 from .names import _user
 
@@ -279,6 +280,8 @@ class MetricLog:
             return  # nothing new (no file at all before the first metric)
         per_metric: Dict[str, List[H.Entry]] = {}
         for name, (step_chunks, value_chunks) in pending.items():
+            if not name.isascii():  # a lone surrogate (os.fsdecode of a non-UTF-8 name): U+FFFD, as in the progress file
+                name = _valid_unicode(name)
             if len(value_chunks) == 1:
                 steps, values = step_chunks[0], value_chunks[0]
             else:
