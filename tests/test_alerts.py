@@ -427,3 +427,32 @@ def test_events_file_own_link_to_another_users_link_is_not_followed(three_users,
     f.close()
     with open(planted) as fh:
         assert json.loads(fh.read())["run"] == "r"
+
+
+def test_events_file_swapped_for_a_link_after_the_check_is_not_followed(three_users, shared_dir, tmp_path, monkeypatch):  # noqa: F811
+    """ttop's user's own link names another user's file in a folder others
+    can write (not sticky): that user swaps the file for a link to root's
+    ~/.bashrc between ttop's check of the chain and its open. The file at
+    the end of the chain is opened by its name without following a link."""
+    from ttop.sinks import alerts
+
+    c = three_users[1]
+    target = tmp_path / "rc"
+    target.write_text("# rc\n")
+    os.chmod(str(tmp_path), 0o755)
+    os.chmod(shared_dir, 0o777)  # writable by others, not sticky
+    theirs = os.path.join(shared_dir, "events.jsonl")
+    c.sh('touch "$1"', theirs)
+    mine = tmp_path / "mine.jsonl"
+    mine.symlink_to(theirs)
+    check = alerts._check_links
+
+    def check_then_swap(path):
+        end = check(path)
+        c.sh('ln -s "$1" "$2.new" && mv -f "$2.new" "$2"', str(target), theirs)  # between check and open
+        return end
+
+    monkeypatch.setattr(alerts, "_check_links", check_then_swap)
+    with pytest.raises(OSError, match="became a symbolic link while it was checked"):
+        EventsFile(str(mine))
+    assert target.read_text() == "# rc\n"

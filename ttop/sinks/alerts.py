@@ -137,12 +137,14 @@ def _check_link(path: str) -> None:
             "" if st.st_uid in (me, 0) else " made by %s" % user_name(st.st_uid)), path)
 
 
-def _check_links(path: str) -> None:
+def _check_links(path: str) -> str:
     """:func:`_check_link` of each link on the way from ``path`` (a link of
-    ttop's user may name another user's link in a folder they can write)."""
+    ttop's user may name another user's link in a folder they can write);
+    returns where the chain ends, to be opened without following a link:
+    what is there may be swapped for one after this check."""
     for _ in range(40):
         if not os.path.islink(path):
-            return
+            return path
         _check_link(path)
         path = os.path.join(os.path.dirname(os.path.abspath(path)), os.readlink(path))
     raise OSError(errno.ELOOP, "too many symbolic links", path)
@@ -167,8 +169,16 @@ class EventsFile:
             except OSError as e:  # ELOOP; some kernels say EACCES for a link with O_CREAT | O_NOFOLLOW
                 if e.errno not in (errno.ELOOP, errno.EACCES) or not os.path.islink(path):
                     raise
-                _check_links(path)  # a link: followed only where no one else could have put it there
-                self.fd = os.open(path, flags, 0o600)
+                # a link: followed only where no one else could have put it there; the
+                # file it leads to is opened by that name, never through a link put there since
+                end = _check_links(path)
+                try:
+                    self.fd = os.open(end, flags | os.O_NOFOLLOW, 0o600)
+                except OSError as e2:
+                    if e2.errno in (errno.ELOOP, errno.EACCES) and os.path.islink(end):
+                        raise OSError(errno.ELOOP, "%s became a symbolic link while it was checked: not followed" % end,
+                                      path) from None
+                    raise
         except OSError as e:
             if e.errno == errno.ENXIO:
                 raise OSError(errno.ENXIO, "a FIFO with no reader (start its reader first)", path) from None
