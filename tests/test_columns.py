@@ -300,6 +300,14 @@ def test_saving_columns_keeps_a_hand_written_config_with_a_typo(cfg):
     with open(kept, "rb") as f:
         assert f.read() == typed
     assert config.save({"columns": ["cpu"]})[1] is None  # a usable file is updated in place
+    # another typo, another save, maybe within the same second: both kept
+    for i in range(3):
+        cfg.write_bytes(typed.replace(b"2.4", b"%d.5" % i))
+        _, again = config.save({"columns": ["ram"]})
+        with open(again, "rb") as f:
+            assert f.read() == typed.replace(b"2.4", b"%d.5" % i)
+    with open(kept, "rb") as f:
+        assert f.read() == typed
 
 
 def test_a_fifo_or_a_folder_as_config_never_blocks(cfg):

@@ -137,7 +137,10 @@ def save(updates: Dict[str, Any], path: Optional[str] = None) -> Tuple[str, Opti
     if current.problem is not None:
         import time
 
-        kept = "%s.unusable-%d" % (path, int(time.time()))
+        kept = base = "%s.unusable-%d" % (path, int(time.time()))
+        n = 1
+        while os.path.lexists(kept):  # one kept already this second: never renamed over (the folder is the user's own)
+            kept, n = "%s-%d" % (base, n), n + 1
         os.rename(path, kept)
     data = dict(current.data)
     data.update(updates)
