@@ -91,7 +91,7 @@ def test_control_file_of_another_user_is_refused(three_users, shared_dir, plante
         # the run reads a file of its own from now on, and says which
         mine = m.control_file
         assert os.path.dirname(mine) == shared_dir and mine != usual and os.stat(mine).st_uid == os.geteuid()
-        assert d["control_file"] == os.path.basename(mine) == C.control_name("a-run", d)
+        assert d["control_file"] == os.path.basename(mine) == P.control_name("a-run", d)
         assert ("reading %s instead" % d["control_file"]) in d["control_error"]
         # where ttop writes the next edit (levers.control.write_edit)
         C.write_edit(shared_dir, "a-run", d, "lr", 0.5)

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ttop import progress as P
+from ttop.levers import control as C
 
 
 def good(**kw):
@@ -166,9 +167,9 @@ def test_control_roundtrip_and_typing(tmp_path):
     with pytest.raises(P.ProgressError):
         P.coerce_value("int", True)
     with pytest.raises(P.ProgressError) as e:
-        P.parse_typed_text("float", "abc")
+        C.parse_typed_text("float", "abc")
     assert "not a float" in str(e.value)
-    assert P.parse_typed_text("bool", "False") is False
+    assert C.parse_typed_text("bool", "False") is False
 
 
 def test_huge_integers_never_raise():

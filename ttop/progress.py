@@ -7,7 +7,8 @@ readers (collector, UI, sinks): only the standard library, nothing of the UI.
 Folder layout (one folder, many runs)::
 
     <folder>/<run>.json              progress file, written by TrainingMonitor
-    <folder>/control_<run>.json      control file, written by ttop
+    <folder>/control_<run>.json      control file, written by ttop (or the name
+                                     the progress file gives as ``control_file``)
     <folder>/<run>.stdout.log        optional output capture (see ``logs``)
     <folder>/<run>.stderr.log
     <folder>/.<anything>             temp files of atomic writes: never read
@@ -46,7 +47,9 @@ metrics
 variables
     ``variables`` {name: bool|int|float|str}, ``variable_types`` {name:
     "bool"|"int"|"float"|"str"}, ``control_seq`` (int: last control edit
-    applied), ``control_error`` (str or null: why the last edit was refused)
+    applied), ``control_error`` (str or null: why the last edit was refused),
+    ``control_file`` (str or null: the control file read when not the usual
+    one, see :func:`control_name`)
 files
     ``logs`` {"stdout": path, "stderr": path} relative to the folder;
     ``run_dir`` (optional str: a run folder, relative to the progress folder)
@@ -188,6 +191,20 @@ def progress_path(folder: str, run_name: str) -> str:
 
 def control_path(folder: str, run_name: str) -> str:
     return os.path.join(folder, CONTROL_PREFIX + run_name + PROGRESS_SUFFIX)
+
+
+def control_name(stem: str, data: Mapping[str, Any]) -> str:
+    """The file name of the control file of the run ``stem``:
+    ``control_<stem>.json``, or the one its progress file gives as
+    ``control_file`` (its writer's own, when another user's file held the
+    usual name) if that is one of this run's names,
+    ``control_<stem>.<16 hex digits>.json``."""
+    usual = CONTROL_PREFIX + stem + PROGRESS_SUFFIX
+    name = data.get("control_file")
+    if (isinstance(name, str) and len(name) == len(usual) + 17 and name.startswith(usual[:-5] + ".")
+            and name.endswith(PROGRESS_SUFFIX) and all(c in "0123456789abcdef" for c in name[-21:-5])):
+        return name
+    return usual
 
 
 def log_paths(run_name: str) -> Dict[str, str]:
@@ -496,8 +513,7 @@ def write_control(folder: str, run_name: str, seq: int, variables: Mapping[str, 
     """Atomically write the control file for ``run_name`` (with a ``signal``
     request when given); returns its path. ``owner_uid``: the user whose
     run it is for (``run_owner_uid``; a run of another user refuses it).
-    ``name``: the file's name when not the usual one
-    (:func:`ttop.levers.control.control_name`)."""
+    ``name``: the file's name when not the usual one (:func:`control_name`)."""
     path = os.path.join(folder, name) if name else control_path(folder, run_name)
     doc: Dict[str, Any] = {"format": CONTROL_FORMAT, "seq": int(seq), "variables": dict(variables)}
     if signal is not None:
@@ -545,32 +561,6 @@ def coerce_value(type_: str, value: Any) -> Any:
     else:
         raise ProgressError("variable of unsupported type %s" % type_)
     raise ProgressError("expected %s, got %s %s" % (type_, _json_type(value), _short_str(_dumps(value), 40)))
-
-
-def parse_typed_text(type_: str, text: str) -> Any:
-    """Parse what a user typed in the editor into a value of ``type_``, or raise
-    ProgressError ("abc" is not a float)."""
-    t = text.strip()
-    if type_ == "str":
-        return text
-    if type_ == "bool":
-        low = t.lower()
-        if low in ("true", "1", "yes", "on"):
-            return True
-        if low in ("false", "0", "no", "off"):
-            return False
-        raise ProgressError("%r is not a bool (true/false)" % t)
-    if type_ == "int":
-        try:
-            return int(t, 10)
-        except ValueError:
-            raise ProgressError("%r is not an int" % t) from None
-    if type_ == "float":
-        try:
-            return float(t)
-        except ValueError:
-            raise ProgressError("%r is not a float" % t) from None
-    raise ProgressError("variable of unsupported type %s" % type_)
 
 
 def _json_type(value: Any) -> str:

@@ -37,20 +37,6 @@ def writer_refusal(owner_uid: Optional[int]) -> Optional[str]:
         _user(owner_uid), _user(owner_uid), _user(me))
 
 
-def control_name(stem: str, data: Mapping[str, Any]) -> str:
-    """The file name of the control file of the run ``stem``:
-    ``control_<stem>.json``, or the one its progress file gives as
-    ``control_file`` (its writer's own, when another user's file held the
-    usual name) if that is one of this run's names,
-    ``control_<stem>.<16 hex digits>.json``."""
-    usual = P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX
-    name = data.get("control_file")
-    if (isinstance(name, str) and len(name) == len(usual) + 17 and name.startswith(usual[:-5] + ".")
-            and name.endswith(P.PROGRESS_SUFFIX) and all(c in "0123456789abcdef" for c in name[-21:-5])):
-        return name
-    return usual
-
-
 def _write(folder: str, key: str, data: Mapping[str, Any], seq: int, variables: Mapping[str, Any],
            signal: Optional[Mapping[str, Any]] = None, owner_uid: Optional[int] = None) -> None:
     """:func:`ttop.progress.write_control` for the run of ``owner_uid``
@@ -64,7 +50,7 @@ def _write(folder: str, key: str, data: Mapping[str, Any], seq: int, variables: 
     why = writer_refusal(owner_uid)
     if why is not None:
         raise PermissionError(errno.EPERM, why)
-    name = control_name(key, data)
+    name = P.control_name(key, data)
     try:
         P.write_control(folder, key, seq, variables, signal=signal, owner_uid=owner_uid, name=name)
     except PermissionError as e:
@@ -130,7 +116,7 @@ def read_control(folder: str, key: str, owner_uid: Optional[int] = None,
     there is none (or it is unreadable or not a file the run would accept:
     then ``error`` says why). ``owner_uid``: the run's owner; ``data``: its
     progress data (which may name another file, :func:`ttop.progress.control_name`)."""
-    seq, variables, error, _mtime, _signal = _read_control(folder, control_name(key, data or {}), owner_uid)
+    seq, variables, error, _mtime, _signal = _read_control(folder, P.control_name(key, data or {}), owner_uid)
     return seq, variables, error
 
 
@@ -177,7 +163,7 @@ def _current_doc(folder: str, key: str, data: Mapping[str, Any], owner_uid: Opti
     """:func:`current_control` and the file's raw ``signal`` value (None:
     none), all read from one descriptor: a file swapped in between by
     another user never has its request carried into the one ttop writes."""
-    seq, variables, _err, mtime, signal = _read_control(folder, control_name(key, data), owner_uid)
+    seq, variables, _err, mtime, signal = _read_control(folder, P.control_name(key, data), owner_uid)
     if seq is None:
         return None, {}, None
     started = data.get("started_at")
@@ -249,6 +235,32 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
             signal = None
         _write(folder, key, data, new_seq, variables, signal=signal, owner_uid=owner_uid)
     return new_seq, variables
+
+
+def parse_typed_text(type_: str, text: str) -> Any:
+    """Parse what a user typed in the editor into a value of ``type_``, or raise
+    P.ProgressError ("abc" is not a float)."""
+    t = text.strip()
+    if type_ == "str":
+        return text
+    if type_ == "bool":
+        low = t.lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise P.ProgressError("%r is not a bool (true/false)" % t)
+    if type_ == "int":
+        try:
+            return int(t, 10)
+        except ValueError:
+            raise P.ProgressError("%r is not an int" % t) from None
+    if type_ == "float":
+        try:
+            return float(t)
+        except ValueError:
+            raise P.ProgressError("%r is not a float" % t) from None
+    raise P.ProgressError("variable of unsupported type %s" % type_)
 
 
 def edit_state(data: Mapping[str, Any], seq: int, name: str, ranks: Sequence[Any] = ()) -> Tuple[str, str]:

@@ -14,7 +14,6 @@ from .. import progress as P
 from ..collect.owners import user_name
 from ..collect.snapshot import RunSnapshot
 from ..histfile import SUFFIX as HISTORY_SUFFIX
-from .control import control_name
 from .signals import process_alive, process_name, run_main_process, valid_pid, where_else
 
 
@@ -138,7 +137,7 @@ class _Claims:
                 continue
             live = o.alive is True or (o.status == P.RUNNING and not o.stale)
             stem = o.stem
-            for name in (stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX, control_name(stem, o.data),
+            for name in (stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX, P.control_name(stem, o.data),
                          stem + HISTORY_SUFFIX, *P.log_paths(stem).values()):
                 self.files.append((name, o.key, live))
             hist = _history_rel(root, o.data)
@@ -236,7 +235,7 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
     stem = run.stem  # the file's name in its folder (the key also has the folder's tag when several are watched)
     own = {stem + P.PROGRESS_SUFFIX, P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX}
     add_file(_entry_in_folder(root, stem + P.PROGRESS_SUFFIX))
-    for cname in dict.fromkeys((P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX, control_name(stem, run.data))):  # (and its writer's own)
+    for cname in dict.fromkeys((P.CONTROL_PREFIX + stem + P.PROGRESS_SUFFIX, P.control_name(stem, run.data))):  # (and its writer's own)
         control = _entry_in_folder(root, cname)
         if control is not None and not not_owned(control, control, control=True):
             add_file(control)
@@ -329,7 +328,7 @@ def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot
     # its logs and checkpoints with no run in ttop to delete them from
     progress = run.stem + P.PROGRESS_SUFFIX
     try:
-        controls = (P.CONTROL_PREFIX + run.stem + P.PROGRESS_SUFFIX, control_name(run.stem, run.data))
+        controls = (P.CONTROL_PREFIX + run.stem + P.PROGRESS_SUFFIX, P.control_name(run.stem, run.data))
         for rel, shown in zip(plan.rel_files, plan.files):
             if rel != progress:
                 unlink(rel, shown)

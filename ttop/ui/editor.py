@@ -308,7 +308,7 @@ class EditorScreen(Screen):
             return
         t = C.variable_type(run.data, name)
         try:
-            value = P.parse_typed_text(t or "", self.buffer)
+            value = C.parse_typed_text(t or "", self.buffer)
             if t == "float" and not math.isfinite(value) and \
                     self.buffer.strip().lower().lstrip("+-") not in NON_FINITE_SPELLINGS:
                 raise P.ProgressError("%r is beyond the float range (type inf for infinity)" % self.buffer.strip())
