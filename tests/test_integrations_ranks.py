@@ -240,6 +240,42 @@ def test_a_follower_acknowledges_an_edit_once_the_training_thread_applied_it(tmp
         f.end("FINISHED")
 
 
+
+def test_a_follower_reads_the_control_file_rank_0_made_when_another_user_took_the_name(three_users, shared_dir):
+    """Another user planted control_job.json in the sticky folder first: the
+    job's own user could not replace it. Rank 0 makes a file of its own and
+    names it in its progress file; rank 1 reads that name there, so an
+    edit written where the levers write it reaches both ranks."""
+    from ttop.integrations._ranks import RankFollower
+    from ttop.levers import control as C
+    from ttop.monitor import TrainingMonitor
+    from ttop.progress import control_path
+
+    c = three_users[1]
+    c.write(control_path(shared_dir, "job"), json.dumps({"format": "ttop.control/1", "seq": 1,
+                                                         "variables": {"lr": 9.0}}).encode())
+    seen = []
+    m = TrainingMonitor(folder=shared_dir, run_name="job", interval=0.05, gpu=False, handle_signals=False,
+                        variables={"lr": 0.1})
+    f = RankFollower(shared_dir, "job", 1, 2, 0.05, lambda name, old, new: seen.append((name, old, new)))
+    f.track({"lr": 0.1})
+    f.start()
+    m.start_phase("train")
+    try:
+        d = wait_until(lambda: (lambda d: d if d and d.get("control_file") else None)(load(os.path.join(shared_dir, "job.json"))))
+        assert d["control_file"].startswith("control_job.") and m.control_file.endswith(d["control_file"])
+        wait_until(lambda: (lambda r: r and "reading %s instead" % d["control_file"] in (r["control_error"] or ""))(
+            load(os.path.join(shared_dir, ".job.rank1.json"))))
+        C.write_edit(shared_dir, "job", d, "lr", 0.02)
+        wait_until(lambda: (lambda r: r and r["control_seq"] == 1)(load(os.path.join(shared_dir, ".job.rank1.json"))))
+        assert seen == [("lr", 0.1, 0.02)]
+        wait_until(lambda: m.variables["lr"] == 0.02)
+        assert load(os.path.join(shared_dir, ".job.rank1.json"))["control_error"] is None
+    finally:
+        f.end("FINISHED")
+        m.set_finished()
+
+
 ROWS_DRIVER = '''
 import torch
 from torch.utils.data import DataLoader, TensorDataset

@@ -34,6 +34,7 @@ from ..progress import (
     RUNNING,
     control_path,
     pid_namespace,
+    progress_path,
     sanitize_run_name,
     type_name,
     write_json_atomic,
@@ -145,7 +146,7 @@ class RankFollower:
         self.on_change = on_change
         self.variables: Dict[str, Any] = {}
         self._types: Dict[str, str] = {}
-        self._poller = ControlPoller(control_path(folder, run_name), own_name=False)
+        self._poller = ControlPoller(control_path(folder, run_name), job_file=progress_path(folder, run_name))
         self._signals = _Signals(self._poller)
         self._lock = threading.Lock()
         self._stop = threading.Event()

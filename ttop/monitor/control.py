@@ -10,11 +10,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from ..progress import (
     CONTROL_FORMAT,
     MAX_CONTROL_BYTES,
+    MAX_PROGRESS_BYTES,
     PROGRESS_SUFFIX,
     ProgressError,
     coerce_value,
+    control_name,
     dumps,
     parse_control_doc,
+    parse_progress,
     type_name,
 )
 from .remote import check_request
@@ -48,6 +51,8 @@ class ControlPoller:
     own under a name with a random part, ``control_<run>.<hex>.json``,
     and reads that one instead (:attr:`path`, :attr:`own_name`: the name
     the progress file gives as ``control_file``, for ttop to write to).
+    The other ranks of a multi-rank job (``job_file``: rank 0's progress
+    file) read the name rank 0 gives there.
 
     :meth:`poll` returns None when nothing new is there, else ``(seq,
     variables, None)`` for a valid file or ``(None, None, reason)`` for one
@@ -55,10 +60,12 @@ class ControlPoller:
     of the last valid read is kept in :attr:`signal`.
     """
 
-    def __init__(self, path: str, uid: Optional[int] = None, own_name: bool = True) -> None:
+    def __init__(self, path: str, uid: Optional[int] = None, job_file: Optional[str] = None) -> None:
         self.path = path
         self.uid = os.geteuid() if uid is None else uid
-        self._may_take = own_name  # (a rank other than 0 reads the job's file: the name is rank 0's to choose)
+        #: a rank other than 0 reads the job's control file: rank 0 chooses its
+        #: other name and gives it in this progress file (``control_file``)
+        self._job_file = job_file
         self._sig: Optional[Tuple[int, int, int, int]] = None
         self.signal: Any = None
         #: the name of the file read instead of another user's (None: the usual one)
@@ -80,14 +87,42 @@ class ControlPoller:
         the same name) as already seen; another user's: read a name of this
         run's own from now on."""
         self._sig = self._stat()
-        if self._sig is not None and self._sig[3] not in (self.uid, 0):
-            self._take_own_name()
+        if self._sig is not None and self._sig[3] not in (self.uid, 0) and self._take_own_name() is None:
+            self._sig = None  # (a rank other than 0: read again, to find rank 0's other name)
+
+    def _adopt(self) -> Optional[str]:
+        """A rank other than 0: read the name rank 0 gives in its progress
+        file (a file of this run's user or root, no link followed), if a
+        file of this run's user or root is there; returns it, or None."""
+        assert self._job_file is not None
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            with os.fdopen(os.open(self._job_file, flags), "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode) or st.st_uid not in (self.uid, 0):
+                    return None
+                data, _ = parse_progress(f.read(MAX_PROGRESS_BYTES))
+            folder, job = os.path.split(self._job_file)
+            name = control_name(job[: -len(PROGRESS_SUFFIX)], data)
+            st = os.lstat(os.path.join(folder, name))
+        except (OSError, ProgressError):
+            return None
+        if name == os.path.basename(self.path) or not stat.S_ISREG(st.st_mode) or st.st_uid not in (self.uid, 0):
+            return None
+        self.path, self.own_name = os.path.join(folder, name), name
+        self._sig = None  # read at the next poll
+        return name
 
     def _take_own_name(self) -> Optional[str]:
         """Create an empty control file of this run's user under a name
-        with a random part and read it from now on; returns its name, or
-        None when none could be made (the folder is not writable)."""
-        if not self._may_take or self.own_name is not None or self.uid != os.geteuid():
+        with a random part and read it from now on (a rank other than 0:
+        the one rank 0 made, :meth:`_adopt`); returns its name, or None when
+        there is none (the folder is not writable; rank 0 gave none yet)."""
+        if self.own_name is not None:
+            return None
+        if self._job_file is not None:
+            return self._adopt()
+        if self.uid != os.geteuid():
             return None  # (already done; a file made now would not be the run's user's)
         folder, base = os.path.split(self.path)
         stem = base[: -len(PROGRESS_SUFFIX)]
@@ -141,7 +176,11 @@ class ControlPoller:
         try:
             seq, variables, self.signal = parse_control_doc(self._read(), self.uid)
         except ProgressError as e:
-            name = self._take_own_name() if sig[3] not in (self.uid, 0) else None
+            name = None
+            if sig[3] not in (self.uid, 0):
+                name = self._take_own_name()
+                if name is None and self._job_file is not None and self.own_name is None:
+                    self._sig = None  # read again at the next poll: rank 0 may give its other name later
             return None, None, "control file ignored: %s%s" % (e, "; reading %s instead" % name if name else "")
         except FileNotFoundError:
             self._sig = None
