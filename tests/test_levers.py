@@ -7,6 +7,7 @@ import os
 import pwd
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -399,6 +400,25 @@ def test_delete_refused_for_live_run(progress_dir, spawn):
     assert "Cannot delete run live" in text and "is live: process %d" % p.pid in text
     ctx.keys("y")
     assert ctx.stack == [] and (progress_dir / "live.json").exists()
+
+
+def test_delete_of_a_run_whose_process_exited_unreaped(progress_dir, spawn):
+    """A run whose process was killed while its parent (a launcher that does
+    not wait) has not reaped it yet: the table shows it KILLED ("process
+    has exited"), and delete goes ahead; it said the run "is live: process
+    ... still runs" of the zombie, as long as the parent lived."""
+    p = spawn([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    ct = psutil.Process(p.pid).create_time()
+    p.stdin.close()  # it exits; this test, its parent, does not wait for it yet
+    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_ZOMBIE)
+    (progress_dir / "dead.json").write_text("x")
+    for run in (make_run(progress_dir, "dead", pid=p.pid, ct=ct), make_run(progress_dir, "dead", pid=p.pid, ct=None)):
+        ctx = Ctx(progress_dir, [run])
+        ctx.push(levers.open_delete(ctx, "dead"))
+        text = ctx.text(width=120)
+        assert "Cannot delete" not in text and "dead.json" in text, text
+    ctx.keys("y")
+    assert not (progress_dir / "dead.json").exists()
 
 
 def test_output_viewer_interleaves_by_arrival_while_open(progress_dir):

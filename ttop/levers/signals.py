@@ -74,18 +74,22 @@ def same_create_time(a: Optional[float], b: Optional[float]) -> bool:
 
 
 def process_alive(pid: Optional[int], create_time: Optional[float]) -> Optional[bool]:
-    """True if process ``pid`` exists now with that create time, False if it
-    does not (gone, or the PID now belongs to another process), None if it
-    cannot be told (no PID, or no create time to compare with while the PID
-    exists)."""
+    """True if process ``pid`` runs now with that create time, False if it
+    does not (gone, exited and not yet reaped: a zombie, or the PID now
+    belongs to another process), None if it cannot be told (no PID, or no
+    create time to compare with while a live process has the PID)."""
     if not valid_pid(pid):
         return None
     try:
-        ct = psutil.Process(pid).create_time()
+        proc = psutil.Process(pid)
+        ct = proc.create_time()
+        exited = proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
     except psutil.NoSuchProcess:
         return False
     except psutil.Error:
         return None
+    if exited:  # whichever process it was, it has exited (the collector shows the run KILLED)
+        return False
     if create_time is None:
         return None
     return same_create_time(ct, create_time)
