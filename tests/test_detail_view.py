@@ -166,3 +166,28 @@ def test_a_run_with_metrics_and_no_history_shows_them_in_its_detail(ttop_term, p
     t.press("ENTER")
     t.wait_for("loss  last 0.25", msg="no chart of the reported loss")
     assert "acc  last NaN" in t.text and "no metrics" not in t.text and "note" not in t.text
+
+
+def test_the_error_a_run_ended_with_shows_in_the_footer_and_its_detail(ttop_term, progress_dir):
+    """A script that raised in its ``with`` block ends FAILED with the error
+    in its file ("RuntimeError: ..."): the curses monitor said FAILED and
+    nowhere why (not in the table, the footer or the detail screen; only
+    --json had it), unless the output was captured and happened to show
+    the traceback."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from ttop import TrainingMonitor\n"
+              "with TrainingMonitor(folder=%r, run_name='boom', gpu=False) as m:\n"
+              "    m.start_batch()\n"
+              "    raise RuntimeError('loss diverged at step 7')\n" % (str(ROOT), str(progress_dir)))
+    p = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 1 and b"loss diverged" in p.stderr
+    t = ttop_term(progress_dir, cols=100, rows=24)
+    t.wait_for(lambda t: t.row_of("boom ") is not None, msg="the run never showed")
+    t.wait_for("boom: FAILED: RuntimeError: loss diverged at step 7", msg="the footer does not say why it failed")
+    t.press("ENTER")
+    t.wait_for("error RuntimeError: loss diverged at step 7", msg="the detail screen does not say why it failed")

@@ -3,7 +3,8 @@
 ``render_detail(model, state, width, height)`` draws:
 
 * a header: for one run its name, status, phase, epoch / batch, rate, time
-  left (ETA), then host, PID, owner and links; for several runs (comparison)
+  left (ETA), then host, PID, owner and links, and the error an ended run
+  failed with; for several runs (comparison)
   a title and the colour / marker legend;
 * a grid of charts (:mod:`ttop.view.chart`): one per metric (for several runs:
   one per metric with the runs overlaid), then the resource charts (CPU %,
@@ -25,6 +26,7 @@ from . import fmt
 from . import health as H
 from . import roles as R
 from .chart import ZOOMS, Series, legend, render_chart, zoom_label
+from .footer import end_error
 from .metrics import is_loss
 from .table import Row, _get, batch_text, epoch_text, row_role, status_text
 from .text import Line, Segment, clean, crop_line, width
@@ -111,7 +113,11 @@ def _header_single(run: Any, w: int, notes: Sequence[str], ascii: bool) -> List[
                 segs += [("  %s " % clean(k), R.DIM), (clean(v), R.NOTICE)]
     for n in notes:
         segs += [("  " + clean(n), R.ERROR)]
-    return [l1, _pad(segs, w)]
+    head = [l1, _pad(segs, w)]
+    err = end_error(run)
+    if err:  # why it ended: the traceback's tail is in the output below (with capture) or in --json
+        head.append(_pad([("error ", R.DIM), (err, R.ERROR if run.status == "FAILED" else R.NORMAL)], w))
+    return head
 
 
 def _header_compare(model: DetailModel, w: int) -> List[Line]:

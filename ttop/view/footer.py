@@ -45,9 +45,21 @@ def snapshot_notice(snapshot: Any) -> Tuple[Optional[str], bool]:
     return None, False
 
 
+def end_error(run: Any) -> Optional[str]:
+    """The first line of the error a run ended with (FAILED, CANCELED: the
+    writer's ``Type: message``, or which rank failed first), cleaned for the
+    screen; None for a run still running or ended without one."""
+    if run.status not in ("FAILED", "CANCELED"):
+        return None
+    err = run.data.get("error")
+    if not isinstance(err, str) or not err.strip():
+        return None
+    return clean(err.strip().splitlines()[0])
+
+
 def run_notice(run: Any) -> Tuple[Optional[str], bool]:
     """Why the selected run looks the way it does (inferred status, stale
-    data, a file error), or None."""
+    data, a file error, the error it ended with), or None."""
     if run is None:
         return None, False
     name = clean(run.run_name)
@@ -60,6 +72,9 @@ def run_notice(run: Any) -> Tuple[Optional[str], bool]:
         return "%s: stale, %s" % (name, clean(run.stale_reason)), False
     if run.file_error:
         return "%s: %s" % (name, clean(run.file_error)), True
+    err = end_error(run)
+    if err:
+        return "%s: %s: %s" % (name, run.status, err), run.status == "FAILED"
     if own:
         return "%s: %s" % (name, clean(own)), False
     return None, False
