@@ -456,3 +456,37 @@ def test_events_file_swapped_for_a_link_after_the_check_is_not_followed(three_us
     with pytest.raises(OSError, match="became a symbolic link while it was checked"):
         EventsFile(str(mine))
     assert target.read_text() == "# rc\n"
+
+
+def test_a_run_that_starts_and_fails_between_two_cycles_is_an_event(progress_dir, tmp_path):
+    """A script that crashes at start (an import error, a bad argument) ends
+    FAILED before the collector's next cycle: it was first seen ended and
+    taken for a baseline, with no event and no alert command: the most common
+    failure raised no alert. Run again under the same name and failing again,
+    the same. Old ended runs stay quiet: those already there at the start and
+    one whose file was last written before it (an old run read late)."""
+    from ttop.collect import Collector
+
+    def fail(name):
+        script = ("import sys; sys.path.insert(0, %r)\n"
+                  "from ttop import TrainingMonitor\n"
+                  "with TrainingMonitor(folder=%r, run_name=%r, gpu=False):\n"
+                  "    raise ImportError('no module named torch')\n" % (str(ROOT), str(progress_dir), name))
+        p = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 1 and b"no module named torch" in p.stderr
+
+    fail("old")
+    old_late = json.loads((progress_dir / "old.json").read_text())
+    col = Collector(str(progress_dir), gpu=False, tpu=False)
+    alerts = Alerts(str(tmp_path / "events.jsonl"))
+    assert alerts.feed(col.collect()) == []  # the baseline: a folder of old runs is quiet
+    (progress_dir / "late.json").write_text(json.dumps(dict(old_late, run_name="late")))
+    fail("crash")
+    ev = alerts.feed(col.collect())
+    assert [(e["run"], e["event"], e["previous_status"], e["status"]) for e in ev] == [("crash", "status", None, "FAILED")]
+    assert ev[0]["message"] == "crash: new run -> FAILED"
+    assert alerts.feed(col.collect()) == []  # steady
+    fail("crash")  # the same name again: another start
+    ev = alerts.feed(col.collect())
+    assert [(e["run"], e["previous_status"], e["status"]) for e in ev] == [("crash", None, "FAILED")]
+    assert [e["run"] for e in read_events(tmp_path / "events.jsonl")] == ["crash", "crash"]

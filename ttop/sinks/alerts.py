@@ -8,7 +8,10 @@ before and returns the events (plain dicts, format ``ttop.event/1``):
 * ``status``: a run's status changed to FAILED, KILLED, CANCELED or FINISHED.
 
 The first snapshot, and a run seen for the first time, only set the baseline:
-starting ttop on a folder of old runs says nothing.
+starting ttop on a folder of old runs says nothing. A run first seen (or a
+new run under a known name) already ended, whose file was last written after
+the first snapshot, began and ended between two cycles: that is a ``status``
+event with ``previous_status`` None.
 
 :class:`EventsFile` appends each event as one JSON line with a single
 ``write()`` on a descriptor opened once with ``O_APPEND``, so a ttop killed
@@ -52,7 +55,7 @@ def _message(ev: Dict[str, Any]) -> str:
     # to terminals and appended to logs
     name = clean(ev.get("run_name") or ev.get("run"))
     if ev["event"] == "status":
-        text = "%s: %s -> %s" % (name, ev.get("previous_status"), ev.get("status"))
+        text = "%s: %s -> %s" % (name, ev.get("previous_status") or "new run", ev.get("status"))
         if ev.get("status_reason"):
             text += " (%s)" % clean(ev["status_reason"])
         return text
@@ -65,23 +68,37 @@ class TransitionTracker:
     """Events between consecutive snapshots (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._last: Optional[Dict[str, Tuple[str, Optional[str]]]] = None
+        self._last: Optional[Dict[str, Tuple[str, Optional[str], Any]]] = None
+        self._since: Optional[float] = None  # when the first snapshot was taken
 
     def events(self, snapshot: Any) -> List[Dict[str, Any]]:
         runs = getattr(snapshot, "runs", ()) or ()
-        now: Dict[str, Tuple[str, Optional[str]]] = {}
+        now: Dict[str, Tuple[str, Optional[str], Any]] = {}
         out: List[Dict[str, Any]] = []
         last = self._last
+        if last is None:
+            self._since = getattr(snapshot, "taken_at", None)
         for r in runs:
-            state = (r.status, getattr(r, "health", None))
+            data = getattr(r, "data", None) or {}
+            started = data.get("started_at")
+            state = (r.status, getattr(r, "health", None), started)
             now[r.key] = state
             if last is None:
                 continue
             prev = last.get(r.key)
-            if prev is None or prev == state:
+            if prev is None or prev[2] != started:
+                # a run first seen (or a new run under a known name: another
+                # start) already ended: one that began and ended between two
+                # cycles (a crash at start) is an event when it wrote its
+                # file after ttop began watching; an old run read late (the
+                # archive) or a baseline is not
+                if r.status in END_STATUSES and self._ended_since(data):
+                    out.append(self._event(snapshot, r, "status", (None, None)))
                 continue
-            status, health = state
-            pstatus, phealth = prev
+            if prev == state:
+                continue
+            status, health, _ = state
+            pstatus, phealth, _ = prev
             if status != pstatus and status in END_STATUSES:
                 out.append(self._event(snapshot, r, "status", prev))
             elif status == "RUNNING" and health != phealth and health is not None and phealth is not None and (
@@ -90,8 +107,15 @@ class TransitionTracker:
         self._last = now
         return out
 
+    def _ended_since(self, data: Any) -> bool:
+        """The run's file was last written after the first snapshot (its
+        ``updated_at``, on the writer's clock)."""
+        at = data.get("updated_at")
+        return (self._since is not None and isinstance(at, (int, float)) and not isinstance(at, bool)
+                and at >= self._since)
+
     @staticmethod
-    def _event(snapshot: Any, r: Any, kind: str, prev: Tuple[str, Optional[str]]) -> Dict[str, Any]:
+    def _event(snapshot: Any, r: Any, kind: str, prev: Tuple[Any, ...]) -> Dict[str, Any]:
         ev = {
             "format": EVENT_FORMAT,
             "time": json_safe(getattr(snapshot, "taken_at", None)),
