@@ -239,7 +239,7 @@ def write_edit(folder: str, key: str, data: Mapping[str, Any], name: str, value:
 
 def parse_typed_text(type_: str, text: str) -> Any:
     """Parse what a user typed in the editor into a value of ``type_``, or raise
-    P.ProgressError ("abc" is not a float)."""
+    :class:`ttop.progress.ProgressError` ("abc" is not a float)."""
     t = text.strip()
     if type_ == "str":
         return text

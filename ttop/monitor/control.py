@@ -123,7 +123,7 @@ class ControlPoller:
         if self._job_file is not None:
             return self._adopt()
         if self.uid != os.geteuid():
-            return None  # (already done; a file made now would not be the run's user's)
+            return None  # (a file made now would not be the run's user's)
         folder, base = os.path.split(self.path)
         stem = base[: -len(PROGRESS_SUFFIX)]
         doc = dumps({"format": CONTROL_FORMAT, "seq": 0, "variables": {}}).encode("utf-8")
