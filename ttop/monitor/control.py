@@ -5,6 +5,7 @@ import errno
 import os
 import stat
 import sys
+import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..progress import (
@@ -30,6 +31,10 @@ def _user(uid: int) -> str:
         return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
     except (ImportError, KeyError):
         return "uid %d" % uid
+
+
+#: How often a rank other than 0 looks for rank 0's other control file name.
+ADOPT_EVERY = 3.0
 
 
 class ControlPoller:
@@ -66,6 +71,7 @@ class ControlPoller:
         #: a rank other than 0 reads the job's control file: rank 0 chooses its
         #: other name and gives it in this progress file (``control_file``)
         self._job_file = job_file
+        self._adopt_at = 0.0
         self._sig: Optional[Tuple[int, int, int, int]] = None
         self.signal: Any = None
         #: the name of the file read instead of another user's (None: the usual one)
@@ -95,6 +101,10 @@ class ControlPoller:
         file (a file of this run's user or root, no link followed), if a
         file of this run's user or root is there; returns it, or None."""
         assert self._job_file is not None
+        now = time.monotonic()
+        if now < self._adopt_at:  # (rank 0's progress file may be megabytes: read at most every few seconds)
+            return None
+        self._adopt_at = now + ADOPT_EVERY
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
             with os.fdopen(os.open(self._job_file, flags), "rb") as f:
