@@ -484,9 +484,42 @@ def test_a_run_that_starts_and_fails_between_two_cycles_is_an_event(progress_dir
     fail("crash")
     ev = alerts.feed(col.collect())
     assert [(e["run"], e["event"], e["previous_status"], e["status"]) for e in ev] == [("crash", "status", None, "FAILED")]
-    assert ev[0]["message"] == "crash: new run -> FAILED"
+    assert ev[0]["message"] == "crash: new run -> FAILED (ImportError: no module named torch)"
     assert alerts.feed(col.collect()) == []  # steady
     fail("crash")  # the same name again: another start
     ev = alerts.feed(col.collect())
     assert [(e["run"], e["previous_status"], e["status"]) for e in ev] == [("crash", None, "FAILED")]
     assert [e["run"] for e in read_events(tmp_path / "events.jsonl")] == ["crash", "crash"]
+
+
+def test_a_failed_runs_event_says_why_it_failed(progress_dir, tmp_path):
+    """The event of a run that raised says why: its message (the alert
+    command's TTOP_MESSAGE, the monitor's footer) and TTOP_ERROR carry the
+    first line of the run's error; it said "job: RUNNING -> FAILED" alone."""
+    from ttop.collect import Collector
+
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from ttop import TrainingMonitor\n"
+              "with TrainingMonitor(folder=%r, run_name='job', gpu=False, interval=0.1) as m:\n"
+              "    m.start_batch()\n"
+              "    sys.stdin.readline()\n"
+              "    raise RuntimeError('CUDA out of memory\\nTried to allocate 2 GiB')\n" % (str(ROOT), str(progress_dir)))
+    p = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (progress_dir / "job.json").exists(), timeout=30)
+        col = Collector(str(progress_dir), gpu=False, tpu=False)
+        alerts = Alerts()
+        assert alerts.feed(col.collect()) == [] and col.latest.runs[0].status == "RUNNING"
+        p.stdin.write(b"go\n")
+        p.stdin.close()
+        assert p.wait(timeout=60) == 1
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    (ev,) = alerts.feed(col.collect())
+    assert (ev["previous_status"], ev["status"], ev["error"]) == ("RUNNING", "FAILED", "RuntimeError: CUDA out of memory")
+    assert ev["message"] == "job: RUNNING -> FAILED (RuntimeError: CUDA out of memory)"
+    env = command_env(ev, base={})
+    assert env["TTOP_ERROR"] == "RuntimeError: CUDA out of memory" and env["TTOP_MESSAGE"] == ev["message"]

@@ -37,6 +37,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from ..jsonvalues import _valid_unicode, ascii_json
 from ..progress import json_safe
+from ..view.footer import end_error
 from ..view.text import clean
 
 EVENT_FORMAT = "ttop.event/1"
@@ -56,8 +57,8 @@ def _message(ev: Dict[str, Any]) -> str:
     name = clean(ev.get("run_name") or ev.get("run"))
     if ev["event"] == "status":
         text = "%s: %s -> %s" % (name, ev.get("previous_status") or "new run", ev.get("status"))
-        if ev.get("status_reason"):
-            text += " (%s)" % clean(ev["status_reason"])
+        if ev.get("status_reason") or ev.get("error"):
+            text += " (%s)" % clean(ev.get("status_reason") or ev["error"])
         return text
     if ev.get("health") == "OK":
         return "%s: health back to OK" % name
@@ -127,6 +128,7 @@ class TransitionTracker:
             "status": r.status,
             "previous_status": prev[0],
             "status_reason": r.status_reason,
+            "error": end_error(r) if kind == "status" else None,
             "health": getattr(r, "health", None),
             "previous_health": prev[1],
             "reason": getattr(r, "health_reason", None),
@@ -268,6 +270,7 @@ def command_env(ev: Dict[str, Any], base: Optional[Dict[str, str]] = None) -> Di
         "TTOP_HEALTH": s(ev.get("health")),
         "TTOP_PREVIOUS_HEALTH": s(ev.get("previous_health")),
         "TTOP_REASON": s(ev.get("reason") or ev.get("status_reason")),
+        "TTOP_ERROR": s(ev.get("error")),
         "TTOP_MESSAGE": s(ev.get("message")),
         "TTOP_TIME": s(ev.get("time")),
         "TTOP_PATH": s(ev.get("path")),
