@@ -403,6 +403,21 @@ def test_quit_restores_terminal(folder, key, status):
         t.close()
 
 
+def test_ctrl_s_is_a_key_not_a_frozen_terminal(folder):
+    """A stray Ctrl+S stopped the terminal's output (IXON, kept by cbreak
+    mode): the screen froze and ttop's next write blocked, so q did nothing
+    until Ctrl+Q. It is a key now (ignored); the shell gets IXON back."""
+    t = _shell(folder)
+    try:
+        t.wait_for("live-a")
+        t.send(b"\x13")  # Ctrl+S (XOFF)
+        t.press("q")
+        _restored(t, 0)
+        assert "ixon" in "\n".join(t.display).split(), t.dump()
+    finally:
+        t.close()
+
+
 def test_sigterm_restores_terminal(folder):
     t = _shell(folder)
     try:
@@ -810,14 +825,24 @@ def test_ctrl_z_while_a_frame_is_written_still_suspends(folder):
     """Ctrl+Z typed while ttop is in the middle of writing a frame stops it
     all the same (ncurses ignores SIGTSTP for the whole of a doupdate, so
     the kernel dropped a Ctrl+Z that came then). The terminal's output is
-    held with XOFF (Ctrl+S) so that a frame's write blocks: Ctrl+Z comes
-    while ttop is inside it."""
+    held with XOFF (Ctrl+S, after turning the flow control ttop leaves off
+    back on) so that a frame's write blocks: Ctrl+Z comes while ttop is
+    inside it."""
+    import termios
+
     t = TtopTerm(["/bin/bash", "--norc", "--noprofile", "-i"], cols=120, rows=30, env={"PS1": "PROMPT$ "})
     try:
         t.wait_for("PROMPT$")
         t.send("%s -m ttop %s -i 0.5\r" % (sys.executable, folder))
         t.wait_for(lambda t: "live-a" in t.text and "q quit" in t.line(29))
         ttop = [p for p in psutil.Process(t.proc.pid).children() if "ttop" in " ".join(p.cmdline())][0]
+        fd = os.open("/proc/%d/fd/1" % ttop.pid, os.O_RDWR | os.O_NOCTTY)
+        try:
+            attrs = termios.tcgetattr(fd)
+            attrs[0] |= termios.IXON
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        finally:
+            os.close(fd)
         t.send(b"\x13")  # XOFF: the terminal stops taking output
         t.press("DOWN")  # a frame to write (the next snapshot makes one too)
         # the main thread blocked writing to the held terminal

@@ -35,7 +35,7 @@ from _thread import allocate_lock
 
 from ..view import roles as R
 from ..view.text import Line, crop_line, line_width
-from .keys import _curses_keys, _isatty, _NoTerminal, _readable, _stdin_fd, normalise_key, set_user_locale, suspend, utf8_locale  # noqa: F401 (normalise_key, utf8_locale re-exported)
+from .keys import _curses_keys, _isatty, _NoTerminal, _readable, _stdin_fd, keys_not_flow_control, normalise_key, set_user_locale, suspend, utf8_locale  # noqa: F401 (normalise_key, utf8_locale re-exported)
 from .paint import paint_lines
 from .screen import AppContext, Screen
 
@@ -460,6 +460,7 @@ def run_ui(collector: Any, *, ascii: bool = False, alerts: Any = None, bell: boo
             _leave_initial_state(stdscr)
             curses.noecho()
             curses.cbreak()
+            keys_not_flow_control()
             stdscr.keypad(True)
             stdscr.nodelay(True)
             # moving down a long table shifts every row: let curses scroll the

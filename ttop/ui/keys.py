@@ -110,6 +110,25 @@ def _isatty(fd: int) -> bool:
         return False
 
 
+def keys_not_flow_control() -> None:
+    """Ctrl+S and Ctrl+Q reach the monitor as keys (ignored there) instead
+    of stopping and restarting the terminal's output (IXON, which cbreak
+    mode keeps): after a stray Ctrl+S the screen froze and the next write
+    blocked, so even q did nothing until Ctrl+Q. The shell's own modes,
+    restored by ``endwin``, keep IXON."""
+    try:
+        import termios
+
+        fd = 1 if _isatty(1) else _stdin_fd()  # the terminal curses drives (its output)
+        attrs = termios.tcgetattr(fd)
+        if attrs[0] & termios.IXON:
+            attrs[0] &= ~termios.IXON
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        curses.def_prog_mode()  # the modes curses returns to after a suspend or a shell-out
+    except (ImportError, AttributeError, ValueError, OSError, curses.error):
+        pass
+
+
 def suspend() -> None:
     """Ctrl+Z: give the terminal back to the shell, stop until ``fg`` (or
     SIGCONT), then take it again; the caller draws the whole screen.
