@@ -52,12 +52,21 @@ def status_text(run: Any, ascii: bool = False) -> str:
     return s
 
 
-def _time(section: str, key: str) -> Callable[[Any], str]:
-    def cell(run: Any) -> str:
-        t = run.data.get("times") if type(run.data) is dict else _get(run.data, "times")
-        s = t.get(section) if type(t) is dict else _get(t, section)  # _get(...) with dicts looked into at once
-        return fmt.duration(s.get(key) if type(s) is dict else _get(s, key))
+def _time(section: str, key: str, when: str = "") -> Callable[[Any], str]:
+    """The cell of ``times.<section>.<key>``; ``when="live"``: as
+    :func:`_live` would show it, ``"proj"``: as :func:`_projection` would
+    (one function, not a chain of them: 12 such cells per row)."""
+    live, proj = when == "live", when == "proj"
 
+    def cell(run: Any) -> str:
+        if (live or proj and run.reported_status == "RUNNING") and (run.status != "RUNNING" or run.stale):
+            return fmt.NA
+        d = run.data
+        t = d.get("times") if type(d) is dict else _get(d, "times")
+        s = t.get(section) if type(t) is dict else _get(t, section)  # _get(...) with dicts looked into at once
+        return duration(s.get(key) if type(s) is dict else _get(s, key))
+
+    duration = fmt.duration
     return cell
 
 

@@ -79,3 +79,66 @@ def run_cells(run: Any, base: str, getters: Sequence[Tuple[Any, bool, Any, Any]]
             role = role_of(run) or role
         out.append((text, role))
     return out
+
+
+#: Per column shape ``(width, align, ellipsis)``: its fitted cells
+#: (``" " + fit(text, ...)``) by text, for :func:`run_line`.
+_FITTED_BY: Dict[Tuple[int, str, str], Dict[str, str]] = {}
+
+
+def row_plan(getters: Sequence[Tuple[Any, bool, Any, Any]], layout: Sequence[Tuple[Any, int]], ell: str
+             ) -> List[Tuple[Any, bool, Any, Any, int, str, Dict[str, str]]]:
+    """What :func:`run_line` needs per column of ``layout``: its getters'
+    entry (see :func:`run_cells`), width, alignment and fitted cells."""
+    if sum(len(d) for d in _FITTED_BY.values()) > FITTED_KEPT:
+        _FITTED_BY.clear()
+    return [g + (w, col.align, _FITTED_BY.setdefault((w, col.align, ell), {})) for g, (col, w) in zip(getters, layout)]
+
+
+def run_line(run: Any, base: str, name: str, name_role: str, plan: Sequence[Tuple[Any, bool, Any, Any, int, str, Any]],
+             i: int, nw: int, width_: int, ell: str, stale: bool = False, sel: bool = False) -> Line:
+    """``compose_row(name, name_role, run_cells(run, base, getters, i),
+    layout, ...)`` in one pass over the columns (a table's rows are mostly
+    runs whose every cell is made again each frame); ``plan``:
+    :func:`row_plan` of the layout."""
+    mod = ""
+    if stale:
+        mod = "+" + R.STALE
+    if sel:
+        mod += "+" + R.SEL
+    normal = R.NORMAL
+    out: List[Segment] = []
+    texts = [fit(name, nw, "<", ell)]
+    role = name_role + mod
+    used = nw
+    for get, colored, role_of, made, w, align, fitted in plan:
+        if made is not None:
+            text = made[i]
+        else:
+            text = get(run)
+            if type(text) is not str or not text.isprintable():  # clean()'s own test first
+                text = clean(text)
+        f = fitted.get(text)
+        if f is None:
+            f = fitted[text] = " " + fit(text, w, align, ell)
+        r = base if colored else normal
+        if role_of is not None:
+            r = role_of(run) or r
+        if mod:
+            r += mod
+        if r != role:
+            out.append(("".join(texts), role))
+            texts = [f]
+            role = r
+        else:
+            texts.append(f)
+        used += w + 1
+    if used < width_:
+        r = normal + mod
+        if r != role:
+            out.append(("".join(texts), role))
+            texts = []
+            role = r
+        texts.append(" " * (width_ - used))
+    out.append(("".join(texts), role))
+    return tuple(out)

@@ -96,14 +96,17 @@ def _trend(run: Any, name: str, raw: Any) -> Optional[str]:
         last = p if type(p) is float else (number_or_none(p) if not isinstance(p, bool) else None)
         if last is not None and last == x:
             earlier = earlier[:-1]
-    pts = []
-    for p in earlier[-TREND_WINDOW:]:
-        if type(p) is not float:  # the usual history holds floats only: no conversion
-            p = None if isinstance(p, bool) else number_or_none(p)
-            if p is None:
-                continue
-        if p - p == 0.0:  # finite
-            pts.append(p)
+    window = earlier[-TREND_WINDOW:]
+    pts = [p for p in window if type(p) is float and p - p == 0.0]  # finite floats: the usual history
+    if len(pts) != len(window):
+        pts = []
+        for p in window:
+            if type(p) is not float:
+                p = None if isinstance(p, bool) else number_or_none(p)
+                if p is None:
+                    continue
+            if p - p == 0.0:  # finite
+                pts.append(p)
     if len(pts) < 3:
         return None
     mean = sum(pts) / len(pts)
@@ -128,5 +131,8 @@ def metric_text(run: Any, name: str, ascii: bool = False) -> str:
 
 
 def non_finite(run: Any, name: str) -> bool:
+    x = _metrics_of(run).get(name)
+    if type(x) is float:  # the usual value: no conversion
+        return x - x != 0.0
     x = value(run, name)
     return x is not None and not math.isfinite(x)

@@ -37,7 +37,7 @@ from .cells import (  # noqa: F401 (re-exported)
     status_text,
     wandb_url,
 )
-from .compose import compose_row, run_cells
+from .compose import compose_row, row_plan, run_line
 from .ranks import rank_cell, rank_name, rank_role
 from .sorting import TEXT_SORTS, sort_mark, sort_runs, sort_value  # noqa: F401 (re-exported)
 from .state import RowId, ViewState
@@ -182,18 +182,18 @@ COLUMNS: Tuple[Column, ...] = (
     Column("batch", "Batch", 11, ">", batch_text, value=_batch_v),
     Column("rate", "Rate", 8, ">", _live(lambda r: fmt.rate(r.data.get("rate"))), value=_live_v(lambda r: r.data.get("rate"))),
     Column("run_elapsed", "Run El", 7, ">", _time("run", "elapsed"), value=_tv("run", "elapsed")),
-    Column("run_remaining", "Run Rem", 7, ">", _live(_time("run", "remaining")), value=_tv("run", "remaining", "live")),
-    Column("run_total", "Run Tot", 7, ">", _projection(_time("run", "total")), value=_tv("run", "total", "proj")),
+    Column("run_remaining", "Run Rem", 7, ">", _time("run", "remaining", "live"), value=_tv("run", "remaining", "live")),
+    Column("run_total", "Run Tot", 7, ">", _time("run", "total", "proj"), value=_tv("run", "total", "proj")),
     Column("epoch_elapsed", "Ep El", 7, ">", _time("epoch", "elapsed"), value=_tv("epoch", "elapsed")),
-    Column("epoch_remaining", "Ep Rem", 7, ">", _live(_time("epoch", "remaining")), value=_tv("epoch", "remaining", "live")),
-    Column("epoch_total", "Ep Tot", 7, ">", _projection(_time("epoch", "total")), value=_tv("epoch", "total", "proj")),
+    Column("epoch_remaining", "Ep Rem", 7, ">", _time("epoch", "remaining", "live"), value=_tv("epoch", "remaining", "live")),
+    Column("epoch_total", "Ep Tot", 7, ">", _time("epoch", "total", "proj"), value=_tv("epoch", "total", "proj")),
     Column("train_elapsed", "Tr El", 7, ">", _time("train", "elapsed"), value=_tv("train", "elapsed")),
-    Column("train_remaining", "Tr Rem", 7, ">", _live(_time("train", "remaining")), value=_tv("train", "remaining", "live")),
-    Column("train_total", "Tr Tot", 7, ">", _projection(_time("train", "total")), value=_tv("train", "total", "proj")),
+    Column("train_remaining", "Tr Rem", 7, ">", _time("train", "remaining", "live"), value=_tv("train", "remaining", "live")),
+    Column("train_total", "Tr Tot", 7, ">", _time("train", "total", "proj"), value=_tv("train", "total", "proj")),
     Column("val_time", "Val Time", 8, ">", _time("validation", "last"), value=_tv("validation", "last")),
     Column("val_elapsed", "Val El", 7, ">", _time("validation", "elapsed"), value=_tv("validation", "elapsed")),
-    Column("val_remaining", "Val Rem", 7, ">", _live(_time("validation", "remaining")), value=_tv("validation", "remaining", "live")),
-    Column("val_total", "Val Tot", 7, ">", _projection(_time("validation", "total")), value=_tv("validation", "total", "proj")),
+    Column("val_remaining", "Val Rem", 7, ">", _time("validation", "remaining", "live"), value=_tv("validation", "remaining", "live")),
+    Column("val_total", "Val Tot", 7, ">", _time("validation", "total", "proj"), value=_tv("validation", "total", "proj")),
     Column("cpu", "CPU", 6, ">", _res("cpu_percent", fmt.percent), proc=_p("cpu_percent", fmt.percent),
            thread=lambda p, t: fmt.percent(t.cpu_percent), value=_res_v("cpu_percent")),
     Column("ram", "RAM", 6, ">", _res("rss_bytes", fmt.size), proc=_p("rss_bytes", fmt.size), value=_res_v("rss_bytes")),
@@ -532,6 +532,7 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
 
     lines: List[Line] = [title_line(state, layout, offset, nw, width_)]
     getters = [(col.run, col.status_colored, col.cell_role, texts.get(col.key)) for col, _w in layout]
+    plan = row_plan(getters, layout, ell)
 
     for i, row in enumerate(shown):
         idx = top + i
@@ -549,11 +550,11 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
         if row.kind == "run" and row.run.key in state.marked:
             name_role, name = R.MARK, "*" + name
         if row.kind == "run":
-            parts = run_cells(row.run, base, getters, i)
+            line = run_line(row.run, base, name, name_role, plan, i, nw, width_, ell, row.run.stale, is_sel)
         else:
             parts = [(made[i] if made is not None else clean(cell_text(col, row)), base)
                      for (col, _w), (_g, _c, _r, made) in zip(layout, getters)]
-        line = compose_row(name, name_role, parts, layout, nw, width_, ell, row.kind == "run" and row.run.stale, is_sel)
+            line = compose_row(name, name_role, parts, layout, nw, width_, ell, False, is_sel)
         if key is not None:
             _LINES.put(key, row.run, line)
         lines.append(line)

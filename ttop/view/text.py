@@ -161,6 +161,12 @@ def clip(text: str, cells: int, ellipsis: str = "\u2026") -> str:
 
 def fit(text: str, cells: int, align: str = "<", ellipsis: str = "\u2026") -> str:
     """Clip and pad ``text`` to exactly ``cells`` cells (align ``<`` or ``>``)."""
+    n = len(text) if text.isascii() else width(text)
+    if n <= cells:  # the usual cell: it fits as it is (measured once)
+        if cells <= 0:
+            return ""
+        pad = cells - n
+        return text + " " * pad if align == "<" else " " * pad + text
     t = clip(text, cells, ellipsis)
     pad = cells - width(t)
     if pad <= 0:
