@@ -1,12 +1,17 @@
 """Readers of ``/proc`` for the process table: one ``/proc/<pid>/stat`` read per
 process (CPU times, thread count and RSS included), the threads of a process,
-the real uid of a process, and the ``process_iter`` fallback elsewhere."""
+the real uid of a process, a walked table's rows as a mapping read on demand,
+and the ``process_iter`` fallback elsewhere."""
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Tuple
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
 import psutil
+
+if TYPE_CHECKING:
+    from .procs import ProcessTable
 
 # (ppid, create_time, name, status, cpu_seconds, num_threads, rss_bytes,
 # page_faults); the last four are None where the table came from psutil (then
@@ -244,3 +249,25 @@ def read_real_uid(pid: int) -> Optional[int]:
         return int(psutil.Process(pid).uids().real)
     except Exception:  # pragma: no cover
         return None
+
+
+class _WalkedRows(Mapping):
+    """A walked table's rows as a mapping: a row is read when asked for."""
+
+    def __init__(self, table: "ProcessTable") -> None:
+        self._t = table
+
+    def __getitem__(self, pid: int) -> _Row:
+        row = self._t.row(pid)
+        if row is None:
+            raise KeyError(pid)
+        return row
+
+    def __contains__(self, pid: object) -> bool:
+        return isinstance(pid, int) and self._t.row(pid) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self._t.rows))  # the processes read so far
+
+    def __len__(self) -> int:
+        return len(self._t.rows)

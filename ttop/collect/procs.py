@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import AbstractSet, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import psutil
 
@@ -50,6 +50,7 @@ from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
     _proc_rows_psutil,
     _Row,
     _stat_row,
+    _WalkedRows,
     last_pid,
     parents_of_new,
     read_real_uid,
@@ -571,24 +572,3 @@ class ProcessTable:
             self._uids = {k: v for k, v in self._uids.items() if k in self._uids_used}
         self._uids_used = set()
 
-
-class _WalkedRows(Mapping):
-    """A walked table's rows as a mapping: a row is read when asked for."""
-
-    def __init__(self, table: ProcessTable) -> None:
-        self._t = table
-
-    def __getitem__(self, pid: int) -> _Row:
-        row = self._t.row(pid)
-        if row is None:
-            raise KeyError(pid)
-        return row
-
-    def __contains__(self, pid: object) -> bool:
-        return isinstance(pid, int) and self._t.row(pid) is not None
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(list(self._t.rows))  # the processes read so far
-
-    def __len__(self) -> int:
-        return len(self._t.rows)
