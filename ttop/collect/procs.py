@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import AbstractSet, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import psutil
 
@@ -81,6 +81,10 @@ WALK_REFRESH_SECONDS = 30.0
 #: read (one ``stat`` each) and only that parent's kept children are read
 #: again; past it (many forks on the machine), every tree's children are.
 NEW_PIDS_CHECKED = 128
+
+#: A process whose stat line is the last cycle's (and whose figures come out
+#: the same) keeps its ProcInfo: False makes each one afresh (tests compare).
+REUSE_SAMPLES = True
 
 #: Cap on the processes walked per run (a runaway fork tree cannot stall a cycle).
 MAX_TREE = 4096
@@ -135,8 +139,9 @@ class ProcessTable:
         self._thread_prev: Dict[Tuple[int, int], Tuple[float, float]] = {}
         self._thread_seen: Dict[Tuple[int, int], Tuple[float, float]] = {}
         self._used: set = set()
-        self._cpu_prev: Dict[Tuple[int, float], Tuple[float, float]] = {}
-        self._cpu_seen: Dict[Tuple[int, float], Tuple[float, float]] = {}
+        # (pid, create time) -> (cpu seconds, when, stat row, depth, ProcInfo made from them)
+        self._cpu_prev: Dict[Tuple[int, float], Tuple[float, float, Any, Any, Any]] = {}
+        self._cpu_seen: Dict[Tuple[int, float], Tuple[float, float, Any, Any, Any]] = {}
         self._uids: Dict[Tuple[int, float], Tuple[Optional[int], float]] = {}  # -> (uid, read at)
         self._uids_used: set = set()
         #: PSS of processes of multi-process trees (see :mod:`ttop.pss`)
@@ -448,7 +453,16 @@ class ProcessTable:
             prev = self._cpu_prev.get(key)
             if prev is not None and t > prev[1]:
                 cpu = max(0.0, 100.0 * (cpu_s - prev[0]) / (t - prev[1]))
-            self._cpu_seen[key] = (cpu_s, t)
+            if prev is not None and prev[2] == row and prev[3] == depth and not self.threads and REUSE_SAMPLES:
+                # the same stat line as the last cycle's sample (an idle process):
+                # its ProcInfo, when each figure it holds came out the same again
+                info = prev[4]
+                if (info.cpu_percent == cpu and key in self._cmdlines and gpu_indices is None
+                        and info.gpu_memory_bytes == gpu_memory.get(pid) and info.tpu_memory_bytes == tpu_memory.get(pid)):
+                    self._used.add(key)  # as _process does
+                    self._cpu_seen[key] = (cpu_s, t, row, depth, info)
+                    return info
+            self._cpu_seen[key] = (cpu_s, t, None, None, None)
         try:
             proc = self._process(pid, ctime)
         except psutil.NoSuchProcess:
@@ -515,7 +529,7 @@ class ProcessTable:
                 idx = gpu_indices(pid, ctime) or ()
             except Exception:
                 idx = ()
-        return ProcInfo(
+        info = ProcInfo(
             pid=pid,
             ppid=ppid,
             name=name,
@@ -532,6 +546,9 @@ class ProcessTable:
             threads=threads,
             error=("access denied: " + ", ".join(errors)) if errors else None,
         )
+        if from_table and not zombie and not threads:
+            self._cpu_seen[key] = (cpu_s, self.refreshed_at, row, depth, info)
+        return info
 
     def _threads(self, pid: int, raw: Iterable, now: float) -> Tuple[ThreadInfo, ...]:
         out = []
