@@ -95,7 +95,7 @@ def _stat_row(proc: int, n: str, boot: float) -> Optional[_Row]:
     try:
         lp = raw.index(b"(")
         rp = raw.rindex(b")")
-        fields = raw[rp + 2:].split()
+        fields = raw[rp + 2:].split(None, 22)  # up to rss (21): the other ~30 fields are not split off
         return (
             int(fields[1]),
             int(fields[19]) / _CLK_TCK + boot,
@@ -132,7 +132,7 @@ def _linux_threads(pid: int) -> Optional[List[Tuple[int, float, float, str]]]:
             finally:
                 os.close(fd)
             rp = raw.rindex(b")")
-            fields = raw[rp + 2:].split()
+            fields = raw[rp + 2:].split(None, 13)  # up to stime (12)
             name = raw[raw.index(b"(") + 1:rp].decode("utf-8", "replace")
             out.append((int(t), int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK, name))
         except (OSError, ValueError, IndexError):
