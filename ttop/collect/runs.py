@@ -134,7 +134,7 @@ class _Static:
 
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
-                 "reported_resources", "template", "simple", "owner_uid", "beat", "started", "ident", "classes")
+                 "_reported", "template", "simple", "owner_uid", "beat", "started", "ident", "classes")
     key: str
     path: str
     reported: str
@@ -167,13 +167,11 @@ class _Static:
         self.ident = values = tuple(map(data.get, _IDENT_KEYS))
         self.classes = tuple(map(type, values))  # 1 == 1.0 == True: the classes count too
         res = data.get("resources")
-        self.reported_resources: RunResources
+        self._reported: Optional[RunResources] = None  # see reported_resources
         if prev is not None and res == prev.data.get("resources"):
             # a writer samples its resources less often than it writes (5 s
             # vs 1 s by default): the same sample is not converted again
-            self.reported_resources = prev.reported_resources
-        else:
-            self.reported_resources = reported_resources(data)
+            self._reported = prev._reported
         archived = fr.archived if fr.archived is not None and data is fr.data else data
         # (a live run's next version, where only its numbers moved, is taken by renew)
         self.key = fr.key
@@ -211,6 +209,16 @@ class _Static:
             "owner": user_name(owner_uid) if owner_uid is not None else None,
         }
 
+    @property
+    def reported_resources(self) -> RunResources:
+        """The file's own ``resources`` sample, converted when first asked
+        for: a live local run's are its processes' (looked up), so its own
+        sample, rewritten with most versions, is mostly never needed."""
+        r = self._reported
+        if r is None:
+            r = self._reported = reported_resources(self.data)
+        return r
+
     def renew(self, fr: FileResult, data, dropped, mtime, interval: float) -> bool:
         """Take the file's next version in place when only its numbers moved
         (a live run rewriting its file; the caller checked ``file_error`` and
@@ -225,7 +233,7 @@ class _Static:
             return False
         # (ident, classes and hb_limit, worked out from equal values, stay)
         if data.get("resources") != self.data.get("resources"):
-            self.reported_resources = reported_resources(data)
+            self._reported = None
         self.data = data
         self.dropped = dropped = tuple(dropped)
         self.mtime = mtime
