@@ -60,37 +60,51 @@ def totals(procs: List[ProcInfo], sampled_at: float, pss: Optional[Dict[int, Tup
     ``ram_sampled_at`` (wall clock) when the oldest PSS figure used was read
     (``clock_now``: the PSS clock's reading at ``sampled_at``)."""
 
-    def _sum(values):
-        vals = [v for v in values if v is not None]
-        return sum(vals) if vals else None
-
-    measure = "rss"
-    ram_at = sampled_at
-    if pss:
-        ram = 0
-        have = 0
-        oldest = None
-        for p in procs:
+    # one pass over the processes for every sum (a total stays None while
+    # no process has its figure)
+    cpu = rss = gpu = tpu = nthreads = None
+    ram = have = with_rss = 0
+    oldest = None
+    for p in procs:
+        v = p.cpu_percent
+        if v is not None:
+            cpu = v if cpu is None else cpu + v
+        v = p.rss_bytes
+        if v is not None:
+            rss = v if rss is None else rss + v
+            with_rss += 1
+        v = p.gpu_memory_bytes
+        if v is not None:
+            gpu = v if gpu is None else gpu + v
+        v = p.tpu_memory_bytes
+        if v is not None:
+            tpu = v if tpu is None else tpu + v
+        v = p.num_threads
+        if v is not None:
+            nthreads = v if nthreads is None else nthreads + v
+        if pss:
             got = pss.get(p.pid)
             if got is not None:
                 ram += got[0]
                 have += 1
-                oldest = got[1] if oldest is None else min(oldest, got[1])
+                oldest = got[1] if oldest is None or got[1] < oldest else oldest
             elif p.rss_bytes is not None:
                 ram += p.rss_bytes
-        rss_total: Optional[int] = ram
-        measure = "pss" if have == sum(1 for p in procs if p.rss_bytes is not None) else "pss+rss"
+    measure = "rss"
+    ram_at = sampled_at
+    rss_total: Optional[int] = rss
+    if pss:
+        rss_total = ram
+        measure = "pss" if have == with_rss else "pss+rss"
         if oldest is not None and clock_now is not None:
             ram_at = sampled_at - max(0.0, clock_now - oldest)
-    else:
-        rss_total = _sum(p.rss_bytes for p in procs)
     return RunResources(
-        cpu_percent=_sum(p.cpu_percent for p in procs),
+        cpu_percent=cpu,
         rss_bytes=rss_total,
-        gpu_memory_bytes=_sum(p.gpu_memory_bytes for p in procs),
-        tpu_memory_bytes=_sum(p.tpu_memory_bytes for p in procs),
+        gpu_memory_bytes=gpu,
+        tpu_memory_bytes=tpu,
         num_procs=len(procs),
-        num_threads=_sum(p.num_threads for p in procs),
+        num_threads=nthreads,
         sampled_at=sampled_at,
         source="local",
         ram_measure=measure if rss_total is not None else None,
