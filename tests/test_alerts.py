@@ -523,3 +523,33 @@ def test_a_failed_runs_event_says_why_it_failed(progress_dir, tmp_path):
     assert ev["message"] == "job: RUNNING -> FAILED (RuntimeError: CUDA out of memory)"
     env = command_env(ev, base={})
     assert env["TTOP_ERROR"] == "RuntimeError: CUDA out of memory" and env["TTOP_MESSAGE"] == ev["message"]
+
+
+def test_a_run_first_seen_unhealthy_after_the_start_is_an_event(progress_dir, tmp_path):
+    """A run started after ttop's first cycle whose loss is NaN from its
+    first steps (an lr far too high) is first seen CRIT: taken for a
+    baseline, it raised no event while it stayed CRIT, all run long."""
+    from ttop.collect import Collector
+
+    col = Collector(str(progress_dir), gpu=False, tpu=False)
+    alerts = Alerts()
+    assert alerts.feed(col.collect()) == []
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from ttop import TrainingMonitor\n"
+              "with TrainingMonitor(folder=%r, run_name='nan', gpu=False, interval=0.1) as m:\n"
+              "    m.start_batch()\n"
+              "    m.update_metrics(loss=float('nan'))\n"
+              "    sys.stdin.readline()\n" % (str(ROOT), str(progress_dir)))
+    p = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (progress_dir / "nan.json").exists() and '"NaN"' in (progress_dir / "nan.json").read_text(),
+                   timeout=30)
+        ev = alerts.feed(col.collect())
+        assert [(e["run"], e["event"], e["status"], e["previous_health"], e["health"]) for e in ev] == [
+            ("nan", "health", "RUNNING", None, "CRIT")]
+        assert "NaN" in ev[0]["reason"]
+        assert alerts.feed(col.collect()) == []  # steady
+    finally:
+        p.stdin.close()
+        p.wait(timeout=60)

@@ -11,7 +11,9 @@ The first snapshot, and a run seen for the first time, only set the baseline:
 starting ttop on a folder of old runs says nothing. A run first seen (or a
 new run under a known name) already ended, whose file was last written after
 the first snapshot, began and ended between two cycles: that is a ``status``
-event with ``previous_status`` None.
+event with ``previous_status`` None; one that started after the first
+snapshot and is first seen RUNNING with a WARN or CRIT verdict, a ``health``
+event with ``previous_health`` None.
 
 :class:`EventsFile` appends each event as one JSON line with a single
 ``write()`` on a descriptor opened once with ``O_APPEND``, so a ttop killed
@@ -95,6 +97,10 @@ class TransitionTracker:
                 # archive) or a baseline is not
                 if r.status in END_STATUSES and self._ended_since(data):
                     out.append(self._event(snapshot, r, "status", (None, None)))
+                elif r.status == "RUNNING" and state[1] in ("WARN", "CRIT") and self._started_since(started):
+                    # likewise a run started since, first seen unhealthy (a NaN
+                    # loss from its first steps): it would stay so unsaid
+                    out.append(self._event(snapshot, r, "health", (None, None)))
                 continue
             if prev == state:
                 continue
@@ -107,6 +113,11 @@ class TransitionTracker:
                 out.append(self._event(snapshot, r, "health", prev))
         self._last = now
         return out
+
+    def _started_since(self, started: Any) -> bool:
+        """The run started after the first snapshot (its ``started_at``)."""
+        return (self._since is not None and isinstance(started, (int, float)) and not isinstance(started, bool)
+                and started >= self._since)
 
     def _ended_since(self, data: Any) -> bool:
         """The run's file was last written after the first snapshot (its
