@@ -195,9 +195,17 @@ def crop_line(line: Line, start: int, cells: int) -> Line:
             out.append((text, role))
             pos += w
             continue
+        if text.isascii():  # one cell a character (clean text): cut by slicing
+            part = text[max(start - pos, 0):end - pos]
+            if part:
+                out.append((part, role))
+            pos += w
+            continue
         buf: List[str] = []
         for ch in text:
             cw = char_width(ch)
+            if pos >= end and cw:  # the rest is beyond the crop (a log line can be 16 KiB)
+                break
             if pos >= start and pos + cw <= end:
                 buf.append(ch)
             elif pos < end and pos + cw > start:
