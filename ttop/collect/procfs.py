@@ -92,6 +92,25 @@ def _stat_row(proc: int, n: str, boot: float) -> Optional[_Row]:
             os.close(fd)
     except OSError:  # gone, or not readable
         return None
+    got = _ROWS.get(raw)
+    if got is not None and got[0] == boot:
+        return got[1]
+    row = parse_stat(raw, boot)
+    if len(_ROWS) >= ROWS_KEPT:
+        _ROWS.clear()
+    _ROWS[raw] = (boot, row)
+    return row
+
+
+#: The rows of the stat lines read lately, by the line (with the boot time
+#: they were worked out with): an idle process's line reads the same from
+#: cycle to cycle, and is not taken apart again.
+_ROWS: Dict[bytes, Tuple[float, Optional[_Row]]] = {}
+ROWS_KEPT = 1024
+
+
+def parse_stat(raw: bytes, boot: float) -> Optional[_Row]:
+    """The row of a ``/proc/<pid>/stat`` line (None: not one)."""
     try:
         lp = raw.index(b"(")
         rp = raw.rindex(b")")
