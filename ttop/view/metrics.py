@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any, Iterable, List, Mapping, Optional, Sequence
 
 TREND_WINDOW = 10
+_FLOATS = {float}
 FLAT_TOLERANCE = 0.01
 MARKS = {"up": "\u2191", "down": "\u2193", "flat": "\u2192"}
 ASCII_MARKS = {"up": "^", "down": "v", "flat": "="}
@@ -97,8 +98,10 @@ def _trend(run: Any, name: str, raw: Any) -> Optional[str]:
         if last is not None and last == x:
             earlier = earlier[:-1]
     window = earlier[-TREND_WINDOW:]
-    pts = [p for p in window if type(p) is float and p - p == 0.0]  # finite floats: the usual history
-    if len(pts) != len(window):
+    total = sum(window) if set(map(type, window)) == _FLOATS else math.nan
+    if total - total == 0.0:  # floats only, all finite (any NaN or infinity makes the sum one): the usual history
+        pts = window
+    else:
         pts = []
         for p in window:
             if type(p) is not float:
@@ -109,7 +112,7 @@ def _trend(run: Any, name: str, raw: Any) -> Optional[str]:
                 pts.append(p)
     if len(pts) < 3:
         return None
-    mean = sum(pts) / len(pts)
+    mean = (total if pts is window else sum(pts)) / len(pts)
     spread = (max(pts) - min(pts)) / 2.0
     tol = max(FLAT_TOLERANCE * abs(mean), spread * 0.5, 1e-12)
     if x > mean + tol:
