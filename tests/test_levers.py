@@ -100,6 +100,35 @@ def test_editor_writes_inf_typed_on_purpose(progress_dir):
     assert json.loads((progress_dir / "control_exp.json").read_text())["variables"] == {"lr": "-Infinity"}
 
 
+def test_editor_pages_through_many_variables(progress_dir):
+    """PgUp / PgDn move the editor's selection by the rows shown (a run
+    tracking one lr per parameter group has dozens); they jumped to the
+    first and the last variable, as Home and End do."""
+    names = ["lr_group_%02d" % i for i in range(60)]
+    run = make_run(progress_dir, "many", variables={n: 0.1 for n in names}, variable_types={n: "float" for n in names})
+    ctx = Ctx(progress_dir, [run])
+    ctx.push(levers.open_editor(ctx, "many"))
+
+    def selected(height=20):
+        (line,) = [ln for ln in ctx.text(height=height).splitlines() if ln.startswith("> ")]
+        return line.split()[1]
+
+    assert selected() == "lr_group_00"
+    ctx.keys("PGDN")
+    page = names.index(selected())
+    assert 5 <= page < 20, page  # one screen's rows, not the end
+    ctx.keys("PGDN")
+    assert selected() == names[2 * page]
+    ctx.keys("PGUP")
+    assert selected() == names[page]
+    ctx.keys("END")
+    assert selected() == "lr_group_59"
+    ctx.keys("PGDN")
+    assert selected() == "lr_group_59"
+    ctx.keys("PGUP", "HOME")
+    assert selected() == "lr_group_00"
+
+
 def test_editor_lists_validates_writes_and_tracks_state(progress_dir):
     run = make_run(progress_dir, "exp", pid=4242, ct=1.0, **VARS)
     ctx = Ctx(progress_dir, [run])

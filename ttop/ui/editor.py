@@ -63,14 +63,15 @@ class Edit:
 
 
 class EditorScreen(Screen):
-    """Keys: Up/Down select, Enter edit (Enter again writes, Esc cancels the
-    edit), Esc or q closes."""
+    """Keys: Up/Down select (PgUp/PgDn a page, Home/End the first / last),
+    Enter edit (Enter again writes, Esc cancels the edit), Esc or q closes."""
 
     modal = False
 
     def __init__(self, ctx: AppContext, run_key: str) -> None:
         self.key = run_key
         self.index = 0
+        self.page = 1  # rows of variables the last frame showed (PgUp / PgDn move by it)
         self.editing: Optional[str] = None
         self.buffer = ""
         self.fresh = False  # the buffer holds the old value: the first key typed replaces it
@@ -167,6 +168,7 @@ class EditorScreen(Screen):
         if not names:
             out.append(_pad([("  this run tracks no variables (TrainingMonitor.track(...) adds them)", R.DIM)], width))
         room = max(1, height - len(out) - 3)
+        self.page = room
         first = max(0, self.index - room + 1)
         for i, n in enumerate(names[first:first + room], start=first):
             sel = i == self.index
@@ -251,9 +253,13 @@ class EditorScreen(Screen):
             self.index = max(0, self.index - 1)
         elif key == "DOWN":
             self.index = min(max(0, len(names) - 1), self.index + 1)
-        elif key in ("HOME", "PGUP"):
+        elif key == "PGUP":
+            self.index = max(0, self.index - self.page)
+        elif key == "PGDN":
+            self.index = min(max(0, len(names) - 1), self.index + self.page)
+        elif key == "HOME":
             self.index = 0
-        elif key in ("END", "PGDN"):
+        elif key == "END":
             self.index = max(0, len(names) - 1)
         elif key in ("ENTER", "e"):
             if not names:
