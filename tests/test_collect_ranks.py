@@ -280,6 +280,30 @@ def test_a_rank_file_of_an_earlier_run_of_the_same_name_is_not_shown(spawn, prog
     assert collector(progress_dir).collect().run("job").ranks == ()
 
 
+def test_rank_files_of_an_earlier_killed_job_of_the_same_name_are_not_shown(spawn, progress_dir):
+    """A 4-rank job killed at once (SIGKILL, the OOM killer, a preempted
+    node) leaves its rank files saying RUNNING, without an end. A new run of
+    that name (one process, or fewer ranks: a requeued job keeps its name)
+    was shown as rank 0/4 with three ranks "gone"; a rank file last written
+    long before the run started is the earlier job's. A live rank of the
+    run, started before rank 0 wrote its file, is still shown."""
+    r0, r1 = spawn(BUSY), spawn(BUSY)
+    write_json_atomic(str(progress_dir / "job.json"), progress("job", r0.pid, started_at=time.time()))
+    for k in (1, 2, 3):
+        old = rank_doc("job", k, None, world=4, pid_create_time=time.time() - 7200,
+                       started_at=time.time() - 7200, updated_at=time.time() - 3600)
+        old["pid"] = 4000000 + k  # long gone
+        write_json_atomic(str(progress_dir / (".job.rank%d.json" % k)), old)
+    c = collector(progress_dir)
+    run = c.collect().run("job")
+    assert run.ranks == ()
+    # rank 1 of this run starts (it began before rank 0: its start is older, its beat fresh)
+    write_json_atomic(str(progress_dir / ".job.rank1.json"),
+                      rank_doc("job", 1, r1.pid, world=2, started_at=time.time() - 600))
+    run = cycles(c, lambda s: s.run("job").ranks).run("job")  # probed again within 2 s
+    assert [(k.rank, k.alive) for k in run.ranks] == [(0, True), (1, True)]
+
+
 def test_a_reused_pid_is_not_a_rank(spawn, progress_dir):
     """A rank file's PID now held by another process (its create time differs)
     is not the rank: nothing of that process is shown or counted."""

@@ -367,13 +367,16 @@ class RankCycle:
         return replace(run, ranks=tuple(ranks), resources=_sum(shares, run.resources))
 
 
-#: A rank file that ended this long before its run started is an earlier
-#: run's of the same name, left behind (see ttop.integrations._ranks).
+#: A rank file that ended, or was last written, this long before its run
+#: started is an earlier run's of the same name, left behind (see
+#: ttop.integrations._ranks): a live rank rewrites its file every interval.
 EARLIER_RUN_SECONDS = 60.0
 
 
 def _earlier(data: Mapping[str, Any], started: float) -> bool:
     ended = _num(data.get("ended_at"))
+    if ended is None:  # a rank killed (SIGKILL, OOM, a preempted node) never wrote its end: its last beat
+        ended = _num(data.get("updated_at"))
     return ended is not None and ended < started - EARLIER_RUN_SECONDS
 
 
