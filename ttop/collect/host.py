@@ -104,13 +104,14 @@ class HostSampler:
         if not self._primed:
             self._primed = True
             cpu = None
-        total: Optional[int]
-        used: Optional[int]
-        try:
-            vm = psutil.virtual_memory()
-            total, used = int(vm.total), int(vm.total - vm.available)
-        except Exception:
-            total = used = None
+        # the two lines of /proc/meminfo needed, not psutil's reading of all of them
+        total, used = _meminfo()
+        if total is None:
+            try:
+                vm = psutil.virtual_memory()
+                total, used = int(vm.total), int(vm.total - vm.available)
+            except Exception:
+                total = used = None
         return HostInfo(
             hostname=name,
             cpu_count=self._cpus,
