@@ -300,3 +300,46 @@ def test_thread_rows_show_the_thread_name(tmp_path, spawn):
                         ViewState(expanded=frozenset(["t"])))
     worker = [tid for tid, n in names.items() if n == "loader-worker"][0]
     assert "[T] %d loader-worker" % worker in [_name_text(r).strip() for r in rows if r.kind == "thread"]
+
+
+def test_another_users_live_run_is_not_killed_where_proc_hides_it(three_users, shared_dir, procs):
+    """/proc mounted with hidepid (a hardened or shared login node) hides
+    other users' processes: ttop run by one user showed another user's live
+    run as KILLED* ("process N is gone"), raised a KILLED alert for it, and
+    delete took it for dead. kill(pid, 0) still tells such a process exists
+    (EPERM, not ESRCH): whether the run lives cannot be told, and it stays as
+    its file says. A run whose process is really gone is still KILLED."""
+    import sys
+
+    from conftest import ROOT, mount_namespace
+
+    b, c = three_users[0], three_users[1]
+    live = procs(b.popen(["sleep", "600"]))
+    dead = procs(b.popen(["sleep", "600"]))
+    dead_ct = ctime(dead.pid)
+    os.killpg(dead.pid, signal.SIGKILL)
+    dead.wait(timeout=10)
+    b.write(os.path.join(shared_dir, "live.json"), doc("live", live.pid, ctime(live.pid)))
+    b.write(os.path.join(shared_dir, "dead.json"), doc("dead", dead.pid, dead_ct))
+    # the collector runs as c, in a mount namespace whose /proc hides other
+    # users' processes (everything imported, and a first cycle made, as root:
+    # c may not read this interpreter's packages)
+    script = ("import os, sys, tempfile\n"
+              "sys.path.insert(0, %r)\n"
+              "from ttop.collect import Collector\n"
+              "from ttop.levers.signals import process_alive\n"
+              "Collector(tempfile.mkdtemp(), gpu=False, tpu=False).collect()\n"
+              "os.setgroups([]); os.setgid(int(sys.argv[3])); os.setuid(int(sys.argv[2]))\n"
+              "snap = Collector(sys.argv[1], gpu=False, tpu=False).collect()\n"
+              "for key in ('live', 'dead'):\n"
+              "    r = snap.run(key)\n"
+              "    print(key, r.status, r.status_inferred, r.alive, process_alive(r.pid, r.pid_create_time))\n"
+              % str(ROOT))
+    ns = mount_namespace()
+    p = subprocess.run(ns + ["sh", "-c", 'mount -t proc -o hidepid=2 proc /proc && exec "$@"', "sh",
+                             sys.executable, "-c", script, shared_dir, str(c.uid), str(c.gid)],
+                       capture_output=True, timeout=120, text=True)
+    if p.returncode != 0 and "mount" in p.stderr:
+        pytest.skip("cannot mount /proc with hidepid here: %s" % p.stderr.strip())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["live RUNNING False None None", "dead KILLED True False False"], p.stdout

@@ -250,6 +250,19 @@ def _proc_rows_psutil() -> Dict[int, _Row]:
     return rows
 
 
+def hidden_process(pid: int) -> bool:
+    """A process ``/proc`` does not list that exists all the same: another
+    user's, where ``/proc`` is mounted with ``hidepid`` (``kill(pid, 0)``
+    says EPERM for it, ESRCH when there is none)."""
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except (OSError, OverflowError, ValueError):
+        return False
+    return False
+
+
 def read_real_uid(pid: int) -> Optional[int]:
     """The real uid of process ``pid`` (``Uid:`` in ``/proc/<pid>/status``,
     elsewhere psutil), or None when it cannot be read (gone, denied)."""

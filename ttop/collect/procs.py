@@ -51,6 +51,7 @@ from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
     _Row,
     _stat_row,
     _WalkedRows,
+    hidden_process,
     last_pid,
     parents_of_new,
     read_real_uid,
@@ -310,11 +311,11 @@ class ProcessTable:
         Returns ``(state, actual_create_time)`` with state one of ALIVE, GONE
         (no such PID), ZOMBIE (exited, not yet reaped), REUSED (the PID now
         belongs to a process with another create time) or UNKNOWN (the create
-        time could not be read, or the file gave none).
+        time could not be read, the file gave none, or /proc hides it).
         """
         row = self.row(pid)
-        if row is None:
-            return GONE, None
+        if row is None:  # (another user's process under hidepid: there, but which one is unknown)
+            return (UNKNOWN if hidden_process(pid) else GONE), None
         actual = row[1]
         if actual is None:
             try:

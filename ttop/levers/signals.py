@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import psutil
 
 from ..collect.collector import user_name
-from ..collect.procs import read_real_uid, same_process
+from ..collect.procs import hidden_process, read_real_uid, same_process
 from ..collect.snapshot import RunSnapshot
 
 #: The signals offered by the signal menu, in menu order.
@@ -78,14 +78,14 @@ def process_alive(pid: Optional[int], create_time: Optional[float]) -> Optional[
     does not (gone, exited and not yet reaped: a zombie, or the PID now
     belongs to another process), None if it cannot be told (no PID, or no
     create time to compare with while a live process has the PID)."""
-    if not valid_pid(pid):
+    if pid is None or not valid_pid(pid):
         return None
     try:
         proc = psutil.Process(pid)
         ct = proc.create_time()
         exited = proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
     except psutil.NoSuchProcess:
-        return False
+        return None if hidden_process(pid) else False  # another user's, hidden by /proc's hidepid
     except psutil.Error:
         return None
     if exited:  # whichever process it was, it has exited (the collector shows the run KILLED)
