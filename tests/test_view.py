@@ -634,3 +634,17 @@ def test_a_frame_asked_for_again_is_the_one_made_and_a_change_shows():
     assert " 3/10 " in row and " 2/10 " not in row
     assert main_frame(s, ViewState(), 120, 20) is not a  # made again after another frame: equal lines
     assert texts(main_frame(s, ViewState(), 120, 20).lines) == texts(a.lines)
+
+
+def test_a_long_name_filter_being_typed_shows_its_end():
+    """The filter prompt showed the start of what was typed: past the
+    screen's width the end, where the cursor is, was cut off."""
+    from ttop.view.footer import hint_line
+
+    for ascii_ in (False, True):
+        for typed, end in (("a" * 200 + "XYZ", "XYZ"), ("\u8a13" * 100 + "END", "END")):
+            text = "".join(t for t, _ in hint_line(ViewState(editing_filter=True, filter_buffer=typed, ascii=ascii_), 60))
+            assert text.startswith("Filter: ") and text.rstrip().endswith(end + ("_" if ascii_ else "\u2581")), text
+            assert "..." in text if ascii_ else "\u2026" in text
+        short = "".join(t for t, _ in hint_line(ViewState(editing_filter=True, filter_buffer="bert", ascii=ascii_), 60))
+        assert short.startswith("Filter: bert") and "Enter confirm" in short

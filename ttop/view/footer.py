@@ -145,7 +145,13 @@ def status_line(snapshot: Any, state: ViewState, width: int, shown: int, total: 
 def hint_line(state: ViewState, width: int) -> Line:
     if state.editing_filter:
         cursor = "_" if state.ascii else "\u2581"
-        segs: List[Segment] = [("Filter: ", R.KEY), (clean(state.filter_buffer), R.FILTER), (cursor, R.FILTER),
+        typed = clean(state.filter_buffer)
+        room = width - len("Filter: ") - 1  # the end of what is typed, where the cursor is, stays in view
+        if line_width(((typed, R.FILTER),)) > room > 1:
+            ell = "..." if state.ascii else "\u2026"
+            tail = crop_line(((typed, R.FILTER),), line_width(((typed, R.FILTER),)) - (room - len(ell)), room - len(ell))
+            typed = ell + "".join(t for t, _ in tail)
+        segs: List[Segment] = [("Filter: ", R.KEY), (typed, R.FILTER), (cursor, R.FILTER),
                                ("   Enter confirm  Esc cancel", R.FOOTER)]
         return _pad(segs, width)
     segs = []
