@@ -450,6 +450,23 @@ def test_run_names_never_write_outside_the_folder(tmp_path, name):
     assert read(m.path)["run_name"] == m.run_name
 
 
+def test_fractional_totals_and_a_spinning_interval_are_refused_at_the_call(make, tmp_path):
+    """total_epochs=2.5 became 2 epochs without a word; interval=1e-9 was
+    taken and the writer thread then rewrote the file without pause."""
+    m = make()
+    with pytest.raises(ValueError, match="total_batches must be a whole number, not 312.5"):
+        m.start_phase("train", total_batches=312.5)
+    with pytest.raises(ValueError, match="total_epochs must be a whole number"):
+        m.start_epoch(1, total_epochs=2.5)
+    m.start_phase("train", total_batches=312.0)  # a whole float is still a count
+    d = field(m, "train_total_batches", lambda t: t == 312)
+    assert isinstance(d["train_total_batches"], int)
+    for bad in (1e-9, 0.009, 0, -1, float("nan"), 3600):
+        with pytest.raises(ValueError, match="interval must be a number of seconds from 0.01 to 3600"):
+            TrainingMonitor(folder=str(tmp_path), run_name="spin", interval=bad, handle_signals=False, gpu=False)
+    TrainingMonitor(folder=str(tmp_path), run_name="fast", interval=0.01, handle_signals=False, gpu=False)
+
+
 def test_output_file_seed_style_is_sanitised(tmp_path):
     m = TrainingMonitor(output_file=str(tmp_path / ".hidden.json"), handle_signals=False)
     assert m.folder == str(tmp_path) and m.run_name == "hidden"

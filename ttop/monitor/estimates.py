@@ -39,6 +39,8 @@ def count_arg(value: Any, what: str) -> Optional[int]:
         out = int(value)
     except (TypeError, ValueError):
         raise TypeError("%s must be an int or None, not %r" % (what, value)) from None
+    if isinstance(value, float) and value != out:  # 2.5 epochs: not silently 2
+        raise ValueError("%s must be a whole number, not %r" % (what, value))
     if out < 0:
         raise ValueError("%s must be >= 0, not %d" % (what, out))
     if out > _MAX_COUNT:  # the writer divides by it as a float; JSON readers lose precision past 2**53
