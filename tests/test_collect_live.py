@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttop.collect import Collector
+from ttop.collect import Collector, lazyjson
 from ttop.collect.lazyjson import LazyObject, parse_progress_lazy
 from ttop.progress import ProgressError, parse_progress, write_json_atomic
 from ttop.record import replace
@@ -357,7 +357,7 @@ def _same_as_fresh(raw, prev):
     assert type(h) is type(w)
     if isinstance(h, LazyObject):
         assert (h._text, h._at, h._spans) == (w._text, w._at, w._spans)
-        for key in h._spans:
+        for key in json.loads(h._text):
             assert json.dumps(h.tail(key, 3)) == json.dumps(w.tail(key, 3))
     return h
 
@@ -366,8 +366,19 @@ def _same_as_fresh(raw, prev):
 @given(old=st.dictionaries(st.sampled_from(["loss", "acc", "lr", "a\\u00e9"]), series_of, max_size=4),
        gone=st.integers(0, 6), new=st.lists(st.lists(numbers | st.none(), max_size=4), min_size=4, max_size=4),
        indent=st.sampled_from([None, 1]), keys=st.sampled_from(["same", "renamed", "reversed", "one gone", "one more"]),
-       flip=st.none() | st.tuples(st.booleans(), st.integers(0, 4000), st.sampled_from('"],1x [{:')))
-def test_a_history_checked_against_the_last_version_equals_a_fresh_check(old, gone, new, indent, keys, flip):
+       flip=st.none() | st.tuples(st.booleans(), st.integers(0, 4000), st.sampled_from('"],1x [{:')),
+       short=st.sampled_from([0, lazyjson.SHORT_HISTORY]))
+def test_a_history_checked_against_the_last_version_equals_a_fresh_check(old, gone, new, indent, keys, flip, short):
+    # short=0: every history is checked against the last version's (or
+    # walked); the default: these short ones are checked whole in C
+    was, lazyjson.SHORT_HISTORY = lazyjson.SHORT_HISTORY, short
+    try:
+        _check_against_last(old, gone, new, indent, keys, flip)
+    finally:
+        lazyjson.SHORT_HISTORY = was
+
+
+def _check_against_last(old, gone, new, indent, keys, flip):
     d = _doc("r", 3)
     d["history"] = old
     prev = _history_of(json.dumps(d, indent=indent).encode())
@@ -391,9 +402,7 @@ def test_a_history_checked_against_the_last_version_equals_a_fresh_check(old, go
 
 
 def test_a_shifted_history_checks_only_its_new_points(monkeypatch):
-    from ttop.collect import lazyjson
-
-    window = [round(0.1 * t, 3) for t in range(100)]
+    window = [round(0.1 * t, 3) for t in range(200)]  # (a long history: a short one is checked whole)
     d = _doc("r", 3)
     d["history"] = {"loss": window, "acc": window[::-1], "s": ["kept", "as", "it", "was"]}
     prev = _history_of(json.dumps(d).encode())
@@ -412,6 +421,27 @@ def test_a_shifted_history_checks_only_its_new_points(monkeypatch):
     d["history"] = dict(d["history"], loss=d["history"]["loss"] + ["x"])
     _same_as_fresh(json.dumps(d).encode(), prev)
     assert len(walks) == n + 4
+
+
+def test_a_short_history_is_checked_whole_and_its_lists_found_on_use(monkeypatch):
+    walks = []
+    real = lazyjson._walk
+    monkeypatch.setattr(lazyjson, "_walk", lambda text, i: walks.append(i) or real(text, i))
+    d = _doc("r", 3)
+    d["history"] = {"loss": [0.5, 0.25, 1.0], "s": ["x"]}
+    raw = json.dumps(d).encode()
+    assert len(raw) - raw.index(b'"history"') < lazyjson.SHORT_HISTORY
+    h = parse_progress_lazy(raw)[0]["history"]
+    assert isinstance(h, LazyObject) and h._spans is None and walks == []  # checked whole, in C
+    assert h.tail("loss", 2) == [0.25, 1.0] and len(walks) == 1  # its lists found on first use
+    assert h.tail("s", 2) is None and h.tail("loss", 5) == [0.5, 0.25, 1.0] and len(walks) == 1
+    assert h._value is None and h == {"loss": [0.5, 0.25, 1.0], "s": ["x"]}
+    bad = raw.replace(b"[0.5, ", b"[0.5, , ")  # no JSON: the plain parse's error
+    with pytest.raises(ProgressError) as e:
+        parse_progress_lazy(bad)
+    with pytest.raises(ProgressError) as want:
+        parse_progress(bad)
+    assert str(e.value) == str(want.value)
 
 
 def test_tails_of_successive_versions_are_their_own_points():

@@ -24,6 +24,10 @@ points gone from the start of each series, a few new ones at its end (the
 writer keeps the last N). Given the history of the version read before
 (``prev``), the check compares the text with the one checked then and checks
 only the new points (:func:`_walk_again`); anything else is checked whole.
+
+A short history (:data:`SHORT_HISTORY`: a young run's, or one that keeps few
+points) is checked whole by the C scanner instead, which costs less than
+either walk; its lists are found when :meth:`LazyObject.tail` first needs them.
 """
 from __future__ import annotations
 
@@ -51,6 +55,10 @@ _MARK_JSON = '"\\u0000ttop:history"'
 #: live run's next version shows the same last points but one or two).
 _POINTS: Dict[str, Any] = {}
 POINTS_KEPT = 4096
+#: A history whose text (to the file's end) is shorter than this is checked
+#: whole in C (about 50 numbers: a cost below that of :func:`_walk` or
+#: :func:`_walk_again`, which pay off for longer ones).
+SHORT_HISTORY = 1024
 #: Most points of a series gone between two versions of a file for
 #: :func:`_walk_again` to look for the rest (more: the history is checked whole).
 _DROPPED_MAX = 64
@@ -299,8 +307,15 @@ def _split(raw: bytes, prev: Optional[LazyObject] = None) -> Optional[Tuple[Dict
         a += 1
     if text[a:a + 1] != "{":
         return None
-    again = None if prev is None else _walk_again(text, a, prev)
-    spans, b = again or _walk(text, a)  # a valid JSON object from a to b (an error otherwise)
+    spans: Optional[Dict[str, Tuple[int, int, int]]]
+    if n - a < SHORT_HISTORY:
+        # a short history (a young run's, or one that keeps few points):
+        # checked whole by the C scanner, which costs less than finding its
+        # lists (done on use: LazyObject.tail) or comparing it with the last
+        spans, b = None, _check_value(text, a)[1]
+    else:
+        again = None if prev is None else _walk_again(text, a, prev)
+        spans, b = again or _walk(text, a)  # a valid JSON object from a to b (an error otherwise)
     obj = loads(text[:a] + _MARK_JSON + text[b:])
     # the mark at the top level: text[a:b] is the top-level history, and the
     # file is the JSON just parsed with that object in the mark's place
