@@ -7,9 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_collect_gpu import doc, fake_nvml, gpu_process  # noqa: F401 (fixture)
 
 from conftest import EXAMPLES, ROOT, wait_until
@@ -204,3 +207,45 @@ def test_memory_pressure_then_vanished_is_likely_oom_killed(spawn, progress_dir)
     for _ in range(3):  # and it stays so once the run has ended
         r = c.collect().run("hog")
     assert r.health == CRIT and r.health_reason.startswith("likely OOM-killed")
+
+
+_values = st.sampled_from([None, 0, 1, 7, 2.5, True, "3", float("nan"), [1], {"a": 1}])
+
+
+@settings(max_examples=25, deadline=None)
+@given(versions=st.lists(st.tuples(
+    st.sampled_from(["RUNNING", "RUNNING", "FINISHED"]), _values, _values, _values, _values,
+    st.sampled_from([{"loss": 0.5}, {"loss": 0.5, "acc": float("inf")}, None, [0.5], {}]),
+    st.sampled_from([1.0, 2.0, 1, "x"]), st.sampled_from([{"cpu_percent": 50.0}, {"rss_bytes": 1}, None]),
+    st.sampled_from(["node-1", "node-2"])), min_size=1, max_size=7))
+def test_health_samples_from_the_collectors_per_version_facts_equal_those_worked_out_alone(versions):
+    """The collector hands each run's per-version facts (its _Static) to the
+    health samples; samples worked out by RecentSamples alone from the same
+    runs are the same, version after version, whatever the file holds."""
+    from ttop.collect.recent import RecentSamples
+    from ttop.record import replace
+
+    now = [1.7e9]
+    with tempfile.TemporaryDirectory() as folder:
+        c = Collector(folder, interval=2.0, gpu=False, tpu=False, clock=lambda: now[0], notify=False)
+        alone = None
+        try:
+            for status, batch, phase, epoch, rate, metrics, updated, res, host in versions:
+                d = {"format": "ttop.progress/1", "run_name": "r", "status": status, "host": host,
+                     "updated_at": now[0] - 1 if updated == "x" else now[0] - updated, "heartbeat_interval": 1.0,
+                     "batch": batch, "phase": phase, "epoch": epoch, "rate": rate, "metrics": metrics,
+                     "resources": res, "pid": 10}
+                write_json_atomic(os.path.join(folder, "r.json"), {n: v for n, v in d.items() if v is not None})
+                # (s: the same status and host throughout: its _Static renewed in place)
+                write_json_atomic(os.path.join(folder, "s.json"), dict(d, run_name="s", status="RUNNING", host="n"))
+                snap = c.collect()
+                if alone is None:
+                    alone = RecentSamples(2.0, heartbeat_limit=c.recent._hb)
+                runs = [replace(r) for r in snap.runs]
+                alone.update(runs, now[0])
+                for r, mine in zip(snap.runs, runs):
+                    assert alone.samples(r.key) == c.recent.samples(r.key)
+                    assert (mine.health, mine.health_reason) == (r.health, r.health_reason)
+                now[0] += 2.0
+        finally:
+            c.stop()

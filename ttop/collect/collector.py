@@ -465,7 +465,8 @@ class Collector:
             fresh = [run for _, run in active]
             fresh.extend(run for _, run in settled)
             self.recent.update(fresh, now, budgets, self.budgets.gpu_bytes if self.budgets is not None else None,
-                               gpus, self._gpu_last if gpu_note is None else None)
+                               gpus, self._gpu_last if gpu_note is None else None,
+                               {st.key: st for _fr, st in statics if st is not None})  # (facts: once per version)
         self._seq += 1
         return Snapshot(
             seq=self._seq,

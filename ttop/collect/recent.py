@@ -32,6 +32,7 @@ from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence
 from .cost import Prices, run_cost
 from .health import DEFAULT_CONFIG, NOT_JUDGED, HealthConfig, Sample, Verdict, assess, stable_until
 from .lows import RingLows
+from .runs import set_facts
 
 RUNNING = "RUNNING"
 #: Seconds of samples kept per run (at least; see :func:`ring_length`).
@@ -57,19 +58,10 @@ _SAMPLE_FIELDS = ("t", "status", "alive", "stopped", "updated_at", "heartbeat_li
 assert Sample._fields == _SAMPLE_FIELDS  # RecentSamples._sample makes them in this order
 
 
-def _num(v: Any) -> Optional[float]:
-    if v.__class__ is float:  # the usual case
-        return v if v - v == 0.0 else None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    try:
-        return float(v) if math.isfinite(v) else None
-    except OverflowError:
-        return None
-
-
 class _FileFacts:
-    """What the samples take from a progress file, worked out once per version."""
+    """What the samples take from a progress file, worked out once per
+    version (:func:`~ttop.collect.runs.set_facts`): a run's own, where the
+    caller of :meth:`RecentSamples.update` gives none."""
 
     __slots__ = ("data", "progress", "batch", "rate", "metrics", "updated_at", "hb_limit")
 
@@ -79,26 +71,18 @@ class _FileFacts:
     def renew(self, data: Mapping[str, Any], hb_limit: float) -> None:
         """Take the file's next version (in place: one object per run)."""
         self.data = data
-        get = data.get
-        batch = get("batch")
-        self.batch = batch if isinstance(batch, int) and not isinstance(batch, bool) else None
-        self.progress = (get("phase"), get("epoch"), batch, get("train_batch"), get("val_batch"))
-        r = get("rate")
-        self.rate = r if r.__class__ is float and r - r == 0.0 else _num(r)  # (a finite float: the usual case)
-        m = get("metrics")
-        self.metrics = m if m.__class__ is dict or isinstance(m, dict) else {}
-        u = get("updated_at")
-        self.updated_at = u if u.__class__ is float and u - u == 0.0 else _num(u)
+        set_facts(self, data)
         self.hb_limit = hb_limit
 
 
 class _Track:
-    __slots__ = ("ring", "facts", "status", "alive", "resources", "processes", "verdict", "gpu_util", "repeat", "gpus",
-                 "recheck", "lows")
+    __slots__ = ("ring", "data", "facts", "status", "alive", "resources", "processes", "verdict", "gpu_util", "repeat",
+                 "gpus", "recheck", "lows")
 
     def __init__(self, maxlen: int) -> None:
         self.ring: Deque[Sample] = deque(maxlen=maxlen)
-        self.facts: Optional[_FileFacts] = None
+        self.data: Any = None  # the file version of the newest sample
+        self.facts: Optional[_FileFacts] = None  # its own facts (none given)
         self.status: Optional[str] = None
         self.alive: Optional[bool] = None
         self.resources: Any = None
@@ -158,12 +142,19 @@ class RecentSamples:
         gpu_budget: Optional[int] = None,
         gpus: Sequence[Any] = (),
         gpu_sample: Any = None,
+        facts: Optional[Mapping[str, Any]] = None,
     ) -> None:
         """Append this cycle's sample of every run and set its verdict on
         the (not yet published) RunSnapshot. ``budgets``: the resolved
         budgets (RAM limit of local runs); ``gpu_budget``: bytes given by
         the user (None: the memory of the run's GPUs); ``gpu_sample``: the
-        GPU source's sample, or None when its PIDs cannot be trusted."""
+        GPU source's sample, or None when its PIDs cannot be trusted.
+        ``facts``: by run key, what the caller worked out of each run's
+        file version already (a run not in it works out its own): with
+        ``data`` (used where it is ``run.data``), ``hb_limit`` (the
+        ``heartbeat_limit`` of it) and the attributes
+        :func:`~ttop.collect.runs.set_facts` sets (the collector's
+        per-version ``_Static``: not worked out twice)."""
         tracks = self._tracks
         if len(tracks) > len(runs):
             keep = {r.key for r in runs}
@@ -194,8 +185,7 @@ class RecentSamples:
             tr = tracks.get(key)
             if tr is None:
                 tr = tracks[key] = _Track(self.maxlen)
-            facts = tr.facts
-            same = (facts is not None and facts.data is run.data and tr.status == status and tr.alive == run.alive
+            same = (tr.data is run.data and tr.status == status and tr.alive == run.alive
                     and tr.resources is run.resources and tr.processes is run.processes)
             if same and status != RUNNING:
                 verdict = tr.verdict  # ended and unchanged for two cycles: settled
@@ -208,11 +198,15 @@ class RecentSamples:
                     last = tr.ring[-1]
                     s = tuple.__new__(Sample, (now,) + last[1:])
                 else:
-                    if facts is None:
-                        facts = tr.facts = _FileFacts(run.data, self._hb(run.data))
-                    elif facts.data is not run.data:  # the file's next version: renewed in place
-                        facts.renew(run.data, self._hb(run.data))
-                    s, tr.gpu_util, ngpu = self._sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample)
+                    f = None if facts is None else facts.get(key)
+                    if f is None or f.data is not run.data:  # none given: the run's own
+                        f = tr.facts
+                        if f is None:
+                            f = tr.facts = _FileFacts(run.data, self._hb(run.data))
+                        elif f.data is not run.data:  # the file's next version: renewed in place
+                            f.renew(run.data, self._hb(run.data))
+                    s, tr.gpu_util, ngpu = self._sample(run, now, f, ram_limit, gpu_budget, gpu_index, gpu_sample)
+                    tr.data = run.data
                     if ngpu > tr.gpus:
                         tr.gpus = ngpu
                     tr.status, tr.alive, tr.resources, tr.processes = status, run.alive, run.resources, run.processes

@@ -123,6 +123,36 @@ def _measure(value: Any) -> str:
     return value if value in ("rss", "pss", "pss+rss") else "rss"  # older writers: the RSS sum
 
 
+def _float(v: Any) -> Optional[float]:
+    """``v`` as a finite float, or None (a bool, a non-number, NaN, an infinity)."""
+    if v.__class__ is float:  # the usual case
+        return v if v - v == 0.0 else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        return float(v) if math.isfinite(v) else None
+    except OverflowError:
+        return None
+
+
+def set_facts(facts: Any, data: Mapping[str, Any]) -> None:
+    """What the health samples take from a file version (see
+    :class:`~ttop.collect.recent.RecentSamples`), set on ``facts``:
+    ``progress``, ``batch``, ``rate``, ``metrics``, ``updated_at``. Worked
+    out once per version, by the run's :class:`_Static` (or, for a caller
+    of ``RecentSamples`` that gives none, by its own ``_FileFacts``)."""
+    get = data.get
+    batch = get("batch")
+    facts.batch = batch if batch.__class__ is int or isinstance(batch, int) and not isinstance(batch, bool) else None
+    facts.progress = (get("phase"), get("epoch"), batch, get("train_batch"), get("val_batch"))
+    r = get("rate")
+    facts.rate = r if r.__class__ is float and r - r == 0.0 else _float(r)  # (a finite float: the usual case)
+    m = get("metrics")
+    facts.metrics = m if m.__class__ is dict or isinstance(m, dict) else {}
+    u = get("updated_at")
+    facts.updated_at = u if u.__class__ is float and u - u == 0.0 else _float(u)
+
+
 _NO_RESOURCES = RunResources()
 #: ``(name, run)`` pairs' sort key, in C
 _first = itemgetter(0)
@@ -134,7 +164,8 @@ class _Static:
 
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
-                 "_reported", "template", "simple", "owner_uid", "beat", "started", "ident", "classes")
+                 "_reported", "template", "simple", "owner_uid", "beat", "started", "ident", "classes",
+                 "resources", "progress", "batch", "rate", "metrics", "updated_at")
     key: str
     path: str
     reported: str
@@ -166,9 +197,9 @@ class _Static:
         self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
         self.ident = values = tuple(map(data.get, _IDENT_KEYS))
         self.classes = tuple(map(type, values))  # 1 == 1.0 == True: the classes count too
-        res = data.get("resources")
+        self.resources = res = data.get("resources")
         self._reported: Optional[RunResources] = None  # see reported_resources
-        if prev is not None and res == prev.data.get("resources"):
+        if prev is not None and res == prev.resources:
             # a writer samples its resources less often than it writes (5 s
             # vs 1 s by default): the same sample is not converted again
             self._reported = prev._reported
@@ -192,6 +223,7 @@ class _Static:
         self.simple = self.lookup_pid is None and self.reported != RUNNING and file_error is None
         started = _num(data.get("started_at"))
         self.started = float(started) if started is not None else -math.inf
+        set_facts(self, data)
         self.template = {
             "key": self.key,
             "path": self.path,
@@ -225,19 +257,24 @@ class _Static:
         ``me``): no new object, and the template, of which each snapshot
         made a copy, is updated. False: more than the numbers changed (the
         caller makes a new one)."""
-        values = tuple(map(data.get, _IDENT_KEYS))
+        get = data.get
+        values = (get("status"), get("host"), get("pid_namespace"), get("pid"), get("pid_create_time"),
+                  get("run_name"), get("started_at"), get("heartbeat_interval"))  # (_IDENT_KEYS)
         if (values != self.ident or fr.key != self.key or fr.path != self.path
                 or getattr(fr, "uid", None) != self.owner_uid):
             return False
         if tuple(map(type, values)) != self.classes:  # 1 == 1.0 == True: the classes count too
             return False
         # (ident, classes and hb_limit, worked out from equal values, stay)
-        if data.get("resources") != self.data.get("resources"):
+        res = get("resources")
+        if res != self.resources:
             self._reported = None
+        self.resources = res
         self.data = data
         self.dropped = dropped = tuple(dropped)
         self.mtime = mtime
         self.updated = float(data["updated_at"])
+        set_facts(self, data)
         t = self.template
         t["data"] = fr.archived if fr.archived is not None and data is fr.data else data
         t["dropped_keys"] = dropped
@@ -247,7 +284,7 @@ class _Static:
 
 #: What _Static works out from the file besides its numbers (all of it, when these are as before).
 _IDENT_KEYS = ("status", "host", "pid_namespace", "pid", "pid_create_time", "run_name", "started_at",
-               "heartbeat_interval")
+               "heartbeat_interval")  # (spelled out in _Static.renew)
 
 
 _TEMPLATE_KEYS = frozenset(("key", "path", "data", "run_name", "reported_status", "host", "local", "pid",
