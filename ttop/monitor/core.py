@@ -153,8 +153,8 @@ class TrainingMonitor:
             raise ValueError("epoch_base must be 0 or 1, not %r" % (epoch_base,))
         if name_conflict not in ("error", "suffix"):
             raise ValueError('name_conflict must be "error" or "suffix", not %r' % (name_conflict,))
-        if not (isinstance(interval, (int, float)) and not isinstance(interval, bool) and 0.01 <= interval < 3600):
-            raise ValueError("interval must be a number of seconds from 0.01 to 3600, not %r" % (interval,))
+        if not (isinstance(interval, (int, float)) and not isinstance(interval, bool) and 0.001 <= interval < 3600):
+            raise ValueError("interval must be a number of seconds from 0.001 to 3600, not %r" % (interval,))
         if not (isinstance(resource_interval, (int, float)) and resource_interval > 0):
             raise ValueError("resource_interval must be a positive number, not %r" % (resource_interval,))
         if not (isinstance(history_size, int) and not isinstance(history_size, bool) and history_size >= 0):
