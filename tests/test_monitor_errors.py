@@ -165,15 +165,15 @@ CAPTURE_CHILD = textwrap.dedent(
 
     folder, console = sys.argv[1], sys.argv[2]
 
-    def on_console(text):  # the sidecar copies to the console, then to the log
+    def on_console(text, where=None):  # the sidecar copies to the console, then to the log
         deadline = time.monotonic() + 30
-        while text not in open(console).read():
+        while text not in open(where or console).read():
             assert time.monotonic() < deadline, text
             time.sleep(0.01)
 
     with TrainingMonitor(folder=folder, run_name="job", capture_output=True, gpu=False) as m:
         print("before the disk filled", flush=True)
-        on_console("before")
+        on_console("before", os.path.join(folder, "job.stdout.log"))  # in the log before the disk fills
         filler = os.path.join(folder, "filler")
         with open(filler, "wb", buffering=0) as f:
             try:
