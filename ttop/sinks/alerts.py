@@ -95,9 +95,9 @@ class TransitionTracker:
                 # cycles (a crash at start) is an event when it wrote its
                 # file after ttop began watching; an old run read late (the
                 # archive) or a baseline is not
-                if r.status in END_STATUSES and self._ended_since(data):
+                if r.status in END_STATUSES and self._since_first(data.get("updated_at")):  # written since
                     out.append(self._event(snapshot, r, "status", (None, None)))
-                elif r.status == "RUNNING" and state[1] in ("WARN", "CRIT") and self._started_since(started):
+                elif r.status == "RUNNING" and state[1] in ("WARN", "CRIT") and self._since_first(started):
                     # likewise a run started since, first seen unhealthy (a NaN
                     # loss from its first steps): it would stay so unsaid
                     out.append(self._event(snapshot, r, "health", (None, None)))
@@ -114,15 +114,9 @@ class TransitionTracker:
         self._last = now
         return out
 
-    def _started_since(self, started: Any) -> bool:
-        """The run started after the first snapshot (its ``started_at``)."""
-        return (self._since is not None and isinstance(started, (int, float)) and not isinstance(started, bool)
-                and started >= self._since)
-
-    def _ended_since(self, data: Any) -> bool:
-        """The run's file was last written after the first snapshot (its
-        ``updated_at``, on the writer's clock)."""
-        at = data.get("updated_at")
+    def _since_first(self, at: Any) -> bool:
+        """Is ``at`` (a file's ``started_at`` or ``updated_at``, on the
+        writer's clock) a time at or after the first snapshot?"""
         return (self._since is not None and isinstance(at, (int, float)) and not isinstance(at, bool)
                 and at >= self._since)
 

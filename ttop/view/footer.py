@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import roles as R
 from .state import ViewState
 from .text import Line, Segment, clean, clip, crop_line, line_width
+from .text import width as text_width
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -147,9 +148,10 @@ def hint_line(state: ViewState, width: int) -> Line:
         cursor = "_" if state.ascii else "\u2581"
         typed = clean(state.filter_buffer)
         room = width - len("Filter: ") - 1  # the end of what is typed, where the cursor is, stays in view
-        if line_width(((typed, R.FILTER),)) > room > 1:
+        typed_w = text_width(typed)
+        if typed_w > room > 1:
             ell = "..." if state.ascii else "\u2026"
-            tail = crop_line(((typed, R.FILTER),), line_width(((typed, R.FILTER),)) - (room - len(ell)), room - len(ell))
+            tail = crop_line(((typed, R.FILTER),), typed_w - (room - len(ell)), room - len(ell))
             typed = ell + "".join(t for t, _ in tail)
         segs: List[Segment] = [("Filter: ", R.KEY), (typed, R.FILTER), (cursor, R.FILTER),
                                ("   Enter confirm  Esc cancel", R.FOOTER)]
