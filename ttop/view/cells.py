@@ -57,6 +57,7 @@ def _time(section: str, key: str, when: str = "") -> Callable[[Any], str]:
     :func:`_live` would show it, ``"proj"``: as :func:`_projection` would
     (one function, not a chain of them: 12 such cells per row)."""
     live, proj = when == "live", when == "proj"
+    duration = fmt.duration
 
     def cell(run: Any) -> str:
         if (live or proj and run.reported_status == "RUNNING") and (run.status != "RUNNING" or run.stale):
@@ -66,7 +67,6 @@ def _time(section: str, key: str, when: str = "") -> Callable[[Any], str]:
         s = t.get(section) if type(t) is dict else _get(t, section)  # _get(...) with dicts looked into at once
         return duration(s.get(key) if type(s) is dict else _get(s, key))
 
-    duration = fmt.duration
     return cell
 
 
