@@ -87,18 +87,15 @@ def steady_times(ts: List[float]) -> List[float]:
     time drew the whole run in its first column)."""
     if all(map(_le, ts, _islice(ts, 1, None))):  # the usual case, at C speed
         return ts
-    out = ts
+    out: List[float] = []
     last = -math.inf
     shift = 0.0
-    for i, t in enumerate(ts):
+    for t in ts:
         v = t + shift
         if v < last:  # set back: continue from the point before
             shift += last - v
             v = last
-            if out is ts:
-                out = list(ts)
-        if out is not ts:
-            out[i] = v
+        out.append(v)
         last = v
     return out
 
