@@ -333,3 +333,35 @@ def test_a_script_that_carries_on_after_sigterm_stays_monitored(tmp_path, spawn,
     d = load(path)
     assert (d["status"], d["error"]) == (status, error)
     assert d["train_batch"] > at_signal + 20
+
+
+TWO_RUNS = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    folder = sys.argv[1]
+    a = TrainingMonitor(folder=folder, run_name="first", interval=0.05, gpu=False).start_monitoring()
+    b = TrainingMonitor(folder=folder, run_name="second", interval=0.05, gpu=False).start_monitoring()
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+    % str(ROOT)
+)
+
+
+def test_sigterm_with_two_runs_in_one_process_cancels_both(tmp_path, spawn, progress_dir):
+    """Two monitors of one process: the second found the first's SIGTERM
+    handler, not one of the script's own; both runs end CANCELED when the
+    signal kills the process (the second was left RUNNING)."""
+    script = tmp_path / "two.py"
+    script.write_text(TWO_RUNS)
+    p = spawn([sys.executable, str(script), str(progress_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGTERM)
+    rc, out, err = finish(p)
+    assert rc == -signal.SIGTERM, err
+    for name in ("first", "second"):
+        d = load(progress_dir / (name + ".json"))
+        assert (d["status"], d["error"]) == ("CANCELED", "received SIGTERM"), name

@@ -162,6 +162,19 @@ def live_path(path: str, other_than: "TrainingMonitor") -> bool:
 # per monitor: SIGTERM and the excepthook
 
 
+def _script_handler(prev: Any) -> bool:
+    """Is ``prev`` (the SIGTERM handler found when a monitor installed
+    its own) a handler of the script's own, or does it pass the signal on
+    to one? Another monitor's handler of this process (two runs at once)
+    is followed to the one it found: it is not the script's."""
+    for _ in range(64):
+        owner = getattr(prev, "__self__", None)
+        if not (isinstance(owner, SignalHooks) and getattr(prev, "__func__", None) is SignalHooks.on_sigterm):
+            break
+        prev = owner._prev_sigterm
+    return callable(prev)
+
+
 class SignalHooks:
     """The SIGTERM handler and the chained ``sys.excepthook`` of one
     monitor: they record CANCELED / FAILED, then let the process go on as it
@@ -207,7 +220,7 @@ class SignalHooks:
         m = self.monitor
         prev = self._prev_sigterm
         if os.getpid() == m._pid:
-            if callable(prev):
+            if _script_handler(prev):
                 # a handler of the script's own decides what happens next
                 # (finish the epoch, save a checkpoint, or carry on): the run
                 # stays monitored until it ends, and is CANCELED then unless
