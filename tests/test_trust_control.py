@@ -255,3 +255,40 @@ def test_ttop_of_another_user_writes_no_control_file_the_run_would_refuse(three_
         if user is c:
             assert not os.path.lexists(os.path.join(shared_dir, "control_vic.json"))
     assert os.stat(os.path.join(shared_dir, "control_vic.json")).st_uid == b.uid
+
+
+def test_a_progress_file_naming_another_runs_control_file_is_not_followed(three_users, shared_dir):
+    """``control_vic.<16 hex>.json``, the other name a run ``vic`` may give
+    (``control_file``), is also the usual control file of a run named
+    ``vic.<16 hex>``. Another user's run ``vic`` giving that name must not
+    have ttop (root) write that run's file: the run would refuse it (written
+    for another user's run), and its own user could not replace a root's file
+    in this sticky folder. The name is taken only while a file of the run's
+    user (or root) is there, as the run makes its own before it gives it."""
+    b, c = three_users[0], three_users[1]
+    now = time.time()
+    doc = {"format": "ttop.progress/1", "status": "RUNNING", "updated_at": now, "started_at": now - 5,
+           "heartbeat_interval": 60, "variables": {"lr": 0.1}, "variable_types": {"lr": "float"}, "control_seq": 0}
+    other = "control_vic.0123456789abcdef.json"
+    b.write(os.path.join(shared_dir, "vic.0123456789abcdef.json"),
+            json.dumps(dict(doc, run_name="vic.0123456789abcdef")).encode())
+    c.write(os.path.join(shared_dir, "vic.json"), json.dumps(dict(doc, run_name="vic", control_file=other)).encode())
+    snap = Collector(shared_dir, gpu=False, tpu=False).collect()
+    (run,) = [r for r in snap.runs if r.key == "vic"]
+    assert run.owner_uid == c.uid
+    control.write_edit(run.folder, run.stem, run.data, "lr", 0.5, owner_uid=run.owner_uid)
+    control.write_signal_request(run.folder, run.stem, run.data, "SIGUSR1", owner_uid=run.owner_uid)
+    assert not os.path.lexists(os.path.join(shared_dir, other))
+    with open(os.path.join(shared_dir, "control_vic.json")) as f:
+        assert json.load(f)["variables"] == {"lr": 0.5}
+    _plant(b, shared_dir, name=other)  # b's run's own file: left as it is
+    control.write_edit(run.folder, run.stem, run.data, "lr", 0.25, owner_uid=run.owner_uid)
+    assert os.stat(os.path.join(shared_dir, other)).st_uid == b.uid
+    # c's own other name, made by c's run: taken
+    mine = "control_vic.fedcba9876543210.json"
+    _plant(c, shared_dir, name=mine, seq=0, variables={})
+    c.write(os.path.join(shared_dir, "vic.json"), json.dumps(dict(doc, run_name="vic", control_file=mine)).encode())
+    (run,) = [r for r in Collector(shared_dir, gpu=False, tpu=False).collect().runs if r.key == "vic"]
+    seq, _ = control.write_edit(run.folder, run.stem, run.data, "lr", 0.125, owner_uid=run.owner_uid)
+    with open(os.path.join(shared_dir, mine)) as f:
+        assert json.load(f)["variables"] == {"lr": 0.125}

@@ -37,6 +37,25 @@ def writer_refusal(owner_uid: Optional[int]) -> Optional[str]:
         _user(owner_uid), _user(owner_uid), _user(me))
 
 
+def control_file_name(folder: str, key: str, data: Mapping[str, Any], owner_uid: Optional[int] = None) -> str:
+    """The name of the run's control file: :func:`ttop.progress.control_name`,
+    the name its progress file gives only while a file of the run's user
+    (``owner_uid``) or root is there (the run creates its own under that name
+    before it gives it). A name of that form is also the usual control file of
+    a run named ``<run>.<hex>``: another user's progress file giving it would
+    have ttop (run by root) write that run's file, which it would refuse, and
+    its own user could no longer replace in a sticky folder."""
+    name = P.control_name(key, data)
+    usual = P.CONTROL_PREFIX + key + P.PROGRESS_SUFFIX
+    if name == usual or owner_uid is None:
+        return name
+    try:
+        uid = os.lstat(os.path.join(folder, name)).st_uid
+    except OSError:
+        return usual
+    return name if uid in (owner_uid, 0) else usual
+
+
 def _write(folder: str, key: str, data: Mapping[str, Any], seq: int, variables: Mapping[str, Any],
            signal: Optional[Mapping[str, Any]] = None, owner_uid: Optional[int] = None) -> None:
     """:func:`ttop.progress.write_control` for the run of ``owner_uid``
@@ -50,7 +69,7 @@ def _write(folder: str, key: str, data: Mapping[str, Any], seq: int, variables: 
     why = writer_refusal(owner_uid)
     if why is not None:
         raise PermissionError(errno.EPERM, why)
-    name = P.control_name(key, data)
+    name = control_file_name(folder, key, data, owner_uid)
     try:
         P.write_control(folder, key, seq, variables, signal=signal, owner_uid=owner_uid, name=name)
     except PermissionError as e:
@@ -116,7 +135,7 @@ def read_control(folder: str, key: str, owner_uid: Optional[int] = None,
     there is none (or it is unreadable or not a file the run would accept:
     then ``error`` says why). ``owner_uid``: the run's owner; ``data``: its
     progress data (which may name another file, :func:`ttop.progress.control_name`)."""
-    seq, variables, error, _mtime, _signal = _read_control(folder, P.control_name(key, data or {}), owner_uid)
+    seq, variables, error, _mtime, _signal = _read_control(folder, control_file_name(folder, key, data or {}, owner_uid), owner_uid)
     return seq, variables, error
 
 
@@ -163,7 +182,7 @@ def _current_doc(folder: str, key: str, data: Mapping[str, Any], owner_uid: Opti
     """:func:`current_control` and the file's raw ``signal`` value (None:
     none), all read from one descriptor: a file swapped in between by
     another user never has its request carried into the one ttop writes."""
-    seq, variables, _err, mtime, signal = _read_control(folder, P.control_name(key, data), owner_uid)
+    seq, variables, _err, mtime, signal = _read_control(folder, control_file_name(folder, key, data, owner_uid), owner_uid)
     if seq is None:
         return None, {}, None
     started = data.get("started_at")
