@@ -546,3 +546,25 @@ def test_log_names_squatted_by_another_user_lose_no_output(three_users, shared_d
             assert f.read() == text
         assert ("belongs to %s, another user" % b.name).encode() in err and name.encode() in err
     assert os.readlink(out_squat) == "/nonexistent/x" and stat.S_ISFIFO(os.lstat(err_squat).st_mode)
+
+
+def test_a_control_name_another_user_held_before_the_start_is_reported(three_users, shared_dir):  # noqa: F811
+    """Another user's FIFO already under the run's control name when it
+    starts: the run reads a name of its own, and its ``control_error`` says
+    why and which, as when the file comes later (it said nothing)."""
+    b = three_users[0]
+    usual = P.control_path(shared_dir, "pre-run")
+    b.sh('mkfifo "$1"', usual)
+    m = TrainingMonitor(folder=shared_dir, run_name="pre-run", interval=0.05, handle_signals=False, gpu=False,
+                        variables={"lr": 0.1})
+    try:
+        m.start_monitoring()
+        d = field(m.path, "control_file", lambda n: n is not None)
+        assert m.control_file == os.path.join(shared_dir, d["control_file"]) != usual
+        assert d["control_error"] == "control file ignored: owned by %s (uid %d), not by this run's user %s or root; " \
+            "reading %s instead" % (b.name, b.uid, "root (uid 0)", d["control_file"])
+        C.write_edit(shared_dir, "pre-run", d, "lr", 0.5)
+        d = field(m.path, "control_seq", lambda s: s == 1)
+        assert d["control_error"] is None and m.variables["lr"] == 0.5
+    finally:
+        m.set_finished()

@@ -88,13 +88,19 @@ class ControlPoller:
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_uid)
 
-    def skip_existing(self) -> None:
+    def skip_existing(self) -> Optional[str]:
         """Treat whatever control file exists now (left by an earlier run of
         the same name) as already seen; another user's: read a name of this
-        run's own from now on."""
-        self._sig = self._stat()
-        if self._sig is not None and self._sig[3] not in (self.uid, 0) and self._take_own_name() is None:
+        run's own from now on, and return the ``control_error`` that says so."""
+        self._sig = sig = self._stat()
+        if sig is None or sig[3] in (self.uid, 0):
+            return None
+        name = self._take_own_name()
+        if name is None:
             self._sig = None  # (a rank other than 0: read again, to find rank 0's other name)
+            return None
+        return "control file ignored: owned by %s, not by this run's user %s or root; reading %s instead" % (
+            _user(sig[3]), _user(self.uid), name)
 
     def _adopt(self) -> Optional[str]:
         """A rank other than 0: read the name rank 0 gives in its progress
@@ -284,6 +290,13 @@ class VariableControl:
                 else:
                     self.types.pop(name, None)
                 self.variables[name] = value
+
+    def skip_existing(self) -> None:
+        """:meth:`ControlPoller.skip_existing`, saying in :attr:`error` when
+        another user's file made the run read a name of its own."""
+        why = self.poller.skip_existing()
+        if why is not None:
+            self.error = why
 
     def poll(self, callback: Optional[Callable[[str, Any, Any], Any]]) -> None:
         """Apply a new edit, if the control file has one, then call

@@ -248,7 +248,7 @@ class TrainingMonitor:
                 self._capture = cap
                 # the file names the logs used (another user's name taken: hidden ones), or none
                 self.log_files = {k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None
-            self._control.poller.skip_existing()
+            self._control.skip_existing()
             data = self._build(self._mono(), self._wall(), tick=False)
             try:
                 with self._write_lock:
