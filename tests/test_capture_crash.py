@@ -53,6 +53,23 @@ CHILD = textwrap.dedent(
         m.set_finished()
         print("after stop", flush=True)
         sys.exit(0)
+    elif mode == "sidecar-killed-child":
+        # a child holding the pipes writes only after the watchdog took over
+        import signal, subprocess
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import sys\\nsys.stdin.read()\\nfor i in range(300): print('child %%05d' %% i, flush=True)"],
+            stdin=subprocess.PIPE,
+        )
+        pipe = os.fstat(1).st_ino
+        os.kill(m._capture.sidecar_pid, signal.SIGKILL)
+        while os.fstat(1).st_ino == pipe:  # the console is back on fd 1
+            time.sleep(0.01)
+        time.sleep(0.5)  # what was in the pipes has been copied by now
+        child.stdin.close()
+        assert child.wait() == 0
+        m.set_finished()
+        print("after stop", flush=True)
+        sys.exit(0)
     elif mode == "late-child":
         import subprocess
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5); print('late child line', flush=True)"])
@@ -166,3 +183,15 @@ def test_a_killed_sidecar_puts_the_console_back(tmp_path, spawn, progress_dir):
     # watchdog copies from the pipes' leftovers may be split by later lines,
     # so only the start of the console is compared
     assert out.startswith(b"out 00000 ")
+
+
+def test_after_a_killed_sidecar_the_pipes_are_copied_until_every_writer_closed_them(tmp_path, spawn, progress_dir):
+    # a child started during capture writes into the pipes after the console
+    # was put back (as does a write the script began just before the
+    # switch): the watchdog copies it to the console and the log, and
+    # stopping waits for it
+    rc, out, err, log_out, log_err = run_child(tmp_path, progress_dir, "sidecar-killed-child", spawn)
+    assert rc == 0, err[-2000:]
+    lines = b"".join(b"child %05d\n" % i for i in range(300))
+    assert out.endswith(lines + b"after stop\n")
+    assert log_out.endswith(lines)

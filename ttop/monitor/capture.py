@@ -30,9 +30,13 @@ the script never sees it). The cost is one short-lived interpreter start at
 ``start()`` and one extra copy of the bytes through a pipe.
 
 If the sidecar is killed while capture is on, a watchdog thread puts the
-console back on fd 1/2, copies what was left in the pipes and says so on
-stderr; until then the script's writes queue in the pipes (this process
-keeps a read end: they never fail with EPIPE).
+console back on fd 1/2, says so on stderr and copies the pipes itself
+(:mod:`ttop.monitor.takeover`): what was left in them, and what is still
+written to them (a write begun before the switch, child processes holding
+them) until every writer has closed them; stopping waits, bounded, until
+what was written so far has been copied. Until the switch the script's
+writes queue in the pipes (this process keeps a read end: they never fail
+with EPIPE).
 
 Stopping restores the original descriptors (or objects) and waits, bounded,
 until everything written so far has reached the console and the logs (a
@@ -69,6 +73,8 @@ import threading
 import time
 from datetime import datetime
 from typing import IO, Any, List, Optional, Tuple
+
+from .takeover import PipeCopier
 
 _active_lock = threading.Lock()
 _active: Optional["OutputCapture"] = None
@@ -176,13 +182,6 @@ def _unsquatted(path: str) -> str:
     return new
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
 def _close(fd: Optional[int]) -> None:
     if fd is not None and fd >= 0:
         try:
@@ -214,6 +213,7 @@ class _Sidecar:
         self._acks = 0
         self._gone = False
         self._restored = False
+        self._copier: Optional[PipeCopier] = None
 
     def start(self) -> None:
         theirs = -1
@@ -325,26 +325,12 @@ class _Sidecar:
                 if self._restored:
                     return
                 self._put_back()
-                saved, logs, readers = list(self.saved), list(self.logs), list(self.readers)
+                copier = self._copier = PipeCopier(list(zip(self.readers, self.saved, self.logs)))
                 self.saved, self.logs, self.readers = [], [], []
-            for r, console, log in zip(readers, saved, logs):
-                os.set_blocking(r, False)
-                while True:
-                    try:
-                        data = os.read(r, 1 << 20)
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    for fd in (console, log):
-                        try:
-                            _write_all(fd, data)
-                        except OSError:
-                            pass
-            for fd in readers + saved + logs:
-                _close(fd)
-            _report(
-                "the output capture process (pid %s) ended; output goes to the console only from here on" % self.pid
+            copier.run(
+                lambda: _report(
+                    "the output capture process (pid %s) ended; output goes to the console only from here on" % self.pid
+                )
             )
             return
 
@@ -374,6 +360,8 @@ class _Sidecar:
         console and the logs (or ``deadline`` passes)."""
         try:
             with self._cond:
+                if self._copier is not None:  # the watchdog took over
+                    return self._copier.wait_copied(deadline)
                 if self.ctl is None or self._gone:
                     return True
                 want = self._acks + 1
