@@ -93,6 +93,21 @@ def test_seed_api_running_then_finished(progress_dir):
     assert read(out)["updated_at"] == d["updated_at"]  # nothing written after the end
 
 
+def test_an_ended_monitor_refuses_to_start_again(make):
+    # a sweep reusing one monitor: the second run would go unmonitored while
+    # the file says FINISHED, so starting again is an error that says why
+    m = make(run_name="sweep")
+    with m:
+        m.start_monitoring()  # while it runs: nothing happens
+        m.update_metrics(loss=1.0)
+    assert read(m.path)["status"] == "FINISHED"
+    with pytest.raises(RuntimeError, match="already ended .*FINISHED.*new one for each run"):
+        with m:
+            pass
+    with pytest.raises(RuntimeError, match="already ended"):
+        m.start_monitoring()
+    assert read(m.path)["status"] == "FINISHED"
+
 def test_heartbeat_and_pid_create_time(make):
     import psutil
 

@@ -225,12 +225,16 @@ class TrainingMonitor:
 
     def start_monitoring(self) -> "TrainingMonitor":
         """Write the first progress file (raising a clear OSError if that is
-        impossible) and start the background thread. Idempotent."""
+        impossible) and start the background thread. Idempotent while the
+        run goes on; RuntimeError once it has ended (``with`` on an ended
+        monitor too): each run needs a monitor of its own."""
         with self._lock:
+            if self._closed:  # before _started: a sweep reusing one monitor must not go unmonitored
+                raise RuntimeError(
+                    "this TrainingMonitor has already ended (status %s): make a new one for each run" % self._status
+                )
             if self._started:
                 return self
-            if self._closed:
-                raise RuntimeError("this TrainingMonitor has already ended (status %s)" % self._status)
             self._started = True
             self._started_wall = self._wall()
             self._started_mono = self._mono()
