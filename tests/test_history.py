@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from conftest import ROOT
 from ttop import histfile as H
 from ttop.collect.history import HistoryError, HistoryReader
 from ttop.monitor.core import TrainingMonitor
@@ -87,6 +88,39 @@ def test_metrics_keep_the_order_they_were_first_given_in(tmp_path):
     log.drain(latest)
     assert list(latest) == ["loss"] + names + ["acc"]
     assert latest["loss"] == 0.5
+
+
+def test_a_tick_of_thousands_of_names_is_folded_in_one_pass(tmp_path):
+    """A name per update (a metric per sample or per step, beside ``loss``):
+    the writer folded such a tick name by name over every update, quadratic
+    under the run's lock (40,000 updates: minutes, where SIGTERM and the end
+    of the run wait). Run in a child process so that a hang can be killed."""
+    import subprocess
+    import sys
+    code = (
+        "import sys; from ttop.monitor.history import MetricLog\n"
+        "log = MetricLog(sys.argv[1], 'r', lambda m: None)\n"
+        "items = []\n"
+        "for i in range(40000):\n"
+        "    items += [i + 1, {'loss': float(i + 1), 'sample%d' % i: 0.5}]\n"
+        "latest = {}\n"
+        "log.drain(latest, items)\n"
+        "log.flush(1.0)\n"
+        "names = list(latest)\n"
+        "assert names[:3] == ['loss', 'sample0', 'sample1'] and names[-1] == 'sample39999', names[:3]\n"
+        "assert len(names) == 40001 and latest['loss'] == 40000.0\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                             timeout=120, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("folding 40,000 updates with a name each did not end")
+    assert out.returncode == 0 and out.stdout == "ok\n", out.stderr
+    c = HistoryReader(str(tmp_path), "r.history.jsonl").poll()
+    assert c["loss"].lo[0] == 1.0 and c["loss"].x[-1] == c["loss"].y[-1] == 40000.0
+    assert c["sample0"].x == [1.0] and c["sample1"].x == [2.0]
 
 
 def test_a_fifo_renamed_over_the_history_file_does_not_hang_the_writer(tmp_path):

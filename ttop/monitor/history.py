@@ -37,7 +37,6 @@ from ..jsonvalues import _valid_unicode
 from ..progress import json_safe, number_or_none, write_text_atomic
 from .names import _user
 
-_MISSING = object()
 _FLOATS = {float}
 _NUMBERS = {float, int, bool}
 
@@ -243,14 +242,21 @@ class MetricLog:
         # when they do not all fit, would change from run to run)
         if base:
             steps = list(steps)
-        names = dict.fromkeys(chain.from_iterable(kws))
-        if not all(type(name) is str for name in names):
+        if not all(type(name) is str for kw in kws for name in kw):
             kws = [{str(name): v for name, v in kw.items()} for kw in kws]
-            names = dict.fromkeys(chain.from_iterable(kws))
-        for name in names:
-            vals = [kw.get(name, _MISSING) for kw in kws]
-            keep = [i for i, v in enumerate(vals) if v is not _MISSING]
-            self._points(name, [steps[i] for i in keep], [vals[i] for i in keep], latest)
+        # one pass over the updates, not one per name: thousands of names in a
+        # tick (a name per step or per sample) made that quadratic, for minutes
+        # under the run's lock, where SIGTERM and the end of the run wait
+        cols2: Dict[str, Tuple[List[Any], List[Any]]] = {}
+        for s, kw in zip(steps, kws):
+            for name, v in kw.items():
+                c = cols2.get(name)
+                if c is None:
+                    c = cols2[name] = ([], [])
+                c[0].append(s)
+                c[1].append(v)
+        for name, (ss, vs) in cols2.items():
+            self._points(name, ss, vs, latest)
 
     def _points(self, name: Any, steps: Sequence[float], vals: List[Any], latest: Dict[str, Any]) -> None:
         """Queue one metric's points of this drain as a chunk (the steps are
