@@ -445,6 +445,47 @@ def test_metrics_whose_comparison_or_conversion_raises_never_stop_the_writer(mak
 # names and folders
 
 
+ARRAY_STARTER = """
+import sys
+sys.path.insert(0, %r)
+from ttop import TrainingMonitor
+print("ready", flush=True)
+sys.stdin.readline()  # the go, given to every starter at once
+with TrainingMonitor(folder=sys.argv[1], run_name="array", name_conflict="suffix", capture_output=True,
+                     interval=0.05, handle_signals=False, gpu=False) as m:
+    print(m.run_name, flush=True)
+    sys.stdin.readline()  # live until every starter has its name
+""" % str(ROOT)
+
+
+def test_runs_of_one_name_started_at_once_each_take_a_name_of_their_own(tmp_path):
+    """A job array: four runs of one name start at the same moment. Each saw
+    the name free (the check and the first write were apart by the output
+    capture's start) and two or more took it, writing one file; the check
+    and the first write now hold a lock on the folder."""
+    procs = [subprocess.Popen([sys.executable, "-c", ARRAY_STARTER, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        assert [p.stdout.readline() for p in procs] == ["ready\n"] * 4
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        names = [p.stdout.readline().strip() for p in procs]
+        for p in procs:
+            p.stdin.write("end\n")
+            p.stdin.flush()
+        assert [p.wait(timeout=60) for p in procs] == [0] * 4
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdin.close()
+            p.stdout.close()
+    assert sorted(names) == ["array", "array-2", "array-3", "array-4"]
+    assert sorted(read(str(tmp_path / (n + ".json")))["pid"] for n in names) == sorted(p.pid for p in procs)
+
+
 @pytest.mark.parametrize(
     "name",
     ["../escape", "../../etc/evil", "a/b/c", "nul\x00byte", "esc\x1b[31mred", "..", "/abs/path", "control_x", "tab\tname"],

@@ -35,7 +35,7 @@ from .control import VariableControl, report
 from .estimates import RunState, count_arg, estimate, update_rate
 from .files import ProgressWriter, check_folder, default_run_name, fit_progress, resolve_target
 from .history import MetricLog
-from .names import claim_name, name_holder
+from .names import claim_name, claiming, name_holder
 from .phases import PhaseContext
 from .remote import answer_request
 from .series import MetricHistory
@@ -239,26 +239,27 @@ class TrainingMonitor:
             self._started_wall = self._wall()
             self._started_mono = self._mono()
         try:
-            self._claim_name()
-            if self.capture_output:
-                from .capture import OutputCapture
+            with claiming(self.folder):  # the name checked free and taken in one step
+                self._claim_name()
+                if self.capture_output:
+                    from .capture import OutputCapture
 
-                assert self.log_files is not None
-                cap = OutputCapture(
-                    os.path.join(self.folder, self.log_files["stdout"]),
-                    os.path.join(self.folder, self.log_files["stderr"]),
-                )
-                cap.start()
-                self._capture = cap
-                # the file names the logs used (another user's name taken: hidden ones), or none
-                self.log_files = {k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None
-            self._control.skip_existing()
-            data = self._build(self._mono(), self._wall(), tick=False)
-            try:
-                with self._write_lock:
-                    write_bytes_atomic(self.path, fit_progress(data)[0])
-            except OSError as e:
-                raise type(e)(e.errno, "ttop: cannot write the progress file (%s)" % e.strerror, self.path) from None
+                    assert self.log_files is not None
+                    cap = OutputCapture(
+                        os.path.join(self.folder, self.log_files["stdout"]),
+                        os.path.join(self.folder, self.log_files["stderr"]),
+                    )
+                    cap.start()
+                    self._capture = cap
+                    # the file names the logs used (another user's name taken: hidden ones), or none
+                    self.log_files = {k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None
+                self._control.skip_existing()
+                data = self._build(self._mono(), self._wall(), tick=False)
+                try:
+                    with self._write_lock:
+                        write_bytes_atomic(self.path, fit_progress(data)[0])
+                except OSError as e:
+                    raise type(e)(e.errno, "ttop: cannot write the progress file (%s)" % e.strerror, self.path) from None
         except BaseException:
             with self._lock:
                 self._started = False
