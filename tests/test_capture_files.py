@@ -152,10 +152,13 @@ WIDTH_CHILD = textwrap.dedent(
 def run_in_terminal(tmp_path, folder, what):
     script = tmp_path / "width.py"
     script.write_text(WIDTH_CHILD)
-    term = TtopTerm([sys.executable, str(script), str(folder), what], cols=137, rows=41)
+    # the shell keeps the terminal open once the script ended, so that its
+    # last line is read before the terminal's last writer closes it
+    cmd = "%s %s %s %s; echo EXIT=$?; exec sleep 60" % (sys.executable, script, folder, what)
+    term = TtopTerm(["/bin/sh", "-c", cmd], cols=137, rows=41)
     try:
-        term.wait_for("after")
-        assert term.wait_exit() == 0
+        term.wait_for("EXIT=")
+        assert "EXIT=0" in term.text, term.dump()
         return term.text
     finally:
         term.close()
