@@ -156,16 +156,16 @@ def test_left_right_scroll_columns_name_stays(ttop_term, folder):
     t = start(ttop_term, folder, cols=80)
     hdr = t.row_of("Run Name")
     assert "Status" in t.line(hdr) and "CPU" not in t.line(hdr)
-    for _ in range(18):
-        t.press("RIGHT")
-
-    # up to 3 metric columns (loss, val_loss, acc as the runs report them) come after Rate
-    for _ in range(4):
-        try:
-            t.wait_for(lambda t: "Wandb URL" in t.line(hdr), timeout=2)
+    # one column at a time, each drawn before the next key, up to the last
+    # column (after Rate come up to 3 metric columns: loss, val_loss, acc as
+    # the runs report them): keys sent ahead of a slow screen would scroll
+    # past CPU
+    for _ in range(25):
+        line = t.line(hdr)
+        if "Wandb URL" in line:
             break
-        except AssertionError:
-            t.press("RIGHT")
+        t.press("RIGHT")
+        t.wait_for(lambda t, line=line: t.line(hdr) != line, msg="RIGHT did not scroll")
     t.wait_for(lambda t: "CPU" in t.line(hdr) and "Status" not in t.line(hdr) and "Wandb URL" in t.line(hdr))
     assert t.line(hdr).startswith("Run Name")
     assert "live-a" in t.text  # the name column stayed
