@@ -114,9 +114,11 @@ def mount_namespace():
     return ns
 
 
-def wait_until(predicate, timeout=10.0, interval=0.05):
+def wait_until(predicate, timeout=60.0, interval=0.05):
     """Poll ``predicate`` until it returns a truthy value; return it, or raise
-    AssertionError after ``timeout`` seconds."""
+    AssertionError after ``timeout`` seconds (generous: a slow, loaded
+    machine may take many times what this one does; the wait ends as soon
+    as the predicate holds)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

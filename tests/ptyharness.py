@@ -23,7 +23,8 @@ How it works: the child runs in a pty of the given size (``ptyprocess``) with
 reader thread feeds every byte into a ``pyte.Screen`` through
 ``pyte.ByteStream`` and keeps a copy of the raw output (``raw``: to check the
 terminal-restore sequences after exit). All waits poll with a timeout
-(default 15 s) and raise ``AssertionError`` with the screen dump on failure.
+(default 60 s: generous for a slow, loaded machine, and a wait ends as soon
+as its condition holds) and raise ``AssertionError`` with the screen dump on failure.
 
 ``output(start)`` is the raw output from a byte on, ``replay(end)`` a new
 pyte screen fed its first ``end`` bytes (what the terminal showed at that
@@ -222,7 +223,7 @@ class TtopTerm:
 
     # -- waiting ---------------------------------------------------------------
 
-    def wait_for(self, wanted: Wanted, timeout: float = 15.0, msg: str = "") -> object:
+    def wait_for(self, wanted: Wanted, timeout: float = 60.0, msg: str = "") -> object:
         """Wait until ``wanted`` (text on the screen, or ``predicate(self)``
         truthy) holds; return the predicate's value (or the row of the text)."""
         deadline = time.monotonic() + timeout
@@ -246,10 +247,10 @@ class TtopTerm:
         except (IndexError, ValueError, KeyError):
             return None
 
-    def wait_gone(self, text: str, timeout: float = 15.0) -> None:
+    def wait_gone(self, text: str, timeout: float = 60.0) -> None:
         self.wait_for(lambda t: t.row_of(text) is None, timeout, "still on screen: %r" % text)
 
-    def wait_quiet(self, quiet: float = 0.3, timeout: float = 15.0) -> None:
+    def wait_quiet(self, quiet: float = 0.3, timeout: float = 60.0) -> None:
         """Wait until no output arrived for ``quiet`` seconds."""
         deadline = time.monotonic() + timeout
         last = self.updates
@@ -263,7 +264,7 @@ class TtopTerm:
                 return
         raise AssertionError("output never went quiet; screen:\n" + self.dump())
 
-    def wait_exit(self, timeout: float = 15.0) -> Optional[int]:
+    def wait_exit(self, timeout: float = 60.0) -> Optional[int]:
         """Wait for the child to exit; return its exit status (128+N when
         killed by signal N)."""
         deadline = time.monotonic() + timeout
@@ -271,9 +272,10 @@ class TtopTerm:
             if time.monotonic() > deadline:
                 raise AssertionError("process still running after %.1fs; screen:\n%s" % (timeout, self.dump()))
             time.sleep(0.02)
-        # let the reader swallow the last bytes
+        # let the reader swallow the last bytes (it stops at the end of the
+        # output, which a loaded machine may take a while to get to)
         with self._changed:
-            end = time.monotonic() + 2.0
+            end = time.monotonic() + 30.0
             while not self._eof and time.monotonic() < end:
                 self._changed.wait(0.05)
         return self.exit_status()

@@ -45,9 +45,9 @@ def test_sigstop_then_sigcont_changes_state(spawn):
     p = spawn(SLEEPER)
     ct = _ct(p.pid)
     assert signals.send_signal(p.pid, ct, signal.SIGSTOP)[0]
-    wait_until(lambda: _state(p.pid) == psutil.STATUS_STOPPED, timeout=15)
+    wait_until(lambda: _state(p.pid) == psutil.STATUS_STOPPED, timeout=60)
     assert signals.send_signal(p.pid, ct, signal.SIGCONT)[0]
-    wait_until(lambda: _state(p.pid) != psutil.STATUS_STOPPED, timeout=15)
+    wait_until(lambda: _state(p.pid) != psutil.STATUS_STOPPED, timeout=60)
     assert p.poll() is None
 
 
@@ -131,9 +131,9 @@ def test_thread_signal_semantics_on_linux(spawn):
         assert p.stdout.readline().strip() == "handled in MainThread"
         # a default action (stop) sent to one thread stops the whole process
         assert signals.send_signal(p.pid, ct, signal.SIGSTOP, tid=worker_tid)[0]
-        wait_until(lambda: _state(p.pid) == psutil.STATUS_STOPPED, timeout=15)
+        wait_until(lambda: _state(p.pid) == psutil.STATUS_STOPPED, timeout=60)
         assert signals.send_signal(p.pid, ct, signal.SIGCONT, tid=worker_tid)[0]
-        wait_until(lambda: _state(p.pid) != psutil.STATUS_STOPPED, timeout=15)
+        wait_until(lambda: _state(p.pid) != psutil.STATUS_STOPPED, timeout=60)
         # a thread that is not in the process
         ok, msg = signals.send_signal(p.pid, ct, signal.SIGTERM, tid=worker_tid + 100000)
         assert not ok and "has exited, not sent" in msg

@@ -76,7 +76,7 @@ def start_writer(spawn, folder, names, tmp_path, period=0.1, new_metric_every=0,
     ready = Path(folder) / ".ready"
     from conftest import wait_until
 
-    wait_until(lambda: ready.exists() or p.poll() is not None, timeout=20)
+    wait_until(lambda: ready.exists() or p.poll() is not None, timeout=60)
     assert p.poll() is None, "writer died"
     return p
 

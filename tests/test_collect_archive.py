@@ -115,7 +115,7 @@ def test_without_notification_the_sweep_picks_up_a_rewritten_ended_run(progress_
     write(progress_dir, "old17", doc("old17", "RUNNING", updated_at=time.time(), run_name="new"),
           atomic=atomic, old=False)
     snap = wait_until(lambda: (lambda s: s if s.run("old17").status == "RUNNING" else None)(c.collect()),
-                      timeout=15, interval=0.1)
+                      timeout=60, interval=0.1)
     assert snap.run("old17").run_name == "new"
     assert reads.count("old17.json") >= 1 and set(reads) <= {"old17.json"}  # the others: stat'ed only
     # a new file is seen on the next cycle: the folder is listed every cycle
@@ -149,7 +149,7 @@ def test_a_write_from_another_mount_namespace_is_picked_up_by_the_sweep(progress
     p = spawn([unshare, "-m", "--propagation", "private", sys.executable, "-c", _REMOTE, path])
     assert p.wait(timeout=30) == 0
     snap = wait_until(lambda: (lambda s: s if s.run("far").status == "RUNNING" else None)(c.collect()),
-                      timeout=15, interval=0.1)
+                      timeout=60, interval=0.1)
     assert snap.run("far").data["epoch"] == 42
 
 

@@ -70,7 +70,7 @@ def gpu_process(spawn, tmp_path, index=0):
     dev = devdir / ("nvidia%d" % index)
     dev.write_bytes(b"")
     p = spawn(SLEEPER + [str(dev)])
-    wait_until(lambda: any(f.path == str(dev) for f in psutil.Process(p.pid).open_files()), timeout=15)
+    wait_until(lambda: any(f.path == str(dev) for f in psutil.Process(p.pid).open_files()), timeout=60)
     return p, psutil.Process(p.pid).create_time(), str(devdir / "nvidia")
 
 
@@ -131,7 +131,7 @@ def test_pid_absent_here_or_without_gpu_files_is_not_attributed(
         fake_nvml, spawn, tmp_path, progress_dir, monkeypatch):
     p, ct, prefix = gpu_process(spawn, tmp_path)
     plain = spawn([sys.executable, "-c", "import time; time.sleep(120)"])
-    plain_ct = wait_until(lambda: psutil.Process(plain.pid).create_time(), timeout=10)
+    plain_ct = wait_until(lambda: psutil.Process(plain.pid).create_time(), timeout=60)
     write_json_atomic(str(progress_dir / "plain.json"), doc("plain", plain.pid, plain_ct))
     monkeypatch.setenv("TTOP_FAKE_NVML_PHASE", "busy")
     # a host PID that does not exist in this namespace

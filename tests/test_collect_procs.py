@@ -56,7 +56,7 @@ def read_json(path):
 
 def start_writer(spawn, folder, name, *args):
     p = spawn([sys.executable, WRITER, "--folder", str(folder), "--name", name] + [str(a) for a in args])
-    wait_until(lambda: (read_json(os.path.join(str(folder), name + ".json")) or {}).get("ready"), timeout=20)
+    wait_until(lambda: (read_json(os.path.join(str(folder), name + ".json")) or {}).get("ready"), timeout=60)
     return p
 
 
@@ -77,7 +77,7 @@ def test_tree_of_a_real_parent_with_four_children(spawn, progress_dir, table_mod
                      "--threads", 2, "--interval", 0.2)
     kids = read_json(str(progress_dir / "job.json"))["children"]
     assert len(kids) == 4
-    grandkid = wait_until(lambda: psutil.Process(kids[0]).children(), timeout=20)[0].pid
+    grandkid = wait_until(lambda: psutil.Process(kids[0]).children(), timeout=60)[0].pid
     c = collector(progress_dir, interval=0.5)
     s1 = c.collect()
     assert c._table is not None and c._table.walk is (table_mode == "walked")  # made by the first cycle
@@ -116,7 +116,7 @@ def test_tree_of_a_real_parent_with_four_children(spawn, progress_dir, table_mod
         got = [p for p in c.collect().run("job").processes if p.pid == kids[1]]
         return got and got[0].status == psutil.STATUS_ZOMBIE and got[0]
 
-    z = wait_until(zombie, timeout=15)
+    z = wait_until(zombie, timeout=60)
     assert z.rss_bytes is None and z.cpu_percent is None and z.num_threads is None
 
 
@@ -125,11 +125,11 @@ def test_sigkilled_run_shows_killed_within_two_intervals(spawn, progress_dir):
     c = collector(progress_dir, interval=0.3)
     c.start()
     try:
-        wait_until(lambda: c.latest and c.latest.run("victim") and c.latest.run("victim").alive, timeout=15)
+        wait_until(lambda: c.latest and c.latest.run("victim") and c.latest.run("victim").alive, timeout=60)
         os.kill(w.pid, signal.SIGKILL)  # mid-batch: it rewrites its file every 50 ms
         seq_at_kill = c.latest.seq
         killed = wait_until(
-            lambda: c.latest.run("victim") if c.latest.run("victim").status == "KILLED" else None, timeout=15)
+            lambda: c.latest.run("victim") if c.latest.run("victim").status == "KILLED" else None, timeout=60)
         assert c.latest.seq <= seq_at_kill + 2
         assert killed.status_inferred and killed.reported_status == "RUNNING"
         assert killed.alive is False
@@ -137,7 +137,7 @@ def test_sigkilled_run_shows_killed_within_two_intervals(spawn, progress_dir):
         assert killed.processes == () and killed.resources.source == "none"
         w.wait(timeout=10)  # reaped: the PID is gone
         gone = wait_until(lambda: c.latest.run("victim").status_reason == "process %d is gone" % w.pid
-                          and c.latest.run("victim"), timeout=15)
+                          and c.latest.run("victim"), timeout=60)
         assert gone.status == "KILLED" and gone.processes == ()
     finally:
         assert c.stop(timeout=5)
@@ -149,7 +149,7 @@ def test_sigkilled_run_shows_killed_within_two_intervals(spawn, progress_dir):
 
 def test_reused_pid_is_never_attributed(spawn, progress_dir):
     other = spawn(SLEEPER)
-    real_ct = wait_until(lambda: psutil.Process(other.pid).create_time(), timeout=10)
+    real_ct = wait_until(lambda: psutil.Process(other.pid).create_time(), timeout=60)
     write(progress_dir, "stale", doc("stale", pid=other.pid, pid_create_time=real_ct - 3600.0,
                                      host=socket.gethostname(),
                                      resources={"cpu_percent": 99.0, "rss_bytes": 123}))
@@ -164,7 +164,7 @@ def test_reused_pid_is_never_attributed(spawn, progress_dir):
 
 def test_create_time_tolerance(spawn, progress_dir):
     p = spawn(SLEEPER)
-    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=60)
     tol = procs_mod.CREATE_TIME_TOLERANCE
     write(progress_dir, "same", doc("same", pid=p.pid, pid_create_time=ct + tol * 0.5))
     write(progress_dir, "exact", doc("exact", pid=p.pid, pid_create_time=ct))
@@ -180,7 +180,7 @@ def test_create_time_tolerance(spawn, progress_dir):
 def test_finished_run_keeps_its_status(spawn, progress_dir):
     write(progress_dir, "done", doc("done", "FINISHED", pid=2 ** 22 + 7, pid_create_time=1.0, ended_at=time.time()))
     p = spawn(SLEEPER)
-    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=60)
     write(progress_dir, "lingering", doc("lingering", "FINISHED", pid=p.pid, pid_create_time=ct))
     s = collector(progress_dir).collect()
     done = s.run("done")
@@ -193,9 +193,9 @@ def test_finished_run_keeps_its_status(spawn, progress_dir):
 def test_zombie_child_in_a_tree(spawn, progress_dir):
     code = "import os, time\nif os.fork() == 0:\n    os._exit(0)\ntime.sleep(120)\n"
     p = spawn([sys.executable, "-c", code])
-    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=60)
     wait_until(lambda: [k for k in psutil.Process(p.pid).children() if k.status() == psutil.STATUS_ZOMBIE],
-               timeout=15)
+               timeout=60)
     write(progress_dir, "z", doc("z", pid=p.pid, pid_create_time=ct))
     c = collector(progress_dir)
     c.collect()
@@ -209,8 +209,8 @@ def test_zombie_child_in_a_tree(spawn, progress_dir):
 
 def test_dead_zombie_main_process_is_killed(spawn, progress_dir):
     p = spawn([sys.executable, "-c", "pass"])
-    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
-    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_ZOMBIE, timeout=15)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=60)
+    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_ZOMBIE, timeout=60)
     write(progress_dir, "r", doc("r", pid=p.pid, pid_create_time=ct))
     r = collector(progress_dir).collect().run("r")
     assert r.status == "KILLED" and r.status_reason == "process %d has exited" % p.pid
@@ -263,7 +263,7 @@ def test_published_runs_equal_constructor_built_ones_and_stay_frozen(spawn, prog
     from ttop.collect import RunSnapshot
 
     p = spawn(SLEEPER)
-    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=60)
     write(progress_dir, "alive", doc("alive", pid=p.pid, pid_create_time=ct))
     write(progress_dir, "dead", doc("dead", pid=2 ** 22 + 9, pid_create_time=1.0))
     write(progress_dir, "ended", doc("ended", "FINISHED", pid=2 ** 22 + 9, pid_create_time=1.0))
@@ -282,7 +282,7 @@ def test_published_runs_equal_constructor_built_ones_and_stay_frozen(spawn, prog
 
 def test_pid_without_create_time(spawn, progress_dir):
     p = spawn(SLEEPER)
-    wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=60)
     write(progress_dir, "unsure", doc("unsure", pid=p.pid, resources={"rss_bytes": 42}))
     write(progress_dir, "gone", doc("gone", pid=2 ** 22 + 11))
     s = collector(progress_dir).collect()
@@ -293,7 +293,7 @@ def test_pid_without_create_time(spawn, progress_dir):
     assert gone.status == "KILLED" and gone.status_reason == "process %d is gone" % (2 ** 22 + 11)
     # an exited (zombie) process is dead whichever process it was
     z = spawn([sys.executable, "-c", "pass"])
-    wait_until(lambda: psutil.Process(z.pid).status() == psutil.STATUS_ZOMBIE, timeout=15)
+    wait_until(lambda: psutil.Process(z.pid).status() == psutil.STATUS_ZOMBIE, timeout=60)
     write(progress_dir, "exited", doc("exited", pid=z.pid))
     r = collector(progress_dir).collect().run("exited")
     assert r.status == "KILLED" and r.status_reason == "process %d has exited" % z.pid
@@ -303,7 +303,7 @@ def test_nested_run_is_counted_for_itself_only(spawn, progress_dir):
     """A sweep script that is a run itself launches a run: each process counts once."""
     w = start_writer(spawn, progress_dir, "sweep", "--children", 2, "--grandchildren", 1, "--interval", 0.5)
     kids = read_json(str(progress_dir / "sweep.json"))["children"]
-    grandkid = wait_until(lambda: psutil.Process(kids[0]).children(), timeout=20)[0].pid
+    grandkid = wait_until(lambda: psutil.Process(kids[0]).children(), timeout=60)[0].pid
     write(progress_dir, "trial", doc("trial", pid=kids[0], pid_create_time=psutil.Process(kids[0]).create_time()))
     s = collector(progress_dir).collect()
     assert [p.pid for p in s.run("sweep").processes] == [w.pid, kids[1]]
@@ -312,7 +312,7 @@ def test_nested_run_is_counted_for_itself_only(spawn, progress_dir):
     # once the trial ends (its file says so and its process is gone), the sweep's tree is whole again
     os.kill(kids[0], signal.SIGKILL)
     c = collector(progress_dir)
-    s = wait_until(lambda: (lambda s: s.run("trial").status == "KILLED" and s)(c.collect()), timeout=15)
+    s = wait_until(lambda: (lambda s: s.run("trial").status == "KILLED" and s)(c.collect()), timeout=60)
     pids = [p.pid for p in s.run("sweep").processes]
     assert pids[0] == w.pid and kids[0] in pids  # the zombie child, no longer another run's
 
@@ -334,7 +334,7 @@ def test_walked_tree_holds_children_of_every_thread_and_reads_no_other_process(s
     kernel lists it under that thread); an unrelated process on the machine
     is not looked at when the tree is walked."""
     main = spawn([sys.executable, "-c", FORKS_IN_A_THREAD])
-    kids = wait_until(lambda: (lambda k: len(k) == 2 and k)(psutil.Process(main.pid).children()), timeout=20)
+    kids = wait_until(lambda: (lambda k: len(k) == 2 and k)(psutil.Process(main.pid).children()), timeout=60)
     other = spawn(SLEEPER)
     write(progress_dir, "t", doc("t", pid=main.pid, pid_create_time=psutil.Process(main.pid).create_time()))
     c = collector(progress_dir)
@@ -353,7 +353,7 @@ def test_psutil_path_where_proc_is_not_readable(spawn, progress_dir, monkeypatch
     figures from psutil, with Process objects kept so cpu_percent is real."""
     monkeypatch.setattr(procs_mod, "_HAVE_PROC", False)
     busy = spawn([sys.executable, "-c", "import threading\nwhile True: pass"])
-    ct = wait_until(lambda: psutil.Process(busy.pid).create_time(), timeout=10)
+    ct = wait_until(lambda: psutil.Process(busy.pid).create_time(), timeout=60)
     write(progress_dir, "b", doc("b", pid=busy.pid, pid_create_time=ct))
     c = collector(progress_dir)
     r = c.collect().run("b")
@@ -385,7 +385,7 @@ def test_resolve_budgets_fills_gpu_from_devices():
 def test_live_process_with_an_old_heartbeat_is_stale(spawn, progress_dir):
     """Alive but silent (hung, or stuck in a long step): shown, and flagged."""
     p = spawn(SLEEPER)
-    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=60)
     write(progress_dir, "hung", doc("hung", updated_at=time.time() - 600, pid=p.pid, pid_create_time=ct))
     r = collector(progress_dir).collect().run("hung")
     assert r.alive is True and r.status == "RUNNING" and not r.status_inferred

@@ -45,7 +45,7 @@ def collector(folder):
     return Collector(str(folder), gpu=False, tpu=False)
 
 
-def cycles(c, pred, timeout=20):
+def cycles(c, pred, timeout=60):
     return wait_until(lambda: (lambda s: s if pred(s) else None)(c.collect()), timeout=timeout)
 
 

@@ -51,12 +51,12 @@ def state(tmp_path, monkeypatch):
 
 def test_chips_and_per_process_hbm_mapped_onto_a_run(stub_lib, state, spawn, progress_dir):
     p = spawn([sys.executable, "-c", "import time; time.sleep(120)"])
-    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=60)
     write_json_atomic(str(progress_dir / "tpujob.json"),
                       {"format": "ttop.progress/1", "run_name": "tpujob", "status": "RUNNING",
                        "updated_at": time.time(), "pid": p.pid, "pid_create_time": ct})
     other = spawn([sys.executable, "-c", "import time; time.sleep(120)"])
-    wait_until(lambda: psutil.Process(other.pid).create_time(), timeout=10)
+    wait_until(lambda: psutil.Process(other.pid).create_time(), timeout=60)
     # chips 0 and 1 held by the run's process, chip 2 by a process of no run, chip 3 idle
     state([(100, 3 * GiB, 16 * GiB, 87.5, p.pid), (101, 2 * GiB, 16 * GiB, 80.0, p.pid),
            (102, 1 * GiB, 16 * GiB, 10.0, other.pid), (103, 0, 16 * GiB, 0.0, 0)])
@@ -148,7 +148,7 @@ def test_tpu_pids_of_another_namespace_are_not_attributed(stub_lib, state, spawn
     from ttop.collect.collector import TPU_PIDNS_NOTE
 
     p = spawn([sys.executable, "-c", "import time; time.sleep(120)"])
-    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=10)
+    ct = wait_until(lambda: psutil.Process(p.pid).create_time(), timeout=60)
     write_json_atomic(str(progress_dir / "tpujob.json"),
                       {"format": "ttop.progress/1", "run_name": "tpujob", "status": "RUNNING",
                        "updated_at": time.time(), "pid": p.pid, "pid_create_time": ct})

@@ -182,9 +182,9 @@ def test_csv_alongside_the_curses_ui(progress_dir, spawn, tmp_path):
     try:
         wait_until(lambda: _rows(csv_dir / "ui1_matrix.csv") >= 3 or not p.isalive(), timeout=30)
         assert p.isalive(), b"".join(screen)[-2000:]
-        wait_until(lambda: b"ui1" in b"".join(screen), timeout=15)
+        wait_until(lambda: b"ui1" in b"".join(screen), timeout=60)
         p.write(b"q")
-        wait_until(lambda: not p.isalive(), timeout=15)
+        wait_until(lambda: not p.isalive(), timeout=60)
     finally:
         if p.isalive():
             p.kill(signal.SIGKILL)

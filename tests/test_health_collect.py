@@ -51,7 +51,7 @@ def test_sigstop_is_stalled_once_past_the_threshold_and_sigcont_clears(spawn, pr
     assert r.health_reason is None
     os.kill(job.pid, signal.SIGSTOP)
     try:
-        wait_until(lambda: c.collect().run("demo").processes[0].status == "stopped", timeout=10)
+        wait_until(lambda: c.collect().run("demo").processes[0].status == "stopped", timeout=60)
         fired = None
         deadline = time.monotonic() + 30
         while fired is None and time.monotonic() < deadline:

@@ -78,21 +78,21 @@ def test_tree_follows_a_child_that_ends_and_one_that_starts(spawn, progress_dir,
         pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children")
     go = str(tmp_path / "fork-now")
     main = spawn([sys.executable, "-c", PARENT, go])
-    child = wait_until(lambda: psutil.Process(main.pid).children(), timeout=20)[0].pid
-    grandchild = wait_until(lambda: psutil.Process(child).children(), timeout=20)[0].pid
+    child = wait_until(lambda: psutil.Process(main.pid).children(), timeout=60)[0].pid
+    grandchild = wait_until(lambda: psutil.Process(child).children(), timeout=60)[0].pid
     _run_file(progress_dir, "p", main.pid)
     c = Collector(str(progress_dir), gpu=False, tpu=False)
     for _ in range(2):
         assert [p.pid for p in c.collect().run("p").processes] == [main.pid, child, grandchild]
     os.kill(child, signal.SIGKILL)  # not reaped by its parent: a zombie; its child is adopted by another
-    wait_until(lambda: psutil.Process(grandchild).ppid() != child, timeout=10)
+    wait_until(lambda: psutil.Process(grandchild).ppid() != child, timeout=60)
     r = c.collect().run("p")
     assert [p.pid for p in r.processes] == [main.pid, child] and r.processes[1].status == psutil.STATUS_ZOMBIE
     os.kill(grandchild, signal.SIGKILL)
     open(go, "w").close()
     # (starting it reaps the zombie)
-    new = wait_until(lambda: [k.pid for k in psutil.Process(main.pid).children() if k.pid != child], timeout=20)
-    wait_until(lambda: not psutil.pid_exists(child), timeout=10)
+    new = wait_until(lambda: [k.pid for k in psutil.Process(main.pid).children() if k.pid != child], timeout=60)
+    wait_until(lambda: not psutil.pid_exists(child), timeout=60)
     r = c.collect().run("p")
     assert [p.pid for p in r.processes] == [main.pid] + new
 

@@ -63,7 +63,7 @@ def _same_after_redraw(t: TtopTerm) -> None:
     t.press("CTRL_L")
     at = t.wait_for(lambda t: _clear_at(t, start), msg="Ctrl+L cleared nothing")
     scrolled = t.cells(t.replay(at))
-    t.wait_for(lambda t: t.cells() == scrolled, timeout=10,
+    t.wait_for(lambda t: t.cells() == scrolled, timeout=60,
                msg="a full redraw shows another screen than the scrolled one:\n%s\nredrawn:" % _dump(scrolled))
 
 

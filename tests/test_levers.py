@@ -295,10 +295,10 @@ def test_signal_menu_confirms_and_sends(progress_dir, spawn):
     ctx.keys("DOWN", "DOWN", "DOWN", "DOWN", "ENTER", "y")
     assert ctx.stack == []
     assert ctx.notices[-1] == ("sent SIGSTOP to PID %d (%s, user %s)" % (p.pid, NAME, ME), False)
-    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=15)
+    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=60)
     ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct, name="job")))
     ctx.keys("6", "y")
-    wait_until(lambda: psutil.Process(p.pid).status() != psutil.STATUS_STOPPED, timeout=15)
+    wait_until(lambda: psutil.Process(p.pid).status() != psutil.STATUS_STOPPED, timeout=60)
     # PID reused between the snapshot and the key press: refused
     ctx.push(levers.open_signal(ctx, Target("run", "job", p.pid, ct + 30, name="job")))
     ctx.keys("3", "y")
@@ -608,5 +608,5 @@ def test_a_confirmation_cut_to_fit_a_tiny_terminal_does_not_take_y(progress_dir,
     ctx.keys("5")
     assert "PID %d" % p.pid in ctx.text()
     ctx.keys("y")
-    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=15)
+    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=60)
     os.kill(p.pid, signal.SIGCONT)

@@ -122,7 +122,7 @@ def test_editor_edit_is_validated_written_applied_and_obeyed(ttop_term, demo):
     t.press("DELETE", "0.125", "ENTER")
     t.wait_for("lr = 0.125 written to the control file (seq 1)")
     t.wait_for("applied #1 (0.125)")
-    wait_until(lambda: _progress(demo, "demo")["variables"]["lr"] == 0.125, timeout=15)
+    wait_until(lambda: _progress(demo, "demo")["variables"]["lr"] == 0.125, timeout=60)
     assert _progress(demo, "demo")["control_seq"] == 1
     # the editor stays live: the value column and control seq follow the run
     t.wait_for(lambda t: "float  0.125" in t.text and "control seq 1" in t.text)
@@ -160,7 +160,7 @@ def test_two_quick_edits_are_both_applied_in_order(demo):
         d = _progress(demo, "demo")
         return d.get("control_seq") == s3 and d["variables"]["lr"] == 0.04 and d["variables"]["batch_size"] == 16
 
-    wait_until(applied, timeout=20)
+    wait_until(applied, timeout=60)
     assert not _progress(demo, "demo").get("control_error")
     log = demo / "demo.stdout.log"
 
@@ -171,7 +171,7 @@ def test_two_quick_edits_are_both_applied_in_order(demo):
         lr = re.findall(r"variable lr changed: \S+ -> (\S+)", text)
         return "variable batch_size changed: 32 -> 16" in text and lr[-1:] == ["0.04"] and text
 
-    text = wait_until(announced, timeout=20)
+    text = wait_until(announced, timeout=60)
     lr_changes = re.findall(r"variable lr changed: \S+ -> (\S+)", text)
     # in order: 0.03 (if the run saw it at all) before 0.04, never after
     tail = lr_changes[lr_changes.index("0.125") + 1:] if "0.125" in lr_changes else lr_changes
@@ -186,7 +186,7 @@ def test_output_viewer_follow_home_end_search_stream(ttop_term, demo):
     t.wait_for(lambda t: "follow" in t.line(1))
     # follow mode: new lines keep arriving at the bottom
     last = [ln for ln in t.display[2:18] if ln.strip()][-1]
-    t.wait_for(lambda t: [ln for ln in t.display[2:18] if ln.strip()][-1] != last, timeout=20)
+    t.wait_for(lambda t: [ln for ln in t.display[2:18] if ln.strip()][-1] != last, timeout=60)
     t.press("HOME")
     t.wait_for(lambda t: "0%" in t.line(1) and "follow" not in t.line(1))
     t.wait_for(lambda t: t.line(2).startswith("run demo (pid "))  # the page may arrive after the status line
@@ -206,7 +206,7 @@ def test_output_viewer_follow_home_end_search_stream(ttop_term, demo):
     t.wait_for("stdout + stderr (two panes)")
     t.press("s")
     t.wait_for("· by arrival")
-    t.wait_for("[out] epoch ", timeout=20)  # the live job's new lines, labelled
+    t.wait_for("[out] epoch ", timeout=60)  # the live job's new lines, labelled
     t.press("ESC")
     t.wait_for("Run Name")
 
@@ -250,12 +250,12 @@ def test_signal_menu_stop_cont_reuse_and_term(ttop_term, tmp_path, spawn):
     t.wait_for("Send SIGSTOP to PID %d (%s, run sig, user %s)?" % (p.pid, name, pwd.getpwuid(os.getuid()).pw_name))
     t.press("y")
     t.wait_for("sent SIGSTOP to PID %d" % p.pid)
-    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=15)
+    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=60)
     # the run's file now claims another create time: the PID was "reused"
     doc = _progress(folder, "sig")
     doc["pid_create_time"] = doc["pid_create_time"] + 100.0
     write_json_atomic(str(folder / "sig.json"), doc)
-    t.wait_for(lambda t: "KILLED" in t.text or "RUNNING" not in t.text, timeout=20)
+    t.wait_for(lambda t: "KILLED" in t.text or "RUNNING" not in t.text, timeout=60)
     t.press("k")
     t.wait_for("Signal PID %d" % p.pid)
     t.press("6", "y")
@@ -265,12 +265,12 @@ def test_signal_menu_stop_cont_reuse_and_term(ttop_term, tmp_path, spawn):
     # the real create time again: SIGCONT goes through
     doc["pid_create_time"] = psutil.Process(p.pid).create_time()
     write_json_atomic(str(folder / "sig.json"), doc)
-    t.wait_for("RUNNING", timeout=20)
+    t.wait_for("RUNNING", timeout=60)
     t.press("k")
     t.wait_for("Signal PID %d" % p.pid)
     t.press("6", "y")
     t.wait_for("sent SIGCONT to PID %d" % p.pid)
-    wait_until(lambda: psutil.Process(p.pid).status() != psutil.STATUS_STOPPED, timeout=15)
+    wait_until(lambda: psutil.Process(p.pid).status() != psutil.STATUS_STOPPED, timeout=60)
     # n cancels; then SIGTERM ends the run
     t.press("k", "1", "n")
     t.wait_for("cancelled")
@@ -299,7 +299,7 @@ def test_signal_a_thread_row(ttop_term, tmp_path, spawn):
     t.press("5", "y")
     t.wait_for("sent SIGSTOP to thread ")
     # a stop sent to one thread stops the whole process
-    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=15)
+    wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_STOPPED, timeout=60)
     os.kill(p.pid, signal.SIGCONT)
 
 

@@ -26,7 +26,7 @@ def read(path):
         return json.load(f)
 
 
-def field(path, key, pred, timeout=15):
+def field(path, key, pred, timeout=60):
     def check():
         try:
             d = read(path)

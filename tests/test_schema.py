@@ -144,7 +144,7 @@ def wait_resources(path):
             return None
         return d if d["resources"] is not None and d["pid_create_time"] is not None and d["rate"] else None
 
-    return wait_until(check, timeout=15)
+    return wait_until(check, timeout=60)
 
 
 def test_running_file_validates(progress_dir):

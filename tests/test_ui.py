@@ -379,7 +379,7 @@ def _ttop_child(t: TtopTerm) -> psutil.Process:
             if "ttop" in " ".join(c.cmdline()):
                 return c
         return None
-    return wait_until(find, timeout=15)
+    return wait_until(find, timeout=60)
 
 
 def _restored(t: TtopTerm, status: int) -> None:
@@ -858,7 +858,7 @@ def test_ctrl_z_while_a_frame_is_written_still_suspends(folder):
         t.press("DOWN")  # a frame to write (the next snapshot makes one too)
         # the main thread blocked writing to the held terminal
         wait_until(lambda: Path("/proc/%d/wchan" % ttop.pid).read_text() in ("n_tty_write", "wait_woken")
-                   and ttop.status() == psutil.STATUS_SLEEPING, timeout=15)
+                   and ttop.status() == psutil.STATUS_SLEEPING, timeout=60)
         t.send(b"\x1a")  # Ctrl+Z
         t.send(b"\x11")  # XON
         t.wait_for("Stopped")
