@@ -140,7 +140,7 @@ def test_sigkilled_run_shows_killed_within_two_intervals(spawn, progress_dir):
                           and c.latest.run("victim"), timeout=60)
         assert gone.status == "KILLED" and gone.processes == ()
     finally:
-        assert c.stop(timeout=5)
+        assert c.stop(timeout=60)
         try:  # its orphaned children (the spawn fixture only cleans up live leaders)
             os.killpg(w.pid, signal.SIGKILL)
         except ProcessLookupError:
