@@ -14,6 +14,7 @@ from pathlib import Path
 
 from test_levers import Ctx
 
+from conftest import wait_until
 from ttop import progress as P
 from ttop.collect.collector import Collector
 from ttop.collect.folders import expand_folders, folder_tags
@@ -218,19 +219,20 @@ def test_folder_names_reach_stderr_without_escape_sequences(tmp_path):
     red.mkdir(parents=True)
     _write(red, "other")
     csv_dir = tmp_path / "csv"
-    p = subprocess.Popen([sys.executable, "-m", "ttop", str(scratch / "*" / "progress"), "--headless", "--csv-dir",
-                          str(csv_dir), "-i", "0.2"], cwd=str(ROOT), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err_path = tmp_path / "ttop.err"
+    with open(str(err_path), "wb") as err_file:
+        p = subprocess.Popen([sys.executable, "-m", "ttop", str(scratch / "*" / "progress"), "--headless", "--csv-dir",
+                              str(csv_dir), "-i", "0.2"], cwd=str(ROOT), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=err_file)
     try:
-        deadline = time.monotonic() + 60
-        while not list(csv_dir.glob("*other*_matrix.csv")) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: list(csv_dir.glob("*other*_matrix.csv")) or p.poll() is not None, timeout=60)
         shutil.rmtree(str(scratch / "\x1b[31mred"))
-        time.sleep(2.0)  # cycles at -i 0.2: the vanished folder is said
+        # a cycle after that (every 0.2 s, later on a loaded machine) says the folder vanished
+        wait_until(lambda: b"does not exist" in err_path.read_bytes() or p.poll() is not None, timeout=60)
     finally:
         p.send_signal(signal.SIGINT)
-        _out, err_bytes = p.communicate(timeout=60)
-    err = err_bytes.decode("utf-8", "replace")
+        p.wait(timeout=60)
+    err = err_path.read_bytes().decode("utf-8", "replace")
     assert "twice" in err and "does not exist" in err and "red/progress" in err, err
     assert not [ch for ch in err if ch < " " and ch != "\n"], repr(err)
 
