@@ -185,7 +185,14 @@ def test_heartbeat_staleness_is_timed_on_ttops_clock_not_the_writers(spawn, prog
     ahead.wait(timeout=10)
     c.collect()  # sees the last write of the stopped writer
     shift[0] = 11.0  # 11 s later on ttop's clock: past the 10 s floor of the heartbeat limit
-    time.sleep(0.3)  # the live writer writes again meanwhile
+    # the live writer writes again meanwhile: a version the collector has
+    # not read (it writes every 0.1 s, less often on a loaded machine)
+    def version():
+        st = os.stat(str(progress_dir / "behind.json"))
+        return st.st_ino, st.st_mtime_ns
+
+    read = version()
+    wait_until(lambda: version() != read, timeout=60)
     s = c.collect()
     assert s.run("ahead").stale and s.run("ahead").stale_reason.startswith("no heartbeat for 1")
     assert not s.run("behind").stale
