@@ -262,7 +262,7 @@ def test_check_progress_short_way_with_ints_beyond_the_float_range_whose_sum_is_
     assert short[1] == ["pid_create_time", "rate"]
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({k: st.one_of(st.floats(), st.integers(min_value=-10 ** 320, max_value=10 ** 320),
                                            st.none(), st.booleans())
                               for k in ("updated_at", "pid_create_time", "heartbeat_interval", "rate")}))
