@@ -460,7 +460,7 @@ time.sleep(600)
 '''
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_a_rank_answers_a_request_to_signal_the_runs_tree(tmp_path, spawn):
     """A remote 'SIGTERM tree' (or any tree request) is for every rank: each
     acknowledges it in its own file and signals its own tree. Requests for
