@@ -167,7 +167,9 @@ def launch(args):
 
 def announce(name, old, new):
     # called from the monitor's thread when an edit made in ttop is applied
-    print("variable %s changed: %r -> %r" % (name, old, new), flush=True)
+    # one write for the line and its newline: print() writes them apart, and
+    # the training loop's own print could land between them
+    print("variable %s changed: %r -> %r\n" % (name, old, new), end="", flush=True)
 
 
 def wait_while_paused(monitor):
