@@ -57,6 +57,7 @@ def test_a_missing_framework_is_a_one_line_import_error(module, blocked, install
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a framework's import: 30 s for lightning on a loaded machine here
 @pytest.mark.parametrize(
     "module, framework",
     [("lightning", "lightning.pytorch"), ("transformers", "transformers.trainer_callback"), ("keras", "keras")],
