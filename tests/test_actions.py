@@ -144,7 +144,7 @@ def test_thread_signal_semantics_on_linux(spawn):
         p.stdout.close()
 
 
-def _run(folder, key, status="FINISHED", pid=None, ct=None, local=True, **data):
+def _run(folder, key, status="FINISHED", pid=None, ct=None, local=True, mtime=0.0, **data):
     d = {"format": P.PROGRESS_FORMAT, "run_name": key, "status": status, "updated_at": time.time()}
     if pid is not None:
         d["pid"] = pid
@@ -153,7 +153,7 @@ def _run(folder, key, status="FINISHED", pid=None, ct=None, local=True, **data):
     d.update(data)
     return RunSnapshot(key=key, path=os.path.join(str(folder), key + ".json"), data=d, run_name=key,
                        status=status, reported_status=status, pid=pid, pid_create_time=ct, local=local,
-                       host="h")
+                       host="h", mtime=mtime)
 
 
 def test_signal_runs_rechecks_each(spawn, progress_dir):
@@ -337,6 +337,38 @@ def test_delete_refused_for_a_live_run(progress_dir, spawn):
     deleted, refused = delete.delete_run_files(str(f), run)
     assert len(deleted) == 3 and refused == []
     assert p.poll() is None
+
+
+def test_delete_refused_when_a_new_run_of_the_name_started_since_it_was_read(progress_dir):
+    """Delete acts on the run as ttop last read it: an ended run whose name a
+    new run took since (a sweep's next run, a restart; the confirmation was
+    open, or the snapshot a cycle old) lost the new run's progress file,
+    logs and history. A progress file written again since it was read is
+    now left alone, and nothing else is deleted."""
+    from ttop.monitor import TrainingMonitor
+
+    f = progress_dir
+    with TrainingMonitor(folder=str(f), run_name="r", interval=0.05, handle_signals=False, gpu=False,
+                         capture_output=True) as m:
+        m.update_metrics(loss=1.0)
+    os.utime(f / "r.json", (time.time() - 100, time.time() - 100))
+    old = json.loads((f / "r.json").read_text())
+    ended = _run(f, "r", mtime=os.stat(f / "r.json").st_mtime, **old)
+    with TrainingMonitor(folder=str(f), run_name="r", interval=0.05, handle_signals=False, gpu=False,
+                         capture_output=True) as m:
+        m.update_metrics(loss=2.0)
+        print("the new run's line", flush=True)
+        wait_until(lambda: b"the new run's line" in (f / "r.stdout.log").read_bytes())
+        names = sorted(os.listdir(f))
+        deleted, refused = delete.delete_run_files(str(f), ended)
+        assert deleted == []
+        assert len(refused) == 1 and "written again since" in refused[0]
+        assert sorted(os.listdir(f)) == names
+        assert json.loads((f / "r.json").read_text())["pid"] == os.getpid()
+    # read again (the new run ended): its files go
+    now = _run(f, "r", mtime=os.stat(f / "r.json").st_mtime, **json.loads((f / "r.json").read_text()))
+    deleted, refused = delete.delete_run_files(str(f), now)
+    assert refused == [] and "r.json" not in os.listdir(f)
 
 
 def test_delete_refused_for_a_remote_running_run(progress_dir):

@@ -253,6 +253,7 @@ def test_race_delete_never_touches_outside(three_users, shared_dir, outside, fli
     with open(os.path.join(shared_dir, "x.json"), "w") as f:
         json.dump(doc, f)
     run = run_of(shared_dir, "x")
+    read_ns = os.stat(os.path.join(shared_dir, "x.json")).st_mtime_ns
     flipper_as(b, "dir", runs, os.path.join(shared_dir, "runs.alt"))
     deleted_any = rounds = 0
     while rounds < 300 or not deleted_any and rounds < 3000:
@@ -263,6 +264,7 @@ def test_race_delete_never_touches_outside(three_users, shared_dir, outside, fli
         os.close(dfd)
         with open(os.path.join(shared_dir, "x.json"), "w") as f:
             json.dump(doc, f)
+        os.utime(os.path.join(shared_dir, "x.json"), ns=(read_ns, read_ns))  # the file as read (else refused)
         deleted, _refused = delete_run_files(shared_dir, run)
         deleted_any += len(deleted) > 1
         assert _snapshot_tree(outside) == before

@@ -295,6 +295,19 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
     return plan
 
 
+def _written_since(dfd: int, run: RunSnapshot) -> bool:
+    """Is the run's progress file not the one its snapshot was read from
+    (written since: a new run of that name took it, and the liveness check
+    of the old run's PID says nothing of the new one)?"""
+    if not run.mtime or run.file_error is not None:  # no time known; or an unreadable file's last good one
+        return False
+    try:
+        st = os.stat(run.stem + P.PROGRESS_SUFFIX, dir_fd=dfd, follow_symlinks=False)
+    except OSError:
+        return False  # gone: nothing of a new run to lose
+    return st.st_mtime != run.mtime
+
+
 def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = ()) -> Tuple[List[str], List[str]]:
     """Delete a run's files (see :func:`plan_delete`). Returns ``(deleted
     paths, refusals with reasons)``. Liveness is re-checked right now; a live
@@ -314,6 +327,10 @@ def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot
         dfd = fsafe.open_dir(folder)
     except OSError as e:
         return [], ["cannot open the progress folder: %s" % fsafe.describe(e)]
+    if _written_since(dfd, run):
+        os.close(dfd)
+        return [], ["run %s: its progress file was written again since it was read (a new run of that name?); "
+                    "nothing deleted" % run.key]
     def unlink(rel: str, shown: str) -> None:
         try:
             fsafe.unlink_beneath(dfd, rel, _owners(run, rel in controls))
