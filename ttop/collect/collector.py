@@ -366,7 +366,7 @@ class Collector:
             keep = {fr.name for fr, st in statics if st is not None}
             self._statics = {k: v for k, v in self._statics.items() if k in keep}
         need_table = not quick and any(st is not None and st.lookup_pid is not None for fr, st in statics)
-        ranks = None if self._ranks is None else self._ranks.cycle(statics, me, now)
+        ranks = None if self._ranks is None else self._ranks.cycle(statics, me, now, scan.hidden)
         need_table = need_table or (ranks is not None and ranks.needs_table())
         table_ok = False
         if need_table:

@@ -6,7 +6,7 @@ from ..record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, List, Mapping, Optional, Tuple
+    from typing import Any, List, Mapping, Optional, Set, Tuple
 
 
 class FileResult(Record):
@@ -81,10 +81,15 @@ class ScanResult(Record):
     total: int  # progress files in the folder
     notify: bool  # change notification is watching the folder
     indexed: int  # ended files taken from the archive index this cycle
+    #: ``(n, names)``: this is the scanner's n-th scan, and ``names`` the
+    #: hidden ``*.json`` files (ranks' status files) that local change
+    #: notification saw written or removed since the scan before; None: not known
+    hidden: Optional[Tuple[int, Set[str]]]
 
     def __init__(self, files: List[FileResult], folder_error: Optional[str] = None, reads: int = 0,
                  ended: Optional[List[FileResult]] = None, gone: Optional[List[str]] = None, pending: int = 0,
-                 total: int = 0, notify: bool = False, indexed: int = 0) -> None:
+                 total: int = 0, notify: bool = False, indexed: int = 0,
+                 hidden: Optional[Tuple[int, Set[str]]] = None) -> None:
         self.__dict__.update(files=files, folder_error=folder_error, reads=reads,
                              ended=[] if ended is None else ended, gone=[] if gone is None else gone,
-                             pending=pending, total=total, notify=notify, indexed=indexed)
+                             pending=pending, total=total, notify=notify, indexed=indexed, hidden=hidden)

@@ -68,12 +68,17 @@ class FolderWatch:
         self.fd = fd
         self.lost = False
         self.local = _fs_type(folder) in _LOCAL_FS
+        #: the hidden ``*.json`` names (the status files of ranks, see
+        #: ttop.collect.ranks) among the last :meth:`changes`
+        self.hidden: Set[str] = set()
 
     def changes(self) -> Optional[Set[str]]:
         """Names changed since the last call (hidden ones, such as the
         temporary files of atomic writes, left out: no progress file is
-        hidden), or None when events were lost."""
+        hidden; the hidden ``*.json`` ones go to :attr:`hidden`), or None
+        when events were lost."""
         raws: Set[bytes] = set()  # a name as the event carries it (NUL-padded): decoded once
+        hidden: Set[bytes] = set()
         lost = False
         unpack = _EVENT.unpack_from
         while self.fd >= 0:
@@ -93,10 +98,14 @@ class FolderWatch:
                 if size:
                     if buf[off] != 46:  # not ".": a hidden name is no progress file
                         raws.add(buf[off:off + size])
+                    elif buf.find(b"json\0", off, off + size) > 0:  # (NUL-terminated: at its end; a temp file ends .tmp)
+                        hidden.add(buf[off:off + size])
                     off += size
         if lost:
             self.lost = True
+            self.hidden = set()
             return None
+        self.hidden = {os.fsdecode(raw.rstrip(b"\0")) for raw in hidden} if hidden else set()
         names = {raw.rstrip(b"\0") for raw in raws}
         names.discard(b"")
         return {os.fsdecode(raw) for raw in names}

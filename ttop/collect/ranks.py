@@ -21,7 +21,11 @@ resources become the sum over rank 0's tree and the ranks', with every
 process's RAM measured alike (PSS where read).
 
 Runs without rank files cost one failed ``open`` of ``.<run>.rank1.json``
-per :data:`PROBE_SECONDS`.
+per :data:`PROBE_SECONDS` (many at once: one listing of the folder); in a
+folder that local change notification watches (``ScanResult.hidden``), a
+run found without one is probed again only when a file of that name is
+reported written or removed, its start time or owner changes, events may
+have been missed, or :data:`RECHECK_SECONDS` passed.
 """
 from __future__ import annotations
 
@@ -48,6 +52,8 @@ PROBE_SECONDS = 2.0
 #: its last listing had at most LIST_RATIO names per probe)
 LIST_PROBES = 32
 LIST_RATIO = 10
+#: Under change notification, a run without rank files is probed at least this often.
+RECHECK_SECONDS = 60.0
 #: At most this many ranks per run are read.
 MAX_RANKS = 1024
 
@@ -72,12 +78,14 @@ class _File:
 
 
 class _Run:
-    __slots__ = ("files", "next_probe", "world")
+    __slots__ = ("files", "next_probe", "world", "quiet")
 
     def __init__(self) -> None:
         self.files: Dict[int, _File] = {}
         self.next_probe = 0.0
         self.world = 2
+        #: found without rank 1 under change notification: (events' generation, the run's start, its owner, recheck by)
+        self.quiet: Optional[Tuple[int, float, Optional[int], float]] = None
 
 
 def _read(dfd: int, name: str, owner: Optional[int], cached: Optional[_File]) -> Tuple[Optional[_File], bool]:
@@ -137,17 +145,26 @@ class RankReader:
         self.interval = interval
         self._runs: Dict[str, _Run] = {}
         self._listed = 0  # names in the folder's last listing
+        self._gen = 0  # changes with each cycle whose events do not follow the last one's
+        self._scan = -1  # the scan of the last cycle's events
 
     def shift(self, step: float) -> None:
         """The wall clock was set by ``step`` seconds: the heartbeats and
         probe times taken on it move with it."""
         for r in self._runs.values():
             r.next_probe += step
+            r.quiet = None
             for f in r.files.values():
                 f.beat += step
 
-    def cycle(self, statics: List[Tuple[Any, Any]], me: str, now: float) -> Optional["RankCycle"]:
-        """This cycle's ranks, per run key; None when no run has any."""
+    def cycle(self, statics: List[Tuple[Any, Any]], me: str, now: float,
+              hidden: Optional[Tuple[int, AbstractSet[str]]] = None) -> Optional["RankCycle"]:
+        """This cycle's ranks, per run key; None when no run has any.
+        ``hidden``: the scan's :attr:`~ttop.collect.fileresult.ScanResult.hidden`."""
+        if hidden is None or hidden[0] != self._scan + 1:  # events may have been missed since the last cycle
+            self._gen += 1
+        self._scan, told = hidden if hidden is not None else (-1, frozenset())
+        gen = self._gen
         live = [st for _fr, st in statics if st is not None and st.reported == RUNNING]
         if not live:
             self._runs.clear()
@@ -159,15 +176,26 @@ class RankReader:
         # answers for all of them (a failed open each costs ~10x a listed name)
         runs = self._runs
         probes = 0
+        todo = []
         for st in live:
             due = runs.get(st.key) or _NO_RUN
+            q = due.quiet
+            if q is not None:  # (no rank files)
+                if (q[0] == gen and q[1] == st.started and q[2] == st.owner_uid and now < q[3]
+                        and "." + st.key + _RANK1 not in told):  # (told: the scan's while gen is q[0]'s)
+                    if now >= due.next_probe:  # as a probe would find: none
+                        due.next_probe = now + PROBE_SECONDS
+                    keep[st.key] = due
+                    continue
+                due.quiet = None
+            todo.append(st)
             if not due.files and now >= due.next_probe:
                 probes += 1
         listings: Optional[Dict[str, Optional[AbstractSet[str]]]] = None
         if probes >= LIST_PROBES and probes * LIST_RATIO >= self._listed:
             listings = {}
         try:
-            for st in live:
+            for st in todo:
                 folder = self.folder if "/" not in st.key else (os.path.dirname(st.path) or self.folder)
                 dfd = dfds.get(folder, -1)
                 if dfd < 0:
@@ -194,6 +222,8 @@ class RankReader:
                         # no rank 1 and none known (r.files is empty): probe again later
                         r.next_probe = now + PROBE_SECONDS
                         r.world = 2
+                        if hidden is not None and "/" not in st.key:
+                            r.quiet = (gen, st.started, st.owner_uid, now + RECHECK_SECONDS)
                         keep[st.key] = r
                         continue
                 files: Dict[int, _File] = {}
@@ -220,6 +250,8 @@ class RankReader:
                 if not files:
                     r.next_probe = now + PROBE_SECONDS
                     r.world = 2
+                    if hidden is not None and "/" not in st.key:  # (the events are of the scanner's folder)
+                        r.quiet = (gen, st.started, st.owner_uid, now + RECHECK_SECONDS)
                 keep[st.key] = r
                 if files:
                     found[st.key] = sorted(files.items())

@@ -176,6 +176,7 @@ class FolderScanner:
         self._sweep_rate = 0.0  # ended files to stat per second
         self._swept_at: Optional[float] = None
         self.total_reads = 0
+        self._scans = 0  # calls of scan (ScanResult.hidden)
         self._want_index = index_wanted() if index is None else bool(index)
         self._index: Optional[ArchiveIndex] = None
         self._idx: Dict[str, Tuple[Any, ...]] = {}  # loaded from the index, not looked at yet
@@ -204,6 +205,7 @@ class FolderScanner:
     def scan(self, budget: Optional[float] = None) -> ScanResult:
         """One cycle. ``budget``: seconds of reading new files after which
         the rest waits for the next call (None: read them all)."""
+        self._scans += 1
         try:
             # names are looked up relative to the folder's fd: one path
             # component per stat instead of the whole absolute path
@@ -256,6 +258,8 @@ class FolderScanner:
         out = ScanResult([])
         gone = out.gone
         w = self._watch
+        if changed is not None and w is not None and w.local:  # (changes on a network folder raise no event)
+            out.hidden = (self._scans, w.hidden)
         every = self.sweep_seconds if w is not None and w.local else min(LIST_SECONDS, self.sweep_seconds)
         first = self._listed_at is None
         listed = changed is None or self._listed_at is None or now - self._listed_at >= every
