@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ _IN_ONLYDIR = 0x1000000
 _WATCH_MASK = (_IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE
                | _IN_DELETE | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR)
 _LOST = _IN_Q_OVERFLOW | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_UNMOUNT | _IN_IGNORED
-_EVENT = struct.Struct("iIII")
+_EVENT = struct.Struct("4xI4xI")  # struct inotify_event's mask and len (wd and cookie skipped)
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # (os.fsdecode's)
 _libc: Any = None
 
 
@@ -80,6 +82,7 @@ class FolderWatch:
         raws: Set[bytes] = set()  # a name as the event carries it (NUL-padded): decoded once
         hidden: Set[bytes] = set()
         lost = False
+        lost_bits = _LOST
         unpack = _EVENT.unpack_from
         while self.fd >= 0:
             try:
@@ -91,24 +94,24 @@ class FolderWatch:
                 break
             off, n = 0, len(buf)
             while off + 16 <= n:
-                _wd, mask, _cookie, size = unpack(buf, off)
-                off += 16
-                if mask & _LOST:
+                mask, size = unpack(buf, off)
+                start = off + 16
+                off = start + size
+                if mask & lost_bits:
                     lost = True
                 if size:
-                    if buf[off] != 46:  # not ".": a hidden name is no progress file
-                        raws.add(buf[off:off + size])
-                    elif buf.find(b"json\0", off, off + size) > 0:  # (NUL-terminated: at its end; a temp file ends .tmp)
-                        hidden.add(buf[off:off + size])
-                    off += size
+                    if buf[start] != 46:  # not ".": a hidden name is no progress file
+                        raws.add(buf[start:off])
+                    elif buf.find(b"json\0", start, off) > 0:  # (NUL-terminated: at its end; a temp file ends .tmp)
+                        hidden.add(buf[start:off])
         if lost:
             self.lost = True
             self.hidden = set()
             return None
-        self.hidden = {os.fsdecode(raw.rstrip(b"\0")) for raw in hidden} if hidden else set()
-        names = {raw.rstrip(b"\0") for raw in raws}
-        names.discard(b"")
-        return {os.fsdecode(raw) for raw in names}
+        self.hidden = {raw.rstrip(b"\0").decode(_FS_ENCODING, _FS_ERRORS) for raw in hidden} if hidden else set()
+        names = {raw.rstrip(b"\0").decode(_FS_ENCODING, _FS_ERRORS) for raw in raws}  # (os.fsdecode, inline)
+        names.discard("")
+        return names
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
