@@ -19,6 +19,15 @@ from ttop.progress import ProgressError, parse_progress, write_json_atomic
 from ttop.record import replace
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _lazy_however_short():
+    """These tests are of the lazy parse: a history of any length takes it
+    (the plain parse of the shortest: test_collect_plain_short.py)."""
+    was, lazyjson.PLAIN_HISTORY = lazyjson.PLAIN_HISTORY, 0
+    yield
+    lazyjson.PLAIN_HISTORY = was
+
+
 def _doc(name, tick, status="RUNNING", **extra):
     d = {"format": "ttop.progress/1", "run_name": name, "status": status, "updated_at": 1.7e9 + tick,
          "host": "elsewhere", "batch": tick, "metrics": {"loss": 1.0 / (tick + 1)},

@@ -28,6 +28,8 @@ only the new points (:func:`_walk_again`); anything else is checked whole.
 A short history (:data:`SHORT_HISTORY`: a young run's, or one that keeps few
 points) is checked whole by the C scanner instead, which costs less than
 either walk; its lists are found when :meth:`LazyObject.tail` first needs them.
+A history shorter still (:data:`PLAIN_HISTORY`) takes the plain parse, whose
+fixed cost is lower: its history is a dict.
 """
 from __future__ import annotations
 
@@ -59,6 +61,11 @@ POINTS_KEPT = 4096
 #: whole in C (about 50 numbers: a cost below that of :func:`_walk` or
 #: :func:`_walk_again`, which pay off for longer ones).
 SHORT_HISTORY = 1024
+#: A file whose history (from its key to the file's end) is shorter than
+#: this, about 12 numbers, takes the plain parse: its fixed cost
+#: is less than the check's (a run's first versions, or one that keeps few points).
+PLAIN_HISTORY = 256
+_KEY_BYTES = _KEY.encode()
 #: Most points of a series gone between two versions of a file for
 #: :func:`_walk_again` to look for the rest (more: the history is checked whole).
 _DROPPED_MAX = 64
@@ -285,6 +292,8 @@ def parse_progress_lazy(raw: bytes, prev: Any = None) -> Tuple[Dict[str, Any], L
     object left as a :class:`LazyObject` (see the module docstring).
     ``prev``: the history of the file's last version, if any: what is the
     same of it is not checked again."""
+    if len(raw) - raw.rfind(_KEY_BYTES) < PLAIN_HISTORY:  # (no history: -1, the whole file)
+        return parse_progress(raw)
     try:
         fast = _split(raw, prev if type(prev) is LazyObject else None)
     except Exception:  # any error: the plain parse says which (or finds none)
