@@ -497,13 +497,19 @@ class FolderScanner:
             self._ended.add(name)
             out.ended.append(result)
             return
-        result = self._result(name, path, mtime, data, dropped, error, prev.key if prev is not None else None)
+        key = prev.key if prev is not None else None
+        if data is not None:  # (self._result, inline: one call less per changed file)
+            result = new_result(name, key or run_key(name), path, mtime, data, dropped, error)
+            self._last_good[name] = (data, dropped, mtime)
+        else:
+            result = self._result(name, path, mtime, data, dropped, error, key)
         result.uid = uid
         if c is not None:  # its entry renewed in place
             c.sig, c.trusted, c.result = sig, trusted, result
         else:
             cache[name] = _Cached(sig, trusted, result)
-        self._set_active(name, gone)
+        if name not in self._active:  # (an active name is neither ended nor in the index's entries)
+            self._set_active(name, gone)
         active.append(result)
 
     def _indexed(self, dfd: int, name: str, e: Tuple[Any, ...], out: ScanResult) -> bool:
