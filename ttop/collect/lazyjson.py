@@ -61,11 +61,10 @@ POINTS_KEPT = 4096
 #: whole in C (about 50 numbers: a cost below that of :func:`_walk` or
 #: :func:`_walk_again`, which pay off for longer ones).
 SHORT_HISTORY = 1024
-#: A file whose history (from its key to the file's end) is shorter than
-#: this, about 12 numbers, takes the plain parse: its fixed cost
-#: is less than the check's (a run's first versions, or one that keeps few points).
+#: A file whose history's text (to the file's end, as for SHORT_HISTORY) is
+#: shorter than this takes the plain parse, whose fixed cost is less than the
+#: check's (a run's first versions, or one that keeps few points).
 PLAIN_HISTORY = 256
-_KEY_BYTES = _KEY.encode()
 #: Most points of a series gone between two versions of a file for
 #: :func:`_walk_again` to look for the rest (more: the history is checked whole).
 _DROPPED_MAX = 64
@@ -292,8 +291,6 @@ def parse_progress_lazy(raw: bytes, prev: Any = None) -> Tuple[Dict[str, Any], L
     object left as a :class:`LazyObject` (see the module docstring).
     ``prev``: the history of the file's last version, if any: what is the
     same of it is not checked again."""
-    if len(raw) - raw.rfind(_KEY_BYTES) < PLAIN_HISTORY:  # (no history: -1, the whole file)
-        return parse_progress(raw)
     try:
         fast = _split(raw, prev if type(prev) is LazyObject else None)
     except Exception:  # any error: the plain parse says which (or finds none)
@@ -317,6 +314,8 @@ def _split(raw: bytes, prev: Optional[LazyObject] = None) -> Optional[Tuple[Dict
     if text[a:a + 1] != "{":
         return None
     spans: Optional[Dict[str, Tuple[int, int, int]]]
+    if n - a < PLAIN_HISTORY:
+        return None  # the plain parse
     if n - a < SHORT_HISTORY:
         # a short history (a young run's, or one that keeps few points):
         # checked whole by the C scanner, which costs less than finding its
