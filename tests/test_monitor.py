@@ -108,6 +108,23 @@ def test_an_ended_monitor_refuses_to_start_again(make):
         m.start_monitoring()
     assert read(m.path)["status"] == "FINISHED"
 
+def test_a_nested_with_block_leaves_the_run_to_the_outer_one(make):
+    # the inner block's end wrote FINISHED while the outer one kept training
+    m = make(run_name="nested")
+    with m:
+        with m:
+            m.update_metrics(loss=2.0)
+        assert m.status == "RUNNING"
+        try:
+            with m:
+                raise KeyError("caught by the script")
+        except KeyError:
+            pass
+        assert m.status == "RUNNING"
+        m.update_metrics(loss=1.0)
+    d = read(m.path)
+    assert d["status"] == "FINISHED" and d["metrics"]["loss"] == 1.0
+
 def test_heartbeat_and_pid_create_time(make):
     import psutil
 
@@ -518,7 +535,7 @@ def test_fractional_totals_and_a_spinning_interval_are_refused_at_the_call(make,
     d = field(m, "train_total_batches", lambda t: t == 312)
     assert isinstance(d["train_total_batches"], int)
     for bad in (1e-9, 0.0009, 0, -1, float("nan"), 3600):
-        with pytest.raises(ValueError, match="interval must be a number of seconds from 0.001 to 3600"):
+        with pytest.raises(ValueError, match=r"interval must be a number of seconds from 0.001 up to \(not including\) 3600"):
             TrainingMonitor(folder=str(tmp_path), run_name="spin", interval=bad, handle_signals=False, gpu=False)
     TrainingMonitor(folder=str(tmp_path), run_name="fast", interval=0.001, handle_signals=False, gpu=False)
 

@@ -33,7 +33,7 @@ from ..progress import (
 from . import hooks
 from .control import VariableControl, report
 from .estimates import RunState, count_arg, estimate, update_rate
-from .files import ProgressWriter, check_folder, default_run_name, fit_progress, resolve_target
+from .files import ProgressWriter, check_folder, check_settings, default_run_name, fit_progress, resolve_target
 from .history import MetricLog
 from .names import claim_name, claiming, name_holder
 from .phases import PhaseContext
@@ -149,16 +149,7 @@ class TrainingMonitor:
         self.variables: Dict[str, Any] = {}
 
         folder, run_name = resolve_target(output_file, folder, run_name)
-        if epoch_base not in (0, 1) or isinstance(epoch_base, bool):
-            raise ValueError("epoch_base must be 0 or 1, not %r" % (epoch_base,))
-        if name_conflict not in ("error", "suffix"):
-            raise ValueError('name_conflict must be "error" or "suffix", not %r' % (name_conflict,))
-        if not (isinstance(interval, (int, float)) and not isinstance(interval, bool) and 0.001 <= interval < 3600):
-            raise ValueError("interval must be a number of seconds from 0.001 to 3600, not %r" % (interval,))
-        if not (isinstance(resource_interval, (int, float)) and resource_interval > 0):
-            raise ValueError("resource_interval must be a positive number, not %r" % (resource_interval,))
-        if not (isinstance(history_size, int) and not isinstance(history_size, bool) and history_size >= 0):
-            raise ValueError("history_size must be an int >= 0, not %r" % (history_size,))
+        check_settings(epoch_base, name_conflict, interval, resource_interval, history_size)
 
         self.folder: str = folder
         self.run_name: str = sanitize_run_name(run_name if run_name is not None else default_run_name())
@@ -188,6 +179,7 @@ class TrainingMonitor:
         self._thread: Optional[threading.Thread] = None
         self._started = False
         self._closed = False  # terminal status written, or shut down at exit
+        self._depth = 0  # with-blocks entered: only the outermost one's end ends the run
         self._status = RUNNING
         self._error: Optional[str] = None
         self._started_wall: Optional[float] = None
@@ -481,10 +473,13 @@ class TrainingMonitor:
 
     # context manager
     def __enter__(self) -> "TrainingMonitor":
-        return self.start_monitoring()
+        self.start_monitoring()
+        self._depth += 1
+        return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        if not self._closed:
+        self._depth -= 1
+        if not self._closed and self._depth <= 0:
             status, error, defer = hooks.exit_status(self._hooks.sigterm, et, ev, tb)
             self._terminal(status, error, defer_capture=defer)
 

@@ -175,3 +175,17 @@ class ProgressWriter:
             self.failing = False
             self.report("ttop: %s written again" % self.path)
         return True
+
+
+def check_settings(epoch_base: Any, name_conflict: Any, interval: Any, resource_interval: Any, history_size: Any) -> None:
+    """ValueError for a TrainingMonitor setting out of range, at the call."""
+    if epoch_base not in (0, 1) or isinstance(epoch_base, bool):
+        raise ValueError("epoch_base must be 0 or 1, not %r" % (epoch_base,))
+    if name_conflict not in ("error", "suffix"):
+        raise ValueError('name_conflict must be "error" or "suffix", not %r' % (name_conflict,))
+    if not (isinstance(interval, (int, float)) and not isinstance(interval, bool) and 0.001 <= interval < 3600):
+        raise ValueError("interval must be a number of seconds from 0.001 up to (not including) 3600, not %r" % (interval,))
+    if not (isinstance(resource_interval, (int, float)) and resource_interval > 0):
+        raise ValueError("resource_interval must be a positive number, not %r" % (resource_interval,))
+    if not (isinstance(history_size, int) and not isinstance(history_size, bool) and history_size >= 0):
+        raise ValueError("history_size must be an int >= 0, not %r" % (history_size,))
