@@ -365,8 +365,12 @@ def test_delete_refused_when_a_new_run_of_the_name_started_since_it_was_read(pro
         assert len(refused) == 1 and "written again since" in refused[0]
         assert sorted(os.listdir(f)) == names
         assert json.loads((f / "r.json").read_text())["pid"] == os.getpid()
-    # read again (the new run ended): its files go
-    now = _run(f, "r", mtime=os.stat(f / "r.json").st_mtime, **json.loads((f / "r.json").read_text()))
+    # read again once the new run ended and its process is gone (here: the
+    # test's process runs on, so the file is given a PID that has exited)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    data = dict(json.loads((f / "r.json").read_text()), pid=gone.pid, pid_create_time=None)
+    now = _run(f, "r", mtime=os.stat(f / "r.json").st_mtime, **data)
     deleted, refused = delete.delete_run_files(str(f), now)
     assert refused == [] and "r.json" not in os.listdir(f)
 
