@@ -25,10 +25,12 @@ are refused (:class:`Refused`, an OSError).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
-from typing import AbstractSet, List, Optional, Tuple, Union
+import time
+from typing import AbstractSet, Iterator, List, Optional, Tuple, Union
 
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -301,3 +303,37 @@ def pread_all(fd: int, n: int, offset: int) -> bytes:
         n -= len(got)
         offset += len(got)
     return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str, wait: float) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder`` for the ``with`` block,
+    waiting at most ``wait`` seconds for it: a lock another user holds on
+    and on, or a file system without locks on folders (some network file
+    systems), does not stop the caller, who then goes on unlocked."""
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.005)
+            except OSError:
+                break
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)  # a child forked meanwhile shares the descriptor
+        except OSError:
+            pass
+        os.close(fd)

@@ -7,12 +7,10 @@ in order.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
-import time
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Set, Tuple
 
 from .. import fsafe
 from .. import progress as P
@@ -87,36 +85,13 @@ def _write(folder: str, key: str, data: Mapping[str, Any], seq: int, variables: 
 LOCK_WAIT = 1.0
 
 
-@contextlib.contextmanager
-def _folder_lock(folder: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the progress folder while a control
-    file is read, merged and written: two ttops editing one run at once
-    (two users, two terminals) then never write the same seq, one's edit
-    replaced by the other's yet shown as applied. Waits at most
-    :data:`LOCK_WAIT`: a lock another user holds on and on, or a file
-    system without locks, does not stop the edit (it goes on unlocked)."""
-    try:
-        import fcntl
-
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except (ImportError, OSError):
-        yield
-        return
-    try:
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(0.005)
-            except OSError:  # no locks here (some network file systems)
-                break
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+def _folder_lock(folder: str) -> Any:
+    """An exclusive ``flock`` on the progress folder while a control file is
+    read, merged and written: two ttops editing one run at once (two users,
+    two terminals) then never write the same seq, one's edit replaced by the
+    other's yet shown as applied. Waits at most :data:`LOCK_WAIT`
+    (:func:`ttop.fsafe.folder_lock`)."""
+    return fsafe.folder_lock(folder, LOCK_WAIT)
 
 
 def _trusted(owner_uid: Optional[int]) -> Set[int]:

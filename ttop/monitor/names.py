@@ -2,14 +2,12 @@
 not taken over by a second run."""
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import stat
-import time
-from contextlib import contextmanager
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
+from .. import fsafe
 from ..progress import MAX_PROGRESS_BYTES, RUNNING, sanitize_run_name
 
 #: Two create times closer than this are the same process (psutil counts in
@@ -23,36 +21,14 @@ MAX_SUFFIX = 1000
 CLAIM_WAIT = 5.0
 
 
-@contextmanager
-def claiming(folder: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the folder while a run checks that its
-    name is free and writes its first progress file: runs of one name started
-    at the same moment (a job array) each saw the name free and took it, both
+def claiming(folder: str) -> Any:
+    """An exclusive ``flock`` on the folder while a run checks that its name
+    is free and writes its first progress file: runs of one name started at
+    the same moment (a job array) each saw the name free and took it, both
     writing one file. Without the lock (a file system without ``flock`` on
-    folders, or one held past :data:`CLAIM_WAIT`) the start goes on unlocked."""
-    fd = -1
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        deadline = time.monotonic() + CLAIM_WAIT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(0.005)
-    except OSError:
-        pass
-    try:
-        yield
-    finally:
-        if fd >= 0:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)  # a child forked meanwhile shares the descriptor
-            except OSError:
-                pass
-            os.close(fd)
+    folders, or one held past :data:`CLAIM_WAIT`) the start goes on unlocked
+    (:func:`ttop.fsafe.folder_lock`)."""
+    return fsafe.folder_lock(folder, CLAIM_WAIT)
 
 
 class RunNameInUseError(RuntimeError):
