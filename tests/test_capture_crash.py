@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wait_until
 
 LINES = 2000
 RUNS = 10
@@ -69,6 +69,20 @@ CHILD = textwrap.dedent(
         assert child.wait() == 0
         m.set_finished()
         print("after stop", flush=True)
+        sys.exit(0)
+    elif mode == "sidecar-killed-at-stop":
+        # the sidecar dies while stop waits for it to copy what is queued
+        import signal
+        pid = m._capture.sidecar_pid
+        os.kill(pid, signal.SIGSTOP)
+        while open("/proc/%%d/stat" %% pid).read().rpartition(")")[2].split()[0] != "T":
+            time.sleep(0.01)
+        for i in range(300):
+            print("queued %%05d" %% i, flush=True)
+        threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+        ok = m._capture.stop(timeout=60)
+        m.set_finished()
+        print("stopped %%s" %% ok, flush=True)
         sys.exit(0)
     elif mode == "late-child":
         import subprocess
@@ -195,3 +209,53 @@ def test_after_a_killed_sidecar_the_pipes_are_copied_until_every_writer_closed_t
     lines = b"".join(b"child %05d\n" % i for i in range(300))
     assert out.endswith(lines + b"after stop\n")
     assert log_out.endswith(lines)
+
+
+def test_a_sidecar_killed_while_stopping_loses_nothing_queued(tmp_path, spawn, progress_dir):
+    # stop() waited for the sidecar's answer; when it died instead, stop
+    # said all was copied and closed the pipes with the queued lines in them
+    rc, out, err, log_out, log_err = run_child(tmp_path, progress_dir, "sidecar-killed-at-stop", spawn)
+    assert rc == 0, err[-2000:]
+    check_lines(log_out, log_err)
+    queued = b"".join(b"queued %05d\n" % i for i in range(300))
+    assert log_out.endswith(queued)
+    assert out.endswith(queued + b"stopped True\n")
+
+
+SLOW_START = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+    from ttop.monitor.names import RunNameInUseError
+
+    folder, python = sys.argv[1], sys.argv[2]
+    if python:  # the run with output capture, its sidecar's interpreter slow to start
+        sys.executable = python
+        TrainingMonitor(folder=folder, run_name="same", capture_output=True, gpu=False).start_monitoring()
+        time.sleep(120)
+    try:
+        TrainingMonitor(folder=folder, run_name="same", gpu=False, handle_signals=False).start_monitoring()
+    except RunNameInUseError:
+        sys.exit(3)
+    """
+    % str(ROOT)
+)
+
+
+def test_a_slow_capture_start_does_not_let_a_second_run_take_the_name(tmp_path, spawn, progress_dir):
+    # the name is checked and taken (the first file written) under the
+    # folder's lock and the capture starts after it: a sidecar slow to start
+    # held the lock past the bounded wait of a second run of the name, which
+    # then went on unlocked, found the name free and took it too
+    marker = tmp_path / "sidecar-starting"
+    slow = tmp_path / "slowpython"
+    slow.write_text("#!/bin/sh\ntouch %s\nsleep 8\nexec %s \"$@\"\n" % (marker, sys.executable))
+    slow.chmod(0o755)
+    script = tmp_path / "start.py"
+    script.write_text(SLOW_START)
+    spawn([sys.executable, str(script), str(progress_dir), str(slow)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(marker.exists)
+    second = subprocess.run([sys.executable, str(script), str(progress_dir), ""], capture_output=True, text=True,
+                            timeout=100)
+    assert second.returncode == 3, second.stderr[-2000:]

@@ -321,14 +321,17 @@ class _Sidecar:
                 continue
             with self._cond:
                 self._gone = True
-                self._cond.notify_all()
-                if self._restored:
+                stopping = self._restored  # (its drain may be waiting: what is queued is still copied)
+                if not self.readers:  # finished (or never started)
+                    self._cond.notify_all()
                     return
-                self._put_back()
+                if not stopping:
+                    self._put_back()
                 copier = self._copier = PipeCopier(list(zip(self.readers, self.saved, self.logs)))
                 self.saved, self.logs, self.readers = [], [], []
+                self._cond.notify_all()
             copier.run(
-                lambda: _report(
+                (lambda: None) if stopping else lambda: _report(
                     "the output capture process (pid %s) ended; output goes to the console only from here on" % self.pid
                 )
             )
@@ -360,21 +363,23 @@ class _Sidecar:
         console and the logs (or ``deadline`` passes)."""
         try:
             with self._cond:
-                if self._copier is not None:  # the watchdog took over
-                    return self._copier.wait_copied(deadline)
-                if self.ctl is None or self._gone:
+                if self.ctl is None:
                     return True
                 want = self._acks + 1
-                try:
-                    self.ctl.send(b"s", socket.MSG_NOSIGNAL)
-                except OSError:  # the sidecar has ended: it copied everything first
-                    return True
-                while self._acks < want and not self._gone:
+                sent = False
+                if not self._gone:
+                    try:
+                        self.ctl.send(b"s", socket.MSG_NOSIGNAL)
+                        sent = True
+                    except OSError:  # the sidecar has ended: the watchdog copies what it left
+                        pass
+                while not self._gone and not (sent and self._acks >= want):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False
                     self._cond.wait(left)
-                return True
+                copier = self._copier  # set with _gone: the watchdog copies what is left
+            return copier.wait_copied(deadline) if copier is not None else True
         finally:
             self._finish()
 

@@ -231,27 +231,31 @@ class TrainingMonitor:
             self._started_wall = self._wall()
             self._started_mono = self._mono()
         try:
-            with claiming(self.folder):  # the name checked free and taken in one step
-                self._claim_name()
-                if self.capture_output:
-                    from .capture import OutputCapture
-
-                    assert self.log_files is not None
-                    cap = OutputCapture(
-                        os.path.join(self.folder, self.log_files["stdout"]),
-                        os.path.join(self.folder, self.log_files["stderr"]),
-                    )
-                    cap.start()
-                    self._capture = cap
-                    # the file names the logs used (another user's name taken: hidden ones), or none
-                    self.log_files = {k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None
-                self._control.skip_existing()
+            def first_write() -> None:
                 data = self._build(self._mono(), self._wall(), tick=False)
                 try:
                     with self._write_lock:
                         write_bytes_atomic(self.path, fit_progress(data)[0])
                 except OSError as e:
                     raise type(e)(e.errno, "ttop: cannot write the progress file (%s)" % e.strerror, self.path) from None
+
+            with claiming(self.folder):  # the name checked free and taken in one step
+                self._claim_name()
+                self._control.skip_existing()
+                first_write()
+            if self.capture_output:  # outside the lock: a sidecar's start can take seconds
+                from .capture import OutputCapture
+
+                assert self.log_files is not None
+                cap = OutputCapture(
+                    os.path.join(self.folder, self.log_files["stdout"]),
+                    os.path.join(self.folder, self.log_files["stderr"]),
+                )
+                cap.start()
+                self._capture = cap
+                # the file names the logs used (another user's name taken: hidden ones), or none
+                self.log_files = {k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None
+                first_write()
         except BaseException:
             with self._lock:
                 self._started = False

@@ -7,7 +7,9 @@ after the console was put back on fd 1/2: a write the script began just
 before the switch (its data lands in the pipe afterwards) and the output of
 child processes that hold the pipes. :meth:`PipeCopier.wait_copied` tells
 when everything written so far has been copied, so that stopping the
-capture (and the script's exit after it) loses none of it.
+capture (and the script's exit after it) loses none of it. It runs on a
+daemon thread: what child processes write after the script's process has
+ended is no longer copied.
 """
 from __future__ import annotations
 
@@ -43,7 +45,9 @@ class PipeCopier:
     end-of-file, then closes the three. It owns them from the start."""
 
     def __init__(self, pipes: List[Tuple[int, int, int]]) -> None:
-        self._open: Dict[int, Tuple[int, int]] = {r: (console, log) for r, console, log in pipes}
+        # the log first: a console nobody reads (a full pipe) blocks the
+        # write to it, and must not keep the bytes from the log
+        self._open: Dict[int, Tuple[int, int]] = {r: (log, console) for r, console, log in pipes}
         self._cond = threading.Condition()
         self._busy = False
 
