@@ -74,6 +74,12 @@ CHILD = textwrap.dedent(
         # the sidecar dies while stop waits for it to copy what is queued
         import signal
         pid = m._capture.sidecar_pid
+        # first, all printed so far copied: a sidecar stopped (then killed)
+        # in the middle of a copy loses what it had read, as any copier would
+        ends = {"stdout": ("out %%05d %%s\\n" %% (i, "x" * 60)).encode(), "stderr": ("err %%05d\\n" %% (i // 10 * 10)).encode()}
+        for name, end in ends.items():
+            while not open(os.path.join(folder, "crash.%%s.log" %% name), "rb").read().endswith(end):
+                time.sleep(0.01)
         os.kill(pid, signal.SIGSTOP)
         while open("/proc/%%d/stat" %% pid).read().rpartition(")")[2].split()[0] != "T":
             time.sleep(0.01)
