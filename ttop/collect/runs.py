@@ -127,12 +127,8 @@ def _float(v: Any) -> Optional[float]:
     """``v`` as a finite float, or None (a bool, a non-number, NaN, an infinity)."""
     if v.__class__ is float:  # the usual case
         return v if v - v == 0.0 else None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    try:
-        return float(v) if math.isfinite(v) else None
-    except OverflowError:
-        return None
+    n = _num(v)
+    return None if n is None else float(n)
 
 
 def set_facts(facts: Any, data: Mapping[str, Any]) -> None:

@@ -497,12 +497,7 @@ class FolderScanner:
             self._ended.add(name)
             out.ended.append(result)
             return
-        key = prev.key if prev is not None else None
-        if data is not None:  # (self._result, inline: one call less per changed file)
-            result = new_result(name, key or run_key(name), path, mtime, data, dropped, error)
-            self._last_good[name] = (data, dropped, mtime)
-        else:
-            result = self._result(name, path, mtime, data, dropped, error, key)
+        result = self._result(name, path, mtime, data, dropped, error, prev.key if prev is not None else None)
         result.uid = uid
         if c is not None:  # its entry renewed in place
             c.sig, c.trusted, c.result = sig, trusted, result
