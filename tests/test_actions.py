@@ -339,6 +339,29 @@ def test_delete_refused_for_a_live_run(progress_dir, spawn):
     assert p.poll() is None
 
 
+def test_delete_keeps_the_progress_file_of_a_run_that_took_the_name_while_the_run_folder_went(progress_dir,
+                                                                                              monkeypatch):
+    # the check that the file is the one read was made once, before a big
+    # run folder's removal: a new run of the name started meanwhile lost
+    # its progress file, the last thing deleted
+    f = progress_dir
+    (f / "r.json").write_text("{}")
+    (f / "runs" / "r").mkdir(parents=True)
+    (f / "runs" / "r" / "ckpt").write_text("x")
+    run = _run(f, "r", run_dir="runs/r", mtime=os.stat(f / "r.json").st_mtime)
+    real = delete.fsafe.rmtree_beneath
+
+    def slow_rmtree(*a, **kw):  # a new run writes its file while the tree goes
+        (f / "r.json").write_text('{"new": 1}')
+        os.utime(f / "r.json", (time.time() + 5, time.time() + 5))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(delete.fsafe, "rmtree_beneath", slow_rmtree)
+    deleted, refused = delete.delete_run_files(str(f), run)
+    assert (f / "r.json").read_text() == '{"new": 1}'
+    assert not any(d.endswith("r.json") for d in deleted)
+    assert any("r.json" in r and "written again since" in r for r in refused)
+
 def test_delete_refused_when_a_new_run_of_the_name_started_since_it_was_read(progress_dir):
     """Delete acts on the run as ttop last read it: an ended run whose name a
     new run took since (a sweep's next run, a restart; the confirmation was

@@ -364,7 +364,10 @@ def delete_run_files(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot
                 deleted.append(shown)
         for rel, shown in zip(plan.rel_files, plan.files):
             if rel == progress:
-                unlink(rel, shown)
+                if _written_since(dfd, run):  # a new run took the name while the rest went (a big run folder)
+                    refused.append("%s: written again since it was read (a new run of that name?), left alone" % shown)
+                else:
+                    unlink(rel, shown)
     finally:
         os.close(dfd)
     return deleted, refused
