@@ -125,6 +125,16 @@ def test_a_nested_with_block_leaves_the_run_to_the_outer_one(make):
     d = read(m.path)
     assert d["status"] == "FINISHED" and d["metrics"]["loss"] == 1.0
 
+def test_an_exit_without_an_enter_does_not_end_the_run(make):
+    # ExitStack.push(monitor) calls __exit__ alone: it wrote FINISHED for a
+    # run that never started, and a later with-block then refused to start
+    m = make(run_name="pushed")
+    m.__exit__(None, None, None)
+    assert not os.path.exists(m.path)
+    with m:
+        assert read(m.path)["status"] == "RUNNING"
+    assert read(m.path)["status"] == "FINISHED"
+
 def test_heartbeat_and_pid_create_time(make):
     import psutil
 

@@ -482,8 +482,10 @@ class TrainingMonitor:
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        if self._depth <= 0:  # no block entered (an ExitStack.push of the monitor...)
+            return
         self._depth -= 1
-        if not self._closed and self._depth <= 0:
+        if not self._closed and self._depth == 0:
             status, error, defer = hooks.exit_status(self._hooks.sigterm, et, ev, tb)
             self._terminal(status, error, defer_capture=defer)
 
