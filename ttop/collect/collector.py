@@ -42,6 +42,7 @@ from .runs import (  # noqa: F401  (MIN_STALE_SECONDS, STALE_INTERVALS, reported
     heartbeat_limit,
     reported_resources,
     run_snapshot,
+    static_of,
 )
 from .scan import SWEEP_SECONDS, FileResult, FolderScanner
 from .snapshot import Budgets, FolderInfo, GpuDevice, RunResources, RunSnapshot, SkippedFile, Snapshot, TpuChip
@@ -360,8 +361,8 @@ class Collector:
             ended_live.clear()
 
         # what each file says (cached per file version); which name a local process
-        statics = [(fr, self._static(fr, me, now)) for fr in scan.files]
-        statics.extend((fr, self._static(fr, me, now)) for fr in ended_live.values())
+        statics = [(fr, static_of(self._statics, fr, me, now, self.interval)) for fr in scan.files]
+        statics.extend((fr, static_of(self._statics, fr, me, now, self.interval)) for fr in ended_live.values())
         if len(self._statics) > len(statics):
             keep = {fr.name for fr, st in statics if st is not None}
             self._statics = {k: v for k, v in self._statics.items() if k in keep}
@@ -565,36 +566,3 @@ class Collector:
             return list(s.chips), s.error, dict(s.pid_memory)
         except Exception as e:
             return [], "TPU source failed: %s" % e, {}
-
-    def _static(self, fr: FileResult, me: str, now: float) -> Optional["_Static"]:
-        """What a run's file says, worked out once per file version.
-
-        The heartbeat is timed on ttop's own clock: ``beat`` is when ttop saw
-        ``updated_at`` change (at first sight: the file's modification time,
-        on this machine's or the file server's clock), so a writer whose
-        clock runs ahead still goes stale when it stops, and one whose clock
-        runs behind is fresh while it writes."""
-        if fr.data is not None:
-            data, dropped, mtime, file_error = fr.data, fr.dropped, fr.mtime, None
-        elif fr.last_data is not None:
-            data, dropped, mtime, file_error = fr.last_data, fr.last_dropped, fr.last_mtime, fr.error
-        else:
-            return None
-        cached = self._statics.get(fr.name)
-        if cached is not None and cached.file_error == file_error and cached.me == me:
-            if cached.data is data:
-                return cached
-            beat = cached.updated
-            if cached.renew(fr, data, dropped, mtime, self.interval):  # the file's next version, in place
-                if cached.updated != beat:
-                    cached.beat = now
-                return cached
-        st = _Static(fr, data, dropped, mtime, file_error, me, self.interval, cached)
-        if cached is None:
-            st.beat = min(now, mtime) if mtime else now
-        elif cached.updated == st.updated:
-            st.beat = cached.beat
-        else:
-            st.beat = now
-        self._statics[fr.name] = st
-        return st

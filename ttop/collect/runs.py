@@ -190,7 +190,7 @@ class _Static:
         self.updated = float(data["updated_at"])
         self.hb_limit = heartbeat_limit(data, interval)
         self.owner_uid = owner_uid = getattr(fr, "uid", None)
-        self.beat = self.updated  # ttop's time of the last heartbeat change; set by Collector._static
+        self.beat = self.updated  # ttop's time of the last heartbeat change; set by static_of
         self.ident = values = tuple(map(data.get, _IDENT_KEYS))
         self.classes = tuple(map(type, values))  # 1 == 1.0 == True: the classes count too
         self.resources = res = data.get("resources")
@@ -295,6 +295,41 @@ _FAST_NEW = (
     "__slots__" not in RunSnapshot.__dict__
     and frozenset(fields(RunSnapshot)) == _TEMPLATE_KEYS | _DYNAMIC_KEYS
 )
+
+
+def static_of(statics: Dict[str, _Static], fr: FileResult, me: str, now: float, interval: float) -> Optional[_Static]:
+    """What a run's file says, worked out once per file version (kept in
+    ``statics`` by name: the collector's, from cycle to cycle).
+
+    The heartbeat is timed on ttop's own clock: ``beat`` is when ttop saw
+    ``updated_at`` change (at first sight: the file's modification time,
+    on this machine's or the file server's clock), so a writer whose
+    clock runs ahead still goes stale when it stops, and one whose clock
+    runs behind is fresh while it writes."""
+    if fr.data is not None:
+        data, dropped, mtime, file_error = fr.data, fr.dropped, fr.mtime, None
+    elif fr.last_data is not None:
+        data, dropped, mtime, file_error = fr.last_data, fr.last_dropped, fr.last_mtime, fr.error
+    else:
+        return None
+    cached = statics.get(fr.name)
+    if cached is not None and cached.file_error == file_error and cached.me == me:
+        if cached.data is data:
+            return cached
+        beat = cached.updated
+        if cached.renew(fr, data, dropped, mtime, interval):  # the file's next version, in place
+            if cached.updated != beat:
+                cached.beat = now
+            return cached
+    st = _Static(fr, data, dropped, mtime, file_error, me, interval, cached)
+    if cached is None:
+        st.beat = min(now, mtime) if mtime else now
+    elif cached.updated == st.updated:
+        st.beat = cached.beat
+    else:
+        st.beat = now
+    statics[fr.name] = st
+    return st
 
 
 def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age, resources, processes,
