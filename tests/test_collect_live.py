@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttop.collect import Collector, lazyjson
+from ttop.collect import Collector, fastjson, lazyjson
 from ttop.collect.lazyjson import LazyObject, parse_progress_lazy
 from ttop.progress import ProgressError, parse_progress, write_json_atomic
 from ttop.record import replace
@@ -22,10 +22,14 @@ from ttop.record import replace
 @pytest.fixture(autouse=True, scope="module")
 def _lazy_however_short():
     """These tests are of the lazy parse: a history of any length takes it
-    (the plain parse of the shortest: test_collect_plain_short.py)."""
+    (the plain parse of the shortest: test_collect_plain_short.py), and the
+    fast parse (orjson: test_fastjson.py) is off, as where it is missing."""
     was, lazyjson.PLAIN_HISTORY = lazyjson.PLAIN_HISTORY, 0
+    was_enable, was_loads = fastjson.enable, fastjson._orjson_loads
+    fastjson.enable, fastjson._orjson_loads = (lambda: False), None
     yield
     lazyjson.PLAIN_HISTORY = was
+    fastjson.enable, fastjson._orjson_loads = was_enable, was_loads
 
 
 def _doc(name, tick, status="RUNNING", **extra):

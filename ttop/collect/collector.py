@@ -328,13 +328,14 @@ class Collector:
                     part.shift(step)
         me = hostname()
         notices: List[str] = []
-        scan = self._scanner.scan(budget)
-        self._pending = scan.pending
         if quick:
             table: Any = None
         else:
-            if self._table is None:
+            if self._table is None:  # what full cycles need (the first look does not wait for it)
+                from . import fastjson
                 from .ranks import RankReader
+
+                fastjson.enable()
 
                 self._table = _load_procs().ProcessTable()
                 if self._recent_args is not None:
@@ -345,6 +346,8 @@ class Collector:
                 self._ranks = RankReader(self.folder, self.interval)
                 self._open_sources()
             table = self._table
+        scan = self._scanner.scan(budget)
+        self._pending = scan.pending
         ended_live = self._ended_live
         if scan.folder_error and self._archive:
             self._archive.clear()

@@ -1,5 +1,9 @@
 """A live run's progress file parsed without converting its ``history``.
 
+(The path where the fast parse, :mod:`ttop.collect.fastjson`, is not taken:
+orjson not installed, or a file it leaves to ``json``, such as one holding
+NaN.)
+
 A live file is read again each time it changes (once a second per writer by
 default), and most of its numbers are the ``history``: the last values of
 each metric (100 per metric by default). A cycle needs none of them (the

@@ -4,7 +4,8 @@ read through that descriptor, its ``fstat`` kept) and the parse, with the
 reason when either fails."""
 from __future__ import annotations
 
-from ..progress import ProgressError, parse_progress
+from ..progress import ProgressError, check_progress, parse_progress
+from . import fastjson
 from .lazyjson import parse_progress_lazy
 from .readfile import os_error_reason, read_progress_at, read_progress_bytes
 
@@ -41,8 +42,14 @@ def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: st
 
 def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bool, history: Any = None) -> Read:
     """:func:`read_file` of bytes already read."""
-    try:  # a file live when last read is likely live still: its history is parsed on use
-        data, dropped = parse_progress_lazy(raw, history) if live else parse_progress(raw)
+    try:
+        obj = fastjson.parse(raw)
+        if obj is not fastjson.NOT_PARSED:
+            data, dropped = check_progress(obj)
+        elif live:  # a file live when last read is likely live still: its history is parsed on use
+            data, dropped = parse_progress_lazy(raw, history)
+        else:
+            data, dropped = parse_progress(raw)
     except ProgressError as e:
         return None, (), str(e), fst, linked, b""
     except Exception as e:  # parse_progress should not raise anything else
