@@ -157,6 +157,26 @@ def test_control_characters_of_a_run_never_reach_the_page_raw():
     assert _value(s, "ttop_run_status", run="good", status="RUNNING") == 1
 
 
+def test_bidi_and_zero_width_characters_of_a_run_never_reach_the_page_raw(tmp_path):
+    """A run name with a right-to-left override (U+202E) or an isolate
+    (U+2066) turns the rest of the line around in the terminal that curls
+    the page (the table and the CSV files show them as ``?``); a line
+    separator (U+2028) splits it for line-based readers."""
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    write_json_atomic(str(folder / "r.json"), {
+        "format": "ttop.progress/1", "run_name": "\u202eevil\u2066x\u2028y", "status": "RUNNING",
+        "updated_at": time.time(), "metrics": {"lo\u200bss": 1.0}})
+    c = Collector(str(folder), gpu=False, tpu=False, notify=False)
+    c.collect()
+    text = MetricsPage(lambda: c.latest).page().decode()
+    c.stop()
+    assert not [ch for ch in text if ch in "\u202e\u2066\u2028\u200b"]
+    s = _samples(text)
+    assert _value(s, "ttop_run_status", run="?evil?x?y", status="RUNNING") == 1
+    assert _value(s, "ttop_metric", key="r", name="lo?ss") == 1.0
+
+
 def test_a_run_with_a_great_many_metrics_gets_a_bounded_number_of_series(tmp_path):
     # a file anyone who can write the folder wrote, or per-class metrics of a
     # 10,000-class model: one run must not put 100,000 series on the page

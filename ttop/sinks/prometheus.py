@@ -35,6 +35,7 @@ from typing import (
 )
 
 from ..progress import END_STATUSES, STATUSES, number_or_none
+from ..view.text import _CTRL
 
 #: Seconds an ended run stays on the endpoint.
 ENDED_RETENTION = 600.0
@@ -139,10 +140,13 @@ class _Family:
             self.samples.append((labels, number))
 
 
-#: control characters a label value never carries raw (``\n`` is escaped
-#: by the text format, a tab is harmless): the page is read with curl in
-#: terminals, and a carriage return splits a line for some parsers
-_LABEL_CTRL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: characters a label value never carries raw (``\n`` is escaped by the
+#: text format, a tab is harmless): those the table and the CSV files show
+#: as ``?`` (:data:`ttop.view.text._CTRL`: control, zero-width, bidi and
+#: line separators): the page is read with curl in terminals, where a
+#: right-to-left override turns the rest of the line around, and a carriage
+#: return splits a line for some parsers
+_LABEL_CTRL = re.compile(_CTRL)
 
 
 def _label(value: str) -> str:
