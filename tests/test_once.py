@@ -101,6 +101,21 @@ def test_once_survives_an_integer_beyond_the_float_range(progress_dir):
     assert names == ["big", "ok"]
 
 
+def test_an_absurd_cpu_sample_keeps_the_budget_line_readable(progress_dir):
+    """A live run whose file says it uses 1e308 % CPU (a bug in its sampler,
+    or a run made to look busy) showed the budget line's CPU as a
+    300-digit number of cores, pushing the RAM budget off the line for
+    every run in the folder; it is capped like the table's CPU cell."""
+    now = time.time()
+    write_json_atomic(str(progress_dir / "hog.json"), _doc(
+        "hog", "RUNNING", updated_at=now, heartbeat_interval=1000.0, pid=os.getpid(),
+        resources={"cpu_percent": 1e308, "rss_bytes": 1024, "num_procs": 1, "num_threads": 1, "sampled_at": now}))
+    out = _once(progress_dir, env={"COLUMNS": "100"})
+    budget = next(line for line in out.splitlines() if line.startswith("Budget"))
+    assert " RAM " in budget, budget
+    assert "000000" not in budget, budget
+
+
 def test_json_has_no_lone_surrogate_that_strict_readers_refuse(progress_dir):
     # another user of the folder: a "\ud800" escape in a name (valid JSON
     # syntax, no Unicode text) and a file whose name is not UTF-8; jq refused

@@ -125,7 +125,9 @@ def budget_line(snapshot: Any, width: int) -> Optional[Line]:
             gpu += res.gpu_memory_bytes if _finite(res.gpu_memory_bytes) else 0
     segs: List[Segment] = [("Budget  ", R.LABEL)]
     cores = cpu / 100.0
-    segs.append(("CPU %.1f/%g cores (%s)" % (cores, b.cpus, fmt.percent(100.0 * cores / b.cpus if b.cpus else None)), R.HEADER))
+    # a file's own sample can say anything (1e308 %): capped like the table's CPU cell
+    shown = "%.1f" % cores if cores < 1e5 else ">99999"
+    segs.append(("CPU %s/%g cores (%s)" % (shown, b.cpus, fmt.percent(100.0 * cores / b.cpus if b.cpus else None)), R.HEADER))
     segs.append(("  RAM %s/%s (%s)" % (fmt.size(ram), fmt.size(b.ram_bytes), fmt.percent(100.0 * ram / b.ram_bytes if b.ram_bytes else None)), R.HEADER))
     if b.gpu_bytes:
         segs.append(("  GPU %s/%s (%s)" % (fmt.size(gpu), fmt.size(b.gpu_bytes), fmt.percent(100.0 * gpu / b.gpu_bytes)), R.HEADER))
