@@ -608,3 +608,52 @@ def test_an_idle_client_connection_is_closed(tmp_path, monkeypatch):
         server.shutdown()
         server.server_close()
         page.stop()
+
+
+def test_connections_beyond_the_limit_are_answered_at_once_without_a_thread(tmp_path, monkeypatch):
+    """Each connection held a server thread until its request came (10 s
+    between two reads): a local user sending a byte now and then on
+    thousands of connections had root's ttop hold thousands of threads (the
+    machine's PIDs and memory). Beyond MAX_CLIENTS at once a connection is
+    answered 503 and closed by the accepting thread; once the others end, a
+    scrape is served again."""
+    import threading
+
+    from conftest import wait_until
+    from ttop.sinks import prometheus
+
+    monkeypatch.setattr(prometheus, "CLIENT_TIMEOUT", 300.0)  # held until the test closes them
+    monkeypatch.setattr(prometheus, "MAX_CLIENTS", 4, raising=False)
+
+    def handlers():
+        return sum(1 for t in threading.enumerate() if "process_request_thread" in t.name)
+
+    collector = Collector(str(tmp_path), interval=60, gpu=False, tpu=False)
+    server, page = serve(collector, "127.0.0.1", 0)
+    port = server.server_address[1]
+    held = []
+    try:
+        base = handlers()
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /metrics HTTP/1.1\r\n")  # and nothing more
+            held.append(s)
+        wait_until(lambda: handlers() >= base + 4)
+        extra = socket.create_connection(("127.0.0.1", port))
+        extra.settimeout(30)
+        answer = extra.recv(4096)
+        extra.close()
+        assert answer.startswith(b"HTTP/1.0 503 "), answer
+        assert handlers() == base + 4
+        for s in held:
+            s.close()
+        held = []
+        wait_until(lambda: handlers() == base)
+        collector.collect()
+        assert "ttop_snapshot_seq" in _get("http://127.0.0.1:%d/metrics" % port)
+    finally:
+        for s in held:
+            s.close()
+        server.shutdown()
+        server.server_close()
+        page.stop()

@@ -46,6 +46,14 @@ DEFAULT_ADDR = "127.0.0.1"
 #: connection waiting: each connection holds a thread, so idle ones (any
 #: local user can open thousands) must not pile up for ever.
 CLIENT_TIMEOUT = 10.0
+#: Connections served at once. One that keeps sending a byte now and then
+#: is never idle that long, and each holds a thread: beyond this many, a
+#: connection is answered 503 and closed by the accepting thread (a
+#: Prometheus server needs one).
+MAX_CLIENTS = 16
+#: What a connection beyond MAX_CLIENTS is answered.
+BUSY_ANSWER = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+               b"ttop: too many connections at once\n")
 
 #: Labels of every run series: ``key`` (the run's key, as in ``--json``: its
 #: progress file's name, ``TAG/NAME`` with several folders) keeps two runs
@@ -494,6 +502,28 @@ def serve(collector: Any, addr: str, port: int, retention: float = ENDED_RETENTI
 
     class _Server(ThreadingWSGIServer):
         address_family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
+        _slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+        def process_request(self, request: Any, client_address: Any) -> None:
+            if not self._slots.acquire(blocking=False):  # too many at once: answered without a thread
+                try:
+                    request.setblocking(False)
+                    request.send(BUSY_ANSWER)
+                except OSError:
+                    pass
+                self.shutdown_request(request)
+                return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:  # no thread started: its slot is free again
+                self._slots.release()
+                raise
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                self._slots.release()
 
         def handle_error(self, request: Any, client_address: Any) -> None:
             pass  # a client that hung up: nothing may print over the curses screen
