@@ -13,7 +13,7 @@ Goals (exit status 1 when one is missed):
   them, ``TTOP_ARCHIVE_INDEX=0``, is printed too), and ``--once --json``
   streams (its first byte comes well before its last).
 
-The cache goes to a temporary ``XDG_CACHE_HOME``. Beside each wall-clock
+The cache goes to a temporary ``XDG_CACHE_HOME`` (one for each checkout). Beside each wall-clock
 figure of ``--once`` the CPU time it used (user + system, its children's
 included) is printed: on a busy machine the wall clock mostly measures the
 waits. ``--compare ROOT`` runs that checkout's ttop (e.g. a worktree of the
@@ -90,6 +90,8 @@ def timed_once(folder: str, *extra: str, index: bool = True, root: str = ROOT):
     """(wall seconds to the first byte, to the end, bytes, CPU seconds) of
     ttop --once (``root``: the checkout whose ttop runs)."""
     env = dict(os.environ, COLUMNS="120", PYTHONPATH=root, TTOP_ARCHIVE_INDEX="1" if index else "0")
+    if root != ROOT:  # a cache of its own: one checkout's kept rows would be thrown away by the other's
+        env["XDG_CACHE_HOME"] = os.environ["XDG_CACHE_HOME"] + "-compare"
     c, t = _children_cpu(), time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "ttop", folder, "--once", *extra], stdout=subprocess.PIPE,
                          env=env, cwd=root)  # -m: the working folder comes first on the path
