@@ -269,3 +269,81 @@ def test_the_stop_guard_outlives_a_control_file_nested_too_deeply(spawn, progres
     state, result = wait_until(lambda: (lambda a: a if a and not a[1].startswith("sending") else None)(
         _ack(path, seq2)), timeout=30)
     assert state == "applied" and result.startswith("sent SIGCONT"), result
+
+
+TREE_JOB = r"""
+import subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from ttop import TrainingMonitor
+# a worker (sh) with a worker of its own (sleep): the run's tree
+kid = subprocess.Popen(["sh", "-c", "sleep 1000 & echo $! > %s; wait" % sys.argv[3]])
+with TrainingMonitor(folder=sys.argv[2], run_name="tree", interval=0.2) as m:
+    m.start_phase("train", total_batches=10 ** 9)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        m.start_batch()
+        time.sleep(0.01)
+"""
+
+
+def _tree_job(spawn, progress_dir):
+    pidfile = progress_dir / "grandchild.pid"
+    job = spawn([sys.executable, "-c", TREE_JOB, ROOT, str(progress_dir), str(pidfile)])
+    path = progress_dir / "tree.json"
+    wait_until(lambda: (read_json(path) or {}).get("status") == "RUNNING", timeout=60)
+    grandchild = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=30))
+    return job, path, grandchild
+
+
+@pytest.fixture
+def reap():
+    """Kill (and continue) the processes listed, should the test leave them
+    stopped: a grandchild outlives the spawn fixture's kill of the job."""
+    pids = []
+    yield pids
+    for p in pids:
+        for sig in (signal.SIGKILL, signal.SIGCONT):
+            try:
+                os.kill(p, sig)
+            except OSError:
+                pass
+
+
+def _stopped_tree(progress_dir, path, job, grandchild):
+    seq = write_signal_request(str(progress_dir), "tree", read_json(path), "SIGSTOP", target="tree")
+    wait_until(lambda: _proc_state(job.pid) == "T" and _proc_state(grandchild) == "T", timeout=30)
+    assert wait_until(lambda: _ack(path, seq), timeout=30)[0] == "applied"
+
+
+def _guards(pid):
+    return [p for p in psutil.Process(pid).children() if "_stopguard" in " ".join(p.cmdline())]
+
+
+def test_sigcont_reaches_a_run_whose_tree_was_stopped_through_the_control_file(spawn, progress_dir, reap):
+    """SIGSTOP to the run's process tree: the writer starts the stop guard
+    (a child of the run) before it sends, and sent SIGSTOP to the guard too,
+    as a descendant: the SIGCONT asked for next was never delivered, and the
+    run stayed stopped for good."""
+    job, path, grandchild = _tree_job(spawn, progress_dir)
+    reap.append(grandchild)
+    _stopped_tree(progress_dir, path, job, grandchild)
+    reap.extend(g.pid for g in _guards(job.pid))
+    assert [g.status() for g in _guards(job.pid)] != [psutil.STATUS_STOPPED]
+    seq = write_signal_request(str(progress_dir), "tree", read_json(path), "SIGCONT", target="tree")
+    wait_until(lambda: _proc_state(job.pid) in ("R", "S") and _proc_state(grandchild) in ("R", "S"), timeout=30)
+    assert wait_until(lambda: _ack(path, seq), timeout=30)[0] == "applied"
+    assert (read_json(path) or {}).get("status") == "RUNNING"
+
+
+def test_sigkill_to_a_stopped_tree_reaches_the_whole_tree(spawn, progress_dir, reap):
+    """The stop guard delivering a request to the tree of a stopped run
+    signalled itself too, as a descendant of the run: SIGKILL ended the
+    guard before it reached the workers listed after it (a worker's own
+    worker), left stopped for good."""
+    job, path, grandchild = _tree_job(spawn, progress_dir)
+    reap.append(grandchild)
+    _stopped_tree(progress_dir, path, job, grandchild)
+    reap.extend(g.pid for g in _guards(job.pid))
+    write_signal_request(str(progress_dir), "tree", read_json(path), "SIGKILL", target="tree")
+    assert job.wait(timeout=30) == -signal.SIGKILL
+    wait_until(lambda: _proc_state(grandchild) in (None, "Z"), timeout=30)

@@ -117,7 +117,10 @@ def main():
                 sys.stdout.flush()
             except (OSError, ValueError):
                 pass
-            pids = ([pid] + descendants(pid)) if tgt == "tree" or target == "tree" else [pid]
+            # not this guard, a child of the run too: a SIGKILL or SIGUSR1 would end
+            # it before the descendants listed after it, a SIGSTOP stop it for good
+            me = os.getpid()
+            pids = ([pid] + [p for p in descendants(pid) if p != me]) if tgt == "tree" or target == "tree" else [pid]
             for p in pids:
                 for sig in ([getattr(signal, name)] + ([] if name in ("SIGSTOP", "SIGCONT") else [signal.SIGCONT])):
                     try:

@@ -93,13 +93,15 @@ def guard_delivered(control: Any) -> Optional[int]:
         return None
 
 
-def deliver(name: str, target: str, pid: int) -> Tuple[bool, str]:
+def deliver(name: str, target: str, pid: int, spare: Tuple[int, ...] = ()) -> Tuple[bool, str]:
     """Send ``name`` to ``pid`` (``target`` "main") or to its descendants and
-    then to it ("tree"). Returns ``(ok, what happened)``."""
+    then to it ("tree"), the descendants in ``spare`` left out (the stop
+    guard: a child of the run, which a SIGSTOP must not stop). Returns
+    ``(ok, what happened)``."""
     sig = getattr(_signal, name)
     sent: List[int] = []
     failed: List[str] = []
-    pids = (tree_pids(pid) if target == "tree" else []) + [pid]
+    pids = ([p for p in tree_pids(pid) if p not in spare] if target == "tree" else []) + [pid]
     for p in pids:
         try:
             os.kill(p, sig)
@@ -150,5 +152,6 @@ def answer_request(control: Any, pid: int, wall: Callable[[], float], write_now:
     write_now()
     if name == "SIGKILL" and pid == 1:  # the kernel ignores it for a namespace's init: end as it asks
         os._exit(128 + _signal.SIGKILL)
-    ok, result = deliver(name, target, pid)
+    guard = getattr(control, "stop_guard", None)
+    ok, result = deliver(name, target, pid, spare=(guard.pid,) if guard is not None else ())
     control.signal_ack = ack(seq, name, target, ok, result, wall())
