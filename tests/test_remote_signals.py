@@ -15,7 +15,7 @@ from test_collect_remote import UNSHARE, read_json, unshare_allowed
 
 from conftest import wait_until
 from ttop import record
-from ttop.levers.control import signal_state, write_signal_request
+from ttop.levers.control import signal_state, write_edit, write_signal_request
 from ttop.progress import write_control
 from users import shared_dir, three_users  # noqa: F401 (fixtures)
 
@@ -347,3 +347,40 @@ def test_sigkill_to_a_stopped_tree_reaches_the_whole_tree(spawn, progress_dir, r
     write_signal_request(str(progress_dir), "tree", read_json(path), "SIGKILL", target="tree")
     assert job.wait(timeout=30) == -signal.SIGKILL
     wait_until(lambda: _proc_state(grandchild) in (None, "Z"), timeout=30)
+
+
+EARLIER_JOB = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from ttop import TrainingMonitor
+with TrainingMonitor(folder=sys.argv[2], run_name="again", interval=0.1) as m:
+    m.track_variables({"lr": 0.1})
+    m.start_phase("train", total_batches=10 ** 9)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        m.start_batch()
+        time.sleep(0.01)
+"""
+
+
+def test_a_signal_request_left_for_an_earlier_run_of_the_name_is_not_delivered_to_the_next(spawn, progress_dir):
+    """SIGKILL asked for through the control file ends the run; a sweep or a
+    supervisor starts the name again at once. Its control file, written
+    less than a second before the new run started, counts as the new run's
+    (the allowance for clocks): ttop's next edit carried the SIGKILL
+    request into the file it wrote, and the new run, which had seen no
+    request yet, killed itself. A request already in the file when the run
+    starts is an earlier run's: never delivered."""
+    write_control(str(progress_dir), "again", 1, {}, signal={"seq": 1, "name": "SIGKILL", "target": "main"},
+                  owner_uid=os.geteuid())
+    job = spawn([sys.executable, "-c", EARLIER_JOB, ROOT, str(progress_dir)])
+    path = progress_dir / "again.json"
+    data = wait_until(lambda: (lambda d: d if d.get("status") == "RUNNING" else None)(read_json(path) or {}), timeout=60)
+    control = progress_dir / "control_again.json"
+    os.utime(str(control), (data["started_at"], data["started_at"]))  # written just before the run started
+    seq, _ = write_edit(str(progress_dir), "again", data, "lr", 0.5, owner_uid=os.geteuid())
+    wait_until(lambda: (read_json(path) or {}).get("control_seq", 0) >= seq or job.poll() is not None, timeout=30)
+    assert job.poll() is None, "the new run was killed by its predecessor's request"
+    final = read_json(path)
+    assert final["variables"]["lr"] == 0.5 and final["status"] == "RUNNING"
+    assert final.get("signal_ack") is None

@@ -94,6 +94,11 @@ class ControlPoller:
         run's own from now on, and return the ``control_error`` that says so."""
         self._sig = sig = self._stat()
         if sig is None or sig[3] in (self.uid, 0):
+            if sig is not None:  # its request, if any, is the earlier run's (see VariableControl.skip_existing)
+                try:
+                    self.signal = parse_control_doc(self._read(), self.uid)[2]
+                except (OSError, ProgressError):
+                    pass
             return None
         name = self._take_own_name()
         if name is None:
@@ -293,10 +298,17 @@ class VariableControl:
 
     def skip_existing(self) -> None:
         """:meth:`ControlPoller.skip_existing`, saying in :attr:`error` when
-        another user's file made the run read a name of its own."""
+        another user's file made the run read a name of its own. A signal
+        request in the file found is an earlier run's: seen, never delivered
+        (ttop carries a request it takes for this run's into the file it
+        writes: a file written less than a second before the run started,
+        or later by a clock ahead of this host's)."""
         why = self.poller.skip_existing()
         if why is not None:
             self.error = why
+        request = check_request(self.poller.signal, 0)
+        if request is not None:
+            self.signal_seq = request[0]
 
     def poll(self, callback: Optional[Callable[[str, Any, Any], Any]]) -> None:
         """Apply a new edit, if the control file has one, then call
