@@ -384,3 +384,55 @@ def test_a_signal_request_left_for_an_earlier_run_of_the_name_is_not_delivered_t
     final = read_json(path)
     assert final["variables"]["lr"] == 0.5 and final["status"] == "RUNNING"
     assert final.get("signal_ack") is None
+
+
+def test_the_stop_guard_delivers_a_sigcont_after_a_second_sigstop(progress_dir, reap):
+    """SIGSTOP through the control file twice (``l`` pressed twice, or two
+    people): the stop guard delivered the second SIGSTOP and ended, as after
+    any request, so the SIGCONT asked for next reached no one and the run
+    stayed stopped. It keeps guarding the stopped run after a SIGSTOP."""
+    import subprocess
+
+    from ttop.monitor.remote import GUARD
+
+    run = subprocess.Popen(["sleep", "1000"])
+    reap.append(run.pid)
+    os.kill(run.pid, signal.SIGSTOP)
+    wait_until(lambda: _proc_state(run.pid) == "T", timeout=30)
+    control = progress_dir / "control_stopped.json"
+    uid = os.geteuid()
+    write_control(str(progress_dir), "stopped", 0, {}, signal={"seq": 1, "name": "SIGSTOP", "target": "main"})
+    guard = subprocess.Popen([sys.executable, "-I", "-S", GUARD, str(run.pid), str(control), str(uid), "1", "main"],
+                             stdout=subprocess.PIPE)
+    reap.append(guard.pid)
+    try:
+        write_control(str(progress_dir), "stopped", 0, {}, signal={"seq": 2, "name": "SIGSTOP", "target": "main"})
+        assert guard.stdout.readline() == b"2\n"  # delivered (the run stays stopped)
+        write_control(str(progress_dir), "stopped", 0, {}, signal={"seq": 3, "name": "SIGCONT", "target": "main"})
+        wait_until(lambda: _proc_state(run.pid) in ("R", "S"), timeout=30)
+        assert guard.stdout.readline() == b"3\n"
+        assert guard.wait(timeout=30) == 0
+    finally:
+        for p in (guard, run):
+            p.kill()
+            p.wait(timeout=30)
+        guard.stdout.close()
+
+
+def test_the_resumed_writer_takes_the_guards_last_answer(progress_dir):
+    """The guard may answer several requests while the run is stopped (a
+    second SIGSTOP, then SIGUSR1): the writer, resumed, must take the last
+    one as delivered, or it sends that request a second time."""
+    import subprocess
+
+    from ttop.monitor.remote import guard_delivered
+
+    class Control:
+        stop_guard = subprocess.Popen(["printf", "2\\n3\\n"], stdout=subprocess.PIPE)
+
+    proc = Control.stop_guard
+    proc.wait(timeout=30)
+    try:
+        assert guard_delivered(Control) == 3
+    finally:
+        proc.stdout.close()

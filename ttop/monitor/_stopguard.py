@@ -12,7 +12,7 @@ another SIGSTOP, followed by SIGCONT so that the run can act on it; before
 sending it writes the request's sequence number on its stdout (a pipe to
 the writer), so the resumed writer, which finds the same request in the
 control file, acknowledges it in the progress file without sending it a
-second time. The guard exits after one request, when
+second time. The guard exits after a request other than SIGSTOP, when
 the process is no longer stopped (continued by anyone) or gone.
 """
 import json
@@ -127,7 +127,9 @@ def main():
                         os.kill(p, sig)
                     except OSError:
                         pass
-            return
+            if name != "SIGSTOP":
+                return
+            last = seq  # still stopped: the next request (a SIGCONT) is still this guard's to deliver
         time.sleep(0.2)
 
 

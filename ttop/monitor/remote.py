@@ -77,7 +77,7 @@ def guard_delivered(control: Any) -> Optional[int]:
     try:
         fd = proc.stdout.fileno()
         os.set_blocking(fd, False)
-        data = os.read(fd, 64)
+        data = os.read(fd, 4096)
     except (OSError, ValueError, AttributeError):  # BlockingIOError: nothing said yet
         pass
     if data or proc.poll() is not None:
@@ -87,8 +87,8 @@ def guard_delivered(control: Any) -> Optional[int]:
             proc.poll()
         except Exception:
             pass
-    try:
-        return int(data.split()[0])
+    try:  # the last one answered (a second SIGSTOP may come first)
+        return int(data.split()[-1])
     except (ValueError, IndexError):
         return None
 
