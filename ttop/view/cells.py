@@ -52,6 +52,10 @@ def status_text(run: Any, ascii: bool = False) -> str:
     return s
 
 
+#: fmt.duration of 0 to 59 seconds.
+_SECONDS = tuple("%ds" % n for n in range(60))
+
+
 def _time(section: str, key: str, when: str = "") -> Callable[[Any], str]:
     """The cell of ``times.<section>.<key>``; ``when="live"``: as
     :func:`_live` would show it, ``"proj"``: as :func:`_projection` would
@@ -62,10 +66,14 @@ def _time(section: str, key: str, when: str = "") -> Callable[[Any], str]:
     def cell(run: Any) -> str:
         if (live or proj and run.reported_status == "RUNNING") and (run.status != "RUNNING" or run.stale):
             return fmt.NA
-        d = run.data
-        t = d.get("times") if type(d) is dict else _get(d, "times")
-        s = t.get(section) if type(t) is dict else _get(t, section)  # _get(...) with dicts looked into at once
-        return duration(s.get(key) if type(s) is dict else _get(s, key))
+        try:  # _get(run.data, "times", section, key): a missing key or a value that is no object gives None
+            v = run.data["times"][section][key]
+        except (KeyError, TypeError):
+            v = None
+        if type(v) is float and 0.0 <= v < 3600.0:  # duration()'s usual values, in one call less
+            n = int(v)
+            return _SECONDS[n] if n < 60 else "%dm%02ds" % divmod(n, 60)
+        return fmt.NA if v is None else duration(v)
 
     return cell
 

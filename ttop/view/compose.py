@@ -86,16 +86,26 @@ def run_cells(run: Any, base: str, getters: Sequence[Tuple[Any, bool, Any, Any]]
 _FITTED_BY: Dict[Tuple[int, str, str], Dict[str, str]] = {}
 
 
-def row_plan(getters: Sequence[Tuple[Any, bool, Any, Any]], layout: Sequence[Tuple[Any, int]], ell: str
-             ) -> List[Tuple[Any, bool, Any, Any, int, str, Dict[str, str]]]:
+class RowPlan(list):
+    """:func:`row_plan`'s list, with the cells its columns take, each with
+    the space before it (``width``)."""
+
+    __slots__ = ("width",)
+    width: int
+
+
+def row_plan(getters: Sequence[Tuple[Any, bool, Any, Any]], layout: Sequence[Tuple[Any, int]], ell: str) -> RowPlan:
     """What :func:`run_line` needs per column of ``layout``: its getters'
     entry (see :func:`run_cells`), width, alignment and fitted cells."""
     if sum(len(d) for d in _FITTED_BY.values()) > FITTED_KEPT:
         _FITTED_BY.clear()
-    return [g + (w, col.align, _FITTED_BY.setdefault((w, col.align, ell), {})) for g, (col, w) in zip(getters, layout)]
+    plan = RowPlan(g + (w, col.align, _FITTED_BY.setdefault((w, col.align, ell), {}))
+                   for g, (col, w) in zip(getters, layout))
+    plan.width = sum(w + 1 for _col, w in layout[:len(plan)])
+    return plan
 
 
-def run_line(run: Any, base: str, name: str, name_role: str, plan: Sequence[Tuple[Any, bool, Any, Any, int, str, Any]],
+def run_line(run: Any, base: str, name: str, name_role: str, plan: RowPlan,
              i: int, nw: int, width_: int, ell: str, stale: bool = False, sel: bool = False) -> Line:
     """``compose_row(name, name_role, run_cells(run, base, getters, i),
     layout, ...)`` in one pass over the columns (a table's rows are mostly
@@ -110,17 +120,18 @@ def run_line(run: Any, base: str, name: str, name_role: str, plan: Sequence[Tupl
     out: List[Segment] = []
     texts = [fit(name, nw, "<", ell)]
     role = name_role + mod
-    used = nw
     for get, colored, role_of, made, w, align, fitted in plan:
-        if made is not None:
-            text = made[i]
-        else:
-            text = get(run)
+        text = made[i] if made is not None else get(run)
+        try:  # the keys are clean text: a text found there needs no check
+            f = fitted.get(text)
+        except TypeError:  # not text, nor hashable
+            f = None
+        if f is None:
             if type(text) is not str or not text.isprintable():  # clean()'s own test first
                 text = clean(text)
-        f = fitted.get(text)
-        if f is None:
-            f = fitted[text] = " " + fit(text, w, align, ell)
+            f = fitted.get(text)
+            if f is None:
+                f = fitted[text] = " " + fit(text, w, align, ell)
         r = base if colored else normal
         if role_of is not None:
             r = role_of(run) or r
@@ -132,7 +143,7 @@ def run_line(run: Any, base: str, name: str, name_role: str, plan: Sequence[Tupl
             role = r
         else:
             texts.append(f)
-        used += w + 1
+    used = nw + plan.width
     if used < width_:
         r = normal + mod
         if r != role:

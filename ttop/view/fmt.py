@@ -155,13 +155,20 @@ def rate(x: float) -> str:
 def count(x: float) -> str:
     """An integer counter, ``-`` if unknown; huge ones abbreviated."""
     n = int(x)
-    if abs(n) < 10 ** 7:
+    if abs(n) < _SHORT_COUNT:
         return str(n)
     return "%.1e" % n
 
 
+#: count() shows integers below this in full.
+_SHORT_COUNT = 10 ** 7
+
+
 def fraction(done: Any, total: Any) -> str:
     """``120/500``, ``120`` without a total, ``-`` without either."""
+    if type(done) is int and type(total) is int and -_SHORT_COUNT < done < _SHORT_COUNT \
+            and -_SHORT_COUNT < total < _SHORT_COUNT:  # the usual counters, as count() shows them
+        return "%d/%d" % (done, total)
     d = count(done)
     t = count(total)
     if d == NA and t == NA:

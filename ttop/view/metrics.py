@@ -23,7 +23,7 @@ from . import fmt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable, List, Mapping, Optional, Sequence
+    from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
 
 TREND_WINDOW = 10
 _FLOATS = {float}
@@ -86,8 +86,11 @@ def trend(run: Any, name: str) -> Optional[str]:
 
 def _trend(run: Any, name: str, raw: Any) -> Optional[str]:
     """:func:`trend` of the run's latest value ``raw`` of ``name``."""
-    x = None if isinstance(raw, bool) else number_or_none(raw)
-    if x is None or not math.isfinite(x):
+    if type(raw) is float:  # the usual value: no conversion
+        x: Optional[float] = raw
+    else:
+        x = None if isinstance(raw, bool) else number_or_none(raw)
+    if x is None or x - x != 0.0:  # not a number, or not finite
         return None
     hist = _history_of(run, name, TREND_WINDOW + 1)
     # the history's last point is usually the latest value itself
@@ -126,11 +129,53 @@ def metric_text(run: Any, name: str, ascii: bool = False) -> str:
     raw = _metrics_of(run).get(name)
     if raw is None:
         return fmt.NA
+    if type(raw) is float:
+        return _float_text(run, name, raw, ascii)
     text = fmt.metric(raw)
     t = _trend(run, name, raw)
     if t is not None:
         text += (ASCII_MARKS if ascii else MARKS)[t]
     return text
+
+
+def _float_text(run: Any, name: str, raw: float, ascii: bool) -> str:
+    """:func:`metric_text` of a float value."""
+    if raw - raw != 0.0:  # NaN or infinite: no trend
+        return fmt.metric(raw)
+    # fmt.metric's own format, in two calls less
+    text = ("%.3g" if raw != 0 and (raw >= 1e6 or raw <= -1e6 or -1e-3 < raw < 1e-3) else "%.4g") % raw
+    t = _trend(run, name, raw)
+    if t is not None:
+        text += (ASCII_MARKS if ascii else MARKS)[t]
+    return text
+
+
+def metric_cell(name: str, ascii: bool = False) -> Callable[[Any], str]:
+    """``lambda run: metric_text(run, name, ascii)``, with the usual case
+    (metrics a dict, the value a float) in one call less."""
+    def cell(run: Any) -> str:
+        m = run.data.get("metrics")
+        if type(m) is dict:
+            raw = m.get(name)
+            if type(raw) is float:
+                return _float_text(run, name, raw, ascii)
+        return metric_text(run, name, ascii)
+
+    return cell
+
+
+def error_role(name: str, role: str) -> Callable[[Any], Optional[str]]:
+    """``lambda run: role if non_finite(run, name) else None``, with the
+    usual case (metrics a dict, the value a float) in one call less."""
+    def cell_role(run: Any) -> Optional[str]:
+        m = run.data.get("metrics")
+        if type(m) is dict:
+            x = m.get(name)
+            if type(x) is float:
+                return role if x - x != 0.0 else None
+        return role if non_finite(run, name) else None
+
+    return cell_role
 
 
 def non_finite(run: Any, name: str) -> bool:

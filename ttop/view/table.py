@@ -217,9 +217,9 @@ def metric_column(name: str, ascii: bool = False) -> Column:
     trend mark; NaN / inf in the error role."""
     return Column(
         METRIC_PREFIX + name, clean(name), METRIC_WIDTH, ">",
-        lambda r: M.metric_text(r, name, ascii),
+        M.metric_cell(name, ascii),
         value=lambda r: M.value(r, name),
-        cell_role=lambda r: R.ERROR if M.non_finite(r, name) else None,
+        cell_role=M.error_role(name, R.ERROR),
     )
 
 
