@@ -117,6 +117,17 @@ class _NoOneshot:
 _NO_ONESHOT = _NoOneshot()
 
 
+def _gpu_indices(gpu_indices: Optional[Callable[[int, float], Tuple[int, ...]]], pid: int, ctime: float
+                 ) -> Tuple[int, ...]:
+    """The GPUs process ``pid`` has open (``gpu_indices``: see :meth:`ProcessTable.tree`)."""
+    if gpu_indices is None:
+        return ()
+    try:
+        return gpu_indices(pid, ctime) or ()
+    except Exception:
+        return ()
+
+
 def same_process(a: Optional[float], b: Optional[float]) -> bool:
     return a is not None and b is not None and abs(a - b) < CREATE_TIME_TOLERANCE
 
@@ -442,10 +453,7 @@ class ProcessTable:
         if ctime is None:
             ctime = 0.0
         key = (pid, ctime)
-        fresh = key not in self._objs
-        errors: List[str] = []
         cpu = None
-        threads: Tuple[ThreadInfo, ...] = ()
         zombie = status == psutil.STATUS_ZOMBIE
         from_table = cpu_s is not None
         if from_table and not zombie:
@@ -454,16 +462,28 @@ class ProcessTable:
             prev = self._cpu_prev.get(key)
             if prev is not None and t > prev[1]:
                 cpu = max(0.0, 100.0 * (cpu_s - prev[0]) / (t - prev[1]))
-            if prev is not None and prev[2] == row and prev[3] == depth and not self.threads and REUSE_SAMPLES:
-                # the same stat line as the last cycle's sample (an idle process):
-                # its ProcInfo, when each figure it holds came out the same again
-                info = prev[4]
-                if (info.cpu_percent == cpu and key in self._cmdlines and gpu_indices is None
-                        and info.gpu_memory_bytes == gpu_memory.get(pid) and info.tpu_memory_bytes == tpu_memory.get(pid)):
-                    self._used.add(key)  # as _process does
-                    self._cpu_seen[key] = (cpu_s, t, row, depth, info)
-                    return info
+            cached = None if self.threads else self._cmdlines.get(key)
+            if cached is not None:
+                # no threads to read, its command line known: nothing to ask psutil
+                self._used.add(key)  # as _process does
+                if prev is not None and prev[2] == row and prev[3] == depth and REUSE_SAMPLES:
+                    # the same stat line as the last cycle's sample (an idle process):
+                    # its ProcInfo, when each figure it holds came out the same again
+                    info = prev[4]
+                    if (info.cpu_percent == cpu and gpu_indices is None and info.gpu_memory_bytes == gpu_memory.get(pid)
+                            and info.tpu_memory_bytes == tpu_memory.get(pid)):
+                        self._cpu_seen[key] = (cpu_s, t, row, depth, info)
+                        return info
+                info = ProcInfo(pid=pid, ppid=ppid, name=cached[1], create_time=ctime, depth=depth, status=status,
+                                cmdline=cached[0] or "", cpu_percent=cpu, rss_bytes=rss, num_threads=nthreads,
+                                gpu_memory_bytes=gpu_memory.get(pid), gpu_indices=_gpu_indices(gpu_indices, pid, ctime),
+                                tpu_memory_bytes=tpu_memory.get(pid))
+                self._cpu_seen[key] = (cpu_s, t, row, depth, info)
+                return info
             self._cpu_seen[key] = (cpu_s, t, None, None, None)
+        fresh = key not in self._objs
+        errors: List[str] = []
+        threads: Tuple[ThreadInfo, ...] = ()
         try:
             proc = self._process(pid, ctime)
         except psutil.NoSuchProcess:
@@ -523,30 +543,11 @@ class ProcessTable:
             status = psutil.STATUS_ZOMBIE
             cpu = rss = nthreads = None
             threads = ()
-        gpu_mem = gpu_memory.get(pid)
-        idx: Tuple[int, ...] = ()
-        if gpu_indices is not None:
-            try:
-                idx = gpu_indices(pid, ctime) or ()
-            except Exception:
-                idx = ()
-        info = ProcInfo(
-            pid=pid,
-            ppid=ppid,
-            name=name,
-            create_time=ctime,
-            depth=depth,
-            status=status,
-            cmdline=cmdline or "",
-            cpu_percent=cpu,
-            rss_bytes=rss,
-            num_threads=nthreads,
-            gpu_memory_bytes=gpu_mem,
-            gpu_indices=idx,
-            tpu_memory_bytes=tpu_memory.get(pid),
-            threads=threads,
-            error=("access denied: " + ", ".join(errors)) if errors else None,
-        )
+        info = ProcInfo(pid=pid, ppid=ppid, name=name, create_time=ctime, depth=depth, status=status,
+                        cmdline=cmdline or "", cpu_percent=cpu, rss_bytes=rss, num_threads=nthreads,
+                        gpu_memory_bytes=gpu_memory.get(pid), gpu_indices=_gpu_indices(gpu_indices, pid, ctime),
+                        tpu_memory_bytes=tpu_memory.get(pid), threads=threads,
+                        error=("access denied: " + ", ".join(errors)) if errors else None)
         if from_table and not zombie and not threads:
             self._cpu_seen[key] = (cpu_s, self.refreshed_at, row, depth, info)
         return info
