@@ -1,4 +1,4 @@
-from ttop.view.text import clean, clip, crop_line, fit, width
+from ttop.view.text import clean, clip, crop_line, fit, line_width, width
 
 
 def test_clean_removes_control_and_ansi():
@@ -97,3 +97,22 @@ def test_crop_line_equals_a_cell_by_cell_crop():
                      for j in range(rng.randint(0, 4)))
         start, cells = rng.randint(0, 60), rng.randint(0, 60)
         assert crop_line(line, start, cells) == by_cells(line, start, cells), (line, start, cells)
+
+
+def test_pad_line_is_the_line_cropped_then_padded():
+    # the fast path (a line that fits, measured once) against crop_line + padding, for random lines
+    # (empty and zero-width segments, wide and combining characters, lines that fit exactly or not)
+    import random
+
+    from ttop.view.text import pad_line
+
+    rng = random.Random(5)
+    pieces = ("", "ab", "\u2588\u2591", "\u754c", "e\u0301", "\u0301", "CPU 37%", "x" * 30)
+    for _ in range(3000):
+        segs = tuple((rng.choice(pieces), rng.choice(("a", "b"))) for _ in range(rng.randrange(0, 6)))
+        cells = rng.randrange(0, 60)
+        want = crop_line(segs, 0, cells)
+        used = line_width(want)
+        if used < cells:
+            want = want + ((" " * (cells - used), "pad"),)
+        assert pad_line(list(segs), cells, "pad") == want, (segs, cells)

@@ -70,9 +70,11 @@ def _time(section: str, key: str, when: str = "") -> Callable[[Any], str]:
             v = run.data["times"][section][key]
         except (KeyError, TypeError):
             v = None
-        if type(v) is float and 0.0 <= v < 3600.0:  # duration()'s usual values, in one call less
+        if type(v) is float and 0.0 <= v < 86400.0:  # duration()'s usual values, in one call less
             n = int(v)
-            return _SECONDS[n] if n < 60 else "%dm%02ds" % divmod(n, 60)
+            if n < 3600:
+                return _SECONDS[n] if n < 60 else "%dm%02ds" % divmod(n, 60)
+            return "%dh%02dm" % divmod(n // 60, 60)
         return fmt.NA if v is None else duration(v)
 
     return cell

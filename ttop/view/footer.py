@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import roles as R
 from .state import ViewState
-from .text import Line, Segment, clean, clip, crop_line, line_width
+from .text import Line, Segment, clean, clip, crop_line, line_width, pad_line
 from .text import width as text_width
 
 TYPE_CHECKING = False
@@ -96,11 +96,7 @@ def counts_segments(snapshot: Any) -> List[Segment]:
 
 
 def _pad(segs: Sequence[Segment], width: int, role: str = R.FOOTER) -> Line:
-    line = crop_line(tuple(segs), 0, width)
-    w = line_width(line)
-    if w < width:
-        line = line + ((" " * (width - w), role),)
-    return line
+    return pad_line(segs, width, role)
 
 
 def status_line(snapshot: Any, state: ViewState, width: int, shown: int, total: int,

@@ -11,7 +11,7 @@ from . import fmt
 from . import health as H
 from . import roles as R
 from .state import ViewState
-from .text import Line, Segment, clean, clip, crop_line, line_width
+from .text import Line, Segment, clean, clip, pad_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,11 +57,7 @@ def _bar_cells(width: int) -> int:
 
 
 def _pad(segs: List[Segment], width: int) -> Line:
-    line = crop_line(tuple(segs), 0, width)
-    w = line_width(line)
-    if w < width:
-        line = line + ((" " * (width - w), R.HEADER),)
-    return line
+    return pad_line(segs, width, R.HEADER)
 
 
 def host_line(snapshot: Any, state: ViewState, width: int) -> Line:

@@ -15,7 +15,7 @@ import unicodedata
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Tuple
+    from typing import Any, Dict, List, Sequence, Tuple
 
     Segment = Tuple[str, str]
     Line = Tuple[Segment, ...]
@@ -176,6 +176,21 @@ def fit(text: str, cells: int, align: str = "<", ellipsis: str = "\u2026") -> st
 
 def line_width(line: Line) -> int:
     return sum(width(t) for t, _ in line)
+
+
+def pad_line(segs: Sequence[Segment], cells: int, role: str) -> Line:
+    """``crop_line(segs, 0, cells)`` padded with a segment of ``role`` to
+    ``cells`` cells; a line that fits (the usual header and footer line)
+    measured once, not cropped."""
+    widths = [width(t) for t, _ in segs]
+    used = sum(widths)
+    if used < cells and (not widths or widths[0] > 0):  # crop_line would keep every segment as it is
+        return tuple(segs) + ((" " * (cells - used), role),)
+    line = crop_line(tuple(segs), 0, cells)
+    used = line_width(line)
+    if used < cells:
+        line = line + ((" " * (cells - used), role),)
+    return line
 
 
 def crop_line(line: Line, start: int, cells: int) -> Line:
