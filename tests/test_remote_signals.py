@@ -436,3 +436,35 @@ def test_the_resumed_writer_takes_the_guards_last_answer(progress_dir):
         assert guard_delivered(Control) == 3
     finally:
         proc.stdout.close()
+
+
+def test_delete_refuses_a_remote_run_stopped_by_request(remote_job, progress_dir):
+    """A remote run paused through its control file (SIGSTOP) stops its
+    heartbeat with it and turns stale: delete took it for gone and removed
+    its progress file, control file, logs and run folder while it was only
+    paused (the stop guard resumes it at the next request). It is refused
+    like a live run's."""
+    from ttop.collect.collector import Collector
+    from ttop.levers.delete import delete_run_files
+
+    outer, path, pid = remote_job
+    seq = write_signal_request(str(progress_dir), "remote", read_json(path), "SIGSTOP")
+    wait_until(lambda: _proc_state(pid) == "T", timeout=30)
+    assert wait_until(lambda: _ack(path, seq), timeout=30)[0] == "applied"
+    c = Collector(str(progress_dir), gpu=False, tpu=False, notify=False)
+    try:
+        def stale_run():
+            c.collect()
+            run = next(r for r in c.latest.runs if r.key == "remote")
+            return run if run.stale else None
+
+        run = wait_until(stale_run, timeout=60)
+        deleted, refused = delete_run_files(str(progress_dir), run, c.latest.runs)
+    finally:
+        c.stop()
+    assert deleted == [] and refused and "SIGSTOP" in refused[0], refused
+    assert path.exists()
+    # resumed by the next request: it was only paused
+    seq2 = write_signal_request(str(progress_dir), "remote", read_json(path), "SIGCONT")
+    wait_until(lambda: _proc_state(pid) in ("R", "S"), timeout=30)
+    wait_until(lambda: (_ack(path, seq2) or ("", ""))[0] == "applied", timeout=30)

@@ -41,6 +41,9 @@ def _live_reason(run: RunSnapshot) -> Optional[str]:
         if run.status == P.RUNNING and not run.stale:
             return "run %s reports RUNNING %s; its process cannot be checked from here" % (
                 run.key, where_else(run))
+        if run.status == P.RUNNING and _paused_by_request(run):
+            return "run %s %s was paused by a SIGSTOP request (its heartbeat stopped with it); " \
+                   "resume or end it first (k)" % (run.key, where_else(run))
         return None
     alive = process_alive(pid, ct)
     if pid is None or not valid_pid(pid):  # no process could have it (-1, beyond pid_t)
@@ -52,6 +55,14 @@ def _live_reason(run: RunSnapshot) -> Optional[str]:
     ):
         return "run %s reports RUNNING and process %d exists; without a create time it may be the run" % (run.key, pid)
     return None
+
+
+def _paused_by_request(run: RunSnapshot) -> bool:
+    """A run stopped through its control file: its last acknowledged request
+    a SIGSTOP that was sent. Its heartbeat stopped with it, yet it lives (its
+    stop guard resumes it at the next request)."""
+    ack = run.data.get("signal_ack")
+    return isinstance(ack, Mapping) and ack.get("name") == "SIGSTOP" and ack.get("ok") is True
 
 
 def _owners(run: RunSnapshot, control: bool = False) -> Optional[AbstractSet[int]]:
