@@ -17,33 +17,31 @@ def tree_pss(table: "ProcessTable", procs: List[ProcInfo], tree: Any = None
     the table's clock. Read on the budget of :mod:`ttop.pss`. ``tree``: what
     names this set of processes from cycle to cycle (default: its first
     process; another set led by the same process needs another name)."""
-    if len(procs) < 2 or sum(1 for p in procs if p.rss_bytes is not None) < 2:
+    live = [p for p in procs if p.rss_bytes is not None]  # zombies and unreadable ones left out
+    if len(procs) < 2 or len(live) < 2:
         return None
-    out: Dict[int, Tuple[int, float]] = {}
     cache = table.pss
-    get = cache.get
     # the tree's page faults (the table's stat rows, read this cycle): a tree
-    # that held still lets its figures stand longer (ttop.pss)
+    # that held still lets its figures stand longer (ttop.pss); one pass
+    # over the processes for the faults, the RSS and the keys
     moved_at = None
     rows = table.rows
-    faults = 0
-    for p in procs:
+    keys = [(p.pid, p.create_time) for p in live]
+    faults = rss = 0
+    for p in live:
         row = rows.get(p.pid)
-        f = row[7] if row is not None and p.rss_bytes is not None else None
+        f = row[7] if row is not None else None
         if f is None:
-            if p.rss_bytes is None:
-                continue
             break
         faults += f
+        rss += p.rss_bytes or 0
     else:
-        live = [p for p in procs if p.rss_bytes is not None]
         moved_at = cache.tree_moved((procs[0].pid, procs[0].create_time) if tree is None else tree,
-                                    frozenset((p.pid, p.create_time) for p in live), faults,
-                                    sum(p.rss_bytes or 0 for p in live))
-    for p in procs:
-        if p.rss_bytes is None:  # zombie, or not readable
-            continue
-        got = get((p.pid, p.create_time), p.pid, p.rss_bytes, moved_at)
+                                    frozenset(keys), faults, rss)
+    get = cache.get
+    out: Dict[int, Tuple[int, float]] = {}
+    for p, key in zip(live, keys):
+        got = get(key, p.pid, p.rss_bytes, moved_at)
         if got is not None:
             out[p.pid] = got
     return out
