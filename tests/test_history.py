@@ -149,6 +149,37 @@ def test_a_fifo_renamed_over_the_history_file_does_not_hang_the_writer(tmp_path)
     assert HistoryReader(str(tmp_path), "r.history.jsonl").poll()["loss"].y == [1.0, 2.0, 3.0]
 
 
+@pytest.mark.parametrize("swapped", ["hard link", "foreign file"])
+def test_a_file_swapped_in_under_the_history_name_is_not_appended_to(tmp_path, swapped):
+    """Another user of a folder without the sticky bit renames over the
+    history file a hard link to a file of the run's user (where the kernel
+    lets them: fs.protected_hardlinks=0), or a file of their own: the writer
+    appended its next lines to that file (a config of the run's user gained
+    JSON lines; the user's own file made ttop refuse the run's charts). It
+    now writes the history whole again under its name, as after a FIFO."""
+    log = MetricLog(str(tmp_path), "r", lambda m: None)
+    log.queue.append((1, {"loss": 1.0}))
+    log.drain({})
+    log.flush(1.0)
+    path = str(tmp_path / "r.history.jsonl")
+    other = tmp_path / "other.txt"
+    other.write_text("keep me\n")
+    if swapped == "hard link":
+        os.link(str(other), str(tmp_path / "swap"))
+    else:
+        (tmp_path / "swap").write_text("")
+        os.chown(str(tmp_path / "swap"), 65534, 65534)  # nobody's
+    os.replace(str(tmp_path / "swap"), path)
+    for step in (2, 3):
+        log.queue.append((step, {"loss": float(step)}))
+        log.drain({})
+        log.flush(float(step))
+    assert other.read_text() == "keep me\n"
+    st = os.lstat(path)
+    assert st.st_nlink == 1 and st.st_uid == os.geteuid()
+    assert HistoryReader(str(tmp_path), "r.history.jsonl").poll()["loss"].y == [1.0, 2.0, 3.0]
+
+
 def test_few_updates_per_tick_are_points_and_steps_go_on_across_phases(tmp_path):
     mon = TrainingMonitor(folder=str(tmp_path), run_name="ph", interval=0.05, gpu=False, handle_signals=False)
     mon.start_monitoring()

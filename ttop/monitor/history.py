@@ -146,6 +146,13 @@ class _Shifted:
         return map(self.base.__add__, self.ns)
 
 
+class _Swapped(OSError):
+    """The history's name now holds another file: a hard link to another of
+    the user's files, or another user's file (renamed there in a folder
+    without the sticky bit). Not appended to: the history is written whole
+    again, which puts a file of its own under the name."""
+
+
 class MetricLog:
     def __init__(self, folder: str, run_name: str, report: Callable[[str], None]) -> None:
         #: updates (batch counter, values) and phase markers (-1, batches)
@@ -314,7 +321,7 @@ class MetricLog:
                 line = H.tick_line(wall, per_metric).encode("utf-8")
                 try:
                     self._append(line)
-                except FileNotFoundError:  # removed (with its folder, or by hand): write it whole
+                except (FileNotFoundError, _Swapped):  # removed, or another file put in its place: write it whole
                     self._compact()
             self.error = None
         except OSError as e:
@@ -347,8 +354,11 @@ class MetricLog:
                  | getattr(os, "O_NONBLOCK", 0))
         fd = os.open(self.path, flags)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise OSError("%s is not a regular file" % self.path)
+            if st.st_nlink != 1 or st.st_uid != os.geteuid():  # swapped in by another user of the folder
+                raise _Swapped(self.path)
             view = memoryview(line)
             while view:
                 k = os.write(fd, view)
