@@ -249,6 +249,27 @@ def test_a_planted_fifo_or_link_is_refused_without_hanging_or_following(tmp_path
     assert len(errors) == 2 and len(read_csv(str(tmp_path / "good_matrix.csv"))) == 2
 
 
+def test_a_hard_link_renamed_over_a_matrix_file_is_not_appended_to(tmp_path):
+    """Another user of a CSV folder without the sticky bit renames over
+    a_matrix.csv a hard link to a file of ttop's user (where the kernel lets
+    them: fs.protected_hardlinks=0), say root's ~/.bashrc: the next row,
+    whose phase cell is the run's text (``x; sh evil; #``), was appended
+    to it. A file with other hard links is never appended to: the matrix is
+    written whole again under its name."""
+    target = tmp_path / "bashrc"
+    target.write_text("keep\n")
+    errors = []
+    sink = CsvSink(str(tmp_path), 1.0, on_error=errors.append, clock=Clock())
+    sink.write(snap(1, [run("a")]))
+    os.link(str(target), str(tmp_path / "swap"))
+    os.replace(str(tmp_path / "swap"), str(tmp_path / "a_matrix.csv"))
+    for seq in (2, 3):
+        sink.write(snap(seq, [run("a", phase="x; sh evil; #")]))
+    assert target.read_text() == "keep\n"
+    assert os.stat(str(tmp_path / "a_matrix.csv")).st_nlink == 1
+    assert len(read_csv(str(tmp_path / "a_matrix.csv"))) == 3 and errors == []  # header, rows 2 and 3: none lost since
+
+
 def test_csv_dir_that_is_a_file_is_refused(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")

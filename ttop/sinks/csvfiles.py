@@ -378,21 +378,28 @@ class RunFiles:
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EINVAL, "not a regular file", self.matrix_path)
             _check_ours(st, self.matrix_path)  # put there since it was read: not appended to
-            size = st.st_size
-            data = line if size else _csv_text([self.columns]).encode("utf-8") + line
-            try:
-                n = os.write(fd, data)
-            except OSError:
-                if not size:
-                    self._drop_if_empty(fd)
-                raise
-            if n != len(data):
-                os.ftruncate(fd, size)
-                if not size:
-                    self._drop_if_empty(fd)
-                raise OSError("short write (%d of %d bytes); row dropped" % (n, len(data)))
+            # another name for a file of ttop's user renamed there (~/.bashrc): not appended to
+            linked = st.st_nlink != 1
+            if not linked:
+                self._write_row(fd, st.st_size, line)
         finally:
             os.close(fd)
+        if linked:  # written whole instead: a file of its own under the name
+            self._rewrite(row)
+
+    def _write_row(self, fd: int, size: int, line: bytes) -> None:
+        data = line if size else _csv_text([self.columns]).encode("utf-8") + line
+        try:
+            n = os.write(fd, data)
+        except OSError:
+            if not size:
+                self._drop_if_empty(fd)
+            raise
+        if n != len(data):
+            os.ftruncate(fd, size)
+            if not size:
+                self._drop_if_empty(fd)
+            raise OSError("short write (%d of %d bytes); row dropped" % (n, len(data)))
 
     def _drop_if_empty(self, fd: int) -> None:
         """A first row that could not be written (disk full) leaves no empty
