@@ -54,3 +54,44 @@ def test_a_stat_line_read_again_gives_the_row_parsed_afresh(tmp_path):
             assert procfs._stat_row(proc, "1", boot) == procfs.parse_stat(raw, boot)
     finally:
         os.close(proc)
+
+
+def test_parents_of_new_ids_name_the_living_and_skip_the_ended(spawn):
+    # real processes: one started and reaped (its ID gone), one alive, a
+    # thread of this process (found by its own ID though /proc does not list it)
+    import subprocess
+    import sys
+    import threading
+
+    old = procfs.last_pid()
+    assert old is not None
+    gone = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.DEVNULL)
+    gone.wait()
+    alive = spawn([sys.executable, "-c", "import time; time.sleep(60)"])
+    started, stop = threading.Event(), threading.Event()
+    tid = []
+
+    def run():
+        tid.append(threading.get_native_id())
+        started.set()
+        stop.wait()
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        started.wait()
+        new = procfs.last_pid()
+        proc = os.open("/proc", os.O_RDONLY)
+        try:
+            got = procfs.parents_of_new(proc, old, new, 1 << 20)
+        finally:
+            os.close(proc)
+    finally:
+        stop.set()
+        t.join()
+    assert got is not None
+    ids = dict(got)
+    assert ids.get(alive.pid) == os.getpid()
+    assert gone.pid not in ids
+    assert tid[0] in ids  # a thread's stat holds its process's parent
+    assert ids[tid[0]] == os.getppid()

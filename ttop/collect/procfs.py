@@ -205,8 +205,15 @@ def parents_of_new(proc: int, old: int, new: int, limit: int) -> Optional[List[T
         return None
     out: List[Tuple[int, int]] = []
     for pid in range(old + 1, new + 1):
+        name = "%d/stat" % pid
+        if not os.access(name, os.F_OK, dir_fd=proc):
+            # ended already (or never made): nobody's child now. Most new IDs
+            # on a busy machine are short-lived processes gone by now: asked
+            # so, without the exception a failed open raises (~4.6k
+            # instructions instead of ~11.4k)
+            continue
         try:
-            fd = os.open("%d/stat" % pid, _O_RDONLY, dir_fd=proc)
+            fd = os.open(name, _O_RDONLY, dir_fd=proc)
             try:
                 raw = os.read(fd, 4096)
             finally:
