@@ -1,4 +1,4 @@
-"""Progress files parsed by orjson where it gives what ``json`` gives.
+"""Progress files parsed by orjson: what ``json`` gives, four to seven times faster.
 
 The collector reads every changed progress file each cycle: with a fleet's
 1,000 live runs in a shared folder, that is 1,000 files every cycle, and
@@ -9,16 +9,18 @@ cycles; the first look, which paints the first screen, does not wait for
 its import.
 
 Where orjson gives a value, it is the value ``json.loads`` gives, with one
-exception: an integer outside ``[-2**63, 2**64)`` becomes a float. A file
-that may hold one is left to ``json`` (the caller's path): found in the
-bytes, at C speed, as a run of 20 digits not after a decimal point (such an
-integer has 20 digits or more; a float's fraction, as ``repr`` writes it,
-has at most 20, its first digit is skipped by the check), or a ``-``
-followed by 19. Anything orjson refuses (NaN and the infinities, which
-``json`` takes; numbers beyond the float range; lone surrogates; invalid
-UTF-8; an empty file; nesting deeper than 1,024) is left to ``json`` too,
-whose path says why or gives the value. ``tests/test_fastjson.py`` checks
-the two against each other.
+exception: an integer outside ``[-2**63, 2**64)`` becomes the nearest float
+(``float(text)``), where ``json`` keeps it exact. No counter, size or time
+a run writes is that large (even the time in nanoseconds since 1970 stays
+below 2**61 until 2043), and every consumer of a progress file's numbers takes them as
+floats or checks that an integer field holds an int (such a value is then
+dropped with the others of the wrong type). Finding such integers in the
+bytes first would cost more than the parse of a history of numbers (a scan
+of every byte that is a digit run's). Anything orjson refuses (NaN and the
+infinities, which ``json`` takes; numbers beyond the float range; lone
+surrogates; invalid UTF-8; an empty file; nesting deeper than 1,024) is left
+to ``json``, whose path says why or gives the value. ``tests/test_fastjson.py``
+checks the two against each other.
 """
 from __future__ import annotations
 
@@ -28,9 +30,6 @@ if TYPE_CHECKING:
 
 #: Returned by :func:`parse` where the caller's ``json`` path must parse.
 NOT_PARSED: Any = object()
-_DIGITS = bytes.maketrans(b"0123456789", b"9999999999")
-_LONG = b"9" * 20  # an integer of 20 digits or more (>= 10**19)
-_NEGATIVE = b"-" + b"9" * 19  # a negative one of 19 or more (may be < -2**63)
 _orjson_loads: Optional[Callable[[bytes], Any]] = None
 #: What orjson's initialisation imports, imported first by :func:`enable`:
 #: where one fails (e.g. a standard library module this user cannot read)
@@ -55,14 +54,11 @@ def enable() -> bool:
 
 
 def parse(raw: bytes) -> Any:
-    """``json.loads(raw.decode("utf-8"))`` by orjson, or :data:`NOT_PARSED`
-    where orjson is not enabled, refuses the bytes, or may give a value
-    other than ``json``'s (see the module docstring)."""
+    """``json.loads(raw.decode("utf-8"))`` by orjson (an integer beyond 64
+    bits as a float: see the module docstring), or :data:`NOT_PARSED` where
+    orjson is not enabled or refuses the bytes."""
     loads = _orjson_loads
     if loads is None:
-        return NOT_PARSED
-    shape = raw.translate(_DIGITS)
-    if _NEGATIVE in shape or (_LONG in shape and _LONG in shape.replace(b".9", b"..")):
         return NOT_PARSED
     try:
         return loads(raw)
