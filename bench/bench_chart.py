@@ -35,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ttop.collect import fastjson  # noqa: E402
 from ttop.collect.history import HistoryReader  # noqa: E402
 from ttop.collect.snapshot import RunResources, RunSnapshot, Snapshot  # noqa: E402
 from ttop.monitor.history import MetricLog  # noqa: E402
@@ -178,6 +179,8 @@ def main(argv=None):
             json.dump(data, f)
         rl = RunSnapshot(key="long", path=prog, data=data, run_name="long", status="RUNNING",
                          reported_status="RUNNING", host="vm", pid=1000)
+
+        fastjson.enable()  # as in the monitor, whose collector turns the fast parse on at its first full cycle
 
         def open_first_screen():
             cols = HistoryReader(folder, log.name).poll()

@@ -138,3 +138,29 @@ def test_an_integer_field_beyond_64_bits_is_dropped_as_of_the_wrong_class():
     data, dropped, error, _, _, _ = parse_file(raw, None, False, False)
     assert error is None and "epoch" not in data and "epoch" in dropped
     assert data["batch"] == 3 and data["metrics"] == {"tokens": 2.0**70}
+
+
+def test_a_history_file_reads_the_same_with_the_fast_parse_and_without(tmp_path, monkeypatch):
+    from ttop.collect.history import HistoryReader
+    from ttop.monitor.history import MetricLog
+
+    log = MetricLog(str(tmp_path), "r", lambda m: None)
+    for tick in range(30):
+        for step in range(tick * 50, tick * 50 + 50):
+            log.queue.append((step, {"loss": float("nan") if step == 777 else 1.0 / (1 + step), "acc": step * 1e-4}))
+        log.drain({})
+        log.flush(1000.0 + tick)
+    big = "1" + "0" * 400
+    with open(tmp_path / "r.history.jsonl", "a") as f:  # hand-written lines: bad ones, an integer beyond 64 bits
+        f.write('not json\n%s\n{"t":%s,"d":{"loss":[[9000,0.4]]}}\n{"t":9001,"d":{"loss":[[9001,%d]]}}\n'
+                % ("[" * 5000, big, 2**70))
+
+    def read():
+        r = HistoryReader(str(tmp_path), "r.history.jsonl")
+        cols = r.poll()
+        return {k: (c.x, c.y, c.t, c.lo, c.hi, c.flagged) for k, c in cols.items()}, r.bad_lines
+
+    fast = read()
+    monkeypatch.setattr(fastjson, "_orjson_loads", None)
+    plain = read()
+    assert fast == plain and fast[1] == 3 and fast[0]["loss"][1][-1] == 2.0**70

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 from .. import histfile as H
 from ..fsafe import Refused, describe, open_beneath
 from ..progress import resolve_inside
+from . import fastjson
 from .owners import user_name
 
 #: Most bytes read per poll (the rest is read by the next polls).
@@ -142,8 +143,13 @@ class HistoryReader:
             self._skipping = True
             self.bad_lines += 1
         objs = []
+        fast, not_parsed = fastjson.parse, fastjson.NOT_PARSED  # (orjson where the collector turned it on)
         for raw in data[:cut].split(b"\n"):
             if not raw.strip():
+                continue
+            obj = fast(raw)
+            if obj is not not_parsed:
+                objs.append(obj)
                 continue
             try:
                 objs.append(json.loads(raw))
