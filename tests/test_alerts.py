@@ -143,6 +143,35 @@ def test_failing_command_reported_once(tmp_path):
         cmd.close()
 
 
+def test_a_command_flooding_its_stderr_does_not_grow_ttop():
+    """Only the last stderr line of a failed command is reported, but the
+    whole stream was kept in memory until the command ended or was killed:
+    a command writing to stderr in a loop (a verbose notifier, a script
+    gone wrong) grew ttop by gigabytes in its 10 seconds (measured: 700 MB
+    a second), on a machine whose training jobs the OOM killer may pick.
+    Here 300 MB are written, then one last line: ttop keeps a tail."""
+    script = (
+        "import resource, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from conftest import wait_until\n"
+        "from ttop.sinks.alerts import AlertCommand\n"
+        "errors = []\n"
+        "cmd = AlertCommand('yes | head -c 300000000 >&2; echo last words >&2; exit 3', timeout=600,"
+        " on_error=errors.append)\n"
+        "cmd.submit({'run': 'a'})\n"
+        "wait_until(lambda: cmd.ran == 1 and cmd.idle(), timeout=300)\n"
+        "cmd.close()\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n"
+        "print(errors)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.path.join(str(ROOT), "tests")])))
+    assert r.returncode == 0, r.stderr
+    peak, errors = r.stdout.splitlines()
+    assert errors == str(["alert command failed (exit 3): last words"])
+    assert int(peak) < 150 * 2 ** 20, "ttop held %d MB of the command's stderr" % (int(peak) >> 20)
+
+
 def test_failing_command_output_is_reported_without_escape_codes():
     """The command's last stderr line (which may echo a run name another user
     chose) reaches ttop's stderr or footer without terminal escapes."""

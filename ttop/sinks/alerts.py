@@ -50,6 +50,9 @@ _RANK = {None: -1, "OK": 0, "WARN": 1, "CRIT": 2}
 COMMAND_TIMEOUT = 10.0
 COMMAND_PER_MINUTE = 10
 QUEUE_SIZE = 100
+#: Bytes of an alert command's stderr kept (its end): only its last line is
+#: reported, and a command writing in a loop must not grow ttop.
+STDERR_TAIL = 4096
 
 
 def _message(ev: Dict[str, Any]) -> str:
@@ -284,6 +287,30 @@ def command_env(ev: Dict[str, Any], base: Optional[Dict[str, str]] = None) -> Di
     return {k: v.replace("\0", "") for k, v in env.items()}
 
 
+def _stderr_tail(p: subprocess.Popen, deadline: float) -> bytes:
+    """Wait for ``p`` (until the monotonic ``deadline``, else
+    ``subprocess.TimeoutExpired``) reading its stderr as it comes, and
+    return the last :data:`STDERR_TAIL` bytes of it."""
+    import selectors
+
+    assert p.stderr is not None
+    tail = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(p.stderr, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(p.args, 0)
+            if sel.select(left):
+                chunk = os.read(p.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                tail = (tail + chunk)[-STDERR_TAIL:]
+    p.stderr.close()
+    p.wait(max(deadline - time.monotonic(), 0.001))
+    return tail
+
+
 class AlertCommand:
     """Runs ``/bin/sh -c CMD`` per event in one worker thread (see the module
     docstring). :meth:`submit` never blocks: beyond ``per_minute`` commands
@@ -374,7 +401,7 @@ class AlertCommand:
             return
         self._proc = p
         try:
-            _, err = p.communicate(timeout=self.timeout)
+            err = _stderr_tail(p, time.monotonic() + self.timeout)
         except subprocess.TimeoutExpired:
             self._kill(p)
             self.killed += 1
@@ -398,8 +425,10 @@ class AlertCommand:
                 p.kill()
             except OSError:
                 pass
-        try:
-            p.communicate(timeout=5)
+        try:  # its stderr is not read any more (a writer outside its group must not grow ttop)
+            if p.stderr is not None:
+                p.stderr.close()
+            p.wait(timeout=5)
         except (subprocess.TimeoutExpired, ValueError, OSError):
             pass
 
