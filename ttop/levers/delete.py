@@ -43,7 +43,7 @@ def _live_reason(run: RunSnapshot) -> Optional[str]:
                 run.key, where_else(run))
         if run.status == P.RUNNING and _paused_by_request(run):
             return "run %s %s was paused by a SIGSTOP request (its heartbeat stopped with it); " \
-                   "resume or end it first (k)" % (run.key, where_else(run))
+                   "resume or end it first (k); if it died paused, remove its files by hand" % (run.key, where_else(run))
         return None
     alive = process_alive(pid, ct)
     if pid is None or not valid_pid(pid):  # no process could have it (-1, beyond pid_t)
