@@ -202,3 +202,25 @@ def test_bad_values_are_not_applied(torch):
     assert "finite" in lr.apply("lr", -1.0)
     assert lr.apply("nope", 1.0) is not None
     assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_a_count_beyond_what_the_monitor_takes_is_unknown_not_an_error_in_training(tmp_path):
+    """fit(epochs=sys.maxsize) with early stopping (train until it stops),
+    or steps_per_epoch=sys.maxsize for an endless dataset: the monitor
+    takes counts up to 2**53 and raises beyond them, and the callbacks
+    passed the framework's counts on, so its hook raised and training
+    stopped. Such a count is shown as unknown."""
+    import json
+
+    from ttop.integrations._common import Bridge
+
+    b = Bridge(None, {"folder": str(tmp_path), "run_name": "big", "gpu": False}, rank_zero_only=True,
+               track_lr=False, default_handle_signals=False)
+    m = b.open(0, total_epochs=sys.maxsize)
+    b.start_epoch(1)
+    b.start_phase("validation", 2 ** 60)
+    b.resume_train(sys.maxsize)
+    m.start_batch()
+    b.finish()
+    data = json.loads((tmp_path / "big.json").read_text())
+    assert data["status"] == "FINISHED" and data["total_epochs"] is None and data["train_total_batches"] is None

@@ -71,6 +71,17 @@ def check_monitor_args(output_file: Any, kwargs: Mapping[str, Any]) -> None:
         raise TypeError("TtopCallback: %s (it takes the TrainingMonitor arguments)" % e) from None
 
 
+#: The largest count the monitor takes (``set_total_batches``, ``total_epochs``).
+_MAX_COUNT = 2 ** 53
+
+
+def _count(n: Optional[int]) -> Optional[int]:
+    """A framework's count as the monitor takes it: beyond :data:`_MAX_COUNT`
+    (``epochs=sys.maxsize``: until early stopping ends it) it is unknown,
+    never an error raised in the framework's hook."""
+    return n if n is None or n <= _MAX_COUNT else None
+
+
 def _has_resume(m: TrainingMonitor) -> bool:
     try:
         return "resume" in inspect.signature(m.start_phase).parameters
@@ -165,7 +176,7 @@ class Bridge:
             if world_size > 1:
                 self._follow(rank, world_size, kwargs)
             return None
-        if total_epochs is not None and "total_epochs" not in kwargs:
+        if _count(total_epochs) is not None and "total_epochs" not in kwargs:
             kwargs["total_epochs"] = total_epochs
         m = TrainingMonitor(self.output_file, on_variable_change=self._on_change, **kwargs)
         self._opened_at = time.time()
@@ -298,7 +309,7 @@ class Bridge:
     def start_phase(self, name: str, total: Optional[int]) -> None:
         m = self.monitor
         if m is not None:
-            m.start_phase(name, total_batches=total)
+            m.start_phase(name, total_batches=_count(total))
             self.phase = name
 
     def resume_train(self, total: Optional[int]) -> None:
@@ -309,9 +320,9 @@ class Bridge:
             return
         start_phase: Any = m.start_phase
         if _has_resume(m):
-            start_phase("train", total_batches=total, resume=True)
+            start_phase("train", total_batches=_count(total), resume=True)
         else:  # a monitor without resume: a fresh train phase
-            m.start_phase("train", total_batches=total)
+            m.start_phase("train", total_batches=_count(total))
         self.phase = "train"
 
     def end_phase(self) -> None:
