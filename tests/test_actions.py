@@ -375,7 +375,11 @@ def test_delete_refused_when_a_new_run_of_the_name_started_since_it_was_read(pro
                          capture_output=True) as m:
         m.update_metrics(loss=1.0)
     os.utime(f / "r.json", (time.time() - 100, time.time() - 100))
-    old = json.loads((f / "r.json").read_text())
+    # the old run's process is gone (the file may name this test's own
+    # process, with its create time when the writer had it: live)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    old = dict(json.loads((f / "r.json").read_text()), pid=gone.pid, pid_create_time=None)
     ended = _run(f, "r", mtime=os.stat(f / "r.json").st_mtime, **old)
     with TrainingMonitor(folder=str(f), run_name="r", interval=0.05, handle_signals=False, gpu=False,
                          capture_output=True) as m:
@@ -393,8 +397,6 @@ def test_delete_refused_when_a_new_run_of_the_name_started_since_it_was_read(pro
         assert json.loads((f / "r.json").read_text())["pid"] == os.getpid()
     # read again once the new run ended and its process is gone (here: the
     # test's process runs on, so the file is given a PID that has exited)
-    gone = subprocess.Popen(["true"])
-    gone.wait()
     data = dict(json.loads((f / "r.json").read_text()), pid=gone.pid, pid_create_time=None)
     now = _run(f, "r", mtime=os.stat(f / "r.json").st_mtime, **data)
     deleted, refused = delete.delete_run_files(str(f), now)
