@@ -281,3 +281,21 @@ def test_stable_until_ended_runs_never_change():
 
     s = run(5, status="FINISHED")
     assert stable_until(s, assess(s)) == math.inf
+
+
+def test_a_huge_health_threshold_is_a_bad_argument_not_an_internal_error(tmp_path):
+    """--health stall_seconds=1e308 passed the check (a finite number >= 0)
+    and ttop then failed with "internal error: OverflowError" (twice the
+    stall window is infinite). Like every number option, a threshold may
+    not exceed 1e9: a usage error, exit 2, one line."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    r = subprocess.run([sys.executable, "-m", "ttop", str(folder), "--once", "--health", "stall_seconds=1e308"],
+                       cwd=str(ROOT), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines()[-1] == "ttop: error: health threshold stall_seconds must be a number from 0 to 1e+09, got '1e308'"

@@ -92,6 +92,10 @@ class Sample(NamedTuple):
     gpu_utilization: Optional[float] = None
 
 
+#: Largest value of a threshold, as of every number option of the command line.
+MAX_THRESHOLD = 1e9
+
+
 @dataclass(frozen=True)
 class HealthConfig:
     """Thresholds of the rules (see the module docstring). Change them with
@@ -132,6 +136,8 @@ class HealthConfig:
                 raise ValueError("health threshold %s must be a number, got %r" % (key, text)) from None
             if not math.isfinite(value) or value < 0:
                 raise ValueError("health threshold %s must be a number >= 0, got %r" % (key, text))
+            if value > MAX_THRESHOLD:  # (twice 1e308 s, a rule's window, is infinite)
+                raise ValueError("health threshold %s must be a number from 0 to %g, got %r" % (key, MAX_THRESHOLD, text))
             changes[key] = int(value) if key == "diverge_warmup" else value
         return replace(self, **changes)
 
