@@ -318,8 +318,8 @@ def test_a_script_that_carries_on_after_sigterm_stays_monitored(tmp_path, spawn,
     path = progress_dir / (mode + ".json")
     running_with_batches(path)
     p.send_signal(signal.SIGTERM)
-    wait_until(lambda: flag.exists(), timeout=30)
-    at_signal = int(flag.read_text().split()[0])
+    # the script opens the flag, then writes its line: wait for the line
+    at_signal = int(wait_until(lambda: flag.exists() and flag.read_text().split(), timeout=30)[0])
 
     def written_after():  # batches done after the SIGTERM reach the file, still RUNNING
         d = load(path)
