@@ -13,13 +13,17 @@ exception: an integer outside ``[-2**63, 2**64)`` becomes the nearest float
 (``float(text)``), where ``json`` keeps it exact. No counter, size or time
 a run writes is that large (even the time in nanoseconds since 1970 stays
 below 2**61 until 2043), and every consumer of a progress file's numbers takes them as
-floats or checks that an integer field holds an int (such a value is then
-dropped with the others of the wrong type). Finding such integers in the
+floats or checks that an integer field holds an int (such a value, read
+by orjson, is then dropped with the others of the wrong type; the ``json``
+path keeps it exact). Finding such integers in the
 bytes first would cost more than the parse of a history of numbers (a scan
 of every byte that is a digit run's). Anything orjson refuses (NaN and the
 infinities, which ``json`` takes; numbers beyond the float range; lone
 surrogates; invalid UTF-8; an empty file; nesting deeper than 1,024) is left
-to ``json``, whose path says why or gives the value. ``tests/test_fastjson.py``
+to ``json``, whose path says why or gives the value. Nesting is the other
+difference: ``json`` stops at Python's recursion limit (about 1,000 levels,
+less the caller's depth), orjson at 1,024, so a value nested between the two
+is read by orjson where ``json`` says "JSON nested too deeply". ``tests/test_fastjson.py``
 checks the two against each other.
 """
 from __future__ import annotations
