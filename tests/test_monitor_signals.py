@@ -345,7 +345,13 @@ TWO_RUNS = textwrap.dedent(
     a = TrainingMonitor(folder=folder, run_name="first", interval=0.05, gpu=False).start_monitoring()
     b = TrainingMonitor(folder=folder, run_name="second", interval=0.05, gpu=False).start_monitoring()
     print("ready", flush=True)
-    time.sleep(60)
+    # short sleeps, as a training loop's: CPython runs a Python signal
+    # handler between bytecodes of the main thread, and a signal that comes
+    # while the main thread waits for the GIL just before a blocking call
+    # (the two monitor threads start up right now) waits for that call to
+    # return; one sleep of 60 s held the SIGTERM for 60 s
+    while True:
+        time.sleep(0.1)
     """
     % str(ROOT)
 )
