@@ -99,6 +99,12 @@ def spawn():
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        # a test that failed while reading them leaves its pipes open: closed
+        # here, not by the garbage collector in some later test (whose
+        # unraisable-exception check would then fail)
+        for f in (p.stdin, p.stdout, p.stderr):
+            if f is not None:
+                f.close()
 
 
 def mount_namespace():
