@@ -363,6 +363,18 @@ def test_cli_columns_errors(progress_dir, capsys):
     assert "--columns needs the monitor or --once" in capsys.readouterr().err
 
 
+def test_cli_columns_error_names_metrics_without_escapes(progress_dir, capsys):
+    # another user of the folder names a metric with terminal escapes: the
+    # message listing the runs' metrics goes to ttop's user's terminal
+    (progress_dir / "r.json").write_text(json.dumps({
+        "format": "ttop.progress/1", "run_name": "r", "status": "FINISHED", "updated_at": 1000.0,
+        "metrics": {"\x1b]0;owned\x07\x1b[2Jloss": 1.5, "a\u202eb": 2.0}}))
+    assert cli.main([str(progress_dir), "--once", "--columns", "status,lsos"]) == 2
+    err = capsys.readouterr().err
+    assert "report: " in err and "loss" in err
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+
+
 # -- prices from the config file ------------------------------------------------------
 
 

@@ -199,9 +199,11 @@ def check_metrics(bare: Sequence[str], reported: Sequence[str]) -> Optional[str]
     unknown = [b for b in bare if b not in have]
     if not unknown:
         return None
+    from .text import clean  # (the names come from the runs' files: no escape reaches the terminal)
+
     return ("unknown column %s: not a column, and no run reports a metric of that name; columns: %s; "
             "metrics the runs report: %s (m:NAME names a metric no run reports yet)"
-            % (", ".join(repr(u) for u in unknown), valid_names(), ", ".join(reported[:20]) or "none"))
+            % (", ".join(repr(u) for u in unknown), valid_names(), ", ".join(clean(m) for m in reported[:20]) or "none"))
 
 
 def named_metrics(choice: Choice) -> List[str]:
