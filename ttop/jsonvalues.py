@@ -99,6 +99,17 @@ def json_safe(value: Any, _depth: int = 0) -> Any:
 def short_str(value: Any, limit: int = 200) -> str:
     try:
         text = str(value)
+    except Exception:  # RecursionError: a list or object nested about a thousand deep
+        text = "<%s>" % type(value).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """:func:`short_str` of ``repr(value)``: a value read from a file may be
+    nested too deeply for ``repr`` (orjson reads 1,024 levels, and ``json``
+    up to the recursion limit less the reader's own depth)."""
+    try:
+        text = repr(value)
     except Exception:
         text = "<%s>" % type(value).__name__
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"

@@ -80,6 +80,7 @@ from operator import itemgetter
 from .atomic import temp_name, write_bytes_atomic  # noqa: F401 - part of this module's API
 from .jsonvalues import RawJSON, dumps, json_safe  # noqa: F401 - part of this module's API
 from .jsonvalues import loads as _json_loads
+from .jsonvalues import short_repr as _short_repr  # noqa: F401 - for the levers
 from .jsonvalues import short_str as _short_str
 
 TYPE_CHECKING = False
@@ -580,6 +581,11 @@ def _json_type(value: Any) -> str:
 
 
 def _dumps(value: Any) -> str:
+    """``value`` as JSON text for a message; never raises (a value from a
+    file may be nested too deeply to write again, or an integer too long)."""
     import json
 
-    return json.dumps(value)
+    try:
+        return json.dumps(value)
+    except (RecursionError, ValueError):
+        return "<%s>" % type(value).__name__

@@ -349,7 +349,9 @@ def signal_state(data: Mapping[str, Any], seq: int) -> Tuple[str, str]:
     ack = data.get("signal_ack")
     if not isinstance(ack, Mapping) or signal_acked(data) < seq:
         return "pending", ""
-    result = str(ack.get("result") or "")
+    result = ack.get("result") or ""
+    if not isinstance(result, str):
+        result = P._short_str(result)
     if signal_acked(data) > seq:
         return "applied", "superseded by a later request"
     return ("applied" if ack.get("ok") is True else "refused"), result

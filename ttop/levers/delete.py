@@ -267,7 +267,7 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
             if stream not in logs:
                 continue
             rel = logs[stream]
-            shown = "%s log %s" % (stream, P._short_str(repr(rel), 80))
+            shown = "%s log %s" % (stream, P._short_repr(rel, 80))
             name = _inside_rel(root, rel, keep_last=True)
             if name is None:
                 plan.skipped.append("%s: not inside the progress folder, left alone" % shown)
@@ -289,7 +289,7 @@ def plan_delete(folder: str, run: RunSnapshot, others: Sequence[RunSnapshot] = (
                 add_file(name, _inside_rel(root, rel, keep_last=False), shown)
     rd = data.get("run_dir")
     if rd is not None:
-        shown = "run_dir %s" % P._short_str(repr(rd), 80)
+        shown = "run_dir %s" % P._short_repr(rd, 80)
         name = _inside_rel(root, rd, keep_last=False)
         if name is None:
             plan.skipped.append("%s: not inside the progress folder, left alone" % shown)

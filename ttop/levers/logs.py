@@ -32,7 +32,7 @@ def log_files(folder: str, run: RunSnapshot) -> Dict[str, Tuple[Optional[str], s
         if rel is None:
             out[stream] = (None, "", "the run has no %s log" % stream)
             continue
-        shown = rel if isinstance(rel, str) else repr(rel)
+        shown = rel if isinstance(rel, str) else P._short_repr(rel)
         real = P.resolve_inside(folder, rel)
         if real is None:
             out[stream] = (None, shown, "refused: %s log %s is not inside the progress folder" % (stream, P._short_str(repr(shown), 120)))

@@ -133,7 +133,10 @@ def text_cell(value: Any) -> str:
     """Text made one-line and terminal-safe; text that a spreadsheet would run
     as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR) gets a
     leading single quote, so it shows as text."""
-    raw = value if isinstance(value, str) else str(value)
+    try:
+        raw = value if isinstance(value, str) else str(value)
+    except RecursionError:  # a list or object from a file, nested about a thousand deep
+        raw = "<%s>" % type(value).__name__
     text = clean(raw)
     if raw.startswith(FORMULA_LEADS) or text.startswith(FORMULA_LEADS):
         return "'" + text

@@ -42,6 +42,8 @@ def value_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return str(value)
+    except RecursionError:  # a list or object nested about a thousand deep (orjson reads 1,024)
+        return "<%s nested too deeply>" % type(value).__name__
 
 
 def _pad(segs: List[Segment], width: int, role: str = R.NORMAL) -> Line:
