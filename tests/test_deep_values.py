@@ -63,8 +63,14 @@ def test_levers_and_sinks_take_values_nested_too_deeply(progress_dir, tmp_path):
     errors: list = []
     sink = CsvSink(str(csv_dir), interval=1.0, on_error=errors.append, clock=itertools.count(0, 10).__next__)
     on_publish = sink.listener(c)  # as --headless calls it: an exception is reported, not raised
-    for _ in range(3):
-        c.collect()
+    deep = progress_dir / "deepmetric.json"
+    same = deep.read_bytes()
+    for i in range(3):
+        # the same bytes again (a writer's next heartbeat within the clock's
+        # tick): read again, its sample is compared with the last one whole
+        deep.write_bytes(same)
+        os.utime(deep, ns=(time.time_ns(), time.time_ns() + (i + 1) * 10 ** 9))
+        c.collect()  # a cycle that raised would publish nothing for any run
         on_publish()
     assert not errors, errors
     rows = (csv_dir / "zz-plain_matrix.csv").read_text().splitlines()

@@ -250,7 +250,11 @@ class RecentSamples:
             last = ring[-1] if ring else None
             # (the heartbeat first: it differs in a changed file's sample, and
             # compares as the tuples would, identity first)
-            if last is not None and (last[4] is s[4] or last[4] == s[4]) and last[1:] == s[1:]:
+            try:
+                same = last is not None and (last[4] is s[4] or last[4] == s[4]) and last[1:] == s[1:]
+            except RecursionError:  # a metric nested about a thousand deep (orjson reads 1,024): told apart
+                same = False
+            if same:
                 if tr.repeat:
                     ring[-1] = s
                 else:
