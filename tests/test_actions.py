@@ -424,7 +424,7 @@ def test_edits_are_cumulative_until_acknowledged(progress_dir):
     data = {"variables": {"lr": 0.1, "bs": 32}, "control_seq": 0, "started_at": time.time() - 10}
     assert control.write_edit(str(f), "r", data, "lr", 0.01) == (1, {"lr": 0.01})
     assert control.write_edit(str(f), "r", data, "bs", 64) == (2, {"lr": 0.01, "bs": 64})
-    assert _control(f, "r") == {"format": "ttop.control/1", "seq": 2, "variables": {"lr": 0.01, "bs": 64}}
+    assert _control(f, "r") == {"format": "ttop.control/1", "seq": 2, "variables": {"lr": 0.01, "bs": 64}, "run": "r"}
     assert control.edit_state(data, 2, "lr") == ("pending", "")
     assert control.unacknowledged(str(f), "r", data) == (2, {"lr": 0.01, "bs": 64})
     # acknowledged: the next edit carries only itself

@@ -150,7 +150,7 @@ def test_editor_lists_validates_writes_and_tracks_state(progress_dir):
     # fix it: Ctrl+U clears the field, as in a shell
     ctx.keys("CTRL_U", *"0.01", "ENTER")
     ctrl = json.loads((progress_dir / "control_exp.json").read_text())
-    assert ctrl == {"format": "ttop.control/1", "seq": 1, "variables": {"lr": 0.01}}
+    assert ctrl == {"format": "ttop.control/1", "seq": 1, "variables": {"lr": 0.01}, "run": "exp"}
     text = ctx.text()
     assert "lr = 0.01 written to the control file (seq 1)" in text
     assert "pending #1 (0.01)" in text

@@ -292,3 +292,69 @@ def test_a_progress_file_naming_another_runs_control_file_is_not_followed(three_
     seq, _ = control.write_edit(run.folder, run.stem, run.data, "lr", 0.125, owner_uid=run.owner_uid)
     with open(os.path.join(shared_dir, mine)) as f:
         assert json.load(f)["variables"] == {"lr": 0.125}
+
+
+_TWO_RUNS = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[1])
+    from ttop import TrainingMonitor
+    with TrainingMonitor(folder=sys.argv[2], run_name=sys.argv[3], interval=0.2) as m:
+        m.track_variables({"lr": 0.1})
+        m.start_phase("train", total_batches=10 ** 6)
+        t0 = time.time()
+        while time.time() - t0 < 120:
+            m.start_batch()
+            time.sleep(0.01)
+""")
+
+
+def _doc(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_a_control_file_renamed_over_another_runs_is_refused(three_users, shared_dir, spawn):
+    """A folder without the sticky bit: root's ttop edits alice's run a and
+    asks it for SIGTERM; eve renames control_a.json (root's file, naming
+    alice's uid) over control_b.json. Alice's run b must take neither the
+    edit nor the request (nor ttop, editing b, carry them over): the file
+    names the run it was written for."""
+    from conftest import wait_until
+
+    alice, eve = three_users[0], three_users[2]
+    os.chmod(shared_dir, 0o777)
+    py = user_python(alice)
+    procs = [spawn([py, "-c", _TWO_RUNS, str(ROOT), shared_dir, name], user=alice.uid, group=alice.gid,
+                   extra_groups=[]) for name in ("a", "b")]
+
+    def runs():
+        snap = Collector(shared_dir, gpu=False, tpu=False).collect()
+        got = {r.key: r for r in snap.runs if r.status == "RUNNING"}
+        return got if {"a", "b"} <= set(got) else None
+
+    got = wait_until(runs, timeout=60)
+    a, b = got["a"], got["b"]
+    control.write_edit(a.folder, a.stem, a.data, "lr", 0.5, owner_uid=a.owner_uid)
+    wait_until(lambda: (runs() or {}).get("a") and runs()["a"].data["variables"]["lr"] == 0.5, timeout=30)
+    eve.sh('mv "$1/control_a.json" "$1/control_b.json"', shared_dir)
+    b_path = os.path.join(shared_dir, "b.json")
+    wait_until(lambda: "written for run" in (_doc(b_path).get("control_error") or ""), timeout=30)
+    # ttop editing b does not carry a's edit over into b's own file
+    assert control.current_control(b.folder, b.stem, b.data, owner_uid=b.owner_uid) == (None, {})
+    # a's signal request, answered, then renamed over b's file: b stays
+    a = runs()["a"]
+    seq = control.write_signal_request(a.folder, a.stem, a.data, "SIGTERM", owner_uid=a.owner_uid)
+    assert procs[0].wait(timeout=60) is not None
+    eve.sh('mv "$1/control_a.json" "$1/control_b.json"', shared_dir)
+    after = time.time() + 1.0
+    # b's writer polls its control file at each heartbeat (0.2 s): wait for a few
+    data = wait_until(lambda: (lambda d: d if d["updated_at"] > after else None)(_doc(b_path)), timeout=30)
+    assert procs[1].poll() is None and data["status"] == "RUNNING", data
+    assert data["variables"]["lr"] == 0.1 and data.get("signal_ack") is None
+    assert "written for run \"a\", not for this run \"b\"" in data["control_error"]
+    # nor would b's stop guard (were b stopped) deliver it
+    from ttop.monitor import _stopguard
+
+    path = os.path.join(shared_dir, "control_b.json")
+    assert _stopguard.request(path, alice.uid, 0, "b") is None
+    assert _stopguard.request(path, alice.uid, 0, "a") == ("SIGTERM", "main", seq)

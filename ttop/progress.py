@@ -441,7 +441,7 @@ SIGNAL_NAMES = ("SIGTERM", "SIGINT", "SIGKILL", "SIGHUP", "SIGSTOP", "SIGCONT", 
 SIGNAL_TARGETS = ("main", "tree")
 
 
-def parse_control_doc(raw: bytes, uid: Optional[int] = None) -> Tuple[int, Dict[str, Any], Any]:
+def parse_control_doc(raw: bytes, uid: Optional[int] = None, run: Optional[str] = None) -> Tuple[int, Dict[str, Any], Any]:
     """Parse a control file: ``(seq, variables, signal)`` where ``signal`` is
     the raw ``signal`` value (None when absent; check it with
     :func:`parse_signal_request`). Raises :class:`ProgressError`.
@@ -449,7 +449,13 @@ def parse_control_doc(raw: bytes, uid: Optional[int] = None) -> Tuple[int, Dict[
     ``uid``: the user of the run reading it. A file ttop wrote for the run
     of another user (``run_owner_uid``: whose progress file ttop saw under
     this name, which someone who can rename in the folder may have swapped)
-    is refused: it is not this run's."""
+    is refused: it is not this run's.
+
+    ``run``: the name of the run reading it. A file ttop wrote for another
+    run (``run``: the name its control file was written under) is refused
+    too: in a folder without the sticky bit anyone may rename one run's
+    control file, written by root, over another's, and the request or
+    edit must not reach a run it was not meant for."""
     obj = _loads(raw, "control")
     if not isinstance(obj, dict):
         raise ProgressError("control file is not a JSON object")
@@ -464,6 +470,8 @@ def parse_control_doc(raw: bytes, uid: Optional[int] = None) -> Tuple[int, Dict[
     if uid is not None and "run_owner_uid" in obj and obj["run_owner_uid"] not in uid_seen_outside(uid):
         raise ProgressError("written for the run of uid %s, not for this run's user (uid %d)" % (
             _short_str(_dumps(obj["run_owner_uid"]), 20), uid))
+    if run is not None and "run" in obj and obj["run"] != run:
+        raise ProgressError("written for run %s, not for this run %s" % (_short_str(_dumps(obj["run"]), 80), _dumps(run)))
     return seq, variables, obj.get("signal")
 
 
@@ -516,7 +524,7 @@ def write_control(folder: str, run_name: str, seq: int, variables: Mapping[str, 
     run it is for (``run_owner_uid``; a run of another user refuses it).
     ``name``: the file's name when not the usual one (:func:`control_name`)."""
     path = os.path.join(folder, name) if name else control_path(folder, run_name)
-    doc: Dict[str, Any] = {"format": CONTROL_FORMAT, "seq": int(seq), "variables": dict(variables)}
+    doc: Dict[str, Any] = {"format": CONTROL_FORMAT, "seq": int(seq), "variables": dict(variables), "run": run_name}
     if signal is not None:
         doc["signal"] = dict(signal)
     if owner_uid is not None:  # as seen outside this user namespace (ttop in a rootless container), as the run's is

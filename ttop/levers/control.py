@@ -110,16 +110,17 @@ def read_control(folder: str, key: str, owner_uid: Optional[int] = None,
     there is none (or it is unreadable or not a file the run would accept:
     then ``error`` says why). ``owner_uid``: the run's owner; ``data``: its
     progress data (which may name another file, :func:`ttop.progress.control_name`)."""
-    seq, variables, error, _mtime, _signal = _read_control(folder, control_file_name(folder, key, data or {}, owner_uid), owner_uid)
+    seq, variables, error, _mtime, _signal = _read_control(folder, control_file_name(folder, key, data or {}, owner_uid), owner_uid,
+                                                           key)
     return seq, variables, error
 
 
-def _read_control(folder: str, name: str, owner_uid: Optional[int] = None
+def _read_control(folder: str, name: str, owner_uid: Optional[int] = None, run: Optional[str] = None
                   ) -> Tuple[Optional[int], Dict[str, Any], Optional[str], Optional[float], Any]:
     # opened without following a link or blocking on a FIFO, and used only
     # when the run would accept it: another user's file planted under the
-    # name must not be carried into the file ttop writes (which the run
-    # accepts)
+    # name, or one written for another run renamed over it, must not be
+    # carried into the file ttop writes (which the run accepts)
     try:
         fd = fsafe.open_beneath(folder, name)
     except FileNotFoundError:
@@ -135,7 +136,7 @@ def _read_control(folder: str, name: str, owner_uid: Optional[int] = None
     if len(raw) > P.MAX_CONTROL_BYTES:
         return None, {}, "control file unreadable: file larger than %d bytes" % P.MAX_CONTROL_BYTES, None, None
     try:
-        seq, variables, signal = P.parse_control_doc(raw, owner_uid)
+        seq, variables, signal = P.parse_control_doc(raw, owner_uid, run)
     except P.ProgressError as e:
         return None, {}, "control file unreadable: %s" % e, mtime, None
     return seq, dict(variables), None, mtime, signal
@@ -157,7 +158,7 @@ def _current_doc(folder: str, key: str, data: Mapping[str, Any], owner_uid: Opti
     """:func:`current_control` and the file's raw ``signal`` value (None:
     none), all read from one descriptor: a file swapped in between by
     another user never has its request carried into the one ttop writes."""
-    seq, variables, _err, mtime, signal = _read_control(folder, control_file_name(folder, key, data, owner_uid), owner_uid)
+    seq, variables, _err, mtime, signal = _read_control(folder, control_file_name(folder, key, data, owner_uid), owner_uid, key)
     if seq is None:
         return None, {}, None
     started = data.get("started_at")

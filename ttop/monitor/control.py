@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..progress import (
     CONTROL_FORMAT,
+    CONTROL_PREFIX,
     MAX_CONTROL_BYTES,
     MAX_PROGRESS_BYTES,
     PROGRESS_SUFFIX,
@@ -31,6 +32,14 @@ def _user(uid: int) -> str:
         return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
     except (ImportError, KeyError):
         return "uid %d" % uid
+
+
+def _run_of(path: str) -> str:
+    """The run name of the usual control file name ``control_<run>.json``."""
+    base = os.path.basename(path)
+    if base.startswith(CONTROL_PREFIX) and base.endswith(PROGRESS_SUFFIX):
+        return base[len(CONTROL_PREFIX): -len(PROGRESS_SUFFIX)]
+    return base
 
 
 #: How often a rank other than 0 looks for rank 0's other control file name.
@@ -67,6 +76,9 @@ class ControlPoller:
 
     def __init__(self, path: str, uid: Optional[int] = None, job_file: Optional[str] = None) -> None:
         self.path = path
+        #: the run's name, as its control file's usual name gives it (a file
+        #: ttop wrote for another run is refused)
+        self.run = _run_of(path)
         self.uid = os.geteuid() if uid is None else uid
         #: a rank other than 0 reads the job's control file: rank 0 chooses its
         #: other name and gives it in this progress file (``control_file``)
@@ -80,6 +92,7 @@ class ControlPoller:
     def set_path(self, path: str) -> None:
         """The run's control file is now ``path`` (the run was renamed)."""
         self.path, self.own_name, self._sig = path, None, None
+        self.run = _run_of(path)
 
     def _stat(self) -> Optional[Tuple[int, int, int, int]]:
         try:
@@ -96,7 +109,7 @@ class ControlPoller:
         if sig is None or sig[3] in (self.uid, 0):
             if sig is not None:  # its request, if any, is the earlier run's (see VariableControl.skip_existing)
                 try:
-                    self.signal = parse_control_doc(self._read(), self.uid)[2]
+                    self.signal = parse_control_doc(self._read(), self.uid, self.run)[2]
                 except (OSError, ProgressError):
                     pass
             return None
@@ -195,7 +208,7 @@ class ControlPoller:
             return None
         self._sig = sig
         try:
-            seq, variables, self.signal = parse_control_doc(self._read(), self.uid)
+            seq, variables, self.signal = parse_control_doc(self._read(), self.uid, self.run)
         except ProgressError as e:
             name = None
             if sig[3] not in (self.uid, 0):

@@ -50,7 +50,8 @@ def tree_pids(pid: int) -> List[int]:
 GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_stopguard.py")
 
 
-def start_stop_guard(pid: int, control_path: str, uid: int, seq: int, target: str) -> Tuple[Any, Optional[str]]:
+def start_stop_guard(pid: int, control_path: str, uid: int, seq: int, target: str,
+                     run: str = "") -> Tuple[Any, Optional[str]]:
     """Start the stop guard (see ``_stopguard.py``) that delivers the next
     request while ``pid`` is stopped; returns ``(the guard's Popen, None)``
     or ``(None, why it could not start)``."""
@@ -58,7 +59,7 @@ def start_stop_guard(pid: int, control_path: str, uid: int, seq: int, target: st
     import sys
 
     try:
-        proc = subprocess.Popen([sys.executable, "-I", "-S", GUARD, str(pid), control_path, str(uid), str(seq), target],
+        proc = subprocess.Popen([sys.executable, "-I", "-S", GUARD, str(pid), control_path, str(uid), str(seq), target, run],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 close_fds=True, start_new_session=True)
     except OSError as e:
@@ -145,7 +146,8 @@ def answer_request(control: Any, pid: int, wall: Callable[[], float], write_now:
         return
     sending = "sending %s to the %s" % (name, "main process" if target == "main" else "process tree")
     if name == "SIGSTOP":  # a stopped writer reads no more requests: a guard process will
-        control.stop_guard, why = start_stop_guard(pid, control.poller.path, control.poller.uid, seq, target)
+        control.stop_guard, why = start_stop_guard(pid, control.poller.path, control.poller.uid, seq, target,
+                                                   getattr(control.poller, "run", ""))
         sending += "; the next request (e.g. SIGCONT) is delivered by a stop guard" if why is None else (
             "; no stop guard (%s): only a SIGCONT sent from that host resumes it" % why)
     control.signal_ack = ack(seq, name, target, True, sending, wall())
