@@ -823,3 +823,34 @@ def test_absurd_totals_are_refused_at_the_call_and_the_writer_lives_on(make):
     m.start_batch()
     d = field(m, "train_total_batches", lambda t: t == 2 ** 53)
     assert d["status"] == "RUNNING" and m._thread.is_alive()
+
+
+def test_track_takes_a_len_beyond_any_total_as_unknown(make):
+    """track() takes its total from len(): a sampler that never ends (a len
+    of sys.maxsize, range(2**60)) is not a total the monitor can show, and
+    the training loop must not get the ValueError a total given by hand
+    gets. A float infinity given by hand is a ValueError, not OverflowError."""
+    m = make()
+    seen = []
+    for b in m.track(range(2 ** 60), phase="train"):
+        seen.append(b)
+        if b == 2:
+            break
+    assert seen == [0, 1, 2]
+
+    class Endless:
+        def __len__(self):
+            return sys.maxsize
+
+        def __iter__(self):
+            return iter(range(4))
+
+    got = []
+    for b in m.track(Endless(), phase="train"):
+        got.append(b)
+        if b == 1:
+            d = field(m, "phase", lambda p: p == "train")
+            assert d["train_total_batches"] is None
+    assert got == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="at most 2\\*\\*53"):
+        m.start_phase("train", total_batches=float("inf"))

@@ -314,8 +314,8 @@ class TrainingMonitor:
         per item, ends the phase when the loop ends. ``phase=None`` counts
         into the current phase without starting a new one."""
         if total is None:
-            try:
-                total = len(iterable)  # type: ignore[arg-type]
+            try:  # (a len() beyond 2**53, a sampler that never ends: not a total, unknown)
+                total = count_arg(len(iterable), "len()")  # type: ignore[arg-type]
             except Exception:
                 total = None
         if phase is not None:

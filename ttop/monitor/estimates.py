@@ -39,6 +39,8 @@ def count_arg(value: Any, what: str) -> Optional[int]:
         out = int(value)
     except (TypeError, ValueError):
         raise TypeError("%s must be an int or None, not %r" % (what, value)) from None
+    except OverflowError:  # int(inf)
+        raise ValueError("%s must be at most 2**53, not %r" % (what, value)) from None
     if isinstance(value, float) and value != out:  # 2.5 epochs: not silently 2
         raise ValueError("%s must be a whole number, not %r" % (what, value))
     if out < 0:
