@@ -358,3 +358,45 @@ def test_a_control_file_renamed_over_another_runs_is_refused(three_users, shared
     path = os.path.join(shared_dir, "control_b.json")
     assert _stopguard.request(path, alice.uid, 0, "b") is None
     assert _stopguard.request(path, alice.uid, 0, "a") == ("SIGTERM", "main", seq)
+
+
+def test_an_earlier_runs_control_file_put_back_is_refused(three_users, shared_dir, spawn):
+    """A folder without the sticky bit: root's ttop asked alice's run c for
+    SIGTERM, and c ended. Eve sets control_c.json (root's file) aside and,
+    once alice starts c again, puts it back: a rename keeps its time, which
+    is before the new run started, and the new c must not take the old
+    request."""
+    from conftest import wait_until
+    from ttop.monitor import _stopguard
+
+    alice, eve = three_users[0], three_users[2]
+    os.chmod(shared_dir, 0o777)
+    py = user_python(alice)
+    path = os.path.join(shared_dir, "c.json")
+
+    def start():
+        return spawn([py, "-c", _TWO_RUNS, str(ROOT), shared_dir, "c"], user=alice.uid, group=alice.gid,
+                     extra_groups=[])
+
+    first = start()
+
+    def running():
+        snap = Collector(shared_dir, gpu=False, tpu=False).collect()
+        r = snap.run("c")
+        return r if r is not None and r.status == "RUNNING" and r.pid is not None else None
+
+    c = wait_until(running, timeout=60)
+    control.write_signal_request(c.folder, c.stem, c.data, "SIGTERM", owner_uid=c.owner_uid)
+    assert first.wait(timeout=60) is not None and _doc(path)["status"] == "CANCELED"
+    eve.sh('mv "$1/control_c.json" "$1/.aside"', shared_dir)
+    time.sleep(1.5)  # (the new run starts more than the writer's slack after the old file's time)
+    second = start()
+    wait_until(lambda: running() is not None and running().pid == second.pid, timeout=60)
+    eve.sh('mv "$1/.aside" "$1/control_c.json"', shared_dir)
+    data = wait_until(lambda: (lambda d: d if "written before this run started" in (d.get("control_error") or "")
+                               else None)(_doc(path)), timeout=30)
+    assert second.poll() is None and data["status"] == "RUNNING" and data.get("signal_ack") is None, data
+    # nor would its stop guard deliver it
+    started = time.time() - 1.0
+    assert _stopguard.request(os.path.join(shared_dir, "control_c.json"), alice.uid, 0, "c", started) is None
+    assert _stopguard.request(os.path.join(shared_dir, "control_c.json"), alice.uid, 0, "c") is not None

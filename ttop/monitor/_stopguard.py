@@ -3,18 +3,18 @@
 A run stopped with SIGSTOP through its control file cannot read that file any
 more (every thread of the process is stopped), so before the writer stops
 itself it starts this small process (``python -I -S _stopguard.py PID CONTROL
-UID SEQ TARGET RUN``, standard library only). It polls the control file every
-0.2 s, reading it the way the writer does: opened without following a
+UID SEQ TARGET RUN SINCE``, standard library only). It polls the control file
+every 0.2 s, reading it the way the writer does: opened without following a
 symbolic link and without blocking, used only when it is a regular file owned
-by ``UID`` or root, not written for another run than ``RUN``. The first
-request with a sequence above ``SEQ`` is sent to ``PID`` (and, for target
-``tree``, to its descendants) and, unless it was another SIGSTOP, followed by
-SIGCONT so that the run can act on it; before sending it writes the request's
-sequence number on its stdout (a pipe to the writer), so the resumed writer,
-which finds the same request in the control file, acknowledges it in the
-progress file without sending it a second time. The guard exits after a
-request other than SIGSTOP, when the process is no longer stopped (continued
-by anyone) or gone.
+by ``UID`` or root, not written for another run than ``RUN`` nor more than a
+second before ``SINCE`` (when the run started). The first request with a
+sequence above ``SEQ`` is sent to ``PID`` (and, for target ``tree``, to its
+descendants) and, unless it was another SIGSTOP, followed by SIGCONT so that
+the run can act on it; before sending it writes the request's sequence number
+on its stdout (a pipe to the writer), so the resumed writer, which finds the
+same request in the control file, acknowledges it in the progress file
+without sending it a second time. The guard exits after a request other than
+SIGSTOP, when the process is no longer stopped (continued by anyone) or gone.
 """
 import json
 import os
@@ -35,7 +35,7 @@ def state(pid):
     return raw[raw.rfind(b")") + 2:raw.rfind(b")") + 3].decode("ascii", "replace")
 
 
-def request(path, uid, last, run=""):
+def request(path, uid, last, run="", since=0.0):
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
@@ -52,6 +52,8 @@ def request(path, uid, last, run=""):
         os.close(fd)
     if isinstance(doc, dict) and doc.get("run_owner_uid", uid) not in outside(uid):
         return None  # written for another user's run (see ttop.progress.parse_control_doc)
+    if since and st.st_mtime < since - 1.0:
+        return None  # an earlier run's file, put back under the name (as the writer's poller)
     if isinstance(doc, dict) and run and doc.get("run", run) != run:
         return None  # written for another run (renamed over this one's: as parse_control_doc)
     sig = doc.get("signal") if isinstance(doc, dict) else None
@@ -101,6 +103,7 @@ def descendants(pid):
 def main():
     pid, path, uid, last, target = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     run = sys.argv[6] if len(sys.argv) > 6 else ""
+    since = float(sys.argv[7]) if len(sys.argv) > 7 else 0.0
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, signal.SIG_IGN)
     seen_stopped = False
@@ -113,7 +116,7 @@ def main():
             seen_stopped = True
         elif seen_stopped or time.monotonic() > deadline:
             return  # continued by someone else (or never stopped)
-        got = request(path, uid, last, run)
+        got = request(path, uid, last, run, since)
         if got is not None:
             name, tgt, seq = got
             try:  # tell the writer (before it resumes) that this request was delivered: it must not send it again

@@ -42,6 +42,9 @@ def _run_of(path: str) -> str:
     return base
 
 
+#: Seconds a control file may seem older than the run (the file system's
+#: clock behind this host's) and still be read.
+STALE_SLACK = 1.0
 #: How often a rank other than 0 looks for rank 0's other control file name.
 ADOPT_EVERY = 3.0
 
@@ -88,6 +91,9 @@ class ControlPoller:
         self.signal: Any = None
         #: the name of the file read instead of another user's (None: the usual one)
         self.own_name: Optional[str] = None
+        #: when the run started (:meth:`skip_existing`): a file written well
+        #: before is an earlier run's, put back under the name, not read
+        self.since: Optional[float] = None
 
     def set_path(self, path: str) -> None:
         """The run's control file is now ``path`` (the run was renamed)."""
@@ -106,6 +112,7 @@ class ControlPoller:
         the same name) as already seen; another user's: read a name of this
         run's own from now on, and return the ``control_error`` that says so."""
         self._sig = sig = self._stat()
+        self.since = time.time()
         if sig is None or sig[3] in (self.uid, 0):
             if sig is not None:  # its request, if any, is the earlier run's (see VariableControl.skip_existing)
                 try:
@@ -144,7 +151,9 @@ class ControlPoller:
         if name == os.path.basename(self.path) or not stat.S_ISREG(st.st_mode) or st.st_uid not in (self.uid, 0):
             return None
         self.path, self.own_name = os.path.join(folder, name), name
-        self._sig = None  # read at the next poll
+        # read at the next poll; as it was before this rank started (made by rank 0): seen
+        old = self.since is not None and st.st_mtime < self.since - STALE_SLACK
+        self._sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_uid) if old else None
         return name
 
     def _take_own_name(self) -> Optional[str]:
@@ -179,7 +188,7 @@ class ControlPoller:
             return name
         return None
 
-    def _read(self) -> bytes:
+    def _read(self, fresh: bool = False) -> bytes:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
             fd = os.open(self.path, flags)
@@ -195,6 +204,10 @@ class ControlPoller:
                 raise ProgressError(
                     "owned by %s, not by this run's user %s or root" % (_user(st.st_uid), _user(self.uid))
                 )
+            if fresh and self.since is not None and st.st_mtime < self.since - STALE_SLACK:
+                # (a rename keeps the time: another user in a folder without the sticky
+                # bit set root's file of an earlier run of this name aside and put it back)
+                raise ProgressError("written before this run started (an earlier run's file)")
             data = f.read(MAX_CONTROL_BYTES + 1)
         if len(data) > MAX_CONTROL_BYTES:
             raise ProgressError("file larger than %d bytes" % MAX_CONTROL_BYTES)
@@ -208,7 +221,7 @@ class ControlPoller:
             return None
         self._sig = sig
         try:
-            seq, variables, self.signal = parse_control_doc(self._read(), self.uid, self.run)
+            seq, variables, self.signal = parse_control_doc(self._read(fresh=True), self.uid, self.run)
         except ProgressError as e:
             name = None
             if sig[3] not in (self.uid, 0):

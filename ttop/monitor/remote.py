@@ -51,7 +51,7 @@ GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_stopguard.py"
 
 
 def start_stop_guard(pid: int, control_path: str, uid: int, seq: int, target: str,
-                     run: str = "") -> Tuple[Any, Optional[str]]:
+                     run: str = "", since: Optional[float] = None) -> Tuple[Any, Optional[str]]:
     """Start the stop guard (see ``_stopguard.py``) that delivers the next
     request while ``pid`` is stopped; returns ``(the guard's Popen, None)``
     or ``(None, why it could not start)``."""
@@ -59,7 +59,8 @@ def start_stop_guard(pid: int, control_path: str, uid: int, seq: int, target: st
     import sys
 
     try:
-        proc = subprocess.Popen([sys.executable, "-I", "-S", GUARD, str(pid), control_path, str(uid), str(seq), target, run],
+        proc = subprocess.Popen([sys.executable, "-I", "-S", GUARD, str(pid), control_path, str(uid), str(seq), target, run,
+                                 repr(since or 0.0)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 close_fds=True, start_new_session=True)
     except OSError as e:
@@ -147,7 +148,7 @@ def answer_request(control: Any, pid: int, wall: Callable[[], float], write_now:
     sending = "sending %s to the %s" % (name, "main process" if target == "main" else "process tree")
     if name == "SIGSTOP":  # a stopped writer reads no more requests: a guard process will
         control.stop_guard, why = start_stop_guard(pid, control.poller.path, control.poller.uid, seq, target,
-                                                   getattr(control.poller, "run", ""))
+                                                   getattr(control.poller, "run", ""), getattr(control.poller, "since", None))
         sending += "; the next request (e.g. SIGCONT) is delivered by a stop guard" if why is None else (
             "; no stop guard (%s): only a SIGCONT sent from that host resumes it" % why)
     control.signal_ack = ack(seq, name, target, True, sending, wall())
