@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import textwrap
 import time
 
@@ -400,3 +402,41 @@ def test_an_earlier_runs_control_file_put_back_is_refused(three_users, shared_di
     started = time.time() - 1.0
     assert _stopguard.request(os.path.join(shared_dir, "control_c.json"), alice.uid, 0, "c", started) is None
     assert _stopguard.request(os.path.join(shared_dir, "control_c.json"), alice.uid, 0, "c") is not None
+
+
+_AHEAD = textwrap.dedent("""
+    import sys, time
+    _real = time.time
+    time.time = lambda: _real() + 600.0  # this host's clock runs 10 min ahead of the file system's
+    sys.path.insert(0, sys.argv[1])
+    from ttop import TrainingMonitor
+    with TrainingMonitor(folder=sys.argv[2], run_name="ahead", interval=0.1, gpu=False) as m:
+        m.track_variables({"lr": 0.1})
+        print("ready", flush=True)
+        while True:
+            m.start_batch()
+            time.sleep(0.02)
+""")
+
+
+def test_a_writer_whose_clock_runs_ahead_takes_the_control_files_of_its_run(tmp_path, spawn):
+    """A run on a host whose clock is 10 min ahead of the file server's (the
+    control files ttop writes into the shared folder carry the server's
+    time): an edit and a SIGTERM request made a moment after it started are
+    its own, not an earlier run's, and are applied."""
+    from conftest import wait_until
+
+    folder = str(tmp_path)
+    p = spawn([sys.executable, "-c", _AHEAD, str(ROOT), folder], stdout=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b"ready"
+    path = os.path.join(folder, "ahead.json")
+    data = _doc(path)
+    assert data["started_at"] > time.time() + 500  # (the writer's clock)
+    control.write_edit(folder, "ahead", data, "lr", 0.5)
+    data = wait_until(lambda: (lambda d: d if d["variables"].get("lr") == 0.5 or d.get("control_error") else None)(_doc(path)),
+                      timeout=30)
+    assert data["variables"]["lr"] == 0.5 and data.get("control_error") is None, data
+    control.write_signal_request(folder, "ahead", data, "SIGTERM")
+    assert p.wait(timeout=30) == -signal.SIGTERM
+    data = _doc(path)
+    assert (data["status"], data["signal_ack"]["ok"]) == ("CANCELED", True), data

@@ -185,6 +185,7 @@ class RankFollower:
         self._poller.skip_existing()  # left by an earlier run of the same name, as rank 0 does
         self._create_time = _create_time(self._pid)
         self._write()
+        self._poller.started(self.path)
         self._thread = threading.Thread(target=self._run, name="ttop-rank", daemon=True)
         self._thread.start()
         if threading.current_thread() is threading.main_thread():

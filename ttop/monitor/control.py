@@ -95,6 +95,21 @@ class ControlPoller:
         #: before is an earlier run's, put back under the name, not read
         self.since: Optional[float] = None
 
+    def started(self, own_file: str) -> None:
+        """The run's first file (``own_file``) is written: its modification
+        time, on the clock of the file system that also stamps the control
+        files ttop writes, is when the run started. This host's clock is
+        not: a host whose clock runs minutes ahead of the file server's
+        (or of the host ttop runs on) would refuse every control file
+        written in the run's first minutes as an earlier run's. Kept only
+        when the file is this run's user's regular file."""
+        try:
+            st = os.lstat(own_file)
+        except OSError:
+            return
+        if stat.S_ISREG(st.st_mode) and st.st_uid == self.uid:
+            self.since = st.st_mtime
+
     def set_path(self, path: str) -> None:
         """The run's control file is now ``path`` (the run was renamed)."""
         self.path, self.own_name, self._sig = path, None, None
@@ -112,7 +127,7 @@ class ControlPoller:
         the same name) as already seen; another user's: read a name of this
         run's own from now on, and return the ``control_error`` that says so."""
         self._sig = sig = self._stat()
-        self.since = time.time()
+        self.since = time.time()  # until the run's first file gives the file system's time (:meth:`started`)
         if sig is None or sig[3] in (self.uid, 0):
             if sig is not None:  # its request, if any, is the earlier run's (see VariableControl.skip_existing)
                 try:

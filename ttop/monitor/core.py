@@ -134,12 +134,8 @@ class TrainingMonitor:
         total_epochs: Optional[int] = None,
         links: Optional[Mapping[str, str]] = None,
         run_dir: Optional[str] = None,
-        resource_interval: float = 5.0,
-        gpu: bool = True,
-        handle_signals: bool = True,
-        clock: Any = time,
-        name_conflict: str = "error",
-        epoch_base: int = 1,
+        resource_interval: float = 5.0, gpu: bool = True, handle_signals: bool = True,
+        clock: Any = time, name_conflict: str = "error", epoch_base: int = 1,
     ) -> None:
         # hot-path state first
         self._n = 0
@@ -243,6 +239,7 @@ class TrainingMonitor:
                 self._claim_name()
                 self._control.skip_existing()
                 first_write()
+                self._control.poller.started(self.path)
             if self.capture_output:  # outside the lock: a sidecar's start can take seconds
                 from .capture import OutputCapture
 
