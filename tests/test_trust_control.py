@@ -399,7 +399,7 @@ def test_an_earlier_runs_control_file_put_back_is_refused(three_users, shared_di
                                else None)(_doc(path)), timeout=30)
     assert second.poll() is None and data["status"] == "RUNNING" and data.get("signal_ack") is None, data
     # nor would its stop guard deliver it
-    started = time.time() - 1.0
+    started = data["started_at"]  # (the file's time is more than 1.5 s before: a second's slack)
     assert _stopguard.request(os.path.join(shared_dir, "control_c.json"), alice.uid, 0, "c", started) is None
     assert _stopguard.request(os.path.join(shared_dir, "control_c.json"), alice.uid, 0, "c") is not None
 
