@@ -11,11 +11,16 @@ under ``valgrind --tool=callgrind``, each in a private tmux pane (200x50):
 * headless: ``ttop FOLDER --headless -i 2 --csv-dir TMP``;
 * top: ``top -d 2 -n K``, the peer (one screen of every process each cycle).
 
-ttop's collector thread runs K cycles 2 s apart (one cycle, a 2 s sleep: the
-runs write two new file versions in between, as at ``-i 2``), then the
-process ends (``os._exit``) 3 s later. A cycle's count is the difference
-between K = 7 and K = 1, divided by 6 (start-up, imports, the first reads
-of every process cancel out).
+ttop's collector thread runs W + K cycles 2 s apart (one cycle, a 2 s sleep:
+the runs write two new file versions in between, as at ``-i 2``), then the
+process ends (``os._exit``) 1 s after the last one (its paint). Callgrind
+starts with instrumentation off (``--instr-atstart=no``) and the harness
+switches it on (``callgrind_control -i on``) after W = 2 warm-up cycles: the
+count is that of the K = 5 steady cycles alone (collector, frame, paint),
+divided by K. (Counting K = 7 less K = 1 instead, as before, also counts
+how much longer the start-up's parse of the growing files takes in the
+later run.) top cannot be switched that way: its cycle is the count of
+``top -n 7`` less ``top -n 1``, divided by 6.
 
     python bench/bench_idle_instr.py [--baseline DIR] [--modes ui,headless,top]
 
@@ -41,17 +46,20 @@ sys.path.insert(0, HERE)
 from _runs import ROOT, start_demo, stop_all  # noqa: E402
 from bench_idle import Tmux, quote  # noqa: E402
 
-CYCLES = (1, 7)
+CYCLES = (1, 7)  # top
+WARMUP, STEADY = 2, 5  # ttop
 GAP = 2.0
 
 HARNESS = r"""
-import os, sys, time
-code, k, gap = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+import os, subprocess, sys, time
+code, w, k, gap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 sys.path.insert(0, code)
 from ttop.collect import collector as C
 
 def _loop(self):
-    for _ in range(k):
+    for i in range(w + k):
+        if i == w:  # the steady cycles from here on are counted
+            subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], stdout=subprocess.DEVNULL)
         self._collect_some()
         time.sleep(gap)
     time.sleep(1.0)  # the last paint
@@ -59,17 +67,19 @@ def _loop(self):
 
 C.Collector._loop = _loop
 from ttop.cli import main
-sys.exit(main(sys.argv[4:]))
+sys.exit(main(sys.argv[5:]))
 """
 
 
-def count(tmux: Tmux, argv: List[str], cwd: str, out: str) -> int:
-    """Instructions of ``argv`` under callgrind in a tmux pane."""
+def count(tmux: Tmux, argv: List[str], cwd: str, out: str, at_start: bool = True) -> int:
+    """Instructions of ``argv`` under callgrind in a tmux pane (``at_start``
+    False: from when the program switches instrumentation on)."""
     log = out + ".log"
     if os.path.exists(log):
         os.unlink(log)
     session, _ = tmux.start(quote(["valgrind", "--tool=callgrind", "--dump-instr=no", "--callgrind-out-file=/dev/null",
-                                   "--log-file=" + log] + argv), cwd)
+                                   "--instr-atstart=" + ("yes" if at_start else "no"), "--log-file=" + log] + argv),
+                            cwd)
     deadline = time.monotonic() + 600
     try:
         while True:
@@ -93,7 +103,7 @@ def main() -> int:
     ap.add_argument("--baseline", help="another checkout's root, counted too")
     ap.add_argument("--modes", default="ui,headless,top")
     a = ap.parse_args()
-    for tool in ("valgrind", "tmux", "top"):
+    for tool in ("valgrind", "callgrind_control", "tmux", "top"):
         if shutil.which(tool) is None:
             print("bench_idle_instr: %s is not installed" % tool)
             return 2
@@ -112,25 +122,27 @@ def main() -> int:
     env.pop("PYTHONPATH", None)
     tmux = Tmux(env)
     runs: list = []
-    got: Dict[str, Dict[int, List[int]]] = {}
+    got: Dict[str, Dict[int, int]] = {}
     try:
         runs = start_demo(folder, a.runs)
         time.sleep(2)  # past their loading phase
-        for k in CYCLES:
-            for mode in modes:
-                targets = [("top", ["top", "-d", str(GAP), "-n", str(k)], tmp)] if mode == "top" else [
-                    ("%s %s" % (label, mode),
-                     [sys.executable, "-c", HARNESS, code, str(k), str(GAP), folder, "-i", str(GAP)]
-                     + (["--headless", "--csv-dir", os.path.join(tmp, "csv")] if mode == "headless" else []), code)
-                    for label, code in codes]
-                for label, argv, cwd in targets:
-                    n = count(tmux, argv, cwd, os.path.join(tmp, "cg"))
-                    got.setdefault(label, {}).setdefault(k, []).append(n)
+        for mode in modes:
+            if mode == "top":
+                for k in CYCLES:
+                    n = count(tmux, ["top", "-d", str(GAP), "-n", str(k)], tmp, os.path.join(tmp, "cg"))
+                    got.setdefault("top", {})[k] = n
+                continue
+            for label, code in codes:  # interleaved
+                argv = ([sys.executable, "-c", HARNESS, code, str(WARMUP), str(STEADY), str(GAP), folder, "-i", str(GAP)]
+                        + (["--headless", "--csv-dir", os.path.join(tmp, "csv")] if mode == "headless" else []))
+                got.setdefault("%s %s" % (label, mode), {})[STEADY] = count(
+                    tmux, argv, code, os.path.join(tmp, "cg"), at_start=False)
     finally:
         tmux.close()
         stop_all([p for _, p in runs])
         shutil.rmtree(tmp, ignore_errors=True)
-    per = {label: (d[CYCLES[1]][0] - d[CYCLES[0]][0]) / float(CYCLES[1] - CYCLES[0]) for label, d in got.items()}
+    per = {label: (d[CYCLES[1]] - d[CYCLES[0]]) / float(CYCLES[1] - CYCLES[0]) if label == "top" else d[STEADY] / STEADY
+           for label, d in got.items()}
     top: Optional[float] = per.get("top")
     print("bench_idle_instr: one steady cycle (-i %g), %d live demo runs, callgrind, millions of instructions"
           % (GAP, a.runs))
