@@ -551,3 +551,33 @@ def test_resource_figures_near_the_float_range_top_are_summarised(tmp_path):
     assert float(big["rss_bytes_mean"]) == 1e308 and float(big["cpu_percent_max"]) == 1e308
     ok = dict(zip(*read_csv(os.path.join(str(tmp_path), "ok_overall.csv"))))
     assert ok["samples"] == "3" and ok["rss_bytes_mean"] == "2000"
+
+
+def test_rows_are_written_as_the_csv_module_writes_them():
+    # rows of cells with and without what needs quotes (comma, quote, line
+    # breaks, NUL), one field or several, text or not: the text of the
+    # files is the csv module's, byte for byte (or its error)
+    import io
+    import random
+
+    from ttop.sinks.csvfiles import _csv_text
+
+    def reference(rows):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        return buf.getvalue()
+
+    rng = random.Random(2026)
+    pool = ["", "a", "1.5", ",", '"', "\n", "\r", " ", "\t", "x y", "\u00e9", "\u2028", ";", "'", "a,b", 'q"q',
+            "nan", "-1", "=1", "\x00", "\\", "\x1b", 7, None, 2.5]
+    for _ in range(3000):
+        rows = [[pool[rng.randrange(len(pool))] if rng.random() < 0.2 else
+                 "".join(str(rng.choice(pool[:22])) for _ in range(rng.randrange(0, 4)))
+                 for _ in range(rng.randrange(0, 6))] for _ in range(rng.randrange(0, 4))]
+        try:
+            want = reference(rows)
+        except csv.Error:
+            with pytest.raises(csv.Error):
+                _csv_text(rows)
+            continue
+        assert _csv_text(rows) == want, rows

@@ -149,10 +149,30 @@ def metric_column(name: Any) -> str:
 
 
 def _csv_text(rows: Sequence[Sequence[str]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerows(rows)
-    return buf.getvalue()
+    """``rows`` (of text) as the csv module writes them (``\\n`` line ends).
+    A row none of whose cells needs quotes (a comma, a double quote or a
+    line break; or a NUL, which some versions quote and others refuse) is
+    its cells joined with commas, as the module writes it: a writer made
+    for each sample's row cost more than the rest of the sample."""
+    out: List[str] = []
+    w = None
+    for row in rows:
+        try:
+            line: Optional[str] = ",".join(row)
+        except TypeError:  # not all text: the csv module's own rules
+            line = None
+        if (line is None or len(row) < 2 or line.count(",") != len(row) - 1 or '"' in line or "\n" in line
+                or "\r" in line or "\0" in line):
+            if w is None:
+                buf = io.StringIO()
+                w = csv.writer(buf, lineterminator="\n")
+            buf.seek(0)
+            buf.truncate()
+            w.writerow(row)
+            out.append(buf.getvalue())
+        else:
+            out.append(line + "\n")
+    return "".join(out)
 
 
 def _money(value: Any) -> Optional[float]:
