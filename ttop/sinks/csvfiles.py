@@ -116,6 +116,15 @@ def cell(value: Any) -> str:
         return str(value)
     if value is None:
         return ""
+    if t is str:  # the same few texts row after row (status, phase, health): each made once
+        got = _TEXT_CELLS.get(value)
+        if got is None:
+            num = number_or_none(value)
+            got = repr(num) if num is not None else text_cell(value)
+            if len(_TEXT_CELLS) >= TEXT_CELLS_KEPT:
+                _TEXT_CELLS.clear()
+            _TEXT_CELLS[value] = got
+        return got
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
@@ -145,7 +154,21 @@ def text_cell(value: Any) -> str:
 
 def metric_column(name: Any) -> str:
     """The matrix column of a metric: ``metric_`` + the name made one-line."""
+    if type(name) is str:
+        col = _METRIC_COLUMNS.get(name)
+        if col is None:
+            if len(_METRIC_COLUMNS) >= TEXT_CELLS_KEPT:
+                _METRIC_COLUMNS.clear()
+            col = _METRIC_COLUMNS[name] = METRIC_PREFIX + clean(name)
+        return col
     return METRIC_PREFIX + clean(str(name))
+
+
+#: :func:`cell` of the texts written lately, and :func:`metric_column` of
+#: the metric names, by the text (at most TEXT_CELLS_KEPT each)
+_TEXT_CELLS: Dict[str, str] = {}
+_METRIC_COLUMNS: Dict[str, str] = {}
+TEXT_CELLS_KEPT = 4096
 
 
 def _csv_text(rows: Sequence[Sequence[str]]) -> str:
