@@ -305,10 +305,28 @@ def test_change_notification_names_what_changed_and_leaves_hidden_names_out(tmp_
         (tmp_path / ".hidden.json").write_text("{}")
         (tmp_path / "plain.log").write_text("x")
         assert w.changes() == {"run%03d.json" % i for i in range(300)} | {"plain.log"}
+        assert w.hidden == {".hidden.json"}  # (a rank's status file)
         os.rename(str(tmp_path / "run000.json"), str(tmp_path / "moved.json"))
         os.unlink(str(tmp_path / "run001.json"))
         assert w.changes() == {"run000.json", "moved.json", "run001.json"}
-        assert w.changes() == set()
+        assert w.changes() == set() and w.hidden == set()
+    finally:
+        w.close()
+
+
+def test_change_notification_says_when_events_were_lost(tmp_path):
+    # the watched folder itself removed (or moved): None, the caller lists again
+    from ttop.collect.notify import FolderWatch
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    w = FolderWatch(str(folder))
+    try:
+        (folder / "a.json").write_text("{}")
+        assert w.changes() == {"a.json"} and not w.lost
+        (folder / "a.json").unlink()
+        folder.rmdir()
+        assert w.changes() is None and w.lost
     finally:
         w.close()
 

@@ -79,11 +79,11 @@ class FolderWatch:
         temporary files of atomic writes, left out: no progress file is
         hidden; the hidden ``*.json`` ones go to :attr:`hidden`), or None
         when events were lost."""
-        raws: Set[bytes] = set()  # a name as the event carries it (NUL-padded): decoded once
-        hidden: Set[bytes] = set()
-        lost = False
-        lost_bits = _LOST
+        got: Set[bytes] = set()  # each name as its events carry it (NUL-padded), once
+        add = got.add
+        masks = 0
         unpack = _EVENT.unpack_from
+        lost = False
         while self.fd >= 0:
             try:
                 buf = os.read(self.fd, 1 << 16)
@@ -92,18 +92,25 @@ class FolderWatch:
             except OSError:
                 lost = True
                 break
-            off, n = 0, len(buf)
-            while off + 16 <= n:
+            # the least per event: a writer's temporary file alone brings
+            # three (created, closed, renamed away) at each write
+            off, last = 0, len(buf) - 16
+            while off <= last:
                 mask, size = unpack(buf, off)
-                start = off + 16
-                off = start + size
-                if mask & lost_bits:
-                    lost = True
+                masks |= mask
+                off += 16
                 if size:
-                    if buf[start] != 46:  # not ".": a hidden name is no progress file
-                        raws.add(buf[start:off])
-                    elif buf.find(b"json\0", start, off) > 0:  # (NUL-terminated: at its end; a temp file ends .tmp)
-                        hidden.add(buf[start:off])
+                    add(buf[off:off + size])
+                    off += size
+        raws: Set[bytes] = set()
+        hidden: Set[bytes] = set()
+        for raw in got:
+            if raw[0] != 46:  # not ".": a hidden name is no progress file
+                raws.add(raw)
+            elif raw.find(b"json\0") > 0:  # (NUL-terminated: at its end; a temp file ends .tmp)
+                hidden.add(raw)
+        if masks & _LOST:
+            lost = True
         if lost:
             self.lost = True
             self.hidden = set()
