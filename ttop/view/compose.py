@@ -4,11 +4,15 @@ same role joined (fewer curses calls)."""
 from __future__ import annotations
 
 from . import roles as R
-from .text import Line, Segment, clean, fit
+from .sorting import sort_mark
+from .text import Line, Segment, clean, clip, fit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Sequence, Tuple
+
+#: The name column's title.
+NAME_TITLE = "Run Name"
 
 #: Most fitted cells kept.
 FITTED_KEPT = 4096
@@ -152,4 +156,33 @@ def run_line(run: Any, base: str, name: str, name_role: str, plan: RowPlan,
             role = r
         texts.append(" " * (width_ - used))
     out.append(("".join(texts), role))
+    return tuple(out)
+
+
+def title_line(state: Any, layout: Sequence[Tuple[Any, int]], offset: int, nw: int, width_: int) -> Line:
+    """The table's title line for ``layout`` (:func:`_layout`)."""
+    ell = "..." if state.ascii else "\u2026"
+    left_mark = "<" if offset > 0 else ""
+    mark = sort_mark(state)
+    name_title = NAME_TITLE + (mark if state.sort_key == "name" else "")
+    title: List[Segment] = [(fit(name_title, nw - len(left_mark), "<", ell) + left_mark, R.TITLE)]
+    for col, w in layout:
+        t = col.title
+        if col.key == state.sort_key:
+            t = clip(t, w - 1, ell) + mark
+        title.append((" " + fit(t, w, col.align, ell), R.TITLE))
+    used = nw + sum(w + 1 for _, w in layout)
+    if used < width_:
+        title.append((" " * (width_ - used), R.TITLE))
+    return _merge(title)
+
+
+def _merge(segs: List[Segment]) -> Line:
+    """Join neighbouring segments of the same role (fewer curses calls)."""
+    out: List[Segment] = []
+    for text, role in segs:
+        if out and out[-1][1] == role:
+            out[-1] = (out[-1][0] + text, role)
+        else:
+            out.append((text, role))
     return tuple(out)

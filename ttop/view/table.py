@@ -37,11 +37,12 @@ from .cells import (  # noqa: F401 (re-exported)
     status_text,
     wandb_url,
 )
-from .compose import compose_row, row_plan, run_line
+from .compose import NAME_TITLE, _merge, compose_row, row_plan, run_line, title_line  # noqa: F401 (re-exported)
+from .kept import Kept
 from .ranks import rank_cell, rank_name, rank_role
 from .sorting import TEXT_SORTS, sort_mark, sort_runs, sort_value  # noqa: F401 (re-exported)
 from .state import RowId, ViewState
-from .text import Line, Segment, clean, clip, fit, width
+from .text import Line, clean, width
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -242,7 +243,6 @@ def sort_keys(snapshot: Any, state: ViewState) -> List[str]:
     return ["name"] + [c.key for c in columns_for(snapshot, state)]
 
 
-NAME_TITLE = "Run Name"
 NAME_MIN = 10
 NAME_MAX = 32
 MAX_URL = 300
@@ -285,26 +285,26 @@ def _columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optiona
     (``state.metrics`` overrides that ranking)."""
     ascii = state.ascii if state is not None else False
     choice = (state.columns if state is not None else None) or C.DEFAULT
-    auto: List[str] = []
-    if any(k == C.AUTO and shown for k, shown in choice):
+    auto: Sequence[str] = ()
+    if _has_auto(choice):
         if state is not None and state.metrics is not None:
             ranked = list(state.metrics)
         else:
             if runs is None:
                 runs = filtered_runs(snapshot, state) if state is not None else (snapshot.runs if snapshot is not None else ())
             ranked = M.default_metrics(runs, 3 + len(C.named_metrics(choice)))
-        auto = C.auto_metrics(choice, ranked)
+        auto = tuple(C.auto_metrics(choice, ranked))
     runs_all = snapshot.runs if snapshot is not None else ()
     out: List[Column] = []
-    for key in C.shown_keys(choice, auto):
-        if C.is_metric(key):
-            out.append(metric_column(key[len(C.METRIC):], ascii))
+    for key, made in _made_columns(choice, auto, ascii):
+        if made is not None:  # a metric's
+            out.append(made)
         elif key == "health":
             # Health only when the collector judged a run (live runs always
             # are; on the first screen, before their processes were looked
             # up, they will be)
             if any(getattr(r, "health", None) is not None for r in runs_all) or any(pending(r) for r in runs_all):
-                out.append(health_column(ascii))
+                out.append(_made_health(ascii))
         elif key == "cost":
             if any(getattr(r, "cost", None) is not None for r in runs_all):
                 out.append(COST_COLUMN)
@@ -314,6 +314,46 @@ def _columns_for(snapshot: Any, state: Optional[ViewState] = None, runs: Optiona
         elif key in _BY_KEY:
             out.append(_BY_KEY[key])
     return out
+
+
+#: What _columns_for made of a choice of columns, by the choice (and the
+#: metrics shown for AUTO): each snapshot's table asks again.
+_MADE: Dict[Any, Any] = {}
+
+
+def _has_auto(choice: Any) -> bool:
+    try:
+        got = _MADE.get(choice)
+    except TypeError:  # a choice that is not hashable
+        return any(k == C.AUTO and shown for k, shown in choice)
+    if got is None:
+        got = _MADE[choice] = any(k == C.AUTO and shown for k, shown in choice)
+    return got
+
+
+def _made_columns(choice: Any, auto: Sequence[str], ascii: bool) -> Sequence[Tuple[str, Optional[Column]]]:
+    """The shown keys (:func:`~ttop.view.columns.shown_keys`), each with its
+    metric column (None for the others)."""
+    key: Any = (choice, auto, ascii)
+    try:
+        got = _MADE.get(key)
+    except TypeError:
+        got = key = None
+    if got is None:
+        got = tuple((k, metric_column(k[len(C.METRIC):], ascii) if C.is_metric(k) else None)
+                    for k in C.shown_keys(choice, auto))
+        if key is not None:
+            if len(_MADE) > 64:
+                _MADE.clear()
+            _MADE[key] = got
+    return got
+
+
+def _made_health(ascii: bool) -> Column:
+    col = _MADE.get(("health", ascii))
+    if col is None:
+        col = _MADE[("health", ascii)] = health_column(ascii)
+    return col
 
 
 def _name_text(row: Row) -> str:
@@ -412,56 +452,16 @@ def _ell(ascii: bool) -> str:
     return "..." if ascii else "\u2026"
 
 
-class _Kept:
-    """Entries about run objects (each holds its run, so the id in its key
-    stays that run's while the entry lives), kept for the runs drawn from
-    the last two snapshots (and those drawn again since): a live run is a
-    new object in each snapshot, and an entry for one that is off the
-    screen would only keep it (its file's data, its processes) alive."""
-
-    __slots__ = ("new", "old", "seq")
-
-    def __init__(self) -> None:
-        self.new: Dict[Any, Tuple[Any, Any]] = {}
-        self.old: Dict[Any, Tuple[Any, Any]] = {}
-        self.seq: Optional[int] = None
-
-    def turn(self, snapshot: Any) -> None:
-        """A snapshot newer than any drawn so far: what the one before the
-        last needed goes."""
-        seq = getattr(snapshot, "seq", None)
-        if type(seq) is int and (self.seq is None or seq > self.seq):
-            self.seq = seq
-            self.old, self.new = self.new, {}
-
-    def get(self, key: Any, run: Any) -> Any:
-        hit = self.new.get(key)
-        if hit is None:
-            hit = self.old.get(key)
-            if hit is not None and hit[0] is run:
-                self.new[key] = hit
-        return hit[1] if hit is not None and hit[0] is run else None
-
-    def put(self, key: Any, run: Any, value: Any) -> None:
-        if len(self.new) > LINES_KEPT:
-            self.new.clear()
-        self.new[key] = (run, value)
-
-    def clear(self) -> None:
-        self.new.clear()
-        self.old.clear()
-
-
 #: Drawn run rows, by (run object, layout, selected, marked): an unchanged
 #: run (every ended one) is not formatted again when only the selection
 #: moved or a new snapshot came.
-_LINES = _Kept()
 LINES_KEPT = 4096
+_LINES = Kept(LINES_KEPT)
 
 
 #: The text of a run's Epoch / Batch cell, by (run object, column): the
 #: same run on another page of the table is not formatted again.
-_GROWN = _Kept()
+_GROWN = Kept(LINES_KEPT)
 
 
 def _grow_text(col: Column, row: Row) -> str:
@@ -561,38 +561,9 @@ def render_table(snapshot: Any, state: ViewState, width_: int, height: int,
     return TableFrame(lines, list(rows), sel, top, [c.key for c, _ in layout])
 
 
-def title_line(state: ViewState, layout: Sequence[Tuple[Column, int]], offset: int, nw: int, width_: int) -> Line:
-    """The table's title line for ``layout`` (:func:`_layout`)."""
-    ell = _ell(state.ascii)
-    left_mark = "<" if offset > 0 else ""
-    mark = sort_mark(state)
-    name_title = NAME_TITLE + (mark if state.sort_key == "name" else "")
-    title: List[Segment] = [(fit(name_title, nw - len(left_mark), "<", ell) + left_mark, R.TITLE)]
-    for col, w in layout:
-        t = col.title
-        if col.key == state.sort_key:
-            t = clip(t, w - 1, ell) + mark
-        title.append((" " + fit(t, w, col.align, ell), R.TITLE))
-    used = nw + sum(w + 1 for _, w in layout)
-    if used < width_:
-        title.append((" " * (width_ - used), R.TITLE))
-    return _merge(title)
-
-
 def cell_role(col: Column, run: Any, base: str) -> str:
     """The role of ``run``'s cell in ``col`` (``base``: the row's role)."""
     role = base if col.status_colored else R.NORMAL
     if col.cell_role is not None:
         role = col.cell_role(run) or role
     return role
-
-
-def _merge(segs: List[Segment]) -> Line:
-    """Join neighbouring segments of the same role (fewer curses calls)."""
-    out: List[Segment] = []
-    for text, role in segs:
-        if out and out[-1][1] == role:
-            out[-1] = (out[-1][0] + text, role)
-        else:
-            out.append((text, role))
-    return tuple(out)
