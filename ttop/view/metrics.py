@@ -116,8 +116,13 @@ def _trend(run: Any, name: str, raw: Any) -> Optional[str]:
     if len(pts) < 3:
         return None
     mean = (total if pts is window else sum(pts)) / len(pts)
-    spread = (max(pts) - min(pts)) / 2.0
-    tol = max(FLAT_TOLERANCE * abs(mean), spread * 0.5, 1e-12)
+    s = sorted(pts)  # (one call: max() and min() parse their arguments the slow way)
+    spread = (s[-1] - s[0]) / 2.0
+    tol = FLAT_TOLERANCE * abs(mean)  # max(that, spread * 0.5, 1e-12):
+    if spread * 0.5 > tol:
+        tol = spread * 0.5
+    if tol < 1e-12:
+        tol = 1e-12
     if x > mean + tol:
         return "up"
     if x < mean - tol:
