@@ -41,11 +41,17 @@ def _table(term: TtopTerm):
     return [(term.line(y), [(c.fg, c.bg, c.reverse, c.bold) for c in cells[y]]) for y in rows]
 
 
+def _shows(want: str):
+    """Every run, ``want`` among them, and the folder read whole (a first
+    screen shows the runs read so far)."""
+    return lambda t: want in t.text and all(n in t.text for n in NAMES) and "reading the folder" not in t.text
+
+
 def _same_as_fresh(term: TtopTerm, folder, cols: int, rows: int, want: str) -> None:
-    term.wait_for(lambda t: want in t.text, msg=want)
+    term.wait_for(_shows(want), msg=want)
     fresh = TtopTerm.ttop(str(folder), "--columns", COLUMNS, cols=cols, rows=rows)
     try:
-        fresh.wait_for(lambda t: want in t.text, msg=want)
+        fresh.wait_for(_shows(want), msg=want)
         term.wait_quiet()
         fresh.wait_quiet()
         assert _table(term) == _table(fresh), "\n%s\n---\n%s" % (term.dump(), fresh.dump())
