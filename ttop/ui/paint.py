@@ -12,10 +12,10 @@ delete / insert line instead of writing it again.
 from __future__ import annotations
 
 import curses
+from operator import and_, eq, ne
 
 from ..view.asciify import to_ascii
 from ..view.text import Line
-from ..view.text import width as text_width
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ def paint_lines(stdscr: Any, palette: Any, prev: List[Optional[Line]], lines: Li
             continue
         prev[y] = line
         changed = True
-        x = 0
         try:
             stdscr.move(y, 0)
             stdscr.clrtoeol()
@@ -48,17 +47,19 @@ def paint_lines(stdscr: Any, palette: Any, prev: List[Optional[Line]], lines: Li
             # times), ~20k instructions a move, more than the line's bytes
             stdscr.redrawln(y, 1)
         except curses.error:
-            pass
+            continue
+        # each segment where the last one ended (curses moves the cursor
+        # by the cells it wrote: no width measured here)
         for text, role in line:
-            if x >= width:
-                break
             if ascii:
                 text = to_ascii(text)
             try:
-                stdscr.addstr(y, x, text, palette.attr(role))
+                stdscr.addstr(text, palette.attr(role))
             except curses.error:
-                pass  # writing the bottom-right cell moves the cursor off-screen
-            x += text_width(text)
+                break  # the bottom-right cell written: the cursor cannot move past it
+            cy, cx = stdscr.getyx()
+            if cy != y or cx >= width:
+                break  # the line is full
     return changed
 
 
@@ -68,6 +69,10 @@ def shift_lines(stdscr: Any, prev: List[Optional[Line]], lines: List[Line]) -> b
     the terminal's delete / insert line instead of drawing it again;
     ``prev`` follows. True when something moved."""
     height = len(prev)
+    # first, at C speed: is any line the old line of a neighbour, and not its own?
+    news = list(map(ne, lines, prev))
+    if not (any(map(and_, map(eq, lines, prev[1:]), news)) or any(map(and_, map(eq, lines[1:], prev), news[1:]))):
+        return False
     best = (0, 0, 0)  # length, first row, shift
     for k in (1, -1):
         start = -1
