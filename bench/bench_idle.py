@@ -15,11 +15,15 @@ end of each window.
 
 Prints per tool the median over the rounds and each round's figure, then the
 ratios ttop/btop and ttop/top. Goal: ttop <= btop in the same run; exits 1
-when it is missed (2 when a tool or tmux is missing).
+when it is missed (2 when a tool or tmux is missing). ``--headless``: also
+``ttop FOLDER --headless -i 2 --csv-dir TMP`` in the same rounds (its own
+tmux session; measured from its start like the others), held to the same
+goal.
 
     python bench/bench_idle.py                      # 20 runs, 3 rounds of 60 s
     python bench/bench_idle.py --rounds 1 --window 20
     python bench/bench_idle.py --compare /path/to/other/checkout   # also that ttop
+    python bench/bench_idle.py --headless           # ttop --headless too, against btop
     python bench/bench_idle.py --own-pidns          # in a PID namespace of its own (root)
 """
 from __future__ import annotations
@@ -95,6 +99,7 @@ def main() -> int:
     ap.add_argument("--interval", default="2", help="ttop -i (btop and top: 2 s)")
     ap.add_argument("--compare", metavar="ROOT", action="append", default=[],
                     help="also measure the ttop of another checkout (e.g. the previous release)")
+    ap.add_argument("--headless", action="store_true", help="also ttop --headless (and each --compare's)")
     ap.add_argument("--own-pidns", action="store_true",
                     help="run in a PID namespace of its own, where only these processes exist (nothing else "
                          "starts processes, as on a quiet machine; the peers see only these processes too)")
@@ -130,6 +135,11 @@ def main() -> int:
         tools.append(("ttop@%d" % (i + 1) if len(a.compare) > 1 else "ttop@compare",
                       quote(["env", "PYTHONPATH=" + root, sys.executable, "-m", "ttop", folder, "-i", a.interval]),
                       root))
+    if a.headless:
+        for name, command, cwd in list(tools):
+            if name.startswith("ttop"):
+                tools.append((name + "-headless", command + " " + quote(["--headless", "--csv-dir",
+                                                                          os.path.join(tmp, "csv-" + name)]), cwd))
     tmux = Tmux(env)
     runs: list = []
     cpu: Dict[str, List[float]] = {name: [] for name, _, _ in tools}
@@ -146,7 +156,7 @@ def main() -> int:
             for name, command, cwd in order:
                 session, pid = tmux.start(command, cwd)
                 try:
-                    if name.startswith("ttop"):
+                    if name.startswith("ttop") and not name.endswith("-headless"):
                         deadline = time.monotonic() + 60
                         while "%s00" % "bench-" not in tmux.capture(session):
                             if time.monotonic() > deadline:
@@ -179,8 +189,16 @@ def main() -> int:
         ok = med["ttop"] <= med["btop"]
         print("  ratio ttop/btop = %s (goal <= 1: %s) | ttop/top = %s"
               % (ratio(med["ttop"], med["btop"]), "PASS" if ok else "FAIL", ratio(med["ttop"], med["top"])))
+        if a.headless:
+            hok = med["ttop-headless"] <= med["btop"]
+            ok = ok and hok
+            print("  ratio ttop-headless/btop = %s (goal <= 1: %s) | ttop-headless/top = %s"
+                  % (ratio(med["ttop-headless"], med["btop"]), "PASS" if hok else "FAIL",
+                     ratio(med["ttop-headless"], med["top"])))
         for name, _, _ in tools[3:]:
-            print("  ratio ttop/%s = %s" % (name, ratio(med["ttop"], med[name])))
+            if name.startswith("ttop@"):
+                mine = "ttop-headless" if name.endswith("-headless") else "ttop"
+                print("  ratio %s/%s = %s" % (mine, name, ratio(med[mine], med[name])))
         return 0 if ok else 1
     finally:
         tmux.close()
