@@ -406,3 +406,30 @@ def test_injected_clock_drives_heartbeat_ages(progress_dir):
     write(progress_dir, "r", doc("r", updated_at=t0 + 999, host="far"))  # still seen: real time for the scan
     r = c.collect().run("r")
     assert r.heartbeat_age == 0.0 and not r.stale  # timed from when ttop saw it change
+
+
+def test_a_process_that_execs_is_shown_as_what_it_runs_now(spawn, progress_dir):
+    """A process keeps its PID and create time across exec (a shell that
+    execs the trainer, a launcher): its name and command line are read
+    again once its name in /proc changed, not kept from before (the signal
+    confirmation names the process by them)."""
+    import subprocess
+
+    p = spawn([sys.executable, "-c", "import os, sys; sys.stdin.readline(); os.execvp('sleep', ['sleep', '120'])"],
+              stdin=subprocess.PIPE)
+    ct = psutil.Process(p.pid).create_time()
+    write(progress_dir, "ex", doc("ex", pid=p.pid, pid_create_time=ct, host=socket.gethostname()))
+    c = collector(progress_dir)
+    c.first_look()
+
+    def main_proc():
+        run = c.collect().run("ex")
+        return run.processes[0] if run is not None and run.processes else None
+
+    before = wait_until(main_proc, timeout=30)
+    assert before.pid == p.pid and "python" in before.name.lower() and "execvp" in before.cmdline
+    p.stdin.write(b"go\n")
+    p.stdin.flush()
+    wait_until(lambda: psutil.Process(p.pid).name() == "sleep", timeout=30)
+    after = wait_until(lambda: (lambda q: q if q is not None and q.name == "sleep" else None)(main_proc()), timeout=30)
+    assert after.pid == p.pid and after.cmdline == "sleep 120"

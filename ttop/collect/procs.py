@@ -147,7 +147,7 @@ class ProcessTable:
         self.rows: Dict[int, _Row] = {}
         self.children: Dict[int, List[int]] = {}
         self._objs: Dict[Tuple[int, float], psutil.Process] = {}
-        self._cmdlines: Dict[Tuple[int, float], Tuple[str, str]] = {}  # (cmdline, name)
+        self._cmdlines: Dict[Tuple[int, float], Tuple[str, str, Any]] = {}  # (cmdline, name, comm read with them)
         self._thread_prev: Dict[Tuple[int, int], Tuple[float, float]] = {}
         self._thread_seen: Dict[Tuple[int, int], Tuple[float, float]] = {}
         self._used: set = set()
@@ -453,6 +453,8 @@ class ProcessTable:
         if ctime is None:
             ctime = 0.0
         key = (pid, ctime)
+        if name is not None and self._cmdlines.get(key, (0, 0, name))[2] != name:
+            del self._cmdlines[key]  # its comm changed (an exec keeps PID and create time): read them again
         cpu = None
         zombie = status == psutil.STATUS_ZOMBIE
         from_table = cpu_s is not None
@@ -491,9 +493,9 @@ class ProcessTable:
             return ProcInfo(pid=pid, ppid=ppid, name=name, create_time=ctime, depth=depth, status=status,
                             error=type(e).__name__)
         cached = self._cmdlines.get(key)
-        cmdline = None
+        cmdline, comm = None, name
         if cached is not None:
-            cmdline, name = cached
+            cmdline, name, _comm = cached
         try:
             with (_NO_ONESHOT if from_table else proc.oneshot()):
                 if not zombie and not from_table:
@@ -533,7 +535,7 @@ class ProcessTable:
                         name = proc.name()  # /proc's comm is cut at 15 characters
                     except (psutil.AccessDenied, psutil.ZombieProcess):
                         pass
-                    self._cmdlines[key] = (cmdline, name)
+                    self._cmdlines[key] = (cmdline, name, comm)
         except psutil.ZombieProcess:
             zombie = True
         except psutil.NoSuchProcess:
