@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import psutil
 import pytest
@@ -387,7 +388,29 @@ def test_a_signal_request_left_for_an_earlier_run_of_the_name_is_not_delivered_t
     assert job.poll() is None, "the new run was killed by its predecessor's request"
     final = read_json(path)
     assert final["variables"]["lr"] == 0.5 and final["status"] == "RUNNING"
-    assert final.get("signal_ack") is None
+    ack = final.get("signal_ack")
+    assert ack["seq"] == 1 and ack["ok"] is False and "earlier run" in ack["result"]
+
+
+def test_a_request_after_an_earlier_runs_is_delivered_to_the_next_run(spawn, progress_dir):
+    """The request an earlier run of the name left in the control file (seq
+    3) is seen by the next run, never delivered; ttop, which takes a file
+    older than the run for the earlier run's, numbered its next request for
+    the new run from 1 again, which the run ignored as seen: it stayed
+    pending for ever. The run answers the old request (refused), and ttop's
+    next one comes above it."""
+    write_control(str(progress_dir), "again", 1, {}, signal={"seq": 3, "name": "SIGKILL", "target": "main"},
+                  owner_uid=os.geteuid())
+    old = time.time() - 3600
+    os.utime(str(progress_dir / "control_again.json"), (old, old))  # left by a run an hour ago
+    job = spawn([sys.executable, "-c", EARLIER_JOB, ROOT, str(progress_dir)])
+    path = progress_dir / "again.json"
+    data = wait_until(lambda: (lambda d: d if d.get("status") == "RUNNING" else None)(read_json(path) or {}), timeout=60)
+    seq = write_signal_request(str(progress_dir), "again", data, "SIGTERM")
+    assert seq == 4
+    job.wait(timeout=60)
+    final = read_json(path)
+    assert final["status"] == "CANCELED" and final["signal_ack"]["seq"] == 4, final
 
 
 def test_the_stop_guard_delivers_a_sigcont_after_a_second_sigstop(progress_dir, reap):

@@ -22,7 +22,7 @@ from ..progress import (
     parse_progress,
     type_name,
 )
-from .remote import check_request
+from .remote import ack, check_request
 
 
 def _user(uid: int) -> str:
@@ -350,6 +350,11 @@ class VariableControl:
         request = check_request(self.poller.signal, 0)
         if request is not None:
             self.signal_seq = request[0]
+            # answered as refused, so that ttop asks this run above that seq (it
+            # takes the file for an earlier run's and would start again at 1)
+            raw = self.poller.signal if isinstance(self.poller.signal, dict) else {}
+            self.signal_ack = ack(request[0], raw.get("name"), raw.get("target"), False,
+                                  "refused: an earlier run's request, left in the control file", time.time())
 
     def poll(self, callback: Optional[Callable[[str, Any, Any], Any]]) -> None:
         """Apply a new edit, if the control file has one, then call
