@@ -92,6 +92,25 @@ def test_sigterm_request_ends_the_remote_run_as_canceled(remote_job, progress_di
     assert outer.wait(timeout=30) == 128 + signal.SIGTERM  # the job died of SIGTERM
 
 
+def test_a_writer_that_is_pid_1_ends_for_a_signal_left_to_its_default_action(spawn, progress_dir):
+    """A container started without an init: the training script is PID 1
+    of its PID namespace, and the kernel drops a signal left to its
+    default action for it. SIGUSR1 asked for through the control file was
+    acknowledged "sent SIGUSR1 to pid 1" while the run went on; the writer
+    now ends as the signal asks (as it does for SIGKILL)."""
+    why = unshare_allowed()
+    if why:
+        pytest.skip(why)
+    outer = spawn(UNSHARE + ["sh", "-c", 'hostname gpu-node-7 && exec "$0" -c "$1" "$2" "$3"', sys.executable, JOB, ROOT,
+                             str(progress_dir)])
+    path = progress_dir / "remote.json"
+    data = wait_until(lambda: (lambda d: d if d.get("host") == "gpu-node-7" and d.get("status") == "RUNNING" else None)(
+        read_json(path) or {}), timeout=60)
+    assert data["pid"] == 1
+    write_signal_request(str(progress_dir), "remote", data, "SIGUSR1")
+    assert outer.wait(timeout=60) == 128 + signal.SIGUSR1
+
+
 def test_sigstop_then_sigcont_through_the_control_file(remote_job, progress_dir):
     outer, path, pid = remote_job
     seq = write_signal_request(str(progress_dir), "remote", read_json(path), "SIGSTOP")

@@ -47,6 +47,9 @@ def tree_pids(pid: int) -> List[int]:
     return [k.pid for k in reversed(kids)]
 
 
+#: The requests whose default action ends the process (SIGKILL aside).
+ENDING = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2")
+
 GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_stopguard.py")
 
 
@@ -157,4 +160,7 @@ def answer_request(control: Any, pid: int, wall: Callable[[], float], write_now:
         os._exit(128 + _signal.SIGKILL)
     guard = getattr(control, "stop_guard", None)
     ok, result = deliver(name, target, pid, spare=(guard.pid,) if guard is not None else ())
+    if pid == 1 and ok and name in ENDING and _signal.getsignal(getattr(_signal, name)) == _signal.SIG_DFL:
+        # left to its default action, which the kernel does not take for a namespace's init: end as it asks
+        os._exit(128 + getattr(_signal, name))
     control.signal_ack = ack(seq, name, target, ok, result, wall())
