@@ -331,13 +331,14 @@ def test_a_control_file_renamed_over_another_runs_is_refused(three_users, shared
 
     def runs():
         snap = Collector(shared_dir, gpu=False, tpu=False).collect()
-        got = {r.key: r for r in snap.runs if r.status == "RUNNING"}
+        # (past their first write, which comes before track_variables)
+        got = {r.key: r for r in snap.runs if r.status == "RUNNING" and "lr" in (r.data.get("variables") or {})}
         return got if {"a", "b"} <= set(got) else None
 
     got = wait_until(runs, timeout=60)
     a, b = got["a"], got["b"]
     control.write_edit(a.folder, a.stem, a.data, "lr", 0.5, owner_uid=a.owner_uid)
-    wait_until(lambda: (runs() or {}).get("a") and runs()["a"].data["variables"]["lr"] == 0.5, timeout=30)
+    wait_until(lambda: (lambda got: got is not None and got["a"].data["variables"]["lr"] == 0.5)(runs()), timeout=30)
     eve.sh('mv "$1/control_a.json" "$1/control_b.json"', shared_dir)
     b_path = os.path.join(shared_dir, "b.json")
     wait_until(lambda: "written for run" in (_doc(b_path).get("control_error") or ""), timeout=30)
@@ -391,7 +392,7 @@ def test_an_earlier_runs_control_file_put_back_is_refused(three_users, shared_di
     control.write_signal_request(c.folder, c.stem, c.data, "SIGTERM", owner_uid=c.owner_uid)
     assert first.wait(timeout=60) is not None and _doc(path)["status"] == "CANCELED"
     eve.sh('mv "$1/control_c.json" "$1/.aside"', shared_dir)
-    time.sleep(1.5)  # (the new run starts more than the writer's slack after the old file's time)
+    time.sleep(2.5)  # (the new run starts more than the writer's slack, 1 s, after the old file's time)
     second = start()
     wait_until(lambda: running() is not None and running().pid == second.pid, timeout=60)
     eve.sh('mv "$1/.aside" "$1/control_c.json"', shared_dir)
