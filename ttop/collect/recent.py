@@ -145,7 +145,8 @@ class RecentSamples:
         facts: Optional[Mapping[str, Any]] = None,
     ) -> None:
         """Append this cycle's sample of every run and set its verdict on
-        the (not yet published) RunSnapshot. ``budgets``: the resolved
+        the (not yet published) RunSnapshot (in its ``__dict__``, where a
+        record keeps its fields: no call of ``object.__setattr__``). ``budgets``: the resolved
         budgets (RAM limit of local runs); ``gpu_budget``: bytes given by
         the user (None: the memory of the run's GPUs); ``gpu_sample``: the
         GPU source's sample, or None when its PIDs cannot be trusted.
@@ -162,7 +163,6 @@ class RecentSamples:
                 del tracks[k]
         ram_limit = getattr(budgets, "ram_bytes", None) or None
         gpu_index = {g.index: g for g in gpus} if gpus else {}
-        setattr_ = object.__setattr__
         config = self.config
         settled = self._settled
         if len(settled) > len(runs):
@@ -175,12 +175,13 @@ class RecentSamples:
             done = settled.get(key)
             if done is not None and done[0] is run.data and status != RUNNING:
                 # ended, and its file unchanged: an ended status cannot change back, nor its verdict
+                d = run.__dict__
                 if done[1] is not None:
-                    setattr_(run, "health", done[1])
-                    setattr_(run, "health_reason", done[2])
+                    d["health"] = done[1]
+                    d["health_reason"] = done[2]
                 if done[3] is not None:
-                    setattr_(run, "cost", done[3])
-                    setattr_(run, "cost_projected", done[4])
+                    d["cost"] = done[3]
+                    d["cost_projected"] = done[4]
                 continue
             tr = tracks.get(key)
             if tr is None:
@@ -214,13 +215,15 @@ class RecentSamples:
                 verdict = tr.verdict = assess(tr.ring, config, tr.lows)
                 tr.recheck = None  # worked out if the next cycle brings nothing new
             if verdict.level is not None or tr.gpu_util is not None:
-                setattr_(run, "health", verdict.level)
-                setattr_(run, "health_reason", verdict.reason or None)
-                setattr_(run, "gpu_utilization", tr.gpu_util)
+                d = run.__dict__
+                d["health"] = verdict.level
+                d["health_reason"] = verdict.reason or None
+                d["gpu_utilization"] = tr.gpu_util
             if self.prices is not None:
                 so_far, projected = self._cost(run, tr, now)
-                setattr_(run, "cost", so_far)
-                setattr_(run, "cost_projected", projected)
+                d = run.__dict__
+                d["cost"] = so_far
+                d["cost_projected"] = projected
 
     def shift(self, step: float) -> None:
         """The wall clock was set by ``step`` seconds: the samples' times

@@ -85,6 +85,11 @@ def heartbeat_limit(data: Mapping[str, Any], interval: float) -> float:
 
 
 def _num(value: Any) -> Optional[float]:
+    c = value.__class__
+    if c is float:  # the usual case: finite unless NaN or an infinity
+        return value if value - value == 0.0 else None
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
@@ -96,8 +101,15 @@ def _num(value: Any) -> Optional[float]:
 
 
 def _int(value: Any) -> Optional[int]:
+    if value.__class__ is int and 0 <= value <= _INT_FAST:  # the usual case (a bool's class is bool)
+        return value
     v = _num(value)
     return int(v) if v is not None and v >= 0 else None
+
+
+_INT_FAST = 1 << 62  # far within the float range (a bigger int takes _num's checks)
+assert RunResources._fields == ("cpu_percent", "rss_bytes", "gpu_memory_bytes", "tpu_memory_bytes", "num_procs",
+                                "num_threads", "sampled_at", "source", "ram_measure", "ram_sampled_at")
 
 
 def reported_resources(data: Mapping[str, Any]) -> RunResources:
@@ -105,18 +117,24 @@ def reported_resources(data: Mapping[str, Any]) -> RunResources:
     res = data.get("resources")
     if not isinstance(res, dict):
         return RunResources()
-    cpu = _num(res.get("cpu_percent"))
-    return RunResources(
-        cpu_percent=float(cpu) if cpu is not None and cpu >= 0 else None,
-        rss_bytes=_int(res.get("rss_bytes")),
-        gpu_memory_bytes=_int(res.get("gpu_memory_bytes")),
-        tpu_memory_bytes=_int(res.get("tpu_memory_bytes")),
-        num_procs=_int(res.get("num_procs")),
-        num_threads=_int(res.get("num_threads")),
-        sampled_at=_num(res.get("sampled_at")),
-        source="reported",
-        ram_measure=_measure(res.get("ram_measure")) if res.get("rss_bytes") is not None else None,
-    )
+    get = res.get
+    cpu = _num(get("cpu_percent"))
+    # RunResources(cpu_percent=..., ...) without the keyword call (a fleet's
+    # runs sample every few seconds: hundreds per cycle); its fields in order
+    obj = object.__new__(RunResources)
+    obj.__dict__.update({
+        "cpu_percent": float(cpu) if cpu is not None and cpu >= 0 else None,
+        "rss_bytes": _int(get("rss_bytes")),
+        "gpu_memory_bytes": _int(get("gpu_memory_bytes")),
+        "tpu_memory_bytes": _int(get("tpu_memory_bytes")),
+        "num_procs": _int(get("num_procs")),
+        "num_threads": _int(get("num_threads")),
+        "sampled_at": _num(get("sampled_at")),
+        "source": "reported",
+        "ram_measure": _measure(get("ram_measure")) if get("rss_bytes") is not None else None,
+        "ram_sampled_at": None,
+    })
+    return obj
 
 
 def _measure(value: Any) -> str:
@@ -236,6 +254,7 @@ class _Static:
             "owner_uid": owner_uid,
             "owner": user_name(owner_uid) if owner_uid is not None else None,
         }
+        self.template.update(_DYNAMIC_DEFAULTS)  # every field: a snapshot's dict is a copy of it (_new_run)
 
     @property
     def reported_resources(self) -> RunResources:
@@ -289,6 +308,13 @@ _DYNAMIC_KEYS = frozenset(("status", "status_inferred", "status_reason", "alive"
                            "heartbeat_age", "resources", "processes", "gpu_note", "ownership_note",
                            "health", "health_reason", "gpu_utilization", "cost", "cost_projected",
                            "ranks"))  # from RecentSamples
+#: The dynamic fields in the order _new_run set them before (a snapshot's
+#: ``__dict__`` keeps that order); the values it sets are overwritten, the others stay.
+_DYNAMIC_DEFAULTS = {"status": None, "status_inferred": False, "status_reason": None, "alive": None, "stale": False,
+                     "stale_reason": None, "heartbeat_age": None, "resources": None, "processes": (),
+                     "gpu_note": None, "ownership_note": None, "health": None, "health_reason": None,
+                     "gpu_utilization": None, "cost": None, "cost_projected": None, "ranks": ()}
+assert frozenset(_DYNAMIC_DEFAULTS) == _DYNAMIC_KEYS
 # The fast path only while it sets exactly RunSnapshot's fields (a field added
 # to snapshot.py later falls back to the constructor and its defaults).
 _FAST_NEW = (
@@ -336,7 +362,10 @@ def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age
              note, ownership_note=None) -> RunSnapshot:
     """``RunSnapshot(**template, status=..., ...)`` without a call with 31
     keyword arguments (1,000 runs per cycle add up). Every field is always set, so the result equals the
-    normal constructor's (a test checks it)."""
+    normal constructor's (a test checks it). ``template`` holds every field
+    (the dynamic ones with :data:`_DYNAMIC_DEFAULTS`): copied into the new
+    object's empty ``__dict__`` in one piece (the table cloned, not 31
+    insertions), then the dynamic fields overwritten in place."""
     if _FAST_NEW:
         obj = object.__new__(RunSnapshot)
         d = obj.__dict__
@@ -352,12 +381,11 @@ def _new_run(template, status, inferred, reason, alive, stale, stale_reason, age
         d["processes"] = processes
         d["gpu_note"] = note
         d["ownership_note"] = ownership_note
-        d["health"] = d["health_reason"] = d["gpu_utilization"] = d["cost"] = d["cost_projected"] = None
-        d["ranks"] = ()
-        return obj
+        return obj  # (health, health_reason, gpu_utilization, cost, cost_projected, ranks: the defaults)
+    fixed = {k: v for k, v in template.items() if k in _TEMPLATE_KEYS}  # pragma: no cover
     return RunSnapshot(status=status, status_inferred=inferred, status_reason=reason, alive=alive,  # pragma: no cover
                        stale=stale, stale_reason=stale_reason, heartbeat_age=age, resources=resources,
-                       processes=processes, gpu_note=note, ownership_note=ownership_note, **template)
+                       processes=processes, gpu_note=note, ownership_note=ownership_note, **fixed)
 
 
 #: ttop.collect.procs, imported with the first process lookup: it brings
