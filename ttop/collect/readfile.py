@@ -79,11 +79,20 @@ def _read_fd(fd: int, limit: int) -> Tuple[bytes, os.stat_result]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ProgressError("not a regular file")
-        if st.st_size > limit:
+        size = st.st_size
+        if size > limit:
             raise ProgressError("file larger than %d bytes" % limit)
-        chunks = []
-        left = limit + 1
-        want = st.st_size + 1  # one read for the whole file, and the byte that says it ended
+        want = size + 1  # one read for the whole file, and the byte that says it ended
+        if want <= 1 << 20:  # the usual case, without the loop below (its first round)
+            data = os.read(fd, want)
+            if len(data) < want:  # a regular file reads short only at its end
+                return data, st
+            chunks = [data]  # it grew since the fstat: read on
+            left = limit + 1 - want
+            want = 1 << 20
+        else:
+            chunks = []
+            left = limit + 1
         while left > 0:
             ask = min(left, want, 1 << 20)
             chunk = os.read(fd, ask)

@@ -164,7 +164,9 @@ class FolderScanner:
         self._want_notify = notify_wanted() if notify is None else bool(notify)
         self._watch: Optional[FolderWatch] = None
         self._cache: Dict[str, _Cached] = {}
-        self._last_good: Dict[str, Tuple[Mapping[str, Any], Tuple[str, ...], float]] = {}
+        #: a file's last good contents: its active FileResult (no tuple made per
+        #: read), or ``(data, dropped, mtime)`` for an ended one (the data kept compact)
+        self._last_good: Dict[str, Any] = {}
         self._names: Set[str] = set()  # progress files in the folder, as last known
         self._others: Set[str] = set()  # other names in it (logs, control files, ...)
         self._active: Set[str] = set()  # read, not ended: stat'ed every cycle
@@ -473,9 +475,10 @@ class FolderScanner:
             except FileNotFoundError:
                 self._forget(name, gone)  # removed between stat and open: normal
                 return
-            if fst is not None:  # what was read, not what was stat'ed before
-                sig = (fst.st_ino, fst.st_size, fst.st_mtime_ns)
-                mtime = fst.st_mtime
+            if fst is not None:
+                if fst is not st:  # what was read, not what was stat'ed before (a told file's are one)
+                    sig = (fst.st_ino, fst.st_size, fst.st_mtime_ns)
+                    mtime = fst.st_mtime
                 uid = link_owner(name, dfd, fst) if linked else fst.st_uid
                 if uid != fst.st_uid and not may_read(uid, path, fst):
                     # another user's link to a file they cannot read: neither its contents nor (quoting them) why it is no progress file
@@ -489,6 +492,7 @@ class FolderScanner:
                 self._entries[name] = (sig[0], sig[1], sig[2], uid, tuple(dropped), blob)
                 self._dirty = True
             result = self._result(name, path, mtime, keep, dropped, None)
+            self._last_good[name] = (keep, result.dropped, mtime)
             result.data = data  # the parse at hand, for the collector to look at once
             result.archived = keep
             result.uid = uid
@@ -534,6 +538,7 @@ class FolderScanner:
         keep: Mapping[str, Any] = arch if self.compact else data
         self._names.add(name)
         result = self._result(name, self.folder + os.sep + name, st.st_mtime, keep, e[4], None)
+        self._last_good[name] = (keep, e[4], st.st_mtime)
         result.data = data
         result.archived = keep
         result.uid = st.st_uid
@@ -572,11 +577,12 @@ class FolderScanner:
     def _result(self, name, path, mtime, data, dropped, error, key=None) -> FileResult:
         r = new_result(name, key or run_key(name), path, mtime, data, dropped, error)
         if data is not None:
-            self._last_good[name] = (data, dropped, mtime)
+            self._last_good[name] = r  # (an ended file's: replaced by a tuple of its compact data)
         else:
             last = self._last_good.get(name)
             if last is not None:
-                r.last_data, r.last_dropped, r.last_mtime = last
+                r.last_data, r.last_dropped, r.last_mtime = (
+                    last if last.__class__ is tuple else (last.data, last.dropped, last.mtime))
         return r
 
 
