@@ -104,7 +104,7 @@ def test_a_progress_file_parsed_fast_is_what_the_plain_parse_gives():
            "history": {"loss": [0.1 * t for t in range(50)]}, "resources": {"rss_bytes": 1 << 30}}
     for d in (doc, dict(doc, metrics={"loss": float("nan")}), dict(doc, status="NOPE")):
         raw = json.dumps(d).encode()
-        data, dropped, error, _, _, _ = parse_file(raw, None, False, False)
+        data, dropped, error = parse_file(raw, None, False, False)[:3]
         try:
             want, want_dropped = parse_progress(raw)
         except Exception as e:
@@ -135,7 +135,7 @@ def test_the_first_look_does_not_import_orjson_and_a_full_cycle_does(tmp_path):
 def test_an_integer_field_beyond_64_bits_is_dropped_as_of_the_wrong_class():
     raw = json.dumps({"format": "ttop.progress/1", "run_name": "r", "status": "RUNNING", "updated_at": 1.7e9,
                       "epoch": 2**70, "batch": 3, "metrics": {"tokens": 2**70}}).encode()
-    data, dropped, error, _, _, _ = parse_file(raw, None, False, False)
+    data, dropped, error = parse_file(raw, None, False, False)[:3]
     assert error is None and "epoch" not in data and "epoch" in dropped
     assert data["batch"] == 3 and data["metrics"] == {"tokens": 2.0**70}
 

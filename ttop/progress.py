@@ -354,6 +354,15 @@ _MAX_SHAPES = 512
 
 def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
     """:func:`parse_progress` of the already parsed JSON value ``obj``."""
+    data, dropped, _shape = check_progress_shape(obj)
+    return data, dropped
+
+
+def check_progress_shape(obj: Any) -> Tuple[Dict[str, Any], List[str], Any]:
+    """:func:`check_progress`, plus the known shape the value matched (an
+    opaque object standing for its keys, in order, and their values'
+    classes), or None where it was checked whole: two values that matched
+    the very same shape object have values of the same classes, key by key."""
     if obj.__class__ is dict:
         # the keys and their values' classes as in a file found fine before
         # (a live run's previous version): what depends on the values alone
@@ -365,11 +374,12 @@ def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
             if obj["status"] in STATUSES and obj["run_name"] and obj["format"].startswith(PROGRESS_FORMAT_PREFIX):
                 try:
                     # NaN or an infinity anywhere makes the sum one too (a
-                    # sum that overflows takes the whole check); each taken
-                    # as a float: an int beyond the float range raises
-                    # (added as ints, 10**400 and -10**400 would make 0)
-                    if math.isfinite(sum(map(float, known[1](obj)))):
-                        return obj, []
+                    # sum that overflows takes the whole check); summed as
+                    # floats from 0.0: an int beyond the float range raises
+                    # (added as ints, 10**400 and -10**400 would make 0),
+                    # without a float() call per number
+                    if math.isfinite(sum(known[1](obj), 0.0)):
+                        return obj, [], known
                 except OverflowError:
                     pass
     if not isinstance(obj, dict):
@@ -398,7 +408,7 @@ def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
     else:
         if obj.__class__ is dict:
             _remember_shape(obj)
-        return obj, []
+        return obj, [], None
     dropped = []
     for key, types in _OPTIONAL_TYPES.items():
         if key not in obj or obj[key] is None:
@@ -410,7 +420,7 @@ def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
         if not ok:
             dropped.append(key)
             del obj[key]
-    return obj, dropped
+    return obj, dropped, None
 
 
 def _remember_shape(obj: Dict[str, Any]) -> None:

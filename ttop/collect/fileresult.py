@@ -15,7 +15,7 @@ class FileResult(Record):
     object per changed file and cycle, no ``__dict__`` beside it."""
 
     __slots__ = ("name", "key", "path", "mtime", "data", "dropped", "error", "last_data", "last_dropped",
-                 "last_mtime", "uid", "archived")
+                 "last_mtime", "uid", "archived", "shape")
 
     name: str
     key: str
@@ -35,16 +35,18 @@ class FileResult(Record):
     #: for an ended file: what to keep of ``data`` (an :class:`ArchivedData`,
     #: or ``data`` itself)
     archived: Optional[Mapping[str, Any]]
+    #: the known shape ``data``'s parse matched (ttop.progress.check_progress_shape), or None
+    shape: Any
 
     def __init__(self, name: str, key: str, path: str, mtime: float, data: Optional[Mapping[str, Any]] = None,
                  dropped: Tuple[str, ...] = (), error: Optional[str] = None,
                  last_data: Optional[Mapping[str, Any]] = None, last_dropped: Tuple[str, ...] = (),
                  last_mtime: float = 0.0, uid: Optional[int] = None,
-                 archived: Optional[Mapping[str, Any]] = None) -> None:
+                 archived: Optional[Mapping[str, Any]] = None, shape: Any = None) -> None:
         self.name, self.key, self.path, self.mtime, self.data, self.dropped, self.error = (
             name, key, path, mtime, data, dropped, error)
-        self.last_data, self.last_dropped, self.last_mtime, self.uid, self.archived = (
-            last_data, last_dropped, last_mtime, uid, archived)
+        self.last_data, self.last_dropped, self.last_mtime, self.uid, self.archived, self.shape = (
+            last_data, last_dropped, last_mtime, uid, archived, shape)
 
 
 def new_result(name: str, key: str, path: str, mtime: float, data: Optional[Mapping[str, Any]],
@@ -64,6 +66,7 @@ def new_result(name: str, key: str, path: str, mtime: float, data: Optional[Mapp
     r.last_mtime = 0.0
     r.uid = None
     r.archived = None
+    r.shape = None
     return r
 
 

@@ -179,7 +179,7 @@ class _Static:
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
                  "_reported", "template", "simple", "owner_uid", "beat", "started", "ident", "classes",
-                 "resources", "progress", "batch", "rate", "metrics", "updated_at")
+                 "resources", "progress", "batch", "rate", "metrics", "updated_at", "shape")
     key: str
     path: str
     reported: str
@@ -211,6 +211,7 @@ class _Static:
         self.beat = self.updated  # ttop's time of the last heartbeat change; set by static_of
         self.ident = values = tuple(map(data.get, _IDENT_KEYS))
         self.classes = tuple(map(type, values))  # 1 == 1.0 == True: the classes count too
+        self.shape = fr.shape if data is fr.data else None  # (the known shape of data's parse)
         self.resources = res = data.get("resources")
         self._reported: Optional[RunResources] = None  # see reported_resources
         if prev is not None and res == prev.resources:
@@ -278,8 +279,10 @@ class _Static:
         if (values != self.ident or fr.key != self.key or fr.path != self.path
                 or getattr(fr, "uid", None) != self.owner_uid):
             return False
-        if tuple(map(type, values)) != self.classes:  # 1 == 1.0 == True: the classes count too
-            return False
+        shape = fr.shape if data is fr.data else None
+        if (shape is None or shape is not self.shape) and tuple(map(type, values)) != self.classes:
+            return False  # 1 == 1.0 == True: the classes count too (the same known shape: the same classes)
+        self.shape = shape
         # (ident, classes and hb_limit, worked out from equal values, stay)
         res = get("resources")
         if res != self.resources:

@@ -458,7 +458,7 @@ class FolderScanner:
                 return
             read_at = self.clock()
         raw = b""
-        uid = None
+        uid = shape = None
         data: Optional[Dict[str, Any]] = None
         dropped: Tuple[str, ...] = ()
         error: Optional[str] = None
@@ -469,7 +469,7 @@ class FolderScanner:
             live = name in self._active
             last = prev.data.get("history") if prev is not None and prev.data is not None else None
             try:
-                data, dropped, error, fst, linked, raw = (
+                data, dropped, error, fst, linked, raw, shape = (
                     parse_file(pre[0], pre[1], pre[2], live, last) if pre is not None
                     else read_file(self.reader, path, dfd, name, self.max_bytes, live, last))
             except FileNotFoundError:
@@ -482,7 +482,7 @@ class FolderScanner:
                 uid = link_owner(name, dfd, fst) if linked else fst.st_uid
                 if uid != fst.st_uid and not may_read(uid, path, fst):
                     # another user's link to a file they cannot read: neither its contents nor (quoting them) why it is no progress file
-                    data, dropped, raw = None, (), b""
+                    data, dropped, raw, shape = None, (), b"", None
                     error = "symbolic link by %s to a file %s cannot read: not read" % (user_name(uid), user_name(uid))
         trusted = mtime + RACY_SECONDS + coarse_seconds(sig[2]) < read_at
         if trusted and data is not None and data.get("status") in END_STATUSES:
@@ -502,7 +502,7 @@ class FolderScanner:
             out.ended.append(result)
             return
         result = self._result(name, path, mtime, data, dropped, error, prev.key if prev is not None else None)
-        result.uid = uid
+        result.uid, result.shape = uid, shape
         if c is not None:  # its entry renewed in place
             c.sig, c.trusted, c.result = sig, trusted, result
         else:

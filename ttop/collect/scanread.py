@@ -4,7 +4,7 @@ read through that descriptor, its ``fstat`` kept) and the parse, with the
 reason when either fails."""
 from __future__ import annotations
 
-from ..progress import ProgressError, check_progress, parse_progress
+from ..progress import ProgressError, check_progress_shape, parse_progress
 from . import fastjson
 from .lazyjson import parse_progress_lazy
 from .readfile import os_error_reason, read_progress_at, read_progress_bytes
@@ -14,15 +14,17 @@ if TYPE_CHECKING:
     import os
     from typing import Any, Callable, Dict, Optional, Tuple
 
-    Read = Tuple[Optional[Dict[str, Any]], Tuple[str, ...], Optional[str], Optional[os.stat_result], bool, bytes]
+    Read = Tuple[Optional[Dict[str, Any]], Tuple[str, ...], Optional[str], Optional[os.stat_result], bool, bytes, Any]
 
 
 def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: str, limit: int, live: bool,
               history: Any = None) -> Read:
-    """``(data, dropped, error, fst, linked, raw)`` of the file ``name`` in
+    """``(data, dropped, error, fst, linked, raw, shape)`` of the file ``name`` in
     the folder open as ``dfd``: ``fst`` is the ``fstat`` of the descriptor
     read (None with a custom ``reader``, or when it could not be opened),
-    ``linked`` whether ``name`` is a symbolic link (True: not known).
+    ``linked`` whether ``name`` is a symbolic link (True: not known),
+    ``shape`` the known shape its parse matched (see
+    :func:`~ttop.progress.check_progress_shape`; None: none).
     ``live``: the file was live when last read (its history is parsed on
     use; ``history``: the last version's, whose unchanged part is not
     checked again). Raises FileNotFoundError (removed: the caller forgets it)."""
@@ -32,11 +34,11 @@ def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: st
         else:
             raw, fst, linked = reader(path, limit), None, True  # linked not known: link_owner looks
     except ProgressError as e:
-        return None, (), str(e), None, True, b""
+        return None, (), str(e), None, True, b"", None
     except FileNotFoundError:
         raise
     except OSError as e:
-        return None, (), os_error_reason(e), None, True, b""
+        return None, (), os_error_reason(e), None, True, b"", None
     return parse_file(raw, fst, linked, live, history)
 
 
@@ -44,17 +46,18 @@ def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bo
     """:func:`read_file` of bytes already read."""
     try:
         obj = fastjson.parse(raw)
+        shape = None
         if obj is not fastjson.NOT_PARSED:
-            data, dropped = check_progress(obj)
+            data, dropped, shape = check_progress_shape(obj)
         elif live:  # a file live when last read is likely live still: its history is parsed on use
             data, dropped = parse_progress_lazy(raw, history)
         else:
             data, dropped = parse_progress(raw)
     except ProgressError as e:
-        return None, (), str(e), fst, linked, b""
+        return None, (), str(e), fst, linked, b"", None
     except Exception as e:  # parse_progress should not raise anything else
-        return None, (), "cannot parse: %s" % type(e).__name__, fst, linked, b""
-    return data, tuple(dropped), None, fst, linked, raw
+        return None, (), "cannot parse: %s" % type(e).__name__, fst, linked, b"", None
+    return data, tuple(dropped) if dropped else (), None, fst, linked, raw, shape
 
 
 __all__ = ["parse_file", "read_file"]
