@@ -434,13 +434,14 @@ class Collector:
             if ranks is not None:  # a rank's tree is its own row's
                 mains = ranks.claim(statics, tbl, mains)
         settled: List[Tuple[str, RunSnapshot]] = []
+        found = ranks.found if ranks is not None else None  # runs with ranks: the others need no attach
         for fr, st in statics:
             if st is None:
                 skipped.append(SkippedFile(fr.name, fr.error or "unusable"))
                 continue
             run = run_snapshot(st, now, tbl, gpu_mem, gpu_indices, tpu_pids, gpu_note, mains, refused.get(st.key),
                                self._threads)
-            if ranks is not None:
+            if found and found.get(st.key) and ranks is not None:
                 run = ranks.attach(run, tbl, mains, gpu_mem, gpu_indices, tpu_pids)
             if quick and st.lookup_pid is not None:
                 run = replace(run, resources=PENDING_RESOURCES)

@@ -302,8 +302,13 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
     # NaN / inf in any metric
     metrics = cur.metrics
     if metrics:
+        try:  # numbers only, all finite (the usual case): their sum is finite too, and nothing below fires
+            total = sum(metrics.values(), 0.0)
+            finite = total - total == 0.0
+        except Exception:  # a string (perhaps "NaN"), None, a list, an int beyond the float range: see below
+            finite = False
         bad = None
-        for k, v in metrics.items():
+        for k, v in () if finite else metrics.items():
             c = v.__class__
             if (v - v != 0.0 if c is float else v in NON_FINITE_TEXT if c is str else v in _INF) and (
                     bad is None or k < bad):  # (a float minus itself is 0.0 unless NaN or infinite)

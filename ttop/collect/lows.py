@@ -38,18 +38,20 @@ class RingLows:
         if not self._lows:
             return
         stale = []
-        joined = ring[-2] if len(ring) >= 2 else None  # the previous newest, now in the body
+        # the previous newest, now in the body: its metrics, and those of the sample that left
+        joined = ring[-2].metrics if len(ring) >= 2 else None
+        left = dropped.metrics if dropped is not None else None
         for name, acc in self._lows.items():
-            if dropped is not None:
-                m = _value(dropped, name)
-                if m is not None:
+            if left:  # (_value, inline: a fleet's runs each append once per cycle)
+                m = left.get(name)
+                if (m.__class__ is float or m.__class__ is int) and m == m and m not in _INF:
                     acc[1] -= 1
                     if m <= acc[0]:
                         stale.append(name)  # the low itself left: worked out again when asked
                         continue
-            if joined is not None:
-                m = _value(joined, name)
-                if m is not None:
+            if joined:
+                m = joined.get(name)
+                if (m.__class__ is float or m.__class__ is int) and m == m and m not in _INF:
                     acc[1] += 1
                     if m < acc[0]:
                         acc[0] = m

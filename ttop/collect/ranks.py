@@ -182,7 +182,7 @@ class RankReader:
             q = due.quiet
             if q is not None:  # (no rank files)
                 if (q[0] == gen and q[1] == st.started and q[2] == st.owner_uid and now < q[3]
-                        and "." + st.key + _RANK1 not in told):  # (told: the scan's while gen is q[0]'s)
+                        and (not told or "." + st.key + _RANK1 not in told)):  # (told: the scan's while gen is q[0]'s)
                     if now >= due.next_probe:  # as a probe would find: none
                         due.next_probe = now + PROBE_SECONDS
                     keep[st.key] = due

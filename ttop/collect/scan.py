@@ -95,6 +95,7 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXE
 
 #: A file modified this close to the moment it was read is read again once.
 RACY_SECONDS = 0.05
+_RACY_COARSE = RACY_SECONDS + coarse_seconds(0)  # a stamp in whole seconds
 #: Every ended file is stat'ed at least this often (spread over the cycles).
 SWEEP_SECONDS = 120.0
 #: With change notification on a network or FUSE file system (where writes
@@ -484,7 +485,7 @@ class FolderScanner:
                     # another user's link to a file they cannot read: neither its contents nor (quoting them) why it is no progress file
                     data, dropped, raw, shape = None, (), b"", None
                     error = "symbolic link by %s to a file %s cannot read: not read" % (user_name(uid), user_name(uid))
-        trusted = mtime + RACY_SECONDS + coarse_seconds(sig[2]) < read_at
+        trusted = mtime + (RACY_SECONDS if sig[2] % 1000000000 else _RACY_COARSE) < read_at  # (coarse_seconds)
         if trusted and data is not None and data.get("status") in END_STATUSES:
             keep: Mapping[str, Any] = ArchivedData(raw, data) if self.compact and raw else data
             if self._index is not None and uid is not None and raw:
