@@ -5,12 +5,14 @@ writers rewrite its files: mostly only their numbers (the heartbeat, the
 counters, the metrics, now and then a new resources sample), sometimes
 more: an identity value (status, host, pid, its create time, the run's
 name, its start, the heartbeat interval) changed, or the same value of
-another class (7, 7.0, True), keys added or taken out, a value of the wrong
-type, a torn file, an end status and back. The first collector takes each
+another class (1, 1.0, True), keys added or taken out, a value of the wrong
+type, NaN, an int beyond the float range, a torn file, an end status and
+back, a writer gone silent for a while. The first collector takes each
 file's next version in place where only its numbers moved, skips the class
 comparison for a version of the same known shape, checks a file of a known
 shape by its shape, and makes snapshots and reported resources without
-keyword calls. The second one does none of that: every version makes its
+keyword calls, and a fresh remote run's snapshot from its template's
+defaults. The second one does none of that: every version makes its
 run's record again, every file is checked whole, every snapshot and sample
 of resources goes through the records' constructors. Every run of every
 snapshot, its recent samples and its verdict must be equal."""
@@ -146,6 +148,7 @@ def test_the_shortcuts_give_what_the_plain_path_gives(tmp_path):
     now = [time.time()]
     fast = Collector(folder, interval=2.0, gpu=False, tpu=False, clock=lambda: now[0])
     plain = Collector(folder, interval=2.0, gpu=False, tpu=False, clock=lambda: now[0])
+    stale = set()
     try:
         for seed in range(6):
             rng = random.Random(seed)
@@ -154,6 +157,8 @@ def test_the_shortcuts_give_what_the_plain_path_gives(tmp_path):
                 _write(os.path.join(folder, "s%d-r%d.json" % (seed, i)), d)
             for tick in range(1, 21):
                 for i in docs:
+                    if i == 3 and 6 <= tick < 14:  # a writer gone silent (stale after 10 s), then back
+                        continue
                     if rng.random() < 0.8:  # a writer may miss a cycle
                         docs[i] = _step(rng, docs[i], tick)
                         _write(os.path.join(folder, "s%d-r%d.json" % (seed, i)), docs[i], torn=rng.random() < 0.04)
@@ -163,11 +168,13 @@ def test_the_shortcuts_give_what_the_plain_path_gives(tmp_path):
                 with _Plain():
                     b = plain.collect()
                 _same(a, b)
+                stale |= {r.key for r in a.runs if r.stale}
                 for run in a.runs:
                     assert fast.recent.samples(run.key) == plain.recent.samples(run.key), run.key
     finally:
         fast.stop()
         plain.stop()
+    assert len(stale) >= 6  # the silent writers' runs went stale on the way
 
 
 def test_reported_resources_equal_the_constructor_s(tmp_path):

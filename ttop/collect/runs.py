@@ -179,7 +179,7 @@ class _Static:
     __slots__ = ("data", "file_error", "me", "key", "path", "dropped", "mtime", "reported", "host", "local",
                  "pid", "pid_create_time", "lookup_pid", "updated", "hb_limit", "run_name",
                  "_reported", "template", "simple", "owner_uid", "beat", "started", "ident", "classes",
-                 "resources", "progress", "batch", "rate", "metrics", "updated_at", "shape")
+                 "resources", "progress", "batch", "rate", "metrics", "updated_at", "shape", "getter", "sident")
     key: str
     path: str
     reported: str
@@ -197,6 +197,7 @@ class _Static:
     me: str
     file_error: Optional[str]
     owner_uid: Optional[int]
+    getter: Any  # an itemgetter of the identity values present (with shape), or None
 
     def __init__(self, fr: FileResult, data, dropped, mtime, file_error, me: str, interval: float,
                  prev: Optional["_Static"] = None) -> None:
@@ -212,6 +213,7 @@ class _Static:
         self.ident = values = tuple(map(data.get, _IDENT_KEYS))
         self.classes = tuple(map(type, values))  # 1 == 1.0 == True: the classes count too
         self.shape = fr.shape if data is fr.data else None  # (the known shape of data's parse)
+        self._take_shape(data)
         self.resources = res = data.get("resources")
         self._reported: Optional[RunResources] = None  # see reported_resources
         if prev is not None and res == prev.resources:
@@ -257,6 +259,19 @@ class _Static:
         }
         self.template.update(_DYNAMIC_DEFAULTS)  # every field: a snapshot's dict is a copy of it (_new_run)
 
+    def _take_shape(self, data: Mapping[str, Any]) -> None:
+        """The getter of the identity values present in a file of this
+        version's known shape, and their values (see :meth:`renew`)."""
+        getter = None
+        if self.shape is not None:
+            present = [k for k in _IDENT_KEYS if k in data]
+            if len(present) > 1:  # (itemgetter of one key gives the value, not a tuple)
+                getter = itemgetter(*present)
+        self.getter = getter
+        self.sident = getter(data) if getter is not None else None
+        if getter is None:
+            self.shape = None  # (no getter: renew compares every identity value)
+
     @property
     def reported_resources(self) -> RunResources:
         """The file's own ``resources`` sample, converted when first asked
@@ -274,15 +289,23 @@ class _Static:
         made a copy, is updated. False: more than the numbers changed (the
         caller makes a new one)."""
         get = data.get
-        values = (get("status"), get("host"), get("pid_namespace"), get("pid"), get("pid_create_time"),
-                  get("run_name"), get("started_at"), get("heartbeat_interval"))  # (_IDENT_KEYS)
-        if (values != self.ident or fr.key != self.key or fr.path != self.path
-                or getattr(fr, "uid", None) != self.owner_uid):
-            return False
         shape = fr.shape if data is fr.data else None
-        if (shape is None or shape is not self.shape) and tuple(map(type, values)) != self.classes:
-            return False  # 1 == 1.0 == True: the classes count too (the same known shape: the same classes)
-        self.shape = shape
+        if shape is not None and shape is self.shape:
+            # the same known shape as the last version (the same keys, their
+            # values of the same classes): the identity values present, in one call
+            if (self.getter(data) != self.sident or fr.key != self.key or fr.path != self.path
+                    or fr.uid != self.owner_uid):
+                return False
+        else:
+            values = (get("status"), get("host"), get("pid_namespace"), get("pid"), get("pid_create_time"),
+                      get("run_name"), get("started_at"), get("heartbeat_interval"))  # (_IDENT_KEYS)
+            if (values != self.ident or fr.key != self.key or fr.path != self.path
+                    or getattr(fr, "uid", None) != self.owner_uid):
+                return False
+            if tuple(map(type, values)) != self.classes:  # 1 == 1.0 == True: the classes count too
+                return False
+            self.shape = shape
+            self._take_shape(data)
         # (ident, classes and hb_limit, worked out from equal values, stay)
         res = get("resources")
         if res != self.resources:
@@ -432,6 +455,21 @@ def run_snapshot(
     if st.simple:  # ended, nothing to look up, file fine: only the age changes
         return _new_run(st.template, reported, False, None, None, False, None, now - st.beat,
                         _NO_RESOURCES, (), None)
+    if reported == RUNNING and st.lookup_pid is None and refusal is None and st.file_error is None and _FAST_NEW:
+        # another host's live run (or one with no PID to look up): its own
+        # resources sample, stale by its heartbeat alone. While that is
+        # fresh, the other fields are the template's defaults (what the
+        # general path below gives: not inferred, alive unknown, not stale,
+        # no processes, no notes): three are set
+        age = now - st.beat
+        if age <= st.hb_limit:
+            obj = object.__new__(RunSnapshot)
+            d = obj.__dict__
+            d.update(st.template)
+            d["status"] = reported
+            d["heartbeat_age"] = age
+            d["resources"] = st._reported or st.reported_resources
+            return obj
     status = reported
     inferred = False
     status_reason = None
@@ -485,8 +523,8 @@ def run_snapshot(
         if sampled is not None and now - sampled <= st.hb_limit:
             resources = replace(resources, cpu_percent=st.reported_resources.cpu_percent)
     if alive is None and refusal is None:
-        # remote, or local but unverifiable: the run's own sample
-        resources = st.reported_resources
+        # remote, or local but unverifiable: the run's own sample (converted once per sample)
+        resources = st._reported or st.reported_resources
     if status == RUNNING and alive is not False and age > st.hb_limit:
         stale, stale_reason = True, "no heartbeat for %s" % _fmt_age(age)
     if st.file_error is not None:
