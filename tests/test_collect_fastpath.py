@@ -188,3 +188,19 @@ def test_reported_resources_equal_the_constructor_s(tmp_path):
         data = {"resources": res} if rng.random() < 0.95 else {"resources": rng.choice(values)}
         got, want = R.reported_resources(data), _reference_resources(data)
         assert got == want and list(got.__dict__) == list(want.__dict__), data
+
+
+def test_the_nan_rule_s_sum_finds_what_the_loop_over_metrics_finds():
+    """assess sums a sample's metrics first (numbers only, all finite:
+    nothing to find); the verdict is the one of a look at every metric."""
+    from ttop.collect.health import NON_FINITE_TEXT, Sample, assess
+
+    rng = random.Random(3)
+    values = (0.5, 1, 0, True, None, "NaN", "Infinity", "-Infinity", "nan", "inf", "-inf", "x", math.nan, math.inf,
+              -math.inf, 10 ** 400, -(10 ** 400), 1e308, [1], {"a": 1})
+    for _ in range(5000):
+        metrics = {k: rng.choice(values) for k in "abcd" if rng.random() < 0.7}
+        bad = sorted(k for k, v in metrics.items() if (
+            isinstance(v, float) and not math.isfinite(v) or isinstance(v, str) and v in NON_FINITE_TEXT))
+        found = [f for f in assess([Sample(t=1.0, status="RUNNING", metrics=metrics)]).findings if f.rule == "nan"]
+        assert [f.reason.split(" is ")[0] for f in found] == bad[:1], metrics
