@@ -6,9 +6,13 @@ not disturb.
 folder; before each cycle a separate process (not counted) rewrites every
 file, so each cycle reads all of them. The collector runs on a clock that
 moves 2 s per cycle whatever valgrind's pace (the same code paths in every
-run: no run goes stale because valgrind is slow). A cycle's count is the
-difference between a run of 7 cycles and a run of 1, divided by 6 (the
-start, imports and first reads cancel out). The peer: reading and
+run: no run goes stale because valgrind is slow). Only the steady cycles
+are counted: callgrind starts with collection off and counts what runs
+inside ``functools.reduce`` (``--toggle-collect``; nothing of ttop's or the
+peer's calls it), through which the harness makes each of 7 cycles after 2
+uncounted ones (the start, imports, the first reads and the archive's
+first look stay out; counting 7 cycles less 1 instead let the start's
+share vary by a few per cent from run to run). The peer: reading and
 ``json.loads`` of every file, counted the same way.
 
     python bench/bench_fleet_instr.py [--baseline DIR]
@@ -44,7 +48,7 @@ for h in range(10):
 """
 
 HARNESS = r"""
-import json, os, subprocess, sys, time
+import functools, json, os, subprocess, sys, time
 code, writer, folder, mode, k, wroot = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 sys.path.insert(0, code)
 from ttop.collect.collector import Collector
@@ -52,21 +56,25 @@ names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
 def write(tick):
     subprocess.run([sys.executable, "-c", writer, wroot, folder, str(tick)], check=True)
     time.sleep(0.06)  # past the scanner's racy-mtime window
-if mode == "ttop":
-    now = [time.time()]
-    c = Collector(folder, interval=2.0, gpu=False, tpu=False, clock=lambda: now[0])
-    for tick in range(1 + k):
-        now[0] += 2.0
-        write(1 + tick)
-        c.collect()
+def peer():
+    for n in names:
+        with open(os.path.join(folder, n), "rb") as f:
+            json.loads(f.read())
+def counted(fn):  # callgrind counts inside functools.reduce only (--toggle-collect)
+    functools.reduce(lambda a, b: fn(), (0, 1))
+now = [time.time()]
+c = Collector(folder, interval=2.0, gpu=False, tpu=False, clock=lambda: now[0]) if mode == "ttop" else None
+for tick in range(WARM + k):
+    now[0] += 2.0
+    write(1 + tick)
+    step = c.collect if c is not None else peer
+    if tick < WARM:
+        step()
+    else:
+        counted(step)
+if c is not None:
     c.stop()
-else:
-    for tick in range(1 + k):
-        write(1 + tick)
-        for n in names:
-            with open(os.path.join(folder, n), "rb") as f:
-                json.loads(f.read())
-"""
+""".replace("WARM", "2")
 
 
 def count(code: str, mode: str, cycles: int, tmp: str) -> int:
@@ -76,18 +84,22 @@ def count(code: str, mode: str, cycles: int, tmp: str) -> int:
     env = dict(os.environ, PYTHONHASHSEED="0")
     env.pop("PYTHONPATH", None)
     subprocess.run(["valgrind", "--tool=callgrind", "--dump-instr=no", "--callgrind-out-file=/dev/null",
-                    "--log-file=" + log, sys.executable, "-c", HARNESS, code, WRITE, folder, mode, str(cycles), ROOT],
+                    "--collect-atstart=no", "--toggle-collect=functools_reduce", "--log-file=" + log,
+                    sys.executable, "-c", HARNESS, code, WRITE, folder, mode, str(cycles), ROOT],
                    check=True, env=env)
     shutil.rmtree(folder)
     with open(log) as f:
         m = re.search(r"Collected : (\d+)", f.read())
-    if not m:
-        raise SystemExit("callgrind counted nothing: see %s" % log)
+    if not m or not int(m.group(1)):
+        raise SystemExit("callgrind counted nothing (no symbol functools_reduce?): see %s" % log)
     return int(m.group(1))
 
 
+CYCLES = 7
+
+
 def per_cycle(code: str, mode: str, tmp: str) -> float:
-    return (count(code, mode, 7, tmp) - count(code, mode, 1, tmp)) / 6.0
+    return count(code, mode, CYCLES, tmp) / float(CYCLES)
 
 
 def main() -> int:
