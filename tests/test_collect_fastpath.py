@@ -25,7 +25,7 @@ import random
 import socket
 import time
 
-from ttop import progress as P
+from ttop import progresscheck as PC
 from ttop.collect import runs as R
 from ttop.collect.collector import Collector
 from ttop.collect.snapshot import RunResources
@@ -62,7 +62,7 @@ def _ref_int(value):
 
 
 class _NoShapes(dict):
-    """progress._SHAPES while the plain collector runs: no shape is known."""
+    """progresscheck._SHAPES while the plain collector runs: no shape is known."""
 
     def get(self, key, default=None):
         return default
@@ -72,14 +72,14 @@ class _Plain:
     """The plain path, for the duration of one cycle of the second collector."""
 
     def __enter__(self):
-        self.saved = (R._Static.renew, P._SHAPES, R._FAST_NEW, R.reported_resources)
+        self.saved = (R._Static.renew, PC._SHAPES, R._FAST_NEW, R.reported_resources)
         R._Static.renew = lambda *a, **k: False
-        P._SHAPES = _NoShapes()
+        PC._SHAPES = _NoShapes()
         R._FAST_NEW = False
         R.reported_resources = _reference_resources
 
     def __exit__(self, *exc):
-        R._Static.renew, P._SHAPES, R._FAST_NEW, R.reported_resources = self.saved
+        R._Static.renew, PC._SHAPES, R._FAST_NEW, R.reported_resources = self.saved
 
 
 def _doc(rng, i, tick):

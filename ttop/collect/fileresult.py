@@ -35,7 +35,7 @@ class FileResult(Record):
     #: for an ended file: what to keep of ``data`` (an :class:`ArchivedData`,
     #: or ``data`` itself)
     archived: Optional[Mapping[str, Any]]
-    #: the known shape ``data``'s parse matched (ttop.progress.check_progress_shape), or None
+    #: the known shape ``data``'s parse matched (ttop.progresscheck.check_progress_shape), or None
     shape: Any
 
     def __init__(self, name: str, key: str, path: str, mtime: float, data: Optional[Mapping[str, Any]] = None,

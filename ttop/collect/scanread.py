@@ -24,7 +24,7 @@ def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: st
     read (None with a custom ``reader``, or when it could not be opened),
     ``linked`` whether ``name`` is a symbolic link (True: not known),
     ``shape`` the known shape its parse matched (see
-    :func:`~ttop.progress.check_progress_shape`; None: none).
+    :func:`~ttop.progresscheck.check_progress_shape`; None: none).
     ``live``: the file was live when last read (its history is parsed on
     use; ``history``: the last version's, whose unchanged part is not
     checked again). Raises FileNotFoundError (removed: the caller forgets it)."""
