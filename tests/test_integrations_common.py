@@ -167,6 +167,37 @@ def test_edit_survives_step_cosine_onecycle_cyclic_and_sequential(torch):
         assert run_steps(opt, sched, 4) == pytest.approx(expected), name
 
 
+def test_a_pause_to_zero_and_a_resume_go_on_with_the_schedule(torch):
+    """lr edited to 0 (pause the learning) and then back: the edit to 0
+    scaled the schedule's values to 0, the resume had no factor to scale
+    them back by, and the next scheduler step (OneCycleLR, cosine, ...)
+    set the lr to 0 again: the run went on without learning. The resume
+    scales the values the schedule had at the pause."""
+    from ttop.integrations._torch import TorchLR
+
+    cases = {
+        "onecycle": lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=20),
+        "cosine": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10),
+        "cyclic": lambda o: torch.optim.lr_scheduler.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4),
+    }
+    for name, factory in cases.items():
+        ref_opt, opt = make(torch), make(torch)
+        ref, sched = factory(ref_opt), factory(opt)
+        run_steps(ref_opt, ref, 3)
+        run_steps(opt, sched, 3)
+        lr = TorchLR([opt], [sched])
+        now = opt.param_groups[0]["lr"]
+        assert lr.apply("lr", 0.0) is None, name
+        assert run_steps(opt, sched, 2) == [0.0, 0.0], name  # paused
+        run_steps(ref_opt, ref, 2)
+        assert lr.apply("lr", now / 2) is None, name  # resumed at half the lr it had
+        expected = [x / 2 for x in run_steps(ref_opt, ref, 4)]
+        got = run_steps(opt, sched, 4)
+        assert all(x > 0 for x in got), (name, got)  # learning again
+        if name == "onecycle":  # (its lr is worked out from the group's values, not from the last lr)
+            assert got == pytest.approx(expected)
+
+
 def test_edit_during_a_warmup_from_zero_sets_the_base(torch):
     from ttop.integrations._torch import TorchLR
 

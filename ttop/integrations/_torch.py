@@ -14,7 +14,9 @@ next scheduler step and the schedule goes on, scaled:
   Trainer logs as ``learning_rate``).
 
 When the current lr is 0 (the first step of a warm-up from 0) there is no
-factor: the edit becomes the schedule's base value instead.
+factor: the edit becomes the schedule's base value instead. An edit to 0 (a
+pause) scales those values to 0, and keeps them as they were: the next edit
+(a resume) scales the kept values, so the schedule goes on from them.
 """
 from __future__ import annotations
 
@@ -73,6 +75,8 @@ class TorchLR(LRControl):
         self.schedulers = _schedulers(schedulers)
         #: variable name -> (optimizer, indices of the param groups it sets)
         self.slots: Dict[str, Tuple[Any, List[int]]] = {}
+        #: (optimizer id, group) -> its lr and schedule values before an edit set them to 0
+        self._paused: Dict[Tuple[int, int], Tuple[float, Dict[str, float], List[Tuple[Any, str, float]]]] = {}
         many = len(self.optimizers) > 1
         for i, o in enumerate(self.optimizers):
             groups = o.param_groups
@@ -100,10 +104,26 @@ class TorchLR(LRControl):
             self._apply_group(opt, j, value, schedulers)
         return None
 
-    @staticmethod
-    def _apply_group(opt: Any, j: int, value: float, schedulers: List[Any]) -> None:
+    def _apply_group(self, opt: Any, j: int, value: float, schedulers: List[Any]) -> None:
         group = opt.param_groups[j]
         old = _get(group, "lr")
+        paused = self._paused.pop((id(opt), j), None) if old <= 0 else None
+        if paused is not None and value > 0:  # a resume: the values kept at the pause, scaled
+            back = value / paused[0]
+            _set(group, "lr", value)
+            for key, v in paused[1].items():
+                _set(group, key, v * back)
+            for s, attr, v in paused[2]:
+                getattr(s, attr)[j] = v * back
+            for s in schedulers:
+                last = getattr(s, "_last_lr", None)
+                if isinstance(last, list) and j < len(last):
+                    last[j] = value
+            return
+        if old > 0 and value == 0:  # a pause: what the schedule computes from, kept for the resume
+            self._paused[(id(opt), j)] = (old, {k: _get(group, k) for k in ("initial_lr", "max_lr", "min_lr") if k in group},
+                                          [(s, attr, float(getattr(s, attr)[j])) for s in schedulers for attr in ("base_lrs", "max_lrs")
+                                           if isinstance(getattr(s, attr, None), list) and j < len(getattr(s, attr))])
         ratio = value / old if old > 0 else None
         _set(group, "lr", value)
         for key in ("initial_lr", "max_lr", "min_lr"):
