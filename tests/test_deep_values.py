@@ -46,13 +46,15 @@ def test_levers_and_sinks_take_values_nested_too_deeply(progress_dir, tmp_path):
     keys = {r.key for r in snap.runs}
     assert {"deepvars", "deeplogs", "deepmetric", "zz-plain"} <= keys, keys
 
-    assert "nested too deeply" in value_text(snap.run("deepvars").data["variables"]["lr"])
+    # written out again, or said to be too deep where json.dumps refuses it (up to 3.12)
+    text = value_text(snap.run("deepvars").data["variables"]["lr"])
+    assert "nested too deeply" in text or text.startswith("[" * 1000), text[:80]
     logs = log_files(str(progress_dir), snap.run("deeplogs"))
     assert logs["stdout"][0] is None and "not inside the progress folder" in logs["stdout"][2]
     plan = plan_delete(str(progress_dir), snap.run("deeplogs"), snap.runs)
     assert any("not inside the progress folder" in s for s in plan.skipped)
     state, result = signal_state(snap.run("deepmetric").data, 1)
-    assert state == "applied" and result == "<list>"
+    assert state == "applied" and (result == "<list>" or result.startswith("[" * 40)), result[:80]
     try:
         parse_signal_request({"seq": 2, "name": json.loads("[" * 900 + "]" * 900)})
     except ProgressError as e:
@@ -75,7 +77,8 @@ def test_levers_and_sinks_take_values_nested_too_deeply(progress_dir, tmp_path):
     assert not errors, errors
     rows = (csv_dir / "zz-plain_matrix.csv").read_text().splitlines()
     assert len(rows) == 4, rows
-    assert "<list>" in (csv_dir / "deepmetric_matrix.csv").read_text()
+    csv_text = (csv_dir / "deepmetric_matrix.csv").read_text()
+    assert "<list>" in csv_text or "[" * 40 in csv_text
 
 
 def test_the_monitor_shows_such_runs_and_stays_up(progress_dir, ttop_term):
@@ -87,7 +90,7 @@ def test_the_monitor_shows_such_runs_and_stays_up(progress_dir, ttop_term):
     t.press("f", *"deepvars", "ENTER")
     t.wait_gone("zz-plain ")
     t.press("ENTER")
-    t.wait_for("nested too deeply", msg="the detail screen's variables")
+    t.wait_for(lambda t: "nested too deeply" in t.text or "[" * 40 in t.text, msg="the detail screen's variables")
     t.press("e")
     t.wait_for("Variables of run deepvars", msg="the editor")
     t.press("ESC", "ESC", "ESC")
