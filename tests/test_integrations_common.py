@@ -125,6 +125,17 @@ def run_steps(opt, sched, n):
         out.append(opt.param_groups[0]["lr"])
     return out
 
+def twin_schedules(torch, factory):
+    """The same schedule twice, both 3 steps in; the second under TorchLR."""
+    from ttop.integrations._torch import TorchLR
+
+    ref_opt, opt = make(torch), make(torch)
+    ref, sched = factory(ref_opt), factory(opt)
+    run_steps(ref_opt, ref, 3)
+    run_steps(opt, sched, 3)
+    return ref_opt, ref, opt, sched, TorchLR([opt], [sched])
+
+
 
 def test_edit_survives_lambda_lr_and_scales_the_schedule(torch):
     from ttop.integrations._torch import TorchLR
@@ -140,7 +151,6 @@ def test_edit_survives_lambda_lr_and_scales_the_schedule(torch):
 
 
 def test_edit_survives_step_cosine_onecycle_cyclic_and_sequential(torch):
-    from ttop.integrations._torch import TorchLR
 
     cases = {
         "step": lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5),
@@ -155,11 +165,7 @@ def test_edit_survives_step_cosine_onecycle_cyclic_and_sequential(torch):
     }
     for name, factory in cases.items():
         # the same schedule twice: one edited to x3 after 3 steps
-        ref_opt, opt = make(torch), make(torch)
-        ref, sched = factory(ref_opt), factory(opt)
-        run_steps(ref_opt, ref, 3)
-        run_steps(opt, sched, 3)
-        lr = TorchLR([opt], [sched])
+        ref_opt, ref, opt, sched, lr = twin_schedules(torch, factory)
         now = opt.param_groups[0]["lr"]
         assert lr.apply("lr", now * 3) is None, name
         assert opt.param_groups[0]["lr"] == pytest.approx(now * 3), name
@@ -173,7 +179,6 @@ def test_a_pause_to_zero_and_a_resume_go_on_with_the_schedule(torch):
     them back by, and the next scheduler step (OneCycleLR, cosine, ...)
     set the lr to 0 again: the run went on without learning. The resume
     scales the values the schedule had at the pause."""
-    from ttop.integrations._torch import TorchLR
 
     cases = {
         "onecycle": lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=20),
@@ -181,11 +186,7 @@ def test_a_pause_to_zero_and_a_resume_go_on_with_the_schedule(torch):
         "cyclic": lambda o: torch.optim.lr_scheduler.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4),
     }
     for name, factory in cases.items():
-        ref_opt, opt = make(torch), make(torch)
-        ref, sched = factory(ref_opt), factory(opt)
-        run_steps(ref_opt, ref, 3)
-        run_steps(opt, sched, 3)
-        lr = TorchLR([opt], [sched])
+        ref_opt, ref, opt, sched, lr = twin_schedules(torch, factory)
         now = opt.param_groups[0]["lr"]
         assert lr.apply("lr", 0.0) is None, name
         assert run_steps(opt, sched, 2) == [0.0, 0.0], name  # paused
