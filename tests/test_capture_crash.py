@@ -184,6 +184,8 @@ def test_a_child_that_outlives_the_capture_is_still_copied(tmp_path, spawn, prog
     assert b"late child line\n" in log_out and b"late child line\n" in out
     # the script's own output after stop goes to the console only
     assert b"after stop\n" in out and b"after stop" not in log_out
+    # a sidecar that ends after a normal stop is no death to report
+    assert b"capture process" not in err
 
 
 def test_a_killed_sidecar_puts_the_console_back(tmp_path, spawn, progress_dir):
@@ -226,6 +228,8 @@ def test_a_sidecar_killed_while_stopping_loses_nothing_queued(tmp_path, spawn, p
     queued = b"".join(b"queued %05d\n" % i for i in range(300))
     assert log_out.endswith(queued)
     assert out.endswith(queued + b"stopped True\n")
+    # it died before it said it had ended: said so, though stopping had begun
+    assert b"the output capture process (pid " in err and b"ended; output goes to the console only" in err
 
 
 SLOW_START = textwrap.dedent(

@@ -21,8 +21,12 @@ that signal):
   sidecar is not a child of the training process (a ``wait()`` there can
   never reap it); it writes ``ready <pid>\\n``;
 * each byte ``s`` asks for a sync: the sidecar copies every byte
-  that is in the pipes at that moment, then answers ``d\\n`` (pipes still
-  open: children still hold them) or ``e\\n`` (every pipe ended; it exits);
+  that is in the pipes at that moment, then answers ``d\\n`` while pipes
+  are still open (children still hold them);
+* when every pipe has ended and all was copied, it writes ``e\\n`` and
+  exits (also the answer to an ``s`` that found every pipe ended). A sidecar
+  whose ``CTL`` closes without ``e`` died before it finished: killed by
+  hand or by the OOM killer;
 * end-of-file on ``CTL`` (the monitor stopped capturing, or died) means
   nothing: the sidecar goes on until the pipes end.
 
@@ -171,7 +175,8 @@ def main(argv):
                     for stream in list(streams.values()):
                         if not pump(stream, True):
                             end(stream)
-                    _send(ctl, b"d\n" if streams else b"e\n")
+                    if streams:
+                        _send(ctl, b"d\n")
             elif fd in streams:
                 stream = streams[fd]
                 if not pump(stream, False):
@@ -182,6 +187,7 @@ def main(argv):
                 # each; a quarter of the CPU time, same bytes, and at most
                 # 2 ms later on the console
                 time.sleep(COALESCE)
+    _send(ctl, b"e\n")
     _close(ctl)
     return 0
 

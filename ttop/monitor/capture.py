@@ -212,6 +212,7 @@ class _Sidecar:
         self._cond = threading.Condition()
         self._acks = 0
         self._gone = False
+        self._ended = False  # the sidecar said it ended (b"e"): its exit is no death
         self._restored = False
         self._copier: Optional[PipeCopier] = None
 
@@ -317,23 +318,26 @@ class _Sidecar:
             if line:
                 with self._cond:
                     self._acks += 1
+                    self._ended = line == b"e"  # every pipe ended and was copied: it exits
                     self._cond.notify_all()
                 continue
             with self._cond:
                 self._gone = True
-                stopping = self._restored  # (its drain may be waiting: what is queued is still copied)
                 if not self.readers:  # finished (or never started)
                     self._cond.notify_all()
                     return
-                if not stopping:
+                # killed (by hand, the OOM killer) unless it said it ended,
+                # whether or not stopping had begun: what it had read is lost
+                died = not self._ended
+                if not self._restored:
                     self._put_back()
                 copier = self._copier = PipeCopier(list(zip(self.readers, self.saved, self.logs)))
                 self.saved, self.logs, self.readers = [], [], []
                 self._cond.notify_all()
             copier.run(
-                (lambda: None) if stopping else lambda: _report(
+                (lambda: _report(
                     "the output capture process (pid %s) ended; output goes to the console only from here on" % self.pid
-                )
+                )) if died else lambda: None
             )
             return
 

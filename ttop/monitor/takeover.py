@@ -50,6 +50,7 @@ class PipeCopier:
         self._open: Dict[int, Tuple[int, int]] = {r: (log, console) for r, console, log in pipes}
         self._cond = threading.Condition()
         self._busy = False
+        self._reported = False  # run's report made: waiting for the copy waits for it too
 
     def run(self, report: Callable[[], None]) -> None:
         """Copy what is queued, call ``report``, then go on until every
@@ -59,6 +60,9 @@ class PipeCopier:
             while self._copy(r):
                 pass
         report()
+        with self._cond:
+            self._reported = True
+            self._cond.notify_all()
         poller = select.poll()
         for r in self._open:
             poller.register(r, select.POLLIN)
@@ -99,7 +103,7 @@ class PipeCopier:
         """Wait until every byte written to the pipes so far has been copied
         (or ``deadline``, a ``time.monotonic()`` value, passes: False)."""
         with self._cond:
-            while self._busy or any(_queued(r) for r in self._open):
+            while self._busy or not self._reported or any(_queued(r) for r in self._open):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
