@@ -256,3 +256,39 @@ def test_a_count_beyond_what_the_monitor_takes_is_unknown_not_an_error_in_traini
     b.finish()
     data = json.loads((tmp_path / "big.json").read_text())
     assert data["status"] == "FINISHED" and data["total_epochs"] is None and data["train_total_batches"] is None
+
+
+def test_a_folder_that_cannot_be_written_is_refused_when_the_callback_is_made(tmp_path):
+    """As TrainingMonitor does when it is made: the clear error comes before
+    training starts, not from the framework's first hook."""
+    from ttop.integrations._common import Bridge
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="progress folder"):
+        Bridge(None, {"folder": str(blocker), "run_name": "r"}, rank_zero_only=True, track_lr=False,
+               default_handle_signals=False)
+    with pytest.raises(OSError, match="parent .* does not exist"):
+        Bridge(str(blocker / "sub" / "r.json"), {}, rank_zero_only=True, track_lr=False, default_handle_signals=False)
+
+
+def test_a_folder_that_fails_when_training_starts_leaves_training_going(tmp_path, capfd):
+    """The folder was fine when the callback was made and gone bad by the
+    time training starts (removed and a file put there, a full disk): the
+    framework's hook must not raise into training. One line says the run
+    is not monitored; the callback's later hooks do nothing."""
+    from ttop.integrations._common import Bridge
+
+    folder = tmp_path / "progress"
+    b = Bridge(None, {"folder": str(folder), "run_name": "r", "gpu": False}, rank_zero_only=True, track_lr=False,
+               default_handle_signals=False)
+    folder.rmdir()
+    folder.write_text("not a folder any more")
+    assert b.open(0, total_epochs=2) is None
+    assert not b.active
+    b.start_epoch(1)
+    b.finish()
+    err = capfd.readouterr().err
+    assert err.count("ttop: this run is not monitored:") == 1 and "not a directory" in err
+    assert err.rstrip().endswith("training continues")
+    assert folder.read_text() == "not a folder any more"

@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..monitor import TrainingMonitor
-from ..monitor.files import resolve_target
+from ..monitor.files import check_folder, resolve_target
 from ..monitor.hooks import error_text
 from ..progress import CANCELED, FAILED, FINISHED, sanitize_run_name
 from ._ranks import RankFollower, first_failure, install_rank0_hooks, job_run_name
@@ -63,12 +63,14 @@ def rank_from_env(environ: Optional[Mapping[str, str]] = None) -> Tuple[int, int
 
 
 def check_monitor_args(output_file: Any, kwargs: Mapping[str, Any]) -> None:
-    """Raise TypeError now for an argument TrainingMonitor would refuse by
-    name, rather than when training starts."""
+    """Raise now, rather than when training starts, for what TrainingMonitor
+    would refuse: an argument it does not take (TypeError), a bad target
+    (ValueError), a folder it cannot create or write (a clear OSError)."""
     try:
         inspect.signature(TrainingMonitor).bind(output_file, **kwargs)
     except TypeError as e:
         raise TypeError("TtopCallback: %s (it takes the TrainingMonitor arguments)" % e) from None
+    check_folder(resolve_target(output_file, kwargs.get("folder"), kwargs.get("run_name"))[0])
 
 
 #: The largest count the monitor takes (``set_total_batches``, ``total_epochs``).
@@ -178,9 +180,13 @@ class Bridge:
             return None
         if _count(total_epochs) is not None and "total_epochs" not in kwargs:
             kwargs["total_epochs"] = total_epochs
-        m = TrainingMonitor(self.output_file, on_variable_change=self._on_change, **kwargs)
-        self._opened_at = time.time()
-        m.start_monitoring()
+        try:
+            m = TrainingMonitor(self.output_file, on_variable_change=self._on_change, **kwargs)
+            self._opened_at = time.time()
+            m.start_monitoring()
+        except OSError as e:  # the folder was fine when the callback was made: train on, unmonitored
+            sys.stderr.write("ttop: this run is not monitored: %s; training continues\n" % e)
+            return None
         self.monitor = m
         if world_size > 1 and self.rank_zero_only:
             self._world = world_size
