@@ -658,3 +658,48 @@ def test_connections_beyond_the_limit_are_answered_at_once_without_a_thread(tmp_
         server.shutdown()
         server.server_close()
         page.stop()
+
+
+def test_a_connection_that_trickles_bytes_is_cut_after_its_time(tmp_path, monkeypatch):
+    """A client sending a byte now and then is never idle for the
+    per-read timeout: MAX_CLIENTS such connections held every slot for as
+    long as they went on, and Prometheus got 503 for good. A connection
+    lasts at most CLIENT_TIMEOUT seconds in all."""
+    import threading
+
+    from conftest import wait_until
+    from ttop.sinks import prometheus
+
+    monkeypatch.setattr(prometheus, "CLIENT_TIMEOUT", 1.0)
+    monkeypatch.setattr(prometheus, "MAX_CLIENTS", 4, raising=False)
+    collector = Collector(str(tmp_path), interval=60, gpu=False, tpu=False)
+    server, page = serve(collector, "127.0.0.1", 0)
+    port = server.server_address[1]
+    stop = threading.Event()
+    cut = []
+
+    def trickle() -> None:
+        s = socket.create_connection(("127.0.0.1", port))
+        try:
+            s.sendall(b"GET /metrics HTTP/1.1\r\n")
+            while not stop.wait(0.2):  # a header byte every 0.2 s, for ever
+                s.sendall(b"X")
+        except OSError:
+            cut.append(s)  # the server cut it (reset or closed)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=trickle, daemon=True) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(cut) == 4, timeout=60)
+        collector.collect()
+        assert "ttop_snapshot_seq" in _get("http://127.0.0.1:%d/metrics" % port)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        server.shutdown()
+        server.server_close()
+        page.stop()

@@ -42,12 +42,12 @@ ENDED_RETENTION = 600.0
 #: Default address to bind: loopback only (a metrics page names runs, hosts
 #: and users; exposing it is the user's explicit choice).
 DEFAULT_ADDR = "127.0.0.1"
-#: Seconds a client of the endpoint may keep one read or write of its
-#: connection waiting: each connection holds a thread, so idle ones (any
-#: local user can open thousands) must not pile up for ever.
+#: Seconds a connection to the endpoint may last, from its first byte to
+#: its last (Prometheus' default scrape timeout): each connection holds a
+#: thread, so neither idle ones nor ones that send a byte now and then (any
+#: local user can open thousands) may hold it for ever.
 CLIENT_TIMEOUT = 10.0
-#: Connections served at once. One that keeps sending a byte now and then
-#: is never idle that long, and each holds a thread: beyond this many, a
+#: Connections served at once, each with its thread: beyond this many, a
 #: connection is answered 503 and closed by the accepting thread (a
 #: Prometheus server needs one).
 MAX_CLIENTS = 16
@@ -488,6 +488,15 @@ class MetricsPage:
         return [b"" if method == "HEAD" else body]
 
 
+def _cut(request: Any) -> None:
+    import socket
+
+    try:
+        request.shutdown(socket.SHUT_RDWR)
+    except OSError:  # closed already: the request had ended
+        pass
+
+
 def serve(collector: Any, addr: str, port: int, retention: float = ENDED_RETENTION) -> Tuple[Any, MetricsPage]:
     """Serve ``collector.latest`` on ``http://addr:port/metrics`` from a
     daemon thread (``prometheus_client``'s threading WSGI server) and return
@@ -520,9 +529,15 @@ def serve(collector: Any, addr: str, port: int, retention: float = ENDED_RETENTI
                 raise
 
         def process_request_thread(self, request: Any, client_address: Any) -> None:
+            # past its time the connection is cut: the handler's read or
+            # write returns, and its thread and slot are free again
+            cut = threading.Timer(CLIENT_TIMEOUT, _cut, (request,))
+            cut.daemon = True
+            cut.start()
             try:
                 super().process_request_thread(request, client_address)
             finally:
+                cut.cancel()
                 self._slots.release()
 
         def handle_error(self, request: Any, client_address: Any) -> None:
