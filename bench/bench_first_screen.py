@@ -38,6 +38,7 @@ import re
 import shlex
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from typing import Callable, Dict, List, Tuple
@@ -46,7 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import _runs  # noqa: E402
-from _tmux import Tmux  # noqa: E402
+from _tmux import Tmux, TmuxError  # noqa: E402
 
 TARGET_MS = 100.0
 _ROW = re.compile(r"^\s*\d+\s+\S+", re.M)
@@ -91,6 +92,37 @@ def measure(tm: Tmux, command: str, ready: Callable[[str], bool]) -> float:
     t1 = tm.wait_screen(ready, timeout=60)
     tm.stop()
     return (t1 - t0) * 1000.0
+
+
+class Panes:
+    """The pane the programs take turns in. tmux 3.3a's server has been
+    seen to end (a crash: no server left) now and then when btop was
+    killed in the pane after top had run there: a new server is started and
+    the launch measured again, at most twice, and the restarts are printed."""
+
+    def __init__(self, cols: int, rows: int) -> None:
+        self.size = (cols, rows)
+        self.tm = Tmux(cols=cols, rows=rows)
+        self.restarts: List[str] = []
+
+    def measure(self, name: str, command: str, ready: Callable[[str], bool]) -> float:
+        for attempt in range(3):
+            try:
+                return measure(self.tm, command, ready)
+            except TmuxError as e:
+                if attempt == 2 or subprocess.run(["tmux", "-L", self.tm.sock, "has-session"],
+                                                  stderr=subprocess.DEVNULL).returncode == 0:
+                    raise SystemExit("%s: %s" % (name, e)) from None
+                self.restarts.append(name)
+                self.tm.close()
+                self.tm = Tmux(cols=self.size[0], rows=self.size[1])
+        raise AssertionError("unreachable")
+
+    def __enter__(self) -> "Panes":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.tm.close()
 
 
 def percentile(xs: List[float], q: float) -> float:
@@ -145,19 +177,19 @@ def main() -> int:
         if missing:
             print("not installed: %s" % ", ".join(missing))
         times: Dict[str, List[float]] = {name: [] for name, _, _ in tools}
-        with Tmux(cols=args.cols, rows=args.rows) as tm:
+        with Panes(args.cols, args.rows) as panes:
             # one untimed launch each: disk caches, btop's config file
-            for _name, cmd, pred in tools:
-                measure(tm, cmd, pred)
+            for name, cmd, pred in tools:
+                panes.measure(name, cmd, pred)
                 time.sleep(args.settle)
             for r in range(args.rounds):
                 k = r % len(tools)
                 for name, cmd, pred in tools[k:] + tools[:k]:
-                    try:
-                        times[name].append(measure(tm, cmd, pred))
-                    except Exception as e:
-                        raise SystemExit("%s: %s" % (name, e)) from None
+                    times[name].append(panes.measure(name, cmd, pred))
                     time.sleep(args.settle)
+        if panes.restarts:
+            print("tmux's server ended under the harness %d time(s) (%s): started again, those launches measured again"
+                  % (len(panes.restarts), ", ".join(panes.restarts)))
         floor = statistics.median(times["floor"])
         print("\nlaunch -> first complete screen, ms (harness floor %.1f ms subtracted; raw p90 in brackets)" % floor)
         net = {}
