@@ -314,6 +314,34 @@ def test_change_notification_names_what_changed_and_leaves_hidden_names_out(tmp_
         w.close()
 
 
+def test_change_notification_decodes_names_as_os_fsdecode_does(tmp_path):
+    # the names of one read are decoded in one piece: each must come out as
+    # os.fsdecode gives it alone (bytes that are not UTF-8 included), and the
+    # hidden *.json names apart from the temporary files of atomic writes
+    import random
+
+    from ttop.collect.notify import FolderWatch, _decode
+
+    rnd = random.Random(7)
+    alphabet = [bytes([b]) for b in range(1, 256) if b != 47] + ["é".encode(), "名".encode(), "🙂".encode()]
+    for _ in range(200):
+        names = {b"".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 12))) for _ in range(rnd.randint(1, 8))}
+        padded = {n + b"\0" * rnd.randint(1, 16) for n in names}
+        assert _decode(padded) == {os.fsdecode(n) for n in names}
+    w = FolderWatch(str(tmp_path))
+    try:
+        odd = [b"\xff\xfe.json", b"caf\xc3\xa9.json", b"\xe5\x90.json", b"a\x80b.log"]
+        for n in odd:
+            with open(os.path.join(os.fsencode(str(tmp_path)), n), "wb") as f:
+                f.write(b"{}")
+        write_json_atomic(str(tmp_path / ".r.rank1.json"), {})
+        write_json_atomic(str(tmp_path / "x.json"), {})
+        assert w.changes() == {os.fsdecode(n) for n in odd} | {"x.json"}
+        assert w.hidden == {".r.rank1.json"}
+    finally:
+        w.close()
+
+
 def test_change_notification_says_when_events_were_lost(tmp_path):
     # the watched folder itself removed (or moved): None, the caller lists again
     from ttop.collect.notify import FolderWatch

@@ -2,6 +2,7 @@
 standard library only, and four calls of a stable kernel interface)."""
 from __future__ import annotations
 
+import codecs
 import os
 import struct
 import sys
@@ -97,26 +98,27 @@ class FolderWatch:
             off, last = 0, len(buf) - 16
             while off <= last:
                 mask, size = unpack(buf, off)
-                masks |= mask
                 off += 16
                 if size:
                     add(buf[off:off + size])
                     off += size
-        raws: Set[bytes] = set()
-        hidden: Set[bytes] = set()
-        for raw in got:
-            if raw[0] != 46:  # not ".": a hidden name is no progress file
-                raws.add(raw)
-            elif raw.find(b"json\0") > 0:  # (NUL-terminated: at its end; a temp file ends .tmp)
-                hidden.add(raw)
+                else:  # (what says events were lost is about the folder or the queue: carries no name)
+                    masks |= mask
         if masks & _LOST:
             lost = True
         if lost:
             self.lost = True
             self.hidden = set()
             return None
-        self.hidden = {raw.rstrip(b"\0").decode(_FS_ENCODING, _FS_ERRORS) for raw in hidden} if hidden else set()
-        names = {raw.rstrip(b"\0").decode(_FS_ENCODING, _FS_ERRORS) for raw in raws}  # (os.fsdecode, inline)
+        raws = {raw for raw in got if raw[0] != 46}  # not ".": a hidden name is no progress file
+        hidden: Any = ()
+        if len(raws) < len(got):
+            seen = got - raws
+            # (NUL-terminated: "json\0" at a name's end; a temp file ends .tmp)
+            if b"json\0" in b"".join(seen):  # (within one name: each ends with a NUL, the next starts with ".")
+                hidden = [raw for raw in seen if raw.find(b"json\0") > 0]
+        self.hidden = _decode(hidden) if hidden else set()
+        names = _decode(raws)
         names.discard("")
         return names
 
@@ -137,6 +139,23 @@ class FolderWatch:
         fd, self.fd = getattr(self, "fd", -1), -1
         if fd >= 0:
             _close_quietly(fd)
+
+
+def _decode(raws: Any) -> Set[str]:
+    """The names of NUL-padded raw names (``os.fsdecode`` of each without
+    its padding), decoded in one piece: a name holds neither "/" nor a NUL,
+    and the file-system encoding (UTF-8 with surrogate escapes, or a
+    single-byte one) decodes each name alone as it does between two "/"."""
+    if not raws:
+        return set()
+    if not _ONE_PIECE:  # pragma: no cover - another encoding: name by name, as os.fsdecode
+        return {raw.rstrip(b"\0").decode(_FS_ENCODING, _FS_ERRORS) for raw in raws}
+    return set(b"/".join(raws).replace(b"\0", b"").decode(_FS_ENCODING, _FS_ERRORS).split("/"))
+
+
+#: UTF-8 finds where each character starts by itself, and in a single-byte
+#: encoding each byte is one: decoded in one piece, each name is as alone
+_ONE_PIECE = codecs.lookup(_FS_ENCODING).name in ("utf-8", "ascii", "iso8859-1", "latin-1")
 
 
 def _fs_type(folder: str) -> Optional[int]:

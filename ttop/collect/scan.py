@@ -292,7 +292,10 @@ class FolderScanner:
             if new:
                 self._add_pending(dfd, new, budget is not None)
         if changed:
-            for name in changed:
+            # names read before (progress files all): to visit, in C
+            known = changed & self._cache.keys()
+            visit |= known
+            for name in changed - known if len(known) < len(changed) else ():
                 if name[-5:] != PROGRESS_SUFFIX or not _progress_name(name):
                     continue
                 if name in self._cache or name in self._idx:  # (indexed: written since, look now)
