@@ -296,11 +296,13 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
     if not samples:
         return NOT_JUDGED
     cur = samples[-1]
+    # its fields at once (one unpacking, not an attribute lookup each)
+    (t, status, alive, stopped, updated_at, hb_limit, progress, batch, _rate, metrics, cpu_percent, _rss, ram_limit,
+     gpu_memory_bytes, gpu_limit, dev_fraction, gpu_utilization) = cur
     found = []
-    running = cur.status == RUNNING
+    running = status == RUNNING
 
     # NaN / inf in any metric
-    metrics = cur.metrics
     if metrics:
         try:  # numbers only, all finite (the usual case): their sum is finite too, and nothing below fires
             total = sum(metrics.values(), 0.0)
@@ -317,7 +319,7 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
             found.append(Finding("nan", CRIT, "%s is %s" % (bad, metrics[bad])))
 
     # vanished close to a memory limit
-    if cur.alive is False:
+    if alive is False:
         for j in range(len(samples) - 2, -1, -1):
             prev = samples[j]
             if prev.alive is True:
@@ -326,16 +328,16 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
                     found.append(Finding("oom", CRIT, "likely OOM-killed (%s at %s)" % (label, _pct(frac))))
                 break
 
-    if running and cur.alive is not False:
-        age = None if cur.updated_at is None else cur.t - cur.updated_at
+    if running and alive is not False:
+        age = None if updated_at is None else t - updated_at
         hb_lost = False
-        if age is not None and age > cur.heartbeat_limit and not cur.stopped:
+        if age is not None and age > hb_limit and not stopped:
             hb_lost = True
             found.append(Finding("heartbeat", CRIT, "heartbeat lost (no update for %s)" % fmt_duration(age)))
 
         # stalled: the counters unmoved, while the heartbeat is fresh (or the process is stopped)
-        if not hb_lost and cur.batch is not None:
-            key = cur.progress
+        if not hb_lost and batch is not None:
+            key = progress
             before = samples[-2] if len(samples) > 1 else None
             if before is not None and (before.progress is key or before.progress == key) and before.status == RUNNING:
                 idle = _streak(samples, lambda s: s.progress == key and s.status == RUNNING)
@@ -345,9 +347,9 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
             if idle is not None and idle >= config.stall_seconds:
                 limit = stall_threshold(samples, config)
                 if idle >= limit:
-                    what = "process stopped, " if cur.stopped else ""
+                    what = "process stopped, " if stopped else ""
                     found.append(Finding("stalled", WARN, "stalled: %sbatch %s unmoved for %s"
-                                         % (what, cur.batch, fmt_duration(idle))))
+                                         % (what, batch, fmt_duration(idle))))
 
     # diverging: a loss-like metric far above its running minimum
     if metrics and config.diverge_factor > 0 and len(samples) > config.diverge_warmup:
@@ -372,32 +374,31 @@ def assess(samples: Sequence[Sample], config: HealthConfig = DEFAULT_CONFIG, low
                 break
 
     # memory pressure (no limit known, as for another host's run: none)
-    if cur.ram_limit or cur.gpu_limit or cur.device_memory_fraction is not None:
+    if ram_limit or gpu_limit or dev_fraction is not None:
         frac, label = _memory_fraction(cur)
     else:
         frac = None
-    if frac is not None and frac >= config.memory_fraction and cur.alive is not False:
+    if frac is not None and frac >= config.memory_fraction and alive is not False:
         found.append(Finding("memory", WARN, "%s at %s" % (label, _pct(frac))))
 
-    if running and cur.alive is not False:
+    if running and alive is not False and gpu_memory_bytes and gpu_utilization is not None:
         # GPU idle while holding memory
-        if cur.gpu_memory_bytes and cur.gpu_utilization is not None and cur.gpu_utilization < config.gpu_idle_percent:
+        if gpu_utilization < config.gpu_idle_percent:
             lim = config.gpu_idle_percent
             held = _streak(samples, lambda s: bool(s.gpu_memory_bytes) and s.gpu_utilization is not None
                            and s.gpu_utilization < lim and s.status == RUNNING)
             if held is not None and held >= config.gpu_idle_seconds:
                 found.append(Finding("gpu_idle", WARN, "GPU idle for %s (%d%%), holding memory"
-                                     % (fmt_duration(held), cur.gpu_utilization)))
+                                     % (fmt_duration(held), gpu_utilization)))
         # input-bound hint
         cpu_min, gpu_max = config.input_cpu_percent, config.input_gpu_percent
-        if (cur.gpu_memory_bytes and cur.gpu_utilization is not None and cur.cpu_percent is not None
-                and cur.cpu_percent >= cpu_min and cur.gpu_utilization < gpu_max):
+        if cpu_percent is not None and cpu_percent >= cpu_min and gpu_utilization < gpu_max:
             held = _streak(samples, lambda s: bool(s.gpu_memory_bytes) and s.gpu_utilization is not None
                            and s.cpu_percent is not None and s.cpu_percent >= cpu_min
                            and s.gpu_utilization < gpu_max)
             if held is not None and held >= config.input_seconds:
                 found.append(Finding("input_bound", WARN, "input-bound? main process at %d%% CPU, GPU at %d%%"
-                                     % (cur.cpu_percent, cur.gpu_utilization)))
+                                     % (cpu_percent, gpu_utilization)))
 
     if not found:
         return ALL_OK if running else NOT_JUDGED

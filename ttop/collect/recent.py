@@ -214,10 +214,11 @@ class RecentSamples:
                 self._append(tr, s)
                 verdict = tr.verdict = assess(tr.ring, config, tr.lows)
                 tr.recheck = None  # worked out if the next cycle brings nothing new
-            if verdict.level is not None or tr.gpu_util is not None:
+            level, reason, _found = verdict  # (one unpacking, not a named field each)
+            if level is not None or tr.gpu_util is not None:
                 d = run.__dict__
-                d["health"] = verdict.level
-                d["health_reason"] = verdict.reason or None
+                d["health"] = level
+                d["health_reason"] = reason or None
                 d["gpu_utilization"] = tr.gpu_util
             if self.prices is not None:
                 so_far, projected = self._cost(run, tr, now)
@@ -257,22 +258,14 @@ class RecentSamples:
                 same = last is not None and (last[4] is s[4] or last[4] == s[4]) and last[1:] == s[1:]
             except RecursionError:  # a metric nested about a thousand deep (orjson reads 1,024): told apart
                 same = False
-            if same:
-                if tr.repeat:
-                    ring[-1] = s
-                else:
-                    self._push(tr, s)
-                    tr.repeat = True
-            else:
-                self._push(tr, s)
-                tr.repeat = False
-
-    @staticmethod
-    def _push(tr: _Track, s: Sample) -> None:
-        ring = tr.ring
-        dropped = ring[0] if len(ring) == ring.maxlen else None
-        ring.append(s)
-        tr.lows.appended(ring, dropped)
+            if same and tr.repeat:
+                ring[-1] = s
+                return
+            # (_push, inline: once per run and cycle)
+            dropped = ring[0] if len(ring) == ring.maxlen else None
+            ring.append(s)
+            tr.lows.appended(ring, dropped)
+            tr.repeat = same
 
     @staticmethod
     def _sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample) -> Tuple[Sample, Optional[float], int]:
