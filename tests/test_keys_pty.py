@@ -90,3 +90,30 @@ def test_scrolling_down_and_up_draws_what_a_full_redraw_draws(ttop_term, long_fo
     _same_after_redraw(t)
     t.press("q")
     assert t.wait_exit() == 0
+
+
+def test_a_paste_is_answered_with_a_frame_not_a_frame_per_key(ttop_term, long_folder):
+    # text pasted into a prompt reaches ncurses as a burst of keys: each is
+    # applied, and the screen is painted once no more keys wait, not after
+    # every one (a 1 MB paste into the editor took minutes of painting,
+    # the monitor deaf to every key meanwhile)
+    t = ttop_term(long_folder, interval="0.3", cols=100, rows=16)
+    t.wait_for(lambda t: _selected(t) == "run-000", msg="no selection on the first run")
+    t.wait_gone("looking up")
+    t.press("p")
+    t.wait_for("PAUSED")
+    t.press("f")
+    t.wait_for("Filter:")
+    t.wait_quiet()
+    start = len(t.output())
+    text = "run-1" + "abcdefghij" * 18 + "XYZ"  # under the filter's 200 characters
+    t.send(text)
+    t.wait_for(lambda t: "ghijXYZ" in t.text)
+    t.wait_quiet()
+    written = len(t.output(start))
+    # a frame per key wrote ~170 bytes each here (33 kB for these 188 keys)
+    assert written < 10 * len(text), "%d bytes written for a paste of %d keys" % (written, len(text))
+    t.press("ESC")
+    t.wait_for(lambda t: _selected(t) == "run-000")
+    t.press("q")
+    assert t.wait_exit() == 0

@@ -360,9 +360,10 @@ class App(AppContext):
                         self.handle_key(key)
                     if self._resized:
                         self._apply_resize(stdscr)
-                    if self._dirty and not self._quit:
+                    if self._dirty and not self._quit and not _readable(stdin_fd):
                         # paint between keys so a burst of keys stays visible
-                        # (the snapshot drawn so far: its rows are worked out)
+                        # (the snapshot drawn so far: its rows are worked out),
+                        # but not while more keys wait: a paste is taken whole
                         self._dirty = False
                         self.paint(stdscr, palette)
                 if not got_any:
