@@ -484,3 +484,33 @@ def test_cli_columns_minus_value_abbreviated_and_repeated(progress_dir, capsys):
     assert cli.parse_args([str(progress_dir), "--columns", "-cpu", "--columns", "-rate"]).columns == "-rate"
     assert cli.parse_args(["--colu", "-cpu,-ram", str(progress_dir)]).columns == "-cpu,-ram"
     assert cli.parse_args(["--", "--columns"]).folders == ["--columns"]
+
+
+@pytest.mark.parametrize("names", [
+    # names only a run's file has: unprintable, longer than a list may hold, spaces at an end
+    ["loss", "lo\nss", "\u202eevil", "x" * 1000, " acc ", "grad_norm"],
+    # a run reporting more metrics than a saved list may name (per-layer norms, say)
+    ["loss"] + ["layer%03d/grad" % i for i in range(600)],
+])
+def test_what_the_chooser_saves_the_next_start_reads(cfg, names):
+    # Enter in the chooser saved every listed metric, hidden ones too; the
+    # next start refused the whole list ("'lo\nss' is not a usable metric
+    # name", "more than 500 names") and showed the default columns
+    s = snap([run("a", {n: 1.0 for n in names})])
+    got = []
+    ch = open_chooser(s, ViewState(), s.runs, lambda choice, ctx: got.append(choice))
+    ch.cursor = [k for k, _ in ch.items].index("cpu")
+    ch.on_key(" ", Ctx())  # hide CPU: a choice of the user's own
+    ch.on_key("ENTER", Ctx())
+    assert config.save({"columns": C.to_items(got[0])}) == (str(cfg), None)
+    choice, problem, _ = config.column_choice(None)
+    assert problem is None
+    assert ("cpu", False) in choice
+    # every column ticked is shown again, in its order, but for the metrics
+    # a list cannot name (left out of the file; the automatic metrics may
+    # show them, or hidden metrics left out past the limit)
+    table = keys(choice, s)
+    ticked = [k for k, shown in got[0] if shown and k != C.AUTO and k in keys(got[0], s)]
+    wanted = [k for k in ticked if not C.is_metric(k) or C.listable(k[len(C.METRIC):])]
+    assert len(wanted) > 10 and [k for k in table if k in wanted] == wanted
+    assert "cpu" not in keys(choice, s)

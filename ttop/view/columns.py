@@ -109,8 +109,15 @@ def _key_of(name: str, bare: List[str]) -> Optional[str]:
     return key
 
 
+def listable(name: str) -> bool:
+    """Whether a list names metric ``name`` as itself: printable, at most
+    :data:`MAX_NAME` characters, no space at an end (a run's file may hold
+    any name)."""
+    return 0 < len(name) <= MAX_NAME and name.isprintable() and name == name.strip()
+
+
 def _metric(name: str) -> str:
-    if len(name) > MAX_NAME or not name.isprintable():
+    if not listable(name):
         raise ColumnsError("%r is not a usable metric name" % name[:MAX_NAME])
     return metric_key(name)
 
@@ -182,9 +189,19 @@ def parse_items(items: Sequence[str], base: Choice = DEFAULT) -> Tuple[Choice, T
 def to_items(choice: Choice) -> List[str]:
     """The choice as names that :func:`parse_items` reads back to the same
     choice: in order, hidden ones as ``-name``, metrics as ``m:NAME``
-    (``name`` first when nothing is shown, so the list stays exact)."""
-    out = [k if s else "-" + k for k, s in choice]
-    return out if any(s for _, s in choice) else ["name"] + out
+    (``name`` first when nothing is shown, so the list stays exact).
+
+    Left out, so that the rest reads back: metrics whose names a list
+    cannot hold (not :func:`listable`), and past :data:`MAX_ITEMS` names the
+    last hidden metrics (the chooser lists every metric the runs report)."""
+    kept = [(k, s) for k, s in choice if not is_metric(k) or listable(k[len(METRIC):])]
+    shown = any(s for _, s in kept)
+    over = len(kept) + (0 if shown else 1) - MAX_ITEMS
+    if over > 0:
+        drop = set([i for i, (k, s) in enumerate(kept) if is_metric(k) and not s][-over:])
+        kept = [item for i, item in enumerate(kept) if i not in drop]
+    out = [k if s else "-" + k for k, s in kept]
+    return out if shown else ["name"] + out
 
 
 def to_text(choice: Choice) -> str:
