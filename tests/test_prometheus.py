@@ -703,3 +703,36 @@ def test_a_connection_that_trickles_bytes_is_cut_after_its_time(tmp_path, monkey
         server.shutdown()
         server.server_close()
         page.stop()
+
+
+def test_long_names_of_a_run_put_a_bounded_page_on_the_endpoint(tmp_path):
+    # anyone who can write the folder chooses the run, host and metric names:
+    # a 130 kB file with a 100,000-character run name and 256 metrics put
+    # 26 MB on the page (the name on each of its series), a 4 MiB one 1 GB
+    from ttop.sinks.prometheus import MAX_LABEL
+
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    metrics = {"loss": 0.5, "m" * 50000 + "a": 1.0, "m" * 50000 + "b": 2.0}
+    metrics.update(("c%03d" % i, float(i)) for i in range(300))
+    _write_running(folder, "long", run_name="N" * 100000, host="H" * 100000, metrics=metrics)
+    _write_running(folder, "K" * 200, run_name="k")
+    port = _free_port()
+    proc = _ttop(str(folder), "--headless", "--serve", str(port), "-i", "0.2", cwd=str(tmp_path))
+    try:
+        text = _wait_for(lambda: (lambda t: t if 'run="k"' in t and "ttop_metric" in t else None)(
+            _get("http://127.0.0.1:%d/metrics" % port)), what="the endpoint")
+    finally:
+        _stop(proc)
+    assert len(text) < 1000000
+    fams = list(text_string_to_metric_families(text))  # still a page Prometheus reads
+    values = [v for f in fams for smp in f.samples for v in smp.labels.values()]
+    assert values and max(len(v) for v in values) <= MAX_LABEL
+    s = _samples(text)
+    cut = "N" * (MAX_LABEL - 1) + "\u2026"
+    assert _value(s, "ttop_run_status", run=cut, status="RUNNING") == 1
+    assert _value(s, "ttop_metric", key="long", name="loss") == 0.5
+    # two names alike once cut: the first one only, as for names shown alike
+    assert [dict(ls)["name"][-1:] for (n, ls) in s if n == "ttop_metric" and dict(ls)["name"].startswith("mmm")] == ["\u2026"]
+    assert _value(s, "ttop_metric", key="long", name="m" * (MAX_LABEL - 1) + "\u2026") == 1.0
+    assert _value(s, "ttop_run_status", run="k", key="K" * 200, status="RUNNING") == 1

@@ -157,11 +157,20 @@ class _Family:
 _LABEL_CTRL = re.compile(_CTRL)
 
 
+#: Longest label value on the page, in characters: a longer one is cut and
+#: ends in "…" (a run's name is on each of its series: a 4 MiB file naming
+#: its run with 4 million characters would put a gigabyte on the page).
+MAX_LABEL = 256
+
+
 def _label(value: str) -> str:
     """``value`` as UTF-8-encodable text without control characters (each
-    becomes ``?``): a lone surrogate (a non-UTF-8 name read from a file) would
-    otherwise make the whole page unrenderable, and an escape sequence in a
-    name anyone who can write the folder chose would reach terminals raw."""
+    becomes ``?``), of at most :data:`MAX_LABEL` characters: a lone surrogate
+    (a non-UTF-8 name read from a file) would otherwise make the whole page
+    unrenderable, and an escape sequence in a name anyone who can write the
+    folder chose would reach terminals raw."""
+    if len(value) > MAX_LABEL:
+        value = value[:MAX_LABEL - 1] + "\u2026"
     if not value.isprintable():
         value = _LABEL_CTRL.sub("?", value)
     try:
