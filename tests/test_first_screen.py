@@ -133,20 +133,28 @@ def test_cyclic_gc_is_off_until_the_first_full_cycle_is_published(live_folder):
         collector.add_listener(paused)
         collector.first_look()
         states.append(gc.isenabled())
+        frozen = gc.get_freeze_count()
         collector.collect()
         states.append(gc.isenabled())
+        # what start-up made is out of the later collections from here on
+        states.append(gc.get_freeze_count() > frozen + 10000)
         paused.restore()
         states.append(gc.isenabled())
         gc.disable()
         cli._GcAfterFirstCycle().restore()  # off before: left off
         states.append(gc.isenabled())
+        gc.unfreeze()
+        gc.enable()
+        ended = cli._GcAfterFirstCycle()
+        ended.restore()  # the monitor ended before a cycle: nothing frozen
+        states.append(gc.isenabled() and gc.get_freeze_count() == 0)
         print(states)
     """
     env = dict(os.environ, PYTHONPATH="%s%s%s" % (FAKES, os.pathsep, ROOT))
     out = subprocess.run([sys.executable, "-c", code, str(live_folder)], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[0] == "[False, False, True, True, False]"
+    assert out.stdout.split("\n")[0] == "[False, False, True, True, True, False, True]"
 
 
 def test_the_interpreter_starts_without_an_import_hook_for_ttop(tmp_path):

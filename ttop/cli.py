@@ -324,7 +324,15 @@ class _GcAfterFirstCycle:
     imports, snapshot and render make many objects and no cyclic garbage,
     which the collector would traverse again and again before the screen is
     up (~4 % of the work to it). A collector listener; :meth:`restore` when
-    the monitor ends first."""
+    the monitor ends first.
+
+    At that first publish, what exists then (the modules, classes and
+    functions of start-up, ~100k objects, which live as long as the
+    monitor) is moved out of every later collection (``gc.freeze``): the
+    collections that follow traverse only what was made since. Before, the
+    first collections of the two older generations went over all of it
+    (6.5M instructions in one collection, more than a whole cycle of the
+    monitor), and each later full collection did again."""
 
     __slots__ = ("_on",)
 
@@ -341,7 +349,12 @@ class _GcAfterFirstCycle:
             self._on = False
             gc.enable()
 
-    __call__ = restore
+    def __call__(self) -> None:
+        if self._on:
+            import gc
+
+            gc.freeze()
+            self.restore()
 
 
 def run_ui_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
