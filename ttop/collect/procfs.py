@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Dict, Iterator, List, Optional, Tuple
 
 import psutil
 
@@ -92,6 +92,11 @@ def _stat_row(proc: int, n: str, boot: float) -> Optional[_Row]:
             os.close(fd)
     except OSError:  # gone, or not readable
         return None
+    return row_of(raw, boot)
+
+
+def row_of(raw: bytes, boot: float) -> Optional[_Row]:
+    """:func:`parse_stat` of a stat line, remembered for the lines read lately."""
     got = _ROWS.get(raw)
     if got is not None and got[0] == boot:
         return got[1]
@@ -127,6 +132,70 @@ def parse_stat(raw: bytes, boot: float) -> Optional[_Row]:
         )
     except (ValueError, IndexError):
         return None
+
+
+class KeptStatFiles:
+    """``/proc/<pid>/stat`` of the processes read each cycle (the runs'
+    trees) through descriptors kept open from cycle to cycle, read again
+    from offset 0: no path lookup, open and close per process and cycle
+    (at most ``keep`` kept). A descriptor stays on the process it was
+    opened on: once that process is reaped its reads fail (ESRCH), also
+    when its PID has gone to another process, which is then opened by
+    its path."""
+
+    __slots__ = ("fds", "keep")
+
+    def __init__(self, keep: int) -> None:
+        self.fds: Dict[int, int] = {}
+        self.keep = keep
+
+    def read(self, proc: int, pid: int) -> Optional[bytes]:
+        """The stat line of ``pid`` (``proc``: an fd of /proc); None when
+        it is gone or unreadable."""
+        fds = self.fds
+        fd = fds.get(pid)
+        if fd is not None:
+            try:
+                raw = os.pread(fd, 4096, 0)
+                if raw:
+                    return raw
+            except OSError:  # reaped
+                pass
+            del fds[pid]
+            os.close(fd)
+        try:
+            fd = os.open("%d/stat" % pid, _O_RDONLY, dir_fd=proc)
+        except OSError:  # gone, or not readable
+            return None
+        try:
+            raw = os.read(fd, 4096)
+        except OSError:
+            raw = b""
+        if raw and len(fds) < self.keep:
+            fds[pid] = fd
+        else:
+            os.close(fd)
+        return raw or None
+
+    def retain(self, pids: AbstractSet[int]) -> None:
+        """Close the descriptors of the processes not in ``pids``."""
+        fds = self.fds
+        if len(fds) > len(pids) or any(p not in pids for p in fds):
+            self.close([p for p in fds if p not in pids])
+
+    def close(self, pids: Optional[List[int]] = None) -> None:
+        fds = self.fds
+        for p in list(fds) if pids is None else pids:
+            try:
+                os.close(fds.pop(p))
+            except OSError:
+                pass
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 def _linux_threads(pid: int) -> Optional[List[Tuple[int, float, float, str]]]:

@@ -45,6 +45,7 @@ from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
     _HAVE_CHILDREN,
     _HAVE_PROC,
     _O_RDONLY,
+    KeptStatFiles,
     _linux_threads,
     _proc_rows_linux,
     _proc_rows_psutil,
@@ -55,6 +56,7 @@ from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
     last_pid,
     parents_of_new,
     read_real_uid,
+    row_of,
     task_children,
 )
 from .snapshot import ProcInfo, ThreadInfo
@@ -89,6 +91,9 @@ REUSE_SAMPLES = True
 
 #: Cap on the processes walked per run (a runaway fork tree cannot stall a cycle).
 MAX_TREE = 4096
+
+#: Most ``/proc/<pid>/stat`` files kept open between cycles (:class:`KeptStatFiles`).
+STAT_FDS_KEPT = 256
 
 #: A process's real uid is read again after this many seconds (it only
 #: changes when a privileged process drops or changes its ids; a signal
@@ -167,6 +172,7 @@ class ProcessTable:
         self._full_at: Optional[float] = None  # last read of every process
         self._boot: Optional[float] = None
         self._same = False  # the table's processes and parents are those of the last cycle
+        self.stat_files = KeptStatFiles(STAT_FDS_KEPT)  # of the processes read each cycle
 
     # -- the table ---------------------------------------------------------
 
@@ -299,7 +305,8 @@ class ProcessTable:
             except OSError:
                 return self.rows.get(pid)
         try:
-            row = _stat_row(proc, str(pid), self._boot or psutil.boot_time())
+            raw = self.stat_files.read(proc, pid)
+            row = row_of(raw, self._boot or psutil.boot_time()) if raw is not None else None
         finally:
             if proc != self._procfd:
                 os.close(proc)
@@ -586,6 +593,7 @@ class ProcessTable:
             self._procfd = None
         if self.walk and len(self.rows) != len(self._fresh):  # keep the rows of the processes looked at
             self.rows = {p: r for p, r in self.rows.items() if p in self._fresh}
+        self.stat_files.retain(self._fresh)
         if len(self._uids) != len(self._uids_used):
             self._uids = {k: v for k, v in self._uids.items() if k in self._uids_used}
         self._uids_used = set()
