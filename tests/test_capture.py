@@ -116,3 +116,49 @@ def test_closed_console_streams_never_make_print_raise(tmp_path, progress_dir):
     assert "from python print\n" in out and "to python stderr" in err and "mode python" in out
     with open(progress_dir / "cap.json") as f:
         assert json.load(f)["status"] == "FINISHED"
+
+
+TWO_THREADS = textwrap.dedent(
+    """
+    import sys, threading, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    folder = sys.argv[1]
+    together = threading.Barrier(2)
+    started = []
+
+    def start(name):
+        m = TrainingMonitor(folder=folder, run_name=name, capture_output=True, interval=0.05, gpu=False)
+        together.wait()
+        m.start_monitoring()
+        started.append(m)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("after both started", flush=True)
+    for m in started:
+        m.set_finished()
+    """
+    % str(ROOT)
+)
+
+
+def test_two_threads_starting_captures_at_once_leave_one_capturing(tmp_path):
+    # one capture per process: the one started second stops the first. Two
+    # threads starting theirs at the same moment each took the other's pipe
+    # for the console: the output after it reached the console only, in no
+    # log (5 times in 6 here)
+    script = tmp_path / "two.py"
+    script.write_text(TWO_THREADS)
+    for i in range(5):
+        folder = tmp_path / ("p%d" % i)
+        r = subprocess.run([sys.executable, str(script), str(folder)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "after both started" in r.stdout  # the console has it
+        logs = [(folder / (n + ".stdout.log")).read_text() for n in ("a", "b")]
+        assert sum(log.count("after both started") for log in logs) == 1, (i, r.stdout, logs)

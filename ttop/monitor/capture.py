@@ -76,8 +76,17 @@ from typing import IO, Any, List, Optional, Tuple
 
 from .takeover import PipeCopier
 
-_active_lock = threading.Lock()
+#: held through each start and stop (two threads starting at once each took the other's pipe for the console)
+_active_lock = threading.RLock()
 _active: Optional["OutputCapture"] = None
+
+
+def _new_lock_in_child() -> None:  # a thread of the parent may have held it at the fork
+    global _active_lock
+    _active_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 SIDECAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_tee.py")
 PIPE_SIZE = 1 << 20  # fewer wake-ups of the sidecar; the default (64 KiB) where refused
@@ -516,45 +525,44 @@ class OutputCapture:
         raise: capture stays off, ``error`` says why and a line on stderr
         too, and output reaches the console as without capture."""
         global _active
-        with _active_lock:
+        with _active_lock:  # one start or stop at a time (see _active_lock)
             previous = _active
             _active = None
-        if previous is not None:
-            previous.stop()
-        logs: List[int] = []
-        try:
+            if previous is not None:
+                previous.stop()
+            logs: List[int] = []
             try:
-                self.paths = (_unsquatted(self.paths[0]), _unsquatted(self.paths[1]))
-                for path in self.paths:
-                    logs.append(open_log(path))
-                if _fd_usable(sys.stdout, 1) and _fd_usable(sys.stderr, 2):
-                    tee = _Sidecar([sys.stdout, sys.stderr], logs)
-                    logs = []  # the sidecar object owns them now
-                    tee.start()
-                    self._tees = [tee]
-                    self.sidecar_pid = tee.pid
-                    self.mode = "fd"
-                else:
-                    names = ("stdout", "stderr")
-                    tees = [_PyTee(names[i], logs[i]) for i in (0, 1)]
-                    logs = []
-                    for t in tees:
-                        t.start()
-                        self._tees.append(t)
-                    self.mode = "python"
-            except CaptureError as e:
-                self.stop()
-                self.mode = None
-                self.error = "output capture is off: %s" % e.strerror
-                _report(self.error + " (output goes to the console only)")
-                return
-            except BaseException:
-                self.stop()
-                raise
-        finally:
-            for fd in logs:
-                _close(fd)
-        with _active_lock:
+                try:
+                    self.paths = (_unsquatted(self.paths[0]), _unsquatted(self.paths[1]))
+                    for path in self.paths:
+                        logs.append(open_log(path))
+                    if _fd_usable(sys.stdout, 1) and _fd_usable(sys.stderr, 2):
+                        tee = _Sidecar([sys.stdout, sys.stderr], logs)
+                        logs = []  # the sidecar object owns them now
+                        tee.start()
+                        self._tees = [tee]
+                        self.sidecar_pid = tee.pid
+                        self.mode = "fd"
+                    else:
+                        names = ("stdout", "stderr")
+                        tees = [_PyTee(names[i], logs[i]) for i in (0, 1)]
+                        logs = []
+                        for t in tees:
+                            t.start()
+                            self._tees.append(t)
+                        self.mode = "python"
+                except CaptureError as e:
+                    self.stop()
+                    self.mode = None
+                    self.error = "output capture is off: %s" % e.strerror
+                    _report(self.error + " (output goes to the console only)")
+                    return
+                except BaseException:
+                    self.stop()
+                    raise
+            finally:
+                for fd in logs:
+                    _close(fd)
             _active = self
 
     def stop(self, timeout: float = 2.0) -> bool:
@@ -565,9 +573,13 @@ class OutputCapture:
         global _active
         if os.getpid() != self._pid:  # a forked child: not ours to restore
             return True
-        with _active_lock:
-            if _active is self:
-                _active = None
+        with _active_lock:  # one start or stop at a time
+            return self._stop(timeout)
+
+    def _stop(self, timeout: float) -> bool:
+        global _active
+        if _active is self:
+            _active = None
         tees, self._tees = self._tees, []
         for tee in tees:
             try:
