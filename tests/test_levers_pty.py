@@ -402,3 +402,37 @@ def test_output_viewer_shows_escapes_and_binary_safely(ttop_term, tmp_path):
     t.press("w")
     t.wait_for("\u00b7 wrap")
     t.wait_for(lambda t: t.line(11) == "L" * 100 and t.line(12).rstrip() == "R")
+
+
+def test_what_is_typed_past_a_field_stays_in_view(ttop_term, tmp_path):
+    # the editor's value field (30 cells at most) and the output viewer's
+    # search showed the start of what was typed: past the field's width the
+    # keys typed went on out of sight (the editor's cursor stood still)
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    write_json_atomic(str(folder / "far.json"), {
+        "format": "ttop.progress/1", "run_name": "far", "status": "RUNNING", "updated_at": time.time(),
+        "host": "elsewhere", "heartbeat_interval": 600, "variables": {"tag": "x"}})
+    (folder / "far.stdout.log").write_text("a line\n")
+    t = ttop_term(folder, cols=80, rows=16)
+    t.wait_for("far")
+    t.press("e")
+    t.wait_for("Variables of run far")
+    t.press("ENTER")
+    typed = "/data/checkpoints/experiment-42/" + "x" * 20 + "-END"
+    t.send(typed)
+    t.wait_for(lambda t: "-END_" in t.text, msg="the end of the value typed is not shown")
+    assert "\u2026" in t.line(t.row_of("-END_"))  # and its start is marked cut
+    t.press("ESC")
+    t.wait_gone("-END_")
+    t.press("ESC")
+    t.wait_for("Run Name")
+    t.press("o")
+    t.wait_for("a line")
+    t.press("/")
+    t.send("q" * 100 + "-TAIL")
+    t.wait_for(lambda t: "-TAIL_" in t.text, msg="the end of the search typed is not shown")
+    t.press("ESC")
+    t.press("ESC")
+    t.press("q")
+    assert t.wait_exit() == 0

@@ -21,7 +21,7 @@ from .. import progress as P
 from ..levers import control as C
 from ..view import fmt
 from ..view import roles as R
-from ..view.text import Line, Segment, clean, clip, crop_line, fit, line_width
+from ..view.text import Line, Segment, clean, clip_start, crop_line, fit, line_width
 from ..view.text import width as text_width
 from .screen import AppContext, Screen
 
@@ -183,7 +183,7 @@ class EditorScreen(Screen):
                 (" ", R.NORMAL),
             ]
             if self.editing == n:
-                shown = clip(clean(self.buffer), val_w - 1, "") + "_"
+                shown = clip_start(clean(self.buffer), val_w - 1, "..." if ctx.ascii else "\u2026") + "_"
                 row.append((fit(shown, val_w), R.FILTER))
             else:
                 row.append((fit(clean(value_text(variables.get(n))), val_w), R.NORMAL))

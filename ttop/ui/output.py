@@ -33,7 +33,7 @@ from ..levers.logs import log_files
 from ..logfile import LogPager, display_text
 from ..view import fmt
 from ..view import roles as R
-from ..view.text import Line, Segment, char_width, clean, crop_line, line_width
+from ..view.text import Line, Segment, char_width, clean, clip_start, crop_line, line_width
 from .dialogs import wrap_text
 from .screen import AppContext, Screen
 
@@ -336,7 +336,8 @@ class OutputScreen(Screen):
 
     def _status_line(self, ctx: AppContext, width: int) -> Line:
         if self.prompt is not None:
-            return _pad([("/", R.KEY), (clean(self.prompt) + "_", R.FILTER)], width)
+            typed = clip_start(clean(self.prompt), width - 2, "..." if ctx.ascii else "\u2026")  # its end in view
+            return _pad([("/", R.KEY), (typed + "_", R.FILTER)], width)
         msg = self.message
         if msg is None:
             msg = ctx.current_message()

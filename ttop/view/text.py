@@ -159,6 +159,14 @@ def clip(text: str, cells: int, ellipsis: str = "\u2026") -> str:
     return "".join(out) + ellipsis
 
 
+def clip_start(text: str, cells: int, ellipsis: str = "\u2026") -> str:
+    """Cut ``text`` to at most ``cells`` cells keeping its end, starting with
+    ``ellipsis`` if cut: the end of what is being typed stays in view."""
+    if width(text) <= cells:
+        return text if cells > 0 else ""
+    return clip(text[::-1], cells, ellipsis[::-1])[::-1]
+
+
 def fit(text: str, cells: int, align: str = "<", ellipsis: str = "\u2026") -> str:
     """Clip and pad ``text`` to exactly ``cells`` cells (align ``<`` or ``>``)."""
     n = len(text) if text.isascii() else width(text)
