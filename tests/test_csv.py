@@ -581,3 +581,32 @@ def test_rows_are_written_as_the_csv_module_writes_them():
                 _csv_text(rows)
             continue
         assert _csv_text(rows) == want, rows
+
+
+def test_a_csv_folder_through_another_users_link_is_refused(three_users, shared_dir, tmp_path):
+    # --csv-dir in a shared folder: another user's symbolic link there (put
+    # before ttop started, or swapped for the folder while it writes) had
+    # ttop write its CSV files, and clear what look like its temp files,
+    # wherever the link pointed; the rule of --events now holds
+    from ttop import cli
+    from ttop.cliargs import parse_args
+
+    eve = three_users[0]
+    target = tmp_path / "target"  # root's: eve cannot write it
+    target.mkdir()
+    planted = os.path.join(shared_dir, "stats")
+    eve.sh('ln -s "$1" "$2"', str(target), planted)
+    with pytest.raises(cli.UsageError, match="symbolic link made by %s in a folder others can write" % eve.name):
+        cli.make_sink(parse_args(["x", "--headless", "--csv-dir", planted + "/sub"]), None)
+    assert os.listdir(str(target)) == []
+    # a folder of eve's, swapped for such a link while ttop writes
+    folder = os.path.join(shared_dir, "team")
+    eve.sh('mkdir -m 777 "$1"', folder)
+    sink = CsvSink(folder, 1.0, clock=Clock())
+    sink.write(snap(1, [run("a")]))
+    assert sorted(os.listdir(folder)) == ["a_matrix.csv", "a_overall.csv"]
+    eve.sh('mv "$1" "$1.old" && ln -s "$2" "$1"', folder, str(target))
+    sink.write(snap(2, [run("a")]))
+    sink.close()
+    assert os.listdir(str(target)) == []
+    assert "symbolic link made by %s" % eve.name in (sink.last_error or "")

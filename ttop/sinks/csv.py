@@ -95,6 +95,22 @@ def _same_run(a: Tuple[Any, ...], b: Tuple[Any, ...]) -> bool:
     return all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
+def check_folder_links(path: str) -> None:
+    """Raise OSError unless each symbolic link on the way to ``path``
+    (absolute) is ttop's user's or root's in a folder no one else may change,
+    as for ``--events``: one another user put in a shared folder would have
+    ttop write CSV files, and clear what look like its temp files, wherever
+    the link names."""
+    from .alerts import _check_links
+
+    at = os.sep
+    for part in path.split(os.sep):
+        if part:
+            at = os.path.join(at, part)
+            if os.path.islink(at):
+                at = _check_links(at)
+
+
 class CsvSink:
     """Writes CSV statistics for every run of published snapshots.
 
@@ -118,6 +134,7 @@ class CsvSink:
         if not (interval > 0):
             raise ValueError("interval must be > 0")
         self.csv_dir = os.path.abspath(csv_dir)
+        check_folder_links(self.csv_dir)
         os.makedirs(self.csv_dir, exist_ok=True)
         if not os.access(self.csv_dir, os.W_OK | os.X_OK):
             raise PermissionError("cannot write to %s" % self.csv_dir)
@@ -214,7 +231,13 @@ class CsvSink:
 
     def _ensure_folder(self) -> bool:
         """Re-create ``csv_dir`` if it was removed; its runs start afresh (new
-        files, new summaries). False if it is not there and cannot be made."""
+        files, new summaries). False if it is not there and cannot be made,
+        or a symbolic link on the way fails :func:`check_folder_links`."""
+        try:
+            check_folder_links(self.csv_dir)
+        except OSError as e:
+            self._error("CSV folder %s not written: %s" % (self.csv_dir, e.strerror or e))
+            return False
         if os.path.isdir(self.csv_dir):
             return True
         try:
@@ -313,7 +336,9 @@ class CsvSink:
             if self._closed:
                 return True
             self._closed = True
-            ok = self._ensure_folder()
+            if not self._ensure_folder():  # (said why)
+                return False
+            ok = True
             for rf in self._files.values():
                 if not rf.samples or not (rf.dirty or not os.path.exists(rf.overall_path)):
                     continue
