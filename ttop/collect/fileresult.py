@@ -6,7 +6,7 @@ from ..record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, List, Mapping, Optional, Set, Tuple
+    from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 
 class FileResult(Record):
@@ -50,9 +50,13 @@ class FileResult(Record):
 
 
 def new_result(name: str, key: str, path: str, mtime: float, data: Optional[Mapping[str, Any]],
-               dropped: Tuple[str, ...], error: Optional[str]) -> FileResult:
+               dropped: Tuple[str, ...], error: Optional[str], last_good: Optional[Dict[str, Any]] = None) -> FileResult:
     """``FileResult(name=..., ..., error=...)`` without the keyword call (one
-    per changed file and cycle); the other fields their defaults."""
+    per changed file and cycle); the other fields their defaults. With
+    ``last_good`` (the scanner's: a file's last good contents by name, see
+    :class:`~ttop.collect.scan.FolderScanner`): a result with ``data`` is
+    filed there as the file's last good contents, one without takes them as
+    its ``last_*``."""
     r = object.__new__(FileResult)
     r.name = name
     r.key = key
@@ -67,6 +71,14 @@ def new_result(name: str, key: str, path: str, mtime: float, data: Optional[Mapp
     r.uid = None
     r.archived = None
     r.shape = None
+    if last_good is not None:
+        if data is not None:
+            last_good[name] = r  # (an ended file's: replaced by a tuple of its compact data)
+        else:
+            last = last_good.get(name)
+            if last is not None:
+                r.last_data, r.last_dropped, r.last_mtime = (
+                    last if last.__class__ is tuple else (last.data, last.dropped, last.mtime))
     return r
 
 

@@ -29,7 +29,7 @@ def read_progress_file(path: str, limit: int) -> Tuple[bytes, os.stat_result]:
     """:func:`read_progress_bytes`, plus the ``fstat`` of the descriptor the
     bytes were read from (its owner is the run's owner: the name may be
     replaced between a ``stat`` and an ``open``, the descriptor cannot)."""
-    return _read_fd(_open_followed(path, _FLAGS), limit)
+    return _read_fd(_open_followed(path, _FLAGS), limit)[:2]
 
 
 def read_progress_at(dfd: int, name: str, limit: int) -> Tuple[bytes, os.stat_result, bool]:
@@ -38,11 +38,11 @@ def read_progress_at(dfd: int, name: str, limit: int) -> Tuple[bytes, os.stat_re
     link first: for the usual regular file, the ``fstat`` of that one
     descriptor says both its type and its owner (no ``lstat`` of the name)."""
     try:
-        return _read_fd(os.open(name, _FLAGS | _NOFOLLOW, dir_fd=dfd), limit) + (False,)
+        return _read_fd(os.open(name, _FLAGS | _NOFOLLOW, dir_fd=dfd), limit, False)
     except OSError as e:
         if e.errno != errno.ELOOP or not _NOFOLLOW:
             raise
-    return _read_fd(_open_followed(name, _FLAGS, dfd), limit) + (True,)
+    return _read_fd(_open_followed(name, _FLAGS, dfd), limit, True)
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -74,7 +74,8 @@ def _open_followed(name: str, flags: int, dfd: Optional[int] = None) -> int:
         os.close(pfd)
 
 
-def _read_fd(fd: int, limit: int) -> Tuple[bytes, os.stat_result]:
+def _read_fd(fd: int, limit: int, linked: bool = True) -> Tuple[bytes, os.stat_result, bool]:
+    """``(bytes, fstat, linked)`` of the open ``fd`` (closed here)."""
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -86,7 +87,7 @@ def _read_fd(fd: int, limit: int) -> Tuple[bytes, os.stat_result]:
         if want <= 1 << 20:  # the usual case, without the loop below (its first round)
             data = os.read(fd, want)
             if len(data) < want:  # a regular file reads short only at its end
-                return data, st
+                return data, st, linked
             chunks = [data]  # it grew since the fstat: read on
             left = limit + 1 - want
             want = 1 << 20
@@ -108,7 +109,7 @@ def _read_fd(fd: int, limit: int) -> Tuple[bytes, os.stat_result]:
     data = b"".join(chunks)
     if len(data) > limit:
         raise ProgressError("file larger than %d bytes" % limit)
-    return data, st
+    return data, st, linked
 
 
 #: What a file system that stamps whole seconds (Lustre, ext3; FAT: two)

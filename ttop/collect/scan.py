@@ -505,7 +505,8 @@ class FolderScanner:
             self._ended.add(name)
             out.ended.append(result)
             return
-        result = self._result(name, path, mtime, data, dropped, error, prev.key if prev is not None else None)
+        result = new_result(name, prev.key if prev is not None else run_key(name), path, mtime, data, dropped, error,
+                            self._last_good)
         result.uid, result.shape = uid, shape
         if c is not None:  # its entry renewed in place
             c.sig, c.trusted, c.result = sig, trusted, result
@@ -579,15 +580,7 @@ class FolderScanner:
         return ScanResult([], reason, 0, gone=gone)
 
     def _result(self, name, path, mtime, data, dropped, error, key=None) -> FileResult:
-        r = new_result(name, key or run_key(name), path, mtime, data, dropped, error)
-        if data is not None:
-            self._last_good[name] = r  # (an ended file's: replaced by a tuple of its compact data)
-        else:
-            last = self._last_good.get(name)
-            if last is not None:
-                r.last_data, r.last_dropped, r.last_mtime = (
-                    last if last.__class__ is tuple else (last.data, last.dropped, last.mtime))
-        return r
+        return new_result(name, key or run_key(name), path, mtime, data, dropped, error, self._last_good)
 
 
 def _progress_name(name: str) -> bool:

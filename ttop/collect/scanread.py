@@ -45,9 +45,15 @@ def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: st
 def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bool, history: Any = None) -> Read:
     """:func:`read_file` of bytes already read."""
     try:
-        obj = fastjson.parse(raw)
+        obj = _NOT_PARSED
+        loads = fastjson._orjson_loads  # (fastjson.parse, inline: once per file read)
+        if loads is not None:
+            try:
+                obj = loads(raw)
+            except Exception:  # orjson.JSONDecodeError (a ValueError): json says why, or parses it
+                pass
         shape = None
-        if obj is not fastjson.NOT_PARSED:
+        if obj is not _NOT_PARSED:
             data, dropped, shape = check_progress_shape(obj)
         elif live:  # a file live when last read is likely live still: its history is parsed on use
             data, dropped = parse_progress_lazy(raw, history)
@@ -59,5 +65,7 @@ def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bo
         return None, (), "cannot parse: %s" % type(e).__name__, fst, linked, b"", None
     return data, tuple(dropped) if dropped else (), None, fst, linked, raw, shape
 
+
+_NOT_PARSED = fastjson.NOT_PARSED
 
 __all__ = ["parse_file", "read_file"]
