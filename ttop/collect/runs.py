@@ -118,20 +118,27 @@ def reported_resources(data: Mapping[str, Any]) -> RunResources:
     if not isinstance(res, dict):
         return RunResources()
     get = res.get
-    cpu = _num(get("cpu_percent"))
+    # the usual values (a finite float, an int in range, nothing) taken as
+    # they are; any other through _num / _int, which say the same of these
+    cpu = get("cpu_percent")
+    if cpu.__class__ is not float or cpu - cpu != 0.0:
+        cpu = _num(cpu)
+    rss = get("rss_bytes")
+    gpu, tpu, procs, threads = get("gpu_memory_bytes"), get("tpu_memory_bytes"), get("num_procs"), get("num_threads")
+    at = get("sampled_at")
     # RunResources(cpu_percent=..., ...) without the keyword call (a fleet's
     # runs sample every few seconds: hundreds per cycle); its fields in order
     obj = object.__new__(RunResources)
     obj.__dict__.update({
         "cpu_percent": float(cpu) if cpu is not None and cpu >= 0 else None,
-        "rss_bytes": _int(get("rss_bytes")),
-        "gpu_memory_bytes": _int(get("gpu_memory_bytes")),
-        "tpu_memory_bytes": _int(get("tpu_memory_bytes")),
-        "num_procs": _int(get("num_procs")),
-        "num_threads": _int(get("num_threads")),
-        "sampled_at": _num(get("sampled_at")),
+        "rss_bytes": rss if rss.__class__ is int and 0 <= rss <= _INT_FAST else _int(rss),
+        "gpu_memory_bytes": gpu if gpu is None or gpu.__class__ is int and 0 <= gpu <= _INT_FAST else _int(gpu),
+        "tpu_memory_bytes": tpu if tpu is None or tpu.__class__ is int and 0 <= tpu <= _INT_FAST else _int(tpu),
+        "num_procs": procs if procs.__class__ is int and 0 <= procs <= _INT_FAST else _int(procs),
+        "num_threads": threads if threads.__class__ is int and 0 <= threads <= _INT_FAST else _int(threads),
+        "sampled_at": at if at.__class__ is float and at - at == 0.0 else _num(at),
         "source": "reported",
-        "ram_measure": _measure(get("ram_measure")) if get("rss_bytes") is not None else None,
+        "ram_measure": _measure(get("ram_measure")) if rss is not None else None,
         "ram_sampled_at": None,
     })
     return obj
