@@ -156,6 +156,7 @@ class FolderScanner:
         skip: Optional[Callable[[int, Set[str]], Set[str]]] = None,
     ) -> None:
         self.folder = os.path.abspath(folder)
+        self._prefix = self.folder + os.sep  # a file's path: this and its name
         self.max_bytes = max_bytes
         self.reader = reader
         self.clock = clock
@@ -412,7 +413,7 @@ class FolderScanner:
         """Stat ``name``; read it if it changed; file it as active or ended.
         ``told``: change notification reported it written (read without a stat)."""
         cache = self._cache
-        folder = self.folder + os.sep
+        folder = self._prefix
         gone = out.gone
         if self._idx:
             e = self._idx.pop(name, None)
@@ -471,7 +472,7 @@ class FolderScanner:
         else:
             out.reads += 1
             live = name in self._active
-            last = prev.data.get("history") if prev is not None and prev.data is not None else None
+            last = prev.data if prev is not None else None  # (its history: what the next one's parse may reuse)
             try:
                 data, dropped, error, fst, linked, raw, shape = (
                     parse_file(pre[0], pre[1], pre[2], live, last) if pre is not None
@@ -489,7 +490,7 @@ class FolderScanner:
                     data, dropped, raw, shape = None, (), b"", None
                     error = "symbolic link by %s to a file %s cannot read: not read" % (user_name(uid), user_name(uid))
         trusted = mtime + (RACY_SECONDS if sig[2] % 1000000000 else _RACY_COARSE) < read_at  # (coarse_seconds)
-        if trusted and data is not None and data.get("status") in END_STATUSES:
+        if trusted and data is not None and data["status"] in END_STATUSES:  # (a usable file has a status)
             keep: Mapping[str, Any] = ArchivedData(raw, data) if self.compact and raw else data
             if self._index is not None and uid is not None and raw:
                 blob = keep.blob if isinstance(keep, ArchivedData) else pack(data, raw)

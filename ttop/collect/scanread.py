@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: str, limit: int, live: bool,
-              history: Any = None) -> Read:
+              last: Any = None) -> Read:
     """``(data, dropped, error, fst, linked, raw, shape)`` of the file ``name`` in
     the folder open as ``dfd``: ``fst`` is the ``fstat`` of the descriptor
     read (None with a custom ``reader``, or when it could not be opened),
@@ -26,8 +26,9 @@ def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: st
     ``shape`` the known shape its parse matched (see
     :func:`~ttop.progresscheck.check_progress_shape`; None: none).
     ``live``: the file was live when last read (its history is parsed on
-    use; ``history``: the last version's, whose unchanged part is not
-    checked again). Raises FileNotFoundError (removed: the caller forgets it)."""
+    use; ``last``: the last version's data, or None: its history's
+    unchanged part is not checked again). Raises FileNotFoundError
+    (removed: the caller forgets it)."""
     try:
         if reader is read_progress_bytes:
             raw, fst, linked = read_progress_at(dfd, name, limit)
@@ -39,10 +40,10 @@ def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: st
         raise
     except OSError as e:
         return None, (), os_error_reason(e), None, True, b"", None
-    return parse_file(raw, fst, linked, live, history)
+    return parse_file(raw, fst, linked, live, last)
 
 
-def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bool, history: Any = None) -> Read:
+def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bool, last: Any = None) -> Read:
     """:func:`read_file` of bytes already read."""
     try:
         obj = _NOT_PARSED
@@ -56,7 +57,7 @@ def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bo
         if obj is not _NOT_PARSED:
             data, dropped, shape = check_progress_shape(obj)
         elif live:  # a file live when last read is likely live still: its history is parsed on use
-            data, dropped = parse_progress_lazy(raw, history)
+            data, dropped = parse_progress_lazy(raw, last.get("history") if last is not None else None)
         else:
             data, dropped = parse_progress(raw)
     except ProgressError as e:
