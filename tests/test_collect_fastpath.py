@@ -83,18 +83,28 @@ class _Plain:
 
 
 def _doc(rng, i, tick):
-    return {"format": "ttop.progress/1", "run_name": "run%d" % i, "status": "RUNNING", "host": rng.choice(HOSTS),
-            "updated_at": 1.7e9 + tick, "pid": 1, "pid_create_time": 1.0, "started_at": 1.6e9,
-            "heartbeat_interval": 1.0, "phase": "train", "epoch": 1, "batch": tick, "total_batches": 100,
-            "rate": 2.5, "metrics": {"loss": 1.0 / (tick + 1), "acc": 0.5},
-            "history": {"loss": [1.0 / (t + 1) for t in range(max(0, tick - 5), tick)]},
-            "resources": {"cpu_percent": 50.0, "rss_bytes": 1 << 20, "num_procs": 2, "sampled_at": 1.7e9}}
+    doc = {"format": "ttop.progress/1", "run_name": "run%d" % i, "status": "RUNNING", "host": rng.choice(HOSTS),
+           "updated_at": 1.7e9 + tick, "pid": 1, "pid_create_time": 1.0, "started_at": 1.6e9,
+           "heartbeat_interval": 1.0, "phase": "train", "epoch": 1, "batch": tick, "total_batches": 100,
+           "rate": 2.5, "metrics": {"loss": 1.0 / (tick + 1), "acc": 0.5},
+           "history": {"loss": [1.0 / (t + 1) for t in range(max(0, tick - 5), tick)]},
+           "resources": {"cpu_percent": 50.0, "rss_bytes": 1 << 20, "num_procs": 2, "sampled_at": 1.7e9}}
+    if i % 3 == 0:  # the per-phase counters too
+        doc.update(train_batch=tick, val_batch=0)
+    if i % 4 == 1:  # a heartbeat in whole seconds, written as an int
+        doc["updated_at"] = int(doc["updated_at"])
+    return doc
 
 
 def _step(rng, doc, tick):
     """The file's next version: mostly only its numbers moved."""
     d = dict(doc)
     d["updated_at"] = 1.7e9 + tick + rng.choice((0.0, 0.0, 0.5))
+    if doc["updated_at"].__class__ is int:
+        d["updated_at"] = int(d["updated_at"])
+    if "train_batch" in doc:
+        d["train_batch"] = tick if rng.random() < 0.9 else doc["train_batch"]
+        d["val_batch"] = rng.choice((doc["val_batch"], tick // 2))
     d["batch"] = tick if rng.random() < 0.9 else doc["batch"]
     d["metrics"] = {"loss": rng.choice((1.0 / (tick + 1), 0.001, 9.0)), "acc": 0.5}
     if rng.random() < 0.3:  # a new resources sample (a writer samples less often than it writes)
