@@ -885,3 +885,32 @@ def test_ctrl_u_is_a_key_name():
 
     assert normalise_key("\x15", {}) == "CTRL_U"
     assert normalise_key("\x01", {}) is None
+
+
+def test_a_stuck_collector_is_said_and_its_last_figures_not_passed_off_as_live(ttop_term, tmp_path):
+    """NVML calls hang on a driver in a bad state (a GPU fallen off the bus;
+    so do reads of a hung network folder): the collector thread waits in the
+    call and publishes nothing. The monitor went on showing the last
+    snapshot, a RUNNING run with its rate and heartbeat age, as if live,
+    for as long as that lasted. It now says, once the data is late, that
+    nothing new came and since when, and the figures come back with the
+    collector."""
+    d = tmp_path / "progress"
+    d.mkdir()
+    hang = tmp_path / "nvml-hangs"
+    now = time.time()
+    write_json_atomic(str(d / "far.json"), {
+        "format": "ttop.progress/1", "run_name": "far", "status": "RUNNING", "updated_at": now,
+        "host": "elsewhere", "heartbeat_interval": 600, "phase": "train", "rate": 2.5,
+        "batch": 10, "total_batches": 100})
+    env = {"PYTHONPATH": str(ROOT / "tests" / "fakes"), "TTOP_FAKE_NVML_HANG_FILE": str(hang)}
+    t = ttop_term(d, interval="0.2", cols=120, rows=16, env=env)
+    t.wait_for("GPU0 NVIDIA H200")
+    t.wait_for("far ")
+    hang.write_text("")
+    t.wait_for(lambda t: "no new data" in t.text, msg="a stuck collector went unsaid")
+    assert "ttop's collector" in t.text
+    hang.unlink()
+    t.wait_gone("no new data")
+    t.press("q")
+    assert t.wait_exit() == 0

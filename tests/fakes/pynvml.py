@@ -26,6 +26,10 @@ Environment (read on every call, so a test may change it between cycles):
 ``TTOP_FAKE_NVML_INIT_ERROR``
     an error name such as ``LibraryNotFound`` or ``DriverNotLoaded``:
     ``nvmlInit`` raises it (as a machine without a driver does).
+``TTOP_FAKE_NVML_HANG_FILE``
+    a path: while a file is there, every call after ``nvmlInit`` waits (as
+    NVML calls hang on a driver in a bad state, a GPU fallen off the bus);
+    removing it lets them return.
 
 Errors are raised as ``NVMLError`` subclasses with the ``value`` codes and
 messages of the real ``pynvml`` (``NVMLError_NotSupported`` = 3, "Not
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any, Dict
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -162,6 +167,9 @@ def _pid_map() -> Dict[int, int]:
 
 def _recorded(fn: str, index: Any = None) -> Any:
     calls[fn] = calls.get(fn, 0) + 1
+    hang = os.environ.get("TTOP_FAKE_NVML_HANG_FILE")
+    while hang and os.path.exists(hang):
+        time.sleep(0.05)
     if not _initialized:
         raise NVMLError_Uninitialized()
     rec = _fixture()["calls"]

@@ -54,6 +54,11 @@ MESSAGE_SECONDS = 6.0
 SNAPSHOT_DEFER = 0.5
 #: The interpreter's thread switch interval while the monitor runs (s).
 SWITCH_INTERVAL = 0.001
+#: No new snapshot for this many collector intervals (at least LATE_MIN s):
+#: the footer says the figures shown are old (a call that hangs: NVML on a
+#: lost GPU, a read of a hung network folder or of /proc)
+LATE_INTERVALS = 3
+LATE_MIN = 10.0
 
 
 class App(AppContext):
@@ -93,6 +98,7 @@ class App(AppContext):
         #: prepares frames for it), and the snapshot being prepared
         self._size: Optional[Tuple[int, int]] = None
         self._preparing: Any = None
+        self._snapshot_at = time.monotonic()  # when the latest snapshot came
 
     # -- AppContext ----------------------------------------------------------
 
@@ -266,6 +272,7 @@ class App(AppContext):
             return  # being prepared: the wake-up follows
         if snap is not None and snap is not self.snapshot:
             self.snapshot = snap
+            self._snapshot_at = time.monotonic()
             if getattr(self.collector, "recent", None) is None:
                 self.rings.feed(snap)
             for s in list(self.stack):
@@ -274,6 +281,25 @@ class App(AppContext):
                 except Exception as e:
                     self.notify("%s: %s" % (type(e).__name__, e), error=True)
             self._dirty = True
+
+    def _late(self) -> Optional[float]:
+        """Seconds until the latest snapshot is late (None: it is, or there
+        is none yet). Once late, the footer says so, and keeps saying it
+        until a snapshot comes: the figures on screen are not live."""
+        if self.snapshot is None:
+            return None
+        interval = getattr(self.collector, "interval", None) or 2.0
+        left = self._snapshot_at + max(LATE_INTERVALS * interval, LATE_MIN) - time.monotonic()
+        if left > 0:
+            return left + 0.05
+        if self.current_message() is None:
+            error = getattr(self.collector, "last_error", None)
+            self.notify("no new data for %ds: ttop's collector is %s; what is shown is from %s" % (
+                time.monotonic() - self._snapshot_at,
+                "failing (%s: %s)" % (type(error).__name__, error) if error is not None
+                else "waiting on a call (a GPU, a folder or /proc that does not answer?)",
+                time.strftime("%H:%M:%S", time.localtime(self.snapshot.taken_at))), error=True)
+        return None
 
     def handle_key(self, key: str) -> None:
         self._dirty = True
@@ -313,6 +339,7 @@ class App(AppContext):
             else:
                 deferred = 0.0
                 self._take_snapshot()
+            late_in = self._late()  # (before the paint: it may say the snapshot is late)
             if self._dirty:
                 self._dirty = False
                 self.paint(stdscr, palette)
@@ -325,7 +352,7 @@ class App(AppContext):
                     curses.beep()
                 except curses.error:
                     pass
-            timeout = None
+            timeout = late_in
             if self._message is not None:
                 timeout = max(0.05, self._message[2] - time.monotonic() + 0.05)
             try:
