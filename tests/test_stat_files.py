@@ -118,3 +118,32 @@ def test_descriptors_of_processes_no_longer_read_are_closed_and_kept_ones_are_ca
     assert set(table.stat_files.fds) <= {pids[2]}
     table.stat_files.close()
     assert table.stat_files.fds == {}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the child changes its uid (root only)")
+def test_the_uid_read_through_a_kept_status_file_follows_a_change_of_ids(spawn, monkeypatch):
+    from ttop.collect import procs
+
+    monkeypatch.setattr(procs, "UID_RECHECK_SECONDS", 0.0)  # read again each time
+    code = ("import os, sys; print('ready', flush=True); sys.stdin.readline(); os.setresuid(65534, 65534, 65534); "
+            "print('dropped', flush=True); import time; time.sleep(120)")
+    p = spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b"ready\n"
+    table = ProcessTable()
+    table.refresh()
+    assert table.uid(p.pid) == 0
+    table.end_cycle()
+    fd = table.status_files.fds[p.pid]
+    p.stdin.write(b"go\n")
+    p.stdin.flush()
+    assert p.stdout.readline() == b"dropped\n"
+    table.refresh()
+    assert table.uid(p.pid) == 65534
+    assert table.status_files.fds[p.pid] == fd  # through the same descriptor
+    table.end_cycle()
+    p.kill()
+    p.wait()
+    table.refresh()
+    assert table.uid(p.pid) is None  # reaped: nothing to read, by descriptor or path
+    table.end_cycle()
+    assert p.pid not in table.status_files.fds and _closed(fd)

@@ -134,6 +134,10 @@ def parse_stat(raw: bytes, boot: float) -> Optional[_Row]:
         return None
 
 
+#: Most ``/proc/<pid>/stat`` (and ``status``) files kept open between cycles (:class:`KeptStatFiles`).
+STAT_FDS_KEPT = 256
+
+
 class KeptStatFiles:
     """``/proc/<pid>/stat`` of the processes read each cycle (the runs'
     trees) through descriptors kept open from cycle to cycle, read again
@@ -141,17 +145,18 @@ class KeptStatFiles:
     (at most ``keep`` kept). A descriptor stays on the process it was
     opened on: once that process is reaped its reads fail (ESRCH), also
     when its PID has gone to another process, which is then opened by
-    its path."""
+    its path. ``name``: another file of the process (``status``)."""
 
-    __slots__ = ("fds", "keep")
+    __slots__ = ("fds", "keep", "_path")
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, keep: int, name: str = "stat") -> None:
         self.fds: Dict[int, int] = {}
         self.keep = keep
+        self._path = "%d/" + name
 
     def read(self, proc: int, pid: int) -> Optional[bytes]:
-        """The stat line of ``pid`` (``proc``: an fd of /proc); None when
-        it is gone or unreadable."""
+        """The file of ``pid`` (``proc``: an fd of /proc); None when it is
+        gone or unreadable."""
         fds = self.fds
         fd = fds.get(pid)
         if fd is not None:
@@ -164,7 +169,7 @@ class KeptStatFiles:
             del fds[pid]
             os.close(fd)
         try:
-            fd = os.open("%d/stat" % pid, _O_RDONLY, dir_fd=proc)
+            fd = os.open(self._path % pid, _O_RDONLY, dir_fd=proc)
         except OSError:  # gone, or not readable
             return None
         try:
@@ -349,13 +354,23 @@ def read_real_uid(pid: int) -> Optional[int]:
                 raw = os.read(fd, 4096)
             finally:
                 os.close(fd)
-            i = raw.index(b"\nUid:")
-            return int(raw[i + 5:raw.index(b"\n", i + 5)].split()[0])
-        except (OSError, ValueError, IndexError):
+        except OSError:
             return None
+        return status_uid(raw)
     try:  # pragma: no cover - not Linux
         return int(psutil.Process(pid).uids().real)
     except Exception:  # pragma: no cover
+        return None
+
+
+def status_uid(raw: Optional[bytes]) -> Optional[int]:
+    """The real uid in a ``/proc/<pid>/status`` text (None: none there)."""
+    if raw is None:
+        return None
+    try:
+        i = raw.index(b"\nUid:")
+        return int(raw[i + 5:raw.index(b"\n", i + 5)].split()[0])
+    except (ValueError, IndexError):
         return None
 
 

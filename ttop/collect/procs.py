@@ -45,6 +45,7 @@ from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
     _HAVE_CHILDREN,
     _HAVE_PROC,
     _O_RDONLY,
+    STAT_FDS_KEPT,
     KeptStatFiles,
     _linux_threads,
     _proc_rows_linux,
@@ -57,6 +58,7 @@ from .procfs import (  # noqa: F401  (read_real_uid: re-exported)
     parents_of_new,
     read_real_uid,
     row_of,
+    status_uid,
     task_children,
 )
 from .snapshot import ProcInfo, ThreadInfo
@@ -92,9 +94,6 @@ REUSE_SAMPLES = True
 #: Cap on the processes walked per run (a runaway fork tree cannot stall a cycle).
 MAX_TREE = 4096
 
-#: Most ``/proc/<pid>/stat`` files kept open between cycles (:class:`KeptStatFiles`).
-STAT_FDS_KEPT = 256
-
 #: A process's real uid is read again after this many seconds (it only
 #: changes when a privileged process drops or changes its ids; a signal
 #: re-reads it right before sending anyway).
@@ -108,9 +107,8 @@ UNKNOWN = "unknown"
 
 
 class _NoOneshot:
-    """``oneshot()`` only pays off when several values come from one /proc
-    file; with the table's own stat read, only threads() and the cmdline are
-    left to ask psutil for."""
+    """``oneshot()`` pays off only for several values of one /proc file:
+    with the table's own stat read, only threads() and the cmdline are left."""
 
     def __enter__(self):
         return self
@@ -173,6 +171,7 @@ class ProcessTable:
         self._boot: Optional[float] = None
         self._same = False  # the table's processes and parents are those of the last cycle
         self.stat_files = KeptStatFiles(STAT_FDS_KEPT)  # of the processes read each cycle
+        self.status_files = KeptStatFiles(STAT_FDS_KEPT, "status")  # for their uid
 
     # -- the table ---------------------------------------------------------
 
@@ -361,7 +360,7 @@ class ProcessTable:
         got = self._uids.get(key)
         if got is not None and now - got[1] < UID_RECHECK_SECONDS and got[0] is not None:
             return got[0]
-        uid = read_real_uid(pid)
+        uid = read_real_uid(pid) if self._procfd is None else status_uid(self.status_files.read(self._procfd, pid))
         self._uids[key] = (uid, now)
         return uid
 
@@ -594,6 +593,7 @@ class ProcessTable:
         if self.walk and len(self.rows) != len(self._fresh):  # keep the rows of the processes looked at
             self.rows = {p: r for p, r in self.rows.items() if p in self._fresh}
         self.stat_files.retain(self._fresh)
+        self.status_files.retain(self._fresh)
         if len(self._uids) != len(self._uids_used):
             self._uids = {k: v for k, v in self._uids.items() if k in self._uids_used}
         self._uids_used = set()
