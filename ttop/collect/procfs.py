@@ -185,7 +185,7 @@ class KeptStatFiles:
     def retain(self, pids: AbstractSet[int]) -> None:
         """Close the descriptors of the processes not in ``pids``."""
         fds = self.fds
-        if len(fds) > len(pids) or any(p not in pids for p in fds):
+        if not fds.keys() <= pids:
             self.close([p for p in fds if p not in pids])
 
     def close(self, pids: Optional[List[int]] = None) -> None:
