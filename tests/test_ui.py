@@ -914,3 +914,28 @@ def test_a_stuck_collector_is_said_and_its_last_figures_not_passed_off_as_live(t
     t.wait_gone("no new data")
     t.press("q")
     assert t.wait_exit() == 0
+
+
+def test_the_time_ttop_was_suspended_does_not_make_its_data_late(folder):
+    # Ctrl+Z stops the collector with the monitor: at fg the snapshot is as
+    # old as the suspension, yet nothing is stuck (the footer said "no new
+    # data for 12s: ttop's collector is waiting on a call" until the next)
+    t = TtopTerm(["/bin/bash", "--norc", "--noprofile", "-i"], cols=120, rows=30, env={"PS1": "PROMPT$ "})
+    try:
+        t.wait_for("PROMPT$")
+        t.send("%s -m ttop %s -i 2\r" % (sys.executable, folder))
+        t.wait_for("live-a")
+        t.send(b"\x1a")  # Ctrl+Z
+        t.wait_for("Stopped")
+        time.sleep(11)  # past the 10 s after which data is late
+        start = len(t.output())
+        t.send("clear; fg\r")
+        t.wait_for(lambda t: "Run Name" in t.text and "q quit" in t.line(29))
+        time.sleep(1)
+        assert b"no new data" not in t.output(start)
+        t.press("q")
+        t.wait_for(lambda t: "PROMPT$" in t.text.split("q quit")[-1])
+        t.send("exit\r")
+        assert t.wait_exit() == 0
+    finally:
+        t.close()

@@ -59,6 +59,7 @@ SWITCH_INTERVAL = 0.001
 #: lost GPU, a read of a hung network folder or of /proc)
 LATE_INTERVALS = 3
 LATE_MIN = 10.0
+LATE_MESSAGE = "no new data "
 
 
 class App(AppContext):
@@ -273,6 +274,8 @@ class App(AppContext):
         if snap is not None and snap is not self.snapshot:
             self.snapshot = snap
             self._snapshot_at = time.monotonic()
+            if self._message is not None and self._message[0].startswith(LATE_MESSAGE):
+                self._message = None  # (it came)
             if getattr(self.collector, "recent", None) is None:
                 self.rings.feed(snap)
             for s in list(self.stack):
@@ -294,7 +297,7 @@ class App(AppContext):
             return left + 0.05
         if self.current_message() is None:
             error = getattr(self.collector, "last_error", None)
-            self.notify("no new data for %ds: ttop's collector is %s; what is shown is from %s" % (
+            self.notify(LATE_MESSAGE + "for %ds: ttop's collector is %s; what is shown is from %s" % (
                 time.monotonic() - self._snapshot_at,
                 "failing (%s: %s)" % (type(error).__name__, error) if error is not None
                 else "waiting on a call (a GPU, a folder or /proc that does not answer?)",
@@ -330,6 +333,7 @@ class App(AppContext):
                 self._suspend = False
                 suspend()
                 self._resized = True  # the size may have changed meanwhile: redraw it all
+                self._snapshot_at = time.monotonic()  # (the collector was stopped too)
             if self._resized:
                 self._apply_resize(stdscr)
             # keys first: a key typed while a snapshot came is answered
