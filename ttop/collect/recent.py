@@ -64,6 +64,11 @@ class _FileFacts:
     caller of :meth:`RecentSamples.update` gives none."""
 
     __slots__ = ("data", "progress", "batch", "rate", "metrics", "updated_at", "hb_limit")
+    progress: Any
+    batch: Optional[int]
+    rate: Optional[float]
+    metrics: Any
+    updated_at: Optional[float]
 
     def __init__(self, data: Mapping[str, Any], hb_limit: float) -> None:
         self.renew(data, hb_limit)
@@ -206,11 +211,45 @@ class RecentSamples:
                             f = tr.facts = _FileFacts(run.data, self._hb(run.data))
                         elif f.data is not run.data:  # the file's next version: renewed in place
                             f.renew(run.data, self._hb(run.data))
-                    s, tr.gpu_util, ngpu = self._sample(run, now, f, ram_limit, gpu_budget, gpu_index, gpu_sample)
+                    # this cycle's sample (inline: 1,000 runs a cycle)
+                    res = run.resources
+                    procs = run.processes
+                    main = procs[0] if procs else None
+                    alive = run.alive
+                    gpu_mem = res.gpu_memory_bytes
+                    if gpu_mem:
+                        gpu_limit, dev_frac, util, ngpu = _gpu_part(procs, alive is True, gpu_budget, gpu_index,
+                                                                    gpu_sample)
+                        if ngpu > tr.gpus:
+                            tr.gpus = ngpu
+                    else:
+                        gpu_limit = dev_frac = util = None
+                    age = run.heartbeat_age
+                    # Sample's fields in order (_SAMPLE_FIELDS), without the keyword call
+                    s = tuple.__new__(Sample, (
+                        now,
+                        status,
+                        alive,
+                        main is not None and main.status in _STOPPED,  # stopped
+                        # updated_at: the heartbeat as the collector times it: on ttop's clock,
+                        # from when updated_at last changed (a writer's clock skew cannot fool it)
+                        now - age if age is not None else f.updated_at,
+                        f.hb_limit,
+                        f.progress,
+                        f.batch,
+                        f.rate,
+                        f.metrics,
+                        main.cpu_percent if main is not None else None,
+                        res.rss_bytes,
+                        ram_limit if alive is True else None,
+                        gpu_mem,
+                        gpu_limit,
+                        dev_frac,  # device_memory_fraction
+                        util,  # gpu_utilization
+                    ))
+                    tr.gpu_util = util
                     tr.data = run.data
-                    if ngpu > tr.gpus:
-                        tr.gpus = ngpu
-                    tr.status, tr.alive, tr.resources, tr.processes = status, run.alive, run.resources, run.processes
+                    tr.status, tr.alive, tr.resources, tr.processes = status, alive, res, procs
                 self._append(tr, s)
                 verdict = tr.verdict = assess(tr.ring, config, tr.lows)
                 tr.recheck = None  # worked out if the next cycle brings nothing new
@@ -267,58 +306,30 @@ class RecentSamples:
             tr.lows.appended(ring, dropped)
             tr.repeat = same
 
-    @staticmethod
-    def _sample(run, now, facts, ram_limit, gpu_budget, gpu_index, gpu_sample) -> Tuple[Sample, Optional[float], int]:
-        res = run.resources
-        procs = run.processes
-        main = procs[0] if procs else None
-        local = run.alive is True
-        gpu_mem = res.gpu_memory_bytes
-        util = None
-        gpu_limit = None
-        dev_frac = None
-        ngpu = 1 if gpu_mem and not local else 0  # another host's run: at least one GPU
-        if gpu_mem and local:
-            pids = {p.pid for p in procs}
-            devices: List[int] = []
-            if gpu_sample is not None:
-                devices = [d for d, on in gpu_sample.device_pids.items() if not pids.isdisjoint(on)]
-            if not devices:
-                devices = sorted({i for p in procs for i in p.gpu_indices})
-            devs = [gpu_index[d] for d in devices if d in gpu_index]
-            if gpu_budget:
-                gpu_limit = gpu_budget
-            else:
-                totals = [g.memory_total for g in devs if g.memory_total]
-                gpu_limit = sum(totals) if totals else None
-            fracs = [g.memory_used / g.memory_total for g in devs if g.memory_total and g.memory_used is not None]
-            dev_frac = max(fracs) if fracs else None
-            ngpu = max(1, len(devices))
-            if gpu_sample is not None:
-                util = _run_util(pids, devices, gpu_sample, gpu_index)
-        age = run.heartbeat_age
-        # Sample's fields in order (_SAMPLE_FIELDS), without the keyword call (1,000 runs a cycle)
-        return tuple.__new__(Sample, (
-            now,
-            run.status,
-            run.alive,
-            main is not None and main.status in _STOPPED,  # stopped
-            # updated_at: the heartbeat as the collector times it: on ttop's clock,
-            # from when updated_at last changed (a writer's clock skew cannot fool it)
-            now - age if age is not None else facts.updated_at,
-            facts.hb_limit,
-            facts.progress,
-            facts.batch,
-            facts.rate,
-            facts.metrics,
-            main.cpu_percent if main is not None else None,
-            res.rss_bytes,
-            ram_limit if local else None,
-            gpu_mem,
-            gpu_limit,
-            dev_frac,  # device_memory_fraction
-            util,  # gpu_utilization
-        )), util, ngpu
+
+def _gpu_part(procs: Sequence[Any], local: bool, gpu_budget: Optional[int], gpu_index: Mapping[int, Any],
+              gpu_sample: Any) -> Tuple[Optional[int], Optional[float], Optional[float], int]:
+    """A sample's GPU part for a run holding GPU memory: ``(gpu_limit,
+    device_memory_fraction, gpu_utilization, GPUs held)``."""
+    if not local:
+        return None, None, None, 1  # another host's run: at least one GPU
+    pids = {p.pid for p in procs}
+    devices: List[int] = []
+    if gpu_sample is not None:
+        devices = [d for d, on in gpu_sample.device_pids.items() if not pids.isdisjoint(on)]
+    if not devices:
+        devices = sorted({i for p in procs for i in p.gpu_indices})
+    devs = [gpu_index[d] for d in devices if d in gpu_index]
+    gpu_limit: Optional[int]
+    if gpu_budget:
+        gpu_limit = gpu_budget
+    else:
+        totals = [g.memory_total for g in devs if g.memory_total]
+        gpu_limit = sum(totals) if totals else None
+    fracs = [g.memory_used / g.memory_total for g in devs if g.memory_total and g.memory_used is not None]
+    dev_frac = max(fracs) if fracs else None
+    util = _run_util(pids, devices, gpu_sample, gpu_index) if gpu_sample is not None else None
+    return gpu_limit, dev_frac, util, max(1, len(devices))
 
 
 def _run_util(pids: Iterable[int], devices: Sequence[int], gpu_sample: Any, gpu_index: Mapping[int, Any]) -> Optional[float]:
