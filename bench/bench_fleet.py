@@ -21,9 +21,13 @@ Also printed, in the same run:
 - the CPU time of the steady cycle and of the peer (``time.thread_time``:
   what the wall clock adds on a machine shared with other work is left out).
 
+The collector runs with the ttop command's garbage collector settings
+(``ttop.collect.readfile.set_process_gc``); ``--library-gc``: with Python's
+defaults, as in a library user's process.
+
 Target: the steady cycle <= 50 ms (exit 1 when missed).
 
-    python bench/bench_fleet.py [--hosts 10] [--runs-per-host 100] [--cycles 8]
+    python bench/bench_fleet.py [--hosts 10] [--runs-per-host 100] [--cycles 8] [--library-gc]
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ttop.collect.collector import Collector  # noqa: E402
+from ttop.collect.readfile import set_process_gc  # noqa: E402
 from ttop.progress import write_json_atomic  # noqa: E402
 
 
@@ -106,7 +111,11 @@ def main() -> int:
     ap.add_argument("--runs-per-host", type=int, default=100)
     ap.add_argument("--cycles", type=int, default=8)
     ap.add_argument("--interval", type=float, default=2.0)
+    ap.add_argument("--library-gc", action="store_true",
+                    help="Python's garbage collector defaults (a library user's process), not the ttop command's")
     args = ap.parse_args()
+    if not args.library_gc:
+        set_process_gc()  # as the ttop command (the monitor, --headless) runs its collector
     files = [(h, i) for h in range(args.hosts) for i in range(args.runs_per_host)]
     names = [_name(h, i) for h, i in files]
     with tempfile.TemporaryDirectory() as folder:
@@ -146,8 +155,9 @@ def main() -> int:
         c.stop()
 
     ms = lambda xs: statistics.median(xs) * 1000  # noqa: E731
-    print("bench_fleet: %d hosts x %d runs in one folder (%d files), -i %g"
-          % (args.hosts, args.runs_per_host, len(files), args.interval))
+    print("bench_fleet: %d hosts x %d runs in one folder (%d files), -i %g, garbage collector: %s"
+          % (args.hosts, args.runs_per_host, len(files), args.interval,
+             "Python's defaults" if args.library_gc else "as the ttop command sets it"))
     print("  nothing changed (floor)                       median %7.1f ms" % ms(floor))
     print("  steady: writers at 1 Hz, every file changed   median %7.1f ms  (%d files read per cycle)"
           % (ms(steady), statistics.median(reads)))

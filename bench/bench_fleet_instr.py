@@ -18,8 +18,11 @@ share vary by a few per cent from run to run). The peer: reading and
     python bench/bench_fleet_instr.py [--baseline DIR]
 
 ``--baseline DIR``: also count another checkout's ttop (e.g. a ``git
-worktree`` of an older commit). Prints millions of instructions per cycle
-and the ratios; exits 2 when valgrind is missing.
+worktree`` of an older commit). Each checkout runs with its ttop command's
+garbage collector settings (``ttop.collect.readfile.set_process_gc``, where
+it has it; Python's defaults before); ``--library-gc``: Python's defaults
+for all (the Collector in a library user's process). Prints millions of
+instructions per cycle and the ratios; exits 2 when valgrind is missing.
 """
 from __future__ import annotations
 
@@ -52,6 +55,13 @@ import functools, json, os, subprocess, sys, time
 code, writer, folder, mode, k, wroot = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 sys.path.insert(0, code)
 from ttop.collect.collector import Collector
+if sys.argv[7] == "process":  # the ttop command's own process settings (the monitor, --headless)
+    try:
+        from ttop.collect.readfile import set_process_gc
+    except ImportError:  # older code: Python's defaults
+        pass
+    else:
+        set_process_gc()
 names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
 def write(tick):
     subprocess.run([sys.executable, "-c", writer, wroot, folder, str(tick)], check=True)
@@ -77,6 +87,12 @@ if c is not None:
 """.replace("WARM", "2")
 
 
+#: "process": each code's ttop command's garbage collector settings
+#: (ttop.collect.readfile.set_process_gc, where the code has it);
+#: "library": Python's defaults, as in a library user's process (--library-gc)
+GC = "process"
+
+
 def count(code: str, mode: str, cycles: int, tmp: str) -> int:
     folder = tempfile.mkdtemp(dir=tmp)
     subprocess.run([sys.executable, "-c", WRITE, ROOT, folder, "0"], check=True)  # the same files for any code
@@ -85,7 +101,7 @@ def count(code: str, mode: str, cycles: int, tmp: str) -> int:
     env.pop("PYTHONPATH", None)
     subprocess.run(["valgrind", "--tool=callgrind", "--dump-instr=no", "--callgrind-out-file=/dev/null",
                     "--collect-atstart=no", "--toggle-collect=functools_reduce", "--log-file=" + log,
-                    sys.executable, "-c", HARNESS, code, WRITE, folder, mode, str(cycles), ROOT],
+                    sys.executable, "-c", HARNESS, code, WRITE, folder, mode, str(cycles), ROOT, GC],
                    check=True, env=env)
     shutil.rmtree(folder)
     with open(log) as f:
@@ -105,7 +121,11 @@ def per_cycle(code: str, mode: str, tmp: str) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--baseline", help="another checkout's root, counted too")
+    ap.add_argument("--library-gc", action="store_true",
+                    help="Python's garbage collector defaults (a library user's process), not the ttop command's")
     args = ap.parse_args()
+    global GC
+    GC = "library" if args.library_gc else "process"
     if shutil.which("valgrind") is None:
         print("bench_fleet_instr: valgrind is not installed")
         return 2
@@ -115,7 +135,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         peer = per_cycle(ROOT, "peer", tmp)
         got = [(label, per_cycle(code, "ttop", tmp)) for label, code in codes]
-    print("bench_fleet_instr: one steady cycle, 1,000 remote files all rewritten (callgrind, millions of instructions)")
+    print("bench_fleet_instr: one steady cycle, 1,000 remote files all rewritten (callgrind, millions of instructions;"
+          " garbage collector: %s)" % ("Python's defaults" if GC == "library" else "as the ttop command sets it"))
     for label, n in got:
         print("  %-10s %7.1fM  (%.2fx the peer)" % (label, n / 1e6, n / peer))
     print("  %-10s %7.1fM  (read + json.loads of every file)" % ("peer", peer / 1e6))

@@ -342,6 +342,22 @@ def test_change_notification_decodes_names_as_os_fsdecode_does(tmp_path):
         w.close()
 
 
+def test_the_ttop_process_s_young_gc_threshold_is_only_ever_raised():
+    import gc
+
+    from ttop.collect.readfile import PROCESS_GC_YOUNG, set_process_gc
+
+    saved = gc.get_threshold()
+    try:
+        for before, after in (((700, 10, 10), (PROCESS_GC_YOUNG, 10, 10)), ((2000, 5, 7), (PROCESS_GC_YOUNG, 5, 7)),
+                              ((0, 10, 10), (0, 10, 10)), ((50000, 10, 10), (50000, 10, 10))):
+            gc.set_threshold(*before)
+            set_process_gc()
+            assert gc.get_threshold() == after, before
+    finally:
+        gc.set_threshold(*saved)
+
+
 def test_change_notification_says_when_events_were_lost(tmp_path):
     # the watched folder itself removed (or moved): None, the caller lists again
     from ttop.collect.notify import FolderWatch

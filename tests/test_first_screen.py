@@ -136,8 +136,11 @@ def test_cyclic_gc_is_off_until_the_first_full_cycle_is_published(live_folder):
         frozen = gc.get_freeze_count()
         collector.collect()
         states.append(gc.isenabled())
-        # what start-up made is out of the later collections from here on
+        # what start-up made is out of the later collections from here on,
+        # and the young generation collected after more new containers
         states.append(gc.get_freeze_count() > frozen + 10000)
+        from ttop.collect.readfile import PROCESS_GC_YOUNG
+        states.append(gc.get_threshold()[0] == PROCESS_GC_YOUNG)
         paused.restore()
         states.append(gc.isenabled())
         gc.disable()
@@ -145,16 +148,17 @@ def test_cyclic_gc_is_off_until_the_first_full_cycle_is_published(live_folder):
         states.append(gc.isenabled())
         gc.unfreeze()
         gc.enable()
+        gc.set_threshold(700, 10, 10)
         ended = cli._GcAfterFirstCycle()
-        ended.restore()  # the monitor ended before a cycle: nothing frozen
-        states.append(gc.isenabled() and gc.get_freeze_count() == 0)
+        ended.restore()  # the monitor ended before a cycle: nothing frozen, the threshold kept
+        states.append(gc.isenabled() and gc.get_freeze_count() == 0 and gc.get_threshold() == (700, 10, 10))
         print(states)
     """
     env = dict(os.environ, PYTHONPATH="%s%s%s" % (FAKES, os.pathsep, ROOT))
     out = subprocess.run([sys.executable, "-c", code, str(live_folder)], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[0] == "[False, False, True, True, True, False, True]"
+    assert out.stdout.split("\n")[0] == "[False, False, True, True, True, True, False, True]"
 
 
 def test_the_interpreter_starts_without_an_import_hook_for_ttop(tmp_path):

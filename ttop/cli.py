@@ -301,8 +301,10 @@ def stop_serving(server: Any) -> None:
 
 
 def run_headless_mode(args: argparse.Namespace, stderr: IO[str]) -> int:
+    from .collect.readfile import set_process_gc
     from .sinks.headless import run_headless
 
+    set_process_gc()  # (--headless's own process)
     read_config(args, stderr)  # the saved prices
     serve_only = args.serve is not None and args.csv_dir is None and args.csv_interval is None
     sink = None if serve_only else make_sink(args, stderr)
@@ -353,7 +355,10 @@ class _GcAfterFirstCycle:
         if self._on:
             import gc
 
+            from .collect.readfile import set_process_gc
+
             gc.freeze()
+            set_process_gc()  # (the monitor's own process)
             self.restore()
 
 
