@@ -22,7 +22,11 @@ how much longer the start-up's parse of the growing files takes in the
 later run.) top cannot be switched that way: its cycle is the count of
 ``top -n 7`` less ``top -n 1``, divided by 6.
 
-    python bench/bench_idle_instr.py [--baseline DIR] [--modes ui,headless,top]
+    python bench/bench_idle_instr.py [--baseline DIR] [--modes ui,headless,top] [--steady K]
+
+``--steady K``: count K steady cycles (default 5); over ~30 (a minute of
+the monitor) the count includes the cyclic garbage collector's rarer
+collections of the older generations, which 5 cycles seldom hold.
 
 ``--baseline DIR``: also count another checkout's ttop (e.g. a ``git
 worktree`` of an older commit), interleaved with this one. Prints millions
@@ -102,7 +106,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--baseline", help="another checkout's root, counted too")
     ap.add_argument("--modes", default="ui,headless,top")
+    ap.add_argument("--steady", type=int, default=STEADY, help="steady cycles counted (default: %(default)s)")
     a = ap.parse_args()
+    steady = max(1, a.steady)
     for tool in ("valgrind", "callgrind_control", "tmux", "top"):
         if shutil.which(tool) is None:
             print("bench_idle_instr: %s is not installed" % tool)
@@ -133,19 +139,19 @@ def main() -> int:
                     got.setdefault("top", {})[k] = n
                 continue
             for label, code in codes:  # interleaved
-                argv = ([sys.executable, "-c", HARNESS, code, str(WARMUP), str(STEADY), str(GAP), folder, "-i", str(GAP)]
+                argv = ([sys.executable, "-c", HARNESS, code, str(WARMUP), str(steady), str(GAP), folder, "-i", str(GAP)]
                         + (["--headless", "--csv-dir", os.path.join(tmp, "csv")] if mode == "headless" else []))
-                got.setdefault("%s %s" % (label, mode), {})[STEADY] = count(
+                got.setdefault("%s %s" % (label, mode), {})[steady] = count(
                     tmux, argv, code, os.path.join(tmp, "cg"), at_start=False)
     finally:
         tmux.close()
         stop_all([p for _, p in runs])
         shutil.rmtree(tmp, ignore_errors=True)
-    per = {label: (d[CYCLES[1]] - d[CYCLES[0]]) / float(CYCLES[1] - CYCLES[0]) if label == "top" else d[STEADY] / STEADY
+    per = {label: (d[CYCLES[1]] - d[CYCLES[0]]) / float(CYCLES[1] - CYCLES[0]) if label == "top" else d[steady] / steady
            for label, d in got.items()}
     top: Optional[float] = per.get("top")
-    print("bench_idle_instr: one steady cycle (-i %g), %d live demo runs, callgrind, millions of instructions"
-          % (GAP, a.runs))
+    print("bench_idle_instr: one steady cycle (-i %g; ttop: the mean of %d), %d live demo runs, callgrind, "
+          "millions of instructions" % (GAP, steady, a.runs))
     for label, n in per.items():
         print("  %-18s %7.2fM%s" % (label, n / 1e6, "  (%.2fx top)" % (n / top) if top and label != "top" else ""))
     for mode in modes:

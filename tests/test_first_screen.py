@@ -152,13 +152,17 @@ def test_cyclic_gc_is_off_until_the_first_full_cycle_is_published(live_folder):
         ended = cli._GcAfterFirstCycle()
         ended.restore()  # the monitor ended before a cycle: nothing frozen, the threshold kept
         states.append(gc.isenabled() and gc.get_freeze_count() == 0 and gc.get_threshold() == (700, 10, 10))
+        headless = cli._GcAfterFirstCycle(pause=False)  # --headless: collection stays on, the freeze alone
+        on = gc.isenabled()
+        headless()
+        states.append(on and gc.isenabled() and gc.get_freeze_count() > 10000)
         print(states)
     """
     env = dict(os.environ, PYTHONPATH="%s%s%s" % (FAKES, os.pathsep, ROOT))
     out = subprocess.run([sys.executable, "-c", code, str(live_folder)], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[0] == "[False, False, True, True, True, True, False, True]"
+    assert out.stdout.split("\n")[0] == "[False, False, True, True, True, True, False, True, True]"
 
 
 def test_the_interpreter_starts_without_an_import_hook_for_ttop(tmp_path):

@@ -417,3 +417,28 @@ def test_a_run_whose_safe_name_is_taken_keeps_its_own_files_after_a_restart(spaw
     for name, key in keys.items():
         m = frames[name.replace("_overall.csv", "_matrix.csv")]
         assert list(m["metric_loss"]) == [1.0 if key == "a" else 2.0], name
+
+
+def test_headless_freezes_what_start_up_made_at_its_first_cycle(spawn, progress_dir, tmp_path):
+    """What exists at the first published cycle is moved out of the later
+    cyclic collections (ttop.cli._GcAfterFirstCycle(pause=False)); the
+    collector stays on throughout."""
+    start_writer(spawn, progress_dir, ["frozen-run"], tmp_path)
+    said = tmp_path / "said"
+    code = ("import gc, sys\n"
+            "from ttop import cli\n"
+            "freeze = gc.freeze\n"
+            "def said():\n"
+            "    with open(sys.argv[1], 'a') as f:\n"
+            "        f.write('freeze enabled=%s\\n' % gc.isenabled())\n"
+            "    freeze()\n"
+            "gc.freeze = said\n"
+            "sys.exit(cli.main(sys.argv[2:]))\n")
+    p = spawn([sys.executable, "-c", code, str(said), str(progress_dir), "--headless", "-i", "0.2", "--csv-dir",
+               str(tmp_path / "csv")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+    wait_until(said.exists, timeout=30)
+    time.sleep(1.0)  # later cycles (-i 0.2): no second freeze
+    p.send_signal(signal.SIGTERM)
+    _out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert said.read_text() == "freeze enabled=True\n"  # once, at the first cycle, collection on
