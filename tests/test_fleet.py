@@ -176,3 +176,31 @@ def test_enter_on_a_host_shows_that_host_s_runs_only(ttop_term, tmp_path):
     t.press("HOME", "ENTER")  # the escape-sequence host
     t.wait_for(lambda t: "odd" in t.text and "Run Name" in t.text)
     assert "one" not in t.text and "ten-a" not in t.text
+
+
+def test_copied_files_of_ended_runs_do_not_make_a_clock_skew(ttop_term, tmp_path):
+    # the skew is a file's updated_at minus its modification time; a file
+    # copied in (results gathered with cp, a restored archive) has an old
+    # updated_at and a new time: ended runs' files made the hosts screen say
+    # this machine's clock ran 1d12h behind itself, and node-a's 23h behind
+    import json
+    import socket
+
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    now = time.time()
+    me = socket.gethostname()
+    _write(folder, "mine", me, now)
+    _write(folder, "alpha", "node-a", now + 630)  # fresh, its clock 10.5 min ahead
+    for name, host, days in (("old-mine", me, 3), ("old-alpha", "node-a", 2)):
+        (folder / (name + ".json")).write_text(json.dumps({
+            "format": "ttop.progress/1", "run_name": name, "status": "FINISHED", "host": host,
+            "updated_at": now - days * 86400, "ended_at": now - days * 86400}))
+    t = ttop_term(str(folder), cols=110, rows=20)
+    t.wait_for("alpha")
+    t.press("H")
+    t.wait_for("Hosts")
+    t.wait_for(lambda t: t.row_of("node-a") is not None and t.row_of("(here)") is not None)
+    here, node_a = t.line(t.row_of("(here)")), t.line(t.row_of("node-a"))
+    assert here.split()[-1] == "ok", here
+    assert "+10m" in node_a, node_a

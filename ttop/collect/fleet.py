@@ -76,8 +76,13 @@ def host_summaries(snapshot: Any) -> List[HostSummary]:
     for host, runs in groups.items():
         running = [r for r in runs if r.status == RUNNING]
         stale = [r for r in running if r.stale]
+        # a RUNNING run's file was last written with its updated_at; an
+        # ended run's may be a copy (cp, a restored archive: an old
+        # updated_at, a new time). This machine's clock is the one it is
+        # compared with: no skew, whatever files name it
+        local = any(r.local for r in runs) or here.get(host, False)
         skews = []
-        for r in runs:
+        for r in running:
             updated = number_or_none(r.data.get("updated_at"))
             if updated is not None and r.mtime:
                 skews.append(updated - r.mtime)
@@ -88,7 +93,7 @@ def host_summaries(snapshot: Any) -> List[HostSummary]:
         gpu = _sum([res.gpu_memory_bytes for res in now])
         out.append(HostSummary(
             host=spelled[host],
-            local=any(r.local for r in runs) or here.get(host, False),
+            local=local,
             runs=len(runs),
             running=len(running),
             stale=len(stale),
@@ -96,7 +101,7 @@ def host_summaries(snapshot: Any) -> List[HostSummary]:
             rss_bytes=None if rss is None else int(rss),
             gpu_memory_bytes=None if gpu is None else int(gpu),
             heartbeat_age=min(ages) if ages else None,
-            clock_skew=statistics.median(skews) if skews else None,
+            clock_skew=0.0 if local else statistics.median(skews) if skews else None,
             silent=bool(running) and len(stale) == len(running),
         ))
     out.sort(key=lambda h: (not h.local, h.host))
