@@ -391,10 +391,11 @@ class App(AppContext):
                         self.handle_key(key)
                     if self._resized:
                         self._apply_resize(stdscr)
-                    if self._dirty and not self._quit and not _readable(stdin_fd):
+                    if self._dirty and not self._quit and not (self.stack[-1].typing() and _readable(stdin_fd)):
                         # paint between keys so a burst of keys stays visible
                         # (the snapshot drawn so far: its rows are worked out),
-                        # but not while more keys wait: a paste is taken whole
+                        # but not between keys typed into a prompt: a paste is
+                        # drawn once taken whole
                         self._dirty = False
                         self.paint(stdscr, palette)
                 if not got_any:

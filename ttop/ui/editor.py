@@ -241,6 +241,9 @@ class EditorScreen(Screen):
 
     # -- keys ---------------------------------------------------------------
 
+    def typing(self) -> bool:
+        return self.editing is not None
+
     def on_key(self, key: str, ctx: AppContext) -> bool:
         run = self._run(ctx)
         if self.editing is not None:

@@ -111,6 +111,9 @@ class MainScreen(Screen):
 
     # -- keys ------------------------------------------------------------------
 
+    def typing(self) -> bool:
+        return self.state.editing_filter
+
     def on_key(self, key: str, ctx: AppContext) -> bool:
         st = self.state
         if st.editing_filter:

@@ -363,6 +363,9 @@ class OutputScreen(Screen):
 
     # -- keys ---------------------------------------------------------------
 
+    def typing(self) -> bool:
+        return self.prompt is not None
+
     def on_key(self, key: str, ctx: AppContext) -> bool:
         if self.prompt is not None:
             return self._prompt_key(key, ctx)

@@ -64,7 +64,8 @@ class Screen:
 
     ``render`` must be cheap and side-effect free apart from the screen's own
     view state (scroll positions clamped to the size); it is called after every
-    key and every new snapshot, with the full terminal size. ``on_key`` returns
+    key (but a key typed into a text prompt while more keys wait, see
+    :meth:`typing`) and every new snapshot, with the full terminal size. ``on_key`` returns
     True if the key was handled (False lets the app apply global keys such as
     ``q`` / Ctrl+C on the main screen).
     """
@@ -77,6 +78,13 @@ class Screen:
         raise NotImplementedError
 
     def on_key(self, key: str, ctx: AppContext) -> bool:
+        return False
+
+    def typing(self) -> bool:
+        """True while a text prompt takes the keys (a value, a filter, a
+        search): the keys typed into it act on none of what ``render``
+        works out, so a burst of them (a paste) is drawn once, when no more
+        wait, not once a key."""
         return False
 
     def on_snapshot(self, ctx: AppContext) -> None:
