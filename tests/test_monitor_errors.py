@@ -263,3 +263,50 @@ def test_metric_names_that_are_not_strings_are_one_metric_with_their_text(tmp_pa
     lines = [json.loads(x) for x in (folder / "job.history.jsonl").read_text().splitlines()[1:]]
     series = [x["e"] for x in lines if x.get("m") == "1"]
     assert len(series) == 1 and [(e[0], e[5]) for e in series[0]] == [(1, 0.75), (2, 1.75), (3, 2.75)], lines
+
+
+FULL_CHILD = textwrap.dedent(
+    """
+    import json, os, sys, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    folder = sys.argv[1]
+    try:
+        with TrainingMonitor(folder=folder, run_name="job", interval=0.05, gpu=False) as m:
+            m.start_phase("train", total_batches=100)
+            for i in range(20):
+                m.start_batch()
+                m.update_metrics(loss=1.0 / (i + 1))
+            time.sleep(0.3)
+            with open(os.path.join(folder, "checkpoint.pt"), "wb", buffering=0) as f:
+                while True:  # the checkpoint fills the disk: OSError, out of the block
+                    f.write(b"x" * 4096)
+    except OSError as e:
+        print("raised:", e.strerror)
+    d = json.load(open(os.path.join(folder, "job.json")))
+    print("file:", d["status"], d["train_batch"], (d["error"] or "").splitlines()[0])
+    print("left:", sorted(n for n in os.listdir(folder) if n != "checkpoint.pt"))
+    """
+) % str(ROOT)
+
+
+def test_a_run_failing_on_a_full_disk_says_so_in_its_file(tmp_path):
+    # the disk fills (checkpoints, most often) and the script fails with
+    # ENOSPC: the FAILED status and its error could not be written (a temp
+    # file needs blocks the disk no longer has), so the file went on saying
+    # RUNNING and ttop showed KILLED* "process gone", the error nowhere. The
+    # file is rewritten in the blocks it holds when no temp file can be made
+    ns = mount_namespace()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(FULL_CHILD)
+    shell = 'mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" "$3" "$1"'
+    r = subprocess.run(ns + ["sh", "-c", shell, "sh", str(mnt), sys.executable, str(script)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "raised: No space left on device"
+    assert out[1] == "file: FAILED 20 OSError: [Errno 28] No space left on device", r.stdout + r.stderr
+    assert out[2] == "left: ['job.history.jsonl', 'job.json']"  # no temp file left behind

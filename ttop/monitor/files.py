@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -165,6 +166,13 @@ class ProgressWriter:
                 os.mkdir(self.folder)  # the folder was removed under us
                 write_bytes_atomic(self.path, raw)
                 self.report("ttop: progress folder %s was removed; re-created it" % self.folder)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._in_place(data):
+                    raise
+                if not self.failing:  # written, but say the disk is full
+                    self.failing = True
+                    self.report("ttop: cannot write %s: %s; written in place meanwhile" % (self.path, e))
+                return True
         except Exception as e:
             if not self.failing:
                 self.failing = True
@@ -175,6 +183,37 @@ class ProgressWriter:
             self.failing = False
             self.report("ttop: %s written again" % self.path)
         return True
+
+
+    def _in_place(self, data: Dict[str, Any]) -> bool:
+        """On a full disk (no blocks for a temp file): rewrite the progress
+        file in the blocks it holds, so that a run failing for want of space
+        still says FAILED and why (else its file says RUNNING, and ttop
+        shows it KILLED). Only this writer's own regular file, and only
+        what fits in its blocks (:func:`fit_progress` leaves out the short
+        history first). Not atomic: a reader may catch it half written, and
+        then keeps the last good contents for a cycle."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            st = os.fstat(fd)
+            room = max(st.st_size, st.st_blocks * 512)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+                return False
+            raw = fit_progress(data, room)[0]
+            if len(raw) > room:
+                return False
+            done = 0
+            while done < len(raw):
+                done += os.pwrite(fd, memoryview(raw)[done:], done)
+            os.ftruncate(fd, len(raw))
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
 
 
 def check_settings(epoch_base: Any, name_conflict: Any, interval: Any, resource_interval: Any, history_size: Any) -> None:
