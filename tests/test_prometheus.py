@@ -736,3 +736,9 @@ def test_long_names_of_a_run_put_a_bounded_page_on_the_endpoint(tmp_path):
     assert [dict(ls)["name"][-1:] for (n, ls) in s if n == "ttop_metric" and dict(ls)["name"].startswith("mmm")] == ["\u2026"]
     assert _value(s, "ttop_metric", key="long", name="m" * (MAX_LABEL - 1) + "\u2026") == 1.0
     assert _value(s, "ttop_run_status", run="k", key="K" * 200, status="RUNNING") == 1
+    # a key longer than a label (a long folder tag before the name) is cut and
+    # keeps its digest within the bound: two such keys are two label sets
+    from ttop.sinks.prometheus import key_label
+
+    a, b = key_label("T" * 100 + "/" + "K" * 200 + "a"), key_label("T" * 100 + "/" + "K" * 200 + "b")
+    assert len(a) == len(b) == MAX_LABEL and a != b

@@ -192,7 +192,7 @@ def key_label(key: str) -> str:
         return key
     import hashlib
 
-    return "%s//%s" % (shown, hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:12])
+    return "%s//%s" % (shown[:MAX_LABEL - 14], hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:12])
 
 
 #: The per-run families, in page order: (name, help, extra label or None).
