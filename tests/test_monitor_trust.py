@@ -568,3 +568,38 @@ def test_a_control_name_another_user_held_before_the_start_is_reported(three_use
         assert d["control_error"] is None and m.variables["lr"] == 0.5
     finally:
         m.set_finished()
+
+
+@pytest.mark.parametrize("as_root", [False, True])
+def test_a_history_name_squatted_with_a_folder_loses_no_curve(three_users, shared_dir, as_root):  # noqa: F811
+    """The same with a folder at ``<run>.history.jsonl``: no file can be
+    renamed over it (not even by root), and the run kept no metric history
+    at all (``history_file`` null, the detail screen's charts empty)."""
+    b, c = three_users[0], three_users[1]
+    squat = os.path.join(shared_dir, "run.history.jsonl")
+    b.sh('mkdir "$1"', squat)
+    script = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from ttop.monitor import TrainingMonitor
+        m = TrainingMonitor(folder=sys.argv[2], run_name="run", interval=0.05, handle_signals=False)
+        m.start_monitoring()
+        m.start_phase("train", total_batches=3)
+        for i in range(3):
+            m.start_batch()
+            m.update_metrics(loss=1.0 / (i + 1))
+        m.set_finished()
+    """)
+    argv = [sys.executable if as_root else user_python(c), "-c", script, str(ROOT), shared_dir]
+    r = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) if as_root else \
+        c.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = r.communicate(timeout=60)
+    assert r.returncode == 0, err.decode()
+    doc = read(os.path.join(shared_dir, "run.json"))
+    name = doc["history_file"]
+    assert name and name.startswith(".run.") and name.endswith(".history.jsonl"), (doc["history_file"], err)
+    from ttop.collect.history import HistoryReader
+    curves = HistoryReader(shared_dir, name, owner=0 if as_root else c.uid).poll()
+    assert curves["loss"].y == [1.0, 0.5, 1.0 / 3]
+    assert ("%s belongs to %s, another user" % (squat, b.name)).encode() in err
+    assert os.path.isdir(squat) and os.listdir(squat) == []

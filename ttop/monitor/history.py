@@ -332,7 +332,7 @@ class MetricLog:
 
     def _leave_squatted_name(self) -> bool:
         """Another user's file holds the history's name (a sticky folder:
-        it cannot be replaced): take a hidden name nobody can guess instead
+        it cannot be replaced; or a folder, which nothing replaces): take a hidden name nobody can guess instead
         (the progress file's ``history_file`` tells readers) and say so
         once. False when the name is not another user's."""
         try:
@@ -372,7 +372,7 @@ class MetricLog:
     def _compact(self) -> None:
         try:
             write_text_atomic(self.path, "".join(self.model.dump_lines({"file": self.name})))
-        except PermissionError:
+        except (PermissionError, IsADirectoryError):  # (a folder: no file is renamed over it, even by root)
             if not self._leave_squatted_name():
                 raise
             write_text_atomic(self.path, "".join(self.model.dump_lines({"file": self.name})))
