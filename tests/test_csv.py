@@ -610,3 +610,27 @@ def test_a_csv_folder_through_another_users_link_is_refused(three_users, shared_
     sink.close()
     assert os.listdir(str(target)) == []
     assert "symbolic link made by %s" % eve.name in (sink.last_error or "")
+
+
+def test_a_folder_at_a_csv_name_is_refused_once_with_a_clear_reason(three_users, shared_dir):
+    # a folder another user made under a run's CSV names (a shared CSV
+    # folder): the error was "[Errno 21] Is a directory: 4" (a descriptor
+    # number for a name, another at each write), so --headless, which says
+    # a message again only every 100 times, printed it at every write
+    import io
+
+    from ttop.sinks.headless import ErrorReporter
+
+    eve = three_users[0]
+    eve.sh('mkdir "$1" "$2"', os.path.join(shared_dir, "a_matrix.csv"), os.path.join(shared_dir, "a_overall.csv"))
+    stream = io.StringIO()
+    clock = Clock()
+    sink = CsvSink(shared_dir, 1.0, on_error=ErrorReporter(stream), clock=clock)
+    for seq in range(1, 4):
+        clock.t += 5
+        sink.maybe_write(snap(seq, [run("a"), run("b")]))
+    sink.close()
+    assert len(read_csv(os.path.join(shared_dir, "b_matrix.csv"))) == 4  # the other run's rows
+    errors = stream.getvalue().splitlines()
+    assert len(errors) == 1, errors
+    assert "a_matrix.csv" in errors[0] and "not a regular file" in errors[0], errors

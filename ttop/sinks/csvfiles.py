@@ -279,11 +279,15 @@ def _check_ours(st: os.stat_result, path: str) -> None:
 
 def _read_regular(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | _SAFE)
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
+    try:
+        st = os.fstat(fd)  # (before fdopen, which says "Is a directory: 4" of a folder)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
         _check_ours(st, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
         return f.read()
 
 
