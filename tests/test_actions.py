@@ -585,3 +585,47 @@ def test_a_delete_cut_short_leaves_the_run_listed_to_be_deleted_again(progress_d
     snap = Collector(str(f), gpu=False, tpu=False).collect()
     deleted, refused = delete.delete_run_files(str(f), snap.run("r"), snap.runs)
     assert refused == [] and sorted(os.listdir(f)) == ["runs"] and not (f / "runs" / "r").exists()
+
+
+MOUNTED = textwrap.dedent(
+    """
+    import os, sys, time
+    sys.path.insert(0, %r)
+    from ttop import progress as P
+    from ttop.collect.snapshot import RunSnapshot
+    from ttop.levers import delete
+
+    folder = sys.argv[1]
+    d = {"format": P.PROGRESS_FORMAT, "run_name": "r", "status": "FINISHED", "updated_at": time.time(),
+         "run_dir": "runs/r"}
+    run = RunSnapshot(key="r", path=os.path.join(folder, "r.json"), data=d, run_name="r", status="FINISHED",
+                      reported_status="FINISHED", local=True, host="h")
+    deleted, refused = delete.delete_run_files(folder, run)
+    print("dataset:", sorted(os.listdir(os.path.join(folder, "runs", "r", "data"))))
+    print("refused:", refused)
+    """
+) % str(ROOT)
+
+
+def test_delete_never_goes_into_a_file_system_mounted_in_the_run_folder(tmp_path):
+    # a dataset mounted inside the run's folder (a container volume, an NFS
+    # share, a tmpfs): the walk went into it and deleted the dataset, a
+    # folder outside the progress folder that only appeared inside it
+    from conftest import mount_namespace
+
+    ns = mount_namespace()
+    f = tmp_path / "progress"
+    data = f / "runs" / "r" / "data"
+    data.mkdir(parents=True)
+    (f / "r.json").write_text("{}")
+    (f / "runs" / "r" / "ckpt.bin").write_text("weights")
+    script = tmp_path / "child.py"
+    script.write_text(MOUNTED)
+    shell = 'mount -t tmpfs tmpfs "$1" && echo images > "$1/train.bin" && exec "$2" "$3" "$4"'
+    r = subprocess.run(ns + ["sh", "-c", shell, "sh", str(data), sys.executable, str(script), str(f)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "dataset: ['train.bin']", r.stdout
+    assert "another file system mounted here" in out[1], r.stdout
+    assert not (f / "runs" / "r" / "ckpt.bin").exists() and not (f / "r.json").exists()  # the run's own files go

@@ -226,7 +226,9 @@ def rmtree_beneath(folder: Union[str, int], rel: Union[str, bytes], errors: Opti
     link at ``rel`` itself, or a folder on the way replaced by one, is
     refused (OSError). Failures inside the tree are appended to ``errors``
     (if given) as text, else raised. (Python 3.9 has no
-    ``shutil.rmtree(dir_fd=...)``; this is the same walk.) With ``owners``,
+    ``shutil.rmtree(dir_fd=...)``; this is the same walk.) A folder inside
+    on another file system (a mounted volume or share) is left alone, a
+    failure in ``errors``: what is mounted there is not the run's. With ``owners``,
     an entry owned by another user is left alone (:class:`NotOwned`; the
     folder itself is refused, one inside is a failure in ``errors``) and so
     are the folders holding it."""
@@ -273,7 +275,9 @@ def _rmtree_at(parent: int, name: str, st: os.stat_result, where: str, errors: O
             if owners is not None and cst.st_uid not in owners:
                 _fail(errors, path, NotOwned(cst.st_uid))
                 continue
-            if stat.S_ISDIR(cst.st_mode):
+            if stat.S_ISDIR(cst.st_mode) and cst.st_dev != fst.st_dev:  # a volume, a share mounted in it
+                _fail(errors, path, Refused("another file system mounted here: left alone"))
+            elif stat.S_ISDIR(cst.st_mode):
                 _rmtree_at(fd, child, cst, path, errors, owners)
             else:
                 try:
