@@ -147,3 +147,13 @@ def test_the_uid_read_through_a_kept_status_file_follows_a_change_of_ids(spawn, 
     assert table.uid(p.pid) is None  # reaped: nothing to read, by descriptor or path
     table.end_cycle()
     assert p.pid not in table.status_files.fds and _closed(fd)
+
+
+def test_the_descriptors_kept_are_a_small_part_of_the_open_file_limit():
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert procfs.STAT_FDS_KEPT <= 256
+    if soft != resource.RLIM_INFINITY:
+        assert 2 * procfs.STAT_FDS_KEPT <= soft // 4
+    assert ProcessTable().stat_files.keep == ProcessTable().status_files.keep == procfs.STAT_FDS_KEPT

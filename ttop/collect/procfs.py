@@ -134,8 +134,23 @@ def parse_stat(raw: bytes, boot: float) -> Optional[_Row]:
         return None
 
 
-#: Most ``/proc/<pid>/stat`` (and ``status``) files kept open between cycles (:class:`KeptStatFiles`).
-STAT_FDS_KEPT = 256
+def _fds_kept(most: int = 256) -> int:
+    """At most ``most``, and an eighth of the open files this process may
+    have (the table keeps two such sets: a quarter)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not Linux
+        return 64
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return most
+    return max(0, min(most, soft // 8))
+
+
+#: Most ``/proc/<pid>/stat`` (and ``status``) files kept open between
+#: cycles, each (:class:`KeptStatFiles`): 128 under the usual limit of 1,024.
+STAT_FDS_KEPT = _fds_kept()
 
 
 class KeptStatFiles:
