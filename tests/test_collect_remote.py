@@ -90,6 +90,24 @@ def test_remote_run_with_an_old_heartbeat_is_stale_not_killed(progress_dir):
     assert r.resources.num_procs == 5 and r.resources.sampled_at == pytest.approx(now - 120)
 
 
+def test_a_claimed_heartbeat_interval_counts_up_to_an_hour(progress_dir):
+    """The writer's interval is under an hour: a file claiming 1e308
+    seconds kept its run from ever going stale (a dead job looking alive
+    for good); one claiming 50 min is still given 3 x 50 min."""
+    from ttop.progress import write_json_atomic
+
+    now = time.time()
+    for name, hb, age in (("huge", 1e308, 4 * 3600), ("slow", 3000, 2 * 3600)):
+        path = str(progress_dir / (name + ".json"))
+        write_json_atomic(path, {"format": "ttop.progress/1", "run_name": name, "status": "RUNNING",
+                                 "updated_at": now - age, "host": "gpu-node-7", "pid": 4242,
+                                 "heartbeat_interval": hb})
+        os.utime(path, (now - age, now - age))
+    s = Collector(str(progress_dir), gpu=False, tpu=False).collect()
+    assert s.run("huge").stale and s.run("huge").stale_reason == "no heartbeat for 4 h"
+    assert not s.run("slow").stale
+
+
 @pytest.mark.parametrize("status", ["FINISHED", "FAILED", "CANCELED", "KILLED"])
 def test_an_ended_remote_run_shows_no_resources(progress_dir, status):
     """Its last self-reported sample describes processes that have ended: a

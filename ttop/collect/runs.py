@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 MIN_STALE_SECONDS = 10.0
 #: The heartbeat limit is this many heartbeat (or collector) intervals.
 STALE_INTERVALS = 3.0
+#: A file's ``heartbeat_interval`` counts up to this many seconds (the
+#: writer's own interval is under an hour): a file claiming 1e308 must not
+#: keep its run from going stale for ever.
+MAX_HEARTBEAT_INTERVAL = 3600.0
 
 
 #: The wall clock was set when it moved this many seconds more (or less)
@@ -78,7 +82,7 @@ def heartbeat_limit(data: Mapping[str, Any], interval: float) -> float:
         limit = MIN_STALE_SECONDS
     cls = hb.__class__
     if (cls is float or cls is int or isinstance(hb, (int, float)) and cls is not bool) and hb > 0:
-        hb = STALE_INTERVALS * float(hb)
+        hb = STALE_INTERVALS * (hb if hb < MAX_HEARTBEAT_INTERVAL else MAX_HEARTBEAT_INTERVAL)
         if hb > limit:
             limit = hb
     return limit
