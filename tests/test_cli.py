@@ -378,3 +378,20 @@ def test_once_of_a_folder_named_like_an_option(tmp_path):
     proc = run_ttop("--once", "--", "--once", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "flagged" in proc.stdout
+
+
+def test_once_prints_without_the_gpu_when_nvml_hangs(progress_dir, spawn, tmp_path):
+    """An NVML call that never returns (a driver in a bad state, a GPU
+    fallen off the bus: nvidia-smi hangs too) kept ``--once`` from ever
+    printing. The cycle waits for the GPU a bounded time and goes on
+    without it, saying why."""
+    writer = start_writer(spawn, progress_dir, ["gpu-run"], tmp_path, period=0.2)
+    hang = tmp_path / "hang"
+    hang.write_text("")
+    env = nvml_env(writer.pid)
+    env.update(TTOP_FAKE_NVML_HANG_FILE=str(hang), TTOP_DEVICE_TIMEOUT="1")
+    proc = run_ttop(progress_dir, "--once", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["gpus"] == [] and doc["gpu_error"].startswith("NVML not responding: a call has not returned for ")
+    assert [r["run_name"] for r in doc["runs"]] == ["gpu-run"] and doc["runs"][0]["alive"] is True

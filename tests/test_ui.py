@@ -903,7 +903,10 @@ def test_a_stuck_collector_is_said_and_its_last_figures_not_passed_off_as_live(t
         "format": "ttop.progress/1", "run_name": "far", "status": "RUNNING", "updated_at": now,
         "host": "elsewhere", "heartbeat_interval": 600, "phase": "train", "rate": 2.5,
         "batch": 10, "total_batches": 100})
-    env = {"PYTHONPATH": str(ROOT / "tests" / "fakes"), "TTOP_FAKE_NVML_HANG_FILE": str(hang)}
+    # (the cycle would go on without the GPU after 5 s: waited for here as
+    # long as a folder read that hangs would be)
+    env = {"PYTHONPATH": str(ROOT / "tests" / "fakes"), "TTOP_FAKE_NVML_HANG_FILE": str(hang),
+           "TTOP_DEVICE_TIMEOUT": "3600"}
     t = ttop_term(d, interval="0.2", cols=120, rows=16, env=env)
     t.wait_for("GPU0 NVIDIA H200")
     t.wait_for("far ")
@@ -912,6 +915,35 @@ def test_a_stuck_collector_is_said_and_its_last_figures_not_passed_off_as_live(t
     assert "ttop's collector" in t.text
     hang.unlink()
     t.wait_gone("no new data")
+    t.press("q")
+    assert t.wait_exit() == 0
+
+
+def test_a_hung_nvml_call_costs_the_gpu_lines_not_the_collector(ttop_term, tmp_path):
+    """With the default bound, the cycle goes on without the GPU while an
+    NVML call hangs: the runs stay current and the header says why the GPU
+    is missing; once the call returns, the GPU is back."""
+    d = tmp_path / "progress"
+    d.mkdir()
+    hang = tmp_path / "nvml-hangs"
+    write_json_atomic(str(d / "far.json"), {
+        "format": "ttop.progress/1", "run_name": "far", "status": "RUNNING", "updated_at": time.time(),
+        "host": "elsewhere", "heartbeat_interval": 600, "phase": "train", "batch": 10, "total_batches": 100})
+    env = {"PYTHONPATH": str(ROOT / "tests" / "fakes"), "TTOP_FAKE_NVML_HANG_FILE": str(hang),
+           "TTOP_DEVICE_TIMEOUT": "1"}
+    t = ttop_term(d, interval="0.2", cols=120, rows=16, env=env)
+    t.wait_for("GPU0 NVIDIA H200")
+    hang.write_text("")
+    t.wait_for("NVML not responding")
+    # the collector goes on: a new batch of the run shows meanwhile
+    write_json_atomic(str(d / "far.json"), {
+        "format": "ttop.progress/1", "run_name": "far", "status": "RUNNING", "updated_at": time.time(),
+        "host": "elsewhere", "heartbeat_interval": 600, "phase": "train", "batch": 42, "total_batches": 100})
+    t.wait_for(lambda t: "42/100" in t.text, msg="the collector stopped with the NVML call")
+    assert "no new data" not in t.text and "NVML not responding" in t.text
+    hang.unlink()
+    t.wait_for("GPU0 NVIDIA H200")
+    t.wait_gone("NVML not responding")
     t.press("q")
     assert t.wait_exit() == 0
 

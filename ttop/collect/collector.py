@@ -530,14 +530,17 @@ class Collector:
         return runs
 
     def _open_sources(self) -> None:
+        # (a hung driver call must not stop the cycle: see bounded)
         if self.gpu is _DEFAULT:
-            from .gpu import NvmlSource
+            from .bounded import BoundedSource
+            from .gpu import GpuSample, NvmlSource
 
-            self.gpu = NvmlSource()
+            self.gpu = BoundedSource(NvmlSource(), lambda why: GpuSample(error=why), "NVML")
         if self.tpu is _DEFAULT:
-            from .tpu import TpuInfoSource
+            from .bounded import BoundedSource
+            from .tpu import TpuInfoSource, TpuSample
 
-            self.tpu = TpuInfoSource()
+            self.tpu = BoundedSource(TpuInfoSource(), lambda why: TpuSample(error=why), "libtpuinfo")
 
     def _refresh_table_for_gpu(self) -> bool:  # also used for TPU PIDs
         try:
