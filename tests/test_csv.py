@@ -634,3 +634,21 @@ def test_a_folder_at_a_csv_name_is_refused_once_with_a_clear_reason(three_users,
     errors = stream.getvalue().splitlines()
     assert len(errors) == 1, errors
     assert "a_matrix.csv" in errors[0] and "not a regular file" in errors[0], errors
+
+
+def test_metric_names_alike_once_made_one_line_keep_their_own_columns(tmp_path):
+    # "a\tb" and "a b" both read "metric_a b" once made one-line: each value
+    # keeps a column of its own (the second "metric_a b#2"), none overwrites
+    # the other, and the next rows (and a restart) keep them apart the same way
+    out = str(tmp_path)
+    sink = CsvSink(out, 1.0, clock=Clock())
+    sink.write(snap(1, [run("a", metrics={"a b": 1.0, "a\tb": 2.0, "loss": 0.5})]))
+    sink.write(snap(2, [run("a", metrics={"a b": 3.0, "a\tb": 4.0, "loss": 0.4})]))
+    sink.close()
+    sink = CsvSink(out, 1.0, clock=Clock())
+    sink.write(snap(3, [run("a", metrics={"a b": 5.0, "a\tb": 6.0, "loss": 0.3})]))
+    rows = read_csv(str(tmp_path / "a_matrix.csv"))
+    assert rows[0][len(MATRIX_COLUMNS):] == ["metric_a b", "metric_a b#2", "metric_loss"]
+    got = [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert [(r["metric_a b"], r["metric_a b#2"], r["metric_loss"]) for r in got] == [
+        ("1.0", "2.0", "0.5"), ("3.0", "4.0", "0.4"), ("5.0", "6.0", "0.3")]

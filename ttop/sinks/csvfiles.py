@@ -317,6 +317,10 @@ class RunFiles:
         self.overall_path = os.path.join(csv_dir, stem + OVERALL_SUFFIX)
         self.columns: List[str] = list(MATRIX_COLUMNS)
         self.known = set(self.columns)
+        #: each metric name's column, and the name each column is of: names
+        #: alike once made one-line ("a\tb", "a b") get "#2", "#3", ...
+        self._col_of: Dict[Any, str] = {}
+        self._name_of: Dict[str, Any] = {}
         self.aggs = {r: _Agg() for r in SUMMARY_RESOURCES}
         self.samples = 0
         self.first_ts: Optional[float] = None
@@ -486,14 +490,18 @@ class RunFiles:
         metrics = data.get("metrics")
         if isinstance(metrics, Mapping):
             for name, value in metrics.items():
-                col = metric_column(name)
-                if col not in self.known:
-                    if len(self.columns) - len(MATRIX_COLUMNS) >= self.max_metrics:
-                        self.overflow = True  # reported once by the sink
-                        continue
-                    self.columns.append(col)
-                    self.known.add(col)
-                    self.needs_rewrite = True
+                col = self._col_of.get(name)
+                if col is None:
+                    col = self._free_column(name)
+                    if col not in self.known:
+                        if len(self.columns) - len(MATRIX_COLUMNS) >= self.max_metrics:
+                            self.overflow = True  # reported once by the sink
+                            continue
+                        self.columns.append(col)
+                        self.known.add(col)
+                        self.needs_rewrite = True
+                    self._col_of[name] = col
+                    self._name_of[col] = name
                 values[col] = value
         row = [cell(values.get(c)) for c in self.columns]
         if self.needs_rewrite:
@@ -504,6 +512,16 @@ class RunFiles:
         self._account(values.get)
         self.last_status = run.status
         self.remember(run)
+
+    def _free_column(self, name: Any) -> str:
+        """The column for metric ``name``: its one-line name, or that with
+        ``#2``, ``#3``, ... when another name of this run has it."""
+        base = col = metric_column(name)
+        n = 1
+        while self._name_of.get(col, name) != name:
+            n += 1
+            col = "%s#%d" % (base, n)
+        return col
 
     def remember(self, run: RunSnapshot) -> None:
         data = run.data
