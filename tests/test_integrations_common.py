@@ -225,6 +225,25 @@ def test_param_groups_and_optimizers_are_named(torch):
     assert list(TorchLR([make(torch), differ]).read()) == ["lr/0", "lr/1.0", "lr/1.1"]
 
 
+def test_param_groups_of_different_lrs_are_told_apart_during_a_warmup_from_zero(torch):
+    """Groups with lrs of their own (a backbone at 1e-4, a head at 1e-2)
+    under a warm-up from 0: when training starts every lr is 0, and the
+    groups were taken for one lr, "lr", that showed the first group's only;
+    an edit set every group to the one value, the head's and backbone's
+    ratio lost. The schedule's base (``initial_lr``) tells them apart."""
+    from ttop.integrations._torch import TorchLR
+
+    opt = make(torch, groups=2)
+    opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = 1e-4, 1e-2
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(s / 4, 1.0))  # lr 0 at step 0
+    lr = TorchLR([opt], [sched])
+    assert lr.read() == {"lr/0": 0.0, "lr/1": 0.0}
+    assert lr.apply("lr/1", 0.02) is None  # the head's peak doubled, the backbone's kept
+    run_steps(opt, sched, 4)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(1e-4), pytest.approx(0.02)]
+    assert lr.read() == {"lr/0": pytest.approx(1e-4), "lr/1": pytest.approx(0.02)}
+
+
 def test_bad_values_are_not_applied(torch):
     from ttop.integrations._torch import TorchLR
 

@@ -58,6 +58,13 @@ def _get(group: Dict[str, Any], key: str) -> float:
     return float(group[key])
 
 
+def _lr_and_base(group: Dict[str, Any]) -> Tuple[float, Optional[float]]:
+    """A group's lr and its schedule's base (``initial_lr``, set by every
+    torch scheduler): groups of different bases are told apart during a
+    warm-up from 0, when every lr is 0."""
+    return _get(group, "lr"), (_get(group, "initial_lr") if "initial_lr" in group else None)
+
+
 def _set(container: Any, key: Any, value: float) -> None:
     cur = container[key]
     if hasattr(cur, "fill_"):  # a tensor lr
@@ -83,7 +90,7 @@ class TorchLR(LRControl):
             if not groups:
                 continue
             prefix = "lr/%d" % i if many else "lr"
-            if len({_get(g, "lr") for g in groups}) == 1:  # one lr for the optimizer
+            if len({_lr_and_base(g) for g in groups}) == 1:  # one lr for the optimizer
                 self.slots[prefix] = (o, list(range(len(groups))))
             else:
                 for j in range(len(groups)):
