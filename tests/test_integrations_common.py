@@ -311,3 +311,58 @@ def test_a_folder_that_fails_when_training_starts_leaves_training_going(tmp_path
     assert err.count("ttop: this run is not monitored:") == 1 and "not a directory" in err
     assert err.rstrip().endswith("training continues")
     assert folder.read_text() == "not a folder any more"
+
+
+def test_a_training_run_again_in_its_thread_takes_over_the_run_left_running(tmp_path):
+    """A notebook cell's train() interrupted (HF and Keras have no exception
+    hook, and a notebook no excepthook), then the cell run again with a new
+    callback of the same run name: the first run, left RUNNING by this very
+    process, held the name, and the new training was refused with
+    RunNameInUseError. A run left by a training of this thread is over: it
+    ends CANCELED saying so, and the new one takes the name. A run of
+    another thread (a training going on there) still holds it."""
+    import json
+    import threading
+
+    from ttop.integrations._common import Bridge
+    from ttop.monitor.names import RunNameInUseError
+
+    def bridge():
+        return Bridge(None, {"folder": str(tmp_path), "run_name": "nb", "gpu": False}, rank_zero_only=True,
+                      track_lr=False, default_handle_signals=False)
+
+    first = bridge()
+    m1 = first.open(0)
+    first.start_epoch(1)
+    m1.start_batch()  # ... and the cell was interrupted: no final call
+    again = bridge()
+    m2 = again.open(0)
+    assert m2 is not None and m2.status == "RUNNING"
+    assert m1.status == "CANCELED"
+    assert json.loads((tmp_path / "nb.json").read_text())["status"] == "RUNNING"  # the new run's file
+    again.finish()
+    data = json.loads((tmp_path / "nb.json").read_text())
+    assert data["status"] == "FINISHED" and data["error"] is None
+
+    # a training going on in another thread keeps its name
+    busy = bridge()
+    opened = threading.Event()
+    done = threading.Event()
+
+    def train():
+        busy.open(0)
+        opened.set()
+        done.wait(60)
+        busy.finish()
+
+    t = threading.Thread(target=train)
+    t.start()
+    try:
+        assert opened.wait(60)
+        with pytest.raises(RunNameInUseError):
+            bridge().open(0)
+        assert busy.monitor.status == "RUNNING"
+    finally:
+        done.set()
+        t.join(60)
+

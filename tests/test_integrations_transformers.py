@@ -24,6 +24,7 @@ from transformers import BertConfig, BertForSequenceClassification, Trainer, Tra
 from ttop.integrations.transformers import TtopCallback
 
 EDIT_AT = 9  # optimizer steps done: epoch 2, after the evaluation at step 8
+AGAIN = False  # "rerun": the second train()
 
 
 class Data(torch.utils.data.Dataset):
@@ -48,6 +49,8 @@ class Probe(TrainerCallback):
             handshake(MODE)
         if MODE in ("boom", "with") and state.global_step == 3:
             raise RuntimeError("boom at step 3: the real error")
+        if MODE == "rerun" and state.global_step == 3 and not AGAIN:
+            raise KeyboardInterrupt  # a notebook's "interrupt the kernel"
         if MODE == "term" and state.global_step == 2:
             open(os.path.join(FOLDER, MODE + ".ready"), "w").close()
 
@@ -70,6 +73,16 @@ if MODE == "with":
             trainer.train()
     except RuntimeError:
         print("caught")
+elif MODE == "rerun":  # the cell interrupted, then run again with a new callback
+    try:
+        trainer.train()
+    except KeyboardInterrupt:
+        print("interrupted")
+    AGAIN = True
+    cb = TtopCallback(folder=FOLDER, run_name=MODE, interval=0.2)
+    trainer = Trainer(model=BertForSequenceClassification(config), args=args, train_dataset=Data(48),
+                      eval_dataset=Data(12), callbacks=[cb, Probe()])
+    trainer.train()
 else:
     try:
         trainer.train()
@@ -126,6 +139,19 @@ def test_exception_caught_by_the_script_with_the_callback_as_context(tmp_path, s
     d = load(folder / "with.json")
     assert d["status"] == "FAILED", output(tmp_path, "with")
     assert "RuntimeError: boom at step 3: the real error" in d["error"]
+
+
+def test_train_run_again_after_an_interrupted_one_is_monitored(tmp_path, spawn):
+    """The notebook way: train() interrupted (no exception hook, no
+    excepthook), then a new Trainer and callback of the same run name. The
+    first run, left RUNNING by this process, held the name and the second
+    train() was refused (RunNameInUseError); it is taken over."""
+    driver = write_driver(tmp_path, DRIVER)
+    p, folder = start(spawn, tmp_path, driver, "rerun")
+    finish(p, tmp_path, "rerun", expect_rc=0)
+    d = load(folder / "rerun.json")
+    assert d["status"] == "FINISHED", output(tmp_path, "rerun")
+    assert (d["epoch"], d["train_batch"], d["train_total_batches"]) == (2, 6, 6)
 
 
 def test_sigterm_gives_canceled(tmp_path, spawn):

@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..monitor import TrainingMonitor
@@ -104,6 +105,14 @@ class LRControl:
         raise NotImplementedError
 
 
+#: the bridges of this process that have a monitor (see :meth:`Bridge._supersede`)
+_BRIDGES: "weakref.WeakSet[Bridge]" = weakref.WeakSet()
+_BRIDGES_LOCK = threading.Lock()
+
+#: the status text of a run whose training ended unreported, taken over by a new one
+SUPERSEDED = "ended without a final status (an exception the framework does not report); training started again in this process"
+
+
 class Bridge:
     """One callback's monitor, created when training starts on the ranks
     that report (rank 0 by default), and the learning-rate edits.
@@ -147,6 +156,7 @@ class Bridge:
         self._world = 1
         self._remove_hooks: Optional[Callable[[], None]] = None
         self._opened_at: Optional[float] = None  # when this rank's monitor started (wall clock)
+        self._thread: Optional[int] = None  # the thread whose training opened the monitor
 
     # ------------------------------------------------------------------
     # life cycle
@@ -182,17 +192,40 @@ class Bridge:
             kwargs["total_epochs"] = total_epochs
         try:
             m = TrainingMonitor(self.output_file, on_variable_change=self._on_change, **kwargs)
+            self._supersede(m.path)
             self._opened_at = time.time()
             m.start_monitoring()
         except OSError as e:  # the folder was fine when the callback was made: train on, unmonitored
             sys.stderr.write("ttop: this run is not monitored: %s; training continues\n" % e)
             return None
         self.monitor = m
+        self._thread = threading.get_ident()
+        with _BRIDGES_LOCK:
+            _BRIDGES.add(self)
         if world_size > 1 and self.rank_zero_only:
             self._world = world_size
             if kwargs.get("handle_signals"):
                 self._remove_hooks = install_rank0_hooks(self.fail_first)
         return m
+
+    def _supersede(self, path: str) -> None:
+        """End the run another callback of this process left RUNNING at
+        ``path`` when its training ran in this thread: that training is
+        over (a thread runs one at a time), ended by an exception its
+        framework has no hook for (HF, Keras: a notebook's interrupted or
+        failed cell), and a new one of the same name starts (the cell run
+        again). Its monitor would otherwise hold the name, and the new
+        training would be refused. A run of another thread is left alone."""
+        path = os.path.abspath(path)
+        with _BRIDGES_LOCK:
+            others = [b for b in _BRIDGES if b is not self]
+        me = threading.get_ident()
+        for b in others:
+            m = b.monitor
+            if (m is not None and m.status == "RUNNING" and b._thread == me
+                    and os.path.abspath(m.path) == path):
+                b._close_ranks()
+                m.set_canceled(SUPERSEDED)
 
     def _follow(self, rank: int, world_size: int, kwargs: Dict[str, Any]) -> None:
         folder, run_name = resolve_target(self.output_file, kwargs.get("folder"), kwargs.get("run_name"))
