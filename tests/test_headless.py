@@ -442,3 +442,28 @@ def test_headless_freezes_what_start_up_made_at_its_first_cycle(spawn, progress_
     _out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
     assert said.read_text() == "freeze enabled=True\n"  # once, at the first cycle, collection on
+
+
+def test_a_progress_file_it_skips_is_said_once(spawn, progress_dir, tmp_path):
+    """A file in the folder that is not a usable progress file (not JSON, a
+    writer's own format) got no CSV and not a word from --headless: a cron
+    job's log said nothing of the run it left out (the monitor's footer and
+    --once say it). One line per file names it and why, once while it
+    stays skipped."""
+    start_writer(spawn, progress_dir, ["ok1"], tmp_path, period=0.1)
+    (progress_dir / "broken.json").write_text('{"format": "ttop.progress/1", "run_na')
+    csv_dir = tmp_path / "csv"
+    err_path = tmp_path / "err.txt"
+    with open(err_path, "wb") as err:
+        ttop = spawn(ttop_cmd(progress_dir, "--headless", "-i", "0.1", "--csv-dir", csv_dir),
+                     stdout=subprocess.DEVNULL, stderr=err, env=child_env())
+    matrix = csv_dir / "ok1_matrix.csv"
+    wait_until(lambda: _rows(matrix) >= 1 and b"broken.json" in err_path.read_bytes(), timeout=30)
+    before = _rows(matrix)
+    wait_until(lambda: _rows(matrix) >= before + 5, timeout=30)  # more cycles: said once only
+    ttop.send_signal(signal.SIGTERM)
+    assert ttop.wait(timeout=30) == 0
+    lines = err_path.read_text().splitlines()
+    said = [line for line in lines if "broken.json" in line]
+    assert len(said) == 1 and said[0].startswith("ttop: skipped broken.json: ") and "JSON" in said[0], lines
+    assert not (csv_dir / "broken_matrix.csv").exists()

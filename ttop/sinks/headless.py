@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import IO, Any, Callable, Dict, Optional
+from typing import IO, Any, Callable, Dict, Optional, Set
 
 from ..view.text import clean
 from .csv import CsvSink
@@ -60,6 +60,23 @@ def _say(stream: IO[str], message: str) -> None:
         pass
 
 
+#: At most this many skipped files are named in one cycle (then a count).
+SAY_SKIPPED = 10
+
+
+def _say_skipped(stream: IO[str], skipped: Any, said: Set[str]) -> None:
+    """Name each progress file the collector skips (not JSON, another
+    writer's format, ...) once, with why, while it stays skipped."""
+    now = {f.name: f.reason for f in skipped}
+    said.intersection_update(now)  # fixed, then broken again: said again
+    new = [name for name in now if name not in said]
+    for name in new[:SAY_SKIPPED]:
+        _say(stream, "skipped %s: %s" % (name, now[name]))
+    if len(new) > SAY_SKIPPED:
+        _say(stream, "skipped %d more files (ttop --once FOLDER lists them)" % (len(new) - SAY_SKIPPED))
+    said.update(new)
+
+
 def run_headless(
     collector: Any,
     sink: Optional[CsvSink],
@@ -98,6 +115,7 @@ def run_headless(
     try:
         write_csv: Callable[[], None] = sink.listener(collector) if sink is not None else (lambda: None)
         folder_state: Dict[str, Any] = {"error": None}
+        said: Set[str] = set()  # the skipped files named so far, while they stay skipped
 
         def listener() -> None:
             write_csv()
@@ -109,6 +127,9 @@ def run_headless(
             if error != folder_state["error"]:
                 was, folder_state["error"] = folder_state["error"], error
                 _say(err, "progress folder: %s" % error if error else "progress folder is readable again" if was else "")
+            skipped = getattr(snap, "skipped", None)
+            if skipped or said:
+                _say_skipped(err, skipped or (), said)
 
         collector.add_listener(listener)
         if hasattr(collector, "sample_threads"):
