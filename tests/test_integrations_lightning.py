@@ -116,3 +116,59 @@ def test_sigterm_gives_canceled(tmp_path, spawn):
     d = sigterm_when_running(p, folder, "term")
     assert d["status"] == "CANCELED", output(tmp_path, "term")
     assert d["error"] == "received SIGTERM"
+
+
+RESUME_DRIVER = '''
+import glob
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from ttop.integrations.lightning import TtopCallback
+
+
+class M(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(2, 1)
+
+    def training_step(self, batch, i):
+        if MODE == "first" and self.global_step == 13:
+            raise SystemExit(3)  # the job killed after its checkpoint at step 12
+        if MODE == "resume" and self.current_epoch == 1 and i == 6:
+            t0, seen = time.time(), None  # mid-way through the resumed epoch: a file written from now
+            while time.time() < t0 + 60 and not (seen and seen.get("updated_at", 0) > t0):
+                time.sleep(0.02)
+                seen = progress(MODE)
+            with open(os.path.join(FOLDER, "mid.json"), "w") as f:
+                json.dump(seen, f)
+        return self.net(batch[0]).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), 0.1)
+
+
+ckdir = os.path.join(FOLDER, "..", "ck")
+loader = DataLoader(TensorDataset(torch.randn(40, 2)), batch_size=4)  # 10 batches an epoch
+trainer = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                    callbacks=[TtopCallback(folder=FOLDER, run_name=MODE, interval=0.05),
+                               ModelCheckpoint(dirpath=ckdir, every_n_train_steps=12, save_top_k=-1)])
+trainer.fit(M(), loader, ckpt_path=None if MODE == "first" else glob.glob(os.path.join(ckdir, "*.ckpt"))[0])
+'''
+
+
+def test_a_fit_resumed_mid_epoch_shows_its_epoch(tmp_path, spawn):
+    """Resumed from a checkpoint taken mid-epoch, Lightning goes on with the
+    epoch without calling on_train_epoch_start: the resumed epoch showed no
+    epoch and no total (its batches loose) until the next one began. The
+    first training batch of an epoch not started starts it."""
+    driver = write_driver(tmp_path, RESUME_DRIVER)
+    p, folder = start(spawn, tmp_path, driver, "first")
+    finish(p, tmp_path, "first", expect_rc=3)
+    p, folder = start(spawn, tmp_path, driver, "resume")
+    finish(p, tmp_path, "resume")
+    mid = load(folder / "mid.json")
+    assert mid is not None, output(tmp_path, "resume")
+    assert (mid["epoch"], mid["total_epochs"], mid["phase"], mid["train_total_batches"]) == (2, 3, "train", 10), mid
+    d = load(folder / "resume.json")
+    assert d["status"] == "FINISHED" and (d["epoch"], d["train_batch"], d["train_total_batches"]) == (3, 10, 10), d

@@ -122,6 +122,8 @@ class TtopCallback(_Callback):
             b.apply_pending()
         m = b.monitor
         if m is not None:
+            if not b.in_epoch:  # resumed mid-epoch: Lightning called no on_train_epoch_start
+                self.on_train_epoch_start(trainer, pl_module)
             m.start_batch()
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
