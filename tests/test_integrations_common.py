@@ -87,6 +87,10 @@ def test_importing_one_integration_imports_no_other_framework(module, framework)
         ({"SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NTASKS": "8"}, (5, 1, 8)),
         ({"RANK": "0", "WORLD_SIZE": "2", "SLURM_PROCID": "7"}, (0, 0, 2)),  # torchrun inside a SLURM step
         ({"RANK": "x", "SLURM_PROCID": "2"}, (2, 2, 3)),
+        # -1: "not distributed" (the default of many scripts' --local_rank, exported): rank 0,
+        # not a rank -1 that reported nothing and followed nothing, without a word
+        ({"LOCAL_RANK": "-1"}, (0, 0, 1)),
+        ({"RANK": "-1", "LOCAL_RANK": "-1", "WORLD_SIZE": "-1"}, (0, 0, 1)),
     ],
 )
 def test_rank_from_env(env, expected):

@@ -39,9 +39,11 @@ def _env_int(environ: Mapping[str, str], *names: str) -> Optional[int]:
         if raw is None or not raw.strip():
             continue
         try:
-            return int(raw)
+            n = int(raw)
         except ValueError:
             continue
+        if n >= 0:  # -1: not distributed (a script's --local_rank default, exported)
+            return n
     return None
 
 
