@@ -286,10 +286,11 @@ def test_heartbeat_limit_is_the_longest_of_its_three_bounds():
 
     def old(data, interval):
         hb = data.get("heartbeat_interval")
-        hb = float(hb) if isinstance(hb, (int, float)) and not isinstance(hb, bool) and hb > 0 else 0.0
-        return max(3.0 * hb, 3.0 * interval, 10.0)
+        hb = float(min(hb, 3600)) if isinstance(hb, (int, float)) and not isinstance(hb, bool) and hb > 0 else 0.0
+        return max(3.0 * hb, 3.0 * interval, 10.0)  # a claimed interval counts up to an hour
 
-    for hb in (None, True, False, 0, -1, 1, 2, 5, 5.5, float("nan"), float("inf"), "5", [5]):
+    for hb in (None, True, False, 0, -1, 1, 2, 5, 5.5, 3599, 3600, 7200, 1e308, 10 ** 400, float("nan"), float("inf"),
+               "5", [5]):
         for interval in (0.2, 2.0, 4.0, 5):
             got = heartbeat_limit({"heartbeat_interval": hb}, interval)
             assert got == old({"heartbeat_interval": hb}, interval), (hb, interval)
