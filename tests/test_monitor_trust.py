@@ -473,6 +473,20 @@ def test_a_temp_name_planted_by_another_user_does_not_stop_the_writes(three_user
         assert f.read() == "mine\n"
 
 
+#: A run of three batches with one metric, in the folder ``argv[2]`` (ttop's source at ``argv[1]``).
+THREE_BATCHES = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from ttop.monitor import TrainingMonitor
+    m = TrainingMonitor(folder=sys.argv[2], run_name="run", interval=0.05, handle_signals=False)
+    m.start_monitoring()
+    m.start_phase("train", total_batches=3)
+    for i in range(3):
+        m.start_batch()
+        m.update_metrics(loss=1.0 / (i + 1))
+    m.set_finished()
+""")
+
 def test_a_history_name_squatted_by_another_user_loses_no_curve(three_users, shared_dir):  # noqa: F811
     """Another user of a sticky folder who creates ``<run>.history.jsonl``
     first (a name anyone can guess) cannot make the run lose its metric
@@ -483,18 +497,7 @@ def test_a_history_name_squatted_by_another_user_loses_no_curve(three_users, sha
     squat = os.path.join(shared_dir, "run.history.jsonl")
     b.sh('echo mine > "$1"', squat)
     py = user_python(c)
-    script = textwrap.dedent("""
-        import sys
-        sys.path.insert(0, sys.argv[1])
-        from ttop.monitor import TrainingMonitor
-        m = TrainingMonitor(folder=sys.argv[2], run_name="run", interval=0.05, handle_signals=False)
-        m.start_monitoring()
-        m.start_phase("train", total_batches=3)
-        for i in range(3):
-            m.start_batch()
-            m.update_metrics(loss=1.0 / (i + 1))
-        m.set_finished()
-    """)
+    script = THREE_BATCHES
     r = c.popen([py, "-c", script, str(ROOT), shared_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = r.communicate(timeout=60)
     assert r.returncode == 0, err.decode()
@@ -578,18 +581,7 @@ def test_a_history_name_squatted_with_a_folder_loses_no_curve(three_users, share
     b, c = three_users[0], three_users[1]
     squat = os.path.join(shared_dir, "run.history.jsonl")
     b.sh('mkdir "$1"', squat)
-    script = textwrap.dedent("""
-        import sys
-        sys.path.insert(0, sys.argv[1])
-        from ttop.monitor import TrainingMonitor
-        m = TrainingMonitor(folder=sys.argv[2], run_name="run", interval=0.05, handle_signals=False)
-        m.start_monitoring()
-        m.start_phase("train", total_batches=3)
-        for i in range(3):
-            m.start_batch()
-            m.update_metrics(loss=1.0 / (i + 1))
-        m.set_finished()
-    """)
+    script = THREE_BATCHES
     argv = [sys.executable if as_root else user_python(c), "-c", script, str(ROOT), shared_dir]
     r = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) if as_root else \
         c.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
