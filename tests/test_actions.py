@@ -629,3 +629,31 @@ def test_delete_never_goes_into_a_file_system_mounted_in_the_run_folder(tmp_path
     assert out[0] == "dataset: ['train.bin']", r.stdout
     assert "another file system mounted here" in out[1], r.stdout
     assert not (f / "runs" / "r" / "ckpt.bin").exists() and not (f / "r.json").exists()  # the run's own files go
+
+
+
+def test_delete_never_goes_into_a_bind_mount_in_the_run_folder(tmp_path):
+    # a folder of the same file system bind-mounted inside the run's folder
+    # has its parent's device: told apart by its mount, it is left alone
+    from conftest import mount_namespace
+
+    ns = mount_namespace()
+    f = tmp_path / "progress"
+    data = f / "runs" / "r" / "data"
+    data.mkdir(parents=True)
+    (f / "r.json").write_text("{}")
+    (f / "runs" / "r" / "ckpt.bin").write_text("weights")
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "train.bin").write_text("images")
+    script = tmp_path / "child.py"
+    script.write_text(MOUNTED)
+    shell = 'mount --bind "$5" "$1" && exec "$2" "$3" "$4"'
+    r = subprocess.run(ns + ["sh", "-c", shell, "sh", str(data), sys.executable, str(script), str(f), str(dataset)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "dataset: ['train.bin']", r.stdout
+    assert "another file system mounted here" in out[1], r.stdout
+    assert (dataset / "train.bin").read_text() == "images"
+    assert not (f / "runs" / "r" / "ckpt.bin").exists() and not (f / "r.json").exists()  # the run's own files go

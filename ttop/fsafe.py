@@ -227,8 +227,9 @@ def rmtree_beneath(folder: Union[str, int], rel: Union[str, bytes], errors: Opti
     refused (OSError). Failures inside the tree are appended to ``errors``
     (if given) as text, else raised. (Python 3.9 has no
     ``shutil.rmtree(dir_fd=...)``; this is the same walk.) A folder inside
-    on another file system (a mounted volume or share) is left alone, a
-    failure in ``errors``: what is mounted there is not the run's. With ``owners``,
+    on another file system (a mounted volume or share) or another mount of
+    the same one (a bind mount: :func:`mount_id`) is left alone, a failure
+    in ``errors``: what is mounted there is not the run's. With ``owners``,
     an entry owned by another user is left alone (:class:`NotOwned`; the
     folder itself is refused, one inside is a failure in ``errors``) and so
     are the folders holding it."""
@@ -249,8 +250,22 @@ def _fail(errors: Optional[List[str]], where: str, e: OSError) -> None:
     errors.append("%s: %s" % (where, describe(e)))
 
 
+def mount_id(fd: int) -> Optional[int]:
+    """The mount the open ``fd`` is on (Linux ``/proc/self/fdinfo``), or
+    None where that cannot be read. A bind mount of a folder of the same
+    file system has the device of its parent but a mount of its own."""
+    try:
+        with open("/proc/self/fdinfo/%d" % fd, "rb") as f:
+            for line in f:
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _rmtree_at(parent: int, name: str, st: os.stat_result, where: str, errors: Optional[List[str]],
-               owners: Optional[AbstractSet[int]] = None) -> None:
+               owners: Optional[AbstractSet[int]] = None, parent_mount: Optional[int] = None) -> None:
     try:
         fd = os.open(name, DIR_NOFOLLOW, dir_fd=parent)
     except OSError as e:
@@ -260,6 +275,10 @@ def _rmtree_at(parent: int, name: str, st: os.stat_result, where: str, errors: O
         fst = os.fstat(fd)
         if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):  # swapped since it was listed
             _fail(errors, where, Refused("replaced while being removed: left alone"))
+            return
+        mount = mount_id(fd)
+        if parent_mount is not None and mount is not None and mount != parent_mount:  # a bind mount in it
+            _fail(errors, where, Refused("another file system mounted here: left alone"))
             return
         with os.scandir(fd) as it:
             entries = [e.name for e in it]
@@ -278,7 +297,7 @@ def _rmtree_at(parent: int, name: str, st: os.stat_result, where: str, errors: O
             if stat.S_ISDIR(cst.st_mode) and cst.st_dev != fst.st_dev:  # a volume, a share mounted in it
                 _fail(errors, path, Refused("another file system mounted here: left alone"))
             elif stat.S_ISDIR(cst.st_mode):
-                _rmtree_at(fd, child, cst, path, errors, owners)
+                _rmtree_at(fd, child, cst, path, errors, owners, mount)
             else:
                 try:
                     os.unlink(child, dir_fd=fd)
