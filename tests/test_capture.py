@@ -125,7 +125,7 @@ TWO_THREADS = textwrap.dedent(
     from ttop import TrainingMonitor
 
     folder = sys.argv[1]
-    together = threading.Barrier(2)
+    together = threading.Barrier(2, timeout=30)  # (a thread failing before it fails the other, not a hang)
     started = []
 
     def start(name):

@@ -310,3 +310,30 @@ def test_a_run_failing_on_a_full_disk_says_so_in_its_file(tmp_path):
     assert out[0] == "raised: No space left on device"
     assert out[1] == "file: FAILED 20 OSError: [Errno 28] No space left on device", r.stdout + r.stderr
     assert out[2] == "left: ['job.history.jsonl', 'job.json']"  # no temp file left behind
+
+
+def test_a_folder_made_by_another_process_meanwhile_is_taken(tmp_path, monkeypatch):
+    """Two ranks (or two threads) starting at once, the folder missing: the
+    one that found it missing and then found it existing (made by the other
+    in between) raised 'progress folder is not a directory'. The folder's
+    first look is made to miss it here, as when the other made it just
+    after."""
+    from ttop.monitor import files
+
+    folder = tmp_path / "progress"
+    folder.mkdir()  # made by the other, after this one looked
+    real = os.path.isdir
+    looked = []
+
+    def isdir_late(path):
+        if os.fspath(path) == str(folder) and not looked:
+            looked.append(path)
+            return False
+        return real(path)
+
+    monkeypatch.setattr(files.os.path, "isdir", isdir_late)
+    files.check_folder(str(folder))  # no error: the folder is there
+    assert looked
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        files.check_folder(str(tmp_path / "a-file"))

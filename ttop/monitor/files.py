@@ -111,8 +111,6 @@ def check_folder(folder: str) -> None:
     """Create the folder if needed and prove it is writable by writing (and
     removing) a probe file; raise a clear OSError otherwise."""
     if not os.path.isdir(folder):
-        if os.path.exists(folder):
-            raise NotADirectoryError(errno.ENOTDIR, "ttop: progress folder is not a directory", folder)
         parent = os.path.dirname(os.path.abspath(folder))
         if not os.path.isdir(parent):
             raise FileNotFoundError(
@@ -120,10 +118,12 @@ def check_folder(folder: str) -> None:
             )
         try:
             os.mkdir(folder)
-        except FileExistsError:
+        except FileExistsError:  # another process (a rank, a thread) may have made it meanwhile
             pass
         except OSError as e:
             raise type(e)(e.errno, "ttop: cannot create the progress folder (%s)" % e.strerror, folder) from None
+        if not os.path.isdir(folder):  # a file (or a link to none) is there
+            raise NotADirectoryError(errno.ENOTDIR, "ttop: progress folder is not a directory", folder)
     try:
         fd, probe = tempfile.mkstemp(prefix=".ttop-probe-", suffix=".tmp", dir=folder)
         try:
