@@ -607,34 +607,10 @@ MOUNTED = textwrap.dedent(
 ) % str(ROOT)
 
 
-def test_delete_never_goes_into_a_file_system_mounted_in_the_run_folder(tmp_path):
-    # a dataset mounted inside the run's folder (a container volume, an NFS
-    # share, a tmpfs): the walk went into it and deleted the dataset, a
-    # folder outside the progress folder that only appeared inside it
-    from conftest import mount_namespace
-
-    ns = mount_namespace()
-    f = tmp_path / "progress"
-    data = f / "runs" / "r" / "data"
-    data.mkdir(parents=True)
-    (f / "r.json").write_text("{}")
-    (f / "runs" / "r" / "ckpt.bin").write_text("weights")
-    script = tmp_path / "child.py"
-    script.write_text(MOUNTED)
-    shell = 'mount -t tmpfs tmpfs "$1" && echo images > "$1/train.bin" && exec "$2" "$3" "$4"'
-    r = subprocess.run(ns + ["sh", "-c", shell, "sh", str(data), sys.executable, str(script), str(f)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    out = r.stdout.splitlines()
-    assert out[0] == "dataset: ['train.bin']", r.stdout
-    assert "another file system mounted here" in out[1], r.stdout
-    assert not (f / "runs" / "r" / "ckpt.bin").exists() and not (f / "r.json").exists()  # the run's own files go
-
-
-
-def test_delete_never_goes_into_a_bind_mount_in_the_run_folder(tmp_path):
-    # a folder of the same file system bind-mounted inside the run's folder
-    # has its parent's device: told apart by its mount, it is left alone
+def _delete_with_a_mount_in_the_run_folder(tmp_path, mount):
+    """Delete run ``r`` in a mount namespace where the shell line ``mount``
+    has mounted something at its ``data`` folder ("$1"; "$5" is the folder
+    ``dataset``); returns the progress folder and what the child printed."""
     from conftest import mount_namespace
 
     ns = mount_namespace()
@@ -648,12 +624,31 @@ def test_delete_never_goes_into_a_bind_mount_in_the_run_folder(tmp_path):
     (dataset / "train.bin").write_text("images")
     script = tmp_path / "child.py"
     script.write_text(MOUNTED)
-    shell = 'mount --bind "$5" "$1" && exec "$2" "$3" "$4"'
+    shell = mount + ' && exec "$2" "$3" "$4"'
     r = subprocess.run(ns + ["sh", "-c", shell, "sh", str(data), sys.executable, str(script), str(f), str(dataset)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    out = r.stdout.splitlines()
-    assert out[0] == "dataset: ['train.bin']", r.stdout
-    assert "another file system mounted here" in out[1], r.stdout
-    assert (dataset / "train.bin").read_text() == "images"
+    return f, r.stdout
+
+
+def test_delete_never_goes_into_a_file_system_mounted_in_the_run_folder(tmp_path):
+    # a dataset mounted inside the run's folder (a container volume, an NFS
+    # share, a tmpfs): the walk went into it and deleted the dataset, a
+    # folder outside the progress folder that only appeared inside it
+    f, stdout = _delete_with_a_mount_in_the_run_folder(
+        tmp_path, 'mount -t tmpfs tmpfs "$1" && echo images > "$1/train.bin"')
+    out = stdout.splitlines()
+    assert out[0] == "dataset: ['train.bin']", stdout
+    assert "another file system mounted here" in out[1], stdout
+    assert not (f / "runs" / "r" / "ckpt.bin").exists() and not (f / "r.json").exists()  # the run's own files go
+
+
+def test_delete_never_goes_into_a_bind_mount_in_the_run_folder(tmp_path):
+    # a folder of the same file system bind-mounted inside the run's folder
+    # has its parent's device: told apart by its mount, it is left alone
+    f, stdout = _delete_with_a_mount_in_the_run_folder(tmp_path, 'mount --bind "$5" "$1"')
+    out = stdout.splitlines()
+    assert out[0] == "dataset: ['train.bin']", stdout
+    assert "another file system mounted here" in out[1], stdout
+    assert (tmp_path / "dataset" / "train.bin").read_text() == "images"
     assert not (f / "runs" / "r" / "ckpt.bin").exists() and not (f / "r.json").exists()  # the run's own files go
