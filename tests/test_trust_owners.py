@@ -343,3 +343,30 @@ def test_another_users_live_run_is_not_killed_where_proc_hides_it(three_users, s
         pytest.skip("cannot mount /proc with hidepid here: %s" % p.stderr.strip())
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["live RUNNING False None None", "dead KILLED True False False"], p.stdout
+
+
+@pytest.mark.parametrize("swap", ['rm "$1" && echo "{}" > "$1.t" && mv "$1.t" "$1"', 'rm "$1"'])
+def test_link_swapped_after_the_read_still_hides_what_it_led_to(three_users, shared_dir, monkeypatch, swap):
+    """B's link to a file only A can read, replaced by B's own regular file
+    (or removed) between the read through the link and the look at who made
+    the link: the name's owner now (B), not the owner of the file read (A),
+    is the run's owner (a removed name: no run), so A's file is not shown."""
+    from ttop.collect import scanread
+
+    a, b = three_users[0], three_users[1]
+    private = os.path.join(shared_dir, "a-secret")
+    a.sh('mkdir -m 700 "$1"', private)
+    a.write(os.path.join(private, "s.json"), doc("TOPSECRET", 1, 0.0, status="FINISHED"))
+    link = os.path.join(shared_dir, "b-link.json")
+    b.sh('ln -s "$1" "$2"', os.path.join(private, "s.json"), link)
+    real = scanread.read_progress_at
+
+    def read_then_swap(dfd, name, limit):
+        got = real(dfd, name, limit)
+        b.sh(swap, link)
+        return got
+
+    monkeypatch.setattr(scanread, "read_progress_at", read_then_swap)
+    snap = collect(shared_dir)
+    assert snap.run("b-link") is None
+    assert "TOPSECRET" not in json.dumps(snapshot_to_dict(snap))

@@ -18,12 +18,12 @@ if TYPE_CHECKING:  # procs (psutil) is imported with the first process lookup
 def link_owner(name: str, dfd: int, fst: os.stat_result) -> int:
     """The run's owner: the owner of the file read, unless the name is a
     symbolic link made by another user (then the link's maker: pointing at
-    someone's file does not make a run theirs)."""
-    try:
-        lst = os.lstat(name, dir_fd=dfd)
-    except OSError:
-        return fst.st_uid
-    if stat.S_ISLNK(lst.st_mode) and lst.st_uid != fst.st_uid and lst.st_uid != 0:
+    someone's file does not make a run theirs). Called after a read through
+    a link: a name that is no link any more was swapped since, by its owner
+    now, who is then the run's owner too (the link read is gone). Raises
+    FileNotFoundError when the name is gone: who made the link is unknown."""
+    lst = os.lstat(name, dir_fd=dfd)
+    if (stat.S_ISLNK(lst.st_mode) or not os.path.samestat(lst, fst)) and lst.st_uid not in (fst.st_uid, 0):
         return lst.st_uid
     return fst.st_uid
 

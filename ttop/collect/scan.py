@@ -484,7 +484,11 @@ class FolderScanner:
                 if fst is not st:  # what was read, not what was stat'ed before (a told file's are one)
                     sig = (fst.st_ino, fst.st_size, fst.st_mtime_ns)
                     mtime = fst.st_mtime
-                uid = link_owner(name, dfd, fst) if linked else fst.st_uid
+                try:
+                    uid = link_owner(name, dfd, fst) if linked else fst.st_uid
+                except FileNotFoundError:
+                    self._forget(name, gone)  # removed since the read: its link's maker is not known
+                    return
                 if uid != fst.st_uid and not may_read(uid, path, fst):
                     # another user's link to a file they cannot read: neither its contents nor (quoting them) why it is no progress file
                     data, dropped, raw, shape = None, (), b"", None
