@@ -233,7 +233,7 @@ class RankFollower:
         for name, old, new in changed:
             try:
                 self.on_change(name, old, new)
-            except Exception as e:
+            except (Exception, SystemExit) as e:  # sys.exit() there would end this thread, not the script
                 errors.append("%s: %s" % (type(e).__name__, e))
         with self._lock:
             held = self._held

@@ -386,8 +386,10 @@ class VariableControl:
         for name, old, new in changed:
             try:
                 callback(name, old, new)
-            except Exception as e:
+            except (Exception, SystemExit) as e:  # sys.exit() there would end this thread, not the script
                 msg = "on_variable_change(%r) raised %s: %s" % (name, type(e).__name__, e)
+                if isinstance(e, SystemExit):
+                    msg += " (the callback runs in ttop's writer thread: sys.exit() there does not end the script)"
                 with self._lock:
                     self.error = msg if self.error is None else self.error + "; " + msg
                 if not self._callback_error_reported:
