@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     import argparse
     from argparse import Namespace
     from typing import Any, Dict, List, Optional, Sequence
-else:  # what a plain launch's arguments come in (see _quick_args)
-    from types import SimpleNamespace as Namespace
+else:  # what a plain launch's arguments come in (see _quick_args): the
+    # type of sys.implementation is types.SimpleNamespace (without
+    # importing types)
+    Namespace = type(sys.implementation)
 
 DEFAULT_FOLDER = "./progress"
 DEFAULT_INTERVAL = 2.0

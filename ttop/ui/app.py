@@ -71,12 +71,11 @@ class App(AppContext):
         self.snapshot = getattr(collector, "latest", None)
         self.ascii = ascii
         self.stack: List[Screen] = []
-        from ..collect.rings import ResourceRings
-
         #: recent resource samples per run, for the detail screen's charts
-        #: where the collector keeps none (health checks off)
-        self.rings = ResourceRings()
-        self.rings.feed(self.snapshot)
+        #: where the collector keeps none (health checks off): a
+        #: ResourceRings made by the first snapshot fed
+        self.rings: Optional[Any] = None
+        self._feed_rings(self.snapshot)
         self._quit = False
         #: transitions alerted so far (header count); bell: ring on each
         self.alert_count = 0
@@ -267,6 +266,15 @@ class App(AppContext):
 
     # -- loop ----------------------------------------------------------------------
 
+    def _feed_rings(self, snap: Any) -> None:
+        if snap is None or getattr(self.collector, "recent", None) is not None:
+            return
+        if self.rings is None:
+            from ..collect.rings import ResourceRings
+
+            self.rings = ResourceRings()
+        self.rings.feed(snap)
+
     def _take_snapshot(self) -> None:
         snap = getattr(self.collector, "latest", None)
         if snap is self._preparing:
@@ -276,8 +284,7 @@ class App(AppContext):
             self._snapshot_at = time.monotonic()
             if self._message is not None and self._message[0].startswith(LATE_MESSAGE):
                 self._message = None  # (it came)
-            if getattr(self.collector, "recent", None) is None:
-                self.rings.feed(snap)
+            self._feed_rings(snap)
             for s in list(self.stack):
                 try:
                     s.on_snapshot(self)

@@ -7,7 +7,6 @@ fits a column.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 from ..progress import number_or_none
@@ -77,7 +76,6 @@ def _numeric(f: Callable[..., str]) -> Callable[..., str]:
     float; unknown values (None, garbage) give ``-`` and NaN/inf their
     :func:`_special` text, so each formatter handles only real numbers."""
 
-    @functools.wraps(f)
     def wrapper(value: Any, *args: Any, **kw: Any) -> str:
         t = type(value)
         if t is float:
@@ -93,6 +91,10 @@ def _numeric(f: Callable[..., str]) -> Callable[..., str]:
             return sp
         return f(x, *args, **kw)
 
+    # what functools.wraps copies, without importing functools (and
+    # collections) before the first screen
+    wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = f.__name__, f.__qualname__, f.__doc__
+    wrapper.__module__, wrapper.__wrapped__ = f.__module__, f  # type: ignore[attr-defined]
     return wrapper
 
 

@@ -10,7 +10,6 @@ layer maps to attributes (see ``ttop.view.roles``); nothing here knows curses.
 """
 from __future__ import annotations
 
-import functools
 import unicodedata
 
 TYPE_CHECKING = False
@@ -26,14 +25,19 @@ _CTRL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u20
 _ANSI = r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])"
 
 
-@functools.lru_cache(maxsize=None)
+_COMPILED: Dict[str, Any] = {}
+
+
 def _compiled(pattern: str) -> Any:
     """``pattern`` compiled on first use: plain ASCII text never needs these,
     and compiling them is work at every start (the first screen's text is
-    plain)."""
-    import re
+    plain; so is importing ``functools`` for a cache)."""
+    compiled = _COMPILED.get(pattern)
+    if compiled is None:
+        import re
 
-    return re.compile(pattern)
+        compiled = _COMPILED[pattern] = re.compile(pattern)
+    return compiled
 
 
 def strip_ansi(text: str) -> str:
