@@ -12,7 +12,10 @@ complete:
   and the key bar;
 * top: the summary (Tasks), the column header and process rows;
 * python: a bare interpreter printing a line (what any Python program pays
-  before its first line of code), for reference.
+  before its first line of code), for reference;
+* python-least: ``_least_monitor.py``, the least a Python curses monitor of
+  the folder does before the same screen (read and parse every file, one
+  line per run), for reference: the floor of any monitor written in Python.
 
 The package's bytecode is compiled first, as an installed package has it
 (the environment may set PYTHONDONTWRITEBYTECODE, which would make every
@@ -50,6 +53,7 @@ import _runs  # noqa: E402
 from _tmux import Tmux, TmuxError  # noqa: E402
 
 TARGET_MS = 100.0
+LEAST = os.path.join(HERE, "_least_monitor.py")
 _ROW = re.compile(r"^\s*\d+\s+\S+", re.M)
 
 
@@ -165,6 +169,9 @@ def main() -> int:
         # Python program pays before its first line of code
         tools.append(("python", "exec %s -c %s" % (shlex.quote(sys.executable), shlex.quote("print('PY-READY'); input()")),
                       lambda s: "PY-READY" in s))
+        # the least a Python curses monitor of the folder does (_least_monitor.py)
+        tools.append(("python-least", "exec %s %s %s" % (shlex.quote(sys.executable), shlex.quote(LEAST), shlex.quote(folder)),
+                      ttop_ready(names)))
         missing = []
         for name, cmd, pred in (("btop", "exec btop", btop_ready), ("htop", "exec htop", htop_ready),
                                 ("top", "exec top", top_ready)):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+
+# (as os.py does: collections.abc would import the collections package, and
+# its classes, before the first screen)
+from _collections_abc import Mapping
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -74,7 +74,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-from collections.abc import Mapping
 
 from .atomic import temp_name, write_bytes_atomic  # noqa: F401 - part of this module's API
 from .jsonvalues import RawJSON, dumps, json_safe  # noqa: F401 - part of this module's API
@@ -84,6 +83,7 @@ from .jsonvalues import short_str as _short_str
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, Dict, Optional, Tuple
 
     from .progresscheck import _SHAPES, check_progress, check_progress_shape, parse_progress  # noqa: F401  (see __getattr__)

@@ -19,14 +19,17 @@ import os
 import stat
 import sys
 import zlib
+
+# (as os.py does: collections.abc would import the collections package, and
+# its classes, before the first screen)
+from _collections_abc import Mapping
 from _thread import allocate_lock
-from collections import OrderedDict
-from collections.abc import Mapping
 
 from ..progress import parse_progress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections import OrderedDict
     from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
     #: packed bytes: a bytes object, or a view into a loaded index
@@ -84,7 +87,12 @@ class ArchivedData(Mapping):
         return self._z
 
     def _keep(self, data: Dict[str, Any]) -> None:
+        global _PARSED
         with _PARSED_LOCK:
+            if _PARSED is None:
+                from collections import OrderedDict
+
+                _PARSED = OrderedDict()
             _PARSED[id(self)] = (self, data)  # holding self keeps id(self) unique
             while len(_PARSED) > PARSED_CACHE:
                 _PARSED.popitem(last=False)
@@ -92,9 +100,9 @@ class ArchivedData(Mapping):
     def _full(self) -> Dict[str, Any]:
         key = id(self)
         with _PARSED_LOCK:
-            hit = _PARSED.get(key)
+            hit = _PARSED.get(key) if _PARSED is not None else None
             if hit is not None:
-                _PARSED.move_to_end(key)
+                _PARSED.move_to_end(key)  # type: ignore[union-attr]  # (a hit: made)
                 return hit[1]
         data = unpack(self._z)
         self._keep(data)
@@ -119,7 +127,9 @@ class ArchivedData(Mapping):
         return "ArchivedData(%r)" % (self._full(),)
 
 
-_PARSED: "OrderedDict[int, Tuple[ArchivedData, Dict[str, Any]]]" = OrderedDict()
+#: the parsed data of the archived runs last looked at (an OrderedDict made by
+#: the first: collections is not imported before the first screen)
+_PARSED: "Optional[OrderedDict[int, Tuple[ArchivedData, Dict[str, Any]]]]" = None
 _PARSED_LOCK = allocate_lock()  # threading.Lock, without importing threading
 
 

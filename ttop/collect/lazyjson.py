@@ -37,7 +37,9 @@ fixed cost is lower: its history is a dict.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+# (as os.py does: collections.abc would import the collections package, and
+# its classes, before the first screen)
+from _collections_abc import Mapping
 
 from ..jsonvalues import _scan, loads, make_scanner
 from ..progress import END_STATUSES, check_progress, parse_progress

@@ -73,9 +73,10 @@ class App(AppContext):
         self.stack: List[Screen] = []
         #: recent resource samples per run, for the detail screen's charts
         #: where the collector keeps none (health checks off): a
-        #: ResourceRings made by the first snapshot fed
+        #: ResourceRings made by the first snapshot fed, after that
+        #: snapshot's paint (the first screen does not import it)
         self.rings: Optional[Any] = None
-        self._feed_rings(self.snapshot)
+        self._rings_after_paint = True
         self._quit = False
         #: transitions alerted so far (header count); bell: ring on each
         self.alert_count = 0
@@ -267,6 +268,7 @@ class App(AppContext):
     # -- loop ----------------------------------------------------------------------
 
     def _feed_rings(self, snap: Any) -> None:
+        """Add ``snap``'s samples to the rings (once per snapshot)."""
         if snap is None or getattr(self.collector, "recent", None) is not None:
             return
         if self.rings is None:
@@ -284,7 +286,8 @@ class App(AppContext):
             self._snapshot_at = time.monotonic()
             if self._message is not None and self._message[0].startswith(LATE_MESSAGE):
                 self._message = None  # (it came)
-            self._feed_rings(snap)
+            if not self._rings_after_paint:
+                self._feed_rings(snap)
             for s in list(self.stack):
                 try:
                     s.on_snapshot(self)
@@ -357,6 +360,11 @@ class App(AppContext):
             if after_first_paint is not None:
                 start, after_first_paint = after_first_paint, None
                 start()
+            if self._rings_after_paint:
+                # the first screen does not wait for the rings; later
+                # snapshots feed them before their paint (_take_snapshot)
+                self._rings_after_paint = False
+                self._feed_rings(self.snapshot)
             if self._bell_pending:
                 self._bell_pending = False
                 try:

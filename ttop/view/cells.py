@@ -2,7 +2,9 @@
 and as raw values (for sorting). Used through :mod:`ttop.view.table`."""
 from __future__ import annotations
 
-from collections import abc
+# (as os.py does: collections.abc would import the collections package, and
+# its classes, before the first screen)
+import _collections_abc as abc
 
 from . import fmt
 from .text import clean

@@ -14,8 +14,10 @@ latest value, and its trend.
 """
 from __future__ import annotations
 
+# (as os.py does: collections.abc would import the collections package, and
+# its classes, before the first screen)
+import _collections_abc as abc
 import math
-from collections import Counter, abc
 from itertools import chain
 
 from ..progress import number_or_none
@@ -23,7 +25,7 @@ from . import fmt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
+    from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 TREND_WINDOW = 10
 _FLOATS = {float}
@@ -64,7 +66,9 @@ def default_metrics(runs: Iterable[Any], n: int = 3) -> List[str]:
 
 def rank_names(reported: Iterable[Iterable[Any]], n: int = 3) -> List[str]:
     """:func:`default_metrics` from each run's metric names."""
-    seen = Counter(chain.from_iterable(reported))
+    seen: Dict[Any, int] = {}
+    for name in chain.from_iterable(reported):
+        seen[name] = seen.get(name, 0) + 1
     for name in [k for k in seen if not isinstance(k, str) or not k]:
         del seen[name]
     order = sorted(seen, key=lambda k: (not is_loss(k), -seen[k], k))
