@@ -73,7 +73,7 @@ def _say_skipped(stream: IO[str], skipped: Any, said: Set[str]) -> None:
     for name in new[:SAY_SKIPPED]:
         _say(stream, "skipped %s: %s" % (name, now[name]))
     if len(new) > SAY_SKIPPED:
-        _say(stream, "skipped %d more files (ttop --once FOLDER lists them)" % (len(new) - SAY_SKIPPED))
+        _say(stream, "skipped %d more files (ttop --once --json FOLDER lists them, under \"skipped\")" % (len(new) - SAY_SKIPPED))
     said.update(new)
 
 
