@@ -116,7 +116,10 @@ def test_the_first_screen_imports_no_psutil_nvml_or_lever_screens(live_folder):
                 # nor a cache or wraps from functools, nor SimpleNamespace from types
                 # (ttop.cliargs); Mapping comes from _collections_abc, which the
                 # interpreter has loaded, not through the collections package
-                "functools", "types", "collections"}
+                "functools", "types", "collections",
+                # operator's Python half (its C module, _operator, is used) and struct
+                # (inotify's events are first decoded after the first screen)
+                "operator", "struct"}
     # what the interpreter itself loads before any of ttop's code (site's
     # hooks: on Python 3.9 an editable install's importlib.util brings typing)
     bare = subprocess.run([sys.executable, "-c", "import sys; print(' '.join(sorted(sys.modules)))"], env=env,

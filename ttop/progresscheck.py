@@ -6,7 +6,7 @@ on its values alone."""
 from __future__ import annotations
 
 import math
-from operator import itemgetter
+from _operator import itemgetter  # (the C module under operator: its Python half is not imported at start)
 
 from .progress import (
     _FINE,

@@ -28,7 +28,7 @@ neither compared, shown nor copied by :func:`replace`.
 """
 from __future__ import annotations
 
-from operator import attrgetter
+from _operator import attrgetter  # (the C module under operator: its Python half is not imported at start)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

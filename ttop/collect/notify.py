@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import struct
 import sys
 
 TYPE_CHECKING = False
@@ -36,7 +35,18 @@ _IN_ONLYDIR = 0x1000000
 _WATCH_MASK = (_IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE
                | _IN_DELETE | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR)
 _LOST = _IN_Q_OVERFLOW | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_UNMOUNT | _IN_IGNORED
-_EVENT = struct.Struct("4xI4xI")  # struct inotify_event's mask and len (wd and cookie skipped)
+#: struct inotify_event's mask and len (wd and cookie skipped): a
+#: struct.Struct made by the first read of events (struct is not imported
+#: before the first screen)
+_EVENT: Any = None
+
+
+def _event_struct() -> Any:
+    global _EVENT
+    import struct
+
+    _EVENT = struct.Struct("4xI4xI")
+    return _EVENT
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # (os.fsdecode's)
 _libc: Any = None
 
@@ -83,7 +93,7 @@ class FolderWatch:
         got: Set[bytes] = set()  # each name as its events carry it (NUL-padded), once
         add = got.add
         masks = 0
-        unpack = _EVENT.unpack_from
+        unpack = (_EVENT or _event_struct()).unpack_from
         lost = False
         while self.fd >= 0:
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from operator import itemgetter
+from _operator import itemgetter  # (the C module under operator: its Python half is not imported at start)
 
 from ..progress import KILLED, RUNNING, pid_namespace
 from ..record import fields, replace

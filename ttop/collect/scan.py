@@ -56,7 +56,7 @@ import bisect
 import os
 import stat
 import time
-from operator import attrgetter
+from _operator import attrgetter  # (the C module under operator: its Python half is not imported at start)
 
 from ..progress import (
     CONTROL_PREFIX,

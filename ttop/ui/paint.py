@@ -12,7 +12,7 @@ delete / insert line instead of writing it again.
 from __future__ import annotations
 
 import curses
-from operator import and_, eq, ne
+from _operator import and_, eq, ne  # (the C module under operator: its Python half is not imported at start)
 
 from ..view.asciify import to_ascii
 from ..view.text import Line
