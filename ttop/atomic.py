@@ -14,6 +14,15 @@ if TYPE_CHECKING:
 _TEMP_LOCKS = tuple(allocate_lock() for _ in range(16))  # threading.Lock, without importing threading
 
 
+def _new_locks_in_child() -> None:  # another thread may have held one at the fork: never released there
+    global _TEMP_LOCKS
+    _TEMP_LOCKS = tuple(allocate_lock() for _ in range(16))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_in_child)
+
+
 def temp_name(name: str, pid: Optional[int] = None) -> str:
     """The hidden temp file an atomic write of ``name`` goes through:
     ``.<name>.<pid>.tmp`` (hidden, so readers of the folder skip it; the PID

@@ -122,12 +122,17 @@ def _last_tick(m: "TrainingMonitor") -> None:
 def _after_fork_in_child() -> None:
     # A forked child (e.g. a data-loader worker) inherits the monitor objects
     # but not their thread: make them inert so the child never writes the
-    # parent's files.
-    with _live_lock:
-        monitors = list(_live)
-        _live[:] = []
+    # parent's files. A lock another thread held at the fork (the writer
+    # building the file) stays held in the child, where no thread will ever
+    # release it: the child gets new ones (it has only this thread now).
+    global _live_lock
+    _live_lock = threading.Lock()
+    monitors = list(_live)
+    _live[:] = []
     for m in monitors:
         m._closed = True
+        m._lock = m._control._lock = threading.RLock()
+        m._write_lock = threading.RLock()
 
 
 def register(monitor: "TrainingMonitor") -> None:
