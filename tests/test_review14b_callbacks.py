@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+import pytest
+
 from conftest import wait_until
 from ttop import progress as P
 from ttop.monitor import TrainingMonitor
@@ -65,3 +67,22 @@ def test_sys_exit_in_the_callback_does_not_end_a_ranks_follower(tmp_path):
         wait_until(lambda: (load(path) or {}).get("control_seq") == 2)
     finally:
         f.end("FINISHED")
+
+
+def test_a_name_held_by_a_monitor_of_this_process_says_so(progress_dir):
+    """A notebook cell interrupted outside a ``with`` block (no excepthook
+    there) leaves its run going; run again, it is refused: the message must
+    not send the user after "a live run (PID n)" that is their own kernel."""
+    from ttop.monitor import RunNameInUseError
+
+    first = TrainingMonitor(folder=str(progress_dir), run_name="exp", handle_signals=False, gpu=False)
+    first.start_monitoring()
+    try:
+        with pytest.raises(RunNameInUseError) as e:
+            TrainingMonitor(folder=str(progress_dir), run_name="exp", handle_signals=False, gpu=False).start_monitoring()
+        msg = str(e.value)
+        assert e.value.pid == os.getpid()
+        assert "another TrainingMonitor of this process (PID %d" % os.getpid() in msg, msg
+        assert "has not ended" in msg and "set_finished()" in msg and "live run" not in msg
+    finally:
+        first.set_finished()

@@ -43,6 +43,10 @@ class RunNameInUseError(RuntimeError):
         if owner is not None:
             held = "taken: %s belongs to %s, another user (their run's record, which this run may not replace)" % (
                 path, _user(owner))
+        elif pid == os.getpid():  # not another process to look for (a notebook's kernel)
+            held = ("in use by another TrainingMonitor of this process (PID %d, %s) that has not ended "
+                    "(set_finished(), set_failed() or set_canceled() ends it; a notebook cell interrupted "
+                    "outside a `with` block leaves its run going)" % (pid, path))
         else:
             held = "in use by a live run (PID %d on this host, %s)" % (pid or 0, path)
         super().__init__(
