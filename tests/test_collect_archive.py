@@ -179,6 +179,23 @@ def test_archived_data_reads_like_the_parsed_file():
     assert a["run_name"] == "x"
 
 
+def test_the_parsed_cache_keeps_the_most_recently_used():
+    from ttop.collect import archive
+
+    raw = json.dumps(doc("x")).encode()
+    kept = scan_mod.ArchivedData(raw)
+    kept["run_name"]
+    others = []
+    for _ in range(scan_mod.PARSED_CACHE + 5):
+        other = scan_mod.ArchivedData(raw)
+        other["run_name"]
+        others.append(other)  # (alive: ids stay unique)
+        kept["run_name"]  # looked at again after each: never the least recent
+    assert len(archive._PARSED) == scan_mod.PARSED_CACHE
+    assert id(kept) in archive._PARSED and id(others[-1]) in archive._PARSED
+    assert not any(id(o) in archive._PARSED for o in others[:6])
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_fifty_thousand_files_show_live_runs_before_the_archive_is_read(tmp_path, ttop_term, spawn):  # noqa: F811

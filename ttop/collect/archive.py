@@ -29,7 +29,6 @@ from ..progress import parse_progress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections import OrderedDict
     from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
     #: packed bytes: a bytes object, or a view into a loaded index
@@ -87,22 +86,17 @@ class ArchivedData(Mapping):
         return self._z
 
     def _keep(self, data: Dict[str, Any]) -> None:
-        global _PARSED
         with _PARSED_LOCK:
-            if _PARSED is None:
-                from collections import OrderedDict
-
-                _PARSED = OrderedDict()
             _PARSED[id(self)] = (self, data)  # holding self keeps id(self) unique
             while len(_PARSED) > PARSED_CACHE:
-                _PARSED.popitem(last=False)
+                del _PARSED[next(iter(_PARSED))]  # the least recently used
 
     def _full(self) -> Dict[str, Any]:
         key = id(self)
         with _PARSED_LOCK:
-            hit = _PARSED.get(key) if _PARSED is not None else None
+            hit = _PARSED.pop(key, None)
             if hit is not None:
-                _PARSED.move_to_end(key)  # type: ignore[union-attr]  # (a hit: made)
+                _PARSED[key] = hit  # now the most recently used
                 return hit[1]
         data = unpack(self._z)
         self._keep(data)
@@ -127,9 +121,10 @@ class ArchivedData(Mapping):
         return "ArchivedData(%r)" % (self._full(),)
 
 
-#: the parsed data of the archived runs last looked at (an OrderedDict made by
-#: the first: collections is not imported before the first screen)
-_PARSED: "Optional[OrderedDict[int, Tuple[ArchivedData, Dict[str, Any]]]]" = None
+#: the parsed data of the archived runs last looked at, least recently used
+#: first (a dict keeps its insertion order; an OrderedDict would import the
+#: collections package before the first screen, where archived runs are shown)
+_PARSED: "Dict[int, Tuple[ArchivedData, Dict[str, Any]]]" = {}
 _PARSED_LOCK = allocate_lock()  # threading.Lock, without importing threading
 
 
