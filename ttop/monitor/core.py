@@ -34,7 +34,7 @@ from . import hooks
 from .control import VariableControl, report
 from .estimates import RunState, count_arg, estimate, update_rate
 from .files import ProgressWriter, check_folder, check_settings, default_run_name, fit_progress, resolve_target
-from .history import MetricLog
+from .history import DROPPED, MetricLog
 from .names import claim_name, claiming, name_holder
 from .phases import PhaseContext
 from .remote import answer_request
@@ -454,6 +454,7 @@ class TrainingMonitor:
             self._end_phase_locked(now)
             self._state.end_epoch(now)
             data = self._build(now, self._ended_wall, tick=False)
+            self._mq = DROPPED  # no writer will take updates given from now on
         self._wake.set()
         self._mlog.flush(self._ended_wall)
         data["history_file"] = self._mlog.file_name

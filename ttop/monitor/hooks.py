@@ -16,6 +16,7 @@ import traceback
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from ..progress import CANCELED, FAILED, FINISHED
+from .history import DROPPED
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import TrainingMonitor
@@ -131,6 +132,7 @@ def _after_fork_in_child() -> None:
     _live[:] = []
     for m in monitors:
         m._closed = True
+        m._mq = DROPPED  # (this child has no writer to take them)
         m._lock = m._control._lock = threading.RLock()
         m._write_lock = threading.RLock()
 
