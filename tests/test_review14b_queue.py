@@ -63,3 +63,30 @@ def test_updates_in_a_forked_child_are_not_kept(progress_dir):
         m.set_finished()
     d = load(m.path)
     assert d["status"] == "FINISHED" and d["train_batch"] == 3 and d["metrics"]["loss"] == 2.0
+
+
+def test_a_metric_name_per_step_keeps_the_first_names_only(progress_dir, capsys):
+    """``update_metrics({"loss_%d" % step: x})``: a name per step made every
+    write copy, compare and encode every name given so far (the loop ran 2.5
+    times slower over a million steps, and ever slower after), and kept them
+    all. The first MAX_NAMES are written; the others are left out, said once."""
+    from ttop.monitor.history import MAX_NAMES
+
+    m = make(progress_dir, "names")
+    m.start_phase("train")
+    try:
+        for step in range(MAX_NAMES + 500):
+            m.start_batch()
+            m.update_metrics({"loss_%d" % step: 0.5, "loss": float(step)})
+            if step % 1000 == 0:
+                m._write_now()  # (a tick: as in a long run, the names arrive over many writes)
+        m.update_metrics(loss_3=0.25)  # a name kept still moves
+    finally:
+        m.set_finished()
+    metrics = load(m.path)["metrics"]
+    assert len(m._metrics) == MAX_NAMES == len(metrics)
+    assert metrics["loss"] == float(MAX_NAMES + 499) and metrics["loss_3"] == 0.25
+    assert "loss_%d" % (MAX_NAMES - 2) in metrics and "loss_%d" % (MAX_NAMES - 1) not in metrics
+    err = capsys.readouterr().err
+    assert err.count("metric names") == 1, err
+    assert "more than %d metric names" % MAX_NAMES in err and "'loss_%d'" % (MAX_NAMES - 1) in err

@@ -37,6 +37,11 @@ from ..jsonvalues import _valid_unicode
 from ..progress import json_safe, number_or_none, write_text_atomic
 from .names import _user
 
+#: The progress file's ``metrics`` keep at most this many names (the first
+#: ones given): a name per step or per sample would otherwise make every
+#: write copy, compare and encode every name given so far.
+MAX_NAMES = 10000
+
 _FLOATS = {float}
 _NUMBERS = {float, int, bool}
 
@@ -191,6 +196,7 @@ class MetricLog:
         self._rewrite = False
         self._lock = threading.Lock()  # the pending points (drain / flush)
         self._io_lock = threading.Lock()  # one file write at a time
+        self._too_many = False  # more than MAX_NAMES names were given (said once)
 
     @property
     def file_name(self) -> Optional[str]:
@@ -237,7 +243,9 @@ class MetricLog:
                     self._fold(part_ns, part_kws, latest)
                 except Exception:  # never let odd values stop the writer: keep the latest ones
                     for kw in part_kws:
-                        latest.update(kw)
+                        for name, v in kw.items():
+                            if self._keep(str(name), latest):
+                                latest[str(name)] = v
             if c < len(ns):
                 self._base += kws[c]  # a phase ended: the marker carries the batches to add
             start = c + 1
@@ -289,6 +297,8 @@ class MetricLog:
         shared by every metric of the drain, not copied)."""
         if type(name) is not str:
             name = str(name)  # the progress file's key for it: 1 and "1" are one metric, not two equal keys
+        if name not in latest and not self._keep(name, latest):
+            return
         latest[name] = vals[-1]
         pending = self._pending
         p = pending.get(name)
@@ -298,6 +308,16 @@ class MetricLog:
             p = pending[name] = ([], [])
         p[0].append(steps)  # values as given: converted by flush
         p[1].append(vals)
+
+    def _keep(self, name: str, latest: Dict[str, Any]) -> bool:
+        """Is there room for one more name in ``latest``? Said once when not."""
+        if name in latest or len(latest) < MAX_NAMES:
+            return True
+        if not self._too_many:
+            self._too_many = True
+            self.report("ttop: more than %d metric names (the first left out: %r; a name per step or per sample?): "
+                        "only the first %d are written" % (MAX_NAMES, name, MAX_NAMES))
+        return False
 
     # -- in the writer thread, after the progress file is written --------------------
 
