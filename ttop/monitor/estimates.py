@@ -8,7 +8,7 @@ its clock and calls :func:`estimate` at each write.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 TRAIN_PHASES = frozenset({"train", "training"})
 VALIDATION_PHASES = frozenset({"validation", "val", "valid", "validate", "eval", "evaluation"})
@@ -128,7 +128,39 @@ def phase_numbers(rec: Optional[Phase], cur: Optional[Phase], n: int, now: float
 
 
 def mean(values: Sequence[float]) -> Optional[float]:
+    if isinstance(values, Durations):
+        return values.mean()
     return (sum(values) / len(values)) if values else None
+
+
+class Durations(Sequence[float]):
+    """The epochs' durations as the estimates read them (their number, the
+    last one, their mean), in constant memory: a run may count millions of
+    epochs (one per episode), and a list of them all grew without end and
+    was summed over at each write. Only ``[-1]`` can be read."""
+
+    __slots__ = ("n", "total", "last")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = 0.0  # added in order, as sum() over a list of them would
+        self.last = 0.0
+
+    def append(self, duration: float) -> None:
+        self.n += 1
+        self.total += duration
+        self.last = duration
+
+    def mean(self) -> Optional[float]:
+        return self.total / self.n if self.n else None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if i != -1 or not self.n:
+            raise IndexError("only the last epoch's duration is kept")
+        return self.last
 
 
 def epoch_times(
@@ -228,7 +260,7 @@ class RunState:
         self.epoch: Optional[int] = None
         self.total_epochs = total_epochs
         self.epoch_start: Optional[float] = None
-        self.epoch_durations: List[float] = []
+        self.epoch_durations = Durations()
         self.epoch_val_done = False
 
     # phases
