@@ -64,7 +64,9 @@ def shutdown(m: "TrainingMonitor") -> None:
     its last tick (both files, as a tick would) and restore the console.
     The status is left as it is (a plain-API script that never called
     set_finished stays RUNNING, and ttop shows it as KILLED once the PID is
-    gone), except after a SIGTERM its own handler took: CANCELED then."""
+    gone), except after a SIGTERM its own handler took: CANCELED then. A
+    status the script gives later (from an ``atexit`` handler it registered
+    before the run started: those run after this one) is still written."""
     if os.getpid() != m._pid:
         return
     with m._lock:
@@ -80,6 +82,7 @@ def shutdown(m: "TrainingMonitor") -> None:
             m._terminal(CANCELED, "received SIGTERM", from_signal=True)
         else:
             _last_tick(m)
+            m._closed = False  # (the thread is gone: only a final status writes from here on)
     if m._capture is not None:
         m._capture.stop(timeout=1.0)
         m._capture = None
