@@ -19,7 +19,8 @@ event with ``previous_health`` None.
 ``write()`` on a descriptor opened once with ``O_APPEND``, so a ttop killed
 at any moment leaves only whole lines. :class:`AlertCommand` runs a shell
 command per event in a worker thread (the collector never waits for it), with
-the event in environment variables, at most ``per_minute`` times a minute;
+the event in environment variables, at most ``per_minute`` times a minute
+for the runs of each owner;
 a command that runs longer than ``timeout`` seconds is killed (its whole
 process group). Failures are reported through ``on_error`` once per distinct
 message. :class:`Alerts` ties them together as a collector listener.
@@ -287,6 +288,12 @@ def command_env(ev: Dict[str, Any], base: Optional[Dict[str, str]] = None) -> Di
     return {k: v.replace("\0", "") for k, v in env.items()}
 
 
+def _user(uid: int) -> str:
+    from ..collect.owners import user_name
+
+    return user_name(uid)
+
+
 def _stderr_tail(p: subprocess.Popen, deadline: float) -> bytes:
     """Wait for ``p`` (until the monotonic ``deadline``, else
     ``subprocess.TimeoutExpired``) reading its stderr as it comes, and
@@ -335,9 +342,10 @@ class AlertCommand:
         self.dropped = 0
         self.killed = 0
         self.failed = 0
-        self._sent: List[float] = []
+        #: when commands were queued in the last minute, per run owner (uid)
+        self._sent: Dict[Optional[int], List[float]] = {}
         self._reported: Dict[str, bool] = {}
-        self._drop_reported_at = -1e18
+        self._drop_reported_at: Dict[Optional[int], float] = {}
         self._q: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue(QUEUE_SIZE)
         self._proc: Optional[subprocess.Popen] = None
         self._closing = threading.Event()
@@ -354,23 +362,34 @@ class AlertCommand:
             except Exception:
                 pass
 
-    def submit(self, ev: Dict[str, Any]) -> bool:
-        """Queue ``ev``; False when it was dropped (rate limit, full queue)."""
+    def submit(self, ev: Dict[str, Any], owner: Optional[int] = None) -> bool:
+        """Queue ``ev``; False when it was dropped (rate limit, full queue).
+        ``owner``: the uid of the run's owner. Each owner has a
+        ``per_minute`` of its own: in a folder shared with other users,
+        theirs (a run flipping between two verdicts is an event each time)
+        cannot use up the commands owed to the events of yours."""
         now = self.clock()
-        self._sent = [t for t in self._sent if now - t < 60.0]
-        if len(self._sent) >= self.per_minute:
-            return self._drop(now, "more than %d a minute" % self.per_minute)
+        for o in list(self._sent):
+            kept = [t for t in self._sent[o] if now - t < 60.0]
+            if kept:
+                self._sent[o] = kept
+            else:
+                del self._sent[o]
+        sent = self._sent.setdefault(owner, [])
+        if len(sent) >= self.per_minute:
+            whose = "" if owner is None else " for runs of %s" % _user(owner)
+            return self._drop(now, "more than %d a minute%s" % (self.per_minute, whose), owner)
         try:
             self._q.put_nowait(ev)
         except queue.Full:
             return self._drop(now, "%d waiting" % QUEUE_SIZE)
-        self._sent.append(now)
+        sent.append(now)
         return True
 
-    def _drop(self, now: float, why: str) -> bool:
+    def _drop(self, now: float, why: str, owner: Optional[int] = None) -> bool:
         self.dropped += 1
-        if now - self._drop_reported_at >= 60.0:
-            self._drop_reported_at = now
+        if now - self._drop_reported_at.get(owner, -1e18) >= 60.0:
+            self._drop_reported_at[owner] = now
             if self.on_error is not None:
                 try:
                     self.on_error("alert command: events not sent (%s); the events file has them all" % why)
@@ -493,12 +512,14 @@ class Alerts:
                 return []
             self._seq = seq
             events = self.tracker.events(snapshot)
+            owners = {r.key: getattr(r, "owner_uid", None) for r in getattr(snapshot, "runs", ())} \
+                if events and self.command is not None else {}
             for ev in events:
                 self.count += 1
                 if self.events_file is not None:
                     self.events_file.write(ev)
                 if self.command is not None:
-                    self.command.submit(ev)
+                    self.command.submit(ev, owners.get(ev["run"]))
                 for fn in list(self.on_event):
                     try:
                         fn(ev)
