@@ -332,8 +332,11 @@ class AlertCommand:
         per_minute: int = COMMAND_PER_MINUTE,
         on_error: Optional[Callable[[str], None]] = None,
         clock: Callable[[], float] = time.monotonic,
+        events_path: Optional[str] = None,
     ) -> None:
         self.command = command
+        #: the events file that has every event (None: there is none)
+        self.events_path = events_path
         self.timeout = float(timeout)
         self.per_minute = int(per_minute)
         self.on_error = on_error
@@ -392,7 +395,9 @@ class AlertCommand:
             self._drop_reported_at[owner] = now
             if self.on_error is not None:
                 try:
-                    self.on_error("alert command: events not sent (%s); the events file has them all" % why)
+                    kept = ("%s has them all" % clean(self.events_path) if self.events_path is not None
+                            else "--events FILE would keep them all")
+                    self.on_error("alert command: events not sent (%s); %s" % (why, kept))
                 except Exception:
                     pass
         return False
@@ -492,8 +497,8 @@ class Alerts:
         self._seq: Optional[int] = None
         self._lock = threading.Lock()
         self.events_file = EventsFile(events_path, on_error=self.report) if events_path else None
-        self.command = (AlertCommand(command, timeout=timeout, per_minute=per_minute, on_error=self.report)
-                        if command else None)
+        self.command = (AlertCommand(command, timeout=timeout, per_minute=per_minute, on_error=self.report,
+                                     events_path=events_path) if command else None)
 
     def report(self, message: str) -> None:
         for fn in list(self.on_error):
