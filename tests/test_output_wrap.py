@@ -4,15 +4,34 @@ from __future__ import annotations
 import random
 
 from ttop.ui import output
+from ttop.view import roles as R
 from ttop.view import text
 from ttop.view.text import crop_line, line_width
 
 
 def _reference(line, width):
+    """Rows as a terminal wraps them: a wide character that does not fit at
+    a row's end starts the next row (a blank left behind); one wider than a
+    whole row is cut, as cropping does."""
     w = line_width(line)
     if w <= width or width <= 0:
         return [line]
-    return [crop_line(line, x, width) for x in range(0, w, width)]
+    if width < 2:
+        return [crop_line(line, x, width) for x in range(0, w, width)]
+    rows, row, used = [], [], 0
+    for t, role in line:
+        for ch in t:
+            cw = text.char_width(ch)
+            if used + cw > width:
+                if used < width:
+                    row.append((" " * (width - used), R.NORMAL))
+                rows.append(tuple(row))
+                row, used = [], 0
+            row.append((ch, role))
+            used += cw
+    if row:
+        rows.append(tuple(row))
+    return rows
 
 
 def _merged(rows):
@@ -30,7 +49,7 @@ def _merged(rows):
     return out
 
 
-def test_wrap_rows_cuts_like_cropping_each_row():
+def test_wrap_rows_cuts_like_a_terminal_wraps():
     rnd = random.Random(1)
     alphabet = ["a", "b", " ", "\u540d", "\u5b57", "\u00e9"]
     for _ in range(100):

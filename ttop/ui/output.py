@@ -76,9 +76,10 @@ def highlight(text: str, query: Optional[str]) -> Line:
 def wrap_rows(line: Line, width: int) -> List[Line]:
     """``line`` cut into rows of ``width`` cells, in one pass over its
     characters (a log line can be 16 KiB: cropping it once per row would be
-    quadratic). A wide character cut by a row's end becomes a space at the
-    end of that row and another at the start of the next, as
-    :func:`crop_line` does."""
+    quadratic). A wide character that would straddle a row's end starts the
+    next row (the row ends with a blank), as a terminal wraps it: wrapping
+    shows every character. Only one wider than a whole row (``width`` 1)
+    is cut into two blanks, as :func:`crop_line` does."""
     if width <= 0 or line_width(line) <= width:
         return [line]
     rows: List[Line] = []
@@ -100,7 +101,15 @@ def wrap_rows(line: Line, width: int) -> List[Line]:
         else:
             for ch in text:
                 cw = char_width(ch)
-                while used + cw > width:
+                if used + cw > width and cw <= width:  # to the next row whole
+                    if buf:
+                        row.append(("".join(buf), role))
+                        buf = []
+                    if used < width:
+                        row.append((" " * (width - used), R.NORMAL))
+                    rows.append(tuple(row))
+                    row, used = [], 0
+                while used + cw > width:  # wider than a row: cut in half
                     if used < width:  # a wide character cut in half
                         buf.append(" " * (width - used))
                         cw -= width - used
