@@ -302,7 +302,10 @@ class CsvSink:
         if rf.dirty:
             rf.write_overall()
         start = rf.started_at if rf.started_at is not None else rf.first_ts
-        tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime(start)) if start is not None else "earlier"
+        try:
+            tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime(start)) if start is not None else "earlier"
+        except (OverflowError, ValueError, OSError):  # a start no date can be made of (a file's 1e20)
+            tag = "earlier"
         kept = []
         for path, suffix in ((rf.matrix_path, MATRIX_SUFFIX), (rf.overall_path, OVERALL_SUFFIX)):
             aside = "%s.%s%s" % (path[: -len(suffix)], tag, suffix)
