@@ -226,6 +226,7 @@ class TrainingMonitor:
             self._started = True
             self._started_wall = self._wall()
             self._started_mono = self._mono()
+        written = False
         try:
             def first_write() -> None:
                 data = self._build(self._mono(), self._wall(), tick=False)
@@ -239,6 +240,7 @@ class TrainingMonitor:
                 self._claim_name()
                 self._control.skip_existing()
                 first_write()
+                written = True
                 self._control.poller.started(self.path)
             if self.capture_output:  # outside the lock: a sidecar's start can take seconds
                 from .capture import OutputCapture
@@ -253,12 +255,8 @@ class TrainingMonitor:
                 # the file names the logs used (another user's name taken: hidden ones), or none
                 self.log_files = {k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None
                 first_write()
-        except BaseException:
-            with self._lock:
-                self._started = False
-            if self._capture is not None:
-                self._capture.stop()
-                self._capture = None
+        except BaseException as e:
+            hooks.start_failed(self, e, written)
             raise
         if self._handle_signals:
             self._hooks.install()

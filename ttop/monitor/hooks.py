@@ -110,6 +110,26 @@ def exit_status(sigterm: bool, et: Any, ev: Any, tb: Any) -> Tuple[str, Optional
     return FAILED, error_text(ev), True
 
 
+def start_failed(m: "TrainingMonitor", exc: BaseException, written: bool) -> None:
+    """``start_monitoring`` raised ``exc``. Once the run's first file is
+    written (``written``: ``exc`` came while output capture started, a
+    process of its own, e.g. a Ctrl+C), that file must not go on saying
+    RUNNING: the run ends as a ``with`` block would end it (CANCELED for a
+    Ctrl+C); not when the file cannot be written anyway. Otherwise the
+    monitor can be started again."""
+    if written and not isinstance(exc, OSError):
+        try:
+            status, error, _ = exit_status(False, type(exc), exc, exc.__traceback__)
+            m._terminal(status, error)  # (stops the capture, if it had started)
+        except Exception:  # pragma: no cover - the writer reports its own errors
+            pass
+    with m._lock:
+        m._started = False
+    if m._capture is not None:
+        m._capture.stop()
+        m._capture = None
+
+
 def _last_tick(m: "TrainingMonitor") -> None:
     """The writer's tick once more, after its thread stopped; never raises."""
     try:
