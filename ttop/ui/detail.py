@@ -41,7 +41,10 @@ def _num(v: Any) -> float:
     if isinstance(v, bool) or v is None:
         return math.nan
     if isinstance(v, (int, float)):
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # an int beyond the float range (JSON has no limit)
+            return math.inf if v > 0 else -math.inf
     if v == "Infinity":
         return math.inf
     if v == "-Infinity":
