@@ -163,7 +163,29 @@ class HistoryReader:
             if not len(m):
                 continue
             if self._versions.get(name) != m.version or name not in self._cache:
-                self._cache[name] = H.columns(m.entries())
+                self._cache[name] = H.columns(_charted(m.entries()))
                 self._versions[name] = m.version
             out[name] = self._cache[name]
         return out
+
+
+def _charted(entries: List[H.Entry]) -> List[H.Entry]:
+    """``entries`` but those whose step or time is an int beyond the float
+    range (JSON has no digit limit: a line of another user's file may give
+    one), which no chart can place (and ``float()`` of which raises)."""
+    try:
+        for col in (1, 2):
+            if entries:
+                float(max(e[col] for e in entries))
+                float(min(e[col] for e in entries))
+        return entries
+    except OverflowError:
+        return [e for e in entries if _float_ok(e[1]) and _float_ok(e[2])]
+
+
+def _float_ok(v: object) -> bool:
+    try:
+        float(v)  # type: ignore[arg-type]
+    except OverflowError:
+        return False
+    return True
