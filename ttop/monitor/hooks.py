@@ -165,6 +165,11 @@ def register(monitor: "TrainingMonitor") -> None:
     (installing those hooks the first time)."""
     global _installed
     with _live_lock:
+        # a failed run keeps its output capture, and so its place here, until exit (for the
+        # traceback that follows); once another run's capture stopped it (a sweep that catches
+        # a trial's failure and goes on), it has nothing left to do at exit: not kept for that
+        _live[:] = [m for m in _live if not (m._defer_capture_stop and m._closed and not (
+            m._capture is not None and m._capture.active))]
         _live.append(monitor)
         if _installed:
             return
