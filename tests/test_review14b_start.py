@@ -42,3 +42,17 @@ def test_ctrl_c_while_output_capture_starts_ends_the_run_canceled(tmp_path):
         d = json.loads(f.read())
     assert (d["status"], d["error"]) == ("CANCELED", "KeyboardInterrupt"), d["status"]
     assert d["ended_at"] is not None
+
+
+def test_sigterm_while_output_capture_starts_ends_the_run_canceled(tmp_path):
+    python = tmp_path / "python-slow"  # a SIGTERM (a scheduler, `kill`) comes as the capture process starts
+    python.write_text('#!/bin/sh\nkill -TERM $PPID\nsleep 1\nexec %s "$@"\n' % sys.executable)
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    folder = tmp_path / "progress"
+    p = subprocess.run([sys.executable, "-c", SCRIPT, str(folder), str(python)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == -15, (p.returncode, p.stderr)  # still dies of the SIGTERM
+    assert "training" not in p.stdout
+    with open(os.path.join(str(folder), "job.json"), "rb") as f:
+        d = json.loads(f.read())
+    assert (d["status"], d["error"]) == ("CANCELED", "received SIGTERM"), d["status"]

@@ -242,6 +242,8 @@ class TrainingMonitor:
                 first_write()
                 written = True
                 self._control.poller.started(self.path)
+            if self._handle_signals:  # before capture starts (a process of its own): a SIGTERM then ends the run
+                self._hooks.install()
             if self.capture_output:  # outside the lock: a sidecar's start can take seconds
                 from .capture import OutputCapture
 
@@ -258,8 +260,6 @@ class TrainingMonitor:
         except BaseException as e:
             hooks.start_failed(self, e, written)
             raise
-        if self._handle_signals:
-            self._hooks.install()
         hooks.register(self)
         self._thread = threading.Thread(target=self._run, name="ttop-monitor", daemon=True)
         self._thread.start()

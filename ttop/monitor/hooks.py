@@ -123,6 +123,7 @@ def start_failed(m: "TrainingMonitor", exc: BaseException, written: bool) -> Non
             m._terminal(status, error)  # (stops the capture, if it had started)
         except Exception:  # pragma: no cover - the writer reports its own errors
             pass
+    m._hooks.restore()
     with m._lock:
         m._started = False
     if m._capture is not None:
