@@ -241,6 +241,7 @@ class TrainingMonitor:
                 self._control.skip_existing()
                 first_write()
                 written = True
+                hooks.register(self)  # under the lock: another thread of this process sees the name taken
                 self._control.poller.started(self.path)
             if self._handle_signals:  # before capture starts (a process of its own): a SIGTERM then ends the run
                 self._hooks.install()
@@ -254,13 +255,13 @@ class TrainingMonitor:
                 )
                 cap.start()
                 self._capture = cap
+                hooks.let_go_stopped()  # (the capture of a failed run, stopped by this one's)
                 # the file names the logs used (another user's name taken: hidden ones), or none
                 self.log_files = {k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None
                 first_write()
         except BaseException as e:
             hooks.start_failed(self, e, written)
             raise
-        hooks.register(self)
         self._thread = threading.Thread(target=self._run, name="ttop-monitor", daemon=True)
         self._thread.start()
         return self

@@ -129,6 +129,7 @@ def start_failed(m: "TrainingMonitor", exc: BaseException, written: bool) -> Non
     if m._capture is not None:
         m._capture.stop()
         m._capture = None
+    unregister(m)
 
 
 def _last_tick(m: "TrainingMonitor") -> None:
@@ -166,11 +167,6 @@ def register(monitor: "TrainingMonitor") -> None:
     (installing those hooks the first time)."""
     global _installed
     with _live_lock:
-        # a failed run keeps its output capture, and so its place here, until exit (for the
-        # traceback that follows); once another run's capture stopped it (a sweep that catches
-        # a trial's failure and goes on), it has nothing left to do at exit: not kept for that
-        _live[:] = [m for m in _live if not (m._defer_capture_stop and m._closed and not (
-            m._capture is not None and m._capture.active))]
         _live.append(monitor)
         if _installed:
             return
@@ -178,6 +174,16 @@ def register(monitor: "TrainingMonitor") -> None:
     atexit.register(_at_exit)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def let_go_stopped() -> None:
+    """A failed run keeps its output capture, and so its place among the
+    live monitors, until exit (for the traceback that follows); once another
+    run's capture has stopped it (a sweep that catches a trial's failure and
+    goes on), nothing is left for it to do at exit: not kept for that."""
+    with _live_lock:
+        _live[:] = [m for m in _live if not (m._defer_capture_stop and m._closed and not (
+            m._capture is not None and m._capture.active))]
 
 
 def unregister(monitor: "TrainingMonitor") -> None:
