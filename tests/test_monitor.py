@@ -560,7 +560,7 @@ def test_output_file_seed_style_is_sanitised(tmp_path):
 def test_default_folder_and_run_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     m = TrainingMonitor(handle_signals=False)
-    assert m.folder == "progress" and (tmp_path / "progress").is_dir()
+    assert m.folder == str(tmp_path / "progress") and (tmp_path / "progress").is_dir()
     assert m.run_name.endswith("-%d" % os.getpid()) and P.sanitize_run_name(m.run_name) == m.run_name
 
 

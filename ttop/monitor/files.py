@@ -86,8 +86,10 @@ def resolve_target(
     output_file: Optional[str], folder: Optional[str], run_name: Optional[str]
 ) -> Tuple[str, Optional[str]]:
     """``(folder, run_name)`` from the monitor's arguments (``output_file``
-    or ``folder``/``run_name``); raise ValueError for bad ones. The run name
-    is not sanitised here."""
+    or ``folder``/``run_name``); raise ValueError for bad ones. The folder
+    is made absolute here, once: a script that changes its working
+    directory later must not move the run's files. The run name is not
+    sanitised here."""
     if output_file is not None and (folder is not None or run_name is not None):
         raise ValueError("give either output_file or folder/run_name, not both")
     if output_file is not None:
@@ -104,7 +106,7 @@ def resolve_target(
     folder = os.fspath(folder)
     if not folder or "\x00" in folder:
         raise ValueError("invalid progress folder %r" % (folder,))
-    return folder, run_name
+    return os.path.abspath(folder), run_name
 
 
 def check_folder(folder: str) -> None:
