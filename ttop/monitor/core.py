@@ -46,7 +46,7 @@ T = TypeVar("T")
 MIN_WAKE_GAP = 0.05
 
 
-class TrainingMonitor:
+class TrainingMonitor(hooks.NotSent):
     """Write a run's progress file (``<folder>/<run_name>.json``) for ttop.
 
     Seed-style use::

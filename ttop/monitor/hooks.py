@@ -48,6 +48,18 @@ def error_text(exc: Optional[BaseException], message: Optional[str] = None) -> s
     return text
 
 
+class NotSent:
+    """What a monitor is when pickled: never sent to another process (a
+    spawned data-loader worker gets its dataset pickled), with an error
+    that says so rather than "cannot pickle '_thread.RLock' object"."""
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "ttop: a TrainingMonitor cannot be sent to another process (pickled, e.g. in a dataset for spawn or "
+            "forkserver data-loader workers): its run is written by the process that started it. Keep it out of "
+            "what the workers get and report from the main process (a fork()ed worker inherits it, inert)")
+
+
 # ----------------------------------------------------------------------
 # process-wide: atexit and fork
 
