@@ -421,9 +421,9 @@ class TrainingMonitor(hooks.NotSent):
             error = hooks.error_text(current, None if msg is None else str(msg))
         self._terminal(FAILED, error)
 
-    def set_canceled(self, reason: Optional[str] = None) -> None:
-        """Record CANCELED (``reason`` goes to ``error``) and stop."""
-        self._terminal(CANCELED, reason)
+    def set_canceled(self, reason: Any = None) -> None:
+        """Record CANCELED (``reason``, as text, goes to ``error``) and stop."""
+        self._terminal(CANCELED, hooks.reason_text(reason))
 
     @property
     def status(self) -> str:

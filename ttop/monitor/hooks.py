@@ -60,6 +60,18 @@ class NotSent:
             "what the workers get and report from the main process (a fork()ed worker inherits it, inert)")
 
 
+def reason_text(reason: Any) -> Optional[str]:
+    """A cancel reason as ``error`` holds it: text (an exception as
+    :func:`error_text` writes it, anything else as ``str()``), capped as a
+    failure's is; None stays None. (An object there was dropped by readers:
+    ``error`` is a string or null.)"""
+    if reason is None or (isinstance(reason, str) and not reason.strip()):
+        return reason
+    if isinstance(reason, BaseException):
+        return error_text(reason)
+    return error_text(None, reason if isinstance(reason, str) else str(reason))
+
+
 # ----------------------------------------------------------------------
 # process-wide: atexit and fork
 
