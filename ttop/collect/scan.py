@@ -494,7 +494,7 @@ class FolderScanner:
                     data, dropped, raw, shape = None, (), b"", None
                     error = "symbolic link by %s to a file %s cannot read: not read" % (user_name(uid), user_name(uid))
         trusted = mtime + (RACY_SECONDS if sig[2] % 1000000000 else _RACY_COARSE) < read_at  # (coarse_seconds)
-        if trusted and data is not None and data["status"] in END_STATUSES:  # (a usable file has a status)
+        if trusted and data is not None and data["status"] in END_STATUSES and not linked:  # (a link stays active: no event under its name)
             keep: Mapping[str, Any] = ArchivedData(raw, data) if self.compact and raw else data
             if self._index is not None and uid is not None and raw:
                 blob = keep.blob if isinstance(keep, ArchivedData) else pack(data, raw)
