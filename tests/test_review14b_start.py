@@ -56,3 +56,23 @@ def test_sigterm_while_output_capture_starts_ends_the_run_canceled(tmp_path):
     with open(os.path.join(str(folder), "job.json"), "rb") as f:
         d = json.loads(f.read())
     assert (d["status"], d["error"]) == ("CANCELED", "received SIGTERM"), d["status"]
+
+
+OWN_HANDLER = SCRIPT.replace(
+    'sys.executable = python', 'import signal; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n'
+    'sys.executable = python')
+
+
+def test_sigterm_to_a_handler_of_the_scripts_own_while_capture_starts_ends_canceled(tmp_path):
+    # the script's handler exits with 0 (its way to stop on SIGTERM): the run did not finish
+    python = tmp_path / "python-slow"
+    python.write_text('#!/bin/sh\nkill -TERM $PPID\nsleep 1\nexec %s "$@"\n' % sys.executable)
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    folder = tmp_path / "progress"
+    p = subprocess.run([sys.executable, "-c", OWN_HANDLER, str(folder), str(python)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert "training" not in p.stdout
+    with open(os.path.join(str(folder), "job.json"), "rb") as f:
+        d = json.loads(f.read())
+    assert (d["status"], d["error"]) == ("CANCELED", "received SIGTERM"), (d["status"], d["error"])

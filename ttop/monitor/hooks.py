@@ -143,7 +143,7 @@ def start_failed(m: "TrainingMonitor", exc: BaseException, written: bool) -> Non
     monitor can be started again."""
     if written and not isinstance(exc, OSError):
         try:
-            status, error, _ = exit_status(False, type(exc), exc, exc.__traceback__)
+            status, error, _ = exit_status(m._hooks.sigterm, type(exc), exc, exc.__traceback__)
             m._terminal(status, error)  # (stops the capture, if it had started)
         except Exception:  # pragma: no cover - the writer reports its own errors
             pass
