@@ -8,7 +8,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Optional, Set
+    from typing import Any, Optional, Set, Tuple
 
 # statfs f_type of local file systems (linux/magic.h): ext2/3/4, xfs, btrfs,
 # tmpfs, overlayfs, zfs, f2fs, ramfs, reiserfs, jfs, bcachefs
@@ -56,6 +56,11 @@ def notify_wanted() -> bool:
     return os.environ.get("TTOP_NOTIFY", "").strip() not in ("0", "off", "no", "false")
 
 
+def _ident(path: str) -> Tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
 class FolderWatch:
     """An inotify watch on one folder. :meth:`changes` returns the names
     written, created, replaced or removed since the last call, or None when
@@ -74,11 +79,21 @@ class FolderWatch:
         if fd < 0:
             e = ctypes.get_errno()
             raise OSError(e, os.strerror(e))
+        try:
+            before = _ident(folder)
+        except OSError:
+            os.close(fd)
+            raise
         if _libc.inotify_add_watch(fd, os.fsencode(folder), _WATCH_MASK) < 0:
             e = ctypes.get_errno()
             os.close(fd)
             raise OSError(e, os.strerror(e))
         self.fd = fd
+        self.folder = folder
+        #: the folder watched, (device, inode): the path may come to name
+        #: another one (a symbolic link pointed elsewhere), of which the
+        #: watch says nothing
+        self.ident = before
         self.lost = False
         self.local = _fs_type(folder) in _LOCAL_FS
         #: the hidden ``*.json`` names (the status files of ranks, see
@@ -94,7 +109,10 @@ class FolderWatch:
         add = got.add
         masks = 0
         unpack = (_EVENT or _event_struct()).unpack_from
-        lost = False
+        try:
+            lost = _ident(self.folder) != self.ident
+        except OSError:  # gone: its own events say so, or the scan does
+            lost = False
         while self.fd >= 0:
             try:
                 buf = os.read(self.fd, 1 << 16)
