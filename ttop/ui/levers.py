@@ -62,9 +62,9 @@ def _process_name(ctx: AppContext, target: Target) -> str:
     if run is not None:
         for p in run.processes:
             if p.pid == target.pid:
-                return clean(p.name)
+                return clean(p.name) or "?"  # (a name of escape codes only cleans to nothing)
     if target.kind != "run" and target.name:
-        return clean(target.name)
+        return clean(target.name) or "?"
     return clean(S.process_name(target.pid)) or "?"
 
 
