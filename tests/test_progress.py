@@ -276,3 +276,22 @@ def test_check_progress_short_way_never_differs(values):
     if not isinstance(short, str):
         assert all(v is None or math.isfinite(v) for k, v in short[0].items()
                    if k in ("updated_at", "pid_create_time", "heartbeat_interval", "rate"))
+
+
+def test_check_progress_shape_takes_its_hint_only_for_the_same_keys_and_classes():
+    # a file's last version's shape is looked at first (even one no longer
+    # among the known shapes); another layout or class is checked as before
+    P._SHAPES.clear()
+    first = P.check_progress_shape(dict(_SHAPE_DOC))
+    assert first[2] is None  # the first of its shape: checked whole, remembered
+    shape = P.check_progress_shape(dict(_SHAPE_DOC))[2]
+    assert shape is not None
+    P._SHAPES.clear()
+    assert P.check_progress_shape(dict(_SHAPE_DOC), shape, True)[2] is shape
+    other = {k: v for k, v in _SHAPE_DOC.items() if k != "custom"}
+    assert P.check_progress_shape(other, shape, True)[2] is not shape
+    floats = dict(_SHAPE_DOC, batch=4.0)  # the same keys, a value of another class: not that shape
+    assert P.check_progress_shape(floats, shape, True)[2] is not shape
+    # a number that is not finite, in a value not from orjson (finite not claimed), is still caught
+    data, dropped, got = P.check_progress_shape(dict(_SHAPE_DOC, rate=math.nan), shape)
+    assert got is None and dropped == ["rate"]

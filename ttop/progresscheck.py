@@ -49,9 +49,9 @@ def parse_progress(raw: bytes) -> Tuple[Dict[str, Any], List[str]]:
 
 
 #: Files found fine before, by their keys in order: ``(classes of the values,
-#: getter of the values that must be finite numbers)``. A live writer's next
+#: getter of the values that must be finite numbers, the keys)``. A live writer's next
 #: version has the same keys and classes; only the values are checked again.
-_SHAPES: Dict[Tuple[str, ...], Tuple[Tuple[type, ...], Any]] = {}
+_SHAPES: Dict[Tuple[str, ...], Tuple[Tuple[type, ...], Any, Tuple[str, ...]]] = {}
 #: Most shapes kept (the folder is shared: anyone can make new ones).
 _MAX_SHAPES = 512
 
@@ -62,20 +62,26 @@ def check_progress(obj: Any) -> Tuple[Dict[str, Any], List[str]]:
     return data, dropped
 
 
-def check_progress_shape(obj: Any) -> Tuple[Dict[str, Any], List[str], Any]:
+def check_progress_shape(obj: Any, hint: Any = None, finite: bool = False) -> Tuple[Dict[str, Any], List[str], Any]:
     """:func:`check_progress`, plus the known shape the value matched (an
     opaque object standing for its keys, in order, and their values'
     classes), or None where it was checked whole: two values that matched
-    the very same shape object have values of the same classes, key by key."""
+    the very same shape object have values of the same classes, key by key.
+    ``hint``: a shape the value likely has (its file's last version's),
+    looked at before the known shapes; ``finite``: every number in ``obj``
+    is known finite (orjson's parse: it refuses NaN, the infinities and
+    numbers beyond the float range), not summed to see it."""
     if obj.__class__ is dict:
         # the keys and their values' classes as in a file found fine before
         # (a live run's previous version): what depends on the values alone
         # is checked, at C speed, else the whole check below says why
         keys = tuple(obj)
-        known = _SHAPES.get(keys)
+        known = hint if hint is not None and hint[2] == keys else _SHAPES.get(keys)
         if known is not None and known[0] == tuple(map(type, obj.values())):
             # (classes known: format, run_name and status are str, updated_at an int or float)
             if obj["status"] in STATUSES and obj["run_name"] and obj["format"].startswith(PROGRESS_FORMAT_PREFIX):
+                if finite:
+                    return obj, [], known
                 try:
                     # NaN or an infinity anywhere makes the sum one too (a
                     # sum that overflows takes the whole check); summed as
@@ -135,4 +141,5 @@ def _remember_shape(obj: Dict[str, Any]) -> None:
     numbers.extend(k for k, v in obj.items() if _FINE.get(k) is _NUMBER_CLASSES and v is not None)
     if len(numbers) == 1:
         numbers.append("updated_at")  # (itemgetter of one key gives the value, not a tuple)
-    _SHAPES[tuple(obj)] = (tuple(map(type, obj.values())), itemgetter(*numbers))
+    keys = tuple(obj)
+    _SHAPES[keys] = (tuple(map(type, obj.values())), itemgetter(*numbers), keys)

@@ -472,7 +472,7 @@ class FolderScanner:
         else:
             out.reads += 1
             live = name in self._active
-            last = prev.data if prev is not None else None  # (its history: what the next one's parse may reuse)
+            last = prev  # (its history and shape: what the next one's parse may reuse)
             try:
                 data, dropped, error, fst, linked, raw, shape = (
                     parse_file(pre[0], pre[1], pre[2], live, last) if pre is not None

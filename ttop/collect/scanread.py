@@ -26,8 +26,9 @@ def read_file(reader: Callable[[str, int], bytes], path: str, dfd: int, name: st
     ``shape`` the known shape its parse matched (see
     :func:`~ttop.progresscheck.check_progress_shape`; None: none).
     ``live``: the file was live when last read (its history is parsed on
-    use; ``last``: the last version's data, or None: its history's
-    unchanged part is not checked again). Raises FileNotFoundError
+    use; ``last``: the last version's :class:`~ttop.collect.fileresult.FileResult`,
+    or None: its history's unchanged part is not checked again, its shape
+    is looked at first). Raises FileNotFoundError
     (removed: the caller forgets it)."""
     try:
         if reader is read_progress_bytes:
@@ -54,10 +55,11 @@ def parse_file(raw: bytes, fst: Optional[os.stat_result], linked: bool, live: bo
             except Exception:  # orjson.JSONDecodeError (a ValueError): json says why, or parses it
                 pass
         shape = None
-        if obj is not _NOT_PARSED:
-            data, dropped, shape = check_progress_shape(obj)
+        if obj is not _NOT_PARSED:  # (orjson's: every number finite) of the last version's shape, likely
+            data, dropped, shape = check_progress_shape(obj, last.shape if last is not None else None, True)
         elif live:  # a file live when last read is likely live still: its history is parsed on use
-            data, dropped = parse_progress_lazy(raw, last.get("history") if last is not None else None)
+            ld = last.data if last is not None else None
+            data, dropped = parse_progress_lazy(raw, ld.get("history") if ld is not None else None)
         else:
             data, dropped = parse_progress(raw)
     except ProgressError as e:
