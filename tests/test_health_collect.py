@@ -222,12 +222,11 @@ def test_health_samples_from_the_collectors_per_version_facts_equal_those_worked
     """The collector hands each run's per-version facts (its _Static) to the
     health samples; samples worked out by RecentSamples alone from the same
     runs are the same, version after version, whatever the file holds."""
-    from ttop.collect.recent import RecentSamples
-    from ttop.record import replace
-
     from unittest import mock
 
     from ttop.collect import scan
+    from ttop.collect.recent import RecentSamples
+    from ttop.record import replace
 
     now = [1.7e9]
     # no file settles (the scanner's test of a file's real age): an ended
