@@ -408,6 +408,29 @@ def test_injected_clock_drives_heartbeat_ages(progress_dir):
     assert r.heartbeat_age == 0.0 and not r.stale  # timed from when ttop saw it change
 
 
+def test_a_command_line_read_empty_mid_exec_is_read_again(spawn, progress_dir, monkeypatch):
+    """Between an exec's new name and its new arguments (the kernel sets
+    comm before it lays out argv) /proc/<pid>/cmdline reads empty: that is
+    not kept as the process's command line for good."""
+    p = spawn([sys.executable, "-c", "import time; time.sleep(120)"])
+    ct = psutil.Process(p.pid).create_time()
+    write(progress_dir, "mid", doc("mid", pid=p.pid, pid_create_time=ct, host=socket.gethostname()))
+    c = collector(progress_dir)
+    real = psutil.Process.cmdline
+    reads = []
+
+    def cmdline(self):
+        reads.append(self.pid)
+        return [] if self.pid == p.pid and reads.count(p.pid) == 1 else real(self)
+
+    monkeypatch.setattr(psutil.Process, "cmdline", cmdline)
+    first = wait_until(lambda: (lambda r: r.processes[0] if r is not None and r.processes else None)(c.collect().run("mid")),
+                       timeout=30)
+    assert first.pid == p.pid and first.cmdline == ""  # the read mid-exec
+    again = c.collect().run("mid").processes[0]
+    assert again.cmdline.endswith("time.sleep(120)"), again.cmdline
+
+
 def test_a_process_that_execs_is_shown_as_what_it_runs_now(spawn, progress_dir):
     """A process keeps its PID and create time across exec (a shell that
     execs the trainer, a launcher): its name and command line are read

@@ -1,15 +1,14 @@
 """Process trees: only the runs' own processes are read each cycle.
 
-On Linux with ``/proc/<pid>/task/<tid>/children`` (the usual case) the table
-is *walked*: :meth:`ProcessTable.refresh` reads one line (``/proc/loadavg``); a run's main process
-is identified from its own ``/proc/<pid>/stat`` and its tree walked through
-the ``children`` files of each process's threads, so the other processes of a
-busy machine cost nothing. The children found are kept from cycle to cycle
-while none of the processes walked ended or changed parent and none of them
-got a new child (the parent of each ID handed out since the last cycle is
-read, :data:`NEW_PIDS_CHECKED`; :data:`WALK_REFRESH_SECONDS`), so a steady
-tree costs one ``stat`` read per process. Where the kernel lacks that
-file (or with ``walk=False``) the table is *listed*, as follows.
+On Linux with ``/proc/<pid>/task/<tid>/children`` (the usual case) the table is *walked*:
+:meth:`ProcessTable.refresh` reads one line (``/proc/loadavg``); a run's main process is identified
+from its own ``/proc/<pid>/stat`` and its tree walked through the ``children`` files of each
+process's threads, so the other processes of a busy machine cost nothing. The children found are
+kept from cycle to cycle while none of the processes walked ended or changed parent and none of them
+got a new child (the parent of each ID handed out since the last cycle is read,
+:data:`NEW_PIDS_CHECKED`; :data:`WALK_REFRESH_SECONDS`), so a steady tree costs one ``stat`` read
+per process. Where the kernel lacks that file (or with ``walk=False``) the table is *listed*, as
+follows.
 
 ``children(recursive=True)`` scans every process on the machine on each call,
 so calling it per run does not scale. Instead :meth:`ProcessTable.refresh`
@@ -541,7 +540,8 @@ class ProcessTable:
                         name = proc.name()  # /proc's comm is cut at 15 characters
                     except (psutil.AccessDenied, psutil.ZombieProcess):
                         pass
-                    self._cmdlines[key] = (cmdline, name, comm)
+                    if cmdline:  # none yet (mid-exec: comm is set before the arguments): read again next time
+                        self._cmdlines[key] = (cmdline, name, comm)
         except psutil.ZombieProcess:
             zombie = True
         except psutil.NoSuchProcess:
