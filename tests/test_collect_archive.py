@@ -185,6 +185,7 @@ def test_the_parsed_cache_keeps_the_most_recently_used():
     raw = json.dumps(doc("x")).encode()
     kept = scan_mod.ArchivedData(raw)
     kept["run_name"]
+    parsed = archive._PARSED[id(kept)][1]
     others = []
     for _ in range(scan_mod.PARSED_CACHE + 5):
         other = scan_mod.ArchivedData(raw)
@@ -193,6 +194,9 @@ def test_the_parsed_cache_keeps_the_most_recently_used():
         kept["run_name"]  # looked at again after each: never the least recent
     assert len(archive._PARSED) == scan_mod.PARSED_CACHE
     assert id(kept) in archive._PARSED and id(others[-1]) in archive._PARSED
+    # never dropped, so never parsed again (a cache dropping the first kept,
+    # hit or not, dropped it and parsed it anew at its next look)
+    assert archive._PARSED[id(kept)][1] is parsed
     assert not any(id(o) in archive._PARSED for o in others[:6])
 
 
