@@ -63,6 +63,9 @@ def test_quick_ok_leaves_a_stall_a_lost_heartbeat_nan_and_divergence_to_assess()
     lost = fine[:-1] + [fine[-1]._replace(updated_at=-20.0)]
     nan = fine[:-1] + [fine[-1]._replace(metrics={"loss": float("nan")})]
     diverging = fine[:-1] + [fine[-1]._replace(metrics={"loss": 9.0})]
-    for samples in (stalled, lost, nan, diverging):
+    # a GPU nearly full, no GPU budget given, its utilisation not read (as under MIG)
+    gpu_full = fine[:-1] + [fine[-1]._replace(gpu_memory_bytes=1 << 30, device_memory_fraction=0.99)]
+    for samples in (stalled, lost, nan, diverging, gpu_full):
         assert not quick_ok(samples, config, RingLows())
     assert assess(nan, config).level == "CRIT" and assess(diverging, config).level == "WARN"
+    assert [f.rule for f in assess(gpu_full, config).findings] == ["memory"]
