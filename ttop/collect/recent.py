@@ -175,7 +175,6 @@ class RecentSamples:
             keep = {r.key for r in runs}
             for k in [k for k in settled if k not in keep]:
                 del settled[k]
-        lock = self._lock
         for run in runs:
             key = run.key
             status = run.status
@@ -252,21 +251,8 @@ class RecentSamples:
                     tr.gpu_util = util
                     tr.data = run.data
                     tr.status, tr.alive, tr.resources, tr.processes = status, alive, res, procs
-                # (_append, inline: once per run and cycle)
+                self._append(tr, s)
                 ring = tr.ring
-                with lock:
-                    prior = ring[-1] if ring else None
-                    try:
-                        rep = prior is not None and (prior[4] is s[4] or prior[4] == s[4]) and prior[1:] == s[1:]
-                    except RecursionError:  # a metric nested about a thousand deep (orjson reads 1,024): told apart
-                        rep = False
-                    if rep and tr.repeat:
-                        ring[-1] = s
-                    else:
-                        dropped = ring[0] if len(ring) == ring.maxlen else None
-                        ring.append(s)
-                        tr.lows.appended(ring, dropped)
-                        tr.repeat = rep
                 # the usual live run (nothing to judge but its heartbeat, counters and metrics) told quickly
                 verdict = tr.verdict = ALL_OK if quick_ok(ring, config, tr.lows) else assess(ring, config, tr.lows)
                 tr.recheck = None  # worked out if the next cycle brings nothing new
@@ -305,7 +291,6 @@ class RecentSamples:
                         bool(getattr(run, "stale", False)))
 
     def _append(self, tr: _Track, s: Sample) -> None:
-        # (spelled out in update, once per run and cycle)
         ring = tr.ring
         with self._lock:
             last = ring[-1] if ring else None
