@@ -40,6 +40,9 @@ _LOST = _IN_Q_OVERFLOW | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_UNMOUNT | _IN_IGN
 #: before the first screen)
 _EVENT: Any = None
 
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # (os.fsdecode's)
+_libc: Any = None
+
 
 def _event_struct() -> Any:
     global _EVENT
@@ -47,8 +50,6 @@ def _event_struct() -> Any:
 
     _EVENT = struct.Struct("4xI4xI")
     return _EVENT
-_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # (os.fsdecode's)
-_libc: Any = None
 
 
 def notify_wanted() -> bool:
