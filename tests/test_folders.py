@@ -258,3 +258,30 @@ def test_a_glob_match_that_is_a_strangers_link_to_a_folder_they_cannot_read_is_n
     names = sorted(r["run_name"] for r in json.loads(out)["runs"])
     assert names == ["open"], names  # alice's folder once (the mirror is the same folder), nothing of root's
     assert "symbolic link by %s to a folder %s cannot read: not watched" % (eve.name, eve.name) in err
+
+
+def test_a_folder_a_glob_matches_also_through_a_strangers_link_is_watched_under_its_own_path(
+        three_users, shared_dir):
+    """eve's link /scratch/aaa/progress to alice's /scratch/alice/progress
+    sorts first in '/scratch/*/progress': watched under that spelling, the
+    runs were shown under eve's tag, and eve re-pointing her link at a
+    folder of hers took alice's runs off the screen, the CSV and the alerts
+    (the watch follows the path it was given). The real path is kept."""
+    eve = three_users[0]
+    scratch = Path(shared_dir)
+    (scratch / "alice" / "progress").mkdir(parents=True)
+    os.chmod(str(scratch / "alice"), 0o755)
+    os.chmod(str(scratch / "alice" / "progress"), 0o755)
+    _write(scratch / "alice" / "progress", "mine")
+    eve.sh('mkdir "$1/aaa" && ln -s "$1/alice/progress" "$1/aaa/progress"', str(scratch))
+    notes = []
+    found, problems = expand_folders([str(scratch / "*" / "progress")], notes)
+    assert (found, problems) == ([str(scratch / "alice" / "progress")], [])
+    assert notes == ["%s is the same folder as %s; watching it once" % (
+        scratch / "aaa" / "progress", scratch / "alice" / "progress")]
+    # a link of one's own (or root's) still counts as the first spelling
+    own = scratch / "000"
+    own.mkdir()
+    (own / "progress").symlink_to(scratch / "alice" / "progress")
+    found, problems = expand_folders([str(scratch / "*" / "progress")])
+    assert found == [str(own / "progress")]

@@ -95,13 +95,32 @@ def foreign_link(path: str) -> Optional[str]:
     return None
 
 
+def _strangers_link(path: str, st: os.stat_result) -> bool:
+    """Whether ``path`` goes through a symbolic link made by someone other
+    than root, ttop's user and the folder's owner (``st``)."""
+    cur = os.sep
+    for comp in path.split(os.sep):
+        if not comp:
+            continue
+        cur = os.path.join(cur, comp)
+        try:
+            lst = os.lstat(cur)
+        except OSError:
+            return True
+        if stat.S_ISLNK(lst.st_mode) and lst.st_uid not in (0, os.geteuid(), st.st_uid):
+            return True
+    return False
+
+
 def expand_folders(args: Sequence[str], notes: Optional[List[str]] = None) -> Tuple[List[str], List[str]]:
     """The folders named by ``args`` (globs expanded here when the shell did
     not, e.g. quoted: only folders they match), absolute, without
     duplicates, in the order given; and one line per argument that names no
     folder (a glob matching none). A folder named twice under two spellings
     (a symbolic link, ``..``) is the same device and inode: it is kept once,
-    under its first spelling, and a line saying so is appended to ``notes``."""
+    under its first spelling (one not through another user's symbolic link,
+    if there is one: they could point it elsewhere later), and a line saying
+    so is appended to ``notes``."""
     out: List[str] = []
     problems: List[str] = []
     seen = set()
@@ -131,6 +150,10 @@ def expand_folders(args: Sequence[str], notes: Optional[List[str]] = None) -> Tu
             if st is not None:
                 same = first.setdefault((st.st_dev, st.st_ino), a)
                 if same != a:
+                    if _strangers_link(same, st) and not _strangers_link(a, st):
+                        # another user's link must not name it: they could point it elsewhere later
+                        out[out.index(same)] = first[(st.st_dev, st.st_ino)] = a
+                        a, same = same, a
                     if notes is not None:
                         notes.append("%s is the same folder as %s; watching it once" % (a, same))
                     continue
