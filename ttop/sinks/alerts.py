@@ -255,10 +255,30 @@ class EventsFile:
             pass
 
 
+#: Longest text of an event in the alert command's environment, and of its
+#: TTOP_EVENT_JSON: the kernel refuses to start a program with an
+#: environment string over 128 KiB (E2BIG), and a run writes what it likes.
+ENV_TEXT = 4096
+ENV_JSON = 65536
+
+
+def _env_event(ev: Dict[str, Any]) -> Dict[str, Any]:
+    """``ev`` with its texts cut (ending with an ellipsis) until its line
+    fits in :data:`ENV_JSON`; ``ev`` itself when it fits."""
+    n = ENV_TEXT
+    while True:
+        cut = {k: v[:n - 1] + "\u2026" if isinstance(v, str) and len(v) > n else v for k, v in ev.items()}
+        if n <= 64 or len(event_line(cut)) <= ENV_JSON:
+            return cut
+        n //= 2
+
+
 def command_env(ev: Dict[str, Any], base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """The alert command's environment: ``base`` (default: ttop's) plus the
-    event's ``TTOP_*`` variables (an unknown value is an empty string)."""
+    event's ``TTOP_*`` variables (an unknown value is an empty string; a
+    text longer than the kernel takes cut, see :func:`_env_event`)."""
     env = dict(os.environ if base is None else base)
+    ev = _env_event(ev)
 
     def s(v: Any) -> str:
         t = "" if v is None else str(v)
