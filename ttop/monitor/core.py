@@ -120,6 +120,14 @@ class TrainingMonitor(hooks.NotSent):
         default the :mod:`time` module. Tests pass a fake one.
     """
 
+    # Every attribute has a slot: the loop's calls load self._n / self._mq and look the method up each time,
+    # which a 40-name instance dict slows (bench_monitor.py); __dict__ stays for users' own names.
+    __slots__ = tuple("""_n _mq _metrics variables folder run_name path _name_conflict epoch_base interval
+        resource_interval history_size capture_output on_variable_change links run_dir _gpu _handle_signals _mono
+        _wall log_files _pid _host _pid_namespace _lock _write_lock _wake _thread _started _closed _depth _status
+        _error _started_wall _started_mono _ended_wall _ended_mono _pid_create_time _resources _state _history
+        _mlog _control _writer _capture _defer_capture_stop _hooks __dict__ __weakref__""".split())
+
     def __init__(
         self,
         output_file: Optional[str] = None,
@@ -246,18 +254,9 @@ class TrainingMonitor(hooks.NotSent):
             if self._handle_signals:  # before capture starts (a process of its own): a SIGTERM then ends the run
                 self._hooks.install()
             if self.capture_output:  # outside the lock: a sidecar's start can take seconds
-                from .capture import OutputCapture
-
                 assert self.log_files is not None
-                cap = OutputCapture(
-                    os.path.join(self.folder, self.log_files["stdout"]),
-                    os.path.join(self.folder, self.log_files["stderr"]),
-                )
-                cap.start()
-                self._capture = cap
+                self._capture, self.log_files = hooks.start_capture(self.folder, self.log_files)
                 hooks.let_go_stopped()  # (the capture of a failed run, stopped by this one's)
-                # the file names the logs used (another user's name taken: hidden ones), or none
-                self.log_files = {k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None
                 first_write()
         except BaseException as e:
             hooks.start_failed(self, e, written)
@@ -295,7 +294,7 @@ class TrainingMonitor(hooks.NotSent):
         """Count one batch of the current phase (call at its start)."""
         self._n += 1
 
-    def update_metrics(self, _metrics: Optional[Mapping[str, Any]] = None, **metrics: Any) -> None:
+    def update_metrics(self, _metrics: Optional[Mapping[str, Any]] = None, /, **metrics: Any) -> None:
         """Record the latest metric values: ``update_metrics(loss=0.3,
         acc=0.9)`` or ``update_metrics({"val/loss": 0.3})``. Values are
         converted when written (numpy/torch scalars via ``.item()``; NaN and

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ..progress import CANCELED, FAILED, FINISHED
 from .history import DROPPED
@@ -52,6 +52,8 @@ class NotSent:
     """What a monitor is when pickled: never sent to another process (a
     spawned data-loader worker gets its dataset pickled), with an error
     that says so rather than "cannot pickle '_thread.RLock' object"."""
+
+    __slots__ = ()  # (TrainingMonitor's own slots stay its only storage)
 
     def __reduce__(self) -> Any:
         raise TypeError(
@@ -198,6 +200,17 @@ def register(monitor: "TrainingMonitor") -> None:
     atexit.register(_at_exit)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def start_capture(folder: str, log_files: Dict[str, str]) -> Tuple[Any, Optional[Dict[str, str]]]:
+    """Start a run's output capture into its two logs: the capture, and the
+    file names its logs use (another user's name taken: hidden ones), or
+    None when it could not start."""
+    from .capture import OutputCapture
+
+    cap = OutputCapture(os.path.join(folder, log_files["stdout"]), os.path.join(folder, log_files["stderr"]))
+    cap.start()
+    return cap, ({k: os.path.basename(p) for k, p in zip(("stdout", "stderr"), cap.paths)} if cap.active else None)
 
 
 def let_go_stopped() -> None:
