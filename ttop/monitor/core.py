@@ -34,7 +34,7 @@ from . import hooks
 from .control import VariableControl, report
 from .estimates import RunState, count_arg, estimate, update_rate
 from .files import ProgressWriter, check_folder, check_settings, default_run_name, fit_progress, resolve_target
-from .history import DROPPED, MetricLog
+from .history import MetricLog
 from .names import claim_name, claiming, name_holder
 from .phases import PhaseContext
 from .remote import answer_request
@@ -439,25 +439,8 @@ class TrainingMonitor(hooks.NotSent):
             return
         if not self._started and not self._closed:
             self.start_monitoring()
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._status = status
-            self._error = error
-            now = self._mono()
-            self._ended_wall = self._wall()
-            self._ended_mono = now
-            self._state.adopt_loose_batches(self._n, self._started_mono)
-            self._end_phase_locked(now)
-            self._state.end_epoch(now)
-            data = self._build(now, self._ended_wall, tick=False)
-            self._mq = DROPPED  # no writer will take updates given from now on
-        self._wake.set()
-        self._mlog.flush(self._ended_wall)
-        data["history_file"] = self._mlog.file_name
-        self._write(data, final=True)
-        self._hooks.restore()
+        if not hooks.write_final(self, status, error):  # (a SIGTERM or Ctrl+C meanwhile waits for it)
+            return
         if self._capture is not None:
             if defer_capture:
                 self._defer_capture_stop = True  # keep logging until exit: the traceback follows

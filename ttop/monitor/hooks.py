@@ -136,6 +136,66 @@ def exit_status(sigterm: bool, et: Any, ev: Any, tb: Any) -> Tuple[str, Optional
     return FAILED, error_text(ev), True
 
 
+def write_final(m: "TrainingMonitor", status: str, error: Optional[str]) -> bool:
+    """Close the run and write its final status (False: it was closed
+    already), then put the signal handlers back. A SIGTERM that comes
+    meanwhile (a second one: ``timeout``, SLURM, Kubernetes or a kill of the
+    process group send one more; or one just as the script ends the run)
+    waits until the status is in the file, then is delivered; a
+    KeyboardInterrupt (Ctrl+C pressed twice) that comes out of it still
+    leaves the status written. Either used to end the process before the
+    write, and the run said RUNNING (ttop: KILLED)."""
+    h = m._hooks
+    h.ending = threading.get_ident()
+    closed = written = False
+    try:
+        with m._lock:
+            if m._closed:
+                return False
+            m._closed = closed = True
+            m._status, m._error = status, error
+            now = m._mono()
+            m._ended_wall = m._wall()
+            m._ended_mono = now
+            data = _closed_state(m, now)
+        m._wake.set()
+        m._mlog.flush(m._ended_wall)
+        data["history_file"] = m._mlog.file_name
+        m._write(data, final=True)
+        written = True
+        return True
+    except BaseException:
+        if closed and not written:  # interrupted before the write: write it all the same
+            try:
+                with m._lock:
+                    m._status, m._error = status, error
+                    now = m._ended_mono if m._ended_mono is not None else m._mono()
+                    if m._ended_wall is None:
+                        m._ended_wall, m._ended_mono = m._wall(), now
+                    data = _closed_state(m, now)
+                data["history_file"] = m._mlog.file_name
+                m._write(data, final=True)
+            except BaseException:
+                pass
+        raise
+    finally:
+        h.ending = None
+        if closed:
+            h.restore()  # (delivers a SIGTERM that came meanwhile)
+        h.deliver_deferred()
+
+
+def _closed_state(m: "TrainingMonitor", now: float) -> Any:
+    """The ended run's phase and epoch closed, and its file's content (the
+    run's lock held; may run twice: every step is done once)."""
+    m._state.adopt_loose_batches(m._n, m._started_mono)
+    m._end_phase_locked(now)
+    m._state.end_epoch(now)
+    data = m._build(now, m._ended_wall or 0.0, tick=False)
+    m._mq = DROPPED  # no writer will take updates given from now on
+    return data
+
+
 def start_failed(m: "TrainingMonitor", exc: BaseException, written: bool) -> None:
     """``start_monitoring`` raised ``exc``. Once the run's first file is
     written (``written``: ``exc`` came while output capture started, a
@@ -268,6 +328,17 @@ class SignalHooks:
         self._prev_sigterm: Any = None
         self._sigterm_installed = False
         self._prev_excepthook: Any = None
+        #: the thread writing the run's final status (:func:`write_final`), else None
+        self.ending: Optional[int] = None
+        self._deferred = False  # a SIGTERM came while it did, in that thread: delivered after
+        self._in_handler = False
+
+    def deliver_deferred(self) -> None:
+        """Send again the SIGTERM that came while the final status was being
+        written (the handlers are back by now: it goes where it would have)."""
+        if self._deferred and not self._in_handler and self.ending is None:
+            self._deferred = False
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def install(self) -> None:
         """From the main thread only; SIGTERM only if it is not ignored."""
@@ -298,18 +369,25 @@ class SignalHooks:
     def on_sigterm(self, signum: int, frame: Any) -> None:
         m = self.monitor
         prev = self._prev_sigterm
-        if os.getpid() == m._pid:
-            if _script_handler(prev):
-                # a handler of the script's own decides what happens next
-                # (finish the epoch, save a checkpoint, or carry on): the run
-                # stays monitored until it ends, and is CANCELED then unless
-                # the script says otherwise
-                self.sigterm = True
-            else:
-                try:
-                    m._terminal(CANCELED, "received SIGTERM", from_signal=True)
-                except Exception:
-                    pass
+        if self.ending == threading.get_ident() and os.getpid() == m._pid:
+            self._deferred = True  # the code this interrupted writes the final status: after that
+            return
+        self._in_handler = True
+        try:
+            if os.getpid() == m._pid:
+                if _script_handler(prev):
+                    # a handler of the script's own decides what happens next
+                    # (finish the epoch, save a checkpoint, or carry on): the run
+                    # stays monitored until it ends, and is CANCELED then unless
+                    # the script says otherwise
+                    self.sigterm = True
+                else:
+                    try:
+                        m._terminal(CANCELED, "received SIGTERM", from_signal=True)
+                    except Exception:
+                        pass
+        finally:
+            self._in_handler = self._deferred = False  # (one that came meanwhile: sent on below)
         # keep the default behaviour (or the user's handler): restore it and
         # deliver the signal again
         if prev is None:
