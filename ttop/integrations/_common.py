@@ -160,6 +160,24 @@ class Bridge:
         self._opened_at: Optional[float] = None  # when this rank's monitor started (wall clock)
         self._thread: Optional[int] = None  # the thread whose training opened the monitor
 
+    # what another process gets: Lightning's ddp_spawn (any spawn launcher)
+    # pickles the trainer, callbacks included, into each rank it starts
+    _RUN_STATE: Dict[str, Any] = {"monitor": None, "lr": None, "pending": False, "_edits": None, "_next_refresh": 0.0,
+                  "in_epoch": False, "phase": None, "_lr_names": frozenset(), "follower": None, "_world": 1,
+                  "_remove_hooks": None, "_opened_at": None, "_thread": None}
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """The callback's settings without this process's run (a monitor,
+        a follower, locks): the process that gets it opens runs of its own."""
+        state = dict(self.__dict__, **self._RUN_STATE)
+        del state["_edits_lock"]
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._edits = {}
+        self._edits_lock = threading.Lock()
+
     # ------------------------------------------------------------------
     # life cycle
 
