@@ -204,3 +204,17 @@ def test_copied_files_of_ended_runs_do_not_make_a_clock_skew(ttop_term, tmp_path
     here, node_a = t.line(t.row_of("(here)")), t.line(t.row_of("node-a"))
     assert here.split()[-1] == "ok", here
     assert "+10m" in node_a, node_a
+
+
+def test_hosts_screen_shows_every_heartbeat_age_whole():
+    """A heartbeat 10 to 60 minutes old (a host gone silent: the case the
+    screen is for) read "16m28s a…": the column was one cell short of
+    "59m59s ago", as for 10-23 hours and 10 days or more."""
+    from ttop.collect.fleet import HostSummary
+    from ttop.view.fleet import host_lines
+    for age, shown in ((988.0, "16m28s ago"), (86399.0, "23h59m ago"), (10 ** 6, "11d13h ago"), (5.0, "5s ago")):
+        h = HostSummary(host="node", local=False, runs=1, running=1, stale=1, cpu_percent=None, rss_bytes=None,
+                        gpu_memory_bytes=None, heartbeat_age=age, clock_skew=None, silent=True)
+        text = "".join(t for t, _ in host_lines([h], 200, 3, 0)[2])
+        assert shown in text, text
+        assert text.rstrip().endswith("SILENT"), text

@@ -11,7 +11,7 @@ from .text import Line, clean, fit
 
 TITLE = "Hosts  (Enter: show this host's runs, Esc: back)"
 COLUMNS = (("Host", 18, "<"), ("Runs", 5, ">"), ("Run", 4, ">"), ("Stale", 5, ">"), ("CPU", 7, ">"),
-           ("RAM", 7, ">"), ("GPU", 7, ">"), ("Heartbeat", 9, ">"), ("Clock", 8, ">"), ("", 8, "<"))
+           ("RAM", 7, ">"), ("GPU", 7, ">"), ("Heartbeat", 10, ">"), ("Clock", 8, ">"), ("", 8, "<"))
 
 
 def _skew(seconds) -> str:
