@@ -441,3 +441,19 @@ def test_a_writer_whose_clock_runs_ahead_takes_the_control_files_of_its_run(tmp_
     assert p.wait(timeout=30) == -signal.SIGTERM
     data = _doc(path)
     assert (data["status"], data["signal_ack"]["ok"]) == ("CANCELED", True), data
+
+
+def test_the_refusal_for_roots_run_names_root_once(three_users):
+    """ttop of a user (not root) on a run of root's said "it takes a control
+    file only from root or root, not from b" in the editor, k and l."""
+    b = three_users[0]
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from ttop.levers import control\n"
+              "print(control.writer_refusal(0)); print(control.writer_refusal(%d))\n" % (str(ROOT), three_users[1].uid))
+    p = b.popen([user_python(b), "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert out.splitlines() == [
+        "the run is root's: it takes a control file only from root, not from %s" % b.name,
+        "the run is %s's: it takes a control file only from %s or root, not from %s" % (
+            three_users[1].name, three_users[1].name, b.name)]

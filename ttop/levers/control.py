@@ -31,8 +31,8 @@ def writer_refusal(owner_uid: Optional[int]) -> Optional[str]:
     me = os.geteuid()
     if owner_uid is None or me in (0, owner_uid):
         return None
-    return "the run is %s's: it takes a control file only from %s or root, not from %s" % (
-        _user(owner_uid), _user(owner_uid), _user(me))
+    whom = "root" if owner_uid == 0 else "%s or root" % _user(owner_uid)
+    return "the run is %s's: it takes a control file only from %s, not from %s" % (_user(owner_uid), whom, _user(me))
 
 
 def control_file_name(folder: str, key: str, data: Mapping[str, Any], owner_uid: Optional[int] = None) -> str:
