@@ -337,6 +337,25 @@ class VariableControl:
                     self.types.pop(name, None)
                 self.variables[name] = value
 
+    def relink(self, variables: Any) -> None:
+        """The monitor's ``variables`` now: a script that gave it a dict of
+        its own (``monitor.variables = {...}``) has that one shown and
+        edited from here on, its values typed as :meth:`track` types them."""
+        if variables is self.variables or not isinstance(variables, dict):
+            return
+        types: Dict[str, str] = {}
+        for name, value in list(variables.items()):  # (never raises: the writer thread calls this)
+            t = type_name(value)
+            if t is None:
+                try:  # (numpy / torch scalars)
+                    t = type_name(value.item()) if callable(getattr(value, "item", None)) else None
+                except Exception:
+                    pass
+            if t is not None and isinstance(name, str):
+                types[name] = t
+        with self._lock:
+            self.variables, self.types = variables, types
+
     def skip_existing(self) -> None:
         """:meth:`ControlPoller.skip_existing`, saying in :attr:`error` when
         another user's file made the run read a name of its own. A signal
@@ -356,10 +375,13 @@ class VariableControl:
             self.signal_ack = ack(request[0], raw.get("name"), raw.get("target"), False,
                                   "refused: an earlier run's request, left in the control file", time.time())
 
-    def poll(self, callback: Optional[Callable[[str, Any, Any], Any]]) -> None:
-        """Apply a new edit, if the control file has one, then call
-        ``callback(name, old, new)`` for each changed value (its exceptions
-        are caught, added to :attr:`error` and reported once on stderr)."""
+    def poll(self, callback: Optional[Callable[[str, Any, Any], Any]], variables: Any = None) -> None:
+        """Apply a new edit, if the control file has one, to ``variables``
+        (the monitor's: see :meth:`relink`), then call ``callback(name, old,
+        new)`` for each changed value (its exceptions are caught, added to
+        :attr:`error` and reported once on stderr)."""
+        if variables is not None:
+            self.relink(variables)
         try:
             got = self.poller.poll()
         except Exception as e:  # pragma: no cover - poll never raises
@@ -402,9 +424,12 @@ class VariableControl:
         with self._lock:
             self.error = message if not self.error else self.error + "; " + message
 
-    def file_fields(self) -> Dict[str, Any]:
-        """``variables``, ``variable_types``, ``control_seq`` and
-        ``control_error`` as written; called with the lock held."""
+    def file_fields(self, variables: Any = None) -> Dict[str, Any]:
+        """``variables`` (the monitor's: see :meth:`relink`),
+        ``variable_types``, ``control_seq`` and ``control_error`` as
+        written; called with the lock held."""
+        if variables is not None:
+            self.relink(variables)
         variables = dict(self.variables)
         var_types = {}
         for name, value in variables.items():

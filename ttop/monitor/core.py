@@ -216,6 +216,7 @@ class TrainingMonitor(hooks.NotSent):
         bool, int, float or str to be editable (numpy/torch scalars are
         converted); other values are shown read-only. Read the live values
         from :attr:`variables`."""
+        self._control.relink(self.variables)  # (a dict the script gave: monitor.variables = {...})
         self._control.track(variables)
         self._wake.set()
 
@@ -490,7 +491,7 @@ class TrainingMonitor(hooks.NotSent):
                     except Exception:  # keep the last sample
                         pass
                     next_sample = now + self.resource_interval
-                self._control.poll(self.on_variable_change)
+                self._control.poll(self.on_variable_change, self.variables)
                 answer_request(self._control, self._pid, self._wall, self._write_now)
                 if sampler is not None:
                     self._pid_create_time = sampler.refresh_create_time()
@@ -561,7 +562,7 @@ class TrainingMonitor(hooks.NotSent):
             "metrics": metrics,
             "history": self._history.as_json(),  # encoded once per new point
             "history_file": self._mlog.file_name,
-            **self._control.file_fields(),
+            **self._control.file_fields(self.variables),
             "logs": dict(self.log_files) if self.log_files else None,
             "run_dir": self.run_dir,
             "resources": dict(self._resources) if self._resources else None,
