@@ -26,14 +26,12 @@ p95 is over 20 ms or the detail view's over 50 ms.
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import re
 import shlex
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional
 
@@ -153,14 +151,8 @@ def main() -> int:
     ap.add_argument("--no-htop", action="store_true")
     ap.add_argument("--baseline", metavar="DIR", help="another checkout's ttop, measured in the same run")
     args = ap.parse_args()
-    import ttop
 
-    here = os.path.dirname(os.path.dirname(os.path.abspath(ttop.__file__)))
-    for root in [here] + ([args.baseline] if args.baseline else []):
-        compileall.compile_dir(os.path.join(root, "ttop"), quiet=1)
-    tmp = tempfile.mkdtemp(prefix="ttop-bench-keys-")
-    folder = os.path.join(tmp, "progress")
-    os.makedirs(folder)
+    here, tmp, folder = _runs.first_screen_setup("ttop-bench-keys-", [args.baseline] if args.baseline else [])
     live = []
     try:
         _runs.fill_archive(folder, max(0, args.runs - args.live))
