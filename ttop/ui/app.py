@@ -47,7 +47,7 @@ else:
     # not need (the handlers given and returned stay ints)
     import _signal as signal
 if TYPE_CHECKING:
-    from typing import Any, List, Optional, Tuple
+    from typing import Any, Dict, List, Optional, Tuple
 
 MESSAGE_SECONDS = 6.0
 #: Longest a new snapshot waits while keys keep coming.
@@ -60,6 +60,8 @@ SWITCH_INTERVAL = 0.001
 LATE_INTERVALS = 3
 LATE_MIN = 10.0
 LATE_MESSAGE = "no new data "
+#: Bells a minute for the runs of one owner (as the alert command's limit).
+BELL_PER_MINUTE = 10
 
 
 class App(AppContext):
@@ -82,6 +84,7 @@ class App(AppContext):
         self.alert_count = 0
         self.bell = False
         self._bell_pending = False
+        self._bells: Dict[Any, List[float]] = {}  # owner uid -> when it rang, the last minute
         self._message: Optional[Tuple[str, bool, float]] = None
         self._prev: List[Optional[Line]] = []
         self._dirty = True
@@ -131,8 +134,21 @@ class App(AppContext):
         self.alert_count += 1
         bad = event.get("status") in ("FAILED", "KILLED") or event.get("health") == "CRIT"
         self.notify(str(event.get("message") or "alert"), error=bad)
-        if self.bell:
+        if self.bell and self._may_ring(event.get("run")):
             self._bell_pending = True
+
+    def _may_ring(self, key: Any) -> bool:
+        """At most :data:`BELL_PER_MINUTE` rings a minute for the runs of
+        each owner: another user's runs flipping between two verdicts (an
+        event each cycle) must not ring on and on, nor use up yours."""
+        runs = getattr(getattr(self.collector, "latest", None), "runs", ())
+        owner = next((getattr(r, "owner_uid", None) for r in runs if r.key == key), None)
+        now = time.monotonic()
+        rung = [t for t in self._bells.get(owner, ()) if now - t < 60.0]
+        if len(rung) >= BELL_PER_MINUTE:
+            return False
+        self._bells[owner] = rung + [now]
+        return True
 
     def refresh_now(self) -> None:
         try:
