@@ -147,3 +147,15 @@ def test_json_has_no_lone_surrogate_that_strict_readers_refuse(progress_dir):
                 yield from texts(x)
     for t in texts(list(runs.values())):
         t.encode("utf-8")  # raises on a surrogate
+
+
+def test_the_summary_counts_stale_runs_as_the_monitor_footer_does(progress_dir):
+    # a run of another host whose writer has said nothing for 15 minutes: still
+    # RUNNING (ttop never declares a remote run dead) but stale, and the summary
+    # says so beside "1 running", as the monitor's footer does
+    path = progress_dir / "far.json"
+    write_json_atomic(str(path), _doc("far", "RUNNING", host="otherbox", pid=4242, updated_at=time.time() - 900))
+    old = time.time() - 900
+    os.utime(str(path), (old, old))
+    last = _once(progress_dir).rstrip("\n").splitlines()[-1]
+    assert "1 running" in last and "1 stale" in last, last

@@ -83,6 +83,9 @@ def render_once(snapshot: Any, width: int, ascii: bool = False, columns: Any = N
     for line in rows:
         yield line
     summary = counts_segments(snapshot)
+    stale = sum(1 for r in snapshot.runs if r.stale)
+    if stale:  # (as the monitor's footer says it)
+        summary.append(("  %d stale" % stale, R.DIM))
     if any(r.status_inferred for r in snapshot.runs):
         summary.append(("  * inferred: process gone", R.KILLED_INFERRED))
     msg, err = snapshot_notice(snapshot)
