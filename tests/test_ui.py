@@ -486,9 +486,15 @@ def test_ascii_option(ttop_term, folder):
 
 
 def test_non_utf8_locale_falls_back_to_ascii(ttop_term, folder):
+    """Under LC_ALL=C Python runs in UTF-8 mode (PEP 540) but curses draws
+    in the C library's locale, ASCII: the bars, marks and arrows came out
+    blank (curses draws what it cannot encode as nothing), not as their
+    ASCII forms."""
     t = start(ttop_term, folder, env={"LANG": "C", "LC_ALL": "C"}, rows=40)
+    t.wait_for("CPU [")
     t.wait_quiet(0.3)
     assert all(line.isascii() for line in t.display), t.dump()
+    assert re.search(r"CPU \[[#.]{4,}\]", t.line(0)), t.dump()  # the bar, not blanks
 
 
 def test_bad_names_do_not_break_the_screen(ttop_term, tmp_path):

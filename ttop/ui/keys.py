@@ -78,8 +78,17 @@ def set_user_locale() -> None:
 
 
 def utf8_locale() -> bool:
+    """Whether curses draws UTF-8: the C library's codeset (after
+    :func:`set_user_locale`), which curses encodes with. Python's UTF-8 mode,
+    on by itself under ``LC_ALL=C`` (PEP 540), does not reach curses, which
+    then drew bars, marks and arrows as blanks."""
+    import _locale
+
     try:
+        enc = _locale.nl_langinfo(_locale.CODESET) or preferred_encoding() or ""
+    except (AttributeError, ValueError):  # pragma: no cover - no nl_langinfo
         enc = preferred_encoding() or ""
+    try:
         return codecs.lookup(enc).name == "utf-8"
     except LookupError:
         return False
