@@ -305,7 +305,9 @@ def open_delete(ctx: AppContext, run_key: str) -> Optional[Screen]:
     if plan.refusal:
         return MessageDialog("Cannot delete run %s" % name, [clean(plan.refusal), "Nothing was deleted."], error=True)
     if not plan.paths:
-        return MessageDialog("Delete run %s" % name, ["No files of this run are left."] + [clean(s) for s in plan.skipped])
+        head = ("Nothing of run %s can be deleted: its files are left alone" % name if plan.skipped
+                else "No files of this run are left.")
+        return MessageDialog("Delete run %s" % name, [head] + [clean(s) for s in plan.skipped])
     body: List[Tuple[str, str]] = [("Delete these files of run %s?" % name, R.NORMAL)]
     for p in plan.files:
         body.append(("  " + _rel(run.folder, p), R.NORMAL))
