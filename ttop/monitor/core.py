@@ -377,6 +377,7 @@ class TrainingMonitor(hooks.NotSent):
         self._ensure_started()
         with self._lock:
             old = self._n
+            self._state.adopt_loose_batches(old, self._started_mono)  # (batches counted with no phase: train)
             self._n = self._state.start_phase(self._mono(), name, total_batches, old, resume=resume)
             self._mq.extend((-1, old - self._n))  # the history's step goes on from here
         self._wake.set()
@@ -396,6 +397,7 @@ class TrainingMonitor(hooks.NotSent):
         self._wake.set()
 
     def _end_phase_locked(self, now: float) -> None:
+        self._state.adopt_loose_batches(self._n, self._started_mono)
         self._state.end_phase(now, self._n)
         self._mq.extend((-1, self._n))
         self._n = 0

@@ -188,8 +188,7 @@ def write_final(m: "TrainingMonitor", status: str, error: Optional[str]) -> bool
 def _closed_state(m: "TrainingMonitor", now: float) -> Any:
     """The ended run's phase and epoch closed, and its file's content (the
     run's lock held; may run twice: every step is done once)."""
-    m._state.adopt_loose_batches(m._n, m._started_mono)
-    m._end_phase_locked(now)
+    m._end_phase_locked(now)  # (batches counted with no phase: a train phase, ended)
     m._state.end_epoch(now)
     data = m._build(now, m._ended_wall or 0.0, tick=False)
     m._mq = DROPPED  # no writer will take updates given from now on
