@@ -306,7 +306,7 @@ class RankFollower:
                     self.rank, self.path, getattr(e, "strerror", None) or e))
 
     def end(self, status: str, error: Optional[str] = None) -> None:
-        if self.status != RUNNING:
+        if self.status != RUNNING or os.getpid() != self._pid:  # (a forked child: not this rank's end)
             return
         self.status, self.error, self.ended_at = status, error, time.time()
         self._stop.set()
@@ -316,6 +316,9 @@ class RankFollower:
 
     def _excepthook(self, et: Any, ev: Any, tb: Any) -> None:
         prev = self._prev_hook or sys.__excepthook__
+        if os.getpid() != self._pid:  # a forked child's exception: not this rank's
+            prev(et, ev, tb)
+            return
         try:
             from ..monitor.hooks import error_text
 
