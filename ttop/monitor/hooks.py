@@ -181,7 +181,7 @@ def write_final(m: "TrainingMonitor", status: str, error: Optional[str]) -> bool
     finally:
         h.ending = None
         if closed:
-            h.restore()  # (delivers a SIGTERM that came meanwhile)
+            h.restore()  # (the handlers back first: a SIGTERM that came meanwhile goes where it would have)
         h.deliver_deferred()
 
 
