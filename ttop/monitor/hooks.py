@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Longest ``error`` text written (message + traceback tail).
 MAX_ERROR_CHARS = 4000
+#: The ``error`` of a run whose ``with`` block, inside a generator, was left by GeneratorExit.
+CLOSED_GENERATOR = "GeneratorExit: the generator running this run was closed before its end (its consumer stopped)"
 
 _live: "List[TrainingMonitor]" = []
 _live_lock = threading.Lock()
@@ -118,15 +120,18 @@ def shutdown(m: "TrainingMonitor") -> None:
 def exit_status(sigterm: bool, et: Any, ev: Any, tb: Any) -> Tuple[str, Optional[str], bool]:
     """The end a ``with TrainingMonitor(...)`` block records: ``(status,
     error, defer_capture)``. A normal exit or ``sys.exit(0)`` is FINISHED,
-    Ctrl+C CANCELED, any other exception FAILED with its text; after a
-    SIGTERM that the script's own handler took (``sigterm``), an exit of any
-    kind but an error is CANCELED ``received SIGTERM``."""
+    Ctrl+C (and a generator closed by its consumer) CANCELED, any other
+    exception FAILED with its text; after a SIGTERM that the script's own
+    handler took (``sigterm``), an exit of any kind but an error is
+    CANCELED ``received SIGTERM``."""
     if sigterm and (et is None or issubclass(et, (SystemExit, KeyboardInterrupt))):
         return CANCELED, "received SIGTERM", False
     if et is None:
         return FINISHED, None, False
     if issubclass(et, KeyboardInterrupt):
         return CANCELED, "KeyboardInterrupt", False
+    if issubclass(et, GeneratorExit):  # a run inside a generator whose consumer stopped early: no error
+        return CANCELED, CLOSED_GENERATOR, False
     if issubclass(et, SystemExit) and getattr(ev, "code", None) in (None, 0):
         return FINISHED, None, False
     if ev is None:

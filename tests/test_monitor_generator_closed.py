@@ -1,0 +1,38 @@
+"""A run inside a generator (``with TrainingMonitor(...)`` around a loop
+that yields each step's loss) whose consumer stops early (early stopping:
+``break``) is closed with GeneratorExit at its ``yield``. The ``with``
+block took that for an error: the run ended FAILED ("GeneratorExit") with a
+traceback, though nothing failed. It ends CANCELED, as a Ctrl+C does: the
+run stopped before its end, by its caller."""
+from __future__ import annotations
+
+import json
+
+from ttop import TrainingMonitor
+
+
+def steps(folder, n):
+    with TrainingMonitor(folder=str(folder), run_name="gen", interval=0.05, gpu=False) as m:
+        for i in m.track(range(n)):
+            yield 1.0 / (i + 1)
+
+
+def load(folder):
+    with open(folder / "gen.json") as f:
+        return json.load(f)
+
+
+def test_a_run_in_a_generator_stopped_early_by_its_consumer_is_canceled_not_failed(tmp_path):
+    for loss in steps(tmp_path, 100):
+        if loss < 0.1:
+            break  # the generator is closed here (CPython: as its last reference goes)
+    d = load(tmp_path)
+    assert d["status"] == "CANCELED", d["error"]
+    assert d["error"].startswith("GeneratorExit") and "Traceback" not in d["error"]
+    assert d["train_batch"] == 11
+
+
+def test_a_run_in_a_generator_consumed_whole_is_finished(tmp_path):
+    assert len(list(steps(tmp_path, 5))) == 5
+    d = load(tmp_path)
+    assert (d["status"], d["error"], d["train_batch"]) == ("FINISHED", None, 5)
