@@ -36,3 +36,27 @@ def test_a_run_in_a_generator_consumed_whole_is_finished(tmp_path):
     assert len(list(steps(tmp_path, 5))) == 5
     d = load(tmp_path)
     assert (d["status"], d["error"], d["train_batch"]) == ("FINISHED", None, 5)
+
+
+def test_a_framework_callback_around_a_generator_closed_early_is_canceled_too(tmp_path):
+    """``with callback: trainer.train()`` (HF, Keras: no exception hook)
+    inside a generator stopped early by its consumer."""
+    from ttop.integrations._common import Bridge, BridgeCallback
+
+    class Callback(BridgeCallback):
+        def __init__(self):
+            self._bridge = Bridge(None, {"folder": str(tmp_path), "run_name": "cb", "interval": 0.05, "gpu": False},
+                                  rank_zero_only=True, track_lr=False, default_handle_signals=False)
+
+    def train(cb):
+        with cb:
+            m = cb._bridge.open(0)  # what the framework's train-begin hook does
+            for i in m.track(range(100)):
+                yield i
+
+    for i in train(Callback()):
+        if i == 3:
+            break
+    with open(tmp_path / "cb.json") as f:
+        d = json.load(f)
+    assert d["status"] == "CANCELED" and d["error"].startswith("GeneratorExit"), d["error"]
