@@ -1,13 +1,19 @@
-"""A run inside a generator (``with TrainingMonitor(...)`` around a loop
-that yields each step's loss) whose consumer stops early (early stopping:
-``break``) is closed with GeneratorExit at its ``yield``. The ``with``
-block took that for an error: the run ended FAILED ("GeneratorExit") with a
-traceback, though nothing failed. It ends CANCELED, as a Ctrl+C does: the
-run stopped before its end, by its caller."""
+"""Runs stopped from outside without an error. A run inside a generator
+(``with TrainingMonitor(...)`` around a loop that yields each step's loss)
+whose consumer stops early (early stopping: ``break``) is closed with
+GeneratorExit at its ``yield``; one inside an asyncio task that is
+cancelled (a timeout, or Ctrl+C under ``asyncio.run``, which cancels the
+main task) gets CancelledError. The ``with`` block took either for an
+error: the run ended FAILED with a traceback, though nothing failed. Both
+end CANCELED, as a Ctrl+C does: the run was stopped before its end."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
+from conftest import ROOT
 from ttop import TrainingMonitor
 
 
@@ -60,3 +66,50 @@ def test_a_framework_callback_around_a_generator_closed_early_is_canceled_too(tm
     with open(tmp_path / "cb.json") as f:
         d = json.load(f)
     assert d["status"] == "CANCELED" and d["error"].startswith("GeneratorExit"), d["error"]
+
+
+def test_a_run_in_an_asyncio_task_cancelled_by_a_timeout_is_canceled(tmp_path):
+    import asyncio
+
+    async def train():
+        with TrainingMonitor(folder=str(tmp_path), run_name="gen", interval=0.05, gpu=False) as m:
+            for _ in m.track(range(10 ** 6)):
+                await asyncio.sleep(0.001)
+
+    async def main():
+        try:
+            await asyncio.wait_for(train(), timeout=0.2)
+        except asyncio.TimeoutError:
+            pass
+
+    asyncio.run(main())
+    d = load(tmp_path)
+    assert d["status"] == "CANCELED" and d["error"].startswith("CancelledError"), d["error"]
+
+
+CTRL_C_UNDER_ASYNCIO = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    async def train():
+        with TrainingMonitor(folder=sys.argv[1], run_name="gen", interval=0.05, gpu=False) as m:
+            for i in m.track(range(10 ** 6)):
+                if i == 5:
+                    os.kill(os.getpid(), signal.SIGINT)  # Ctrl+C: asyncio.run cancels the main task
+                await asyncio.sleep(0.001)
+
+    asyncio.run(train())
+    """
+    % str(ROOT)
+)
+
+
+def test_ctrl_c_under_asyncio_run_is_canceled_not_failed(tmp_path):
+    script = tmp_path / "aio.py"
+    script.write_text(CTRL_C_UNDER_ASYNCIO)
+    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert "KeyboardInterrupt" in r.stderr and r.returncode != 0, r.stderr
+    d = load(tmp_path)
+    assert d["status"] == "CANCELED" and d["error"].startswith("CancelledError"), d["error"]

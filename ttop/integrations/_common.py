@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..monitor import TrainingMonitor
 from ..monitor.files import check_folder, resolve_target
-from ..monitor.hooks import CLOSED_GENERATOR, error_text
+from ..monitor.hooks import error_text, stop_reason
 from ..progress import CANCELED, FAILED, FINISHED, sanitize_run_name
 from ._ranks import RankFollower, first_failure, install_rank0_hooks, job_run_name
 
@@ -407,8 +407,8 @@ class Bridge:
         """FAILED with the exception's message and traceback tail, or
         CANCELED for an interrupt. On rank 0 of a multi-rank job, another
         rank's earlier failure is the run's error."""
-        if isinstance(exc, GeneratorExit) and canceled_reason is None:  # (a generator's consumer stopped early)
-            canceled_reason = CLOSED_GENERATOR
+        if canceled_reason is None:  # (a generator's consumer stopped early, an asyncio task cancelled)
+            canceled_reason = stop_reason(type(exc))
         f = self.follower
         if f is not None:
             if canceled_reason is not None or isinstance(exc, KeyboardInterrupt):

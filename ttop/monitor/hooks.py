@@ -25,6 +25,21 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_ERROR_CHARS = 4000
 #: The ``error`` of a run whose ``with`` block, inside a generator, was left by GeneratorExit.
 CLOSED_GENERATOR = "GeneratorExit: the generator running this run was closed before its end (its consumer stopped)"
+#: ... inside an asyncio task, left by CancelledError (a timeout, task.cancel(), Ctrl+C under asyncio.run).
+CANCELLED_TASK = "CancelledError: the asyncio task running this run was cancelled"
+
+
+def stop_reason(et: Any) -> Optional[str]:
+    """The CANCELED reason of an exception type that stops a run without
+    an error: GeneratorExit (a generator closed by its consumer) and
+    asyncio's CancelledError (asyncio.run turns Ctrl+C into one in the main
+    task); None for any other."""
+    if issubclass(et, GeneratorExit):
+        return CLOSED_GENERATOR
+    aio = sys.modules.get("asyncio")  # (not imported here: no asyncio, no CancelledError of it)
+    if aio is not None and issubclass(et, getattr(aio, "CancelledError", ())):
+        return CANCELLED_TASK
+    return None
 
 _live: "List[TrainingMonitor]" = []
 _live_lock = threading.Lock()
@@ -120,18 +135,19 @@ def shutdown(m: "TrainingMonitor") -> None:
 def exit_status(sigterm: bool, et: Any, ev: Any, tb: Any) -> Tuple[str, Optional[str], bool]:
     """The end a ``with TrainingMonitor(...)`` block records: ``(status,
     error, defer_capture)``. A normal exit or ``sys.exit(0)`` is FINISHED,
-    Ctrl+C (and a generator closed by its consumer) CANCELED, any other
-    exception FAILED with its text; after a SIGTERM that the script's own
-    handler took (``sigterm``), an exit of any kind but an error is
-    CANCELED ``received SIGTERM``."""
+    Ctrl+C (and a generator or an asyncio task stopped from outside, see
+    :func:`stop_reason`) CANCELED, any other exception FAILED with its
+    text; after a SIGTERM that the script's own handler took (``sigterm``),
+    an exit of any kind but an error is CANCELED ``received SIGTERM``."""
     if sigterm and (et is None or issubclass(et, (SystemExit, KeyboardInterrupt))):
         return CANCELED, "received SIGTERM", False
     if et is None:
         return FINISHED, None, False
     if issubclass(et, KeyboardInterrupt):
         return CANCELED, "KeyboardInterrupt", False
-    if issubclass(et, GeneratorExit):  # a run inside a generator whose consumer stopped early: no error
-        return CANCELED, CLOSED_GENERATOR, False
+    stopped = stop_reason(et)
+    if stopped is not None:
+        return CANCELED, stopped, False
     if issubclass(et, SystemExit) and getattr(ev, "code", None) in (None, 0):
         return FINISHED, None, False
     if ev is None:
