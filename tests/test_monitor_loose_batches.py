@@ -39,3 +39,17 @@ def test_batches_counted_without_a_phase_are_kept_when_a_phase_starts_or_ends(tm
     m.set_finished()
     d = load(m.path)
     assert (d["train_batch"], d["val_batch"]) == (5, 2 if then == "start_phase" else None), d
+
+
+def test_end_phase_before_the_start_makes_no_phase_of_the_batches_counted_so_far(tmp_path):
+    """A train phase from batches counted before the run started began at
+    the monotonic clock's zero: the file's train elapsed was the machine's
+    uptime."""
+    m = TrainingMonitor(folder=str(tmp_path), run_name="early", interval=1000, gpu=False)
+    for _ in range(3):
+        m.start_batch()
+    m.end_phase()
+    m.start_monitoring()
+    m.set_finished()
+    d = load(m.path)
+    assert d["times"]["train"]["elapsed"] is None or d["times"]["train"]["elapsed"] <= d["times"]["run"]["elapsed"], d

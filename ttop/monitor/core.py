@@ -397,7 +397,8 @@ class TrainingMonitor(hooks.NotSent):
         self._wake.set()
 
     def _end_phase_locked(self, now: float) -> None:
-        self._state.adopt_loose_batches(self._n, self._started_mono)
+        if self._started:  # (before the start there is no run time for them yet: the start takes them)
+            self._state.adopt_loose_batches(self._n, self._started_mono)
         self._state.end_phase(now, self._n)
         self._mq.extend((-1, self._n))
         self._n = 0
