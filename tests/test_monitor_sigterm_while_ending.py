@@ -112,3 +112,41 @@ def test_a_sigterm_while_the_final_status_is_written_waits_for_it(tmp_path, spaw
     d = json.loads((progress_dir / (mode + ".json")).read_text())
     assert (d["status"], d["error"]) == (status, error)
     assert d["train_batch"] == 5
+
+
+STUCK = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    sys.path.insert(0, %r)
+    from ttop import TrainingMonitor
+
+    class Clock:
+        arm = False
+        def monotonic(self):
+            if Clock.arm and threading.current_thread() is threading.main_thread():
+                os.kill(os.getpid(), signal.SIGTERM)  # put off until the status is written
+            return time.monotonic()
+        def time(self):
+            if Clock.arm and threading.current_thread() is threading.main_thread():
+                Clock.arm = False
+                os.kill(os.getpid(), signal.SIGTERM)  # a second one: the user insists
+                time.sleep(600)  # as a write stuck on a hung file system
+            return time.time()
+
+    m = TrainingMonitor(folder=sys.argv[1], run_name="stuck", interval=0.05, gpu=False, clock=Clock())
+    m.start_monitoring()
+    Clock.arm = True
+    m.set_finished()
+    """
+    % str(ROOT)
+)
+
+
+def test_a_second_sigterm_while_one_waits_for_the_final_status_is_not_put_off(tmp_path, spawn, progress_dir):
+    """Only one SIGTERM waits for the final status: a final write stuck
+    (a hung file system) must not make the process deaf to SIGTERM."""
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK)
+    p = spawn([sys.executable, str(script), str(progress_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=300)  # (the stuck write lasts 600 s)
+    assert p.returncode == -signal.SIGTERM, (out, err)

@@ -389,9 +389,9 @@ class SignalHooks:
     def on_sigterm(self, signum: int, frame: Any) -> None:
         m = self.monitor
         prev = self._prev_sigterm
-        if self.ending == threading.get_ident() and os.getpid() == m._pid:
+        if self.ending == threading.get_ident() and os.getpid() == m._pid and not self._deferred:
             self._deferred = True  # the code this interrupted writes the final status: after that
-            return
+            return  # (one more SIGTERM meanwhile is not put off: a write stuck on a hung file system)
         self._in_handler = True
         try:
             if os.getpid() == m._pid:
