@@ -342,7 +342,7 @@ def test_a_remote_request_that_cannot_be_written_is_a_notice_not_a_crash(progres
     ctx.keys("1", "y")
     assert ctx.notices[-1][1] and "SIGTERM not requested: cannot write the control file" in ctx.notices[-1][0]
     ctx = Ctx(progress_dir, [remote])
-    ctx.push(levers.open_signal_all(ctx, ["far"], "RUNNING runs (no filter)"))
+    ctx.push(levers.open_signal_all(ctx, ["far"], "(no filter)"))
     ctx.keys("1", "y")
     assert ctx.notices[-1][1] and "far: cannot write its control file" in ctx.notices[-1][0]
     assert json.loads((progress_dir / "control_far.json").read_text())["seq"] == 3  # left as it was
@@ -369,7 +369,7 @@ def test_signal_all_states_count_and_filter(progress_dir, spawn):
     # r2's PID was reused: its snapshot create time is stale
     runs[2] = make_run(progress_dir, "r2", pid=procs[2].pid, ct=runs[2].pid_create_time - 5)
     ctx = Ctx(progress_dir, runs)
-    ctx.push(levers.open_signal_all(ctx, ["r0", "r1", "r2"], "RUNNING runs (filter: name contains 'r')"))
+    ctx.push(levers.open_signal_all(ctx, ["r0", "r1", "r2"], "(filter: name contains 'r')"))
     assert "Signal 3 RUNNING runs (filter: name contains 'r')" in ctx.text(width=120)
     ctx.keys("1")
     assert "Send SIGTERM to 3 RUNNING runs (filter: name contains 'r')?" in ctx.text(width=120)
@@ -495,7 +495,7 @@ def test_every_lever_screen_renders_at_any_size(progress_dir, size):
     ctx = Ctx(progress_dir, [make_run(progress_dir, "r", pid=os.getpid(), ct=1.0, **VARS)])
     screens = [levers.open_editor(ctx, "r"), levers.open_output(ctx, "r"),
                levers.open_signal(ctx, Target("thread", "r", os.getpid(), 1.0, tid=os.getpid())),
-               levers.open_signal_all(ctx, ["r"], "RUNNING runs (no filter)"), levers.open_delete(ctx, "r")]
+               levers.open_signal_all(ctx, ["r"], "(no filter)"), levers.open_delete(ctx, "r")]
     for s in screens:
         lines = s.render(ctx, w, h)
         if not s.modal:  # full screens fill exactly the terminal; dialogs are cropped by the app

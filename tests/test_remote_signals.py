@@ -174,9 +174,9 @@ def test_l_sends_sigstop_then_sigcont_to_a_remote_run_through_its_control_file(r
     t.wait_for("remote")
     t.wait_for("RUNNING")
     t.press("l")
-    t.wait_for("Signal 1 RUNNING runs (no filter)")
+    t.wait_for("Signal 1 RUNNING run (no filter)")
     t.press("5")  # SIGSTOP
-    t.wait_for("Send SIGSTOP to 1 RUNNING runs (no filter) (1 of them through its control")
+    t.wait_for("Send SIGSTOP to 1 RUNNING run (no filter) (1 of them through its control")
     t.wait_for("Asked through the control file: remote (on host gpu-node-9)")
     assert "re-checked" not in t.text  # nothing sent from here
     t.press("y")
@@ -185,9 +185,9 @@ def test_l_sends_sigstop_then_sigcont_to_a_remote_run_through_its_control_file(r
     wait_until(lambda: _proc_state(pid) == "T", timeout=30)
     t.wait_for("run remote: SIGSTOP applied", timeout=30)
     t.press("l")
-    t.wait_for("Signal 1 RUNNING runs (no filter)")
+    t.wait_for("Signal 1 RUNNING run (no filter)")
     t.press("6")  # SIGCONT: still offered while the stopped writer's heartbeat is silent
-    t.wait_for("Send SIGCONT to 1 RUNNING runs")
+    t.wait_for("Send SIGCONT to 1 RUNNING run (no filter)")
     t.press("y")
     wait_until(lambda: _proc_state(pid) in ("R", "S"), timeout=30)
     t.wait_for("run remote: SIGCONT applied", timeout=30)

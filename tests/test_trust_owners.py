@@ -220,10 +220,10 @@ def test_no_signal_for_a_process_the_run_does_not_hold(three_users, shared_dir, 
     ctx = Ctx(shared_dir, snap.runs)
     assert levers.open_signal(ctx, Target("run", "innocent-run", victim.pid, ctime(victim.pid))) is None
     assert ctx.notices[-1] == ("cannot signal run innocent-run: " + note, True)
-    ctx.push(levers.open_signal_all(ctx, ["innocent-run", "b-own"], "RUNNING runs (no filter)"))
+    ctx.push(levers.open_signal_all(ctx, ["innocent-run", "b-own"], "(no filter)"))
     ctx.keys("1")
     text = "\n".join(t for t, _role in ctx.stack[-1].lines)
-    assert "Send SIGTERM to 1 RUNNING runs (no filter)?" in text
+    assert "Send SIGTERM to 1 RUNNING run (no filter)?" in text
     assert "b-own (PID %d, user %s)" % (mine.pid, b.name) in text
     assert "Skipped: innocent-run: " + note in text
     ctx.keys("y")
@@ -254,10 +254,10 @@ def test_l_does_not_list_a_run_without_a_create_time_as_one_it_signals(three_use
     why = S.signal_refusal(snap.run("no-ctime"))
     assert why is not None and "create time" in why
     ctx = Ctx(shared_dir, snap.runs)
-    ctx.push(levers.open_signal_all(ctx, ["no-ctime", "b-own"], "RUNNING runs (no filter)"))
+    ctx.push(levers.open_signal_all(ctx, ["no-ctime", "b-own"], "(no filter)"))
     ctx.keys("6")  # SIGCONT
     text = "\n".join(t for t, _role in ctx.stack[-1].lines)
-    assert "Send SIGCONT to 1 RUNNING runs (no filter)?" in text
+    assert "Send SIGCONT to 1 RUNNING run (no filter)?" in text
     assert "no-ctime (PID" not in text and "Skipped: no-ctime: " + why in text
     ctx.keys("y")
     assert ctx.notices[-1][0].startswith("SIGCONT sent to 1 run; not sent to 1: no-ctime: ")

@@ -53,6 +53,11 @@ def open_output(ctx: AppContext, run_key: str) -> Optional[Screen]:
 # signals
 
 
+def _runs(n: int, what: str = "") -> str:
+    """``1 run``, ``2 runs``; with ``what``: ``1 RUNNING run``."""
+    return "%d %s%s" % (n, what + " " if what else "", "run" if n == 1 else "runs")
+
+
 def _signal_items() -> List[Tuple[str, str]]:
     return [(n, S.SIGNAL_HELP[n]) for n in S.SIGNAL_NAMES]
 
@@ -214,8 +219,10 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str,
         targets, skipped = S.plan_signal_runs([r for r in present if not remote_signallable(r)])
         remote, refusals = _askable(remote)
         skipped = list(skipped) + refusals
-        what = "%d %s" % (len(targets), desc) if not remote else "%d %s (%d of them through %s)" % (
-            len(targets) + len(remote), desc, len(remote), "its control file" if len(remote) == 1 else "their control files")
+        what = "%s %s" % (_runs(len(targets) + len(remote), "RUNNING"), desc)
+        if remote:
+            what += " (%d of them through %s)" % (
+                len(remote), "its control file" if len(remote) == 1 else "their control files")
         body: List[Tuple[str, str]] = [("Send %s to %s?" % (name, what), R.NORMAL)]
         names = []
         for run in targets[:8]:
@@ -269,10 +276,10 @@ def open_signal_all(ctx: AppContext, run_keys: Sequence[str], description: str,
             ctx.notify(text, error=bool(refused))
             ctx.refresh_now()
 
-        ctx.push(ConfirmDialog("Send %s to %d runs" % (name, len(targets) + len(remote)), body, yes,
+        ctx.push(ConfirmDialog("Send %s to %s" % (name, _runs(len(targets) + len(remote))), body, yes,
                                prompt="y: send, any other key: cancel"))
 
-    return MenuDialog("Signal %d %s" % (count, desc), _signal_items(), chosen)
+    return MenuDialog("Signal %s %s" % (_runs(count, "RUNNING"), desc), _signal_items(), chosen)
 
 
 # ---------------------------------------------------------------------------

@@ -339,7 +339,7 @@ class MainScreen(Screen):
             parts.append("status " + st.status_filter)
         if st.name_filter:
             parts.append("name contains %r" % clean(st.name_filter))
-        return "RUNNING runs" + (" (filter: %s)" % ", ".join(parts) if parts else " (no filter)")
+        return "(filter: %s)" % ", ".join(parts) if parts else "(no filter)"
 
     def _lever(self, key: str, ctx: AppContext) -> None:
         from . import levers
