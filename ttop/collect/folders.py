@@ -18,7 +18,7 @@ import glob
 import os
 import stat
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..record import replace
 from .scan import FileResult, FolderScanner, ScanResult
@@ -80,24 +80,18 @@ def foreign_link(path: str) -> Optional[str]:
         st = os.stat(path)
     except OSError:
         return None  # said later, by the caller's check
-    cur = os.sep
-    for comp in path.split(os.sep):
-        if not comp:
-            continue
-        cur = os.path.join(cur, comp)
-        try:
-            lst = os.lstat(cur)
-        except OSError:
+    for lst in _path_links(path):
+        if lst is None:
             return None
-        if stat.S_ISLNK(lst.st_mode) and lst.st_uid not in (0, st.st_uid) and not may_read(lst.st_uid, path, st):
+        if lst.st_uid not in (0, st.st_uid) and not may_read(lst.st_uid, path, st):
             return "%s: symbolic link by %s to a folder %s cannot read: not watched" % (
                 path, user_name(lst.st_uid), user_name(lst.st_uid))
     return None
 
 
-def _strangers_link(path: str, st: os.stat_result) -> bool:
-    """Whether ``path`` goes through a symbolic link made by someone other
-    than root, ttop's user and the folder's owner (``st``)."""
+def _path_links(path: str) -> Iterator[Optional[os.stat_result]]:
+    """The ``lstat`` of each symbolic link among ``path``'s components, in
+    order; None, and the end, at a component that cannot be read."""
     cur = os.sep
     for comp in path.split(os.sep):
         if not comp:
@@ -106,10 +100,16 @@ def _strangers_link(path: str, st: os.stat_result) -> bool:
         try:
             lst = os.lstat(cur)
         except OSError:
-            return True
-        if stat.S_ISLNK(lst.st_mode) and lst.st_uid not in (0, os.geteuid(), st.st_uid):
-            return True
-    return False
+            yield None
+            return
+        if stat.S_ISLNK(lst.st_mode):
+            yield lst
+
+
+def _strangers_link(path: str, st: os.stat_result) -> bool:
+    """Whether ``path`` goes through a symbolic link made by someone other
+    than root, ttop's user and the folder's owner (``st``)."""
+    return any(lst is None or lst.st_uid not in (0, os.geteuid(), st.st_uid) for lst in _path_links(path))
 
 
 def expand_folders(args: Sequence[str], notes: Optional[List[str]] = None) -> Tuple[List[str], List[str]]:
