@@ -21,18 +21,12 @@ missed, 2 when valgrind is missing. About a minute per checkout.
 from __future__ import annotations
 
 import argparse
-import compileall
 import concurrent.futures
-import glob
-import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from typing import Dict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_monitor_instr import checkouts, thread_counts  # (this folder is on the path: the script's own)
 
 HARNESS = r"""
 import os, sys
@@ -74,21 +68,7 @@ MODES = ("bare", "start_batch", "update_metrics", "tqdm.update", "track", "tqdm(
 def count(code: str, mode: str, n: int, tmp: str) -> int:
     """Instructions of the main thread of one harness run."""
     work = tempfile.mkdtemp(dir=tmp)
-    out = os.path.join(work, "cg.out")
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    env.pop("PYTHONPATH", None)
-    subprocess.run(["valgrind", "--tool=callgrind", "--dump-instr=no", "--separate-threads=yes",
-                    "--callgrind-out-file=" + out, "--log-file=" + os.path.join(work, "log"),
-                    sys.executable, "-c", HARNESS, code, work, mode, str(n)], check=True, env=env)
-    for path in glob.glob(out + "*"):
-        with open(path) as f:
-            text = f.read()
-        thread = re.search(r"^thread: (\d+)", text, re.M)
-        total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-        if thread and total and thread.group(1) == "1":
-            shutil.rmtree(work)
-            return int(total.group(1))
-    raise SystemExit("callgrind counted nothing (%s, %s)" % (code, mode))
+    return thread_counts(work, [HARNESS, code, work, mode, str(n)])[1]
 
 
 def per_call(code: str, n: int, tmp: str, pool: concurrent.futures.Executor) -> Dict[str, float]:
@@ -103,12 +83,9 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=100_000, help="calls per loop (default %(default)s)")
     ap.add_argument("--jobs", type=int, default=2, help="valgrind runs at once (default %(default)s)")
     args = ap.parse_args()
-    if shutil.which("valgrind") is None:
-        print("bench_hot_instr: valgrind is not installed")
+    codes = checkouts("bench_hot_instr", args.baseline)
+    if codes is None:
         return 2
-    codes = [("ttop", ROOT)] + ([("baseline", os.path.abspath(args.baseline))] if args.baseline else [])
-    for _, code in codes:  # bytecode compiled first, as an installed package has it
-        compileall.compile_dir(os.path.join(code, "ttop"), quiet=1)
     with tempfile.TemporaryDirectory() as tmp, concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         got = [(label, per_call(code, args.calls, tmp, pool)) for label, code in codes]
     print("bench_hot_instr: instructions per call, the loop's thread alone (%d calls less none)" % args.calls)

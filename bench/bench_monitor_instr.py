@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -104,19 +104,15 @@ os._exit(0)
 """
 
 
-def count(code: str, mode: str, ticks: int, upt: int, compact: bool, tmp: str) -> int:
-    """Instructions of the writer thread (mode "ttop") or of the whole
-    process (mode "tqdm")."""
-    work = tempfile.mkdtemp(dir=tmp)
-    folder = os.path.join(work, "progress")
-    os.mkdir(folder)
+def thread_counts(work: str, args: List[str]) -> Dict[int, int]:
+    """Instructions of each thread (1: the main one) of ``python -c
+    args...`` run under callgrind in the folder ``work`` (removed after)."""
     out = os.path.join(work, "cg.out")
     env = dict(os.environ, PYTHONHASHSEED="0")
     env.pop("PYTHONPATH", None)
     subprocess.run(["valgrind", "--tool=callgrind", "--dump-instr=no", "--separate-threads=yes",
                     "--callgrind-out-file=" + out, "--log-file=" + os.path.join(work, "log"),
-                    sys.executable, "-c", HARNESS, code, folder, mode, str(ticks), str(upt), "1" if compact else "0"],
-                   check=True, env=env)
+                    sys.executable, "-c"] + args, check=True, env=env)
     totals: Dict[int, int] = {}
     for path in glob.glob(out + "*"):
         with open(path) as f:
@@ -127,7 +123,29 @@ def count(code: str, mode: str, ticks: int, upt: int, compact: bool, tmp: str) -
             totals[int(thread.group(1))] = int(total.group(1))
     shutil.rmtree(work)
     if not totals:
-        raise SystemExit("callgrind counted nothing (%s)" % code)
+        raise SystemExit("callgrind counted nothing (%s)" % " ".join(args[1:]))
+    return totals
+
+
+def checkouts(name: str, baseline: Optional[str]) -> Optional[List[Tuple[str, str]]]:
+    """``[(label, checkout)]``: this one and ``baseline``, their bytecode
+    compiled as an installed package has it; None (said) without valgrind."""
+    if shutil.which("valgrind") is None:
+        print("%s: valgrind is not installed" % name)
+        return None
+    codes = [("ttop", ROOT)] + ([("baseline", os.path.abspath(baseline))] if baseline else [])
+    for _, code in codes:
+        compileall.compile_dir(os.path.join(code, "ttop"), quiet=1)
+    return codes
+
+
+def count(code: str, mode: str, ticks: int, upt: int, compact: bool, tmp: str) -> int:
+    """Instructions of the writer thread (mode "ttop") or of the whole
+    process (mode "tqdm")."""
+    work = tempfile.mkdtemp(dir=tmp)
+    folder = os.path.join(work, "progress")
+    os.mkdir(folder)
+    totals = thread_counts(work, [HARNESS, code, folder, mode, str(ticks), str(upt), "1" if compact else "0"])
     if mode == "tqdm":
         return sum(totals.values())
     if len(totals) < 2:
@@ -154,12 +172,9 @@ def main() -> int:
     ap.add_argument("--baseline", help="another checkout's root, counted too")
     ap.add_argument("--jobs", type=int, default=2, help="valgrind runs at once (default %(default)s)")
     args = ap.parse_args()
-    if shutil.which("valgrind") is None:
-        print("bench_monitor_instr: valgrind is not installed")
+    codes = checkouts("bench_monitor_instr", args.baseline)
+    if codes is None:
         return 2
-    codes = [("ttop", ROOT)] + ([("baseline", os.path.abspath(args.baseline))] if args.baseline else [])
-    for _, code in codes:  # bytecode compiled first, as an installed package has it
-        compileall.compile_dir(os.path.join(code, "ttop"), quiet=1)
     with tempfile.TemporaryDirectory() as tmp, concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         peer = [pool.submit(count, ROOT, "tqdm", n, u, False, tmp) for u in (1000, 1) for n in (25, 5)]
         got = [(label, figures(code, tmp, pool)) for label, code in codes]
