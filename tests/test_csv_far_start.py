@@ -47,3 +47,30 @@ def test_a_restart_of_a_run_started_beyond_the_calendar_stops_no_csv(spawn, prog
     text = err_path.read_text()
     assert "failed" not in text and "run far started again" in text, text
     assert sorted(p.name for p in csv_dir.glob("far*_matrix.csv")) == ["far.earlier_matrix.csv", "far_matrix.csv"]
+
+
+def test_a_run_whose_start_changes_at_every_write_leaves_a_bounded_number_of_files(spawn, progress_dir, tmp_path):
+    # a broken writer (or another user's file) giving another started_at at every
+    # write: the first MAX_RESTARTS new starts get files of their own, then the rows
+    # go on in the files it has, with one line saying so, and no data is lost
+    from ttop.sinks.csv import MAX_RESTARTS
+
+    csv_dir = tmp_path / "csv"
+    err_path = tmp_path / "err.txt"
+    with open(err_path, "wb") as err:
+        ttop = spawn(ttop_cmd(progress_dir, "--headless", "-i", "0.1", "--csv-dir", csv_dir),
+                     stdout=subprocess.DEVNULL, stderr=err, env=child_env())
+    start = 1.7e9
+    def total():
+        return sum(_rows(p) for p in csv_dir.glob("flip*_matrix.csv"))
+
+    for i in range(MAX_RESTARTS + 8):
+        before = total()
+        _write(progress_dir, "flip", start + i)
+        wait_until(lambda: total() >= before + 2, timeout=30)  # rows written after this start was read
+    ttop.send_signal(signal.SIGTERM)
+    assert ttop.wait(timeout=30) == 0
+    matrices = sorted(p.name for p in csv_dir.glob("flip*_matrix.csv"))
+    assert len(matrices) == MAX_RESTARTS + 1, matrices
+    text = err_path.read_text()
+    assert "run flip started again %d times within an hour: its rows go on in flip_matrix.csv" % MAX_RESTARTS in text, text

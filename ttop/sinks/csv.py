@@ -83,6 +83,10 @@ __all__ = [
 ]
 
 
+#: New starts of one run name a CSV sink gives files of their own in an hour
+#: (the rest go on in the files it has).
+MAX_RESTARTS = 10
+
 def _identity(run: Any) -> Tuple[Any, Any, Any]:
     """What tells two runs under one name apart: their start and process."""
     data = run.data
@@ -147,6 +151,8 @@ class CsvSink:
         self._lock = threading.Lock()
         self._files: Dict[str, RunFiles] = {}
         self._stems: Dict[str, str] = {}  # stem -> key
+        self._restarts: Dict[str, List[float]] = {}  # key -> when its files were set aside (the last hour)
+        self._restart_said: Dict[str, float] = {}
         self._last_write: Optional[float] = None
         self._last_seq: Optional[int] = None
         self._closed = False
@@ -258,7 +264,7 @@ class CsvSink:
             try:
                 rf = self._files_for(run.key)
                 ident = _identity(run)
-                if rf.samples and rf.identity is not None and not _same_run(ident, rf.identity):
+                if rf.samples and rf.identity is not None and not _same_run(ident, rf.identity) and self._may_split(run.key, now):
                     rf = self._set_aside(run.key, rf)  # a new run under the same name
                 rf.identity = ident
                 if run.status == RUNNING:
@@ -292,6 +298,24 @@ class CsvSink:
                     rf.write_overall()
             except (OSError, ValueError, csv.Error) as e:
                 self._error("cannot write CSV for run %s: %s" % (clean(run.key), e))
+
+    def _may_split(self, key: str, now: float) -> bool:
+        """Whether a new start of run ``key`` gets files of its own: at most
+        :data:`MAX_RESTARTS` times an hour. A file whose start changes at
+        every write (a broken writer, or another user's file in a shared
+        folder) would otherwise leave two new files every cycle; past that
+        its rows go on in the files it has, and one line says so."""
+        times = [t for t in self._restarts.get(key, ()) if now - t < 3600.0]
+        self._restarts[key] = times
+        if len(times) < MAX_RESTARTS:
+            times.append(now)
+            return True
+        said = self._restart_said.get(key)
+        if said is None or now - said >= 3600.0:
+            self._restart_said[key] = now
+            self._error("run %s started again %d times within an hour: its rows go on in %s" % (
+                clean(key), MAX_RESTARTS, os.path.basename(self._files[key].matrix_path)))
+        return False
 
     def _set_aside(self, key: str, rf: RunFiles) -> RunFiles:
         """A new run took ``key``'s name (another start, another process):
