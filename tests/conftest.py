@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -133,6 +134,16 @@ def wait_until(predicate, timeout=60.0, interval=0.05):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met within %.1fs" % timeout)
         time.sleep(interval)
+
+
+def load_json(path):
+    """The JSON document in the file ``path``, or None while it is missing
+    or not whole (a reader polling a file another process writes)."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return None
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ editor writes it, and read its progress file."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import textwrap
 import pytest
 
 from conftest import ROOT, wait_until
+from conftest import load_json as load
 from ttop.levers.control import write_edit
 
 #: A training script imports a framework (tens of seconds on a loaded CPU).
@@ -89,12 +89,6 @@ def start(spawn, tmp_path, driver, mode: str, *extra: str, **kw):
     return p, folder
 
 
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def output(tmp_path, mode: str) -> str:

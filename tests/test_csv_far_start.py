@@ -67,7 +67,7 @@ def test_a_run_whose_start_changes_at_every_write_leaves_a_bounded_number_of_fil
     for i in range(MAX_RESTARTS + 8):
         before = total()
         _write(progress_dir, "flip", start + i)
-        wait_until(lambda: total() >= before + 2, timeout=30)  # rows written after this start was read
+        wait_until(lambda n=before: total() >= n + 2, timeout=30)  # rows written after this start was read
     ttop.send_signal(signal.SIGTERM)
     assert ttop.wait(timeout=30) == 0
     matrices = sorted(p.name for p in csv_dir.glob("flip*_matrix.csv"))

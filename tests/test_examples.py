@@ -3,7 +3,6 @@ small numbers) to FINISHED with its worker processes seen, to FAILED with
 --fail-at-epoch, obeying an lr edit, and --runs/--detach returning at once."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import psutil
 import pytest
 
 from conftest import EXAMPLES, ROOT, wait_until
+from conftest import load_json as load
 from ttop import progress as P
 
 SMALL = ["--epochs", "2", "--batches", "8", "--val-batches", "3", "--batch-time", "0.05", "--interval", "0.1"]
@@ -23,12 +23,6 @@ def env():
     return dict(os.environ, PYTHONPATH=str(ROOT))
 
 
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 @pytest.mark.slow

@@ -3,23 +3,15 @@
 included, is its error to report, never the end of that thread."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import pytest
 
+from conftest import load_json as load
 from conftest import wait_until
 from ttop import progress as P
 from ttop.monitor import TrainingMonitor
-
-
-def load(path):
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
-    except (OSError, ValueError):
-        return None
 
 
 def stop_on_zero(name, old, new):

@@ -5,20 +5,11 @@ before its next tick (a loop shorter than the write interval) dropped them,
 and the run showed no training at all."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from conftest import load_json as load
 from conftest import wait_until
 from ttop import TrainingMonitor
-
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 @pytest.mark.parametrize("then", ["start_phase", "end_phase"])

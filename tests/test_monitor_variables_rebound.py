@@ -5,19 +5,10 @@ edits went into the old dict, where the script no longer looked, and
 track_variables added to the old one too."""
 from __future__ import annotations
 
-import json
-
+from conftest import load_json as load
 from conftest import wait_until
 from ttop import TrainingMonitor
 from ttop.levers.control import write_edit
-
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def test_a_dict_given_as_the_variables_is_the_one_shown_and_edited(tmp_path):
