@@ -20,22 +20,31 @@ import pytest
 
 from conftest import ROOT
 
-CHILD = textwrap.dedent(
-    """
-    import os, signal, sys, threading, time
-    sys.path.insert(0, %r)
-    from ttop import TrainingMonitor
 
-    class Clock:
-        arm = False
-        def monotonic(self):
-            return time.monotonic()
-        def time(self):
-            if Clock.arm and threading.current_thread() is threading.main_thread():
-                Clock.arm = False
-                os.kill(os.getpid(), signal.SIGTERM)
-            return time.time()
+def _child(sig, body):
+    """A script whose monitor's clock sends ``sig`` to the process at its
+    first ``time()`` in the main thread once ``Clock.arm`` is set."""
+    return textwrap.dedent(
+        """
+        import os, signal, sys, threading, time
+        sys.path.insert(0, %r)
+        from ttop import TrainingMonitor
 
+        class Clock:
+            arm = False
+            def monotonic(self):
+                return time.monotonic()
+            def time(self):
+                if Clock.arm and threading.current_thread() is threading.main_thread():
+                    Clock.arm = False
+                    os.kill(os.getpid(), signal.%s)
+                return time.time()
+        """
+        % (str(ROOT), sig)
+    ) + textwrap.dedent(body)
+
+
+CHILD = _child("SIGTERM", """
     mode, folder = sys.argv[1], sys.argv[2]
     m = TrainingMonitor(folder=folder, run_name=mode, interval=0.05, gpu=False, clock=Clock())
     m.start_monitoring()
@@ -50,27 +59,10 @@ CHILD = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGTERM)  # and a second one while the first writes CANCELED
     time.sleep(30)
     print("survived", flush=True)
-    """
-    % str(ROOT)
-)
+    """)
 
 
-CTRL_C = textwrap.dedent(
-    """
-    import os, signal, sys, threading, time
-    sys.path.insert(0, %r)
-    from ttop import TrainingMonitor
-
-    class Clock:
-        arm = False
-        def monotonic(self):
-            return time.monotonic()
-        def time(self):
-            if Clock.arm and threading.current_thread() is threading.main_thread():
-                Clock.arm = False
-                os.kill(os.getpid(), signal.SIGINT)
-            return time.time()
-
+CTRL_C = _child("SIGINT", """
     folder = sys.argv[1]
     with TrainingMonitor(folder=folder, run_name="ctrl-c", interval=0.05, gpu=False, clock=Clock()) as m:
         for i in m.track(range(5)):
@@ -79,9 +71,7 @@ CTRL_C = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl+C, and a second one while the first writes CANCELED
         time.sleep(30)
     print("survived", flush=True)
-    """
-    % str(ROOT)
-)
+    """)
 
 
 def test_a_second_ctrl_c_while_the_final_status_is_written_does_not_lose_it(tmp_path, spawn, progress_dir):
