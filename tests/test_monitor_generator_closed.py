@@ -112,4 +112,7 @@ def test_ctrl_c_under_asyncio_run_is_canceled_not_failed(tmp_path):
     r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert "KeyboardInterrupt" in r.stderr and r.returncode != 0, r.stderr
     d = load(tmp_path)
-    assert d["status"] == "CANCELED" and d["error"].startswith("CancelledError"), d["error"]
+    # asyncio.run cancels the main task on Ctrl+C from Python 3.11 on; before, the
+    # KeyboardInterrupt itself comes through the with block
+    cause = "CancelledError" if sys.version_info >= (3, 11) else "KeyboardInterrupt"
+    assert d["status"] == "CANCELED" and d["error"].startswith(cause), d["error"]
