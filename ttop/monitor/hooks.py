@@ -32,8 +32,8 @@ CANCELLED_TASK = "CancelledError: the asyncio task running this run was cancelle
 def stop_reason(et: Any) -> Optional[str]:
     """The CANCELED reason of an exception type that stops a run without
     an error: GeneratorExit (a generator closed by its consumer) and
-    asyncio's CancelledError (asyncio.run turns Ctrl+C into one in the main
-    task); None for any other."""
+    asyncio's CancelledError (from Python 3.11 asyncio.run turns Ctrl+C
+    into one in the main task); None for any other."""
     if issubclass(et, GeneratorExit):
         return CLOSED_GENERATOR
     aio = sys.modules.get("asyncio")  # (not imported here: no asyncio, no CancelledError of it)
