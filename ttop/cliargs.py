@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the shell command CMD per alert event, details in TTOP_* environment variables")
     p.add_argument("--alert-timeout", type=_positive("alert-timeout"), default=10.0, metavar="SECONDS",
                    help="kill an alert command running longer than this (default: %(default)s)")
-    p.add_argument("--bell", action="store_true", help="ring the terminal bell on each alert (monitor)")
+    p.add_argument("--bell", action="store_true", help="ring the terminal bell on each alert (monitor; at most 10 times a minute for the runs of each user)")
     p.add_argument("--price-hour", type=_nonneg("price-hour"), metavar="PRICE",
                    help="price of a machine per hour: each run's cost is its run time at this price (see docs/health.md)")
     p.add_argument("--price-gpu-hour", type=_nonneg("price-gpu-hour"), metavar="PRICE",
