@@ -40,6 +40,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from ..jsonvalues import _valid_unicode, ascii_json
 from ..progress import json_safe
+from ..ratelimit import PerKeyLimit
 from ..view.footer import end_error
 from ..view.text import clean
 
@@ -365,8 +366,8 @@ class AlertCommand:
         self.dropped = 0
         self.killed = 0
         self.failed = 0
-        #: when commands were queued in the last minute, per run owner (uid)
-        self._sent: Dict[Optional[int], List[float]] = {}
+        #: commands queued in the last minute, per run owner (uid)
+        self._sent = PerKeyLimit(self.per_minute, 60.0)
         self._reported: Dict[str, bool] = {}
         self._drop_reported_at: Dict[Optional[int], float] = {}
         self._q: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue(QUEUE_SIZE)
@@ -392,21 +393,14 @@ class AlertCommand:
         theirs (a run flipping between two verdicts is an event each time)
         cannot use up the commands owed to the events of yours."""
         now = self.clock()
-        for o in list(self._sent):
-            kept = [t for t in self._sent[o] if now - t < 60.0]
-            if kept:
-                self._sent[o] = kept
-            else:
-                del self._sent[o]
-        sent = self._sent.setdefault(owner, [])
-        if len(sent) >= self.per_minute:
+        if self._sent.full(owner, now):
             whose = "" if owner is None else " for runs of %s" % _user(owner)
             return self._drop(now, "more than %d a minute%s" % (self.per_minute, whose), owner)
         try:
             self._q.put_nowait(ev)
         except queue.Full:
             return self._drop(now, "%d waiting" % QUEUE_SIZE)
-        sent.append(now)
+        self._sent.add(owner, now)
         return True
 
     def _drop(self, now: float, why: str, owner: Optional[int] = None) -> bool:

@@ -52,6 +52,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..collect.snapshot import Snapshot
 from ..progress import RUNNING, sanitize_run_name
+from ..ratelimit import PerKeyLimit
 from ..view.text import clean
 from .csvfiles import (
     MATRIX_COLUMNS,
@@ -86,6 +87,7 @@ __all__ = [
 #: New starts of one run name a CSV sink gives files of their own in an hour
 #: (the rest go on in the files it has).
 MAX_RESTARTS = 10
+
 
 def _identity(run: Any) -> Tuple[Any, Any, Any]:
     """What tells two runs under one name apart: their start and process."""
@@ -151,7 +153,7 @@ class CsvSink:
         self._lock = threading.Lock()
         self._files: Dict[str, RunFiles] = {}
         self._stems: Dict[str, str] = {}  # stem -> key
-        self._restarts: Dict[str, List[float]] = {}  # key -> when its files were set aside (the last hour)
+        self._restarts = PerKeyLimit(MAX_RESTARTS, 3600.0)  # a run's files set aside, per run key
         self._restart_said: Dict[str, float] = {}
         self._last_write: Optional[float] = None
         self._last_seq: Optional[int] = None
@@ -305,10 +307,7 @@ class CsvSink:
         every write (a broken writer, or another user's file in a shared
         folder) would otherwise leave two new files every cycle; past that
         its rows go on in the files it has, and one line says so."""
-        times = [t for t in self._restarts.get(key, ()) if now - t < 3600.0]
-        self._restarts[key] = times
-        if len(times) < MAX_RESTARTS:
-            times.append(now)
+        if self._restarts.take(key, now):
             return True
         said = self._restart_said.get(key)
         if said is None or now - said >= 3600.0:

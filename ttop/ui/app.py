@@ -47,7 +47,7 @@ else:
     # not need (the handlers given and returned stay ints)
     import _signal as signal
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Tuple
+    from typing import Any, List, Optional, Tuple
 
 MESSAGE_SECONDS = 6.0
 #: Longest a new snapshot waits while keys keep coming.
@@ -84,7 +84,7 @@ class App(AppContext):
         self.alert_count = 0
         self.bell = False
         self._bell_pending = False
-        self._bells: Dict[Any, List[float]] = {}  # owner uid -> when it rang, the last minute
+        self._bells: Any = None  # a PerKeyLimit per run owner (uid), made by the first alert
         self._message: Optional[Tuple[str, bool, float]] = None
         self._prev: List[Optional[Line]] = []
         self._dirty = True
@@ -143,12 +143,11 @@ class App(AppContext):
         event each cycle) must not ring on and on, nor use up yours."""
         runs = getattr(getattr(self.collector, "latest", None), "runs", ())
         owner = next((getattr(r, "owner_uid", None) for r in runs if r.key == key), None)
-        now = time.monotonic()
-        rung = [t for t in self._bells.get(owner, ()) if now - t < 60.0]
-        if len(rung) >= BELL_PER_MINUTE:
-            return False
-        self._bells[owner] = rung + [now]
-        return True
+        if self._bells is None:
+            from ..ratelimit import PerKeyLimit
+
+            self._bells = PerKeyLimit(BELL_PER_MINUTE, 60.0)
+        return self._bells.take(owner, time.monotonic())
 
     def refresh_now(self) -> None:
         try:
