@@ -174,28 +174,13 @@ def write_final(m: "TrainingMonitor", status: str, error: Optional[str]) -> bool
             if m._closed:
                 return False
             m._closed = closed = True
-            m._status, m._error = status, error
-            now = m._mono()
-            m._ended_wall = m._wall()
-            m._ended_mono = now
-            data = _closed_state(m, now)
-        m._wake.set()
-        m._mlog.flush(m._ended_wall)
-        data["history_file"] = m._mlog.file_name
-        m._write(data, final=True)
+        _write_closed(m, status, error, first=True)
         written = True
         return True
     except BaseException:
         if closed and not written:  # interrupted before the write: write it all the same
             try:
-                with m._lock:
-                    m._status, m._error = status, error
-                    now = m._ended_mono if m._ended_mono is not None else m._mono()
-                    if m._ended_wall is None:
-                        m._ended_wall, m._ended_mono = m._wall(), now
-                    data = _closed_state(m, now)
-                data["history_file"] = m._mlog.file_name
-                m._write(data, final=True)
+                _write_closed(m, status, error, first=False)
             except BaseException:
                 pass
         raise
@@ -206,14 +191,26 @@ def write_final(m: "TrainingMonitor", status: str, error: Optional[str]) -> bool
         h.deliver_deferred()
 
 
-def _closed_state(m: "TrainingMonitor", now: float) -> Any:
-    """The ended run's phase and epoch closed, and its file's content (the
-    run's lock held; may run twice: every step is done once)."""
-    m._end_phase_locked(now)  # (batches counted with no phase: a train phase, ended)
-    m._state.end_epoch(now)
-    data = m._build(now, m._ended_wall or 0.0, tick=False)
-    m._mq = DROPPED  # no writer will take updates given from now on
-    return data
+def _write_closed(m: "TrainingMonitor", status: str, error: Optional[str], first: bool) -> None:
+    """Write the closed run's final file: its end time taken once, its phase
+    and epoch closed, updates given from now on dropped (every step is done
+    once: this runs again when the first time was interrupted, then without
+    flushing the history file)."""
+    with m._lock:
+        m._status, m._error = status, error
+        if m._ended_wall is None or m._ended_mono is None:
+            mono = m._mono()
+            m._ended_wall, m._ended_mono = m._wall(), mono
+        now = m._ended_mono
+        m._end_phase_locked(now)  # (batches counted with no phase: a train phase, ended)
+        m._state.end_epoch(now)
+        data = m._build(now, m._ended_wall, tick=False)
+        m._mq = DROPPED  # no writer will take updates given from now on
+    if first:
+        m._wake.set()
+        m._mlog.flush(m._ended_wall)
+    data["history_file"] = m._mlog.file_name
+    m._write(data, final=True)
 
 
 def start_failed(m: "TrainingMonitor", exc: BaseException, written: bool) -> None:
