@@ -237,6 +237,14 @@ def test_folder_names_reach_stderr_without_escape_sequences(tmp_path):
     assert not [ch for ch in err if ch < " " and ch != "\n"], repr(err)
 
 
+def _readable_folder(home, run):
+    """``home/progress`` readable by everyone, with a progress file of ``run``."""
+    (home / "progress").mkdir(parents=True)
+    os.chmod(str(home), 0o755)
+    os.chmod(str(home / "progress"), 0o755)
+    _write(home / "progress", run)
+
+
 def test_a_glob_match_that_is_a_strangers_link_to_a_folder_they_cannot_read_is_not_watched(
         three_users, shared_dir, tmp_path):
     """Whoever can write /scratch names what '/scratch/*/progress' matches:
@@ -245,10 +253,7 @@ def test_a_glob_match_that_is_a_strangers_link_to_a_folder_they_cannot_read_is_n
     a folder she can read is watched as any."""
     eve = three_users[0]
     scratch = Path(shared_dir)
-    (scratch / "alice" / "progress").mkdir(parents=True)
-    os.chmod(str(scratch / "alice"), 0o755)
-    os.chmod(str(scratch / "alice" / "progress"), 0o755)
-    _write(scratch / "alice" / "progress", "open")
+    _readable_folder(scratch / "alice", "open")
     private = tmp_path / "private"  # below pytest's root-only folder
     (private / "progress").mkdir(parents=True)
     _write(private / "progress", "secret")
@@ -269,10 +274,7 @@ def test_a_folder_a_glob_matches_also_through_a_strangers_link_is_watched_under_
     (the watch follows the path it was given). The real path is kept."""
     eve = three_users[0]
     scratch = Path(shared_dir)
-    (scratch / "alice" / "progress").mkdir(parents=True)
-    os.chmod(str(scratch / "alice"), 0o755)
-    os.chmod(str(scratch / "alice" / "progress"), 0o755)
-    _write(scratch / "alice" / "progress", "mine")
+    _readable_folder(scratch / "alice", "mine")
     eve.sh('mkdir "$1/aaa" && ln -s "$1/alice/progress" "$1/aaa/progress"', str(scratch))
     notes = []
     found, problems = expand_folders([str(scratch / "*" / "progress")], notes)
